@@ -1,0 +1,498 @@
+/**
+ * @file enrich.h
+ * @brief libenrich: join streaming events with reference data held in a
+ *        memory-mapped LMDB store.
+ *
+ * libenrich does in-process what the classic AWS recipe does with a Lambda
+ * calling DynamoDB GetItem per event: it looks each event's key up in a
+ * local LMDB snapshot of the reference table, attaches the reference
+ * fields, stamps a status, and encodes the result (NDJSON, JSON array,
+ * gzip, year=/month=/day= partitions).
+ *
+ * Three verbs:
+ *  1. open a reference store (enrich_store_open, enrich_store_load);
+ *  2. enrich a batch (enrich_pipeline_compile, enrich_ctx_create,
+ *     enrich_batch_run);
+ *  3. encode the output (enrich_encode_ndjson, enrich_encode_json_array,
+ *     enrich_gzip, enrich_batch_partition).
+ *
+ * Object lifecycle (SQLite style):
+ *  1. enrich_store_open()          one per process, shared by all threads.
+ *  2. enrich_pipeline_compile()    once per rule set; immutable, shareable.
+ *  3. enrich_ctx_create()          one per thread; reused for every batch.
+ *  4. enrich_batch_run()           per batch; results stay readable until
+ *                                  the next run on the same ctx.
+ *  5. enrich_encode_*()            into caller buffers sized with
+ *                                  enrich_encode_bound().
+ *  6. enrich_ctx_free(), enrich_pipeline_free(), enrich_store_close(),
+ *     in that order. Every destructor accepts NULL.
+ *
+ * Error model: every fallible function returns an #enrich_status, 0
+ * (#ENRICH_OK) or a negative ENRICH_E_* code from one pinned band.
+ * enrich_strerror() names each code; the text starts with the code's name.
+ * Per-call detail is in enrich_ctx_errmsg() or enrich_store_errmsg(),
+ * never in a global. An event that cannot be enriched never fails its
+ * batch: it gets the error status and a per-record code instead.
+ *
+ * Caveats
+ * -------
+ *  - Threads: one store and one pipeline may be shared by any number of
+ *    threads; each thread needs its own ctx. A ctx may move between threads
+ *    (read transactions use MDB_NOTLS) but must not be used by two threads
+ *    at once. Writes (load, put, delete, copy) are serialized by LMDB; run
+ *    them from one thread.
+ *  - Processes: do not use a store handle in a child after fork(); open a
+ *    new one in the child.
+ *  - Reader slots: each ctx holds one LMDB reader slot while a batch runs
+ *    (126 per store by default); #ENRICH_E_READERS_FULL means they are all
+ *    taken. Slots left by killed processes are cleared at open.
+ *  - Long batches pin the snapshot they started on: a loader cannot reuse
+ *    those pages until the batch ends, so the file may grow meanwhile.
+ *  - Map size: the map grows by itself when a load fills it; readers in
+ *    other processes pick the new size up at their next batch.
+ *  - JSON policy: input must be UTF-8; `\u0000` and raw control characters
+ *    inside strings are rejected; nesting deeper than #ENRICH_OPT_MAX_DEPTH
+ *    is rejected; numbers are never converted (a 30-digit integer passes
+ *    through verbatim); duplicate member names are kept as they are, and the
+ *    key lookup uses the first one, as cJSON does.
+ */
+#ifndef ENRICH_ENRICH_H
+#define ENRICH_ENRICH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "enrich/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef ENRICH_API
+#if defined(__GNUC__) && !defined(SWIG)
+#define ENRICH_API __attribute__((visibility("default")))
+#else
+#define ENRICH_API
+#endif
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Version                                                             */
+/* ------------------------------------------------------------------ */
+
+/** @brief Runtime version, ENRICH_VERSION_NUMBER of the loaded library.
+ *  @since 0.1 */
+ENRICH_API unsigned enrich_version_number(void);
+
+/** @brief Runtime version string, e.g. "0.1.0". Static, never NULL.
+ *  @since 0.1 */
+ENRICH_API const char *enrich_version_string(void);
+
+/* ------------------------------------------------------------------ */
+/* Types                                                               */
+/* ------------------------------------------------------------------ */
+
+/** A status code: 0 or one of the negative ENRICH_E_* values. */
+typedef int enrich_status;
+
+/** A borrowed byte span (cf. MDB_val). The memory belongs to the object
+ *  that returned it; the returning function says how long it lives. */
+typedef struct enrich_buf {
+    const uint8_t *ptr;
+    size_t len;
+} enrich_buf;
+
+/** An LMDB-backed reference store: one file or one directory. */
+typedef struct enrich_store enrich_store;
+/** A compiled rule set. Immutable after compile; share it freely. */
+typedef struct enrich_pipeline enrich_pipeline;
+/** Per-thread enrichment state: read transaction, buffers, results. */
+typedef struct enrich_ctx enrich_ctx;
+
+/* ------------------------------------------------------------------ */
+/* Status codes (pinned: values never change once released)           */
+/* ------------------------------------------------------------------ */
+
+#define ENRICH_OK               0   /**< Success. */
+#define ENRICH_E_INVALID      (-1)  /**< Bad argument (NULL, unknown flag, out of bounds). */
+#define ENRICH_E_NOMEM        (-2)  /**< Out of memory. */
+#define ENRICH_E_IO           (-3)  /**< Operating-system I/O error; errno is in the errmsg. */
+#define ENRICH_E_NOTFOUND     (-4)  /**< No item with that key (get, delete). */
+#define ENRICH_E_READONLY     (-5)  /**< Write attempted on a store opened read-only. */
+#define ENRICH_E_NOT_STORE    (-6)  /**< Path is not an LMDB file, or not a libenrich store. */
+#define ENRICH_E_STORE        (-7)  /**< Other LMDB failure; LMDB's message is in the errmsg. */
+#define ENRICH_E_READERS_FULL (-8)  /**< All LMDB reader slots are taken. */
+#define ENRICH_E_NO_TABLE     (-9)  /**< The named table does not exist in the store. */
+#define ENRICH_E_RULES        (-10) /**< The rule set is invalid; the errmsg says where. */
+#define ENRICH_E_JSON         (-11) /**< Input is not valid JSON. */
+#define ENRICH_E_NOT_OBJECT   (-12) /**< Event (or item) is valid JSON but not an object. */
+#define ENRICH_E_KEY_TYPE     (-13) /**< Key attribute is not a string or a number. */
+#define ENRICH_E_KEY_TOO_LONG (-14) /**< Key is empty or longer than LMDB allows (511 bytes). */
+#define ENRICH_E_CONFLICT     (-15) /**< Event already holds a field enrichment sets (policy "fail"). */
+#define ENRICH_E_DEPTH        (-16) /**< Nesting deeper than #ENRICH_OPT_MAX_DEPTH. */
+#define ENRICH_E_UTF8         (-17) /**< Input is not valid UTF-8. */
+#define ENRICH_E_NUL          (-18) /**< A string holds `\u0000`. */
+#define ENRICH_E_TOO_LARGE    (-19) /**< Record longer than #ENRICH_OPT_MAX_RECORD_BYTES. */
+#define ENRICH_E_DST_SIZE     (-20) /**< Destination buffer too small; nothing was written. */
+#define ENRICH_E_ITEM         (-21) /**< A reference item is invalid; the errmsg names its line. */
+#define ENRICH_E_ZLIB         (-22) /**< zlib failed. */
+#define ENRICH_E_LAST         (-22) /**< Lowest assigned code. */
+
+/**
+ * @brief Name and describe a status code.
+ * @param[in] code any integer.
+ * @return a static string that starts with the code's symbolic name, e.g.
+ *         "ENRICH_E_KEY_TYPE: key is not a string or a number". Unknown
+ *         codes give "ENRICH_E_UNKNOWN: unknown status code". Never NULL.
+ * @since 0.1
+ */
+ENRICH_API const char *enrich_strerror(int code);
+
+/**
+ * @brief The symbolic name alone, e.g. "ENRICH_E_KEY_TYPE". Static, never NULL.
+ * @since 0.1
+ */
+ENRICH_API const char *enrich_status_name(int code);
+
+/* ------------------------------------------------------------------ */
+/* Store                                                               */
+/* ------------------------------------------------------------------ */
+
+/** @name enrich_store_open() flags */
+/**@{*/
+/** Open read-only (enrichers). Falls back to no lock file when the
+ *  store's filesystem cannot hold one (read-only media, Lambda layer). */
+#define ENRICH_STORE_RDONLY  0x1u
+/** Create the store if it does not exist (read-write only). */
+#define ENRICH_STORE_CREATE  0x2u
+/** Never use a lock file, even when one could be created. Only safe when
+ *  no process writes to the store while it is open. */
+#define ENRICH_STORE_NOLOCK  0x4u
+/**@}*/
+
+/**
+ * @brief Open a reference store.
+ *
+ * If @p path is an existing directory, the store is `data.mdb` and
+ * `lock.mdb` inside it; otherwise it is the single file @p path (with the
+ * lock file `<path>-lock`). Stale reader slots left by dead processes are
+ * cleared.
+ *
+ * @param[in]  path  file or directory.
+ * @param[in]  flags ENRICH_STORE_* bits.
+ * @param[out] out   the new store; NULL on failure (nothing to close).
+ * @retval ENRICH_OK
+ * @retval ENRICH_E_INVALID   NULL argument or unknown flag, or RDONLY|CREATE.
+ * @retval ENRICH_E_IO        path missing (without CREATE) or not accessible.
+ * @retval ENRICH_E_NOT_STORE the file is not an LMDB environment, or holds
+ *                            a store format this version does not read.
+ * @retval ENRICH_E_NOMEM
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_store_open(const char *path, unsigned flags,
+                                           enrich_store **out);
+
+/** @brief Close a store. NULL is a no-op. All pipelines and ctxs made from
+ *  it must be freed first. @since 0.1 */
+ENRICH_API void enrich_store_close(enrich_store *store);
+
+/**
+ * @brief Detail of the last failure of a store-level call (open excepted:
+ *        it has no handle on failure), such as the line of a bad item.
+ * @return Borrowed: valid until the next call on @p store. Never NULL.
+ * @since 0.1
+ */
+ENRICH_API const char *enrich_store_errmsg(const enrich_store *store);
+
+/**
+ * @brief Create a table (or check an existing one) with its key.
+ * @param[in] key the key attribute, or several comma-separated attributes
+ *            for a composite key ("region,sku"). The key bytes of a
+ *            composite key are the parts joined by one NUL byte.
+ * @retval ENRICH_E_INVALID  bad name (empty, starts with "__", > 255 bytes)
+ *                           or the table exists with a different key.
+ * @retval ENRICH_E_READONLY
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_store_define_table(enrich_store *store,
+                                                   const char *table,
+                                                   const char *key);
+
+/** Input formats of enrich_store_load(). */
+typedef enum enrich_load_format {
+    ENRICH_LOAD_NDJSON = 1,        /**< one JSON object per line */
+    ENRICH_LOAD_JSON_ARRAY = 2,    /**< one JSON array of objects */
+    ENRICH_LOAD_DYNAMODB = 3,      /**< DynamoDB JSON items, one per line or in an array,
+                                        bare or wrapped as {"Item":{...}} (export to S3) */
+    ENRICH_LOAD_DYNAMODB_STREAM = 4, /**< a DynamoDB Streams event: INSERT/MODIFY put
+                                        NewImage, REMOVE deletes Keys */
+    ENRICH_LOAD_CSV = 5            /**< CSV (RFC 4180) with a header row */
+} enrich_load_format;
+
+/** @name enrich_store_load() flags */
+/**@{*/
+/** Replace the table's whole contents instead of merging (upsert). */
+#define ENRICH_LOAD_REPLACE 0x1u
+/**@}*/
+
+/**
+ * @brief Load items into a table in one transaction.
+ *
+ * Readers see all of the old contents or all of the new; a loader killed
+ * half-way leaves exactly the previous contents. The map grows as needed.
+ * Type mapping of DynamoDB JSON: S string, N number emitted verbatim (full
+ * precision), B base64 string, BOOL, NULL, M object, L array, SS/NS/BS
+ * arrays (set order as given).
+ *
+ * @param[in] table     table name; created if missing (then @p key is required).
+ * @param[in] key       key attribute(s) as in enrich_store_define_table(), or
+ *                      NULL to use the existing table's key.
+ * @param[in] format    an #enrich_load_format.
+ * @param[in] csv_types NULL, or for CSV only "col:type,..." with type one of
+ *                      string, number, boolean, json. Untyped columns are
+ *                      strings; an empty typed cell is null.
+ * @param[in] flags     ENRICH_LOAD_* bits.
+ * @param[in] src,src_len the whole input.
+ * @param[out] loaded   items written (and deleted, for streams); may be NULL.
+ * @retval ENRICH_E_ITEM      an item is malformed, lacks the key, or its key
+ *                            is not a string/number; errmsg names the line.
+ *                            Nothing was written.
+ * @retval ENRICH_E_JSON, ENRICH_E_UTF8, ENRICH_E_DEPTH, ENRICH_E_NUL the input
+ *                            is not acceptable JSON (errmsg: line).
+ * @retval ENRICH_E_KEY_TOO_LONG an item's key exceeds 511 bytes.
+ * @retval ENRICH_E_READONLY, ENRICH_E_INVALID, ENRICH_E_NOMEM, ENRICH_E_IO
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_store_load(enrich_store *store, const char *table,
+                                           const char *key, enrich_load_format format,
+                                           const char *csv_types, unsigned flags,
+                                           const void *src, size_t src_len,
+                                           size_t *loaded);
+
+/** Progress callback: items done, input bytes consumed, total bytes. */
+typedef void (*enrich_progress_fn)(void *user, size_t items, size_t bytes_done,
+                                   size_t bytes_total);
+
+/** @brief Have enrich_store_load() call @p fn now and then (about every
+ *  65536 items). NULL disables. @since 0.1 */
+ENRICH_API void enrich_store_set_progress(enrich_store *store,
+                                          enrich_progress_fn fn, void *user);
+
+/**
+ * @brief Put one item (a JSON object holding the table's key attributes).
+ * @retval ENRICH_E_NO_TABLE, ENRICH_E_ITEM, ENRICH_E_KEY_TOO_LONG, ENRICH_E_READONLY
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_store_put(enrich_store *store, const char *table,
+                                          const void *src, size_t src_len);
+
+/**
+ * @brief Get one item as a compact JSON object into @p dst.
+ * @param[in] key,key_len key bytes (string value, or number text; composite
+ *                        parts joined by NUL).
+ * @param[out] written bytes written, or on ENRICH_E_DST_SIZE the size needed.
+ * @retval ENRICH_E_NOTFOUND, ENRICH_E_NO_TABLE, ENRICH_E_DST_SIZE, ENRICH_E_KEY_TOO_LONG
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_store_get(enrich_store *store, const char *table,
+                                          const void *key, size_t key_len,
+                                          void *dst, size_t dst_cap, size_t *written);
+
+/** @brief Delete one item. @retval ENRICH_E_NOTFOUND, ENRICH_E_NO_TABLE,
+ *  ENRICH_E_READONLY @since 0.1 */
+ENRICH_API enrich_status enrich_store_delete(enrich_store *store, const char *table,
+                                             const void *key, size_t key_len);
+
+/**
+ * @brief Write a compact copy of the store into the single file @p dst_path
+ *        (free pages dropped). Written to a temporary name, synced, renamed.
+ * @retval ENRICH_E_IO dst_path exists or cannot be written.
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_store_copy(enrich_store *store, const char *dst_path);
+
+/**
+ * @brief Store statistics as one JSON object:
+ *  `{"path","file_bytes","map_bytes","map_used_bytes","page_size",
+ *    "readers":{"max","used"},"tables":{"<name>":{"key":[...],"items":N}}}`.
+ * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_store_stats(enrich_store *store, void *dst,
+                                            size_t dst_cap, size_t *written);
+
+/* ------------------------------------------------------------------ */
+/* Pipeline (compiled rule set)                                        */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief Compile a JSON rule set against a store.
+ *
+ * With @p src NULL the seed's rules apply: key `productId`, table
+ * `products`, all fields, overwrite, status field `enrichmentStatus` with
+ * `success` / `product_not_found` / `no_product_id` / `error`, error field
+ * `enrichmentError`, `enrichmentTimestamp` on success, partitions from
+ * `timestamp`. The format is in docs/rules.md.
+ *
+ * @param[in]  store a store that outlives the pipeline.
+ * @param[out] out   the pipeline; NULL on failure.
+ * @retval ENRICH_E_RULES    invalid rule set; detail in enrich_store_errmsg().
+ * @retval ENRICH_E_NO_TABLE a lookup names a table the store lacks.
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_pipeline_compile(enrich_store *store, const void *src,
+                                                 size_t src_len, enrich_pipeline **out);
+
+/** @brief Free a pipeline. NULL is a no-op. @since 0.1 */
+ENRICH_API void enrich_pipeline_free(enrich_pipeline *pipeline);
+
+/* ------------------------------------------------------------------ */
+/* Context and options                                                 */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief Create a per-thread context for @p pipeline.
+ * @retval ENRICH_E_NOMEM
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_ctx_create(const enrich_pipeline *pipeline,
+                                           enrich_ctx **out);
+
+/** @brief Free a context and its buffers. NULL is a no-op. @since 0.1 */
+ENRICH_API void enrich_ctx_free(enrich_ctx *ctx);
+
+/** @brief Drop the last batch's results and release the read snapshot
+ *  (lets loaders reuse pages) while keeping the buffers. @since 0.1 */
+ENRICH_API void enrich_ctx_reset(enrich_ctx *ctx);
+
+/** @brief Detail of the last failure on @p ctx. Borrowed: valid until the
+ *  next call on @p ctx. Never NULL. @since 0.1 */
+ENRICH_API const char *enrich_ctx_errmsg(const enrich_ctx *ctx);
+
+/** Tunables for enrich_ctx_set_option(); values leave gaps on purpose. */
+typedef enum enrich_option {
+    ENRICH_OPT_MAX_DEPTH = 10,        /**< JSON nesting limit, 1..1000, default 128 */
+    ENRICH_OPT_MAX_RECORD_BYTES = 20, /**< longest event, 2..2^31, default 1 MiB + 1 KiB */
+    ENRICH_OPT_CLOCK_MS = 30,         /**< fixed clock, epoch ms; -1 = real clock (default) */
+    ENRICH_OPT_FORCE_REBUILD = 40     /**< 1: rebuild every event instead of splicing (tests) */
+} enrich_option;
+
+/** @brief Set a tunable. @retval ENRICH_E_INVALID unknown option or value
+ *  out of bounds. @since 0.1 */
+ENRICH_API enrich_status enrich_ctx_set_option(enrich_ctx *ctx, enrich_option option,
+                                               int64_t value);
+
+/** @brief Bounds of a tunable. @retval ENRICH_E_INVALID unknown option. @since 0.1 */
+ENRICH_API enrich_status enrich_option_bounds(enrich_option option, int64_t *min,
+                                              int64_t *max);
+
+/* ------------------------------------------------------------------ */
+/* Enrich a batch                                                      */
+/* ------------------------------------------------------------------ */
+
+/** Input shapes of enrich_batch_run(). */
+typedef enum enrich_input {
+    ENRICH_INPUT_NDJSON = 1,     /**< one event per line; blank lines skipped, CRLF ok */
+    ENRICH_INPUT_JSON_ARRAY = 2  /**< one JSON array of events */
+} enrich_input;
+
+/** Outcome of one record. */
+typedef enum enrich_outcome {
+    ENRICH_OUTCOME_SUCCESS = 0,   /**< every lookup hit */
+    ENRICH_OUTCOME_NOT_FOUND = 1, /**< a key was present but had no item */
+    ENRICH_OUTCOME_NO_KEY = 2,    /**< a key attribute was missing (or null) */
+    ENRICH_OUTCOME_ERROR = 3      /**< the record could not be enriched; see enrich_batch_error() */
+} enrich_outcome;
+
+/**
+ * @brief Enrich one batch. Reads the clock once and uses one read snapshot.
+ *
+ * Produces one result per event, in input order. Bad events do not fail the
+ * batch; they get #ENRICH_OUTCOME_ERROR. A JSON object event keeps all its
+ * bytes and gains the enrichment members (spliced before its closing brace,
+ * or rebuilt without duplicates when it already holds one of them). An
+ * event that is not a JSON object becomes
+ * `{"<status>":"error","<error field>":"ENRICH_E_...: ...","rawData":"<base64 of the bytes>"}`.
+ *
+ * @param[in] src,src_len the batch; need not outlive the call.
+ * @retval ENRICH_OK        results are ready (even if some records failed).
+ * @retval ENRICH_E_JSON    JSON_ARRAY input is not one well-formed array; no results.
+ * @retval ENRICH_E_READERS_FULL, ENRICH_E_STORE, ENRICH_E_NOMEM  no results.
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input,
+                                          const void *src, size_t src_len);
+
+/** @brief Number of records of the last batch. @since 0.1 */
+ENRICH_API size_t enrich_batch_count(const enrich_ctx *ctx);
+
+/** @brief Number of records of the last batch with outcome @p outcome. @since 0.1 */
+ENRICH_API size_t enrich_batch_count_outcome(const enrich_ctx *ctx, enrich_outcome outcome);
+
+/** @brief Outcome of record @p i (ERROR when @p i is out of range). @since 0.1 */
+ENRICH_API enrich_outcome enrich_batch_outcome(const enrich_ctx *ctx, size_t i);
+
+/** @brief Per-record code: ENRICH_OK, or why record @p i failed
+ *  (ENRICH_E_JSON, _NOT_OBJECT, _KEY_TYPE, _KEY_TOO_LONG, _CONFLICT, _DEPTH,
+ *  _UTF8, _NUL, _TOO_LARGE, _STORE). ENRICH_E_INVALID if out of range. @since 0.1 */
+ENRICH_API enrich_status enrich_batch_error(const enrich_ctx *ctx, size_t i);
+
+/** @brief Enriched JSON of record @p i, without newline. Borrowed: valid
+ *  until the next enrich_batch_run/enrich_ctx_reset on @p ctx or
+ *  enrich_ctx_free. Empty span if out of range. @since 0.1 */
+ENRICH_API enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i);
+
+/**
+ * @brief Partition path of record @p i: `year=YYYY/month=MM/day=DD`, from
+ *        the event's timestamp field (ISO-8601 string, or epoch seconds /
+ *        milliseconds as a number), else from the batch's processing time.
+ *        Only digits from a parsed date reach the path, never event bytes.
+ * @param[out] written bytes written (no NUL is added; 24 bytes suffice).
+ * @retval ENRICH_E_DST_SIZE, ENRICH_E_INVALID (i out of range)
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i,
+                                                char *dst, size_t dst_cap, size_t *written);
+
+/* ------------------------------------------------------------------ */
+/* Encode output                                                       */
+/* ------------------------------------------------------------------ */
+
+/** Output encodings. */
+typedef enum enrich_encoding {
+    ENRICH_ENCODE_NDJSON = 1,     /**< records each followed by '\n' */
+    ENRICH_ENCODE_JSON_ARRAY = 2  /**< `[r0,r1,...]`, as a Pipes enrichment returns */
+} enrich_encoding;
+
+/** @brief Bytes enough for encoding the last batch as @p encoding
+ *  (0 for an unknown encoding). @since 0.1 */
+ENRICH_API size_t enrich_encode_bound(const enrich_ctx *ctx, enrich_encoding encoding);
+
+/** @brief The last batch as NDJSON into @p dst.
+ *  @retval ENRICH_E_DST_SIZE (then *written is the size needed) @since 0.1 */
+ENRICH_API enrich_status enrich_encode_ndjson(const enrich_ctx *ctx, void *dst,
+                                              size_t dst_cap, size_t *written);
+
+/** @brief The last batch as a JSON array into @p dst.
+ *  @retval ENRICH_E_DST_SIZE (then *written is the size needed) @since 0.1 */
+ENRICH_API enrich_status enrich_encode_json_array(const enrich_ctx *ctx, void *dst,
+                                                  size_t dst_cap, size_t *written);
+
+/** @brief Upper bound of enrich_gzip() output for @p src_len input bytes. @since 0.1 */
+ENRICH_API size_t enrich_gzip_bound(size_t src_len);
+
+/**
+ * @brief Compress @p src into one gzip member (RFC 1952). Members can be
+ *        concatenated into one valid .gz file.
+ * @param[in] level 0..9, or -1 for zlib's default (6).
+ * @retval ENRICH_E_DST_SIZE, ENRICH_E_INVALID, ENRICH_E_ZLIB, ENRICH_E_NOMEM
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_gzip(int level, void *dst, size_t dst_cap,
+                                     const void *src, size_t src_len, size_t *written);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ENRICH_ENRICH_H */

@@ -1,0 +1,226 @@
+/* Internal declarations shared by the files of lib/. Never installed. */
+#ifndef ENRICH_INTERNAL_H
+#define ENRICH_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "enrich/enrich.h"
+
+#define ENRICH_INTERNAL __attribute__((visibility("hidden")))
+
+/* ---------------------------------------------------------------- */
+/* Growable byte buffer (buf.c)                                      */
+/* ---------------------------------------------------------------- */
+
+/* Owned bytes. Failure to grow is sticky (oom) so hot loops can append
+ * without checking every call and test once at the end. */
+typedef struct ebuf {
+    char *p;
+    size_t len;
+    size_t cap;
+    bool oom;
+} ebuf;
+
+ENRICH_INTERNAL void ebuf_free(ebuf *b);
+ENRICH_INTERNAL bool ebuf_reserve(ebuf *b, size_t extra); /* room for len+extra */
+ENRICH_INTERNAL void ebuf_put(ebuf *b, const void *src, size_t n);
+ENRICH_INTERNAL void ebuf_putc(ebuf *b, char c);
+ENRICH_INTERNAL void ebuf_puts(ebuf *b, const char *s);
+ENRICH_INTERNAL void ebuf_printf(ebuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Append a JSON string literal (quotes included) for UTF-8 bytes s[0..n). */
+ENRICH_INTERNAL void ebuf_json_string(ebuf *b, const char *s, size_t n);
+
+/* Fixed-size message buffer used for errmsg of handles. */
+#define ENRICH_ERRMSG_CAP 512
+ENRICH_INTERNAL void errmsg_set(char *dst, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------- */
+/* JSON scanner (jscan.c): validate without building a tree          */
+/* ---------------------------------------------------------------- */
+
+typedef enum jtype { J_NONE = 0, J_OBJECT, J_ARRAY, J_STRING, J_NUMBER, J_TRUE, J_FALSE, J_NULL } jtype;
+
+/* A span [off, off+len) inside the scanned text. */
+typedef struct jspan {
+    size_t off;
+    size_t len;
+} jspan;
+
+/* One member of an object: name span includes the quotes. */
+typedef struct jmember {
+    jspan name;
+    jspan value;
+    jtype type;
+    bool name_escaped; /* name contains a backslash: compare decoded */
+} jmember;
+
+/* Validate the one JSON value in s[0..n) (surrounding whitespace allowed)
+ * against the policy: UTF-8, no \u0000, depth <= max_depth.
+ * If members != NULL and the value is an object, its top-level members are
+ * appended to *members (a growable array owned by the caller).
+ * Returns ENRICH_OK, ENRICH_E_JSON, ENRICH_E_UTF8, ENRICH_E_NUL,
+ * ENRICH_E_DEPTH, ENRICH_E_NOMEM; *type is the root type. */
+typedef struct jmembers {
+    jmember *v;
+    size_t n;
+    size_t cap;
+} jmembers;
+
+ENRICH_INTERNAL enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type,
+                                          jspan *root, jmembers *members);
+/* Scan one value starting at s[*pos] (after whitespace); on success *pos is
+ * just past the value. Used to walk arrays element by element. */
+ENRICH_INTERNAL enrich_status jscan_next(const char *s, size_t n, size_t *pos, int max_depth,
+                                         jtype *type, jspan *span);
+ENRICH_INTERNAL void jmembers_free(jmembers *m);
+/* Decode the JSON string literal at span (quotes included) into out
+ * (appends). The literal must already be validated. */
+ENRICH_INTERNAL void jstring_decode(const char *s, jspan span, ebuf *out);
+/* Is the (validated) name literal equal to the decoded name[0..len)? */
+ENRICH_INTERNAL bool jname_equals(const char *s, const jmember *m, const char *name, size_t len);
+/* Append the value s[span] without insignificant whitespace. */
+ENRICH_INTERNAL void jminify(const char *s, jspan span, ebuf *out);
+/* Is s[0..n) a JSON number (RFC 8259 grammar)? */
+ENRICH_INTERNAL bool jnumber_valid(const char *s, size_t n);
+
+/* ---------------------------------------------------------------- */
+/* Pre-encoded items (item.c)                                        */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Value layout of every item in a table (little-endian u32, unaligned):
+ *   magic 'EIT1' | count | nkey | text_len | count x {name_off, name_len,
+ *   value_off, value_len} | text
+ * text is `"k1":v1,"k2":v2,...` with the key attributes first (nkey of
+ * them), names as JSON literals (quotes included), values compact JSON.
+ * Offsets are relative to the start of text. Attaching all non-key members
+ * is one memcpy of text from the first non-key member on.
+ */
+#define ITEM_MAGIC 0x31544945u /* "EIT1" */
+#define ITEM_HEADER 16u
+#define ITEM_ENTRY 16u
+
+typedef struct item_view {
+    const char *text;
+    size_t text_len;
+    uint32_t count;
+    uint32_t nkey;
+    const unsigned char *index; /* count entries of ITEM_ENTRY bytes */
+} item_view;
+
+typedef struct item_member {
+    const char *name; /* JSON literal with quotes */
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} item_member;
+
+ENRICH_INTERNAL bool item_view_parse(const void *val, size_t len, item_view *out);
+ENRICH_INTERNAL void item_member_at(const item_view *v, uint32_t i, item_member *out);
+
+/* Builds items for loaders: add (decoded name, compact JSON value) pairs,
+ * then finish with the table's key attributes. */
+typedef struct item_builder {
+    ebuf names;    /* decoded names, NUL separated */
+    ebuf values;   /* compact JSON values, concatenated */
+    ebuf offsets;  /* per member: size_t name_off, name_len, value_off, value_len, jtype */
+    size_t count;
+    ebuf out;      /* the encoded value */
+    ebuf key;      /* the key bytes */
+} item_builder;
+
+typedef struct table_key {
+    char **attrs; /* decoded attribute names */
+    size_t n;
+} table_key;
+
+ENRICH_INTERNAL void item_builder_reset(item_builder *b);
+ENRICH_INTERNAL void item_builder_free(item_builder *b);
+ENRICH_INTERNAL void item_builder_add(item_builder *b, const char *name, size_t name_len,
+                                      const char *value, size_t value_len, jtype type);
+/* Encode into b->out and the key into b->key. Returns ENRICH_E_ITEM with
+ * msg filled when a key attribute is missing or not a string/number,
+ * ENRICH_E_KEY_TOO_LONG when key exceeds max_key. */
+ENRICH_INTERNAL enrich_status item_builder_finish(item_builder *b, const table_key *key,
+                                                  size_t max_key, char *msg, size_t msg_cap);
+
+/* ---------------------------------------------------------------- */
+/* Store (store.c, store_table.c)                                    */
+/* ---------------------------------------------------------------- */
+
+#define STORE_META_DB "__enrich_meta"
+#define STORE_FORMAT_VERSION 1
+
+struct enrich_store {
+    MDB_env *env;
+    MDB_dbi meta;
+    unsigned flags;       /* ENRICH_STORE_* as opened */
+    bool nolock;          /* opened without a lock file */
+    bool is_dir;
+    char *path;
+    size_t max_key;       /* mdb_env_get_maxkeysize */
+    enrich_progress_fn progress;
+    void *progress_user;
+    char errmsg[ENRICH_ERRMSG_CAP];
+};
+
+/* Map an LMDB return code to a status, with detail in errmsg (may be NULL). */
+ENRICH_INTERNAL enrich_status store_map_mdb(int rc, char *errmsg, const char *what);
+/* Open the dbi of a table and read its key. *key is owned by the caller
+ * (table_key_free). Read-only stores use an existing read txn. */
+ENRICH_INTERNAL enrich_status store_table_open(enrich_store *s, MDB_txn *txn, const char *table,
+                                               MDB_dbi *dbi, table_key *key);
+ENRICH_INTERNAL void table_key_free(table_key *k);
+ENRICH_INTERNAL enrich_status table_key_parse(const char *spec, table_key *out);
+/* Begin a read txn, handling MDB_MAP_RESIZED (adopt the new size, retry). */
+ENRICH_INTERNAL enrich_status store_read_begin(enrich_store *s, MDB_txn **txn, char *errmsg);
+/* Begin a write txn; ENRICH_E_READONLY on a read-only store. */
+ENRICH_INTERNAL enrich_status store_write_begin(enrich_store *s, MDB_txn **txn);
+/* Double the map size (after MDB_MAP_FULL, with no txn open). */
+ENRICH_INTERNAL enrich_status store_grow_map(enrich_store *s, size_t at_least);
+
+/* ---------------------------------------------------------------- */
+/* Loaders (load_*.c): each parses its format and feeds a sink        */
+/* ---------------------------------------------------------------- */
+
+typedef struct load_sink load_sink;
+/* Called once per item with a finished builder; returns a status to stop. */
+struct load_sink {
+    enrich_status (*put)(load_sink *sink, item_builder *b, size_t line);
+    enrich_status (*del)(load_sink *sink, item_builder *keys, size_t line);
+    item_builder builder;
+    size_t line;              /* current line (1-based) for messages */
+    size_t bytes_done;
+    char *errmsg;             /* the store's errmsg */
+};
+
+ENRICH_INTERNAL enrich_status load_json(load_sink *sink, const char *src, size_t len, bool array_allowed);
+ENRICH_INTERNAL enrich_status load_dynamodb(load_sink *sink, const char *src, size_t len);
+ENRICH_INTERNAL enrich_status load_dynamodb_stream(load_sink *sink, const char *src, size_t len);
+ENRICH_INTERNAL enrich_status load_csv(load_sink *sink, const char *src, size_t len, const char *types);
+
+/* ---------------------------------------------------------------- */
+/* Small shared helpers                                              */
+/* ---------------------------------------------------------------- */
+
+ENRICH_INTERNAL size_t base64_encoded_len(size_t n);
+ENRICH_INTERNAL void base64_encode(const void *src, size_t n, char *dst); /* no NUL */
+ENRICH_INTERNAL bool base64_valid(const char *s, size_t n);
+
+/* Civil date from days since 1970-01-01 and back (time.c). */
+ENRICH_INTERNAL int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
+ENRICH_INTERNAL void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+/* Parse ISO-8601 "YYYY-MM-DD[Thh:mm[:ss[.fff]]][Z|±hh:mm]" to epoch ms. */
+ENRICH_INTERNAL bool iso8601_parse_ms(const char *s, size_t n, int64_t *ms);
+/* Write "YYYY-MM-DDThh:mm:ss.mmmZ" (24 bytes, no NUL). */
+ENRICH_INTERNAL void iso8601_format_ms(int64_t ms, char out[24]);
+ENRICH_INTERNAL int64_t clock_now_ms(void);
+
+#endif /* ENRICH_INTERNAL_H */

@@ -1,0 +1,2 @@
+/* placeholder until the module lands */
+typedef int enrich_placeholder_load_csv;

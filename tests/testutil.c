@@ -1,0 +1,181 @@
+/* Shared helpers of the Check suites. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *tu_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    char *tmpl = tu_join(base, "enrich-test-XXXXXX");
+    ck_assert_msg(mkdtemp(tmpl) != NULL, "mkdtemp: %s", strerror(errno));
+    return tmpl;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    /* Entries made read-only by a test must still go. */
+    chmod(path, 0700);
+    return remove(path);
+}
+
+void tu_rmtree(const char *path)
+{
+    if (path)
+        nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void tu_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+char *tu_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap + 1);
+    ck_assert_ptr_nonnull(buf);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            ck_assert_ptr_nonnull(buf);
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    if (n)
+        *n = len;
+    return buf;
+}
+
+char *tu_join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 2);
+    ck_assert_ptr_nonnull(s);
+    memcpy(s, a, la);
+    s[la] = '/';
+    memcpy(s + la + 1, b, lb + 1);
+    return s;
+}
+
+typedef struct sink {
+    char *p;
+    size_t len, cap;
+} sink;
+
+static void sink_add(sink *s, const char *d, size_t n)
+{
+    if (s->len + n + 1 > s->cap) {
+        s->cap = (s->len + n + 1) * 2;
+        s->p = realloc(s->p, s->cap);
+        ck_assert_ptr_nonnull(s->p);
+    }
+    memcpy(s->p + s->len, d, n);
+    s->len += n;
+    s->p[s->len] = '\0';
+}
+
+int tu_run(char *const argv[], const char *in, size_t in_len,
+           char **out, size_t *out_len, char **err)
+{
+    int pin[2], pout[2], perr[2];
+    ck_assert_int_eq(pipe(pin), 0);
+    ck_assert_int_eq(pipe(pout), 0);
+    ck_assert_int_eq(pipe(perr), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(pin[0], 0);
+        dup2(pout[1], 1);
+        dup2(perr[1], 2);
+        close(pin[0]); close(pin[1]);
+        close(pout[0]); close(pout[1]);
+        close(perr[0]); close(perr[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(pin[0]);
+    close(pout[1]);
+    close(perr[1]);
+    /* Feed stdin while draining both outputs, so neither side blocks. */
+    signal(SIGPIPE, SIG_IGN);
+    sink so = {0}, se = {0};
+    sink_add(&so, "", 0);
+    sink_add(&se, "", 0);
+    size_t fed = 0;
+    int win = pin[1];
+    if (!in || in_len == 0) {
+        close(win);
+        win = -1;
+    }
+    int open_r = 2;
+    while (open_r > 0 || win >= 0) {
+        struct pollfd fds[3];
+        int nf = 0;
+        int io = -1, ie = -1, iw = -1;
+        if (pout[0] >= 0) { io = nf; fds[nf++] = (struct pollfd){pout[0], POLLIN, 0}; }
+        if (perr[0] >= 0) { ie = nf; fds[nf++] = (struct pollfd){perr[0], POLLIN, 0}; }
+        if (win >= 0) { iw = nf; fds[nf++] = (struct pollfd){win, POLLOUT, 0}; }
+        if (poll(fds, (nfds_t)nf, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        char buf[65536];
+        if (io >= 0 && fds[io].revents) {
+            ssize_t r = read(pout[0], buf, sizeof buf);
+            if (r > 0) sink_add(&so, buf, (size_t)r);
+            else { close(pout[0]); pout[0] = -1; open_r--; }
+        }
+        if (ie >= 0 && fds[ie].revents) {
+            ssize_t r = read(perr[0], buf, sizeof buf);
+            if (r > 0) sink_add(&se, buf, (size_t)r);
+            else { close(perr[0]); perr[0] = -1; open_r--; }
+        }
+        if (iw >= 0 && fds[iw].revents) {
+            ssize_t w = write(win, in + fed, in_len - fed);
+            if (w > 0) fed += (size_t)w;
+            if (w <= 0 || fed == in_len) { close(win); win = -1; }
+        }
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (out) { *out = so.p; } else free(so.p);
+    if (out_len) *out_len = so.len;
+    if (err) { *err = se.p; } else free(se.p);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,32 @@
+/* Shared helpers of the Check suites: temp folders, files, subprocesses. */
+#ifndef ENRICH_TESTUTIL_H
+#define ENRICH_TESTUTIL_H
+
+#include <stddef.h>
+
+#include <check.h>
+
+#include "test-config.h"
+
+/* A fresh empty directory under $TMPDIR; the caller frees the string.
+ * Removed with tu_rmtree. */
+char *tu_tmpdir(void);
+/* rm -rf path (used on tu_tmpdir results only). */
+void tu_rmtree(const char *path);
+/* Write n bytes to path (creating/truncating); aborts the test on failure. */
+void tu_write_file(const char *path, const void *data, size_t n);
+/* Read a whole file; *n gets its size; NUL-terminated; caller frees. */
+char *tu_read_file(const char *path, size_t *n);
+/* path joined: returns malloc'd "a/b". */
+char *tu_join(const char *a, const char *b);
+
+/* Run argv (argv[0] is a path) with stdin fed from in[0..in_len) (in may be
+ * NULL), capturing stdout and stderr (malloc'd, NUL-terminated, may be
+ * NULL to discard). Returns the exit status (0..255), or 128+signal. */
+int tu_run(char *const argv[], const char *in, size_t in_len,
+           char **out, size_t *out_len, char **err);
+
+/* Run a suite with CK_ENV and return EXIT_SUCCESS/EXIT_FAILURE. */
+int tu_run_suite(Suite *s);
+
+#endif

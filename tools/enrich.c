@@ -1,0 +1,2 @@
+#include "enrich/enrich.h"
+int main(void) { return 0; }
