@@ -1,4 +1,5 @@
 /* Shared helpers of the Check suites. */
+#define _XOPEN_SOURCE 700
 #include "testutil.h"
 
 #include <errno.h>
