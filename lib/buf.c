@@ -1,2 +1,120 @@
-/* placeholder until the module lands */
-typedef int enrich_placeholder_buf;
+/* Growable byte buffers and fixed error-message buffers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void ebuf_free(ebuf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->oom = false;
+}
+
+bool ebuf_reserve(ebuf *b, size_t extra)
+{
+    if (b->oom)
+        return false;
+    if (extra <= b->cap - b->len)
+        return true;
+    if (extra > SIZE_MAX / 2 - b->len) {
+        b->oom = true;
+        return false;
+    }
+    size_t want = b->len + extra;
+    /* Grow geometrically so appends stay amortised O(1). */
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < want)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void ebuf_put(ebuf *b, const void *src, size_t n)
+{
+    if (n == 0 || !ebuf_reserve(b, n))
+        return;
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+void ebuf_putc(ebuf *b, char c)
+{
+    if (b->len < b->cap && !b->oom) {
+        b->p[b->len++] = c;
+        return;
+    }
+    ebuf_put(b, &c, 1);
+}
+
+void ebuf_puts(ebuf *b, const char *s)
+{
+    ebuf_put(b, s, strlen(s));
+}
+
+void ebuf_printf(ebuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !ebuf_reserve(b, (size_t)n + 1))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void ebuf_json_string(ebuf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    /* Worst case: every byte becomes \u00XX. */
+    if (n > (SIZE_MAX - 2) / 6 || !ebuf_reserve(b, n * 6 + 2))
+        return;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+}
+
+void errmsg_set(char *dst, const char *fmt, ...)
+{
+    if (!dst)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, ENRICH_ERRMSG_CAP, fmt, ap);
+    va_end(ap);
+}

@@ -1,2 +1,466 @@
-/* placeholder until the module lands */
-typedef int enrich_placeholder_jscan;
+/* A validating JSON scanner that builds no tree.
+ *
+ * The hot path only needs to know that an event is well-formed JSON under
+ * our policy and where its top-level members are; building a cJSON tree
+ * for that would cost an allocation per value. The scanner checks the full
+ * RFC 8259 grammar plus the policy written in enrich.h: UTF-8 only (no
+ * overlongs, no surrogates encoded in UTF-8, no lone \u surrogates),
+ * no \u0000, nesting bounded by max_depth. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct scanner {
+    const char *s;
+    size_t n;
+    size_t i;
+    int max_depth;
+} scanner;
+
+/* Bytes that end the fast path inside a string: quote, backslash, control
+ * characters and every non-ASCII byte (validated separately). */
+static const unsigned char string_stop[256] = {
+    ['"'] = 1, ['\\'] = 1,
+#define R8(x) [x] = 1, [x + 1] = 1, [x + 2] = 1, [x + 3] = 1, [x + 4] = 1, [x + 5] = 1, [x + 6] = 1, [x + 7] = 1
+    R8(0x00), R8(0x08), R8(0x10), R8(0x18),
+    R8(0x80), R8(0x88), R8(0x90), R8(0x98), R8(0xa0), R8(0xa8), R8(0xb0), R8(0xb8),
+    R8(0xc0), R8(0xc8), R8(0xd0), R8(0xd8), R8(0xe0), R8(0xe8), R8(0xf0), R8(0xf8),
+#undef R8
+};
+
+static inline void skip_ws(scanner *sc)
+{
+    while (sc->i < sc->n) {
+        char c = sc->s[sc->i];
+        if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
+            return;
+        sc->i++;
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        int h = hexval(p[k]);
+        if (h < 0)
+            return false;
+        v = v << 4 | (unsigned)h;
+    }
+    *out = v;
+    return true;
+}
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t avail)
+{
+    unsigned c = p[0];
+    if (c >= 0xc2 && c <= 0xdf)
+        return avail >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (avail < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xe0 && p[1] < 0xa0) /* overlong */
+            return 0;
+        if (c == 0xed && p[1] > 0x9f) /* UTF-16 surrogate */
+            return 0;
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (avail < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+            (p[3] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xf0 && p[1] < 0x90) /* overlong */
+            return 0;
+        if (c == 0xf4 && p[1] > 0x8f) /* beyond U+10FFFF */
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* At the opening quote; leaves i after the closing quote. */
+static enrich_status scan_string(scanner *sc, bool *escaped)
+{
+    const unsigned char *s = (const unsigned char *)sc->s;
+    size_t i = sc->i + 1, n = sc->n;
+    bool esc = false;
+    for (;;) {
+        while (i < n && !string_stop[s[i]])
+            i++;
+        if (i >= n)
+            return ENRICH_E_JSON;
+        unsigned c = s[i];
+        if (c == '"') {
+            sc->i = i + 1;
+            if (escaped)
+                *escaped = esc;
+            return ENRICH_OK;
+        }
+        if (c < 0x20)
+            return ENRICH_E_JSON; /* raw control character */
+        if (c >= 0x80) {
+            size_t k = utf8_seq(s + i, n - i);
+            if (!k)
+                return ENRICH_E_UTF8;
+            i += k;
+            continue;
+        }
+        /* backslash */
+        esc = true;
+        if (i + 1 >= n)
+            return ENRICH_E_JSON;
+        switch (s[i + 1]) {
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            i += 2;
+            continue;
+        case 'u':
+            break;
+        default:
+            return ENRICH_E_JSON;
+        }
+        unsigned cp;
+        if (i + 6 > n || !hex4(sc->s + i + 2, &cp))
+            return ENRICH_E_JSON;
+        i += 6;
+        if (cp == 0)
+            return ENRICH_E_NUL;
+        if (cp >= 0xdc00 && cp <= 0xdfff)
+            return ENRICH_E_UTF8; /* lone low surrogate */
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            unsigned lo;
+            if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u' || !hex4(sc->s + i + 2, &lo) ||
+                lo < 0xdc00 || lo > 0xdfff)
+                return ENRICH_E_UTF8; /* high surrogate without its pair */
+            i += 6;
+        }
+    }
+}
+
+static enrich_status scan_number(scanner *sc)
+{
+    const char *s = sc->s;
+    size_t i = sc->i, n = sc->n;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n)
+        return ENRICH_E_JSON;
+    if (s[i] == '0') {
+        i++;
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    } else {
+        return ENRICH_E_JSON;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start)
+            return ENRICH_E_JSON;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start)
+            return ENRICH_E_JSON;
+    }
+    sc->i = i;
+    return ENRICH_OK;
+}
+
+static enrich_status scan_literal(scanner *sc, const char *word, size_t len)
+{
+    if (sc->n - sc->i < len || memcmp(sc->s + sc->i, word, len) != 0)
+        return ENRICH_E_JSON;
+    sc->i += len;
+    return ENRICH_OK;
+}
+
+static enrich_status scan_value(scanner *sc, int depth, jtype *type, jmembers *members);
+
+static bool members_push(jmembers *m, const jmember *mem)
+{
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        jmember *v = realloc(m->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        m->v = v;
+        m->cap = cap;
+    }
+    m->v[m->n++] = *mem;
+    return true;
+}
+
+static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
+{
+    sc->i++; /* '{' */
+    skip_ws(sc);
+    if (sc->i < sc->n && sc->s[sc->i] == '}') {
+        sc->i++;
+        return ENRICH_OK;
+    }
+    for (;;) {
+        if (sc->i >= sc->n || sc->s[sc->i] != '"')
+            return ENRICH_E_JSON;
+        jmember m;
+        m.name.off = sc->i;
+        enrich_status rc = scan_string(sc, &m.name_escaped);
+        if (rc)
+            return rc;
+        m.name.len = sc->i - m.name.off;
+        skip_ws(sc);
+        if (sc->i >= sc->n || sc->s[sc->i] != ':')
+            return ENRICH_E_JSON;
+        sc->i++;
+        skip_ws(sc);
+        m.value.off = sc->i;
+        rc = scan_value(sc, depth, &m.type, NULL);
+        if (rc)
+            return rc;
+        m.value.len = sc->i - m.value.off;
+        if (members && !members_push(members, &m))
+            return ENRICH_E_NOMEM;
+        skip_ws(sc);
+        if (sc->i >= sc->n)
+            return ENRICH_E_JSON;
+        char c = sc->s[sc->i++];
+        if (c == '}')
+            return ENRICH_OK;
+        if (c != ',')
+            return ENRICH_E_JSON;
+        skip_ws(sc);
+    }
+}
+
+static enrich_status scan_array(scanner *sc, int depth)
+{
+    sc->i++; /* '[' */
+    skip_ws(sc);
+    if (sc->i < sc->n && sc->s[sc->i] == ']') {
+        sc->i++;
+        return ENRICH_OK;
+    }
+    for (;;) {
+        jtype t;
+        enrich_status rc = scan_value(sc, depth, &t, NULL);
+        if (rc)
+            return rc;
+        skip_ws(sc);
+        if (sc->i >= sc->n)
+            return ENRICH_E_JSON;
+        char c = sc->s[sc->i++];
+        if (c == ']')
+            return ENRICH_OK;
+        if (c != ',')
+            return ENRICH_E_JSON;
+        skip_ws(sc);
+    }
+}
+
+/* depth: containers already open around this value. */
+static enrich_status scan_value(scanner *sc, int depth, jtype *type, jmembers *members)
+{
+    if (sc->i >= sc->n)
+        return ENRICH_E_JSON;
+    switch (sc->s[sc->i]) {
+    case '{':
+        *type = J_OBJECT;
+        if (depth + 1 > sc->max_depth)
+            return ENRICH_E_DEPTH;
+        return scan_object(sc, depth + 1, members);
+    case '[':
+        *type = J_ARRAY;
+        if (depth + 1 > sc->max_depth)
+            return ENRICH_E_DEPTH;
+        return scan_array(sc, depth + 1);
+    case '"':
+        *type = J_STRING;
+        return scan_string(sc, NULL);
+    case 't':
+        *type = J_TRUE;
+        return scan_literal(sc, "true", 4);
+    case 'f':
+        *type = J_FALSE;
+        return scan_literal(sc, "false", 5);
+    case 'n':
+        *type = J_NULL;
+        return scan_literal(sc, "null", 4);
+    default:
+        *type = J_NUMBER;
+        return scan_number(sc);
+    }
+}
+
+enrich_status jscan_next(const char *s, size_t n, size_t *pos, int max_depth, jtype *type,
+                         jspan *span)
+{
+    scanner sc = {s, n, *pos, max_depth};
+    skip_ws(&sc);
+    size_t start = sc.i;
+    jtype t = J_NONE;
+    enrich_status rc = scan_value(&sc, 0, &t, NULL);
+    if (type)
+        *type = t;
+    if (rc)
+        return rc;
+    if (span) {
+        span->off = start;
+        span->len = sc.i - start;
+    }
+    *pos = sc.i;
+    return ENRICH_OK;
+}
+
+enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type, jspan *root,
+                          jmembers *members)
+{
+    scanner sc = {s, n, 0, max_depth};
+    skip_ws(&sc);
+    size_t start = sc.i;
+    jtype t = J_NONE;
+    enrich_status rc = scan_value(&sc, 0, &t, members);
+    if (type)
+        *type = t;
+    if (rc)
+        return rc;
+    if (root) {
+        root->off = start;
+        root->len = sc.i - start;
+    }
+    skip_ws(&sc);
+    return sc.i == n ? ENRICH_OK : ENRICH_E_JSON;
+}
+
+void jmembers_free(jmembers *m)
+{
+    free(m->v);
+    m->v = NULL;
+    m->n = m->cap = 0;
+}
+
+static void put_utf8(ebuf *out, unsigned cp)
+{
+    char b[4];
+    size_t k;
+    if (cp < 0x80) {
+        b[0] = (char)cp;
+        k = 1;
+    } else if (cp < 0x800) {
+        b[0] = (char)(0xc0 | cp >> 6);
+        b[1] = (char)(0x80 | (cp & 0x3f));
+        k = 2;
+    } else if (cp < 0x10000) {
+        b[0] = (char)(0xe0 | cp >> 12);
+        b[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        b[2] = (char)(0x80 | (cp & 0x3f));
+        k = 3;
+    } else {
+        b[0] = (char)(0xf0 | cp >> 18);
+        b[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+        b[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+        b[3] = (char)(0x80 | (cp & 0x3f));
+        k = 4;
+    }
+    ebuf_put(out, b, k);
+}
+
+void jstring_decode(const char *s, jspan span, ebuf *out)
+{
+    const char *p = s + span.off + 1;
+    const char *end = s + span.off + span.len - 1; /* the closing quote */
+    while (p < end) {
+        const char *q = p;
+        while (q < end && *q != '\\')
+            q++;
+        ebuf_put(out, p, (size_t)(q - p));
+        if (q >= end)
+            break;
+        char e = q[1];
+        p = q + 2;
+        switch (e) {
+        case 'b': ebuf_putc(out, '\b'); break;
+        case 'f': ebuf_putc(out, '\f'); break;
+        case 'n': ebuf_putc(out, '\n'); break;
+        case 'r': ebuf_putc(out, '\r'); break;
+        case 't': ebuf_putc(out, '\t'); break;
+        case 'u': {
+            unsigned cp = 0, lo = 0;
+            hex4(p, &cp);
+            p += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff && p + 6 <= end && p[0] == '\\' && p[1] == 'u') {
+                hex4(p + 2, &lo);
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                p += 6;
+            }
+            put_utf8(out, cp);
+            break;
+        }
+        default: /* '"', '\\', '/' stand for themselves */
+            ebuf_putc(out, e);
+        }
+    }
+}
+
+bool jname_equals(const char *s, const jmember *m, const char *name, size_t len)
+{
+    if (!m->name_escaped)
+        return m->name.len == len + 2 && memcmp(s + m->name.off + 1, name, len) == 0;
+    /* Rare: the event spelled the name with escapes; decode to compare. */
+    ebuf tmp = {0};
+    jstring_decode(s, m->name, &tmp);
+    bool eq = !tmp.oom && tmp.len == len && (len == 0 || memcmp(tmp.p, name, len) == 0);
+    ebuf_free(&tmp);
+    return eq;
+}
+
+void jminify(const char *s, jspan span, ebuf *out)
+{
+    const char *p = s + span.off, *end = p + span.len;
+    if (!ebuf_reserve(out, span.len))
+        return;
+    char *o = out->p + out->len;
+    bool in_string = false;
+    while (p < end) {
+        char c = *p++;
+        if (in_string) {
+            *o++ = c;
+            if (c == '\\') {
+                *o++ = *p++;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+            *o++ = c;
+        } else if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+            *o++ = c;
+        }
+    }
+    out->len = (size_t)(o - out->p);
+}
+
+bool jnumber_valid(const char *s, size_t n)
+{
+    scanner sc = {s, n, 0, 1};
+    return n > 0 && scan_number(&sc) == ENRICH_OK && sc.i == n;
+}
