@@ -1,2 +1,444 @@
-/* placeholder until the module lands */
-typedef int enrich_placeholder_rules;
+/* Rule sets: JSON text compiled once into a pipeline (docs/rules.md).
+ * cJSON is used here, off the hot path; every lookup is case-sensitive. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "pipeline.h"
+
+/* The seed's rules, used when no rule set is given. */
+static const char default_rules[] =
+    "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}]}";
+
+typedef struct compiler {
+    enrich_pipeline *p;
+    char *errmsg;
+} compiler;
+
+static enrich_status fail(compiler *c, const char *msg, const char *what)
+{
+    errmsg_set(c->errmsg, "rules: %s%s%s", what ? what : "", what ? ": " : "", msg);
+    return ENRICH_E_RULES;
+}
+
+static enrich_status rname_set(rname *r, const char *s, size_t n)
+{
+    ebuf lit = {0};
+    ebuf_json_string(&lit, s, n);
+    r->dec = malloc(n + 1);
+    if (!r->dec || lit.oom) {
+        free(r->dec);
+        ebuf_free(&lit);
+        r->dec = NULL;
+        return ENRICH_E_NOMEM;
+    }
+    memcpy(r->dec, s, n);
+    r->dec[n] = '\0';
+    r->dec_len = n;
+    r->lit = lit.p;
+    r->lit_len = lit.len;
+    return ENRICH_OK;
+}
+
+static void rname_free(rname *r)
+{
+    free(r->dec);
+    free(r->lit);
+    memset(r, 0, sizeof *r);
+}
+
+/* Copy a JSON string member into a name; an empty name is refused unless
+ * allow_empty (an empty nest or partition field means "none"). */
+static enrich_status name_from(compiler *c, const cJSON *v, const char *what, rname *out,
+                               bool allow_empty)
+{
+    if (!cJSON_IsString(v))
+        return fail(c, "must be a string", what);
+    size_t n = strlen(v->valuestring);
+    if (n == 0 && !allow_empty)
+        return fail(c, "must not be empty", what);
+    return rname_set(out, v->valuestring, n);
+}
+
+static enrich_status check_keys(compiler *c, const cJSON *obj, const char *const *allowed,
+                                const char *where)
+{
+    for (const cJSON *m = obj->child; m; m = m->next) {
+        bool ok = false;
+        for (size_t i = 0; allowed[i]; i++)
+            ok |= strcmp(m->string, allowed[i]) == 0;
+        if (!ok) {
+            errmsg_set(c->errmsg, "rules: %s: unknown member \"%s\"", where, m->string);
+            return ENRICH_E_RULES;
+        }
+    }
+    return ENRICH_OK;
+}
+
+static enrich_status path_from(compiler *c, const cJSON *v, key_path *kp)
+{
+    if (!cJSON_IsString(v) || !v->valuestring[0])
+        return fail(c, "must be a non-empty string or an array of them", "lookup key");
+    const char *s = v->valuestring;
+    enrich_status rc = rname_set(&kp->display, s, strlen(s));
+    if (rc)
+        return rc;
+    size_t nsegs = 1;
+    for (const char *p = s; *p; p++)
+        nsegs += *p == '.';
+    kp->segs = calloc(nsegs, sizeof *kp->segs);
+    if (!kp->segs)
+        return ENRICH_E_NOMEM;
+    const char *seg = s;
+    for (size_t i = 0; i < nsegs; i++) {
+        const char *dot = strchr(seg, '.');
+        size_t len = dot ? (size_t)(dot - seg) : strlen(seg);
+        if (len == 0)
+            return fail(c, "empty path segment", s);
+        if ((rc = rname_set(&kp->segs[i], seg, len)))
+            return rc;
+        kp->nsegs++;
+        seg = dot ? dot + 1 : seg + len;
+    }
+    return ENRICH_OK;
+}
+
+static conflict_policy parse_policy(const char *s, bool *ok)
+{
+    *ok = true;
+    if (!strcmp(s, "overwrite"))
+        return CONFLICT_OVERWRITE;
+    if (!strcmp(s, "keep"))
+        return CONFLICT_KEEP;
+    if (!strcmp(s, "fail"))
+        return CONFLICT_FAIL;
+    *ok = false;
+    return CONFLICT_OVERWRITE;
+}
+
+static const char *rename_target(const cJSON *rename, const char *name)
+{
+    const cJSON *r = rename ? cJSON_GetObjectItemCaseSensitive(rename, name) : NULL;
+    return cJSON_IsString(r) ? r->valuestring : name;
+}
+
+static enrich_status compile_lookup(compiler *c, const cJSON *j, lookup *lk,
+                                    conflict_policy default_policy)
+{
+    static const char *const allowed[] = {"key", "table", "fields", "rename", "nest",
+                                          "defaults", "on_conflict", "required", NULL};
+    if (!cJSON_IsObject(j))
+        return fail(c, "must be an object", "lookup");
+    enrich_status rc = check_keys(c, j, allowed, "lookup");
+    if (rc)
+        return rc;
+
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(j, "key");
+    size_t nkeys = cJSON_IsArray(key) ? (size_t)cJSON_GetArraySize(key) : 1;
+    if (!key || nkeys == 0)
+        return fail(c, "is required (a path or an array of paths)", "lookup key");
+    lk->keys = calloc(nkeys, sizeof *lk->keys);
+    if (!lk->keys)
+        return ENRICH_E_NOMEM;
+    if (cJSON_IsArray(key)) {
+        for (const cJSON *k = key->child; k; k = k->next) {
+            if ((rc = path_from(c, k, &lk->keys[lk->nkeys++])))
+                return rc;
+        }
+    } else if ((rc = path_from(c, key, &lk->keys[lk->nkeys++]))) {
+        return rc;
+    }
+
+    const cJSON *table = cJSON_GetObjectItemCaseSensitive(j, "table");
+    if (!cJSON_IsString(table) || !table->valuestring[0])
+        return fail(c, "must be a non-empty string", "lookup table");
+    if (!(lk->table = strdup(table->valuestring)))
+        return ENRICH_E_NOMEM;
+
+    const cJSON *rename = cJSON_GetObjectItemCaseSensitive(j, "rename");
+    if (rename && !cJSON_IsObject(rename))
+        return fail(c, "must be an object of strings", "rename");
+    for (const cJSON *r = rename ? rename->child : NULL; r; r = r->next) {
+        if (!cJSON_IsString(r) || !r->valuestring[0])
+            return fail(c, "values must be non-empty strings", "rename");
+    }
+
+    const cJSON *fields = cJSON_GetObjectItemCaseSensitive(j, "fields");
+    if (!fields || (cJSON_IsString(fields) && !strcmp(fields->valuestring, "all"))) {
+        /* All fields: only the renames need a table. */
+        lk->all_fields = true;
+        size_t n = rename ? (size_t)cJSON_GetArraySize(rename) : 0;
+        lk->fields = calloc(n ? n : 1, sizeof *lk->fields);
+        if (!lk->fields)
+            return ENRICH_E_NOMEM;
+        for (const cJSON *r = rename ? rename->child : NULL; r; r = r->next) {
+            field_map *f = &lk->fields[lk->nfields++];
+            if ((rc = rname_set(&f->src, r->string, strlen(r->string))) ||
+                (rc = rname_set(&f->out, r->valuestring, strlen(r->valuestring))))
+                return rc;
+        }
+    } else if (cJSON_IsArray(fields)) {
+        size_t n = (size_t)cJSON_GetArraySize(fields);
+        lk->fields = calloc(n ? n : 1, sizeof *lk->fields);
+        if (!lk->fields)
+            return ENRICH_E_NOMEM;
+        for (const cJSON *f = fields->child; f; f = f->next) {
+            if (!cJSON_IsString(f) || !f->valuestring[0])
+                return fail(c, "must be \"all\" or an array of non-empty strings", "fields");
+            field_map *fm = &lk->fields[lk->nfields++];
+            const char *out = rename_target(rename, f->valuestring);
+            if ((rc = rname_set(&fm->src, f->valuestring, strlen(f->valuestring))) ||
+                (rc = rname_set(&fm->out, out, strlen(out))))
+                return rc;
+        }
+    } else {
+        return fail(c, "must be \"all\" or an array of field names", "fields");
+    }
+
+    const cJSON *nest = cJSON_GetObjectItemCaseSensitive(j, "nest");
+    if (nest && (rc = name_from(c, nest, "nest", &lk->nest, false)))
+        return rc;
+
+    const cJSON *defaults = cJSON_GetObjectItemCaseSensitive(j, "defaults");
+    if (defaults && !cJSON_IsObject(defaults))
+        return fail(c, "must be an object", "defaults");
+    if (defaults) {
+        size_t n = (size_t)cJSON_GetArraySize(defaults);
+        lk->defaults_names = calloc(n ? n : 1, sizeof *lk->defaults_names);
+        lk->defaults_values = calloc(n ? n : 1, sizeof *lk->defaults_values);
+        lk->defaults_value_lens = calloc(n ? n : 1, sizeof *lk->defaults_value_lens);
+        if (!lk->defaults_names || !lk->defaults_values || !lk->defaults_value_lens)
+            return ENRICH_E_NOMEM;
+        for (const cJSON *d = defaults->child; d; d = d->next) {
+            size_t i = lk->ndefaults++;
+            /* Defaults are named as in the item; they get the same rename. */
+            const char *out = rename_target(rename, d->string);
+            if ((rc = rname_set(&lk->defaults_names[i].out, out, strlen(out))))
+                return rc;
+            if (cJSON_IsNumber(d) && !cJSON_IsRaw(d)) {
+                /* cJSON keeps only a double: refuse defaults it would round. */
+                double v = d->valuedouble;
+                if (v > 9007199254740992.0 || v < -9007199254740992.0)
+                    return fail(c, "number beyond 2^53 would lose precision", "defaults");
+            }
+            char *txt = cJSON_PrintUnformatted(d);
+            if (!txt)
+                return ENRICH_E_NOMEM;
+            lk->defaults_values[i] = txt;
+            lk->defaults_value_lens[i] = strlen(txt);
+        }
+    }
+
+    lk->on_conflict = default_policy;
+    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(j, "on_conflict");
+    if (pol) {
+        bool ok = false;
+        if (cJSON_IsString(pol))
+            lk->on_conflict = parse_policy(pol->valuestring, &ok);
+        if (!ok)
+            return fail(c, "must be \"overwrite\", \"keep\" or \"fail\"", "on_conflict");
+    }
+    lk->required = true;
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(j, "required");
+    if (req) {
+        if (!cJSON_IsBool(req))
+            return fail(c, "must be true or false", "required");
+        lk->required = cJSON_IsTrue(req);
+    }
+    return ENRICH_OK;
+}
+
+/* A string member of obj, or the default when absent. */
+static enrich_status word_from(compiler *c, const cJSON *obj, const char *member,
+                               const char *dflt, rname *out, bool allow_empty)
+{
+    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, member) : NULL;
+    if (!v)
+        return rname_set(out, dflt, strlen(dflt));
+    return name_from(c, v, member, out, allow_empty);
+}
+
+static enrich_status compile_globals(compiler *c, const cJSON *root)
+{
+    enrich_pipeline *p = c->p;
+    static const char *const top[] = {"lookups", "status", "timestamp", "partition",
+                                      "on_conflict", "description", NULL};
+    static const char *const st[] = {"field", "success", "not_found", "no_key", "error",
+                                     "error_field", NULL};
+    static const char *const ts[] = {"field", "on", NULL};
+    static const char *const pt[] = {"timestamp_field", NULL};
+    enrich_status rc = check_keys(c, root, top, "rule set");
+    if (rc)
+        return rc;
+
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(root, "status");
+    if (status && (!cJSON_IsObject(status) || (rc = check_keys(c, status, st, "status"))))
+        return rc ? rc : fail(c, "must be an object", "status");
+    if ((rc = word_from(c, status, "field", "enrichmentStatus", &p->status_field, false)) ||
+        (rc = word_from(c, status, "error_field", "enrichmentError", &p->error_field, false)))
+        return rc;
+    static const char *const words[4][2] = {{"success", "success"},
+                                            {"not_found", "product_not_found"},
+                                            {"no_key", "no_product_id"},
+                                            {"error", "error"}};
+    for (int i = 0; i < 4; i++) {
+        if ((rc = word_from(c, status, words[i][0], words[i][1], &p->word[i], true)))
+            return rc;
+    }
+
+    const cJSON *tsj = cJSON_GetObjectItemCaseSensitive(root, "timestamp");
+    if (tsj && (!cJSON_IsObject(tsj) || (rc = check_keys(c, tsj, ts, "timestamp"))))
+        return rc ? rc : fail(c, "must be an object", "timestamp");
+    if ((rc = word_from(c, tsj, "field", "enrichmentTimestamp", &p->ts_field, false)))
+        return rc;
+    p->ts_when = TS_SUCCESS;
+    const cJSON *on = tsj ? cJSON_GetObjectItemCaseSensitive(tsj, "on") : NULL;
+    if (on) {
+        const char *w = cJSON_IsString(on) ? on->valuestring : "";
+        if (!strcmp(w, "success"))
+            p->ts_when = TS_SUCCESS;
+        else if (!strcmp(w, "always"))
+            p->ts_when = TS_ALWAYS;
+        else if (!strcmp(w, "never"))
+            p->ts_when = TS_NEVER;
+        else
+            return fail(c, "must be \"success\", \"always\" or \"never\"", "timestamp.on");
+    }
+
+    const cJSON *part = cJSON_GetObjectItemCaseSensitive(root, "partition");
+    if (part && (!cJSON_IsObject(part) || (rc = check_keys(c, part, pt, "partition"))))
+        return rc ? rc : fail(c, "must be an object", "partition");
+    if ((rc = word_from(c, part, "timestamp_field", "timestamp", &p->partition_field, true)))
+        return rc;
+    return rname_set(&p->raw_field, "rawData", 7);
+}
+
+enrich_status enrich_pipeline_compile(enrich_store *store, const void *src, size_t src_len,
+                                      enrich_pipeline **out)
+{
+    if (!out)
+        return ENRICH_E_INVALID;
+    *out = NULL;
+    if (!store || (!src && src_len))
+        return ENRICH_E_INVALID;
+    if (!src) {
+        src = default_rules;
+        src_len = sizeof default_rules - 1;
+    }
+    compiler c = {calloc(1, sizeof(enrich_pipeline)), store->errmsg};
+    if (!c.p)
+        return ENRICH_E_NOMEM;
+    c.p->store = store;
+    enrich_status rc;
+    cJSON *root = cJSON_ParseWithLengthOpts(src, src_len, NULL, 0);
+    if (!root) {
+        /* cJSON_GetErrorPtr is global state: do not use it. */
+        rc = fail(&c, "not valid JSON", NULL);
+        goto out;
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = fail(&c, "must be a JSON object", NULL);
+        goto out;
+    }
+    if ((rc = compile_globals(&c, root)))
+        goto out;
+
+    conflict_policy dflt = CONFLICT_OVERWRITE;
+    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(root, "on_conflict");
+    if (pol) {
+        bool ok = false;
+        if (cJSON_IsString(pol))
+            dflt = parse_policy(pol->valuestring, &ok);
+        if (!ok) {
+            rc = fail(&c, "must be \"overwrite\", \"keep\" or \"fail\"", "on_conflict");
+            goto out;
+        }
+    }
+    const cJSON *lookups = cJSON_GetObjectItemCaseSensitive(root, "lookups");
+    if (!cJSON_IsArray(lookups) || cJSON_GetArraySize(lookups) == 0) {
+        rc = fail(&c, "must be a non-empty array", "lookups");
+        goto out;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(lookups);
+    c.p->lookups = calloc(n, sizeof *c.p->lookups);
+    if (!c.p->lookups) {
+        rc = ENRICH_E_NOMEM;
+        goto out;
+    }
+    for (const cJSON *l = lookups->child; l; l = l->next) {
+        lookup *lk = &c.p->lookups[c.p->nlookups++];
+        if ((rc = compile_lookup(&c, l, lk, dflt)))
+            goto out;
+    }
+
+    /* Resolve tables once: a pipeline holds their dbi handles, which stay
+     * valid for the life of the environment. */
+    MDB_txn *txn = NULL;
+    if ((rc = store_read_begin(store, &txn, store->errmsg)))
+        goto out;
+    for (size_t i = 0; i < c.p->nlookups && !rc; i++) {
+        lookup *lk = &c.p->lookups[i];
+        table_key tk = {0};
+        rc = store_table_open(store, txn, lk->table, &lk->dbi, &tk);
+        if (!rc && tk.n != lk->nkeys) {
+            errmsg_set(store->errmsg,
+                       "rules: lookup on table \"%s\" gives %zu key part(s), the table's key has %zu",
+                       lk->table, lk->nkeys, tk.n);
+            rc = ENRICH_E_RULES;
+        }
+        table_key_free(&tk);
+    }
+    mdb_txn_abort(txn);
+
+out:
+    cJSON_Delete(root);
+    if (rc) {
+        enrich_pipeline_free(c.p);
+        return rc;
+    }
+    *out = c.p;
+    return ENRICH_OK;
+}
+
+static void field_maps_free(field_map *f, size_t n)
+{
+    for (size_t i = 0; f && i < n; i++) {
+        rname_free(&f[i].src);
+        rname_free(&f[i].out);
+    }
+    free(f);
+}
+
+void enrich_pipeline_free(enrich_pipeline *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nlookups; i++) {
+        lookup *lk = &p->lookups[i];
+        for (size_t k = 0; lk->keys && k < lk->nkeys; k++) {
+            rname_free(&lk->keys[k].display);
+            for (size_t s = 0; s < lk->keys[k].nsegs; s++)
+                rname_free(&lk->keys[k].segs[s]);
+            free(lk->keys[k].segs);
+        }
+        free(lk->keys);
+        free(lk->table);
+        field_maps_free(lk->fields, lk->nfields);
+        rname_free(&lk->nest);
+        field_maps_free(lk->defaults_names, lk->ndefaults);
+        for (size_t d = 0; d < lk->ndefaults; d++)
+            cJSON_free(lk->defaults_values[d]);
+        free(lk->defaults_values);
+        free(lk->defaults_value_lens);
+    }
+    free(p->lookups);
+    rname_free(&p->status_field);
+    for (int i = 0; i < 4; i++)
+        rname_free(&p->word[i]);
+    rname_free(&p->error_field);
+    rname_free(&p->ts_field);
+    rname_free(&p->partition_field);
+    rname_free(&p->raw_field);
+    free(p);
+}
