@@ -1,2 +1,942 @@
-/* placeholder until the module lands */
-typedef int enrich_placeholder_engine;
+/* The hot path: enrich a batch of events.
+ *
+ * Each event is validated by the scanner (no tree), its key is looked up
+ * with one mdb_get in the batch's read snapshot, and the pre-encoded
+ * reference members are spliced before the event's closing brace. Only
+ * when the event already holds a member that enrichment overwrites is the
+ * object rebuilt, member by member from the original bytes, so numbers and
+ * strings are never re-encoded. All buffers live in the ctx and are reused
+ * across batches: no allocation per event once they have grown. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx.h"
+
+enum lookup_result { LK_HIT, LK_MISS, LK_NO_KEY, LK_ERROR };
+
+/* ---------------------------------------------------------------- */
+/* Context lifecycle and options                                     */
+/* ---------------------------------------------------------------- */
+
+#define DEFAULT_MAX_DEPTH 128
+#define DEFAULT_MAX_RECORD (((size_t)1 << 20) + 1024)
+
+enrich_status enrich_ctx_create(const enrich_pipeline *pipeline, enrich_ctx **out)
+{
+    if (!out)
+        return ENRICH_E_INVALID;
+    *out = NULL;
+    if (!pipeline)
+        return ENRICH_E_INVALID;
+    enrich_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return ENRICH_E_NOMEM;
+    ctx->p = pipeline;
+    ctx->max_depth = DEFAULT_MAX_DEPTH;
+    ctx->max_record = DEFAULT_MAX_RECORD;
+    ctx->clock_ms = -1;
+    *out = ctx;
+    return ENRICH_OK;
+}
+
+void enrich_ctx_free(enrich_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->txn)
+        mdb_txn_abort(ctx->txn);
+    ebuf_free(&ctx->out);
+    free(ctx->recs);
+    jmembers_free(&ctx->members);
+    jmembers_free(&ctx->sub);
+    free(ctx->att);
+    ebuf_free(&ctx->removed);
+    ebuf_free(&ctx->scratch);
+    ebuf_free(&ctx->key);
+    free(ctx);
+}
+
+void enrich_ctx_reset(enrich_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    ctx->out.len = 0;
+    ctx->nrecs = 0;
+    memset(ctx->counts, 0, sizeof ctx->counts);
+    if (ctx->txn) {
+        /* Aborting (not just resetting) also frees the reader slot. */
+        mdb_txn_abort(ctx->txn);
+        ctx->txn = NULL;
+    }
+}
+
+const char *enrich_ctx_errmsg(const enrich_ctx *ctx)
+{
+    return ctx ? ctx->errmsg : "ENRICH_E_INVALID: no context";
+}
+
+enrich_status enrich_option_bounds(enrich_option option, int64_t *min, int64_t *max)
+{
+    int64_t lo, hi;
+    switch (option) {
+    case ENRICH_OPT_MAX_DEPTH: lo = 1; hi = 1000; break;
+    case ENRICH_OPT_MAX_RECORD_BYTES: lo = 2; hi = (int64_t)1 << 31; break;
+    /* Year 1 to year 9999, or -1 for the real clock. */
+    case ENRICH_OPT_CLOCK_MS: lo = -1; hi = 253402300799999; break;
+    case ENRICH_OPT_FORCE_REBUILD: lo = 0; hi = 1; break;
+    default: return ENRICH_E_INVALID;
+    }
+    if (min)
+        *min = lo;
+    if (max)
+        *max = hi;
+    return ENRICH_OK;
+}
+
+enrich_status enrich_ctx_set_option(enrich_ctx *ctx, enrich_option option, int64_t value)
+{
+    int64_t lo, hi;
+    if (!ctx || enrich_option_bounds(option, &lo, &hi) != ENRICH_OK || value < lo ||
+        value > hi) {
+        if (ctx)
+            errmsg_set(ctx->errmsg, "option %d: value %lld out of bounds", (int)option,
+                       (long long)value);
+        return ENRICH_E_INVALID;
+    }
+    switch (option) {
+    case ENRICH_OPT_MAX_DEPTH: ctx->max_depth = (int)value; break;
+    case ENRICH_OPT_MAX_RECORD_BYTES: ctx->max_record = (size_t)value; break;
+    case ENRICH_OPT_CLOCK_MS: ctx->clock_ms = value; break;
+    case ENRICH_OPT_FORCE_REBUILD: ctx->force_rebuild = value != 0; break;
+    }
+    return ENRICH_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* Small helpers                                                     */
+/* ---------------------------------------------------------------- */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+/* Days since the epoch of an epoch-ms instant, if its year is 1..9999. */
+static bool day_of_ms(int64_t ms, int32_t *day)
+{
+    if (ms < -62135596800000LL || ms > 253402300799999LL)
+        return false;
+    *day = (int32_t)floor_div(ms, 86400000);
+    return true;
+}
+
+/* A JSON number read by hand (strtod would follow the host's locale). */
+static bool number_to_double(const char *s, size_t n, double *out)
+{
+    size_t i = 0;
+    double sign = 1, v = 0;
+    if (i < n && s[i] == '-') {
+        sign = -1;
+        i++;
+    }
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        v = v * 10 + (s[i++] - '0');
+    if (i < n && s[i] == '.') {
+        double scale = 0.1;
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, scale /= 10)
+            v += (s[i] - '0') * scale;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        int esign = 1, e = 0;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            esign = s[i++] == '-' ? -1 : 1;
+        while (i < n && s[i] >= '0' && s[i] <= '9' && e < 400)
+            e = e * 10 + (s[i++] - '0');
+        for (; e > 0; e--)
+            v = esign > 0 ? v * 10 : v / 10;
+    }
+    *out = sign * v;
+    return i == n;
+}
+
+/* Partition day from the event's timestamp member: an ISO-8601 string, or
+ * epoch seconds (milliseconds when the magnitude says so: >= 1e11 cannot
+ * be seconds before year 5138). */
+static bool event_day(const char *ev, const jmember *m, ebuf *tmp, int32_t *day)
+{
+    int64_t ms;
+    if (m->type == J_STRING) {
+        const char *s = ev + m->value.off + 1;
+        size_t n = m->value.len - 2;
+        if (memchr(s, '\\', n)) {
+            tmp->len = 0;
+            jstring_decode(ev, m->value, tmp);
+            if (tmp->oom)
+                return false;
+            s = tmp->p;
+            n = tmp->len;
+        }
+        if (!iso8601_parse_ms(s, n, &ms))
+            return false;
+    } else if (m->type == J_NUMBER) {
+        double v;
+        if (!number_to_double(ev + m->value.off, m->value.len, &v))
+            return false;
+        if (v >= 1e11 || v <= -1e11)
+            v /= 1000;
+        if (!(v > -62135596800.0 && v < 253402300800.0))
+            return false;
+        ms = (int64_t)(v * 1000);
+    } else {
+        return false;
+    }
+    return day_of_ms(ms, day);
+}
+
+static const jmember *find_member(const char *s, const jmembers *ms, const rname *name)
+{
+    for (size_t i = 0; i < ms->n; i++) {
+        if (jname_equals(s, &ms->v[i], name->dec, name->dec_len))
+            return &ms->v[i];
+    }
+    return NULL;
+}
+
+/* Does the event member carry the name whose JSON literal is lit? Both
+ * sides come from JSON text; only escapes make the bytes differ. */
+static bool member_is(const char *ev, const jmember *m, const char *lit, size_t lit_len)
+{
+    bool lit_escaped = memchr(lit, '\\', lit_len) != NULL;
+    if (!m->name_escaped && !lit_escaped)
+        return m->name.len == lit_len && memcmp(ev + m->name.off, lit, lit_len) == 0;
+    ebuf a = {0}, b = {0};
+    jstring_decode(ev, m->name, &a);
+    jstring_decode(lit, (jspan){0, lit_len}, &b);
+    bool eq = !a.oom && !b.oom && a.len == b.len && (a.len == 0 || !memcmp(a.p, b.p, a.len));
+    ebuf_free(&a);
+    ebuf_free(&b);
+    return eq;
+}
+
+static attach *att_push(enrich_ctx *ctx)
+{
+    if (ctx->natt == ctx->att_cap) {
+        size_t cap = ctx->att_cap ? ctx->att_cap * 2 : 32;
+        attach *v = realloc(ctx->att, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        ctx->att = v;
+        ctx->att_cap = cap;
+    }
+    attach *a = &ctx->att[ctx->natt++];
+    memset(a, 0, sizeof *a);
+    return a;
+}
+
+static bool att_add(enrich_ctx *ctx, const char *lit, size_t lit_len, const char *val,
+                    size_t val_len, uint8_t policy)
+{
+    attach *a = att_push(ctx);
+    if (!a)
+        return false;
+    a->lit = lit;
+    a->lit_len = lit_len;
+    a->val = val;
+    a->val_len = val_len;
+    a->policy = policy;
+    return true;
+}
+
+static bool att_add_scratch(enrich_ctx *ctx, const rname *name, size_t off, uint8_t policy)
+{
+    attach *a = att_push(ctx);
+    if (!a)
+        return false;
+    a->lit = name->lit;
+    a->lit_len = name->lit_len;
+    a->scratch_off = off;
+    a->val_len = ctx->scratch.len - off;
+    a->in_scratch = true;
+    a->policy = policy;
+    return true;
+}
+
+/* ---------------------------------------------------------------- */
+/* One lookup                                                        */
+/* ---------------------------------------------------------------- */
+
+/* Append the bytes of one key part (string contents or number text). */
+static enum lookup_result key_part(enrich_ctx *ctx, const char *base, const jmember *m,
+                                   enrich_status *err)
+{
+    if (m->type == J_NULL)
+        return LK_NO_KEY;
+    if (m->type == J_NUMBER) {
+        ebuf_put(&ctx->key, base + m->value.off, m->value.len);
+        return LK_HIT;
+    }
+    if (m->type != J_STRING) {
+        *err = ENRICH_E_KEY_TYPE;
+        return LK_ERROR;
+    }
+    const char *s = base + m->value.off + 1;
+    size_t n = m->value.len - 2;
+    if (n == 0)
+        return LK_NO_KEY; /* the seed treats "" like a missing id */
+    if (memchr(s, '\\', n))
+        jstring_decode(base, m->value, &ctx->key);
+    else
+        ebuf_put(&ctx->key, s, n);
+    return LK_HIT;
+}
+
+/* Follow a dotted path from the top-level members to the key's member. */
+static enum lookup_result resolve_path(enrich_ctx *ctx, const char *ev, const key_path *kp,
+                                       enrich_status *err)
+{
+    const char *base = ev;
+    const jmember *m = find_member(ev, &ctx->members, &kp->segs[0]);
+    for (size_t s = 1; m && s < kp->nsegs; s++) {
+        if (m->type != J_OBJECT)
+            return m->type == J_NULL ? LK_NO_KEY : (*err = ENRICH_E_KEY_TYPE, LK_ERROR);
+        /* Re-scan the (already validated) nested object for its members. */
+        const char *sub = base + m->value.off;
+        size_t sub_len = m->value.len;
+        ctx->sub.n = 0;
+        enrich_status rc = jscan_value(sub, sub_len, ctx->max_depth, NULL, NULL, &ctx->sub);
+        if (rc) {
+            *err = rc;
+            return LK_ERROR;
+        }
+        base = sub;
+        m = find_member(base, &ctx->sub, &kp->segs[s]);
+    }
+    if (!m)
+        return LK_NO_KEY;
+    return key_part(ctx, base, m, err);
+}
+
+static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const lookup *lk,
+                                     item_view *item, enrich_status *err)
+{
+    ctx->key.len = 0;
+    for (size_t k = 0; k < lk->nkeys; k++) {
+        if (k > 0)
+            ebuf_putc(&ctx->key, '\0');
+        enum lookup_result r = resolve_path(ctx, ev, &lk->keys[k], err);
+        if (r != LK_HIT)
+            return r;
+    }
+    if (ctx->key.oom) {
+        *err = ENRICH_E_NOMEM;
+        return LK_ERROR;
+    }
+    if (ctx->key.len > ctx->p->store->max_key) {
+        *err = ENRICH_E_KEY_TOO_LONG;
+        return LK_ERROR;
+    }
+    MDB_val k = {ctx->key.len, ctx->key.p}, v;
+    int rc = mdb_get(ctx->txn, lk->dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return LK_MISS;
+    if (rc != MDB_SUCCESS || !item_view_parse(v.mv_data, v.mv_size, item)) {
+        *err = ENRICH_E_STORE;
+        return LK_ERROR;
+    }
+    return LK_HIT;
+}
+
+/* Attach the members a hit selects: all (minus the key attributes), or
+ * the listed ones, renamed, optionally nested under one object. */
+static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item)
+{
+    bool nest = lk->nest.dec_len > 0;
+    size_t nest_off = ctx->scratch.len;
+    bool first = true;
+    if (nest)
+        ebuf_putc(&ctx->scratch, '{');
+    uint32_t from = lk->all_fields ? item->nkey : 0;
+    size_t wanted = lk->all_fields ? item->count - from : lk->nfields;
+    for (size_t i = 0; i < wanted; i++) {
+        item_member im;
+        const char *out_lit;
+        size_t out_len;
+        if (lk->all_fields) {
+            item_member_at(item, from + (uint32_t)i, &im);
+            out_lit = im.name;
+            out_len = im.name_len;
+            for (size_t r = 0; r < lk->nfields; r++) {
+                const rname *src = &lk->fields[r].src;
+                if (src->lit_len == im.name_len && !memcmp(src->lit, im.name, im.name_len)) {
+                    out_lit = lk->fields[r].out.lit;
+                    out_len = lk->fields[r].out.lit_len;
+                    break;
+                }
+            }
+        } else {
+            const field_map *f = &lk->fields[i];
+            uint32_t j = 0;
+            for (; j < item->count; j++) {
+                item_member_at(item, j, &im);
+                if (im.name_len == f->src.lit_len && !memcmp(im.name, f->src.lit, im.name_len))
+                    break;
+            }
+            if (j == item->count)
+                continue; /* this item lacks the field: nothing to attach */
+            out_lit = f->out.lit;
+            out_len = f->out.lit_len;
+        }
+        if (nest) {
+            if (!first)
+                ebuf_putc(&ctx->scratch, ',');
+            ebuf_put(&ctx->scratch, out_lit, out_len);
+            ebuf_putc(&ctx->scratch, ':');
+            ebuf_put(&ctx->scratch, im.value, im.value_len);
+            first = false;
+        } else if (!att_add(ctx, out_lit, out_len, im.value, im.value_len, lk->on_conflict)) {
+            return false;
+        }
+    }
+    if (nest) {
+        ebuf_putc(&ctx->scratch, '}');
+        return att_add_scratch(ctx, &lk->nest, nest_off, lk->on_conflict);
+    }
+    return true;
+}
+
+static bool attach_defaults(enrich_ctx *ctx, const lookup *lk)
+{
+    if (lk->ndefaults == 0)
+        return true;
+    bool nest = lk->nest.dec_len > 0;
+    size_t nest_off = ctx->scratch.len;
+    if (nest)
+        ebuf_putc(&ctx->scratch, '{');
+    for (size_t d = 0; d < lk->ndefaults; d++) {
+        const rname *out = &lk->defaults_names[d].out;
+        if (nest) {
+            if (d)
+                ebuf_putc(&ctx->scratch, ',');
+            ebuf_put(&ctx->scratch, out->lit, out->lit_len);
+            ebuf_putc(&ctx->scratch, ':');
+            ebuf_put(&ctx->scratch, lk->defaults_values[d], lk->defaults_value_lens[d]);
+        } else if (!att_add(ctx, out->lit, out->lit_len, lk->defaults_values[d],
+                            lk->defaults_value_lens[d], lk->on_conflict)) {
+            return false;
+        }
+    }
+    if (nest) {
+        ebuf_putc(&ctx->scratch, '}');
+        return att_add_scratch(ctx, &lk->nest, nest_off, lk->on_conflict);
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- */
+/* Records                                                           */
+/* ---------------------------------------------------------------- */
+
+static rec *rec_push(enrich_ctx *ctx)
+{
+    if (ctx->nrecs == ctx->recs_cap) {
+        size_t cap = ctx->recs_cap ? ctx->recs_cap * 2 : 256;
+        rec *v = realloc(ctx->recs, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        ctx->recs = v;
+        ctx->recs_cap = cap;
+    }
+    rec *r = &ctx->recs[ctx->nrecs++];
+    r->off = ctx->out.len;
+    r->len = 0;
+    r->day = ctx->now_day;
+    r->error = 0;
+    r->outcome = ENRICH_OUTCOME_SUCCESS;
+    return r;
+}
+
+static void rec_close(enrich_ctx *ctx, rec *r)
+{
+    r->len = ctx->out.len - r->off;
+    ebuf_putc(&ctx->out, '\n');
+    ctx->counts[r->outcome]++;
+}
+
+/* The error message member's value: the status text, plus the key path
+ * when a key was at fault. */
+static void error_value(enrich_ctx *ctx, enrich_status code, const rname *path)
+{
+    ebuf msg = {0};
+    ebuf_puts(&msg, enrich_strerror(code));
+    if (path) {
+        ebuf_puts(&msg, " (");
+        ebuf_put(&msg, path->dec, path->dec_len);
+        ebuf_putc(&msg, ')');
+    }
+    ebuf_json_string(&ctx->scratch, msg.p ? msg.p : "", msg.len);
+    if (msg.oom)
+        ctx->scratch.oom = true;
+    ebuf_free(&msg);
+}
+
+/* An event that is not a JSON object cannot be spliced: it becomes a new
+ * object carrying the error and the original bytes, base64-encoded (they
+ * may not even be UTF-8), like Firehose's processing-failed records. */
+static void emit_raw_error(enrich_ctx *ctx, rec *r, const char *ev, size_t len,
+                           enrich_status code)
+{
+    const enrich_pipeline *p = ctx->p;
+    r->outcome = ENRICH_OUTCOME_ERROR;
+    r->error = (int16_t)code;
+    ebuf *o = &ctx->out;
+    ebuf_putc(o, '{');
+    ebuf_put(o, p->status_field.lit, p->status_field.lit_len);
+    ebuf_putc(o, ':');
+    ebuf_put(o, p->word[ENRICH_OUTCOME_ERROR].lit, p->word[ENRICH_OUTCOME_ERROR].lit_len);
+    ebuf_putc(o, ',');
+    ebuf_put(o, p->error_field.lit, p->error_field.lit_len);
+    ebuf_putc(o, ':');
+    ctx->scratch.len = 0;
+    error_value(ctx, code, NULL);
+    ebuf_put(o, ctx->scratch.p, ctx->scratch.len);
+    ebuf_putc(o, ',');
+    ebuf_put(o, p->raw_field.lit, p->raw_field.lit_len);
+    ebuf_puts(o, ":\"");
+    size_t b64 = base64_encoded_len(len);
+    if (ebuf_reserve(o, b64 + 2)) {
+        base64_encode(ev, len, o->p + o->len);
+        o->len += b64;
+    }
+    ebuf_puts(o, "\"}");
+    rec_close(ctx, r);
+}
+
+/* Mark the event members that enrichment replaces, drop attachments the
+ * event keeps, and report a conflict under the "fail" policy. Returns true
+ * when the event must be rebuilt. */
+static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
+{
+    jmembers *ms = &ctx->members;
+    bool rebuild = false;
+    *conflict = false;
+    ctx->removed.len = 0;
+    if (!ebuf_reserve(&ctx->removed, ms->n))
+        return false;
+    memset(ctx->removed.p, 0, ms->n);
+    ctx->removed.len = ms->n;
+    for (size_t i = 0; i < ms->n; i++) {
+        const jmember *m = &ms->v[i];
+        for (size_t a = 0; a < ctx->natt; a++) {
+            attach *at = &ctx->att[a];
+            if (at->dropped || !member_is(ev, m, at->lit, at->lit_len))
+                continue;
+            if (at->policy == CONFLICT_KEEP) {
+                at->dropped = true;
+            } else if (at->policy == CONFLICT_FAIL) {
+                *conflict = true;
+                return false;
+            } else {
+                ctx->removed.p[i] = 1;
+                rebuild = true;
+            }
+        }
+    }
+    /* Two attachments with one name (a lookup's field and a status member,
+     * or two lookups): the later one wins, so the output keeps one member. */
+    for (size_t a = 0; a + 1 < ctx->natt; a++) {
+        attach *x = &ctx->att[a];
+        for (size_t b = a + 1; b < ctx->natt && !x->dropped; b++) {
+            const attach *y = &ctx->att[b];
+            if (!y->dropped && x->lit_len == y->lit_len && !memcmp(x->lit, y->lit, x->lit_len))
+                x->dropped = true;
+        }
+    }
+    return rebuild;
+}
+
+static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status code,
+                       const rname *path)
+{
+    const enrich_pipeline *p = ctx->p;
+    const rname *w = &p->word[outcome];
+    att_add(ctx, p->status_field.lit, p->status_field.lit_len, w->lit, w->lit_len,
+            CONFLICT_OVERWRITE);
+    if (outcome == ENRICH_OUTCOME_ERROR) {
+        size_t off = ctx->scratch.len;
+        error_value(ctx, code, path);
+        att_add_scratch(ctx, &p->error_field, off, CONFLICT_OVERWRITE);
+    }
+    if (p->ts_when == TS_ALWAYS || (p->ts_when == TS_SUCCESS && outcome == ENRICH_OUTCOME_SUCCESS))
+        att_add(ctx, p->ts_field.lit, p->ts_field.lit_len, ctx->ts_lit, sizeof ctx->ts_lit,
+                CONFLICT_OVERWRITE);
+}
+
+static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild)
+{
+    ebuf *o = &ctx->out;
+    const jmembers *ms = &ctx->members;
+    bool first;
+    if (!rebuild) {
+        /* Splice: the event's own bytes up to its closing brace. */
+        ebuf_put(o, ev + root.off, root.len - 1);
+        first = ms->n == 0;
+    } else {
+        ebuf_putc(o, '{');
+        first = true;
+        for (size_t i = 0; i < ms->n; i++) {
+            if (ctx->removed.len > i && ctx->removed.p[i])
+                continue;
+            const jmember *m = &ms->v[i];
+            if (!first)
+                ebuf_putc(o, ',');
+            ebuf_put(o, ev + m->name.off, m->name.len);
+            ebuf_putc(o, ':');
+            ebuf_put(o, ev + m->value.off, m->value.len);
+            first = false;
+        }
+    }
+    for (size_t a = 0; a < ctx->natt; a++) {
+        const attach *at = &ctx->att[a];
+        if (at->dropped)
+            continue;
+        if (!first)
+            ebuf_putc(o, ',');
+        ebuf_put(o, at->lit, at->lit_len);
+        ebuf_putc(o, ':');
+        ebuf_put(o, at->in_scratch ? ctx->scratch.p + at->scratch_off : at->val, at->val_len);
+        first = false;
+    }
+    ebuf_putc(o, '}');
+}
+
+static void enrich_event(enrich_ctx *ctx, const char *ev, size_t len)
+{
+    const enrich_pipeline *p = ctx->p;
+    rec *r = rec_push(ctx);
+    if (!r) {
+        ctx->out.oom = true;
+        return;
+    }
+    if (len > ctx->max_record) {
+        emit_raw_error(ctx, r, ev, len, ENRICH_E_TOO_LARGE);
+        return;
+    }
+    ctx->members.n = 0;
+    jtype type;
+    jspan root;
+    enrich_status rc = jscan_value(ev, len, ctx->max_depth, &type, &root, &ctx->members);
+    if (rc == ENRICH_E_NOMEM) {
+        ctx->out.oom = true;
+        return;
+    }
+    if (rc || type != J_OBJECT) {
+        emit_raw_error(ctx, r, ev, len, rc ? rc : ENRICH_E_NOT_OBJECT);
+        return;
+    }
+    ctx->scratch.len = 0;
+    if (p->partition_field.dec_len) {
+        const jmember *tm = find_member(ev, &ctx->members, &p->partition_field);
+        int32_t day;
+        if (tm && event_day(ev, tm, &ctx->scratch, &day))
+            r->day = day;
+        ctx->scratch.len = 0;
+    }
+
+    ctx->natt = 0;
+    enrich_outcome outcome = ENRICH_OUTCOME_SUCCESS;
+    enrich_status err = ENRICH_OK;
+    const rname *err_path = NULL;
+    bool ok = true;
+    for (size_t l = 0; l < p->nlookups && ok; l++) {
+        const lookup *lk = &p->lookups[l];
+        item_view item;
+        enum lookup_result res = lookup_one(ctx, ev, lk, &item, &err);
+        if (res == LK_ERROR) {
+            err_path = lk->nkeys == 1 ? &lk->keys[0].display : NULL;
+            break;
+        }
+        if (res == LK_HIT) {
+            ok = attach_hit(ctx, lk, &item);
+            continue;
+        }
+        ok = attach_defaults(ctx, lk);
+        if (lk->required) {
+            enrich_outcome o = res == LK_NO_KEY ? ENRICH_OUTCOME_NO_KEY : ENRICH_OUTCOME_NOT_FOUND;
+            if (o > outcome)
+                outcome = o; /* no_key outranks not_found */
+        }
+    }
+    if (!ok || err == ENRICH_E_NOMEM) {
+        ctx->out.oom = true;
+        return;
+    }
+    if (err) {
+        outcome = ENRICH_OUTCOME_ERROR;
+        ctx->natt = 0; /* a failed record carries no reference data */
+    }
+    add_status(ctx, outcome, err, err_path);
+
+    bool conflict;
+    bool rebuild = resolve_conflicts(ctx, ev, &conflict);
+    if (conflict) {
+        /* Policy "fail": the record keeps its own members and only gets
+         * the error status (which always overwrites). */
+        err = ENRICH_E_CONFLICT;
+        outcome = ENRICH_OUTCOME_ERROR;
+        ctx->natt = 0;
+        ctx->scratch.len = 0;
+        add_status(ctx, outcome, err, NULL);
+        rebuild = resolve_conflicts(ctx, ev, &conflict);
+    }
+    if (ctx->scratch.oom || ctx->removed.oom) {
+        ctx->out.oom = true;
+        return;
+    }
+    r->outcome = (uint8_t)outcome;
+    r->error = (int16_t)err;
+    emit(ctx, ev, root, rebuild || ctx->force_rebuild);
+    rec_close(ctx, r);
+}
+
+/* ---------------------------------------------------------------- */
+/* Batches                                                           */
+/* ---------------------------------------------------------------- */
+
+static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
+{
+    size_t pos = 0;
+    while (pos < n && !ctx->out.oom) {
+        const char *nl = memchr(s + pos, '\n', n - pos);
+        size_t end = nl ? (size_t)(nl - s) : n;
+        size_t len = end - pos;
+        if (len && s[pos + len - 1] == '\r')
+            len--;
+        size_t k = 0;
+        while (k < len && (s[pos + k] == ' ' || s[pos + k] == '\t' || s[pos + k] == '\r'))
+            k++;
+        if (k < len)
+            enrich_event(ctx, s + pos, len);
+        pos = end + 1;
+    }
+}
+
+/* Find the end of a value by structure alone (strings and brackets), so
+ * that an element that breaks only the policy (UTF-8, \u0000, depth) can be
+ * reported on its own while the rest of the array is still processed. */
+static bool skip_structural(const char *s, size_t n, size_t *pos)
+{
+    size_t i = *pos, depth = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                i += s[i] == '\\';
+            if (i >= n)
+                return false;
+            i++;
+            if (depth == 0)
+                break;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            i++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                break;
+            i++;
+            if (--depth == 0)
+                break;
+        } else if (c == ',' && depth == 0) {
+            break;
+        } else {
+            i++;
+        }
+    }
+    if (depth != 0)
+        return false;
+    *pos = i;
+    return true;
+}
+
+static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
+{
+    size_t pos = 0;
+    while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t'))
+        pos++;
+    if (pos >= n || s[pos] != '[') {
+        errmsg_set(ctx->errmsg, "input is not a JSON array");
+        return ENRICH_E_JSON;
+    }
+    pos++;
+    bool expect_value = false;
+    for (;;) {
+        while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t'))
+            pos++;
+        if (pos < n && s[pos] == ']' && !expect_value) {
+            pos++;
+            break;
+        }
+        size_t start = pos;
+        jspan span;
+        enrich_status rc = jscan_next(s, n, &pos, ctx->max_depth, NULL, &span);
+        if (rc == ENRICH_OK) {
+            enrich_event(ctx, s + span.off, span.len);
+        } else if (rc == ENRICH_E_UTF8 || rc == ENRICH_E_NUL || rc == ENRICH_E_DEPTH) {
+            pos = start;
+            if (!skip_structural(s, n, &pos) || pos == start) {
+                errmsg_set(ctx->errmsg, "element at byte %zu is not valid JSON", start);
+                return ENRICH_E_JSON;
+            }
+            rec *r = rec_push(ctx);
+            if (!r)
+                return ENRICH_E_NOMEM;
+            emit_raw_error(ctx, r, s + start, pos - start, rc);
+        } else {
+            errmsg_set(ctx->errmsg, "element at byte %zu is not valid JSON", start);
+            return rc == ENRICH_E_NOMEM ? rc : ENRICH_E_JSON;
+        }
+        if (ctx->out.oom)
+            return ENRICH_E_NOMEM;
+        while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t'))
+            pos++;
+        if (pos < n && s[pos] == ',') {
+            pos++;
+            expect_value = true;
+            continue;
+        }
+        if (pos < n && s[pos] == ']') {
+            pos++;
+            break;
+        }
+        errmsg_set(ctx->errmsg, "expected ',' or ']' at byte %zu", pos);
+        return ENRICH_E_JSON;
+    }
+    while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t'))
+        pos++;
+    if (pos != n) {
+        errmsg_set(ctx->errmsg, "bytes after the array at byte %zu", pos);
+        return ENRICH_E_JSON;
+    }
+    return ENRICH_OK;
+}
+
+static enrich_status begin_snapshot(enrich_ctx *ctx)
+{
+    if (ctx->txn) {
+        int rc = mdb_txn_renew(ctx->txn);
+        if (rc == MDB_SUCCESS)
+            return ENRICH_OK;
+        /* The map may have been resized by a loader: start afresh. */
+        mdb_txn_abort(ctx->txn);
+        ctx->txn = NULL;
+    }
+    return store_read_begin(ctx->p->store, &ctx->txn, ctx->errmsg);
+}
+
+enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input, const void *src,
+                               size_t src_len)
+{
+    if (!ctx)
+        return ENRICH_E_INVALID;
+    ctx->out.len = 0;
+    ctx->out.oom = false;
+    ctx->scratch.oom = false;
+    ctx->key.oom = false;
+    ctx->removed.oom = false;
+    ctx->nrecs = 0;
+    memset(ctx->counts, 0, sizeof ctx->counts);
+    ctx->errmsg[0] = '\0';
+    if ((!src && src_len) || (input != ENRICH_INPUT_NDJSON && input != ENRICH_INPUT_JSON_ARRAY)) {
+        errmsg_set(ctx->errmsg, "invalid input or shape");
+        return ENRICH_E_INVALID;
+    }
+    /* One clock read per batch: every record of it gets the same stamp. */
+    ctx->now_ms = ctx->clock_ms >= 0 ? ctx->clock_ms : clock_now_ms();
+    int32_t day = 0;
+    day_of_ms(ctx->now_ms, &day);
+    ctx->now_day = day;
+    ctx->ts_lit[0] = '"';
+    iso8601_format_ms(ctx->now_ms, ctx->ts_lit + 1);
+    ctx->ts_lit[25] = '"';
+
+    enrich_status rc = begin_snapshot(ctx);
+    if (rc)
+        return rc;
+    if (input == ENRICH_INPUT_NDJSON)
+        run_ndjson(ctx, src, src_len);
+    else
+        rc = run_array(ctx, src, src_len);
+    mdb_txn_reset(ctx->txn);
+    if (!rc && ctx->out.oom)
+        rc = ENRICH_E_NOMEM;
+    if (rc) {
+        if (rc == ENRICH_E_NOMEM)
+            errmsg_set(ctx->errmsg, "out of memory while enriching the batch");
+        /* All or nothing: a failed batch leaves no partial results. */
+        ctx->out.len = 0;
+        ctx->nrecs = 0;
+        memset(ctx->counts, 0, sizeof ctx->counts);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- */
+/* Results                                                           */
+/* ---------------------------------------------------------------- */
+
+size_t enrich_batch_count(const enrich_ctx *ctx)
+{
+    return ctx ? ctx->nrecs : 0;
+}
+
+size_t enrich_batch_count_outcome(const enrich_ctx *ctx, enrich_outcome outcome)
+{
+    if (!ctx || (unsigned)outcome > ENRICH_OUTCOME_ERROR)
+        return 0;
+    return ctx->counts[outcome];
+}
+
+enrich_outcome enrich_batch_outcome(const enrich_ctx *ctx, size_t i)
+{
+    if (!ctx || i >= ctx->nrecs)
+        return ENRICH_OUTCOME_ERROR;
+    return (enrich_outcome)ctx->recs[i].outcome;
+}
+
+enrich_status enrich_batch_error(const enrich_ctx *ctx, size_t i)
+{
+    if (!ctx || i >= ctx->nrecs)
+        return ENRICH_E_INVALID;
+    return ctx->recs[i].error;
+}
+
+enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i)
+{
+    enrich_buf b = {NULL, 0};
+    if (ctx && i < ctx->nrecs) {
+        b.ptr = (const uint8_t *)ctx->out.p + ctx->recs[i].off;
+        b.len = ctx->recs[i].len;
+    }
+    return b;
+}
+
+enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i, char *dst,
+                                     size_t dst_cap, size_t *written)
+{
+    if (!ctx || !dst || !written || i >= ctx->nrecs)
+        return ENRICH_E_INVALID;
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(ctx->recs[i].day, &y, &m, &d);
+    /* Only digits of a validated date reach the path (year 1..9999). */
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "year=%04d/month=%02u/day=%02u", (int)y, m, d);
+    if (n < 0 || (size_t)n > dst_cap) {
+        *written = (size_t)(n < 0 ? 0 : n);
+        return ENRICH_E_DST_SIZE;
+    }
+    memcpy(dst, tmp, (size_t)n);
+    *written = (size_t)n;
+    return ENRICH_OK;
+}
