@@ -206,6 +206,29 @@ ENRICH_INTERNAL enrich_status load_dynamodb(load_sink *sink, const char *src, si
 ENRICH_INTERNAL enrich_status load_dynamodb_stream(load_sink *sink, const char *src, size_t len);
 ENRICH_INTERNAL enrich_status load_csv(load_sink *sink, const char *src, size_t len, const char *types);
 
+/* Walks the items of NDJSON (one per line; blank lines and CRLF fine) or
+ * of one JSON array (when array_allowed and the first non-blank byte is
+ * '['), for load_json and load_dynamodb (load_json.c). */
+typedef struct load_iter {
+    const char *src;
+    size_t len;
+    size_t pos;      /* next byte to look at */
+    size_t line;     /* 1-based line of pos (counted up to line_pos) */
+    size_t line_pos;
+    size_t count;    /* items returned so far */
+    int max_depth;
+    bool array;
+    bool done;
+} load_iter;
+ENRICH_INTERNAL void load_iter_init(load_iter *it, const char *src, size_t len,
+                                    bool array_allowed, int max_depth);
+/* Next item span (relative to src) and the line it starts on; span.len == 0
+ * at the end. Array elements are scanned (validated) to find their end; a
+ * line is returned trimmed but unvalidated. On a syntax error of the array
+ * itself, returns the status with errmsg "line N: ..." set. */
+ENRICH_INTERNAL enrich_status load_iter_next(load_iter *it, jspan *item, size_t *line,
+                                             char *errmsg);
+
 /* ---------------------------------------------------------------- */
 /* Small shared helpers                                              */
 /* ---------------------------------------------------------------- */
@@ -213,6 +236,13 @@ ENRICH_INTERNAL enrich_status load_csv(load_sink *sink, const char *src, size_t 
 ENRICH_INTERNAL size_t base64_encoded_len(size_t n);
 ENRICH_INTERNAL void base64_encode(const void *src, size_t n, char *dst); /* no NUL */
 ENRICH_INTERNAL bool base64_valid(const char *s, size_t n);
+/* Most bytes base64_decode can write for n input characters (n / 4 * 3). */
+ENRICH_INTERNAL size_t base64_decoded_max(size_t n);
+/* Strict RFC 4648 decode (standard alphabet, n % 4 == 0, '=' only as the
+ * last one or two characters; empty is valid). dst needs
+ * base64_decoded_max(n) bytes; *dst_len gets the decoded length. Returns
+ * false (dst contents then unspecified) exactly when base64_valid would. */
+ENRICH_INTERNAL bool base64_decode(const char *s, size_t n, unsigned char *dst, size_t *dst_len);
 
 /* Civil date from days since 1970-01-01 and back (time.c). */
 ENRICH_INTERNAL int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
