@@ -1,0 +1,699 @@
+/* Suite "enrich": the seed scenario, the rule features, bad events, and a
+ * differential test of the splice path against an independent cJSON
+ * implementation of the same rules. Real LMDB stores in temp folders. */
+#define _GNU_SOURCE /* memmem, open_memstream */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "enrich/enrich.h"
+#include "testutil.h"
+
+static const char seed_items[] =
+    "{\"productId\":{\"S\":\"PROD-001\"},\"productName\":{\"S\":\"Smart Sensor\"},"
+    "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"49.99\"}}\n"
+    "{\"productId\":{\"S\":\"PROD-002\"},\"productName\":{\"S\":\"Temperature Monitor\"},"
+    "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"79.99\"}}\n";
+
+static const char seed_events[] =
+    "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\"}\n"
+    "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\"}\n"
+    "{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\"}\n";
+
+/* 2024-02-01T00:00:00.000Z */
+#define FIXED_CLOCK 1706745600000LL
+
+typedef struct fixture {
+    char *dir;
+    char *path;
+    enrich_store *store;
+    enrich_pipeline *pl;
+    enrich_ctx *ctx;
+} fixture;
+
+static void fx_open(fixture *f, const char *rules)
+{
+    f->dir = tu_tmpdir();
+    f->path = tu_join(f->dir, "store.mdb");
+    enrich_store *w = NULL;
+    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_CREATE, &w), ENRICH_OK);
+    size_t n = 0;
+    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
+                                       seed_items, strlen(seed_items), &n),
+                     ENRICH_OK);
+    ck_assert_uint_eq(n, 2);
+    enrich_store_close(w);
+    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_RDONLY, &f->store), ENRICH_OK);
+    enrich_status rc = enrich_pipeline_compile(f->store, rules, rules ? strlen(rules) : 0, &f->pl);
+    ck_assert_msg(rc == ENRICH_OK, "compile: %s / %s", enrich_strerror(rc),
+                  enrich_store_errmsg(f->store));
+    ck_assert_int_eq(enrich_ctx_create(f->pl, &f->ctx), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_set_option(f->ctx, ENRICH_OPT_CLOCK_MS, FIXED_CLOCK), ENRICH_OK);
+}
+
+static void fx_close(fixture *f)
+{
+    enrich_ctx_free(f->ctx);
+    enrich_pipeline_free(f->pl);
+    enrich_store_close(f->store);
+    tu_rmtree(f->dir);
+    free(f->path);
+    free(f->dir);
+}
+
+static cJSON *record_json(const enrich_ctx *ctx, size_t i)
+{
+    enrich_buf b = enrich_batch_record(ctx, i);
+    cJSON *j = cJSON_ParseWithLength((const char *)b.ptr, b.len);
+    ck_assert_msg(j != NULL, "record %zu is not JSON: %.*s", i, (int)b.len, (const char *)b.ptr);
+    return j;
+}
+
+static const char *str_of(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Number of members called name (the output must never hold two). */
+static int count_members(const cJSON *o, const char *name)
+{
+    int n = 0;
+    for (const cJSON *c = o->child; c; c = c->next)
+        n += strcmp(c->string, name) == 0;
+    return n;
+}
+
+static void run_ok(fixture *f, enrich_input in, const char *src)
+{
+    enrich_status rc = enrich_batch_run(f->ctx, in, src, strlen(src));
+    ck_assert_msg(rc == ENRICH_OK, "batch: %s (%s)", enrich_strerror(rc), enrich_ctx_errmsg(f->ctx));
+}
+
+/* ------------------------------------------------------------------ */
+
+START_TEST(enrich_seed_scenario)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    run_ok(&f, ENRICH_INPUT_NDJSON, seed_events);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
+    ck_assert_uint_eq(enrich_batch_count_outcome(f.ctx, ENRICH_OUTCOME_SUCCESS), 2);
+    ck_assert_uint_eq(enrich_batch_count_outcome(f.ctx, ENRICH_OUTCOME_NOT_FOUND), 1);
+
+    static const char *names[] = {"Smart Sensor", "Temperature Monitor"};
+    static const double prices[] = {49.99, 79.99};
+    for (size_t i = 0; i < 2; i++) {
+        cJSON *j = record_json(f.ctx, i);
+        ck_assert_int_eq(enrich_batch_outcome(f.ctx, i), ENRICH_OUTCOME_SUCCESS);
+        ck_assert_str_eq(str_of(j, "productName"), names[i]);
+        ck_assert_str_eq(str_of(j, "category"), "IoT Devices");
+        const cJSON *price = cJSON_GetObjectItemCaseSensitive(j, "price");
+        ck_assert(cJSON_IsNumber(price));
+        ck_assert_double_eq_tol(price->valuedouble, prices[i], 1e-9);
+        ck_assert_str_eq(str_of(j, "enrichmentStatus"), "success");
+        ck_assert_str_eq(str_of(j, "enrichmentTimestamp"), "2024-02-01T00:00:00.000Z");
+        ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(j, "quantity")->valueint, i == 0 ? 5 : 3);
+        /* The key attribute is in the event already and is not repeated. */
+        ck_assert_int_eq(count_members(j, "productId"), 1);
+        cJSON_Delete(j);
+    }
+    /* The price is spliced as the stored number text, not reprinted. */
+    enrich_buf b = enrich_batch_record(f.ctx, 0);
+    ck_assert_ptr_nonnull(memmem(b.ptr, b.len, "\"price\":49.99", 13));
+    ck_assert_int_eq(memcmp(b.ptr, "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,", 57), 0);
+
+    cJSON *j = record_json(f.ctx, 2);
+    ck_assert_str_eq(str_of(j, "enrichmentStatus"), "product_not_found");
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "productName"));
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "enrichmentTimestamp"));
+    ck_assert_int_eq(cJSON_GetArraySize(j), 5);
+    cJSON_Delete(j);
+
+    char part[32];
+    size_t w;
+    ck_assert_int_eq(enrich_batch_partition(f.ctx, 0, part, sizeof part, &w), ENRICH_OK);
+    ck_assert_str_eq((part[w] = '\0', part), "year=2024/month=01/day=15");
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(enrich_no_key_and_bad_events_do_not_fail_the_batch)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    char longkey[700];
+    memset(longkey, 'k', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = '\0';
+    char *batch = NULL;
+    size_t blen = 0;
+    FILE *m = open_memstream(&batch, &blen);
+    fprintf(m, "{\"eventId\":\"a\"}\n");                          /* 0 no key */
+    fprintf(m, "not json at all\n");                              /* 1 JSON */
+    fprintf(m, "[1,2,3]\n");                                      /* 2 not object */
+    fprintf(m, "{\"productId\":{\"x\":1}}\n");                    /* 3 key type */
+    fprintf(m, "{\"productId\":\"%s\"}\n", longkey);               /* 4 too long */
+    fprintf(m, "{\"productId\":\"PROD-001\",\"s\":\"\\u0000\"}\n"); /* 5 NUL */
+    fprintf(m, "{\"productId\":\"PROD-001\",\"s\":\"\xff\"}\n");    /* 6 UTF-8 */
+    fprintf(m, "{\"productId\":null}\n");                         /* 7 no key */
+    fprintf(m, "{\"productId\":\"\"}\n");                         /* 8 no key */
+    fprintf(m, "\r\n   \n");                                      /* blank lines: skipped */
+    fprintf(m, "{\"productId\":\"PROD-002\"}\r\n");                /* 9 success, CRLF */
+    fclose(m);
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_NDJSON, batch, blen), ENRICH_OK);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 10);
+    static const struct { enrich_outcome o; enrich_status e; } want[] = {
+        {ENRICH_OUTCOME_NO_KEY, 0}, {ENRICH_OUTCOME_ERROR, ENRICH_E_JSON},
+        {ENRICH_OUTCOME_ERROR, ENRICH_E_NOT_OBJECT}, {ENRICH_OUTCOME_ERROR, ENRICH_E_KEY_TYPE},
+        {ENRICH_OUTCOME_ERROR, ENRICH_E_KEY_TOO_LONG}, {ENRICH_OUTCOME_ERROR, ENRICH_E_NUL},
+        {ENRICH_OUTCOME_ERROR, ENRICH_E_UTF8}, {ENRICH_OUTCOME_NO_KEY, 0},
+        {ENRICH_OUTCOME_NO_KEY, 0}, {ENRICH_OUTCOME_SUCCESS, 0},
+    };
+    for (size_t i = 0; i < 10; i++) {
+        ck_assert_msg(enrich_batch_outcome(f.ctx, i) == want[i].o, "record %zu outcome %d", i,
+                      enrich_batch_outcome(f.ctx, i));
+        ck_assert_msg(enrich_batch_error(f.ctx, i) == want[i].e, "record %zu error %s", i,
+                      enrich_status_name(enrich_batch_error(f.ctx, i)));
+        cJSON *j = record_json(f.ctx, i);
+        const char *status = str_of(j, "enrichmentStatus");
+        static const char *words[] = {"success", "product_not_found", "no_product_id", "error"};
+        ck_assert_str_eq(status, words[want[i].o]);
+        if (want[i].o == ENRICH_OUTCOME_ERROR) {
+            const char *e = str_of(j, "enrichmentError");
+            ck_assert_ptr_nonnull(e);
+            ck_assert_msg(strncmp(e, enrich_status_name(want[i].e), strlen(enrich_status_name(want[i].e))) == 0,
+                          "record %zu error text %s", i, e);
+        } else {
+            ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "enrichmentError"));
+        }
+        cJSON_Delete(j);
+    }
+    /* A non-object event keeps its bytes, base64-encoded. */
+    cJSON *j = record_json(f.ctx, 1);
+    ck_assert_str_eq(str_of(j, "rawData"), "bm90IGpzb24gYXQgYWxs");
+    cJSON_Delete(j);
+    /* An object event that failed keeps its own members. */
+    j = record_json(f.ctx, 3);
+    ck_assert(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "productId")));
+    cJSON_Delete(j);
+    free(batch);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(enrich_existing_fields_overwrite_keep_fail)
+{
+    const char *ev = "{\"productId\":\"PROD-001\",\"price\":1,\"enrichmentStatus\":\"old\","
+                     "\"enrichmentStatus\":\"dup\",\"keep\":true}";
+    /* overwrite (default) */
+    fixture f = {0};
+    fx_open(&f, NULL);
+    run_ok(&f, ENRICH_INPUT_NDJSON, ev);
+    cJSON *j = record_json(f.ctx, 0);
+    ck_assert_int_eq(count_members(j, "price"), 1);
+    ck_assert_int_eq(count_members(j, "enrichmentStatus"), 1);
+    ck_assert_double_eq_tol(cJSON_GetObjectItemCaseSensitive(j, "price")->valuedouble, 49.99, 1e-9);
+    ck_assert_str_eq(str_of(j, "enrichmentStatus"), "success");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "keep")));
+    cJSON_Delete(j);
+    fx_close(&f);
+
+    /* keep: the event's own price stays */
+    fx_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"on_conflict\":\"keep\"}]}");
+    run_ok(&f, ENRICH_INPUT_NDJSON, ev);
+    j = record_json(f.ctx, 0);
+    ck_assert_int_eq(count_members(j, "price"), 1);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(j, "price")->valueint, 1);
+    ck_assert_str_eq(str_of(j, "productName"), "Smart Sensor");
+    ck_assert_int_eq(count_members(j, "enrichmentStatus"), 1);
+    cJSON_Delete(j);
+    fx_close(&f);
+
+    /* fail: the record is an error, untouched apart from the status */
+    fx_open(&f, "{\"on_conflict\":\"fail\",\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}]}");
+    run_ok(&f, ENRICH_INPUT_NDJSON, ev);
+    ck_assert_int_eq(enrich_batch_outcome(f.ctx, 0), ENRICH_OUTCOME_ERROR);
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 0), ENRICH_E_CONFLICT);
+    j = record_json(f.ctx, 0);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(j, "price")->valueint, 1);
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "productName"));
+    ck_assert_int_eq(count_members(j, "enrichmentStatus"), 1);
+    ck_assert_str_eq(str_of(j, "enrichmentStatus"), "error");
+    cJSON_Delete(j);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(enrich_rules_fields_rename_nest_defaults_words)
+{
+    fixture f = {0};
+    fx_open(&f, "{\"lookups\":[{\"key\":\"order.item.sku\",\"table\":\"products\","
+                "\"fields\":[\"productName\",\"price\",\"absent\"],\"rename\":{\"price\":\"unitPrice\"},"
+                "\"nest\":\"product\",\"defaults\":{\"productName\":\"unknown\"}}],"
+                "\"status\":{\"field\":\"st\",\"success\":\"ok\",\"not_found\":\"miss\",\"no_key\":\"nokey\"},"
+                "\"timestamp\":{\"field\":\"at\",\"on\":\"always\"},"
+                "\"partition\":{\"timestamp_field\":\"ts\"}}");
+    run_ok(&f, ENRICH_INPUT_JSON_ARRAY,
+           "[{\"order\":{\"item\":{\"sku\":\"PROD-002\"}},\"ts\":1700000000},"
+           " {\"order\":{\"item\":{\"sku\":\"PROD-404\"}},\"ts\":1700000000000},"
+           " {\"order\":{\"item\":{}}}]");
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
+    cJSON *j = record_json(f.ctx, 0);
+    const cJSON *prod = cJSON_GetObjectItemCaseSensitive(j, "product");
+    ck_assert(cJSON_IsObject(prod));
+    ck_assert_int_eq(cJSON_GetArraySize(prod), 2);
+    ck_assert_str_eq(str_of(prod, "productName"), "Temperature Monitor");
+    ck_assert_double_eq_tol(cJSON_GetObjectItemCaseSensitive(prod, "unitPrice")->valuedouble, 79.99, 1e-9);
+    ck_assert_str_eq(str_of(j, "st"), "ok");
+    ck_assert_str_eq(str_of(j, "at"), "2024-02-01T00:00:00.000Z");
+    cJSON_Delete(j);
+    j = record_json(f.ctx, 1);
+    ck_assert_str_eq(str_of(j, "st"), "miss");
+    ck_assert_str_eq(str_of(cJSON_GetObjectItemCaseSensitive(j, "product"), "productName"), "unknown");
+    ck_assert_ptr_nonnull(str_of(j, "at"));
+    cJSON_Delete(j);
+    j = record_json(f.ctx, 2);
+    ck_assert_str_eq(str_of(j, "st"), "nokey");
+    cJSON_Delete(j);
+    /* Epoch seconds and milliseconds both give 2023-11-14; no field gives
+     * the processing day. */
+    const char *want[] = {"year=2023/month=11/day=14", "year=2023/month=11/day=14",
+                          "year=2024/month=02/day=01"};
+    for (size_t i = 0; i < 3; i++) {
+        char part[32];
+        size_t w;
+        ck_assert_int_eq(enrich_batch_partition(f.ctx, i, part, sizeof part, &w), ENRICH_OK);
+        part[w] = '\0';
+        ck_assert_str_eq(part, want[i]);
+    }
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(enrich_composite_key)
+{
+    char *dir = tu_tmpdir();
+    char *path = tu_join(dir, "s.mdb");
+    enrich_store *s = NULL;
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
+    const char items[] = "{\"region\":\"eu\",\"sku\":7,\"stock\":12}\n{\"region\":\"us\",\"sku\":7,\"stock\":3}\n";
+    ck_assert_int_eq(enrich_store_load(s, "stock", "region,sku", ENRICH_LOAD_NDJSON, NULL, 0, items,
+                                       strlen(items), NULL),
+                     ENRICH_OK);
+    enrich_pipeline *pl = NULL;
+    const char rules[] = "{\"lookups\":[{\"key\":[\"r\",\"item.sku\"],\"table\":\"stock\"}]}";
+    ck_assert_int_eq(enrich_pipeline_compile(s, rules, strlen(rules), &pl), ENRICH_OK);
+    enrich_ctx *ctx = NULL;
+    ck_assert_int_eq(enrich_ctx_create(pl, &ctx), ENRICH_OK);
+    const char ev[] = "{\"r\":\"us\",\"item\":{\"sku\":7}}\n{\"r\":\"eu\",\"item\":{\"sku\":\"7\"}}\n{\"r\":\"eu\",\"item\":{\"sku\":8}}\n";
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev, strlen(ev)), ENRICH_OK);
+    cJSON *j = record_json(ctx, 0);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(j, "stock")->valueint, 3);
+    cJSON_Delete(j);
+    /* A string "7" and a number 7 give the same key bytes. */
+    j = record_json(ctx, 1);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(j, "stock")->valueint, 12);
+    cJSON_Delete(j);
+    ck_assert_int_eq(enrich_batch_outcome(ctx, 2), ENRICH_OUTCOME_NOT_FOUND);
+    enrich_ctx_free(ctx);
+    enrich_pipeline_free(pl);
+    enrich_store_close(s);
+    tu_rmtree(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+START_TEST(enrich_json_array_input_and_output)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    run_ok(&f, ENRICH_INPUT_JSON_ARRAY, "[{\"productId\":\"PROD-001\"}, 42 ,{\"productId\":\"x\"}]");
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 1), ENRICH_E_NOT_OBJECT);
+    size_t bound = enrich_encode_bound(f.ctx, ENRICH_ENCODE_JSON_ARRAY), w = 0;
+    char *buf = malloc(bound);
+    ck_assert_int_eq(enrich_encode_json_array(f.ctx, buf, 1, &w), ENRICH_E_DST_SIZE);
+    ck_assert_uint_le(w, bound);
+    ck_assert_int_eq(enrich_encode_json_array(f.ctx, buf, bound, &w), ENRICH_OK);
+    cJSON *arr = cJSON_ParseWithLength(buf, w);
+    ck_assert(cJSON_IsArray(arr));
+    ck_assert_int_eq(cJSON_GetArraySize(arr), 3);
+    cJSON_Delete(arr);
+    free(buf);
+    bound = enrich_encode_bound(f.ctx, ENRICH_ENCODE_NDJSON);
+    buf = malloc(bound);
+    ck_assert_int_eq(enrich_encode_ndjson(f.ctx, buf, bound, &w), ENRICH_OK);
+    size_t lines = 0;
+    for (size_t i = 0; i < w; i++)
+        lines += buf[i] == '\n';
+    ck_assert_uint_eq(lines, 3);
+    free(buf);
+
+    /* A malformed array is not a batch: batch error, no results. */
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_JSON_ARRAY, "[{\"a\":1},", 9), ENRICH_E_JSON);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+    /* An element that only breaks the policy is one bad record. */
+    run_ok(&f, ENRICH_INPUT_JSON_ARRAY, "[{\"a\":\"\xc0\xaf\"},{\"productId\":\"PROD-002\"}]");
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 2);
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 0), ENRICH_E_UTF8);
+    ck_assert_int_eq(enrich_batch_outcome(f.ctx, 1), ENRICH_OUTCOME_SUCCESS);
+    /* An empty array is an empty batch. */
+    run_ok(&f, ENRICH_INPUT_JSON_ARRAY, " [ ] ");
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+    ck_assert_int_eq(enrich_encode_json_array(f.ctx, (char[2]){0}, 2, &w), ENRICH_OK);
+    ck_assert_uint_eq(w, 2);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(enrich_limits_depth_size_and_big_numbers)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_MAX_DEPTH, 3), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_MAX_DEPTH, 0), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_MAX_RECORD_BYTES, 200), ENRICH_OK);
+    char big[400];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "{\"s\":\"", 6);
+    memcpy(big + sizeof big - 3, "\"}\n", 3);
+    char batch[1024];
+    int n = snprintf(batch, sizeof batch,
+                     "{\"a\":{\"b\":{\"c\":1}}}\n{\"a\":{\"b\":{\"c\":{}}}}\n%.*s"
+                     "{\"productId\":\"PROD-001\",\"n\":123456789012345678901234567890}\n",
+                     (int)sizeof big, big);
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_NDJSON, batch, (size_t)n), ENRICH_OK);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 4);
+    ck_assert_int_eq(enrich_batch_outcome(f.ctx, 0), ENRICH_OUTCOME_NO_KEY);
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 1), ENRICH_E_DEPTH);
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 2), ENRICH_E_TOO_LARGE);
+    enrich_buf b = enrich_batch_record(f.ctx, 3);
+    ck_assert_ptr_nonnull(memmem(b.ptr, b.len, "\"n\":123456789012345678901234567890", 34));
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(enrich_one_clock_read_per_batch_and_real_clock)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, -1), ENRICH_OK);
+    /* 20000 events take long enough that two clock reads would differ. */
+    size_t n = 20000, len = 0;
+    char *batch = malloc(n * 32);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(batch + len, "{\"productId\":\"PROD-00%zu\"}\n", 1 + i % 2);
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_NDJSON, batch, len), ENRICH_OK);
+    cJSON *first = record_json(f.ctx, 0);
+    const char *ts = str_of(first, "enrichmentTimestamp");
+    ck_assert_ptr_nonnull(ts);
+    ck_assert_uint_eq(strlen(ts), 24);
+    ck_assert_int_eq(ts[23], 'Z');
+    for (size_t i = 1; i < n; i += 997) {
+        cJSON *j = record_json(f.ctx, i);
+        ck_assert_str_eq(str_of(j, "enrichmentTimestamp"), ts);
+        cJSON_Delete(j);
+    }
+    cJSON_Delete(first);
+    free(batch);
+    fx_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Differential test                                                   */
+/* ------------------------------------------------------------------ */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static cJSON *random_value(int depth)
+{
+    switch (rnd() % (depth > 2 ? 4 : 6)) {
+    case 0: return cJSON_CreateNumber((double)(int64_t)(rnd() % 2000000) - 1000000);
+    case 1: {
+        static const char *const s[] = {"plain", "with \"quotes\"", "tab\tand\\back", "caf\xc3\xa9",
+                                        "emoji \xf0\x9f\x98\x80", ""};
+        return cJSON_CreateString(s[rnd() % 6]);
+    }
+    case 2: return cJSON_CreateBool(rnd() & 1);
+    case 3: return cJSON_CreateNull();
+    case 4: {
+        cJSON *a = cJSON_CreateArray();
+        for (int i = (int)(rnd() % 4); i > 0; i--)
+            cJSON_AddItemToArray(a, random_value(depth + 1));
+        return a;
+    }
+    default: {
+        cJSON *o = cJSON_CreateObject();
+        for (int i = (int)(rnd() % 4); i > 0; i--) {
+            char name[16];
+            snprintf(name, sizeof name, "k%d", (int)(rnd() % 10));
+            if (!cJSON_GetObjectItemCaseSensitive(o, name))
+                cJSON_AddItemToObject(o, name, random_value(depth + 1));
+        }
+        return o;
+    }
+    }
+}
+
+/* The seed's semantics written directly on a cJSON tree: the oracle. */
+static void oracle(cJSON *ev, cJSON *const *items, size_t nitems)
+{
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(ev, "productId");
+    const char *status;
+    const cJSON *hit = NULL;
+    bool error = false;
+    char keybuf[64];
+    const char *k = NULL;
+    if (!key || cJSON_IsNull(key) || (cJSON_IsString(key) && !key->valuestring[0])) {
+        status = "no_product_id";
+    } else if (cJSON_IsString(key)) {
+        k = key->valuestring;
+    } else if (cJSON_IsNumber(key)) {
+        snprintf(keybuf, sizeof keybuf, "%d", key->valueint);
+        k = keybuf;
+    } else {
+        error = true;
+    }
+    if (k) {
+        for (size_t i = 0; i < nitems && !hit; i++) {
+            if (!strcmp(cJSON_GetObjectItemCaseSensitive(items[i], "productId")->valuestring, k))
+                hit = items[i];
+        }
+        status = hit ? "success" : "product_not_found";
+    }
+    if (error) {
+        status = "error";
+        cJSON_DeleteItemFromObjectCaseSensitive(ev, "enrichmentError");
+        cJSON_AddStringToObject(ev, "enrichmentError", "ENRICH_E_KEY_TYPE");
+    }
+    if (hit) {
+        for (const cJSON *m = hit->child; m; m = m->next) {
+            if (!strcmp(m->string, "productId"))
+                continue;
+            while (cJSON_GetObjectItemCaseSensitive(ev, m->string))
+                cJSON_DeleteItemFromObjectCaseSensitive(ev, m->string);
+            cJSON_AddItemToObject(ev, m->string, cJSON_Duplicate(m, 1));
+        }
+        while (cJSON_GetObjectItemCaseSensitive(ev, "enrichmentTimestamp"))
+            cJSON_DeleteItemFromObjectCaseSensitive(ev, "enrichmentTimestamp");
+        cJSON_AddStringToObject(ev, "enrichmentTimestamp", "2024-02-01T00:00:00.000Z");
+    }
+    while (cJSON_GetObjectItemCaseSensitive(ev, "enrichmentStatus"))
+        cJSON_DeleteItemFromObjectCaseSensitive(ev, "enrichmentStatus");
+    cJSON_AddStringToObject(ev, "enrichmentStatus", status);
+}
+
+/* The error text holds the code's name and more: compare the name only. */
+static void normalise_error(cJSON *j)
+{
+    const char *e = str_of(j, "enrichmentError");
+    if (e && !strncmp(e, "ENRICH_E_KEY_TYPE", 17))
+        cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(j, "enrichmentError"), "ENRICH_E_KEY_TYPE");
+}
+
+START_TEST(enrich_differential_splice_rebuild_oracle)
+{
+    char *dir = tu_tmpdir();
+    char *path = tu_join(dir, "s.mdb");
+    enrich_store *s = NULL;
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
+    enum { NITEMS = 200, NEVENTS = 5000 };
+    cJSON *items[NITEMS];
+    char *load = NULL;
+    size_t load_len = 0;
+    FILE *m = open_memstream(&load, &load_len);
+    for (size_t i = 0; i < NITEMS; i++) {
+        cJSON *it = cJSON_CreateObject();
+        char id[32];
+        snprintf(id, sizeof id, i % 10 == 0 ? "%zu" : "P-%zu", i);
+        cJSON_AddStringToObject(it, "productId", id);
+        cJSON_AddItemToObject(it, "productName", random_value(1));
+        cJSON_AddNumberToObject(it, "price", (double)(rnd() % 100000) / 100);
+        if (i % 3 == 0)
+            cJSON_AddItemToObject(it, "extra", random_value(0));
+        char *txt = cJSON_PrintUnformatted(it);
+        fprintf(m, "%s\n", txt);
+        cJSON_free(txt);
+        items[i] = it;
+    }
+    fclose(m);
+    ck_assert_int_eq(enrich_store_load(s, "products", "productId", ENRICH_LOAD_NDJSON, NULL, 0, load,
+                                       load_len, NULL),
+                     ENRICH_OK);
+    free(load);
+    enrich_pipeline *pl = NULL;
+    ck_assert_int_eq(enrich_pipeline_compile(s, NULL, 0, &pl), ENRICH_OK);
+    enrich_ctx *splice = NULL, *rebuild = NULL;
+    ck_assert_int_eq(enrich_ctx_create(pl, &splice), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_create(pl, &rebuild), ENRICH_OK);
+    enrich_ctx_set_option(splice, ENRICH_OPT_CLOCK_MS, FIXED_CLOCK);
+    enrich_ctx_set_option(rebuild, ENRICH_OPT_CLOCK_MS, FIXED_CLOCK);
+    ck_assert_int_eq(enrich_ctx_set_option(rebuild, ENRICH_OPT_FORCE_REBUILD, 1), ENRICH_OK);
+
+    cJSON *events[NEVENTS];
+    char *batch = NULL;
+    size_t blen = 0;
+    m = open_memstream(&batch, &blen);
+    size_t with_enrichment_fields = 0;
+    for (size_t i = 0; i < NEVENTS; i++) {
+        cJSON *ev = random_value(3);
+        if (!cJSON_IsObject(ev)) {
+            cJSON_Delete(ev);
+            ev = cJSON_CreateObject();
+        }
+        char id[32];
+        switch (rnd() % 8) {
+        case 0: break; /* no key */
+        case 1: cJSON_AddNumberToObject(ev, "productId", (double)(rnd() % 250)); break;
+        case 2: cJSON_AddItemToObject(ev, "productId", cJSON_CreateObject()); break;
+        default:
+            snprintf(id, sizeof id, "P-%d", (int)(rnd() % 240));
+            cJSON_AddStringToObject(ev, "productId", id);
+        }
+        if (rnd() % 4 == 0) {
+            static const char *const taken[] = {"productName", "price", "enrichmentStatus",
+                                                "enrichmentTimestamp", "extra", "enrichmentError"};
+            cJSON_AddItemToObject(ev, taken[rnd() % 6], random_value(2));
+            with_enrichment_fields++;
+        }
+        /* Shuffle member order a little: the key need not come first. */
+        if (ev->child && ev->child->next && (rnd() & 1)) {
+            cJSON *first = cJSON_DetachItemViaPointer(ev, ev->child);
+            cJSON_AddItemToObject(ev, first->string, first);
+        }
+        char *txt = cJSON_PrintUnformatted(ev);
+        fprintf(m, "%s\n", txt);
+        cJSON_free(txt);
+        events[i] = ev;
+    }
+    fclose(m);
+    ck_assert_uint_gt(with_enrichment_fields, NEVENTS / 8);
+    ck_assert_int_eq(enrich_batch_run(splice, ENRICH_INPUT_NDJSON, batch, blen), ENRICH_OK);
+    ck_assert_int_eq(enrich_batch_run(rebuild, ENRICH_INPUT_NDJSON, batch, blen), ENRICH_OK);
+    ck_assert_uint_eq(enrich_batch_count(splice), NEVENTS);
+    size_t outcomes[4] = {0};
+    for (size_t i = 0; i < NEVENTS; i++) {
+        cJSON *a = record_json(splice, i);
+        cJSON *b = record_json(rebuild, i);
+        oracle(events[i], items, NITEMS);
+        normalise_error(a);
+        normalise_error(b);
+        for (const cJSON *c = a->child; c; c = c->next)
+            ck_assert_msg(count_members(a, c->string) == 1,
+                          "event %zu: duplicate member %s", i, c->string);
+        char *ta = cJSON_PrintUnformatted(a), *te = cJSON_PrintUnformatted(events[i]);
+        ck_assert_msg(cJSON_Compare(a, events[i], 1), "event %zu:\n got  %s\n want %s", i, ta, te);
+        ck_assert_msg(cJSON_Compare(a, b, 1), "event %zu: splice and rebuild differ", i);
+        cJSON_free(ta);
+        cJSON_free(te);
+        outcomes[enrich_batch_outcome(splice, i)]++;
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+        cJSON_Delete(events[i]);
+    }
+    /* The generator must have covered every outcome. */
+    for (int o = 0; o < 4; o++)
+        ck_assert_msg(outcomes[o] > 100, "outcome %d only %zu times", o, outcomes[o]);
+    free(batch);
+    for (size_t i = 0; i < NITEMS; i++)
+        cJSON_Delete(items[i]);
+    enrich_ctx_free(splice);
+    enrich_ctx_free(rebuild);
+    enrich_pipeline_free(pl);
+    enrich_store_close(s);
+    tu_rmtree(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+START_TEST(enrich_rules_errors_are_named)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    static const char *const bad[] = {
+        "not json", "[]", "{\"lookups\":[]}", "{\"lookups\":[{\"table\":\"products\"}]}",
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"bogus\":1}]}",
+        "{\"lookups\":[{\"key\":\"a..b\",\"table\":\"products\"}]}",
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"on_conflict\":\"merge\"}]}",
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"fields\":3}]}",
+        "{\"lookups\":[{\"key\":[\"a\",\"b\"],\"table\":\"products\"}]}",
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],\"timestamp\":{\"on\":\"later\"}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        enrich_pipeline *pl = (enrich_pipeline *)&f; /* must be reset to NULL */
+        enrich_status rc = enrich_pipeline_compile(f.store, bad[i], strlen(bad[i]), &pl);
+        ck_assert_msg(rc == ENRICH_E_RULES, "rules %zu gave %s", i, enrich_status_name(rc));
+        ck_assert_ptr_null(pl);
+        ck_assert_msg(strncmp(enrich_store_errmsg(f.store), "rules:", 6) == 0, "%s",
+                      enrich_store_errmsg(f.store));
+    }
+    enrich_pipeline *pl = NULL;
+    const char missing[] = "{\"lookups\":[{\"key\":\"id\",\"table\":\"customers\"}]}";
+    ck_assert_int_eq(enrich_pipeline_compile(f.store, missing, strlen(missing), &pl), ENRICH_E_NO_TABLE);
+    ck_assert_ptr_null(pl);
+    fx_close(&f);
+}
+END_TEST
+
+static Suite *enrich_suite(void)
+{
+    Suite *s = suite_create("enrich");
+    TCase *tc = tcase_create("seed");
+    tcase_add_test(tc, enrich_seed_scenario);
+    tcase_add_test(tc, enrich_one_clock_read_per_batch_and_real_clock);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("bad_events");
+    tcase_add_test(tc, enrich_no_key_and_bad_events_do_not_fail_the_batch);
+    tcase_add_test(tc, enrich_limits_depth_size_and_big_numbers);
+    tcase_add_test(tc, enrich_json_array_input_and_output);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rules");
+    tcase_add_test(tc, enrich_existing_fields_overwrite_keep_fail);
+    tcase_add_test(tc, enrich_rules_fields_rename_nest_defaults_words);
+    tcase_add_test(tc, enrich_composite_key);
+    tcase_add_test(tc, enrich_rules_errors_are_named);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("differential");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, enrich_differential_splice_rebuild_oracle);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(enrich_suite());
+}
