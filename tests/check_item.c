@@ -1,0 +1,498 @@
+/* Unit tests of lib/item.c (pre-encoded items) and lib/base64.c. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+/* ---------------------------------------------------------------- */
+/* helpers                                                          */
+/* ---------------------------------------------------------------- */
+
+static char *attrs_one[] = {"productId"};
+static const table_key key_one = {attrs_one, 1};
+static char *attrs_two[] = {"region", "sku"};
+static const table_key key_two = {attrs_two, 2};
+
+static void add(item_builder *b, const char *name, const char *value, jtype t)
+{
+    item_builder_add(b, name, strlen(name), value, strlen(value), t);
+}
+
+/* Text of the whole item (all members) as a NUL-terminated copy. */
+static char *text_of(const item_builder *b)
+{
+    item_view v;
+    ck_assert(item_view_parse(b->out.p, b->out.len, &v));
+    char *s = malloc(v.text_len + 1);
+    memcpy(s, v.text, v.text_len);
+    s[v.text_len] = '\0';
+    return s;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+/* ---------------------------------------------------------------- */
+/* base64                                                           */
+/* ---------------------------------------------------------------- */
+
+START_TEST(item_base64_encode_rfc4648_vectors)
+{
+    static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (size_t i = 0; i < 7; i++) {
+        size_t n = strlen(in[i]);
+        char buf[16] = {0};
+        ck_assert_uint_eq(base64_encoded_len(n), strlen(out[i]));
+        base64_encode(in[i], n, buf);
+        ck_assert_str_eq(buf, out[i]);
+        unsigned char dec[16];
+        size_t dl = 99;
+        ck_assert(base64_decode(out[i], strlen(out[i]), dec, &dl));
+        ck_assert_uint_eq(dl, n);
+        ck_assert_mem_eq(dec, in[i], n);
+    }
+}
+END_TEST
+
+START_TEST(item_base64_round_trip_all_bytes)
+{
+    unsigned char src[300], dec[300];
+    char enc[404];
+    uint32_t x = 12345;
+    for (size_t n = 0; n <= sizeof src; n++) {
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            src[i] = (unsigned char)(x >> 16);
+        }
+        size_t el = base64_encoded_len(n);
+        ck_assert_uint_le(el, sizeof enc);
+        base64_encode(src, n, enc);
+        ck_assert(base64_valid(enc, el));
+        ck_assert_uint_le(base64_decoded_max(el), sizeof dec);
+        size_t dl = 0;
+        ck_assert(base64_decode(enc, el, dec, &dl));
+        ck_assert_uint_eq(dl, n);
+        ck_assert(n == 0 || memcmp(dec, src, n) == 0);
+    }
+}
+END_TEST
+
+START_TEST(item_base64_accepts_valid)
+{
+    ck_assert(base64_valid("", 0));
+    ck_assert(base64_valid("test", 4)); /* the all-types fixture's b2 */
+    ck_assert(base64_valid("AAEqQQ==", 8));
+    ck_assert(base64_valid("QSoBAA==", 8));
+    ck_assert(base64_valid("+/+/", 4));
+    /* Non-zero pad bits are accepted (documented leniency). */
+    ck_assert(base64_valid("QR==", 4));
+}
+END_TEST
+
+START_TEST(item_base64_rejects_bad_char)
+{
+    static const char *bad[] = {"Zm9v!A==", "Zm9-", "Zm9_", "Zm 9", "Zm9v\nYg==", "Zg=\xc3",
+                                "\x80\x80\x80\x80"};
+    unsigned char dec[16];
+    size_t dl;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(!base64_valid(bad[i], strlen(bad[i])), "accepted %s", bad[i]);
+        ck_assert(!base64_decode(bad[i], strlen(bad[i]), dec, &dl));
+    }
+    /* A NUL byte is not in the alphabet either. */
+    ck_assert(!base64_valid("Zm\0v", 4));
+}
+END_TEST
+
+START_TEST(item_base64_rejects_bad_padding)
+{
+    static const char *bad[] = {"Zg=a", "Z===", "====", "=Zg=", "Zm9v====", "Zg==Zg==", "Zm=v"};
+    unsigned char dec[16];
+    size_t dl;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(!base64_valid(bad[i], strlen(bad[i])), "accepted %s", bad[i]);
+        ck_assert(!base64_decode(bad[i], strlen(bad[i]), dec, &dl));
+    }
+}
+END_TEST
+
+START_TEST(item_base64_rejects_bad_length)
+{
+    static const char *bad[] = {"Z", "Zg", "Zg=", "Zm9", "Zm9vY", "Zm9vYg="};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(!base64_valid(bad[i], strlen(bad[i])), "accepted %s", bad[i]);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* builder                                                          */
+/* ---------------------------------------------------------------- */
+
+START_TEST(item_builder_key_first)
+{
+    item_builder b = {0};
+    add(&b, "productName", "\"Smart Sensor\"", J_STRING);
+    add(&b, "productId", "\"PROD-001\"", J_STRING);
+    add(&b, "price", "49.99", J_NUMBER);
+    char msg[128];
+    ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, msg, sizeof msg), ENRICH_OK);
+    ck_assert_uint_eq(b.key.len, 8);
+    ck_assert_mem_eq(b.key.p, "PROD-001", 8);
+    char *t = text_of(&b);
+    ck_assert_str_eq(t, "\"productId\":\"PROD-001\",\"productName\":\"Smart Sensor\",\"price\":49.99");
+    free(t);
+    item_view v;
+    ck_assert(item_view_parse(b.out.p, b.out.len, &v));
+    ck_assert_uint_eq(v.count, 3);
+    ck_assert_uint_eq(v.nkey, 1);
+    item_member m;
+    item_member_at(&v, 0, &m);
+    ck_assert_uint_eq(m.name_len, 11);
+    ck_assert_mem_eq(m.name, "\"productId\"", 11);
+    ck_assert_uint_eq(m.value_len, 10);
+    ck_assert_mem_eq(m.value, "\"PROD-001\"", 10);
+    item_member_at(&v, 2, &m);
+    ck_assert_mem_eq(m.name, "\"price\"", 7);
+    ck_assert_uint_eq(m.value_len, 5);
+    ck_assert_mem_eq(m.value, "49.99", 5);
+    /* Out of range gives an empty member, not a read past the index. */
+    item_member_at(&v, 3, &m);
+    ck_assert_ptr_null(m.name);
+    ck_assert_uint_eq(m.value_len, 0);
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_composite_key_joined_by_nul)
+{
+    item_builder b = {0};
+    add(&b, "qty", "3", J_NUMBER);
+    add(&b, "sku", "42", J_NUMBER);
+    add(&b, "region", "\"eu\"", J_STRING);
+    ck_assert_int_eq(item_builder_finish(&b, &key_two, 511, NULL, 0), ENRICH_OK);
+    ck_assert_uint_eq(b.key.len, 5);
+    ck_assert_mem_eq(b.key.p, "eu\0" "42", 5);
+    char *t = text_of(&b);
+    /* Key members in key order, not input order. */
+    ck_assert_str_eq(t, "\"region\":\"eu\",\"sku\":42,\"qty\":3");
+    free(t);
+    item_view v;
+    ck_assert(item_view_parse(b.out.p, b.out.len, &v));
+    ck_assert_uint_eq(v.nkey, 2);
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_number_key_verbatim)
+{
+    static char *attrs[] = {"Id"};
+    table_key k = {attrs, 1};
+    item_builder b = {0};
+    add(&b, "Id", "123456789012345678901234567890", J_NUMBER);
+    ck_assert_int_eq(item_builder_finish(&b, &k, 511, NULL, 0), ENRICH_OK);
+    ck_assert_uint_eq(b.key.len, 30);
+    ck_assert_mem_eq(b.key.p, "123456789012345678901234567890", 30);
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_string_key_decoded)
+{
+    item_builder b = {0};
+    add(&b, "productId", "\"a\\\"b\\u00e9\\/c\"", J_STRING);
+    ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, NULL, 0), ENRICH_OK);
+    ck_assert_uint_eq(b.key.len, 7);
+    ck_assert_mem_eq(b.key.p, "a\"b\xc3\xa9/c", 7);
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_missing_key)
+{
+    item_builder b = {0};
+    add(&b, "productName", "\"x\"", J_STRING);
+    char msg[128];
+    ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, msg, sizeof msg), ENRICH_E_ITEM);
+    ck_assert_str_eq(msg, "key attribute \"productId\" is missing");
+    ck_assert_uint_eq(b.out.len, 0);
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_wrong_key_type)
+{
+    static const struct {
+        const char *v;
+        jtype t;
+        const char *word;
+    } cases[] = {{"{}", J_OBJECT, "an object"}, {"[1]", J_ARRAY, "an array"},
+                 {"true", J_TRUE, "a boolean"}, {"false", J_FALSE, "a boolean"},
+                 {"null", J_NULL, "null"}};
+    for (size_t i = 0; i < 5; i++) {
+        item_builder b = {0};
+        add(&b, "productId", cases[i].v, cases[i].t);
+        char msg[128], want[128];
+        ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, msg, sizeof msg), ENRICH_E_ITEM);
+        snprintf(want, sizeof want, "key attribute \"productId\" is %s, not a string or number",
+                 cases[i].word);
+        ck_assert_str_eq(msg, want);
+        item_builder_free(&b);
+    }
+}
+END_TEST
+
+START_TEST(item_builder_key_empty_or_too_long)
+{
+    item_builder b = {0};
+    char msg[128];
+    add(&b, "productId", "\"\"", J_STRING);
+    ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, msg, sizeof msg), ENRICH_E_KEY_TOO_LONG);
+    ck_assert_str_eq(msg, "key is empty");
+
+    char big[600];
+    big[0] = '"';
+    memset(big + 1, 'k', 512);
+    big[513] = '"';
+    big[514] = '\0';
+    item_builder_reset(&b);
+    add(&b, "productId", big, J_STRING);
+    ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, msg, sizeof msg), ENRICH_E_KEY_TOO_LONG);
+    ck_assert_str_eq(msg, "key is 512 bytes, longer than the 511 allowed");
+    /* Exactly the limit is fine. */
+    big[512] = '"';
+    big[513] = '\0';
+    item_builder_reset(&b);
+    add(&b, "productId", big, J_STRING);
+    ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, msg, sizeof msg), ENRICH_OK);
+    ck_assert_uint_eq(b.key.len, 511);
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_duplicates_last_wins)
+{
+    item_builder b = {0};
+    add(&b, "a", "1", J_NUMBER);
+    add(&b, "productId", "\"old\"", J_STRING);
+    add(&b, "b", "2", J_NUMBER);
+    add(&b, "a", "3", J_NUMBER);
+    add(&b, "productId", "\"new\"", J_STRING);
+    ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, NULL, 0), ENRICH_OK);
+    ck_assert_mem_eq(b.key.p, "new", 3);
+    char *t = text_of(&b);
+    /* One member per name: value of the last, position of the first. */
+    ck_assert_str_eq(t, "\"productId\":\"new\",\"a\":3,\"b\":2");
+    free(t);
+    item_view v;
+    ck_assert(item_view_parse(b.out.p, b.out.len, &v));
+    ck_assert_uint_eq(v.count, 3);
+    /* Finishing again gives the same result (the builder stays usable). */
+    ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, NULL, 0), ENRICH_OK);
+    t = text_of(&b);
+    ck_assert_str_eq(t, "\"productId\":\"new\",\"a\":3,\"b\":2");
+    free(t);
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_duplicates_many_members)
+{
+    /* More members than the quadratic path handles: the hash path. */
+    item_builder b = {0};
+    char name[16], val[16];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(name, sizeof name, "f%d", i);
+            snprintf(val, sizeof val, "%d", round * 1000 + i);
+            add(&b, name, val, J_NUMBER);
+        }
+    }
+    add(&b, "productId", "\"k\"", J_STRING);
+    ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, NULL, 0), ENRICH_OK);
+    item_view v;
+    ck_assert(item_view_parse(b.out.p, b.out.len, &v));
+    ck_assert_uint_eq(v.count, 101);
+    for (uint32_t i = 1; i < v.count; i++) {
+        item_member m;
+        item_member_at(&v, i, &m);
+        snprintf(name, sizeof name, "\"f%u\"", i - 1);
+        snprintf(val, sizeof val, "%u", 1000 + i - 1);
+        ck_assert_uint_eq(m.name_len, strlen(name));
+        ck_assert_mem_eq(m.name, name, m.name_len);
+        ck_assert_uint_eq(m.value_len, strlen(val));
+        ck_assert_mem_eq(m.value, val, m.value_len);
+    }
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_names_encoded_as_literals)
+{
+    item_builder b = {0};
+    add(&b, "productId", "\"k\"", J_STRING);
+    add(&b, "say \"hi\"\n\xc3\xa9", "1", J_NUMBER);
+    ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, NULL, 0), ENRICH_OK);
+    char *t = text_of(&b);
+    ck_assert_str_eq(t, "\"productId\":\"k\",\"say \\\"hi\\\"\\n\xc3\xa9\":1");
+    free(t);
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_reused_across_items)
+{
+    item_builder b = {0};
+    for (int i = 0; i < 50; i++) {
+        char v[32], want[64];
+        item_builder_reset(&b);
+        snprintf(v, sizeof v, "\"id-%d\"", i);
+        add(&b, "x", "[1,2]", J_ARRAY);
+        add(&b, "productId", v, J_STRING);
+        ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, NULL, 0), ENRICH_OK);
+        char *t = text_of(&b);
+        snprintf(want, sizeof want, "\"productId\":%s,\"x\":[1,2]", v);
+        ck_assert_str_eq(t, want);
+        free(t);
+    }
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_key_listed_twice)
+{
+    static char *attrs[] = {"a", "a"};
+    table_key k = {attrs, 2};
+    item_builder b = {0};
+    add(&b, "a", "1", J_NUMBER);
+    char msg[128];
+    ck_assert_int_eq(item_builder_finish(&b, &k, 511, msg, sizeof msg), ENRICH_E_ITEM);
+    ck_assert_str_eq(msg, "key attribute \"a\" is listed twice");
+    item_builder_free(&b);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* view                                                             */
+/* ---------------------------------------------------------------- */
+
+static void build_sample(item_builder *b)
+{
+    add(b, "productName", "\"Smart Sensor\"", J_STRING);
+    add(b, "productId", "\"PROD-001\"", J_STRING);
+    add(b, "price", "49.99", J_NUMBER);
+    ck_assert_int_eq(item_builder_finish(b, &key_one, 511, NULL, 0), ENRICH_OK);
+}
+
+START_TEST(item_view_rejects_truncated)
+{
+    item_builder b = {0};
+    build_sample(&b);
+    item_view v;
+    ck_assert(item_view_parse(b.out.p, b.out.len, &v));
+    for (size_t n = 0; n < b.out.len; n++) {
+        /* A copy of exactly n bytes, so valgrind sees any read past it. */
+        char *c = malloc(n ? n : 1);
+        memcpy(c, b.out.p, n);
+        ck_assert_msg(!item_view_parse(c, n, &v), "accepted %zu of %zu bytes", n, b.out.len);
+        free(c);
+    }
+    /* Trailing garbage is rejected too. */
+    ebuf_putc(&b.out, 'x');
+    ck_assert(!item_view_parse(b.out.p, b.out.len, &v));
+    ck_assert(!item_view_parse(NULL, 0, &v));
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_view_rejects_corrupt)
+{
+    item_builder b = {0};
+    build_sample(&b);
+    size_t n = b.out.len;
+    unsigned char *c = malloc(n);
+    item_view v;
+    /* Each corruption on a fresh copy of the good value. */
+#define FRESH() memcpy(c, b.out.p, n)
+    FRESH();
+    ck_assert(item_view_parse(c, n, &v));
+    FRESH();
+    c[0] ^= 1; /* magic */
+    ck_assert(!item_view_parse(c, n, &v));
+    FRESH();
+    put_le32(c + 8, 4); /* nkey > count */
+    ck_assert(!item_view_parse(c, n, &v));
+    FRESH();
+    put_le32(c + 4, 0x10000000u); /* count: huge index */
+    ck_assert(!item_view_parse(c, n, &v));
+    FRESH();
+    put_le32(c + 4, 0xffffffffu); /* count * 16 must not wrap */
+    put_le32(c + 12, 0xffffffffu);
+    ck_assert(!item_view_parse(c, n, &v));
+    FRESH();
+    put_le32(c + 12, 1); /* text_len disagrees with the size */
+    ck_assert(!item_view_parse(c, n, &v));
+    uint32_t text_len = (uint32_t)(n - ITEM_HEADER - 3 * ITEM_ENTRY);
+    for (int field = 0; field < 4; field++) {
+        FRESH();
+        /* entry 1: an offset or length running past text */
+        unsigned char *e = c + ITEM_HEADER + ITEM_ENTRY + 4 * field;
+        put_le32(e, field % 2 == 0 ? text_len : text_len + 1);
+        ck_assert_msg(!item_view_parse(c, n, &v), "field %d", field);
+        FRESH();
+        put_le32(e, 0xfffffff0u); /* offset + length must not wrap */
+        ck_assert_msg(!item_view_parse(c, n, &v), "wrap field %d", field);
+    }
+    FRESH();
+    put_le32(c + ITEM_HEADER + 4, 0); /* empty name literal */
+    ck_assert(!item_view_parse(c, n, &v));
+#undef FRESH
+    free(c);
+    item_builder_free(&b);
+}
+END_TEST
+
+static Suite *item_suite(void)
+{
+    Suite *s = suite_create("item");
+    TCase *tc = tcase_create("base64");
+    tcase_add_test(tc, item_base64_encode_rfc4648_vectors);
+    tcase_add_test(tc, item_base64_round_trip_all_bytes);
+    tcase_add_test(tc, item_base64_accepts_valid);
+    tcase_add_test(tc, item_base64_rejects_bad_char);
+    tcase_add_test(tc, item_base64_rejects_bad_padding);
+    tcase_add_test(tc, item_base64_rejects_bad_length);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("builder");
+    tcase_add_test(tc, item_builder_key_first);
+    tcase_add_test(tc, item_builder_composite_key_joined_by_nul);
+    tcase_add_test(tc, item_builder_number_key_verbatim);
+    tcase_add_test(tc, item_builder_string_key_decoded);
+    tcase_add_test(tc, item_builder_missing_key);
+    tcase_add_test(tc, item_builder_wrong_key_type);
+    tcase_add_test(tc, item_builder_key_empty_or_too_long);
+    tcase_add_test(tc, item_builder_duplicates_last_wins);
+    tcase_add_test(tc, item_builder_duplicates_many_members);
+    tcase_add_test(tc, item_builder_names_encoded_as_literals);
+    tcase_add_test(tc, item_builder_reused_across_items);
+    tcase_add_test(tc, item_builder_key_listed_twice);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("view");
+    tcase_add_test(tc, item_view_rejects_truncated);
+    tcase_add_test(tc, item_view_rejects_corrupt);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(item_suite());
+}
