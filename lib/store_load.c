@@ -1,2 +1,254 @@
-/* placeholder until the module lands */
-typedef int enrich_placeholder_store_load;
+/* enrich_store_load: bulk loads in one LMDB write transaction.
+ *
+ * All-or-nothing comes from LMDB itself: nothing a write txn does is
+ * visible (or durable) before mdb_txn_commit, and a process killed at any
+ * point before the commit's meta-page write leaves the previous snapshot.
+ * So a load never writes outside its txn: table creation, the REPLACE drop
+ * and every put/delete share it. */
+#include "internal.h"
+
+#include <string.h>
+
+/* Defined in store.c; belong in internal.h (see the note there). */
+ENRICH_INTERNAL enrich_status store_table_name_check(enrich_store *s, const char *table);
+ENRICH_INTERNAL enrich_status store_define_in_txn(enrich_store *s, MDB_txn *txn,
+                                                  const char *table, const char *key_spec,
+                                                  bool create, MDB_dbi *dbi, table_key *key);
+ENRICH_INTERNAL enrich_status store_map_mdb_write(int rc, char *errmsg, const char *what);
+ENRICH_INTERNAL enrich_status store_table_warm(enrich_store *s, const char *table, MDB_dbi *dbi);
+
+#define PROGRESS_EVERY 65536u
+/* Each retry grows the map by at least 3x the input (and at least doubles
+ * it), so a handful of rounds covers any input that fits on disk. */
+#define LOAD_RETRIES 16
+
+/* The sink the loaders feed; `base` first so the callbacks can get back. */
+typedef struct store_sink {
+    load_sink base;
+    enrich_store *s;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    const table_key *key;
+    size_t items;    /* puts + deletes so far */
+    size_t src_len;
+    int mdb_rc;      /* the LMDB failure that stopped the load, if any */
+} store_sink;
+
+static void tick(store_sink *ss)
+{
+    ss->items++;
+    if (ss->s->progress && ss->items % PROGRESS_EVERY == 0)
+        ss->s->progress(ss->s->progress_user, ss->items, ss->base.bytes_done, ss->src_len);
+}
+
+/* The builder holds the item's members; the table key is known only here,
+ * so the sink finishes the item (key bytes + encoded value). */
+static enrich_status finish(store_sink *ss, item_builder *b, size_t line)
+{
+    char msg[ENRICH_ERRMSG_CAP] = "";
+    enrich_status st = item_builder_finish(b, ss->key, ss->s->max_key, msg, sizeof msg);
+    if (st != ENRICH_OK)
+        errmsg_set(ss->s->errmsg, "line %zu: %s", line, msg[0] ? msg : enrich_strerror(st));
+    return st;
+}
+
+static enrich_status sink_fail(store_sink *ss, int rc, size_t line, const char *what)
+{
+    ss->mdb_rc = rc;
+    char m[ENRICH_ERRMSG_CAP];
+    enrich_status st = store_map_mdb_write(rc, m, what);
+    errmsg_set(ss->s->errmsg, "line %zu: %s", line, m);
+    return st;
+}
+
+static enrich_status sink_put(load_sink *sink, item_builder *b, size_t line)
+{
+    store_sink *ss = (store_sink *)sink;
+    enrich_status st = finish(ss, b, line);
+    if (st != ENRICH_OK)
+        return st;
+    MDB_val k = {b->key.len, b->key.p}, v = {b->out.len, b->out.p};
+    int rc = mdb_put(ss->txn, ss->dbi, &k, &v, 0);
+    if (rc != MDB_SUCCESS)
+        return sink_fail(ss, rc, line, "put");
+    tick(ss);
+    return ENRICH_OK;
+}
+
+static enrich_status sink_del(load_sink *sink, item_builder *keys, size_t line)
+{
+    store_sink *ss = (store_sink *)sink;
+    enrich_status st = finish(ss, keys, line);
+    if (st != ENRICH_OK)
+        return st;
+    MDB_val k = {keys->key.len, keys->key.p};
+    int rc = mdb_del(ss->txn, ss->dbi, &k, NULL);
+    /* A stream may remove what this snapshot never had: that is fine. */
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return sink_fail(ss, rc, line, "delete");
+    tick(ss);
+    return ENRICH_OK;
+}
+
+/* Map bytes in use now: the high-water page of the last snapshot. */
+static size_t map_used(enrich_store *s, size_t *map_size)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != MDB_SUCCESS || mdb_env_stat(s->env, &st) != MDB_SUCCESS) {
+        *map_size = 0;
+        return 0;
+    }
+    *map_size = info.me_mapsize;
+    return (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+}
+
+static size_t mul3(size_t n)
+{
+    return n > SIZE_MAX / 3 ? SIZE_MAX / 3 : 3 * n;
+}
+
+/* One attempt of the whole load. */
+static enrich_status load_once(enrich_store *s, const char *table, const char *key,
+                               enrich_load_format format, const char *csv_types,
+                               unsigned flags, const char *src, size_t src_len,
+                               store_sink *ss)
+{
+    MDB_txn *txn;
+    enrich_status st = store_write_begin(s, &txn);
+    if (st != ENRICH_OK)
+        return st;
+    table_key tk = {0};
+    st = store_define_in_txn(s, txn, table, key, true, &ss->dbi, &tk);
+    if (st != ENRICH_OK) {
+        if (strstr(s->errmsg, "MDB_MAP_FULL"))
+            ss->mdb_rc = MDB_MAP_FULL;
+        mdb_txn_abort(txn);
+        return st;
+    }
+    ss->txn = txn;
+    ss->key = &tk;
+    ss->items = 0;
+    ss->mdb_rc = MDB_SUCCESS;
+    ss->base.line = 0;
+    ss->base.bytes_done = 0;
+    item_builder_reset(&ss->base.builder);
+    if (flags & ENRICH_LOAD_REPLACE) {
+        /* Emptied inside the txn: readers keep the old contents until the
+         * commit, a crash keeps them for good. */
+        int rc = mdb_drop(txn, ss->dbi, 0);
+        if (rc != MDB_SUCCESS)
+            st = sink_fail(ss, rc, 0, "replace");
+    }
+    if (st == ENRICH_OK) {
+        switch (format) {
+        case ENRICH_LOAD_NDJSON:
+        case ENRICH_LOAD_JSON_ARRAY:
+            /* One reader for both: it tells an array from NDJSON by its
+             * first byte; NDJSON input refuses a top-level array. */
+            st = load_json(&ss->base, src, src_len, format == ENRICH_LOAD_JSON_ARRAY);
+            break;
+        case ENRICH_LOAD_DYNAMODB:
+            st = load_dynamodb(&ss->base, src, src_len);
+            break;
+        case ENRICH_LOAD_DYNAMODB_STREAM:
+            st = load_dynamodb_stream(&ss->base, src, src_len);
+            break;
+        case ENRICH_LOAD_CSV:
+            st = load_csv(&ss->base, src, src_len, csv_types);
+            break;
+        }
+    }
+    table_key_free(&tk);
+    ss->key = NULL;
+    ss->txn = NULL;
+    if (st != ENRICH_OK) {
+        mdb_txn_abort(txn);
+        return st;
+    }
+    if (s->progress)
+        s->progress(s->progress_user, ss->items, src_len, src_len);
+    /* Durable commit (no MDB_NOSYNC): once load returns OK, it stays. */
+    int rc = mdb_txn_commit(txn);
+    if (rc != MDB_SUCCESS) {
+        ss->mdb_rc = rc;
+        return store_map_mdb_write(rc, s->errmsg, "commit load");
+    }
+    return ENRICH_OK;
+}
+
+enrich_status enrich_store_load(enrich_store *store, const char *table, const char *key,
+                                enrich_load_format format, const char *csv_types,
+                                unsigned flags, const void *src, size_t src_len,
+                                size_t *loaded)
+{
+    if (loaded)
+        *loaded = 0;
+    if (!store)
+        return ENRICH_E_INVALID;
+    if ((!src && src_len) || (flags & ~ENRICH_LOAD_REPLACE)) {
+        errmsg_set(store->errmsg, "load: bad argument (src or flags)");
+        return ENRICH_E_INVALID;
+    }
+    if (format < ENRICH_LOAD_NDJSON || format > ENRICH_LOAD_CSV) {
+        errmsg_set(store->errmsg, "load: unknown format %d", (int)format);
+        return ENRICH_E_INVALID;
+    }
+    if (csv_types && format != ENRICH_LOAD_CSV) {
+        errmsg_set(store->errmsg, "load: csv_types given for a format that is not CSV");
+        return ENRICH_E_INVALID;
+    }
+    enrich_status st = store_table_name_check(store, table);
+    if (st != ENRICH_OK)
+        return st;
+    if (key) {
+        table_key tk;
+        st = table_key_parse(key, &tk);
+        if (st == ENRICH_E_INVALID)
+            errmsg_set(store->errmsg, "bad key spec '%s' (empty attribute)", key);
+        if (st != ENRICH_OK)
+            return st;
+        table_key_free(&tk);
+    }
+    if (store->flags & ENRICH_STORE_RDONLY) {
+        errmsg_set(store->errmsg, "%s: store is open read-only", store->path);
+        return ENRICH_E_READONLY;
+    }
+    /* Publish the table's handle before our txn begins (store_table_warm);
+     * a missing table is created inside the txn instead. */
+    MDB_dbi warm;
+    st = store_table_warm(store, table, &warm);
+    if (st != ENRICH_OK && st != ENRICH_E_NO_TABLE)
+        return st;
+
+    /* Pre-grow so typical loads fit at the first try: the encoded items
+     * take about 3x the input (index entries, B-tree slack), on top of
+     * what is in use; a REPLACE also keeps the old pages until commit. */
+    size_t map_size, used = map_used(store, &map_size);
+    size_t want = used + mul3(src_len);
+    if (map_size && want > map_size && (st = store_grow_map(store, want - map_size)) != ENRICH_OK)
+        return st;
+
+    store_sink ss;
+    memset(&ss, 0, sizeof ss);
+    ss.base.put = sink_put;
+    ss.base.del = sink_del;
+    ss.base.errmsg = store->errmsg;
+    ss.s = store;
+    ss.src_len = src_len;
+    const char *text = src ? src : "";
+    for (int attempt = 0;; attempt++) {
+        ss.mdb_rc = MDB_SUCCESS;
+        st = load_once(store, table, key, format, csv_types, flags, text, src_len, &ss);
+        if (st == ENRICH_OK || ss.mdb_rc != MDB_MAP_FULL || attempt >= LOAD_RETRIES)
+            break;
+        /* The txn is gone (aborted, or failed commit): grow with no txn
+         * open, then redo everything; the input is still in memory. */
+        if ((st = store_grow_map(store, mul3(src_len))) != ENRICH_OK)
+            break;
+    }
+    item_builder_free(&ss.base.builder);
+    if (st == ENRICH_OK && loaded)
+        *loaded = ss.items;
+    return st;
+}
