@@ -184,11 +184,13 @@ static bool event_day(const char *ev, const jmember *m, ebuf *tmp, int32_t *day)
         double v;
         if (!number_to_double(ev + m->value.off, m->value.len, &v))
             return false;
-        if (v >= 1e11 || v <= -1e11)
-            v /= 1000;
-        if (!(v > -62135596800.0 && v < 253402300800.0))
+        if (!(v >= 1e11 || v <= -1e11))
+            v *= 1000; /* seconds */
+        if (!(v > -62135596800000.0 && v < 253402300800000.0))
             return false;
-        ms = (int64_t)(v * 1000);
+        ms = (int64_t)v;
+        if ((double)ms > v)
+            ms--; /* floor, so instants before 1970 fall on the right day */
     } else {
         return false;
     }
@@ -501,6 +503,12 @@ static void emit_raw_error(enrich_ctx *ctx, rec *r, const char *ev, size_t len,
     ctx->scratch.len = 0;
     error_value(ctx, code, NULL);
     ebuf_put(o, ctx->scratch.p, ctx->scratch.len);
+    if (p->ts_when == TS_ALWAYS) {
+        ebuf_putc(o, ',');
+        ebuf_put(o, p->ts_field.lit, p->ts_field.lit_len);
+        ebuf_putc(o, ':');
+        ebuf_put(o, ctx->ts_lit, sizeof ctx->ts_lit);
+    }
     ebuf_putc(o, ',');
     ebuf_put(o, p->raw_field.lit, p->raw_field.lit_len);
     ebuf_puts(o, ":\"");

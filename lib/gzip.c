@@ -19,6 +19,11 @@ enrich_status enrich_gzip(int level, void *dst, size_t dst_cap, const void *src,
     if (!written || (!dst && dst_cap) || (!src && src_len) || level < -1 || level > 9)
         return ENRICH_E_INVALID;
     *written = 0;
+    if (!dst) {
+        /* A size query: nothing can be written into no buffer. */
+        *written = enrich_gzip_bound(src_len);
+        return ENRICH_E_DST_SIZE;
+    }
     z_stream zs = {0};
     /* windowBits 15 + 16 selects the gzip wrapper. */
     int zrc = deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);

@@ -14,7 +14,49 @@ static const char default_rules[] =
 typedef struct compiler {
     enrich_pipeline *p;
     char *errmsg;
+    const char *src;      /* the rule set's text, for raw values */
+    jspan *defaults_span; /* per lookup: its "defaults" object, if any */
+    size_t lookup_index;
 } compiler;
+
+/* Where member `name` of the object at obj sits in s, found as cJSON finds
+ * it (the first member of that name). */
+static bool raw_member(const char *s, jspan obj, const char *name, jspan *out)
+{
+    jmembers ms = {0};
+    bool found = false;
+    if (jscan_value(s + obj.off, obj.len, 1000, NULL, NULL, &ms) == ENRICH_OK) {
+        for (size_t i = 0; i < ms.n && !found; i++) {
+            if (jname_equals(s + obj.off, &ms.v[i], name, strlen(name))) {
+                out->off = obj.off + ms.v[i].value.off;
+                out->len = ms.v[i].value.len;
+                found = true;
+            }
+        }
+    }
+    jmembers_free(&ms);
+    return found;
+}
+
+/* The spans of every lookup's "defaults" object ({0,0} when absent). */
+static bool locate_defaults(const char *s, size_t n, jspan *spans, size_t nlookups)
+{
+    jspan lookups;
+    if (!raw_member(s, (jspan){0, n}, "lookups", &lookups))
+        return false;
+    size_t end = lookups.off + lookups.len, pos = lookups.off + 1;
+    for (size_t i = 0; i < nlookups; i++) {
+        jspan el;
+        if (jscan_next(s, end, &pos, 1000, NULL, &el) != ENRICH_OK)
+            return false;
+        if (!raw_member(s, el, "defaults", &spans[i]))
+            spans[i] = (jspan){0, 0};
+        while (pos < end && (s[pos] == ',' || s[pos] == ' ' || s[pos] == '\n' ||
+                             s[pos] == '\r' || s[pos] == '\t'))
+            pos++;
+    }
+    return true;
+}
 
 static enrich_status fail(compiler *c, const char *msg, const char *what)
 {
@@ -49,7 +91,7 @@ static void rname_free(rname *r)
 }
 
 /* Copy a JSON string member into a name; an empty name is refused unless
- * allow_empty (an empty nest or partition field means "none"). */
+ * allow_empty (an empty partition field or status word is allowed). */
 static enrich_status name_from(compiler *c, const cJSON *v, const char *what, rname *out,
                                bool allow_empty)
 {
@@ -216,17 +258,21 @@ static enrich_status compile_lookup(compiler *c, const cJSON *j, lookup *lk,
             const char *out = rename_target(rename, d->string);
             if ((rc = rname_set(&lk->defaults_names[i].out, out, strlen(out))))
                 return rc;
-            if (cJSON_IsNumber(d) && !cJSON_IsRaw(d)) {
-                /* cJSON keeps only a double: refuse defaults it would round. */
-                double v = d->valuedouble;
-                if (v > 9007199254740992.0 || v < -9007199254740992.0)
-                    return fail(c, "number beyond 2^53 would lose precision", "defaults");
-            }
-            char *txt = cJSON_PrintUnformatted(d);
-            if (!txt)
+            /* The value's own text, not cJSON's reprint: cJSON holds
+             * numbers as doubles and would round big integers. */
+            jspan raw;
+            if (!raw_member(c->src, c->defaults_span[c->lookup_index], d->string, &raw))
+                return fail(c, "cannot locate the value in the rule set", "defaults");
+            ebuf txtbuf = {0};
+            jminify(c->src, raw, &txtbuf);
+            ebuf_putc(&txtbuf, '\0');
+            if (txtbuf.oom) {
+                ebuf_free(&txtbuf);
                 return ENRICH_E_NOMEM;
+            }
+            char *txt = txtbuf.p;
             lk->defaults_values[i] = txt;
-            lk->defaults_value_lens[i] = strlen(txt);
+            lk->defaults_value_lens[i] = txtbuf.len - 1;
         }
     }
 
@@ -326,12 +372,20 @@ enrich_status enrich_pipeline_compile(enrich_store *store, const void *src, size
         src = default_rules;
         src_len = sizeof default_rules - 1;
     }
-    compiler c = {calloc(1, sizeof(enrich_pipeline)), store->errmsg};
+    compiler c = {.p = calloc(1, sizeof(enrich_pipeline)), .errmsg = store->errmsg};
     if (!c.p)
         return ENRICH_E_NOMEM;
     c.p->store = store;
     enrich_status rc;
-    cJSON *root = cJSON_ParseWithLengthOpts(src, src_len, NULL, 0);
+    /* The scanner first: cJSON accepts \u0000 (and would cut names at it)
+     * and does not check UTF-8; the rule set obeys the event policy. */
+    enrich_status scan = jscan_value(src, src_len, 1000, NULL, NULL, NULL);
+    cJSON *root = scan ? NULL : cJSON_ParseWithLengthOpts(src, src_len, NULL, 0);
+    if (scan) {
+        errmsg_set(store->errmsg, "rules: %s", enrich_strerror(scan));
+        rc = ENRICH_E_RULES;
+        goto out;
+    }
     if (!root) {
         /* cJSON_GetErrorPtr is global state: do not use it. */
         rc = fail(&c, "not valid JSON", NULL);
@@ -366,7 +420,18 @@ enrich_status enrich_pipeline_compile(enrich_store *store, const void *src, size
         rc = ENRICH_E_NOMEM;
         goto out;
     }
+    c.src = src;
+    c.defaults_span = calloc(n, sizeof *c.defaults_span);
+    if (!c.defaults_span) {
+        rc = ENRICH_E_NOMEM;
+        goto out;
+    }
+    if (!locate_defaults(src, src_len, c.defaults_span, n)) {
+        rc = fail(&c, "cannot locate the lookups in the rule set", NULL);
+        goto out;
+    }
     for (const cJSON *l = lookups->child; l; l = l->next) {
+        c.lookup_index = c.p->nlookups;
         lookup *lk = &c.p->lookups[c.p->nlookups++];
         if ((rc = compile_lookup(&c, l, lk, dflt)))
             goto out;
@@ -393,6 +458,7 @@ enrich_status enrich_pipeline_compile(enrich_store *store, const void *src, size
 
 out:
     cJSON_Delete(root);
+    free(c.defaults_span);
     if (rc) {
         enrich_pipeline_free(c.p);
         return rc;
@@ -428,7 +494,7 @@ void enrich_pipeline_free(enrich_pipeline *p)
         rname_free(&lk->nest);
         field_maps_free(lk->defaults_names, lk->ndefaults);
         for (size_t d = 0; d < lk->ndefaults; d++)
-            cJSON_free(lk->defaults_values[d]);
+            free(lk->defaults_values[d]);
         free(lk->defaults_values);
         free(lk->defaults_value_lens);
     }

@@ -92,12 +92,16 @@ bool iso8601_parse_ms(const char *s, size_t n, int64_t *ms)
             if (!digits(s, n, i + 1, 2, &oh))
                 return false;
             i += 3;
-            if (i < n && s[i] == ':')
-                i++;
-            if (i < n && !digits(s, n, i, 2, &om))
-                return false;
-            if (i < n)
+            /* +hh, +hhmm or +hh:mm; a colon must be followed by minutes. */
+            if (i < n && s[i] == ':') {
+                if (!digits(s, n, i + 1, 2, &om))
+                    return false;
+                i += 3;
+            } else if (i < n) {
+                if (!digits(s, n, i, 2, &om))
+                    return false;
                 i += 2;
+            }
             if (oh > 23 || om > 59)
                 return false;
             offset_min = sign * (int64_t)(oh * 60 + om);

@@ -651,6 +651,8 @@ START_TEST(enrich_rules_errors_are_named)
         "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"fields\":3}]}",
         "{\"lookups\":[{\"key\":[\"a\",\"b\"],\"table\":\"products\"}]}",
         "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],\"timestamp\":{\"on\":\"later\"}}",
+        "{\"lookups\":[{\"key\":\"product\\u0000Id\",\"table\":\"products\"}]}",
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],\"status\":{\"field\":\"\xff\"}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         enrich_pipeline *pl = (enrich_pipeline *)&f; /* must be reset to NULL */
@@ -664,6 +666,24 @@ START_TEST(enrich_rules_errors_are_named)
     const char missing[] = "{\"lookups\":[{\"key\":\"id\",\"table\":\"customers\"}]}";
     ck_assert_int_eq(enrich_pipeline_compile(f.store, missing, strlen(missing), &pl), ENRICH_E_NO_TABLE);
     ck_assert_ptr_null(pl);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(enrich_defaults_keep_their_number_text)
+{
+    fixture f = {0};
+    fx_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\","
+                "\"defaults\":{\"big\":12345678901234567890, \"n\":{\"x\": 9007199254740993},"
+                "\"p\":1.50}}],\"timestamp\":{\"on\":\"always\"}}");
+    run_ok(&f, ENRICH_INPUT_NDJSON, "{\"productId\":\"nope\"}\nnot json\n");
+    enrich_buf b = enrich_batch_record(f.ctx, 0);
+    const char want[] = "\"big\":12345678901234567890,\"n\":{\"x\":9007199254740993},\"p\":1.50";
+    ck_assert_msg(memmem(b.ptr, b.len, want, sizeof want - 1) != NULL, "%.*s", (int)b.len, b.ptr);
+    /* "always" stamps records that are not even objects. */
+    cJSON *j = record_json(f.ctx, 1);
+    ck_assert_str_eq(str_of(j, "enrichmentTimestamp"), "2024-02-01T00:00:00.000Z");
+    cJSON_Delete(j);
     fx_close(&f);
 }
 END_TEST
@@ -685,6 +705,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, enrich_rules_fields_rename_nest_defaults_words);
     tcase_add_test(tc, enrich_composite_key);
     tcase_add_test(tc, enrich_rules_errors_are_named);
+    tcase_add_test(tc, enrich_defaults_keep_their_number_text);
     suite_add_tcase(s, tc);
     tc = tcase_create("differential");
     tcase_set_timeout(tc, 120);

@@ -869,10 +869,7 @@ static Suite *jscan_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, jscan_iso8601_parse_valid);
     tcase_add_test(tc, jscan_iso8601_parse_invalid);
-    /* Known bug in lib/time.c (reported, not fixed here): run with
-     * ENRICH_KNOWN_BUGS=1 to include it. */
-    if (getenv("ENRICH_KNOWN_BUGS"))
-        tcase_add_test(tc, jscan_iso8601_offset_colon_needs_minutes);
+    tcase_add_test(tc, jscan_iso8601_offset_colon_needs_minutes);
     tcase_add_test(tc, jscan_iso8601_format_round_trip);
     tcase_add_test(tc, jscan_civil_days_round_trip_years_1_to_9999);
     suite_add_tcase(s, tc);
