@@ -53,8 +53,9 @@
  *  - JSON policy: input must be UTF-8; `\u0000` and raw control characters
  *    inside strings are rejected; nesting deeper than #ENRICH_OPT_MAX_DEPTH
  *    is rejected; numbers are never converted (a 30-digit integer passes
- *    through verbatim); duplicate member names are kept as they are, and the
- *    key lookup uses the first one, as cJSON does.
+ *    through verbatim); duplicate member names in an event are kept as they
+ *    are and the key lookup uses the first one, as cJSON does; in a
+ *    reference item the last one wins (a load is an upsert).
  */
 #ifndef ENRICH_ENRICH_H
 #define ENRICH_ENRICH_H
