@@ -1,0 +1,1186 @@
+/* Check suite "cli": the enrich tool driven as a real subprocess, on real
+ * LMDB files, its gzip output read back with zlib and its JSON with cJSON. */
+#define _XOPEN_SOURCE 700
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <dlfcn.h>
+
+#include <cjson/cJSON.h>
+#include <zlib.h>
+
+#include "enrich/enrich.h"
+#include "testutil.h"
+
+#define SEED_PRODUCTS SRCDIR "/examples/seed-products.ddb.jsonl"
+#define SEED_EVENTS SRCDIR "/examples/seed-events.ndjson"
+#define SEED_RULES SRCDIR "/examples/seed-rules.json"
+
+/* ------------------------------------------------------------------ */
+/* zlib and cJSON, bound at run time                                   */
+/* ------------------------------------------------------------------ */
+
+/* tests/meson.build links this suite with testutil_dep only (Check and
+ * libenrich), not with zlib or cJSON. Until it adds zlib_dep and cjson_dep
+ * for 'cli', the few functions used here are taken from the system
+ * libraries with dlopen(); the headers still type-check every call. Once
+ * the suite links them, delete this block and nothing else changes. */
+static struct {
+    __typeof__(&inflateInit2_) inflateInit2_;
+    __typeof__(&inflate) inflate;
+    __typeof__(&inflateReset) inflateReset;
+    __typeof__(&inflateEnd) inflateEnd;
+    __typeof__(&cJSON_Parse) cJSON_Parse;
+    __typeof__(&cJSON_ParseWithLength) cJSON_ParseWithLength;
+    __typeof__(&cJSON_GetObjectItemCaseSensitive) cJSON_GetObjectItemCaseSensitive;
+    __typeof__(&cJSON_IsString) cJSON_IsString;
+    __typeof__(&cJSON_IsNumber) cJSON_IsNumber;
+    __typeof__(&cJSON_IsFalse) cJSON_IsFalse;
+    __typeof__(&cJSON_Delete) cJSON_Delete;
+} dyn;
+
+static void bind_fn(void *lib, const char *lib_name, const char *name, void *slot, size_t size)
+{
+    void *p = lib ? dlsym(lib, name) : NULL;
+    if (!p) {
+        fprintf(stderr, "check_cli: cannot bind %s from %s: %s\n", name, lib_name, dlerror());
+        exit(EXIT_FAILURE);
+    }
+    memcpy(slot, &p, size); /* object pointer to function pointer, POSIX style */
+}
+
+#define BIND(lib, lib_name, name) bind_fn(lib, lib_name, #name, &dyn.name, sizeof dyn.name)
+
+static void bind_libraries(void)
+{
+    void *z = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+    void *j = dlopen("libcjson.so.1", RTLD_NOW | RTLD_LOCAL);
+    BIND(z, "libz.so.1", inflateInit2_);
+    BIND(z, "libz.so.1", inflate);
+    BIND(z, "libz.so.1", inflateReset);
+    BIND(z, "libz.so.1", inflateEnd);
+    BIND(j, "libcjson.so.1", cJSON_Parse);
+    BIND(j, "libcjson.so.1", cJSON_ParseWithLength);
+    BIND(j, "libcjson.so.1", cJSON_GetObjectItemCaseSensitive);
+    BIND(j, "libcjson.so.1", cJSON_IsString);
+    BIND(j, "libcjson.so.1", cJSON_IsNumber);
+    BIND(j, "libcjson.so.1", cJSON_IsFalse);
+    BIND(j, "libcjson.so.1", cJSON_Delete);
+}
+
+#define inflateInit2_(...) dyn.inflateInit2_(__VA_ARGS__)
+#define inflate(...) dyn.inflate(__VA_ARGS__)
+#define inflateReset(...) dyn.inflateReset(__VA_ARGS__)
+#define inflateEnd(...) dyn.inflateEnd(__VA_ARGS__)
+#define cJSON_Parse(...) dyn.cJSON_Parse(__VA_ARGS__)
+#define cJSON_ParseWithLength(...) dyn.cJSON_ParseWithLength(__VA_ARGS__)
+#define cJSON_GetObjectItemCaseSensitive(...) dyn.cJSON_GetObjectItemCaseSensitive(__VA_ARGS__)
+#define cJSON_IsString(...) dyn.cJSON_IsString(__VA_ARGS__)
+#define cJSON_IsNumber(...) dyn.cJSON_IsNumber(__VA_ARGS__)
+#define cJSON_IsFalse(...) dyn.cJSON_IsFalse(__VA_ARGS__)
+#define cJSON_Delete(...) dyn.cJSON_Delete(__VA_ARGS__)
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct res {
+    int rc;
+    char *out;
+    size_t out_len;
+    char *err;
+} res;
+
+static void res_free(res *r)
+{
+    free(r->out);
+    free(r->err);
+    memset(r, 0, sizeof *r);
+}
+
+/* Run `enrich ARGS... NULL` with stdin from in (may be NULL). */
+static res cli_in(const char *in, size_t in_len, ...)
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)ENRICH_CLI;
+    va_list ap;
+    va_start(ap, in_len);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        ck_assert_int_lt(n, 63);
+        argv[n++] = (char *)a;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    res r;
+    memset(&r, 0, sizeof r);
+    r.rc = tu_run(argv, in, in_len, &r.out, &r.out_len, &r.err);
+    return r;
+}
+
+#define CLI(...) cli_in(NULL, 0, __VA_ARGS__, (const char *)NULL)
+#define CLI_IN(s, ...) cli_in((s), strlen(s), __VA_ARGS__, (const char *)NULL)
+
+/* Assert the exit code and that stderr names the status code. */
+#define ck_assert_cli_error(r, code, name)                                              \
+    do {                                                                                \
+        ck_assert_msg((r).rc == (code), "exit %d, want %d; stderr: %s", (r).rc, (code), \
+                      (r).err);                                                         \
+        ck_assert_msg(strstr((r).err, (name)) != NULL, "stderr lacks %s: %s", (name),   \
+                      (r).err);                                                         \
+    } while (0)
+
+#define ck_assert_cli_ok(r)                                                              \
+    ck_assert_msg((r).rc == 0, "exit %d; stderr: %s", (r).rc, (r).err)
+
+/* The whole decompressed content of a file of concatenated gzip members. */
+static char *gunzip_file(const char *path, size_t *out_len, int *members)
+{
+    size_t n;
+    char *gz = tu_read_file(path, &n);
+    ck_assert_uint_gt(n, 0);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap + 1);
+    ck_assert_ptr_nonnull(out);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    ck_assert_int_eq(inflateInit2(&zs, 16 + MAX_WBITS), Z_OK);
+    zs.next_in = (Bytef *)gz;
+    zs.avail_in = (uInt)n;
+    int count = 0;
+    for (;;) {
+        if (len == cap) {
+            cap *= 2;
+            out = realloc(out, cap + 1);
+            ck_assert_ptr_nonnull(out);
+        }
+        zs.next_out = (Bytef *)out + len;
+        zs.avail_out = (uInt)(cap - len);
+        int z = inflate(&zs, Z_NO_FLUSH);
+        len = cap - zs.avail_out;
+        if (z == Z_STREAM_END) {
+            count++;
+            if (zs.avail_in == 0)
+                break;
+            ck_assert_int_eq(inflateReset(&zs), Z_OK); /* next member */
+            continue;
+        }
+        ck_assert_msg(z == Z_OK || z == Z_BUF_ERROR, "inflate %s: %d", path, z);
+        ck_assert_msg(!(z == Z_BUF_ERROR && zs.avail_in == 0 && zs.avail_out > 0),
+                      "%s: truncated gzip", path);
+    }
+    inflateEnd(&zs);
+    free(gz);
+    out[len] = '\0';
+    if (out_len)
+        *out_len = len;
+    if (members)
+        *members = count;
+    return out;
+}
+
+/* Names of the entries of dir (sorted), dot entries listed separately. */
+static int list_dir(const char *dir, char names[][256], int max, int *hidden)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    if (hidden)
+        *hidden = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (e->d_name[0] == '.') {
+            if (hidden)
+                (*hidden)++;
+            continue;
+        }
+        if (n < max)
+            snprintf(names[n], 256, "%s", e->d_name);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The single output file of a partition directory, with name checks. */
+static char *only_file(const char *dir)
+{
+    char names[8][256];
+    int hidden = 0;
+    int n = list_dir(dir, names, 8, &hidden);
+    ck_assert_msg(n == 1, "%s: %d files, want 1", dir, n);
+    ck_assert_msg(hidden == 0, "%s: %d temporary files left", dir, hidden);
+    ck_assert_msg(strncmp(names[0], "enrich-", 7) == 0, "file name %s", names[0]);
+    size_t l = strlen(names[0]);
+    ck_assert_msg(l > 8 && strcmp(names[0] + l - 8, ".json.gz") == 0, "file name %s",
+                  names[0]);
+    return tu_join(dir, names[0]);
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Split NDJSON into cJSON objects; returns the count. */
+static int parse_lines(const char *text, cJSON **objs, int max)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        ck_assert_msg(nl != NULL, "last line lacks a newline: %s", p);
+        ck_assert_int_lt(n, max);
+        objs[n] = cJSON_ParseWithLength(p, (size_t)(nl - p));
+        ck_assert_msg(objs[n] != NULL, "not JSON: %.*s", (int)(nl - p), p);
+        n++;
+        p = nl + 1;
+    }
+    return n;
+}
+
+static void free_objs(cJSON **objs, int n)
+{
+    for (int i = 0; i < n; i++)
+        cJSON_Delete(objs[i]);
+}
+
+static const char *str_member(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void assert_str(const cJSON *o, const char *name, const char *want)
+{
+    const char *got = str_member(o, name);
+    ck_assert_msg(got != NULL, "member %s missing or not a string", name);
+    ck_assert_str_eq(got, want);
+}
+
+static bool has(const cJSON *o, const char *name)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, name) != NULL;
+}
+
+/* ISO-8601 UTC like 2024-01-15T10:30:00Z or 2024-01-15T10:30:00.000Z. */
+static bool looks_iso_utc(const char *s)
+{
+    if (!s || strlen(s) < 20)
+        return false;
+    const char *pat = "dddd-dd-ddTdd:dd:dd";
+    for (size_t i = 0; pat[i]; i++)
+        if (pat[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != pat[i])
+            return false;
+    return s[strlen(s) - 1] == 'Z';
+}
+
+/* The three seed records: checked field by field. */
+static void assert_seed_records(cJSON **r, int n, const char *raw)
+{
+    ck_assert_int_eq(n, 3);
+    assert_str(r[0], "eventId", "evt-001");
+    assert_str(r[1], "eventId", "evt-002");
+    assert_str(r[2], "eventId", "evt-003");
+    const char *names[2] = {"Smart Sensor", "Temperature Monitor"};
+    const double prices[2] = {49.99, 79.99};
+    const int qty[3] = {5, 3, 1};
+    for (int i = 0; i < 2; i++) {
+        assert_str(r[i], "productName", names[i]);
+        assert_str(r[i], "category", "IoT Devices");
+        const cJSON *price = cJSON_GetObjectItemCaseSensitive(r[i], "price");
+        ck_assert_msg(cJSON_IsNumber(price), "price of record %d is not a number", i);
+        ck_assert_double_eq_tol(price->valuedouble, prices[i], 1e-9);
+        assert_str(r[i], "enrichmentStatus", "success");
+        ck_assert_msg(looks_iso_utc(str_member(r[i], "enrichmentTimestamp")),
+                      "enrichmentTimestamp: %s", str_member(r[i], "enrichmentTimestamp"));
+        ck_assert(!has(r[i], "enrichmentError"));
+    }
+    /* The number text passes through verbatim. */
+    ck_assert_ptr_nonnull(strstr(raw, "\"price\":49.99"));
+    ck_assert_ptr_nonnull(strstr(raw, "\"price\":79.99"));
+    assert_str(r[2], "productId", "PROD-999");
+    assert_str(r[2], "enrichmentStatus", "product_not_found");
+    ck_assert(!has(r[2], "productName"));
+    ck_assert(!has(r[2], "category"));
+    ck_assert(!has(r[2], "price"));
+    ck_assert(!has(r[2], "enrichmentTimestamp"));
+    for (int i = 0; i < 3; i++) {
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(r[i], "quantity");
+        ck_assert(cJSON_IsNumber(q));
+        ck_assert_int_eq(q->valueint, qty[i]);
+        ck_assert(looks_iso_utc(str_member(r[i], "timestamp")));
+    }
+}
+
+/* A temp dir with the seed store loaded through the CLI. */
+typedef struct fixture {
+    char *dir;
+    char *store;
+} fixture;
+
+static fixture seed_store(void)
+{
+    fixture f;
+    f.dir = tu_tmpdir();
+    f.store = tu_join(f.dir, "seed.mdb");
+    res r = CLI("load", "--store", f.store, "--table", "products", "--key", "productId",
+                SEED_PRODUCTS);
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    return f;
+}
+
+static void fixture_free(fixture *f)
+{
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f->store);
+}
+
+static char *write_tmp(const fixture *f, const char *name, const char *text)
+{
+    char *p = tu_join(f->dir, name);
+    tu_write_file(p, text, strlen(text));
+    return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* demo                                                                */
+/* ------------------------------------------------------------------ */
+
+START_TEST(cli_demo_seed_end_to_end)
+{
+    char *dir = tu_tmpdir();
+    res r = CLI("demo", "--dir", dir);
+    ck_assert_cli_ok(r);
+
+    char *part = tu_join(dir, "output/enriched-data/year=2024/month=01/day=15");
+    char *file = only_file(part);
+    size_t len;
+    int members;
+    char *text = gunzip_file(file, &len, &members);
+    ck_assert_int_eq(members, 1);
+    cJSON *objs[8];
+    int n = parse_lines(text, objs, 8);
+    assert_seed_records(objs, n, text);
+    /* stdout shows the same records; stderr says where they went. */
+    ck_assert_str_eq(r.out, text);
+    ck_assert_msg(strstr(r.err, file) != NULL, "stderr lacks %s: %s", file, r.err);
+    /* No error records, no temporary files. */
+    char *errdir = tu_join(dir, "output/error-data");
+    ck_assert(!is_dir(errdir));
+    free_objs(objs, n);
+    free(errdir);
+    free(text);
+    free(file);
+    free(part);
+    res_free(&r);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(cli_demo_twice_replaces_store)
+{
+    char *dir = tu_tmpdir();
+    res r = CLI("demo", "--dir", dir);
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    r = CLI("demo", "--dir", dir);
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    char *store = tu_join(dir, "store.mdb");
+    r = CLI("stats", "--store", store);
+    ck_assert_cli_ok(r);
+    cJSON *st = cJSON_Parse(r.out);
+    ck_assert_ptr_nonnull(st);
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st, "tables"),
+                                         "products"),
+        "items");
+    ck_assert(cJSON_IsNumber(items));
+    ck_assert_int_eq(items->valueint, 2);
+    /* Each run adds its own output file. */
+    char *part = tu_join(dir, "output/enriched-data/year=2024/month=01/day=15");
+    char names[4][256];
+    ck_assert_int_eq(list_dir(part, names, 4, NULL), 2);
+    cJSON_Delete(st);
+    free(part);
+    free(store);
+    res_free(&r);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* load, get, run, stats, copy                                         */
+/* ------------------------------------------------------------------ */
+
+START_TEST(cli_load_get_run_roundtrip_stdio)
+{
+    char *dir = tu_tmpdir();
+    char *store = tu_join(dir, "s.mdb");
+    size_t plen;
+    char *products = tu_read_file(SEED_PRODUCTS, &plen);
+    /* load from stdin: format given explicitly (stdin cannot be guessed). */
+    res r = cli_in(products, plen, "load", "--store", store, "--table", "products", "--key",
+                   "productId", "--format", "dynamodb", "-", (const char *)NULL);
+    ck_assert_cli_ok(r);
+    ck_assert_str_eq(r.err, ""); /* quiet: stderr is not a terminal */
+    res_free(&r);
+
+    r = CLI("get", "--store", store, "--table", "products", "PROD-002");
+    ck_assert_cli_ok(r);
+    ck_assert_uint_gt(r.out_len, 1);
+    ck_assert_int_eq(r.out[r.out_len - 1], '\n');
+    cJSON *item = cJSON_Parse(r.out);
+    ck_assert_ptr_nonnull(item);
+    assert_str(item, "productId", "PROD-002");
+    assert_str(item, "productName", "Temperature Monitor");
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(item, "price")));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"price\":79.99"));
+    cJSON_Delete(item);
+    res_free(&r);
+
+    size_t elen;
+    char *events = tu_read_file(SEED_EVENTS, &elen);
+    r = cli_in(events, elen, "run", "--store", store, "--clock", "2024-01-15T10:30:00Z",
+               (const char *)NULL);
+    ck_assert_cli_ok(r);
+    ck_assert_str_eq(r.err, "");
+    cJSON *objs[8];
+    int n = parse_lines(r.out, objs, 8);
+    assert_seed_records(objs, n, r.out);
+    /* --clock fixes enrichmentTimestamp. */
+    ck_assert_ptr_nonnull(strstr(str_member(objs[0], "enrichmentTimestamp"),
+                                 "2024-01-15T10:30:00"));
+    /* Each record is the original event bytes plus members. */
+    ck_assert_ptr_nonnull(strstr(r.out, "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\","
+                                        "\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\""));
+    free_objs(objs, n);
+    res_free(&r);
+
+    /* -v gives the summary on stderr. */
+    r = cli_in(events, elen, "run", "-v", "--store", store, (const char *)NULL);
+    ck_assert_cli_ok(r);
+    ck_assert_ptr_nonnull(strstr(r.err, "3 records"));
+    ck_assert_ptr_nonnull(strstr(r.err, "2 success"));
+    ck_assert_ptr_nonnull(strstr(r.err, "1 not_found"));
+    res_free(&r);
+    free(events);
+    free(products);
+    free(store);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(cli_run_seed_rules_file_equals_default)
+{
+    fixture f = seed_store();
+    res a = CLI("run", "--store", f.store, "--clock", "2024-01-15T10:30:00Z", SEED_EVENTS);
+    ck_assert_cli_ok(a);
+    res b = CLI("run", "--store", f.store, "--clock", "2024-01-15T10:30:00Z", "--rules",
+                SEED_RULES, SEED_EVENTS);
+    ck_assert_cli_ok(b);
+    ck_assert_str_eq(a.out, b.out);
+    ck_assert_uint_gt(a.out_len, 100);
+    res_free(&a);
+    res_free(&b);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_run_files_batches_and_line_shapes)
+{
+    fixture f = seed_store();
+    /* CRLF, a blank line, no final newline; two files; batches of 2. */
+    char *a = write_tmp(&f, "a.ndjson",
+                        "{\"eventId\":\"1\",\"productId\":\"PROD-001\"}\r\n"
+                        "\n"
+                        "{\"eventId\":\"2\",\"productId\":\"PROD-002\"}\n"
+                        "{\"eventId\":\"3\"}\n"
+                        "{\"eventId\":\"4\",\"productId\":\"PROD-001\"}");
+    char *b = write_tmp(&f, "b.ndjson", "{\"eventId\":\"5\",\"productId\":\"PROD-404\"}\n");
+    res r = CLI("run", "--store", f.store, "--batch", "2", a, b);
+    ck_assert_cli_ok(r);
+    cJSON *objs[8];
+    int n = parse_lines(r.out, objs, 8);
+    ck_assert_int_eq(n, 5);
+    const char *want[5] = {"success", "success", "no_product_id", "success",
+                           "product_not_found"};
+    for (int i = 0; i < 5; i++) {
+        char id[2] = {(char)('1' + i), 0};
+        assert_str(objs[i], "eventId", id);
+        assert_str(objs[i], "enrichmentStatus", want[i]);
+    }
+    free_objs(objs, n);
+    res_free(&r);
+    free(a);
+    free(b);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_run_long_lines_stream)
+{
+    fixture f = seed_store();
+    /* A 300 kB event (longer than the read chunk) enriches normally; a
+     * 3 MB line over --max-record becomes an ENRICH_E_TOO_LARGE record. */
+    size_t big = 300000, huge = 3000000;
+    size_t cap = big + huge + 400;
+    char *in = malloc(cap);
+    ck_assert_ptr_nonnull(in);
+    size_t len = 0;
+    len += (size_t)sprintf(in + len, "{\"eventId\":\"big\",\"productId\":\"PROD-001\",\"pad\":\"");
+    memset(in + len, 'x', big);
+    len += big;
+    len += (size_t)sprintf(in + len, "\"}\n{\"eventId\":\"huge\",\"pad\":\"");
+    memset(in + len, 'y', huge);
+    len += huge;
+    len += (size_t)sprintf(in + len, "\"}\n{\"eventId\":\"after\",\"productId\":\"PROD-002\"}\n");
+    /* From a file: tu_run feeds stdin with blocking writes, so an input
+     * larger than a pipe would deadlock against the child's output. */
+    char *path = tu_join(f.dir, "long.ndjson");
+    tu_write_file(path, in, len);
+    res r = CLI("run", "--store", f.store, "--max-record", "1000000", "--batch", "1", path);
+    ck_assert_msg(r.rc == 3, "exit %d: %s", r.rc, r.err);
+    cJSON *objs[4];
+    int n = parse_lines(r.out, objs, 4);
+    ck_assert_int_eq(n, 3);
+    assert_str(objs[0], "eventId", "big");
+    assert_str(objs[0], "enrichmentStatus", "success");
+    ck_assert_uint_eq(strlen(str_member(objs[0], "pad")), big);
+    assert_str(objs[1], "enrichmentStatus", "error");
+    ck_assert_ptr_nonnull(str_member(objs[1], "enrichmentError"));
+    ck_assert_ptr_nonnull(strstr(str_member(objs[1], "enrichmentError"), "ENRICH_E_TOO_LARGE"));
+    assert_str(objs[2], "eventId", "after");
+    assert_str(objs[2], "enrichmentStatus", "success");
+    free_objs(objs, n);
+    res_free(&r);
+    free(path);
+    free(in);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_run_out_dir_partitions_and_errors)
+{
+    fixture f = seed_store();
+    char *out = tu_join(f.dir, "out");
+    const char *events = "{\"eventId\":\"a\",\"productId\":\"PROD-001\",\"timestamp\":\"2024-01-15T23:59:59Z\"}\n"
+                         "{\"eventId\":\"b\",\"productId\":\"PROD-002\",\"timestamp\":\"2024-02-29T00:00:00Z\"}\n"
+                         "this is not json\n"
+                         "{\"eventId\":\"c\",\"productId\":\"PROD-999\",\"timestamp\":\"2024-01-15T08:00:00Z\"}\n";
+    res r = CLI_IN(events, "run", "--store", f.store, "--out-dir", out, "--clock",
+                   "2024-03-01T12:00:00Z");
+    ck_assert_msg(r.rc == 3, "exit %d, want 3: %s", r.rc, r.err);
+    ck_assert_str_eq(r.out, ""); /* --out-dir without --tee: stdout stays empty */
+    ck_assert_ptr_nonnull(strstr(r.err, "1 error"));
+    ck_assert_ptr_nonnull(strstr(r.err, "3 files written"));
+
+    /* Day 1: a and c, in input order. */
+    char *d1 = tu_join(out, "enriched-data/year=2024/month=01/day=15");
+    char *f1 = only_file(d1);
+    ck_assert_msg(strstr(r.err, f1) != NULL, "summary lacks %s", f1);
+    char *t1 = gunzip_file(f1, NULL, NULL);
+    cJSON *o[4];
+    int n = parse_lines(t1, o, 4);
+    ck_assert_int_eq(n, 2);
+    assert_str(o[0], "eventId", "a");
+    assert_str(o[0], "enrichmentStatus", "success");
+    assert_str(o[1], "eventId", "c");
+    assert_str(o[1], "enrichmentStatus", "product_not_found");
+    free_objs(o, n);
+
+    /* Day 2: b (a leap day). */
+    char *d2 = tu_join(out, "enriched-data/year=2024/month=02/day=29");
+    char *f2 = only_file(d2);
+    char *t2 = gunzip_file(f2, NULL, NULL);
+    n = parse_lines(t2, o, 4);
+    ck_assert_int_eq(n, 1);
+    assert_str(o[0], "eventId", "b");
+    assert_str(o[0], "productName", "Temperature Monitor");
+    free_objs(o, n);
+
+    /* The non-JSON line: error-data, partitioned by processing time (--clock). */
+    char *d3 = tu_join(out, "error-data/year=2024/month=03/day=01");
+    char *f3 = only_file(d3);
+    char *t3 = gunzip_file(f3, NULL, NULL);
+    n = parse_lines(t3, o, 4);
+    ck_assert_int_eq(n, 1);
+    assert_str(o[0], "enrichmentStatus", "error");
+    ck_assert_ptr_nonnull(str_member(o[0], "enrichmentError"));
+    ck_assert_ptr_nonnull(strstr(str_member(o[0], "enrichmentError"), "ENRICH_E_JSON"));
+    assert_str(o[0], "rawData", "dGhpcyBpcyBub3QganNvbg=="); /* base64("this is not json") */
+    free_objs(o, n);
+
+    /* Nothing else anywhere: two enriched days, one error day. */
+    char names[8][256];
+    char *ed = tu_join(out, "enriched-data/year=2024");
+    ck_assert_int_eq(list_dir(ed, names, 8, NULL), 2);
+    char *er = tu_join(out, "error-data");
+    ck_assert_int_eq(list_dir(er, names, 8, NULL), 1);
+
+    free(ed);
+    free(er);
+    free(t1);
+    free(t2);
+    free(t3);
+    free(f1);
+    free(f2);
+    free(f3);
+    free(d1);
+    free(d2);
+    free(d3);
+    free(out);
+    res_free(&r);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_run_out_dir_one_member_per_batch)
+{
+    fixture f = seed_store();
+    char *out = tu_join(f.dir, "out");
+    char events[2048] = "";
+    for (int i = 0; i < 5; i++)
+        sprintf(events + strlen(events),
+                "{\"eventId\":\"e%d\",\"productId\":\"PROD-001\",\"timestamp\":1705312800}\n", i);
+    res r = CLI_IN(events, "run", "--store", f.store, "--out-dir", out, "--batch", "2", "--tee");
+    ck_assert_cli_ok(r);
+    char *d = tu_join(out, "enriched-data/year=2024/month=01/day=15");
+    char *file = only_file(d);
+    int members;
+    char *text = gunzip_file(file, NULL, &members);
+    ck_assert_int_eq(members, 3); /* batches of 2, 2, 1 */
+    ck_assert_str_eq(text, r.out); /* --tee: same records on stdout */
+    cJSON *o[8];
+    int n = parse_lines(text, o, 8);
+    ck_assert_int_eq(n, 5);
+    for (int i = 0; i < 5; i++) {
+        char id[4];
+        sprintf(id, "e%d", i);
+        assert_str(o[i], "eventId", id);
+    }
+    free_objs(o, n);
+    free(text);
+    free(file);
+    free(d);
+    free(out);
+    res_free(&r);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_stats_and_copy)
+{
+    fixture f = seed_store();
+    res r = CLI("stats", "--store", f.store);
+    ck_assert_cli_ok(r);
+    cJSON *st = cJSON_Parse(r.out);
+    ck_assert_ptr_nonnull(st);
+    const cJSON *products = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(st, "tables"), "products");
+    ck_assert_ptr_nonnull(products);
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(products, "items");
+    ck_assert(cJSON_IsNumber(items));
+    ck_assert_int_eq(items->valueint, 2);
+    cJSON_Delete(st);
+    res_free(&r);
+
+    char *snap = tu_join(f.dir, "snapshot.mdb");
+    r = CLI("copy", "--store", f.store, snap);
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    r = CLI("get", "--store", snap, "--table", "products", "PROD-001");
+    ck_assert_cli_ok(r);
+    ck_assert_ptr_nonnull(strstr(r.out, "Smart Sensor"));
+    res_free(&r);
+    /* DEST exists: ENRICH_E_IO. */
+    r = CLI("copy", "--store", f.store, snap);
+    ck_assert_cli_error(r, 1, "enrich copy: ENRICH_E_IO");
+    res_free(&r);
+    free(snap);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_load_composite_key_csv_and_replace)
+{
+    fixture f = seed_store();
+    char *csv = write_tmp(&f, "prices.csv",
+                          "region,sku,price,active\n"
+                          "eu,A1,10.5,true\n"
+                          "us,A1,12,false\n");
+    res r = CLI("load", "--store", f.store, "--table", "prices", "--key", "region,sku",
+                "--csv-types", "price:number,active:boolean", csv);
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    r = CLI("get", "--store", f.store, "--table", "prices", "us", "A1");
+    ck_assert_cli_ok(r);
+    cJSON *o = cJSON_Parse(r.out);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "price")));
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "active")));
+    cJSON_Delete(o);
+    res_free(&r);
+
+    /* --replace: the table holds exactly the new items afterwards. */
+    r = CLI_IN("{\"productId\":\"PROD-777\",\"productName\":\"New\"}\n", "load", "--store",
+               f.store, "--table", "products", "--replace", "-");
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    r = CLI("get", "--store", f.store, "--table", "products", "PROD-001");
+    ck_assert_cli_error(r, 1, "ENRICH_E_NOTFOUND");
+    res_free(&r);
+    r = CLI("get", "--store", f.store, "--table", "products", "PROD-777");
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    free(csv);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_load_quiet_unless_verbose)
+{
+    char *dir = tu_tmpdir();
+    char *store = tu_join(dir, "s.mdb");
+    res r = CLI("load", "--store", store, "--table", "products", "--key", "productId",
+                SEED_PRODUCTS);
+    ck_assert_cli_ok(r);
+    ck_assert_str_eq(r.err, ""); /* no progress, no summary: not a terminal */
+    ck_assert_str_eq(r.out, "");
+    res_free(&r);
+    r = CLI("load", "-v", "--store", store, "--table", "products", SEED_PRODUCTS);
+    ck_assert_cli_ok(r);
+    ck_assert_ptr_nonnull(strstr(r.err, "2 items"));
+    ck_assert_ptr_null(strchr(r.err, '\r')); /* no progress line */
+    res_free(&r);
+    free(store);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Error codes, each provoked through the CLI                          */
+/* ------------------------------------------------------------------ */
+
+START_TEST(cli_error_io_missing_store)
+{
+    char *dir = tu_tmpdir();
+    char *store = tu_join(dir, "missing.mdb");
+    res r = CLI("get", "--store", store, "--table", "products", "PROD-001");
+    ck_assert_cli_error(r, 1, "enrich get: ENRICH_E_IO");
+    ck_assert_ptr_nonnull(strstr(r.err, store));
+    res_free(&r);
+    r = CLI_IN("{}\n", "run", "--store", store);
+    ck_assert_cli_error(r, 1, "enrich run: ENRICH_E_IO");
+    res_free(&r);
+    /* A missing input file is an I/O error too. */
+    r = CLI("load", "--store", store, "--table", "t", "--key", "k", "/nonexistent/x.ndjson");
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_IO");
+    ck_assert_ptr_nonnull(strstr(r.err, "/nonexistent/x.ndjson"));
+    res_free(&r);
+    free(store);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(cli_error_not_store)
+{
+    fixture f = seed_store();
+    char *txt = write_tmp(&f, "notes.txt", "this is a text file, not an LMDB store\n");
+    res r = CLI("get", "--store", txt, "--table", "products", "PROD-001");
+    ck_assert_cli_error(r, 1, "enrich get: ENRICH_E_NOT_STORE");
+    res_free(&r);
+    r = CLI("stats", "--store", txt);
+    ck_assert_cli_error(r, 1, "enrich stats: ENRICH_E_NOT_STORE");
+    res_free(&r);
+    free(txt);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_error_notfound)
+{
+    fixture f = seed_store();
+    res r = CLI("get", "--store", f.store, "--table", "products", "PROD-404");
+    ck_assert_cli_error(r, 1, "enrich get: ENRICH_E_NOTFOUND");
+    ck_assert_str_eq(r.out, "");
+    res_free(&r);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_error_no_table)
+{
+    fixture f = seed_store();
+    res r = CLI("get", "--store", f.store, "--table", "customers", "C-1");
+    ck_assert_cli_error(r, 1, "enrich get: ENRICH_E_NO_TABLE");
+    res_free(&r);
+    char *rules = write_tmp(&f, "rules.json",
+                            "{\"lookups\":[{\"key\":\"customerId\",\"table\":\"customers\"}]}");
+    r = CLI_IN("{}\n", "run", "--store", f.store, "--rules", rules);
+    ck_assert_cli_error(r, 1, "enrich run: ENRICH_E_NO_TABLE");
+    ck_assert_str_eq(r.out, "");
+    res_free(&r);
+    /* The default rules need table products: an empty store lacks it. */
+    char *empty = tu_join(f.dir, "empty.mdb");
+    r = CLI_IN("{\"k\":\"x\"}\n", "load", "--store", empty, "--table", "other", "--key", "k");
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    r = CLI_IN("{}\n", "run", "--store", empty);
+    ck_assert_cli_error(r, 1, "enrich run: ENRICH_E_NO_TABLE");
+    res_free(&r);
+    free(empty);
+    free(rules);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_error_rules)
+{
+    fixture f = seed_store();
+    char *bad = write_tmp(&f, "bad.json", "{\"lookups\":5}");
+    res r = CLI_IN("{}\n", "run", "--store", f.store, "--rules", bad);
+    ck_assert_cli_error(r, 1, "enrich run: ENRICH_E_RULES");
+    ck_assert_str_eq(r.out, "");
+    res_free(&r);
+    char *notjson = write_tmp(&f, "notjson.json", "lookups: productId");
+    r = CLI_IN("{}\n", "run", "--store", f.store, "--rules", notjson);
+    ck_assert_cli_error(r, 1, "enrich run: ENRICH_E_RULES");
+    res_free(&r);
+    char *unknown = write_tmp(&f, "unknown.json",
+                              "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\","
+                              "\"on_conflict\":\"explode\"}]}");
+    r = CLI_IN("{}\n", "run", "--store", f.store, "--rules", unknown);
+    ck_assert_cli_error(r, 1, "enrich run: ENRICH_E_RULES");
+    res_free(&r);
+    free(bad);
+    free(notjson);
+    free(unknown);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_error_item_names_line)
+{
+    fixture f = seed_store();
+    char *items = write_tmp(&f, "items.ndjson",
+                            "{\"productId\":\"PROD-100\",\"productName\":\"ok\"}\n"
+                            "{\"productId\":\"PROD-101\",\"productName\":\"ok\"}\n"
+                            "{\"productName\":\"no key here\"}\n");
+    res r = CLI("load", "--store", f.store, "--table", "products", items);
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_ITEM");
+    ck_assert_msg(strstr(r.err, "line 3") != NULL, "stderr lacks the line: %s", r.err);
+    res_free(&r);
+    /* One transaction: the good items of the failed load are not there. */
+    r = CLI("get", "--store", f.store, "--table", "products", "PROD-100");
+    ck_assert_cli_error(r, 1, "ENRICH_E_NOTFOUND");
+    res_free(&r);
+    /* A key of the wrong type is an item error too. */
+    r = CLI_IN("{\"productId\":[1]}\n", "load", "--store", f.store, "--table", "products");
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_ITEM");
+    res_free(&r);
+    free(items);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_error_json)
+{
+    fixture f = seed_store();
+    res r = CLI_IN("[{\"productId\":\"A\"},", "load", "--store", f.store, "--table", "products",
+                   "--format", "json");
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_JSON");
+    res_free(&r);
+    r = CLI_IN("[{\"productId\":\"PROD-001\"},", "run", "--store", f.store, "--input", "json");
+    ck_assert_cli_error(r, 1, "enrich run: ENRICH_E_JSON");
+    ck_assert_str_eq(r.out, "");
+    res_free(&r);
+    /* A well-formed array runs. */
+    r = CLI_IN("[{\"productId\":\"PROD-001\"},{\"productId\":\"PROD-002\"}]", "run", "--store",
+               f.store, "--input", "json");
+    ck_assert_cli_ok(r);
+    cJSON *o[4];
+    int n = parse_lines(r.out, o, 4);
+    ck_assert_int_eq(n, 2);
+    assert_str(o[1], "productName", "Temperature Monitor");
+    free_objs(o, n);
+    res_free(&r);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_error_utf8_depth_nul_in_load)
+{
+    fixture f = seed_store();
+    res r = CLI_IN("{\"productId\":\"A\",\"name\":\"caf\xc3\x28\"}\n", "load", "--store",
+                   f.store, "--table", "products");
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_UTF8");
+    res_free(&r);
+
+    char deep[1024];
+    size_t len = (size_t)sprintf(deep, "{\"productId\":\"A\",\"x\":");
+    for (int i = 0; i < 200; i++)
+        deep[len++] = '[';
+    for (int i = 0; i < 200; i++)
+        deep[len++] = ']';
+    strcpy(deep + len, "}\n");
+    r = CLI_IN(deep, "load", "--store", f.store, "--table", "products");
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_DEPTH");
+    res_free(&r);
+
+    r = CLI_IN("{\"productId\":\"A\",\"name\":\"a\\u0000b\"}\n", "load", "--store", f.store,
+               "--table", "products");
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_NUL");
+    res_free(&r);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_error_key_too_long)
+{
+    fixture f = seed_store();
+    char key[601];
+    memset(key, 'k', 600);
+    key[600] = '\0';
+    char line[800];
+    sprintf(line, "{\"productId\":\"%s\"}\n", key);
+    res r = CLI_IN(line, "load", "--store", f.store, "--table", "products");
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_KEY_TOO_LONG");
+    res_free(&r);
+    r = CLI("get", "--store", f.store, "--table", "products", key);
+    ck_assert_cli_error(r, 1, "enrich get: ENRICH_E_KEY_TOO_LONG");
+    res_free(&r);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_error_invalid)
+{
+    fixture f = seed_store();
+    /* --csv-types with a format that is not CSV. */
+    res r = CLI_IN("{\"productId\":\"A\"}\n", "load", "--store", f.store, "--table", "products",
+                   "--format", "ndjson", "--csv-types", "price:number");
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_INVALID");
+    res_free(&r);
+    /* A reserved table name. */
+    r = CLI_IN("{\"k\":\"A\"}\n", "load", "--store", f.store, "--table", "__meta", "--key", "k");
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_INVALID");
+    res_free(&r);
+    /* An existing table loaded with a different key. */
+    r = CLI_IN("{\"sku\":\"A\"}\n", "load", "--store", f.store, "--table", "products", "--key",
+               "sku");
+    ck_assert_cli_error(r, 1, "enrich load: ENRICH_E_INVALID");
+    res_free(&r);
+    fixture_free(&f);
+}
+END_TEST
+
+/* Per-record codes: the run finishes, exit 3, each record names its code. */
+START_TEST(cli_error_per_record_codes)
+{
+    fixture f = seed_store();
+    char deep[1024];
+    size_t len = (size_t)sprintf(deep, "{\"productId\":\"PROD-001\",\"x\":");
+    for (int i = 0; i < 200; i++)
+        deep[len++] = '[';
+    for (int i = 0; i < 200; i++)
+        deep[len++] = ']';
+    strcpy(deep + len, "}\n");
+    char events[4096];
+    snprintf(events, sizeof events,
+             "{\"productId\":{\"S\":\"PROD-001\"}}\n" /* KEY_TYPE */
+             "[1,2,3]\n"                               /* NOT_OBJECT */
+             "{\"productId\":\"PROD-001\",\"n\":\"\xff\"}\n" /* UTF8 */
+             "{\"productId\":\"PROD-001\",\"n\":\"\\u0000\"}\n" /* NUL */
+             "%s"                                      /* DEPTH */
+             "{\"productId\":\"PROD-001\"}\n",         /* fine */
+             deep);
+    res r = CLI_IN(events, "run", "--store", f.store);
+    ck_assert_msg(r.rc == 3, "exit %d, want 3: %s", r.rc, r.err);
+    cJSON *o[8];
+    int n = parse_lines(r.out, o, 8);
+    ck_assert_int_eq(n, 6);
+    const char *codes[5] = {"ENRICH_E_KEY_TYPE", "ENRICH_E_NOT_OBJECT", "ENRICH_E_UTF8",
+                            "ENRICH_E_NUL", "ENRICH_E_DEPTH"};
+    for (int i = 0; i < 5; i++) {
+        assert_str(o[i], "enrichmentStatus", "error");
+        const char *e = str_member(o[i], "enrichmentError");
+        ck_assert_msg(e && strncmp(e, codes[i], strlen(codes[i])) == 0,
+                      "record %d: enrichmentError %s, want %s", i, e ? e : "(none)", codes[i]);
+    }
+    assert_str(o[5], "enrichmentStatus", "success");
+    free_objs(o, n);
+    res_free(&r);
+
+    /* The summary counts them per code (-v). */
+    r = CLI_IN(events, "run", "-v", "--store", f.store);
+    ck_assert_int_eq(r.rc, 3);
+    ck_assert_ptr_nonnull(strstr(r.err, "5 error"));
+    ck_assert_ptr_nonnull(strstr(r.err, "ENRICH_E_KEY_TYPE"));
+    res_free(&r);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_error_conflict_policy_fail)
+{
+    fixture f = seed_store();
+    char *rules = write_tmp(&f, "fail.json",
+                            "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\","
+                            "\"fields\":\"all\",\"on_conflict\":\"fail\"}]}");
+    res r = CLI_IN("{\"productId\":\"PROD-001\",\"productName\":\"mine\"}\n"
+                   "{\"productId\":\"PROD-002\"}\n",
+                   "run", "--store", f.store, "--rules", rules);
+    ck_assert_msg(r.rc == 3, "exit %d, want 3: %s", r.rc, r.err);
+    cJSON *o[4];
+    int n = parse_lines(r.out, o, 4);
+    ck_assert_int_eq(n, 2);
+    assert_str(o[0], "enrichmentStatus", "error");
+    ck_assert_ptr_nonnull(strstr(str_member(o[0], "enrichmentError"), "ENRICH_E_CONFLICT"));
+    assert_str(o[0], "productName", "mine"); /* the event's own value is kept */
+    assert_str(o[1], "enrichmentStatus", "success");
+    free_objs(o, n);
+    res_free(&r);
+    free(rules);
+    fixture_free(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Usage and help                                                      */
+/* ------------------------------------------------------------------ */
+
+START_TEST(cli_usage_errors_exit_2)
+{
+    res r = CLI("frobnicate");
+    ck_assert_cli_error(r, 2, "unknown command");
+    res_free(&r);
+    r = cli_in(NULL, 0, (const char *)NULL);
+    ck_assert_int_eq(r.rc, 2);
+    res_free(&r);
+    r = CLI("get", "--table", "products", "X");
+    ck_assert_cli_error(r, 2, "--store is required");
+    res_free(&r);
+    r = CLI("get", "--store", "/tmp/x", "--table", "products");
+    ck_assert_cli_error(r, 2, "KEY");
+    res_free(&r);
+    r = CLI("load", "--store", "/tmp/x", "--table", "t", "--format", "xml");
+    ck_assert_cli_error(r, 2, "unknown format");
+    res_free(&r);
+    r = CLI("run", "--store", "/tmp/x", "--batch", "0");
+    ck_assert_cli_error(r, 2, "--batch");
+    res_free(&r);
+    r = CLI("run", "--store", "/tmp/x", "--clock", "yesterday");
+    ck_assert_cli_error(r, 2, "--clock");
+    res_free(&r);
+    r = CLI("run", "--store", "/tmp/x", "--no-such-option");
+    ck_assert_cli_error(r, 2, "unknown option");
+    res_free(&r);
+    r = CLI("run", "--store");
+    ck_assert_cli_error(r, 2, "needs an argument");
+    res_free(&r);
+    r = CLI("demo", "extra");
+    ck_assert_cli_error(r, 2, "unexpected argument");
+    res_free(&r);
+    r = CLI("copy", "--store", "/tmp/x");
+    ck_assert_cli_error(r, 2, "DEST");
+    res_free(&r);
+}
+END_TEST
+
+START_TEST(cli_help_of_each_command)
+{
+    const char *cmds[] = {"load", "get", "run", "stats", "copy", "demo"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        res r = CLI(cmds[i], "--help");
+        ck_assert_msg(r.rc == 0, "%s --help: exit %d", cmds[i], r.rc);
+        ck_assert_msg(strstr(r.out, "Exit status") != NULL, "%s --help lacks exit codes",
+                      cmds[i]);
+        ck_assert_msg(strstr(r.out, "  3  ") != NULL, "%s --help lacks exit 3", cmds[i]);
+        ck_assert_msg(strstr(r.out, "Usage: enrich ") != NULL, "%s --help", cmds[i]);
+        ck_assert_str_eq(r.err, "");
+        res_free(&r);
+    }
+    res r = CLI("--help");
+    ck_assert_cli_ok(r);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        ck_assert_ptr_nonnull(strstr(r.out, cmds[i]));
+    ck_assert_ptr_nonnull(strstr(r.out, "Exit status"));
+    res_free(&r);
+    r = CLI("--version");
+    ck_assert_cli_ok(r);
+    ck_assert_ptr_nonnull(strstr(r.out, ENRICH_VERSION_STRING));
+    res_free(&r);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("demo");
+    tcase_add_test(tc, cli_demo_seed_end_to_end);
+    tcase_add_test(tc, cli_demo_twice_replaces_store);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("commands");
+    tcase_add_test(tc, cli_load_get_run_roundtrip_stdio);
+    tcase_add_test(tc, cli_run_seed_rules_file_equals_default);
+    tcase_add_test(tc, cli_run_files_batches_and_line_shapes);
+    tcase_add_test(tc, cli_run_long_lines_stream);
+    tcase_add_test(tc, cli_stats_and_copy);
+    tcase_add_test(tc, cli_load_composite_key_csv_and_replace);
+    tcase_add_test(tc, cli_load_quiet_unless_verbose);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("out_dir");
+    tcase_add_test(tc, cli_run_out_dir_partitions_and_errors);
+    tcase_add_test(tc, cli_run_out_dir_one_member_per_batch);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("errors");
+    tcase_add_test(tc, cli_error_io_missing_store);
+    tcase_add_test(tc, cli_error_not_store);
+    tcase_add_test(tc, cli_error_notfound);
+    tcase_add_test(tc, cli_error_no_table);
+    tcase_add_test(tc, cli_error_rules);
+    tcase_add_test(tc, cli_error_item_names_line);
+    tcase_add_test(tc, cli_error_json);
+    tcase_add_test(tc, cli_error_utf8_depth_nul_in_load);
+    tcase_add_test(tc, cli_error_key_too_long);
+    tcase_add_test(tc, cli_error_invalid);
+    tcase_add_test(tc, cli_error_per_record_codes);
+    tcase_add_test(tc, cli_error_conflict_policy_fail);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("usage");
+    tcase_add_test(tc, cli_usage_errors_exit_2);
+    tcase_add_test(tc, cli_help_of_each_command);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    bind_libraries();
+    return tu_run_suite(cli_suite());
+}

@@ -1,0 +1,166 @@
+/* The enrich command-line tool: declarations shared by the files of tools/.
+ * The tool uses only the public header, never lib/internal.h. */
+#ifndef ENRICH_TOOLS_CLI_H
+#define ENRICH_TOOLS_CLI_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "enrich/enrich.h"
+
+/* Exit codes of every subcommand (see docs/cli.md). */
+enum {
+    CLI_EXIT_OK = 0,        /* done */
+    CLI_EXIT_ERROR = 1,     /* library or I/O error: nothing, or only part, done */
+    CLI_EXIT_USAGE = 2,     /* bad command line */
+    CLI_EXIT_RECORDS = 3    /* run finished, but some records had outcome ERROR */
+};
+
+/* The exit-code paragraph every --help ends with. */
+#define CLI_EXIT_HELP                                                        \
+    "Exit status:\n"                                                         \
+    "  0  success\n"                                                         \
+    "  1  error (library or I/O error; nothing, or only part, was done)\n"   \
+    "  2  usage error (bad option or argument)\n"                            \
+    "  3  run: finished, but at least one record had outcome ERROR\n"
+
+/* ---- util.c: messages ---------------------------------------------- */
+
+/* "enrich <cmd>: ENRICH_E_NAME: description[: detail]" on stderr. Returns
+ * CLI_EXIT_ERROR so callers can `return cli_fail(...)`. */
+int cli_fail(const char *cmd, enrich_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "enrich <cmd>: <message>" + a hint to --help; returns CLI_EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Report getopt_long's '?' or ':' (optstring starts with ':'); exit code 2. */
+int cli_bad_option(const char *cmd, char **argv, int c);
+/* "enrich <cmd>: <message>" on stderr (informational). */
+void cli_note(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- util.c: inputs ------------------------------------------------ */
+
+/* One whole input in memory: a mapped file, a buffer read from a pipe or
+ * stdin, or borrowed bytes (embedded data). */
+typedef struct cli_input {
+    const char *name;      /* for messages: the path, "-" for stdin */
+    const uint8_t *ptr;
+    size_t len;
+    void *map;             /* munmap on free when non-NULL */
+    size_t map_len;
+    uint8_t *heap;         /* free on free when non-NULL */
+} cli_input;
+
+/* Read path ("-" = stdin) fully: mmap regular files, read anything else.
+ * On failure prints the error and returns CLI_EXIT_ERROR. */
+int cli_input_read(const char *cmd, const char *path, cli_input *in);
+/* Borrowed bytes (no copy). */
+void cli_input_borrow(cli_input *in, const char *name, const void *ptr, size_t len);
+void cli_input_free(cli_input *in);
+
+/* A byte stream read in pieces: a file descriptor or borrowed memory. */
+typedef struct cli_source {
+    const char *name;
+    int fd;                /* -1 for memory */
+    bool close_fd;
+    const uint8_t *mem;
+    size_t mem_len, mem_pos;
+} cli_source;
+
+int cli_source_open(const char *cmd, const char *path, cli_source *src);
+void cli_source_memory(cli_source *src, const char *name, const void *ptr, size_t len);
+/* Like read(2): bytes read, 0 at end, -1 with errno on failure. */
+long cli_source_read(cli_source *src, void *dst, size_t cap);
+void cli_source_close(cli_source *src);
+
+/* ---- util.c: parsing ---------------------------------------------- */
+
+/* ISO-8601 UTC "YYYY-MM-DD[THH:MM[:SS[.fff]]](Z|+HH:MM|-HH:MM)" (date
+ * alone means midnight UTC) or an all-digit epoch-milliseconds value.
+ * Returns false on anything else. */
+bool cli_parse_time_ms(const char *s, int64_t *ms);
+/* Format epoch ms as "YYYY-mm-dd-HH-MM-SS" (UTC) into dst[32]. */
+void cli_format_time_name(int64_t ms, char dst[32]);
+/* Decimal size_t in [min, max]. */
+bool cli_parse_size(const char *s, size_t min, size_t max, size_t *out);
+
+/* mkdir -p; on failure errno is set and -1 returned. */
+int cli_mkdirs(const char *path);
+/* malloc'd "a/b"; aborts on out of memory. */
+char *cli_join(const char *a, const char *b);
+void *cli_xmalloc(size_t n);
+void *cli_xrealloc(void *p, size_t n);
+
+/* Store opened for a subcommand, with the error printed on failure. */
+int cli_store_open(const char *cmd, const char *path, unsigned flags, enrich_store **out);
+
+/* ---- cmd_load.c ----------------------------------------------------- */
+
+typedef struct load_opts {
+    const char *store;
+    const char *table;
+    const char *key;            /* NULL: use the existing table's key */
+    int format;                 /* an enrich_load_format, 0 = guess per input */
+    const char *csv_types;
+    bool replace;               /* the first input replaces the table */
+    bool verbose;               /* summary line even when stderr is no tty */
+} load_opts;
+
+/* Open (create) the store and load every input in turn, each in its own
+ * transaction. Shared by `load` and `demo`. Returns a CLI exit code. */
+int load_inputs(const char *cmd, const load_opts *opts, cli_input *inputs, size_t n);
+/* Format from a file name: .csv, .ddb.json/.ddb.jsonl, else NDJSON. */
+enrich_load_format load_guess_format(const char *name);
+
+/* ---- cmd_run.c ------------------------------------------------------ */
+
+typedef struct run_opts {
+    const char *store;
+    const void *rules;          /* NULL: the seed's default rule set */
+    size_t rules_len;
+    enrich_input input;         /* NDJSON (streamed) or JSON_ARRAY (whole input) */
+    size_t batch;               /* lines per batch */
+    size_t max_record;          /* ENRICH_OPT_MAX_RECORD_BYTES; 0 = library default */
+    const char *out_dir;        /* NULL: NDJSON on stdout */
+    bool tee;                   /* with out_dir: NDJSON on stdout as well */
+    bool have_clock;
+    int64_t clock_ms;           /* ENRICH_OPT_CLOCK_MS when have_clock */
+    bool verbose;               /* summary even without out_dir */
+} run_opts;
+
+/* Enrich every source in turn. Shared by `run` and `demo`. Returns a CLI
+ * exit code (0, 1, or 3 when some record had outcome ERROR). When files
+ * is non-NULL it receives the published output paths (malloc'd array of
+ * malloc'd strings; free with run_free_files). */
+int run_sources(const char *cmd, const run_opts *opts, cli_source *sources, size_t n,
+                char ***files, size_t *nfiles);
+void run_free_files(char **files, size_t n);
+
+/* ---- outdir.c: partitioned gzip NDJSON files ------------------------ */
+
+typedef struct outdir outdir;
+
+enum { OUT_ENRICHED = 0, OUT_ERROR = 1 };
+
+/* dir is created if needed; time_ms names the run's files. */
+int outdir_open(const char *cmd, const char *dir, int64_t time_ms, outdir **out);
+/* Append one gzip member to the run's file of (kind, partition). */
+int outdir_append(outdir *od, int kind, const char *partition, const void *gz, size_t len);
+/* publish: fsync + rename every open file into place; otherwise remove the
+ * temporary files. Fills files/nfiles with the published paths (may be NULL).
+ * Returns CLI_EXIT_OK or CLI_EXIT_ERROR. */
+int outdir_close(outdir *od, bool publish, char ***files, size_t *nfiles);
+
+/* ---- subcommands ---------------------------------------------------- */
+
+int cmd_load(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif

@@ -1,0 +1,497 @@
+/* enrich run: enrich NDJSON (or JSON array) events against a store. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char run_help[] =
+    "Usage: enrich run --store PATH [OPTION]... [FILE|-]...\n"
+    "\n"
+    "Enrich events with the reference items of the store at PATH (opened\n"
+    "read-only) and write them as NDJSON to stdout, or with --out-dir as gzip\n"
+    "NDJSON files partitioned by the event's date. With no FILE, or FILE '-',\n"
+    "stdin is read. NDJSON input is streamed in batches; records keep their\n"
+    "input order.\n"
+    "\n"
+    "Options:\n"
+    "  -s, --store PATH      store file (or directory holding data.mdb)\n"
+    "  -r, --rules FILE      JSON rule set (docs/rules.md); default: the seed\n"
+    "                        rules (productId -> table products, all fields)\n"
+    "  -i, --input FORMAT    ndjson (default: one event per line) or json (each\n"
+    "                        FILE is one JSON array of events, read whole)\n"
+    "  -b, --batch N         events per batch (default 500); a batch also ends\n"
+    "                        after about 8 MB of input\n"
+    "  -o, --out-dir DIR     write DIR/enriched-data/year=YYYY/month=MM/day=DD/\n"
+    "                        (outcomes success, not found, no key) and\n"
+    "                        DIR/error-data/year=.../ (outcome error) files named\n"
+    "                        enrich-<YYYY-mm-dd-HH-MM-SS>-<pid>-<n>.json.gz, one\n"
+    "                        per partition per run, one gzip member per batch;\n"
+    "                        stdout then stays empty unless --tee\n"
+    "      --tee             with --out-dir, also write NDJSON to stdout\n"
+    "      --clock TIME      fixed clock for enrichmentTimestamp and for events\n"
+    "                        without a timestamp: ISO-8601 UTC such as\n"
+    "                        2024-01-15T10:30:00Z, or epoch milliseconds\n"
+    "      --max-record N    longest event in bytes (default 1049600); longer\n"
+    "                        lines get outcome error (ENRICH_E_TOO_LARGE) and only\n"
+    "                        their first N+1 bytes are kept in memory\n"
+    "  -v, --verbose         print the summary even without --out-dir\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Events that cannot be enriched (not JSON, not an object, bad key type ...)\n"
+    "do not stop the run: they carry the error status and go to error-data/.\n"
+    "A summary (counts per outcome, files written) goes to stderr with\n"
+    "--out-dir or -v.\n"
+    "\n" CLI_EXIT_HELP;
+
+/* Bytes of complete lines after which a batch ends even before N lines. */
+#define RUN_BATCH_BYTES (8u << 20)
+/* The library's default ENRICH_OPT_MAX_RECORD_BYTES (enrich.h). */
+#define RUN_DEFAULT_MAX_RECORD (((size_t)1 << 20) + 1024)
+
+typedef struct run_state {
+    const char *cmd;
+    const run_opts *o;
+    enrich_store *store;
+    enrich_pipeline *pipeline;
+    enrich_ctx *ctx;
+    outdir *od;
+    /* reused buffers */
+    char *enc;
+    size_t enc_cap;
+    char *gz;
+    size_t gz_cap;
+    char *group;
+    size_t group_cap;
+    size_t *keys; /* group key index per record */
+    size_t keys_cap;
+    /* totals */
+    size_t outcomes[4];
+    size_t codes[-ENRICH_E_LAST + 2];
+    size_t batches;
+} run_state;
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need)
+        c *= 2;
+    *cap = c;
+    return cli_xrealloc(p, c * elem);
+}
+
+static int write_stdout(run_state *rs)
+{
+    size_t bound = enrich_encode_bound(rs->ctx, ENRICH_ENCODE_NDJSON), written = 0;
+    rs->enc = grow(rs->enc, &rs->enc_cap, bound, 1);
+    enrich_status s = enrich_encode_ndjson(rs->ctx, rs->enc, rs->enc_cap, &written);
+    if (s != ENRICH_OK)
+        return cli_fail(rs->cmd, s, "%s", enrich_ctx_errmsg(rs->ctx));
+    if (fwrite(rs->enc, 1, written, stdout) != written)
+        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: %s", strerror(errno));
+    return CLI_EXIT_OK;
+}
+
+/* One gzip member per (kind, partition) of the batch. */
+static int write_partitions(run_state *rs, size_t n)
+{
+    typedef struct {
+        int kind;
+        char part[32];
+    } gkey;
+    gkey *groups = NULL;
+    size_t ngroups = 0, gcap = 0;
+    rs->keys = grow(rs->keys, &rs->keys_cap, n, sizeof *rs->keys);
+    for (size_t i = 0; i < n; i++) {
+        gkey k;
+        memset(&k, 0, sizeof k);
+        k.kind = enrich_batch_outcome(rs->ctx, i) == ENRICH_OUTCOME_ERROR ? OUT_ERROR
+                                                                           : OUT_ENRICHED;
+        size_t w = 0;
+        enrich_status s = enrich_batch_partition(rs->ctx, i, k.part, sizeof k.part - 1, &w);
+        if (s != ENRICH_OK) {
+            free(groups);
+            return cli_fail(rs->cmd, s, "partition of record %zu: %s", i,
+                            enrich_ctx_errmsg(rs->ctx));
+        }
+        k.part[w] = '\0';
+        size_t g = 0;
+        while (g < ngroups && (groups[g].kind != k.kind || strcmp(groups[g].part, k.part) != 0))
+            g++;
+        if (g == ngroups) {
+            groups = grow(groups, &gcap, ngroups + 1, sizeof *groups);
+            groups[ngroups++] = k;
+        }
+        rs->keys[i] = g;
+    }
+    int rc = CLI_EXIT_OK;
+    for (size_t g = 0; g < ngroups && rc == CLI_EXIT_OK; g++) {
+        size_t len = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (rs->keys[i] != g)
+                continue;
+            enrich_buf r = enrich_batch_record(rs->ctx, i);
+            rs->group = grow(rs->group, &rs->group_cap, len + r.len + 1, 1);
+            memcpy(rs->group + len, r.ptr, r.len);
+            len += r.len;
+            rs->group[len++] = '\n';
+        }
+        size_t bound = enrich_gzip_bound(len), written = 0;
+        rs->gz = grow(rs->gz, &rs->gz_cap, bound, 1);
+        enrich_status s = enrich_gzip(-1, rs->gz, rs->gz_cap, rs->group, len, &written);
+        if (s != ENRICH_OK)
+            rc = cli_fail(rs->cmd, s, "gzip");
+        else
+            rc = outdir_append(rs->od, groups[g].kind, groups[g].part, rs->gz, written);
+    }
+    free(groups);
+    return rc;
+}
+
+static int run_batch(run_state *rs, const char *name, const void *src, size_t len)
+{
+    enrich_status s = enrich_batch_run(rs->ctx, rs->o->input, src, len);
+    if (s != ENRICH_OK)
+        return cli_fail(rs->cmd, s, "%s: %s", name, enrich_ctx_errmsg(rs->ctx));
+    size_t n = enrich_batch_count(rs->ctx);
+    rs->batches++;
+    for (int k = 0; k < 4; k++)
+        rs->outcomes[k] += enrich_batch_count_outcome(rs->ctx, (enrich_outcome)k);
+    if (enrich_batch_count_outcome(rs->ctx, ENRICH_OUTCOME_ERROR) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            enrich_status e = enrich_batch_error(rs->ctx, i);
+            if (e < 0 && e >= ENRICH_E_LAST)
+                rs->codes[-e]++;
+            else if (e != ENRICH_OK)
+                rs->codes[-ENRICH_E_LAST + 1]++;
+        }
+    }
+    int rc = CLI_EXIT_OK;
+    if (!rs->od || rs->o->tee)
+        rc = write_stdout(rs);
+    if (rc == CLI_EXIT_OK && rs->od && n > 0)
+        rc = write_partitions(rs, n);
+    return rc;
+}
+
+/* NDJSON: batches of up to N lines (or RUN_BATCH_BYTES), streamed. A line
+ * longer than max_record + 1 bytes keeps only that many bytes (the library
+ * then reports ENRICH_E_TOO_LARGE for it); the rest is skipped unread into
+ * memory, so memory stays bounded whatever the input. */
+static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *capp)
+{
+    const size_t keep = (rs->o->max_record ? rs->o->max_record : RUN_DEFAULT_MAX_RECORD) + 1;
+    const size_t chunk = 1 << 16;
+    uint8_t *buf = *bufp;
+    size_t cap = *capp;
+    size_t len = 0;        /* bytes in buf */
+    size_t line_start = 0; /* start of the current (incomplete) line */
+    size_t lines = 0;      /* complete lines in buf[0, line_start) */
+    bool skipping = false; /* dropping the tail of an over-long line */
+    int rc = CLI_EXIT_OK;
+    for (;;) {
+        buf = grow(buf, &cap, len + chunk, 1);
+        long got = cli_source_read(src, buf + len, chunk);
+        if (got < 0) {
+            rc = cli_fail(rs->cmd, ENRICH_E_IO, "%s: %s",
+                          strcmp(src->name, "-") == 0 ? "stdin" : src->name, strerror(errno));
+            break;
+        }
+        if (got == 0) {
+            /* A last line without '\n' is a line too. */
+            if (len > 0)
+                rc = run_batch(rs, src->name, buf, len);
+            break;
+        }
+        size_t p = len, end = len + (size_t)got;
+        while (p < end) {
+            uint8_t *nl = memchr(buf + p, '\n', end - p);
+            size_t stop = nl ? (size_t)(nl - buf) : end;
+            if (skipping) {
+                /* drop [p, stop) */
+                memmove(buf + p, buf + stop, end - stop);
+                end -= stop - p;
+                if (!nl)
+                    break;
+                skipping = false;
+                stop = p;
+            } else if (stop - line_start > keep) {
+                /* cut the line to `keep` bytes, drop the rest */
+                size_t cut = line_start + keep;
+                memmove(buf + cut, buf + stop, end - stop);
+                end -= stop - cut;
+                stop = cut;
+                if (!nl) {
+                    skipping = true;
+                    break;
+                }
+            }
+            if (stop >= end) {
+                p = end;
+                break;
+            }
+            /* buf[stop] is the '\n' ending a line */
+            lines++;
+            line_start = p = stop + 1;
+            if (lines >= rs->o->batch || line_start >= RUN_BATCH_BYTES) {
+                rc = run_batch(rs, src->name, buf, line_start);
+                if (rc != CLI_EXIT_OK)
+                    break;
+                memmove(buf, buf + line_start, end - line_start);
+                end -= line_start;
+                p -= line_start;
+                line_start = 0;
+                lines = 0;
+            }
+        }
+        if (rc != CLI_EXIT_OK)
+            break;
+        len = end;
+    }
+    *bufp = buf;
+    *capp = cap;
+    return rc;
+}
+
+/* JSON array: the whole source is one batch. */
+static int run_json_array(run_state *rs, cli_source *src, uint8_t **bufp, size_t *capp)
+{
+    uint8_t *buf = *bufp;
+    size_t cap = *capp, len = 0;
+    int rc = CLI_EXIT_OK;
+    for (;;) {
+        buf = grow(buf, &cap, len + (1 << 16), 1);
+        long got = cli_source_read(src, buf + len, cap - len);
+        if (got < 0) {
+            rc = cli_fail(rs->cmd, ENRICH_E_IO, "%s: %s",
+                          strcmp(src->name, "-") == 0 ? "stdin" : src->name, strerror(errno));
+            break;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    if (rc == CLI_EXIT_OK)
+        rc = run_batch(rs, src->name, buf, len);
+    *bufp = buf;
+    *capp = cap;
+    return rc;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void print_summary(run_state *rs, char **files, size_t nfiles)
+{
+    size_t total = rs->outcomes[0] + rs->outcomes[1] + rs->outcomes[2] + rs->outcomes[3];
+    fprintf(stderr,
+            "enrich %s: %zu records in %zu batch%s: %zu success, %zu not_found, "
+            "%zu no_key, %zu error\n",
+            rs->cmd, total, rs->batches, rs->batches == 1 ? "" : "es", rs->outcomes[ENRICH_OUTCOME_SUCCESS],
+            rs->outcomes[ENRICH_OUTCOME_NOT_FOUND], rs->outcomes[ENRICH_OUTCOME_NO_KEY],
+            rs->outcomes[ENRICH_OUTCOME_ERROR]);
+    for (int c = 1; c <= -ENRICH_E_LAST + 1; c++)
+        if (rs->codes[c])
+            fprintf(stderr, "enrich %s:   %zu x %s\n", rs->cmd, rs->codes[c],
+                    c <= -ENRICH_E_LAST ? enrich_status_name(-c) : "other");
+    if (rs->od)
+        fprintf(stderr, "enrich %s: %zu file%s written\n", rs->cmd, nfiles,
+                nfiles == 1 ? "" : "s");
+    for (size_t i = 0; i < nfiles; i++)
+        fprintf(stderr, "  %s\n", files[i]);
+}
+
+void run_free_files(char **files, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(files[i]);
+    free(files);
+}
+
+int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t n,
+                char ***files_out, size_t *nfiles_out)
+{
+    if (files_out)
+        *files_out = NULL;
+    if (nfiles_out)
+        *nfiles_out = 0;
+    run_state rs;
+    memset(&rs, 0, sizeof rs);
+    rs.cmd = cmd;
+    rs.o = o;
+    int rc = cli_store_open(cmd, o->store, ENRICH_STORE_RDONLY, &rs.store);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    enrich_status s = enrich_pipeline_compile(rs.store, o->rules, o->rules_len, &rs.pipeline);
+    if (s != ENRICH_OK) {
+        rc = cli_fail(cmd, s, "%s", enrich_store_errmsg(rs.store));
+        goto done;
+    }
+    s = enrich_ctx_create(rs.pipeline, &rs.ctx);
+    if (s != ENRICH_OK) {
+        rc = cli_fail(cmd, s, NULL);
+        goto done;
+    }
+    if (o->have_clock && (s = enrich_ctx_set_option(rs.ctx, ENRICH_OPT_CLOCK_MS, o->clock_ms)))
+        rc = cli_fail(cmd, s, "--clock: %s", enrich_ctx_errmsg(rs.ctx));
+    if (rc == CLI_EXIT_OK && o->max_record &&
+        (s = enrich_ctx_set_option(rs.ctx, ENRICH_OPT_MAX_RECORD_BYTES, (int64_t)o->max_record)))
+        rc = cli_fail(cmd, s, "--max-record: %s", enrich_ctx_errmsg(rs.ctx));
+    if (rc == CLI_EXIT_OK && o->out_dir)
+        rc = outdir_open(cmd, o->out_dir, o->have_clock ? o->clock_ms : now_ms(), &rs.od);
+
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
+        if (o->input == ENRICH_INPUT_JSON_ARRAY)
+            rc = run_json_array(&rs, &sources[i], &buf, &cap);
+        else
+            rc = run_ndjson(&rs, &sources[i], &buf, &cap);
+    }
+    free(buf);
+    if (rc == CLI_EXIT_OK && (!rs.od || o->tee) && fflush(stdout) != 0)
+        rc = cli_fail(cmd, ENRICH_E_IO, "stdout: %s", strerror(errno));
+
+    char **files = NULL;
+    size_t nfiles = 0;
+    if (rs.od && outdir_close(rs.od, rc == CLI_EXIT_OK, &files, &nfiles) != CLI_EXIT_OK)
+        rc = CLI_EXIT_ERROR;
+    if (rs.od || o->verbose)
+        print_summary(&rs, files, nfiles);
+    if (files_out && nfiles_out) {
+        *files_out = files;
+        *nfiles_out = nfiles;
+    } else {
+        run_free_files(files, nfiles);
+    }
+    if (rc == CLI_EXIT_OK && rs.outcomes[ENRICH_OUTCOME_ERROR] > 0)
+        rc = CLI_EXIT_RECORDS;
+done:
+    free(rs.enc);
+    free(rs.gz);
+    free(rs.group);
+    free(rs.keys);
+    enrich_ctx_free(rs.ctx);
+    enrich_pipeline_free(rs.pipeline);
+    enrich_store_close(rs.store);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *cmd = "run";
+    enum { OPT_TEE = 256, OPT_CLOCK, OPT_MAX_RECORD };
+    static const struct option longopts[] = {
+        {"store", required_argument, NULL, 's'},
+        {"rules", required_argument, NULL, 'r'},
+        {"input", required_argument, NULL, 'i'},
+        {"batch", required_argument, NULL, 'b'},
+        {"out-dir", required_argument, NULL, 'o'},
+        {"tee", no_argument, NULL, OPT_TEE},
+        {"clock", required_argument, NULL, OPT_CLOCK},
+        {"max-record", required_argument, NULL, OPT_MAX_RECORD},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    run_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = ENRICH_INPUT_NDJSON;
+    o.batch = 500;
+    const char *rules_path = NULL;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":s:r:i:b:o:vh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's': o.store = optarg; break;
+        case 'r': rules_path = optarg; break;
+        case 'i':
+            if (strcmp(optarg, "ndjson") == 0)
+                o.input = ENRICH_INPUT_NDJSON;
+            else if (strcmp(optarg, "json") == 0)
+                o.input = ENRICH_INPUT_JSON_ARRAY;
+            else
+                return cli_usage(cmd, "unknown input format '%s' (ndjson, json)", optarg);
+            break;
+        case 'b':
+            if (!cli_parse_size(optarg, 1, 1000000, &o.batch))
+                return cli_usage(cmd, "--batch needs a number from 1 to 1000000, not '%s'",
+                                 optarg);
+            break;
+        case 'o': o.out_dir = optarg; break;
+        case OPT_TEE: o.tee = true; break;
+        case OPT_CLOCK:
+            if (!cli_parse_time_ms(optarg, &o.clock_ms))
+                return cli_usage(cmd, "--clock needs ISO-8601 UTC (2024-01-15T10:30:00Z) or "
+                                      "epoch milliseconds, not '%s'", optarg);
+            o.have_clock = true;
+            break;
+        case OPT_MAX_RECORD: {
+            int64_t lo = 2, hi = (int64_t)1 << 31;
+            enrich_option_bounds(ENRICH_OPT_MAX_RECORD_BYTES, &lo, &hi);
+            if (!cli_parse_size(optarg, (size_t)lo, (size_t)hi, &o.max_record))
+                return cli_usage(cmd, "--max-record needs a number from %lld to %lld, not '%s'",
+                                 (long long)lo, (long long)hi, optarg);
+            break;
+        }
+        case 'v': o.verbose = true; break;
+        case 'h': fputs(run_help, stdout); return CLI_EXIT_OK;
+        default: return cli_bad_option(cmd, argv, c);
+        }
+    }
+    if (!o.store)
+        return cli_usage(cmd, "--store is required");
+    if (o.tee && !o.out_dir)
+        return cli_usage(cmd, "--tee needs --out-dir");
+
+    size_t n = argc > optind ? (size_t)(argc - optind) : 1;
+    size_t nstdin = 0;
+    for (int i = optind; i < argc; i++)
+        nstdin += strcmp(argv[i], "-") == 0;
+    if (nstdin > 1)
+        return cli_usage(cmd, "stdin ('-') can be read only once");
+
+    cli_input rules;
+    memset(&rules, 0, sizeof rules);
+    if (rules_path) {
+        if (strcmp(rules_path, "-") == 0 && (nstdin || argc == optind))
+            return cli_usage(cmd, "--rules - and events on stdin: stdin can be read only once");
+        int rc = cli_input_read(cmd, rules_path, &rules);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+        o.rules = rules.ptr;
+        o.rules_len = rules.len;
+        if (!o.rules) /* an empty file is still a rule set (an invalid one) */
+            o.rules = "";
+    }
+
+    cli_source *sources = calloc(n, sizeof *sources);
+    if (!sources) {
+        cli_input_free(&rules);
+        return cli_fail(cmd, ENRICH_E_NOMEM, NULL);
+    }
+    int rc = CLI_EXIT_OK;
+    size_t opened = 0;
+    for (; opened < n; opened++) {
+        rc = cli_source_open(cmd, argc > optind ? argv[optind + (int)opened] : "-",
+                             &sources[opened]);
+        if (rc != CLI_EXIT_OK)
+            break;
+    }
+    if (rc == CLI_EXIT_OK)
+        rc = run_sources(cmd, &o, sources, n, NULL, NULL);
+    for (size_t i = 0; i < opened; i++)
+        cli_source_close(&sources[i]);
+    free(sources);
+    cli_input_free(&rules);
+    return rc;
+}
