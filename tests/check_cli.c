@@ -685,6 +685,32 @@ START_TEST(cli_run_out_dir_one_member_per_batch)
 }
 END_TEST
 
+START_TEST(cli_run_out_dir_failed_run_publishes_nothing)
+{
+    fixture f = seed_store();
+    char *out = tu_join(f.dir, "out");
+    char *good = write_tmp(&f, "good.json",
+                           "[{\"productId\":\"PROD-001\",\"timestamp\":\"2024-01-15T10:00:00Z\"}]");
+    char *bad = write_tmp(&f, "bad.json", "[{\"productId\":\"PROD-002\"},");
+    res r = CLI("run", "--store", f.store, "--input", "json", "--out-dir", out, good, bad);
+    ck_assert_cli_error(r, 1, "enrich run: ENRICH_E_JSON");
+    ck_assert_ptr_nonnull(strstr(r.err, "bad.json"));
+    ck_assert_ptr_nonnull(strstr(r.err, "0 files written"));
+    /* The first file's batch was written to a temporary file, then dropped. */
+    char *d = tu_join(out, "enriched-data/year=2024/month=01/day=15");
+    char names[4][256];
+    int hidden = -1;
+    int n = list_dir(d, names, 4, &hidden);
+    ck_assert_msg(n <= 0 && hidden <= 0, "%d files and %d temporary files left", n, hidden);
+    free(d);
+    free(good);
+    free(bad);
+    free(out);
+    res_free(&r);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(cli_stats_and_copy)
 {
     fixture f = seed_store();
@@ -1155,6 +1181,7 @@ static Suite *cli_suite(void)
     tc = tcase_create("out_dir");
     tcase_add_test(tc, cli_run_out_dir_partitions_and_errors);
     tcase_add_test(tc, cli_run_out_dir_one_member_per_batch);
+    tcase_add_test(tc, cli_run_out_dir_failed_run_publishes_nothing);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

@@ -43,6 +43,9 @@ void cli_note(const char *cmd, const char *fmt, ...)
 
 /* ---- util.c: inputs ------------------------------------------------ */
 
+/* A path for messages: "stdin" for "-". */
+const char *cli_display_name(const char *path);
+
 /* One whole input in memory: a mapped file, a buffer read from a pipe or
  * stdin, or borrowed bytes (embedded data). */
 typedef struct cli_input {

@@ -111,7 +111,7 @@ int load_inputs(const char *cmd, const load_opts *o, cli_input *inputs, size_t n
         cli_input *in = &inputs[i];
         int fmt = o->format ? o->format : (int)load_guess_format(in->name);
         unsigned flags = (o->replace && i == 0) ? ENRICH_LOAD_REPLACE : 0;
-        const char *shown = strcmp(in->name, "-") == 0 ? "stdin" : in->name;
+        const char *shown = cli_display_name(in->name);
         prog.name = shown;
         prog.shown = false;
         size_t loaded = 0;

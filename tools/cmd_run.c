@@ -157,7 +157,8 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
 {
     enrich_status s = enrich_batch_run(rs->ctx, rs->o->input, src, len);
     if (s != ENRICH_OK)
-        return cli_fail(rs->cmd, s, "%s: %s", name, enrich_ctx_errmsg(rs->ctx));
+        return cli_fail(rs->cmd, s, "%s: %s", cli_display_name(name),
+                        enrich_ctx_errmsg(rs->ctx));
     size_t n = enrich_batch_count(rs->ctx);
     rs->batches++;
     for (int k = 0; k < 4; k++)
@@ -198,8 +199,8 @@ static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *ca
         buf = grow(buf, &cap, len + chunk, 1);
         long got = cli_source_read(src, buf + len, chunk);
         if (got < 0) {
-            rc = cli_fail(rs->cmd, ENRICH_E_IO, "%s: %s",
-                          strcmp(src->name, "-") == 0 ? "stdin" : src->name, strerror(errno));
+            rc = cli_fail(rs->cmd, ENRICH_E_IO, "%s: %s", cli_display_name(src->name),
+                          strerror(errno));
             break;
         }
         if (got == 0) {
@@ -268,8 +269,8 @@ static int run_json_array(run_state *rs, cli_source *src, uint8_t **bufp, size_t
         buf = grow(buf, &cap, len + (1 << 16), 1);
         long got = cli_source_read(src, buf + len, cap - len);
         if (got < 0) {
-            rc = cli_fail(rs->cmd, ENRICH_E_IO, "%s: %s",
-                          strcmp(src->name, "-") == 0 ? "stdin" : src->name, strerror(errno));
+            rc = cli_fail(rs->cmd, ENRICH_E_IO, "%s: %s", cli_display_name(src->name),
+                          strerror(errno));
             break;
         }
         if (got == 0)

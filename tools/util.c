@@ -112,6 +112,11 @@ int cli_store_open(const char *cmd, const char *path, unsigned flags, enrich_sto
 /* Whole inputs                                                        */
 /* ------------------------------------------------------------------ */
 
+const char *cli_display_name(const char *path)
+{
+    return strcmp(path, "-") == 0 ? "stdin" : path;
+}
+
 static int read_fd_all(int fd, uint8_t **out, size_t *out_len)
 {
     size_t cap = 1 << 16, len = 0;
