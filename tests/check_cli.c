@@ -9,9 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <dlfcn.h>
-
-#include <cjson/cJSON.h>
+#include <cJSON.h>
 #include <zlib.h>
 
 #include "enrich/enrich.h"
@@ -20,70 +18,6 @@
 #define SEED_PRODUCTS SRCDIR "/examples/seed-products.ddb.jsonl"
 #define SEED_EVENTS SRCDIR "/examples/seed-events.ndjson"
 #define SEED_RULES SRCDIR "/examples/seed-rules.json"
-
-/* ------------------------------------------------------------------ */
-/* zlib and cJSON, bound at run time                                   */
-/* ------------------------------------------------------------------ */
-
-/* tests/meson.build links this suite with testutil_dep only (Check and
- * libenrich), not with zlib or cJSON. Until it adds zlib_dep and cjson_dep
- * for 'cli', the few functions used here are taken from the system
- * libraries with dlopen(); the headers still type-check every call. Once
- * the suite links them, delete this block and nothing else changes. */
-static struct {
-    __typeof__(&inflateInit2_) inflateInit2_;
-    __typeof__(&inflate) inflate;
-    __typeof__(&inflateReset) inflateReset;
-    __typeof__(&inflateEnd) inflateEnd;
-    __typeof__(&cJSON_Parse) cJSON_Parse;
-    __typeof__(&cJSON_ParseWithLength) cJSON_ParseWithLength;
-    __typeof__(&cJSON_GetObjectItemCaseSensitive) cJSON_GetObjectItemCaseSensitive;
-    __typeof__(&cJSON_IsString) cJSON_IsString;
-    __typeof__(&cJSON_IsNumber) cJSON_IsNumber;
-    __typeof__(&cJSON_IsFalse) cJSON_IsFalse;
-    __typeof__(&cJSON_Delete) cJSON_Delete;
-} dyn;
-
-static void bind_fn(void *lib, const char *lib_name, const char *name, void *slot, size_t size)
-{
-    void *p = lib ? dlsym(lib, name) : NULL;
-    if (!p) {
-        fprintf(stderr, "check_cli: cannot bind %s from %s: %s\n", name, lib_name, dlerror());
-        exit(EXIT_FAILURE);
-    }
-    memcpy(slot, &p, size); /* object pointer to function pointer, POSIX style */
-}
-
-#define BIND(lib, lib_name, name) bind_fn(lib, lib_name, #name, &dyn.name, sizeof dyn.name)
-
-static void bind_libraries(void)
-{
-    void *z = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
-    void *j = dlopen("libcjson.so.1", RTLD_NOW | RTLD_LOCAL);
-    BIND(z, "libz.so.1", inflateInit2_);
-    BIND(z, "libz.so.1", inflate);
-    BIND(z, "libz.so.1", inflateReset);
-    BIND(z, "libz.so.1", inflateEnd);
-    BIND(j, "libcjson.so.1", cJSON_Parse);
-    BIND(j, "libcjson.so.1", cJSON_ParseWithLength);
-    BIND(j, "libcjson.so.1", cJSON_GetObjectItemCaseSensitive);
-    BIND(j, "libcjson.so.1", cJSON_IsString);
-    BIND(j, "libcjson.so.1", cJSON_IsNumber);
-    BIND(j, "libcjson.so.1", cJSON_IsFalse);
-    BIND(j, "libcjson.so.1", cJSON_Delete);
-}
-
-#define inflateInit2_(...) dyn.inflateInit2_(__VA_ARGS__)
-#define inflate(...) dyn.inflate(__VA_ARGS__)
-#define inflateReset(...) dyn.inflateReset(__VA_ARGS__)
-#define inflateEnd(...) dyn.inflateEnd(__VA_ARGS__)
-#define cJSON_Parse(...) dyn.cJSON_Parse(__VA_ARGS__)
-#define cJSON_ParseWithLength(...) dyn.cJSON_ParseWithLength(__VA_ARGS__)
-#define cJSON_GetObjectItemCaseSensitive(...) dyn.cJSON_GetObjectItemCaseSensitive(__VA_ARGS__)
-#define cJSON_IsString(...) dyn.cJSON_IsString(__VA_ARGS__)
-#define cJSON_IsNumber(...) dyn.cJSON_IsNumber(__VA_ARGS__)
-#define cJSON_IsFalse(...) dyn.cJSON_IsFalse(__VA_ARGS__)
-#define cJSON_Delete(...) dyn.cJSON_Delete(__VA_ARGS__)
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
@@ -1208,6 +1142,5 @@ static Suite *cli_suite(void)
 
 int main(void)
 {
-    bind_libraries();
     return tu_run_suite(cli_suite());
 }

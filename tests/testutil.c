@@ -7,6 +7,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,9 @@ int tu_run(char *const argv[], const char *in, size_t in_len,
     sink_add(&se, "", 0);
     size_t fed = 0;
     int win = pin[1];
+    /* Non-blocking, so a big stdin never blocks us while the child waits
+     * for us to drain its stdout. */
+    fcntl(win, F_SETFL, fcntl(win, F_GETFL) | O_NONBLOCK);
     if (!in || in_len == 0) {
         close(win);
         win = -1;
@@ -159,7 +163,8 @@ int tu_run(char *const argv[], const char *in, size_t in_len,
         if (iw >= 0 && fds[iw].revents) {
             ssize_t w = write(win, in + fed, in_len - fed);
             if (w > 0) fed += (size_t)w;
-            if (w <= 0 || fed == in_len) { close(win); win = -1; }
+            bool again = w < 0 && (errno == EAGAIN || errno == EINTR);
+            if ((w <= 0 && !again) || fed == in_len) { close(win); win = -1; }
         }
     }
     int status = 0;
