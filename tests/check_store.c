@@ -632,12 +632,47 @@ START_TEST(store_put_bad_item)
 }
 END_TEST
 
+static const char V1[] = "{\"id\":\"a\",\"v\":1}\n{\"id\":\"b\",\"v\":1}\n{\"id\":\"c\",\"v\":1}\n";
+static const char V2[] = "{\"id\":\"b\",\"v\":2}\n{\"id\":\"d\",\"v\":2}\n";
+
+START_TEST(store_table_handle_outlives_read_txn)
+{
+    /* The pipeline's pattern (rules.c): open the table in a read txn, abort
+     * it, keep the dbi for later txns. LMDB closes handles first opened in
+     * an aborted txn, so store_table_open must publish them itself. */
+    char *dir, *path;
+    enrich_store *s = new_store(&dir, &path);
+    load_ok(s, "t", "id", V1, 0, 3);
+    enrich_store_close(s);
+    s = open_ok(path, ENRICH_STORE_RDONLY); /* fresh env: no handle yet */
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    table_key k;
+    ck_assert_int_eq(store_read_begin(s, &txn, NULL), ENRICH_OK);
+    ck_assert_int_eq(store_table_open(s, txn, "t", &dbi, &k), ENRICH_OK);
+    ck_assert_uint_eq(k.n, 1);
+    ck_assert_str_eq(k.attrs[0], "id");
+    table_key_free(&k);
+    mdb_txn_abort(txn);
+    ck_assert_int_eq(store_read_begin(s, &txn, NULL), ENRICH_OK);
+    MDB_val key = {1, "b"}, val;
+    ck_assert_int_eq(mdb_get(txn, dbi, &key, &val), 0);
+    mdb_txn_abort(txn);
+    /* Unknown table: NO_TABLE, through the same path. */
+    ck_assert_int_eq(store_read_begin(s, &txn, NULL), ENRICH_OK);
+    ck_assert_int_eq(store_table_open(s, txn, "zz", &dbi, &k), ENRICH_E_NO_TABLE);
+    mdb_txn_abort(txn);
+    enrich_store_close(s);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- */
 /* Load                                                              */
 /* ---------------------------------------------------------------- */
 
-static const char V1[] = "{\"id\":\"a\",\"v\":1}\n{\"id\":\"b\",\"v\":1}\n{\"id\":\"c\",\"v\":1}\n";
-static const char V2[] = "{\"id\":\"b\",\"v\":2}\n{\"id\":\"d\",\"v\":2}\n";
 
 START_TEST(store_load_merge_keeps_old_keys)
 {
@@ -1526,6 +1561,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, store_unknown_table_returns_no_table);
     tcase_add_test(tc, store_define_table_rules);
     tcase_add_test(tc, store_put_bad_item);
+    tcase_add_test(tc, store_table_handle_outlives_read_txn);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("load");
