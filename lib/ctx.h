@@ -10,9 +10,13 @@
 typedef struct rec {
     size_t off;
     size_t len;
+    size_t id_off;    /* record id (decoded) in ctx->ids; AWS shapes only */
+    size_t id_len;
+    int64_t arrival_ms; /* -1: none */
     int32_t day;      /* partition day, days since 1970-01-01 */
     int16_t error;    /* enrich_status */
     uint8_t outcome;  /* enrich_outcome */
+    uint8_t result;   /* enrich_result; set by shapes.c for AWS inputs */
 } rec;
 
 /* One member that enrichment sets on the current event. The value is
@@ -53,6 +57,39 @@ struct enrich_ctx {
     int32_t now_day;
     char ts_lit[26];      /* "YYYY-MM-DDThh:mm:ss.mmmZ" with quotes */
     char errmsg[ENRICH_ERRMSG_CAP];
+
+    /* AWS shapes (shapes.c, encode_aws.c). */
+    enrich_input input;   /* shape of the last batch */
+    size_t resp_limit;    /* ENRICH_OPT_RESPONSE_LIMIT */
+    ebuf ids;             /* record ids, decoded */
+    ebuf decoded;         /* base64-decoded data of the current record */
+    ebuf tmp;             /* JSON-decoded strings of the envelope */
+    ebuf resp;            /* the Firehose / Kinesis response of the last batch */
+    size_t resp_need;     /* its size, also when too large */
+    bool resp_too_large;
+    size_t rcounts[4];    /* per enrich_result, AWS inputs */
+    jmembers pk_members;  /* partition keys: members of the enriched record */
+    jmembers pk_sub;
+    /* An extra member engine_event attaches last (Pipes event id): the
+     * name literal and its JSON value (borrowed from the batch). */
+    const rname *extra_name;
+    const char *extra_val;
+    size_t extra_len;
 };
+
+/* engine.c, for shapes.c: enrich one event (pushes one record), or push
+ * one failed record carrying ev as rawData. Out of memory sets out.oom. */
+ENRICH_INTERNAL void engine_event(enrich_ctx *ctx, const char *ev, size_t len);
+ENRICH_INTERNAL void engine_failed(enrich_ctx *ctx, const char *ev, size_t len,
+                                   enrich_status code);
+
+/* shapes.c: run one AWS-shaped batch (snapshot and clock already set). */
+ENRICH_INTERNAL enrich_status shapes_run(enrich_ctx *ctx, enrich_input input, const char *s,
+                                         size_t n);
+ENRICH_INTERNAL void shapes_free(enrich_ctx *ctx);
+
+/* encode_aws.c: build ctx->resp after a Firehose / Kinesis batch. */
+ENRICH_INTERNAL void aws_build_firehose(enrich_ctx *ctx);
+ENRICH_INTERNAL void aws_build_kinesis(enrich_ctx *ctx);
 
 #endif

@@ -14,6 +14,10 @@ size_t enrich_encode_bound(const enrich_ctx *ctx, enrich_encoding encoding)
     case ENRICH_ENCODE_JSON_ARRAY:
         /* n newlines become n-1 commas, plus the two brackets. */
         return ctx->out.len + 2;
+    case ENRICH_ENCODE_FIREHOSE:
+        return ctx->input == ENRICH_INPUT_FIREHOSE ? ctx->resp_need : 0;
+    case ENRICH_ENCODE_KINESIS_RESPONSE:
+        return ctx->input == ENRICH_INPUT_KINESIS ? ctx->resp_need : 0;
     }
     return 0;
 }
@@ -39,6 +43,9 @@ enrich_status enrich_encode_json_array(const enrich_ctx *ctx, void *dst, size_t 
         return ENRICH_E_INVALID;
     size_t need = ctx->out.len + 2 - (ctx->nrecs ? 1 : 0);
     *written = need;
+    /* A Pipes enrichment response is capped (6 MB) and cannot be partial. */
+    if (ctx->input == ENRICH_INPUT_PIPES && need > ctx->resp_limit)
+        return ENRICH_E_TOO_LARGE;
     if (need > dst_cap)
         return ENRICH_E_DST_SIZE;
     char *o = dst;

@@ -21,6 +21,7 @@ enum lookup_result { LK_HIT, LK_MISS, LK_NO_KEY, LK_ERROR };
 
 #define DEFAULT_MAX_DEPTH 128
 #define DEFAULT_MAX_RECORD (((size_t)1 << 20) + 1024)
+#define DEFAULT_RESPONSE_LIMIT 6000000
 
 enrich_status enrich_ctx_create(const enrich_pipeline *pipeline, enrich_ctx **out)
 {
@@ -36,6 +37,8 @@ enrich_status enrich_ctx_create(const enrich_pipeline *pipeline, enrich_ctx **ou
     ctx->max_depth = DEFAULT_MAX_DEPTH;
     ctx->max_record = DEFAULT_MAX_RECORD;
     ctx->clock_ms = -1;
+    ctx->resp_limit = DEFAULT_RESPONSE_LIMIT;
+    ctx->input = ENRICH_INPUT_NDJSON;
     *out = ctx;
     return ENRICH_OK;
 }
@@ -54,6 +57,7 @@ void enrich_ctx_free(enrich_ctx *ctx)
     ebuf_free(&ctx->removed);
     ebuf_free(&ctx->scratch);
     ebuf_free(&ctx->key);
+    shapes_free(ctx);
     free(ctx);
 }
 
@@ -64,6 +68,11 @@ void enrich_ctx_reset(enrich_ctx *ctx)
     ctx->out.len = 0;
     ctx->nrecs = 0;
     memset(ctx->counts, 0, sizeof ctx->counts);
+    ctx->ids.len = 0;
+    ctx->resp.len = 0;
+    ctx->resp_need = 0;
+    ctx->resp_too_large = false;
+    memset(ctx->rcounts, 0, sizeof ctx->rcounts);
     if (ctx->txn) {
         /* Aborting (not just resetting) also frees the reader slot. */
         mdb_txn_abort(ctx->txn);
@@ -85,6 +94,7 @@ enrich_status enrich_option_bounds(enrich_option option, int64_t *min, int64_t *
     /* Year 1 to year 9999, or -1 for the real clock. */
     case ENRICH_OPT_CLOCK_MS: lo = -1; hi = 253402300799999; break;
     case ENRICH_OPT_FORCE_REBUILD: lo = 0; hi = 1; break;
+    case ENRICH_OPT_RESPONSE_LIMIT: lo = 1024; hi = (int64_t)1 << 31; break;
     default: return ENRICH_E_INVALID;
     }
     if (min)
@@ -109,6 +119,7 @@ enrich_status enrich_ctx_set_option(enrich_ctx *ctx, enrich_option option, int64
     case ENRICH_OPT_MAX_RECORD_BYTES: ctx->max_record = (size_t)value; break;
     case ENRICH_OPT_CLOCK_MS: ctx->clock_ms = value; break;
     case ENRICH_OPT_FORCE_REBUILD: ctx->force_rebuild = value != 0; break;
+    case ENRICH_OPT_RESPONSE_LIMIT: ctx->resp_limit = (size_t)value; break;
     }
     return ENRICH_OK;
 }
@@ -456,6 +467,10 @@ static rec *rec_push(enrich_ctx *ctx)
     r->day = ctx->now_day;
     r->error = 0;
     r->outcome = ENRICH_OUTCOME_SUCCESS;
+    r->result = ENRICH_RESULT_OK;
+    r->id_off = 0;
+    r->id_len = 0;
+    r->arrival_ms = -1;
     return r;
 }
 
@@ -508,6 +523,12 @@ static void emit_raw_error(enrich_ctx *ctx, rec *r, const char *ev, size_t len,
         ebuf_put(o, p->ts_field.lit, p->ts_field.lit_len);
         ebuf_putc(o, ':');
         ebuf_put(o, ctx->ts_lit, sizeof ctx->ts_lit);
+    }
+    if (ctx->extra_name) {
+        ebuf_putc(o, ',');
+        ebuf_put(o, ctx->extra_name->lit, ctx->extra_name->lit_len);
+        ebuf_putc(o, ':');
+        ebuf_put(o, ctx->extra_val, ctx->extra_len);
     }
     ebuf_putc(o, ',');
     ebuf_put(o, p->raw_field.lit, p->raw_field.lit_len);
@@ -579,6 +600,10 @@ static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status co
     if (p->ts_when == TS_ALWAYS || (p->ts_when == TS_SUCCESS && outcome == ENRICH_OUTCOME_SUCCESS))
         att_add(ctx, p->ts_field.lit, p->ts_field.lit_len, ctx->ts_lit, sizeof ctx->ts_lit,
                 CONFLICT_OVERWRITE);
+    /* The shape's extra member comes last, so it wins over every other. */
+    if (ctx->extra_name)
+        att_add(ctx, ctx->extra_name->lit, ctx->extra_name->lit_len, ctx->extra_val,
+                ctx->extra_len, CONFLICT_OVERWRITE);
 }
 
 static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild)
@@ -619,7 +644,7 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild)
     ebuf_putc(o, '}');
 }
 
-static void enrich_event(enrich_ctx *ctx, const char *ev, size_t len)
+void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
 {
     const enrich_pipeline *p = ctx->p;
     rec *r = rec_push(ctx);
@@ -708,6 +733,16 @@ static void enrich_event(enrich_ctx *ctx, const char *ev, size_t len)
     rec_close(ctx, r);
 }
 
+void engine_failed(enrich_ctx *ctx, const char *ev, size_t len, enrich_status code)
+{
+    rec *r = rec_push(ctx);
+    if (!r) {
+        ctx->out.oom = true;
+        return;
+    }
+    emit_raw_error(ctx, r, ev, len, code);
+}
+
 /* ---------------------------------------------------------------- */
 /* Batches                                                           */
 /* ---------------------------------------------------------------- */
@@ -725,7 +760,7 @@ static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
         while (k < len && (s[pos + k] == ' ' || s[pos + k] == '\t' || s[pos + k] == '\r'))
             k++;
         if (k < len)
-            enrich_event(ctx, s + pos, len);
+            engine_event(ctx, s + pos, len);
         pos = end + 1;
     }
 }
@@ -789,7 +824,7 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
         jspan span;
         enrich_status rc = jscan_next(s, n, &pos, ctx->max_depth, NULL, &span);
         if (rc == ENRICH_OK) {
-            enrich_event(ctx, s + span.off, span.len);
+            engine_event(ctx, s + span.off, span.len);
         } else if (rc == ENRICH_E_UTF8 || rc == ENRICH_E_NUL || rc == ENRICH_E_DEPTH) {
             pos = start;
             if (!skip_structural(s, n, &pos) || pos == start) {
@@ -854,8 +889,16 @@ enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input, const void *
     ctx->removed.oom = false;
     ctx->nrecs = 0;
     memset(ctx->counts, 0, sizeof ctx->counts);
+    ctx->ids.len = 0;
+    ctx->ids.oom = false;
+    ctx->resp.len = 0;
+    ctx->resp.oom = false;
+    ctx->resp_need = 0;
+    ctx->resp_too_large = false;
+    memset(ctx->rcounts, 0, sizeof ctx->rcounts);
+    ctx->extra_name = NULL;
     ctx->errmsg[0] = '\0';
-    if ((!src && src_len) || (input != ENRICH_INPUT_NDJSON && input != ENRICH_INPUT_JSON_ARRAY)) {
+    if ((!src && src_len) || input < ENRICH_INPUT_NDJSON || input > ENRICH_INPUT_KINESIS) {
         errmsg_set(ctx->errmsg, "invalid input or shape");
         return ENRICH_E_INVALID;
     }
@@ -871,10 +914,13 @@ enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input, const void *
     enrich_status rc = begin_snapshot(ctx);
     if (rc)
         return rc;
+    ctx->input = input;
     if (input == ENRICH_INPUT_NDJSON)
         run_ndjson(ctx, src, src_len);
-    else
+    else if (input == ENRICH_INPUT_JSON_ARRAY)
         rc = run_array(ctx, src, src_len);
+    else
+        rc = shapes_run(ctx, input, src, src_len);
     mdb_txn_reset(ctx->txn);
     if (!rc && ctx->out.oom)
         rc = ENRICH_E_NOMEM;
@@ -885,6 +931,11 @@ enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input, const void *
         ctx->out.len = 0;
         ctx->nrecs = 0;
         memset(ctx->counts, 0, sizeof ctx->counts);
+        ctx->ids.len = 0;
+        ctx->resp.len = 0;
+        ctx->resp_need = 0;
+        ctx->resp_too_large = false;
+        memset(ctx->rcounts, 0, sizeof ctx->rcounts);
     }
     return rc;
 }

@@ -32,6 +32,7 @@ static const status_text status_texts[] = {
     {"ENRICH_E_DST_SIZE", "ENRICH_E_DST_SIZE: destination buffer too small"},
     {"ENRICH_E_ITEM", "ENRICH_E_ITEM: invalid reference item"},
     {"ENRICH_E_ZLIB", "ENRICH_E_ZLIB: zlib failure"},
+    {"ENRICH_E_BASE64", "ENRICH_E_BASE64: record data is missing or not base64"},
 };
 
 _Static_assert(sizeof status_texts / sizeof status_texts[0] == 1 - ENRICH_E_LAST,

@@ -63,6 +63,14 @@ struct enrich_pipeline {
     timestamp_when ts_when;
     rname partition_field; /* dec_len == 0: always processing time */
     rname raw_field;       /* "rawData" for non-object events */
+    /* "firehose": outcomes answered "Dropped", and the extra partition keys
+     * (name literal for the output, dotted path into the enriched record). */
+    bool fh_drop[4];
+    rname *fh_pk_names;
+    key_path *fh_pk_paths;
+    size_t fh_npk;
+    /* "pipes": member set to each record's eventID (dec_len == 0: none). */
+    rname pipes_event_id;
 };
 
 #endif

@@ -295,6 +295,90 @@ static enrich_status compile_lookup(compiler *c, const cJSON *j, lookup *lk,
     return ENRICH_OK;
 }
 
+/* "firehose": {"drop": [outcome names], "partition_keys": [path or
+ * {"name": n, "path": p}, ...]} (docs/aws.md). */
+static enrich_status compile_firehose(compiler *c, const cJSON *fh)
+{
+    static const char *const allowed[] = {"drop", "partition_keys", NULL};
+    static const char *const pk_allowed[] = {"name", "path", NULL};
+    static const char *const outcomes[] = {"success", "not_found", "no_key"};
+    enrich_pipeline *p = c->p;
+    enrich_status rc;
+    if (!fh)
+        return ENRICH_OK;
+    if (!cJSON_IsObject(fh))
+        return fail(c, "must be an object", "firehose");
+    if ((rc = check_keys(c, fh, allowed, "firehose")))
+        return rc;
+    const cJSON *drop = cJSON_GetObjectItemCaseSensitive(fh, "drop");
+    if (drop && !cJSON_IsArray(drop))
+        return fail(c, "must be an array of \"success\", \"not_found\" or \"no_key\"",
+                    "firehose.drop");
+    for (const cJSON *d = drop ? drop->child : NULL; d; d = d->next) {
+        bool ok = false;
+        for (int o = 0; o < 3 && cJSON_IsString(d); o++) {
+            if (!strcmp(d->valuestring, outcomes[o]))
+                ok = p->fh_drop[o] = true;
+        }
+        if (!ok)
+            return fail(c, "must be an array of \"success\", \"not_found\" or \"no_key\"",
+                        "firehose.drop");
+    }
+    const cJSON *pks = cJSON_GetObjectItemCaseSensitive(fh, "partition_keys");
+    if (!pks)
+        return ENRICH_OK;
+    if (!cJSON_IsArray(pks))
+        return fail(c, "must be an array", "firehose.partition_keys");
+    size_t n = (size_t)cJSON_GetArraySize(pks);
+    p->fh_pk_names = calloc(n ? n : 1, sizeof *p->fh_pk_names);
+    p->fh_pk_paths = calloc(n ? n : 1, sizeof *p->fh_pk_paths);
+    if (!p->fh_pk_names || !p->fh_pk_paths)
+        return ENRICH_E_NOMEM;
+    for (const cJSON *k = pks->child; k; k = k->next) {
+        const cJSON *path = k, *name = k;
+        if (cJSON_IsObject(k)) {
+            if ((rc = check_keys(c, k, pk_allowed, "firehose.partition_keys")))
+                return rc;
+            path = cJSON_GetObjectItemCaseSensitive(k, "path");
+            name = cJSON_GetObjectItemCaseSensitive(k, "name");
+            if (!name)
+                name = path;
+        }
+        if (!cJSON_IsString(path) || !path->valuestring[0] || !cJSON_IsString(name) ||
+            !name->valuestring[0])
+            return fail(c, "entries must be paths or {\"name\", \"path\"} objects",
+                        "firehose.partition_keys");
+        size_t i = p->fh_npk++; /* counted first: a half-built entry is freed too */
+        if ((rc = path_from(c, path, &p->fh_pk_paths[i])))
+            return rc;
+        if ((rc = rname_set(&p->fh_pk_names[i], name->valuestring, strlen(name->valuestring))))
+            return rc;
+        const char *nm = name->valuestring;
+        bool dup = !strcmp(nm, "year") || !strcmp(nm, "month") || !strcmp(nm, "day");
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !strcmp(p->fh_pk_names[j].dec, nm);
+        if (dup)
+            return fail(c, "duplicate key name (year, month and day are built in)",
+                        "firehose.partition_keys");
+    }
+    return ENRICH_OK;
+}
+
+/* "pipes": {"event_id_field": "eventID"} */
+static enrich_status compile_pipes(compiler *c, const cJSON *pj)
+{
+    static const char *const allowed[] = {"event_id_field", NULL};
+    enrich_status rc;
+    if (!pj)
+        return ENRICH_OK;
+    if (!cJSON_IsObject(pj))
+        return fail(c, "must be an object", "pipes");
+    if ((rc = check_keys(c, pj, allowed, "pipes")))
+        return rc;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(pj, "event_id_field");
+    return f ? name_from(c, f, "event_id_field", &c->p->pipes_event_id, false) : ENRICH_OK;
+}
+
 /* A string member of obj, or the default when absent. */
 static enrich_status word_from(compiler *c, const cJSON *obj, const char *member,
                                const char *dflt, rname *out, bool allow_empty)
@@ -309,7 +393,7 @@ static enrich_status compile_globals(compiler *c, const cJSON *root)
 {
     enrich_pipeline *p = c->p;
     static const char *const top[] = {"lookups", "status", "timestamp", "partition",
-                                      "on_conflict", "description", NULL};
+                                      "on_conflict", "description", "firehose", "pipes", NULL};
     static const char *const st[] = {"field", "success", "not_found", "no_key", "error",
                                      "error_field", NULL};
     static const char *const ts[] = {"field", "on", NULL};
@@ -356,6 +440,9 @@ static enrich_status compile_globals(compiler *c, const cJSON *root)
     if (part && (!cJSON_IsObject(part) || (rc = check_keys(c, part, pt, "partition"))))
         return rc ? rc : fail(c, "must be an object", "partition");
     if ((rc = word_from(c, part, "timestamp_field", "timestamp", &p->partition_field, true)))
+        return rc;
+    if ((rc = compile_firehose(c, cJSON_GetObjectItemCaseSensitive(root, "firehose"))) ||
+        (rc = compile_pipes(c, cJSON_GetObjectItemCaseSensitive(root, "pipes"))))
         return rc;
     return rname_set(&p->raw_field, "rawData", 7);
 }
@@ -506,5 +593,15 @@ void enrich_pipeline_free(enrich_pipeline *p)
     rname_free(&p->ts_field);
     rname_free(&p->partition_field);
     rname_free(&p->raw_field);
+    for (size_t i = 0; i < p->fh_npk; i++) {
+        rname_free(&p->fh_pk_names[i]);
+        rname_free(&p->fh_pk_paths[i].display);
+        for (size_t s = 0; s < p->fh_pk_paths[i].nsegs; s++)
+            rname_free(&p->fh_pk_paths[i].segs[s]);
+        free(p->fh_pk_paths[i].segs);
+    }
+    free(p->fh_pk_names);
+    free(p->fh_pk_paths);
+    rname_free(&p->pipes_event_id);
     free(p);
 }

@@ -298,7 +298,7 @@ static const struct {
     CODE(ENRICH_E_NOT_OBJECT), CODE(ENRICH_E_KEY_TYPE),     CODE(ENRICH_E_KEY_TOO_LONG),
     CODE(ENRICH_E_CONFLICT),   CODE(ENRICH_E_DEPTH),        CODE(ENRICH_E_UTF8),
     CODE(ENRICH_E_NUL),        CODE(ENRICH_E_TOO_LARGE),    CODE(ENRICH_E_DST_SIZE),
-    CODE(ENRICH_E_ITEM),       CODE(ENRICH_E_ZLIB),
+    CODE(ENRICH_E_ITEM),       CODE(ENRICH_E_ZLIB),         CODE(ENRICH_E_BASE64),
 };
 #undef CODE
 
@@ -367,6 +367,7 @@ START_TEST(encode_option_bounds_for_every_option)
         {ENRICH_OPT_MAX_RECORD_BYTES, 2, (int64_t)1 << 31},
         {ENRICH_OPT_CLOCK_MS, -1, 253402300799999},
         {ENRICH_OPT_FORCE_REBUILD, 0, 1},
+        {ENRICH_OPT_RESPONSE_LIMIT, 1024, (int64_t)1 << 31},
     };
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         int64_t lo = 12345, hi = -12345;
@@ -387,7 +388,7 @@ END_TEST
 
 START_TEST(encode_option_bounds_unknown_option)
 {
-    static const int bad[] = {0, 1, 9, 11, 15, 25, 35, 41, 50, 1000, -1, INT_MAX};
+    static const int bad[] = {0, 1, 9, 11, 15, 25, 35, 41, 51, 1000, -1, INT_MAX};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t lo = 7, hi = 8;
         ck_assert_int_eq(enrich_option_bounds((enrich_option)bad[i], &lo, &hi),

@@ -137,7 +137,8 @@ typedef struct enrich_ctx enrich_ctx;
 #define ENRICH_E_DST_SIZE     (-20) /**< Destination buffer too small; nothing was written. */
 #define ENRICH_E_ITEM         (-21) /**< A reference item is invalid; the errmsg names its line. */
 #define ENRICH_E_ZLIB         (-22) /**< zlib failed. */
-#define ENRICH_E_LAST         (-22) /**< Lowest assigned code. */
+#define ENRICH_E_BASE64       (-23) /**< A record's `data` is missing, not a string, or not base64. */
+#define ENRICH_E_LAST         (-23) /**< Lowest assigned code. */
 
 /**
  * @brief Name and describe a status code.
@@ -375,7 +376,11 @@ typedef enum enrich_option {
     ENRICH_OPT_MAX_DEPTH = 10,        /**< JSON nesting limit, 1..1000, default 128 */
     ENRICH_OPT_MAX_RECORD_BYTES = 20, /**< longest event, 2..2^31, default 1 MiB + 1 KiB */
     ENRICH_OPT_CLOCK_MS = 30,         /**< fixed clock, epoch ms; -1 = real clock (default) */
-    ENRICH_OPT_FORCE_REBUILD = 40     /**< 1: rebuild every event instead of splicing (tests) */
+    ENRICH_OPT_FORCE_REBUILD = 40,    /**< 1: rebuild every event instead of splicing (tests) */
+    ENRICH_OPT_RESPONSE_LIMIT = 50    /**< largest AWS response in bytes (Firehose, Kinesis partial
+                                           batch, Pipes array), 1024..2^31, default 6000000: the
+                                           AWS blueprint's safe cap below Lambda's 6 MiB. Read by
+                                           enrich_batch_run(); see enrich_encode(). */
 } enrich_option;
 
 /** @brief Set a tunable. @retval ENRICH_E_INVALID unknown option or value
@@ -394,8 +399,32 @@ ENRICH_API enrich_status enrich_option_bounds(enrich_option option, int64_t *min
 /** Input shapes of enrich_batch_run(). */
 typedef enum enrich_input {
     ENRICH_INPUT_NDJSON = 1,     /**< one event per line; blank lines skipped, CRLF ok */
-    ENRICH_INPUT_JSON_ARRAY = 2  /**< one JSON array of events */
+    ENRICH_INPUT_JSON_ARRAY = 2, /**< one JSON array of events */
+    ENRICH_INPUT_PIPES = 3,      /**< EventBridge Pipes enrichment input, Kinesis source: a JSON
+                                      array of flat Kinesis records; `data` is base64, or already
+                                      a JSON value (enrichment InputTemplate). Record id: `eventID`.
+                                      Arrival: `approximateArrivalTimestamp`, epoch seconds. */
+    ENRICH_INPUT_FIREHOSE = 4,   /**< Firehose data-transformation event: `records[]` with
+                                      `recordId`, base64 `data`, `approximateArrivalTimestamp`
+                                      (epoch ms). Record id: `recordId`. */
+    ENRICH_INPUT_KINESIS = 5     /**< Lambda Kinesis event source: `Records[].kinesis` with base64
+                                      `data`, `sequenceNumber` (the record id) and
+                                      `approximateArrivalTimestamp` (epoch seconds). */
 } enrich_input;
+
+/** What the AWS response does with one record (enrich_batch_result()). */
+typedef enum enrich_result {
+    ENRICH_RESULT_OK = 0,         /**< delivered: Firehose `Ok`, a Pipes element, not listed in a
+                                       Kinesis partial-batch response */
+    ENRICH_RESULT_DROPPED = 1,    /**< Firehose `Dropped`: the outcome is in the rule set's
+                                       `firehose.drop` (Firehose input only) */
+    ENRICH_RESULT_FAILED = 2,     /**< the outcome is #ENRICH_OUTCOME_ERROR: Firehose
+                                       `ProcessingFailed`, a Kinesis `batchItemFailures` entry */
+    ENRICH_RESULT_OVER_LIMIT = 3  /**< Firehose only: enriched fine, but it did not fit under
+                                       #ENRICH_OPT_RESPONSE_LIMIT; returned as `ProcessingFailed`
+                                       without data, so Firehose keeps the original record under
+                                       its processing-failed error prefix */
+} enrich_result;
 
 /** Outcome of one record. */
 typedef enum enrich_outcome {
@@ -415,9 +444,27 @@ typedef enum enrich_outcome {
  * event that is not a JSON object becomes
  * `{"<status>":"error","<error field>":"ENRICH_E_...: ...","rawData":"<base64 of the bytes>"}`.
  *
+ * AWS shapes (PIPES, FIREHOSE, KINESIS; docs/aws.md): each record's `data`
+ * is base64-decoded into a ctx buffer and enriched like an NDJSON line. A
+ * record whose `data` is missing or not base64 fails alone with
+ * #ENRICH_E_BASE64 (`rawData` then holds the `data` text, or the whole
+ * record when there is none); decoded bytes that are not a JSON object fail
+ * alone as any event does. Unknown envelope members are ignored. The record
+ * id (enrich_batch_record_id()) and arrival time (enrich_batch_arrival_ms())
+ * are kept per record. With the rule set's `pipes.event_id_field`, every
+ * Pipes record (failed ones included) gets that member set to its `eventID`.
+ * The Firehose and Kinesis responses are built here, under
+ * #ENRICH_OPT_RESPONSE_LIMIT as it is set now (see enrich_encode()).
+ *
  * @param[in] src,src_len the batch; need not outlive the call.
  * @retval ENRICH_OK        results are ready (even if some records failed).
- * @retval ENRICH_E_JSON    JSON_ARRAY input is not one well-formed array; no results.
+ * @retval ENRICH_E_JSON    JSON_ARRAY input is not one well-formed array, or
+ *                          an AWS envelope is not the expected shape (not
+ *                          JSON, no records array, a record that is not an
+ *                          object or lacks its id: Firehose `recordId`,
+ *                          Kinesis `kinesis.sequenceNumber`; a Firehose
+ *                          record holding `result`, i.e. a response fed
+ *                          back as input); no results, errmsg says where.
  * @retval ENRICH_E_READERS_FULL, ENRICH_E_STORE, ENRICH_E_NOMEM  no results.
  * @since 0.1
  */
@@ -435,7 +482,7 @@ ENRICH_API enrich_outcome enrich_batch_outcome(const enrich_ctx *ctx, size_t i);
 
 /** @brief Per-record code: ENRICH_OK, or why record @p i failed
  *  (ENRICH_E_JSON, _NOT_OBJECT, _KEY_TYPE, _KEY_TOO_LONG, _CONFLICT, _DEPTH,
- *  _UTF8, _NUL, _TOO_LARGE, _STORE). ENRICH_E_INVALID if out of range. @since 0.1 */
+ *  _UTF8, _NUL, _TOO_LARGE, _STORE, _BASE64). ENRICH_E_INVALID if out of range. @since 0.1 */
 ENRICH_API enrich_status enrich_batch_error(const enrich_ctx *ctx, size_t i);
 
 /** @brief Enriched JSON of record @p i, without newline. Borrowed: valid
@@ -455,6 +502,40 @@ ENRICH_API enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i);
 ENRICH_API enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i,
                                                 char *dst, size_t dst_cap, size_t *written);
 
+/**
+ * @brief Id of record @p i as its envelope gave it: `eventID` (Pipes),
+ *        `recordId` (Firehose), `kinesis.sequenceNumber` (Kinesis). The
+ *        JSON string is decoded; a number id is its text. Opaque bytes,
+ *        never parsed.
+ * @return Borrowed: valid until the next enrich_batch_run/enrich_ctx_reset
+ *         on @p ctx or enrich_ctx_free. Empty span for NDJSON and array
+ *         input, for a Pipes record without `eventID`, or if @p i is out
+ *         of range.
+ * @since 0.1
+ */
+ENRICH_API enrich_buf enrich_batch_record_id(const enrich_ctx *ctx, size_t i);
+
+/**
+ * @brief Arrival time of record @p i (`approximateArrivalTimestamp`) in
+ *        epoch milliseconds: Pipes and Kinesis give seconds (fraction and
+ *        exponent forms allowed, sub-millisecond digits truncated), Firehose
+ *        gives milliseconds; an ISO-8601 string is accepted too.
+ * @return the time, or -1 when absent, unparsable, outside the years
+ *         1..9999, for NDJSON and array input, or if @p i is out of range.
+ * @since 0.1
+ */
+ENRICH_API int64_t enrich_batch_arrival_ms(const enrich_ctx *ctx, size_t i);
+
+/** @brief What the AWS response does with record @p i (#ENRICH_RESULT_FAILED
+ *  when @p i is out of range). For NDJSON, array, Pipes and Kinesis input
+ *  it is OK or FAILED. @since 0.1 */
+ENRICH_API enrich_result enrich_batch_result(const enrich_ctx *ctx, size_t i);
+
+/** @brief Number of records of the last batch with result @p result; e.g.
+ *  #ENRICH_RESULT_OVER_LIMIT counts the records the response limit left
+ *  out. @since 0.1 */
+ENRICH_API size_t enrich_batch_count_result(const enrich_ctx *ctx, enrich_result result);
+
 /* ------------------------------------------------------------------ */
 /* Encode output                                                       */
 /* ------------------------------------------------------------------ */
@@ -462,11 +543,16 @@ ENRICH_API enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i,
 /** Output encodings. */
 typedef enum enrich_encoding {
     ENRICH_ENCODE_NDJSON = 1,     /**< records each followed by '\n' */
-    ENRICH_ENCODE_JSON_ARRAY = 2  /**< `[r0,r1,...]`, as a Pipes enrichment returns */
+    ENRICH_ENCODE_JSON_ARRAY = 2, /**< `[r0,r1,...]`, as a Pipes enrichment returns */
+    ENRICH_ENCODE_FIREHOSE = 3,   /**< the Firehose transformation response (FIREHOSE input only):
+                                       `{"records":[{"recordId","result","data","metadata"}]}` */
+    ENRICH_ENCODE_KINESIS_RESPONSE = 4 /**< the Lambda partial-batch response (KINESIS input
+                                       only): `{"batchItemFailures":[{"itemIdentifier":seq}]}` */
 } enrich_encoding;
 
-/** @brief Bytes enough for encoding the last batch as @p encoding
- *  (0 for an unknown encoding). @since 0.1 */
+/** @brief Bytes enough for encoding the last batch as @p encoding (exact
+ *  for the AWS responses; 0 for an unknown encoding, or FIREHOSE /
+ *  KINESIS_RESPONSE after another input). @since 0.1 */
 ENRICH_API size_t enrich_encode_bound(const enrich_ctx *ctx, enrich_encoding encoding);
 
 /** @brief The last batch as NDJSON into @p dst.
@@ -475,9 +561,47 @@ ENRICH_API enrich_status enrich_encode_ndjson(const enrich_ctx *ctx, void *dst,
                                               size_t dst_cap, size_t *written);
 
 /** @brief The last batch as a JSON array into @p dst.
- *  @retval ENRICH_E_DST_SIZE (then *written is the size needed) @since 0.1 */
+ *  @retval ENRICH_E_DST_SIZE (then *written is the size needed)
+ *  @retval ENRICH_E_TOO_LARGE the batch was PIPES input and the array is
+ *          longer than #ENRICH_OPT_RESPONSE_LIMIT (*written: its size)
+ *  @since 0.1 */
 ENRICH_API enrich_status enrich_encode_json_array(const enrich_ctx *ctx, void *dst,
                                                   size_t dst_cap, size_t *written);
+
+/**
+ * @brief The last batch in any #enrich_encoding into @p dst (the AWS
+ *        responses included; NDJSON and JSON_ARRAY behave as
+ *        enrich_encode_ndjson() and enrich_encode_json_array()).
+ *
+ * The response limit (#ENRICH_OPT_RESPONSE_LIMIT, as it was when the batch
+ * ran) is never exceeded silently:
+ *  - FIREHOSE: records are taken in input order while the whole response
+ *    stays within the limit; from the first record that would not fit on,
+ *    every record that would have been `Ok` is returned as
+ *    `ProcessingFailed` without data (#ENRICH_RESULT_OVER_LIMIT, counted
+ *    by enrich_batch_count_result()). Every recordId still appears exactly
+ *    once and Firehose keeps those originals under its processing-failed
+ *    prefix. Only when even the response without any data (ids and results
+ *    alone) exceeds the limit: #ENRICH_E_TOO_LARGE.
+ *  - JSON_ARRAY of PIPES input and KINESIS_RESPONSE: #ENRICH_E_TOO_LARGE
+ *    when the response exceeds the limit (Pipes cannot take a partial
+ *    enrichment: the handler must fail the invocation, and Pipes retries
+ *    or bisects the batch).
+ *
+ * @param[in]  encoding an #enrich_encoding.
+ * @param[out] dst      caller memory of @p dst_cap bytes (NULL if 0).
+ * @param[out] written  bytes written; on ENRICH_E_DST_SIZE or
+ *                      ENRICH_E_TOO_LARGE the size needed.
+ * @retval ENRICH_E_DST_SIZE  nothing was written.
+ * @retval ENRICH_E_TOO_LARGE nothing was written (see above).
+ * @retval ENRICH_E_INVALID   NULL ctx or written, unknown encoding, or an
+ *                            AWS response that does not match the input of
+ *                            the last batch (FIREHOSE needs FIREHOSE input,
+ *                            KINESIS_RESPONSE needs KINESIS input).
+ * @since 0.1
+ */
+ENRICH_API enrich_status enrich_encode(const enrich_ctx *ctx, enrich_encoding encoding,
+                                       void *dst, size_t dst_cap, size_t *written);
 
 /** @brief Upper bound of enrich_gzip() output for @p src_len input bytes. @since 0.1 */
 ENRICH_API size_t enrich_gzip_bound(size_t src_len);

@@ -9,7 +9,12 @@
 
 /* Every public type is usable; enum constants have their pinned values. */
 typedef char check_ok[ENRICH_OK == 0 ? 1 : -1];
-typedef char check_last[ENRICH_E_LAST == ENRICH_E_ZLIB ? 1 : -1];
+typedef char check_last[ENRICH_E_LAST == ENRICH_E_BASE64 ? 1 : -1];
+typedef char check_shapes[ENRICH_INPUT_PIPES == 3 && ENRICH_INPUT_FIREHOSE == 4 &&
+                          ENRICH_INPUT_KINESIS == 5 && ENRICH_ENCODE_FIREHOSE == 3 &&
+                          ENRICH_ENCODE_KINESIS_RESPONSE == 4 &&
+                          ENRICH_OPT_RESPONSE_LIMIT == 50 && ENRICH_RESULT_OVER_LIMIT == 3
+                          ? 1 : -1];
 typedef char check_opt[ENRICH_OPT_MAX_DEPTH == 10 ? 1 : -1];
 
 static int use_types(void)

@@ -1,0 +1,583 @@
+/* AWS record shapes (docs/aws.md): an EventBridge Pipes batch from a
+ * Kinesis source, a Firehose data-transformation event, a Lambda Kinesis
+ * event. The envelope is walked structurally (no tree), each record element
+ * is validated by the scanner, its `data` is base64-decoded into a ctx
+ * buffer reused across batches and enriched by the engine like one NDJSON
+ * line. A record that cannot be decoded fails alone; only an envelope that
+ * is not the expected shape fails the batch. */
+#include <string.h>
+
+#include "ctx.h"
+
+#define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
+
+/* ---------------------------------------------------------------- */
+/* Structural walking (validation is the scanner's job)              */
+/* ---------------------------------------------------------------- */
+
+static void skip_ws(const char *s, size_t n, size_t *i)
+{
+    while (*i < n && IS_WS(s[*i]))
+        (*i)++;
+}
+
+/* s[*i] is '"': move past the closing quote. */
+static bool skip_string(const char *s, size_t n, size_t *i)
+{
+    size_t p = *i + 1;
+    while (p < n) {
+        const char *q = memchr(s + p, '"', n - p);
+        if (!q)
+            return false;
+        size_t k = (size_t)(q - s), b = k;
+        while (b > p && s[b - 1] == '\\')
+            b--;
+        if (((k - b) & 1) == 0) {
+            *i = k + 1;
+            return true;
+        }
+        p = k + 1;
+    }
+    return false;
+}
+
+/* Move past one value: a string, a bracketed value, or a scalar. */
+static bool skip_value(const char *s, size_t n, size_t *i)
+{
+    size_t p = *i;
+    if (p >= n)
+        return false;
+    if (s[p] == '"')
+        return skip_string(s, n, i);
+    if (s[p] == '{' || s[p] == '[') {
+        size_t depth = 0;
+        while (p < n) {
+            char c = s[p];
+            if (c == '"') {
+                if (!skip_string(s, n, &p))
+                    return false;
+                continue;
+            }
+            if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0) {
+                    *i = p + 1;
+                    return true;
+                }
+            }
+            p++;
+        }
+        return false;
+    }
+    size_t start = p;
+    while (p < n && !IS_WS(s[p]) && s[p] != ',' && s[p] != '}' && s[p] != ']' && s[p] != ':')
+        p++;
+    *i = p;
+    return p > start;
+}
+
+/* Members of an object, or elements of an array, whose span (brackets
+ * included) skip_value found. */
+typedef struct walk {
+    const char *s;
+    size_t i;
+    size_t end; /* the closing bracket */
+    bool more;  /* a first item was read */
+} walk;
+
+static void walk_init(walk *w, const char *s, jspan span)
+{
+    w->s = s;
+    w->i = span.off + 1;
+    w->end = span.off + span.len - 1;
+    w->more = false;
+}
+
+/* 1: an item (name is {0,0} for arrays); 0: the end; -1: broken. */
+static int walk_next(walk *w, bool object, jspan *name, jspan *val)
+{
+    const char *s = w->s;
+    skip_ws(s, w->end, &w->i);
+    if (w->more) {
+        if (w->i >= w->end)
+            return 0;
+        if (s[w->i] != ',')
+            return -1;
+        w->i++;
+        skip_ws(s, w->end, &w->i);
+    } else if (w->i >= w->end) {
+        return 0;
+    }
+    w->more = true;
+    if (object) {
+        size_t start = w->i;
+        if (s[w->i] != '"' || !skip_string(s, w->end, &w->i))
+            return -1;
+        *name = (jspan){start, w->i - start};
+        skip_ws(s, w->end, &w->i);
+        if (w->i >= w->end || s[w->i] != ':')
+            return -1;
+        w->i++;
+        skip_ws(s, w->end, &w->i);
+    }
+    size_t start = w->i;
+    if (!skip_value(s, w->end, &w->i))
+        return -1;
+    *val = (jspan){start, w->i - start};
+    return 1;
+}
+
+/* Is the member name literal at span `want`? Escaped names are decoded,
+ * once the scanner has accepted the literal. */
+static bool name_is(enrich_ctx *ctx, const char *s, jspan name, const char *want)
+{
+    size_t wl = strlen(want);
+    const char *p = s + name.off + 1;
+    size_t n = name.len - 2;
+    if (!memchr(p, '\\', n))
+        return n == wl && memcmp(p, want, wl) == 0;
+    if (jscan_value(s + name.off, name.len, 1, NULL, NULL, NULL) != ENRICH_OK)
+        return false;
+    ctx->tmp.len = 0;
+    jstring_decode(s, name, &ctx->tmp);
+    return !ctx->tmp.oom && ctx->tmp.len == wl && memcmp(ctx->tmp.p, want, wl) == 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* Values                                                            */
+/* ---------------------------------------------------------------- */
+
+#define MS_MIN (-62135596800000LL) /* 0001-01-01 */
+#define MS_MAX 253402300799999LL   /* 9999-12-31T23:59:59.999 */
+
+/* A JSON number times 10^unit_exp (3: seconds to ms), as an integer,
+ * exactly: no double rounding (1545084650.987 gives ...987, 1.4285376E9
+ * gives 1428537600000). Sub-unit digits are truncated toward -inf. */
+static bool decimal_to_ms(const char *p, size_t n, int unit_exp, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = i < n && p[i] == '-';
+    i += neg;
+    uint64_t mant = 0;
+    int sig = 0;
+    long exp = unit_exp;
+    bool dropped = false;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        if (mant == 0 && p[i] == '0')
+            continue;
+        if (sig < 18) {
+            mant = mant * 10 + (uint64_t)(p[i] - '0');
+            sig++;
+        } else {
+            exp++;
+            dropped |= p[i] != '0';
+        }
+    }
+    if (i < n && p[i] == '.') {
+        for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+            if (mant == 0 && p[i] == '0') {
+                exp--;
+            } else if (sig < 18) {
+                mant = mant * 10 + (uint64_t)(p[i] - '0');
+                sig++;
+                exp--;
+            } else {
+                dropped |= p[i] != '0';
+            }
+        }
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        bool eneg = i < n && p[i] == '-';
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        long e = 0;
+        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+            if (e < 100000)
+                e = e * 10 + (p[i] - '0');
+        exp += eneg ? -e : e;
+    }
+    if (i != n)
+        return false;
+    for (; exp > 0 && mant; exp--) {
+        if (mant > (uint64_t)MS_MAX)
+            return false;
+        mant *= 10;
+    }
+    for (; exp < 0 && mant; exp++) {
+        dropped |= mant % 10 != 0;
+        mant /= 10;
+    }
+    if (neg && dropped)
+        mant++; /* floor */
+    if (mant > (uint64_t)MS_MAX + 1)
+        return false;
+    int64_t v = neg ? -(int64_t)mant : (int64_t)mant;
+    if (v < MS_MIN || v > MS_MAX)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* approximateArrivalTimestamp in epoch ms, or -1. unit_exp: 3 when the
+ * number is seconds, 0 when it is milliseconds. */
+static int64_t arrival_ms(enrich_ctx *ctx, const char *s, jspan v, int unit_exp)
+{
+    int64_t ms;
+    if (v.len == 0)
+        return -1;
+    if (s[v.off] == '"') {
+        if (jscan_value(s + v.off, v.len, 1, NULL, NULL, NULL) != ENRICH_OK)
+            return -1;
+        ctx->tmp.len = 0;
+        jstring_decode(s, v, &ctx->tmp);
+        if (ctx->tmp.oom || !iso8601_parse_ms(ctx->tmp.p, ctx->tmp.len, &ms))
+            return -1;
+        return ms >= MS_MIN && ms <= MS_MAX ? ms : -1;
+    }
+    if (!jnumber_valid(s + v.off, v.len) || !decimal_to_ms(s + v.off, v.len, unit_exp, &ms))
+        return -1;
+    return ms;
+}
+
+/* An id value the scanner accepts: a string or a number. */
+static bool id_usable(const char *s, jspan v)
+{
+    jtype t;
+    return v.len && jscan_value(s + v.off, v.len, 1, &t, NULL, NULL) == ENRICH_OK &&
+           (t == J_STRING || t == J_NUMBER);
+}
+
+/* ---------------------------------------------------------------- */
+/* Records                                                           */
+/* ---------------------------------------------------------------- */
+
+/* The members of one record a shape uses ({0,0} when absent; the first
+ * of a repeated name wins). */
+typedef struct recf {
+    jspan id, data, arrival, result;
+    bool kinesis; /* Kinesis: the "kinesis" object was there */
+} recf;
+
+static bool record_fields(enrich_ctx *ctx, enrich_input input, const char *s, jspan el,
+                          recf *f)
+{
+    const char *id_name = input == ENRICH_INPUT_PIPES ? "eventID" : "recordId";
+    walk w;
+    jspan name, val;
+    int r;
+    walk_init(&w, s, el);
+    while ((r = walk_next(&w, true, &name, &val)) == 1) {
+        if (input == ENRICH_INPUT_KINESIS) {
+            if (f->kinesis || !name_is(ctx, s, name, "kinesis"))
+                continue;
+            if (s[val.off] != '{')
+                return false;
+            f->kinesis = true;
+            walk k;
+            int rk;
+            walk_init(&k, s, val);
+            while ((rk = walk_next(&k, true, &name, &val)) == 1) {
+                if (!f->id.len && name_is(ctx, s, name, "sequenceNumber"))
+                    f->id = val;
+                else if (!f->data.len && name_is(ctx, s, name, "data"))
+                    f->data = val;
+                else if (!f->arrival.len && name_is(ctx, s, name, "approximateArrivalTimestamp"))
+                    f->arrival = val;
+            }
+            if (rk < 0)
+                return false;
+        } else if (!f->id.len && name_is(ctx, s, name, id_name)) {
+            f->id = val;
+        } else if (!f->data.len && name_is(ctx, s, name, "data")) {
+            f->data = val;
+        } else if (!f->arrival.len && name_is(ctx, s, name, "approximateArrivalTimestamp")) {
+            f->arrival = val;
+        } else if (input == ENRICH_INPUT_FIREHOSE && !f->result.len &&
+                   name_is(ctx, s, name, "result")) {
+            f->result = val;
+        }
+    }
+    return r == 0;
+}
+
+/* Base64-decode the data string at v into ctx->decoded. *raw, *raw_len get
+ * the string's text (for rawData when it is not base64). */
+static bool decode_data(enrich_ctx *ctx, const char *s, jspan v, const char **raw,
+                        size_t *raw_len)
+{
+    const char *p = s + v.off + 1;
+    size_t n = v.len - 2;
+    if (memchr(p, '\\', n)) {
+        /* Some serializers write '/' as "\/". */
+        ctx->tmp.len = 0;
+        jstring_decode(s, v, &ctx->tmp);
+        ebuf_putc(&ctx->tmp, '\0');
+        p = ctx->tmp.p;
+        n = ctx->tmp.oom ? 0 : ctx->tmp.len - 1;
+    }
+    *raw = p;
+    *raw_len = n;
+    ctx->decoded.len = 0;
+    if (!ebuf_reserve(&ctx->decoded, base64_decoded_max(n) + 1))
+        return false;
+    size_t len;
+    if (!base64_decode(p, n, (unsigned char *)ctx->decoded.p, &len))
+        return false;
+    ctx->decoded.len = len;
+    return true;
+}
+
+static const char *shape_noun(enrich_input input)
+{
+    return input == ENRICH_INPUT_FIREHOSE ? "records" :
+           input == ENRICH_INPUT_KINESIS ? "Records" : "element";
+}
+
+static enrich_status shape_record(enrich_ctx *ctx, enrich_input input, const char *s,
+                                  jspan el, size_t k)
+{
+    const char *noun = shape_noun(input);
+    if (s[el.off] != '{') {
+        enrich_status v = jscan_value(s + el.off, el.len, ctx->max_depth + 2, NULL, NULL, NULL);
+        if (v == ENRICH_E_JSON) {
+            errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
+            return ENRICH_E_JSON;
+        }
+        if (input == ENRICH_INPUT_PIPES) {
+            engine_event(ctx, s + el.off, el.len); /* fails it: not an object */
+            return ENRICH_OK;
+        }
+        errmsg_set(ctx->errmsg, "%s[%zu] is not an object", noun, k);
+        return ENRICH_E_JSON;
+    }
+    /* The whole record is checked; a record that breaks only the policy
+     * (UTF-8, \u0000, depth), e.g. inside a Pipes data object, is walked
+     * anyway and fails on its own below. */
+    enrich_status v = jscan_value(s + el.off, el.len, ctx->max_depth + 2, NULL, NULL, NULL);
+    if (v == ENRICH_E_NOMEM)
+        return v;
+    if (v && v != ENRICH_E_UTF8 && v != ENRICH_E_NUL && v != ENRICH_E_DEPTH) {
+        errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
+        return ENRICH_E_JSON;
+    }
+    recf f = {0};
+    if (!record_fields(ctx, input, s, el, &f)) {
+        errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
+        return ENRICH_E_JSON;
+    }
+    if (input == ENRICH_INPUT_FIREHOSE && f.result.len) {
+        errmsg_set(ctx->errmsg,
+                   "records[%zu] has \"result\": this is a Firehose response, not an event", k);
+        return ENRICH_E_JSON;
+    }
+    if (input == ENRICH_INPUT_KINESIS && !f.kinesis) {
+        errmsg_set(ctx->errmsg, "Records[%zu] has no \"kinesis\" object", k);
+        return ENRICH_E_JSON;
+    }
+    bool id_ok = id_usable(s, f.id);
+    if (!id_ok && input != ENRICH_INPUT_PIPES) {
+        errmsg_set(ctx->errmsg, "%s[%zu] has no %s string", noun, k,
+                   input == ENRICH_INPUT_FIREHOSE ? "recordId" : "kinesis.sequenceNumber");
+        return ENRICH_E_JSON;
+    }
+    size_t id_off = ctx->ids.len;
+    if (id_ok && s[f.id.off] == '"')
+        jstring_decode(s, f.id, &ctx->ids);
+    else if (id_ok)
+        ebuf_put(&ctx->ids, s + f.id.off, f.id.len);
+    size_t id_len = ctx->ids.len - id_off;
+    int64_t arrival =
+        arrival_ms(ctx, s, f.arrival, input == ENRICH_INPUT_FIREHOSE ? 0 : 3);
+
+    if (input == ENRICH_INPUT_PIPES && ctx->p->pipes_event_id.dec_len) {
+        ctx->extra_name = &ctx->p->pipes_event_id;
+        ctx->extra_val = id_ok ? s + f.id.off : "null";
+        ctx->extra_len = id_ok ? f.id.len : 4;
+    }
+    size_t before = ctx->nrecs;
+    const char *raw;
+    size_t raw_len;
+    if (!f.data.len) {
+        engine_failed(ctx, s + el.off, el.len, ENRICH_E_BASE64);
+    } else if (s[f.data.off] == '"') {
+        enrich_status sv = v ? jscan_value(s + f.data.off, f.data.len, 1, NULL, NULL, NULL) : 0;
+        if (sv)
+            engine_failed(ctx, s + f.data.off, f.data.len, sv);
+        else if (decode_data(ctx, s, f.data, &raw, &raw_len))
+            engine_event(ctx, ctx->decoded.p, ctx->decoded.len);
+        else if (ctx->decoded.oom || ctx->tmp.oom)
+            ctx->out.oom = true;
+        else
+            engine_failed(ctx, raw, raw_len, ENRICH_E_BASE64);
+    } else if (input == ENRICH_INPUT_PIPES) {
+        /* Already JSON: an enrichment InputTemplate parsed it. */
+        engine_event(ctx, s + f.data.off, f.data.len);
+    } else {
+        engine_failed(ctx, s + f.data.off, f.data.len, ENRICH_E_BASE64);
+    }
+    ctx->extra_name = NULL;
+    if (ctx->nrecs == before + 1) {
+        rec *r = &ctx->recs[before];
+        r->id_off = id_off;
+        r->id_len = id_len;
+        r->arrival_ms = arrival;
+    }
+    return ENRICH_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* Batches                                                           */
+/* ---------------------------------------------------------------- */
+
+/* Find the records array: the root itself (Pipes) or its "records" /
+ * "Records" member, every other member of which must be valid JSON. */
+static enrich_status find_records(enrich_ctx *ctx, enrich_input input, const char *s,
+                                  size_t n, jspan *arr)
+{
+    size_t i = 0;
+    skip_ws(s, n, &i);
+    char open = input == ENRICH_INPUT_PIPES ? '[' : '{';
+    const char *what = input == ENRICH_INPUT_PIPES ? "a JSON array (EventBridge Pipes batch)" :
+                       input == ENRICH_INPUT_FIREHOSE ? "a JSON object (Firehose event)" :
+                                                        "a JSON object (Lambda Kinesis event)";
+    size_t start = i;
+    if (i >= n || s[i] != open || !skip_value(s, n, &i)) {
+        errmsg_set(ctx->errmsg, "input is not %s", what);
+        return ENRICH_E_JSON;
+    }
+    jspan root = {start, i - start};
+    skip_ws(s, n, &i);
+    if (i != n) {
+        errmsg_set(ctx->errmsg, "bytes after the %s at byte %zu",
+                   input == ENRICH_INPUT_PIPES ? "array" : "object", i);
+        return ENRICH_E_JSON;
+    }
+    if (input == ENRICH_INPUT_PIPES) {
+        *arr = root;
+        return ENRICH_OK;
+    }
+    const char *member = input == ENRICH_INPUT_FIREHOSE ? "records" : "Records";
+    walk w;
+    jspan name, val;
+    int r;
+    bool found = false;
+    walk_init(&w, s, root);
+    while ((r = walk_next(&w, true, &name, &val)) == 1) {
+        if (!found && name_is(ctx, s, name, member)) {
+            if (s[val.off] != '[') {
+                errmsg_set(ctx->errmsg, "\"%s\" is not an array", member);
+                return ENRICH_E_JSON;
+            }
+            *arr = val;
+            found = true;
+        } else if (jscan_value(s + name.off, name.len, 1, NULL, NULL, NULL) ||
+                   jscan_value(s + val.off, val.len, 1000, NULL, NULL, NULL)) {
+            /* Tumbling-window state and the like are ignored, but must
+             * still be JSON. */
+            errmsg_set(ctx->errmsg, "member at byte %zu is not valid JSON", name.off);
+            return ENRICH_E_JSON;
+        }
+    }
+    if (r < 0) {
+        errmsg_set(ctx->errmsg, "input is not %s", what);
+        return ENRICH_E_JSON;
+    }
+    if (!found) {
+        errmsg_set(ctx->errmsg, "no \"%s\" array", member);
+        return ENRICH_E_JSON;
+    }
+    return ENRICH_OK;
+}
+
+enrich_status shapes_run(enrich_ctx *ctx, enrich_input input, const char *s, size_t n)
+{
+    jspan arr;
+    enrich_status rc = find_records(ctx, input, s, n, &arr);
+    if (rc)
+        return rc;
+    walk w;
+    jspan name, el;
+    int r;
+    size_t k = 0;
+    walk_init(&w, s, arr);
+    while ((r = walk_next(&w, false, &name, &el)) == 1) {
+        if ((rc = shape_record(ctx, input, s, el, k++)))
+            return rc;
+        if (ctx->out.oom || ctx->ids.oom)
+            return ENRICH_E_NOMEM;
+    }
+    if (r < 0) {
+        errmsg_set(ctx->errmsg, "%s array: expected ',' or ']' after element %zu",
+                   shape_noun(input), k ? k - 1 : 0);
+        return ENRICH_E_JSON;
+    }
+    for (size_t i = 0; i < ctx->nrecs; i++) {
+        rec *rr = &ctx->recs[i];
+        rr->result = rr->outcome == ENRICH_OUTCOME_ERROR ? ENRICH_RESULT_FAILED : ENRICH_RESULT_OK;
+    }
+    if (input == ENRICH_INPUT_FIREHOSE)
+        aws_build_firehose(ctx);
+    else if (input == ENRICH_INPUT_KINESIS)
+        aws_build_kinesis(ctx);
+    memset(ctx->rcounts, 0, sizeof ctx->rcounts);
+    for (size_t i = 0; i < ctx->nrecs; i++)
+        ctx->rcounts[ctx->recs[i].result]++;
+    return ctx->resp.oom || ctx->tmp.oom ? ENRICH_E_NOMEM : ENRICH_OK;
+}
+
+void shapes_free(enrich_ctx *ctx)
+{
+    ebuf_free(&ctx->ids);
+    ebuf_free(&ctx->decoded);
+    ebuf_free(&ctx->tmp);
+    ebuf_free(&ctx->resp);
+    jmembers_free(&ctx->pk_members);
+    jmembers_free(&ctx->pk_sub);
+}
+
+/* ---------------------------------------------------------------- */
+/* Results                                                           */
+/* ---------------------------------------------------------------- */
+
+static bool aws_input(const enrich_ctx *ctx)
+{
+    return ctx->input >= ENRICH_INPUT_PIPES;
+}
+
+enrich_buf enrich_batch_record_id(const enrich_ctx *ctx, size_t i)
+{
+    enrich_buf b = {NULL, 0};
+    if (ctx && i < ctx->nrecs && ctx->recs[i].id_len) {
+        b.ptr = (const uint8_t *)ctx->ids.p + ctx->recs[i].id_off;
+        b.len = ctx->recs[i].id_len;
+    }
+    return b;
+}
+
+int64_t enrich_batch_arrival_ms(const enrich_ctx *ctx, size_t i)
+{
+    return ctx && i < ctx->nrecs ? ctx->recs[i].arrival_ms : -1;
+}
+
+enrich_result enrich_batch_result(const enrich_ctx *ctx, size_t i)
+{
+    if (!ctx || i >= ctx->nrecs)
+        return ENRICH_RESULT_FAILED;
+    if (!aws_input(ctx))
+        return ctx->recs[i].outcome == ENRICH_OUTCOME_ERROR ? ENRICH_RESULT_FAILED :
+                                                               ENRICH_RESULT_OK;
+    return (enrich_result)ctx->recs[i].result;
+}
+
+size_t enrich_batch_count_result(const enrich_ctx *ctx, enrich_result result)
+{
+    if (!ctx || (unsigned)result > ENRICH_RESULT_OVER_LIMIT)
+        return 0;
+    if (aws_input(ctx))
+        return ctx->rcounts[result];
+    size_t failed = ctx->counts[ENRICH_OUTCOME_ERROR];
+    return result == ENRICH_RESULT_OK ? ctx->nrecs - failed :
+           result == ENRICH_RESULT_FAILED ? failed : 0;
+}
