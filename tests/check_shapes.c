@@ -1,0 +1,1183 @@
+/* Suite "shapes": the AWS record shapes (Pipes, Firehose, Lambda Kinesis)
+ * and their responses. Every fixture of tests/fixtures/aws is fed to the
+ * shape it belongs to (or, for the others, shown to be refused); the seed
+ * events are wrapped in each shape with exact expected outputs. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "enrich/enrich.h"
+#include "internal.h" /* base64_encode, to build inputs */
+#include "testutil.h"
+
+static const char seed_items[] =
+    "{\"productId\":{\"S\":\"PROD-001\"},\"productName\":{\"S\":\"Smart Sensor\"},"
+    "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"49.99\"}}\n"
+    "{\"productId\":{\"S\":\"PROD-002\"},\"productName\":{\"S\":\"Temperature Monitor\"},"
+    "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"79.99\"}}\n";
+
+static const char *const seed_ev[3] = {
+    "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\"}",
+    "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\"}",
+    "{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\"}",
+};
+
+/* The seed's results at the fixed clock below. */
+static const char *const seed_out[3] = {
+    "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\","
+    "\"productName\":\"Smart Sensor\",\"category\":\"IoT Devices\",\"price\":49.99,"
+    "\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}",
+    "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\","
+    "\"productName\":\"Temperature Monitor\",\"category\":\"IoT Devices\",\"price\":79.99,"
+    "\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}",
+    "{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\","
+    "\"enrichmentStatus\":\"product_not_found\"}",
+};
+
+static const char *const seed_seq[3] = {
+    "49590338271490256608559692538361571095921575989136588898",
+    "49590338271490256608559692540925702759324208523137515618",
+    "49590338271490256608559692540925702759324208523137515619",
+};
+
+/* 2024-02-01T00:00:00.000Z */
+#define FIXED_CLOCK 1706745600000LL
+
+typedef struct fixture {
+    char *dir;
+    char *path;
+    enrich_store *store;
+    enrich_pipeline *pl;
+    enrich_ctx *ctx;
+} fixture;
+
+static void fx_open(fixture *f, const char *rules)
+{
+    f->dir = tu_tmpdir();
+    f->path = tu_join(f->dir, "store.mdb");
+    enrich_store *w = NULL;
+    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_CREATE, &w), ENRICH_OK);
+    size_t n = 0;
+    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
+                                       seed_items, strlen(seed_items), &n),
+                     ENRICH_OK);
+    enrich_store_close(w);
+    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_RDONLY, &f->store), ENRICH_OK);
+    enrich_status rc = enrich_pipeline_compile(f->store, rules, rules ? strlen(rules) : 0, &f->pl);
+    ck_assert_msg(rc == ENRICH_OK, "compile: %s / %s", enrich_strerror(rc),
+                  enrich_store_errmsg(f->store));
+    ck_assert_int_eq(enrich_ctx_create(f->pl, &f->ctx), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_set_option(f->ctx, ENRICH_OPT_CLOCK_MS, FIXED_CLOCK), ENRICH_OK);
+}
+
+static void fx_close(fixture *f)
+{
+    enrich_ctx_free(f->ctx);
+    enrich_pipeline_free(f->pl);
+    enrich_store_close(f->store);
+    tu_rmtree(f->dir);
+    free(f->path);
+    free(f->dir);
+}
+
+/* A growable string for building inputs and expectations. */
+typedef struct sb {
+    char *p;
+    size_t len, cap;
+} sb;
+
+static void sb_add(sb *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        ck_assert_ptr_nonnull(b->p);
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_puts(sb *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+static void sb_printf(sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sb *b, const char *fmt, ...)
+{
+    char *tmp = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&tmp, fmt, ap);
+    va_end(ap);
+    ck_assert_int_ge(n, 0);
+    sb_add(b, tmp, (size_t)n);
+    free(tmp);
+}
+
+static void sb_b64(sb *b, const char *s, size_t n)
+{
+    size_t m = base64_encoded_len(n);
+    char *tmp = malloc(m + 1);
+    base64_encode(s, n, tmp);
+    sb_add(b, tmp, m);
+    free(tmp);
+}
+
+static void run_ok(fixture *f, enrich_input in, const char *src, size_t len)
+{
+    enrich_status rc = enrich_batch_run(f->ctx, in, src, len);
+    ck_assert_msg(rc == ENRICH_OK, "batch: %s (%s)", enrich_strerror(rc), enrich_ctx_errmsg(f->ctx));
+}
+
+/* The last batch encoded; NUL-terminated, caller frees. */
+static char *encode(const enrich_ctx *ctx, enrich_encoding enc, enrich_status want, size_t *len)
+{
+    size_t bound = enrich_encode_bound(ctx, enc), written = 0;
+    char *out = malloc(bound + 1);
+    enrich_status rc = enrich_encode(ctx, enc, out, bound, &written);
+    ck_assert_msg(rc == want, "encode %d: %s, want %s", (int)enc, enrich_strerror(rc),
+                  enrich_strerror(want));
+    if (rc == ENRICH_OK && (enc == ENRICH_ENCODE_FIREHOSE || enc == ENRICH_ENCODE_KINESIS_RESPONSE))
+        ck_assert_uint_eq(written, bound); /* exact for the AWS responses */
+    else if (rc == ENRICH_OK)
+        ck_assert_uint_le(written, bound);
+    else
+        written = 0;
+    out[written] = '\0';
+    if (len)
+        *len = written;
+    return out;
+}
+
+static void assert_id(const enrich_ctx *ctx, size_t i, const char *want)
+{
+    enrich_buf b = enrich_batch_record_id(ctx, i);
+    ck_assert_msg(b.len == strlen(want) && (b.len == 0 || !memcmp(b.ptr, want, b.len)),
+                  "id %zu: \"%.*s\", want \"%s\"", i, (int)b.len, (const char *)b.ptr, want);
+}
+
+static void assert_record(const enrich_ctx *ctx, size_t i, const char *want)
+{
+    enrich_buf b = enrich_batch_record(ctx, i);
+    ck_assert_msg(b.len == strlen(want) && !memcmp(b.ptr, want, b.len),
+                  "record %zu:\n%.*s\nwant:\n%s", i, (int)b.len, (const char *)b.ptr, want);
+}
+
+static char *fixture_file(const char *name, size_t *n)
+{
+    char *path = tu_join(FIXTURES_AWS, name);
+    char *s = tu_read_file(path, n);
+    free(path);
+    return s;
+}
+
+/* The seed events as a Pipes batch (data base64, or decoded JSON). */
+static void pipes_seed(sb *b, bool decoded)
+{
+    sb_puts(b, "[");
+    for (int i = 0; i < 3; i++) {
+        sb_printf(b,
+                  "%s{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"1\",\"sequenceNumber\":\"%s\","
+                  "\"data\":",
+                  i ? "," : "", seed_seq[i]);
+        if (decoded) {
+            sb_puts(b, seed_ev[i]);
+        } else {
+            sb_puts(b, "\"");
+            sb_b64(b, seed_ev[i], strlen(seed_ev[i]));
+            sb_puts(b, "\"");
+        }
+        sb_printf(b,
+                  ",\"approximateArrivalTimestamp\":1705314600.%03d,\"eventSource\":\"aws:kinesis\","
+                  "\"eventVersion\":\"1.0\",\"eventID\":\"shardId-000000000006:%s\","
+                  "\"eventName\":\"aws:kinesis:record\",\"awsRegion\":\"us-east-2\"}",
+                  i * 100 + 1, seed_seq[i]);
+    }
+    sb_puts(b, "]");
+}
+
+/* ------------------------------------------------------------------ */
+/* Pipes                                                               */
+/* ------------------------------------------------------------------ */
+
+START_TEST(shapes_pipes_seed_exact)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    for (int decoded = 0; decoded < 2; decoded++) {
+        sb in = {0};
+        pipes_seed(&in, decoded);
+        run_ok(&f, ENRICH_INPUT_PIPES, in.p, in.len);
+        ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
+        sb want = {0};
+        sb_printf(&want, "[%s,%s,%s]", seed_out[0], seed_out[1], seed_out[2]);
+        char *got = encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, ENRICH_OK, NULL);
+        ck_assert_str_eq(got, want.p);
+        for (size_t i = 0; i < 3; i++) {
+            char id[128];
+            snprintf(id, sizeof id, "shardId-000000000006:%s", seed_seq[i]);
+            assert_id(f.ctx, i, id);
+            ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, i), 1705314600001LL + (int64_t)i * 100);
+            ck_assert_int_eq(enrich_batch_result(f.ctx, i), ENRICH_RESULT_OK);
+        }
+        ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 3);
+        /* Partition day comes from the event, as for NDJSON. */
+        char part[32];
+        size_t pn;
+        ck_assert_int_eq(enrich_batch_partition(f.ctx, 2, part, sizeof part, &pn), ENRICH_OK);
+        ck_assert_int_eq((int)pn, 25);
+        ck_assert(!memcmp(part, "year=2024/month=01/day=15", pn));
+        /* Not a Firehose or Kinesis batch. */
+        size_t w = 0;
+        ck_assert_uint_eq(enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE), 0);
+        ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_FIREHOSE, NULL, 0, &w), ENRICH_E_INVALID);
+        ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, NULL, 0, &w),
+                         ENRICH_E_INVALID);
+        free(got);
+        free(want.p);
+        free(in.p);
+    }
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_pipes_event_id_field)
+{
+    fixture f = {0};
+    fx_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+                "\"pipes\":{\"event_id_field\":\"eventID\"}}");
+    sb in = {0};
+    pipes_seed(&in, false);
+    /* A fourth element whose data is not base64, one without data, one
+     * whose event already has an eventID (overwritten: the id must be true). */
+    in.len--;
+    sb_puts(&in, ",{\"eventID\":\"e4\",\"data\":\"not base64!\"}"
+                 ",{\"eventID\":\"e5\"}"
+                 ",{\"eventID\":\"e6\",\"data\":{\"productId\":\"PROD-001\",\"eventID\":\"forged\"}}"
+                 ",{\"data\":{\"x\":1}}]");
+    run_ok(&f, ENRICH_INPUT_PIPES, in.p, in.len);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 7);
+    for (size_t i = 0; i < 3; i++) {
+        sb want = {0};
+        sb_add(&want, seed_out[i], strlen(seed_out[i]) - 1);
+        sb_printf(&want, ",\"eventID\":\"shardId-000000000006:%s\"}", seed_seq[i]);
+        assert_record(f.ctx, i, want.p);
+        free(want.p);
+    }
+    assert_record(f.ctx, 3,
+                  "{\"enrichmentStatus\":\"error\",\"enrichmentError\":\"ENRICH_E_BASE64: record data "
+                  "is missing or not base64\",\"eventID\":\"e4\",\"rawData\":\"bm90IGJhc2U2NCE=\"}");
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 3), ENRICH_E_BASE64);
+    ck_assert_int_eq(enrich_batch_result(f.ctx, 3), ENRICH_RESULT_FAILED);
+    /* No data: rawData is the whole record. */
+    assert_record(f.ctx, 4,
+                  "{\"enrichmentStatus\":\"error\",\"enrichmentError\":\"ENRICH_E_BASE64: record data "
+                  "is missing or not base64\",\"eventID\":\"e5\",\"rawData\":\"eyJldmVudElEIjoiZTUifQ==\"}");
+    assert_record(f.ctx, 5,
+                  "{\"productId\":\"PROD-001\",\"productName\":\"Smart Sensor\",\"category\":\"IoT Devices\","
+                  "\"price\":49.99,\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":"
+                  "\"2024-02-01T00:00:00.000Z\",\"eventID\":\"e6\"}");
+    /* No eventID in the envelope: the member says so. */
+    assert_record(f.ctx, 6, "{\"x\":1,\"enrichmentStatus\":\"no_product_id\",\"eventID\":null}");
+    assert_id(f.ctx, 6, "");
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_FAILED), 2);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 5);
+    free(in.p);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_pipes_record_policy_failure_is_one_record)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    /* \u0000 inside a decoded data object breaks only that record. */
+    static const char in[] =
+        "[{\"eventID\":\"a\",\"data\":{\"productId\":\"PROD-001\",\"bad\":\"x\\u0000y\"}},"
+        "{\"eventID\":\"b\",\"data\":{\"productId\":\"PROD-002\"}}, 7]";
+    run_ok(&f, ENRICH_INPUT_PIPES, in, strlen(in));
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 0), ENRICH_E_NUL);
+    assert_id(f.ctx, 0, "a");
+    ck_assert_int_eq(enrich_batch_outcome(f.ctx, 1), ENRICH_OUTCOME_SUCCESS);
+    assert_id(f.ctx, 1, "b");
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 2), ENRICH_E_NOT_OBJECT);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_pipes_fixture)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    size_t n;
+    char *src = fixture_file("pipes-kinesis-enrichment-input.awsdocs.json", &n);
+    run_ok(&f, ENRICH_INPUT_PIPES, src, n);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 2);
+    /* "Hello, this is a test." is not JSON: two failed records, each
+     * attributable. */
+    assert_id(f.ctx, 0, "shardId-000000000006:49590338271490256608559692538361571095921575989136588898");
+    assert_id(f.ctx, 1, "shardId-000000000006:49590338271490256608559692540925702759324208523137515618");
+    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 0), 1545084650987LL);
+    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 1), 1545084711166LL);
+    assert_record(f.ctx, 0,
+                  "{\"enrichmentStatus\":\"error\",\"enrichmentError\":\"ENRICH_E_JSON: not valid JSON\","
+                  "\"rawData\":\"SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==\"}");
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 1), ENRICH_E_JSON);
+    /* As another shape it is refused. */
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_FIREHOSE, src, n), ENRICH_E_JSON);
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_KINESIS, src, n), ENRICH_E_JSON);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+    free(src);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_pipes_response_limit)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 1023), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 1024), ENRICH_OK);
+    sb in = {0};
+    sb_puts(&in, "[");
+    for (int i = 0; i < 10; i++)
+        sb_printf(&in, "%s{\"eventID\":\"e%d\",\"data\":%s}", i ? "," : "", i, seed_ev[i % 3]);
+    sb_puts(&in, "]");
+    run_ok(&f, ENRICH_INPUT_PIPES, in.p, in.len);
+    size_t bound = enrich_encode_bound(f.ctx, ENRICH_ENCODE_JSON_ARRAY), w = 0;
+    char *buf = malloc(bound);
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, buf, bound, &w), ENRICH_E_TOO_LARGE);
+    size_t need = w;
+    ck_assert_uint_gt(need, 1024);
+    ck_assert_uint_le(need, bound);
+    ck_assert_int_eq(enrich_encode_json_array(f.ctx, buf, need, &w), ENRICH_E_TOO_LARGE);
+    /* The records themselves are still there. */
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_NDJSON, buf, need, &w), ENRICH_OK);
+    /* Just at the limit: fine. */
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, (int64_t)need), ENRICH_OK);
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, buf, need, &w), ENRICH_OK);
+    /* NDJSON input is not a Pipes response: no limit. */
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 1024), ENRICH_OK);
+    sb nd = {0};
+    for (int i = 0; i < 10; i++)
+        sb_printf(&nd, "%s\n", seed_ev[i % 3]);
+    run_ok(&f, ENRICH_INPUT_NDJSON, nd.p, nd.len);
+    free(buf);
+    bound = enrich_encode_bound(f.ctx, ENRICH_ENCODE_JSON_ARRAY);
+    ck_assert_uint_gt(bound, 1024);
+    buf = malloc(bound);
+    ck_assert_int_eq(enrich_encode_json_array(f.ctx, buf, bound, &w), ENRICH_OK);
+    free(nd.p);
+    free(buf);
+    free(in.p);
+    fx_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Firehose                                                            */
+/* ------------------------------------------------------------------ */
+
+static void firehose_seed(sb *b)
+{
+    sb_puts(b, "{\"invocationId\":\"inv-1\",\"deliveryStreamArn\":\"arn:aws:firehose:x\","
+               "\"sourceKinesisStreamArn\":\"arn:aws:kinesis:x\",\"region\":\"us-east-2\",\"records\":[");
+    for (int i = 0; i < 3; i++) {
+        sb_printf(b, "%s{\"recordId\":\"r%d\",\"approximateArrivalTimestamp\":%lld,\"data\":\"",
+                  i ? "," : "", i + 1, 1705314600000LL + i);
+        sb_b64(b, seed_ev[i], strlen(seed_ev[i]));
+        sb_printf(b,
+                  "\",\"kinesisRecordMetadata\":{\"shardId\":\"shardId-000000000000\","
+                  "\"partitionKey\":\"pk\",\"approximateArrivalTimestamp\":1705314600000,"
+                  "\"sequenceNumber\":\"%s\",\"subsequenceNumber\":%s}}",
+                  seed_seq[i], i == 0 ? "0" : i == 1 ? "\"123456\"" : "\"\"");
+    }
+    sb_puts(b, "]}");
+}
+
+/* The Ok element of seed record i, with extra partition keys. */
+static void fh_ok(sb *b, const char *id, const char *rec, const char *month, const char *day,
+                  const char *pks)
+{
+    sb_printf(b, "{\"recordId\":\"%s\",\"result\":\"Ok\",\"data\":\"", id);
+    char *tmp = NULL;
+    int n = asprintf(&tmp, "%s\n", rec);
+    sb_b64(b, tmp, (size_t)n);
+    free(tmp);
+    sb_printf(b,
+              "\",\"metadata\":{\"partitionKeys\":{\"year\":\"2024\",\"month\":\"%s\",\"day\":\"%s\"%s}}}",
+              month, day, pks);
+}
+
+START_TEST(shapes_firehose_seed_exact)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    sb in = {0};
+    firehose_seed(&in);
+    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
+    sb want = {0};
+    sb_puts(&want, "{\"records\":[");
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "r%d", i + 1);
+        if (i)
+            sb_puts(&want, ",");
+        fh_ok(&want, id, seed_out[i], "01", "15", "");
+        assert_id(f.ctx, (size_t)i, id);
+        ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, (size_t)i), 1705314600000LL + i);
+        ck_assert_int_eq(enrich_batch_result(f.ctx, (size_t)i), ENRICH_RESULT_OK);
+    }
+    sb_puts(&want, "]}");
+    char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+    ck_assert_str_eq(got, want.p);
+    /* The records are available as for any batch. */
+    for (size_t i = 0; i < 3; i++)
+        assert_record(f.ctx, i, seed_out[i]);
+    /* Too small a buffer: nothing written, the size needed. */
+    size_t w = 0;
+    char small[8];
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_FIREHOSE, small, sizeof small, &w),
+                     ENRICH_E_DST_SIZE);
+    ck_assert_uint_eq(w, strlen(want.p));
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, NULL, 0, &w), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_encode(f.ctx, (enrich_encoding)9, NULL, 0, &w), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_encode(NULL, ENRICH_ENCODE_FIREHOSE, NULL, 0, &w), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_FIREHOSE, NULL, 0, NULL), ENRICH_E_INVALID);
+    /* The response is valid JSON. */
+    cJSON *j = cJSON_Parse(got);
+    ck_assert_ptr_nonnull(j);
+    cJSON_Delete(j);
+    free(got);
+    free(want.p);
+    free(in.p);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_firehose_drop_and_partition_keys)
+{
+    fixture f = {0};
+    fx_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+                "\"firehose\":{\"drop\":[\"not_found\"],\"partition_keys\":[\"category\","
+                "{\"name\":\"qty\",\"path\":\"quantity\"},\"geo.region\",\"flag\",\"obj\",\"nul\","
+                "\"missing\",{\"path\":\"geo.zone\"}]}}");
+    sb in = {0};
+    sb_puts(&in, "{\"records\":[");
+    static const char *const evs[] = {
+        "{\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":1718000000,"
+        "\"geo\":{\"region\":\"eu-\\u00e9\",\"zone\":7},\"flag\":true,\"obj\":{},\"nul\":null}",
+        "{\"productId\":\"PROD-999\",\"timestamp\":\"2024-01-15T10:32:00Z\"}",
+        "{\"quantity\":1.5e0}",
+        "[1]",
+    };
+    for (int i = 0; i < 4; i++) {
+        sb_printf(&in, "%s{\"recordId\":\"id%d\",\"approximateArrivalTimestamp\":1,\"data\":\"",
+                  i ? "," : "", i);
+        sb_b64(&in, evs[i], strlen(evs[i]));
+        sb_puts(&in, "\"}");
+    }
+    sb_puts(&in, "]}");
+    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    sb want = {0};
+    sb_puts(&want, "{\"records\":[");
+    static const char rec0[] =
+        "{\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":1718000000,"
+        "\"geo\":{\"region\":\"eu-\\u00e9\",\"zone\":7},\"flag\":true,\"obj\":{},\"nul\":null,"
+        "\"productName\":\"Smart Sensor\",\"category\":\"IoT Devices\",\"price\":49.99,"
+        "\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}";
+    /* 1718000000 = 2024-06-10. Keys: strings as they are (escapes kept),
+     * numbers and booleans as text; object, null and missing left out. */
+    sb_printf(&want, "{\"recordId\":\"id0\",\"result\":\"Ok\",\"data\":\"");
+    char *tmp = NULL;
+    int n = asprintf(&tmp, "%s\n", rec0);
+    sb_b64(&want, tmp, (size_t)n);
+    free(tmp);
+    sb_puts(&want, "\",\"metadata\":{\"partitionKeys\":{\"year\":\"2024\",\"month\":\"06\",\"day\":\"10\","
+                   "\"category\":\"IoT Devices\",\"qty\":\"5\",\"geo.region\":\"eu-\\u00e9\","
+                   "\"flag\":\"true\",\"geo.zone\":\"7\"}}},");
+    sb_puts(&want, "{\"recordId\":\"id1\",\"result\":\"Dropped\"},");
+    /* no_key is not dropped; processing day (2024-02-01) when no timestamp. */
+    fh_ok(&want, "id2", "{\"quantity\":1.5e0,\"enrichmentStatus\":\"no_product_id\"}", "02", "01",
+          ",\"qty\":\"1.5e0\"");
+    sb_puts(&want, ",");
+    sb_puts(&want, "{\"recordId\":\"id3\",\"result\":\"ProcessingFailed\"}]}");
+    char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+    ck_assert_str_eq(got, want.p);
+    ck_assert_int_eq(enrich_batch_result(f.ctx, 1), ENRICH_RESULT_DROPPED);
+    ck_assert_int_eq(enrich_batch_result(f.ctx, 3), ENRICH_RESULT_FAILED);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 2);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_DROPPED), 1);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_FAILED), 1);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 0);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, (enrich_result)4), 0);
+    cJSON *j = cJSON_Parse(got);
+    ck_assert_ptr_nonnull(j);
+    cJSON_Delete(j);
+    free(got);
+    free(want.p);
+    free(in.p);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_firehose_base64_error_fails_one_record)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    /* "\/" is how some serializers write '/': still base64. */
+    static const char in[] =
+        "{\"records\":["
+        "{\"recordId\":\"a\",\"data\":\"e30=\"},"
+        "{\"recordId\":\"b\",\"data\":\"e30\"},"
+        "{\"recordId\":\"c\",\"data\":\"@@@@\"},"
+        "{\"recordId\":\"d\",\"data\":12},"
+        "{\"recordId\":\"e\"},"
+        "{\"recordId\":\"f\",\"data\":\"eyJhIjoiPz8\\/In0=\"},"
+        "{\"recordId\":\"g\",\"data\":\"\"}]}";
+    run_ok(&f, ENRICH_INPUT_FIREHOSE, in, strlen(in));
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 7);
+    assert_record(f.ctx, 0, "{\"enrichmentStatus\":\"no_product_id\"}");
+    assert_record(f.ctx, 1,
+                  "{\"enrichmentStatus\":\"error\",\"enrichmentError\":\"ENRICH_E_BASE64: record data is "
+                  "missing or not base64\",\"rawData\":\"ZTMw\"}");
+    for (size_t i = 1; i <= 4; i++)
+        ck_assert_int_eq(enrich_batch_error(f.ctx, i), ENRICH_E_BASE64);
+    assert_record(f.ctx, 5, "{\"a\":\"???\",\"enrichmentStatus\":\"no_product_id\"}");
+    /* Empty data decodes to nothing, which is not JSON. */
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 6), ENRICH_E_JSON);
+    char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+    cJSON *j = cJSON_Parse(got);
+    ck_assert_ptr_nonnull(j);
+    const cJSON *recs = cJSON_GetObjectItemCaseSensitive(j, "records");
+    ck_assert_int_eq(cJSON_GetArraySize(recs), 7);
+    static const char *const results[] = {"Ok", "ProcessingFailed", "ProcessingFailed",
+                                          "ProcessingFailed", "ProcessingFailed", "Ok",
+                                          "ProcessingFailed"};
+    int i = 0;
+    for (const cJSON *r = recs->child; r; r = r->next, i++) {
+        char id[2] = {(char)('a' + i), 0};
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r, "recordId")->valuestring, id);
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r, "result")->valuestring, results[i]);
+        ck_assert_int_eq(cJSON_HasObjectItem(r, "data"), !strcmp(results[i], "Ok"));
+    }
+    cJSON_Delete(j);
+    free(got);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_firehose_fixtures)
+{
+    static const struct {
+        const char *file;
+        size_t n;
+        const char *ids[2];
+        int64_t arrival[2];
+    } fx[] = {
+        {"firehose-kinesis-source-event.aws-lambda-go.json", 2, {"record1", "record2"},
+         {1507217624302LL, 1507217624302LL}},
+        {"firehose-kinesis-source-event.powertools.json", 2, {"record1", "record2"},
+         {1664028820148LL, 1664028793294LL}},
+        {"firehose-kinesis-source-event-legacy-subseq-string.powertools.json", 2,
+         {"record1", "record2"}, {1664028820148LL, 1664028793294LL}},
+        {"firehose-directput-event.powertools.json", 2, {"record1", "record2"},
+         {1664029185290LL, 1664029186945LL}},
+        {"firehose-directput-event-sqs-payload.powertools.json", 1,
+         {"49640912821178817833517986466168945147170627572855734274000000", NULL},
+         {1684864917398LL, 0}},
+    };
+    fixture f = {0};
+    fx_open(&f, NULL);
+    for (size_t k = 0; k < sizeof fx / sizeof fx[0]; k++) {
+        size_t n;
+        char *src = fixture_file(fx[k].file, &n);
+        run_ok(&f, ENRICH_INPUT_FIREHOSE, src, n);
+        ck_assert_uint_eq(enrich_batch_count(f.ctx), fx[k].n);
+        for (size_t i = 0; i < fx[k].n; i++) {
+            assert_id(f.ctx, i, fx[k].ids[i]);
+            ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, i), fx[k].arrival[i]);
+            enrich_buf raw = enrich_batch_record(f.ctx, i);
+            /* "Hello World" is not JSON; {"Hello": "World"} is an event
+             * without productId; the SQS payload too (its newline is
+             * outside the object). */
+            bool hello = memmem(raw.ptr, raw.len, "\"Hello\": \"World\"", 16) != NULL ||
+                         memmem(raw.ptr, raw.len, "messageId", 9) != NULL;
+            ck_assert_int_eq(enrich_batch_result(f.ctx, i),
+                             hello ? ENRICH_RESULT_OK : ENRICH_RESULT_FAILED);
+        }
+        char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+        cJSON *j = cJSON_Parse(got);
+        ck_assert_ptr_nonnull(j);
+        const cJSON *recs = cJSON_GetObjectItemCaseSensitive(j, "records");
+        ck_assert_int_eq(cJSON_GetArraySize(recs), (int)fx[k].n);
+        size_t i = 0;
+        for (const cJSON *r = recs->child; r; r = r->next, i++)
+            ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r, "recordId")->valuestring,
+                             fx[k].ids[i]);
+        cJSON_Delete(j);
+        free(got);
+        free(src);
+    }
+    /* The direct-PUT event's second record, exactly. */
+    size_t n;
+    char *src = fixture_file("firehose-directput-event.powertools.json", &n);
+    run_ok(&f, ENRICH_INPUT_FIREHOSE, src, n);
+    assert_record(f.ctx, 1, "{\"Hello\": \"World\",\"enrichmentStatus\":\"no_product_id\"}");
+    free(src);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_firehose_response_fixture_is_refused)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    size_t n;
+    char *src = fixture_file("firehose-response-NONCONFORMING.aws-lambda-go.json", &n);
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_FIREHOSE, src, n), ENRICH_E_JSON);
+    ck_assert_str_eq(enrich_ctx_errmsg(f.ctx),
+                     "records[0] has \"result\": this is a Firehose response, not an event");
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+    size_t w = 0;
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_FIREHOSE, NULL, 0, &w), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_KINESIS, src, n), ENRICH_E_JSON);
+    ck_assert_str_eq(enrich_ctx_errmsg(f.ctx), "no \"Records\" array");
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_PIPES, src, n), ENRICH_E_JSON);
+    free(src);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_firehose_long_record_id_and_odd_ids)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    sb id = {0};
+    sb_puts(&id, "shardId-000000000002");
+    while (id.len < 160 - 56 - 12)
+        sb_puts(&id, "0");
+    sb_puts(&id, "49655707254011385497017766478399036441513787655426719778");
+    sb_puts(&id, "000000000000");
+    ck_assert_uint_eq(id.len, 160);
+    sb in = {0};
+    sb_printf(&in,
+              "{\"records\":[{\"recordId\":\"%s\",\"data\":\"e30=\"},"
+              "{\"recordId\":\"\",\"data\":\"e30=\"},"
+              "{\"recordId\":\"q\\\"\\u00e9\",\"data\":\"e30=\"},"
+              "{\"recordId\":12345678901234567890123,\"data\":\"e30=\"}]}",
+              id.p);
+    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    assert_id(f.ctx, 0, id.p);
+    assert_id(f.ctx, 1, "");
+    assert_id(f.ctx, 2, "q\"\xc3\xa9");
+    assert_id(f.ctx, 3, "12345678901234567890123");
+    char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+    cJSON *j = cJSON_Parse(got);
+    ck_assert_ptr_nonnull(j);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "records")->child;
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r, "recordId")->valuestring, id.p);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r->next, "recordId")->valuestring, "");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r->next->next, "recordId")->valuestring,
+                     "q\"\xc3\xa9");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r->next->next->next, "recordId")->valuestring,
+                     "12345678901234567890123");
+    cJSON_Delete(j);
+    free(got);
+    free(in.p);
+    free(id.p);
+    fx_close(&f);
+}
+END_TEST
+
+/* n records of the seed events; ids "rec-<i>". */
+static void firehose_many(sb *in, int n)
+{
+    sb_puts(in, "{\"records\":[");
+    for (int i = 0; i < n; i++) {
+        sb_printf(in, "%s{\"recordId\":\"rec-%d\",\"data\":\"", i ? "," : "", i);
+        sb_b64(in, seed_ev[i % 3], strlen(seed_ev[i % 3]));
+        sb_puts(in, "\"}");
+    }
+    sb_puts(in, "]}");
+}
+
+START_TEST(shapes_firehose_response_limit)
+{
+    fixture f = {0};
+    fx_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+                "\"firehose\":{\"drop\":[\"not_found\"]}}");
+    sb in = {0};
+    firehose_many(&in, 30);
+    /* Without a limit problem: everything delivered; note the size. */
+    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    size_t full = enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 0);
+    /* Exactly at the limit: still everything. One byte less: the last Ok
+     * record (28, as 29 is dropped) is left out. */
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, (int64_t)full), ENRICH_OK);
+    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 0);
+    ck_assert_uint_eq(enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE), full);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, (int64_t)full - 1),
+                     ENRICH_OK);
+    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 1);
+    ck_assert_int_eq(enrich_batch_result(f.ctx, 28), ENRICH_RESULT_OVER_LIMIT);
+    ck_assert_int_eq(enrich_batch_result(f.ctx, 29), ENRICH_RESULT_DROPPED);
+
+    for (int64_t limit = 2048; limit <= 8192; limit += 1024) {
+        ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, limit), ENRICH_OK);
+        run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+        size_t len;
+        char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, &len);
+        ck_assert_uint_le(len, (size_t)limit);
+        cJSON *j = cJSON_Parse(got);
+        ck_assert_ptr_nonnull(j);
+        const cJSON *recs = cJSON_GetObjectItemCaseSensitive(j, "records");
+        ck_assert_int_eq(cJSON_GetArraySize(recs), 30);
+        int i = 0, over = 0, ok = 0;
+        bool seen_over = false;
+        for (const cJSON *r = recs->child; r; r = r->next, i++) {
+            char id[16];
+            snprintf(id, sizeof id, "rec-%d", i);
+            /* Every recordId exactly once, in order. */
+            ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r, "recordId")->valuestring, id);
+            const char *res = cJSON_GetObjectItemCaseSensitive(r, "result")->valuestring;
+            enrich_result er = enrich_batch_result(f.ctx, (size_t)i);
+            if (i % 3 == 2) {
+                ck_assert_str_eq(res, "Dropped");
+                ck_assert_int_eq(er, ENRICH_RESULT_DROPPED);
+            } else if (er == ENRICH_RESULT_OK) {
+                ck_assert_msg(!seen_over, "delivered records are a prefix");
+                ck_assert_str_eq(res, "Ok");
+                ck_assert(cJSON_HasObjectItem(r, "data"));
+                ok++;
+            } else {
+                ck_assert_int_eq(er, ENRICH_RESULT_OVER_LIMIT);
+                ck_assert_str_eq(res, "ProcessingFailed");
+                ck_assert(!cJSON_HasObjectItem(r, "data"));
+                seen_over = true;
+                over++;
+            }
+        }
+        ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), (size_t)over);
+        ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), (size_t)ok);
+        ck_assert_int_eq(ok + over, 20);
+        if (limit == 2048)
+            ck_assert_int_ge(ok, 1);
+        if (limit == 8192)
+            ck_assert_int_gt(ok, 10);
+        cJSON_Delete(j);
+        free(got);
+    }
+
+    /* Even ids and results alone do not fit: ENRICH_E_TOO_LARGE. */
+    free(in.p);
+    in = (sb){0};
+    firehose_many(&in, 100);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 1024), ENRICH_OK);
+    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    size_t w = 0;
+    char buf[64];
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_FIREHOSE, buf, sizeof buf, &w),
+                     ENRICH_E_TOO_LARGE);
+    ck_assert_uint_gt(w, 1024);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 67);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_DROPPED), 33);
+    free(in.p);
+    fx_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Lambda Kinesis                                                      */
+/* ------------------------------------------------------------------ */
+
+START_TEST(shapes_kinesis_seed_exact)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    sb in = {0};
+    sb_puts(&in, "{\"Records\":[");
+    static const char *const arrivals[] = {"1705314600.5", "1.7053146E9", "1705314600"};
+    for (int i = 0; i < 4; i++) {
+        sb_printf(&in, "%s{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"1\","
+                       "\"sequenceNumber\":\"%s%d\",\"data\":\"",
+                  i ? "," : "", "4959033827149025660855969253836157109592157598913658889", i);
+        if (i < 3)
+            sb_b64(&in, seed_ev[i], strlen(seed_ev[i]));
+        else
+            sb_puts(&in, "SGVsbG8=="); /* bad padding */
+        sb_printf(&in, "\",\"approximateArrivalTimestamp\":%s},\"eventSource\":\"aws:kinesis\","
+                       "\"eventID\":\"shardId-000000000006:x\"}",
+                  i < 3 ? arrivals[i] : "\"2012-04-23T18:25:43.511Z\"");
+    }
+    /* Tumbling-window members are ignored. */
+    sb_puts(&in, "],\"window\":{\"start\":\"2020-07-30T17:00:00Z\",\"end\":\"2020-07-30T17:05:00Z\"},"
+                 "\"state\":{\"1\":282},\"shardId\":\"shardId-000000000006\",\"isFinalInvokeForWindow\":false}");
+    run_ok(&f, ENRICH_INPUT_KINESIS, in.p, in.len);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 4);
+    for (size_t i = 0; i < 3; i++)
+        assert_record(f.ctx, i, seed_out[i]);
+    ck_assert_int_eq(enrich_batch_error(f.ctx, 3), ENRICH_E_BASE64);
+    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 0), 1705314600500LL);
+    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 1), 1705314600000LL);
+    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 2), 1705314600000LL);
+    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 3), 1335205543511LL);
+    assert_id(f.ctx, 3, "49590338271490256608559692538361571095921575989136588893");
+    /* not_found is a success for Kinesis: only the bad record is listed. */
+    char *got = encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, ENRICH_OK, NULL);
+    ck_assert_str_eq(got, "{\"batchItemFailures\":[{\"itemIdentifier\":"
+                          "\"49590338271490256608559692538361571095921575989136588893\"}]}");
+    free(got);
+    got = encode(f.ctx, ENRICH_ENCODE_NDJSON, ENRICH_OK, NULL);
+    ck_assert_ptr_nonnull(strstr(got, seed_out[2]));
+    free(got);
+    /* All good: an empty list. */
+    static const char one[] = "{\"Records\":[{\"kinesis\":{\"sequenceNumber\":\"7\",\"data\":\"e30=\"}}]}";
+    run_ok(&f, ENRICH_INPUT_KINESIS, one, strlen(one));
+    got = encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, ENRICH_OK, NULL);
+    ck_assert_str_eq(got, "{\"batchItemFailures\":[]}");
+    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 0), -1);
+    free(got);
+    free(in.p);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_kinesis_fixtures)
+{
+    static const struct {
+        const char *file;
+        size_t n;
+        const char *seq[2];
+        int64_t arrival[2];
+    } fx[] = {
+        {"lambda-kinesis-event.aws-lambda-go.json", 2,
+         {"49568167373333333333333333333333333333333333333333333333",
+          "49568167373333333334444444444444444444444444444444444444"},
+         {1480641523477LL, 1480841523477LL}},
+        {"lambda-kinesis-event.powertools.json", 2,
+         {"49590338271490256608559692538361571095921575989136588898",
+          "49590338271490256608559692540925702759324208523137515618"},
+         {1545084650987LL, 1545084711166LL}},
+        /* 1.4285376E9 seconds, exponent form. */
+        {"lambda-kinesis-event-roundtrip.java-libs.json", 1,
+         {"49545115243490985018280067714973144582180062593244200961", NULL},
+         {1428537600000LL, 0}},
+    };
+    fixture f = {0};
+    fx_open(&f, NULL);
+    for (size_t k = 0; k < sizeof fx / sizeof fx[0]; k++) {
+        size_t n;
+        char *src = fixture_file(fx[k].file, &n);
+        run_ok(&f, ENRICH_INPUT_KINESIS, src, n);
+        ck_assert_uint_eq(enrich_batch_count(f.ctx), fx[k].n);
+        sb want = {0};
+        sb_puts(&want, "{\"batchItemFailures\":[");
+        for (size_t i = 0; i < fx[k].n; i++) {
+            assert_id(f.ctx, i, fx[k].seq[i]);
+            ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, i), fx[k].arrival[i]);
+            /* Plain text payloads: every record fails and is listed. */
+            ck_assert_int_eq(enrich_batch_result(f.ctx, i), ENRICH_RESULT_FAILED);
+            sb_printf(&want, "%s{\"itemIdentifier\":\"%s\"}", i ? "," : "", fx[k].seq[i]);
+        }
+        sb_puts(&want, "]}");
+        char *got = encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, ENRICH_OK, NULL);
+        ck_assert_str_eq(got, want.p);
+        free(got);
+        free(want.p);
+        free(src);
+    }
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_kinesis_response_limit)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    sb in = {0};
+    sb_puts(&in, "{\"Records\":[");
+    for (int i = 0; i < 40; i++)
+        sb_printf(&in, "%s{\"kinesis\":{\"sequenceNumber\":\"%056d\",\"data\":\"bad\"}}", i ? "," : "", i);
+    sb_puts(&in, "]}");
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 2048), ENRICH_OK);
+    run_ok(&f, ENRICH_INPUT_KINESIS, in.p, in.len);
+    size_t w = 0;
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, NULL, 0, &w),
+                     ENRICH_E_TOO_LARGE);
+    ck_assert_uint_eq(w, 22 + 40 * 78 - 1 + 2);
+    free(in.p);
+    fx_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Envelopes, timestamps, rules                                        */
+/* ------------------------------------------------------------------ */
+
+START_TEST(shapes_bad_envelopes_fail_the_batch)
+{
+    static const struct {
+        enrich_input in;
+        const char *src;
+        const char *msg;
+    } cases[] = {
+        {ENRICH_INPUT_FIREHOSE, "", "input is not a JSON object (Firehose event)"},
+        {ENRICH_INPUT_FIREHOSE, "[]", "input is not a JSON object (Firehose event)"},
+        {ENRICH_INPUT_FIREHOSE, "{\"records\":[]} x", "bytes after the object at byte 15"},
+        {ENRICH_INPUT_FIREHOSE, "{\"invocationId\":\"x\"}", "no \"records\" array"},
+        {ENRICH_INPUT_FIREHOSE, "{\"records\":{}}", "\"records\" is not an array"},
+        {ENRICH_INPUT_FIREHOSE, "{\"records\":[1]}", "records[0] is not an object"},
+        {ENRICH_INPUT_FIREHOSE, "{\"records\":[{\"data\":\"e30=\"}]}", "records[0] has no recordId string"},
+        {ENRICH_INPUT_FIREHOSE, "{\"records\":[{\"recordId\":null,\"data\":\"e30=\"}]}",
+         "records[0] has no recordId string"},
+        {ENRICH_INPUT_FIREHOSE, "{\"records\":[{\"recordId\":\"a\",\"data\":tru}]}",
+         "records[0] is not valid JSON"},
+        {ENRICH_INPUT_FIREHOSE, "{\"records\":[{\"recordId\":\"a\"} {}]}",
+         "records array: expected ',' or ']' after element 0"},
+        {ENRICH_INPUT_FIREHOSE, "{\"region\":nope,\"records\":[]}", "member at byte 1 is not valid JSON"},
+        {ENRICH_INPUT_KINESIS, "{\"Records\":[{\"eventID\":\"x\"}]}", "Records[0] has no \"kinesis\" object"},
+        {ENRICH_INPUT_KINESIS, "{\"Records\":[{\"kinesis\":{\"data\":\"e30=\"}}]}",
+         "Records[0] has no kinesis.sequenceNumber string"},
+        {ENRICH_INPUT_KINESIS, "{\"records\":[]}", "no \"Records\" array"},
+        {ENRICH_INPUT_PIPES, "{}", "input is not a JSON array (EventBridge Pipes batch)"},
+        {ENRICH_INPUT_PIPES, "[{\"data\":\"e30=\"}", "input is not a JSON array (EventBridge Pipes batch)"},
+        {ENRICH_INPUT_PIPES, "[nul]", "element[0] is not valid JSON"},
+    };
+    fixture f = {0};
+    fx_open(&f, NULL);
+    /* A good batch first: a failed one must leave no results behind. */
+    static const char good[] = "{\"records\":[{\"recordId\":\"a\",\"data\":\"e30=\"}]}";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_ok(&f, ENRICH_INPUT_FIREHOSE, good, strlen(good));
+        enrich_status rc = enrich_batch_run(f.ctx, cases[i].in, cases[i].src, strlen(cases[i].src));
+        ck_assert_msg(rc == ENRICH_E_JSON, "case %zu: %s", i, enrich_strerror(rc));
+        ck_assert_str_eq(enrich_ctx_errmsg(f.ctx), cases[i].msg);
+        ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+        ck_assert_uint_eq(enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE), 0);
+    }
+    /* Empty batches are fine. */
+    run_ok(&f, ENRICH_INPUT_FIREHOSE, "{\"records\":[]}", 14);
+    char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+    ck_assert_str_eq(got, "{\"records\":[]}");
+    free(got);
+    run_ok(&f, ENRICH_INPUT_PIPES, " [ ] ", 5);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+    ck_assert_int_eq(enrich_batch_run(f.ctx, (enrich_input)6, "[]", 2), ENRICH_E_INVALID);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_other_fixtures_are_not_aws_batches)
+{
+    /* The reference-data and EMF fixtures are not record envelopes: each
+     * shape refuses them as a whole, never half-enriched. */
+    static const char *const files[] = {
+        "dynamodb-export-item.awsdocs.jsonl",
+        "dynamodb-stream-event-all-types.aws-lambda-go.json",
+        "emf-multi-value.powertools.json",
+        "emf-single-metric.powertools.json",
+    };
+    fixture f = {0};
+    fx_open(&f, NULL);
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        size_t n;
+        char *src = fixture_file(files[k], &n);
+        for (enrich_input in = ENRICH_INPUT_PIPES; in <= ENRICH_INPUT_KINESIS; in++) {
+            ck_assert_msg(enrich_batch_run(f.ctx, in, src, n) == ENRICH_E_JSON, "%s as %d", files[k],
+                          (int)in);
+            ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+        }
+        free(src);
+    }
+    size_t n;
+    char *src = fixture_file("dynamodb-stream-event-all-types.aws-lambda-go.json", &n);
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_KINESIS, src, n), ENRICH_E_JSON);
+    ck_assert_str_eq(enrich_ctx_errmsg(f.ctx), "Records[0] has no \"kinesis\" object");
+    free(src);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_arrival_timestamps)
+{
+    static const struct {
+        enrich_input in;
+        const char *value;
+        int64_t ms;
+    } cases[] = {
+        {ENRICH_INPUT_PIPES, "1.4285376E9", 1428537600000LL},
+        {ENRICH_INPUT_PIPES, "1.4285376e+9", 1428537600000LL},
+        {ENRICH_INPUT_PIPES, "1428537600", 1428537600000LL},
+        {ENRICH_INPUT_PIPES, "1545084650.987", 1545084650987LL},
+        {ENRICH_INPUT_PIPES, "1545084650.9879", 1545084650987LL},
+        {ENRICH_INPUT_PIPES, "0.001", 1},
+        {ENRICH_INPUT_PIPES, "0", 0},
+        {ENRICH_INPUT_PIPES, "-0.0015", -2},
+        {ENRICH_INPUT_PIPES, "14285376000000000000000000E-16", 1428537600000LL},
+        {ENRICH_INPUT_PIPES, "\"2012-04-23T18:25:43.511Z\"", 1335205543511LL},
+        {ENRICH_INPUT_PIPES, "\"yesterday\"", -1},
+        {ENRICH_INPUT_PIPES, "1e300", -1},
+        {ENRICH_INPUT_PIPES, "null", -1},
+        {ENRICH_INPUT_PIPES, "{}", -1},
+        {ENRICH_INPUT_FIREHOSE, "1664028820148", 1664028820148LL},
+        {ENRICH_INPUT_FIREHOSE, "1.664028820148E12", 1664028820148LL},
+        {ENRICH_INPUT_FIREHOSE, "\"2012-04-23T18:25:43.511Z\"", 1335205543511LL},
+        {ENRICH_INPUT_FIREHOSE, "253402300800000", -1},
+        {ENRICH_INPUT_KINESIS, "1480641523.477", 1480641523477LL},
+    };
+    fixture f = {0};
+    fx_open(&f, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sb in = {0};
+        if (cases[i].in == ENRICH_INPUT_PIPES)
+            sb_printf(&in, "[{\"data\":{},\"approximateArrivalTimestamp\":%s}]", cases[i].value);
+        else if (cases[i].in == ENRICH_INPUT_FIREHOSE)
+            sb_printf(&in, "{\"records\":[{\"recordId\":\"r\",\"data\":\"e30=\",\"approximateArrivalTimestamp\":%s}]}",
+                      cases[i].value);
+        else
+            sb_printf(&in, "{\"Records\":[{\"kinesis\":{\"sequenceNumber\":\"1\",\"data\":\"e30=\","
+                           "\"approximateArrivalTimestamp\":%s}}]}",
+                      cases[i].value);
+        run_ok(&f, cases[i].in, in.p, in.len);
+        ck_assert_msg(enrich_batch_arrival_ms(f.ctx, 0) == cases[i].ms, "%s: %lld, want %lld",
+                      cases[i].value, (long long)enrich_batch_arrival_ms(f.ctx, 0),
+                      (long long)cases[i].ms);
+        free(in.p);
+    }
+    /* NDJSON records have neither id nor arrival time. */
+    run_ok(&f, ENRICH_INPUT_NDJSON, "{}\n", 3);
+    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 0), -1);
+    assert_id(f.ctx, 0, "");
+    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 1), -1);
+    ck_assert_int_eq(enrich_batch_arrival_ms(NULL, 0), -1);
+    ck_assert_uint_eq(enrich_batch_record_id(f.ctx, 9).len, 0);
+    ck_assert_int_eq(enrich_batch_result(f.ctx, 0), ENRICH_RESULT_OK);
+    ck_assert_int_eq(enrich_batch_result(f.ctx, 1), ENRICH_RESULT_FAILED);
+    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 1);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_rules_errors)
+{
+    static const struct {
+        const char *rules;
+        const char *msg;
+    } cases[] = {
+        {"\"firehose\":[]", "rules: firehose: must be an object"},
+        {"\"firehose\":{\"x\":1}", "rules: firehose: unknown member \"x\""},
+        {"\"firehose\":{\"drop\":\"not_found\"}",
+         "rules: firehose.drop: must be an array of \"success\", \"not_found\" or \"no_key\""},
+        {"\"firehose\":{\"drop\":[\"error\"]}",
+         "rules: firehose.drop: must be an array of \"success\", \"not_found\" or \"no_key\""},
+        {"\"firehose\":{\"partition_keys\":{}}", "rules: firehose.partition_keys: must be an array"},
+        {"\"firehose\":{\"partition_keys\":[\"year\"]}",
+         "rules: firehose.partition_keys: duplicate key name (year, month and day are built in)"},
+        {"\"firehose\":{\"partition_keys\":[\"a\",{\"name\":\"a\",\"path\":\"b\"}]}",
+         "rules: firehose.partition_keys: duplicate key name (year, month and day are built in)"},
+        {"\"firehose\":{\"partition_keys\":[\"\"]}",
+         "rules: firehose.partition_keys: entries must be paths or {\"name\", \"path\"} objects"},
+        {"\"firehose\":{\"partition_keys\":[{\"name\":\"a\"}]}",
+         "rules: firehose.partition_keys: entries must be paths or {\"name\", \"path\"} objects"},
+        {"\"firehose\":{\"partition_keys\":[{\"path\":\"a\",\"as\":1}]}",
+         "rules: firehose.partition_keys: unknown member \"as\""},
+        {"\"firehose\":{\"partition_keys\":[\"a..b\"]}", "rules: a..b: empty path segment"},
+        {"\"pipes\":true", "rules: pipes: must be an object"},
+        {"\"pipes\":{\"event_id\":\"x\"}", "rules: pipes: unknown member \"event_id\""},
+        {"\"pipes\":{\"event_id_field\":\"\"}", "rules: event_id_field: must not be empty"},
+    };
+    fixture f = {0};
+    fx_open(&f, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *r = NULL;
+        ck_assert_int_ge(asprintf(&r, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],%s}",
+                                  cases[i].rules),
+                         0);
+        enrich_pipeline *pl = (enrich_pipeline *)1;
+        ck_assert_int_eq(enrich_pipeline_compile(f.store, r, strlen(r), &pl), ENRICH_E_RULES);
+        ck_assert_ptr_null(pl);
+        ck_assert_str_eq(enrich_store_errmsg(f.store), cases[i].msg);
+        free(r);
+    }
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(shapes_ctx_reuse_across_shapes)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    sb fh = {0}, pp = {0};
+    firehose_seed(&fh);
+    pipes_seed(&pp, false);
+    for (int round = 0; round < 3; round++) {
+        run_ok(&f, ENRICH_INPUT_FIREHOSE, fh.p, fh.len);
+        assert_id(f.ctx, 2, "r3");
+        size_t fb = enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE);
+        ck_assert_uint_gt(fb, 0);
+        run_ok(&f, ENRICH_INPUT_PIPES, pp.p, pp.len);
+        ck_assert_uint_eq(enrich_batch_record_id(f.ctx, 2).len, 77);
+        ck_assert_uint_eq(enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE), 0);
+        run_ok(&f, ENRICH_INPUT_NDJSON, seed_ev[0], strlen(seed_ev[0]));
+        assert_id(f.ctx, 0, "");
+        enrich_ctx_reset(f.ctx);
+        ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+        ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 0);
+    }
+    free(fh.p);
+    free(pp.p);
+    fx_close(&f);
+}
+END_TEST
+
+static Suite *shapes_suite(void)
+{
+    Suite *s = suite_create("shapes");
+    TCase *tc = tcase_create("pipes");
+    tcase_add_test(tc, shapes_pipes_seed_exact);
+    tcase_add_test(tc, shapes_pipes_event_id_field);
+    tcase_add_test(tc, shapes_pipes_record_policy_failure_is_one_record);
+    tcase_add_test(tc, shapes_pipes_fixture);
+    tcase_add_test(tc, shapes_pipes_response_limit);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("firehose");
+    tcase_add_test(tc, shapes_firehose_seed_exact);
+    tcase_add_test(tc, shapes_firehose_drop_and_partition_keys);
+    tcase_add_test(tc, shapes_firehose_base64_error_fails_one_record);
+    tcase_add_test(tc, shapes_firehose_fixtures);
+    tcase_add_test(tc, shapes_firehose_response_fixture_is_refused);
+    tcase_add_test(tc, shapes_firehose_long_record_id_and_odd_ids);
+    tcase_add_test(tc, shapes_firehose_response_limit);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("kinesis");
+    tcase_add_test(tc, shapes_kinesis_seed_exact);
+    tcase_add_test(tc, shapes_kinesis_fixtures);
+    tcase_add_test(tc, shapes_kinesis_response_limit);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("envelopes");
+    tcase_add_test(tc, shapes_bad_envelopes_fail_the_batch);
+    tcase_add_test(tc, shapes_other_fixtures_are_not_aws_batches);
+    tcase_add_test(tc, shapes_arrival_timestamps);
+    tcase_add_test(tc, shapes_rules_errors);
+    tcase_add_test(tc, shapes_ctx_reuse_across_shapes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(shapes_suite());
+}
