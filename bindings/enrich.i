@@ -1,0 +1,85 @@
+/* bindings/enrich.i: the language-neutral SWIG interface of libenrich.
+ *
+ * Shared by every binding. It names the module, hides what no binding can
+ * call (raw callbacks), turns the three opaque handles into classes whose
+ * destructors are the C destructors, strips the enrich_/ENRICH_ prefixes,
+ * and maps the canonical buffer names of the header onto a few typemaps.
+ *
+ * The typemaps themselves are per language: the overlay
+ * bindings/<lang>/enrich_<lang>.i (found through -I) defines
+ *   (const void *src, size_t src_len)   input bytes, borrowed for the call
+ *   (void *dst, size_t dst_cap)         an output buffer the binding allocates
+ *   size_t *written                     how much of dst the call filled
+ *   enrich_store **out, enrich_pipeline **out, enrich_ctx **out
+ *                                       a new owned handle
+ *   enrich_status                       raise / return the error (never ignored)
+ *   enrich_buf                          borrowed bytes, copied out once
+ * and may mark calls that run without the interpreter lock.
+ * Everything below the overlay is shared.
+ */
+%module enrich
+
+%{
+#include "enrich/enrich.h"
+%}
+
+%include <stdint.i>
+%include <typemaps.i>
+
+/* The header's visibility macro means nothing to SWIG. */
+#define ENRICH_API
+
+/* ---- names: enrich_store_open -> store_open, ENRICH_E_IO -> E_IO ---- */
+%rename("%(regex:/^(enrich_|ENRICH_)(.+)$/\\2/)s") "";
+
+/* ---- not bindable --------------------------------------------------- */
+/* Callbacks into the host language: bindings report progress themselves. */
+%ignore enrich_store_set_progress;
+%ignore enrich_progress_fn;
+/* A borrowed span is returned as the language's byte type, never as a
+ * struct holding a raw pointer. */
+%ignore enrich_buf;
+/* Raw destructors: the handle classes' destructors call them, and a second
+ * way to free would let a binding free twice. */
+%ignore enrich_store_close;
+%ignore enrich_pipeline_free;
+%ignore enrich_ctx_free;
+
+/* ---- handles: opaque classes, freed by the C destructors ------------- */
+/* The C structs stay incomplete; SWIG only needs to know they are classes
+ * with no constructor (the factories are the *_open/_compile/_create
+ * functions, whose out-parameter typemaps hand back an owned object). */
+%nodefaultctor enrich_store;
+%nodefaultctor enrich_pipeline;
+%nodefaultctor enrich_ctx;
+struct enrich_store {};
+struct enrich_pipeline {};
+struct enrich_ctx {};
+%extend enrich_store    { ~enrich_store()    { enrich_store_close($self); } }
+%extend enrich_pipeline { ~enrich_pipeline() { enrich_pipeline_free($self); } }
+%extend enrich_ctx      { ~enrich_ctx()      { enrich_ctx_free($self); } }
+
+/* ---- the language overlay: typemaps for the canonical names ---------- */
+#if defined(SWIGPYTHON)
+%include "enrich_python.i"
+#elif defined(SWIGGO)
+%include "enrich_go.i"
+#endif
+
+/* ---- canonical buffer names ------------------------------------------ */
+/* Every input span of the header is (src, src_len) except the lookup key;
+ * every output buffer is (dst, dst_cap) followed, possibly later, by
+ * size_t *written. */
+%apply (const void *src, size_t src_len) { (const void *key, size_t key_len) };
+%apply (void *dst, size_t dst_cap) { (char *dst, size_t dst_cap) };
+
+/* enrich_batch_error() returns a record's code as data: the call itself
+ * cannot fail, so it must not go through the status typemap. */
+%apply int { enrich_status enrich_batch_error };
+
+/* Plain scalar outputs. */
+%apply size_t *OUTPUT { size_t *loaded };
+%apply int64_t *OUTPUT { int64_t *min, int64_t *max };
+
+%include "enrich/version.h"
+%include "enrich/enrich.h"
