@@ -25,7 +25,7 @@ def make_batch(n_events, n_products):
                  "timings are meaningless under ASan/valgrind instrumentation")
 class GilTest(TempDirTestCase):
     N_PRODUCTS = 2000
-    N_EVENTS = 2000         # events per batch
+    N_EVENTS = 500          # events per batch (output stays in cache)
 
     @classmethod
     def setUpClass(cls):
