@@ -553,7 +553,8 @@ static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
     ctx->removed.len = 0;
     if (!ebuf_reserve(&ctx->removed, ms->n))
         return false;
-    memset(ctx->removed.p, 0, ms->n);
+    if (ms->n)
+        memset(ctx->removed.p, 0, ms->n); /* p is NULL until the first member */
     ctx->removed.len = ms->n;
     for (size_t i = 0; i < ms->n; i++) {
         const jmember *m = &ms->v[i];
@@ -866,15 +867,26 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
 
 static enrich_status begin_snapshot(enrich_ctx *ctx)
 {
+    enrich_store *store = ctx->p->store;
     if (ctx->txn) {
+        /* A reset txn is renewed under the store's map lock, held until
+         * the batch ends (end_snapshot). */
+        store_txn_hold(store);
         int rc = mdb_txn_renew(ctx->txn);
         if (rc == MDB_SUCCESS)
             return ENRICH_OK;
         /* The map may have been resized by a loader: start afresh. */
-        mdb_txn_abort(ctx->txn);
+        store_txn_abort(store, ctx->txn);
         ctx->txn = NULL;
     }
-    return store_read_begin(ctx->p->store, &ctx->txn, ctx->errmsg);
+    return store_read_begin(store, &ctx->txn, ctx->errmsg);
+}
+
+static void end_snapshot(enrich_ctx *ctx)
+{
+    /* Reset, not abort: the next batch renews it without a new slot. */
+    mdb_txn_reset(ctx->txn);
+    store_txn_release(ctx->p->store);
 }
 
 enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input, const void *src,
@@ -921,7 +933,7 @@ enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input, const void *
         rc = run_array(ctx, src, src_len);
     else
         rc = shapes_run(ctx, input, src, src_len);
-    mdb_txn_reset(ctx->txn);
+    end_snapshot(ctx);
     if (!rc && ctx->out.oom)
         rc = ENRICH_E_NOMEM;
     if (rc) {

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include <lmdb.h>
 
 #include "enrich/enrich.h"
@@ -168,6 +170,12 @@ struct enrich_store {
     size_t max_key;       /* mdb_env_get_maxkeysize */
     enrich_progress_fn progress;
     void *progress_user;
+    /* Every transaction of this process holds map_lock for reading; a map
+     * resize (growth after MDB_MAP_FULL, or adopting a size another process
+     * set) holds it for writing, because LMDB forbids mdb_env_set_mapsize
+     * while any transaction of the process is active. Reader-preferring,
+     * so a thread may hold two read transactions at once. */
+    pthread_rwlock_t map_lock;
     char errmsg[ENRICH_ERRMSG_CAP];
 };
 
@@ -183,7 +191,13 @@ ENRICH_INTERNAL enrich_status table_key_parse(const char *spec, table_key *out);
 ENRICH_INTERNAL enrich_status store_read_begin(enrich_store *s, MDB_txn **txn, char *errmsg);
 /* Begin a write txn; ENRICH_E_READONLY on a read-only store. */
 ENRICH_INTERNAL enrich_status store_write_begin(enrich_store *s, MDB_txn **txn);
-/* Double the map size (after MDB_MAP_FULL, with no txn open). */
+/* End a txn from store_read_begin/store_write_begin, releasing map_lock.
+ * store_txn_release alone is for a txn that was reset, not ended. */
+ENRICH_INTERNAL void store_txn_abort(enrich_store *s, MDB_txn *txn);
+ENRICH_INTERNAL int store_txn_commit(enrich_store *s, MDB_txn *txn);
+ENRICH_INTERNAL void store_txn_release(enrich_store *s);
+ENRICH_INTERNAL void store_txn_hold(enrich_store *s);
+/* Double the map size (after MDB_MAP_FULL, with no txn of this thread open). */
 ENRICH_INTERNAL enrich_status store_grow_map(enrich_store *s, size_t at_least);
 
 /* ---------------------------------------------------------------- */

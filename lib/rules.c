@@ -541,7 +541,7 @@ enrich_status enrich_pipeline_compile(enrich_store *store, const void *src, size
         }
         table_key_free(&tk);
     }
-    mdb_txn_abort(txn);
+    store_txn_abort(store, txn);
 
 out:
     cJSON_Delete(root);

@@ -105,22 +105,61 @@ enrich_status store_map_mdb_write(int rc, char *errmsg, const char *what)
 /* Transactions and map size                                         */
 /* ---------------------------------------------------------------- */
 
+void store_txn_hold(enrich_store *s)
+{
+    pthread_rwlock_rdlock(&s->map_lock);
+}
+
+void store_txn_release(enrich_store *s)
+{
+    pthread_rwlock_unlock(&s->map_lock);
+}
+
+void store_txn_abort(enrich_store *s, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    store_txn_release(s);
+}
+
+int store_txn_commit(enrich_store *s, MDB_txn *txn)
+{
+    int rc = mdb_txn_commit(txn);
+    store_txn_release(s);
+    return rc;
+}
+
+/* Resize the map with no transaction of this process active. */
+static int set_mapsize_exclusive(enrich_store *s, size_t size)
+{
+    pthread_rwlock_wrlock(&s->map_lock);
+    int rc = mdb_env_set_mapsize(s->env, size);
+    pthread_rwlock_unlock(&s->map_lock);
+    return rc;
+}
+
+/* Begins a txn holding map_lock for reading; on failure the lock is not
+ * held. */
 static enrich_status txn_begin(enrich_store *s, unsigned flags, MDB_txn **txn, char *errmsg)
 {
     int rc = MDB_SUCCESS;
+    store_txn_hold(s);
     for (int i = 0; i < STORE_RESIZE_RETRIES; i++) {
         rc = mdb_txn_begin(s->env, NULL, flags, txn);
         if (rc != MDB_MAP_RESIZED)
             break;
-        /* Another process grew the map past ours: adopt its size. Size 0
-         * means "the size recorded in the file". */
-        int rs = mdb_env_set_mapsize(s->env, 0);
+        /* Another process grew the map past ours: adopt its size (0 means
+         * "the size recorded in the file"), which needs every transaction
+         * of this process out of the way. */
+        store_txn_release(s);
+        int rs = set_mapsize_exclusive(s, 0);
+        store_txn_hold(s);
         if (rs != MDB_SUCCESS) {
             rc = rs;
             break;
         }
     }
     if (rc != MDB_SUCCESS) {
+        store_txn_release(s);
         *txn = NULL;
         return map_mdb(rc, errmsg, (flags & MDB_RDONLY) ? "begin read transaction"
                                                         : "begin write transaction",
@@ -165,7 +204,7 @@ enrich_status store_grow_map(enrich_store *s, size_t at_least)
     if (cur + at_least > want)
         want = cur + at_least;
     want = round_up(want, st.ms_psize);
-    rc = mdb_env_set_mapsize(s->env, want);
+    rc = set_mapsize_exclusive(s, want);
     if (rc != MDB_SUCCESS) {
         enrich_status e = map_mdb(rc, s->errmsg, "grow map", true);
         return e;
@@ -295,7 +334,7 @@ enrich_status store_table_warm(enrich_store *s, const char *table, MDB_dbi *dbi)
         return st;
     int rc = dbi_open_locked(t2, table, 0, dbi);
     if (rc != MDB_SUCCESS) {
-        mdb_txn_abort(t2);
+        store_txn_abort(s, t2);
         if (rc == MDB_NOTFOUND) {
             errmsg_set(s->errmsg, "no table '%s' in %s", table, s->path);
             return ENRICH_E_NO_TABLE;
@@ -303,7 +342,7 @@ enrich_status store_table_warm(enrich_store *s, const char *table, MDB_dbi *dbi)
         return map_mdb(rc, s->errmsg, "open table", false);
     }
     pthread_mutex_lock(&dbi_lock); /* commit publishes the handle to the env */
-    rc = mdb_txn_commit(t2);
+    rc = store_txn_commit(s, t2);
     pthread_mutex_unlock(&dbi_lock);
     if (rc != MDB_SUCCESS)
         return map_mdb(rc, s->errmsg, "open table", false);
@@ -446,18 +485,18 @@ static enrich_status meta_init(enrich_store *s)
         return st;
     int rc = dbi_open_locked(txn, STORE_META_DB, ro ? 0 : MDB_CREATE, &s->meta);
     if (rc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
+        store_txn_abort(s, txn);
         errmsg_set(err, "%s: an LMDB environment but not a libenrich store (no %s)", s->path,
                    STORE_META_DB);
         return ENRICH_E_NOT_STORE;
     }
     if (rc == MDB_INCOMPATIBLE) {
-        mdb_txn_abort(txn);
+        store_txn_abort(s, txn);
         errmsg_set(err, "%s: %s is not a database", s->path, STORE_META_DB);
         return ENRICH_E_NOT_STORE;
     }
     if (rc != MDB_SUCCESS) {
-        mdb_txn_abort(txn);
+        store_txn_abort(s, txn);
         return map_mdb(rc, err, "open store metadata", !ro);
     }
     MDB_val k = {sizeof STORE_META_FORMAT_KEY - 1, (void *)STORE_META_FORMAT_KEY}, v;
@@ -470,24 +509,24 @@ static enrich_status meta_init(enrich_store *s)
         v.mv_size = (size_t)wn;
         rc = mdb_put(txn, s->meta, &k, &v, 0);
     } else if (rc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
+        store_txn_abort(s, txn);
         errmsg_set(err, "%s: store has no format record", s->path);
         return ENRICH_E_NOT_STORE;
     } else if (rc == MDB_SUCCESS &&
                (v.mv_size != (size_t)wn || memcmp(v.mv_data, want, (size_t)wn) != 0)) {
         int n = v.mv_size > 32 ? 32 : (int)v.mv_size;
-        mdb_txn_abort(txn);
+        store_txn_abort(s, txn);
         errmsg_set(err, "%s: store format '%.*s' is not supported (this version reads %s)",
                    s->path, n, (const char *)v.mv_data, want);
         return ENRICH_E_NOT_STORE;
     }
     if (rc != MDB_SUCCESS) {
-        mdb_txn_abort(txn);
+        store_txn_abort(s, txn);
         return map_mdb(rc, err, "initialise store metadata", !ro);
     }
     /* Commit even a read txn: that keeps the meta DBI handle open in the
      * env for every later transaction (an abort would close it). */
-    rc = mdb_txn_commit(txn);
+    rc = store_txn_commit(s, txn);
     if (rc != MDB_SUCCESS)
         return map_mdb(rc, err, "commit store metadata", !ro);
     return ENRICH_OK;
@@ -529,6 +568,10 @@ enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store *
     enrich_store *s = calloc(1, sizeof *s);
     if (!s)
         return ENRICH_E_NOMEM;
+    if (pthread_rwlock_init(&s->map_lock, NULL) != 0) {
+        free(s);
+        return ENRICH_E_NOMEM;
+    }
     s->flags = flags;
     s->path = strdup(path);
     char *lock_path = NULL;
@@ -537,6 +580,7 @@ enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store *
      * future open-errmsg API can show it. */
     char *err = s->errmsg;
     enrich_status st = ENRICH_OK;
+    int os_err = 0; /* handed back in errno, as the header promises */
     if (!s->path) {
         st = ENRICH_E_NOMEM;
         goto fail;
@@ -549,6 +593,7 @@ enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store *
         s->is_dir = false; /* a new store is always a single file */
     } else {
         int e = errno;
+        os_err = e;
         errmsg_set(err, "%s: %s", path, strerror(e));
         st = e == ENOMEM ? ENRICH_E_NOMEM : ENRICH_E_IO;
         goto fail;
@@ -568,6 +613,7 @@ enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store *
          * missing store is the caller's mistake, so say so. */
         errmsg_set(err, "%s: %s", data_path, strerror(dst_errno));
         free(data_path);
+        os_err = dst_errno;
         st = ENRICH_E_IO;
         goto fail;
     }
@@ -614,6 +660,7 @@ enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store *
             errmsg_set(err, "%s: not an LMDB store (%s)", path, mdb_strerror(rc));
             st = ENRICH_E_NOT_STORE;
         } else {
+            os_err = rc > 0 ? rc : 0;
             st = map_mdb(rc, err, path, !(flags & ENRICH_STORE_RDONLY));
             if (st == ENRICH_E_READONLY)
                 st = ENRICH_E_IO; /* at open, "read-only" means no access */
@@ -648,6 +695,8 @@ enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store *
 fail:
     free(lock_path);
     enrich_store_close(s);
+    if (os_err)
+        errno = os_err;
     return st;
 }
 
@@ -657,6 +706,7 @@ void enrich_store_close(enrich_store *store)
         return;
     if (store->env)
         mdb_env_close(store->env); /* also closes every DBI handle */
+    pthread_rwlock_destroy(&store->map_lock);
     free(store->path);
     free(store);
 }

@@ -60,14 +60,14 @@ enrich_status enrich_store_define_table(enrich_store *store, const char *table,
         MDB_dbi dbi;
         st = store_define_in_txn(store, txn, table, key, true, &dbi, NULL);
         if (st != ENRICH_OK) {
-            mdb_txn_abort(txn);
+            store_txn_abort(store, txn);
             /* A full map here needs a grow like any other write. */
             if (strstr(store->errmsg, "MDB_MAP_FULL") && attempt < WRITE_RETRIES &&
                 store_grow_map(store, 0) == ENRICH_OK)
                 continue;
             return st;
         }
-        int rc = mdb_txn_commit(txn);
+        int rc = store_txn_commit(store, txn);
         if (rc == MDB_MAP_FULL && attempt < WRITE_RETRIES) {
             if ((st = store_grow_map(store, 0)) != ENRICH_OK)
                 return st;
@@ -145,15 +145,15 @@ enrich_status enrich_store_put(enrich_store *store, const char *table, const voi
         }
         table_key_free(&tk);
         if (st != ENRICH_OK) {
-            mdb_txn_abort(txn);
+            store_txn_abort(store, txn);
             break;
         }
         MDB_val k = {b.key.len, b.key.p}, v = {b.out.len, b.out.p};
         int rc = mdb_put(txn, dbi, &k, &v, 0);
         if (rc == MDB_SUCCESS)
-            rc = mdb_txn_commit(txn);
+            rc = store_txn_commit(store, txn);
         else
-            mdb_txn_abort(txn);
+            store_txn_abort(store, txn);
         if (rc == MDB_MAP_FULL && attempt < WRITE_RETRIES) {
             /* Grow by at least this item plus a few pages of B-tree splits. */
             st = store_grow_map(store, v.mv_size + k.mv_size + ((size_t)64 << 10));
@@ -222,7 +222,7 @@ enrich_status enrich_store_get(enrich_store *store, const char *table, const voi
             }
         }
     }
-    mdb_txn_abort(txn);
+    store_txn_abort(store, txn);
     return st;
 }
 
@@ -244,15 +244,15 @@ enrich_status enrich_store_delete(enrich_store *store, const char *table, const 
             return st;
         MDB_dbi dbi;
         if ((st = store_table_open(store, txn, table, &dbi, NULL)) != ENRICH_OK) {
-            mdb_txn_abort(txn);
+            store_txn_abort(store, txn);
             return st;
         }
         MDB_val k = {key_len, (void *)key};
         int rc = mdb_del(txn, dbi, &k, NULL);
         if (rc == MDB_SUCCESS)
-            rc = mdb_txn_commit(txn);
+            rc = store_txn_commit(store, txn);
         else
-            mdb_txn_abort(txn);
+            store_txn_abort(store, txn);
         /* Deleting can need pages too (copy-on-write of the path). */
         if (rc == MDB_MAP_FULL && attempt < WRITE_RETRIES) {
             if ((st = store_grow_map(store, 0)) != ENRICH_OK)
@@ -344,8 +344,11 @@ enrich_status enrich_store_copy(enrich_store *store, const char *dst_path)
     if (!step) {
         /* Compaction drops free pages and renumbers, so the copy is as small
          * as the live data allows; it runs inside one read txn, so writers
-         * may continue meanwhile. */
+         * may continue meanwhile; it is a transaction, so it holds the
+         * map lock like every other. */
+        store_txn_hold(store);
         int rc = mdb_env_copyfd2(store->env, fd, MDB_CP_COMPACT);
+        store_txn_release(store);
         if (rc != MDB_SUCCESS) {
             res = store_map_mdb(rc, store->errmsg, "copy");
             if (res == ENRICH_E_STORE)
@@ -481,7 +484,7 @@ enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
                     if (store_table_warm(store, name, &dbi) == ENRICH_OK &&
                         mdb_stat(t3, dbi, &ts) == MDB_SUCCESS)
                         items = ts.ms_entries;
-                    mdb_txn_abort(t3);
+                    store_txn_abort(store, t3);
                 }
             }
             if (!first)
@@ -506,7 +509,7 @@ enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
     }
     if (cur)
         mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    store_txn_abort(store, txn);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
         ebuf_free(&b);
         return store_map_mdb(rc, store->errmsg, "stats");

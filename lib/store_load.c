@@ -123,7 +123,7 @@ static enrich_status load_once(enrich_store *s, const char *table, const char *k
     if (st != ENRICH_OK) {
         if (strstr(s->errmsg, "MDB_MAP_FULL"))
             ss->mdb_rc = MDB_MAP_FULL;
-        mdb_txn_abort(txn);
+        store_txn_abort(s, txn);
         return st;
     }
     ss->txn = txn;
@@ -163,13 +163,13 @@ static enrich_status load_once(enrich_store *s, const char *table, const char *k
     ss->key = NULL;
     ss->txn = NULL;
     if (st != ENRICH_OK) {
-        mdb_txn_abort(txn);
+        store_txn_abort(s, txn);
         return st;
     }
     if (s->progress)
         s->progress(s->progress_user, ss->items, src_len, src_len);
     /* Durable commit (no MDB_NOSYNC): once load returns OK, it stays. */
-    int rc = mdb_txn_commit(txn);
+    int rc = store_txn_commit(s, txn);
     if (rc != MDB_SUCCESS) {
         ss->mdb_rc = rc;
         return store_map_mdb_write(rc, s->errmsg, "commit load");

@@ -4,12 +4,15 @@
 #define _GNU_SOURCE /* memmem, open_memstream */
 #include <stdbool.h>
 #include <stdio.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cJSON.h>
 
 #include "enrich/enrich.h"
+#include "internal.h"
 #include "testutil.h"
 
 static const char seed_items[] =
@@ -688,6 +691,107 @@ START_TEST(enrich_defaults_keep_their_number_text)
 }
 END_TEST
 
+/* Readers in one thread, a loader growing the map in another thread of the
+ * same process: LMDB forbids resizing under a live transaction, so the
+ * store serialises resizes against batches. Every batch must succeed and
+ * see the seed items. */
+typedef struct reader_arg {
+    fixture *f;
+    enrich_ctx *ctx;
+    volatile int stop;
+    size_t batches;
+    int failures;
+} reader_arg;
+
+static void *reader_loop(void *p)
+{
+    reader_arg *a = p;
+    while (!a->stop) {
+        if (enrich_batch_run(a->ctx, ENRICH_INPUT_NDJSON, seed_events, strlen(seed_events)) != ENRICH_OK ||
+            enrich_batch_count_outcome(a->ctx, ENRICH_OUTCOME_SUCCESS) != 2)
+            a->failures++;
+        a->batches++;
+    }
+    return NULL;
+}
+
+START_TEST(enrich_batches_survive_map_growth_in_the_same_process)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    /* The loader shares the file through its own read-write handle, as a
+     * stream consumer applying updates would. */
+    enrich_store *w = NULL;
+    ck_assert_int_eq(enrich_store_open(f.path, 0, &w), ENRICH_OK);
+    reader_arg a = {&f, f.ctx, 0, 0, 0};
+    enrich_ctx *second = NULL;
+    ck_assert_int_eq(enrich_ctx_create(f.pl, &second), ENRICH_OK);
+    reader_arg b = {&f, second, 0, 0, 0};
+    pthread_t t1, t2;
+    ck_assert_int_eq(pthread_create(&t1, NULL, reader_loop, &a), 0);
+    ck_assert_int_eq(pthread_create(&t2, NULL, reader_loop, &b), 0);
+    size_t n = 40000, len = 0;
+    char *items = malloc(n * 160);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(items + len, "{\"id\":\"%zu\",\"pad\":\"%0100zu\"}\n", i, i);
+    for (int round = 0; round < 4; round++) {
+        char name[16];
+        snprintf(name, sizeof name, "bulk%d", round);
+        enrich_status rc = enrich_store_load(w, name, "id", ENRICH_LOAD_NDJSON, NULL, 0, items, len, NULL);
+        ck_assert_msg(rc == ENRICH_OK, "load: %s %s", enrich_strerror(rc), enrich_store_errmsg(w));
+    }
+    a.stop = b.stop = 1;
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    ck_assert_uint_gt(a.batches + b.batches, 10);
+    ck_assert_int_eq(a.failures, 0);
+    ck_assert_int_eq(b.failures, 0);
+    free(items);
+    enrich_ctx_free(second);
+    enrich_store_close(w);
+    fx_close(&f);
+}
+END_TEST
+
+typedef struct grow_arg {
+    enrich_store *store;
+    volatile int done;
+    enrich_status rc;
+} grow_arg;
+
+static void *grow_thread(void *p)
+{
+    grow_arg *g = p;
+    g->rc = store_grow_map(g->store, 0);
+    g->done = 1;
+    return NULL;
+}
+
+/* The exclusion itself, deterministically: a resize waits for a batch in
+ * flight (the test above can only hope to catch a bad interleaving). */
+START_TEST(enrich_map_resize_waits_for_batches_in_flight)
+{
+    fixture f = {0};
+    fx_open(&f, NULL);
+    enrich_store *w = NULL;
+    ck_assert_int_eq(enrich_store_open(f.path, 0, &w), ENRICH_OK);
+    MDB_txn *txn = NULL;
+    ck_assert_int_eq(store_read_begin(w, &txn, NULL), ENRICH_OK);
+    grow_arg g = {w, 0, -1};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, grow_thread, &g), 0);
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    ck_assert_int_eq(g.done, 0);
+    store_txn_abort(w, txn);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(g.done, 1);
+    ck_assert_int_eq(g.rc, ENRICH_OK);
+    enrich_store_close(w);
+    fx_close(&f);
+}
+END_TEST
+
 static Suite *enrich_suite(void)
 {
     Suite *s = suite_create("enrich");
@@ -706,6 +810,11 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, enrich_composite_key);
     tcase_add_test(tc, enrich_rules_errors_are_named);
     tcase_add_test(tc, enrich_defaults_keep_their_number_text);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("threads");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, enrich_batches_survive_map_growth_in_the_same_process);
+    tcase_add_test(tc, enrich_map_resize_waits_for_batches_in_flight);
     suite_add_tcase(s, tc);
     tc = tcase_create("differential");
     tcase_set_timeout(tc, 120);

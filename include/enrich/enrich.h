@@ -185,7 +185,9 @@ ENRICH_API const char *enrich_status_name(int code);
  * @param[out] out   the new store; NULL on failure (nothing to close).
  * @retval ENRICH_OK
  * @retval ENRICH_E_INVALID   NULL argument or unknown flag, or RDONLY|CREATE.
- * @retval ENRICH_E_IO        path missing (without CREATE) or not accessible.
+ * @retval ENRICH_E_IO        path missing (without CREATE) or not accessible;
+ *                            errno then holds the system error (there is no
+ *                            handle to carry a message).
  * @retval ENRICH_E_NOT_STORE the file is not an LMDB environment, or holds
  *                            a store format this version does not read.
  * @retval ENRICH_E_NOMEM
