@@ -1,5 +1,6 @@
 """The interpreter lock is released while a batch runs: two threads enrich
-in parallel faster than one thread does the same work. Run alone by meson
+in parallel faster than one thread does the same work, and Python code keeps
+running while another thread is inside a batch. Run alone by meson
 (is_parallel: false): the machine has 2 cores."""
 import hashlib
 import os
@@ -103,10 +104,48 @@ class GilTest(TempDirTestCase):
               f"{serial / (2 * n) * 1e3:.3f} ms per batch, "
               f"{serial / (2 * n * self.N_EVENTS) * 1e9:.0f} ns per event; "
               f"control (sha256) ratio {control:.2f}; {attempt + 1} rounds")
-        if ratio >= 0.8 and control >= 0.8:
+        if ratio >= 0.9 and control >= 0.9:
             self.skipTest(f"the machine is busy: even the control got ratio {control:.2f} "
                           f"(ours {ratio:.2f})")
-        self.assertLess(ratio, 0.8, "two threads were not faster: is the GIL released?")
+        # "Faster" with a margin that noise on a shared 2-core machine does
+        # not eat; the deterministic proof is test_python_runs_during_a_batch.
+        self.assertLess(ratio, 0.9, "two threads were not faster: is the GIL released?")
+
+    def test_python_runs_during_a_batch(self):
+        # While one thread is inside a long enrich call, a pure-Python thread
+        # keeps counting only if the call released the GIL. With the GIL
+        # held, the counter could advance at most one switch interval (5 ms)
+        # around the call; released, it advances for most of the call even
+        # on a busy machine.
+        big = self.batch * 400          # one call of ~200 000 events
+        ctx = self.pipeline.context()
+        box = [0]
+        done = threading.Event()
+
+        def count():
+            while not done.is_set():
+                box[0] += 1
+        t = threading.Thread(target=count)
+        t.start()
+        time.sleep(0.1)                 # the counter alone: its rate
+        t0, n0 = time.perf_counter(), box[0]
+        time.sleep(0.2)
+        rate = (box[0] - n0) / (time.perf_counter() - t0)
+        before = box[0]
+        t0 = time.perf_counter()
+        ctx.run(big)
+        call = time.perf_counter() - t0
+        during = box[0] - before
+        done.set()
+        t.join()
+        ctx.close()
+        self.assertGreater(call, 0.05, "the batch was too short to tell")
+        expected = rate * call
+        print(f"\nduring a {call:.3f} s batch Python counted {during} "
+              f"({during / expected:.0%} of its solo rate)")
+        self.assertGreater(during, 0.25 * expected,
+                           f"Python made {during} steps during a {call:.3f} s batch, "
+                           f"{expected:.0f} expected if the GIL were released")
 
     def test_per_batch_overhead(self):
         # What the binding adds around enrich_batch_run: a one-event batch
