@@ -73,10 +73,6 @@ struct enrich_ctx {};
 %apply (const void *src, size_t src_len) { (const void *key, size_t key_len) };
 %apply (void *dst, size_t dst_cap) { (char *dst, size_t dst_cap) };
 
-/* enrich_batch_error() returns a record's code as data: the call itself
- * cannot fail, so it must not go through the status typemap. */
-%apply int { enrich_status enrich_batch_error };
-
 /* Plain scalar outputs. */
 %apply size_t *OUTPUT { size_t *loaded };
 %apply int64_t *OUTPUT { int64_t *min, int64_t *max };

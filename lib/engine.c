@@ -975,7 +975,7 @@ enrich_outcome enrich_batch_outcome(const enrich_ctx *ctx, size_t i)
     return (enrich_outcome)ctx->recs[i].outcome;
 }
 
-enrich_status enrich_batch_error(const enrich_ctx *ctx, size_t i)
+int enrich_batch_error(const enrich_ctx *ctx, size_t i)
 {
     if (!ctx || i >= ctx->nrecs)
         return ENRICH_E_INVALID;

@@ -484,8 +484,9 @@ ENRICH_API enrich_outcome enrich_batch_outcome(const enrich_ctx *ctx, size_t i);
 
 /** @brief Per-record code: ENRICH_OK, or why record @p i failed
  *  (ENRICH_E_JSON, _NOT_OBJECT, _KEY_TYPE, _KEY_TOO_LONG, _CONFLICT, _DEPTH,
- *  _UTF8, _NUL, _TOO_LARGE, _STORE, _BASE64). ENRICH_E_INVALID if out of range. @since 0.1 */
-ENRICH_API enrich_status enrich_batch_error(const enrich_ctx *ctx, size_t i);
+ *  _UTF8, _NUL, _TOO_LARGE, _STORE, _BASE64): data, not a call status.
+ *  ENRICH_E_INVALID if out of range. @since 0.1 */
+ENRICH_API int enrich_batch_error(const enrich_ctx *ctx, size_t i);
 
 /** @brief Enriched JSON of record @p i, without newline. Borrowed: valid
  *  until the next enrich_batch_run/enrich_ctx_reset on @p ctx or
