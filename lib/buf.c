@@ -109,6 +109,26 @@ void ebuf_json_string(ebuf *b, const char *s, size_t n)
     b->len = (size_t)(o - b->p);
 }
 
+bool array_reserve(void *arrayp, size_t *cap, size_t need, size_t elem_size, size_t first_cap)
+{
+    if (need <= *cap)
+        return true;
+    size_t n = *cap ? *cap : first_cap;
+    while (n < need) {
+        if (n > SIZE_MAX / 2 / elem_size)
+            return false;
+        n *= 2;
+    }
+    void *old;
+    memcpy(&old, arrayp, sizeof old); /* arrayp is a T **, of any T */
+    void *p = realloc(old, n * elem_size);
+    if (!p)
+        return false;
+    memcpy(arrayp, &p, sizeof p);
+    *cap = n;
+    return true;
+}
+
 void errmsg_set(char *dst, const char *fmt, ...)
 {
     if (!dst)

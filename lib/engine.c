@@ -235,14 +235,8 @@ static bool member_is(const char *ev, const jmember *m, const char *lit, size_t 
 
 static attach *att_push(enrich_ctx *ctx)
 {
-    if (ctx->natt == ctx->att_cap) {
-        size_t cap = ctx->att_cap ? ctx->att_cap * 2 : 32;
-        attach *v = realloc(ctx->att, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        ctx->att = v;
-        ctx->att_cap = cap;
-    }
+    if (!array_reserve(&ctx->att, &ctx->att_cap, ctx->natt + 1, sizeof *ctx->att, 32))
+        return NULL;
     attach *a = &ctx->att[ctx->natt++];
     memset(a, 0, sizeof *a);
     return a;
@@ -453,14 +447,8 @@ static bool attach_defaults(enrich_ctx *ctx, const lookup *lk)
 
 static rec *rec_push(enrich_ctx *ctx)
 {
-    if (ctx->nrecs == ctx->recs_cap) {
-        size_t cap = ctx->recs_cap ? ctx->recs_cap * 2 : 256;
-        rec *v = realloc(ctx->recs, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        ctx->recs = v;
-        ctx->recs_cap = cap;
-    }
+    if (!array_reserve(&ctx->recs, &ctx->recs_cap, ctx->nrecs + 1, sizeof *ctx->recs, 256))
+        return NULL;
     rec *r = &ctx->recs[ctx->nrecs++];
     r->off = ctx->out.len;
     r->len = 0;

@@ -38,6 +38,11 @@ ENRICH_INTERNAL void ebuf_printf(ebuf *b, const char *fmt, ...)
 /* Append a JSON string literal (quotes included) for UTF-8 bytes s[0..n). */
 ENRICH_INTERNAL void ebuf_json_string(ebuf *b, const char *s, size_t n);
 
+/* Make room for `need` elements in the growable array *arrayp (a T **)
+ * of capacity *cap, doubling from first_cap. false on overflow or OOM. */
+ENRICH_INTERNAL bool array_reserve(void *arrayp, size_t *cap, size_t need, size_t elem_size,
+                                   size_t first_cap);
+
 /* Fixed-size message buffer used for errmsg of handles. */
 #define ENRICH_ERRMSG_CAP 512
 ENRICH_INTERNAL void errmsg_set(char *dst, const char *fmt, ...)
@@ -187,6 +192,16 @@ ENRICH_INTERNAL enrich_status store_table_open(enrich_store *s, MDB_txn *txn, co
                                                MDB_dbi *dbi, table_key *key);
 ENRICH_INTERNAL void table_key_free(table_key *k);
 ENRICH_INTERNAL enrich_status table_key_parse(const char *spec, table_key *out);
+/* Table names: non-empty, <= 255 bytes, not starting with "__". */
+ENRICH_INTERNAL enrich_status store_table_name_check(enrich_store *s, const char *table);
+/* Open (create) a table inside a write txn and read (write) its key. */
+ENRICH_INTERNAL enrich_status store_define_in_txn(enrich_store *s, MDB_txn *txn,
+                                                  const char *table, const char *key_spec,
+                                                  bool create, MDB_dbi *dbi, table_key *key);
+/* store_map_mdb for writes: EACCES/EROFS mean ENRICH_E_READONLY. */
+ENRICH_INTERNAL enrich_status store_map_mdb_write(int rc, char *errmsg, const char *what);
+/* Publish a table's handle to the environment (see store.c). */
+ENRICH_INTERNAL enrich_status store_table_warm(enrich_store *s, const char *table, MDB_dbi *dbi);
 /* Begin a read txn, handling MDB_MAP_RESIZED (adopt the new size, retry). */
 ENRICH_INTERNAL enrich_status store_read_begin(enrich_store *s, MDB_txn **txn, char *errmsg);
 /* Begin a write txn; ENRICH_E_READONLY on a read-only store. */

@@ -199,14 +199,8 @@ static enrich_status scan_value(scanner *sc, int depth, jtype *type, jmembers *m
 
 static bool members_push(jmembers *m, const jmember *mem)
 {
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
-        jmember *v = realloc(m->v, cap * sizeof *v);
-        if (!v)
-            return false;
-        m->v = v;
-        m->cap = cap;
-    }
+    if (!array_reserve(&m->v, &m->cap, m->n + 1, sizeof *m->v, 16))
+        return false;
     m->v[m->n++] = *mem;
     return true;
 }

@@ -26,15 +26,6 @@
  * between our attempts; a few retries are plenty. */
 #define STORE_RESIZE_RETRIES 8
 
-/* These three are shared by store_items.c and store_load.c; they belong in
- * internal.h, which this file does not own, so the declaration is repeated
- * in each user (kept identical; the definition here sees it too). */
-ENRICH_INTERNAL enrich_status store_table_name_check(enrich_store *s, const char *table);
-ENRICH_INTERNAL enrich_status store_define_in_txn(enrich_store *s, MDB_txn *txn,
-                                                  const char *table, const char *key_spec,
-                                                  bool create, MDB_dbi *dbi, table_key *key);
-ENRICH_INTERNAL enrich_status store_map_mdb_write(int rc, char *errmsg, const char *what);
-ENRICH_INTERNAL enrich_status store_table_warm(enrich_store *s, const char *table, MDB_dbi *dbi);
 
 /* LMDB forbids opening (or first-opening) DBI handles from concurrent
  * transactions of one process; a store is shared by threads, so every

@@ -11,13 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Defined in store.c; belong in internal.h (see the note there). */
-ENRICH_INTERNAL enrich_status store_table_name_check(enrich_store *s, const char *table);
-ENRICH_INTERNAL enrich_status store_define_in_txn(enrich_store *s, MDB_txn *txn,
-                                                  const char *table, const char *key_spec,
-                                                  bool create, MDB_dbi *dbi, table_key *key);
-ENRICH_INTERNAL enrich_status store_map_mdb_write(int rc, char *errmsg, const char *what);
-ENRICH_INTERNAL enrich_status store_table_warm(enrich_store *s, const char *table, MDB_dbi *dbi);
 
 /* The JSON depth limit for items written by put: the engine's default. */
 #define ITEM_MAX_DEPTH 128

@@ -9,14 +9,6 @@
 
 #include <string.h>
 
-/* Defined in store.c; belong in internal.h (see the note there). */
-ENRICH_INTERNAL enrich_status store_table_name_check(enrich_store *s, const char *table);
-ENRICH_INTERNAL enrich_status store_define_in_txn(enrich_store *s, MDB_txn *txn,
-                                                  const char *table, const char *key_spec,
-                                                  bool create, MDB_dbi *dbi, table_key *key);
-ENRICH_INTERNAL enrich_status store_map_mdb_write(int rc, char *errmsg, const char *what);
-ENRICH_INTERNAL enrich_status store_table_warm(enrich_store *s, const char *table, MDB_dbi *dbi);
-
 #define PROGRESS_EVERY 65536u
 /* Each retry grows the map by at least 3x the input (and at least doubles
  * it), so a handful of rounds covers any input that fits on disk. */
