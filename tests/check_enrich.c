@@ -15,57 +15,10 @@
 #include "internal.h"
 #include "testutil.h"
 
-static const char seed_items[] =
-    "{\"productId\":{\"S\":\"PROD-001\"},\"productName\":{\"S\":\"Smart Sensor\"},"
-    "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"49.99\"}}\n"
-    "{\"productId\":{\"S\":\"PROD-002\"},\"productName\":{\"S\":\"Temperature Monitor\"},"
-    "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"79.99\"}}\n";
-
 static const char seed_events[] =
     "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\"}\n"
     "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\"}\n"
     "{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\"}\n";
-
-/* 2024-02-01T00:00:00.000Z */
-#define FIXED_CLOCK 1706745600000LL
-
-typedef struct fixture {
-    char *dir;
-    char *path;
-    enrich_store *store;
-    enrich_pipeline *pl;
-    enrich_ctx *ctx;
-} fixture;
-
-static void fx_open(fixture *f, const char *rules)
-{
-    f->dir = tu_tmpdir();
-    f->path = tu_join(f->dir, "store.mdb");
-    enrich_store *w = NULL;
-    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_CREATE, &w), ENRICH_OK);
-    size_t n = 0;
-    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
-                                       seed_items, strlen(seed_items), &n),
-                     ENRICH_OK);
-    ck_assert_uint_eq(n, 2);
-    enrich_store_close(w);
-    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_RDONLY, &f->store), ENRICH_OK);
-    enrich_status rc = enrich_pipeline_compile(f->store, rules, rules ? strlen(rules) : 0, &f->pl);
-    ck_assert_msg(rc == ENRICH_OK, "compile: %s / %s", enrich_strerror(rc),
-                  enrich_store_errmsg(f->store));
-    ck_assert_int_eq(enrich_ctx_create(f->pl, &f->ctx), ENRICH_OK);
-    ck_assert_int_eq(enrich_ctx_set_option(f->ctx, ENRICH_OPT_CLOCK_MS, FIXED_CLOCK), ENRICH_OK);
-}
-
-static void fx_close(fixture *f)
-{
-    enrich_ctx_free(f->ctx);
-    enrich_pipeline_free(f->pl);
-    enrich_store_close(f->store);
-    tu_rmtree(f->dir);
-    free(f->path);
-    free(f->dir);
-}
 
 static cJSON *record_json(const enrich_ctx *ctx, size_t i)
 {
@@ -90,7 +43,7 @@ static int count_members(const cJSON *o, const char *name)
     return n;
 }
 
-static void run_ok(fixture *f, enrich_input in, const char *src)
+static void run_ok(tu_fixture *f, enrich_input in, const char *src)
 {
     enrich_status rc = enrich_batch_run(f->ctx, in, src, strlen(src));
     ck_assert_msg(rc == ENRICH_OK, "batch: %s (%s)", enrich_strerror(rc), enrich_ctx_errmsg(f->ctx));
@@ -100,8 +53,8 @@ static void run_ok(fixture *f, enrich_input in, const char *src)
 
 START_TEST(enrich_seed_scenario)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     run_ok(&f, ENRICH_INPUT_NDJSON, seed_events);
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
     ck_assert_uint_eq(enrich_batch_count_outcome(f.ctx, ENRICH_OUTCOME_SUCCESS), 2);
@@ -140,14 +93,14 @@ START_TEST(enrich_seed_scenario)
     size_t w;
     ck_assert_int_eq(enrich_batch_partition(f.ctx, 0, part, sizeof part, &w), ENRICH_OK);
     ck_assert_str_eq((part[w] = '\0', part), "year=2024/month=01/day=15");
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(enrich_no_key_and_bad_events_do_not_fail_the_batch)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     char longkey[700];
     memset(longkey, 'k', sizeof longkey - 1);
     longkey[sizeof longkey - 1] = '\0';
@@ -203,7 +156,7 @@ START_TEST(enrich_no_key_and_bad_events_do_not_fail_the_batch)
     ck_assert(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "productId")));
     cJSON_Delete(j);
     free(batch);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -212,8 +165,8 @@ START_TEST(enrich_existing_fields_overwrite_keep_fail)
     const char *ev = "{\"productId\":\"PROD-001\",\"price\":1,\"enrichmentStatus\":\"old\","
                      "\"enrichmentStatus\":\"dup\",\"keep\":true}";
     /* overwrite (default) */
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     run_ok(&f, ENRICH_INPUT_NDJSON, ev);
     cJSON *j = record_json(f.ctx, 0);
     ck_assert_int_eq(count_members(j, "price"), 1);
@@ -222,10 +175,10 @@ START_TEST(enrich_existing_fields_overwrite_keep_fail)
     ck_assert_str_eq(str_of(j, "enrichmentStatus"), "success");
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "keep")));
     cJSON_Delete(j);
-    fx_close(&f);
+    tu_fixture_close(&f);
 
     /* keep: the event's own price stays */
-    fx_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"on_conflict\":\"keep\"}]}");
+    tu_fixture_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"on_conflict\":\"keep\"}]}");
     run_ok(&f, ENRICH_INPUT_NDJSON, ev);
     j = record_json(f.ctx, 0);
     ck_assert_int_eq(count_members(j, "price"), 1);
@@ -233,10 +186,10 @@ START_TEST(enrich_existing_fields_overwrite_keep_fail)
     ck_assert_str_eq(str_of(j, "productName"), "Smart Sensor");
     ck_assert_int_eq(count_members(j, "enrichmentStatus"), 1);
     cJSON_Delete(j);
-    fx_close(&f);
+    tu_fixture_close(&f);
 
     /* fail: the record is an error, untouched apart from the status */
-    fx_open(&f, "{\"on_conflict\":\"fail\",\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}]}");
+    tu_fixture_open(&f, "{\"on_conflict\":\"fail\",\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}]}");
     run_ok(&f, ENRICH_INPUT_NDJSON, ev);
     ck_assert_int_eq(enrich_batch_outcome(f.ctx, 0), ENRICH_OUTCOME_ERROR);
     ck_assert_int_eq(enrich_batch_error(f.ctx, 0), ENRICH_E_CONFLICT);
@@ -246,14 +199,14 @@ START_TEST(enrich_existing_fields_overwrite_keep_fail)
     ck_assert_int_eq(count_members(j, "enrichmentStatus"), 1);
     ck_assert_str_eq(str_of(j, "enrichmentStatus"), "error");
     cJSON_Delete(j);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(enrich_rules_fields_rename_nest_defaults_words)
 {
-    fixture f = {0};
-    fx_open(&f, "{\"lookups\":[{\"key\":\"order.item.sku\",\"table\":\"products\","
+    tu_fixture f = {0};
+    tu_fixture_open(&f, "{\"lookups\":[{\"key\":\"order.item.sku\",\"table\":\"products\","
                 "\"fields\":[\"productName\",\"price\",\"absent\"],\"rename\":{\"price\":\"unitPrice\"},"
                 "\"nest\":\"product\",\"defaults\":{\"productName\":\"unknown\"}}],"
                 "\"status\":{\"field\":\"st\",\"success\":\"ok\",\"not_found\":\"miss\",\"no_key\":\"nokey\"},"
@@ -292,7 +245,7 @@ START_TEST(enrich_rules_fields_rename_nest_defaults_words)
         part[w] = '\0';
         ck_assert_str_eq(part, want[i]);
     }
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -332,8 +285,8 @@ END_TEST
 
 START_TEST(enrich_json_array_input_and_output)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     run_ok(&f, ENRICH_INPUT_JSON_ARRAY, "[{\"productId\":\"PROD-001\"}, 42 ,{\"productId\":\"x\"}]");
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
     ck_assert_int_eq(enrich_batch_error(f.ctx, 1), ENRICH_E_NOT_OBJECT);
@@ -369,14 +322,14 @@ START_TEST(enrich_json_array_input_and_output)
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
     ck_assert_int_eq(enrich_encode_json_array(f.ctx, (char[2]){0}, 2, &w), ENRICH_OK);
     ck_assert_uint_eq(w, 2);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(enrich_limits_depth_size_and_big_numbers)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_MAX_DEPTH, 3), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_MAX_DEPTH, 0), ENRICH_E_INVALID);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_MAX_RECORD_BYTES, 200), ENRICH_OK);
@@ -396,14 +349,14 @@ START_TEST(enrich_limits_depth_size_and_big_numbers)
     ck_assert_int_eq(enrich_batch_error(f.ctx, 2), ENRICH_E_TOO_LARGE);
     enrich_buf b = enrich_batch_record(f.ctx, 3);
     ck_assert_ptr_nonnull(memmem(b.ptr, b.len, "\"n\":123456789012345678901234567890", 34));
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(enrich_one_clock_read_per_batch_and_real_clock)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, -1), ENRICH_OK);
     /* 20000 events take long enough that two clock reads would differ. */
     size_t n = 20000, len = 0;
@@ -423,7 +376,7 @@ START_TEST(enrich_one_clock_read_per_batch_and_real_clock)
     }
     cJSON_Delete(first);
     free(batch);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -561,8 +514,8 @@ START_TEST(enrich_differential_splice_rebuild_oracle)
     enrich_ctx *splice = NULL, *rebuild = NULL;
     ck_assert_int_eq(enrich_ctx_create(pl, &splice), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_create(pl, &rebuild), ENRICH_OK);
-    enrich_ctx_set_option(splice, ENRICH_OPT_CLOCK_MS, FIXED_CLOCK);
-    enrich_ctx_set_option(rebuild, ENRICH_OPT_CLOCK_MS, FIXED_CLOCK);
+    enrich_ctx_set_option(splice, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+    enrich_ctx_set_option(rebuild, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
     ck_assert_int_eq(enrich_ctx_set_option(rebuild, ENRICH_OPT_FORCE_REBUILD, 1), ENRICH_OK);
 
     cJSON *events[NEVENTS];
@@ -644,8 +597,8 @@ END_TEST
 
 START_TEST(enrich_rules_errors_are_named)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     static const char *const bad[] = {
         "not json", "[]", "{\"lookups\":[]}", "{\"lookups\":[{\"table\":\"products\"}]}",
         "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"bogus\":1}]}",
@@ -669,14 +622,14 @@ START_TEST(enrich_rules_errors_are_named)
     const char missing[] = "{\"lookups\":[{\"key\":\"id\",\"table\":\"customers\"}]}";
     ck_assert_int_eq(enrich_pipeline_compile(f.store, missing, strlen(missing), &pl), ENRICH_E_NO_TABLE);
     ck_assert_ptr_null(pl);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(enrich_defaults_keep_their_number_text)
 {
-    fixture f = {0};
-    fx_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\","
+    tu_fixture f = {0};
+    tu_fixture_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\","
                 "\"defaults\":{\"big\":12345678901234567890, \"n\":{\"x\": 9007199254740993},"
                 "\"p\":1.50}}],\"timestamp\":{\"on\":\"always\"}}");
     run_ok(&f, ENRICH_INPUT_NDJSON, "{\"productId\":\"nope\"}\nnot json\n");
@@ -687,7 +640,7 @@ START_TEST(enrich_defaults_keep_their_number_text)
     cJSON *j = record_json(f.ctx, 1);
     ck_assert_str_eq(str_of(j, "enrichmentTimestamp"), "2024-02-01T00:00:00.000Z");
     cJSON_Delete(j);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -696,7 +649,7 @@ END_TEST
  * store serialises resizes against batches. Every batch must succeed and
  * see the seed items. */
 typedef struct reader_arg {
-    fixture *f;
+    tu_fixture *f;
     enrich_ctx *ctx;
     volatile int stop;
     size_t batches;
@@ -717,8 +670,8 @@ static void *reader_loop(void *p)
 
 START_TEST(enrich_batches_survive_map_growth_in_the_same_process)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     /* The loader shares the file through its own read-write handle, as a
      * stream consumer applying updates would. */
     enrich_store *w = NULL;
@@ -749,7 +702,7 @@ START_TEST(enrich_batches_survive_map_growth_in_the_same_process)
     free(items);
     enrich_ctx_free(second);
     enrich_store_close(w);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -771,8 +724,8 @@ static void *grow_thread(void *p)
  * flight (the test above can only hope to catch a bad interleaving). */
 START_TEST(enrich_map_resize_waits_for_batches_in_flight)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     enrich_store *w = NULL;
     ck_assert_int_eq(enrich_store_open(f.path, 0, &w), ENRICH_OK);
     MDB_txn *txn = NULL;
@@ -788,7 +741,7 @@ START_TEST(enrich_map_resize_waits_for_batches_in_flight)
     ck_assert_int_eq(g.done, 1);
     ck_assert_int_eq(g.rc, ENRICH_OK);
     enrich_store_close(w);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 

@@ -15,12 +15,6 @@
 #include "internal.h" /* base64_encode, to build inputs */
 #include "testutil.h"
 
-static const char seed_items[] =
-    "{\"productId\":{\"S\":\"PROD-001\"},\"productName\":{\"S\":\"Smart Sensor\"},"
-    "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"49.99\"}}\n"
-    "{\"productId\":{\"S\":\"PROD-002\"},\"productName\":{\"S\":\"Temperature Monitor\"},"
-    "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"79.99\"}}\n";
-
 static const char *const seed_ev[3] = {
     "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\"}",
     "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\"}",
@@ -44,46 +38,6 @@ static const char *const seed_seq[3] = {
     "49590338271490256608559692540925702759324208523137515618",
     "49590338271490256608559692540925702759324208523137515619",
 };
-
-/* 2024-02-01T00:00:00.000Z */
-#define FIXED_CLOCK 1706745600000LL
-
-typedef struct fixture {
-    char *dir;
-    char *path;
-    enrich_store *store;
-    enrich_pipeline *pl;
-    enrich_ctx *ctx;
-} fixture;
-
-static void fx_open(fixture *f, const char *rules)
-{
-    f->dir = tu_tmpdir();
-    f->path = tu_join(f->dir, "store.mdb");
-    enrich_store *w = NULL;
-    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_CREATE, &w), ENRICH_OK);
-    size_t n = 0;
-    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
-                                       seed_items, strlen(seed_items), &n),
-                     ENRICH_OK);
-    enrich_store_close(w);
-    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_RDONLY, &f->store), ENRICH_OK);
-    enrich_status rc = enrich_pipeline_compile(f->store, rules, rules ? strlen(rules) : 0, &f->pl);
-    ck_assert_msg(rc == ENRICH_OK, "compile: %s / %s", enrich_strerror(rc),
-                  enrich_store_errmsg(f->store));
-    ck_assert_int_eq(enrich_ctx_create(f->pl, &f->ctx), ENRICH_OK);
-    ck_assert_int_eq(enrich_ctx_set_option(f->ctx, ENRICH_OPT_CLOCK_MS, FIXED_CLOCK), ENRICH_OK);
-}
-
-static void fx_close(fixture *f)
-{
-    enrich_ctx_free(f->ctx);
-    enrich_pipeline_free(f->pl);
-    enrich_store_close(f->store);
-    tu_rmtree(f->dir);
-    free(f->path);
-    free(f->dir);
-}
 
 /* A growable string for building inputs and expectations. */
 typedef struct sb {
@@ -130,7 +84,7 @@ static void sb_b64(sb *b, const char *s, size_t n)
     free(tmp);
 }
 
-static void run_ok(fixture *f, enrich_input in, const char *src, size_t len)
+static void run_ok(tu_fixture *f, enrich_input in, const char *src, size_t len)
 {
     enrich_status rc = enrich_batch_run(f->ctx, in, src, len);
     ck_assert_msg(rc == ENRICH_OK, "batch: %s (%s)", enrich_strerror(rc), enrich_ctx_errmsg(f->ctx));
@@ -209,8 +163,8 @@ static void pipes_seed(sb *b, bool decoded)
 
 START_TEST(shapes_pipes_seed_exact)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     for (int decoded = 0; decoded < 2; decoded++) {
         sb in = {0};
         pipes_seed(&in, decoded);
@@ -244,14 +198,14 @@ START_TEST(shapes_pipes_seed_exact)
         free(want.p);
         free(in.p);
     }
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(shapes_pipes_event_id_field)
 {
-    fixture f = {0};
-    fx_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+    tu_fixture f = {0};
+    tu_fixture_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
                 "\"pipes\":{\"event_id_field\":\"eventID\"}}");
     sb in = {0};
     pipes_seed(&in, false);
@@ -290,14 +244,14 @@ START_TEST(shapes_pipes_event_id_field)
     ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_FAILED), 2);
     ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 5);
     free(in.p);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(shapes_pipes_record_policy_failure_is_one_record)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     /* \u0000 inside a decoded data object breaks only that record. */
     static const char in[] =
         "[{\"eventID\":\"a\",\"data\":{\"productId\":\"PROD-001\",\"bad\":\"x\\u0000y\"}},"
@@ -309,14 +263,14 @@ START_TEST(shapes_pipes_record_policy_failure_is_one_record)
     ck_assert_int_eq(enrich_batch_outcome(f.ctx, 1), ENRICH_OUTCOME_SUCCESS);
     assert_id(f.ctx, 1, "b");
     ck_assert_int_eq(enrich_batch_error(f.ctx, 2), ENRICH_E_NOT_OBJECT);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(shapes_pipes_fixture)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     size_t n;
     char *src = fixture_file("pipes-kinesis-enrichment-input.awsdocs.json", &n);
     run_ok(&f, ENRICH_INPUT_PIPES, src, n);
@@ -336,14 +290,14 @@ START_TEST(shapes_pipes_fixture)
     ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_KINESIS, src, n), ENRICH_E_JSON);
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
     free(src);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(shapes_pipes_response_limit)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 1023), ENRICH_E_INVALID);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 1024), ENRICH_OK);
     sb in = {0};
@@ -378,7 +332,7 @@ START_TEST(shapes_pipes_response_limit)
     free(nd.p);
     free(buf);
     free(in.p);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -419,8 +373,8 @@ static void fh_ok(sb *b, const char *id, const char *rec, const char *month, con
 
 START_TEST(shapes_firehose_seed_exact)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     sb in = {0};
     firehose_seed(&in);
     run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
@@ -460,14 +414,14 @@ START_TEST(shapes_firehose_seed_exact)
     free(got);
     free(want.p);
     free(in.p);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(shapes_firehose_drop_and_partition_keys)
 {
-    fixture f = {0};
-    fx_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+    tu_fixture f = {0};
+    tu_fixture_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
                 "\"firehose\":{\"drop\":[\"not_found\"],\"partition_keys\":[\"category\","
                 "{\"name\":\"qty\",\"path\":\"quantity\"},\"geo.region\",\"flag\",\"obj\",\"nul\","
                 "\"missing\",{\"path\":\"geo.zone\"}]}}");
@@ -526,14 +480,14 @@ START_TEST(shapes_firehose_drop_and_partition_keys)
     free(got);
     free(want.p);
     free(in.p);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(shapes_firehose_base64_error_fails_one_record)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     /* "\/" is how some serializers write '/': still base64. */
     static const char in[] =
         "{\"records\":["
@@ -572,7 +526,7 @@ START_TEST(shapes_firehose_base64_error_fails_one_record)
     }
     cJSON_Delete(j);
     free(got);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -596,8 +550,8 @@ START_TEST(shapes_firehose_fixtures)
          {"49640912821178817833517986466168945147170627572855734274000000", NULL},
          {1684864917398LL, 0}},
     };
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     for (size_t k = 0; k < sizeof fx / sizeof fx[0]; k++) {
         size_t n;
         char *src = fixture_file(fx[k].file, &n);
@@ -634,14 +588,14 @@ START_TEST(shapes_firehose_fixtures)
     run_ok(&f, ENRICH_INPUT_FIREHOSE, src, n);
     assert_record(f.ctx, 1, "{\"Hello\": \"World\",\"enrichmentStatus\":\"no_product_id\"}");
     free(src);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(shapes_firehose_response_fixture_is_refused)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     size_t n;
     char *src = fixture_file("firehose-response-NONCONFORMING.aws-lambda-go.json", &n);
     ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_FIREHOSE, src, n), ENRICH_E_JSON);
@@ -654,14 +608,14 @@ START_TEST(shapes_firehose_response_fixture_is_refused)
     ck_assert_str_eq(enrich_ctx_errmsg(f.ctx), "no \"Records\" array");
     ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_PIPES, src, n), ENRICH_E_JSON);
     free(src);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(shapes_firehose_long_record_id_and_odd_ids)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     sb id = {0};
     sb_puts(&id, "shardId-000000000002");
     while (id.len < 160 - 56 - 12)
@@ -695,7 +649,7 @@ START_TEST(shapes_firehose_long_record_id_and_odd_ids)
     free(got);
     free(in.p);
     free(id.p);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -713,8 +667,8 @@ static void firehose_many(sb *in, int n)
 
 START_TEST(shapes_firehose_response_limit)
 {
-    fixture f = {0};
-    fx_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+    tu_fixture f = {0};
+    tu_fixture_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
                 "\"firehose\":{\"drop\":[\"not_found\"]}}");
     sb in = {0};
     firehose_many(&in, 30);
@@ -795,7 +749,7 @@ START_TEST(shapes_firehose_response_limit)
     ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 67);
     ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_DROPPED), 33);
     free(in.p);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -805,8 +759,8 @@ END_TEST
 
 START_TEST(shapes_kinesis_seed_exact)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     sb in = {0};
     sb_puts(&in, "{\"Records\":[");
     static const char *const arrivals[] = {"1705314600.5", "1.7053146E9", "1705314600"};
@@ -851,7 +805,7 @@ START_TEST(shapes_kinesis_seed_exact)
     ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 0), -1);
     free(got);
     free(in.p);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -876,8 +830,8 @@ START_TEST(shapes_kinesis_fixtures)
          {"49545115243490985018280067714973144582180062593244200961", NULL},
          {1428537600000LL, 0}},
     };
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     for (size_t k = 0; k < sizeof fx / sizeof fx[0]; k++) {
         size_t n;
         char *src = fixture_file(fx[k].file, &n);
@@ -899,14 +853,14 @@ START_TEST(shapes_kinesis_fixtures)
         free(want.p);
         free(src);
     }
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(shapes_kinesis_response_limit)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     sb in = {0};
     sb_puts(&in, "{\"Records\":[");
     for (int i = 0; i < 40; i++)
@@ -919,7 +873,7 @@ START_TEST(shapes_kinesis_response_limit)
                      ENRICH_E_TOO_LARGE);
     ck_assert_uint_eq(w, 22 + 40 * 78 - 1 + 2);
     free(in.p);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -956,8 +910,8 @@ START_TEST(shapes_bad_envelopes_fail_the_batch)
         {ENRICH_INPUT_PIPES, "[{\"data\":\"e30=\"}", "input is not a JSON array (EventBridge Pipes batch)"},
         {ENRICH_INPUT_PIPES, "[nul]", "element[0] is not valid JSON"},
     };
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     /* A good batch first: a failed one must leave no results behind. */
     static const char good[] = "{\"records\":[{\"recordId\":\"a\",\"data\":\"e30=\"}]}";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -976,7 +930,7 @@ START_TEST(shapes_bad_envelopes_fail_the_batch)
     run_ok(&f, ENRICH_INPUT_PIPES, " [ ] ", 5);
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
     ck_assert_int_eq(enrich_batch_run(f.ctx, (enrich_input)6, "[]", 2), ENRICH_E_INVALID);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -990,8 +944,8 @@ START_TEST(shapes_other_fixtures_are_not_aws_batches)
         "emf-multi-value.powertools.json",
         "emf-single-metric.powertools.json",
     };
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
         size_t n;
         char *src = fixture_file(files[k], &n);
@@ -1007,7 +961,7 @@ START_TEST(shapes_other_fixtures_are_not_aws_batches)
     ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_KINESIS, src, n), ENRICH_E_JSON);
     ck_assert_str_eq(enrich_ctx_errmsg(f.ctx), "Records[0] has no \"kinesis\" object");
     free(src);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -1038,8 +992,8 @@ START_TEST(shapes_arrival_timestamps)
         {ENRICH_INPUT_FIREHOSE, "253402300800000", -1},
         {ENRICH_INPUT_KINESIS, "1480641523.477", 1480641523477LL},
     };
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sb in = {0};
         if (cases[i].in == ENRICH_INPUT_PIPES)
@@ -1067,7 +1021,7 @@ START_TEST(shapes_arrival_timestamps)
     ck_assert_int_eq(enrich_batch_result(f.ctx, 0), ENRICH_RESULT_OK);
     ck_assert_int_eq(enrich_batch_result(f.ctx, 1), ENRICH_RESULT_FAILED);
     ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 1);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -1099,8 +1053,8 @@ START_TEST(shapes_rules_errors)
         {"\"pipes\":{\"event_id\":\"x\"}", "rules: pipes: unknown member \"event_id\""},
         {"\"pipes\":{\"event_id_field\":\"\"}", "rules: event_id_field: must not be empty"},
     };
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *r = NULL;
         ck_assert_int_ge(asprintf(&r, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],%s}",
@@ -1112,14 +1066,14 @@ START_TEST(shapes_rules_errors)
         ck_assert_str_eq(enrich_store_errmsg(f.store), cases[i].msg);
         free(r);
     }
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 
 START_TEST(shapes_ctx_reuse_across_shapes)
 {
-    fixture f = {0};
-    fx_open(&f, NULL);
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
     sb fh = {0}, pp = {0};
     firehose_seed(&fh);
     pipes_seed(&pp, false);
@@ -1139,7 +1093,7 @@ START_TEST(shapes_ctx_reuse_across_shapes)
     }
     free(fh.p);
     free(pp.p);
-    fx_close(&f);
+    tu_fixture_close(&f);
 }
 END_TEST
 

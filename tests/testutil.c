@@ -177,6 +177,42 @@ int tu_run(char *const argv[], const char *in, size_t in_len,
     return 128 + WTERMSIG(status);
 }
 
+const char tu_seed_items[] =
+    "{\"productId\":{\"S\":\"PROD-001\"},\"productName\":{\"S\":\"Smart Sensor\"},"
+    "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"49.99\"}}\n"
+    "{\"productId\":{\"S\":\"PROD-002\"},\"productName\":{\"S\":\"Temperature Monitor\"},"
+    "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"79.99\"}}\n";
+
+void tu_fixture_open(tu_fixture *f, const char *rules)
+{
+    f->dir = tu_tmpdir();
+    f->path = tu_join(f->dir, "store.mdb");
+    enrich_store *w = NULL;
+    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_CREATE, &w), ENRICH_OK);
+    size_t n = 0;
+    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
+                                       tu_seed_items, strlen(tu_seed_items), &n),
+                     ENRICH_OK);
+    ck_assert_uint_eq(n, 2);
+    enrich_store_close(w);
+    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_RDONLY, &f->store), ENRICH_OK);
+    enrich_status rc = enrich_pipeline_compile(f->store, rules, rules ? strlen(rules) : 0, &f->pl);
+    ck_assert_msg(rc == ENRICH_OK, "compile: %s / %s", enrich_strerror(rc),
+                  enrich_store_errmsg(f->store));
+    ck_assert_int_eq(enrich_ctx_create(f->pl, &f->ctx), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_set_option(f->ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK), ENRICH_OK);
+}
+
+void tu_fixture_close(tu_fixture *f)
+{
+    enrich_ctx_free(f->ctx);
+    enrich_pipeline_free(f->pl);
+    enrich_store_close(f->store);
+    tu_rmtree(f->dir);
+    free(f->path);
+    free(f->dir);
+}
+
 int tu_run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);

@@ -6,6 +6,8 @@
 
 #include <check.h>
 
+#include "enrich/enrich.h"
+
 #include "test-config.h"
 
 /* A fresh empty directory under $TMPDIR; the caller frees the string.
@@ -25,6 +27,26 @@ char *tu_join(const char *a, const char *b);
  * NULL to discard). Returns the exit status (0..255), or 128+signal. */
 int tu_run(char *const argv[], const char *in, size_t in_len,
            char **out, size_t *out_len, char **err);
+
+/* The seed scenario of DESIGN.md: its two reference items, DynamoDB JSON. */
+extern const char tu_seed_items[];
+
+/* 2024-02-01T00:00:00.000Z: the fixed clock of the suites. */
+#define TU_FIXED_CLOCK 1706745600000LL
+
+/* A seed store in a fresh temp folder (table products, key productId),
+ * opened read-only, a pipeline compiled from rules (NULL: the seed's) and
+ * a ctx on the fixed clock. */
+typedef struct tu_fixture {
+    char *dir;
+    char *path;
+    enrich_store *store;
+    enrich_pipeline *pl;
+    enrich_ctx *ctx;
+} tu_fixture;
+
+void tu_fixture_open(tu_fixture *f, const char *rules);
+void tu_fixture_close(tu_fixture *f);
 
 /* Run a suite with CK_ENV and return EXIT_SUCCESS/EXIT_FAILURE. */
 int tu_run_suite(Suite *s);
