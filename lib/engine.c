@@ -124,6 +124,21 @@ enrich_status enrich_ctx_set_option(enrich_ctx *ctx, enrich_option option, int64
     return ENRICH_OK;
 }
 
+enrich_status enrich_ctx_get_option(const enrich_ctx *ctx, enrich_option option,
+                                    int64_t *value)
+{
+    if (!ctx || !value)
+        return ENRICH_E_INVALID;
+    switch (option) {
+    case ENRICH_OPT_MAX_DEPTH: *value = ctx->max_depth; return ENRICH_OK;
+    case ENRICH_OPT_MAX_RECORD_BYTES: *value = (int64_t)ctx->max_record; return ENRICH_OK;
+    case ENRICH_OPT_CLOCK_MS: *value = ctx->clock_ms; return ENRICH_OK;
+    case ENRICH_OPT_FORCE_REBUILD: *value = ctx->force_rebuild; return ENRICH_OK;
+    case ENRICH_OPT_RESPONSE_LIMIT: *value = (int64_t)ctx->resp_limit; return ENRICH_OK;
+    }
+    return ENRICH_E_INVALID;
+}
+
 /* ---------------------------------------------------------------- */
 /* Small helpers                                                     */
 /* ---------------------------------------------------------------- */

@@ -330,7 +330,15 @@ START_TEST(enrich_limits_depth_size_and_big_numbers)
 {
     tu_fixture f = {0};
     tu_fixture_open(&f, NULL);
+    int64_t v = 0;
+    ck_assert_int_eq(enrich_ctx_get_option(f.ctx, ENRICH_OPT_MAX_DEPTH, &v), ENRICH_OK);
+    ck_assert_int_eq(v, 128);
+    ck_assert_int_eq(enrich_ctx_get_option(f.ctx, ENRICH_OPT_MAX_RECORD_BYTES, &v), ENRICH_OK);
+    ck_assert_int_eq(v, (1 << 20) + 1024);
+    ck_assert_int_eq(enrich_ctx_get_option(f.ctx, (enrich_option)11, &v), ENRICH_E_INVALID);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_MAX_DEPTH, 3), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_get_option(f.ctx, ENRICH_OPT_MAX_DEPTH, &v), ENRICH_OK);
+    ck_assert_int_eq(v, 3);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_MAX_DEPTH, 0), ENRICH_E_INVALID);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_MAX_RECORD_BYTES, 200), ENRICH_OK);
     char big[400];

@@ -390,6 +390,11 @@ typedef enum enrich_option {
 ENRICH_API enrich_status enrich_ctx_set_option(enrich_ctx *ctx, enrich_option option,
                                                int64_t value);
 
+/** @brief Current value of a tunable (a new ctx holds the defaults).
+ *  @retval ENRICH_E_INVALID unknown option or NULL argument. @since 0.1 */
+ENRICH_API enrich_status enrich_ctx_get_option(const enrich_ctx *ctx, enrich_option option,
+                                               int64_t *value);
+
 /** @brief Bounds of a tunable. @retval ENRICH_E_INVALID unknown option. @since 0.1 */
 ENRICH_API enrich_status enrich_option_bounds(enrich_option option, int64_t *min,
                                               int64_t *max);
