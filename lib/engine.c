@@ -61,10 +61,9 @@ void enrich_ctx_free(enrich_ctx *ctx)
     free(ctx);
 }
 
-void enrich_ctx_reset(enrich_ctx *ctx)
+/* Forget the last batch's results; the buffers stay for the next. */
+static void results_clear(enrich_ctx *ctx)
 {
-    if (!ctx)
-        return;
     ctx->out.len = 0;
     ctx->nrecs = 0;
     memset(ctx->counts, 0, sizeof ctx->counts);
@@ -73,6 +72,13 @@ void enrich_ctx_reset(enrich_ctx *ctx)
     ctx->resp_need = 0;
     ctx->resp_too_large = false;
     memset(ctx->rcounts, 0, sizeof ctx->rcounts);
+}
+
+void enrich_ctx_reset(enrich_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    results_clear(ctx);
     if (ctx->txn) {
         /* Aborting (not just resetting) also frees the reader slot. */
         mdb_txn_abort(ctx->txn);
@@ -897,20 +903,13 @@ enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input, const void *
 {
     if (!ctx)
         return ENRICH_E_INVALID;
-    ctx->out.len = 0;
+    results_clear(ctx);
     ctx->out.oom = false;
     ctx->scratch.oom = false;
     ctx->key.oom = false;
     ctx->removed.oom = false;
-    ctx->nrecs = 0;
-    memset(ctx->counts, 0, sizeof ctx->counts);
-    ctx->ids.len = 0;
     ctx->ids.oom = false;
-    ctx->resp.len = 0;
     ctx->resp.oom = false;
-    ctx->resp_need = 0;
-    ctx->resp_too_large = false;
-    memset(ctx->rcounts, 0, sizeof ctx->rcounts);
     ctx->extra_name = NULL;
     ctx->errmsg[0] = '\0';
     if ((!src && src_len) || input < ENRICH_INPUT_NDJSON || input > ENRICH_INPUT_KINESIS) {
@@ -943,14 +942,7 @@ enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input, const void *
         if (rc == ENRICH_E_NOMEM)
             errmsg_set(ctx->errmsg, "out of memory while enriching the batch");
         /* All or nothing: a failed batch leaves no partial results. */
-        ctx->out.len = 0;
-        ctx->nrecs = 0;
-        memset(ctx->counts, 0, sizeof ctx->counts);
-        ctx->ids.len = 0;
-        ctx->resp.len = 0;
-        ctx->resp_need = 0;
-        ctx->resp_too_large = false;
-        memset(ctx->rcounts, 0, sizeof ctx->rcounts);
+        results_clear(ctx);
     }
     return rc;
 }
