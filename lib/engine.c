@@ -242,8 +242,10 @@ static const jmember *find_member(const char *s, const jmembers *ms, const rname
  * sides come from JSON text; only escapes make the bytes differ. */
 static bool member_is(const char *ev, const jmember *m, const char *lit, size_t lit_len)
 {
-    bool lit_escaped = memchr(lit, '\\', lit_len) != NULL;
-    if (!m->name_escaped && !lit_escaped)
+    /* Every literal here comes from ebuf_json_string, which escapes only
+     * '"', '\\' and control characters, none of which an unescaped name can
+     * hold: for a plain event name the bytes decide. */
+    if (!m->name_escaped)
         return m->name.len == lit_len && memcmp(ev + m->name.off, lit, lit_len) == 0;
     ebuf a = {0}, b = {0};
     jstring_decode(ev, m->name, &a);

@@ -175,6 +175,12 @@ START_TEST(enrich_existing_fields_overwrite_keep_fail)
     ck_assert_str_eq(str_of(j, "enrichmentStatus"), "success");
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "keep")));
     cJSON_Delete(j);
+    /* A member spelled with escapes is the same member. */
+    run_ok(&f, ENRICH_INPUT_NDJSON, "{\"productId\":\"PROD-002\",\"product\\u004eame\":\"old\"}");
+    j = record_json(f.ctx, 0);
+    ck_assert_int_eq(count_members(j, "productName"), 1);
+    ck_assert_str_eq(str_of(j, "productName"), "Temperature Monitor");
+    cJSON_Delete(j);
     tu_fixture_close(&f);
 
     /* keep: the event's own price stays */
