@@ -1,0 +1,3 @@
+module example.invalid/libenrich/enrich
+
+go 1.19

@@ -1,0 +1,187 @@
+package enrich
+
+import (
+	"sync"
+
+	"example.invalid/libenrich/enrich/internal/capi"
+)
+
+// Store is an open reference store (enrich_store). It is safe for use by
+// many goroutines: the pipelines made from it enrich concurrently, and
+// the store's own calls (Load, Put, Get, ...) are serialized on it, since
+// LMDB runs one writer at a time and the error detail lives on the handle.
+type Store struct {
+	mu        sync.Mutex // serializes C calls on the store handle
+	h         capi.Store // nil once closed
+	path      string
+	pipelines map[*Pipeline]struct{}
+}
+
+// Open opens the store at path (a file, or a directory holding data.mdb).
+// With ReadOnly it is an enricher's store; with Create it is created when
+// missing. Close it when done: it is not closed by the garbage collector.
+func Open(path string, flags OpenFlags) (*Store, error) {
+	var h uintptr
+	if rc := capi.Store_open(path, uint(flags), &h); rc != 0 {
+		return nil, codeErr(rc, "enrich_store_open", path)
+	}
+	return &Store{h: capi.SwigcptrStore(h), path: path, pipelines: map[*Pipeline]struct{}{}}, nil
+}
+
+// Path is the path the store was opened with.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the pipelines (and their contexts) made from the store,
+// waiting for batches in flight, then the store. Closing twice is a no-op.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.h == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	ps := make([]*Pipeline, 0, len(s.pipelines))
+	for p := range s.pipelines {
+		ps = append(ps, p)
+	}
+	s.mu.Unlock()
+	for _, p := range ps {
+		p.Close()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h != nil {
+		capi.DeleteStore(s.h)
+		s.h = nil
+	}
+	return nil
+}
+
+// call runs f on the live handle under the store's lock and turns its
+// status into an error with the store's errmsg.
+func (s *Store) call(op string, f func(h capi.Store) int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == nil {
+		return ErrClosed
+	}
+	if rc := f(s.h); rc != 0 {
+		return codeErr(rc, op, capi.Store_errmsg(s.h))
+	}
+	return nil
+}
+
+// DefineTable creates a table with its key attribute(s) ("sku" or
+// "region,sku"), or checks an existing one.
+func (s *Store) DefineTable(table, key string) error {
+	return s.call("enrich_store_define_table", func(h capi.Store) int {
+		return capi.Store_define_table(h, table, key)
+	})
+}
+
+// LoadOptions are the options of Store.Load.
+type LoadOptions struct {
+	Key      string     // key attribute(s); required for a new table, "" keeps the table's
+	Format   LoadFormat // default LoadNDJSON
+	CSVTypes string     // CSV only: "col:type,..." (string, number, boolean, json)
+	Replace  bool       // replace the table's contents instead of merging
+}
+
+// Load loads items into table in one transaction and returns how many were
+// written (and deleted, for streams). Readers see all old or all new.
+func (s *Store) Load(table string, data []byte, o LoadOptions) (int, error) {
+	f := o.Format
+	if f == 0 {
+		f = LoadNDJSON
+	}
+	var flags uint
+	if o.Replace {
+		flags |= 1
+	}
+	n := 0
+	err := s.call("enrich_store_load", func(h capi.Store) int {
+		return capi.Store_load(h, table, o.Key, capi.Enum_SS_enrich_load_format(f), o.CSVTypes, flags, data, &n)
+	})
+	return n, err
+}
+
+// Put writes one item (a JSON object holding the table's key attributes).
+func (s *Store) Put(table string, item []byte) error {
+	return s.call("enrich_store_put", func(h capi.Store) int {
+		return capi.Store_put(h, table, item)
+	})
+}
+
+// Get returns one item as compact JSON; errors.Is(err, ErrNotFound) when
+// there is none. key is the key's bytes (a string value or number text;
+// composite parts joined by one NUL byte, see Key).
+func (s *Store) Get(table string, key []byte) ([]byte, error) {
+	buf := make([]byte, 512)
+	for {
+		n := 0
+		err := s.call("enrich_store_get", func(h capi.Store) int {
+			return capi.Store_get(h, table, key, buf, &n)
+		})
+		if err == nil {
+			return buf[:n], nil
+		}
+		if !isDstSize(err) || n <= len(buf) {
+			return nil, err
+		}
+		buf = make([]byte, n)
+	}
+}
+
+// Delete removes one item; errors.Is(err, ErrNotFound) when there is none.
+func (s *Store) Delete(table string, key []byte) error {
+	return s.call("enrich_store_delete", func(h capi.Store) int {
+		return capi.Store_delete(h, table, key)
+	})
+}
+
+// Copy writes a compact single-file snapshot of the store to dstPath,
+// which must not exist.
+func (s *Store) Copy(dstPath string) error {
+	return s.call("enrich_store_copy", func(h capi.Store) int {
+		return capi.Store_copy(h, dstPath)
+	})
+}
+
+// Stats returns the store statistics as one JSON object.
+func (s *Store) Stats() ([]byte, error) {
+	buf := make([]byte, 4096)
+	for {
+		n := 0
+		err := s.call("enrich_store_stats", func(h capi.Store) int {
+			return capi.Store_stats(h, buf, &n)
+		})
+		if err == nil {
+			return buf[:n], nil
+		}
+		if !isDstSize(err) || n <= len(buf) {
+			return nil, err
+		}
+		buf = make([]byte, n)
+	}
+}
+
+// Key joins the parts of a composite key ("region,sku") the way the store
+// does: with one NUL byte between them.
+func Key(parts ...string) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	b := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+func isDstSize(err error) bool {
+	e, ok := err.(*Error)
+	return ok && e.Code == ErrDstSize.Code
+}
