@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include <lmdb.h>
 
@@ -165,8 +166,29 @@ ENRICH_INTERNAL enrich_status item_builder_finish(item_builder *b, const table_k
 #define STORE_META_DB "__enrich_meta"
 #define STORE_FORMAT_VERSION 1
 
-struct enrich_store {
+/* One LMDB environment of this process, shared by every enrich_store
+ * opened on the same file: LMDB forbids opening an environment twice in a
+ * process (its fcntl locks are per process; closing a second handle would
+ * drop the first one's lock). Registered by device and inode. */
+typedef struct store_env {
     MDB_env *env;
+    MDB_dbi meta;
+    dev_t dev;
+    ino_t ino;
+    bool rdonly;          /* opened MDB_RDONLY: cannot serve writers */
+    int refs;
+    /* Every transaction of this process holds map_lock for reading; a map
+     * resize (growth after MDB_MAP_FULL, or adopting a size another process
+     * set) holds it for writing, because LMDB forbids mdb_env_set_mapsize
+     * while any transaction of the process is active. Reader-preferring,
+     * so a thread may hold two read transactions at once. */
+    pthread_rwlock_t map_lock;
+    struct store_env *next;
+} store_env;
+
+struct enrich_store {
+    store_env *shared;
+    MDB_env *env;         /* shared->env, for brevity */
     MDB_dbi meta;
     unsigned flags;       /* ENRICH_STORE_* as opened */
     bool nolock;          /* opened without a lock file */
@@ -175,12 +197,6 @@ struct enrich_store {
     size_t max_key;       /* mdb_env_get_maxkeysize */
     enrich_progress_fn progress;
     void *progress_user;
-    /* Every transaction of this process holds map_lock for reading; a map
-     * resize (growth after MDB_MAP_FULL, or adopting a size another process
-     * set) holds it for writing, because LMDB forbids mdb_env_set_mapsize
-     * while any transaction of the process is active. Reader-preferring,
-     * so a thread may hold two read transactions at once. */
-    pthread_rwlock_t map_lock;
     char errmsg[ENRICH_ERRMSG_CAP];
 };
 

@@ -98,12 +98,12 @@ enrich_status store_map_mdb_write(int rc, char *errmsg, const char *what)
 
 void store_txn_hold(enrich_store *s)
 {
-    pthread_rwlock_rdlock(&s->map_lock);
+    pthread_rwlock_rdlock(&s->shared->map_lock);
 }
 
 void store_txn_release(enrich_store *s)
 {
-    pthread_rwlock_unlock(&s->map_lock);
+    pthread_rwlock_unlock(&s->shared->map_lock);
 }
 
 void store_txn_abort(enrich_store *s, MDB_txn *txn)
@@ -122,9 +122,9 @@ int store_txn_commit(enrich_store *s, MDB_txn *txn)
 /* Resize the map with no transaction of this process active. */
 static int set_mapsize_exclusive(enrich_store *s, size_t size)
 {
-    pthread_rwlock_wrlock(&s->map_lock);
+    pthread_rwlock_wrlock(&s->shared->map_lock);
     int rc = mdb_env_set_mapsize(s->env, size);
-    pthread_rwlock_unlock(&s->map_lock);
+    pthread_rwlock_unlock(&s->shared->map_lock);
     return rc;
 }
 
@@ -546,23 +546,66 @@ static int adjust_rw_mapsize(enrich_store *s)
     return mdb_env_set_mapsize(s->env, want);
 }
 
-enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store **out)
-{
-    if (!out)
-        return ENRICH_E_INVALID;
-    *out = NULL;
-    const unsigned known = ENRICH_STORE_RDONLY | ENRICH_STORE_CREATE | ENRICH_STORE_NOLOCK;
-    if (!path || !*path || (flags & ~known) ||
-        ((flags & ENRICH_STORE_RDONLY) && (flags & ENRICH_STORE_CREATE)))
-        return ENRICH_E_INVALID;
+/* The registry of this process's environments (see store_env). */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static store_env *registry;
 
+/* A child of fork() must not reuse its parent's environments (LMDB
+ * forbids it): it starts with an empty registry. The parent's entries are
+ * abandoned in the child, not closed: closing would touch the parent's
+ * locks. */
+static void registry_forget_in_child(void)
+{
+    registry = NULL;
+}
+
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+
+static void registry_init(void)
+{
+    pthread_atfork(NULL, NULL, registry_forget_in_child);
+}
+
+static store_env *registry_find(dev_t dev, ino_t ino)
+{
+    for (store_env *e = registry; e; e = e->next) {
+        if (e->dev == dev && e->ino == ino)
+            return e;
+    }
+    return NULL;
+}
+
+static void store_free(enrich_store *s)
+{
+    store_env *e = s->shared;
+    if (e && --e->refs == 0) {
+        for (store_env **pp = &registry; *pp; pp = &(*pp)->next) {
+            if (*pp == e) {
+                *pp = e->next;
+                break;
+            }
+        }
+        if (e->env)
+            mdb_env_close(e->env); /* also closes every DBI handle */
+        pthread_rwlock_destroy(&e->map_lock);
+        free(e);
+    }
+    free(s->path);
+    free(s);
+}
+
+/* With registry_lock held. */
+static enrich_status open_registered(const char *path, unsigned flags, enrich_store **out)
+{
     enrich_store *s = calloc(1, sizeof *s);
-    if (!s)
-        return ENRICH_E_NOMEM;
-    if (pthread_rwlock_init(&s->map_lock, NULL) != 0) {
+    store_env *shared = calloc(1, sizeof *shared);
+    if (!s || !shared || pthread_rwlock_init(&shared->map_lock, NULL) != 0) {
         free(s);
+        free(shared);
         return ENRICH_E_NOMEM;
     }
+    shared->refs = 1;
+    s->shared = shared;
     s->flags = flags;
     s->path = strdup(path);
     char *lock_path = NULL;
@@ -618,6 +661,34 @@ enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store *
         goto fail;
     }
     free(data_path);
+    if (dst_rc == 0) {
+        store_env *e = registry_find(dst.st_dev, dst.st_ino);
+        if (e && e->rdonly && !(flags & ENRICH_STORE_RDONLY)) {
+            errmsg_set(err, "%s: already open read-only in this process", path);
+            os_err = EBUSY;
+            st = ENRICH_E_INVALID;
+            goto fail;
+        }
+        if (e) {
+            /* Share the process's environment: a second env on the same
+             * file would break LMDB's per-process locks. A read-only
+             * handle on a read-write env is read-only by its flags. */
+            pthread_rwlock_destroy(&shared->map_lock);
+            free(shared);
+            e->refs++;
+            s->shared = e;
+            s->env = e->env;
+            s->meta = e->meta;
+            unsigned env_flags = 0;
+            mdb_env_get_flags(e->env, &env_flags);
+            s->nolock = env_flags & MDB_NOLOCK;
+            int ks = mdb_env_get_maxkeysize(e->env);
+            s->max_key = ks > 0 ? (size_t)ks : 511;
+            free(lock_path);
+            *out = s;
+            return ENRICH_OK;
+        }
+    }
     bool lock_existed = access(lock_path, F_OK) == 0;
 
     unsigned mdb_flags = MDB_NOTLS; /* txns may hop threads (Go), many per thread */
@@ -679,15 +750,47 @@ enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store *
     st = meta_init(s);
     if (st != ENRICH_OK)
         goto fail;
+    struct stat now;
+    int fd;
+    if (mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS || fstat(fd, &now) != 0) {
+        errmsg_set(err, "%s: cannot identify the data file", path);
+        st = ENRICH_E_IO;
+        goto fail;
+    }
+    shared->env = s->env;
+    shared->meta = s->meta;
+    shared->dev = now.st_dev;
+    shared->ino = now.st_ino;
+    shared->rdonly = flags & ENRICH_STORE_RDONLY;
+    shared->next = registry;
+    registry = shared;
     s->errmsg[0] = '\0';
     *out = s;
     return ENRICH_OK;
 
 fail:
     free(lock_path);
-    enrich_store_close(s);
+    shared->env = s->env;
+    store_free(s);
     if (os_err)
         errno = os_err;
+    return st;
+}
+
+enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store **out)
+{
+    if (!out)
+        return ENRICH_E_INVALID;
+    *out = NULL;
+    const unsigned known = ENRICH_STORE_RDONLY | ENRICH_STORE_CREATE | ENRICH_STORE_NOLOCK;
+    if (!path || !*path || (flags & ~known) ||
+        ((flags & ENRICH_STORE_RDONLY) && (flags & ENRICH_STORE_CREATE)))
+        return ENRICH_E_INVALID;
+
+    pthread_once(&registry_once, registry_init);
+    pthread_mutex_lock(&registry_lock);
+    enrich_status st = open_registered(path, flags, out);
+    pthread_mutex_unlock(&registry_lock);
     return st;
 }
 
@@ -695,11 +798,9 @@ void enrich_store_close(enrich_store *store)
 {
     if (!store)
         return;
-    if (store->env)
-        mdb_env_close(store->env); /* also closes every DBI handle */
-    pthread_rwlock_destroy(&store->map_lock);
-    free(store->path);
-    free(store);
+    pthread_mutex_lock(&registry_lock);
+    store_free(store);
+    pthread_mutex_unlock(&registry_lock);
 }
 
 const char *enrich_store_errmsg(const enrich_store *store)

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE /* memmem, open_memstream */
 #include <stdbool.h>
 #include <stdio.h>
+#include <errno.h>
 #include <pthread.h>
 #include <time.h>
 #include <stdlib.h>
@@ -662,6 +663,22 @@ END_TEST
  * same process: LMDB forbids resizing under a live transaction, so the
  * store serialises resizes against batches. Every batch must succeed and
  * see the seed items. */
+/* A loader and enrichers in one process: the read-write handle first, then
+ * the read-only one, which shares its environment (LMDB allows one
+ * environment per file per process). */
+static void open_writer_and_readers(tu_fixture *f, enrich_store **w)
+{
+    f->dir = tu_tmpdir();
+    f->path = tu_join(f->dir, "store.mdb");
+    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_CREATE, w), ENRICH_OK);
+    ck_assert_int_eq(enrich_store_load(*w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
+                                       tu_seed_items, strlen(tu_seed_items), NULL),
+                     ENRICH_OK);
+    ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_RDONLY, &f->store), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(f->store, NULL, 0, &f->pl), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_create(f->pl, &f->ctx), ENRICH_OK);
+}
+
 typedef struct reader_arg {
     tu_fixture *f;
     enrich_ctx *ctx;
@@ -685,11 +702,10 @@ static void *reader_loop(void *p)
 START_TEST(enrich_batches_survive_map_growth_in_the_same_process)
 {
     tu_fixture f = {0};
-    tu_fixture_open(&f, NULL);
-    /* The loader shares the file through its own read-write handle, as a
-     * stream consumer applying updates would. */
     enrich_store *w = NULL;
-    ck_assert_int_eq(enrich_store_open(f.path, 0, &w), ENRICH_OK);
+    /* The loader has its own read-write handle, as a stream consumer
+     * applying updates would. */
+    open_writer_and_readers(&f, &w);
     reader_arg a = {&f, f.ctx, 0, 0, 0};
     enrich_ctx *second = NULL;
     ck_assert_int_eq(enrich_ctx_create(f.pl, &second), ENRICH_OK);
@@ -739,9 +755,8 @@ static void *grow_thread(void *p)
 START_TEST(enrich_map_resize_waits_for_batches_in_flight)
 {
     tu_fixture f = {0};
-    tu_fixture_open(&f, NULL);
     enrich_store *w = NULL;
-    ck_assert_int_eq(enrich_store_open(f.path, 0, &w), ENRICH_OK);
+    open_writer_and_readers(&f, &w);
     MDB_txn *txn = NULL;
     ck_assert_int_eq(store_read_begin(w, &txn, NULL), ENRICH_OK);
     grow_arg g = {w, 0, -1};
@@ -755,6 +770,28 @@ START_TEST(enrich_map_resize_waits_for_batches_in_flight)
     ck_assert_int_eq(g.done, 1);
     ck_assert_int_eq(g.rc, ENRICH_OK);
     enrich_store_close(w);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* One environment per file per process: handles share it. */
+START_TEST(enrich_store_handles_share_one_environment)
+{
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
+    enrich_store *again = NULL;
+    ck_assert_int_eq(enrich_store_open(f.path, ENRICH_STORE_RDONLY, &again), ENRICH_OK);
+    ck_assert_ptr_eq(again->env, f.store->env);
+    /* A read-write handle cannot share a read-only environment. */
+    enrich_store *w = (enrich_store *)&f;
+    errno = 0;
+    ck_assert_int_eq(enrich_store_open(f.path, 0, &w), ENRICH_E_INVALID);
+    ck_assert_ptr_null(w);
+    ck_assert_int_eq(errno, EBUSY);
+    /* Closing one handle leaves the other working. */
+    enrich_store_close(again);
+    run_ok(&f, ENRICH_INPUT_NDJSON, seed_events);
+    ck_assert_uint_eq(enrich_batch_count_outcome(f.ctx, ENRICH_OUTCOME_SUCCESS), 2);
     tu_fixture_close(&f);
 }
 END_TEST
@@ -782,6 +819,7 @@ static Suite *enrich_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, enrich_batches_survive_map_growth_in_the_same_process);
     tcase_add_test(tc, enrich_map_resize_waits_for_batches_in_flight);
+    tcase_add_test(tc, enrich_store_handles_share_one_environment);
     suite_add_tcase(s, tc);
     tc = tcase_create("differential");
     tcase_set_timeout(tc, 120);

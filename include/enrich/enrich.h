@@ -42,7 +42,12 @@
  *    at once. Writes (load, put, delete, copy) are serialized by LMDB; run
  *    them from one thread.
  *  - Processes: do not use a store handle in a child after fork(); open a
- *    new one in the child.
+ *    new one in the child (it gets its own environment).
+ *  - One environment per file per process: LMDB's locks are per process,
+ *    so handles opened on the same file share one LMDB environment (and
+ *    its map). A read-only handle may share a read-write one; a read-write
+ *    open of a file already open read-only gives ENRICH_E_INVALID (errno
+ *    EBUSY): open the writer first.
  *  - Reader slots: each ctx holds one LMDB reader slot while a batch runs
  *    (126 per store by default); #ENRICH_E_READERS_FULL means they are all
  *    taken. Slots left by killed processes are cleared at open.
@@ -184,7 +189,9 @@ ENRICH_API const char *enrich_status_name(int code);
  * @param[in]  flags ENRICH_STORE_* bits.
  * @param[out] out   the new store; NULL on failure (nothing to close).
  * @retval ENRICH_OK
- * @retval ENRICH_E_INVALID   NULL argument or unknown flag, or RDONLY|CREATE.
+ * @retval ENRICH_E_INVALID   NULL argument or unknown flag, or RDONLY|CREATE, or
+ *                            a read-write open of a file this process holds
+ *                            open read-only (errno EBUSY).
  * @retval ENRICH_E_IO        path missing (without CREATE) or not accessible;
  *                            errno then holds the system error (there is no
  *                            handle to carry a message).
