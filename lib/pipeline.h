@@ -71,6 +71,9 @@ struct enrich_pipeline {
     size_t fh_npk;
     /* "pipes": member set to each record's eventID (dec_len == 0: none). */
     rname pipes_event_id;
+    /* "validate": checks the delivery component applies (validate.c);
+     * NULL when the rule set has none. */
+    struct validator *validate;
 };
 
 #endif

@@ -6,6 +6,7 @@
 #include <cJSON.h>
 
 #include "pipeline.h"
+#include "delivery.h"
 
 /* The seed's rules, used when no rule set is given. */
 static const char default_rules[] =
@@ -393,7 +394,8 @@ static enrich_status compile_globals(compiler *c, const cJSON *root)
 {
     enrich_pipeline *p = c->p;
     static const char *const top[] = {"lookups", "status", "timestamp", "partition",
-                                      "on_conflict", "description", "firehose", "pipes", NULL};
+                                      "on_conflict", "description", "firehose", "pipes",
+                                      "validate", NULL};
     static const char *const st[] = {"field", "success", "not_found", "no_key", "error",
                                      "error_field", NULL};
     static const char *const ts[] = {"field", "on", NULL};
@@ -443,6 +445,9 @@ static enrich_status compile_globals(compiler *c, const cJSON *root)
         return rc;
     if ((rc = compile_firehose(c, cJSON_GetObjectItemCaseSensitive(root, "firehose"))) ||
         (rc = compile_pipes(c, cJSON_GetObjectItemCaseSensitive(root, "pipes"))))
+        return rc;
+    const cJSON *val = cJSON_GetObjectItemCaseSensitive(root, "validate");
+    if (val && (rc = validator_compile(val, &p->validate, c->errmsg)))
         return rc;
     return rname_set(&p->raw_field, "rawData", 7);
 }
@@ -603,5 +608,6 @@ void enrich_pipeline_free(enrich_pipeline *p)
     free(p->fh_pk_names);
     free(p->fh_pk_paths);
     rname_free(&p->pipes_event_id);
+    validator_free(p->validate);
     free(p);
 }

@@ -1,0 +1,957 @@
+/* The delivery component (lib/delivery.c): routing, buffering hints,
+ * object names, durability under SIGKILL, resumption, retries and dead
+ * letters, validation routing, metrics through the public API. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <zlib.h>
+
+#include "delivery.h"
+#include "testutil.h"
+
+/* ---- helpers --------------------------------------------------------- */
+
+typedef struct files {
+    char **v; /* paths relative to the root */
+    size_t n;
+    size_t hidden; /* dot files outside _delivery/ */
+} files;
+
+static void walk(const char *root, const char *rel, files *f)
+{
+    char *dir = rel[0] ? tu_join(root, rel) : strdup(root);
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "%s", dir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char *r = rel[0] ? tu_join(rel, e->d_name) : strdup(e->d_name);
+        char *full = tu_join(root, r);
+        struct stat st;
+        ck_assert(lstat(full, &st) == 0);
+        if (S_ISDIR(st.st_mode)) {
+            if (strcmp(r, "_delivery") != 0)
+                walk(root, r, f);
+            free(r);
+        } else if (e->d_name[0] == '.') {
+            f->hidden++;
+            free(r);
+        } else {
+            f->v = realloc(f->v, (f->n + 1) * sizeof *f->v);
+            f->v[f->n++] = r;
+        }
+        free(full);
+    }
+    closedir(d);
+    free(dir);
+}
+
+static files list(const char *root)
+{
+    files f = {0};
+    walk(root, "", &f);
+    return f;
+}
+
+static void files_free(files *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->v[i]);
+    free(f->v);
+}
+
+static size_t count_under(const files *f, const char *prefix)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++)
+        n += strncmp(f->v[i], prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+/* The whole gzip file decompressed; NULL unless it is one complete gzip
+ * stream (or several) with nothing after it. */
+static char *gunzip_all(const char *path, size_t *out_len)
+{
+    size_t n;
+    char *gz = tu_read_file(path, &n);
+    size_t cap = n * 8 + 1024, len = 0;
+    char *out = malloc(cap);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(inflateInit2(&z, 15 + 16), Z_OK);
+    z.next_in = (Bytef *)gz;
+    z.avail_in = (uInt)n;
+    int rc = Z_OK;
+    while (z.avail_in > 0 || rc != Z_STREAM_END) {
+        if (cap - len < 4096) {
+            cap *= 2;
+            out = realloc(out, cap);
+        }
+        z.next_out = (Bytef *)out + len;
+        z.avail_out = (uInt)(cap - len - 1);
+        size_t before = z.avail_out;
+        rc = inflate(&z, Z_NO_FLUSH);
+        len += before - z.avail_out;
+        if (rc == Z_STREAM_END && z.avail_in > 0) {
+            inflateReset(&z);
+            continue;
+        }
+        if (rc != Z_OK && rc != Z_STREAM_END)
+            break;
+        if (rc == Z_OK && z.avail_in == 0 && before == z.avail_out)
+            break; /* truncated */
+    }
+    inflateEnd(&z);
+    free(gz);
+    if (rc != Z_STREAM_END) {
+        free(out);
+        return NULL;
+    }
+    out[len] = '\0';
+    if (out_len)
+        *out_len = len;
+    return out;
+}
+
+static char *read_object(const char *root, const char *rel)
+{
+    char *p = tu_join(root, rel);
+    char *t = gunzip_all(p, NULL);
+    ck_assert_msg(t != NULL, "%s is not a complete gzip file", p);
+    free(p);
+    return t;
+}
+
+static size_t count_lines(const char *t)
+{
+    size_t n = 0;
+    for (; *t; t++)
+        n += *t == '\n';
+    return n;
+}
+
+/* A fake clock and sleep for the hooks. */
+typedef struct fake {
+    int64_t now;
+    int64_t slept[64];
+    size_t nslept;
+} fake;
+
+static int64_t fake_clock(void *u)
+{
+    return ((fake *)u)->now;
+}
+
+static void fake_sleep(void *u, int64_t ms)
+{
+    fake *f = u;
+    if (f->nslept < 64)
+        f->slept[f->nslept] = ms;
+    f->nslept++;
+    f->now += ms;
+}
+
+static enrich_delivery *open_dlv(tu_fixture *f, const char *root, const char *config)
+{
+    enrich_delivery *d = NULL;
+    enrich_status rc =
+        enrich_delivery_open(f->pl, root, config, config ? strlen(config) : 0, &d);
+    ck_assert_msg(rc == ENRICH_OK, "open: %s: %s", enrich_strerror(rc),
+                  enrich_store_errmsg(f->store));
+    return d;
+}
+
+static void run(tu_fixture *f, enrich_delivery *d, const char *events, uint64_t end)
+{
+    enrich_status rc = enrich_delivery_run(d, f->ctx, ENRICH_INPUT_NDJSON, events,
+                                           strlen(events), end);
+    ck_assert_msg(rc == ENRICH_OK, "run: %s: %s", enrich_strerror(rc),
+                  enrich_delivery_errmsg(d));
+}
+
+static const char seed_events[] =
+    "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\"}\n"
+    "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\"}\n"
+    "{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-16T00:00:00Z\"}\n"
+    "not json\n"
+    "{\"eventId\":\"evt-005\",\"quantity\":1}\n";
+
+/* ---- routing and naming ------------------------------------------------ */
+
+START_TEST(delivery_seed_layout_and_names)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, NULL);
+    run(&f, d, seed_events, 5);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+
+    files fl = list(root);
+    ck_assert_uint_eq(fl.hidden, 0);
+    /* 2024-01-15 (2 records), 2024-01-16 (1), the event without timestamp
+     * on the fixed clock's day (2024-02-01), the non-JSON line under
+     * error-data/processing-failed/ on that day too. */
+    ck_assert_uint_eq(fl.n, 4);
+    ck_assert_uint_eq(count_under(&fl, "enriched-data/year=2024/month=01/day=15/enrich-1-"), 1);
+    ck_assert_uint_eq(count_under(&fl, "enriched-data/year=2024/month=01/day=16/"), 1);
+    ck_assert_uint_eq(count_under(&fl, "enriched-data/year=2024/month=02/day=01/"), 1);
+    ck_assert_uint_eq(
+        count_under(&fl, "error-data/processing-failed/year=2024/month=02/day=01/"), 1);
+    for (size_t i = 0; i < fl.n; i++) {
+        const char *name = strrchr(fl.v[i], '/') + 1;
+        /* enrich-1-yyyy-MM-dd-HH-mm-ss-<uuid v4>.gz */
+        ck_assert_uint_eq(strlen(name), 9 + 19 + 1 + 36 + 3);
+        ck_assert(name[9 + 19 + 1 + 14] == '4');
+        ck_assert(strchr("89ab", name[9 + 19 + 1 + 19]) != NULL);
+        ck_assert_str_eq(name + strlen(name) - 3, ".gz");
+        char *t = read_object(root, fl.v[i]);
+        ck_assert(count_lines(t) >= 1);
+        free(t);
+    }
+    char *state_path = tu_join(root, "_delivery/enrich.state.json");
+    char *state = tu_read_file(state_path, NULL);
+    ck_assert_ptr_nonnull(strstr(state, "\"acked_offset\":5"));
+    free(state);
+    free(state_path);
+    files_free(&fl);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(delivery_open_rejects_bad_config)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    static const struct {
+        const char *config;
+        const char *msg;
+    } bad[] = {
+        {"[]", "not a JSON object"},
+        {"{\"buffer_mb\":0}", "buffer_mb"},
+        {"{\"buffer_mb\":129}", "buffer_mb"},
+        {"{\"buffer_seconds\":901}", "buffer_seconds"},
+        {"{\"gzip_level\":10}", "gzip_level"},
+        {"{\"bufer_mb\":1}", "unknown member \"bufer_mb\""},
+        {"{\"prefix\":\"../x/\"}", "must not start with '.'"},
+        {"{\"error_prefix\":\"e/!{timestamp:yyyy}/\"}", "error-output-type"},
+        {"{\"stream_name\":\"../x\"}", "stream_name"},
+        {"{\"file_extension\":\"/x\"}", "file_extension"},
+        {"{\"timestamp_source\":\"wall\"}", "timestamp_source"},
+        {"{\"partition_keys\":{\"k\":\"a\"}}", "does not use"},
+        {"{\"invalid_prefix\":\"i/!{partitionKeyFromQuery:k}/\"}", "only allowed in prefix"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        enrich_delivery *d = (enrich_delivery *)&f; /* must be reset to NULL */
+        ck_assert_int_eq(enrich_delivery_open(f.pl, root, bad[i].config, strlen(bad[i].config),
+                                              &d),
+                         ENRICH_E_INVALID);
+        ck_assert_ptr_null(d);
+        const char *msg = enrich_store_errmsg(f.store);
+        ck_assert_msg(strstr(msg, bad[i].msg) != NULL, "%s: '%s' lacks '%s'", bad[i].config,
+                      msg, bad[i].msg);
+    }
+    enrich_delivery *d = NULL;
+    ck_assert_int_eq(enrich_delivery_open(NULL, root, NULL, 0, &d), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_delivery_open(f.pl, NULL, NULL, 0, &d), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_delivery_open(f.pl, root, NULL, 0, NULL), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_delivery_close(NULL, 0), ENRICH_OK);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(delivery_one_stream_per_root_at_a_time)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *a = open_dlv(&f, root, NULL), *b = NULL;
+    ck_assert_int_eq(enrich_delivery_open(f.pl, root, NULL, 0, &b), ENRICH_E_IO);
+    ck_assert_ptr_nonnull(strstr(enrich_store_errmsg(f.store), "another delivery"));
+    /* Another stream name is another lock. */
+    const char *other = "{\"stream_name\":\"other\"}";
+    ck_assert_int_eq(enrich_delivery_open(f.pl, root, other, strlen(other), &b), ENRICH_OK);
+    enrich_delivery_close(b, 0);
+    enrich_delivery_close(a, 0);
+    b = open_dlv(&f, root, NULL);
+    enrich_delivery_close(b, 0);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* Partition keys from event fields: hostile values stay inside the root,
+ * as one escaped component each; records without the key go to the error
+ * prefix with the reason. */
+START_TEST(delivery_partition_keys_are_escaped)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    const char *config = "{\"prefix\":\"data/c=!{partitionKeyFromQuery:customer}/\","
+                         "\"partition_keys\":{\"customer\":\"customer.id\"}}";
+    enrich_delivery *d = open_dlv(&f, root, config);
+    const char *events =
+        "{\"productId\":\"PROD-001\",\"customer\":{\"id\":\"..\"}}\n"
+        "{\"productId\":\"PROD-001\",\"customer\":{\"id\":\"../../escape\"}}\n"
+        "{\"productId\":\"PROD-001\",\"customer\":{\"id\":\"/abs\"}}\n"
+        "{\"productId\":\"PROD-001\",\"customer\":{\"id\":\".hidden\"}}\n"
+        "{\"productId\":\"PROD-001\",\"customer\":{\"id\":\"\"}}\n"
+        "{\"productId\":\"PROD-001\",\"customer\":{\"id\":null}}\n"
+        "{\"productId\":\"PROD-001\",\"customer\":{\"id\":\"a\\u0001b\\nc\"}}\n"
+        "{\"productId\":\"PROD-001\",\"customer\":{\"id\":42}}\n"
+        "{\"productId\":\"PROD-001\",\"customer\":{\"id\":[1]}}\n"
+        "{\"productId\":\"PROD-001\"}\n";
+    run(&f, d, events, 10);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    files fl = list(root);
+    ck_assert_uint_eq(fl.hidden, 0);
+    static const char *const want[] = {
+        "data/c=%2E./", "data/c=%2E.%2F..%2Fescape/", "data/c=%2Fabs/", "data/c=%2Ehidden/",
+        "data/c=__HIVE_DEFAULT_PARTITION__/", "data/c=a%01b%0Ac/", "data/c=42/"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(count_under(&fl, want[i]) == 1, "%s", want[i]);
+    /* "" and null share the default partition: 2 records in one object. */
+    ck_assert_uint_eq(count_under(&fl, "data/"), 7);
+    ck_assert_uint_eq(count_under(&fl, "error-data/processing-failed/"), 1);
+    for (size_t i = 0; i < fl.n; i++) {
+        if (strncmp(fl.v[i], "error-data/", 11) != 0)
+            continue;
+        char *t = read_object(root, fl.v[i]);
+        ck_assert_uint_eq(count_lines(t), 2); /* the array id and the missing one */
+        ck_assert_ptr_nonnull(strstr(t, "\"partitionError\":\"partition key missing"));
+        free(t);
+    }
+    /* Nothing was created outside the root. */
+    char *esc = tu_join(f.dir, "escape");
+    struct stat st;
+    ck_assert(stat(esc, &st) != 0);
+    free(esc);
+    files_free(&fl);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* ---- buffering hints ------------------------------------------------ */
+
+START_TEST(delivery_buffer_size_hint)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    /* 1000 bytes: about 4 enriched seed records per object. */
+    enrich_delivery *d = open_dlv(&f, root, "{\"buffer_mb\":0.00095367431640625}");
+    char ev[256];
+    size_t total = 0;
+    for (int i = 0; i < 42; i++) {
+        snprintf(ev, sizeof ev,
+                 "{\"eventId\":\"evt-%03d\",\"productId\":\"PROD-001\",\"timestamp\":\"2024-01-15T10:00:00Z\"}\n",
+                 i);
+        run(&f, d, ev, (uint64_t)i + 1);
+    }
+    files fl = list(root);
+    ck_assert_msg(fl.n >= 8 && fl.n <= 14, "%zu objects while writing", fl.n);
+    for (size_t i = 0; i < fl.n; i++) {
+        char *t = read_object(root, fl.v[i]);
+        size_t len = strlen(t);
+        ck_assert_msg(len >= 1000 && len < 1300, "%zu bytes", len);
+        total += count_lines(t);
+        free(t);
+    }
+    files_free(&fl);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    fl = list(root);
+    size_t all = 0;
+    for (size_t i = 0; i < fl.n; i++) {
+        char *t = read_object(root, fl.v[i]);
+        all += count_lines(t);
+        free(t);
+    }
+    ck_assert_uint_eq(all, 42);
+    ck_assert(total < 42); /* the last records waited for close */
+    files_free(&fl);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(delivery_buffer_time_hint_with_injected_clock)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, "{\"buffer_seconds\":60}");
+    fake fk = {.now = 1706745600000LL};
+    delivery_test_hooks(d, fake_clock, fake_sleep, &fk);
+    run(&f, d, seed_events, 5); /* 4 partitions open at t=0 */
+    files fl = list(root);
+    ck_assert_uint_eq(fl.n, 0);
+    files_free(&fl);
+    fk.now += 59999;
+    ck_assert_int_eq(enrich_delivery_flush(d, -1), ENRICH_OK);
+    fl = list(root);
+    ck_assert_uint_eq(fl.n, 0);
+    files_free(&fl);
+    /* A write at t=30s opens a new object for day 17 only. */
+    fk.now -= 30000;
+    run(&f, d,
+        "{\"eventId\":\"x\",\"productId\":\"PROD-001\",\"timestamp\":\"2024-01-17T00:00:00Z\"}\n",
+        6);
+    fk.now += 30001; /* t = 60s: the four first objects are due */
+    ck_assert_int_eq(enrich_delivery_flush(d, -1), ENRICH_OK);
+    fl = list(root);
+    ck_assert_uint_eq(fl.n, 4);
+    files_free(&fl);
+    /* The acknowledged position stays at 5: batch 6 is still buffered. */
+    uint64_t off = 0;
+    char *sp = tu_join(root, "_delivery/enrich.state.json");
+    char *st = tu_read_file(sp, NULL);
+    ck_assert_ptr_nonnull(strstr(st, "\"acked_offset\":5,"));
+    free(st);
+    /* Explicit time: INT64_MAX publishes everything. */
+    ck_assert_int_eq(enrich_delivery_flush(d, INT64_MAX), ENRICH_OK);
+    fl = list(root);
+    ck_assert_uint_eq(fl.n, 5);
+    files_free(&fl);
+    st = tu_read_file(sp, NULL);
+    ck_assert_ptr_nonnull(strstr(st, "\"acked_offset\":6,"));
+    free(st);
+    free(sp);
+    /* Object names carry the injected clock of the object's opening. */
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    fl = list(root);
+    ck_assert_uint_eq(count_under(&fl, "enriched-data/year=2024/month=01/day=15/enrich-1-2024-02-01-00-00-00-"), 1);
+    ck_assert_uint_eq(count_under(&fl, "enriched-data/year=2024/month=01/day=17/enrich-1-2024-02-01-00-00-29-"), 1);
+    files_free(&fl);
+    d = open_dlv(&f, root, NULL);
+    ck_assert_int_eq(enrich_delivery_resume_offset(d, &off), ENRICH_OK);
+    ck_assert_uint_eq(off, 6);
+    enrich_delivery_close(d, 0);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(delivery_discard_publishes_nothing)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, NULL);
+    run(&f, d, seed_events, 5);
+    ck_assert_int_eq(enrich_delivery_close(d, ENRICH_DELIVERY_DISCARD), ENRICH_OK);
+    files fl = list(root);
+    ck_assert_uint_eq(fl.n, 0);
+    ck_assert_uint_eq(fl.hidden, 0);
+    files_free(&fl);
+    d = open_dlv(&f, root, NULL);
+    uint64_t off = 99;
+    enrich_delivery_resume_offset(d, &off);
+    ck_assert_uint_eq(off, 0);
+    enrich_delivery_close(d, 0);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* ---- validation ------------------------------------------------------- */
+
+START_TEST(delivery_invalid_records_get_their_prefix_and_reason)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+                        "\"validate\":{\"required\":[\"eventId\"],"
+                        "\"ranges\":{\"quantity\":{\"min\":1,\"max\":1000}},"
+                        "\"patterns\":{\"eventId\":\"^evt-[0-9]+$\"}}}");
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, NULL);
+    run(&f, d,
+        "{\"eventId\":\"evt-1\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:00:00Z\"}\n"
+        "{\"eventId\":\"evt-2\",\"productId\":\"PROD-001\",\"quantity\":5000,\"timestamp\":\"2024-01-15T10:00:00Z\"}\n"
+        "{\"eventId\":\"bad\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:00:00Z\"}\n"
+        "{\"productId\":\"PROD-001\",\"timestamp\":\"2024-01-15T10:00:00Z\"}\n"
+        "[1]\n",
+        5);
+    char buf[4096];
+    size_t w;
+    ck_assert_int_eq(enrich_delivery_metrics(d, ENRICH_METRICS_JSON, 0, buf, sizeof buf, &w),
+                     ENRICH_OK);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    files fl = list(root);
+    ck_assert_uint_eq(fl.n, 3);
+    for (size_t i = 0; i < fl.n; i++) {
+        char *t = read_object(root, fl.v[i]);
+        if (!strncmp(fl.v[i], "invalid-data/year=2024/month=01/day=15/", 39)) {
+            ck_assert_uint_eq(count_lines(t), 3);
+            ck_assert_ptr_nonnull(strstr(t, "\"validationError\":\"quantity: above max 1000\""));
+            ck_assert_ptr_nonnull(
+                strstr(t, "\"validationError\":\"eventId: does not match ^evt-[0-9]+$\""));
+            ck_assert_ptr_nonnull(strstr(t, "\"validationError\":\"eventId: required\""));
+            /* Each line is still one JSON object. */
+            for (char *line = t; *line;) {
+                char *nl = strchr(line, '\n');
+                cJSON *j = cJSON_ParseWithLength(line, (size_t)(nl - line));
+                ck_assert(cJSON_IsObject(j));
+                cJSON_Delete(j);
+                line = nl + 1;
+            }
+        } else if (!strncmp(fl.v[i], "enriched-data/", 14)) {
+            ck_assert_uint_eq(count_lines(t), 1);
+        } else {
+            ck_assert_msg(!strncmp(fl.v[i], "error-data/processing-failed/", 29), "%s",
+                          fl.v[i]);
+            ck_assert_ptr_nonnull(strstr(t, "ENRICH_E_NOT_OBJECT"));
+        }
+        free(t);
+    }
+    buf[w] = '\0';
+    cJSON *m = cJSON_Parse(buf);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(m, "events_in")->valueint, 5);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(m, "in_error")->valueint, 1);
+    cJSON_Delete(m);
+    files_free(&fl);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* ---- retries and dead letters ----------------------------------------- */
+
+START_TEST(delivery_backoff_is_bounded_and_seeded)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *r1 = tu_join(f.dir, "a"), *r2 = tu_join(f.dir, "b");
+    const char *cfg = "{\"retry_seed\":7,\"retry_base_ms\":10,\"retry_max_ms\":100}";
+    enrich_delivery *a = open_dlv(&f, r1, cfg);
+    enrich_delivery *b = open_dlv(&f, r2, cfg);
+    for (unsigned i = 0; i < 50; i++) {
+        int64_t x = delivery_backoff_ms(a, i);
+        ck_assert_int_eq(x, delivery_backoff_ms(b, i));
+        int64_t cap = i < 4 ? 10 << i : 100;
+        ck_assert_msg(x >= 0 && x <= cap, "attempt %u: %lld > %lld", i, (long long)x,
+                      (long long)cap);
+    }
+    enrich_delivery_close(a, 0);
+    enrich_delivery_close(b, 0);
+    free(r1);
+    free(r2);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* A write that fails twice is retried and succeeds; one that keeps failing
+ * sends its records to the dead-letter prefix with the error. */
+START_TEST(delivery_write_retries_then_dead_letters)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, "{\"max_retries\":3,\"retry_seed\":1}");
+    fake fk = {.now = 1706745600000LL};
+    delivery_test_hooks(d, fake_clock, fake_sleep, &fk);
+
+    delivery_test_fault(d, 1, 2, EIO); /* the first two write(2) calls fail */
+    run(&f, d, "{\"productId\":\"PROD-001\",\"timestamp\":\"2024-01-15T00:00:00Z\"}\n", 1);
+    ck_assert_int_eq(enrich_delivery_flush(d, INT64_MAX), ENRICH_OK);
+    ck_assert_uint_eq(fk.nslept, 2);
+    files fl = list(root);
+    ck_assert_uint_eq(fl.n, 1);
+    ck_assert_uint_eq(fl.hidden, 0);
+    files_free(&fl);
+
+    delivery_test_fault(d, 1, 4, ENOSPC); /* 1 try + 3 retries: all fail */
+    run(&f, d,
+        "{\"eventId\":\"lost?\",\"productId\":\"PROD-002\",\"timestamp\":\"2024-01-15T00:00:00Z\"}\n"
+        "{\"eventId\":\"no\",\"productId\":\"PROD-002\",\"timestamp\":\"2024-01-15T00:00:00Z\"}\n",
+        3);
+    ck_assert_int_eq(enrich_delivery_flush(d, INT64_MAX), ENRICH_OK);
+    ck_assert_uint_eq(fk.nslept, 5);
+    fl = list(root);
+    ck_assert_uint_eq(fl.n, 2);
+    ck_assert_uint_eq(count_under(&fl, "dead-letter/delivery-failed/year=2024/month=02/day=01/"), 1);
+    for (size_t i = 0; i < fl.n; i++) {
+        if (strncmp(fl.v[i], "dead-letter/", 12) != 0)
+            continue;
+        char *t = read_object(root, fl.v[i]);
+        ck_assert_uint_eq(count_lines(t), 2);
+        char *nl = strchr(t, '\n');
+        cJSON *j = cJSON_ParseWithLength(t, (size_t)(nl - t));
+        ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(j, "attemptsMade")->valueint, 4);
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(j, "errorCode")->valuestring,
+                         "ENRICH_E_IO");
+        ck_assert_ptr_nonnull(strstr(
+            cJSON_GetObjectItemCaseSensitive(j, "errorMessage")->valuestring,
+            "No space left on device"));
+        /* rawData: base64 of the enriched record. */
+        const char *raw = cJSON_GetObjectItemCaseSensitive(j, "rawData")->valuestring;
+        unsigned char dec[1024];
+        size_t dl = 0;
+        ck_assert(base64_decode(raw, strlen(raw), dec, &dl) && dl < sizeof dec);
+        dec[dl] = '\0';
+        ck_assert_ptr_nonnull(strstr((char *)dec, "\"eventId\":\"lost?\""));
+        cJSON_Delete(j);
+        free(t);
+    }
+    files_free(&fl);
+    char buf[2048];
+    size_t w;
+    ck_assert_int_eq(enrich_delivery_metrics(d, ENRICH_METRICS_JSON, ENRICH_METRICS_RESET, buf,
+                                             sizeof buf - 1, &w),
+                     ENRICH_OK);
+    buf[w] = '\0';
+    cJSON *m = cJSON_Parse(buf);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(m, "retries")->valueint, 5);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(m, "out_dead_letter")->valueint, 2);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(m, "out_data")->valueint, 1);
+    cJSON_Delete(m);
+    /* RESET zeroed the counters. */
+    ck_assert_int_eq(enrich_delivery_metrics(d, ENRICH_METRICS_JSON, 0, buf, sizeof buf - 1, &w),
+                     ENRICH_OK);
+    buf[w] = '\0';
+    ck_assert_ptr_nonnull(strstr(buf, "\"retries\":0,"));
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* When even the dead-letter write fails, the delivery stops loudly and the
+ * state keeps the last acknowledged position. */
+START_TEST(delivery_total_write_failure_is_sticky)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, "{\"max_retries\":1}");
+    fake fk = {.now = 1706745600000LL};
+    delivery_test_hooks(d, fake_clock, fake_sleep, &fk);
+    run(&f, d, seed_events, 5);
+    ck_assert_int_eq(enrich_delivery_flush(d, INT64_MAX), ENRICH_OK);
+    delivery_test_fault(d, 1, 1000000, EIO);
+    run(&f, d, "{\"productId\":\"PROD-001\"}\n", 6);
+    ck_assert_int_eq(enrich_delivery_flush(d, INT64_MAX), ENRICH_E_IO);
+    ck_assert_ptr_nonnull(strstr(enrich_delivery_errmsg(d), "dead-letter write failed"));
+    ck_assert_int_eq(enrich_delivery_run(d, f.ctx, ENRICH_INPUT_NDJSON, "{}\n", 3, 7),
+                     ENRICH_E_IO);
+    enrich_delivery_close(d, 0);
+    d = open_dlv(&f, root, NULL);
+    uint64_t off;
+    enrich_delivery_resume_offset(d, &off);
+    ck_assert_uint_eq(off, 5);
+    enrich_delivery_close(d, 0);
+    files fl = list(root);
+    ck_assert_uint_eq(fl.hidden, 0);
+    files_free(&fl);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* Reader slots full on every try: the batch's events go to the dead
+ * letters as raw lines, with the code. */
+START_TEST(delivery_run_failures_dead_letter_raw_events)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, "{\"max_retries\":2}");
+    fake fk = {.now = 1706745600000LL};
+    delivery_test_hooks(d, fake_clock, fake_sleep, &fk);
+    delivery_test_run_fault(d, 2, ENRICH_E_READERS_FULL); /* 2 failures, then fine */
+    run(&f, d, seed_events, 5);
+    ck_assert_uint_eq(fk.nslept, 2);
+    delivery_test_run_fault(d, 3, ENRICH_E_READERS_FULL);
+    run(&f, d, "{\"a\":1}\n\n{\"b\":2}\r\n", 8);
+    ck_assert_uint_eq(fk.nslept, 4);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    files fl = list(root);
+    ck_assert_uint_eq(count_under(&fl, "dead-letter/processing-failed/"), 1);
+    for (size_t i = 0; i < fl.n; i++) {
+        if (strncmp(fl.v[i], "dead-letter/", 12) != 0)
+            continue;
+        char *t = read_object(root, fl.v[i]);
+        ck_assert_uint_eq(count_lines(t), 2);
+        ck_assert_ptr_nonnull(strstr(t, "\"errorCode\":\"ENRICH_E_READERS_FULL\""));
+        ck_assert_ptr_nonnull(strstr(t, "\"rawData\":\"eyJhIjoxfQ==\"")); /* {"a":1} */
+        ck_assert_ptr_nonnull(strstr(t, "\"attemptsMade\":3"));
+        free(t);
+    }
+    files_free(&fl);
+    d = open_dlv(&f, root, NULL);
+    uint64_t off;
+    enrich_delivery_resume_offset(d, &off);
+    ck_assert_uint_eq(off, 8);
+    enrich_delivery_close(d, 0);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* ---- durability: SIGKILL at random points ------------------------------ */
+
+#define KILL_EVENTS 3000
+#define KILL_BATCH 25
+
+static void make_events(char *buf, size_t cap, int from, int to)
+{
+    size_t len = 0;
+    for (int i = from; i < to; i++)
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "{\"eventId\":\"evt-%d\",\"productId\":\"PROD-00%d\",\"quantity\":%d,"
+                                "\"timestamp\":\"2024-01-%02dT%02d:00:00Z\"}\n",
+                                i, 1 + i % 3, i % 7 + 1, 1 + i % 5, i % 24);
+}
+
+static const char kill_config[] = "{\"buffer_mb\":0.004,\"buffer_seconds\":0.05}";
+
+/* The child: open everything anew (no handle crosses fork), resume from
+ * the state and deliver the rest of the input in batches. */
+static int deliver_child(const char *store_path, const char *root)
+{
+    enrich_store *s = NULL;
+    enrich_pipeline *p = NULL;
+    enrich_ctx *c = NULL;
+    enrich_delivery *d = NULL;
+    if (enrich_store_open(store_path, ENRICH_STORE_RDONLY, &s) ||
+        enrich_pipeline_compile(s, NULL, 0, &p) || enrich_ctx_create(p, &c) ||
+        enrich_delivery_open(p, root, kill_config, strlen(kill_config), &d))
+        return 2;
+    uint64_t off = 0;
+    enrich_delivery_resume_offset(d, &off);
+    static char buf[KILL_BATCH * 200];
+    for (int i = (int)off; i < KILL_EVENTS; i += KILL_BATCH) {
+        int to = i + KILL_BATCH < KILL_EVENTS ? i + KILL_BATCH : KILL_EVENTS;
+        make_events(buf, sizeof buf, i, to);
+        if (enrich_delivery_run(d, c, ENRICH_INPUT_NDJSON, buf, strlen(buf), (uint64_t)to))
+            return 3;
+    }
+    int rc = enrich_delivery_close(d, 0) ? 4 : 0;
+    enrich_ctx_free(c);
+    enrich_pipeline_free(p);
+    enrich_store_close(s);
+    return rc;
+}
+
+START_TEST(delivery_sigkill_leaves_complete_objects_and_resumes)
+{
+    /* No handle may cross fork(): keep the seed store's path only. */
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *dir = f.dir, *path = f.path;
+    enrich_ctx_free(f.ctx);
+    enrich_pipeline_free(f.pl);
+    enrich_store_close(f.store);
+    char *root = tu_join(dir, "out");
+    bool valgrind = getenv("ENRICH_UNDER_VALGRIND") != NULL;
+    int kills = valgrind ? 2 : 12;
+    unsigned seed = (unsigned)time(NULL);
+    srand(seed);
+    int finished = 0, killed = 0;
+    for (int round = 0; round < kills + 20 && !finished; round++) {
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        ck_assert(pid >= 0);
+        if (pid == 0) {
+            int code = deliver_child(path, root);
+            /* Quiet valgrind's leak check at the child's exit. */
+            free(root);
+            free(path);
+            free(dir);
+            _exit(code);
+        }
+        if (round < kills) {
+            /* Random point: 1..150 ms in (several seconds under valgrind). */
+            long us = (long)(rand() % 150 + 1) * 1000 * (valgrind ? 20 : 1);
+            struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+            nanosleep(&ts, NULL);
+            kill(pid, SIGKILL);
+        }
+        int status = 0;
+        ck_assert(waitpid(pid, &status, 0) == pid);
+        if (WIFSIGNALED(status)) {
+            killed++;
+        } else {
+            ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                          "child exit %d (seed %u)", WEXITSTATUS(status), seed);
+            finished = round >= kills;
+        }
+        /* After every round: only complete objects are visible. */
+        files fl = list(root);
+        for (size_t i = 0; i < fl.n; i++) {
+            ck_assert_msg(strstr(fl.v[i], ".gz") != NULL, "%s", fl.v[i]);
+            char *t = read_object(root, fl.v[i]);
+            free(t);
+        }
+        files_free(&fl);
+    }
+    ck_assert_msg(finished, "the last child never completed (seed %u)", seed);
+    ck_assert(killed > 0);
+
+    /* Every event at least once; nothing but enrichment output. */
+    char *seen = calloc(KILL_EVENTS, 1);
+    size_t records = 0;
+    files fl = list(root);
+    ck_assert_uint_eq(fl.hidden, 0);
+    for (size_t i = 0; i < fl.n; i++) {
+        ck_assert_msg(!strncmp(fl.v[i], "enriched-data/year=2024/month=01/day=0", 38), "%s",
+                      fl.v[i]);
+        char *t = read_object(root, fl.v[i]);
+        for (char *p = t; (p = strstr(p, "\"eventId\":\"evt-")) != NULL; p++) {
+            int id = atoi(p + 15);
+            ck_assert(id >= 0 && id < KILL_EVENTS);
+            seen[id] = 1;
+            records++;
+        }
+        free(t);
+    }
+    for (int i = 0; i < KILL_EVENTS; i++)
+        ck_assert_msg(seen[i], "event %d lost (seed %u)", i, seed);
+    ck_assert(records >= KILL_EVENTS);
+    files_free(&fl);
+    free(seen);
+    free(root);
+    tu_rmtree(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+/* Stale temporaries of this stream are removed at open; other dot files
+ * are left alone. */
+START_TEST(delivery_open_removes_stale_temporaries)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    char *dir = tu_join(root, "enriched-data/year=2024");
+    char *cmd = malloc(strlen(dir) + 16);
+    sprintf(cmd, "mkdir -p %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    char *t1 = tu_join(dir, ".enrich-1-2024-x.gz.tmp");
+    char *t2 = tu_join(dir, ".other-1-x.gz.tmp");
+    char *t3 = tu_join(dir, ".keep");
+    tu_write_file(t1, "x", 1);
+    tu_write_file(t2, "x", 1);
+    tu_write_file(t3, "x", 1);
+    enrich_delivery *d = open_dlv(&f, root, NULL);
+    struct stat st;
+    ck_assert(stat(t1, &st) != 0);
+    ck_assert(stat(t2, &st) == 0);
+    ck_assert(stat(t3, &st) == 0);
+    enrich_delivery_close(d, 0);
+    free(t1);
+    free(t2);
+    free(t3);
+    free(cmd);
+    free(dir);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(delivery_object_callback_and_emf)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, "{\"metrics_namespace\":\"Test\",\"stream_name\":\"s1\"}");
+    enrich_delivery_set_object_callback(d, NULL, NULL);
+    run(&f, d, seed_events, 5);
+    char small[8];
+    size_t w = 0;
+    ck_assert_int_eq(enrich_delivery_metrics(d, ENRICH_METRICS_EMF, 0, small, sizeof small, &w),
+                     ENRICH_E_DST_SIZE);
+    ck_assert(w > sizeof small);
+    char *buf = malloc(w + 1);
+    ck_assert_int_eq(enrich_delivery_metrics(d, ENRICH_METRICS_EMF, 0, buf, w, &w), ENRICH_OK);
+    buf[w] = '\0';
+    cJSON *j = cJSON_Parse(buf);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(j, "DeliveryStream")->valuestring, "s1");
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(j, "EventsIn")->valueint, 5);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(j, "Batches")->valueint, 1);
+    cJSON_Delete(j);
+    free(buf);
+    ck_assert_int_eq(enrich_delivery_metrics(d, (enrich_metrics_format)9, 0, small, 8, &w),
+                     ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+static void count_objects(void *user, const char *path, size_t records, size_t bytes)
+{
+    size_t *n = user;
+    ck_assert(strstr(path, "/enriched-data/") || strstr(path, "/error-data/"));
+    ck_assert(records > 0 && bytes > 20);
+    (*n)++;
+}
+
+START_TEST(delivery_object_callback_sees_each_object)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, NULL);
+    size_t n = 0;
+    enrich_delivery_set_object_callback(d, count_objects, &n);
+    run(&f, d, seed_events, 5);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    ck_assert_uint_eq(n, 4);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+static Suite *delivery_suite(void)
+{
+    Suite *s = suite_create("delivery");
+    TCase *tc = tcase_create("routing");
+    tcase_add_test(tc, delivery_seed_layout_and_names);
+    tcase_add_test(tc, delivery_open_rejects_bad_config);
+    tcase_add_test(tc, delivery_one_stream_per_root_at_a_time);
+    tcase_add_test(tc, delivery_partition_keys_are_escaped);
+    tcase_add_test(tc, delivery_invalid_records_get_their_prefix_and_reason);
+    tcase_add_test(tc, delivery_object_callback_and_emf);
+    tcase_add_test(tc, delivery_object_callback_sees_each_object);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("buffering");
+    tcase_add_test(tc, delivery_buffer_size_hint);
+    tcase_add_test(tc, delivery_buffer_time_hint_with_injected_clock);
+    tcase_add_test(tc, delivery_discard_publishes_nothing);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("retry");
+    tcase_add_test(tc, delivery_backoff_is_bounded_and_seeded);
+    tcase_add_test(tc, delivery_write_retries_then_dead_letters);
+    tcase_add_test(tc, delivery_total_write_failure_is_sticky);
+    tcase_add_test(tc, delivery_run_failures_dead_letter_raw_events);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("durability");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, delivery_open_removes_stale_temporaries);
+    tcase_add_test(tc, delivery_sigkill_leaves_complete_objects_and_resumes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(delivery_suite());
+}
