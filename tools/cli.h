@@ -127,7 +127,11 @@ typedef struct run_opts {
     enrich_input input;         /* NDJSON (streamed) or JSON_ARRAY (whole input) */
     size_t batch;               /* lines per batch */
     size_t max_record;          /* ENRICH_OPT_MAX_RECORD_BYTES; 0 = library default */
-    const char *out_dir;        /* NULL: NDJSON on stdout */
+    const char *out_dir;        /* NULL: NDJSON on stdout; else enrich_delivery root */
+    const void *delivery;       /* delivery configuration JSON; NULL: defaults */
+    size_t delivery_len;
+    bool resume;                /* skip what the delivery state acknowledged */
+    bool metrics;               /* print delivery metrics (summary + EMF) */
     bool tee;                   /* with out_dir: NDJSON on stdout as well */
     bool have_clock;
     int64_t clock_ms;           /* ENRICH_OPT_CLOCK_MS when have_clock */
@@ -142,21 +146,6 @@ int run_sources(const char *cmd, const run_opts *opts, cli_source *sources, size
                 char ***files, size_t *nfiles);
 void run_free_files(char **files, size_t n);
 
-/* ---- outdir.c: partitioned gzip NDJSON files ------------------------ */
-
-typedef struct outdir outdir;
-
-enum { OUT_ENRICHED = 0, OUT_ERROR = 1 };
-
-/* dir is created if needed; time_ms names the run's files. */
-int outdir_open(const char *cmd, const char *dir, int64_t time_ms, outdir **out);
-/* Append one gzip member to the run's file of (kind, partition). */
-int outdir_append(outdir *od, int kind, const char *partition, const void *gz, size_t len);
-/* publish: fsync + rename every open file into place; otherwise remove the
- * temporary files. Fills files/nfiles with the published paths (may be NULL).
- * Returns CLI_EXIT_OK or CLI_EXIT_ERROR. */
-int outdir_close(outdir *od, bool publish, char ***files, size_t *nfiles);
-
 /* ---- subcommands ---------------------------------------------------- */
 
 int cmd_load(int argc, char **argv);
@@ -165,5 +154,6 @@ int cmd_run(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_ddl(int argc, char **argv);
 
 #endif

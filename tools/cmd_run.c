@@ -25,12 +25,20 @@ static const char run_help[] =
     "                        FILE is one JSON array of events, read whole)\n"
     "  -b, --batch N         events per batch (default 500); a batch also ends\n"
     "                        after about 8 MB of input\n"
-    "  -o, --out-dir DIR     write DIR/enriched-data/year=YYYY/month=MM/day=DD/\n"
-    "                        (outcomes success, not found, no key) and\n"
-    "                        DIR/error-data/year=.../ (outcome error) files named\n"
-    "                        enrich-<YYYY-mm-dd-HH-MM-SS>-<pid>-<n>.json.gz, one\n"
-    "                        per partition per run, one gzip member per batch;\n"
-    "                        stdout then stays empty unless --tee\n"
+    "  -o, --out-dir DIR     deliver like a Firehose stream (docs/delivery.md):\n"
+    "                        gzip NDJSON objects under DIR/enriched-data/year=YYYY/\n"
+    "                        month=MM/day=DD/ (success, not found, no key),\n"
+    "                        DIR/invalid-data/... (failed the rule set's\n"
+    "                        validation), DIR/error-data/processing-failed/...\n"
+    "                        (outcome error), named enrich-1-<yyyy-MM-dd-HH-mm-ss>-\n"
+    "                        <uuid>.gz; stdout then stays empty unless --tee\n"
+    "  -d, --delivery FILE   delivery configuration (JSON, docs/delivery.md):\n"
+    "                        prefixes, buffer_mb, buffer_seconds, retries ...\n"
+    "      --resume          skip the input lines (files, with --input json) that\n"
+    "                        DIR's state says were already delivered\n"
+    "      --metrics         with --out-dir: print the delivery counters and batch\n"
+    "                        latencies as a summary on stderr and as one CloudWatch\n"
+    "                        EMF line (on stdout, or on stderr with --tee)\n"
     "      --tee             with --out-dir, also write NDJSON to stdout\n"
     "      --clock TIME      fixed clock for enrichmentTimestamp and for events\n"
     "                        without a timestamp: ISO-8601 UTC such as\n"
@@ -43,6 +51,8 @@ static const char run_help[] =
     "\n"
     "Events that cannot be enriched (not JSON, not an object, bad key type ...)\n"
     "do not stop the run: they carry the error status and go to error-data/.\n"
+    "Objects are published atomically; an interrupted run can be resumed with\n"
+    "--resume on the same inputs (records may then appear twice, never lost).\n"
     "A summary (counts per outcome, files written) goes to stderr with\n"
     "--out-dir or -v.\n"
     "\n" CLI_EXIT_HELP;
@@ -58,16 +68,14 @@ typedef struct run_state {
     enrich_store *store;
     enrich_pipeline *pipeline;
     enrich_ctx *ctx;
-    outdir *od;
+    enrich_delivery *dlv;
+    uint64_t units;     /* input lines (files with --input json) consumed */
+    uint64_t skip;      /* units still to skip (--resume) */
+    char **files;       /* published objects */
+    size_t nfiles, files_cap;
     /* reused buffers */
     char *enc;
     size_t enc_cap;
-    char *gz;
-    size_t gz_cap;
-    char *group;
-    size_t group_cap;
-    size_t *keys; /* group key index per record */
-    size_t keys_cap;
     /* totals */
     size_t outcomes[4];
     size_t codes[-ENRICH_E_LAST + 2];
@@ -97,68 +105,24 @@ static int write_stdout(run_state *rs)
     return CLI_EXIT_OK;
 }
 
-/* One gzip member per (kind, partition) of the batch. */
-static int write_partitions(run_state *rs, size_t n)
+static int run_batch(run_state *rs, const char *name, const void *src, size_t len,
+                     uint64_t units)
 {
-    typedef struct {
-        int kind;
-        char part[32];
-    } gkey;
-    gkey *groups = NULL;
-    size_t ngroups = 0, gcap = 0;
-    rs->keys = grow(rs->keys, &rs->keys_cap, n, sizeof *rs->keys);
-    for (size_t i = 0; i < n; i++) {
-        gkey k;
-        memset(&k, 0, sizeof k);
-        k.kind = enrich_batch_outcome(rs->ctx, i) == ENRICH_OUTCOME_ERROR ? OUT_ERROR
-                                                                           : OUT_ENRICHED;
-        size_t w = 0;
-        enrich_status s = enrich_batch_partition(rs->ctx, i, k.part, sizeof k.part - 1, &w);
-        if (s != ENRICH_OK) {
-            free(groups);
-            return cli_fail(rs->cmd, s, "partition of record %zu: %s", i,
-                            enrich_ctx_errmsg(rs->ctx));
-        }
-        k.part[w] = '\0';
-        size_t g = 0;
-        while (g < ngroups && (groups[g].kind != k.kind || strcmp(groups[g].part, k.part) != 0))
-            g++;
-        if (g == ngroups) {
-            groups = grow(groups, &gcap, ngroups + 1, sizeof *groups);
-            groups[ngroups++] = k;
-        }
-        rs->keys[i] = g;
-    }
-    int rc = CLI_EXIT_OK;
-    for (size_t g = 0; g < ngroups && rc == CLI_EXIT_OK; g++) {
-        size_t len = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (rs->keys[i] != g)
-                continue;
-            enrich_buf r = enrich_batch_record(rs->ctx, i);
-            rs->group = grow(rs->group, &rs->group_cap, len + r.len + 1, 1);
-            memcpy(rs->group + len, r.ptr, r.len);
-            len += r.len;
-            rs->group[len++] = '\n';
-        }
-        size_t bound = enrich_gzip_bound(len), written = 0;
-        rs->gz = grow(rs->gz, &rs->gz_cap, bound, 1);
-        enrich_status s = enrich_gzip(-1, rs->gz, rs->gz_cap, rs->group, len, &written);
+    rs->units += units;
+    enrich_status s;
+    if (rs->dlv) {
+        s = enrich_delivery_run(rs->dlv, rs->ctx, rs->o->input, src, len, rs->units);
         if (s != ENRICH_OK)
-            rc = cli_fail(rs->cmd, s, "gzip");
-        else
-            rc = outdir_append(rs->od, groups[g].kind, groups[g].part, rs->gz, written);
+            return cli_fail(rs->cmd, s, "%s: %s", cli_display_name(name),
+                            s == ENRICH_E_IO || s == ENRICH_E_ZLIB || s == ENRICH_E_NOMEM
+                                ? enrich_delivery_errmsg(rs->dlv)
+                                : enrich_ctx_errmsg(rs->ctx));
+    } else {
+        s = enrich_batch_run(rs->ctx, rs->o->input, src, len);
+        if (s != ENRICH_OK)
+            return cli_fail(rs->cmd, s, "%s: %s", cli_display_name(name),
+                            enrich_ctx_errmsg(rs->ctx));
     }
-    free(groups);
-    return rc;
-}
-
-static int run_batch(run_state *rs, const char *name, const void *src, size_t len)
-{
-    enrich_status s = enrich_batch_run(rs->ctx, rs->o->input, src, len);
-    if (s != ENRICH_OK)
-        return cli_fail(rs->cmd, s, "%s: %s", cli_display_name(name),
-                        enrich_ctx_errmsg(rs->ctx));
     size_t n = enrich_batch_count(rs->ctx);
     rs->batches++;
     for (int k = 0; k < 4; k++)
@@ -172,12 +136,9 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
                 rs->codes[-ENRICH_E_LAST + 1]++;
         }
     }
-    int rc = CLI_EXIT_OK;
-    if (!rs->od || rs->o->tee)
-        rc = write_stdout(rs);
-    if (rc == CLI_EXIT_OK && rs->od && n > 0)
-        rc = write_partitions(rs, n);
-    return rc;
+    if (!rs->dlv || rs->o->tee)
+        return write_stdout(rs);
+    return CLI_EXIT_OK;
 }
 
 /* NDJSON: batches of up to N lines (or RUN_BATCH_BYTES), streamed. A line
@@ -205,8 +166,12 @@ static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *ca
         }
         if (got == 0) {
             /* A last line without '\n' is a line too. */
-            if (len > 0)
-                rc = run_batch(rs, src->name, buf, len);
+            if (len > 0 && rs->skip > 0) {
+                rs->skip--;
+                rs->units++;
+            } else if (len > 0) {
+                rc = run_batch(rs, src->name, buf, len, lines + (len > line_start));
+            }
             break;
         }
         size_t p = len, end = len + (size_t)got;
@@ -237,10 +202,19 @@ static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *ca
                 break;
             }
             /* buf[stop] is the '\n' ending a line */
+            if (rs->skip > 0) {
+                /* --resume: this line was delivered by an earlier run */
+                rs->skip--;
+                rs->units++;
+                memmove(buf + line_start, buf + stop + 1, end - stop - 1);
+                end -= stop + 1 - line_start;
+                p = line_start;
+                continue;
+            }
             lines++;
             line_start = p = stop + 1;
             if (lines >= rs->o->batch || line_start >= RUN_BATCH_BYTES) {
-                rc = run_batch(rs, src->name, buf, line_start);
+                rc = run_batch(rs, src->name, buf, line_start, lines);
                 if (rc != CLI_EXIT_OK)
                     break;
                 memmove(buf, buf + line_start, end - line_start);
@@ -277,21 +251,37 @@ static int run_json_array(run_state *rs, cli_source *src, uint8_t **bufp, size_t
             break;
         len += (size_t)got;
     }
-    if (rc == CLI_EXIT_OK)
-        rc = run_batch(rs, src->name, buf, len);
+    if (rc == CLI_EXIT_OK && rs->skip > 0) {
+        rs->skip--;
+        rs->units++;
+    } else if (rc == CLI_EXIT_OK) {
+        rc = run_batch(rs, src->name, buf, len, 1);
+    }
     *bufp = buf;
     *capp = cap;
     return rc;
 }
 
-static int64_t now_ms(void)
+static int cmp_str(const void *a, const void *b)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void print_summary(run_state *rs, char **files, size_t nfiles)
+static void on_object(void *user, const char *path, size_t records, size_t bytes)
+{
+    (void)records;
+    (void)bytes;
+    run_state *rs = user;
+    if (rs->nfiles == rs->files_cap) {
+        rs->files_cap = rs->files_cap ? rs->files_cap * 2 : 16;
+        rs->files = cli_xrealloc(rs->files, rs->files_cap * sizeof *rs->files);
+    }
+    size_t n = strlen(path) + 1;
+    rs->files[rs->nfiles] = cli_xmalloc(n);
+    memcpy(rs->files[rs->nfiles++], path, n);
+}
+
+static void print_summary(run_state *rs)
 {
     size_t total = rs->outcomes[0] + rs->outcomes[1] + rs->outcomes[2] + rs->outcomes[3];
     fprintf(stderr,
@@ -304,11 +294,56 @@ static void print_summary(run_state *rs, char **files, size_t nfiles)
         if (rs->codes[c])
             fprintf(stderr, "enrich %s:   %zu x %s\n", rs->cmd, rs->codes[c],
                     c <= -ENRICH_E_LAST ? enrich_status_name(-c) : "other");
-    if (rs->od)
-        fprintf(stderr, "enrich %s: %zu file%s written\n", rs->cmd, nfiles,
-                nfiles == 1 ? "" : "s");
-    for (size_t i = 0; i < nfiles; i++)
-        fprintf(stderr, "  %s\n", files[i]);
+    if (rs->o->out_dir)
+        fprintf(stderr, "enrich %s: %zu file%s written\n", rs->cmd, rs->nfiles,
+                rs->nfiles == 1 ? "" : "s");
+    for (size_t i = 0; i < rs->nfiles; i++)
+        fprintf(stderr, "  %s\n", rs->files[i]);
+}
+
+/* Read one number member out of the metrics JSON (the tool has no JSON
+ * parser; the library's encoding is flat and fixed). */
+static unsigned long long metric(const char *json, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *p = strstr(json, key);
+    return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+static int print_metrics(run_state *rs)
+{
+    char buf[8192];
+    size_t w = 0;
+    enrich_status s = enrich_delivery_metrics(rs->dlv, ENRICH_METRICS_JSON, 0, buf,
+                                              sizeof buf - 1, &w);
+    if (s != ENRICH_OK)
+        return cli_fail(rs->cmd, s, "metrics");
+    buf[w] = '\0';
+    const char *lat = strstr(buf, "\"batch_latency_us\"");
+    fprintf(stderr,
+            "enrich %s: metrics: %llu events in (%llu success, %llu not_found, %llu no_key, "
+            "%llu error); out: %llu delivered, %llu invalid, %llu error, %llu dead-letter; "
+            "%llu objects, %llu bytes in, %llu bytes written, %llu retries\n",
+            rs->cmd, metric(buf, "events_in"), metric(buf, "in_success"),
+            metric(buf, "in_not_found"), metric(buf, "in_no_key"), metric(buf, "in_error"),
+            metric(buf, "out_data"), metric(buf, "out_invalid"), metric(buf, "out_error"),
+            metric(buf, "out_dead_letter"), metric(buf, "objects"), metric(buf, "bytes_in"),
+            metric(buf, "bytes_out"), metric(buf, "retries"));
+    if (lat)
+        fprintf(stderr,
+                "enrich %s: metrics: batch latency (us): p50 %llu, p99 %llu, p999 %llu, "
+                "max %llu over %llu batches\n",
+                rs->cmd, metric(lat, "p50"), metric(lat, "p99"), metric(lat, "p999"),
+                metric(lat, "max"), metric(lat, "count"));
+    s = enrich_delivery_metrics(rs->dlv, ENRICH_METRICS_EMF, 0, buf, sizeof buf - 1, &w);
+    if (s != ENRICH_OK)
+        return cli_fail(rs->cmd, s, "metrics");
+    buf[w] = '\n';
+    FILE *f = rs->o->tee ? stderr : stdout;
+    if (fwrite(buf, 1, w + 1, f) != w + 1 || fflush(f) != 0)
+        return cli_fail(rs->cmd, ENRICH_E_IO, "metrics: %s", strerror(errno));
+    return CLI_EXIT_OK;
 }
 
 void run_free_files(char **files, size_t n)
@@ -347,8 +382,20 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
     if (rc == CLI_EXIT_OK && o->max_record &&
         (s = enrich_ctx_set_option(rs.ctx, ENRICH_OPT_MAX_RECORD_BYTES, (int64_t)o->max_record)))
         rc = cli_fail(cmd, s, "--max-record: %s", enrich_ctx_errmsg(rs.ctx));
-    if (rc == CLI_EXIT_OK && o->out_dir)
-        rc = outdir_open(cmd, o->out_dir, o->have_clock ? o->clock_ms : now_ms(), &rs.od);
+    if (rc == CLI_EXIT_OK && o->out_dir) {
+        s = enrich_delivery_open(rs.pipeline, o->out_dir, o->delivery, o->delivery_len, &rs.dlv);
+        if (s != ENRICH_OK)
+            rc = cli_fail(cmd, s, "%s: %s", o->out_dir, enrich_store_errmsg(rs.store));
+    }
+    if (rs.dlv) {
+        enrich_delivery_set_object_callback(rs.dlv, on_object, &rs);
+        if (o->resume)
+            enrich_delivery_resume_offset(rs.dlv, &rs.skip);
+        if (rs.skip)
+            fprintf(stderr, "enrich %s: resuming: skipping %llu %s already delivered\n", cmd,
+                    (unsigned long long)rs.skip,
+                    o->input == ENRICH_INPUT_JSON_ARRAY ? "files" : "lines");
+    }
 
     uint8_t *buf = NULL;
     size_t cap = 0;
@@ -359,28 +406,39 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
             rc = run_ndjson(&rs, &sources[i], &buf, &cap);
     }
     free(buf);
-    if (rc == CLI_EXIT_OK && (!rs.od || o->tee) && fflush(stdout) != 0)
+    if (rc == CLI_EXIT_OK && (!rs.dlv || o->tee) && fflush(stdout) != 0)
         rc = cli_fail(cmd, ENRICH_E_IO, "stdout: %s", strerror(errno));
 
-    char **files = NULL;
-    size_t nfiles = 0;
-    if (rs.od && outdir_close(rs.od, rc == CLI_EXIT_OK, &files, &nfiles) != CLI_EXIT_OK)
-        rc = CLI_EXIT_ERROR;
-    if (rs.od || o->verbose)
-        print_summary(&rs, files, nfiles);
-    if (files_out && nfiles_out) {
-        *files_out = files;
-        *nfiles_out = nfiles;
-    } else {
-        run_free_files(files, nfiles);
+    if (rs.dlv) {
+        /* A failed run publishes nothing more: what is buffered is dropped
+         * and the state keeps the last acknowledged position. */
+        if (rc == CLI_EXIT_OK && o->metrics)
+            rc = enrich_delivery_flush(rs.dlv, INT64_MAX) == ENRICH_OK
+                     ? print_metrics(&rs)
+                     : cli_fail(cmd, ENRICH_E_IO, "%s", enrich_delivery_errmsg(rs.dlv));
+        s = enrich_delivery_close(rs.dlv, rc == CLI_EXIT_OK ? 0 : ENRICH_DELIVERY_DISCARD);
+        if (s != ENRICH_OK && rc == CLI_EXIT_OK)
+            rc = cli_fail(cmd, s, "%s", o->out_dir);
+        rs.dlv = NULL;
     }
+    if (rs.nfiles > 1)
+        qsort(rs.files, rs.nfiles, sizeof *rs.files, cmp_str);
+    if (o->out_dir || o->verbose)
+        print_summary(&rs);
+    if (files_out && nfiles_out) {
+        *files_out = rs.files;
+        *nfiles_out = rs.nfiles;
+    } else {
+        run_free_files(rs.files, rs.nfiles);
+    }
+    rs.files = NULL;
+    rs.nfiles = 0;
     if (rc == CLI_EXIT_OK && rs.outcomes[ENRICH_OUTCOME_ERROR] > 0)
         rc = CLI_EXIT_RECORDS;
 done:
+    enrich_delivery_close(rs.dlv, ENRICH_DELIVERY_DISCARD);
+    run_free_files(rs.files, rs.nfiles);
     free(rs.enc);
-    free(rs.gz);
-    free(rs.group);
-    free(rs.keys);
     enrich_ctx_free(rs.ctx);
     enrich_pipeline_free(rs.pipeline);
     enrich_store_close(rs.store);
@@ -390,7 +448,7 @@ done:
 int cmd_run(int argc, char **argv)
 {
     const char *cmd = "run";
-    enum { OPT_TEE = 256, OPT_CLOCK, OPT_MAX_RECORD };
+    enum { OPT_TEE = 256, OPT_CLOCK, OPT_MAX_RECORD, OPT_RESUME, OPT_METRICS };
     static const struct option longopts[] = {
         {"store", required_argument, NULL, 's'},
         {"rules", required_argument, NULL, 'r'},
@@ -398,6 +456,9 @@ int cmd_run(int argc, char **argv)
         {"batch", required_argument, NULL, 'b'},
         {"out-dir", required_argument, NULL, 'o'},
         {"tee", no_argument, NULL, OPT_TEE},
+        {"delivery", required_argument, NULL, 'd'},
+        {"resume", no_argument, NULL, OPT_RESUME},
+        {"metrics", no_argument, NULL, OPT_METRICS},
         {"clock", required_argument, NULL, OPT_CLOCK},
         {"max-record", required_argument, NULL, OPT_MAX_RECORD},
         {"verbose", no_argument, NULL, 'v'},
@@ -408,10 +469,10 @@ int cmd_run(int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.input = ENRICH_INPUT_NDJSON;
     o.batch = 500;
-    const char *rules_path = NULL;
+    const char *rules_path = NULL, *delivery_path = NULL;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":s:r:i:b:o:vh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:r:i:b:o:d:vh", longopts, NULL)) != -1) {
         switch (c) {
         case 's': o.store = optarg; break;
         case 'r': rules_path = optarg; break;
@@ -430,6 +491,9 @@ int cmd_run(int argc, char **argv)
             break;
         case 'o': o.out_dir = optarg; break;
         case OPT_TEE: o.tee = true; break;
+        case 'd': delivery_path = optarg; break;
+        case OPT_RESUME: o.resume = true; break;
+        case OPT_METRICS: o.metrics = true; break;
         case OPT_CLOCK:
             if (!cli_parse_time_ms(optarg, &o.clock_ms))
                 return cli_usage(cmd, "--clock needs ISO-8601 UTC (2024-01-15T10:30:00Z) or "
@@ -453,6 +517,8 @@ int cmd_run(int argc, char **argv)
         return cli_usage(cmd, "--store is required");
     if (o.tee && !o.out_dir)
         return cli_usage(cmd, "--tee needs --out-dir");
+    if ((delivery_path || o.resume || o.metrics) && !o.out_dir)
+        return cli_usage(cmd, "--delivery, --resume and --metrics need --out-dir");
 
     size_t n = argc > optind ? (size_t)(argc - optind) : 1;
     size_t nstdin = 0;
@@ -475,8 +541,27 @@ int cmd_run(int argc, char **argv)
             o.rules = "";
     }
 
+    cli_input dconf;
+    memset(&dconf, 0, sizeof dconf);
+    if (delivery_path) {
+        if (strcmp(delivery_path, "-") == 0 && (nstdin || argc == optind ||
+                                                (rules_path && !strcmp(rules_path, "-")))) {
+            cli_input_free(&rules);
+            return cli_usage(cmd, "--delivery - and another stdin input: stdin can be read "
+                                  "only once");
+        }
+        int rc = cli_input_read(cmd, delivery_path, &dconf);
+        if (rc != CLI_EXIT_OK) {
+            cli_input_free(&rules);
+            return rc;
+        }
+        o.delivery = dconf.ptr; /* an empty file means the defaults */
+        o.delivery_len = dconf.len;
+    }
+
     cli_source *sources = calloc(n, sizeof *sources);
     if (!sources) {
+        cli_input_free(&dconf);
         cli_input_free(&rules);
         return cli_fail(cmd, ENRICH_E_NOMEM, NULL);
     }
@@ -493,6 +578,7 @@ int cmd_run(int argc, char **argv)
     for (size_t i = 0; i < opened; i++)
         cli_source_close(&sources[i]);
     free(sources);
+    cli_input_free(&dconf);
     cli_input_free(&rules);
     return rc;
 }

@@ -15,6 +15,7 @@ static const struct {
     {"stats", cmd_stats, "print store statistics as JSON"},
     {"copy", cmd_copy, "write a compact snapshot of a store to a new file"},
     {"demo", cmd_demo, "run the seed scenario end to end (needs nothing prepared)"},
+    {"ddl", cmd_ddl, "print the Athena CREATE EXTERNAL TABLE for run --out-dir"},
 };
 
 static void usage(FILE *f)
