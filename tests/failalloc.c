@@ -1,0 +1,252 @@
+/* failalloc: an LD_PRELOAD interposer of malloc, calloc, realloc and free
+ * for tests/check_alloc.c. Preloaded, it sees every allocation of the
+ * process: libenrich's, cJSON's, LMDB's and zlib's (glibc routes its own
+ * strdup and friends through the malloc symbol, so those too).
+ *
+ * Between failalloc_start(n) and failalloc_stop() it counts allocation
+ * calls, makes the n-th one fail (NULL, errno ENOMEM), and tracks every
+ * pointer it handed out in that window, so failalloc_live() is the number
+ * of allocations made in the window and not freed: the leaks.
+ *
+ * Single-threaded use only (check_alloc runs one thread). Under ASan the
+ * real allocator is ASan's; ASan's own interceptors (e.g. its strdup)
+ * allocate without passing here and are not counted. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+static void *(*real_malloc)(size_t);
+static void *(*real_calloc)(size_t, size_t);
+static void *(*real_realloc)(void *, size_t);
+static void (*real_free)(void *);
+
+/* dlsym itself may calloc: serve it from here while resolving. */
+static _Alignas(16) char boot[16384];
+static size_t boot_used;
+static bool resolving;
+
+static bool in_boot(const void *p)
+{
+    return (const char *)p >= boot && (const char *)p < boot + sizeof boot;
+}
+
+static void *boot_alloc(size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (boot_used + n > sizeof boot)
+        return NULL;
+    void *p = boot + boot_used;
+    boot_used += n;
+    return p; /* static storage: already zero */
+}
+
+static void resolve(void)
+{
+    if (real_malloc || resolving)
+        return;
+    resolving = true;
+    /* memcpy: ISO C has no object-to-function pointer cast. */
+    void *p = dlsym(RTLD_NEXT, "calloc");
+    memcpy(&real_calloc, &p, sizeof p);
+    p = dlsym(RTLD_NEXT, "realloc");
+    memcpy(&real_realloc, &p, sizeof p);
+    p = dlsym(RTLD_NEXT, "free");
+    memcpy(&real_free, &p, sizeof p);
+    p = dlsym(RTLD_NEXT, "malloc");
+    memcpy(&real_malloc, &p, sizeof p);
+    resolving = false;
+}
+
+/* The window. */
+static bool active;
+static long calls, fail_at, fired;
+
+/* Open-addressing set of the window's live pointers. */
+#define SET_BITS 20
+#define SET_SIZE ((size_t)1 << SET_BITS)
+#define TOMB ((void *)1)
+static void *set[SET_SIZE];
+static size_t live;
+static bool set_overflow;
+
+static size_t slot_of(const void *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> (64 - SET_BITS));
+}
+
+static void set_add(void *p)
+{
+    if (live >= SET_SIZE / 2) {
+        set_overflow = true;
+        return;
+    }
+    size_t i = slot_of(p);
+    while (set[i] && set[i] != TOMB)
+        i = (i + 1) & (SET_SIZE - 1);
+    set[i] = p;
+    live++;
+}
+
+static void set_del(void *p)
+{
+    size_t i = slot_of(p);
+    while (set[i]) {
+        if (set[i] == p) {
+            set[i] = TOMB;
+            live--;
+            return;
+        }
+        i = (i + 1) & (SET_SIZE - 1);
+    }
+}
+
+/* Counts the call; true if this one must fail. */
+static long trace_at = -1; /* FAILALLOC_TRACE=N: backtraces of the N-th window's calls */
+
+static bool should_fail(void)
+{
+    if (!active)
+        return false;
+    calls++;
+    if (trace_at == fail_at) {
+        void *bt[12];
+        int k = backtrace(bt, 12);
+        char head[48];
+        int hl = snprintf(head, sizeof head, "failalloc: call %ld\n", calls);
+        if (write(2, head, (size_t)hl) < 0)
+            return false;
+        backtrace_symbols_fd(bt, k, 2);
+    }
+    if (calls == fail_at) {
+        fired++;
+        return true;
+    }
+    return false;
+}
+
+EXPORT void *malloc(size_t n)
+{
+    resolve();
+    if (!real_malloc)
+        return boot_alloc(n);
+    if (should_fail()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = real_malloc(n);
+    if (p && active)
+        set_add(p);
+    return p;
+}
+
+EXPORT void *calloc(size_t a, size_t b)
+{
+    resolve();
+    if (!real_calloc)
+        return (b && a > SIZE_MAX / b) ? NULL : boot_alloc(a * b);
+    if (should_fail()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = real_calloc(a, b);
+    if (p && active)
+        set_add(p);
+    return p;
+}
+
+EXPORT void *realloc(void *old, size_t n)
+{
+    resolve();
+    if (in_boot(old)) {
+        void *p = malloc(n);
+        size_t room = (size_t)(boot + sizeof boot - (char *)old);
+        if (p)
+            memcpy(p, old, n < room ? n : room);
+        return p;
+    }
+    if (should_fail()) {
+        errno = ENOMEM;
+        return NULL; /* old stays valid, as realloc promises */
+    }
+    void *p = real_realloc(old, n);
+    if (p && active) {
+        if (old)
+            set_del(old);
+        set_add(p);
+    }
+    return p;
+}
+
+EXPORT void free(void *p)
+{
+    if (!p || in_boot(p))
+        return;
+    resolve();
+    if (active)
+        set_del(p);
+    real_free(p);
+}
+
+/* Print the window's live pointers (debugging a leak). */
+EXPORT void failalloc_dump(void)
+{
+    for (size_t i = 0; i < SET_SIZE; i++) {
+        if (set[i] && set[i] != TOMB) {
+            const unsigned char *b = set[i];
+            char line[80];
+            int o = 0;
+            for (int k = 0; k < 24; k++)
+                line[o++] = (b[k] >= 32 && b[k] < 127) ? (char)b[k] : '.';
+            line[o++] = '\n';
+            if (write(2, "failalloc: live: ", 17) < 0 || write(2, line, (size_t)o) < 0)
+                return;
+        }
+    }
+}
+
+EXPORT void failalloc_start(long n)
+{
+    memset(set, 0, sizeof set);
+    live = 0;
+    set_overflow = false;
+    calls = 0;
+    fired = 0;
+    fail_at = n;
+    if (trace_at < 0) {
+        const char *t = getenv("FAILALLOC_TRACE");
+        trace_at = t ? atol(t) : 0;
+        void *bt[2];
+        backtrace(bt, 2); /* loads libgcc now, outside the window */
+    }
+    active = true;
+}
+
+/* Ends the window; returns the number of allocation calls it saw. */
+EXPORT long failalloc_stop(void)
+{
+    active = false;
+    return calls;
+}
+
+EXPORT long failalloc_fired(void)
+{
+    return fired;
+}
+
+/* Allocations of the window not freed (valid after failalloc_stop too);
+ * -1 if there were too many to track. */
+EXPORT long failalloc_live(void)
+{
+    return set_overflow ? -1 : (long)live;
+}
