@@ -594,6 +594,20 @@ static void store_free(enrich_store *s)
     free(s);
 }
 
+/* Does the data file reach the last page of the current snapshot? True
+ * when it cannot be told (LMDB then decides). */
+static bool file_covers_snapshot(MDB_env *env)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int fd;
+    struct stat fst;
+    if (mdb_env_info(env, &info) != MDB_SUCCESS || mdb_env_stat(env, &st) != MDB_SUCCESS ||
+        mdb_env_get_fd(env, &fd) != MDB_SUCCESS || fstat(fd, &fst) != 0)
+        return true;
+    return (uint64_t)fst.st_size >= ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+}
+
 /* With registry_lock held. */
 static enrich_status open_registered(const char *path, unsigned flags, enrich_store **out)
 {
@@ -731,6 +745,18 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
     }
     free(lock_path);
     lock_path = NULL;
+
+    /* A file cut short (a partial copy, a bad transfer) keeps valid meta
+     * pages, and LMDB maps it as it is: the first read of a page past the
+     * end of the file is SIGBUS. Refuse it here instead (found by
+     * tests/check_faults.c, faults_store_missing_truncated_or_not_lmdb).
+     * Committed pages are written before the meta page names them, so an
+     * intact store always covers its last page. */
+    if (!file_covers_snapshot(s->env)) {
+        errmsg_set(err, "%s: truncated (the file ends before its last page)", path);
+        st = ENRICH_E_NOT_STORE;
+        goto fail;
+    }
 
     if (!s->nolock) {
         /* Clear slots of readers that died (SIGKILL, OOM) so they do not pin
