@@ -650,6 +650,175 @@ START_TEST(cli_run_out_dir_failed_run_publishes_nothing)
 }
 END_TEST
 
+/* Count the records of every object under dir (recursively). */
+static int count_records(const char *dir, const char *needle, int *objects)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *p = tu_join(dir, e->d_name);
+        if (is_dir(p)) {
+            n += count_records(p, needle, objects);
+        } else {
+            char *t = gunzip_file(p, NULL, NULL);
+            for (char *q = t; (q = strstr(q, needle)) != NULL; q++)
+                n++;
+            free(t);
+            if (objects)
+                (*objects)++;
+        }
+        free(p);
+    }
+    closedir(d);
+    return n;
+}
+
+START_TEST(cli_run_out_dir_resume_skips_acknowledged_lines)
+{
+    fixture f = seed_store();
+    char *out = tu_join(f.dir, "out");
+    char events[4096] = "";
+    for (int i = 0; i < 10; i++)
+        sprintf(events + strlen(events),
+                "{\"eventId\":\"e%d\",\"productId\":\"PROD-001\",\"timestamp\":1705312800}\n", i);
+    char *first = write_tmp(&f, "first.ndjson", events);
+    res r = CLI("run", "--store", f.store, "--out-dir", out, first);
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    char *state_path = tu_join(out, "_delivery/enrich.state.json");
+    char *state = tu_read_file(state_path, NULL);
+    ck_assert_ptr_nonnull(strstr(state, "\"acked_offset\":10,"));
+    free(state);
+    /* The input grew by 5 lines: --resume delivers only those. */
+    for (int i = 10; i < 15; i++)
+        sprintf(events + strlen(events),
+                "{\"eventId\":\"e%d\",\"productId\":\"PROD-001\",\"timestamp\":1705312800}\n", i);
+    char *grown = write_tmp(&f, "grown.ndjson", events);
+    r = CLI("run", "--store", f.store, "--out-dir", out, "--resume", "--batch", "3", grown);
+    ck_assert_cli_ok(r);
+    ck_assert_ptr_nonnull(strstr(r.err, "skipping 10 lines"));
+    ck_assert_ptr_nonnull(strstr(r.err, "5 records in 2 batches"));
+    res_free(&r);
+    char *part = tu_join(out, "enriched-data");
+    int objects = 0;
+    ck_assert_int_eq(count_records(part, "\"eventId\":\"e", &objects), 15);
+    ck_assert_int_eq(objects, 2);
+    state = tu_read_file(state_path, NULL);
+    ck_assert_ptr_nonnull(strstr(state, "\"acked_offset\":15,"));
+    free(state);
+    /* Nothing left to do. */
+    r = CLI("run", "--store", f.store, "--out-dir", out, "--resume", grown);
+    ck_assert_cli_ok(r);
+    ck_assert_ptr_nonnull(strstr(r.err, "0 records"));
+    res_free(&r);
+    free(part);
+    free(state_path);
+    free(first);
+    free(grown);
+    free(out);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_run_out_dir_delivery_config_validation_and_metrics)
+{
+    fixture f = seed_store();
+    char *out = tu_join(f.dir, "out");
+    char *rules = write_tmp(&f, "rules.json",
+                            "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+                            "\"validate\":{\"ranges\":{\"quantity\":{\"min\":1}}}}");
+    char *conf = write_tmp(&f, "delivery.json",
+                           "{\"prefix\":\"lake/p=!{partitionKeyFromQuery:productId}/\","
+                           "\"stream_name\":\"orders\",\"stream_version\":3}");
+    const char *events = "{\"productId\":\"PROD-001\",\"quantity\":2}\n"
+                         "{\"productId\":\"../PROD-002\",\"quantity\":1}\n"
+                         "{\"productId\":\"PROD-002\",\"quantity\":0}\n";
+    res r = CLI_IN(events, "run", "--store", f.store, "--rules", rules, "--delivery", conf,
+                   "--out-dir", out, "--metrics", "--clock", "2024-03-01T00:00:00Z");
+    ck_assert_cli_ok(r);
+    /* stdout: one EMF line. */
+    cJSON *emf = cJSON_Parse(r.out);
+    ck_assert_ptr_nonnull(emf);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(emf, "DeliveryStream")->valuestring,
+                     "orders");
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(emf, "EventsIn")->valueint, 3);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(emf, "RecordsInvalid")->valueint, 1);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(emf, "RecordsDelivered")->valueint, 2);
+    cJSON_Delete(emf);
+    ck_assert_ptr_nonnull(strstr(r.err, "metrics: 3 events in"));
+    ck_assert_ptr_nonnull(strstr(r.err, "batch latency (us): p50 "));
+    char *p1 = tu_join(out, "lake/p=PROD-001");
+    char *p2 = tu_join(out, "lake/p=%2E.%2FPROD-002");
+    char *inv = tu_join(out, "invalid-data/year=2024/month=03/day=01");
+    ck_assert(is_dir(p1) && is_dir(p2) && is_dir(inv));
+    char names[4][256];
+    ck_assert_int_eq(list_dir(p1, names, 4, NULL), 1);
+    ck_assert_msg(strncmp(names[0], "orders-3-", 9) == 0, "%s", names[0]);
+    ck_assert_int_eq(count_records(inv, "\"validationError\":\"quantity: below min 1\"", NULL), 1);
+    res_free(&r);
+    /* Usage errors. */
+    r = CLI("run", "--store", f.store, "--metrics");
+    ck_assert_cli_error(r, 2, "need --out-dir");
+    res_free(&r);
+    char *bad = write_tmp(&f, "bad.json", "{\"buffer_mb\":\"5\"}");
+    r = CLI_IN("", "run", "--store", f.store, "--out-dir", out, "--delivery", bad);
+    ck_assert_cli_error(r, 1, "enrich run: ENRICH_E_INVALID");
+    ck_assert_ptr_nonnull(strstr(r.err, "buffer_mb"));
+    res_free(&r);
+    free(bad);
+    free(p1);
+    free(p2);
+    free(inv);
+    free(rules);
+    free(conf);
+    free(out);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(cli_ddl_athena_table)
+{
+    res r = CLI("ddl", "--location", "s3://bucket/lake/");
+    ck_assert_cli_ok(r);
+    ck_assert_ptr_nonnull(strstr(r.out, "CREATE EXTERNAL TABLE IF NOT EXISTS `enriched_events`"));
+    ck_assert_ptr_nonnull(strstr(r.out, "`price` double"));
+    ck_assert_ptr_nonnull(strstr(r.out, "`quantity` bigint"));
+    ck_assert_ptr_nonnull(strstr(r.out, "`timestamp` string"));
+    ck_assert_ptr_nonnull(strstr(r.out, "'org.openx.data.jsonserde.JsonSerDe'"));
+    ck_assert_ptr_nonnull(strstr(r.out, "PARTITIONED BY (`year` string, `month` string, `day` string)"));
+    ck_assert_ptr_nonnull(strstr(r.out, "LOCATION 's3://bucket/lake/enriched-data/'"));
+    ck_assert_ptr_nonnull(strstr(
+        r.out, "'storage.location.template' = "
+               "'s3://bucket/lake/enriched-data/year=${year}/month=${month}/day=${day}/'"));
+    ck_assert_ptr_nonnull(strstr(r.out, "'projection.enabled' = 'true'"));
+    res_free(&r);
+    fixture f = seed_store();
+    char *rules = write_tmp(&f, "rules.json",
+                            "{\"lookups\":[{\"key\":\"device.id\",\"table\":\"products\","
+                            "\"fields\":[\"price\"],\"rename\":{\"price\":\"unitPrice\"}},"
+                            "{\"key\":\"sku\",\"table\":\"products\"}],"
+                            "\"validate\":{\"types\":{\"unitPrice\":\"number\",\"n\":\"integer\"}}}");
+    r = CLI("ddl", "--rules", rules, "--table", "t1", "--column", "extra:map<string,string>");
+    ck_assert_cli_ok(r);
+    ck_assert_ptr_nonnull(strstr(r.out, "`unitPrice` double"));
+    ck_assert_ptr_nonnull(strstr(r.out, "`n` bigint"));
+    ck_assert_ptr_nonnull(strstr(r.out, "`device` string"));
+    ck_assert_ptr_nonnull(strstr(r.out, "`extra` map<string,string>"));
+    ck_assert_ptr_null(strstr(r.out, "-- A lookup")); /* --column given */
+    res_free(&r);
+    r = CLI("ddl", "--location", "http://x");
+    ck_assert_cli_error(r, 2, "s3://");
+    res_free(&r);
+    free(rules);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(cli_stats_and_copy)
 {
     fixture f = seed_store();
@@ -1121,6 +1290,9 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_run_out_dir_partitions_and_errors);
     tcase_add_test(tc, cli_run_out_dir_batches_share_an_object);
     tcase_add_test(tc, cli_run_out_dir_failed_run_publishes_nothing);
+    tcase_add_test(tc, cli_run_out_dir_resume_skips_acknowledged_lines);
+    tcase_add_test(tc, cli_run_out_dir_delivery_config_validation_and_metrics);
+    tcase_add_test(tc, cli_ddl_athena_table);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
