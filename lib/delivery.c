@@ -351,6 +351,7 @@ static enrich_status publish(enrich_delivery *d, size_t i)
     if (!z_feed(&o, NULL, 0, Z_FINISH)) {
         obj_free(&o);
         errmsg_set(d->errmsg, "zlib failed");
+        d->failed = true;
         return ENRICH_E_ZLIB;
     }
     ebuf *k = &d->kbuf;
@@ -360,6 +361,7 @@ static enrich_status publish(enrich_delivery *d, size_t i)
     ebuf_putc(k, '\0');
     if (k->oom) {
         obj_free(&o);
+        d->failed = true;
         return ENRICH_E_NOMEM;
     }
     unsigned attempts = 0;
@@ -426,6 +428,8 @@ static enrich_status publish(enrich_delivery *d, size_t i)
         ebuf_free(&raw);
     }
     obj_free(&o);
+    if (rc != ENRICH_OK)
+        d->failed = true; /* its records are neither published nor dead-lettered */
     return rc;
 }
 

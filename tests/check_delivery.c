@@ -761,7 +761,30 @@ START_TEST(delivery_sigkill_leaves_complete_objects_and_resumes)
     int kills = valgrind ? 2 : 12;
     unsigned seed = (unsigned)time(NULL);
     srand(seed);
-    int finished = 0, killed = 0;
+    /* Calibrate: one uninterrupted run into another root gives the span
+     * the kills are spread over (whatever the machine's load). */
+    char *cal = tu_join(dir, "calibration");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t cpid = fork();
+    ck_assert(cpid >= 0);
+    if (cpid == 0) {
+        int code = deliver_child(path, cal);
+        free(cal);
+        free(root);
+        free(path);
+        free(dir);
+        _exit(code);
+    }
+    int cstatus = 0;
+    ck_assert(waitpid(cpid, &cstatus, 0) == cpid);
+    ck_assert(WIFEXITED(cstatus) && WEXITSTATUS(cstatus) == 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long span_us = (long)(t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    free(cal);
+    int finished = 0, killed = 0, midway = 0;
     for (int round = 0; round < kills + 20 && !finished; round++) {
         fflush(stdout);
         fflush(stderr);
@@ -776,8 +799,9 @@ START_TEST(delivery_sigkill_leaves_complete_objects_and_resumes)
             _exit(code);
         }
         if (round < kills) {
-            /* Random point: 1..150 ms in (several seconds under valgrind). */
-            long us = (long)(rand() % 150 + 1) * 1000 * (valgrind ? 20 : 1);
+            /* A random point within the calibrated span (each round
+             * resumes, so later rounds have less left to do). */
+            long us = 1000 + (long)((double)rand() / RAND_MAX * (double)span_us * 0.9);
             struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
             nanosleep(&ts, NULL);
             kill(pid, SIGKILL);
@@ -786,6 +810,20 @@ START_TEST(delivery_sigkill_leaves_complete_objects_and_resumes)
         ck_assert(waitpid(pid, &status, 0) == pid);
         if (WIFSIGNALED(status)) {
             killed++;
+            /* Did the kill land mid-way, after some acknowledgement? */
+            char *sp = tu_join(root, "_delivery/enrich.state.json");
+            size_t sl = 0;
+            FILE *sf = fopen(sp, "rb");
+            if (sf) {
+                fclose(sf);
+                char *st = tu_read_file(sp, &sl);
+                const char *a = strstr(st, "\"acked_offset\":");
+                long off = a ? atol(a + 15) : 0;
+                if (off > 0 && off < KILL_EVENTS)
+                    midway++;
+                free(st);
+            }
+            free(sp);
         } else {
             ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                           "child exit %d (seed %u)", WEXITSTATUS(status), seed);
@@ -802,6 +840,7 @@ START_TEST(delivery_sigkill_leaves_complete_objects_and_resumes)
     }
     ck_assert_msg(finished, "the last child never completed (seed %u)", seed);
     ck_assert(killed > 0);
+    ck_assert_msg(midway > 0, "no kill landed between two acknowledgements (seed %u)", seed);
 
     /* Every event at least once; nothing but enrichment output. */
     char *seen = calloc(KILL_EVENTS, 1);
