@@ -38,21 +38,12 @@ bool ebuf_reserve(ebuf *b, size_t extra)
     return true;
 }
 
-void ebuf_put(ebuf *b, const void *src, size_t n)
+void ebuf_put_slow(ebuf *b, const void *src, size_t n)
 {
     if (n == 0 || !ebuf_reserve(b, n))
         return;
     memcpy(b->p + b->len, src, n);
     b->len += n;
-}
-
-void ebuf_putc(ebuf *b, char c)
-{
-    if (b->len < b->cap && !b->oom) {
-        b->p[b->len++] = c;
-        return;
-    }
-    ebuf_put(b, &c, 1);
 }
 
 void ebuf_puts(ebuf *b, const char *s)

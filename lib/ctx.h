@@ -13,7 +13,9 @@ typedef struct rec {
     size_t id_off;    /* record id (decoded) in ctx->ids; AWS shapes only */
     size_t id_len;
     int64_t arrival_ms; /* -1: none */
-    int32_t day;      /* partition day, days since 1970-01-01 */
+    size_t ts_off;    /* the event's timestamp value in ctx->out, parsed */
+    uint32_t ts_len;  /* only when a partition is asked for; 0: none */
+    uint8_t ts_type;  /* jtype of that value */
     int16_t error;    /* enrich_status */
     uint8_t outcome;  /* enrich_outcome */
     uint8_t result;   /* enrich_result; set by shapes.c for AWS inputs */
@@ -91,5 +93,9 @@ ENRICH_INTERNAL void shapes_free(enrich_ctx *ctx);
 /* encode_aws.c: build ctx->resp after a Firehose / Kinesis batch. */
 ENRICH_INTERNAL void aws_build_firehose(enrich_ctx *ctx);
 ENRICH_INTERNAL void aws_build_kinesis(enrich_ctx *ctx);
+
+/* Partition day of a record (days since 1970-01-01): its timestamp member,
+ * else the batch's processing day. */
+ENRICH_INTERNAL int32_t engine_rec_day(const enrich_ctx *ctx, const rec *r);
 
 #endif

@@ -147,7 +147,7 @@ void aws_build_firehose(enrich_ctx *ctx)
             }
             int64_t y;
             unsigned mo, d;
-            civil_from_days(r->day, &y, &mo, &d);
+            civil_from_days(engine_rec_day(ctx, r), &y, &mo, &d);
             char date[128];
             int dn = snprintf(date, sizeof date,
                               "\",\"metadata\":{\"partitionKeys\":{\"year\":\"%04d\","

@@ -475,7 +475,7 @@ static rec *rec_push(enrich_ctx *ctx)
     rec *r = &ctx->recs[ctx->nrecs++];
     r->off = ctx->out.len;
     r->len = 0;
-    r->day = ctx->now_day;
+    r->ts_len = 0;
     r->error = 0;
     r->outcome = ENRICH_OUTCOME_SUCCESS;
     r->result = ENRICH_RESULT_OK;
@@ -567,8 +567,20 @@ static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
     if (ms->n)
         memset(ctx->removed.p, 0, ms->n); /* p is NULL until the first member */
     ctx->removed.len = ms->n;
+    /* A filter on name lengths (bit len % 64): most event members match no
+     * attachment by length alone, which spares the pairwise compares. An
+     * escaped name's length says nothing, so it is always compared. */
+    uint64_t lens = 0;
+    bool dup_len = false;
+    for (size_t a = 0; a < ctx->natt; a++) {
+        uint64_t bit = (uint64_t)1 << (ctx->att[a].lit_len & 63);
+        dup_len |= (lens & bit) != 0;
+        lens |= bit;
+    }
     for (size_t i = 0; i < ms->n; i++) {
         const jmember *m = &ms->v[i];
+        if (!m->name_escaped && !((lens >> (m->name.len & 63)) & 1))
+            continue;
         for (size_t a = 0; a < ctx->natt; a++) {
             attach *at = &ctx->att[a];
             if (at->dropped || !member_is(ev, m, at->lit, at->lit_len))
@@ -585,8 +597,9 @@ static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
         }
     }
     /* Two attachments with one name (a lookup's field and a status member,
-     * or two lookups): the later one wins, so the output keeps one member. */
-    for (size_t a = 0; a + 1 < ctx->natt; a++) {
+     * or two lookups): the later one wins, so the output keeps one member.
+     * Only possible when two of them share a length. */
+    for (size_t a = 0; dup_len && a + 1 < ctx->natt; a++) {
         attach *x = &ctx->att[a];
         for (size_t b = a + 1; b < ctx->natt && !x->dropped; b++) {
             const attach *y = &ctx->att[b];
@@ -618,13 +631,21 @@ static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status co
                 ctx->extra_len, CONFLICT_OVERWRITE);
 }
 
-static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild)
+/* tm: the event's timestamp member (or NULL); its place in the output is
+ * noted in r, so a partition can be computed later. */
+static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec *r,
+                 const jmember *tm)
 {
     ebuf *o = &ctx->out;
     const jmembers *ms = &ctx->members;
     bool first;
     if (!rebuild) {
         /* Splice: the event's own bytes up to its closing brace. */
+        if (tm) {
+            r->ts_off = o->len + (tm->value.off - root.off);
+            r->ts_len = (uint32_t)tm->value.len;
+            r->ts_type = (uint8_t)tm->type;
+        }
         ebuf_put(o, ev + root.off, root.len - 1);
         first = ms->n == 0;
     } else {
@@ -638,6 +659,11 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild)
                 ebuf_putc(o, ',');
             ebuf_put(o, ev + m->name.off, m->name.len);
             ebuf_putc(o, ':');
+            if (m == tm) {
+                r->ts_off = o->len;
+                r->ts_len = (uint32_t)m->value.len;
+                r->ts_type = (uint8_t)m->type;
+            }
             ebuf_put(o, ev + m->value.off, m->value.len);
             first = false;
         }
@@ -681,13 +707,11 @@ void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
         return;
     }
     ctx->scratch.len = 0;
-    if (p->partition_field.dec_len) {
-        const jmember *tm = find_member(ev, &ctx->members, &p->partition_field);
-        int32_t day;
-        if (tm && event_day(ev, tm, &ctx->scratch, &day))
-            r->day = day;
-        ctx->scratch.len = 0;
-    }
+    /* The timestamp is only located here; it is parsed when a partition is
+     * asked for (engine_rec_day), which most callers never do. */
+    const jmember *tm = p->partition_field.dec_len
+                            ? find_member(ev, &ctx->members, &p->partition_field)
+                            : NULL;
 
     ctx->natt = 0;
     enrich_outcome outcome = ENRICH_OUTCOME_SUCCESS;
@@ -741,7 +765,9 @@ void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
     }
     r->outcome = (uint8_t)outcome;
     r->error = (int16_t)err;
-    emit(ctx, ev, root, rebuild || ctx->force_rebuild);
+    if (tm && tm->value.len > UINT32_MAX)
+        tm = NULL; /* no timestamp is 4 GiB long: processing time */
+    emit(ctx, ev, root, rebuild || ctx->force_rebuild, r, tm);
     rec_close(ctx, r);
 }
 
@@ -989,6 +1015,19 @@ enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i)
     return b;
 }
 
+int32_t engine_rec_day(const enrich_ctx *ctx, const rec *r)
+{
+    int32_t day = ctx->now_day;
+    if (r->ts_len) {
+        jmember m = {.value = {r->ts_off, r->ts_len}, .type = (jtype)r->ts_type};
+        ebuf tmp = {0};
+        if (!event_day(ctx->out.p, &m, &tmp, &day))
+            day = ctx->now_day;
+        ebuf_free(&tmp);
+    }
+    return day;
+}
+
 enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i, char *dst,
                                      size_t dst_cap, size_t *written)
 {
@@ -996,7 +1035,7 @@ enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i, char *dst,
         return ENRICH_E_INVALID;
     int64_t y;
     unsigned m, d;
-    civil_from_days(ctx->recs[i].day, &y, &m, &d);
+    civil_from_days(engine_rec_day(ctx, &ctx->recs[i]), &y, &m, &d);
     /* Only digits of a validated date reach the path (year 1..9999). */
     char tmp[32];
     int n = snprintf(tmp, sizeof tmp, "year=%04d/month=%02u/day=%02u", (int)y, m, d);

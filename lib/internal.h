@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <pthread.h>
 #include <sys/types.h>
@@ -31,8 +32,28 @@ typedef struct ebuf {
 
 ENRICH_INTERNAL void ebuf_free(ebuf *b);
 ENRICH_INTERNAL bool ebuf_reserve(ebuf *b, size_t extra); /* room for len+extra */
-ENRICH_INTERNAL void ebuf_put(ebuf *b, const void *src, size_t n);
-ENRICH_INTERNAL void ebuf_putc(ebuf *b, char c);
+ENRICH_INTERNAL void ebuf_put_slow(ebuf *b, const void *src, size_t n);
+
+/* Inline: the hot path appends many small pieces per event. */
+static inline void ebuf_put(ebuf *b, const void *src, size_t n)
+{
+    if (n <= b->cap - b->len && !b->oom) {
+        if (n)
+            memcpy(b->p + b->len, src, n);
+        b->len += n;
+        return;
+    }
+    ebuf_put_slow(b, src, n);
+}
+
+static inline void ebuf_putc(ebuf *b, char c)
+{
+    if (b->len < b->cap && !b->oom) {
+        b->p[b->len++] = c;
+        return;
+    }
+    ebuf_put_slow(b, &c, 1);
+}
 ENRICH_INTERNAL void ebuf_puts(ebuf *b, const char *s);
 ENRICH_INTERNAL void ebuf_printf(ebuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

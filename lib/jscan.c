@@ -29,6 +29,23 @@ static const unsigned char string_stop[256] = {
 #undef R8
 };
 
+#define SWAR_ONES 0x0101010101010101ULL
+#define SWAR_HIGH 0x8080808080808080ULL
+
+/* Does the 8-byte word hold a byte that string_stop flags? A byte is < 0x20
+ * (control), '"', '\\', or has its high bit set. The zero-byte tests are
+ * exact when no byte has its high bit set, which the last term rules in
+ * first: any false positive only sends the caller to the byte loop. */
+static inline bool swar_stop(uint64_t x)
+{
+    uint64_t quote = x ^ (SWAR_ONES * '"');
+    uint64_t slash = x ^ (SWAR_ONES * '\\');
+    uint64_t ctrl = x - SWAR_ONES * 0x20;
+    uint64_t zq = quote - SWAR_ONES;
+    uint64_t zs = slash - SWAR_ONES;
+    return ((zq & ~quote) | (zs & ~slash) | (ctrl & ~x) | x) & SWAR_HIGH;
+}
+
 static inline void skip_ws(scanner *sc)
 {
     while (sc->i < sc->n) {
@@ -98,6 +115,16 @@ static enrich_status scan_string(scanner *sc, bool *escaped)
     size_t i = sc->i + 1, n = sc->n;
     bool esc = false;
     for (;;) {
+        /* Eight bytes at a time while none of them can stop the string
+         * (quote, backslash, control, non-ASCII); a hit falls back to the
+         * byte loop, so this only skips, never decides. */
+        while (i + 8 <= n) {
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            if (swar_stop(x))
+                break;
+            i += 8;
+        }
         while (i < n && !string_stop[s[i]])
             i++;
         if (i >= n)
