@@ -82,6 +82,15 @@ typedef long long swig_type_49;
 typedef long long swig_type_50;
 typedef _goslice_ swig_type_51;
 typedef _goslice_ swig_type_52;
+typedef _gostring_ swig_type_53;
+typedef long long swig_type_54;
+typedef long long swig_type_55;
+typedef _goslice_ swig_type_56;
+typedef long long swig_type_57;
+typedef long long swig_type_58;
+typedef _gostring_ swig_type_59;
+typedef void* swig_type_60;
+typedef _goslice_ swig_type_61;
 extern void _wrap_Swig_free_capi_3fbb0d889f006d7f(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_3fbb0d889f006d7f(swig_intgo arg1);
 extern void _wrap_delete_store_capi_3fbb0d889f006d7f(uintptr_t arg1);
@@ -178,6 +187,17 @@ extern swig_intgo _wrap_encode_json_array_capi_3fbb0d889f006d7f(uintptr_t arg1, 
 extern swig_intgo _wrap_encode_capi_3fbb0d889f006d7f(uintptr_t arg1, swig_intgo arg2, swig_type_48 arg3, swig_voidp arg4);
 extern swig_type_49 _wrap_gzip_bound_capi_3fbb0d889f006d7f(swig_type_50 arg1);
 extern swig_intgo _wrap_gzip_capi_3fbb0d889f006d7f(swig_intgo arg1, swig_type_51 arg2, swig_type_52 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_delivery_open_capi_3fbb0d889f006d7f(uintptr_t arg1, swig_type_53 arg2, uintptr_t arg3, swig_type_54 arg4, uintptr_t arg5);
+extern swig_intgo _wrap_delivery_write_capi_3fbb0d889f006d7f(uintptr_t arg1, uintptr_t arg2, swig_type_55 arg3);
+extern swig_intgo _wrap_delivery_run_capi_3fbb0d889f006d7f(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_56 arg4, swig_type_57 arg5);
+extern swig_intgo _wrap_delivery_flush_capi_3fbb0d889f006d7f(uintptr_t arg1, swig_type_58 arg2);
+extern swig_intgo _wrap_delivery_close_capi_3fbb0d889f006d7f(uintptr_t arg1, swig_intgo arg2);
+extern swig_type_59 _wrap_delivery_errmsg_capi_3fbb0d889f006d7f(uintptr_t arg1);
+extern swig_intgo _wrap_delivery_resume_offset_capi_3fbb0d889f006d7f(uintptr_t arg1, swig_voidp arg2);
+extern void _wrap_delivery_set_object_callback_capi_3fbb0d889f006d7f(uintptr_t arg1, swig_type_60 arg2, uintptr_t arg3);
+extern swig_intgo _wrap_METRICS_JSON_capi_3fbb0d889f006d7f(void);
+extern swig_intgo _wrap_METRICS_EMF_capi_3fbb0d889f006d7f(void);
+extern swig_intgo _wrap_delivery_metrics_capi_3fbb0d889f006d7f(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_61 arg4, swig_voidp arg5);
 #undef intgo
 */
 import "C"
@@ -1122,4 +1142,121 @@ func Gzip(arg1 int, arg2 []byte, arg3 []byte, arg4 *int) (_swig_ret int) {
 	return swig_r
 }
 
+const DELIVERY_DISCARD uint = 0x1
+func Delivery_open(arg1 Pipeline, arg2 string, arg3 uintptr, arg4 int64, arg5 Struct_SS_enrich_delivery) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := getSwigcptr(arg5)
+	swig_r = (int)(C._wrap_delivery_open_capi_3fbb0d889f006d7f(C.uintptr_t(_swig_i_0), *(*C.swig_type_53)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_type_54(_swig_i_3), C.uintptr_t(_swig_i_4)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	return swig_r
+}
+
+func Delivery_write(arg1 Struct_SS_enrich_delivery, arg2 Ctx, arg3 uint64) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := arg3
+	swig_r = (int)(C._wrap_delivery_write_capi_3fbb0d889f006d7f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_55(_swig_i_2)))
+	return swig_r
+}
+
+func Delivery_run(arg1 Struct_SS_enrich_delivery, arg2 Ctx, arg3 Enum_SS_enrich_input, arg4 []byte, arg5 uint64) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	swig_r = (int)(C._wrap_delivery_run_capi_3fbb0d889f006d7f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_56)(unsafe.Pointer(&_swig_i_3)), C.swig_type_57(_swig_i_4)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg4
+	}
+	return swig_r
+}
+
+func Delivery_flush(arg1 Struct_SS_enrich_delivery, arg2 int64) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	swig_r = (int)(C._wrap_delivery_flush_capi_3fbb0d889f006d7f(C.uintptr_t(_swig_i_0), C.swig_type_58(_swig_i_1)))
+	return swig_r
+}
+
+func Delivery_close(arg1 Struct_SS_enrich_delivery, arg2 uint) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	swig_r = (int)(C._wrap_delivery_close_capi_3fbb0d889f006d7f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
+	return swig_r
+}
+
+func Delivery_errmsg(arg1 Struct_SS_enrich_delivery) (_swig_ret string) {
+	var swig_r string
+	_swig_i_0 := getSwigcptr(arg1)
+	swig_r_p := C._wrap_delivery_errmsg_capi_3fbb0d889f006d7f(C.uintptr_t(_swig_i_0))
+	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
+	var swig_r_1 string
+ swig_r_1 = swigCopyString(swig_r) 
+	return swig_r_1
+}
+
+func Delivery_resume_offset(arg1 Struct_SS_enrich_delivery, arg2 *uint64) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	swig_r = (int)(C._wrap_delivery_resume_offset_capi_3fbb0d889f006d7f(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
+	return swig_r
+}
+
+func Delivery_set_object_callback(arg1 Struct_SS_enrich_delivery, arg2 _swig_fnptr, arg3 uintptr) {
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	C._wrap_delivery_set_object_callback_capi_3fbb0d889f006d7f(C.uintptr_t(_swig_i_0), C.swig_type_60(_swig_i_1), C.uintptr_t(_swig_i_2))
+}
+
+type Enum_SS_enrich_metrics_format int
+func _swig_getMETRICS_JSON() (_swig_ret Enum_SS_enrich_metrics_format) {
+	var swig_r Enum_SS_enrich_metrics_format
+	swig_r = (Enum_SS_enrich_metrics_format)(C._wrap_METRICS_JSON_capi_3fbb0d889f006d7f())
+	return swig_r
+}
+
+var METRICS_JSON Enum_SS_enrich_metrics_format = _swig_getMETRICS_JSON()
+func _swig_getMETRICS_EMF() (_swig_ret Enum_SS_enrich_metrics_format) {
+	var swig_r Enum_SS_enrich_metrics_format
+	swig_r = (Enum_SS_enrich_metrics_format)(C._wrap_METRICS_EMF_capi_3fbb0d889f006d7f())
+	return swig_r
+}
+
+var METRICS_EMF Enum_SS_enrich_metrics_format = _swig_getMETRICS_EMF()
+const METRICS_RESET uint = 0x1
+func Delivery_metrics(arg1 Struct_SS_enrich_delivery, arg2 Enum_SS_enrich_metrics_format, arg3 uint, arg4 []byte, arg5 *int) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	swig_r = (int)(C._wrap_delivery_metrics_capi_3fbb0d889f006d7f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_61)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg4
+	}
+	return swig_r
+}
+
+
+type SwigcptrStruct_SS_enrich_delivery uintptr
+type Struct_SS_enrich_delivery interface {
+	Swigcptr() uintptr;
+}
+func (p SwigcptrStruct_SS_enrich_delivery) Swigcptr() uintptr {
+	return uintptr(p)
+}
 

@@ -1669,6 +1669,195 @@ intgo _wrap_gzip_capi_3fbb0d889f006d7f(intgo _swig_go_0, _goslice_ _swig_go_1, _
 }
 
 
+intgo _wrap_delivery_open_capi_3fbb0d889f006d7f(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, void *_swig_go_2, long long _swig_go_3, struct enrich_delivery **_swig_go_4) {
+  enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  enrich_delivery **arg5 = (enrich_delivery **) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_pipeline **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  arg3 = *(void **)&_swig_go_2; 
+  arg4 = (size_t)_swig_go_3; 
+  arg5 = *(enrich_delivery ***)&_swig_go_4; 
+  
+  result = (enrich_status)enrich_delivery_open((struct enrich_pipeline const *)arg1,(char const *)arg2,(void const *)arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_write_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  enrich_ctx *arg2 = (enrich_ctx *) 0 ;
+  uint64_t arg3 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = *(enrich_ctx **)&_swig_go_1; 
+  arg3 = (uint64_t)_swig_go_2; 
+  
+  result = (enrich_status)enrich_delivery_write(arg1,(struct enrich_ctx const *)arg2,arg3);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_run_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  enrich_ctx *arg2 = (enrich_ctx *) 0 ;
+  enrich_input arg3 ;
+  void *arg4 = (void *) 0 ;
+  size_t arg5 ;
+  uint64_t arg6 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = *(enrich_ctx **)&_swig_go_1; 
+  arg3 = (enrich_input)_swig_go_2; 
+  
+  arg4 = (void *)_swig_go_3.array;
+  arg5 = (size_t)_swig_go_3.len;
+  
+  arg6 = (uint64_t)_swig_go_4; 
+  
+  result = (enrich_status)enrich_delivery_run(arg1,arg2,arg3,(void const *)arg4,arg5,arg6);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_flush_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  int64_t arg2 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = (int64_t)_swig_go_1; 
+  
+  result = (enrich_status)enrich_delivery_flush(arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_close_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  unsigned int arg2 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = (unsigned int)_swig_go_1; 
+  
+  result = (enrich_status)enrich_delivery_close(arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_delivery_errmsg_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  char *result = 0 ;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  
+  result = (char *)enrich_delivery_errmsg((struct enrich_delivery const *)arg1);
+  _swig_go_result = Swig_AllocateString((char*)result, result ? strlen((char*)result) : 0); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_resume_offset_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, long long *_swig_go_1) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  uint64_t *arg2 = (uint64_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = *(uint64_t **)&_swig_go_1; 
+  
+  result = (enrich_status)enrich_delivery_resume_offset((struct enrich_delivery const *)arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delivery_set_object_callback_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, void* _swig_go_1, void *_swig_go_2) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  enrich_object_fn arg2 = (enrich_object_fn) 0 ;
+  void *arg3 = (void *) 0 ;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = *(enrich_object_fn *)&_swig_go_1; 
+  arg3 = *(void **)&_swig_go_2; 
+  
+  enrich_delivery_set_object_callback(arg1,arg2,arg3);
+  
+}
+
+
+intgo _wrap_METRICS_JSON_capi_3fbb0d889f006d7f() {
+  enum enrich_metrics_format result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_METRICS_JSON;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_METRICS_EMF_capi_3fbb0d889f006d7f() {
+  enum enrich_metrics_format result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_METRICS_EMF;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_metrics_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  enrich_metrics_format arg2 ;
+  unsigned int arg3 ;
+  void *arg4 = (void *) 0 ;
+  size_t arg5 ;
+  size_t *arg6 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = (enrich_metrics_format)_swig_go_1; 
+  arg3 = (unsigned int)_swig_go_2; 
+  
+  arg4 = (void *)_swig_go_3.array;
+  arg5 = (size_t)_swig_go_3.len;
+  
+  arg6 = (size_t *)_swig_go_4; 
+  
+  result = (enrich_status)enrich_delivery_metrics(arg1,arg2,arg3,arg4,arg5,arg6);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
 #ifdef __cplusplus
 }
 #endif
