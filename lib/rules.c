@@ -263,7 +263,7 @@ static enrich_status compile_lookup(compiler *c, const cJSON *j, lookup *lk,
              * numbers as doubles and would round big integers. */
             jspan raw;
             if (!raw_member(c->src, c->defaults_span[c->lookup_index], d->string, &raw))
-                return fail(c, "cannot locate the value in the rule set", "defaults");
+                return ENRICH_E_NOMEM; /* the scanner accepted this text: only memory fails */
             ebuf txtbuf = {0};
             jminify(c->src, raw, &txtbuf);
             ebuf_putc(&txtbuf, '\0');
@@ -479,8 +479,9 @@ enrich_status enrich_pipeline_compile(enrich_store *store, const void *src, size
         goto out;
     }
     if (!root) {
-        /* cJSON_GetErrorPtr is global state: do not use it. */
-        rc = fail(&c, "not valid JSON", NULL);
+        /* The scanner accepted the text, so cJSON can only have run out of
+         * memory. (cJSON_GetErrorPtr is global state: not used.) */
+        rc = ENRICH_E_NOMEM;
         goto out;
     }
     if (!cJSON_IsObject(root)) {
@@ -519,7 +520,7 @@ enrich_status enrich_pipeline_compile(enrich_store *store, const void *src, size
         goto out;
     }
     if (!locate_defaults(src, src_len, c.defaults_span, n)) {
-        rc = fail(&c, "cannot locate the lookups in the rule set", NULL);
+        rc = ENRICH_E_NOMEM; /* as above: the text is valid, memory is not */
         goto out;
     }
     for (const cJSON *l = lookups->child; l; l = l->next) {

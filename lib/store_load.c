@@ -7,6 +7,7 @@
  * and every put/delete share it. */
 #include "internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define PROGRESS_EVERY 65536u
@@ -24,6 +25,15 @@ typedef struct store_sink {
     size_t items;    /* puts + deletes so far */
     size_t src_len;
     int mdb_rc;      /* the LMDB failure that stopped the load, if any */
+    /* Puts are staged and written in key order at the end: B-tree inserts
+     * in order touch each page once (and MDB_APPEND into an empty table
+     * skips the search), which loads about twice as fast as input order
+     * and packs pages fuller. Streams (puts and deletes whose order
+     * matters) write directly. */
+    bool staging;
+    ebuf stage;      /* per item: u32 klen, u32 vlen, key, value */
+    size_t *order;   /* offsets into stage, sorted before writing */
+    size_t norder, order_cap;
 } store_sink;
 
 static void tick(store_sink *ss)
@@ -59,11 +69,80 @@ static enrich_status sink_put(load_sink *sink, item_builder *b, size_t line)
     enrich_status st = finish(ss, b, line);
     if (st != ENRICH_OK)
         return st;
+    if (ss->staging) {
+        uint32_t lens[2] = {(uint32_t)b->key.len, (uint32_t)b->out.len};
+        if (b->out.len > UINT32_MAX ||
+            !array_reserve(&ss->order, &ss->order_cap, ss->norder + 1, sizeof *ss->order, 1024))
+            return ENRICH_E_NOMEM;
+        ss->order[ss->norder++] = ss->stage.len;
+        ebuf_put(&ss->stage, lens, sizeof lens);
+        ebuf_put(&ss->stage, b->key.p, b->key.len);
+        ebuf_put(&ss->stage, b->out.p, b->out.len);
+        if (ss->stage.oom)
+            return ENRICH_E_NOMEM;
+        tick(ss);
+        return ENRICH_OK;
+    }
     MDB_val k = {b->key.len, b->key.p}, v = {b->out.len, b->out.p};
     int rc = mdb_put(ss->txn, ss->dbi, &k, &v, 0);
     if (rc != MDB_SUCCESS)
         return sink_fail(ss, rc, line, "put");
     tick(ss);
+    return ENRICH_OK;
+}
+
+static MDB_val staged_key(const char *stage, size_t off)
+{
+    uint32_t lens[2];
+    memcpy(lens, stage + off, sizeof lens);
+    return (MDB_val){lens[0], (void *)(stage + off + sizeof lens)};
+}
+
+static MDB_val staged_value(const char *stage, size_t off)
+{
+    uint32_t lens[2];
+    memcpy(lens, stage + off, sizeof lens);
+    return (MDB_val){lens[1], (void *)(stage + off + sizeof lens + lens[0])};
+}
+
+/* qsort has no context argument: the stage being sorted. One load runs at
+ * a time per store, but several stores may load at once, hence per thread. */
+static _Thread_local const char *sorting_stage;
+
+/* LMDB's default key order (memcmp, then the shorter first); equal keys
+ * keep their input order (offsets grow with it), so the last one wins. */
+static int staged_cmp(const void *a, const void *b)
+{
+    size_t oa = *(const size_t *)a, ob = *(const size_t *)b;
+    MDB_val ka = staged_key(sorting_stage, oa), kb = staged_key(sorting_stage, ob);
+    size_t n = ka.mv_size < kb.mv_size ? ka.mv_size : kb.mv_size;
+    int c = memcmp(ka.mv_data, kb.mv_data, n);
+    if (c == 0)
+        c = ka.mv_size < kb.mv_size ? -1 : ka.mv_size > kb.mv_size;
+    if (c == 0)
+        c = oa < ob ? -1 : oa > ob;
+    return c;
+}
+
+/* Write the staged items in key order; into an empty table with
+ * MDB_APPEND. Of equal keys only the last (an upsert) is written. */
+static enrich_status write_staged(store_sink *ss, bool empty)
+{
+    sorting_stage = ss->stage.p;
+    qsort(ss->order, ss->norder, sizeof *ss->order, staged_cmp);
+    sorting_stage = NULL;
+    for (size_t i = 0; i < ss->norder; i++) {
+        MDB_val k = staged_key(ss->stage.p, ss->order[i]);
+        if (i + 1 < ss->norder) {
+            MDB_val next = staged_key(ss->stage.p, ss->order[i + 1]);
+            if (next.mv_size == k.mv_size && !memcmp(next.mv_data, k.mv_data, k.mv_size))
+                continue;
+        }
+        MDB_val v = staged_value(ss->stage.p, ss->order[i]);
+        int rc = mdb_put(ss->txn, ss->dbi, &k, &v, empty ? MDB_APPEND : 0);
+        if (rc != MDB_SUCCESS)
+            return sink_fail(ss, rc, 0, "put");
+    }
     return ENRICH_OK;
 }
 
@@ -125,6 +204,9 @@ static enrich_status load_once(enrich_store *s, const char *table, const char *k
     ss->base.line = 0;
     ss->base.bytes_done = 0;
     item_builder_reset(&ss->base.builder);
+    ss->staging = format != ENRICH_LOAD_DYNAMODB_STREAM;
+    ss->stage.len = 0;
+    ss->norder = 0;
     if (flags & ENRICH_LOAD_REPLACE) {
         /* Emptied inside the txn: readers keep the old contents until the
          * commit, a crash keeps them for good. */
@@ -132,6 +214,9 @@ static enrich_status load_once(enrich_store *s, const char *table, const char *k
         if (rc != MDB_SUCCESS)
             st = sink_fail(ss, rc, 0, "replace");
     }
+    MDB_stat tst;
+    bool empty = st == ENRICH_OK && mdb_stat(txn, ss->dbi, &tst) == MDB_SUCCESS &&
+                 tst.ms_entries == 0;
     if (st == ENRICH_OK) {
         switch (format) {
         case ENRICH_LOAD_NDJSON:
@@ -151,6 +236,8 @@ static enrich_status load_once(enrich_store *s, const char *table, const char *k
             break;
         }
     }
+    if (st == ENRICH_OK && ss->staging)
+        st = write_staged(ss, empty);
     table_key_free(&tk);
     ss->key = NULL;
     ss->txn = NULL;
@@ -240,6 +327,8 @@ enrich_status enrich_store_load(enrich_store *store, const char *table, const ch
             break;
     }
     item_builder_free(&ss.base.builder);
+    ebuf_free(&ss.stage);
+    free(ss.order);
     if (st == ENRICH_OK && loaded)
         *loaded = ss.items;
     return st;

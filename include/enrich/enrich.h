@@ -135,7 +135,7 @@ typedef struct enrich_delivery enrich_delivery;
 #define ENRICH_E_JSON         (-11) /**< Input is not valid JSON. */
 #define ENRICH_E_NOT_OBJECT   (-12) /**< Event (or item) is valid JSON but not an object. */
 #define ENRICH_E_KEY_TYPE     (-13) /**< Key attribute is not a string or a number. */
-#define ENRICH_E_KEY_TOO_LONG (-14) /**< Key is empty or longer than LMDB allows (511 bytes). */
+#define ENRICH_E_KEY_TOO_LONG (-14) /**< Key longer than LMDB allows (511 bytes), or an item's key is empty (an event's empty key is no key). */
 #define ENRICH_E_CONFLICT     (-15) /**< Event already holds a field enrichment sets (policy "fail"). */
 #define ENRICH_E_DEPTH        (-16) /**< Nesting deeper than #ENRICH_OPT_MAX_DEPTH. */
 #define ENRICH_E_UTF8         (-17) /**< Input is not valid UTF-8. */
@@ -512,7 +512,7 @@ ENRICH_API enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i);
  *        the event's timestamp field (ISO-8601 string, or epoch seconds /
  *        milliseconds as a number), else from the batch's processing time.
  *        Only digits from a parsed date reach the path, never event bytes.
- * @param[out] written bytes written (no NUL is added; 24 bytes suffice).
+ * @param[out] written bytes written (no NUL is added; 25 bytes suffice).
  * @retval ENRICH_E_DST_SIZE, ENRICH_E_INVALID (i out of range)
  * @since 0.1
  */
