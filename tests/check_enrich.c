@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -682,7 +683,7 @@ static void open_writer_and_readers(tu_fixture *f, enrich_store **w)
 typedef struct reader_arg {
     tu_fixture *f;
     enrich_ctx *ctx;
-    volatile int stop;
+    atomic_int stop;
     size_t batches;
     int failures;
 } reader_arg;
@@ -690,7 +691,7 @@ typedef struct reader_arg {
 static void *reader_loop(void *p)
 {
     reader_arg *a = p;
-    while (!a->stop) {
+    while (!atomic_load(&a->stop)) {
         if (enrich_batch_run(a->ctx, ENRICH_INPUT_NDJSON, seed_events, strlen(seed_events)) != ENRICH_OK ||
             enrich_batch_count_outcome(a->ctx, ENRICH_OUTCOME_SUCCESS) != 2)
             a->failures++;
@@ -707,9 +708,11 @@ START_TEST(enrich_batches_survive_map_growth_in_the_same_process)
      * applying updates would. */
     open_writer_and_readers(&f, &w);
     reader_arg a = {&f, f.ctx, 0, 0, 0};
+    atomic_init(&a.stop, 0);
     enrich_ctx *second = NULL;
     ck_assert_int_eq(enrich_ctx_create(f.pl, &second), ENRICH_OK);
     reader_arg b = {&f, second, 0, 0, 0};
+    atomic_init(&b.stop, 0);
     pthread_t t1, t2;
     ck_assert_int_eq(pthread_create(&t1, NULL, reader_loop, &a), 0);
     ck_assert_int_eq(pthread_create(&t2, NULL, reader_loop, &b), 0);
@@ -723,7 +726,8 @@ START_TEST(enrich_batches_survive_map_growth_in_the_same_process)
         enrich_status rc = enrich_store_load(w, name, "id", ENRICH_LOAD_NDJSON, NULL, 0, items, len, NULL);
         ck_assert_msg(rc == ENRICH_OK, "load: %s %s", enrich_strerror(rc), enrich_store_errmsg(w));
     }
-    a.stop = b.stop = 1;
+    atomic_store(&a.stop, 1);
+    atomic_store(&b.stop, 1);
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     ck_assert_uint_gt(a.batches + b.batches, 10);
@@ -738,7 +742,7 @@ END_TEST
 
 typedef struct grow_arg {
     enrich_store *store;
-    volatile int done;
+    atomic_int done;
     enrich_status rc;
 } grow_arg;
 
@@ -746,7 +750,7 @@ static void *grow_thread(void *p)
 {
     grow_arg *g = p;
     g->rc = store_grow_map(g->store, 0);
-    g->done = 1;
+    atomic_store(&g->done, 1);
     return NULL;
 }
 
@@ -760,14 +764,15 @@ START_TEST(enrich_map_resize_waits_for_batches_in_flight)
     MDB_txn *txn = NULL;
     ck_assert_int_eq(store_read_begin(w, &txn, NULL), ENRICH_OK);
     grow_arg g = {w, 0, -1};
+    atomic_init(&g.done, 0);
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, grow_thread, &g), 0);
     struct timespec ts = {0, 200 * 1000 * 1000};
     nanosleep(&ts, NULL);
-    ck_assert_int_eq(g.done, 0);
+    ck_assert_int_eq(atomic_load(&g.done), 0);
     store_txn_abort(w, txn);
     pthread_join(t, NULL);
-    ck_assert_int_eq(g.done, 1);
+    ck_assert_int_eq(atomic_load(&g.done), 1);
     ck_assert_int_eq(g.rc, ENRICH_OK);
     enrich_store_close(w);
     tu_fixture_close(&f);
