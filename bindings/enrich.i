@@ -10,7 +10,8 @@
  *   (const void *src, size_t src_len)   input bytes, borrowed for the call
  *   (void *dst, size_t dst_cap)         an output buffer the binding allocates
  *   size_t *written                     how much of dst the call filled
- *   enrich_store **out, enrich_pipeline **out, enrich_ctx **out
+ *   enrich_store **out, enrich_pipeline **out, enrich_ctx **out,
+ *   enrich_delivery **out
  *                                       a new owned handle
  *   enrich_status                       raise / return the error (never ignored)
  *   enrich_buf                          borrowed bytes, copied out once
@@ -36,6 +37,11 @@
 /* Callbacks into the host language: bindings report progress themselves. */
 %ignore enrich_store_set_progress;
 %ignore enrich_progress_fn;
+/* The delivery's per-object callback (a C function pointer): bindings that
+ * want it would need a trampoline; they list the tree after a flush or
+ * close instead (docs/python.md, docs/go.md). */
+%ignore enrich_delivery_set_object_callback;
+%ignore enrich_object_fn;
 /* A borrowed span is returned as the language's byte type, never as a
  * struct holding a raw pointer. */
 %ignore enrich_buf;
@@ -52,12 +58,20 @@
 %nodefaultctor enrich_store;
 %nodefaultctor enrich_pipeline;
 %nodefaultctor enrich_ctx;
+%nodefaultctor enrich_delivery;
 struct enrich_store {};
 struct enrich_pipeline {};
 struct enrich_ctx {};
+struct enrich_delivery {};
 %extend enrich_store    { ~enrich_store()    { enrich_store_close($self); } }
 %extend enrich_pipeline { ~enrich_pipeline() { enrich_pipeline_free($self); } }
 %extend enrich_ctx      { ~enrich_ctx()      { enrich_ctx_free($self); } }
+/* A delivery's destructor publishes what is buffered (close with no
+ * flags). enrich_delivery_close stays callable because its flags
+ * (DISCARD) and its status matter: a binding that calls it must first
+ * give up the handle's ownership (Python: thisown = False; Go never calls
+ * DeleteDelivery), so that exactly one of the two runs. */
+%extend enrich_delivery { ~enrich_delivery() { enrich_delivery_close($self, 0); } }
 
 /* ---- the language overlay: typemaps for the canonical names ---------- */
 #if defined(SWIGPYTHON)
@@ -71,11 +85,13 @@ struct enrich_ctx {};
  * every output buffer is (dst, dst_cap) followed, possibly later, by
  * size_t *written. */
 %apply (const void *src, size_t src_len) { (const void *key, size_t key_len) };
+%apply (const void *src, size_t src_len) { (const void *config, size_t config_len) };
 %apply (void *dst, size_t dst_cap) { (char *dst, size_t dst_cap) };
 
 /* Plain scalar outputs. */
 %apply size_t *OUTPUT { size_t *loaded };
 %apply int64_t *OUTPUT { int64_t *min, int64_t *max };
+%apply uint64_t *OUTPUT { uint64_t *offset };
 
 %include "enrich/version.h"
 %include "enrich/enrich.h"

@@ -92,6 +92,7 @@
 ENRICH_GO_HANDLE_OUT(enrich_store)
 ENRICH_GO_HANDLE_OUT(enrich_pipeline)
 ENRICH_GO_HANDLE_OUT(enrich_ctx)
+ENRICH_GO_HANDLE_OUT(enrich_delivery)
 
 /* ---- plain scalar outputs ------------------------------------------------ */
 /* Go's typemaps.i has no size_t *OUTPUT (enrich.i applies it to `loaded`);

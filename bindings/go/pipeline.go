@@ -23,8 +23,9 @@ type Pipeline struct {
 	sem   chan struct{} // one token per context lent out
 	idle  chan capi.Ctx // contexts waiting to be lent
 
-	mu       sync.Mutex
-	contexts map[*Context]struct{} // made by NewContext, closed with the pipeline
+	mu         sync.Mutex
+	contexts   map[*Context]struct{}  // made by NewContext, closed with the pipeline
+	deliveries map[*Delivery]struct{} // made by OpenDelivery, closed with the pipeline
 }
 
 // Compile compiles a JSON rule set (docs/rules.md) against the store; nil
@@ -57,7 +58,7 @@ func (s *Store) Compile(rules []byte, opts ...Option) (*Pipeline, error) {
 	}
 	p := &Pipeline{store: s, h: capi.SwigcptrPipeline(ph), opts: copts,
 		sem: make(chan struct{}, max), idle: make(chan capi.Ctx, max),
-		contexts: map[*Context]struct{}{}}
+		contexts: map[*Context]struct{}{}, deliveries: map[*Delivery]struct{}{}}
 	// One context now: bad options fail here, not at the first batch.
 	c, err := p.newCtx(nil)
 	if err != nil {
@@ -147,16 +148,27 @@ func (p *Pipeline) Enrich(in Input, batch []byte, enc Encoding) (*Batch, error) 
 	return snapshot(c, in, enc)
 }
 
-// Close waits for the batches in flight, then frees the pipeline's
-// contexts (those of NewContext included) and the pipeline. Closing twice
-// is a no-op.
+// Close waits for the batches in flight, then closes the pipeline's
+// deliveries (publishing what they buffer) and frees its contexts (those
+// of NewContext included) and the pipeline. The error is that of a
+// delivery's last publication; the pipeline is closed all the same.
+// Closing twice is a no-op.
 func (p *Pipeline) Close() error {
 	p.life.Lock()
 	if p.h == nil {
 		p.life.Unlock()
 		return nil
 	}
+	var err error
 	p.mu.Lock()
+	for d := range p.deliveries {
+		d.mu.Lock()
+		if e := d.close(false); e != nil && err == nil {
+			err = e
+		}
+		d.mu.Unlock()
+	}
+	p.deliveries = nil
 	for c := range p.contexts {
 		c.mu.Lock()
 		if c.h != nil {
@@ -184,7 +196,7 @@ func (p *Pipeline) Close() error {
 	s.mu.Lock()
 	delete(s.pipelines, p)
 	s.mu.Unlock()
-	return nil
+	return err
 }
 
 func run(c capi.Ctx, in Input, batch []byte) error {

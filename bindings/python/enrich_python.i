@@ -27,15 +27,19 @@
 #include <stdint.h>
 
 /* The handle whose errmsg explains a failure is the call's first argument
- * when it is a store or a ctx (pipeline_compile reports through its store).
+ * when it is a store, a ctx or a delivery (pipeline_compile reports through
+ * its store; delivery_open through the pipeline's store, which the Pythonic
+ * layer reads).
  * SWIG names the first argument arg1 in every wrapper; _Generic picks the
  * errmsg function by its type, and anything else has no detail. */
-enum { ENRICH_PY_NODETAIL, ENRICH_PY_STORE, ENRICH_PY_CTX };
+enum { ENRICH_PY_NODETAIL, ENRICH_PY_STORE, ENRICH_PY_CTX, ENRICH_PY_DELIVERY };
 #define ENRICH_PY_DETAIL_KIND(h) _Generic((h),                      \
         enrich_store *: ENRICH_PY_STORE,                            \
         const enrich_store *: ENRICH_PY_STORE,                      \
         enrich_ctx *: ENRICH_PY_CTX,                                \
         const enrich_ctx *: ENRICH_PY_CTX,                          \
+        enrich_delivery *: ENRICH_PY_DELIVERY,                      \
+        const enrich_delivery *: ENRICH_PY_DELIVERY,                \
         default: ENRICH_PY_NODETAIL)
 #define ENRICH_PY_DETAIL(h) \
     enrich_py_detail(ENRICH_PY_DETAIL_KIND(h), (const void *)(uintptr_t)(h))
@@ -48,6 +52,8 @@ static const char *enrich_py_detail(int kind, const void *h)
         return enrich_store_errmsg((const enrich_store *)h);
     if (kind == ENRICH_PY_CTX)
         return enrich_ctx_errmsg((const enrich_ctx *)h);
+    if (kind == ENRICH_PY_DELIVERY)
+        return enrich_delivery_errmsg((const enrich_delivery *)h);
     return "";
 }
 
@@ -87,6 +93,15 @@ static void enrich_py_raise(int code, const char *detail)
     $result = SWIG_Py_Void();
 }
 
+/* enrich_delivery_close frees its handle: no errmsg to read afterwards. */
+%typemap(out) enrich_status enrich_delivery_close {
+    if ($1 != ENRICH_OK) {
+        enrich_py_raise($1, "");
+        SWIG_fail;
+    }
+    $result = SWIG_Py_Void();
+}
+
 /* ---- input bytes ------------------------------------------------------ */
 %typemap(in) (const void *src, size_t src_len) (Py_buffer view, int have_view = 0) {
     if ($input == Py_None) {
@@ -116,12 +131,13 @@ static void enrich_py_raise(int code, const char *detail)
 }
 
 /* ---- file names: str, bytes or os.PathLike --------------------------- */
-%typemap(in) const char *path (PyObject *fs = NULL), const char *dst_path (PyObject *fs = NULL) {
+%typemap(in) const char *path (PyObject *fs = NULL), const char *dst_path (PyObject *fs = NULL),
+             const char *root_dir (PyObject *fs = NULL) {
     if (!PyUnicode_FSConverter($input, &fs))
         SWIG_fail;
     $1 = PyBytes_AS_STRING(fs);
 }
-%typemap(freearg) const char *path, const char *dst_path {
+%typemap(freearg) const char *path, const char *dst_path, const char *root_dir {
     Py_XDECREF(fs$argnum);
 }
 
@@ -172,6 +188,7 @@ static void enrich_py_raise(int code, const char *detail)
 ENRICH_PY_HANDLE_OUT(enrich_store)
 ENRICH_PY_HANDLE_OUT(enrich_pipeline)
 ENRICH_PY_HANDLE_OUT(enrich_ctx)
+ENRICH_PY_HANDLE_OUT(enrich_delivery)
 
 /* ---- calls that run without the interpreter lock ---------------------- */
 /* Their buffers are Py_buffer views or bytes objects the wrapper holds, so
@@ -195,6 +212,13 @@ ENRICH_PY_NOGIL(enrich_encode_ndjson)
 ENRICH_PY_NOGIL(enrich_encode_json_array)
 ENRICH_PY_NOGIL(enrich_encode)
 ENRICH_PY_NOGIL(enrich_gzip)
+/* A delivery is used by one thread at a time: enrich.Delivery serializes
+ * its calls (and the Context whose batch it runs or writes). */
+ENRICH_PY_NOGIL(enrich_delivery_open)
+ENRICH_PY_NOGIL(enrich_delivery_run)
+ENRICH_PY_NOGIL(enrich_delivery_write)
+ENRICH_PY_NOGIL(enrich_delivery_flush)
+ENRICH_PY_NOGIL(enrich_delivery_close)
 
 /* ---- lifetime: a handle keeps the handle it was made from alive -------- */
 /* A ctx must be freed before its pipeline, and a pipeline before its store,

@@ -17,6 +17,9 @@ Input is bytes (or any buffer: bytearray, memoryview, mmap) or str; output
 is bytes. C status codes are raised as Error subclasses (enrich.NotFoundError
 and so on) whose .name is the code's name, e.g. "ENRICH_E_NOTFOUND".
 
+enrich.Delivery writes enriched batches as partitioned gzip objects, like a
+Firehose stream (docs/delivery.md).
+
 docs/python.md is the reference; the AWS Lambda handlers are in enrich.aws.
 """
 
@@ -31,7 +34,7 @@ from ._errors import *  # noqa: F401,F403  (the exception classes)
 from ._errors import __all__ as _errors_all
 from ._errors import error_for as _error_for
 
-__all__ = ["Store", "Pipeline", "Context", "BatchResult", "Outcome", "RecordResult",
+__all__ = ["Store", "Pipeline", "Context", "BatchResult", "Delivery", "Outcome", "RecordResult",
            "ExpiredResultError", "gzip", "strerror", "status_name", "version",
            "version_number", "__version__"] + [n for n in _errors_all if n != "error_for"]
 
@@ -317,6 +320,7 @@ class Pipeline:
         self._store = store
         self._options = dict(options)
         self._contexts = _weakref.WeakSet()
+        self._deliveries = _weakref.WeakSet()
         self._local = _threading.local()
         self._lock = _threading.Lock()
         self._h = None
@@ -356,14 +360,27 @@ class Pipeline:
     def closed(self):
         return self._h is None
 
+    def delivery(self, root_dir, config=None, **options):
+        """Delivery(self, root_dir, config, **options)."""
+        return Delivery(self, root_dir, config, **options)
+
     def close(self):
-        """Free the pipeline after its contexts. Idempotent."""
+        """Free the pipeline after its deliveries (closed: their buffered
+        records are published) and contexts. Idempotent."""
+        failed = None
+        for d in list(self._deliveries):
+            try:
+                d.close()
+            except Error as e:  # noqa: F405  (closed all the same; raised below)
+                failed = failed or e
         for ctx in list(self._contexts):
             ctx.close()
         with self._lock:
             h, self._h = self._h, None
             if h is not None:
                 _destroy(h)
+        if failed is not None:
+            raise failed
 
     def __enter__(self):
         self._handle()
@@ -638,6 +655,187 @@ class BatchResult:
             return f"<enrich.BatchResult {self._count} records {self.counts}>"
         except ExpiredResultError:
             return f"<enrich.BatchResult {self._count} records, expired>"
+
+
+# Codes of a failed Delivery.run whose detail is the delivery's (its writes,
+# its state, its arguments); for the others the batch failed: the detail is
+# its Context's.
+_DELIVERY_SIDE_CODES = frozenset((_c.E_INVALID, _c.E_IO, _c.E_NOMEM, _c.E_ZLIB))
+
+
+class Delivery:
+    """Firehose-like delivery of enriched records into a directory tree
+    (enrich_delivery, docs/delivery.md): records are routed to the data,
+    invalid or error prefix, buffered per evaluated prefix and published as
+    gzip NDJSON objects (enriched-data/year=YYYY/month=MM/day=DD/...gz).
+
+    Delivery(pipeline, root_dir, config=None, **options)
+      config   the JSON configuration (bytes, str or a dict; None: the
+               defaults, i.e. the seed's prefixes, 5 MB, 300 s). A bad one
+               raises InvalidError naming the member.
+      options  Context options (clock_ms, ...) of the Context that run()
+               enriches on.
+
+    with enrich.Delivery(pipeline, "lake") as d:
+        for batch in batches:
+            d.run(batch)               # enrich (with retries) and route
+        d.metrics()                    # {"batches": ..., "out_data": ...}
+
+    One delivery per output tree and stream name: the stream is locked,
+    a second open raises IoError. Calls are serialized on the object (the
+    C delivery is used by one thread at a time); the interpreter lock is
+    released while they run. Leaving the with block by an exception closes
+    with discard=True; otherwise the buffered records are published.
+    The C object callback is not exposed: list the tree after flush() or
+    close() instead.
+    """
+
+    def __init__(self, pipeline, root_dir, config=None, **options):
+        self._pipeline = pipeline
+        self.root_dir = _os.fspath(root_dir)
+        self._lock = _threading.Lock()
+        self._h = None
+        self._ctx = Context(pipeline, **options)
+        store = pipeline._store
+        try:
+            with pipeline._lock, store._lock:
+                ph = pipeline._handle()
+                try:
+                    h = _c.delivery_open(ph, root_dir, _json_arg(config))
+                except Error as e:  # noqa: F405
+                    # open reports through the pipeline's store
+                    if not e.detail and store._h is not None:
+                        e.detail = _c.store_errmsg(store._h)
+                    raise
+                _c.py_keep_parent(h, ph)
+        except BaseException:
+            self._ctx.close()
+            raise
+        self._h = h
+        self._resume = self._last_end = _c.delivery_resume_offset(h)
+        pipeline._deliveries.add(self)
+
+    @property
+    def pipeline(self):
+        return self._pipeline
+
+    def _handle(self):
+        h = self._h
+        if h is None:
+            raise _closed("Delivery")
+        return h
+
+    @property
+    def resume_offset(self):
+        """The acknowledged input position found in the state file at open
+        (0 without one): replay the input from there."""
+        return self._resume
+
+    @property
+    def input_end(self):
+        """The input_end of the last batch delivered (resume_offset at first)."""
+        return self._last_end
+
+    def _end(self, input_end):
+        return self._last_end + 1 if input_end is None else input_end
+
+    def run(self, batch, input="ndjson", input_end=None):
+        """Enrich one batch (retrying transient failures) and route its
+        records; the interpreter lock is released meanwhile.
+
+        batch, input: as Context.run. input_end: the input position just
+        past this batch (non-decreasing: a byte offset, a line or batch
+        number ...), acknowledged in the state file once all its records
+        are in published objects; default: the previous one plus 1 (the
+        first: resume_offset + 1), i.e. batches are counted.
+        """
+        inp = _pick(_INPUTS, "input", input)
+        with self._lock:
+            h = self._handle()
+            end = self._end(input_end)
+            ctx = self._ctx
+            with ctx._lock:
+                ch = ctx._handle()
+                ctx._gen += 1
+                try:
+                    _c.delivery_run(h, ch, inp, batch, end)
+                except Error as e:  # noqa: F405
+                    if e.code not in _DELIVERY_SIDE_CODES:
+                        e.detail = _c.ctx_errmsg(ch)
+                    raise
+            self._last_end = end
+
+    def write(self, result, input_end=None):
+        """Route the records of a BatchResult (the last batch of a Context
+        of the same pipeline, run by the caller). input_end as in run()."""
+        if not isinstance(result, BatchResult):
+            raise TypeError(f"write() takes a BatchResult, not {type(result).__name__}")
+        with self._lock:
+            h = self._handle()
+            end = self._end(input_end)
+            with result._ctx._lock:
+                _c.delivery_write(h, result._h(), end)
+            self._last_end = end
+
+    def flush(self, now_ms=None, force=False):
+        """Publish the objects whose age reached buffer_seconds at now_ms
+        (epoch ms; None: the clock). force=True publishes every open object
+        (e.g. at the end of a Lambda invocation)."""
+        if force:
+            t = (1 << 63) - 1
+        else:
+            t = -1 if now_ms is None else int(now_ms)
+        with self._lock:
+            _c.delivery_flush(self._handle(), t)
+
+    def metrics(self, reset=False):
+        """The counters as a dict: batches, events_in, in_success,
+        in_not_found, in_no_key, in_error, out_data, out_invalid, out_error,
+        out_dead_letter, bytes_in, bytes_out, objects, retries, state_writes,
+        batch_latency_us {count, p50, p99, p999, max}. reset=True zeroes them
+        after reading (per-interval reporting)."""
+        return _json.loads(self._metrics(_c.METRICS_JSON, reset))
+
+    def metrics_emf(self, reset=False):
+        """The same as one CloudWatch Embedded Metric Format event (str, one
+        JSON line): print it in a Lambda to get metrics."""
+        return self._metrics(_c.METRICS_EMF, reset).decode("utf-8")
+
+    def _metrics(self, fmt, reset):
+        flags = _c.METRICS_RESET if reset else 0
+        with self._lock:
+            h = self._handle()
+            return _grow(lambda cap: _c.delivery_metrics(h, fmt, flags, cap), 1024)
+
+    @property
+    def closed(self):
+        return self._h is None
+
+    def close(self, discard=False):
+        """Publish every open object (discard=True: drop them; the
+        acknowledged position does not move), write the state, release the
+        stream. Raises if the last publication failed (the delivery is
+        closed all the same). Idempotent."""
+        with self._lock:
+            h, self._h = self._h, None
+            if h is None:
+                return
+            h.thisown = False  # freed by enrich_delivery_close, not by the proxy
+            try:
+                _c.delivery_close(h, _c.DELIVERY_DISCARD if discard else 0)
+            finally:
+                self._ctx.close()
+                self._pipeline._deliveries.discard(self)
+
+    def __enter__(self):
+        self._handle()
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        self.close(discard=exc_type is not None)
+
+    def __repr__(self):
+        return f"<enrich.Delivery {self.root_dir!r}{' closed' if self.closed else ''}>"
 
 
 def gzip(data, level=-1):

@@ -13,9 +13,9 @@ extern
 #ifdef __cplusplus
   "C"
 #endif
-  void cgo_panic__capi_3fbb0d889f006d7f(const char*);
+  void cgo_panic__capi_19e46f38a7902999(const char*);
 static void _swig_gopanic(const char *p) {
-  cgo_panic__capi_3fbb0d889f006d7f(p);
+  cgo_panic__capi_19e46f38a7902999(p);
 }
 
 
@@ -199,6 +199,7 @@ static void* Swig_malloc(int c) {
 SWIGINTERN void delete_enrich_store(struct enrich_store *self){ enrich_store_close(self); }
 SWIGINTERN void delete_enrich_pipeline(struct enrich_pipeline *self){ enrich_pipeline_free(self); }
 SWIGINTERN void delete_enrich_ctx(struct enrich_ctx *self){ enrich_ctx_free(self); }
+SWIGINTERN void delete_enrich_delivery(struct enrich_delivery *self){ enrich_delivery_close(self, 0); }
 
 /* Per record i of the last batch, ENRICH_GO_META int64s at meta[i*6]:
  * outcome, per-record code, AWS result, record length, id length, arrival
@@ -245,7 +246,7 @@ size_t enrich_go_concat(const enrich_ctx *ctx, int what, void *dst, size_t dst_c
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_3fbb0d889f006d7f(void *_swig_go_0) {
+void _wrap_Swig_free_capi_19e46f38a7902999(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -255,7 +256,7 @@ void _wrap_Swig_free_capi_3fbb0d889f006d7f(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_3fbb0d889f006d7f(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_19e46f38a7902999(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -268,7 +269,7 @@ void *_wrap_Swig_malloc_capi_3fbb0d889f006d7f(intgo _swig_go_0) {
 }
 
 
-void _wrap_delete_store_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0) {
+void _wrap_delete_store_capi_19e46f38a7902999(struct enrich_store *_swig_go_0) {
   struct enrich_store *arg1 = (struct enrich_store *) 0 ;
   
   arg1 = *(struct enrich_store **)&_swig_go_0; 
@@ -278,7 +279,7 @@ void _wrap_delete_store_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0) {
 }
 
 
-void _wrap_delete_pipeline_capi_3fbb0d889f006d7f(struct enrich_pipeline *_swig_go_0) {
+void _wrap_delete_pipeline_capi_19e46f38a7902999(struct enrich_pipeline *_swig_go_0) {
   struct enrich_pipeline *arg1 = (struct enrich_pipeline *) 0 ;
   
   arg1 = *(struct enrich_pipeline **)&_swig_go_0; 
@@ -288,7 +289,7 @@ void _wrap_delete_pipeline_capi_3fbb0d889f006d7f(struct enrich_pipeline *_swig_g
 }
 
 
-void _wrap_delete_ctx_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0) {
+void _wrap_delete_ctx_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0) {
   struct enrich_ctx *arg1 = (struct enrich_ctx *) 0 ;
   
   arg1 = *(struct enrich_ctx **)&_swig_go_0; 
@@ -298,7 +299,17 @@ void _wrap_delete_ctx_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0) {
 }
 
 
-long long _wrap_go_meta_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
+void _wrap_delete_delivery_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0) {
+  struct enrich_delivery *arg1 = (struct enrich_delivery *) 0 ;
+  
+  arg1 = *(struct enrich_delivery **)&_swig_go_0; 
+  
+  delete_enrich_delivery(arg1);
+  
+}
+
+
+long long _wrap_go_meta_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   size_t arg3 ;
@@ -317,7 +328,7 @@ long long _wrap_go_meta_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, _go
 }
 
 
-long long _wrap_go_concat_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+long long _wrap_go_concat_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int arg2 ;
   void *arg3 = (void *) 0 ;
@@ -338,7 +349,7 @@ long long _wrap_go_concat_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, i
 }
 
 
-intgo _wrap_VERSION_NUMBER_capi_3fbb0d889f006d7f() {
+intgo _wrap_VERSION_NUMBER_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -349,7 +360,7 @@ intgo _wrap_VERSION_NUMBER_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_version_number_capi_3fbb0d889f006d7f() {
+intgo _wrap_version_number_capi_19e46f38a7902999() {
   unsigned int result;
   intgo _swig_go_result;
   
@@ -360,7 +371,7 @@ intgo _wrap_version_number_capi_3fbb0d889f006d7f() {
 }
 
 
-_gostring_ _wrap_version_string_capi_3fbb0d889f006d7f() {
+_gostring_ _wrap_version_string_capi_19e46f38a7902999() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -371,7 +382,7 @@ _gostring_ _wrap_version_string_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_INVALID_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_INVALID_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -382,7 +393,7 @@ intgo _wrap_E_INVALID_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_NOMEM_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_NOMEM_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -393,7 +404,7 @@ intgo _wrap_E_NOMEM_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_IO_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_IO_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -404,7 +415,7 @@ intgo _wrap_E_IO_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_NOTFOUND_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_NOTFOUND_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -415,7 +426,7 @@ intgo _wrap_E_NOTFOUND_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_READONLY_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_READONLY_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -426,7 +437,7 @@ intgo _wrap_E_READONLY_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_NOT_STORE_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_NOT_STORE_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -437,7 +448,7 @@ intgo _wrap_E_NOT_STORE_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_STORE_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_STORE_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -448,7 +459,7 @@ intgo _wrap_E_STORE_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_READERS_FULL_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_READERS_FULL_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -459,7 +470,7 @@ intgo _wrap_E_READERS_FULL_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_NO_TABLE_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_NO_TABLE_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -470,7 +481,7 @@ intgo _wrap_E_NO_TABLE_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_RULES_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_RULES_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -481,7 +492,7 @@ intgo _wrap_E_RULES_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_JSON_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_JSON_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -492,7 +503,7 @@ intgo _wrap_E_JSON_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_NOT_OBJECT_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_NOT_OBJECT_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -503,7 +514,7 @@ intgo _wrap_E_NOT_OBJECT_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_KEY_TYPE_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_KEY_TYPE_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -514,7 +525,7 @@ intgo _wrap_E_KEY_TYPE_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_KEY_TOO_LONG_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_KEY_TOO_LONG_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -525,7 +536,7 @@ intgo _wrap_E_KEY_TOO_LONG_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_CONFLICT_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_CONFLICT_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -536,7 +547,7 @@ intgo _wrap_E_CONFLICT_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_DEPTH_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_DEPTH_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -547,7 +558,7 @@ intgo _wrap_E_DEPTH_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_UTF8_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_UTF8_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -558,7 +569,7 @@ intgo _wrap_E_UTF8_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_NUL_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_NUL_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -569,7 +580,7 @@ intgo _wrap_E_NUL_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_TOO_LARGE_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_TOO_LARGE_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -580,7 +591,7 @@ intgo _wrap_E_TOO_LARGE_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_DST_SIZE_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_DST_SIZE_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -591,7 +602,7 @@ intgo _wrap_E_DST_SIZE_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_ITEM_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_ITEM_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -602,7 +613,7 @@ intgo _wrap_E_ITEM_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_ZLIB_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_ZLIB_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -613,7 +624,7 @@ intgo _wrap_E_ZLIB_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_BASE64_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_BASE64_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -624,7 +635,7 @@ intgo _wrap_E_BASE64_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_E_LAST_capi_3fbb0d889f006d7f() {
+intgo _wrap_E_LAST_capi_19e46f38a7902999() {
   int result;
   intgo _swig_go_result;
   
@@ -635,7 +646,7 @@ intgo _wrap_E_LAST_capi_3fbb0d889f006d7f() {
 }
 
 
-_gostring_ _wrap_strerror_capi_3fbb0d889f006d7f(intgo _swig_go_0) {
+_gostring_ _wrap_strerror_capi_19e46f38a7902999(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -648,7 +659,7 @@ _gostring_ _wrap_strerror_capi_3fbb0d889f006d7f(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_status_name_capi_3fbb0d889f006d7f(intgo _swig_go_0) {
+_gostring_ _wrap_status_name_capi_19e46f38a7902999(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -661,7 +672,7 @@ _gostring_ _wrap_status_name_capi_3fbb0d889f006d7f(intgo _swig_go_0) {
 }
 
 
-intgo _wrap_store_open_capi_3fbb0d889f006d7f(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
+intgo _wrap_store_open_capi_19e46f38a7902999(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -683,7 +694,7 @@ intgo _wrap_store_open_capi_3fbb0d889f006d7f(_gostring_ _swig_go_0, intgo _swig_
 }
 
 
-_gostring_ _wrap_store_errmsg_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0) {
+_gostring_ _wrap_store_errmsg_capi_19e46f38a7902999(struct enrich_store *_swig_go_0) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -696,7 +707,7 @@ _gostring_ _wrap_store_errmsg_capi_3fbb0d889f006d7f(struct enrich_store *_swig_g
 }
 
 
-intgo _wrap_store_define_table_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+intgo _wrap_store_define_table_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -727,7 +738,7 @@ intgo _wrap_store_define_table_capi_3fbb0d889f006d7f(struct enrich_store *_swig_
 }
 
 
-intgo _wrap_LOAD_NDJSON_capi_3fbb0d889f006d7f() {
+intgo _wrap_LOAD_NDJSON_capi_19e46f38a7902999() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -739,7 +750,7 @@ intgo _wrap_LOAD_NDJSON_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_LOAD_JSON_ARRAY_capi_3fbb0d889f006d7f() {
+intgo _wrap_LOAD_JSON_ARRAY_capi_19e46f38a7902999() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -751,7 +762,7 @@ intgo _wrap_LOAD_JSON_ARRAY_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_capi_3fbb0d889f006d7f() {
+intgo _wrap_LOAD_DYNAMODB_capi_19e46f38a7902999() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -763,7 +774,7 @@ intgo _wrap_LOAD_DYNAMODB_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_STREAM_capi_3fbb0d889f006d7f() {
+intgo _wrap_LOAD_DYNAMODB_STREAM_capi_19e46f38a7902999() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -775,7 +786,7 @@ intgo _wrap_LOAD_DYNAMODB_STREAM_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_LOAD_CSV_capi_3fbb0d889f006d7f() {
+intgo _wrap_LOAD_CSV_capi_19e46f38a7902999() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -787,7 +798,7 @@ intgo _wrap_LOAD_CSV_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_store_load_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
+intgo _wrap_store_load_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -841,7 +852,7 @@ intgo _wrap_store_load_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _g
 }
 
 
-intgo _wrap_store_put_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_store_put_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -867,7 +878,7 @@ intgo _wrap_store_put_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_get_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_store_get_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -901,7 +912,7 @@ intgo _wrap_store_get_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_delete_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_store_delete_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -927,7 +938,7 @@ intgo _wrap_store_delete_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, 
 }
 
 
-intgo _wrap_store_copy_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
+intgo _wrap_store_copy_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   enrich_status result;
@@ -947,7 +958,7 @@ intgo _wrap_store_copy_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _g
 }
 
 
-intgo _wrap_store_stats_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
+intgo _wrap_store_stats_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -968,7 +979,7 @@ intgo _wrap_store_stats_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _
 }
 
 
-intgo _wrap_pipeline_compile_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2) {
+intgo _wrap_pipeline_compile_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -989,7 +1000,7 @@ intgo _wrap_pipeline_compile_capi_3fbb0d889f006d7f(struct enrich_store *_swig_go
 }
 
 
-intgo _wrap_ctx_create_capi_3fbb0d889f006d7f(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
+intgo _wrap_ctx_create_capi_19e46f38a7902999(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   enrich_ctx **arg2 = (enrich_ctx **) 0 ;
   enrich_status result;
@@ -1004,7 +1015,7 @@ intgo _wrap_ctx_create_capi_3fbb0d889f006d7f(struct enrich_pipeline *_swig_go_0,
 }
 
 
-void _wrap_ctx_reset_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0) {
+void _wrap_ctx_reset_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   
   arg1 = *(enrich_ctx **)&_swig_go_0; 
@@ -1014,7 +1025,7 @@ void _wrap_ctx_reset_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_ctx_errmsg_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0) {
+_gostring_ _wrap_ctx_errmsg_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1027,7 +1038,7 @@ _gostring_ _wrap_ctx_errmsg_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0)
 }
 
 
-intgo _wrap_OPT_MAX_DEPTH_capi_3fbb0d889f006d7f() {
+intgo _wrap_OPT_MAX_DEPTH_capi_19e46f38a7902999() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1039,7 +1050,7 @@ intgo _wrap_OPT_MAX_DEPTH_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_OPT_MAX_RECORD_BYTES_capi_3fbb0d889f006d7f() {
+intgo _wrap_OPT_MAX_RECORD_BYTES_capi_19e46f38a7902999() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1051,7 +1062,7 @@ intgo _wrap_OPT_MAX_RECORD_BYTES_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_OPT_CLOCK_MS_capi_3fbb0d889f006d7f() {
+intgo _wrap_OPT_CLOCK_MS_capi_19e46f38a7902999() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1063,7 +1074,7 @@ intgo _wrap_OPT_CLOCK_MS_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_OPT_FORCE_REBUILD_capi_3fbb0d889f006d7f() {
+intgo _wrap_OPT_FORCE_REBUILD_capi_19e46f38a7902999() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1075,7 +1086,7 @@ intgo _wrap_OPT_FORCE_REBUILD_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_OPT_RESPONSE_LIMIT_capi_3fbb0d889f006d7f() {
+intgo _wrap_OPT_RESPONSE_LIMIT_capi_19e46f38a7902999() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1087,7 +1098,7 @@ intgo _wrap_OPT_RESPONSE_LIMIT_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_ctx_set_option_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
+intgo _wrap_ctx_set_option_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t arg3 ;
@@ -1104,7 +1115,7 @@ intgo _wrap_ctx_set_option_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_ctx_get_option_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
+intgo _wrap_ctx_get_option_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1121,7 +1132,7 @@ intgo _wrap_ctx_get_option_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_option_bounds_capi_3fbb0d889f006d7f(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_option_bounds_capi_19e46f38a7902999(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_option arg1 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1160,7 +1171,7 @@ intgo _wrap_option_bounds_capi_3fbb0d889f006d7f(intgo _swig_go_0, _goslice_ _swi
 }
 
 
-intgo _wrap_INPUT_NDJSON_capi_3fbb0d889f006d7f() {
+intgo _wrap_INPUT_NDJSON_capi_19e46f38a7902999() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1172,7 +1183,7 @@ intgo _wrap_INPUT_NDJSON_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_INPUT_JSON_ARRAY_capi_3fbb0d889f006d7f() {
+intgo _wrap_INPUT_JSON_ARRAY_capi_19e46f38a7902999() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1184,7 +1195,7 @@ intgo _wrap_INPUT_JSON_ARRAY_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_INPUT_PIPES_capi_3fbb0d889f006d7f() {
+intgo _wrap_INPUT_PIPES_capi_19e46f38a7902999() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1196,7 +1207,7 @@ intgo _wrap_INPUT_PIPES_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_INPUT_FIREHOSE_capi_3fbb0d889f006d7f() {
+intgo _wrap_INPUT_FIREHOSE_capi_19e46f38a7902999() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1208,7 +1219,7 @@ intgo _wrap_INPUT_FIREHOSE_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_INPUT_KINESIS_capi_3fbb0d889f006d7f() {
+intgo _wrap_INPUT_KINESIS_capi_19e46f38a7902999() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1220,7 +1231,7 @@ intgo _wrap_INPUT_KINESIS_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_RESULT_OK_capi_3fbb0d889f006d7f() {
+intgo _wrap_RESULT_OK_capi_19e46f38a7902999() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1232,7 +1243,7 @@ intgo _wrap_RESULT_OK_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_RESULT_DROPPED_capi_3fbb0d889f006d7f() {
+intgo _wrap_RESULT_DROPPED_capi_19e46f38a7902999() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1244,7 +1255,7 @@ intgo _wrap_RESULT_DROPPED_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_RESULT_FAILED_capi_3fbb0d889f006d7f() {
+intgo _wrap_RESULT_FAILED_capi_19e46f38a7902999() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1256,7 +1267,7 @@ intgo _wrap_RESULT_FAILED_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_RESULT_OVER_LIMIT_capi_3fbb0d889f006d7f() {
+intgo _wrap_RESULT_OVER_LIMIT_capi_19e46f38a7902999() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1268,7 +1279,7 @@ intgo _wrap_RESULT_OVER_LIMIT_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_OUTCOME_SUCCESS_capi_3fbb0d889f006d7f() {
+intgo _wrap_OUTCOME_SUCCESS_capi_19e46f38a7902999() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1280,7 +1291,7 @@ intgo _wrap_OUTCOME_SUCCESS_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_OUTCOME_NOT_FOUND_capi_3fbb0d889f006d7f() {
+intgo _wrap_OUTCOME_NOT_FOUND_capi_19e46f38a7902999() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1292,7 +1303,7 @@ intgo _wrap_OUTCOME_NOT_FOUND_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_OUTCOME_NO_KEY_capi_3fbb0d889f006d7f() {
+intgo _wrap_OUTCOME_NO_KEY_capi_19e46f38a7902999() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1304,7 +1315,7 @@ intgo _wrap_OUTCOME_NO_KEY_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_OUTCOME_ERROR_capi_3fbb0d889f006d7f() {
+intgo _wrap_OUTCOME_ERROR_capi_19e46f38a7902999() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1316,7 +1327,7 @@ intgo _wrap_OUTCOME_ERROR_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_batch_run_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_batch_run_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_input arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1337,7 +1348,7 @@ intgo _wrap_batch_run_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, intgo
 }
 
 
-long long _wrap_batch_count_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_count_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1350,7 +1361,7 @@ long long _wrap_batch_count_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0)
 }
 
 
-long long _wrap_batch_count_outcome_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_batch_count_outcome_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_outcome arg2 ;
   size_t result;
@@ -1365,7 +1376,7 @@ long long _wrap_batch_count_outcome_capi_3fbb0d889f006d7f(struct enrich_ctx *_sw
 }
 
 
-intgo _wrap_batch_outcome_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_outcome_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_outcome result;
@@ -1380,7 +1391,7 @@ intgo _wrap_batch_outcome_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, l
 }
 
 
-intgo _wrap_batch_error_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_error_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int result;
@@ -1395,7 +1406,7 @@ intgo _wrap_batch_error_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, lon
 }
 
 
-_goslice_ _wrap_batch_record_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_batch_record_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1414,7 +1425,7 @@ _goslice_ _wrap_batch_record_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_batch_partition_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_batch_partition_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   char *arg3 = (char *) 0 ;
@@ -1437,7 +1448,7 @@ intgo _wrap_batch_partition_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0,
 }
 
 
-_goslice_ _wrap_batch_record_id_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_batch_record_id_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1456,7 +1467,7 @@ _goslice_ _wrap_batch_record_id_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_g
 }
 
 
-long long _wrap_batch_arrival_ms_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+long long _wrap_batch_arrival_ms_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int64_t result;
@@ -1471,7 +1482,7 @@ long long _wrap_batch_arrival_ms_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_
 }
 
 
-intgo _wrap_batch_result_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_result_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_result result;
@@ -1486,7 +1497,7 @@ intgo _wrap_batch_result_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, lo
 }
 
 
-long long _wrap_batch_count_result_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_batch_count_result_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_result arg2 ;
   size_t result;
@@ -1501,7 +1512,7 @@ long long _wrap_batch_count_result_capi_3fbb0d889f006d7f(struct enrich_ctx *_swi
 }
 
 
-intgo _wrap_ENCODE_NDJSON_capi_3fbb0d889f006d7f() {
+intgo _wrap_ENCODE_NDJSON_capi_19e46f38a7902999() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1513,7 +1524,7 @@ intgo _wrap_ENCODE_NDJSON_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_ENCODE_JSON_ARRAY_capi_3fbb0d889f006d7f() {
+intgo _wrap_ENCODE_JSON_ARRAY_capi_19e46f38a7902999() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1525,7 +1536,7 @@ intgo _wrap_ENCODE_JSON_ARRAY_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_ENCODE_FIREHOSE_capi_3fbb0d889f006d7f() {
+intgo _wrap_ENCODE_FIREHOSE_capi_19e46f38a7902999() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1537,7 +1548,7 @@ intgo _wrap_ENCODE_FIREHOSE_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_ENCODE_KINESIS_RESPONSE_capi_3fbb0d889f006d7f() {
+intgo _wrap_ENCODE_KINESIS_RESPONSE_capi_19e46f38a7902999() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1549,7 +1560,7 @@ intgo _wrap_ENCODE_KINESIS_RESPONSE_capi_3fbb0d889f006d7f() {
 }
 
 
-long long _wrap_encode_bound_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_encode_bound_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   size_t result;
@@ -1564,7 +1575,7 @@ long long _wrap_encode_bound_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_encode_ndjson_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
+intgo _wrap_encode_ndjson_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1585,7 +1596,7 @@ intgo _wrap_encode_ndjson_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, _
 }
 
 
-intgo _wrap_encode_json_array_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
+intgo _wrap_encode_json_array_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1606,7 +1617,7 @@ intgo _wrap_encode_json_array_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_
 }
 
 
-intgo _wrap_encode_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_encode_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1629,7 +1640,7 @@ intgo _wrap_encode_capi_3fbb0d889f006d7f(struct enrich_ctx *_swig_go_0, intgo _s
 }
 
 
-long long _wrap_gzip_bound_capi_3fbb0d889f006d7f(long long _swig_go_0) {
+long long _wrap_gzip_bound_capi_19e46f38a7902999(long long _swig_go_0) {
   size_t arg1 ;
   size_t result;
   long long _swig_go_result;
@@ -1642,7 +1653,7 @@ long long _wrap_gzip_bound_capi_3fbb0d889f006d7f(long long _swig_go_0) {
 }
 
 
-intgo _wrap_gzip_capi_3fbb0d889f006d7f(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_gzip_capi_19e46f38a7902999(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   int arg1 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1669,7 +1680,7 @@ intgo _wrap_gzip_capi_3fbb0d889f006d7f(intgo _swig_go_0, _goslice_ _swig_go_1, _
 }
 
 
-intgo _wrap_delivery_open_capi_3fbb0d889f006d7f(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, void *_swig_go_2, long long _swig_go_3, struct enrich_delivery **_swig_go_4) {
+intgo _wrap_delivery_open_capi_19e46f38a7902999(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -1684,9 +1695,11 @@ intgo _wrap_delivery_open_capi_3fbb0d889f006d7f(struct enrich_pipeline *_swig_go
   memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
   arg2[_swig_go_1.n] = '\0';
   
-  arg3 = *(void **)&_swig_go_2; 
-  arg4 = (size_t)_swig_go_3; 
-  arg5 = *(enrich_delivery ***)&_swig_go_4; 
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (enrich_delivery **)_swig_go_3; 
   
   result = (enrich_status)enrich_delivery_open((struct enrich_pipeline const *)arg1,(char const *)arg2,(void const *)arg3,arg4,arg5);
   _swig_go_result = (intgo)result; 
@@ -1695,7 +1708,7 @@ intgo _wrap_delivery_open_capi_3fbb0d889f006d7f(struct enrich_pipeline *_swig_go
 }
 
 
-intgo _wrap_delivery_write_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
+intgo _wrap_delivery_write_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   uint64_t arg3 ;
@@ -1712,7 +1725,7 @@ intgo _wrap_delivery_write_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_run_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
+intgo _wrap_delivery_run_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   enrich_input arg3 ;
@@ -1737,7 +1750,7 @@ intgo _wrap_delivery_run_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_
 }
 
 
-intgo _wrap_delivery_flush_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_delivery_flush_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   int64_t arg2 ;
   enrich_status result;
@@ -1752,7 +1765,7 @@ intgo _wrap_delivery_flush_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_close_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
+intgo _wrap_delivery_close_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   unsigned int arg2 ;
   enrich_status result;
@@ -1767,7 +1780,7 @@ intgo _wrap_delivery_close_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_g
 }
 
 
-_gostring_ _wrap_delivery_errmsg_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0) {
+_gostring_ _wrap_delivery_errmsg_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1780,36 +1793,33 @@ _gostring_ _wrap_delivery_errmsg_capi_3fbb0d889f006d7f(struct enrich_delivery *_
 }
 
 
-intgo _wrap_delivery_resume_offset_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, long long *_swig_go_1) {
+intgo _wrap_delivery_resume_offset_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   uint64_t *arg2 = (uint64_t *) 0 ;
+  uint64_t temp2 ;
   enrich_status result;
   intgo _swig_go_result;
   
   arg1 = *(enrich_delivery **)&_swig_go_0; 
-  arg2 = *(uint64_t **)&_swig_go_1; 
+  {
+    if (_swig_go_1.len == 0) {
+      _swig_gopanic("array must contain at least 1 element");
+    }
+    arg2 = &temp2;
+  }
   
   result = (enrich_status)enrich_delivery_resume_offset((struct enrich_delivery const *)arg1,arg2);
   _swig_go_result = (intgo)result; 
+  {
+    unsigned long long* a = (unsigned long long *) _swig_go_1.array;
+    a[0] = temp2;
+  }
+  
   return _swig_go_result;
 }
 
 
-void _wrap_delivery_set_object_callback_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, void* _swig_go_1, void *_swig_go_2) {
-  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
-  enrich_object_fn arg2 = (enrich_object_fn) 0 ;
-  void *arg3 = (void *) 0 ;
-  
-  arg1 = *(enrich_delivery **)&_swig_go_0; 
-  arg2 = *(enrich_object_fn *)&_swig_go_1; 
-  arg3 = *(void **)&_swig_go_2; 
-  
-  enrich_delivery_set_object_callback(arg1,arg2,arg3);
-  
-}
-
-
-intgo _wrap_METRICS_JSON_capi_3fbb0d889f006d7f() {
+intgo _wrap_METRICS_JSON_capi_19e46f38a7902999() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -1821,7 +1831,7 @@ intgo _wrap_METRICS_JSON_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_METRICS_EMF_capi_3fbb0d889f006d7f() {
+intgo _wrap_METRICS_EMF_capi_19e46f38a7902999() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -1833,7 +1843,7 @@ intgo _wrap_METRICS_EMF_capi_3fbb0d889f006d7f() {
 }
 
 
-intgo _wrap_delivery_metrics_capi_3fbb0d889f006d7f(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_delivery_metrics_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_metrics_format arg2 ;
   unsigned int arg3 ;
