@@ -142,11 +142,15 @@ class GilTest(TempDirTestCase):
         done.set()
         t.join()
         ctx.close()
-        self.assertGreater(call, 0.05, "the batch was too short to tell")
+        self.assertGreater(call, 0.1, "the batch was too short to tell")
         expected = rate * call
         print(f"\nduring a {call:.3f} s batch Python counted {during} "
               f"({during / expected:.0%} of its solo rate)")
-        self.assertGreater(during, 0.25 * expected,
+        # Held, the GIL would let the counter run at most a switch interval
+        # or two (5 ms each) around the call: under 10 % of a 0.1 s call.
+        # Released, it gets the counter's share of a core, well above that
+        # even on a loaded machine.
+        self.assertGreater(during, 0.15 * expected,
                            f"Python made {during} steps during a {call:.3f} s batch, "
                            f"{expected:.0f} expected if the GIL were released")
 
