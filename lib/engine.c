@@ -902,21 +902,54 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
     return ENRICH_OK;
 }
 
+/* LMDB registers a reader at the last committed txnid T, then reads the
+ * roots from meta page T % 2. A writer committing twice in between (T+1,
+ * then T+2 into the same meta page) hands the reader T+2's roots under id
+ * T, and the reader's next snapshot (T+1) is older than what it just saw:
+ * versions would go backwards between batches. If no commit has landed
+ * since the roots were read (the newest meta is still T), they are T's. */
+static bool snapshot_is_exact(const enrich_ctx *ctx)
+{
+    MDB_envinfo info;
+    return mdb_env_info(ctx->p->store->env, &info) == MDB_SUCCESS &&
+           info.me_last_txnid == mdb_txn_id(ctx->txn);
+}
+
+#define SNAPSHOT_RETRIES 16
+
 static enrich_status begin_snapshot(enrich_ctx *ctx)
 {
     enrich_store *store = ctx->p->store;
+    enrich_status st = ENRICH_OK;
+    bool fresh = false;
     if (ctx->txn) {
         /* A reset txn is renewed under the store's map lock, held until
          * the batch ends (end_snapshot). */
         store_txn_hold(store);
-        int rc = mdb_txn_renew(ctx->txn);
-        if (rc == MDB_SUCCESS)
-            return ENRICH_OK;
-        /* The map may have been resized by a loader: start afresh. */
-        store_txn_abort(store, ctx->txn);
-        ctx->txn = NULL;
+        if (mdb_txn_renew(ctx->txn) != MDB_SUCCESS) {
+            /* The map may have been resized by a loader: start afresh. */
+            store_txn_abort(store, ctx->txn);
+            ctx->txn = NULL;
+            fresh = true;
+        }
+    } else {
+        fresh = true;
     }
-    return store_read_begin(store, &ctx->txn, ctx->errmsg);
+    if (fresh && (st = store_read_begin(store, &ctx->txn, ctx->errmsg)) != ENRICH_OK)
+        return st;
+    /* Only a commit racing the start can make this fail; a retry is a
+     * reset and a renew of the same slot. After the bound the snapshot is
+     * still a consistent committed state, just possibly newer than its id. */
+    for (int i = 0; i < SNAPSHOT_RETRIES && !snapshot_is_exact(ctx); i++) {
+        mdb_txn_reset(ctx->txn);
+        if (mdb_txn_renew(ctx->txn) != MDB_SUCCESS) {
+            store_txn_abort(store, ctx->txn);
+            ctx->txn = NULL;
+            if ((st = store_read_begin(store, &ctx->txn, ctx->errmsg)) != ENRICH_OK)
+                return st;
+        }
+    }
+    return ENRICH_OK;
 }
 
 static void end_snapshot(enrich_ctx *ctx)
