@@ -138,5 +138,7 @@ int main(int argc, char **argv)
     bj_num(&j, "checksum", (double)(check % 1000000007ULL));
     bj_num(&j, "vmhwm_kb", (double)m.hwm);
     bj_close(&j, '}');
+    bench_free_batches(&bb);
+    free(eps);
     return 0;
 }

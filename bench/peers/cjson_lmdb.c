@@ -228,6 +228,7 @@ static int cmd_run(const char *db, const char *events, size_t batch, size_t reps
     free(out.p);
     free(trees);
     free(eps);
+    bench_free_batches(&bb);
     return 0;
 }
 
