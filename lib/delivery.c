@@ -1003,32 +1003,6 @@ static bool num_ms(const char *s, size_t n, int64_t *ms)
     return *ms > -62135596800000LL && *ms < 253402300800000LL;
 }
 
-static const jmember *find_path(const char *rec, const jmembers *top, jmembers *sub,
-                                char *const *segs, size_t nsegs, const char **base)
-{
-    const char *b = rec;
-    const jmembers *ms = top;
-    const jmember *m = NULL;
-    for (size_t s = 0; s < nsegs; s++) {
-        m = NULL;
-        for (size_t i = 0; i < ms->n && !m; i++)
-            if (jname_equals(b, &ms->v[i], segs[s], strlen(segs[s])))
-                m = &ms->v[i];
-        if (!m || s + 1 == nsegs)
-            break;
-        if (m->type != J_OBJECT)
-            return NULL;
-        const char *inner = b + m->value.off;
-        sub->n = 0;
-        if (jscan_value(inner, m->value.len, 1000, NULL, NULL, sub) != ENRICH_OK)
-            return NULL;
-        b = inner;
-        ms = sub;
-    }
-    *base = b;
-    return m;
-}
-
 static int64_t record_time(enrich_delivery *d, const enrich_ctx *ctx, size_t i, const char *rec,
                            bool scanned)
 {
@@ -1167,7 +1141,7 @@ static enrich_status route(enrich_delivery *d, const enrich_ctx *ctx, size_t i, 
         memset(v, 0, sizeof *v);
         const char *base = rec;
         const jmember *m =
-            scanned ? find_path(rec, &d->ms, &d->sub, d->keys[j].segs, d->keys[j].nsegs, &base)
+            scanned ? jpath_find(rec, &d->ms, d->keys[j].segs, d->keys[j].nsegs, &d->sub, &base)
                     : NULL;
         if (!m)
             continue;

@@ -163,36 +163,6 @@ static bool day_of_ms(int64_t ms, int32_t *day)
     return true;
 }
 
-/* A JSON number read by hand (strtod would follow the host's locale). */
-static bool number_to_double(const char *s, size_t n, double *out)
-{
-    size_t i = 0;
-    double sign = 1, v = 0;
-    if (i < n && s[i] == '-') {
-        sign = -1;
-        i++;
-    }
-    while (i < n && s[i] >= '0' && s[i] <= '9')
-        v = v * 10 + (s[i++] - '0');
-    if (i < n && s[i] == '.') {
-        double scale = 0.1;
-        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, scale /= 10)
-            v += (s[i] - '0') * scale;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        int esign = 1, e = 0;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            esign = s[i++] == '-' ? -1 : 1;
-        while (i < n && s[i] >= '0' && s[i] <= '9' && e < 400)
-            e = e * 10 + (s[i++] - '0');
-        for (; e > 0; e--)
-            v = esign > 0 ? v * 10 : v / 10;
-    }
-    *out = sign * v;
-    return i == n;
-}
-
 /* Partition day from the event's timestamp member: an ISO-8601 string, or
  * epoch seconds (milliseconds when the magnitude says so: >= 1e11 cannot
  * be seconds before year 5138). */
@@ -214,7 +184,7 @@ static bool event_day(const char *ev, const jmember *m, ebuf *tmp, int32_t *day)
             return false;
     } else if (m->type == J_NUMBER) {
         double v;
-        if (!number_to_double(ev + m->value.off, m->value.len, &v))
+        if (!jnumber_to_double(ev + m->value.off, m->value.len, &v))
             return false;
         if (!(v >= 1e11 || v <= -1e11))
             v *= 1000; /* seconds */

@@ -118,6 +118,16 @@ ENRICH_INTERNAL bool jname_equals(const char *s, const jmember *m, const char *n
 ENRICH_INTERNAL void jminify(const char *s, jspan span, ebuf *out);
 /* Is s[0..n) a JSON number (RFC 8259 grammar)? */
 ENRICH_INTERNAL bool jnumber_valid(const char *s, size_t n);
+/* A validated JSON number as a double, read by hand (strtod would follow
+ * the host's locale); false if bytes are left over. */
+ENRICH_INTERNAL bool jnumber_to_double(const char *s, size_t n, double *out);
+/* Follow a dotted path (decoded segments) from an object's top-level
+ * members, rescanning nested objects into sub. NULL when a segment is
+ * missing or crosses a non-object; *base is the text the member's spans
+ * refer to. */
+ENRICH_INTERNAL const jmember *jpath_find(const char *text, const jmembers *top,
+                                          char *const *segs, size_t nsegs, jmembers *sub,
+                                          const char **base);
 
 /* ---------------------------------------------------------------- */
 /* Pre-encoded items (item.c)                                        */

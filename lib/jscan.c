@@ -485,3 +485,58 @@ bool jnumber_valid(const char *s, size_t n)
     scanner sc = {s, n, 0, 1};
     return n > 0 && scan_number(&sc) == ENRICH_OK && sc.i == n;
 }
+
+bool jnumber_to_double(const char *s, size_t n, double *out)
+{
+    size_t i = 0;
+    double sign = 1, v = 0;
+    if (i < n && s[i] == '-') {
+        sign = -1;
+        i++;
+    }
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        v = v * 10 + (s[i++] - '0');
+    if (i < n && s[i] == '.') {
+        double scale = 0.1;
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, scale /= 10)
+            v += (s[i] - '0') * scale;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        int esign = 1, e = 0;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            esign = s[i++] == '-' ? -1 : 1;
+        while (i < n && s[i] >= '0' && s[i] <= '9' && e < 400)
+            e = e * 10 + (s[i++] - '0');
+        for (; e > 0; e--)
+            v = esign > 0 ? v * 10 : v / 10;
+    }
+    *out = sign * v;
+    return i == n;
+}
+
+const jmember *jpath_find(const char *text, const jmembers *top, char *const *segs,
+                          size_t nsegs, jmembers *sub, const char **base)
+{
+    const char *b = text;
+    const jmembers *ms = top;
+    const jmember *m = NULL;
+    for (size_t s = 0; s < nsegs; s++) {
+        m = NULL;
+        for (size_t i = 0; i < ms->n && !m; i++)
+            if (jname_equals(b, &ms->v[i], segs[s], strlen(segs[s])))
+                m = &ms->v[i];
+        if (!m || s + 1 == nsegs)
+            break;
+        if (m->type != J_OBJECT)
+            return NULL;
+        const char *inner = b + m->value.off;
+        sub->n = 0;
+        if (jscan_value(inner, m->value.len, 1000, NULL, NULL, sub) != ENRICH_OK)
+            return NULL;
+        b = inner;
+        ms = sub;
+    }
+    *base = b;
+    return m;
+}

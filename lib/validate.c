@@ -302,39 +302,10 @@ void validator_type_at(const validator *v, size_t i, const char **name, const ch
         *type = "string";
 }
 
-/* A JSON number read by hand (no locale); false if it is not one. */
+/* A JSON number as a double; false if it is not one. */
 static bool to_double(const char *s, size_t n, double *out)
 {
-    if (!jnumber_valid(s, n))
-        return false;
-    char buf[64];
-    if (n >= sizeof buf)
-        return false;
-    size_t i = 0;
-    double sign = 1, v = 0;
-    if (s[i] == '-') {
-        sign = -1;
-        i++;
-    }
-    while (i < n && s[i] >= '0' && s[i] <= '9')
-        v = v * 10 + (s[i++] - '0');
-    if (i < n && s[i] == '.') {
-        double scale = 0.1;
-        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, scale /= 10)
-            v += (s[i] - '0') * scale;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        int esign = 1, e = 0;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            esign = s[i++] == '-' ? -1 : 1;
-        while (i < n && s[i] >= '0' && s[i] <= '9' && e < 400)
-            e = e * 10 + (s[i++] - '0');
-        for (; e > 0; e--)
-            v = esign > 0 ? v * 10 : v / 10;
-    }
-    *out = sign * v;
-    return true;
+    return jnumber_valid(s, n) && jnumber_to_double(s, n, out);
 }
 
 static bool is_integer_text(const char *s, size_t n)
@@ -346,27 +317,7 @@ static bool is_integer_text(const char *s, size_t n)
 static const jmember *resolve(const vfield *f, const char *rec, const jmembers *top,
                               jmembers *sub, const char **base)
 {
-    const char *b = rec;
-    const jmembers *ms = top;
-    const jmember *m = NULL;
-    for (size_t s = 0; s < f->nsegs; s++) {
-        m = NULL;
-        for (size_t i = 0; i < ms->n && !m; i++)
-            if (jname_equals(b, &ms->v[i], f->segs[s], strlen(f->segs[s])))
-                m = &ms->v[i];
-        if (!m || s + 1 == f->nsegs)
-            break;
-        if (m->type != J_OBJECT)
-            return NULL;
-        const char *inner = b + m->value.off;
-        sub->n = 0;
-        if (jscan_value(inner, m->value.len, 1000, NULL, NULL, sub) != ENRICH_OK)
-            return NULL;
-        b = inner;
-        ms = sub;
-    }
-    *base = b;
-    return m;
+    return jpath_find(rec, top, f->segs, f->nsegs, sub, base);
 }
 
 static bool reason(ebuf *r, const vfield *f, const char *what, const char *arg)
