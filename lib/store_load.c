@@ -128,6 +128,8 @@ static int staged_cmp(const void *a, const void *b)
  * MDB_APPEND. Of equal keys only the last (an upsert) is written. */
 static enrich_status write_staged(store_sink *ss, bool empty)
 {
+    if (ss->norder == 0)
+        return ENRICH_OK; /* an empty load: nothing staged (order may be NULL) */
     sorting_stage = ss->stage.p;
     qsort(ss->order, ss->norder, sizeof *ss->order, staged_cmp);
     sorting_stage = NULL;
