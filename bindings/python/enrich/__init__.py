@@ -76,33 +76,29 @@ class Outcome(_enum.IntEnum):
 
 class RecordResult(_enum.IntEnum):
     """What an AWS response does with one record (enrich_result)."""
-    OK = getattr(_c, "RESULT_OK", 0)
-    DROPPED = getattr(_c, "RESULT_DROPPED", 1)
-    FAILED = getattr(_c, "RESULT_FAILED", 2)
-    OVER_LIMIT = getattr(_c, "RESULT_OVER_LIMIT", 3)
+    OK = _c.RESULT_OK
+    DROPPED = _c.RESULT_DROPPED
+    FAILED = _c.RESULT_FAILED
+    OVER_LIMIT = _c.RESULT_OVER_LIMIT
 
 
-def _table(**names):
-    return {k: v for k, v in names.items() if v is not None}
-
-
-_INPUTS = _table(
+_INPUTS = dict(
     ndjson=_c.INPUT_NDJSON,
     json=_c.INPUT_JSON_ARRAY,
     json_array=_c.INPUT_JSON_ARRAY,
-    pipes=getattr(_c, "INPUT_PIPES", None),
-    firehose=getattr(_c, "INPUT_FIREHOSE", None),
-    kinesis=getattr(_c, "INPUT_KINESIS", None),
+    pipes=_c.INPUT_PIPES,
+    firehose=_c.INPUT_FIREHOSE,
+    kinesis=_c.INPUT_KINESIS,
 )
-_ENCODINGS = _table(
+_ENCODINGS = dict(
     ndjson=_c.ENCODE_NDJSON,
     json=_c.ENCODE_JSON_ARRAY,
     json_array=_c.ENCODE_JSON_ARRAY,
-    firehose=getattr(_c, "ENCODE_FIREHOSE", None),
-    kinesis=getattr(_c, "ENCODE_KINESIS_RESPONSE", None),
-    kinesis_response=getattr(_c, "ENCODE_KINESIS_RESPONSE", None),
+    firehose=_c.ENCODE_FIREHOSE,
+    kinesis=_c.ENCODE_KINESIS_RESPONSE,
+    kinesis_response=_c.ENCODE_KINESIS_RESPONSE,
 )
-_LOAD_FORMATS = _table(
+_LOAD_FORMATS = dict(
     ndjson=_c.LOAD_NDJSON,
     json=_c.LOAD_JSON_ARRAY,
     json_array=_c.LOAD_JSON_ARRAY,
@@ -110,12 +106,12 @@ _LOAD_FORMATS = _table(
     dynamodb_stream=_c.LOAD_DYNAMODB_STREAM,
     csv=_c.LOAD_CSV,
 )
-_OPTIONS = _table(
+_OPTIONS = dict(
     max_depth=_c.OPT_MAX_DEPTH,
     max_record_bytes=_c.OPT_MAX_RECORD_BYTES,
     clock_ms=_c.OPT_CLOCK_MS,
     force_rebuild=_c.OPT_FORCE_REBUILD,
-    response_limit=getattr(_c, "OPT_RESPONSE_LIMIT", None),
+    response_limit=_c.OPT_RESPONSE_LIMIT,
 )
 
 
