@@ -1,5 +1,5 @@
-/* Suite "alloc": allocation failure. With tests/failalloc.c preloaded
- * (meson sets LD_PRELOAD), the N-th allocation call of the process fails,
+/* Suite "alloc": allocation failure. With tests/failalloc.c in front of
+ * the allocator (preloaded by meson, or linked in under ASan), the N-th allocation call of the process fails,
  * for N = 1, 2, ... until a run completes without reaching N; every run
  * must end with a named error (ENRICH_E_NOMEM) or a complete result, leak
  * nothing it allocated, produce no partial output, and leave the store as
@@ -38,7 +38,7 @@ static void bind_interposer(void)
     p = dlsym(RTLD_DEFAULT, "failalloc_live");
     memcpy(&fa_live, &p, sizeof p);
     ck_assert_msg(fa_start && fa_stop && fa_fired && fa_live,
-                  "libfailalloc.so is not preloaded (LD_PRELOAD): run through meson test");
+                  "failalloc is not in front of the allocator: run through meson test");
 }
 
 static const char events_ndjson[] =

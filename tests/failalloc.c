@@ -1,7 +1,18 @@
-/* failalloc: an LD_PRELOAD interposer of malloc, calloc, realloc and free
- * for tests/check_alloc.c. Preloaded, it sees every allocation of the
- * process: libenrich's, cJSON's, LMDB's and zlib's (glibc routes its own
- * strdup and friends through the malloc symbol, so those too).
+/* failalloc: an interposer of malloc, calloc, realloc and free for
+ * tests/check_alloc.c. It sees every allocation of the process:
+ * libenrich's, cJSON's, LMDB's and zlib's (glibc routes its own strdup and
+ * friends through the malloc symbol, so those too).
+ *
+ * Two ways in, one code:
+ * - plain and valgrind builds preload it (LD_PRELOAD, set by meson) and
+ *   find the real allocator with dlsym(RTLD_NEXT);
+ * - ASan builds link it into check_alloc itself (FAILALLOC_IN_ASAN_EXE).
+ *   A preloaded library cannot come before the ASan runtime, which must be
+ *   first in the initial library list, but the executable's own definitions
+ *   come before every library in symbol lookup, so its malloc wins over the
+ *   runtime's (weak) one, and it calls the runtime's allocator directly
+ *   through the __interceptor_* names the runtime exports. ASan then still
+ *   checks every access and every leak of the allocations passed on.
  *
  * Between failalloc_start(n) and failalloc_stop() it counts allocation
  * calls, makes the n-th one fail (NULL, errno ENOMEM), and tracks every
@@ -9,8 +20,8 @@
  * of allocations made in the window and not freed: the leaks.
  *
  * Single-threaded use only (check_alloc runs one thread). Under ASan the
- * real allocator is ASan's; ASan's own interceptors (e.g. its strdup)
- * allocate without passing here and are not counted. */
+ * runtime's own interceptors (e.g. its strdup) allocate without passing
+ * here and are not counted. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -33,7 +44,6 @@ static void (*real_free)(void *);
 /* dlsym itself may calloc: serve it from here while resolving. */
 static _Alignas(16) char boot[16384];
 static size_t boot_used;
-static bool resolving;
 
 static bool in_boot(const void *p)
 {
@@ -49,6 +59,22 @@ static void *boot_alloc(size_t n)
     boot_used += n;
     return p; /* static storage: already zero */
 }
+
+#ifdef FAILALLOC_IN_ASAN_EXE
+void *__interceptor_malloc(size_t n);
+void *__interceptor_calloc(size_t a, size_t b);
+void *__interceptor_realloc(void *p, size_t n);
+void __interceptor_free(void *p);
+
+static void resolve(void)
+{
+    real_calloc = __interceptor_calloc;
+    real_realloc = __interceptor_realloc;
+    real_free = __interceptor_free;
+    real_malloc = __interceptor_malloc;
+}
+#else
+static bool resolving;
 
 static void resolve(void)
 {
@@ -66,6 +92,7 @@ static void resolve(void)
     memcpy(&real_malloc, &p, sizeof p);
     resolving = false;
 }
+#endif
 
 /* The window. */
 static bool active;
@@ -226,8 +253,10 @@ EXPORT void failalloc_start(long n)
     if (trace_at < 0) {
         const char *t = getenv("FAILALLOC_TRACE");
         trace_at = t ? atol(t) : 0;
-        void *bt[2];
-        backtrace(bt, 2); /* loads libgcc now, outside the window */
+        if (trace_at > 0) {
+            void *bt[2];
+            backtrace(bt, 2); /* loads libgcc now, outside the window */
+        }
     }
     active = true;
 }
