@@ -1,6 +1,7 @@
 /* Suite "alloc": allocation failure. With tests/failalloc.c in front of
- * the allocator (preloaded by meson, or linked in under ASan), the N-th allocation call of the process fails,
- * for N = 1, 2, ... until a run completes without reaching N; every run
+ * the allocator (preloaded by meson, or linked in under ASan), the N-th
+ * allocation call of the process fails, for N = 1, 2, ... until a run
+ * completes without reaching N; every run
  * must end with a named error (ENRICH_E_NOMEM) or a complete result, leak
  * nothing it allocated, produce no partial output, and leave the store as
  * it was. Covers a batch in each input shape plus encoding, a pipeline
