@@ -32,11 +32,12 @@ static const unsigned char string_stop[256] = {
 #define SWAR_ONES 0x0101010101010101ULL
 #define SWAR_HIGH 0x8080808080808080ULL
 
-/* Does the 8-byte word hold a byte that string_stop flags? A byte is < 0x20
- * (control), '"', '\\', or has its high bit set. The zero-byte tests are
- * exact when no byte has its high bit set, which the last term rules in
- * first: any false positive only sends the caller to the byte loop. */
-static inline bool swar_stop(uint64_t x)
+/* The bytes of an 8-byte word (little-endian load) that string_stop flags:
+ * < 0x20 (control), '"', '\\', or high bit set; bit 7 of each flagged
+ * byte is set in the result. A subtraction's borrow can only flag bytes
+ * *above* a truly flagged one, so the lowest flag is always exact: its
+ * byte index is ctz/8, and the caller decides only at that byte. */
+static inline uint64_t swar_stop(uint64_t x)
 {
     uint64_t quote = x ^ (SWAR_ONES * '"');
     uint64_t slash = x ^ (SWAR_ONES * '\\');
@@ -115,18 +116,27 @@ static enrich_status scan_string(scanner *sc, bool *escaped)
     size_t i = sc->i + 1, n = sc->n;
     bool esc = false;
     for (;;) {
-        /* Eight bytes at a time while none of them can stop the string
-         * (quote, backslash, control, non-ASCII); a hit falls back to the
-         * byte loop, so this only skips, never decides. */
-        while (i + 8 <= n) {
+        /* Eight bytes at a time up to the first byte that can stop the
+         * string (quote, backslash, control, non-ASCII); the byte loop only
+         * serves the last few bytes of the input. */
+        for (;;) {
+            if (i + 8 > n) {
+                while (i < n && !string_stop[s[i]])
+                    i++;
+                break;
+            }
             uint64_t x;
             memcpy(&x, s + i, 8);
-            if (swar_stop(x))
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            x = __builtin_bswap64(x); /* byte i+k in bits 8k..8k+7, as below */
+#endif
+            uint64_t stop = swar_stop(x);
+            if (stop) {
+                i += (size_t)__builtin_ctzll(stop) >> 3;
                 break;
+            }
             i += 8;
         }
-        while (i < n && !string_stop[s[i]])
-            i++;
         if (i >= n)
             return ENRICH_E_JSON;
         unsigned c = s[i];

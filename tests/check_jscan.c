@@ -238,6 +238,49 @@ START_TEST(jscan_rejects_invalid_utf8)
 }
 END_TEST
 
+/* The string scan reads 8 bytes at a time and jumps to the first byte that
+ * can end or change the string: every such byte, and its ASCII neighbours
+ * that must not stop it, at every offset in and across those words. */
+START_TEST(jscan_string_stop_byte_at_every_offset)
+{
+    static const struct {
+        const char *mid;
+        enrich_status want;
+    } cases[] = {
+        {"\\\"", ENRICH_OK},   {"\\\\", ENRICH_OK},   {"\\n", ENRICH_OK},
+        {"\\u00e9", ENRICH_OK}, {"\xc3\xa9", ENRICH_OK}, {"\xe2\x82\xac", ENRICH_OK},
+        {"\xf0\x9f\x98\x80", ENRICH_OK}, {"\x7f", ENRICH_OK}, {" ", ENRICH_OK},
+        {"!", ENRICH_OK},      {"#", ENRICH_OK},      {"[", ENRICH_OK},
+        {"]", ENRICH_OK},      {"\x01", ENRICH_E_JSON}, {"\x1f", ENRICH_E_JSON},
+        {"\t", ENRICH_E_JSON}, {"\xff", ENRICH_E_UTF8}, {"\x80", ENRICH_E_UTF8},
+        {"\xc3", ENRICH_E_UTF8}, {"\\u0000", ENRICH_E_NUL}, {"\\x", ENRICH_E_JSON},
+        {"\"", ENRICH_E_JSON}, /* the string ends early: what follows is garbage */
+    };
+    char doc[64];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t pre = 0; pre <= 17; pre++) {
+            for (size_t post = 0; post <= 9; post++) {
+                size_t n = 0, ml = strlen(cases[c].mid);
+                doc[n++] = '"';
+                memset(doc + n, 'a', pre);
+                n += pre;
+                memcpy(doc + n, cases[c].mid, ml);
+                n += ml;
+                memset(doc + n, 'b', post);
+                n += post;
+                doc[n++] = '"';
+                jtype t;
+                enrich_status rc = scan_n(doc, n, DEPTH, &t);
+                ck_assert_msg(rc == cases[c].want, "case %zu, %zu bytes before, %zu after: %s",
+                              c, pre, post, enrich_status_name(rc));
+                if (rc == ENRICH_OK)
+                    ck_assert_int_eq(t, J_STRING);
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(jscan_truncated_utf8_at_end_of_buffer)
 {
     /* The sequence is cut by the end of the buffer, not by a quote. */
@@ -842,6 +885,7 @@ static Suite *jscan_suite(void)
 
     tc = tcase_create("policy");
     tcase_add_test(tc, jscan_rejects_invalid_utf8);
+    tcase_add_test(tc, jscan_string_stop_byte_at_every_offset);
     tcase_add_test(tc, jscan_truncated_utf8_at_end_of_buffer);
     tcase_add_test(tc, jscan_rejects_escaped_nul);
     tcase_add_test(tc, jscan_depth_limit_is_exact);
