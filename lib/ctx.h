@@ -70,6 +70,8 @@ struct enrich_ctx {
     size_t resp_need;     /* its size, also when too large */
     bool resp_too_large;
     size_t rcounts[4];    /* per enrich_result, AWS inputs */
+    jmembers rec_members; /* top-level members of the current AWS record */
+    jmembers rec_sub;     /* members of its "kinesis" object (Lambda Kinesis) */
     jmembers pk_members;  /* partition keys: members of the enriched record */
     jmembers pk_sub;
     /* An extra member engine_event attaches last (Pipes event id): the

@@ -830,7 +830,7 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
         }
         size_t start = pos;
         jspan span;
-        enrich_status rc = jscan_next(s, n, &pos, ctx->max_depth, NULL, &span);
+        enrich_status rc = jscan_next(s, n, &pos, ctx->max_depth, NULL, &span, NULL);
         if (rc == ENRICH_OK) {
             engine_event(ctx, s + span.off, span.len);
         } else if (rc == ENRICH_E_UTF8 || rc == ENRICH_E_NUL || rc == ENRICH_E_DEPTH) {

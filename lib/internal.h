@@ -105,9 +105,10 @@ typedef struct jmembers {
 ENRICH_INTERNAL enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type,
                                           jspan *root, jmembers *members);
 /* Scan one value starting at s[*pos] (after whitespace); on success *pos is
- * just past the value. Used to walk arrays element by element. */
+ * just past the value. Used to walk arrays element by element, in one pass
+ * over each element. members as for jscan_value (offsets into s). */
 ENRICH_INTERNAL enrich_status jscan_next(const char *s, size_t n, size_t *pos, int max_depth,
-                                         jtype *type, jspan *span);
+                                         jtype *type, jspan *span, jmembers *members);
 ENRICH_INTERNAL void jmembers_free(jmembers *m);
 /* Decode the JSON string literal at span (quotes included) into out
  * (appends). The literal must already be validated. */

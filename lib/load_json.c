@@ -92,7 +92,7 @@ static enrich_status next_array(load_iter *it, jspan *item, size_t *line, char *
     size_t pos = i;
     jspan span;
     jtype t;
-    enrich_status rc = jscan_next(s, n, &pos, it->max_depth, &t, &span);
+    enrich_status rc = jscan_next(s, n, &pos, it->max_depth, &t, &span, NULL);
     if (rc != ENRICH_OK)
         return fail(it, errmsg, rc, NULL);
     *item = span;

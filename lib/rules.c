@@ -48,7 +48,7 @@ static bool locate_defaults(const char *s, size_t n, jspan *spans, size_t nlooku
     size_t end = lookups.off + lookups.len, pos = lookups.off + 1;
     for (size_t i = 0; i < nlookups; i++) {
         jspan el;
-        if (jscan_next(s, end, &pos, 1000, NULL, &el) != ENRICH_OK)
+        if (jscan_next(s, end, &pos, 1000, NULL, &el, NULL) != ENRICH_OK)
             return false;
         if (!raw_member(s, el, "defaults", &spans[i]))
             spans[i] = (jspan){0, 0};

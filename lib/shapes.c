@@ -1,10 +1,14 @@
 /* AWS record shapes (docs/aws.md): an EventBridge Pipes batch from a
  * Kinesis source, a Firehose data-transformation event, a Lambda Kinesis
- * event. The envelope is walked structurally (no tree), each record element
- * is validated by the scanner, its `data` is base64-decoded into a ctx
- * buffer reused across batches and enriched by the engine like one NDJSON
- * line. A record that cannot be decoded fails alone; only an envelope that
- * is not the expected shape fails the batch. */
+ * event. The envelope is read in one pass: each record element is scanned
+ * once by the validating scanner, which also lists its members, so the
+ * fields a shape needs are picked from that list; its `data` is
+ * base64-decoded into a ctx buffer reused across batches and enriched by
+ * the engine like one NDJSON line. Only a record that breaks the policy
+ * (UTF-8, \u0000, depth) takes the slower structural walk, so that it can
+ * fail alone. A record that cannot be decoded fails alone; only an envelope
+ * that is not the expected shape fails the batch (and, the batch being all
+ * or nothing, the records already enriched are dropped). */
 #include <string.h>
 
 #include "ctx.h"
@@ -12,7 +16,7 @@
 #define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
 /* ---------------------------------------------------------------- */
-/* Structural walking (validation is the scanner's job)              */
+/* Structural walking, for records the scanner refused on policy     */
 /* ---------------------------------------------------------------- */
 
 static void skip_ws(const char *s, size_t n, size_t *i)
@@ -257,8 +261,58 @@ static bool id_usable(const char *s, jspan v)
  * of a repeated name wins). */
 typedef struct recf {
     jspan id, data, arrival, result;
-    bool kinesis; /* Kinesis: the "kinesis" object was there */
+    jtype id_type; /* J_NONE: not known yet (the structural walk) */
+    bool kinesis;  /* Kinesis: the "kinesis" object was there */
 } recf;
+
+/* The fields from the member lists of a record the scanner accepted whole
+ * (offsets into s): no byte is read again. */
+static enrich_status fields_from_members(enrich_ctx *ctx, enrich_input input, const char *s,
+                                         recf *f)
+{
+    const jmembers *ms = &ctx->rec_members;
+    const char *id_name = input == ENRICH_INPUT_PIPES ? "eventID" : "recordId";
+    size_t id_len = strlen(id_name);
+    for (size_t i = 0; i < ms->n; i++) {
+        const jmember *m = &ms->v[i];
+        if (input == ENRICH_INPUT_KINESIS) {
+            if (f->kinesis || !jname_equals(s, m, "kinesis", 7))
+                continue;
+            if (m->type != J_OBJECT)
+                return ENRICH_E_JSON;
+            f->kinesis = true;
+            ctx->rec_sub.n = 0;
+            size_t pos = m->value.off;
+            enrich_status rc = jscan_next(s, m->value.off + m->value.len, &pos,
+                                          ctx->max_depth + 2, NULL, NULL, &ctx->rec_sub);
+            if (rc)
+                return rc; /* only ENRICH_E_NOMEM: the record passed already */
+            for (size_t j = 0; j < ctx->rec_sub.n; j++) {
+                const jmember *k = &ctx->rec_sub.v[j];
+                if (!f->id.len && jname_equals(s, k, "sequenceNumber", 14)) {
+                    f->id = k->value;
+                    f->id_type = k->type;
+                } else if (!f->data.len && jname_equals(s, k, "data", 4)) {
+                    f->data = k->value;
+                } else if (!f->arrival.len &&
+                           jname_equals(s, k, "approximateArrivalTimestamp", 27)) {
+                    f->arrival = k->value;
+                }
+            }
+        } else if (!f->id.len && jname_equals(s, m, id_name, id_len)) {
+            f->id = m->value;
+            f->id_type = m->type;
+        } else if (!f->data.len && jname_equals(s, m, "data", 4)) {
+            f->data = m->value;
+        } else if (!f->arrival.len && jname_equals(s, m, "approximateArrivalTimestamp", 27)) {
+            f->arrival = m->value;
+        } else if (input == ENRICH_INPUT_FIREHOSE && !f->result.len &&
+                   jname_equals(s, m, "result", 6)) {
+            f->result = m->value;
+        }
+    }
+    return ENRICH_OK;
+}
 
 static bool record_fields(enrich_ctx *ctx, enrich_input input, const char *s, jspan el,
                           recf *f)
@@ -335,12 +389,31 @@ static const char *shape_noun(enrich_input input)
            input == ENRICH_INPUT_KINESIS ? "Records" : "element";
 }
 
-static enrich_status shape_record(enrich_ctx *ctx, enrich_input input, const char *s,
-                                  jspan el, size_t k)
+/* The record element at s[*pos]; *pos moves past it. */
+static enrich_status shape_record(enrich_ctx *ctx, enrich_input input, const char *s, size_t n,
+                                  size_t *pos, size_t k)
 {
     const char *noun = shape_noun(input);
+    size_t start = *pos, end = start;
+    jspan el;
+    ctx->rec_members.n = 0;
+    /* One scan validates the whole record and lists its members. A record
+     * that breaks only the policy (UTF-8, \u0000, depth), e.g. inside a
+     * Pipes data object, is walked structurally instead and fails on its
+     * own below. */
+    enrich_status v = jscan_next(s, n, &end, ctx->max_depth + 2, NULL, &el, &ctx->rec_members);
+    if (v == ENRICH_E_NOMEM)
+        return v;
+    if (v) {
+        end = start;
+        if (!skip_value(s, n, &end)) {
+            errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
+            return ENRICH_E_JSON;
+        }
+        el = (jspan){start, end - start};
+    }
+    *pos = end;
     if (s[el.off] != '{') {
-        enrich_status v = jscan_value(s + el.off, el.len, ctx->max_depth + 2, NULL, NULL, NULL);
         if (v == ENRICH_E_JSON) {
             errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
             return ENRICH_E_JSON;
@@ -352,18 +425,17 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_input input, const cha
         errmsg_set(ctx->errmsg, "%s[%zu] is not an object", noun, k);
         return ENRICH_E_JSON;
     }
-    /* The whole record is checked; a record that breaks only the policy
-     * (UTF-8, \u0000, depth), e.g. inside a Pipes data object, is walked
-     * anyway and fails on its own below. */
-    enrich_status v = jscan_value(s + el.off, el.len, ctx->max_depth + 2, NULL, NULL, NULL);
-    if (v == ENRICH_E_NOMEM)
-        return v;
     if (v && v != ENRICH_E_UTF8 && v != ENRICH_E_NUL && v != ENRICH_E_DEPTH) {
         errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
         return ENRICH_E_JSON;
     }
     recf f = {0};
-    if (!record_fields(ctx, input, s, el, &f)) {
+    enrich_status fr = v == ENRICH_OK ? fields_from_members(ctx, input, s, &f)
+                       : record_fields(ctx, input, s, el, &f) ? ENRICH_OK
+                                                              : ENRICH_E_JSON;
+    if (fr == ENRICH_E_NOMEM)
+        return fr;
+    if (fr) {
         errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
         return ENRICH_E_JSON;
     }
@@ -376,7 +448,8 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_input input, const cha
         errmsg_set(ctx->errmsg, "Records[%zu] has no \"kinesis\" object", k);
         return ENRICH_E_JSON;
     }
-    bool id_ok = id_usable(s, f.id);
+    bool id_ok = f.id_type != J_NONE ? f.id_type == J_STRING || f.id_type == J_NUMBER
+                                     : id_usable(s, f.id);
     if (!id_ok && input != ENRICH_INPUT_PIPES) {
         errmsg_set(ctx->errmsg, "%s[%zu] has no %s string", noun, k,
                    input == ENRICH_INPUT_FIREHOSE ? "recordId" : "kinesis.sequenceNumber");
@@ -431,90 +504,127 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_input input, const cha
 /* Batches                                                           */
 /* ---------------------------------------------------------------- */
 
-/* Find the records array: the root itself (Pipes) or its "records" /
- * "Records" member, every other member of which must be valid JSON. */
-static enrich_status find_records(enrich_ctx *ctx, enrich_input input, const char *s,
-                                  size_t n, jspan *arr)
+/* The records array at s[*pos] ('['): every element, in order; *pos moves
+ * past the closing bracket. */
+static enrich_status run_records(enrich_ctx *ctx, enrich_input input, const char *s, size_t n,
+                                 size_t *pos)
 {
-    size_t i = 0;
+    size_t i = *pos + 1, k = 0;
     skip_ws(s, n, &i);
-    char open = input == ENRICH_INPUT_PIPES ? '[' : '{';
-    const char *what = input == ENRICH_INPUT_PIPES ? "a JSON array (EventBridge Pipes batch)" :
-                       input == ENRICH_INPUT_FIREHOSE ? "a JSON object (Firehose event)" :
-                                                        "a JSON object (Lambda Kinesis event)";
-    size_t start = i;
-    if (i >= n || s[i] != open || !skip_value(s, n, &i)) {
-        errmsg_set(ctx->errmsg, "input is not %s", what);
-        return ENRICH_E_JSON;
-    }
-    jspan root = {start, i - start};
-    skip_ws(s, n, &i);
-    if (i != n) {
-        errmsg_set(ctx->errmsg, "bytes after the %s at byte %zu",
-                   input == ENRICH_INPUT_PIPES ? "array" : "object", i);
-        return ENRICH_E_JSON;
-    }
-    if (input == ENRICH_INPUT_PIPES) {
-        *arr = root;
+    if (i < n && s[i] == ']') {
+        *pos = i + 1;
         return ENRICH_OK;
     }
+    for (;;) {
+        enrich_status rc = shape_record(ctx, input, s, n, &i, k++);
+        if (rc)
+            return rc;
+        if (ctx->out.oom || ctx->ids.oom)
+            return ENRICH_E_NOMEM;
+        skip_ws(s, n, &i);
+        if (i < n && s[i] == ',') {
+            i++;
+            skip_ws(s, n, &i);
+            continue;
+        }
+        if (i < n && s[i] == ']') {
+            *pos = i + 1;
+            return ENRICH_OK;
+        }
+        errmsg_set(ctx->errmsg, "%s array: expected ',' or ']' after element %zu",
+                   shape_noun(input), k - 1);
+        return ENRICH_E_JSON;
+    }
+}
+
+/* The root object of a Firehose or Kinesis event at s[*pos] ('{'): its
+ * "records" / "Records" array is enriched where it stands; every other
+ * member (tumbling-window state and the like) is ignored but must still be
+ * JSON. *pos moves past the closing brace. */
+static enrich_status run_root_object(enrich_ctx *ctx, enrich_input input, const char *s,
+                                     size_t n, size_t *pos, const char *what)
+{
     const char *member = input == ENRICH_INPUT_FIREHOSE ? "records" : "Records";
-    walk w;
-    jspan name, val;
-    int r;
     bool found = false;
-    walk_init(&w, s, root);
-    while ((r = walk_next(&w, true, &name, &val)) == 1) {
-        if (!found && name_is(ctx, s, name, member)) {
-            if (s[val.off] != '[') {
-                errmsg_set(ctx->errmsg, "\"%s\" is not an array", member);
+    size_t i = *pos + 1;
+    skip_ws(s, n, &i);
+    if (i < n && s[i] == '}')
+        i++;
+    else {
+        for (;;) {
+            size_t name_at = i;
+            jspan name;
+            jtype t;
+            if (i >= n || s[i] != '"' ||
+                jscan_next(s, n, &i, 1, &t, &name, NULL) != ENRICH_OK) {
+                errmsg_set(ctx->errmsg, "member at byte %zu is not valid JSON", name_at);
                 return ENRICH_E_JSON;
             }
-            *arr = val;
-            found = true;
-        } else if (jscan_value(s + name.off, name.len, 1, NULL, NULL, NULL) ||
-                   jscan_value(s + val.off, val.len, 1000, NULL, NULL, NULL)) {
-            /* Tumbling-window state and the like are ignored, but must
-             * still be JSON. */
-            errmsg_set(ctx->errmsg, "member at byte %zu is not valid JSON", name.off);
+            skip_ws(s, n, &i);
+            if (i >= n || s[i] != ':') {
+                errmsg_set(ctx->errmsg, "input is not %s", what);
+                return ENRICH_E_JSON;
+            }
+            i++;
+            skip_ws(s, n, &i);
+            if (!found && name_is(ctx, s, name, member)) {
+                if (i >= n || s[i] != '[') {
+                    errmsg_set(ctx->errmsg, "\"%s\" is not an array", member);
+                    return ENRICH_E_JSON;
+                }
+                found = true;
+                enrich_status rc = run_records(ctx, input, s, n, &i);
+                if (rc)
+                    return rc;
+            } else if (jscan_next(s, n, &i, 1000, NULL, NULL, NULL) != ENRICH_OK) {
+                errmsg_set(ctx->errmsg, "member at byte %zu is not valid JSON", name_at);
+                return ENRICH_E_JSON;
+            }
+            skip_ws(s, n, &i);
+            if (i < n && s[i] == ',') {
+                i++;
+                skip_ws(s, n, &i);
+                continue;
+            }
+            if (i < n && s[i] == '}') {
+                i++;
+                break;
+            }
+            errmsg_set(ctx->errmsg, "input is not %s", what);
             return ENRICH_E_JSON;
         }
-    }
-    if (r < 0) {
-        errmsg_set(ctx->errmsg, "input is not %s", what);
-        return ENRICH_E_JSON;
     }
     if (!found) {
         errmsg_set(ctx->errmsg, "no \"%s\" array", member);
         return ENRICH_E_JSON;
     }
+    *pos = i;
     return ENRICH_OK;
 }
 
 enrich_status shapes_run(enrich_ctx *ctx, enrich_input input, const char *s, size_t n)
 {
-    jspan arr;
-    enrich_status rc = find_records(ctx, input, s, n, &arr);
-    if (rc)
-        return rc;
-    walk w;
-    jspan name, el;
-    int r;
-    size_t k = 0;
-    walk_init(&w, s, arr);
-    while ((r = walk_next(&w, false, &name, &el)) == 1) {
-        if ((rc = shape_record(ctx, input, s, el, k++)))
-            return rc;
-        if (ctx->out.oom || ctx->ids.oom)
-            return ENRICH_E_NOMEM;
-    }
-    if (r < 0) {
-        errmsg_set(ctx->errmsg, "%s array: expected ',' or ']' after element %zu",
-                   shape_noun(input), k ? k - 1 : 0);
+    bool pipes = input == ENRICH_INPUT_PIPES;
+    const char *what = pipes ? "a JSON array (EventBridge Pipes batch)" :
+                       input == ENRICH_INPUT_FIREHOSE ? "a JSON object (Firehose event)" :
+                                                        "a JSON object (Lambda Kinesis event)";
+    size_t i = 0;
+    skip_ws(s, n, &i);
+    if (i >= n || s[i] != (pipes ? '[' : '{')) {
+        errmsg_set(ctx->errmsg, "input is not %s", what);
         return ENRICH_E_JSON;
     }
-    for (size_t i = 0; i < ctx->nrecs; i++) {
-        rec *rr = &ctx->recs[i];
+    enrich_status rc = pipes ? run_records(ctx, input, s, n, &i)
+                             : run_root_object(ctx, input, s, n, &i, what);
+    if (rc)
+        return rc;
+    skip_ws(s, n, &i);
+    if (i != n) {
+        errmsg_set(ctx->errmsg, "bytes after the %s at byte %zu", pipes ? "array" : "object", i);
+        return ENRICH_E_JSON;
+    }
+    for (size_t r = 0; r < ctx->nrecs; r++) {
+        rec *rr = &ctx->recs[r];
         rr->result = rr->outcome == ENRICH_OUTCOME_ERROR ? ENRICH_RESULT_FAILED : ENRICH_RESULT_OK;
     }
     if (input == ENRICH_INPUT_FIREHOSE)
@@ -522,8 +632,8 @@ enrich_status shapes_run(enrich_ctx *ctx, enrich_input input, const char *s, siz
     else if (input == ENRICH_INPUT_KINESIS)
         aws_build_kinesis(ctx);
     memset(ctx->rcounts, 0, sizeof ctx->rcounts);
-    for (size_t i = 0; i < ctx->nrecs; i++)
-        ctx->rcounts[ctx->recs[i].result]++;
+    for (size_t r = 0; r < ctx->nrecs; r++)
+        ctx->rcounts[ctx->recs[r].result]++;
     return ctx->resp.oom || ctx->tmp.oom ? ENRICH_E_NOMEM : ENRICH_OK;
 }
 
@@ -533,6 +643,8 @@ void shapes_free(enrich_ctx *ctx)
     ebuf_free(&ctx->decoded);
     ebuf_free(&ctx->tmp);
     ebuf_free(&ctx->resp);
+    jmembers_free(&ctx->rec_members);
+    jmembers_free(&ctx->rec_sub);
     jmembers_free(&ctx->pk_members);
     jmembers_free(&ctx->pk_sub);
 }

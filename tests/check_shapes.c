@@ -907,7 +907,11 @@ START_TEST(shapes_bad_envelopes_fail_the_batch)
          "Records[0] has no kinesis.sequenceNumber string"},
         {ENRICH_INPUT_KINESIS, "{\"records\":[]}", "no \"Records\" array"},
         {ENRICH_INPUT_PIPES, "{}", "input is not a JSON array (EventBridge Pipes batch)"},
-        {ENRICH_INPUT_PIPES, "[{\"data\":\"e30=\"}", "input is not a JSON array (EventBridge Pipes batch)"},
+        {ENRICH_INPUT_PIPES, "[{\"data\":\"e30=\"}", "element array: expected ',' or ']' after element 0"},
+        {ENRICH_INPUT_FIREHOSE, "{\"records\":[{\"recordId\":\"a\",\"data\":\"e30=\"}]",
+         "input is not a JSON object (Firehose event)"},
+        {ENRICH_INPUT_FIREHOSE, "{\"records\":[],\"x\":[1,{]}", "member at byte 14 is not valid JSON"},
+        {ENRICH_INPUT_KINESIS, "{\"Records\":[{\"kinesis\":[]}]}", "Records[0] is not valid JSON"},
         {ENRICH_INPUT_PIPES, "[nul]", "element[0] is not valid JSON"},
     };
     tu_fixture f = {0};
