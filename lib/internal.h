@@ -113,8 +113,17 @@ ENRICH_INTERNAL void jmembers_free(jmembers *m);
 /* Decode the JSON string literal at span (quotes included) into out
  * (appends). The literal must already be validated. */
 ENRICH_INTERNAL void jstring_decode(const char *s, jspan span, ebuf *out);
-/* Is the (validated) name literal equal to the decoded name[0..len)? */
-ENRICH_INTERNAL bool jname_equals(const char *s, const jmember *m, const char *name, size_t len);
+/* Is the (validated) name literal equal to the decoded name[0..len)?
+ * Inline for the plain case, which decides almost every compare on the hot
+ * paths by the length alone; an escaped name is decoded out of line. */
+ENRICH_INTERNAL bool jname_equals_escaped(const char *s, const jmember *m, const char *name,
+                                          size_t len);
+static inline bool jname_equals(const char *s, const jmember *m, const char *name, size_t len)
+{
+    if (m->name_escaped)
+        return jname_equals_escaped(s, m, name, len);
+    return m->name.len == len + 2 && memcmp(s + m->name.off + 1, name, len) == 0;
+}
 /* Append the value s[span] without insignificant whitespace. */
 ENRICH_INTERNAL void jminify(const char *s, jspan span, ebuf *out);
 /* Is s[0..n) a JSON number (RFC 8259 grammar)? */

@@ -262,9 +262,10 @@ static enrich_status scan_literal(scanner *sc, const char *word, size_t len)
 
 static enrich_status scan_value(scanner *sc, int depth, jtype *type, jmembers *members);
 
-static bool members_push(jmembers *m, const jmember *mem)
+static inline bool members_push(jmembers *m, const jmember *mem)
 {
-    if (!array_reserve(&m->v, &m->cap, m->n + 1, sizeof *m->v, 16))
+    /* The list is reused across events: growing is the exception. */
+    if (m->n == m->cap && !array_reserve(&m->v, &m->cap, m->n + 1, sizeof *m->v, 16))
         return false;
     m->v[m->n++] = *mem;
     return true;
@@ -448,9 +449,9 @@ void jstring_decode(const char *s, jspan span, ebuf *out)
     const char *p = s + span.off + 1;
     const char *end = s + span.off + span.len - 1; /* the closing quote */
     while (p < end) {
-        const char *q = p;
-        while (q < end && *q != '\\')
-            q++;
+        const char *q = memchr(p, '\\', (size_t)(end - p));
+        if (!q)
+            q = end;
         ebuf_put(out, p, (size_t)(q - p));
         if (q >= end)
             break;
@@ -480,10 +481,8 @@ void jstring_decode(const char *s, jspan span, ebuf *out)
     }
 }
 
-bool jname_equals(const char *s, const jmember *m, const char *name, size_t len)
+bool jname_equals_escaped(const char *s, const jmember *m, const char *name, size_t len)
 {
-    if (!m->name_escaped)
-        return m->name.len == len + 2 && memcmp(s + m->name.off + 1, name, len) == 0;
     /* Rare: the event spelled the name with escapes; decode to compare. */
     ebuf tmp = {0};
     jstring_decode(s, m->name, &tmp);
