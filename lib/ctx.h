@@ -3,6 +3,7 @@
 #ifndef ENRICH_CTX_H
 #define ENRICH_CTX_H
 
+#include "lookup_cache.h"
 #include "pipeline.h"
 
 /* One result. Offsets point into ctx->out, where every record is followed
@@ -51,6 +52,7 @@ struct enrich_ctx {
     ebuf removed;         /* one flag per event member (overwritten ones) */
     ebuf scratch;         /* nested objects, error messages */
     ebuf key;             /* the key bytes of the current lookup */
+    lookup_cache lcache;  /* recent lookups of this snapshot */
     int max_depth;
     size_t max_record;
     int64_t clock_ms;     /* -1: real clock */

@@ -39,6 +39,7 @@ enrich_status enrich_ctx_create(const enrich_pipeline *pipeline, enrich_ctx **ou
     ctx->clock_ms = -1;
     ctx->resp_limit = DEFAULT_RESPONSE_LIMIT;
     ctx->input = ENRICH_INPUT_NDJSON;
+    lcache_configure(&ctx->lcache, LCACHE_DEFAULT_SLOTS);
     *out = ctx;
     return ENRICH_OK;
 }
@@ -57,6 +58,7 @@ void enrich_ctx_free(enrich_ctx *ctx)
     ebuf_free(&ctx->removed);
     ebuf_free(&ctx->scratch);
     ebuf_free(&ctx->key);
+    lcache_free(&ctx->lcache);
     shapes_free(ctx);
     free(ctx);
 }
@@ -101,6 +103,7 @@ enrich_status enrich_option_bounds(enrich_option option, int64_t *min, int64_t *
     case ENRICH_OPT_CLOCK_MS: lo = -1; hi = 253402300799999; break;
     case ENRICH_OPT_FORCE_REBUILD: lo = 0; hi = 1; break;
     case ENRICH_OPT_RESPONSE_LIMIT: lo = 1024; hi = (int64_t)1 << 31; break;
+    case ENRICH_OPT_LOOKUP_CACHE: lo = 0; hi = LCACHE_MAX_SLOTS; break;
     default: return ENRICH_E_INVALID;
     }
     if (min)
@@ -126,6 +129,7 @@ enrich_status enrich_ctx_set_option(enrich_ctx *ctx, enrich_option option, int64
     case ENRICH_OPT_CLOCK_MS: ctx->clock_ms = value; break;
     case ENRICH_OPT_FORCE_REBUILD: ctx->force_rebuild = value != 0; break;
     case ENRICH_OPT_RESPONSE_LIMIT: ctx->resp_limit = (size_t)value; break;
+    case ENRICH_OPT_LOOKUP_CACHE: lcache_configure(&ctx->lcache, (size_t)value); break;
     }
     return ENRICH_OK;
 }
@@ -141,6 +145,7 @@ enrich_status enrich_ctx_get_option(const enrich_ctx *ctx, enrich_option option,
     case ENRICH_OPT_CLOCK_MS: *value = ctx->clock_ms; return ENRICH_OK;
     case ENRICH_OPT_FORCE_REBUILD: *value = ctx->force_rebuild; return ENRICH_OK;
     case ENRICH_OPT_RESPONSE_LIMIT: *value = (int64_t)ctx->resp_limit; return ENRICH_OK;
+    case ENRICH_OPT_LOOKUP_CACHE: *value = (int64_t)ctx->lcache.nslots; return ENRICH_OK;
     }
     return ENRICH_E_INVALID;
 }
@@ -338,10 +343,25 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
         return LK_ERROR;
     }
     MDB_val k = {ctx->key.len, ctx->key.p}, v;
-    int rc = mdb_get(ctx->txn, lk->dbi, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return LK_MISS;
-    if (rc != MDB_SUCCESS || !item_view_parse(v.mv_data, v.mv_size, item)) {
+    uint32_t hash = 0;
+    const void *memo;
+    if (lcache_get(&ctx->lcache, lk->dbi, ctx->key.p, ctx->key.len, &hash, &memo, &v.mv_size)) {
+        if (!memo)
+            return LK_MISS;
+        v.mv_data = (void *)(uintptr_t)memo; /* LMDB's type; never written */
+    } else {
+        int rc = mdb_get(ctx->txn, lk->dbi, &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            lcache_put(&ctx->lcache, lk->dbi, ctx->key.p, ctx->key.len, hash, NULL, 0);
+            return LK_MISS;
+        }
+        if (rc != MDB_SUCCESS) {
+            *err = ENRICH_E_STORE;
+            return LK_ERROR;
+        }
+        lcache_put(&ctx->lcache, lk->dbi, ctx->key.p, ctx->key.len, hash, v.mv_data, v.mv_size);
+    }
+    if (!item_view_parse(v.mv_data, v.mv_size, item)) {
         *err = ENRICH_E_STORE;
         return LK_ERROR;
     }
@@ -910,7 +930,8 @@ static enrich_status begin_snapshot(enrich_ctx *ctx)
     /* Only a commit racing the start can make this fail; a retry is a
      * reset and a renew of the same slot. After the bound the snapshot is
      * still a consistent committed state, just possibly newer than its id. */
-    for (int i = 0; i < SNAPSHOT_RETRIES && !snapshot_is_exact(ctx); i++) {
+    bool exact = snapshot_is_exact(ctx);
+    for (int i = 0; i < SNAPSHOT_RETRIES && !exact; i++) {
         mdb_txn_reset(ctx->txn);
         if (mdb_txn_renew(ctx->txn) != MDB_SUCCESS) {
             store_txn_abort(store, ctx->txn);
@@ -918,7 +939,11 @@ static enrich_status begin_snapshot(enrich_ctx *ctx)
             if ((st = store_read_begin(store, &ctx->txn, ctx->errmsg)) != ENRICH_OK)
                 return st;
         }
+        exact = snapshot_is_exact(ctx);
     }
+    /* The lookup memo only trusts a snapshot whose roots match its id;
+     * map_gen is read under map_lock, which this batch holds. */
+    lcache_begin(&ctx->lcache, mdb_txn_id(ctx->txn), store->shared->map_gen, exact);
     return ENRICH_OK;
 }
 

@@ -224,6 +224,10 @@ typedef struct store_env {
      * while any transaction of the process is active. Reader-preferring,
      * so a thread may hold two read transactions at once. */
     pthread_rwlock_t map_lock;
+    /* Bumped (under map_lock held for writing) at every resize: the map
+     * may have moved, so addresses into it remembered by lookup caches are
+     * void. Read with map_lock held for reading. */
+    uint64_t map_gen;
     struct store_env *next;
 } store_env;
 

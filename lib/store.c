@@ -124,6 +124,7 @@ static int set_mapsize_exclusive(enrich_store *s, size_t size)
 {
     pthread_rwlock_wrlock(&s->shared->map_lock);
     int rc = mdb_env_set_mapsize(s->env, size);
+    s->shared->map_gen++; /* even on failure: LMDB may have unmapped */
     pthread_rwlock_unlock(&s->shared->map_lock);
     return rc;
 }

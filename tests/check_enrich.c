@@ -14,6 +14,7 @@
 #include <cJSON.h>
 
 #include "enrich/enrich.h"
+#include "ctx.h" /* white box: the lookup memo's counters */
 #include "internal.h"
 #include "testutil.h"
 
@@ -533,6 +534,8 @@ START_TEST(enrich_differential_splice_rebuild_oracle)
     enrich_ctx_set_option(splice, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
     enrich_ctx_set_option(rebuild, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
     ck_assert_int_eq(enrich_ctx_set_option(rebuild, ENRICH_OPT_FORCE_REBUILD, 1), ENRICH_OK);
+    /* The rebuild side also runs without the lookup memo. */
+    ck_assert_int_eq(enrich_ctx_set_option(rebuild, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
 
     cJSON *events[NEVENTS];
     char *batch = NULL;
@@ -572,8 +575,28 @@ START_TEST(enrich_differential_splice_rebuild_oracle)
     }
     fclose(m);
     ck_assert_uint_gt(with_enrichment_fields, NEVENTS / 8);
+    /* Twice on the splice side: the second run answers from the memo the
+     * first one filled, and must give the same bytes. */
     ck_assert_int_eq(enrich_batch_run(splice, ENRICH_INPUT_NDJSON, batch, blen), ENRICH_OK);
+    size_t first_len = 0;
+    ck_assert_int_eq(enrich_encode(splice, ENRICH_ENCODE_NDJSON, NULL, 0, &first_len),
+                     ENRICH_E_DST_SIZE);
+    char *first = malloc(first_len);
+    ck_assert_int_eq(enrich_encode(splice, ENRICH_ENCODE_NDJSON, first, first_len, &first_len),
+                     ENRICH_OK);
+    uint64_t hits_before = splice->lcache.hits;
+    ck_assert_int_eq(enrich_batch_run(splice, ENRICH_INPUT_NDJSON, batch, blen), ENRICH_OK);
+    ck_assert_uint_gt(splice->lcache.hits - hits_before, NEVENTS / 2);
+    size_t second_len = 0;
+    char *second = malloc(first_len);
+    ck_assert_int_eq(enrich_encode(splice, ENRICH_ENCODE_NDJSON, second, first_len, &second_len),
+                     ENRICH_OK);
+    ck_assert_uint_eq(second_len, first_len);
+    ck_assert_int_eq(memcmp(first, second, first_len), 0);
+    free(first);
+    free(second);
     ck_assert_int_eq(enrich_batch_run(rebuild, ENRICH_INPUT_NDJSON, batch, blen), ENRICH_OK);
+    ck_assert_uint_eq(rebuild->lcache.hits, 0);
     ck_assert_uint_eq(enrich_batch_count(splice), NEVENTS);
     size_t outcomes[4] = {0};
     for (size_t i = 0; i < NEVENTS; i++) {
@@ -740,6 +763,85 @@ START_TEST(enrich_batches_survive_map_growth_in_the_same_process)
 }
 END_TEST
 
+/* The lookup memo (ENRICH_OPT_LOOKUP_CACHE) must never serve an answer
+ * from another snapshot: after a merge, a replace and a map move, the same
+ * context sees exactly what a fresh one sees. */
+static const char memo_events[] =
+    "{\"productId\":\"PROD-001\"}\n{\"productId\":\"PROD-404\"}\n{\"productId\":\"PROD-001\"}\n";
+
+static void memo_batch(enrich_ctx *ctx, const char *want0, const char *want1)
+{
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, memo_events, strlen(memo_events)),
+                     ENRICH_OK);
+    const char *want[3] = {want0, want1, want0};
+    for (size_t i = 0; i < 3; i++) {
+        enrich_buf r = enrich_batch_record(ctx, i);
+        char *txt = strndup((const char *)r.ptr, r.len);
+        ck_assert_msg(strstr(txt, want[i]) != NULL, "record %zu: %s lacks %s", i, txt, want[i]);
+        free(txt);
+    }
+}
+
+START_TEST(enrich_lookup_cache_follows_commits_and_map_moves)
+{
+    tu_fixture f = {0};
+    enrich_store *w = NULL;
+    open_writer_and_readers(&f, &w);
+    enrich_ctx *ctx = f.ctx;
+    int64_t v = 0;
+    ck_assert_int_eq(enrich_ctx_get_option(ctx, ENRICH_OPT_LOOKUP_CACHE, &v), ENRICH_OK);
+    ck_assert_int_eq(v, 4096);
+
+    memo_batch(ctx, "\"Smart Sensor\"", "product_not_found");
+    /* The third event repeats the first key: memoised within the batch. */
+    ck_assert_uint_eq(ctx->lcache.hits, 1);
+    memo_batch(ctx, "\"Smart Sensor\"", "product_not_found");
+    ck_assert_uint_eq(ctx->lcache.hits, 4); /* the hit and the known miss too */
+
+    /* A merge commits: the item changed and the absent key now exists. */
+    static const char merge[] = "{\"productId\":\"PROD-001\",\"productName\":\"Renamed\"}\n"
+                                "{\"productId\":\"PROD-404\",\"productName\":\"Arrived\"}\n";
+    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_NDJSON, NULL, 0,
+                                       merge, strlen(merge), NULL),
+                     ENRICH_OK);
+    memo_batch(ctx, "\"Renamed\"", "\"Arrived\"");
+
+    /* A replace drops PROD-001. */
+    static const char only[] = "{\"productId\":\"PROD-404\",\"productName\":\"Alone\"}\n";
+    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_NDJSON, NULL,
+                                       ENRICH_LOAD_REPLACE, only, strlen(only), NULL),
+                     ENRICH_OK);
+    memo_batch(ctx, "product_not_found", "\"Alone\"");
+
+    /* The map moves without a commit (same txnid): the memo must forget
+     * the addresses it holds. */
+    uint32_t epoch = ctx->lcache.epoch;
+    uint64_t txnid = ctx->lcache.txnid;
+    ck_assert_int_eq(store_grow_map(w, (size_t)512 << 20), ENRICH_OK);
+    memo_batch(ctx, "product_not_found", "\"Alone\"");
+    ck_assert_uint_eq(ctx->lcache.txnid, txnid);
+    ck_assert_uint_ne(ctx->lcache.epoch, epoch);
+
+    /* Off: the same answers, no memo. */
+    ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
+    uint64_t hits = ctx->lcache.hits;
+    memo_batch(ctx, "product_not_found", "\"Alone\"");
+    ck_assert_uint_eq(ctx->lcache.hits, hits);
+    ck_assert_ptr_null(ctx->lcache.slots);
+    /* Sizes round up to a power of two; the bound is 2^20. */
+    ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 1000), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_get_option(ctx, ENRICH_OPT_LOOKUP_CACHE, &v), ENRICH_OK);
+    ck_assert_int_eq(v, 1024);
+    ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, (1 << 20) + 1),
+                     ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, -1), ENRICH_E_INVALID);
+    memo_batch(ctx, "product_not_found", "\"Alone\"");
+    ck_assert_uint_eq(ctx->lcache.hits, hits + 1);
+    enrich_store_close(w);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 typedef struct grow_arg {
     enrich_store *store;
     atomic_int done;
@@ -825,6 +927,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, enrich_batches_survive_map_growth_in_the_same_process);
     tcase_add_test(tc, enrich_map_resize_waits_for_batches_in_flight);
     tcase_add_test(tc, enrich_store_handles_share_one_environment);
+    tcase_add_test(tc, enrich_lookup_cache_follows_commits_and_map_moves);
     suite_add_tcase(s, tc);
     tc = tcase_create("differential");
     tcase_set_timeout(tc, 120);

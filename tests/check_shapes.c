@@ -29,8 +29,8 @@ static const char *const seed_out[3] = {
     "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\","
     "\"productName\":\"Temperature Monitor\",\"category\":\"IoT Devices\",\"price\":79.99,"
     "\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}",
-    "{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\","
-    "\"enrichmentStatus\":\"product_not_found\"}",
+    ("{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\","
+     "\"enrichmentStatus\":\"product_not_found\"}"),
 };
 
 static const char *const seed_seq[3] = {
@@ -428,8 +428,8 @@ START_TEST(shapes_firehose_drop_and_partition_keys)
     sb in = {0};
     sb_puts(&in, "{\"records\":[");
     static const char *const evs[] = {
-        "{\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":1718000000,"
-        "\"geo\":{\"region\":\"eu-\\u00e9\",\"zone\":7},\"flag\":true,\"obj\":{},\"nul\":null}",
+        ("{\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":1718000000,"
+         "\"geo\":{\"region\":\"eu-\\u00e9\",\"zone\":7},\"flag\":true,\"obj\":{},\"nul\":null}"),
         "{\"productId\":\"PROD-999\",\"timestamp\":\"2024-01-15T10:32:00Z\"}",
         "{\"quantity\":1.5e0}",
         "[1]",

@@ -43,6 +43,7 @@ func TestConstantsMatchHeader(t *testing.T) {
 		{"OPT_CLOCK_MS", ClockMs(1).id, int(capi.OPT_CLOCK_MS)},
 		{"OPT_FORCE_REBUILD", ForceRebuild(true).id, int(capi.OPT_FORCE_REBUILD)},
 		{"OPT_RESPONSE_LIMIT", ResponseLimit(1).id, int(capi.OPT_RESPONSE_LIMIT)},
+		{"OPT_LOOKUP_CACHE", LookupCache(1).id, int(capi.OPT_LOOKUP_CACHE)},
 		{"E_LAST", -(len(sentinels) - 1), capi.E_LAST},
 	}
 	for _, p := range pairs {

@@ -157,6 +157,11 @@ func ForceRebuild(on bool) Option {
 // ResponseLimit sets the largest AWS response in bytes (default 6000000).
 func ResponseLimit(n int64) Option { return Option{50, n} }
 
+// LookupCache sets the slots of each context's lookup memo (default 4096,
+// 0 turns it off): recent keys' answers are reused within one store
+// snapshot and forgotten when a load commits, so results never change.
+func LookupCache(slots int) Option { return Option{60, int64(slots)} }
+
 // MaxContexts bounds how many C contexts a Pipeline keeps for Enrich
 // (Pipeline-level only; default 2×GOMAXPROCS, at least 4, at most 64).
 // Each context holds one LMDB reader slot (126 per store), so this also

@@ -388,10 +388,18 @@ typedef enum enrich_option {
     ENRICH_OPT_MAX_RECORD_BYTES = 20, /**< longest event, 2..2^31, default 1 MiB + 1 KiB */
     ENRICH_OPT_CLOCK_MS = 30,         /**< fixed clock, epoch ms; -1 = real clock (default) */
     ENRICH_OPT_FORCE_REBUILD = 40,    /**< 1: rebuild every event instead of splicing (tests) */
-    ENRICH_OPT_RESPONSE_LIMIT = 50    /**< largest AWS response in bytes (Firehose, Kinesis partial
+    ENRICH_OPT_RESPONSE_LIMIT = 50,   /**< largest AWS response in bytes (Firehose, Kinesis partial
                                            batch, Pipes array), 1024..2^31, default 6000000: the
                                            AWS blueprint's safe cap below Lambda's 6 MiB. Read by
                                            enrich_batch_run(); see enrich_encode(). */
+    ENRICH_OPT_LOOKUP_CACHE = 60      /**< slots of the context's lookup memo, 0..2^20 (rounded up
+                                           to a power of two), default 4096; 0 turns it off. It
+                                           remembers where recent keys' items are (or that they
+                                           are absent) within one store snapshot, and forgets
+                                           everything when a load commits or the map moves, so
+                                           results are the same with it on or off. 64 bytes per
+                                           slot, allocated at the first batch; keys of more than
+                                           40 bytes are not memoised. @since 0.1 */
 } enrich_option;
 
 /** @brief Set a tunable. @retval ENRICH_E_INVALID unknown option or value

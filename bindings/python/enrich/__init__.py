@@ -112,6 +112,7 @@ _OPTIONS = dict(
     clock_ms=_c.OPT_CLOCK_MS,
     force_rebuild=_c.OPT_FORCE_REBUILD,
     response_limit=_c.OPT_RESPONSE_LIMIT,
+    lookup_cache=_c.OPT_LOOKUP_CACHE,
 )
 
 

@@ -151,6 +151,7 @@ extern swig_intgo _wrap_OPT_MAX_RECORD_BYTES_capi_19e46f38a7902999(void);
 extern swig_intgo _wrap_OPT_CLOCK_MS_capi_19e46f38a7902999(void);
 extern swig_intgo _wrap_OPT_FORCE_REBUILD_capi_19e46f38a7902999(void);
 extern swig_intgo _wrap_OPT_RESPONSE_LIMIT_capi_19e46f38a7902999(void);
+extern swig_intgo _wrap_OPT_LOOKUP_CACHE_capi_19e46f38a7902999(void);
 extern swig_intgo _wrap_ctx_set_option_capi_19e46f38a7902999(uintptr_t arg1, swig_intgo arg2, swig_type_27 arg3);
 extern swig_intgo _wrap_ctx_get_option_capi_19e46f38a7902999(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
 extern swig_intgo _wrap_option_bounds_capi_19e46f38a7902999(swig_intgo arg1, swig_type_28 arg2, swig_type_29 arg3);
@@ -823,6 +824,13 @@ func _swig_getOPT_RESPONSE_LIMIT() (_swig_ret Enum_SS_enrich_option) {
 }
 
 var OPT_RESPONSE_LIMIT Enum_SS_enrich_option = _swig_getOPT_RESPONSE_LIMIT()
+func _swig_getOPT_LOOKUP_CACHE() (_swig_ret Enum_SS_enrich_option) {
+	var swig_r Enum_SS_enrich_option
+	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_LOOKUP_CACHE_capi_19e46f38a7902999())
+	return swig_r
+}
+
+var OPT_LOOKUP_CACHE Enum_SS_enrich_option = _swig_getOPT_LOOKUP_CACHE()
 func Ctx_set_option(arg1 Ctx, arg2 Enum_SS_enrich_option, arg3 int64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)

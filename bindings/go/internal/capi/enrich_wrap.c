@@ -1098,6 +1098,18 @@ intgo _wrap_OPT_RESPONSE_LIMIT_capi_19e46f38a7902999() {
 }
 
 
+intgo _wrap_OPT_LOOKUP_CACHE_capi_19e46f38a7902999() {
+  enum enrich_option result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_OPT_LOOKUP_CACHE;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
 intgo _wrap_ctx_set_option_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;

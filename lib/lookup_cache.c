@@ -1,0 +1,111 @@
+/* The per-context lookup memo (see lookup_cache.h for why it is safe).
+ * Direct-mapped: one probe, one key compare; a colliding key simply
+ * replaces the slot. */
+#include "lookup_cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void lcache_configure(lookup_cache *c, size_t slots)
+{
+    size_t n = 0;
+    if (slots) {
+        n = 1;
+        while (n < slots && n < LCACHE_MAX_SLOTS)
+            n <<= 1;
+    }
+    if (n != c->nslots) {
+        free(c->slots);
+        c->slots = NULL;
+        c->nslots = n;
+    }
+    c->usable = false;
+    c->epoch = 0; /* slots are re-allocated zeroed, i.e. all dead */
+    c->txnid = 0;
+}
+
+void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen, bool exact)
+{
+    c->usable = false;
+    if (!c->nslots || !exact)
+        return;
+    if (!c->slots) {
+        c->slots = calloc(c->nslots, sizeof *c->slots);
+        if (!c->slots)
+            return; /* runs uncached; the answers are the same */
+        c->epoch = 1;
+        c->txnid = txnid;
+        c->map_gen = map_gen;
+    } else if (txnid != c->txnid || map_gen != c->map_gen) {
+        if (++c->epoch == 0) {
+            /* Wrapped after 2^32 snapshots: dead slots could look live. */
+            memset(c->slots, 0, c->nslots * sizeof *c->slots);
+            c->epoch = 1;
+        }
+        c->txnid = txnid;
+        c->map_gen = map_gen;
+    }
+    c->usable = true;
+}
+
+/* 8 bytes at a time, multiply-xorshift mixing: keys here are short ids. */
+static uint32_t key_hash(unsigned dbi, const char *k, size_t n)
+{
+    const uint64_t m = 0x9E3779B97F4A7C15ULL;
+    uint64_t h = (uint64_t)n * m ^ dbi;
+    while (n >= 8) {
+        uint64_t x;
+        memcpy(&x, k, 8);
+        h = (h ^ x) * m;
+        h ^= h >> 29;
+        k += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t x = 0;
+        memcpy(&x, k, n);
+        h = (h ^ x) * m;
+        h ^= h >> 29;
+    }
+    return (uint32_t)(h ^ h >> 32);
+}
+
+int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t *hash,
+               const void **val, size_t *len)
+{
+    if (!c->usable || key_len > LCACHE_KEY_MAX || dbi > UINT16_MAX)
+        return 0;
+    c->lookups++;
+    uint32_t h = key_hash(dbi, key, key_len);
+    *hash = h;
+    const lcache_slot *s = &c->slots[h & (c->nslots - 1)];
+    if (s->epoch != c->epoch || s->hash != h || s->dbi != dbi || s->key_len != key_len ||
+        memcmp(s->key, key, key_len) != 0)
+        return 0;
+    c->hits++;
+    *val = s->found ? s->val : NULL;
+    *len = s->found ? s->val_len : 0;
+    return 1;
+}
+
+void lcache_put(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t hash,
+                const void *val, size_t len)
+{
+    if (!c->usable || key_len > LCACHE_KEY_MAX || dbi > UINT16_MAX || len > UINT32_MAX)
+        return;
+    lcache_slot *s = &c->slots[hash & (c->nslots - 1)];
+    s->hash = hash;
+    s->epoch = c->epoch;
+    s->val = val;
+    s->val_len = (uint32_t)len;
+    s->dbi = (uint16_t)dbi;
+    s->key_len = (uint8_t)key_len;
+    s->found = val != NULL;
+    memcpy(s->key, key, key_len);
+}
+
+void lcache_free(lookup_cache *c)
+{
+    free(c->slots);
+    c->slots = NULL;
+}

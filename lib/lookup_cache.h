@@ -1,0 +1,63 @@
+/* A per-context memo of recent lookups (lookup_cache.c).
+ *
+ * mdb_get costs about a thousand instructions even when the whole tree is
+ * in cache, and real streams ask for the same few keys again and again.
+ * Within one LMDB snapshot a value never moves, so a lookup's answer (the
+ * value's address and size in the map, or "not there") can be remembered
+ * and reused for as long as the snapshot is the same one: the same txnid,
+ * and the same mapping of the file (a map resize moves every address). The
+ * engine revalidates at every batch start and the cache is emptied in O(1)
+ * (an epoch bump) whenever either changed. Keys are compared in full, so a
+ * hash collision is only a miss.
+ *
+ * Not shared: one cache per enrich_ctx, like every other ctx buffer. */
+#ifndef ENRICH_LOOKUP_CACHE_H
+#define ENRICH_LOOKUP_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Keys longer than this are not memoised (a slot is one 64-byte line). */
+#define LCACHE_KEY_MAX 40
+#define LCACHE_DEFAULT_SLOTS 4096
+#define LCACHE_MAX_SLOTS (1 << 20)
+
+typedef struct lcache_slot {
+    uint32_t hash;
+    uint32_t epoch;   /* the slot is live while this equals the cache's */
+    const void *val;  /* in the map; NULL with found == 0 */
+    uint32_t val_len;
+    uint16_t dbi;
+    uint8_t key_len;
+    uint8_t found;    /* 0: the key is known to be absent */
+    char key[LCACHE_KEY_MAX];
+} lcache_slot;
+
+typedef struct lookup_cache {
+    lcache_slot *slots; /* allocated at the first batch that uses it */
+    size_t nslots;      /* power of two; 0: disabled */
+    uint32_t epoch;
+    bool usable;        /* this batch's snapshot can be memoised */
+    uint64_t txnid;     /* the snapshot the live slots belong to */
+    uint64_t map_gen;
+    uint64_t hits;      /* counters since the context was created */
+    uint64_t lookups;
+} lookup_cache;
+
+/* Slots: 0 disables; other values are rounded up to a power of two. */
+void lcache_configure(lookup_cache *c, size_t slots);
+/* At a batch start: exact means the snapshot's roots are those of txnid
+ * (see begin_snapshot). Forgets everything when the snapshot or the
+ * mapping changed; never fails (without memory the batch runs uncached). */
+void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen, bool exact);
+/* 1: hit, *val / *len set (NULL, 0 when the key is known absent);
+ * 0: not memoised, ask LMDB and lcache_put the answer. *hash is set for
+ * lcache_put either way. */
+int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t *hash,
+               const void **val, size_t *len);
+void lcache_put(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t hash,
+                const void *val, size_t len);
+void lcache_free(lookup_cache *c);
+
+#endif
