@@ -621,6 +621,14 @@ static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status co
                 ctx->extra_len, CONFLICT_OVERWRITE);
 }
 
+/* Copy n bytes at o and return the end: the record's size is reserved
+ * once, so the pieces need no capacity check each. */
+static inline char *put_raw(char *o, const void *src, size_t n)
+{
+    memcpy(o, src, n);
+    return o + n;
+}
+
 /* tm: the event's timestamp member (or NULL); its place in the output is
  * noted in r, so a partition can be computed later. */
 static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec *r,
@@ -628,6 +636,15 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
 {
     ebuf *o = &ctx->out;
     const jmembers *ms = &ctx->members;
+    /* An upper bound of the record: the event (a rebuild only drops
+     * members) plus ',"name":value' per attachment, and the '\n' that
+     * rec_close adds. */
+    size_t need = root.len + 2;
+    for (size_t a = 0; a < ctx->natt; a++)
+        need += ctx->att[a].lit_len + ctx->att[a].val_len + 2;
+    if (!ebuf_reserve(o, need))
+        return; /* o->oom is set: the batch fails with ENRICH_E_NOMEM */
+    char *w = o->p + o->len;
     bool first;
     if (!rebuild) {
         /* Splice: the event's own bytes up to its closing brace. */
@@ -636,25 +653,25 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
             r->ts_len = (uint32_t)tm->value.len;
             r->ts_type = (uint8_t)tm->type;
         }
-        ebuf_put(o, ev + root.off, root.len - 1);
+        w = put_raw(w, ev + root.off, root.len - 1);
         first = ms->n == 0;
     } else {
-        ebuf_putc(o, '{');
+        *w++ = '{';
         first = true;
         for (size_t i = 0; i < ms->n; i++) {
             if (ctx->removed.len > i && ctx->removed.p[i])
                 continue;
             const jmember *m = &ms->v[i];
             if (!first)
-                ebuf_putc(o, ',');
-            ebuf_put(o, ev + m->name.off, m->name.len);
-            ebuf_putc(o, ':');
+                *w++ = ',';
+            w = put_raw(w, ev + m->name.off, m->name.len);
+            *w++ = ':';
             if (m == tm) {
-                r->ts_off = o->len;
+                r->ts_off = (size_t)(w - o->p);
                 r->ts_len = (uint32_t)m->value.len;
                 r->ts_type = (uint8_t)m->type;
             }
-            ebuf_put(o, ev + m->value.off, m->value.len);
+            w = put_raw(w, ev + m->value.off, m->value.len);
             first = false;
         }
     }
@@ -663,13 +680,14 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
         if (at->dropped)
             continue;
         if (!first)
-            ebuf_putc(o, ',');
-        ebuf_put(o, at->lit, at->lit_len);
-        ebuf_putc(o, ':');
-        ebuf_put(o, at->in_scratch ? ctx->scratch.p + at->scratch_off : at->val, at->val_len);
+            *w++ = ',';
+        w = put_raw(w, at->lit, at->lit_len);
+        *w++ = ':';
+        w = put_raw(w, at->in_scratch ? ctx->scratch.p + at->scratch_off : at->val, at->val_len);
         first = false;
     }
-    ebuf_putc(o, '}');
+    *w++ = '}';
+    o->len = (size_t)(w - o->p);
 }
 
 void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
