@@ -231,40 +231,42 @@ static bool member_is(const char *ev, const jmember *m, const char *lit, size_t 
     return eq;
 }
 
-static attach *att_push(enrich_ctx *ctx)
+/* The array is reused across events: growing is the exception. */
+static inline attach *att_push(enrich_ctx *ctx, const char *lit, size_t lit_len, uint8_t policy)
 {
-    if (!array_reserve(&ctx->att, &ctx->att_cap, ctx->natt + 1, sizeof *ctx->att, 32))
+    if (ctx->natt == ctx->att_cap &&
+        !array_reserve(&ctx->att, &ctx->att_cap, ctx->natt + 1, sizeof *ctx->att, 32))
         return NULL;
     attach *a = &ctx->att[ctx->natt++];
-    memset(a, 0, sizeof *a);
+    a->lit = lit;
+    a->lit_len = lit_len;
+    a->dropped = false;
+    a->policy = policy;
     return a;
 }
 
 static bool att_add(enrich_ctx *ctx, const char *lit, size_t lit_len, const char *val,
                     size_t val_len, uint8_t policy)
 {
-    attach *a = att_push(ctx);
+    attach *a = att_push(ctx, lit, lit_len, policy);
     if (!a)
         return false;
-    a->lit = lit;
-    a->lit_len = lit_len;
     a->val = val;
     a->val_len = val_len;
-    a->policy = policy;
+    a->scratch_off = 0;
+    a->in_scratch = false;
     return true;
 }
 
 static bool att_add_scratch(enrich_ctx *ctx, const rname *name, size_t off, uint8_t policy)
 {
-    attach *a = att_push(ctx);
+    attach *a = att_push(ctx, name->lit, name->lit_len, policy);
     if (!a)
         return false;
-    a->lit = name->lit;
-    a->lit_len = name->lit_len;
+    a->val = NULL;
     a->scratch_off = off;
     a->val_len = ctx->scratch.len - off;
     a->in_scratch = true;
-    a->policy = policy;
     return true;
 }
 
@@ -460,7 +462,8 @@ static bool attach_defaults(enrich_ctx *ctx, const lookup *lk)
 
 static rec *rec_push(enrich_ctx *ctx)
 {
-    if (!array_reserve(&ctx->recs, &ctx->recs_cap, ctx->nrecs + 1, sizeof *ctx->recs, 256))
+    if (ctx->nrecs == ctx->recs_cap &&
+        !array_reserve(&ctx->recs, &ctx->recs_cap, ctx->nrecs + 1, sizeof *ctx->recs, 256))
         return NULL;
     rec *r = &ctx->recs[ctx->nrecs++];
     r->off = ctx->out.len;

@@ -62,12 +62,28 @@ static uint32_t key_hash(unsigned dbi, const char *k, size_t n)
         n -= 8;
     }
     if (n) {
+        /* The last 1-7 bytes: two overlapping 4-byte loads, or bytes. */
         uint64_t x = 0;
-        memcpy(&x, k, n);
+        if (n >= 4) {
+            uint32_t lo, hi;
+            memcpy(&lo, k, 4);
+            memcpy(&hi, k + n - 4, 4);
+            x = (uint64_t)hi << 32 | lo;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                x = x << 8 | (unsigned char)k[i];
+        }
         h = (h ^ x) * m;
         h ^= h >> 29;
     }
-    return (uint32_t)(h ^ h >> 32);
+    /* Final avalanche (MurmurHash3's fmix64): the slot index takes the
+     * low bits, which the multiplications above only feed from below. */
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 33;
+    return (uint32_t)h;
 }
 
 int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t *hash,
