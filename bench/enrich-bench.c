@@ -27,6 +27,7 @@ typedef struct opts {
     double hit, nokey, zipf_s;
     uint64_t seed;
     int gzip; /* -2 off, else level */
+    long lookup_cache; /* ENRICH_OPT_LOOKUP_CACHE; -1: the library's default */
     bool cold, sorted;
 } opts;
 
@@ -42,6 +43,7 @@ static void usage(void)
         "       enrich-bench run   --store PATH --events FILE [--input ndjson|array|pipes|firehose|kinesis]\n"
         "                          [--batch 500] [--threads 1] [--reps 3] [--gzip LEVEL] [--cold]\n"
         "                          [--output native|ndjson] [--rules FILE] [--max-events N]\n"
+        "                          [--lookup-cache SLOTS (0 = off)]\n"
         "       enrich-bench smoke --dir DIR\n",
         stderr);
     exit(2);
@@ -78,6 +80,7 @@ static void parse_opts(int argc, char **argv, opts *o)
     o->threads = 1;
     o->reps = 3;
     o->gzip = -2;
+    o->lookup_cache = -1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -104,6 +107,7 @@ static void parse_opts(int argc, char **argv, opts *o)
         else if (OPT("--reps")) o->reps = to_size(v);
         else if (OPT("--max-events")) o->max_events = to_size(v);
         else if (OPT("--gzip")) o->gzip = strcmp(v, "off") == 0 ? -2 : atoi(v);
+        else if (OPT("--lookup-cache")) o->lookup_cache = (long)to_size(v);
         else if (strcmp(a, "--cold") == 0) o->cold = true;
         else if (strcmp(a, "--sorted") == 0) o->sorted = true;
         else {
@@ -779,6 +783,9 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
         rc = enrich_ctx_create(pl, &rs.w[t].ctx);
         if (rc)
             bench_die("ctx: %s", enrich_strerror(rc));
+        if (o->lookup_cache >= 0 &&
+            (rc = enrich_ctx_set_option(rs.w[t].ctx, ENRICH_OPT_LOOKUP_CACHE, o->lookup_cache)))
+            bench_die("--lookup-cache: %s", enrich_strerror(rc));
     }
     double open_secs = bench_now() - t_open;
 
@@ -816,6 +823,9 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
     bj_str(j, "output", enc == ENRICH_ENCODE_NDJSON ? "ndjson" : enc == ENRICH_ENCODE_JSON_ARRAY ? "json_array" : "firehose");
     bj_num(j, "gzip", o->gzip >= -1 ? o->gzip : -2);
     bj_num(j, "threads", (double)o->threads);
+    int64_t memo_slots = 0;
+    enrich_ctx_get_option(rs.w[0].ctx, ENRICH_OPT_LOOKUP_CACHE, &memo_slots);
+    bj_num(j, "lookup_cache", (double)memo_slots);
     bj_num(j, "batch", (double)o->batch);
     bj_num(j, "batches", (double)bb.n);
     bj_num(j, "events", (double)bb.events);
