@@ -913,20 +913,31 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
     return ENRICH_OK;
 }
 
-/* LMDB registers a reader at the last committed txnid T, then reads the
- * roots from meta page T % 2. A writer committing twice in between (T+1,
- * then T+2 into the same meta page) hands the reader T+2's roots under id
- * T, and the reader's next snapshot (T+1) is older than what it just saw:
- * versions would go backwards between batches. If no commit has landed
- * since the roots were read (the newest meta is still T), they are T's. */
+/* LMDB (0.9.24 mdb_txn_renew0) registers a reader at the last published
+ * txnid T, then copies the roots from meta page T % 2. A writer that
+ * finishes commit T+1 and writes T+2's meta (into that same page) in
+ * between hands the reader T+2's roots under id T; its next snapshot may
+ * then be T+1, older than what it just saw: versions would go backwards
+ * between batches. It takes the reader being descheduled between those two
+ * reads for a whole commit, so it is rare, but real on a busy machine.
+ *
+ * The roots are T's if page T % 2 was not rewritten before they were read,
+ * i.e. if no meta newer than T+1 exists after the read. The newest meta is
+ * routinely T+1, not T: a commit writes its meta page (synchronously, for
+ * the whole disk sync) before it publishes its txnid to new readers. So
+ * "newest meta == T" (this check's first version) failed for ~40% of
+ * batches, every retry in the sync window failed the same way, and after
+ * the bound the last renew was taken unchecked: the race came back there. */
 static bool snapshot_is_exact(const enrich_ctx *ctx)
 {
     MDB_envinfo info;
     return mdb_env_info(ctx->p->store->env, &info) == MDB_SUCCESS &&
-           info.me_last_txnid == mdb_txn_id(ctx->txn);
+           info.me_last_txnid <= mdb_txn_id(ctx->txn) + 1;
 }
 
-#define SNAPSHOT_RETRIES 16
+/* A retry fails only if its own renew was again descheduled across two
+ * commits: the bound is a guard against looping forever, not a budget. */
+#define SNAPSHOT_RETRIES 1000
 
 static enrich_status begin_snapshot(enrich_ctx *ctx)
 {
@@ -949,10 +960,16 @@ static enrich_status begin_snapshot(enrich_ctx *ctx)
     if (fresh && (st = store_read_begin(store, &ctx->txn, ctx->errmsg)) != ENRICH_OK)
         return st;
     /* Only a commit racing the start can make this fail; a retry is a
-     * reset and a renew of the same slot. After the bound the snapshot is
-     * still a consistent committed state, just possibly newer than its id. */
-    bool exact = snapshot_is_exact(ctx);
-    for (int i = 0; i < SNAPSHOT_RETRIES && !exact; i++) {
+     * reset and a renew of the same slot. A snapshot that is not exact is
+     * never used: it could be newer than the next batch's. */
+    for (int i = 0; !snapshot_is_exact(ctx); i++) {
+        if (i == SNAPSHOT_RETRIES) {
+            store_txn_abort(store, ctx->txn);
+            ctx->txn = NULL;
+            errmsg_set(ctx->errmsg, "no consistent read snapshot after %d retries",
+                       SNAPSHOT_RETRIES);
+            return ENRICH_E_STORE;
+        }
         mdb_txn_reset(ctx->txn);
         if (mdb_txn_renew(ctx->txn) != MDB_SUCCESS) {
             store_txn_abort(store, ctx->txn);
@@ -960,11 +977,10 @@ static enrich_status begin_snapshot(enrich_ctx *ctx)
             if ((st = store_read_begin(store, &ctx->txn, ctx->errmsg)) != ENRICH_OK)
                 return st;
         }
-        exact = snapshot_is_exact(ctx);
     }
-    /* The lookup memo only trusts a snapshot whose roots match its id;
-     * map_gen is read under map_lock, which this batch holds. */
-    lcache_begin(&ctx->lcache, mdb_txn_id(ctx->txn), store->shared->map_gen, exact);
+    /* The snapshot's roots are its id's, so the lookup memo can key on the
+     * id; map_gen is read under map_lock, which this batch holds. */
+    lcache_begin(&ctx->lcache, mdb_txn_id(ctx->txn), store->shared->map_gen);
     return ENRICH_OK;
 }
 

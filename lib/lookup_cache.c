@@ -24,10 +24,10 @@ void lcache_configure(lookup_cache *c, size_t slots)
     c->txnid = 0;
 }
 
-void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen, bool exact)
+void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen)
 {
     c->usable = false;
-    if (!c->nslots || !exact)
+    if (!c->nslots)
         return;
     if (!c->slots) {
         c->slots = calloc(c->nslots, sizeof *c->slots);

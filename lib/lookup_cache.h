@@ -47,10 +47,10 @@ typedef struct lookup_cache {
 
 /* Slots: 0 disables; other values are rounded up to a power of two. */
 void lcache_configure(lookup_cache *c, size_t slots);
-/* At a batch start: exact means the snapshot's roots are those of txnid
- * (see begin_snapshot). Forgets everything when the snapshot or the
- * mapping changed; never fails (without memory the batch runs uncached). */
-void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen, bool exact);
+/* At a batch start, with a snapshot whose roots are those of txnid (see
+ * begin_snapshot). Forgets everything when the snapshot or the mapping
+ * changed; never fails (without memory the batch runs uncached). */
+void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen);
 /* 1: hit, *val / *len set (NULL, 0 when the key is known absent);
  * 0: not memoised, ask LMDB and lcache_put the answer. *hash is set for
  * lcache_put either way. */
