@@ -4,6 +4,7 @@
  * events that cannot be enriched (encoded), and Kinesis/Firehose record
  * data (decoded). Everything is table driven: one lookup per input byte,
  * no branches per character class. */
+#include <pthread.h>
 #include <string.h>
 
 #include "internal.h"
@@ -46,16 +47,32 @@ size_t base64_decoded_max(size_t n)
     return n / 4 * 3;
 }
 
+/* The two characters of every 12-bit group, so that 3 input bytes take
+ * two lookups and one 4-byte store (Firehose responses base64 every
+ * record). Filled once, on first use. */
+static char enc_pairs[4096][2];
+static pthread_once_t enc_pairs_once = PTHREAD_ONCE_INIT;
+
+static void enc_pairs_fill(void)
+{
+    for (unsigned v = 0; v < 4096; v++) {
+        enc_pairs[v][0] = enc_table[v >> 6];
+        enc_pairs[v][1] = enc_table[v & 63];
+    }
+}
+
 void base64_encode(const void *src, size_t n, char *dst)
 {
     const unsigned char *s = src;
     size_t i = 0;
+    pthread_once(&enc_pairs_once, enc_pairs_fill);
     for (; i + 3 <= n; i += 3) {
         unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
-        *dst++ = enc_table[v >> 18];
-        *dst++ = enc_table[v >> 12 & 63];
-        *dst++ = enc_table[v >> 6 & 63];
-        *dst++ = enc_table[v & 63];
+        char quad[4];
+        memcpy(quad, enc_pairs[v >> 12], 2);
+        memcpy(quad + 2, enc_pairs[v & 4095], 2);
+        memcpy(dst, quad, 4);
+        dst += 4;
     }
     if (n - i == 1) {
         unsigned v = (unsigned)s[i] << 16;

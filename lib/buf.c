@@ -65,6 +65,32 @@ void ebuf_printf(ebuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+size_t json_plain_prefix(const char *s, size_t n)
+{
+    /* Eight bytes at a time. Bit 7 of a byte of the mask is set for a
+     * byte < 0x20, '"' or '\\'; bytes >= 0x80 never set it, and a borrow
+     * only flags bytes above a true hit, so the lowest flag is exact. */
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        x = __builtin_bswap64(x);
+#endif
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) & high;
+        if (hit)
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+    }
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\')
+            break;
+    }
+    return i;
+}
+
 void ebuf_json_string(ebuf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -73,7 +99,11 @@ void ebuf_json_string(ebuf *b, const char *s, size_t n)
         return;
     char *o = b->p + b->len;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
+    /* Ids and names rarely need an escape: copy the plain prefix whole. */
+    size_t plain = json_plain_prefix(s, n);
+    memcpy(o, s, plain);
+    o += plain;
+    for (size_t i = plain; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
             *o++ = (char)c;

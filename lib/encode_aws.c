@@ -12,8 +12,9 @@
 /* Length of ebuf_json_string's output for s[0..n), without writing it. */
 static size_t json_string_len(const char *s, size_t n)
 {
-    size_t len = 2;
-    for (size_t i = 0; i < n; i++) {
+    size_t plain = json_plain_prefix(s, n);
+    size_t len = 2 + plain;
+    for (size_t i = plain; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             len += 1;
@@ -148,12 +149,21 @@ void aws_build_firehose(enrich_ctx *ctx)
             int64_t y;
             unsigned mo, d;
             civil_from_days(engine_rec_day(ctx, r), &y, &mo, &d);
-            char date[128];
-            int dn = snprintf(date, sizeof date,
-                              "\",\"metadata\":{\"partitionKeys\":{\"year\":\"%04d\","
-                              "\"month\":\"%02u\",\"day\":\"%02u\"",
-                              (int)y, mo, d);
-            ebuf_put(o, date, (size_t)dn);
+            /* Years 1..9999 only (the day comes from a parsed date or
+             * the batch clock, both bounded): four digits, no printf. */
+            char date[] = "\",\"metadata\":{\"partitionKeys\":{\"year\":\"0000\","
+                          "\"month\":\"00\",\"day\":\"00\"";
+            char *yp = date + sizeof "\",\"metadata\":{\"partitionKeys\":{\"year\":\"" - 1;
+            unsigned yy = (unsigned)y;
+            for (int k = 3; k >= 0; k--, yy /= 10)
+                yp[k] = (char)('0' + yy % 10);
+            char *mp = yp + sizeof "0000\",\"month\":\"" - 1;
+            mp[0] = (char)('0' + mo / 10);
+            mp[1] = (char)('0' + mo % 10);
+            char *dp = mp + sizeof "00\",\"day\":\"" - 1;
+            dp[0] = (char)('0' + d / 10);
+            dp[1] = (char)('0' + d % 10);
+            ebuf_put(o, date, sizeof date - 1);
             if (p->fh_npk)
                 partition_keys(ctx, r, o);
             LIT(o, "}}}");

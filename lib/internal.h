@@ -59,6 +59,9 @@ ENRICH_INTERNAL void ebuf_printf(ebuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append a JSON string literal (quotes included) for UTF-8 bytes s[0..n). */
 ENRICH_INTERNAL void ebuf_json_string(ebuf *b, const char *s, size_t n);
+/* How many leading bytes of s[0..n) a JSON string holds as they are (no
+ * control character, quote or backslash; UTF-8 passes through). */
+ENRICH_INTERNAL size_t json_plain_prefix(const char *s, size_t n);
 
 /* Make room for `need` elements in the growable array *arrayp (a T **)
  * of capacity *cap, doubling from first_cap. false on overflow or OOM. */
