@@ -74,6 +74,7 @@ struct enrich_ctx {
     size_t rcounts[4];    /* per enrich_result, AWS inputs */
     jmembers rec_members; /* top-level members of the current AWS record */
     jmembers rec_sub;     /* members of its "kinesis" object (Lambda Kinesis) */
+    size_t rec_sub_off;   /* where that object is; SIZE_MAX: not listed */
     jmembers pk_members;  /* partition keys: members of the enriched record */
     jmembers pk_sub;
     /* An extra member engine_event attaches last (Pipes event id): the
@@ -86,6 +87,10 @@ struct enrich_ctx {
 /* engine.c, for shapes.c: enrich one event (pushes one record), or push
  * one failed record carrying ev as rawData. Out of memory sets out.oom. */
 ENRICH_INTERNAL void engine_event(enrich_ctx *ctx, const char *ev, size_t len);
+/* The same for a value the caller has scanned already (root and type from
+ * jscan_next, its members in ctx->members, offsets into base). */
+ENRICH_INTERNAL void engine_event_scanned(enrich_ctx *ctx, const char *base, jspan root,
+                                          jtype type);
 ENRICH_INTERNAL void engine_failed(enrich_ctx *ctx, const char *ev, size_t len,
                                    enrich_status code);
 

@@ -693,9 +693,10 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
     o->len = (size_t)(w - o->p);
 }
 
+static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root);
+
 void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
 {
-    const enrich_pipeline *p = ctx->p;
     rec *r = rec_push(ctx);
     if (!r) {
         ctx->out.oom = true;
@@ -717,6 +718,30 @@ void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
         emit_raw_error(ctx, r, ev, len, rc ? rc : ENRICH_E_NOT_OBJECT);
         return;
     }
+    enrich_object(ctx, r, ev, root);
+}
+
+void engine_event_scanned(enrich_ctx *ctx, const char *base, jspan root, jtype type)
+{
+    rec *r = rec_push(ctx);
+    if (!r) {
+        ctx->out.oom = true;
+        return;
+    }
+    const char *ev = base + root.off;
+    if (root.len > ctx->max_record)
+        emit_raw_error(ctx, r, ev, root.len, ENRICH_E_TOO_LARGE);
+    else if (type != J_OBJECT)
+        emit_raw_error(ctx, r, ev, root.len, ENRICH_E_NOT_OBJECT);
+    else
+        enrich_object(ctx, r, base, root);
+}
+
+/* The event is the object at ev[root]; ctx->members holds its members
+ * (offsets into ev). */
+static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
+{
+    const enrich_pipeline *p = ctx->p;
     ctx->scratch.len = 0;
     /* The timestamp is only located here; it is parsed when a partition is
      * asked for (engine_rec_day), which most callers never do. */
@@ -871,9 +896,12 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
         }
         size_t start = pos;
         jspan span;
-        enrich_status rc = jscan_next(s, n, &pos, ctx->max_depth, NULL, &span, NULL);
+        jtype type;
+        /* One pass: the element's scan also lists its members. */
+        ctx->members.n = 0;
+        enrich_status rc = jscan_next(s, n, &pos, ctx->max_depth, &type, &span, &ctx->members);
         if (rc == ENRICH_OK) {
-            engine_event(ctx, s + span.off, span.len);
+            engine_event_scanned(ctx, s, span, type);
         } else if (rc == ENRICH_E_UTF8 || rc == ENRICH_E_NUL || rc == ENRICH_E_DEPTH) {
             pos = start;
             if (!skip_structural(s, n, &pos) || pos == start) {
@@ -883,7 +911,9 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
             rec *r = rec_push(ctx);
             if (!r)
                 return ENRICH_E_NOMEM;
-            emit_raw_error(ctx, r, s + start, pos - start, rc);
+            /* As engine_event, which checks the size before scanning. */
+            emit_raw_error(ctx, r, s + start, pos - start,
+                           pos - start > ctx->max_record ? ENRICH_E_TOO_LARGE : rc);
         } else {
             errmsg_set(ctx->errmsg, "element at byte %zu is not valid JSON", start);
             return rc == ENRICH_E_NOMEM ? rc : ENRICH_E_JSON;

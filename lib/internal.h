@@ -112,6 +112,14 @@ ENRICH_INTERNAL enrich_status jscan_value(const char *s, size_t n, int max_depth
  * over each element. members as for jscan_value (offsets into s). */
 ENRICH_INTERNAL enrich_status jscan_next(const char *s, size_t n, size_t *pos, int max_depth,
                                          jtype *type, jspan *span, jmembers *members);
+/* jscan_next that also lists, in the same pass, the members of the first
+ * top-level member named sub_name (spelled without escapes) whose value is
+ * an object: into *sub, with *sub_off that value's offset (SIZE_MAX: none
+ * such). The Lambda Kinesis record's "kinesis" object is read this way. */
+ENRICH_INTERNAL enrich_status jscan_next_sub(const char *s, size_t n, size_t *pos, int max_depth,
+                                             jtype *type, jspan *span, jmembers *members,
+                                             const char *sub_name, jmembers *sub,
+                                             size_t *sub_off);
 ENRICH_INTERNAL void jmembers_free(jmembers *m);
 /* Decode the JSON string literal at span (quotes included) into out
  * (appends). The literal must already be validated. */

@@ -20,6 +20,13 @@ typedef struct scanner {
     size_t n;
     size_t i;
     int max_depth;
+    /* jscan_next_sub: the members of the first top-level member with this
+     * (plain) name whose value is an object go to sub, at sub_off. */
+    const char *sub_name;
+    size_t sub_len;
+    jmembers *sub;
+    size_t sub_off;
+    bool sub_taken;
 } scanner;
 
 /* Bytes that end the fast path inside a string: quote, backslash, control
@@ -294,7 +301,15 @@ static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
         sc->i++;
         skip_ws(sc);
         m.value.off = sc->i;
-        rc = scan_value(sc, depth, &m.type, NULL);
+        jmembers *inner = NULL;
+        if (members && sc->sub && !sc->sub_taken && !m.name_escaped &&
+            m.name.len == sc->sub_len + 2 && sc->i < sc->n && sc->s[sc->i] == '{' &&
+            memcmp(sc->s + m.name.off + 1, sc->sub_name, sc->sub_len) == 0) {
+            inner = sc->sub;
+            sc->sub_taken = true;
+            sc->sub_off = sc->i;
+        }
+        rc = scan_value(sc, depth, &m.type, inner);
         if (rc)
             return rc;
         m.value.len = sc->i - m.value.off;
@@ -371,10 +386,32 @@ static enrich_status scan_value(scanner *sc, int depth, jtype *type, jmembers *m
     }
 }
 
+enrich_status jscan_next_sub(const char *s, size_t n, size_t *pos, int max_depth, jtype *type,
+                             jspan *span, jmembers *members, const char *sub_name,
+                             jmembers *sub, size_t *sub_off)
+{
+    scanner sc = {s, n, *pos, max_depth, sub_name, strlen(sub_name), sub, 0, false};
+    skip_ws(&sc);
+    size_t start = sc.i;
+    jtype t = J_NONE;
+    enrich_status rc = scan_value(&sc, 0, &t, members);
+    if (type)
+        *type = t;
+    *sub_off = sc.sub_taken ? sc.sub_off : SIZE_MAX;
+    if (rc)
+        return rc;
+    if (span) {
+        span->off = start;
+        span->len = sc.i - start;
+    }
+    *pos = sc.i;
+    return ENRICH_OK;
+}
+
 enrich_status jscan_next(const char *s, size_t n, size_t *pos, int max_depth, jtype *type,
                          jspan *span, jmembers *members)
 {
-    scanner sc = {s, n, *pos, max_depth};
+    scanner sc = {s, n, *pos, max_depth, NULL, 0, NULL, 0, false};
     skip_ws(&sc);
     size_t start = sc.i;
     jtype t = J_NONE;
@@ -394,7 +431,7 @@ enrich_status jscan_next(const char *s, size_t n, size_t *pos, int max_depth, jt
 enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type, jspan *root,
                           jmembers *members)
 {
-    scanner sc = {s, n, 0, max_depth};
+    scanner sc = {s, n, 0, max_depth, NULL, 0, NULL, 0, false};
     skip_ws(&sc);
     size_t start = sc.i;
     jtype t = J_NONE;
@@ -519,7 +556,7 @@ void jminify(const char *s, jspan span, ebuf *out)
 
 bool jnumber_valid(const char *s, size_t n)
 {
-    scanner sc = {s, n, 0, 1};
+    scanner sc = {s, n, 0, 1, NULL, 0, NULL, 0, false};
     return n > 0 && scan_number(&sc) == ENRICH_OK && sc.i == n;
 }
 

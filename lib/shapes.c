@@ -281,12 +281,16 @@ static enrich_status fields_from_members(enrich_ctx *ctx, enrich_input input, co
             if (m->type != J_OBJECT)
                 return ENRICH_E_JSON;
             f->kinesis = true;
-            ctx->rec_sub.n = 0;
-            size_t pos = m->value.off;
-            enrich_status rc = jscan_next(s, m->value.off + m->value.len, &pos,
-                                          ctx->max_depth + 2, NULL, NULL, &ctx->rec_sub);
-            if (rc)
-                return rc; /* only ENRICH_E_NOMEM: the record passed already */
+            if (ctx->rec_sub_off != m->value.off) {
+                /* Not the object the record's scan listed (its name was
+                 * spelled with escapes): list it now. */
+                ctx->rec_sub.n = 0;
+                size_t pos = m->value.off;
+                enrich_status rc = jscan_next(s, m->value.off + m->value.len, &pos,
+                                              ctx->max_depth + 2, NULL, NULL, &ctx->rec_sub);
+                if (rc)
+                    return rc; /* only ENRICH_E_NOMEM: the record passed already */
+            }
             for (size_t j = 0; j < ctx->rec_sub.n; j++) {
                 const jmember *k = &ctx->rec_sub.v[j];
                 if (!f->id.len && jname_equals(s, k, "sequenceNumber", 14)) {
@@ -397,11 +401,17 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_input input, const cha
     size_t start = *pos, end = start;
     jspan el;
     ctx->rec_members.n = 0;
-    /* One scan validates the whole record and lists its members. A record
-     * that breaks only the policy (UTF-8, \u0000, depth), e.g. inside a
-     * Pipes data object, is walked structurally instead and fails on its
-     * own below. */
-    enrich_status v = jscan_next(s, n, &end, ctx->max_depth + 2, NULL, &el, &ctx->rec_members);
+    ctx->rec_sub.n = 0;
+    ctx->rec_sub_off = SIZE_MAX;
+    /* One scan validates the whole record and lists its members (and, for
+     * Lambda Kinesis, those of its "kinesis" object). A record that breaks
+     * only the policy (UTF-8, \u0000, depth), e.g. inside a Pipes data
+     * object, is walked structurally instead and fails on its own below. */
+    enrich_status v =
+        input == ENRICH_INPUT_KINESIS
+            ? jscan_next_sub(s, n, &end, ctx->max_depth + 2, NULL, &el, &ctx->rec_members,
+                             "kinesis", &ctx->rec_sub, &ctx->rec_sub_off)
+            : jscan_next(s, n, &end, ctx->max_depth + 2, NULL, &el, &ctx->rec_members);
     if (v == ENRICH_E_NOMEM)
         return v;
     if (v) {

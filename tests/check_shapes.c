@@ -809,6 +809,36 @@ START_TEST(shapes_kinesis_seed_exact)
 }
 END_TEST
 
+/* The record's one scan lists the members of its "kinesis" object only
+ * when that name is spelled plainly; any other spelling is read again, and
+ * the first "kinesis" member still wins, as for every other field. */
+START_TEST(shapes_kinesis_object_name_spellings)
+{
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
+    static const char *const cases[][2] = {
+        {"{\"Records\":[{\"kin\\u0065sis\":{\"sequenceNumber\":\"1\",\"data\":\"e30=\"}}]}", "1"},
+        {"{\"Records\":[{\"kin\\u0065sis\":{\"sequenceNumber\":\"1\",\"data\":\"e30=\"},"
+         "\"kinesis\":{\"sequenceNumber\":\"2\",\"data\":\"e30=\"}}]}", "1"},
+        {"{\"Records\":[{\"kinesis\":{\"sequenceNumber\":\"3\",\"data\":\"e30=\"},"
+         "\"kin\\u0065sis\":{\"sequenceNumber\":\"4\",\"data\":\"e30=\"}}]}", "3"},
+        {"{\"Records\":[{\"x\":{\"kinesis\":{}},\"kinesis\":{\"sequenceNumber\":\"5\","
+         "\"kinesis\":{\"sequenceNumber\":\"6\"},\"data\":\"e30=\"}}]}", "5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_ok(&f, ENRICH_INPUT_KINESIS, cases[i][0], strlen(cases[i][0]));
+        ck_assert_uint_eq(enrich_batch_count(f.ctx), 1);
+        assert_id(f.ctx, 0, cases[i][1]);
+        ck_assert_int_eq(enrich_batch_outcome(f.ctx, 0), ENRICH_OUTCOME_NO_KEY);
+    }
+    /* The first "kinesis" is not an object: the record is refused. */
+    static const char bad[] = "{\"Records\":[{\"kinesis\":1,\"kinesis\":{\"sequenceNumber\":\"7\","
+                              "\"data\":\"e30=\"}}]}";
+    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_KINESIS, bad, strlen(bad)), ENRICH_E_JSON);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(shapes_kinesis_fixtures)
 {
     static const struct {
@@ -1122,6 +1152,7 @@ static Suite *shapes_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("kinesis");
     tcase_add_test(tc, shapes_kinesis_seed_exact);
+    tcase_add_test(tc, shapes_kinesis_object_name_spellings);
     tcase_add_test(tc, shapes_kinesis_fixtures);
     tcase_add_test(tc, shapes_kinesis_response_limit);
     suite_add_tcase(s, tc);
