@@ -386,46 +386,41 @@ static enrich_status scan_value(scanner *sc, int depth, jtype *type, jmembers *m
     }
 }
 
+/* One value from sc->i (after whitespace); on success *pos is past it. */
+static enrich_status scan_next(scanner *sc, size_t *pos, jtype *type, jspan *span,
+                               jmembers *members)
+{
+    skip_ws(sc);
+    size_t start = sc->i;
+    jtype t = J_NONE;
+    enrich_status rc = scan_value(sc, 0, &t, members);
+    if (type)
+        *type = t;
+    if (rc)
+        return rc;
+    if (span) {
+        span->off = start;
+        span->len = sc->i - start;
+    }
+    *pos = sc->i;
+    return ENRICH_OK;
+}
+
 enrich_status jscan_next_sub(const char *s, size_t n, size_t *pos, int max_depth, jtype *type,
                              jspan *span, jmembers *members, const char *sub_name,
                              jmembers *sub, size_t *sub_off)
 {
     scanner sc = {s, n, *pos, max_depth, sub_name, strlen(sub_name), sub, 0, false};
-    skip_ws(&sc);
-    size_t start = sc.i;
-    jtype t = J_NONE;
-    enrich_status rc = scan_value(&sc, 0, &t, members);
-    if (type)
-        *type = t;
+    enrich_status rc = scan_next(&sc, pos, type, span, members);
     *sub_off = sc.sub_taken ? sc.sub_off : SIZE_MAX;
-    if (rc)
-        return rc;
-    if (span) {
-        span->off = start;
-        span->len = sc.i - start;
-    }
-    *pos = sc.i;
-    return ENRICH_OK;
+    return rc;
 }
 
 enrich_status jscan_next(const char *s, size_t n, size_t *pos, int max_depth, jtype *type,
                          jspan *span, jmembers *members)
 {
     scanner sc = {s, n, *pos, max_depth, NULL, 0, NULL, 0, false};
-    skip_ws(&sc);
-    size_t start = sc.i;
-    jtype t = J_NONE;
-    enrich_status rc = scan_value(&sc, 0, &t, members);
-    if (type)
-        *type = t;
-    if (rc)
-        return rc;
-    if (span) {
-        span->off = start;
-        span->len = sc.i - start;
-    }
-    *pos = sc.i;
-    return ENRICH_OK;
+    return scan_next(&sc, pos, type, span, members);
 }
 
 enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type, jspan *root,
