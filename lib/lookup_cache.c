@@ -14,13 +14,14 @@ void lcache_configure(lookup_cache *c, size_t slots)
         while (n < slots && n < LCACHE_MAX_SLOTS)
             n <<= 1;
     }
-    if (n != c->nslots) {
-        free(c->slots);
-        c->slots = NULL;
-        c->nslots = n;
-    }
+    /* Always a fresh table, even at the same size: the epoch restarts, so
+     * a kept table could hold slots stamped with an epoch about to be
+     * reused. Slots are re-allocated zeroed (all dead) at the next batch. */
+    free(c->slots);
+    c->slots = NULL;
+    c->nslots = n;
     c->usable = false;
-    c->epoch = 0; /* slots are re-allocated zeroed, i.e. all dead */
+    c->epoch = 0;
     c->txnid = 0;
 }
 

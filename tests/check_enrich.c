@@ -797,6 +797,9 @@ START_TEST(enrich_lookup_cache_follows_commits_and_map_moves)
     ck_assert_uint_eq(ctx->lcache.hits, 1);
     memo_batch(ctx, "\"Smart Sensor\"", "product_not_found");
     ck_assert_uint_eq(ctx->lcache.hits, 4); /* the hit and the known miss too */
+    /* Setting the option again (same size) starts a fresh memo: no slot of
+     * the old one may look live in the new one. */
+    ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 4096), ENRICH_OK);
 
     /* A merge commits: the item changed and the absent key now exists. */
     static const char merge[] = "{\"productId\":\"PROD-001\",\"productName\":\"Renamed\"}\n"
