@@ -839,43 +839,6 @@ static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
     }
 }
 
-/* Find the end of a value by structure alone (strings and brackets), so
- * that an element that breaks only the policy (UTF-8, \u0000, depth) can be
- * reported on its own while the rest of the array is still processed. */
-static bool skip_structural(const char *s, size_t n, size_t *pos)
-{
-    size_t i = *pos, depth = 0;
-    while (i < n) {
-        char c = s[i];
-        if (c == '"') {
-            for (i++; i < n && s[i] != '"'; i++)
-                i += s[i] == '\\';
-            if (i >= n)
-                return false;
-            i++;
-            if (depth == 0)
-                break;
-        } else if (c == '{' || c == '[') {
-            depth++;
-            i++;
-        } else if (c == '}' || c == ']') {
-            if (depth == 0)
-                break;
-            i++;
-            if (--depth == 0)
-                break;
-        } else if (c == ',' && depth == 0) {
-            break;
-        } else {
-            i++;
-        }
-    }
-    if (depth != 0)
-        return false;
-    *pos = i;
-    return true;
-}
-
 static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
 {
     size_t pos = 0;
@@ -903,8 +866,10 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
         if (rc == ENRICH_OK) {
             engine_event_scanned(ctx, s, span, type);
         } else if (rc == ENRICH_E_UTF8 || rc == ENRICH_E_NUL || rc == ENRICH_E_DEPTH) {
+            /* Cut the element out by structure alone, so it fails on its
+             * own while the rest of the array is still processed. */
             pos = start;
-            if (!skip_structural(s, n, &pos) || pos == start) {
+            if (!jskip_value(s, n, &pos) || pos == start) {
                 errmsg_set(ctx->errmsg, "element at byte %zu is not valid JSON", start);
                 return ENRICH_E_JSON;
             }

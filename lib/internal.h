@@ -121,6 +121,12 @@ ENRICH_INTERNAL enrich_status jscan_next_sub(const char *s, size_t n, size_t *po
                                              const char *sub_name, jmembers *sub,
                                              size_t *sub_off);
 ENRICH_INTERNAL void jmembers_free(jmembers *m);
+/* Move *i past the value at s[*i] by structure alone (quotes, backslashes,
+ * brackets; a scalar runs to the next delimiter), without validating it:
+ * for cutting out a value the scanner refused on policy. jskip_string
+ * expects s[*i] == '"'. */
+ENRICH_INTERNAL bool jskip_string(const char *s, size_t n, size_t *i);
+ENRICH_INTERNAL bool jskip_value(const char *s, size_t n, size_t *i);
 /* Decode the JSON string literal at span (quotes included) into out
  * (appends). The literal must already be validated. */
 ENRICH_INTERNAL void jstring_decode(const char *s, jspan span, ebuf *out);

@@ -443,6 +443,66 @@ enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type, j
     return sc.i == n ? ENRICH_OK : ENRICH_E_JSON;
 }
 
+/* ---- Structural skipping: where a value ends, by quotes and brackets
+ * alone, for values the scanner refused on policy (bad UTF-8, \u0000,
+ * depth) that must still be cut out and failed on their own. */
+
+bool jskip_string(const char *s, size_t n, size_t *i)
+{
+    size_t p = *i + 1;
+    while (p < n) {
+        const char *q = memchr(s + p, '"', n - p);
+        if (!q)
+            return false;
+        /* Escaped if an odd run of backslashes precedes it. */
+        size_t k = (size_t)(q - s), b = k;
+        while (b > p && s[b - 1] == '\\')
+            b--;
+        if (((k - b) & 1) == 0) {
+            *i = k + 1;
+            return true;
+        }
+        p = k + 1;
+    }
+    return false;
+}
+
+bool jskip_value(const char *s, size_t n, size_t *i)
+{
+    size_t p = *i;
+    if (p >= n)
+        return false;
+    if (s[p] == '"')
+        return jskip_string(s, n, i);
+    if (s[p] == '{' || s[p] == '[') {
+        size_t depth = 0;
+        while (p < n) {
+            char c = s[p];
+            if (c == '"') {
+                if (!jskip_string(s, n, &p))
+                    return false;
+                continue;
+            }
+            if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0) {
+                    *i = p + 1;
+                    return true;
+                }
+            }
+            p++;
+        }
+        return false;
+    }
+    size_t start = p;
+    while (p < n && s[p] != ' ' && s[p] != '\n' && s[p] != '\r' && s[p] != '\t' &&
+           s[p] != ',' && s[p] != '}' && s[p] != ']' && s[p] != ':')
+        p++;
+    *i = p;
+    return p > start;
+}
+
 void jmembers_free(jmembers *m)
 {
     free(m->v);

@@ -25,64 +25,8 @@ static void skip_ws(const char *s, size_t n, size_t *i)
         (*i)++;
 }
 
-/* s[*i] is '"': move past the closing quote. */
-static bool skip_string(const char *s, size_t n, size_t *i)
-{
-    size_t p = *i + 1;
-    while (p < n) {
-        const char *q = memchr(s + p, '"', n - p);
-        if (!q)
-            return false;
-        size_t k = (size_t)(q - s), b = k;
-        while (b > p && s[b - 1] == '\\')
-            b--;
-        if (((k - b) & 1) == 0) {
-            *i = k + 1;
-            return true;
-        }
-        p = k + 1;
-    }
-    return false;
-}
-
-/* Move past one value: a string, a bracketed value, or a scalar. */
-static bool skip_value(const char *s, size_t n, size_t *i)
-{
-    size_t p = *i;
-    if (p >= n)
-        return false;
-    if (s[p] == '"')
-        return skip_string(s, n, i);
-    if (s[p] == '{' || s[p] == '[') {
-        size_t depth = 0;
-        while (p < n) {
-            char c = s[p];
-            if (c == '"') {
-                if (!skip_string(s, n, &p))
-                    return false;
-                continue;
-            }
-            if (c == '{' || c == '[') {
-                depth++;
-            } else if (c == '}' || c == ']') {
-                if (--depth == 0) {
-                    *i = p + 1;
-                    return true;
-                }
-            }
-            p++;
-        }
-        return false;
-    }
-    size_t start = p;
-    while (p < n && !IS_WS(s[p]) && s[p] != ',' && s[p] != '}' && s[p] != ']' && s[p] != ':')
-        p++;
-    *i = p;
-    return p > start;
-}
-
 /* Members of an object, or elements of an array, whose span (brackets
- * included) skip_value found. */
+ * included) jskip_value found. */
 typedef struct walk {
     const char *s;
     size_t i;
@@ -116,7 +60,7 @@ static int walk_next(walk *w, bool object, jspan *name, jspan *val)
     w->more = true;
     if (object) {
         size_t start = w->i;
-        if (s[w->i] != '"' || !skip_string(s, w->end, &w->i))
+        if (s[w->i] != '"' || !jskip_string(s, w->end, &w->i))
             return -1;
         *name = (jspan){start, w->i - start};
         skip_ws(s, w->end, &w->i);
@@ -126,7 +70,7 @@ static int walk_next(walk *w, bool object, jspan *name, jspan *val)
         skip_ws(s, w->end, &w->i);
     }
     size_t start = w->i;
-    if (!skip_value(s, w->end, &w->i))
+    if (!jskip_value(s, w->end, &w->i))
         return -1;
     *val = (jspan){start, w->i - start};
     return 1;
@@ -416,7 +360,7 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_input input, const cha
         return v;
     if (v) {
         end = start;
-        if (!skip_value(s, n, &end)) {
+        if (!jskip_value(s, n, &end)) {
             errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
             return ENRICH_E_JSON;
         }

@@ -46,7 +46,7 @@ static void run_framed(tu_fixture *f, const char *bad, size_t bad_len, int want_
 
 static char *big_event(size_t total, const char *pid)
 {
-    /* {"productId":"<pid>","pad":"xxxx...x"} of exactly total bytes */
+    /* {"productId":"<pid>","pad":"<a run of the letter x>"}, exactly total bytes */
     char *s = malloc(total + 1);
     ck_assert_ptr_nonnull(s);
     int h = snprintf(s, total, "{\"productId\":\"%s\",\"pad\":\"", pid);
