@@ -1,6 +1,10 @@
 /* The per-context lookup memo (see lookup_cache.h for why it is safe).
- * Direct-mapped: one probe, one key compare; a colliding key simply
- * replaces the slot. */
+ * Two-way set associative: a key may sit in either slot of its set. With
+ * one slot per key (direct-mapped), a thousand hot keys in 4 096 slots
+ * collide for about a fifth of them, and each collision pair evicts itself
+ * forever: 83 % hits where 95 % was possible. Two ways make such a pair
+ * coexist; a new answer goes to the first way and pushes the older one to
+ * the second, so the set keeps its two most recently stored keys. */
 #include "lookup_cache.h"
 
 #include <stdlib.h>
@@ -10,7 +14,7 @@ void lcache_configure(lookup_cache *c, size_t slots)
 {
     size_t n = 0;
     if (slots) {
-        n = 1;
+        n = 2; /* one set of two ways at least */
         while (n < slots && n < LCACHE_MAX_SLOTS)
             n <<= 1;
     }
@@ -87,6 +91,20 @@ static uint32_t key_hash(unsigned dbi, const char *k, size_t n)
     return (uint32_t)h;
 }
 
+static inline bool slot_holds(const lookup_cache *c, const lcache_slot *s, uint32_t h,
+                              unsigned dbi, const char *key, size_t key_len)
+{
+    return s->epoch == c->epoch && s->hash == h && s->dbi == dbi && s->key_len == key_len &&
+           memcmp(s->key, key, key_len) == 0;
+}
+
+/* The first of the two slots of h's set (nslots is a power of two >= 2,
+ * see lcache_configure). */
+static inline lcache_slot *set_of(const lookup_cache *c, uint32_t h)
+{
+    return &c->slots[h & (c->nslots - 2)];
+}
+
 int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t *hash,
                const void **val, size_t *len)
 {
@@ -95,10 +113,12 @@ int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, u
     c->lookups++;
     uint32_t h = key_hash(dbi, key, key_len);
     *hash = h;
-    const lcache_slot *s = &c->slots[h & (c->nslots - 1)];
-    if (s->epoch != c->epoch || s->hash != h || s->dbi != dbi || s->key_len != key_len ||
-        memcmp(s->key, key, key_len) != 0)
-        return 0;
+    const lcache_slot *s = set_of(c, h);
+    if (!slot_holds(c, s, h, dbi, key, key_len)) {
+        s++;
+        if (!slot_holds(c, s, h, dbi, key, key_len))
+            return 0;
+    }
     c->hits++;
     *val = s->found ? s->val : NULL;
     *len = s->found ? s->val_len : 0;
@@ -110,7 +130,9 @@ void lcache_put(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, 
 {
     if (!c->usable || key_len > LCACHE_KEY_MAX || dbi > UINT16_MAX || len > UINT32_MAX)
         return;
-    lcache_slot *s = &c->slots[hash & (c->nslots - 1)];
+    lcache_slot *s = set_of(c, hash);
+    if (s[0].epoch == c->epoch)
+        s[1] = s[0]; /* the older answer moves to the second way */
     s->hash = hash;
     s->epoch = c->epoch;
     s->val = val;

@@ -45,7 +45,8 @@ typedef struct lookup_cache {
     uint64_t lookups;
 } lookup_cache;
 
-/* Slots: 0 disables; other values are rounded up to a power of two. */
+/* Slots: 0 disables; other values are rounded up to a power of two, at
+ * least 2 (one set of two ways). */
 void lcache_configure(lookup_cache *c, size_t slots);
 /* At a batch start, with a snapshot whose roots are those of txnid (see
  * begin_snapshot). Forgets everything when the snapshot or the mapping

@@ -840,6 +840,26 @@ START_TEST(enrich_lookup_cache_follows_commits_and_map_moves)
     ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, -1), ENRICH_E_INVALID);
     memo_batch(ctx, "product_not_found", "\"Alone\"");
     ck_assert_uint_eq(ctx->lcache.hits, hits + 1);
+
+    /* Two ways per set: with one set (2 slots, the least a size rounds
+     * to), two keys that alternate both stay memoised; a third pushes out
+     * the older of them. PROD-404 is "Alone", PROD-001 and PROD-002 are
+     * absent: known absences are memoised like hits. */
+    ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 1), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_get_option(ctx, ENRICH_OPT_LOOKUP_CACHE, &v), ENRICH_OK);
+    ck_assert_int_eq(v, 2);
+    static const char ways[] =
+        "{\"productId\":\"PROD-001\"}\n{\"productId\":\"PROD-404\"}\n"
+        "{\"productId\":\"PROD-001\"}\n{\"productId\":\"PROD-404\"}\n"
+        "{\"productId\":\"PROD-002\"}\n{\"productId\":\"PROD-001\"}\n"
+        "{\"productId\":\"PROD-404\"}\n";
+    hits = ctx->lcache.hits;
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ways, strlen(ways)), ENRICH_OK);
+    /* 001 miss, 404 miss, 001 hit (second way), 404 hit (first way),
+     * 002 miss (001 leaves), 001 miss (404 leaves), 404 miss. */
+    ck_assert_uint_eq(ctx->lcache.hits, hits + 2);
+    ck_assert_uint_eq(enrich_batch_count_outcome(ctx, ENRICH_OUTCOME_SUCCESS), 3);
+    ck_assert_uint_eq(enrich_batch_count_outcome(ctx, ENRICH_OUTCOME_NOT_FOUND), 4);
     enrich_store_close(w);
     tu_fixture_close(&f);
 }

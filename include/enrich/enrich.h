@@ -393,7 +393,8 @@ typedef enum enrich_option {
                                            AWS blueprint's safe cap below Lambda's 6 MiB. Read by
                                            enrich_batch_run(); see enrich_encode(). */
     ENRICH_OPT_LOOKUP_CACHE = 60      /**< slots of the context's lookup memo, 0..2^20 (rounded up
-                                           to a power of two), default 4096; 0 turns it off. It
+                                           to a power of two, at least 2: sets of two), default
+                                           4096; 0 turns it off. It
                                            remembers where recent keys' items are (or that they
                                            are absent) within one store snapshot, and forgets
                                            everything when a load commits or the map moves, so
