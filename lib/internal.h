@@ -194,10 +194,11 @@ ENRICH_INTERNAL void item_member_at(const item_view *v, uint32_t i, item_member 
 /* Builds items for loaders: add (decoded name, compact JSON value) pairs,
  * then finish with the table's key attributes. */
 typedef struct item_builder {
-    ebuf names;    /* decoded names, NUL separated */
-    ebuf values;   /* compact JSON values, concatenated */
-    ebuf offsets;  /* per member: size_t name_off, name_len, value_off, value_len, jtype */
+    ebuf names;    /* decoded names the builder owns, concatenated */
+    ebuf values;   /* compact JSON values the builder owns, concatenated */
+    ebuf offsets;  /* per member: where its name and value are, its jtype */
     size_t count;
+    size_t text_est; /* bytes the encoded members will take, near enough */
     ebuf out;      /* the encoded value */
     ebuf key;      /* the key bytes */
 } item_builder;
@@ -211,6 +212,12 @@ ENRICH_INTERNAL void item_builder_reset(item_builder *b);
 ENRICH_INTERNAL void item_builder_free(item_builder *b);
 ENRICH_INTERNAL void item_builder_add(item_builder *b, const char *name, size_t name_len,
                                       const char *value, size_t value_len, jtype type);
+/* Add member m of an object scanned (validated) in s. Names without
+ * escapes and scalar values are borrowed, not copied: s must stay valid
+ * and unchanged until the builder is finished (and reset). The item's
+ * bytes are those of item_builder_add with the decoded name and the
+ * jminify'd value. Out of memory is reported by finish. */
+ENRICH_INTERNAL void item_builder_add_json(item_builder *b, const char *s, const jmember *m);
 /* Encode into b->out and the key into b->key. Returns ENRICH_E_ITEM with
  * msg filled when a key attribute is missing or not a string/number,
  * ENRICH_E_KEY_TOO_LONG when key exceeds max_key. */

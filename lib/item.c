@@ -12,12 +12,31 @@
 #include "internal.h"
 
 /* One collected member, stored in b->offsets. The buffer comes from
- * realloc, so it is suitably aligned for this struct. */
+ * realloc, so it is suitably aligned for this struct.
+ *
+ * A member added from scanned JSON (item_builder_add_json) may borrow its
+ * bytes from the caller's text instead of copying them into the builder:
+ * name_lit is then the name's literal, quotes included, which is also its
+ * encoded form; value_ref its compact value. Pointers into b->names or
+ * b->values could not be kept (those buffers move as they grow), hence
+ * offsets for owned bytes. */
 typedef struct bmember {
-    size_t name_off, name_len; /* decoded name in b->names */
-    size_t value_off, value_len; /* compact JSON in b->values */
+    const char *name_lit;  /* borrowed literal of a name needing no escape, or NULL */
+    const char *value_ref; /* borrowed compact value, or NULL */
+    size_t name_off, name_len; /* decoded name: in b->names at name_off, or name_lit + 1 */
+    size_t value_off, value_len; /* compact JSON: in b->values at value_off, or value_ref */
     size_t type; /* jtype; J_NONE marks a member overridden by a later one */
 } bmember;
+
+static const char *member_name(const item_builder *b, const bmember *m)
+{
+    return m->name_lit ? m->name_lit + 1 : b->names.p + m->name_off;
+}
+
+static const char *member_value(const item_builder *b, const bmember *m)
+{
+    return m->value_ref ? m->value_ref : b->values.p + m->value_off;
+}
 
 /* Below this many members a quadratic scan for duplicate names beats
  * setting up a hash table. */
@@ -43,6 +62,7 @@ void item_builder_reset(item_builder *b)
     b->values.len = 0;
     b->offsets.len = 0;
     b->count = 0;
+    b->text_est = 0;
     b->out.len = 0;
     b->key.len = 0;
 }
@@ -55,23 +75,60 @@ void item_builder_free(item_builder *b)
     ebuf_free(&b->out);
     ebuf_free(&b->key);
     b->count = 0;
+    b->text_est = 0;
+}
+
+static void push_member(item_builder *b, const bmember *m)
+{
+    ebuf_put(&b->offsets, m, sizeof *m);
+    b->count++;
+    /* Quotes, colon and comma; an escaped name may need more (finish's
+     * appends grow the buffer then). */
+    b->text_est += m->name_len + m->value_len + 4;
 }
 
 void item_builder_add(item_builder *b, const char *name, size_t name_len, const char *value,
                       size_t value_len, jtype type)
 {
-    bmember m = {b->names.len, name_len, b->values.len, value_len, (size_t)type};
+    bmember m = {NULL, NULL, b->names.len, name_len, b->values.len, value_len, (size_t)type};
     ebuf_put(&b->names, name, name_len);
-    ebuf_putc(&b->names, '\0');
     ebuf_put(&b->values, value, value_len);
-    ebuf_put(&b->offsets, &m, sizeof m);
-    b->count++;
+    push_member(b, &m);
+}
+
+void item_builder_add_json(item_builder *b, const char *s, const jmember *jm)
+{
+    bmember m = {NULL, NULL, 0, 0, 0, 0, (size_t)jm->type};
+    /* A name without a backslash decodes to the bytes between its quotes,
+     * and those re-encode to themselves: the scanner let no '"' or control
+     * byte through unescaped, and ebuf_json_string escapes nothing else.
+     * So the literal is both the decoded name and the stored one. */
+    if (!jm->name_escaped) {
+        m.name_lit = s + jm->name.off;
+        m.name_len = jm->name.len - 2;
+    } else {
+        m.name_off = b->names.len;
+        jstring_decode(s, jm->name, &b->names);
+        m.name_len = b->names.len - m.name_off;
+    }
+    /* Only objects and arrays can hold insignificant whitespace: a scalar's
+     * span has none around it, and jminify copies strings (escapes and
+     * all), numbers and literals byte for byte. */
+    if (jm->type == J_OBJECT || jm->type == J_ARRAY) {
+        m.value_off = b->values.len;
+        jminify(s, jm->value, &b->values);
+        m.value_len = b->values.len - m.value_off;
+    } else {
+        m.value_ref = s + jm->value.off;
+        m.value_len = jm->value.len;
+    }
+    push_member(b, &m);
 }
 
 static bool name_eq(const item_builder *b, const bmember *x, const bmember *y)
 {
     return x->name_len == y->name_len &&
-           memcmp(b->names.p + x->name_off, b->names.p + y->name_off, x->name_len) == 0;
+           memcmp(member_name(b, x), member_name(b, y), x->name_len) == 0;
 }
 
 static uint32_t name_hash(const char *s, size_t n)
@@ -80,6 +137,17 @@ static uint32_t name_hash(const char *s, size_t n)
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)s[i]) * 16777619u;
     return h;
+}
+
+/* The later duplicate's value replaces the first one's, which keeps its
+ * position and name; the later member is dropped. */
+static void take_value(bmember *first, bmember *later)
+{
+    first->value_ref = later->value_ref;
+    first->value_off = later->value_off;
+    first->value_len = later->value_len;
+    first->type = later->type;
+    later->type = J_NONE;
 }
 
 /* Duplicate member names: the last value wins, at the position of the
@@ -97,10 +165,7 @@ static bool dedup(item_builder *b, bmember *m, size_t n)
                 continue;
             for (size_t i = 0; i < j; i++) {
                 if (m[i].type != J_NONE && name_eq(b, &m[i], &m[j])) {
-                    m[i].value_off = m[j].value_off;
-                    m[i].value_len = m[j].value_len;
-                    m[i].type = m[j].type;
-                    m[j].type = J_NONE;
+                    take_value(&m[i], &m[j]);
                     break;
                 }
             }
@@ -118,7 +183,7 @@ static bool dedup(item_builder *b, bmember *m, size_t n)
     for (size_t j = 0; j < n; j++) {
         if (m[j].type == J_NONE)
             continue;
-        size_t h = name_hash(b->names.p + m[j].name_off, m[j].name_len) & (cap - 1);
+        size_t h = name_hash(member_name(b, &m[j]), m[j].name_len) & (cap - 1);
         for (;;) {
             if (slot[h] == 0) {
                 slot[h] = (uint32_t)(j + 1);
@@ -126,10 +191,7 @@ static bool dedup(item_builder *b, bmember *m, size_t n)
             }
             bmember *first = &m[slot[h] - 1];
             if (name_eq(b, first, &m[j])) {
-                first->value_off = m[j].value_off;
-                first->value_len = m[j].value_len;
-                first->type = m[j].type;
-                m[j].type = J_NONE;
+                take_value(first, &m[j]);
                 break;
             }
             h = (h + 1) & (cap - 1);
@@ -155,16 +217,32 @@ static const char *type_word(size_t t)
 static void emit_member(item_builder *b, const bmember *m, size_t idx, size_t text_start,
                         bool comma)
 {
-    if (comma)
-        ebuf_putc(&b->out, ',');
-    size_t name_off = b->out.len - text_start;
-    ebuf_json_string(&b->out, b->names.p + m->name_off, m->name_len);
-    size_t name_len = b->out.len - text_start - name_off;
-    ebuf_putc(&b->out, ':');
-    size_t value_off = b->out.len - text_start;
-    ebuf_put(&b->out, b->values.p + m->value_off, m->value_len);
-    if (b->out.oom)
+    /* One reserve for the comma, the quoted name, the colon and the value,
+     * then plain stores: an item is a handful of short members, for which
+     * a capacity check per piece costs as much as the copy. */
+    size_t need = m->name_len + m->value_len + 4;
+    if (need > b->out.cap - b->out.len && !ebuf_reserve(&b->out, need))
         return;
+    char *o = b->out.p + b->out.len;
+    if (comma)
+        *o++ = ',';
+    size_t name_off = (size_t)(o - b->out.p) - text_start;
+    if (m->name_lit) {
+        memcpy(o, m->name_lit, m->name_len + 2);
+        o += m->name_len + 2;
+    } else {
+        /* A decoded name that needed escapes: re-encode it (it may grow). */
+        b->out.len = (size_t)(o - b->out.p);
+        ebuf_json_string(&b->out, b->names.p + m->name_off, m->name_len);
+        if (!ebuf_reserve(&b->out, m->value_len + 1))
+            return;
+        o = b->out.p + b->out.len;
+    }
+    size_t name_len = (size_t)(o - b->out.p) - text_start - name_off;
+    *o++ = ':';
+    size_t value_off = (size_t)(o - b->out.p) - text_start;
+    memcpy(o, member_value(b, m), m->value_len);
+    b->out.len = (size_t)(o - b->out.p) + m->value_len;
     /* The index was reserved up front, so it is inside out even when the
      * appends above moved the buffer. Sizes beyond 4 GiB are caught by
      * the caller before the header is trusted. */
@@ -178,19 +256,55 @@ static void emit_member(item_builder *b, const bmember *m, size_t idx, size_t te
 /* Set on the type of a member chosen as key attribute while finishing. */
 #define KEY_FLAG ((size_t)1 << 8)
 
-/* The member named attr (decoded), among survivors, or n. With want_key,
- * only members already flagged as key attributes. */
-static size_t find_member(const item_builder *b, const bmember *m, size_t n, const char *attr,
-                          bool want_key)
+/* The surviving member named attr (decoded), or n. */
+static size_t find_member(const item_builder *b, const bmember *m, size_t n, const char *attr)
 {
     size_t alen = strlen(attr);
     for (size_t i = 0; i < n; i++) {
-        if ((m[i].type & 0xff) == J_NONE || (want_key && !(m[i].type & KEY_FLAG)))
+        if ((m[i].type & 0xff) == J_NONE)
             continue;
-        if (m[i].name_len == alen && memcmp(b->names.p + m[i].name_off, attr, alen) == 0)
+        if (m[i].name_len == alen && memcmp(member_name(b, &m[i]), attr, alen) == 0)
             return i;
     }
     return n;
+}
+
+/* Find the member for key attribute attr, check that it may be part of
+ * the key, and flag it (KEY_FLAG) as taken. */
+static enrich_status key_member(const item_builder *b, bmember *m, size_t n, const char *attr,
+                                size_t *found, char *msg, size_t msg_cap)
+{
+    size_t i = find_member(b, m, n, attr);
+    if (i == n) {
+        snprintf(msg, msg_cap, "key attribute \"%.200s\" is missing", attr);
+        return ENRICH_E_ITEM;
+    }
+    size_t t = m[i].type & 0xff;
+    if (t != J_STRING && t != J_NUMBER) {
+        snprintf(msg, msg_cap, "key attribute \"%.200s\" is %s, not a string or number", attr,
+                 type_word(t));
+        return ENRICH_E_ITEM;
+    }
+    if (m[i].type & KEY_FLAG) {
+        snprintf(msg, msg_cap, "key attribute \"%.200s\" is listed twice", attr);
+        return ENRICH_E_ITEM;
+    }
+    m[i].type |= KEY_FLAG;
+    *found = i;
+    return ENRICH_OK;
+}
+
+/* Append key member m's part of the key bytes: the decoded string or the
+ * verbatim number text, NUL between parts (a decoded string never holds
+ * NUL: \u0000 is rejected on input). */
+static void put_key_part(item_builder *b, const bmember *m, bool first)
+{
+    if (!first)
+        ebuf_putc(&b->key, '\0');
+    if ((m->type & 0xff) == J_STRING)
+        jstring_decode(member_value(b, m), (jspan){0, m->value_len}, &b->key);
+    else
+        ebuf_put(&b->key, member_value(b, m), m->value_len);
 }
 
 static enrich_status finish(item_builder *b, bmember *m, size_t n, const table_key *key,
@@ -199,34 +313,26 @@ static enrich_status finish(item_builder *b, bmember *m, size_t n, const table_k
     if (n && !dedup(b, m, n))
         return ENRICH_E_NOMEM;
 
-    /* Key attributes are few: a linear scan each. The key bytes are the
-     * decoded string or the verbatim number text, NUL between parts (a
-     * decoded string never holds NUL: \u0000 is rejected on input). */
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++)
+        live += (m[i].type & 0xff) != J_NONE;
+    size_t text_start = ITEM_HEADER + live * ITEM_ENTRY;
+    /* Names may grow when escaped; this is a guess that fits most items
+     * in one go, the appends grow the buffer if not. */
+    if (!ebuf_reserve(&b->out, text_start + b->text_est))
+        return ENRICH_E_NOMEM;
+    b->out.len = text_start;
+
+    /* Key attributes are few: a linear scan each. Their members come
+     * first in the text, in key order, so each is emitted as found. */
     b->key.len = 0;
     for (size_t k = 0; k < key->n; k++) {
-        const char *attr = key->attrs[k];
-        size_t i = find_member(b, m, n, attr, false);
-        if (i == n) {
-            snprintf(msg, msg_cap, "key attribute \"%.200s\" is missing", attr);
-            return ENRICH_E_ITEM;
-        }
-        size_t t = m[i].type & 0xff;
-        if (t != J_STRING && t != J_NUMBER) {
-            snprintf(msg, msg_cap, "key attribute \"%.200s\" is %s, not a string or number", attr,
-                     type_word(t));
-            return ENRICH_E_ITEM;
-        }
-        if (m[i].type & KEY_FLAG) {
-            snprintf(msg, msg_cap, "key attribute \"%.200s\" is listed twice", attr);
-            return ENRICH_E_ITEM;
-        }
-        m[i].type |= KEY_FLAG;
-        if (k)
-            ebuf_putc(&b->key, '\0');
-        if (t == J_STRING)
-            jstring_decode(b->values.p + m[i].value_off, (jspan){0, m[i].value_len}, &b->key);
-        else
-            ebuf_put(&b->key, b->values.p + m[i].value_off, m[i].value_len);
+        size_t i;
+        enrich_status st = key_member(b, m, n, key->attrs[k], &i, msg, msg_cap);
+        if (st != ENRICH_OK)
+            return st;
+        put_key_part(b, &m[i], k == 0);
+        emit_member(b, &m[i], k, text_start, k > 0);
     }
     if (b->key.oom)
         return ENRICH_E_NOMEM;
@@ -240,19 +346,7 @@ static enrich_status finish(item_builder *b, bmember *m, size_t n, const table_k
         return ENRICH_E_KEY_TOO_LONG;
     }
 
-    size_t live = 0;
-    for (size_t i = 0; i < n; i++)
-        live += (m[i].type & 0xff) != J_NONE;
-    size_t text_start = ITEM_HEADER + live * ITEM_ENTRY;
-    /* Names may grow when escaped; this is a guess that fits most items
-     * in one go, the appends grow the buffer if not. */
-    if (!ebuf_reserve(&b->out, text_start + b->names.len + 4 * live + b->values.len))
-        return ENRICH_E_NOMEM;
-    b->out.len = text_start;
-
-    size_t idx = 0;
-    for (size_t k = 0; k < key->n; k++, idx++)
-        emit_member(b, &m[find_member(b, m, n, key->attrs[k], true)], idx, text_start, idx > 0);
+    size_t idx = key->n;
     for (size_t i = 0; i < n; i++) {
         if ((m[i].type & 0xff) == J_NONE || (m[i].type & KEY_FLAG))
             continue;

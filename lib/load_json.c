@@ -2,9 +2,10 @@
  *
  * Items are validated with the scanner (same policy as events: UTF-8, no
  * \u0000, bounded depth), then each top-level member goes into the sink's
- * builder as (decoded name, minified value). Numbers are copied as text,
- * never converted, so 30-digit integers survive. The item walker is shared
- * with load_dynamodb.c. */
+ * builder as (decoded name, minified value), borrowed from the input
+ * where those are the same bytes (item_builder_add_json). Numbers are
+ * copied as text, never converted, so 30-digit integers survive. The item
+ * walker is shared with load_dynamodb.c. */
 #include <string.h>
 
 #include "internal.h"
@@ -151,7 +152,6 @@ enrich_status load_json(load_sink *sink, const char *src, size_t len, bool array
     load_iter it;
     load_iter_init(&it, src, len, array_allowed, LOAD_MAX_DEPTH);
     jmembers members = {0};
-    ebuf name = {0}, value = {0};
     enrich_status rc = ENRICH_OK;
     for (;;) {
         jspan span;
@@ -173,23 +173,12 @@ enrich_status load_json(load_sink *sink, const char *src, size_t len, bool array
             errmsg_set(sink->errmsg, "line %zu: item is not a JSON object", line);
             break;
         }
+        /* Names and scalars are borrowed from src, which outlives the
+         * put below (the sink finishes the item there). */
         item_builder *b = &sink->builder;
         item_builder_reset(b);
-        for (size_t i = 0; i < members.n; i++) {
-            const jmember *m = &members.v[i];
-            name.len = value.len = 0;
-            if (m->name_escaped)
-                jstring_decode(s, m->name, &name);
-            else
-                ebuf_put(&name, s + m->name.off + 1, m->name.len - 2);
-            jminify(s, m->value, &value);
-            item_builder_add(b, name.p, name.len, value.p, value.len, m->type);
-        }
-        if (name.oom || value.oom) {
-            rc = ENRICH_E_NOMEM;
-            errmsg_set(sink->errmsg, "line %zu: %s", line, enrich_strerror(rc));
-            break;
-        }
+        for (size_t i = 0; i < members.n; i++)
+            item_builder_add_json(b, s, &members.v[i]);
         sink->bytes_done = it.pos;
         /* The sink finishes the builder with the table key and reports
          * its own errors (with this line) in errmsg. */
@@ -200,7 +189,5 @@ enrich_status load_json(load_sink *sink, const char *src, size_t len, bool array
     if (rc == ENRICH_OK)
         sink->bytes_done = len;
     jmembers_free(&members);
-    ebuf_free(&name);
-    ebuf_free(&value);
     return rc;
 }

@@ -70,7 +70,8 @@ enrich_status enrich_store_define_table(enrich_store *store, const char *table,
     }
 }
 
-/* Parse one JSON object into the builder's members. */
+/* Parse one JSON object into the builder's members (borrowing from src,
+ * which the caller keeps until the item is finished). */
 static enrich_status build_item(enrich_store *s, const char *src, size_t len,
                                 item_builder *b)
 {
@@ -88,21 +89,9 @@ static enrich_status build_item(enrich_store *s, const char *src, size_t len,
         jmembers_free(&m);
         return ENRICH_E_ITEM;
     }
-    ebuf name = {0}, value = {0};
-    for (size_t i = 0; i < m.n; i++) {
-        name.len = 0;
-        value.len = 0;
-        jstring_decode(src, m.v[i].name, &name);
-        jminify(src, m.v[i].value, &value);
-        if (name.oom || value.oom)
-            break;
-        /* jstring_decode of "" appends nothing, so name.p may be NULL. */
-        item_builder_add(b, name.p ? name.p : "", name.len, value.p ? value.p : "",
-                         value.len, m.v[i].type);
-    }
-    st = (name.oom || value.oom) ? ENRICH_E_NOMEM : ENRICH_OK;
-    ebuf_free(&name);
-    ebuf_free(&value);
+    for (size_t i = 0; i < m.n; i++)
+        item_builder_add_json(b, src, &m.v[i]);
+    st = (b->names.oom || b->values.oom || b->offsets.oom) ? ENRICH_E_NOMEM : ENRICH_OK;
     jmembers_free(&m);
     return st;
 }

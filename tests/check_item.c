@@ -381,6 +381,153 @@ START_TEST(item_builder_key_listed_twice)
 END_TEST
 
 /* ---------------------------------------------------------------- */
+/* add_json: the fast path against the copying one                  */
+/* ---------------------------------------------------------------- */
+
+/* The reference for item_builder_add_json: every name decoded and every
+ * value minified into the builder's own buffers, names re-encoded at
+ * finish. This is how loaders built items before the fast path. */
+static void add_members_copying(item_builder *b, const char *s, const jmembers *ms)
+{
+    ebuf name = {0}, value = {0};
+    for (size_t i = 0; i < ms->n; i++) {
+        name.len = value.len = 0;
+        jstring_decode(s, ms->v[i].name, &name);
+        jminify(s, ms->v[i].value, &value);
+        ck_assert(!name.oom && !value.oom);
+        item_builder_add(b, name.p ? name.p : "", name.len, value.p ? value.p : "", value.len,
+                         ms->v[i].type);
+    }
+    ebuf_free(&name);
+    ebuf_free(&value);
+}
+
+/* Build the object text json with both paths (the fast one in a reused
+ * builder) and require the same status, message, key and value bytes.
+ * Returns the fast builder's status; its output stays in *fast. */
+static enrich_status build_both(item_builder *fast, const char *json, const table_key *key)
+{
+    jmembers ms = {0};
+    jtype t;
+    ck_assert_msg(jscan_value(json, strlen(json), 128, &t, NULL, &ms) == ENRICH_OK, "%s", json);
+    ck_assert_int_eq(t, J_OBJECT);
+    item_builder slow = {0};
+    add_members_copying(&slow, json, &ms);
+    item_builder_reset(fast);
+    for (size_t i = 0; i < ms.n; i++)
+        item_builder_add_json(fast, json, &ms.v[i]);
+    char msg_fast[256], msg_slow[256];
+    enrich_status st_fast = item_builder_finish(fast, key, 64, msg_fast, sizeof msg_fast);
+    enrich_status st_slow = item_builder_finish(&slow, key, 64, msg_slow, sizeof msg_slow);
+    ck_assert_msg(st_fast == st_slow, "%s: status %d, copying gives %d", json, st_fast, st_slow);
+    ck_assert_str_eq(msg_fast, msg_slow);
+    ck_assert_uint_eq(fast->key.len, slow.key.len);
+    ck_assert_uint_eq(fast->out.len, slow.out.len);
+    if (st_fast == ENRICH_OK) {
+        ck_assert_msg(memcmp(fast->key.p, slow.key.p, slow.key.len) == 0, "%s: key", json);
+        ck_assert_msg(memcmp(fast->out.p, slow.out.p, slow.out.len) == 0, "%s: bytes", json);
+    }
+    item_builder_free(&slow);
+    jmembers_free(&ms);
+    return st_fast;
+}
+
+START_TEST(item_builder_add_json_same_bytes_as_copying)
+{
+    static const char *const items[] = {
+        /* Scalars of every kind, numbers verbatim. */
+        "{\"productId\":\"P-1\",\"n\":-0.5e+10,\"i\":123456789012345678901234567890,"
+        "\"e\":1E-7,\"t\":true,\"f\":false,\"z\":null}",
+        /* Whitespace around and inside containers (kept inside strings). */
+        " { \"productId\" : \"P-2\" ,\n\t\"arr\" : [ 1 , 2 ,\r\n { \"a\" : \" x  y \" } ] ,"
+        " \"obj\" : { \"k\" : [ ] , \"e\" : { } } , \"s\" : \" spaced \" } ",
+        /* Escaped names: letters, '/', quote, control, non-ASCII, surrogates. */
+        "{\"\\u0070roductId\":\"P-3\",\"say \\\"hi\\\"\":1,\"a\\/b\":2,\"c\\u001fd\":3,"
+        "\"\\u00e9t\\u00e9\":4,\"\\ud83d\\ude00\":5,\"tab\\tnl\\n\":6,\"back\\\\\":7}",
+        /* String values with escapes stay spelled as they came. */
+        "{\"productId\":\"P-4\",\"s\":\"a\\\"b\\\\c\\/d\\u00e9\\n\\ud83d\\ude00\"}",
+        /* Raw UTF-8 in names and values. */
+        "{\"productId\":\"P-5\",\"nom\":\"\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80\","
+        "\"\xe6\x97\xa5\xe6\x9c\xac\":\"\xe8\xaa\x9e\"}",
+        /* The same name plain and escaped: one member, last value. */
+        "{\"a\":1,\"productId\":\"P-6\",\"\\u0061\":2}",
+        "{\"\\u0061\":1,\"a\":[ 2 ],\"productId\":\"P-7\"}",
+        /* Key from an escaped name, key string with escapes (decoded). */
+        "{\"x\":{ },\"\\u0070roductId\":\"P\\u002d8\\\"\"}",
+        /* Number key, verbatim. */
+        "{\"productId\":-1.5E-3,\"v\":[true , false , null]}",
+        /* Errors must not change either. */
+        "{\"x\":1}",
+        "{}",
+        "{\"productId\":[ 1 ]}",
+        "{\"productId\":{ }}",
+        "{\"productId\":true}",
+        "{\"productId\":\"\"}",
+        "{\"productId\":\"0123456789012345678901234567890123456789012345678901234567890123456\"}",
+    };
+    item_builder fast = {0};
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++)
+        build_both(&fast, items[i], &key_one);
+    item_builder_free(&fast);
+}
+END_TEST
+
+START_TEST(item_builder_add_json_exact_text)
+{
+    /* Both paths could agree and still be wrong: pin the text too. */
+    item_builder b = {0};
+    ck_assert_int_eq(build_both(&b, " { \"n\" : -0.5e+10 , \"arr\" : [ 1 , { \"a\" : \" x \" } ] ,"
+                                    " \"\\u0070roductId\" : \"P\" , \"c\\u001f\\/\" : \"\\/\" } ",
+                                &key_one),
+                     ENRICH_OK);
+    char *t = text_of(&b);
+    ck_assert_str_eq(t, "\"productId\":\"P\",\"n\":-0.5e+10,\"arr\":[1,{\"a\":\" x \"}],"
+                        "\"c\\u001f/\":\"\\/\"");
+    free(t);
+    item_builder_free(&b);
+}
+END_TEST
+
+START_TEST(item_builder_add_json_many_members_and_mixed)
+{
+    /* Past the quadratic dedup: the hash path, with plain and escaped
+     * spellings of the same names, and a composite key. */
+    ebuf j = {0};
+    ebuf_puts(&j, "{\"region\":\"eu\",");
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 40; i++)
+            ebuf_printf(&j, round ? "\"\\u0066%d\":[ %d ]," : "\"f%d\":%d,", i, round * 100 + i);
+    ebuf_puts(&j, "\"sku\":7}");
+    ebuf_putc(&j, '\0');
+    item_builder b = {0};
+    ck_assert_int_eq(build_both(&b, j.p, &key_two), ENRICH_OK);
+    item_view v;
+    ck_assert(item_view_parse(b.out.p, b.out.len, &v));
+    ck_assert_uint_eq(v.count, 42);
+    ebuf_free(&j);
+
+    /* Borrowed and copied members in one item, finished twice. */
+    static const char src[] = "{\"productId\":\"k\",\"b\":[ 1 ]}";
+    jmembers ms = {0};
+    jtype t;
+    ck_assert_int_eq(jscan_value(src, strlen(src), 128, &t, NULL, &ms), ENRICH_OK);
+    item_builder_reset(&b);
+    add(&b, "a", "{\"x\":1}", J_OBJECT);
+    for (size_t i = 0; i < ms.n; i++)
+        item_builder_add_json(&b, src, &ms.v[i]);
+    add(&b, "b", "2", J_NUMBER);
+    for (int pass = 0; pass < 2; pass++) {
+        ck_assert_int_eq(item_builder_finish(&b, &key_one, 511, NULL, 0), ENRICH_OK);
+        char *text = text_of(&b);
+        ck_assert_str_eq(text, "\"productId\":\"k\",\"a\":{\"x\":1},\"b\":2");
+        free(text);
+    }
+    jmembers_free(&ms);
+    item_builder_free(&b);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
 /* view                                                             */
 /* ---------------------------------------------------------------- */
 
@@ -484,6 +631,9 @@ static Suite *item_suite(void)
     tcase_add_test(tc, item_builder_names_encoded_as_literals);
     tcase_add_test(tc, item_builder_reused_across_items);
     tcase_add_test(tc, item_builder_key_listed_twice);
+    tcase_add_test(tc, item_builder_add_json_same_bytes_as_copying);
+    tcase_add_test(tc, item_builder_add_json_exact_text);
+    tcase_add_test(tc, item_builder_add_json_many_members_and_mixed);
     suite_add_tcase(s, tc);
     tc = tcase_create("view");
     tcase_add_test(tc, item_view_rejects_truncated);
