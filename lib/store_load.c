@@ -15,6 +15,12 @@
  * it), so a handful of rounds covers any input that fits on disk. */
 #define LOAD_RETRIES 16
 
+/* One staged put as the sort sees it. */
+typedef struct staged_ref {
+    uint64_t rank; /* key bytes [lcp, lcp + 8) as a big-endian number, zero padded */
+    size_t off;    /* the item in the stage */
+} staged_ref;
+
 /* The sink the loaders feed; `base` first so the callbacks can get back. */
 typedef struct store_sink {
     load_sink base;
@@ -32,7 +38,7 @@ typedef struct store_sink {
      * matters) write directly. */
     bool staging;
     ebuf stage;      /* per item: u32 klen, u32 vlen, key, value */
-    size_t *order;   /* offsets into stage, sorted before writing */
+    staged_ref *order; /* one per staged item, sorted before writing */
     size_t norder, order_cap;
 } store_sink;
 
@@ -47,7 +53,9 @@ static void tick(store_sink *ss)
  * so the sink finishes the item (key bytes + encoded value). */
 static enrich_status finish(store_sink *ss, item_builder *b, size_t line)
 {
-    char msg[ENRICH_ERRMSG_CAP] = "";
+    /* Not `= ""`: that would clear all 512 bytes for every item; finish
+     * sets msg[0] itself. */
+    char msg[ENRICH_ERRMSG_CAP];
     enrich_status st = item_builder_finish(b, ss->key, ss->s->max_key, msg, sizeof msg);
     if (st != ENRICH_OK)
         errmsg_set(ss->s->errmsg, "line %zu: %s", line, msg[0] ? msg : enrich_strerror(st));
@@ -74,7 +82,7 @@ static enrich_status sink_put(load_sink *sink, item_builder *b, size_t line)
         if (b->out.len > UINT32_MAX ||
             !array_reserve(&ss->order, &ss->order_cap, ss->norder + 1, sizeof *ss->order, 1024))
             return ENRICH_E_NOMEM;
-        ss->order[ss->norder++] = ss->stage.len;
+        ss->order[ss->norder++] = (staged_ref){0, ss->stage.len};
         ebuf_put(&ss->stage, lens, sizeof lens);
         ebuf_put(&ss->stage, b->key.p, b->key.len);
         ebuf_put(&ss->stage, b->out.p, b->out.len);
@@ -105,47 +113,176 @@ static MDB_val staged_value(const char *stage, size_t off)
     return (MDB_val){lens[1], (void *)(stage + off + sizeof lens + lens[0])};
 }
 
-/* qsort has no context argument: the stage being sorted. One load runs at
- * a time per store, but several stores may load at once, hence per thread. */
-static _Thread_local const char *sorting_stage;
-
-/* LMDB's default key order (memcmp, then the shorter first); equal keys
- * keep their input order (offsets grow with it), so the last one wins. */
-static int staged_cmp(const void *a, const void *b)
+/* How many leading bytes all staged keys share. Ids such as
+ * "PROD-00660386" share a long head, so ranking keys by their first 8
+ * bytes would tie them all; ranking by the 8 bytes after the shared head
+ * tells almost every pair apart. */
+static size_t staged_lcp(const char *stage, const staged_ref *r, size_t n)
 {
-    size_t oa = *(const size_t *)a, ob = *(const size_t *)b;
-    MDB_val ka = staged_key(sorting_stage, oa), kb = staged_key(sorting_stage, ob);
+    MDB_val first = staged_key(stage, r[0].off);
+    const unsigned char *f = first.mv_data;
+    size_t lcp = first.mv_size;
+    for (size_t i = 1; i < n && lcp; i++) {
+        MDB_val k = staged_key(stage, r[i].off);
+        if (k.mv_size >= lcp && memcmp(k.mv_data, f, lcp) == 0)
+            continue;
+        const unsigned char *p = k.mv_data;
+        size_t j = 0, m = k.mv_size < lcp ? k.mv_size : lcp;
+        while (j < m && p[j] == f[j])
+            j++;
+        lcp = j;
+    }
+    return lcp;
+}
+
+/* The key's bytes [lcp, lcp + 8) as a big-endian number, zero padded:
+ * ranks compare as those bytes do under memcmp. Padding makes "A" and
+ * "A\0" rank alike, so equal ranks are settled on the whole key. */
+static uint64_t staged_rank(const char *stage, size_t off, size_t lcp)
+{
+    MDB_val k = staged_key(stage, off);
+    const unsigned char *p = (const unsigned char *)k.mv_data + lcp;
+    size_t n = k.mv_size - lcp < 8 ? k.mv_size - lcp : 8;
+    uint64_t r = 0;
+    for (size_t i = 0; i < 8; i++)
+        r = r << 8 | (i < n ? p[i] : 0);
+    return r;
+}
+
+/* Stable LSD radix sort of r[0..n) by rank, a byte per pass, into r or
+ * tmp (returned). A pass where every rank has the same byte is skipped:
+ * the zero padding of short keys, digits all keys share. */
+static staged_ref *radix_sort(staged_ref *r, staged_ref *tmp, size_t n)
+{
+    size_t count[8][256];
+    memset(count, 0, sizeof count);
+    for (size_t i = 0; i < n; i++)
+        for (unsigned d = 0; d < 8; d++)
+            count[d][r[i].rank >> (8 * d) & 0xff]++;
+    staged_ref *src = r, *dst = tmp;
+    for (unsigned d = 0; d < 8; d++) {
+        size_t *c = count[d];
+        if (c[src[0].rank >> (8 * d) & 0xff] == n)
+            continue;
+        size_t sum = 0;
+        for (unsigned v = 0; v < 256; v++) {
+            size_t here = c[v];
+            c[v] = sum;
+            sum += here;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[c[src[i].rank >> (8 * d) & 0xff]++] = src[i];
+        staged_ref *t = src;
+        src = dst;
+        dst = t;
+    }
+    return src;
+}
+
+/* LMDB's default key order (memcmp, then the shorter first), for keys
+ * that share their first lcp bytes. */
+static int staged_cmp(const char *stage, size_t lcp, const staged_ref *a, const staged_ref *b)
+{
+    MDB_val ka = staged_key(stage, a->off), kb = staged_key(stage, b->off);
     size_t n = ka.mv_size < kb.mv_size ? ka.mv_size : kb.mv_size;
-    int c = memcmp(ka.mv_data, kb.mv_data, n);
+    int c = memcmp((const char *)ka.mv_data + lcp, (const char *)kb.mv_data + lcp, n - lcp);
     if (c == 0)
         c = ka.mv_size < kb.mv_size ? -1 : ka.mv_size > kb.mv_size;
-    if (c == 0)
-        c = oa < ob ? -1 : oa > ob;
     return c;
 }
 
-/* Write the staged items in key order; into an empty table with
- * MDB_APPEND. Of equal keys only the last (an upsert) is written. */
+/* Below this many refs, insertion sort beats merging. */
+#define TIES_INSERTION_MAX 16
+
+/* Stable merge sort of r[0..n) (refs of equal rank) by whole key; tmp
+ * holds n / 2 refs. Stable, so equal keys stay in input order. */
+static void sort_ties(const char *stage, size_t lcp, staged_ref *r, staged_ref *tmp, size_t n)
+{
+    if (n <= TIES_INSERTION_MAX) {
+        for (size_t i = 1; i < n; i++) {
+            staged_ref x = r[i];
+            size_t j = i;
+            for (; j > 0 && staged_cmp(stage, lcp, &r[j - 1], &x) > 0; j--)
+                r[j] = r[j - 1];
+            r[j] = x;
+        }
+        return;
+    }
+    size_t h = n / 2;
+    sort_ties(stage, lcp, r, tmp, h);
+    sort_ties(stage, lcp, r + h, tmp, n - h);
+    if (staged_cmp(stage, lcp, &r[h - 1], &r[h]) <= 0)
+        return;
+    /* Merge the left half (moved to tmp) with the right one in place:
+     * the write position never passes the right half's read position. */
+    memcpy(tmp, r, h * sizeof *r);
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n)
+        r[k++] = staged_cmp(stage, lcp, &tmp[i], &r[j]) <= 0 ? tmp[i++] : r[j++];
+    while (i < h)
+        r[k++] = tmp[i++];
+}
+
+/* Sort the staged puts into LMDB's key order, equal keys in input order
+ * (the last one wins). The table has LMDB's default comparator (no
+ * custom compare, no MDB_INTEGERKEY), so that is memcmp order. Returns
+ * the sorted refs (ss->order or tmp). */
+static staged_ref *sort_staged(store_sink *ss, staged_ref *tmp)
+{
+    const char *stage = ss->stage.p;
+    staged_ref *r = ss->order;
+    size_t n = ss->norder, lcp = staged_lcp(stage, r, n);
+    for (size_t i = 0; i < n; i++)
+        r[i].rank = staged_rank(stage, r[i].off, lcp);
+    staged_ref *sorted = radix_sort(r, tmp, n);
+    staged_ref *spare = sorted == r ? tmp : r;
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && sorted[j].rank == sorted[i].rank; j++)
+            ;
+        if (j - i > 1)
+            sort_ties(stage, lcp, sorted + i, spare, j - i);
+    }
+    return sorted;
+}
+
+/* Write the sorted puts through one cursor; into an empty table with
+ * MDB_APPEND. Of equal keys only the last (an upsert) is written; keys of
+ * different rank differ, so only equal ranks need the next key read. A
+ * cursor kept across puts stays on the last leaf, where mdb_put would set
+ * one up and search from the root for every item. */
+static enrich_status write_sorted(store_sink *ss, const staged_ref *r, bool empty)
+{
+    const char *stage = ss->stage.p;
+    size_t n = ss->norder;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(ss->txn, ss->dbi, &cur);
+    if (rc != MDB_SUCCESS)
+        return sink_fail(ss, rc, 0, "put");
+    for (size_t i = 0; i < n && rc == MDB_SUCCESS; i++) {
+        MDB_val k = staged_key(stage, r[i].off);
+        if (i + 1 < n && r[i + 1].rank == r[i].rank) {
+            MDB_val next = staged_key(stage, r[i + 1].off);
+            if (next.mv_size == k.mv_size && !memcmp(next.mv_data, k.mv_data, k.mv_size))
+                continue;
+        }
+        MDB_val v = staged_value(stage, r[i].off);
+        rc = mdb_cursor_put(cur, &k, &v, empty ? MDB_APPEND : 0);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_SUCCESS ? ENRICH_OK : sink_fail(ss, rc, 0, "put");
+}
+
+/* Write the staged items in key order. */
 static enrich_status write_staged(store_sink *ss, bool empty)
 {
     if (ss->norder == 0)
         return ENRICH_OK; /* an empty load: nothing staged (order may be NULL) */
-    sorting_stage = ss->stage.p;
-    qsort(ss->order, ss->norder, sizeof *ss->order, staged_cmp);
-    sorting_stage = NULL;
-    for (size_t i = 0; i < ss->norder; i++) {
-        MDB_val k = staged_key(ss->stage.p, ss->order[i]);
-        if (i + 1 < ss->norder) {
-            MDB_val next = staged_key(ss->stage.p, ss->order[i + 1]);
-            if (next.mv_size == k.mv_size && !memcmp(next.mv_data, k.mv_data, k.mv_size))
-                continue;
-        }
-        MDB_val v = staged_value(ss->stage.p, ss->order[i]);
-        int rc = mdb_put(ss->txn, ss->dbi, &k, &v, empty ? MDB_APPEND : 0);
-        if (rc != MDB_SUCCESS)
-            return sink_fail(ss, rc, 0, "put");
-    }
-    return ENRICH_OK;
+    staged_ref *tmp = malloc(ss->norder * sizeof *tmp);
+    if (!tmp)
+        return ENRICH_E_NOMEM;
+    enrich_status st = write_sorted(ss, sort_staged(ss, tmp), empty);
+    free(tmp);
+    return st;
 }
 
 static enrich_status sink_del(load_sink *sink, item_builder *keys, size_t line)

@@ -792,6 +792,149 @@ typedef struct progress_log {
     size_t calls, last_items, last_done, last_total, restarts;
 } progress_log;
 
+/* ---------------------------------------------------------------- */
+/* Load order: the staged sort must give LMDB's key order             */
+/* ---------------------------------------------------------------- */
+
+/* One generated item: its key bytes (parts joined by NUL), its text as
+ * stored, and its input position. */
+typedef struct sort_item {
+    char key[128];
+    size_t key_len;
+    char text[256];
+    size_t idx;
+} sort_item;
+
+/* LMDB's order (memcmp, shorter first), then input order. */
+static int sort_item_cmp(const void *a, const void *b)
+{
+    const sort_item *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    if (c == 0)
+        c = x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+    if (c == 0)
+        c = x->idx < y->idx ? -1 : x->idx > y->idx;
+    return c;
+}
+
+/* A key part that makes the sort's job hard: long shared heads (keys
+ * that tie on the bytes the sort ranks by), empty parts (keys that differ
+ * only by a trailing NUL), a two-letter alphabet (many duplicates). */
+static size_t sort_part(uint64_t *rng, char *out)
+{
+    static const char *const heads[] = {"", "a", "ab", "aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaab",
+                                        "aaaaaaaab", "b"};
+    uint64_t r = rng_next(rng);
+    size_t n = (size_t)sprintf(out, "%s", heads[r % 7]);
+    for (unsigned k = (unsigned)(r >> 8) % 4; k > 0; k--)
+        out[n++] = (rng_next(rng) & 1) ? 'b' : 'a';
+    out[n] = '\0';
+    return n;
+}
+
+/* NDJSON of n items keyed by "a,b,c", with v = base + position; every
+ * "a" starts with head (a prefix all keys share). */
+static char *sort_items(sort_item *it, size_t n, const char *head, size_t base, uint64_t seed,
+                        size_t *len)
+{
+    char *src = malloc(n * 256);
+    ck_assert_ptr_nonnull(src);
+    uint64_t rng = seed;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char p[3][48];
+        size_t l[3];
+        for (int k = 0; k < 3; k++)
+            l[k] = sort_part(&rng, p[k]);
+        size_t h = strlen(head);
+        memmove(p[0] + h, p[0], l[0] + 1);
+        memcpy(p[0], head, h);
+        l[0] += h;
+        it[i].key_len = 0;
+        for (int k = 0; k < 3; k++) {
+            if (k)
+                it[i].key[it[i].key_len++] = '\0';
+            memcpy(it[i].key + it[i].key_len, p[k], l[k]);
+            it[i].key_len += l[k];
+        }
+        it[i].idx = base + i;
+        snprintf(it[i].text, sizeof it[i].text, "\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%s\",\"v\":%zu",
+                 p[0], p[1], p[2], base + i);
+        o += (size_t)sprintf(src + o, "{%s}\n", it[i].text);
+    }
+    *len = o;
+    return src;
+}
+
+typedef struct sort_check {
+    const sort_item *want; /* one per distinct key, in key order */
+    size_t n, at;
+} sort_check;
+
+static void sort_visit(void *user, const MDB_val *key, const item_view *iv)
+{
+    sort_check *c = user;
+    ck_assert_uint_lt(c->at, c->n);
+    const sort_item *w = &c->want[c->at++];
+    ck_assert_uint_eq(key->mv_size, w->key_len);
+    ck_assert(memcmp(key->mv_data, w->key, w->key_len) == 0);
+    ck_assert_uint_eq(iv->text_len, strlen(w->text));
+    ck_assert(memcmp(iv->text, w->text, iv->text_len) == 0);
+}
+
+/* The table holds exactly the last item of each distinct key of
+ * items[0..n), in key order. */
+static void expect_sorted(enrich_store *s, const sort_item *items, size_t n)
+{
+    sort_item *it = malloc(n * sizeof *it);
+    ck_assert_ptr_nonnull(it);
+    memcpy(it, items, n * sizeof *it);
+    qsort(it, n, sizeof *it, sort_item_cmp);
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool last = i + 1 == n || it[i + 1].key_len != it[i].key_len ||
+                    memcmp(it[i + 1].key, it[i].key, it[i].key_len) != 0;
+        if (last)
+            it[d++] = it[i];
+    }
+    sort_check c = {it, d, 0};
+    ck_assert_uint_eq(scan_table(s, "t", sort_visit, &c), d);
+    ck_assert_uint_eq(c.at, d);
+    free(it);
+}
+
+START_TEST(store_load_sorts_like_lmdb)
+{
+    char *dir, *path;
+    enrich_store *s = new_store(&dir, &path);
+    const size_t n = 3000;
+    sort_item *it = malloc(2 * n * sizeof *it);
+    ck_assert_ptr_nonnull(it);
+    size_t len;
+    /* Into an empty table (MDB_APPEND: LMDB itself refuses a key out of
+     * order), then over it (plain puts: old keys stay), then replacing
+     * it with keys that share a long head. */
+    char *src = sort_items(it, n, "", 0, 42, &len);
+    load_ok(s, "t", "a,b,c", src, 0, n);
+    expect_sorted(s, it, n);
+    free(src);
+    src = sort_items(it + n, n, "", n, 7, &len);
+    load_ok(s, "t", NULL, src, 0, n);
+    expect_sorted(s, it, 2 * n);
+    free(src);
+    src = sort_items(it, n, "shared-head", 2 * n, 99, &len);
+    load_ok(s, "t", NULL, src, ENRICH_LOAD_REPLACE, n);
+    expect_sorted(s, it, n);
+    free(src);
+    free(it);
+    enrich_store_close(s);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static void on_progress(void *user, size_t items, size_t done, size_t total)
 {
     progress_log *p = user;
@@ -1570,6 +1713,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, store_load_bad_item_keeps_previous);
     tcase_add_test(tc, store_load_args_and_progress);
     tcase_add_test(tc, store_load_dynamodb_formats);
+    tcase_add_test(tc, store_load_sorts_like_lmdb);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("growth");
