@@ -212,6 +212,13 @@ ENRICH_INTERNAL void item_builder_reset(item_builder *b);
 ENRICH_INTERNAL void item_builder_free(item_builder *b);
 ENRICH_INTERNAL void item_builder_add(item_builder *b, const char *name, size_t name_len,
                                       const char *value, size_t value_len, jtype type);
+/* item_builder_add for a name that needs no escape, given as its JSON
+ * literal (quotes included: ebuf_json_string's output, so the name is
+ * name_lit + 1 for name_len bytes). The literal is borrowed until the
+ * builder is finished; the value is copied. For names that repeat on
+ * every item (a CSV header), encoded once. */
+ENRICH_INTERNAL void item_builder_add_lit(item_builder *b, const char *name_lit, size_t name_len,
+                                          const char *value, size_t value_len, jtype type);
 /* Add member m of an object scanned (validated) in s. Names without
  * escapes and scalar values are borrowed, not copied: s must stay valid
  * and unchanged until the builder is finished (and reset). The item's

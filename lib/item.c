@@ -96,6 +96,14 @@ void item_builder_add(item_builder *b, const char *name, size_t name_len, const 
     push_member(b, &m);
 }
 
+void item_builder_add_lit(item_builder *b, const char *name_lit, size_t name_len,
+                          const char *value, size_t value_len, jtype type)
+{
+    bmember m = {name_lit, NULL, 0, name_len, b->values.len, value_len, (size_t)type};
+    ebuf_put(&b->values, value, value_len);
+    push_member(b, &m);
+}
+
 void item_builder_add_json(item_builder *b, const char *s, const jmember *jm)
 {
     bmember m = {NULL, NULL, 0, 0, 0, 0, (size_t)jm->type};

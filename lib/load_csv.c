@@ -337,11 +337,37 @@ static enrich_status convert_cell(const char *cell, size_t n, enum ctype ct, ebu
     }
 }
 
+/* No literal for this column: its name needs escapes. */
+#define NO_LITERAL SIZE_MAX
+
+/* The header names that need no escape as JSON literals, once per load:
+ * every row reuses them (item_builder_add_lit) instead of having each
+ * name checked and re-encoded per item. litoff[i] is column i's offset in
+ * lits, or NO_LITERAL. */
+static bool header_literals(const char *hdr, const size_t *hv, size_t ncols, ebuf *lits,
+                            size_t *litoff)
+{
+    for (size_t i = 0; i < ncols; i++) {
+        const char *name = hdr + hv[2 * i];
+        size_t n = hv[2 * i + 1];
+        if (json_plain_prefix(name, n) != n) {
+            litoff[i] = NO_LITERAL;
+            continue;
+        }
+        litoff[i] = lits->len;
+        ebuf_putc(lits, '"');
+        ebuf_put(lits, name, n);
+        ebuf_putc(lits, '"');
+    }
+    return !lits->oom;
+}
+
 enrich_status load_csv(load_sink *sink, const char *src, size_t len, const char *types)
 {
     csv c = {.s = src, .n = len, .line = 1};
-    ebuf hdr = {0}, hidx = {0}, value = {0};
+    ebuf hdr = {0}, hidx = {0}, value = {0}, lits = {0};
     enum ctype *coltype = NULL;
+    size_t *litoff = NULL;
     typespec *ts = NULL;
     size_t nts = 0;
     sink->line = 1;
@@ -407,6 +433,12 @@ enrich_status load_csv(load_sink *sink, const char *src, size_t len, const char 
             goto done;
         }
     }
+    litoff = calloc(ncols, sizeof *litoff);
+    if (!litoff || !header_literals(hdr.p, hv, ncols, &lits, litoff)) {
+        rc = ENRICH_E_NOMEM;
+        errmsg_set(sink->errmsg, "line %zu: %s", line, enrich_strerror(rc));
+        goto done;
+    }
 
     for (;;) {
         rc = read_row(&c, &got, &line, sink->errmsg);
@@ -433,7 +465,10 @@ enrich_status load_csv(load_sink *sink, const char *src, size_t len, const char 
                            (int)(f.len > 64 ? 64 : f.len), c.cells.p + f.off, why);
                 goto done;
             }
-            item_builder_add(b, hdr.p + hv[2 * i], hv[2 * i + 1], value.p, value.len, t);
+            if (litoff[i] != NO_LITERAL)
+                item_builder_add_lit(b, lits.p + litoff[i], hv[2 * i + 1], value.p, value.len, t);
+            else
+                item_builder_add(b, hdr.p + hv[2 * i], hv[2 * i + 1], value.p, value.len, t);
         }
         if (value.oom) {
             rc = ENRICH_E_NOMEM;
@@ -450,6 +485,8 @@ done:
         sink->bytes_done = len;
     free(ts);
     free(coltype);
+    free(litoff);
+    ebuf_free(&lits);
     ebuf_free(&hdr);
     ebuf_free(&hidx);
     ebuf_free(&value);

@@ -843,6 +843,29 @@ START_TEST(load_csv_quoting_edge_cases)
 }
 END_TEST
 
+START_TEST(load_csv_header_names_plain_and_escaped)
+{
+    /* Plain header names are encoded once per load and reused by every
+     * row; the others (quote, tab, backslash, control byte) are escaped
+     * per item as before. Both kinds, key included, across rows. */
+    tsink ts;
+    ts_init(&ts, "k\"");
+    const char *src = "\"k\"\"\",plain,\"t\tab\",back\\slash,\xc3\xa9t\xc3\xa9,c\x01tl\n"
+                      "1,a,b,c,d,e\n"
+                      "2,f,g,h,i,j\n";
+    ck_assert_msg(csv(&ts, src, NULL) == ENRICH_OK, "%s", ts.errmsg);
+    ck_assert_uint_eq(ts.n, 2);
+    ck_assert_str_eq(text(&ts.recs[0]), "\"k\\\"\":\"1\",\"plain\":\"a\",\"t\\tab\":\"b\","
+                                        "\"back\\\\slash\":\"c\",\"\xc3\xa9t\xc3\xa9\":\"d\","
+                                        "\"c\\u0001tl\":\"e\"");
+    ck_assert_str_eq(text(&ts.recs[1]), "\"k\\\"\":\"2\",\"plain\":\"f\",\"t\\tab\":\"g\","
+                                        "\"back\\\\slash\":\"h\",\"\xc3\xa9t\xc3\xa9\":\"i\","
+                                        "\"c\\u0001tl\":\"j\"");
+    ck_assert_str_eq(member(&ts.recs[1], "plain"), "\"f\"");
+    ts_free(&ts);
+}
+END_TEST
+
 START_TEST(load_csv_bom_crlf_no_final_newline)
 {
     tsink ts;
@@ -1116,6 +1139,7 @@ static Suite *load_suite(void)
     tc = tcase_create("csv");
     tcase_add_test(tc, load_csv_basic_untyped);
     tcase_add_test(tc, load_csv_quoting_edge_cases);
+    tcase_add_test(tc, load_csv_header_names_plain_and_escaped);
     tcase_add_test(tc, load_csv_bom_crlf_no_final_newline);
     tcase_add_test(tc, load_csv_typed_columns);
     tcase_add_test(tc, load_csv_typed_cell_errors);
