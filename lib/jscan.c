@@ -61,8 +61,10 @@ static inline uint64_t swar_stop(uint64_t x)
 static inline void skip_ws(scanner *sc)
 {
     while (sc->i < sc->n) {
-        char c = sc->s[sc->i];
-        if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
+        unsigned char c = (unsigned char)sc->s[sc->i];
+        /* Events are mostly compact JSON: the next byte is usually a token,
+         * and every byte above ' ' is one, so one compare decides. */
+        if (c > ' ' || (c != ' ' && c != '\n' && c != '\r' && c != '\t'))
             return;
         sc->i++;
     }
@@ -120,8 +122,13 @@ static size_t utf8_seq(const unsigned char *p, size_t avail)
     return 0;
 }
 
-/* At the opening quote; leaves i after the closing quote. */
-static enrich_status scan_string(scanner *sc, bool *escaped)
+/* At the opening quote; leaves i after the closing quote. Inlined where
+ * names and string values are scanned: a call's register saves and
+ * restores cost about a fifth of a short string's scan. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline enrich_status scan_string(scanner *sc, bool *escaped)
 {
     const unsigned char *s = (const unsigned char *)sc->s;
     size_t i = sc->i + 1, n = sc->n;
@@ -309,7 +316,13 @@ static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
             sc->sub_taken = true;
             sc->sub_off = sc->i;
         }
-        rc = scan_value(sc, depth, &m.type, inner);
+        /* Strings, the most common member values, without the dispatch. */
+        if (!inner && sc->i < sc->n && sc->s[sc->i] == '"') {
+            m.type = J_STRING;
+            rc = scan_string(sc, NULL);
+        } else {
+            rc = scan_value(sc, depth, &m.type, inner);
+        }
         if (rc)
             return rc;
         m.value.len = sc->i - m.value.off;
