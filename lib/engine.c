@@ -221,7 +221,7 @@ static bool member_is(const char *ev, const jmember *m, const char *lit, size_t 
      * '"', '\\' and control characters, none of which an unescaped name can
      * hold: for a plain event name the bytes decide. */
     if (!m->name_escaped)
-        return m->name.len == lit_len && memcmp(ev + m->name.off, lit, lit_len) == 0;
+        return m->name.len == lit_len && mem_equal(ev + m->name.off, lit, lit_len);
     ebuf a = {0}, b = {0};
     jstring_decode(ev, m->name, &a);
     jstring_decode(lit, (jspan){0, lit_len}, &b);
@@ -403,7 +403,7 @@ static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item)
             out_len = im.name_len;
             for (size_t r = 0; r < lk->nfields; r++) {
                 const rname *src = &lk->fields[r].src;
-                if (src->lit_len == im.name_len && !memcmp(src->lit, im.name, im.name_len)) {
+                if (src->lit_len == im.name_len && mem_equal(src->lit, im.name, im.name_len)) {
                     out_lit = lk->fields[r].out.lit;
                     out_len = lk->fields[r].out.lit_len;
                     break;
@@ -414,7 +414,7 @@ static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item)
             uint32_t j = 0;
             for (; j < item->count; j++) {
                 item_member_at(item, j, &im);
-                if (im.name_len == f->src.lit_len && !memcmp(im.name, f->src.lit, im.name_len))
+                if (im.name_len == f->src.lit_len && mem_equal(im.name, f->src.lit, im.name_len))
                     break;
             }
             if (j == item->count)

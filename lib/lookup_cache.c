@@ -7,6 +7,8 @@
  * the second, so the set keeps its two most recently stored keys. */
 #include "lookup_cache.h"
 
+#include "internal.h" /* mem_equal */
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,7 +97,7 @@ static inline bool slot_holds(const lookup_cache *c, const lcache_slot *s, uint3
                               unsigned dbi, const char *key, size_t key_len)
 {
     return s->epoch == c->epoch && s->hash == h && s->dbi == dbi && s->key_len == key_len &&
-           memcmp(s->key, key, key_len) == 0;
+           mem_equal(s->key, key, key_len);
 }
 
 /* The first of the two slots of h's set (nslots is a power of two >= 2,

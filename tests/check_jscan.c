@@ -520,6 +520,31 @@ static void minify_is(const char *in, const char *want)
     ebuf_free(&out);
 }
 
+/* mem_equal (the inline compare of names and keys) agrees with memcmp for
+ * every length through the 4/8/16-byte paths and beyond, with one
+ * differing byte at every position, and equal bytes. The buffers are cut
+ * exactly at n (malloc'd per length) so an overlapping load that strayed
+ * past the end would show under ASan and valgrind. */
+START_TEST(jscan_mem_equal_matches_memcmp)
+{
+    for (size_t n = 0; n <= 40; n++) {
+        char *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] = (char)('a' + i % 26);
+        ck_assert_msg(mem_equal(a, b, n), "n=%zu equal", n);
+        for (size_t d = 0; d < n; d++) {
+            b[d] ^= 0x20;
+            ck_assert_msg(!mem_equal(a, b, n), "n=%zu differs at %zu", n, d);
+            b[d] ^= 0x20;
+        }
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
 START_TEST(jscan_minify_drops_whitespace_keeps_strings)
 {
     minify_is("{ \"a b\" : \"x \\\" y , z\" ,\n\t\"c\" : [ 1 , 2 , { } ] }",
@@ -886,6 +911,7 @@ static Suite *jscan_suite(void)
 
     tc = tcase_create("policy");
     tcase_add_test(tc, jscan_rejects_invalid_utf8);
+    tcase_add_test(tc, jscan_mem_equal_matches_memcmp);
     tcase_add_test(tc, jscan_string_stop_byte_at_every_offset);
     tcase_add_test(tc, jscan_truncated_utf8_at_end_of_buffer);
     tcase_add_test(tc, jscan_rejects_escaped_nul);
