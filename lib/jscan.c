@@ -60,11 +60,13 @@ static inline uint64_t swar_stop(uint64_t x)
 
 static inline void skip_ws(scanner *sc)
 {
+    /* Events are mostly compact JSON: the next byte is usually a token,
+     * and every byte above ' ' is one, so one compare decides. */
+    if (__builtin_expect(sc->i < sc->n && (unsigned char)sc->s[sc->i] > ' ', 1))
+        return;
     while (sc->i < sc->n) {
-        unsigned char c = (unsigned char)sc->s[sc->i];
-        /* Events are mostly compact JSON: the next byte is usually a token,
-         * and every byte above ' ' is one, so one compare decides. */
-        if (c > ' ' || (c != ' ' && c != '\n' && c != '\r' && c != '\t'))
+        char c = sc->s[sc->i];
+        if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
             return;
         sc->i++;
     }
