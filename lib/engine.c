@@ -640,7 +640,7 @@ static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status co
  * once, so the pieces need no capacity check each. */
 static inline char *put_raw(char *o, const void *src, size_t n)
 {
-    memcpy(o, src, n);
+    mem_copy(o, src, n);
     return o + n;
 }
 

@@ -161,6 +161,33 @@ static inline bool mem_equal(const void *a, const void *b, size_t n)
     return memcmp(x, y, n) == 0;
 }
 
+/* memcpy for the many short pieces of an output record (names, ids,
+ * status words): up to 16 bytes move as two (possibly overlapping) loads
+ * and stores, without a call. */
+static inline void mem_copy(void *dst, const void *src, size_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    } else {
+        memcpy(d, s, n);
+    }
+}
+
 /* Is the (validated) name literal equal to the decoded name[0..len)?
  * Inline for the plain case, which decides almost every compare on the hot
  * paths by the length alone; an escaped name is decoded out of line. */

@@ -520,13 +520,27 @@ static void minify_is(const char *in, const char *want)
     ebuf_free(&out);
 }
 
-/* mem_equal (the inline compare of names and keys) agrees with memcmp for
- * every length through the 4/8/16-byte paths and beyond, with one
- * differing byte at every position, and equal bytes. The buffers are cut
- * exactly at n (malloc'd per length) so an overlapping load that strayed
- * past the end would show under ASan and valgrind. */
+/* mem_equal and mem_copy (the inline compare and copy of short names,
+ * keys and output pieces) agree with memcmp and memcpy for every length
+ * through the 4/8/16-byte paths and beyond: one differing byte at every
+ * position, equal bytes, and a copy. The buffers are cut exactly at n
+ * (malloc'd per length) so an overlapping load or store that strayed past
+ * the end would show under ASan and valgrind. */
 START_TEST(jscan_mem_equal_matches_memcmp)
 {
+    for (size_t n = 0; n <= 40; n++) {
+        char *src = malloc(n ? n : 1), *dst = malloc(n ? n : 1);
+        ck_assert_ptr_nonnull(src);
+        ck_assert_ptr_nonnull(dst);
+        for (size_t i = 0; i < n; i++) {
+            src[i] = (char)('A' + i % 26);
+            dst[i] = '.';
+        }
+        mem_copy(dst, src, n);
+        ck_assert_msg(n == 0 || memcmp(dst, src, n) == 0, "copy of %zu bytes", n);
+        free(src);
+        free(dst);
+    }
     for (size_t n = 0; n <= 40; n++) {
         char *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
         ck_assert_ptr_nonnull(a);
