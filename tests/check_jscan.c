@@ -559,6 +559,33 @@ START_TEST(jscan_mem_equal_matches_memcmp)
 }
 END_TEST
 
+/* json_plain_prefix (what output strings copy without escaping) stops at
+ * exactly the first '"', '\\' or control byte, at every position through
+ * its 16- and 8-byte steps, and never at a space, DEL or UTF-8 byte. */
+START_TEST(jscan_plain_prefix_stops_exactly)
+{
+    static const unsigned char stops[] = {'"', '\\', 0x00, 0x01, 0x0a, 0x1f};
+    static const unsigned char plain[] = {' ', 0x7f, 0x80, 0xc3, 0xff, 'a'};
+    char buf[48];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t k = 0; k < sizeof plain; k++) {
+            memset(buf, (char)plain[k], n);
+            ck_assert_uint_eq(json_plain_prefix(buf, n), n);
+        }
+        for (size_t p = 0; p < n; p++) {
+            for (size_t k = 0; k < sizeof stops; k++) {
+                memset(buf, 'x', n);
+                buf[p] = (char)stops[k];
+                if (p + 1 < n)
+                    buf[n - 1] = '"'; /* a later stop must not win */
+                ck_assert_msg(json_plain_prefix(buf, n) == p, "n=%zu stop 0x%02x at %zu", n,
+                              stops[k], p);
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(jscan_minify_drops_whitespace_keeps_strings)
 {
     minify_is("{ \"a b\" : \"x \\\" y , z\" ,\n\t\"c\" : [ 1 , 2 , { } ] }",
@@ -926,6 +953,7 @@ static Suite *jscan_suite(void)
     tc = tcase_create("policy");
     tcase_add_test(tc, jscan_rejects_invalid_utf8);
     tcase_add_test(tc, jscan_mem_equal_matches_memcmp);
+    tcase_add_test(tc, jscan_plain_prefix_stops_exactly);
     tcase_add_test(tc, jscan_string_stop_byte_at_every_offset);
     tcase_add_test(tc, jscan_truncated_utf8_at_end_of_buffer);
     tcase_add_test(tc, jscan_rejects_escaped_nul);
