@@ -287,16 +287,26 @@ static inline bool members_push(jmembers *m, const jmember *mem)
     return true;
 }
 
+/* Is the byte at sc->i the token t, after any whitespace? Compact JSON
+ * (most events) has none, so the token's own compare comes first and the
+ * whitespace loop only runs when that fails. */
+static inline bool at_token(scanner *sc, char t)
+{
+    if (sc->i < sc->n && sc->s[sc->i] == t)
+        return true;
+    skip_ws(sc);
+    return sc->i < sc->n && sc->s[sc->i] == t;
+}
+
 static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
 {
     sc->i++; /* '{' */
-    skip_ws(sc);
-    if (sc->i < sc->n && sc->s[sc->i] == '}') {
+    if (at_token(sc, '}')) {
         sc->i++;
         return ENRICH_OK;
     }
     for (;;) {
-        if (sc->i >= sc->n || sc->s[sc->i] != '"')
+        if (!at_token(sc, '"'))
             return ENRICH_E_JSON;
         jmember m;
         m.name.off = sc->i;
@@ -304,8 +314,7 @@ static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
         if (rc)
             return rc;
         m.name.len = sc->i - m.name.off;
-        skip_ws(sc);
-        if (sc->i >= sc->n || sc->s[sc->i] != ':')
+        if (!at_token(sc, ':'))
             return ENRICH_E_JSON;
         sc->i++;
         skip_ws(sc);
@@ -330,15 +339,15 @@ static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
         m.value.len = sc->i - m.value.off;
         if (members && !members_push(members, &m))
             return ENRICH_E_NOMEM;
-        skip_ws(sc);
-        if (sc->i >= sc->n)
-            return ENRICH_E_JSON;
-        char c = sc->s[sc->i++];
-        if (c == '}')
+        if (at_token(sc, ',')) {
+            sc->i++;
+            continue;
+        }
+        if (sc->i < sc->n && sc->s[sc->i] == '}') {
+            sc->i++; /* at_token(',') skipped the whitespace before it */
             return ENRICH_OK;
-        if (c != ',')
-            return ENRICH_E_JSON;
-        skip_ws(sc);
+        }
+        return ENRICH_E_JSON;
     }
 }
 
