@@ -3,6 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h> /* baseline on x86-64 */
+#endif
+
 #include "internal.h"
 
 void ebuf_free(ebuf *b)
@@ -67,11 +71,28 @@ void ebuf_printf(ebuf *b, const char *fmt, ...)
 
 size_t json_plain_prefix(const char *s, size_t n)
 {
+    size_t i = 0;
+#ifdef __SSE2__
+    /* Sixteen bytes at a time (record ids of 60 bytes and more are the
+     * common case in Firehose responses). "<= 0x1f unsigned" is
+     * max(v, 0x1f) == 0x1f: bytes >= 0x80 are plain UTF-8 here. */
+    const __m128i quote16 = _mm_set1_epi8('"');
+    const __m128i slash16 = _mm_set1_epi8('\\');
+    const __m128i ctrl16 = _mm_set1_epi8(0x1f);
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i hit = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, slash16)),
+            _mm_cmpeq_epi8(_mm_max_epu8(v, ctrl16), ctrl16));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask)
+            return i + (size_t)__builtin_ctz(mask);
+    }
+#endif
     /* Eight bytes at a time. Bit 7 of a byte of the mask is set for a
      * byte < 0x20, '"' or '\\'; bytes >= 0x80 never set it, and a borrow
      * only flags bytes above a true hit, so the lowest flag is exact. */
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-    size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t x;
         memcpy(&x, s + i, 8);

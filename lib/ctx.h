@@ -49,6 +49,13 @@ struct enrich_ctx {
     attach *att;
     size_t natt;
     size_t att_cap;
+    /* Kept as attachments are added (att_push), so that neither the
+     * conflict check nor emit walks the list once more: bit (len % 64) of
+     * every name literal's length, whether two share such a bit, and an
+     * upper bound of their output bytes. */
+    uint64_t att_lens;
+    bool att_len_shared;
+    size_t att_bytes;
     ebuf removed;         /* one flag per event member (overwritten ones) */
     ebuf scratch;         /* nested objects, error messages */
     ebuf key;             /* the key bytes of the current lookup */

@@ -221,7 +221,7 @@ static bool member_is(const char *ev, const jmember *m, const char *lit, size_t 
      * '"', '\\' and control characters, none of which an unescaped name can
      * hold: for a plain event name the bytes decide. */
     if (!m->name_escaped)
-        return m->name.len == lit_len && memcmp(ev + m->name.off, lit, lit_len) == 0;
+        return m->name.len == lit_len && mem_equal(ev + m->name.off, lit, lit_len);
     ebuf a = {0}, b = {0};
     jstring_decode(ev, m->name, &a);
     jstring_decode(lit, (jspan){0, lit_len}, &b);
@@ -231,8 +231,17 @@ static bool member_is(const char *ev, const jmember *m, const char *lit, size_t 
     return eq;
 }
 
+static void att_clear(enrich_ctx *ctx)
+{
+    ctx->natt = 0;
+    ctx->att_lens = 0;
+    ctx->att_len_shared = false;
+    ctx->att_bytes = 0;
+}
+
 /* The array is reused across events: growing is the exception. */
-static inline attach *att_push(enrich_ctx *ctx, const char *lit, size_t lit_len, uint8_t policy)
+static inline attach *att_push(enrich_ctx *ctx, const char *lit, size_t lit_len,
+                               size_t val_len, uint8_t policy)
 {
     if (ctx->natt == ctx->att_cap &&
         !array_reserve(&ctx->att, &ctx->att_cap, ctx->natt + 1, sizeof *ctx->att, 32))
@@ -240,19 +249,23 @@ static inline attach *att_push(enrich_ctx *ctx, const char *lit, size_t lit_len,
     attach *a = &ctx->att[ctx->natt++];
     a->lit = lit;
     a->lit_len = lit_len;
+    a->val_len = val_len;
     a->dropped = false;
     a->policy = policy;
+    uint64_t bit = (uint64_t)1 << (lit_len & 63);
+    ctx->att_len_shared |= (ctx->att_lens & bit) != 0;
+    ctx->att_lens |= bit;
+    ctx->att_bytes += lit_len + val_len + 2; /* ',' and ':' */
     return a;
 }
 
 static bool att_add(enrich_ctx *ctx, const char *lit, size_t lit_len, const char *val,
                     size_t val_len, uint8_t policy)
 {
-    attach *a = att_push(ctx, lit, lit_len, policy);
+    attach *a = att_push(ctx, lit, lit_len, val_len, policy);
     if (!a)
         return false;
     a->val = val;
-    a->val_len = val_len;
     a->scratch_off = 0;
     a->in_scratch = false;
     return true;
@@ -260,12 +273,11 @@ static bool att_add(enrich_ctx *ctx, const char *lit, size_t lit_len, const char
 
 static bool att_add_scratch(enrich_ctx *ctx, const rname *name, size_t off, uint8_t policy)
 {
-    attach *a = att_push(ctx, name->lit, name->lit_len, policy);
+    attach *a = att_push(ctx, name->lit, name->lit_len, ctx->scratch.len - off, policy);
     if (!a)
         return false;
     a->val = NULL;
     a->scratch_off = off;
-    a->val_len = ctx->scratch.len - off;
     a->in_scratch = true;
     return true;
 }
@@ -391,7 +403,7 @@ static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item)
             out_len = im.name_len;
             for (size_t r = 0; r < lk->nfields; r++) {
                 const rname *src = &lk->fields[r].src;
-                if (src->lit_len == im.name_len && !memcmp(src->lit, im.name, im.name_len)) {
+                if (src->lit_len == im.name_len && mem_equal(src->lit, im.name, im.name_len)) {
                     out_lit = lk->fields[r].out.lit;
                     out_len = lk->fields[r].out.lit_len;
                     break;
@@ -402,7 +414,7 @@ static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item)
             uint32_t j = 0;
             for (; j < item->count; j++) {
                 item_member_at(item, j, &im);
-                if (im.name_len == f->src.lit_len && !memcmp(im.name, f->src.lit, im.name_len))
+                if (im.name_len == f->src.lit_len && mem_equal(im.name, f->src.lit, im.name_len))
                     break;
             }
             if (j == item->count)
@@ -554,22 +566,16 @@ static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
     jmembers *ms = &ctx->members;
     bool rebuild = false;
     *conflict = false;
+    /* One flag per event member, cleared only when one is overwritten:
+     * emit reads a flag only when rebuilding, and rebuilding means some
+     * member was overwritten, so an untouched array is never read. */
     ctx->removed.len = 0;
-    if (!ebuf_reserve(&ctx->removed, ms->n))
-        return false;
-    if (ms->n)
-        memset(ctx->removed.p, 0, ms->n); /* p is NULL until the first member */
-    ctx->removed.len = ms->n;
-    /* A filter on name lengths (bit len % 64): most event members match no
-     * attachment by length alone, which spares the pairwise compares. An
-     * escaped name's length says nothing, so it is always compared. */
-    uint64_t lens = 0;
-    bool dup_len = false;
-    for (size_t a = 0; a < ctx->natt; a++) {
-        uint64_t bit = (uint64_t)1 << (ctx->att[a].lit_len & 63);
-        dup_len |= (lens & bit) != 0;
-        lens |= bit;
-    }
+    /* A filter on name lengths (bit len % 64, kept by att_push): most event
+     * members match no attachment by length alone, which spares the
+     * pairwise compares. An escaped name's length says nothing, so it is
+     * always compared. */
+    uint64_t lens = ctx->att_lens;
+    bool dup_len = ctx->att_len_shared;
     for (size_t i = 0; i < ms->n; i++) {
         const jmember *m = &ms->v[i];
         if (!m->name_escaped && !((lens >> (m->name.len & 63)) & 1))
@@ -584,8 +590,14 @@ static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
                 *conflict = true;
                 return false;
             } else {
+                if (!rebuild) {
+                    if (!ebuf_reserve(&ctx->removed, ms->n))
+                        return false; /* removed.oom: the batch fails */
+                    memset(ctx->removed.p, 0, ms->n);
+                    ctx->removed.len = ms->n;
+                    rebuild = true;
+                }
                 ctx->removed.p[i] = 1;
-                rebuild = true;
             }
         }
     }
@@ -628,7 +640,7 @@ static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status co
  * once, so the pieces need no capacity check each. */
 static inline char *put_raw(char *o, const void *src, size_t n)
 {
-    memcpy(o, src, n);
+    mem_copy(o, src, n);
     return o + n;
 }
 
@@ -642,9 +654,7 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
     /* An upper bound of the record: the event (a rebuild only drops
      * members) plus ',"name":value' per attachment, and the '\n' that
      * rec_close adds. */
-    size_t need = root.len + 2;
-    for (size_t a = 0; a < ctx->natt; a++)
-        need += ctx->att[a].lit_len + ctx->att[a].val_len + 2;
+    size_t need = root.len + 2 + ctx->att_bytes;
     if (!ebuf_reserve(o, need))
         return; /* o->oom is set: the batch fails with ENRICH_E_NOMEM */
     char *w = o->p + o->len;
@@ -749,7 +759,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
                             ? find_member(ev, &ctx->members, &p->partition_field)
                             : NULL;
 
-    ctx->natt = 0;
+    att_clear(ctx);
     enrich_outcome outcome = ENRICH_OUTCOME_SUCCESS;
     enrich_status err = ENRICH_OK;
     const rname *err_path = NULL;
@@ -779,7 +789,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
     }
     if (err) {
         outcome = ENRICH_OUTCOME_ERROR;
-        ctx->natt = 0; /* a failed record carries no reference data */
+        att_clear(ctx); /* a failed record carries no reference data */
     }
     add_status(ctx, outcome, err, err_path);
 
@@ -790,7 +800,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
          * the error status (which always overwrites). */
         err = ENRICH_E_CONFLICT;
         outcome = ENRICH_OUTCOME_ERROR;
-        ctx->natt = 0;
+        att_clear(ctx);
         ctx->scratch.len = 0;
         add_status(ctx, outcome, err, NULL);
         rebuild = resolve_conflicts(ctx, ev, &conflict);

@@ -130,6 +130,64 @@ ENRICH_INTERNAL bool jskip_value(const char *s, size_t n, size_t *i);
 /* Decode the JSON string literal at span (quotes included) into out
  * (appends). The literal must already be validated. */
 ENRICH_INTERNAL void jstring_decode(const char *s, jspan span, ebuf *out);
+/* memcmp(a, b, n) == 0 for the short names and keys of the hot paths,
+ * inline: up to 16 bytes take two (possibly overlapping) loads per side
+ * instead of a call into the library's general memcmp. */
+static inline bool mem_equal(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    if (n >= 8 && n <= 16) {
+        uint64_t x0, y0, x1, y1;
+        memcpy(&x0, x, 8);
+        memcpy(&y0, y, 8);
+        memcpy(&x1, x + n - 8, 8);
+        memcpy(&y1, y + n - 8, 8);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x0, y0, x1, y1;
+        memcpy(&x0, x, 4);
+        memcpy(&y0, y, 4);
+        memcpy(&x1, x + n - 4, 4);
+        memcpy(&y1, y + n - 4, 4);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            if (x[i] != y[i])
+                return false;
+        return true;
+    }
+    return memcmp(x, y, n) == 0;
+}
+
+/* memcpy for the many short pieces of an output record (names, ids,
+ * status words): up to 16 bytes move as two (possibly overlapping) loads
+ * and stores, without a call. */
+static inline void mem_copy(void *dst, const void *src, size_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    } else {
+        memcpy(d, s, n);
+    }
+}
+
 /* Is the (validated) name literal equal to the decoded name[0..len)?
  * Inline for the plain case, which decides almost every compare on the hot
  * paths by the length alone; an escaped name is decoded out of line. */
@@ -139,7 +197,7 @@ static inline bool jname_equals(const char *s, const jmember *m, const char *nam
 {
     if (m->name_escaped)
         return jname_equals_escaped(s, m, name, len);
-    return m->name.len == len + 2 && memcmp(s + m->name.off + 1, name, len) == 0;
+    return m->name.len == len + 2 && mem_equal(s + m->name.off + 1, name, len);
 }
 /* Append the value s[span] without insignificant whitespace. */
 ENRICH_INTERNAL void jminify(const char *s, jspan span, ebuf *out);

@@ -7,6 +7,8 @@
  * the second, so the set keeps its two most recently stored keys. */
 #include "lookup_cache.h"
 
+#include "internal.h" /* mem_equal */
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,8 +27,13 @@ void lcache_configure(lookup_cache *c, size_t slots)
     c->slots = NULL;
     c->nslots = n;
     c->usable = false;
+    c->probed = false;
     c->epoch = 0;
     c->txnid = 0;
+    c->period = 1;
+    c->tick = 0;
+    c->window_probes = 0;
+    c->window_hits = 0;
 }
 
 void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen)
@@ -95,7 +102,7 @@ static inline bool slot_holds(const lookup_cache *c, const lcache_slot *s, uint3
                               unsigned dbi, const char *key, size_t key_len)
 {
     return s->epoch == c->epoch && s->hash == h && s->dbi == dbi && s->key_len == key_len &&
-           memcmp(s->key, key, key_len) == 0;
+           mem_equal(s->key, key, key_len);
 }
 
 /* The first of the two slots of h's set (nslots is a power of two >= 2,
@@ -108,9 +115,21 @@ static inline lcache_slot *set_of(const lookup_cache *c, uint32_t h)
 int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t *hash,
                const void **val, size_t *len)
 {
+    c->probed = false;
     if (!c->usable || key_len > LCACHE_KEY_MAX || dbi > UINT16_MAX)
         return 0;
+    if (++c->tick < c->period)
+        return 0; /* sparse: this lookup goes straight to LMDB */
+    c->tick = 0;
+    c->probed = true;
     c->lookups++;
+    if (++c->window_probes == LCACHE_WINDOW) {
+        /* Judged on the window's probes: while sparse, those are a sample
+         * of the lookups, so a stream that turns repetitive is seen. */
+        c->period = c->window_hits * 32 < LCACHE_WINDOW ? LCACHE_SPARSE_PERIOD : 1;
+        c->window_probes = 0;
+        c->window_hits = 0;
+    }
     uint32_t h = key_hash(dbi, key, key_len);
     *hash = h;
     const lcache_slot *s = set_of(c, h);
@@ -119,6 +138,7 @@ int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, u
         if (!slot_holds(c, s, h, dbi, key, key_len))
             return 0;
     }
+    c->window_hits++;
     c->hits++;
     *val = s->found ? s->val : NULL;
     *len = s->found ? s->val_len : 0;
@@ -128,8 +148,8 @@ int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, u
 void lcache_put(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t hash,
                 const void *val, size_t len)
 {
-    if (!c->usable || key_len > LCACHE_KEY_MAX || dbi > UINT16_MAX || len > UINT32_MAX)
-        return;
+    if (!c->probed || len > UINT32_MAX)
+        return; /* probed implies usable, a short key and a small dbi */
     lcache_slot *s = set_of(c, hash);
     if (s[0].epoch == c->epoch)
         s[1] = s[0]; /* the older answer moves to the second way */

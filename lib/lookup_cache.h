@@ -34,15 +34,24 @@ typedef struct lcache_slot {
     char key[LCACHE_KEY_MAX];
 } lcache_slot;
 
+/* Probes per window of the hit-rate check, and how sparsely a memo that
+ * does not pay probes (see lcache_get). */
+#define LCACHE_WINDOW 1024
+#define LCACHE_SPARSE_PERIOD 16
+
 typedef struct lookup_cache {
     lcache_slot *slots; /* allocated at the first batch that uses it */
     size_t nslots;      /* power of two; 0: disabled */
     uint32_t epoch;
     bool usable;        /* this batch's snapshot can be memoised */
+    bool probed;        /* the last lcache_get probed: lcache_put stores */
     uint64_t txnid;     /* the snapshot the live slots belong to */
     uint64_t map_gen;
+    uint32_t period;    /* probe one lookup in this many (1: all) */
+    uint32_t tick;      /* lookups since the last probe */
+    uint32_t window_probes, window_hits;
     uint64_t hits;      /* counters since the context was created */
-    uint64_t lookups;
+    uint64_t lookups;   /* probes, that is */
 } lookup_cache;
 
 /* Slots: 0 disables; other values are rounded up to a power of two, at
@@ -54,7 +63,11 @@ void lcache_configure(lookup_cache *c, size_t slots);
 void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen);
 /* 1: hit, *val / *len set (NULL, 0 when the key is known absent);
  * 0: not memoised, ask LMDB and lcache_put the answer. *hash is set for
- * lcache_put either way. */
+ * lcache_put either way. A memo whose hits stay under 1 in 32 probes
+ * (uniform keys over a store far larger than the memo) costs more than it
+ * saves, and its slot writes push the store's branch pages out of the CPU
+ * caches: it then probes only one lookup in LCACHE_SPARSE_PERIOD, and goes
+ * back to every lookup as soon as a window of those probes hits again. */
 int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t *hash,
                const void **val, size_t *len);
 void lcache_put(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t hash,

@@ -169,14 +169,16 @@ static bool decimal_to_ms(const char *p, size_t n, int unit_exp, int64_t *out)
 }
 
 /* approximateArrivalTimestamp in epoch ms, or -1. unit_exp: 3 when the
- * number is seconds, 0 when it is milliseconds. */
-static int64_t arrival_ms(enrich_ctx *ctx, const char *s, jspan v, int unit_exp)
+ * number is seconds, 0 when it is milliseconds. scanned: the value comes
+ * from a record the validating scanner accepted whole, so its grammar
+ * needs no second check (a record walked structurally gets one). */
+static int64_t arrival_ms(enrich_ctx *ctx, const char *s, jspan v, int unit_exp, bool scanned)
 {
     int64_t ms;
     if (v.len == 0)
         return -1;
     if (s[v.off] == '"') {
-        if (jscan_value(s + v.off, v.len, 1, NULL, NULL, NULL) != ENRICH_OK)
+        if (!scanned && jscan_value(s + v.off, v.len, 1, NULL, NULL, NULL) != ENRICH_OK)
             return -1;
         ctx->tmp.len = 0;
         jstring_decode(s, v, &ctx->tmp);
@@ -184,7 +186,8 @@ static int64_t arrival_ms(enrich_ctx *ctx, const char *s, jspan v, int unit_exp)
             return -1;
         return ms >= MS_MIN && ms <= MS_MAX ? ms : -1;
     }
-    if (!jnumber_valid(s + v.off, v.len) || !decimal_to_ms(s + v.off, v.len, unit_exp, &ms))
+    if ((!scanned && !jnumber_valid(s + v.off, v.len)) ||
+        !decimal_to_ms(s + v.off, v.len, unit_exp, &ms))
         return -1;
     return ms;
 }
@@ -416,7 +419,7 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_input input, const cha
         ebuf_put(&ctx->ids, s + f.id.off, f.id.len);
     size_t id_len = ctx->ids.len - id_off;
     int64_t arrival =
-        arrival_ms(ctx, s, f.arrival, input == ENRICH_INPUT_FIREHOSE ? 0 : 3);
+        arrival_ms(ctx, s, f.arrival, input == ENRICH_INPUT_FIREHOSE ? 0 : 3, v == ENRICH_OK);
 
     if (input == ENRICH_INPUT_PIPES && ctx->p->pipes_event_id.dec_len) {
         ctx->extra_name = &ctx->p->pipes_event_id;

@@ -865,6 +865,52 @@ START_TEST(enrich_lookup_cache_follows_commits_and_map_moves)
 }
 END_TEST
 
+/* The memo steps aside when it does not pay: a stream of keys that never
+ * repeat leaves it probing one lookup in LCACHE_SPARSE_PERIOD after the
+ * first window, and a stream that repeats brings it back to every lookup
+ * within a few windows. The answers never depend on it (the differential
+ * test); this pins the cost side. Driven directly, as the engine does:
+ * lcache_get, and lcache_put after a miss. */
+static void memo_drive(lookup_cache *c, const char *fmt, unsigned n, unsigned distinct)
+{
+    static const char item[] = "item";
+    for (unsigned i = 0; i < n; i++) {
+        char key[32];
+        int len = snprintf(key, sizeof key, fmt, distinct ? i % distinct : i);
+        uint32_t h = 0;
+        const void *val;
+        size_t vlen;
+        if (!lcache_get(c, 1, key, (size_t)len, &h, &val, &vlen))
+            lcache_put(c, 1, key, (size_t)len, h, item, sizeof item);
+    }
+}
+
+START_TEST(enrich_lookup_cache_goes_sparse_and_comes_back)
+{
+    lookup_cache c = {0};
+    lcache_configure(&c, 4096);
+    lcache_begin(&c, 7, 0);
+    ck_assert(c.usable);
+    /* 20 windows of keys seen once: every probe misses. */
+    unsigned n = 20 * LCACHE_WINDOW;
+    memo_drive(&c, "uniq-%u", n, 0);
+    ck_assert_uint_eq(c.hits, 0);
+    ck_assert_uint_eq(c.period, LCACHE_SPARSE_PERIOD);
+    /* One full window, then one probe in 16 for the rest. */
+    ck_assert_uint_le(c.lookups, LCACHE_WINDOW + (n - LCACHE_WINDOW) / LCACHE_SPARSE_PERIOD + 1);
+    /* Ten hot keys: the sparse probes hit, so the next window judgement
+     * brings every lookup back. */
+    uint64_t probes = c.lookups;
+    memo_drive(&c, "hot-%u", LCACHE_WINDOW * LCACHE_SPARSE_PERIOD + 64, 10);
+    ck_assert_uint_eq(c.period, 1);
+    uint64_t hits = c.hits;
+    memo_drive(&c, "hot-%u", 1000, 10);
+    ck_assert_uint_eq(c.hits - hits, 1000); /* every lookup probed, every one a hit */
+    ck_assert_uint_gt(c.lookups, probes);
+    lcache_free(&c);
+}
+END_TEST
+
 typedef struct grow_arg {
     enrich_store *store;
     atomic_int done;
@@ -951,6 +997,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, enrich_map_resize_waits_for_batches_in_flight);
     tcase_add_test(tc, enrich_store_handles_share_one_environment);
     tcase_add_test(tc, enrich_lookup_cache_follows_commits_and_map_moves);
+    tcase_add_test(tc, enrich_lookup_cache_goes_sparse_and_comes_back);
     suite_add_tcase(s, tc);
     tc = tcase_create("differential");
     tcase_set_timeout(tc, 120);

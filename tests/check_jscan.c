@@ -520,6 +520,72 @@ static void minify_is(const char *in, const char *want)
     ebuf_free(&out);
 }
 
+/* mem_equal and mem_copy (the inline compare and copy of short names,
+ * keys and output pieces) agree with memcmp and memcpy for every length
+ * through the 4/8/16-byte paths and beyond: one differing byte at every
+ * position, equal bytes, and a copy. The buffers are cut exactly at n
+ * (malloc'd per length) so an overlapping load or store that strayed past
+ * the end would show under ASan and valgrind. */
+START_TEST(jscan_mem_equal_matches_memcmp)
+{
+    for (size_t n = 0; n <= 40; n++) {
+        char *src = malloc(n ? n : 1), *dst = malloc(n ? n : 1);
+        ck_assert_ptr_nonnull(src);
+        ck_assert_ptr_nonnull(dst);
+        for (size_t i = 0; i < n; i++) {
+            src[i] = (char)('A' + i % 26);
+            dst[i] = '.';
+        }
+        mem_copy(dst, src, n);
+        ck_assert_msg(n == 0 || memcmp(dst, src, n) == 0, "copy of %zu bytes", n);
+        free(src);
+        free(dst);
+    }
+    for (size_t n = 0; n <= 40; n++) {
+        char *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] = (char)('a' + i % 26);
+        ck_assert_msg(mem_equal(a, b, n), "n=%zu equal", n);
+        for (size_t d = 0; d < n; d++) {
+            b[d] ^= 0x20;
+            ck_assert_msg(!mem_equal(a, b, n), "n=%zu differs at %zu", n, d);
+            b[d] ^= 0x20;
+        }
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
+/* json_plain_prefix (what output strings copy without escaping) stops at
+ * exactly the first '"', '\\' or control byte, at every position through
+ * its 16- and 8-byte steps, and never at a space, DEL or UTF-8 byte. */
+START_TEST(jscan_plain_prefix_stops_exactly)
+{
+    static const unsigned char stops[] = {'"', '\\', 0x00, 0x01, 0x0a, 0x1f};
+    static const unsigned char plain[] = {' ', 0x7f, 0x80, 0xc3, 0xff, 'a'};
+    char buf[48];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t k = 0; k < sizeof plain; k++) {
+            memset(buf, (char)plain[k], n);
+            ck_assert_uint_eq(json_plain_prefix(buf, n), n);
+        }
+        for (size_t p = 0; p < n; p++) {
+            for (size_t k = 0; k < sizeof stops; k++) {
+                memset(buf, 'x', n);
+                buf[p] = (char)stops[k];
+                if (p + 1 < n)
+                    buf[n - 1] = '"'; /* a later stop must not win */
+                ck_assert_msg(json_plain_prefix(buf, n) == p, "n=%zu stop 0x%02x at %zu", n,
+                              stops[k], p);
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(jscan_minify_drops_whitespace_keeps_strings)
 {
     minify_is("{ \"a b\" : \"x \\\" y , z\" ,\n\t\"c\" : [ 1 , 2 , { } ] }",
@@ -886,6 +952,8 @@ static Suite *jscan_suite(void)
 
     tc = tcase_create("policy");
     tcase_add_test(tc, jscan_rejects_invalid_utf8);
+    tcase_add_test(tc, jscan_mem_equal_matches_memcmp);
+    tcase_add_test(tc, jscan_plain_prefix_stops_exactly);
     tcase_add_test(tc, jscan_string_stop_byte_at_every_offset);
     tcase_add_test(tc, jscan_truncated_utf8_at_end_of_buffer);
     tcase_add_test(tc, jscan_rejects_escaped_nul);

@@ -400,7 +400,10 @@ typedef enum enrich_option {
                                            everything when a load commits or the map moves, so
                                            results are the same with it on or off. 64 bytes per
                                            slot, allocated at the first batch; keys of more than
-                                           40 bytes are not memoised. @since 0.1 */
+                                           40 bytes are not memoised. While it answers fewer than
+                                           1 in 32 lookups (uniform keys over a large store) it
+                                           probes only 1 lookup in 16, until it hits again.
+                                           @since 0.1 */
 } enrich_option;
 
 /** @brief Set a tunable. @retval ENRICH_E_INVALID unknown option or value
