@@ -5,7 +5,8 @@
  * must end with a named error (ENRICH_E_NOMEM) or a complete result, leak
  * nothing it allocated, produce no partial output, and leave the store as
  * it was. Covers a batch in each input shape plus encoding, a pipeline
- * compile, a store open, and a load in each format. */
+ * compile, a store open, and a load in each format; and the load's own
+ * staging mapping, which no allocation call reaches. */
 #define _GNU_SOURCE /* RTLD_DEFAULT */
 #include <dlfcn.h>
 #include <stdbool.h>
@@ -20,6 +21,8 @@ static void (*fa_start)(long);
 static long (*fa_stop)(void);
 static long (*fa_fired)(void);
 static long (*fa_live)(void);
+static void (*fa_map_fail_at)(long);
+static long (*fa_map_stats)(long *, long *);
 
 /* Under valgrind each run is ~50x slower: try every STRIDE-th N there. */
 static long stride(void)
@@ -38,7 +41,11 @@ static void bind_interposer(void)
     memcpy(&fa_fired, &p, sizeof p);
     p = dlsym(RTLD_DEFAULT, "failalloc_live");
     memcpy(&fa_live, &p, sizeof p);
-    ck_assert_msg(fa_start && fa_stop && fa_fired && fa_live,
+    p = dlsym(RTLD_DEFAULT, "failalloc_map_fail_at");
+    memcpy(&fa_map_fail_at, &p, sizeof p);
+    p = dlsym(RTLD_DEFAULT, "failalloc_map_stats");
+    memcpy(&fa_map_stats, &p, sizeof p);
+    ck_assert_msg(fa_start && fa_stop && fa_fired && fa_live && fa_map_fail_at && fa_map_stats,
                   "failalloc is not in front of the allocator: run through meson test");
 }
 
@@ -335,6 +342,79 @@ START_TEST(alloc_load_every_allocation_fails_once)
 }
 END_TEST
 
+/* A load stages its items in an anonymous mapping of its own, 2 MiB at
+ * first and doubled by mremap (lib/store_load.c), so no malloc failure
+ * reaches it. 60 000 items need the first mapping and its growths (four
+ * calls); each of those calls fails in turn. A failed one must end the
+ * load with ENRICH_E_NOMEM, unmap the stage, leak nothing and leave the
+ * store as it was. */
+#define STAGE_ITEMS 60000
+
+START_TEST(alloc_load_stage_mapping_fails)
+{
+    bind_interposer();
+    char *dir = tu_tmpdir();
+    char *path = tu_join(dir, "s.lmdb");
+    size_t cap = (size_t)STAGE_ITEMS * 128, len = 0;
+    char *src = malloc(cap);
+    ck_assert_ptr_nonnull(src);
+    for (int i = 0; i < STAGE_ITEMS; i++)
+        len += (size_t)snprintf(src + len, cap - len,
+                                "{\"id\":\"k%06d\",\"v\":\"%070d\",\"n\":%d}\n", i, i, i);
+    enrich_store *s = NULL;
+    const char *old = "{\"id\":\"a\",\"v\":\"old\"}\n{\"id\":\"x\",\"v\":\"old\"}\n";
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
+    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, old,
+                                       strlen(old), NULL),
+                     ENRICH_OK);
+    enrich_store_close(s);
+    char *before = dump_table(path);
+    long n, map_calls = 0;
+    for (n = 1;; n++) {
+        fa_map_fail_at(n);
+        fa_start(0); /* no allocation fails; leaks still counted */
+        s = NULL;
+        size_t loaded = 0;
+        ck_assert_int_eq(enrich_store_open(path, 0, &s), ENRICH_OK);
+        enrich_status st = enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
+                                             ENRICH_LOAD_REPLACE, src, len, &loaded);
+        enrich_store_close(s);
+        fa_stop();
+        long map_fired, map_live;
+        map_calls = fa_map_stats(&map_fired, &map_live);
+        fa_map_fail_at(0);
+        ck_assert_msg(fa_live() == 0, "N=%ld: %ld allocations leaked", n, fa_live());
+        ck_assert_msg(map_live == 0, "N=%ld: %ld mappings left mapped", n, map_live);
+        if (!map_fired) {
+            ck_assert_int_eq(st, ENRICH_OK);
+            ck_assert_uint_eq(loaded, STAGE_ITEMS);
+            break;
+        }
+        ck_assert_msg(st == ENRICH_E_NOMEM, "N=%ld: the load gave %s", n,
+                      enrich_status_name(st));
+        char *now = dump_table(path);
+        ck_assert_str_eq(now, before);
+        free(now);
+    }
+    /* The first mapping and at least two growths were each made to fail. */
+    ck_assert_msg(n - 1 >= 3, "only %ld anonymous mapping calls: the stage is not mapped",
+                  map_calls);
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_RDONLY, &s), ENRICH_OK);
+    char got[256];
+    size_t w = 0;
+    ck_assert_int_eq(enrich_store_get(s, "t", "k059999", 7, got, sizeof got, &w), ENRICH_OK);
+    ck_assert_ptr_nonnull(memmem(got, w, "\"n\":59999", strlen("\"n\":59999")));
+    ck_assert_int_eq(enrich_store_get(s, "t", "a", 1, got, sizeof got, &w), ENRICH_E_NOTFOUND);
+    enrich_store_close(s);
+    printf("alloc_load_stage: %ld anonymous mapping calls per load, each failed once\n", n - 1);
+    free(before);
+    free(src);
+    tu_rmtree(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
 static Suite *alloc_suite(void)
 {
     Suite *s = suite_create("alloc");
@@ -343,6 +423,7 @@ static Suite *alloc_suite(void)
     tcase_add_test(tc, alloc_batch_every_allocation_fails_once);
     tcase_add_test(tc, alloc_compile_every_allocation_fails_once);
     tcase_add_test(tc, alloc_load_every_allocation_fails_once);
+    tcase_add_test(tc, alloc_load_stage_mapping_fails);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -15,9 +15,17 @@
  *   checks every access and every leak of the allocations passed on.
  *
  * Between failalloc_start(n) and failalloc_stop() it counts allocation
- * calls, makes the n-th one fail (NULL, errno ENOMEM), and tracks every
- * pointer it handed out in that window, so failalloc_live() is the number
- * of allocations made in the window and not freed: the leaks.
+ * calls, makes the n-th one fail (NULL, errno ENOMEM; n = 0: none), and
+ * tracks every pointer it handed out in that window, so failalloc_live()
+ * is the number of allocations made in the window and not freed: the
+ * leaks.
+ *
+ * Anonymous mappings too: failalloc_map_fail_at(n) makes the n-th
+ * anonymous mmap or mremap call of each later window fail (MAP_FAILED,
+ * ENOMEM). The loader stages a load's items in a mapping of its own
+ * (lib/store_load.c), which no malloc failure reaches. File mappings
+ * (LMDB's) pass untouched. The window also counts the anonymous mappings
+ * made and not unmapped (failalloc_map_stats).
  *
  * Single-threaded use only (check_alloc runs one thread). Under ASan the
  * runtime's own interceptors (e.g. its strdup) allocate without passing
@@ -25,6 +33,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
@@ -32,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -146,7 +156,7 @@ static bool should_fail(void)
     if (!active)
         return false;
     calls++;
-    if (trace_at == fail_at) {
+    if (trace_at > 0 && trace_at == fail_at) {
         void *bt[12];
         int k = backtrace(bt, 12);
         char head[48];
@@ -225,6 +235,116 @@ EXPORT void free(void *p)
     real_free(p);
 }
 
+/* Anonymous mappings. The real calls come from the next object in lookup
+ * order: libc, or under ASan the runtime's interceptor (this file is then
+ * part of the executable, which precedes it). Resolved at the first call:
+ * dlsym may allocate, which is served above. */
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+static void *(*real_mremap)(void *, size_t, size_t, int, ...);
+static int (*real_munmap)(void *, size_t);
+static long map_fail_at, map_calls, map_fired;
+
+#define MAP_SLOTS 64
+static void *map_live[MAP_SLOTS]; /* the window's anonymous mappings */
+static bool map_overflow;
+
+static void resolve_maps(void)
+{
+    if (real_munmap)
+        return;
+    void *p = dlsym(RTLD_NEXT, "mmap");
+    memcpy(&real_mmap, &p, sizeof p);
+    p = dlsym(RTLD_NEXT, "mremap");
+    memcpy(&real_mremap, &p, sizeof p);
+    p = dlsym(RTLD_NEXT, "munmap");
+    memcpy(&real_munmap, &p, sizeof p);
+}
+
+static bool map_should_fail(void)
+{
+    if (!active)
+        return false;
+    if (++map_calls == map_fail_at) {
+        map_fired++;
+        return true;
+    }
+    return false;
+}
+
+/* Replaces old by new in the window's list (old NULL: add; new NULL: drop). */
+static void map_track(void *old, void *new)
+{
+    if (!active)
+        return;
+    for (size_t i = 0; i < MAP_SLOTS; i++) {
+        if (map_live[i] == old) {
+            map_live[i] = new;
+            return;
+        }
+    }
+    if (!old)
+        map_overflow = true; /* more than MAP_SLOTS at once: count unknown */
+}
+
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    resolve_maps();
+    bool anon = (flags & MAP_ANONYMOUS) != 0;
+    if (anon && map_should_fail()) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    void *p = real_mmap(addr, len, prot, flags, fd, off);
+    if (anon && p != MAP_FAILED)
+        map_track(NULL, p);
+    return p;
+}
+
+EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    resolve_maps();
+    if (flags & MREMAP_FIXED) { /* not used by libenrich: pass it on whole */
+        va_list ap;
+        va_start(ap, flags);
+        void *at = va_arg(ap, void *);
+        va_end(ap);
+        return real_mremap(old, old_len, new_len, flags, at);
+    }
+    if (map_should_fail()) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    void *p = real_mremap(old, old_len, new_len, flags);
+    if (p != MAP_FAILED)
+        map_track(old, p);
+    return p;
+}
+
+EXPORT int munmap(void *addr, size_t len)
+{
+    resolve_maps();
+    map_track(addr, NULL);
+    return real_munmap(addr, len);
+}
+
+/* From the next failalloc_start on, the n-th anonymous mapping call of
+ * each window fails (0: none). */
+EXPORT void failalloc_map_fail_at(long n)
+{
+    map_fail_at = n;
+}
+
+/* The last window's anonymous mapping calls; *fired: how many failed;
+ * *live: mappings it made and did not unmap (-1: too many to track). */
+EXPORT long failalloc_map_stats(long *fired, long *live)
+{
+    *fired = map_fired;
+    *live = map_overflow ? -1 : 0;
+    for (size_t i = 0; i < MAP_SLOTS && !map_overflow; i++)
+        *live += map_live[i] != NULL;
+    return map_calls;
+}
+
 /* Print the window's live pointers (debugging a leak). */
 EXPORT void failalloc_dump(void)
 {
@@ -249,6 +369,10 @@ EXPORT void failalloc_start(long n)
     set_overflow = false;
     calls = 0;
     fired = 0;
+    memset(map_live, 0, sizeof map_live);
+    map_overflow = false;
+    map_calls = 0;
+    map_fired = 0;
     fail_at = n;
     if (trace_at < 0) {
         const char *t = getenv("FAILALLOC_TRACE");
