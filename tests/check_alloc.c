@@ -259,26 +259,34 @@ static const load_case loads[] = {
     {ENRICH_LOAD_CSV, "id,v,n\na,\"new, quoted\",1\nb,,2\n"},
 };
 
+static const char old_items[] = "{\"id\":\"a\",\"v\":\"old\"}\n{\"id\":\"x\",\"v\":\"old\"}\n";
+
+/* A fresh store at path (in dir) holding the old contents (a, x); returns
+ * its dump. */
+static char *fresh_store_with_old(const char *dir, const char *path)
+{
+    unlink(path);
+    char *lock = tu_join(dir, "s.lmdb-lock");
+    unlink(lock);
+    free(lock);
+    enrich_store *s = NULL;
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
+    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, old_items,
+                                       strlen(old_items), NULL),
+                     ENRICH_OK);
+    enrich_store_close(s);
+    return dump_table(path);
+}
+
 START_TEST(alloc_load_every_allocation_fails_once)
 {
     bind_interposer();
     char *dir = tu_tmpdir();
     char *path = tu_join(dir, "s.lmdb");
-    const char *old = "{\"id\":\"a\",\"v\":\"old\"}\n{\"id\":\"x\",\"v\":\"old\"}\n";
     for (size_t c = 0; c < sizeof loads / sizeof *loads; c++) {
         const load_case *lc = &loads[c];
-        /* Old contents (a, x) in a fresh store. */
-        unlink(path);
-        char *lock = tu_join(dir, "s.lmdb-lock");
-        unlink(lock);
-        free(lock);
+        char *before = fresh_store_with_old(dir, path);
         enrich_store *s = NULL;
-        ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
-        ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, old,
-                                           strlen(old), NULL),
-                         ENRICH_OK);
-        enrich_store_close(s);
-        char *before = dump_table(path);
         long n, total = 0, nomem = 0;
         char *after_ok = NULL;
         for (n = 1;; n += stride()) {
@@ -313,7 +321,8 @@ START_TEST(alloc_load_every_allocation_fails_once)
                 s = NULL;
                 ck_assert_int_eq(enrich_store_open(path, 0, &s), ENRICH_OK);
                 ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
-                                                   ENRICH_LOAD_REPLACE, old, strlen(old), NULL),
+                                                   ENRICH_LOAD_REPLACE, old_items,
+                                                   strlen(old_items), NULL),
                                  ENRICH_OK);
                 enrich_store_close(s);
                 char *again = dump_table(path);
@@ -361,14 +370,8 @@ START_TEST(alloc_load_stage_mapping_fails)
     for (int i = 0; i < STAGE_ITEMS; i++)
         len += (size_t)snprintf(src + len, cap - len,
                                 "{\"id\":\"k%06d\",\"v\":\"%070d\",\"n\":%d}\n", i, i, i);
+    char *before = fresh_store_with_old(dir, path);
     enrich_store *s = NULL;
-    const char *old = "{\"id\":\"a\",\"v\":\"old\"}\n{\"id\":\"x\",\"v\":\"old\"}\n";
-    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, old,
-                                       strlen(old), NULL),
-                     ENRICH_OK);
-    enrich_store_close(s);
-    char *before = dump_table(path);
     long n, map_calls = 0;
     for (n = 1;; n++) {
         fa_map_fail_at(n);
