@@ -46,6 +46,14 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* fp = the next definition of name after this object. Through memcpy: ISO
+ * C has no object-to-function pointer cast. */
+#define BIND_NEXT(fp, name)                                                                     \
+    do {                                                                                        \
+        void *sym_ = dlsym(RTLD_NEXT, name);                                                    \
+        memcpy(&(fp), &sym_, sizeof sym_);                                                      \
+    } while (0)
+
 static void *(*real_malloc)(size_t);
 static void *(*real_calloc)(size_t, size_t);
 static void *(*real_realloc)(void *, size_t);
@@ -91,15 +99,10 @@ static void resolve(void)
     if (real_malloc || resolving)
         return;
     resolving = true;
-    /* memcpy: ISO C has no object-to-function pointer cast. */
-    void *p = dlsym(RTLD_NEXT, "calloc");
-    memcpy(&real_calloc, &p, sizeof p);
-    p = dlsym(RTLD_NEXT, "realloc");
-    memcpy(&real_realloc, &p, sizeof p);
-    p = dlsym(RTLD_NEXT, "free");
-    memcpy(&real_free, &p, sizeof p);
-    p = dlsym(RTLD_NEXT, "malloc");
-    memcpy(&real_malloc, &p, sizeof p);
+    BIND_NEXT(real_calloc, "calloc");
+    BIND_NEXT(real_realloc, "realloc");
+    BIND_NEXT(real_free, "free");
+    BIND_NEXT(real_malloc, "malloc");
     resolving = false;
 }
 #endif
@@ -252,12 +255,9 @@ static void resolve_maps(void)
 {
     if (real_munmap)
         return;
-    void *p = dlsym(RTLD_NEXT, "mmap");
-    memcpy(&real_mmap, &p, sizeof p);
-    p = dlsym(RTLD_NEXT, "mremap");
-    memcpy(&real_mremap, &p, sizeof p);
-    p = dlsym(RTLD_NEXT, "munmap");
-    memcpy(&real_munmap, &p, sizeof p);
+    BIND_NEXT(real_mmap, "mmap");
+    BIND_NEXT(real_mremap, "mremap");
+    BIND_NEXT(real_munmap, "munmap");
 }
 
 static bool map_should_fail(void)
