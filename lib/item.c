@@ -28,14 +28,20 @@ typedef struct bmember {
     size_t type; /* jtype; J_NONE marks a member overridden by a later one */
 } bmember;
 
+/* An owned empty name or value has no bytes: its buffer may still be
+ * NULL, and NULL + 0 is undefined behaviour, so it gets "" instead. */
 static const char *member_name(const item_builder *b, const bmember *m)
 {
-    return m->name_lit ? m->name_lit + 1 : b->names.p + m->name_off;
+    if (m->name_lit)
+        return m->name_lit + 1;
+    return m->name_len ? b->names.p + m->name_off : "";
 }
 
 static const char *member_value(const item_builder *b, const bmember *m)
 {
-    return m->value_ref ? m->value_ref : b->values.p + m->value_off;
+    if (m->value_ref)
+        return m->value_ref;
+    return m->value_len ? b->values.p + m->value_off : "";
 }
 
 /* Below this many members a quadratic scan for duplicate names beats
@@ -241,7 +247,7 @@ static void emit_member(item_builder *b, const bmember *m, size_t idx, size_t te
     } else {
         /* A decoded name that needed escapes: re-encode it (it may grow). */
         b->out.len = (size_t)(o - b->out.p);
-        ebuf_json_string(&b->out, b->names.p + m->name_off, m->name_len);
+        ebuf_json_string(&b->out, member_name(b, m), m->name_len);
         if (!ebuf_reserve(&b->out, m->value_len + 1))
             return;
         o = b->out.p + b->out.len;
