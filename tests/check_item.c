@@ -84,16 +84,22 @@ static void ref_base64(const unsigned char *src, size_t n, char *dst)
         dst[o++] = '=';
 }
 
+/* n pseudo-random bytes from the linear congruential state *x. */
+static void fill_lcg(unsigned char *dst, size_t n, uint32_t *x)
+{
+    for (size_t i = 0; i < n; i++) {
+        *x = *x * 1103515245u + 12345u;
+        dst[i] = (unsigned char)(*x >> 16);
+    }
+}
+
 START_TEST(item_base64_matches_bitwise_reference)
 {
     unsigned char src[300], dec[300];
     char enc[404], want[404];
     uint32_t x = 987654321;
     for (size_t n = 0; n <= sizeof src; n++) {
-        for (size_t i = 0; i < n; i++) {
-            x = x * 1103515245u + 12345u;
-            src[i] = (unsigned char)(x >> 16);
-        }
+        fill_lcg(src, n, &x);
         size_t el = base64_encoded_len(n);
         ref_base64(src, n, want);
         base64_encode(src, n, enc);
@@ -112,10 +118,7 @@ START_TEST(item_base64_round_trip_all_bytes)
     char enc[404];
     uint32_t x = 12345;
     for (size_t n = 0; n <= sizeof src; n++) {
-        for (size_t i = 0; i < n; i++) {
-            x = x * 1103515245u + 12345u;
-            src[i] = (unsigned char)(x >> 16);
-        }
+        fill_lcg(src, n, &x);
         size_t el = base64_encoded_len(n);
         ck_assert_uint_le(el, sizeof enc);
         base64_encode(src, n, enc);
