@@ -1,5 +1,5 @@
 /* The enrich command-line tool: declarations shared by the files of tools/.
- * The tool uses only the public header, never lib/internal.h. */
+ * The tool uses only the public headers, never lib/. */
 #ifndef ENRICH_TOOLS_CLI_H
 #define ENRICH_TOOLS_CLI_H
 

@@ -116,8 +116,12 @@ int load_inputs(const char *cmd, const load_opts *o, cli_input *inputs, size_t n
         prog.shown = false;
         size_t loaded = 0;
         double t0 = now_s();
-        enrich_status s = enrich_store_load(st, o->table, o->key, (enrich_load_format)fmt,
-                                            o->csv_types, flags, in->ptr, in->len, &loaded);
+        enrich_load_options lo = ENRICH_LOAD_OPTIONS_INIT;
+        lo.format = (enrich_load_format)fmt;
+        lo.flags = flags;
+        lo.key = o->key;
+        lo.csv_types = o->csv_types;
+        enrich_status s = enrich_store_load(st, o->table, &lo, in->ptr, in->len, &loaded);
         if (prog.shown)
             fputs("\r\033[K", stderr);
         if (s != ENRICH_OK) {

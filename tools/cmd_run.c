@@ -1,6 +1,8 @@
 /* enrich run: enrich NDJSON (or JSON array) events against a store. */
 #include "cli.h"
 
+#include "enrich/delivery.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -97,7 +99,7 @@ static int write_stdout(run_state *rs)
 {
     size_t bound = enrich_encode_bound(rs->ctx, ENRICH_ENCODE_NDJSON), written = 0;
     rs->enc = grow(rs->enc, &rs->enc_cap, bound, 1);
-    enrich_status s = enrich_encode_ndjson(rs->ctx, rs->enc, rs->enc_cap, &written);
+    enrich_status s = enrich_encode(rs->ctx, ENRICH_ENCODE_NDJSON, rs->enc, rs->enc_cap, &written);
     if (s != ENRICH_OK)
         return cli_fail(rs->cmd, s, "%s", enrich_ctx_errmsg(rs->ctx));
     if (fwrite(rs->enc, 1, written, stdout) != written)
@@ -367,9 +369,11 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
     int rc = cli_store_open(cmd, o->store, ENRICH_STORE_RDONLY, &rs.store);
     if (rc != CLI_EXIT_OK)
         return rc;
-    enrich_status s = enrich_pipeline_compile(rs.store, o->rules, o->rules_len, &rs.pipeline);
+    char err[512];
+    enrich_status s = enrich_pipeline_compile(rs.store, o->rules, o->rules_len, &rs.pipeline,
+                                              err, sizeof err);
     if (s != ENRICH_OK) {
-        rc = cli_fail(cmd, s, "%s", enrich_store_errmsg(rs.store));
+        rc = cli_fail(cmd, s, "%s", err);
         goto done;
     }
     s = enrich_ctx_create(rs.pipeline, &rs.ctx);
@@ -383,9 +387,10 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
         (s = enrich_ctx_set_option(rs.ctx, ENRICH_OPT_MAX_RECORD_BYTES, (int64_t)o->max_record)))
         rc = cli_fail(cmd, s, "--max-record: %s", enrich_ctx_errmsg(rs.ctx));
     if (rc == CLI_EXIT_OK && o->out_dir) {
-        s = enrich_delivery_open(rs.pipeline, o->out_dir, o->delivery, o->delivery_len, &rs.dlv);
+        s = enrich_delivery_open(rs.pipeline, o->out_dir, o->delivery, o->delivery_len, &rs.dlv,
+                                 err, sizeof err);
         if (s != ENRICH_OK)
-            rc = cli_fail(cmd, s, "%s: %s", o->out_dir, enrich_store_errmsg(rs.store));
+            rc = cli_fail(cmd, s, "%s: %s", o->out_dir, err);
     }
     if (rs.dlv) {
         enrich_delivery_set_object_callback(rs.dlv, on_object, &rs);

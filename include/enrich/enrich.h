@@ -13,8 +13,14 @@
  *  1. open a reference store (enrich_store_open, enrich_store_load);
  *  2. enrich a batch (enrich_pipeline_compile, enrich_ctx_create,
  *     enrich_batch_run);
- *  3. encode the output (enrich_encode_ndjson, enrich_encode_json_array,
- *     enrich_gzip, enrich_batch_partition).
+ *  3. encode the output (enrich_encode, enrich_gzip,
+ *     enrich_batch_partition).
+ *
+ * This header is the core and all a program that enriches NDJSON or JSON
+ * arrays needs. Two layers build on it, each with its own header:
+ * enrich/aws.h (the AWS record shapes: Pipes, Firehose and Lambda Kinesis
+ * events in, their responses out) and enrich/delivery.h (a Firehose-like
+ * delivery into a partitioned tree of gzip objects).
  *
  * Object lifecycle (SQLite style):
  *  1. enrich_store_open()          one per process, shared by all threads.
@@ -22,7 +28,7 @@
  *  3. enrich_ctx_create()          one per thread; reused for every batch.
  *  4. enrich_batch_run()           per batch; results stay readable until
  *                                  the next run on the same ctx.
- *  5. enrich_encode_*()            into caller buffers sized with
+ *  5. enrich_encode()             into caller buffers sized with
  *                                  enrich_encode_bound().
  *  6. enrich_ctx_free(), enrich_pipeline_free(), enrich_store_close(),
  *     in that order. Every destructor accepts NULL.
@@ -114,8 +120,6 @@ typedef struct enrich_store enrich_store;
 typedef struct enrich_pipeline enrich_pipeline;
 /** Per-thread enrichment state: read transaction, buffers, results. */
 typedef struct enrich_ctx enrich_ctx;
-/** Firehose-like delivery of enriched records into a directory tree. */
-typedef struct enrich_delivery enrich_delivery;
 
 /* ------------------------------------------------------------------ */
 /* Status codes (pinned: values never change once released)           */
@@ -248,6 +252,29 @@ typedef enum enrich_load_format {
 #define ENRICH_LOAD_REPLACE 0x1u
 /**@}*/
 
+/** Version of #enrich_load_options this header describes. */
+#define ENRICH_LOAD_OPTIONS_VERSION 1
+
+/**
+ * How enrich_store_load() reads its input. Start from
+ * #ENRICH_LOAD_OPTIONS_INIT and set the members that differ: a later
+ * release may add members at the end, and the version tells the library
+ * which ones the caller knows.
+ */
+typedef struct enrich_load_options {
+    unsigned version;          /**< #ENRICH_LOAD_OPTIONS_VERSION */
+    enrich_load_format format; /**< an #enrich_load_format; default NDJSON */
+    unsigned flags;            /**< ENRICH_LOAD_* bits; default 0 (merge) */
+    const char *key;           /**< key attribute(s) as in enrich_store_define_table(), for a
+                                    table the load creates; NULL: the existing table's key */
+    const char *csv_types;     /**< CSV only: NULL, or "col:type,..." with type one of string,
+                                    number, boolean, json. Untyped columns are strings; an
+                                    empty typed cell is null. */
+} enrich_load_options;
+
+/** The defaults: NDJSON, merged into an existing table. */
+#define ENRICH_LOAD_OPTIONS_INIT { ENRICH_LOAD_OPTIONS_VERSION, ENRICH_LOAD_NDJSON, 0u, NULL, NULL }
+
 /**
  * @brief Load items into a table in one transaction.
  *
@@ -257,14 +284,9 @@ typedef enum enrich_load_format {
  * precision), B base64 string, BOOL, NULL, M object, L array, SS/NS/BS
  * arrays (set order as given).
  *
- * @param[in] table     table name; created if missing (then @p key is required).
- * @param[in] key       key attribute(s) as in enrich_store_define_table(), or
- *                      NULL to use the existing table's key.
- * @param[in] format    an #enrich_load_format.
- * @param[in] csv_types NULL, or for CSV only "col:type,..." with type one of
- *                      string, number, boolean, json. Untyped columns are
- *                      strings; an empty typed cell is null.
- * @param[in] flags     ENRICH_LOAD_* bits.
+ * @param[in] table     table name; created if missing (then the options'
+ *                      key is required).
+ * @param[in] options   how to read @p src; NULL for #ENRICH_LOAD_OPTIONS_INIT.
  * @param[in] src,src_len the whole input.
  * @param[out] loaded   items written (and deleted, for streams); may be NULL.
  * @retval ENRICH_E_ITEM      an item is malformed, lacks the key, or its key
@@ -273,14 +295,15 @@ typedef enum enrich_load_format {
  * @retval ENRICH_E_JSON, ENRICH_E_UTF8, ENRICH_E_DEPTH, ENRICH_E_NUL the input
  *                            is not acceptable JSON (errmsg: line).
  * @retval ENRICH_E_KEY_TOO_LONG an item's key exceeds 511 bytes.
- * @retval ENRICH_E_READONLY, ENRICH_E_INVALID, ENRICH_E_NOMEM, ENRICH_E_IO
+ * @retval ENRICH_E_INVALID   bad argument, unknown format or flag, an
+ *                            options version this library does not know,
+ *                            or csv_types for another format.
+ * @retval ENRICH_E_READONLY, ENRICH_E_NOMEM, ENRICH_E_IO
  * @since 0.1
  */
 ENRICH_API enrich_status enrich_store_load(enrich_store *store, const char *table,
-                                           const char *key, enrich_load_format format,
-                                           const char *csv_types, unsigned flags,
-                                           const void *src, size_t src_len,
-                                           size_t *loaded);
+                                           const enrich_load_options *options,
+                                           const void *src, size_t src_len, size_t *loaded);
 
 /** Progress callback: items done, input bytes consumed, total bytes. */
 typedef void (*enrich_progress_fn)(void *user, size_t items, size_t bytes_done,
@@ -349,12 +372,18 @@ ENRICH_API enrich_status enrich_store_stats(enrich_store *store, void *dst,
  *
  * @param[in]  store a store that outlives the pipeline.
  * @param[out] out   the pipeline; NULL on failure.
- * @retval ENRICH_E_RULES    invalid rule set; detail in enrich_store_errmsg().
+ * @param[out] errbuf,errbuf_cap on failure, the detail as a NUL-terminated
+ *                   message (truncated to fit; 512 bytes always suffice).
+ *                   NULL/0 when not wanted. The caller's own buffer: a
+ *                   store is shared by threads, so compiles running at
+ *                   once never overwrite each other's message.
+ * @retval ENRICH_E_RULES    invalid rule set; @p errbuf says where.
  * @retval ENRICH_E_NO_TABLE a lookup names a table the store lacks.
  * @since 0.1
  */
 ENRICH_API enrich_status enrich_pipeline_compile(enrich_store *store, const void *src,
-                                                 size_t src_len, enrich_pipeline **out);
+                                                 size_t src_len, enrich_pipeline **out,
+                                                 char *errbuf, size_t errbuf_cap);
 
 /** @brief Free a pipeline. NULL is a no-op. @since 0.1 */
 ENRICH_API void enrich_pipeline_free(enrich_pipeline *pipeline);
@@ -382,16 +411,18 @@ ENRICH_API void enrich_ctx_reset(enrich_ctx *ctx);
  *  next call on @p ctx. Never NULL. @since 0.1 */
 ENRICH_API const char *enrich_ctx_errmsg(const enrich_ctx *ctx);
 
+/** @brief The pipeline @p ctx was created from (NULL for a NULL ctx). @since 0.1 */
+ENRICH_API const enrich_pipeline *enrich_ctx_pipeline(const enrich_ctx *ctx);
+
 /** Tunables for enrich_ctx_set_option(); values leave gaps on purpose. */
 typedef enum enrich_option {
     ENRICH_OPT_MAX_DEPTH = 10,        /**< JSON nesting limit, 1..1000, default 128 */
     ENRICH_OPT_MAX_RECORD_BYTES = 20, /**< longest event, 2..2^31, default 1 MiB + 1 KiB */
     ENRICH_OPT_CLOCK_MS = 30,         /**< fixed clock, epoch ms; -1 = real clock (default) */
-    ENRICH_OPT_FORCE_REBUILD = 40,    /**< 1: rebuild every event instead of splicing (tests) */
     ENRICH_OPT_RESPONSE_LIMIT = 50,   /**< largest AWS response in bytes (Firehose, Kinesis partial
                                            batch, Pipes array), 1024..2^31, default 6000000: the
                                            AWS blueprint's safe cap below Lambda's 6 MiB. Read by
-                                           enrich_batch_run(); see enrich_encode(). */
+                                           enrich_aws_batch_run(); see enrich_aws_encode(). */
     ENRICH_OPT_LOOKUP_CACHE = 60      /**< slots of the context's lookup memo, 0..2^20 (rounded up
                                            to a power of two, at least 2: sets of two), default
                                            4096; 0 turns it off. It
@@ -424,35 +455,13 @@ ENRICH_API enrich_status enrich_option_bounds(enrich_option option, int64_t *min
 /* Enrich a batch                                                      */
 /* ------------------------------------------------------------------ */
 
-/** Input shapes of enrich_batch_run(). */
+/** Input shapes of enrich_batch_run(). The AWS record shapes (EventBridge
+ *  Pipes, Firehose, the Lambda Kinesis event) are enrich_aws_batch_run()'s,
+ *  in enrich/aws.h; their values continue this numbering. */
 typedef enum enrich_input {
     ENRICH_INPUT_NDJSON = 1,     /**< one event per line; blank lines skipped, CRLF ok */
-    ENRICH_INPUT_JSON_ARRAY = 2, /**< one JSON array of events */
-    ENRICH_INPUT_PIPES = 3,      /**< EventBridge Pipes enrichment input, Kinesis source: a JSON
-                                      array of flat Kinesis records; `data` is base64, or already
-                                      a JSON value (enrichment InputTemplate). Record id: `eventID`.
-                                      Arrival: `approximateArrivalTimestamp`, epoch seconds. */
-    ENRICH_INPUT_FIREHOSE = 4,   /**< Firehose data-transformation event: `records[]` with
-                                      `recordId`, base64 `data`, `approximateArrivalTimestamp`
-                                      (epoch ms). Record id: `recordId`. */
-    ENRICH_INPUT_KINESIS = 5     /**< Lambda Kinesis event source: `Records[].kinesis` with base64
-                                      `data`, `sequenceNumber` (the record id) and
-                                      `approximateArrivalTimestamp` (epoch seconds). */
+    ENRICH_INPUT_JSON_ARRAY = 2  /**< one JSON array of events */
 } enrich_input;
-
-/** What the AWS response does with one record (enrich_batch_result()). */
-typedef enum enrich_result {
-    ENRICH_RESULT_OK = 0,         /**< delivered: Firehose `Ok`, a Pipes element, not listed in a
-                                       Kinesis partial-batch response */
-    ENRICH_RESULT_DROPPED = 1,    /**< Firehose `Dropped`: the outcome is in the rule set's
-                                       `firehose.drop` (Firehose input only) */
-    ENRICH_RESULT_FAILED = 2,     /**< the outcome is #ENRICH_OUTCOME_ERROR: Firehose
-                                       `ProcessingFailed`, a Kinesis `batchItemFailures` entry */
-    ENRICH_RESULT_OVER_LIMIT = 3  /**< Firehose only: enriched fine, but it did not fit under
-                                       #ENRICH_OPT_RESPONSE_LIMIT; returned as `ProcessingFailed`
-                                       without data, so Firehose keeps the original record under
-                                       its processing-failed error prefix */
-} enrich_result;
 
 /** Outcome of one record. */
 typedef enum enrich_outcome {
@@ -472,27 +481,12 @@ typedef enum enrich_outcome {
  * event that is not a JSON object becomes
  * `{"<status>":"error","<error field>":"ENRICH_E_...: ...","rawData":"<base64 of the bytes>"}`.
  *
- * AWS shapes (PIPES, FIREHOSE, KINESIS; docs/aws.md): each record's `data`
- * is base64-decoded into a ctx buffer and enriched like an NDJSON line. A
- * record whose `data` is missing or not base64 fails alone with
- * #ENRICH_E_BASE64 (`rawData` then holds the `data` text, or the whole
- * record when there is none); decoded bytes that are not a JSON object fail
- * alone as any event does. Unknown envelope members are ignored. The record
- * id (enrich_batch_record_id()) and arrival time (enrich_batch_arrival_ms())
- * are kept per record. With the rule set's `pipes.event_id_field`, every
- * Pipes record (failed ones included) gets that member set to its `eventID`.
- * The Firehose and Kinesis responses are built here, under
- * #ENRICH_OPT_RESPONSE_LIMIT as it is set now (see enrich_encode()).
- *
  * @param[in] src,src_len the batch; need not outlive the call.
  * @retval ENRICH_OK        results are ready (even if some records failed).
- * @retval ENRICH_E_JSON    JSON_ARRAY input is not one well-formed array, or
- *                          an AWS envelope is not the expected shape (not
- *                          JSON, no records array, a record that is not an
- *                          object or lacks its id: Firehose `recordId`,
- *                          Kinesis `kinesis.sequenceNumber`; a Firehose
- *                          record holding `result`, i.e. a response fed
- *                          back as input); no results, errmsg says where.
+ * @retval ENRICH_E_JSON    JSON_ARRAY input is not one well-formed array; no
+ *                          results, errmsg says where.
+ * @retval ENRICH_E_INVALID an unknown @p input (an AWS shape belongs to
+ *                          enrich_aws_batch_run()).
  * @retval ENRICH_E_READERS_FULL, ENRICH_E_STORE, ENRICH_E_NOMEM  no results.
  * @since 0.1
  */
@@ -531,102 +525,48 @@ ENRICH_API enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i);
 ENRICH_API enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i,
                                                 char *dst, size_t dst_cap, size_t *written);
 
-/**
- * @brief Id of record @p i as its envelope gave it: `eventID` (Pipes),
- *        `recordId` (Firehose), `kinesis.sequenceNumber` (Kinesis). The
- *        JSON string is decoded; a number id is its text. Opaque bytes,
- *        never parsed.
- * @return Borrowed: valid until the next enrich_batch_run/enrich_ctx_reset
- *         on @p ctx or enrich_ctx_free. Empty span for NDJSON and array
- *         input, for a Pipes record without `eventID`, or if @p i is out
- *         of range.
- * @since 0.1
- */
-ENRICH_API enrich_buf enrich_batch_record_id(const enrich_ctx *ctx, size_t i);
+/** @brief The processing time of the last batch (epoch ms): the clock read
+ *  once at its start, or #ENRICH_OPT_CLOCK_MS; the time
+ *  `enrichmentTimestamp` shows. -1 for a NULL ctx. @since 0.1 */
+ENRICH_API int64_t enrich_batch_time_ms(const enrich_ctx *ctx);
 
-/**
- * @brief Arrival time of record @p i (`approximateArrivalTimestamp`) in
- *        epoch milliseconds: Pipes and Kinesis give seconds (fraction and
- *        exponent forms allowed, sub-millisecond digits truncated), Firehose
- *        gives milliseconds; an ISO-8601 string is accepted too.
- * @return the time, or -1 when absent, unparsable, outside the years
- *         1..9999, for NDJSON and array input, or if @p i is out of range.
- * @since 0.1
- */
-ENRICH_API int64_t enrich_batch_arrival_ms(const enrich_ctx *ctx, size_t i);
-
-/** @brief What the AWS response does with record @p i (#ENRICH_RESULT_FAILED
- *  when @p i is out of range). For NDJSON, array, Pipes and Kinesis input
- *  it is OK or FAILED. @since 0.1 */
-ENRICH_API enrich_result enrich_batch_result(const enrich_ctx *ctx, size_t i);
-
-/** @brief Number of records of the last batch with result @p result; e.g.
- *  #ENRICH_RESULT_OVER_LIMIT counts the records the response limit left
- *  out. @since 0.1 */
-ENRICH_API size_t enrich_batch_count_result(const enrich_ctx *ctx, enrich_result result);
+/** @brief The event time of record @p i (epoch ms): the value of the rule
+ *  set's partition timestamp field (`timestamp` in the seed's rules), an
+ *  ISO-8601 string or an epoch number (seconds, or milliseconds when its
+ *  magnitude is 1e11 or more; fraction and exponent forms read exactly).
+ *  enrich_batch_partition() dates records by it. -1 when the record has no
+ *  such member, it is not a time of the years 1..9999, or @p i is out of
+ *  range. @since 0.1 */
+ENRICH_API int64_t enrich_batch_event_time_ms(const enrich_ctx *ctx, size_t i);
 
 /* ------------------------------------------------------------------ */
 /* Encode output                                                       */
 /* ------------------------------------------------------------------ */
 
-/** Output encodings. */
+/** Output encodings of enrich_encode(). The AWS responses (Firehose,
+ *  Kinesis partial batch, Pipes) are enrich_aws_encode()'s, in
+ *  enrich/aws.h. */
 typedef enum enrich_encoding {
     ENRICH_ENCODE_NDJSON = 1,     /**< records each followed by '\n' */
-    ENRICH_ENCODE_JSON_ARRAY = 2, /**< `[r0,r1,...]`, as a Pipes enrichment returns */
-    ENRICH_ENCODE_FIREHOSE = 3,   /**< the Firehose transformation response (FIREHOSE input only):
-                                       `{"records":[{"recordId","result","data","metadata"}]}` */
-    ENRICH_ENCODE_KINESIS_RESPONSE = 4 /**< the Lambda partial-batch response (KINESIS input
-                                       only): `{"batchItemFailures":[{"itemIdentifier":seq}]}` */
+    ENRICH_ENCODE_JSON_ARRAY = 2  /**< `[r0,r1,...]` */
 } enrich_encoding;
 
-/** @brief Bytes enough for encoding the last batch as @p encoding (exact
- *  for the AWS responses; 0 for an unknown encoding, or FIREHOSE /
- *  KINESIS_RESPONSE after another input). @since 0.1 */
+/** @brief Bytes enough for encoding the last batch as @p encoding (0 for
+ *  an unknown encoding). @since 0.1 */
 ENRICH_API size_t enrich_encode_bound(const enrich_ctx *ctx, enrich_encoding encoding);
 
-/** @brief The last batch as NDJSON into @p dst.
- *  @retval ENRICH_E_DST_SIZE (then *written is the size needed) @since 0.1 */
-ENRICH_API enrich_status enrich_encode_ndjson(const enrich_ctx *ctx, void *dst,
-                                              size_t dst_cap, size_t *written);
-
-/** @brief The last batch as a JSON array into @p dst.
- *  @retval ENRICH_E_DST_SIZE (then *written is the size needed)
- *  @retval ENRICH_E_TOO_LARGE the batch was PIPES input and the array is
- *          longer than #ENRICH_OPT_RESPONSE_LIMIT (*written: its size)
- *  @since 0.1 */
-ENRICH_API enrich_status enrich_encode_json_array(const enrich_ctx *ctx, void *dst,
-                                                  size_t dst_cap, size_t *written);
-
 /**
- * @brief The last batch in any #enrich_encoding into @p dst (the AWS
- *        responses included; NDJSON and JSON_ARRAY behave as
- *        enrich_encode_ndjson() and enrich_encode_json_array()).
+ * @brief The last batch in @p encoding into @p dst.
  *
- * The response limit (#ENRICH_OPT_RESPONSE_LIMIT, as it was when the batch
- * ran) is never exceeded silently:
- *  - FIREHOSE: records are taken in input order while the whole response
- *    stays within the limit; from the first record that would not fit on,
- *    every record that would have been `Ok` is returned as
- *    `ProcessingFailed` without data (#ENRICH_RESULT_OVER_LIMIT, counted
- *    by enrich_batch_count_result()). Every recordId still appears exactly
- *    once and Firehose keeps those originals under its processing-failed
- *    prefix. Only when even the response without any data (ids and results
- *    alone) exceeds the limit: #ENRICH_E_TOO_LARGE.
- *  - JSON_ARRAY of PIPES input and KINESIS_RESPONSE: #ENRICH_E_TOO_LARGE
- *    when the response exceeds the limit (Pipes cannot take a partial
- *    enrichment: the handler must fail the invocation, and Pipes retries
- *    or bisects the batch).
+ * NDJSON is one copy of the ctx's output; a JSON array swaps the
+ * separators. Both take the records of an AWS-shaped batch too (their
+ * enriched events, without the envelope).
  *
  * @param[in]  encoding an #enrich_encoding.
  * @param[out] dst      caller memory of @p dst_cap bytes (NULL if 0).
- * @param[out] written  bytes written; on ENRICH_E_DST_SIZE or
- *                      ENRICH_E_TOO_LARGE the size needed.
+ * @param[out] written  bytes written; on ENRICH_E_DST_SIZE the size needed.
  * @retval ENRICH_E_DST_SIZE  nothing was written.
- * @retval ENRICH_E_TOO_LARGE nothing was written (see above).
- * @retval ENRICH_E_INVALID   NULL ctx or written, unknown encoding, or an
- *                            AWS response that does not match the input of
- *                            the last batch (FIREHOSE needs FIREHOSE input,
- *                            KINESIS_RESPONSE needs KINESIS input).
+ * @retval ENRICH_E_INVALID   NULL ctx or written, or an unknown encoding.
  * @since 0.1
  */
 ENRICH_API enrich_status enrich_encode(const enrich_ctx *ctx, enrich_encoding encoding,
@@ -644,187 +584,6 @@ ENRICH_API size_t enrich_gzip_bound(size_t src_len);
  */
 ENRICH_API enrich_status enrich_gzip(int level, void *dst, size_t dst_cap,
                                      const void *src, size_t src_len, size_t *written);
-
-/* ------------------------------------------------------------------ */
-/* Delivery (docs/delivery.md)                                         */
-/* ------------------------------------------------------------------ */
-
-/*
- * What a Firehose stream does after enrichment, onto a local directory
- * tree: records are routed to a data, invalid or error prefix written in
- * Firehose's prefix language (`!{timestamp:yyyy}`,
- * `!{partitionKeyFromQuery:name}`, `!{firehose:error-output-type}`),
- * buffered per evaluated prefix and published as gzip NDJSON objects named
- * `<stream>-<version>-yyyy-MM-dd-HH-mm-ss-<uuid><ext>` when a buffer
- * reaches its size hint or age hint, and at close.
- *
- * Lifecycle:
- *  1. enrich_delivery_open()    one per output tree and stream, one thread;
- *                               it locks the stream (a second open fails).
- *  2. enrich_delivery_run()     per batch: enrich (retrying transient
- *     or enrich_delivery_write() failures) and route the records.
- *  3. enrich_delivery_flush()   now and then: publish objects whose time
- *                               hint has passed.
- *  4. enrich_delivery_close()   publish the rest (or discard it) and free.
- *
- * Durability and resumption: an object is written under a dot-prefixed
- * temporary name in its directory, fsync'ed, renamed, and the directory
- * fsync'ed. The caller passes with each batch the input position just
- * past it (@p input_end: a byte offset, a sequence number, anything
- * non-decreasing). Once every record of a batch is in published objects,
- * its @p input_end is acknowledged and recorded atomically in
- * `<root>/_delivery/<stream>.state.json`. A process killed at any moment
- * leaves only complete objects (the next open removes the stream's stale
- * temporaries) and the last acknowledged position
- * (enrich_delivery_resume_offset()). Replaying the input from there gives
- * every record at least once: records of objects published after the last
- * state write appear twice (at-least-once, never lost).
- */
-
-/** @name enrich_delivery_close() flags */
-/**@{*/
-/** Drop the buffered records instead of publishing them (after a failed
- *  run); the acknowledged position does not move. */
-#define ENRICH_DELIVERY_DISCARD 0x1u
-/**@}*/
-
-/**
- * @brief Open a delivery into the directory @p root_dir (created if needed).
- *
- * @param[in] pipeline the rule set whose records will be delivered (its
- *                     `validate` member sends failing records to the
- *                     invalid prefix; its partition timestamp field dates
- *                     records); it must outlive the delivery.
- * @param[in] root_dir the output root. Borrowed for the call only.
- * @param[in] config,config_len the JSON configuration (docs/delivery.md:
- *                     prefixes, stream name and version, buffer_mb,
- *                     buffer_seconds, gzip_level, timestamp_source,
- *                     partition_keys, retries); NULL/0 for the defaults
- *                     (the seed's prefixes, 5 MB, 300 s).
- * @param[out] out     the delivery; NULL on failure (nothing to close).
- * @retval ENRICH_E_INVALID bad argument or configuration; detail in
- *                     enrich_store_errmsg() of the pipeline's store.
- * @retval ENRICH_E_IO the root or its `_delivery/` folder cannot be made,
- *                     or another delivery of the same stream holds it
- *                     (same detail).
- * @retval ENRICH_E_NOMEM
- * @since 0.1
- */
-ENRICH_API enrich_status enrich_delivery_open(const enrich_pipeline *pipeline,
-                                              const char *root_dir, const void *config,
-                                              size_t config_len, enrich_delivery **out);
-
-/**
- * @brief Route the last batch of @p ctx: outcomes SUCCESS, NOT_FOUND and
- *        NO_KEY to the data prefix (or, failing the rule set's validation,
- *        to the invalid prefix with a `validationError` member), ERROR to
- *        the error prefix (error-output-type `processing-failed`). Records
- *        whose partition keys are missing go to the error prefix with a
- *        `partitionError` member.
- * @param[in] ctx       a ctx of the delivery's pipeline, after a successful
- *                      enrich_batch_run(); its records are copied.
- * @param[in] input_end input position just past this batch (see above).
- * @retval ENRICH_E_INVALID ctx of another pipeline, or @p input_end lower
- *                      than the previous one.
- * @retval ENRICH_E_IO  an object could not be written even after the
- *                      retries and neither could its dead-letter copy, or
- *                      the state file could not be written; the delivery
- *                      stops (every later call fails) and the state keeps
- *                      the last acknowledged position. Detail in
- *                      enrich_delivery_errmsg().
- * @retval ENRICH_E_NOMEM, ENRICH_E_ZLIB the delivery stops as well.
- * @since 0.1
- */
-ENRICH_API enrich_status enrich_delivery_write(enrich_delivery *dlv, const enrich_ctx *ctx,
-                                               uint64_t input_end);
-
-/**
- * @brief enrich_batch_run() with retries, then enrich_delivery_write().
- *
- * Transient failures of the run (#ENRICH_E_READERS_FULL, #ENRICH_E_IO) are
- * retried up to `max_retries` times after a backoff drawn uniformly from
- * [0, min(retry_max_ms, retry_base_ms * 2^attempt)] (full jitter). When
- * they persist, the batch's events (each non-blank NDJSON line, or the
- * whole input for the other shapes) go to the dead-letter prefix
- * (error-output-type `processing-failed`) as Firehose error records with
- * the code and message, and the call succeeds: nothing is dropped
- * silently. Writes of objects are retried the same way; their records go
- * to the dead letters (`delivery-failed`) when the retries run out.
- * @retval the codes of enrich_batch_run() that are not transient (nothing
- *         is delivered), and those of enrich_delivery_write().
- * @since 0.1
- */
-ENRICH_API enrich_status enrich_delivery_run(enrich_delivery *dlv, enrich_ctx *ctx,
-                                             enrich_input input, const void *src,
-                                             size_t src_len, uint64_t input_end);
-
-/**
- * @brief Publish the objects whose age reached `buffer_seconds` at
- *        @p now_ms (epoch ms; -1: the clock; INT64_MAX publishes every
- *        open object, e.g. at the end of a Lambda invocation). The writes
- *        do this too, after each batch.
- * @retval as enrich_delivery_write().
- * @since 0.1
- */
-ENRICH_API enrich_status enrich_delivery_flush(enrich_delivery *dlv, int64_t now_ms);
-
-/**
- * @brief Publish every open object (unless #ENRICH_DELIVERY_DISCARD),
- *        write the state, release the stream and free @p dlv. NULL is a
- *        no-op.
- * @retval ENRICH_OK, or a failure of the last publication (the delivery is
- *         freed all the same).
- * @since 0.1
- */
-ENRICH_API enrich_status enrich_delivery_close(enrich_delivery *dlv, unsigned flags);
-
-/** @brief Detail of the last failure on @p dlv. Borrowed: valid until the
- *  next call on @p dlv. Never NULL. @since 0.1 */
-ENRICH_API const char *enrich_delivery_errmsg(const enrich_delivery *dlv);
-
-/** @brief The acknowledged input position found in the state file at open
- *  (0 without one): replay the input from there. @since 0.1 */
-ENRICH_API enrich_status enrich_delivery_resume_offset(const enrich_delivery *dlv,
-                                                       uint64_t *offset);
-
-/** Called after each object is published: its path (borrowed: valid during
- *  the call), record count and compressed size. */
-typedef void (*enrich_object_fn)(void *user, const char *path, size_t records, size_t bytes);
-
-/** @brief Have @p fn called for each published object (e.g. to upload it);
- *  NULL disables. @since 0.1 */
-ENRICH_API void enrich_delivery_set_object_callback(enrich_delivery *dlv, enrich_object_fn fn,
-                                                    void *user);
-
-/** Encodings of enrich_delivery_metrics(). */
-typedef enum enrich_metrics_format {
-    ENRICH_METRICS_JSON = 1, /**< `{"batches":N,"events_in":N,...,"batch_latency_us":{"count",
-                                  "p50","p99","p999","max"}}` (docs/delivery.md) */
-    ENRICH_METRICS_EMF = 2   /**< one CloudWatch Embedded Metric Format event, dimension
-                                  `DeliveryStream`, namespace `metrics_namespace` */
-} enrich_metrics_format;
-
-/** @name enrich_delivery_metrics() flags */
-/**@{*/
-/** Zero the counters and the histogram after encoding them (per-interval
- *  EMF lines). */
-#define ENRICH_METRICS_RESET 0x1u
-/**@}*/
-
-/**
- * @brief The delivery's counters (events in per outcome, records out per
- *        destination, bytes in and written, objects, retries, state
- *        writes) and the per-batch latency histogram (p50, p99, p999 in
- *        microseconds, log-linear buckets: within 12.5%), since open or
- *        the last reset.
- * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
- * @retval ENRICH_E_DST_SIZE nothing was written (nor reset).
- * @retval ENRICH_E_INVALID unknown format or flag.
- * @since 0.1
- */
-ENRICH_API enrich_status enrich_delivery_metrics(enrich_delivery *dlv,
-                                                 enrich_metrics_format format, unsigned flags,
-                                                 void *dst, size_t dst_cap, size_t *written);
 
 #ifdef __cplusplus
 }

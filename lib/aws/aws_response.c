@@ -1,0 +1,260 @@
+/* AWS responses (docs/aws.md): the Firehose transformation response and
+ * the Lambda Kinesis partial-batch response, built into ctx->resp at the
+ * end of the batch under the response limit, so that
+ * enrich_aws_encode_bound() is exact and enrich_aws_encode() is one copy;
+ * and the Pipes response, the core's JSON array under the same limit. */
+#include <stdio.h>
+#include <string.h>
+
+#include "aws_internal.h"
+
+#define LIT(b, s) ebuf_put((b), (s), sizeof(s) - 1)
+
+/* Length of ebuf_json_string's output for s[0..n), without writing it. */
+static size_t json_string_len(const char *s, size_t n)
+{
+    size_t plain = json_plain_prefix(s, n);
+    size_t len = 2 + plain;
+    for (size_t i = plain; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            len += 1;
+        else if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' ||
+                 c == '\f')
+            len += 2;
+        else
+            len += 6;
+    }
+    return len;
+}
+
+static const char *rec_id(const enrich_ctx *ctx, const rec *r)
+{
+    return r->id_len ? ctx->ids.p + r->id_off : "";
+}
+
+static const jmember *find_name(const char *s, const jmembers *ms, const rname *name)
+{
+    for (size_t i = 0; i < ms->n; i++) {
+        if (jname_equals(s, &ms->v[i], name->dec, name->dec_len))
+            return &ms->v[i];
+    }
+    return NULL;
+}
+
+/* Append `,"name":"value"` for each configured partition key the enriched
+ * record holds as a string, number or boolean (others are left out). */
+static void partition_keys(enrich_ctx *ctx, const rec *r, ebuf *o)
+{
+    const enrich_pipeline *p = ctx->p;
+    const char *text = ctx->out.p + r->off;
+    ctx->pk_members.n = 0;
+    if (jscan_value(text, r->len, 1000, NULL, NULL, &ctx->pk_members) != ENRICH_OK)
+        return;
+    for (size_t k = 0; k < p->fh_npk; k++) {
+        const key_path *kp = &p->fh_pk_paths[k];
+        const char *base = text;
+        const jmember *m = find_name(base, &ctx->pk_members, &kp->segs[0]);
+        for (size_t sg = 1; m && sg < kp->nsegs; sg++) {
+            if (m->type != J_OBJECT) {
+                m = NULL;
+                break;
+            }
+            const char *sub = base + m->value.off;
+            size_t sub_len = m->value.len;
+            ctx->pk_sub.n = 0;
+            if (jscan_value(sub, sub_len, 1000, NULL, NULL, &ctx->pk_sub) != ENRICH_OK) {
+                m = NULL;
+                break;
+            }
+            base = sub;
+            m = find_name(base, &ctx->pk_sub, &kp->segs[sg]);
+        }
+        if (!m || (m->type != J_STRING && m->type != J_NUMBER && m->type != J_TRUE &&
+                   m->type != J_FALSE))
+            continue;
+        ebuf_putc(o, ',');
+        ebuf_put(o, p->fh_pk_names[k].lit, p->fh_pk_names[k].lit_len);
+        ebuf_putc(o, ':');
+        if (m->type == J_STRING) {
+            ebuf_put(o, base + m->value.off, m->value.len);
+        } else {
+            ebuf_putc(o, '"');
+            ebuf_put(o, base + m->value.off, m->value.len);
+            ebuf_putc(o, '"');
+        }
+    }
+}
+
+static const char fh_head[] = "{\"records\":[";
+static const char fh_tail[] = "]}";
+static const char fh_pre[] = "{\"recordId\":";
+static const char fh_failed[] = ",\"result\":\"ProcessingFailed\"}";
+static const char fh_dropped[] = ",\"result\":\"Dropped\"}";
+
+void aws_build_firehose(enrich_ctx *ctx)
+{
+    const enrich_pipeline *p = ctx->p;
+    ebuf *o = &ctx->resp;
+    o->len = 0;
+
+    /* The response without any data: every id with its final result. */
+    size_t floor_len = sizeof fh_head - 1 + sizeof fh_tail - 1 + (ctx->nrecs ? ctx->nrecs - 1 : 0);
+    for (size_t i = 0; i < ctx->nrecs; i++) {
+        rec *r = &ctx->recs[i];
+        if (r->outcome == ENRICH_OUTCOME_ERROR)
+            r->result = ENRICH_RESULT_FAILED;
+        else if (p->fh_drop[r->outcome])
+            r->result = ENRICH_RESULT_DROPPED;
+        else
+            r->result = ENRICH_RESULT_OK;
+        floor_len += sizeof fh_pre - 1 + json_string_len(rec_id(ctx, r), r->id_len) +
+                     (r->result == ENRICH_RESULT_DROPPED ? sizeof fh_dropped : sizeof fh_failed) - 1;
+    }
+    if (floor_len > ctx->resp_limit) {
+        for (size_t i = 0; i < ctx->nrecs; i++) {
+            if (ctx->recs[i].result == ENRICH_RESULT_OK)
+                ctx->recs[i].result = ENRICH_RESULT_OVER_LIMIT;
+        }
+        ctx->resp_need = floor_len;
+        ctx->resp_too_large = true;
+        return;
+    }
+
+    /* Records in order; each Ok record costs its element minus the
+     * ProcessingFailed element the floor already counts. From the first
+     * one that does not fit, the rest are ProcessingFailed too, so what is
+     * delivered is always a prefix of the batch. */
+    size_t budget = ctx->resp_limit - floor_len;
+    bool full = false;
+    LIT(o, fh_head);
+    for (size_t i = 0; i < ctx->nrecs; i++) {
+        rec *r = &ctx->recs[i];
+        if (i)
+            ebuf_putc(o, ',');
+        LIT(o, fh_pre);
+        ebuf_json_string(o, rec_id(ctx, r), r->id_len);
+        if (r->result == ENRICH_RESULT_DROPPED) {
+            LIT(o, fh_dropped);
+            continue;
+        }
+        if (r->result == ENRICH_RESULT_OK && !full) {
+            size_t mark = o->len;
+            LIT(o, ",\"result\":\"Ok\",\"data\":\"");
+            /* The record and its newline, as ctx->out holds them. */
+            size_t b64 = base64_encoded_len(r->len + 1);
+            if (ebuf_reserve(o, b64)) {
+                base64_encode(ctx->out.p + r->off, r->len + 1, o->p + o->len);
+                o->len += b64;
+            }
+            int64_t y;
+            unsigned mo, d;
+            int64_t t = enrich_batch_event_time_ms(ctx, (size_t)(r - ctx->recs));
+            civil_from_days(epoch_day(t >= 0 ? t : ctx->now_ms), &y, &mo, &d);
+            /* Years 1..9999 only (the day comes from a parsed date or
+             * the batch clock, both bounded): four digits, no printf. */
+            char date[] = "\",\"metadata\":{\"partitionKeys\":{\"year\":\"0000\","
+                          "\"month\":\"00\",\"day\":\"00\"";
+            char *yp = date + sizeof "\",\"metadata\":{\"partitionKeys\":{\"year\":\"" - 1;
+            unsigned yy = (unsigned)y;
+            for (int k = 3; k >= 0; k--, yy /= 10)
+                yp[k] = (char)('0' + yy % 10);
+            char *mp = yp + sizeof "0000\",\"month\":\"" - 1;
+            mp[0] = (char)('0' + mo / 10);
+            mp[1] = (char)('0' + mo % 10);
+            char *dp = mp + sizeof "00\",\"day\":\"" - 1;
+            dp[0] = (char)('0' + d / 10);
+            dp[1] = (char)('0' + d % 10);
+            ebuf_put(o, date, sizeof date - 1);
+            if (p->fh_npk)
+                partition_keys(ctx, r, o);
+            LIT(o, "}}}");
+            size_t extra = o->len - mark - (sizeof fh_failed - 1);
+            if (o->len - mark >= sizeof fh_failed - 1 && extra <= budget) {
+                budget -= extra;
+                continue;
+            }
+            o->len = mark;
+            full = true;
+        }
+        if (r->result == ENRICH_RESULT_OK)
+            r->result = ENRICH_RESULT_OVER_LIMIT;
+        LIT(o, fh_failed);
+    }
+    LIT(o, fh_tail);
+    ctx->resp_need = o->len;
+}
+
+void aws_build_kinesis(enrich_ctx *ctx)
+{
+    ebuf *o = &ctx->resp;
+    o->len = 0;
+    LIT(o, "{\"batchItemFailures\":[");
+    bool first = true;
+    for (size_t i = 0; i < ctx->nrecs; i++) {
+        const rec *r = &ctx->recs[i];
+        if (r->outcome != ENRICH_OUTCOME_ERROR)
+            continue;
+        if (!first)
+            ebuf_putc(o, ',');
+        LIT(o, "{\"itemIdentifier\":");
+        ebuf_json_string(o, rec_id(ctx, r), r->id_len);
+        ebuf_putc(o, '}');
+        first = false;
+    }
+    LIT(o, "]}");
+    ctx->resp_need = o->len;
+    ctx->resp_too_large = o->len > ctx->resp_limit;
+}
+
+size_t enrich_aws_encode_bound(const enrich_ctx *ctx, enrich_aws_response response)
+{
+    if (!ctx)
+        return 0;
+    switch (response) {
+    case ENRICH_AWS_RESPONSE_PIPES:
+        return ctx->input == ENRICH_AWS_PIPES ? enrich_encode_bound(ctx, ENRICH_ENCODE_JSON_ARRAY)
+                                              : 0;
+    case ENRICH_AWS_RESPONSE_FIREHOSE:
+        return ctx->input == ENRICH_AWS_FIREHOSE ? ctx->resp_need : 0;
+    case ENRICH_AWS_RESPONSE_KINESIS:
+        return ctx->input == ENRICH_AWS_KINESIS ? ctx->resp_need : 0;
+    }
+    return 0;
+}
+
+enrich_status enrich_aws_encode(const enrich_ctx *ctx, enrich_aws_response response, void *dst,
+                                size_t dst_cap, size_t *written)
+{
+    if (!ctx || !written || (!dst && dst_cap))
+        return ENRICH_E_INVALID;
+    enrich_aws_event want;
+    switch (response) {
+    case ENRICH_AWS_RESPONSE_PIPES: want = ENRICH_AWS_PIPES; break;
+    case ENRICH_AWS_RESPONSE_FIREHOSE: want = ENRICH_AWS_FIREHOSE; break;
+    case ENRICH_AWS_RESPONSE_KINESIS: want = ENRICH_AWS_KINESIS; break;
+    default: return ENRICH_E_INVALID;
+    }
+    if (ctx->input != (int)want)
+        return ENRICH_E_INVALID;
+    if (response == ENRICH_AWS_RESPONSE_PIPES) {
+        /* A Pipes enrichment response is capped (6 MB) and cannot be
+         * partial: the array whole, or ENRICH_E_TOO_LARGE. */
+        size_t need = enrich_encode_bound(ctx, ENRICH_ENCODE_JSON_ARRAY) - (ctx->nrecs ? 1 : 0);
+        if (need > ctx->resp_limit) {
+            *written = need;
+            return ENRICH_E_TOO_LARGE;
+        }
+        return enrich_encode(ctx, ENRICH_ENCODE_JSON_ARRAY, dst, dst_cap, written);
+    }
+    /* A built response is never empty; none after a failed batch. */
+    if (ctx->resp_need == 0)
+        return ENRICH_E_INVALID;
+    *written = ctx->resp_need;
+    if (ctx->resp_too_large)
+        return ENRICH_E_TOO_LARGE;
+    if (ctx->resp_need > dst_cap)
+        return ENRICH_E_DST_SIZE;
+    memcpy(dst, ctx->resp.p, ctx->resp_need);
+    return ENRICH_OK;
+}

@@ -1,0 +1,174 @@
+/* lib/common: what every layer of the library may use: growable buffers,
+ * error-message buffers, short inline compares and copies, base64, civil
+ * time. Knows nothing of JSON, LMDB or the pipeline. Never installed. */
+#ifndef ENRICH_COMMON_H
+#define ENRICH_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "enrich/enrich.h"
+
+#define ENRICH_INTERNAL __attribute__((visibility("hidden")))
+
+/* ---------------------------------------------------------------- */
+/* Growable byte buffer (buf.c)                                      */
+/* ---------------------------------------------------------------- */
+
+/* Owned bytes. Failure to grow is sticky (oom) so hot loops can append
+ * without checking every call and test once at the end. */
+typedef struct ebuf {
+    char *p;
+    size_t len;
+    size_t cap;
+    bool oom;
+} ebuf;
+
+ENRICH_INTERNAL void ebuf_free(ebuf *b);
+ENRICH_INTERNAL bool ebuf_reserve(ebuf *b, size_t extra); /* room for len+extra */
+ENRICH_INTERNAL void ebuf_put_slow(ebuf *b, const void *src, size_t n);
+
+/* Inline: the hot path appends many small pieces per event. */
+static inline void ebuf_put(ebuf *b, const void *src, size_t n)
+{
+    if (n <= b->cap - b->len && !b->oom) {
+        if (n)
+            memcpy(b->p + b->len, src, n);
+        b->len += n;
+        return;
+    }
+    ebuf_put_slow(b, src, n);
+}
+
+static inline void ebuf_putc(ebuf *b, char c)
+{
+    if (b->len < b->cap && !b->oom) {
+        b->p[b->len++] = c;
+        return;
+    }
+    ebuf_put_slow(b, &c, 1);
+}
+ENRICH_INTERNAL void ebuf_puts(ebuf *b, const char *s);
+ENRICH_INTERNAL void ebuf_printf(ebuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Make room for `need` elements in the growable array *arrayp (a T **)
+ * of capacity *cap, doubling from first_cap. false on overflow or OOM. */
+ENRICH_INTERNAL bool array_reserve(void *arrayp, size_t *cap, size_t need, size_t elem_size,
+                                   size_t first_cap);
+
+/* Fixed-size message buffer used for errmsg of handles. */
+#define ENRICH_ERRMSG_CAP 512
+ENRICH_INTERNAL void errmsg_set(char *dst, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------- */
+/* Short compares and copies for the hot paths                       */
+/* ---------------------------------------------------------------- */
+
+/* memcmp(a, b, n) == 0 for the short names and keys of the hot paths,
+ * inline: up to 16 bytes take two (possibly overlapping) loads per side
+ * instead of a call into the library's general memcmp. */
+static inline bool mem_equal(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    if (n >= 8 && n <= 16) {
+        uint64_t x0, y0, x1, y1;
+        memcpy(&x0, x, 8);
+        memcpy(&y0, y, 8);
+        memcpy(&x1, x + n - 8, 8);
+        memcpy(&y1, y + n - 8, 8);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x0, y0, x1, y1;
+        memcpy(&x0, x, 4);
+        memcpy(&y0, y, 4);
+        memcpy(&x1, x + n - 4, 4);
+        memcpy(&y1, y + n - 4, 4);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            if (x[i] != y[i])
+                return false;
+        return true;
+    }
+    return memcmp(x, y, n) == 0;
+}
+
+/* memcpy for the many short pieces of an output record (names, ids,
+ * status words): up to 16 bytes move as two (possibly overlapping) loads
+ * and stores, without a call. */
+static inline void mem_copy(void *dst, const void *src, size_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    } else {
+        memcpy(d, s, n);
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* base64 (base64.c) and civil time (time.c)                         */
+/* ---------------------------------------------------------------- */
+
+ENRICH_INTERNAL size_t base64_encoded_len(size_t n);
+ENRICH_INTERNAL void base64_encode(const void *src, size_t n, char *dst); /* no NUL */
+ENRICH_INTERNAL bool base64_valid(const char *s, size_t n);
+/* Most bytes base64_decode can write for n input characters (n / 4 * 3). */
+ENRICH_INTERNAL size_t base64_decoded_max(size_t n);
+/* Strict RFC 4648 decode (standard alphabet, n % 4 == 0, '=' only as the
+ * last one or two characters; empty is valid). dst needs
+ * base64_decoded_max(n) bytes; *dst_len gets the decoded length. Returns
+ * false (dst contents then unspecified) exactly when base64_valid would. */
+ENRICH_INTERNAL bool base64_decode(const char *s, size_t n, unsigned char *dst, size_t *dst_len);
+
+/* Times (time.c): the only reader of times in the library. Every time it
+ * accepts is an instant of the years 1..9999 in epoch milliseconds. */
+#define EPOCH_MS_MIN (-62135596800000LL) /* 0001-01-01T00:00:00.000Z */
+#define EPOCH_MS_MAX 253402300799999LL   /* 9999-12-31T23:59:59.999Z */
+
+/* The unit of an epoch number, as the power of ten that turns it into
+ * milliseconds. */
+typedef enum epoch_unit {
+    EPOCH_MS = 0,      /* milliseconds */
+    EPOCH_SECONDS = 3, /* seconds */
+    EPOCH_GUESS = -1   /* seconds, or milliseconds when |value| >= 1e11 */
+} epoch_unit;
+
+/* A JSON number's text (validated grammar; fraction and exponent forms
+ * allowed) as epoch ms, exactly: no double rounding (1545084650.987 s
+ * gives ...987 ms, 1.4285376E9 s gives 1428537600000). Sub-millisecond
+ * digits are truncated toward -inf. false outside the bounds. */
+ENRICH_INTERNAL bool epoch_number_ms(const char *s, size_t n, epoch_unit unit, int64_t *ms);
+/* Days since 1970-01-01 of an instant (floor). */
+ENRICH_INTERNAL int64_t epoch_day(int64_t ms);
+/* Civil date from days since 1970-01-01 and back. */
+ENRICH_INTERNAL int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
+ENRICH_INTERNAL void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+/* Parse ISO-8601 "YYYY-MM-DD[Thh:mm[:ss[.fff]]][Z|±hh:mm]" to epoch ms
+ * (false outside the bounds, after the offset). */
+ENRICH_INTERNAL bool iso8601_parse_ms(const char *s, size_t n, int64_t *ms);
+/* Write "YYYY-MM-DDThh:mm:ss.mmmZ" (24 bytes, no NUL). */
+ENRICH_INTERNAL void iso8601_format_ms(int64_t ms, char out[24]);
+ENRICH_INTERNAL int64_t clock_now_ms(void);
+
+#endif /* ENRICH_COMMON_H */

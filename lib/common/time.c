@@ -1,0 +1,258 @@
+/* Calendar arithmetic, epoch numbers and ISO-8601 parsing/formatting, all
+ * in UTC: the library's one reader of times (every time it accepts is
+ * read here, with one set of bounds: EPOCH_MS_MIN..EPOCH_MS_MAX).
+ * No libc time zone or locale is involved (timegm/strptime depend on the
+ * environment); the civil-date algorithms are the proleptic Gregorian
+ * "days from civil" formulas. */
+#include <time.h>
+
+#include "common.h"
+
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static bool digits(const char *s, size_t n, size_t at, size_t count, unsigned *out)
+{
+    if (at + count > n)
+        return false;
+    unsigned v = 0;
+    for (size_t i = at; i < at + count; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static unsigned days_in_month(unsigned y, unsigned m)
+{
+    static const unsigned char dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : dim[m - 1];
+}
+
+bool iso8601_parse_ms(const char *s, size_t n, int64_t *ms)
+{
+    unsigned y, mo, d, hh = 0, mi = 0, ss = 0, frac = 0;
+    if (!digits(s, n, 0, 4, &y) || n < 10 || s[4] != '-' || !digits(s, n, 5, 2, &mo) ||
+        s[7] != '-' || !digits(s, n, 8, 2, &d))
+        return false;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
+        return false;
+    size_t i = 10;
+    int64_t offset_min = 0;
+    if (i < n && (s[i] == 'T' || s[i] == 't' || s[i] == ' ')) {
+        if (!digits(s, n, i + 1, 2, &hh) || i + 3 >= n || s[i + 3] != ':' ||
+            !digits(s, n, i + 4, 2, &mi))
+            return false;
+        i += 6;
+        if (i < n && s[i] == ':') {
+            if (!digits(s, n, i + 1, 2, &ss))
+                return false;
+            i += 3;
+            if (i < n && (s[i] == '.' || s[i] == ',')) {
+                i++;
+                size_t start = i;
+                unsigned scale = 100;
+                while (i < n && s[i] >= '0' && s[i] <= '9') {
+                    frac += (unsigned)(s[i] - '0') * scale;
+                    scale /= 10;
+                    i++;
+                }
+                if (i == start)
+                    return false;
+            }
+        }
+        if (hh > 23 || mi > 59 || ss > 60) /* 60: a leap second */
+            return false;
+        if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+            i++;
+        } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+            unsigned oh, om = 0;
+            int sign = s[i] == '-' ? -1 : 1;
+            if (!digits(s, n, i + 1, 2, &oh))
+                return false;
+            i += 3;
+            /* +hh, +hhmm or +hh:mm; a colon must be followed by minutes. */
+            if (i < n && s[i] == ':') {
+                if (!digits(s, n, i + 1, 2, &om))
+                    return false;
+                i += 3;
+            } else if (i < n) {
+                if (!digits(s, n, i, 2, &om))
+                    return false;
+                i += 2;
+            }
+            if (oh > 23 || om > 59)
+                return false;
+            offset_min = sign * (int64_t)(oh * 60 + om);
+        }
+    }
+    if (i != n)
+        return false;
+    int64_t days = days_from_civil(y, mo, d);
+    int64_t secs = days * 86400 + hh * 3600 + mi * 60 + ss - offset_min * 60;
+    int64_t v = secs * 1000 + frac;
+    /* An offset can carry a date of year 1 or 9999 across the bounds. */
+    if (v < EPOCH_MS_MIN || v > EPOCH_MS_MAX)
+        return false;
+    *ms = v;
+    return true;
+}
+
+/* A JSON number times 10^unit_exp (3: seconds to ms), as an integer,
+ * exactly: no double rounding (1545084650.987 gives ...987, 1.4285376E9
+ * gives 1428537600000). Sub-unit digits are truncated toward -inf. */
+static bool decimal_to_ms(const char *p, size_t n, int unit_exp, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = i < n && p[i] == '-';
+    i += neg;
+    uint64_t mant = 0;
+    int sig = 0;
+    long exp = unit_exp;
+    bool dropped = false;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        if (mant == 0 && p[i] == '0')
+            continue;
+        if (sig < 18) {
+            mant = mant * 10 + (uint64_t)(p[i] - '0');
+            sig++;
+        } else {
+            exp++;
+            dropped |= p[i] != '0';
+        }
+    }
+    if (i < n && p[i] == '.') {
+        for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+            if (mant == 0 && p[i] == '0') {
+                exp--;
+            } else if (sig < 18) {
+                mant = mant * 10 + (uint64_t)(p[i] - '0');
+                sig++;
+                exp--;
+            } else {
+                dropped |= p[i] != '0';
+            }
+        }
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        bool eneg = i < n && p[i] == '-';
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        long e = 0;
+        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+            if (e < 100000)
+                e = e * 10 + (p[i] - '0');
+        exp += eneg ? -e : e;
+    }
+    if (i != n)
+        return false;
+    for (; exp > 0 && mant; exp--) {
+        if (mant > (uint64_t)EPOCH_MS_MAX)
+            return false;
+        mant *= 10;
+    }
+    for (; exp < 0 && mant; exp++) {
+        dropped |= mant % 10 != 0;
+        mant /= 10;
+    }
+    if (neg && dropped)
+        mant++; /* floor */
+    if (mant > (uint64_t)EPOCH_MS_MAX + 1)
+        return false;
+    int64_t v = neg ? -(int64_t)mant : (int64_t)mant;
+    if (v < EPOCH_MS_MIN || v > EPOCH_MS_MAX)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool epoch_number_ms(const char *s, size_t n, epoch_unit unit, int64_t *ms)
+{
+    if (unit != EPOCH_GUESS)
+        return decimal_to_ms(s, n, (int)unit, ms);
+    /* Seconds, unless the magnitude says milliseconds: 1e11 seconds is
+     * past year 5138, 1e11 ms is 1973. */
+    int64_t v;
+    if (decimal_to_ms(s, n, 0, &v) && (v >= 100000000000LL || v <= -100000000000LL)) {
+        *ms = v;
+        return true;
+    }
+    return decimal_to_ms(s, n, 3, ms);
+}
+
+int64_t epoch_day(int64_t ms)
+{
+    return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+}
+
+void iso8601_format_ms(int64_t ms, char out[24])
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    unsigned milli = (unsigned)(ms - secs * 1000);
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    unsigned sod = (unsigned)(secs - days * 86400);
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    if (y < 0)
+        y = 0;
+    if (y > 9999)
+        y = 9999;
+    unsigned v[7] = {(unsigned)y, m, d, sod / 3600, sod / 60 % 60, sod % 60, milli};
+    /* YYYY-MM-DDThh:mm:ss.mmmZ */
+    out[0] = (char)('0' + v[0] / 1000);
+    out[1] = (char)('0' + v[0] / 100 % 10);
+    out[2] = (char)('0' + v[0] / 10 % 10);
+    out[3] = (char)('0' + v[0] % 10);
+    out[4] = '-';
+    out[5] = (char)('0' + v[1] / 10);
+    out[6] = (char)('0' + v[1] % 10);
+    out[7] = '-';
+    out[8] = (char)('0' + v[2] / 10);
+    out[9] = (char)('0' + v[2] % 10);
+    out[10] = 'T';
+    out[11] = (char)('0' + v[3] / 10);
+    out[12] = (char)('0' + v[3] % 10);
+    out[13] = ':';
+    out[14] = (char)('0' + v[4] / 10);
+    out[15] = (char)('0' + v[4] % 10);
+    out[16] = ':';
+    out[17] = (char)('0' + v[5] / 10);
+    out[18] = (char)('0' + v[5] % 10);
+    out[19] = '.';
+    out[20] = (char)('0' + v[6] / 100);
+    out[21] = (char)('0' + v[6] / 10 % 10);
+    out[22] = (char)('0' + v[6] % 10);
+    out[23] = 'Z';
+}
+
+int64_t clock_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,116 @@
+/* The per-thread context: filled by the engine (engine.c) and the AWS
+ * layer above it (lib/aws), read by the encoders (encode.c, lib/aws).
+ * lib/delivery does not include it: it reads results through the public
+ * accessors. */
+#ifndef ENRICH_CTX_H
+#define ENRICH_CTX_H
+
+#include "lookup_cache.h"
+#include "pipeline.h"
+
+/* One result. Offsets point into ctx->out, where every record is followed
+ * by '\n' so the NDJSON encoding is the buffer itself. */
+typedef struct rec {
+    size_t off;
+    size_t len;
+    size_t id_off;    /* record id (decoded) in ctx->ids; AWS shapes only */
+    size_t id_len;
+    int64_t arrival_ms; /* -1: none */
+    size_t ts_off;    /* the event's timestamp value in ctx->out, parsed */
+    uint32_t ts_len;  /* only when a partition is asked for; 0: none */
+    uint8_t ts_type;  /* jtype of that value */
+    int16_t error;    /* enrich_status */
+    uint8_t outcome;  /* enrich_outcome */
+    uint8_t result;   /* enrich_result (enrich/aws.h), set by lib/aws */
+} rec;
+
+/* One member that enrichment sets on the current event. The value is
+ * either borrowed (item text in the map, pipeline constants) or lives in
+ * ctx->scratch, which may move while the event is built, hence the offset. */
+typedef struct attach {
+    const char *lit;
+    size_t lit_len;
+    const char *val;
+    size_t val_len;
+    size_t scratch_off;
+    bool in_scratch;
+    bool dropped;
+    uint8_t policy; /* conflict_policy; status members always overwrite */
+} attach;
+
+struct enrich_ctx {
+    const enrich_pipeline *p;
+    store_snap *snap;     /* ended between batches, begun again at the next */
+    ebuf out;
+    rec *recs;
+    size_t nrecs;
+    size_t recs_cap;
+    size_t counts[4];
+    jmembers members;     /* top-level members of the current event */
+    jmembers sub;         /* members of a nested object on a key path */
+    attach *att;
+    size_t natt;
+    size_t att_cap;
+    /* Kept as attachments are added (att_push), so that neither the
+     * conflict check nor emit walks the list once more: bit (len % 64) of
+     * every name literal's length, whether two share such a bit, and an
+     * upper bound of their output bytes. */
+    uint64_t att_lens;
+    bool att_len_shared;
+    size_t att_bytes;
+    ebuf removed;         /* one flag per event member (overwritten ones) */
+    ebuf scratch;         /* nested objects, error messages */
+    ebuf key;             /* the key bytes of the current lookup */
+    lookup_cache lcache;  /* recent lookups of this snapshot */
+    int max_depth;
+    size_t max_record;
+    int64_t clock_ms;     /* -1: real clock */
+    bool force_rebuild;
+    int64_t now_ms;
+    int32_t now_day;
+    char ts_lit[26];      /* "YYYY-MM-DDThh:mm:ss.mmmZ" with quotes */
+    char errmsg[ENRICH_ERRMSG_CAP];
+
+    /* AWS shapes (lib/aws): the engine keeps these buffers with the ctx
+     * and frees them; only lib/aws fills them. */
+    int input;            /* enrich_input or enrich_aws_event of the last batch */
+    size_t resp_limit;    /* ENRICH_OPT_RESPONSE_LIMIT */
+    ebuf ids;             /* record ids, decoded */
+    ebuf decoded;         /* base64-decoded data of the current record */
+    ebuf tmp;             /* JSON-decoded strings of the envelope */
+    ebuf resp;            /* the Firehose / Kinesis response of the last batch */
+    size_t resp_need;     /* its size, also when too large */
+    bool resp_too_large;
+    size_t rcounts[4];    /* per enrich_result, AWS inputs */
+    jmembers rec_members; /* top-level members of the current AWS record */
+    jmembers rec_sub;     /* members of its "kinesis" object (Lambda Kinesis) */
+    size_t rec_sub_off;   /* where that object is; SIZE_MAX: not listed */
+    jmembers pk_members;  /* partition keys: members of the enriched record */
+    jmembers pk_sub;
+    /* An extra member engine_event attaches last (Pipes event id): the
+     * name literal and its JSON value (borrowed from the batch). */
+    const rname *extra_name;
+    const char *extra_val;
+    size_t extra_len;
+};
+
+/* engine.c, for lib/aws: enrich one event (pushes one record), or push
+ * one failed record carrying ev as rawData. Out of memory sets out.oom. */
+ENRICH_INTERNAL void engine_event(enrich_ctx *ctx, const char *ev, size_t len);
+/* The same for a value the caller has scanned already (root and type from
+ * jscan_next, its members in ctx->members, offsets into base). */
+ENRICH_INTERNAL void engine_event_scanned(enrich_ctx *ctx, const char *base, jspan root,
+                                          jtype type);
+ENRICH_INTERNAL void engine_failed(enrich_ctx *ctx, const char *ev, size_t len,
+                                   enrich_status code);
+/* What every batch does around its events, whatever its shape: clear the
+ * last results, read the clock once and begin the snapshot (begin); end
+ * the snapshot and drop the results of a failed batch (end, which returns
+ * rc or ENRICH_E_NOMEM). input is recorded in ctx->input. */
+ENRICH_INTERNAL enrich_status engine_batch_begin(enrich_ctx *ctx, int input, const void *src,
+                                                 size_t src_len);
+ENRICH_INTERNAL enrich_status engine_batch_end(enrich_ctx *ctx, enrich_status rc);
+/* A shape the entry point does not take: no results, ENRICH_E_INVALID. */
+ENRICH_INTERNAL enrich_status engine_batch_reject(enrich_ctx *ctx, int input);
+
+#endif

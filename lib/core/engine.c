@@ -1,0 +1,1057 @@
+/* The hot path: enrich a batch of events.
+ *
+ * Each event is validated by the scanner (no tree), its key is looked up
+ * in the batch's read snapshot (store_snap_get), and the pre-encoded
+ * reference members are spliced before the event's closing brace. Only
+ * when the event already holds a member that enrichment overwrites is the
+ * object rebuilt, member by member from the original bytes, so numbers and
+ * strings are never re-encoded. All buffers live in the ctx and are reused
+ * across batches: no allocation per event once they have grown. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx.h"
+
+enum lookup_result { LK_HIT, LK_MISS, LK_NO_KEY, LK_ERROR };
+
+/* ---------------------------------------------------------------- */
+/* Context lifecycle and options                                     */
+/* ---------------------------------------------------------------- */
+
+#define DEFAULT_MAX_DEPTH 128
+#define DEFAULT_MAX_RECORD (((size_t)1 << 20) + 1024)
+#define DEFAULT_RESPONSE_LIMIT 6000000
+
+enrich_status enrich_ctx_create(const enrich_pipeline *pipeline, enrich_ctx **out)
+{
+    if (!out)
+        return ENRICH_E_INVALID;
+    *out = NULL;
+    if (!pipeline)
+        return ENRICH_E_INVALID;
+    enrich_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return ENRICH_E_NOMEM;
+    ctx->p = pipeline;
+    ctx->max_depth = DEFAULT_MAX_DEPTH;
+    ctx->max_record = DEFAULT_MAX_RECORD;
+    ctx->clock_ms = -1;
+    ctx->resp_limit = DEFAULT_RESPONSE_LIMIT;
+    ctx->input = ENRICH_INPUT_NDJSON;
+    lcache_configure(&ctx->lcache, LCACHE_DEFAULT_SLOTS);
+    *out = ctx;
+    return ENRICH_OK;
+}
+
+void enrich_ctx_free(enrich_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    store_snap_free(ctx->snap);
+    ebuf_free(&ctx->out);
+    free(ctx->recs);
+    jmembers_free(&ctx->members);
+    jmembers_free(&ctx->sub);
+    free(ctx->att);
+    ebuf_free(&ctx->removed);
+    ebuf_free(&ctx->scratch);
+    ebuf_free(&ctx->key);
+    lcache_free(&ctx->lcache);
+    /* The AWS layer's buffers (it fills them; they live with the ctx). */
+    ebuf_free(&ctx->ids);
+    ebuf_free(&ctx->decoded);
+    ebuf_free(&ctx->tmp);
+    ebuf_free(&ctx->resp);
+    jmembers_free(&ctx->rec_members);
+    jmembers_free(&ctx->rec_sub);
+    jmembers_free(&ctx->pk_members);
+    jmembers_free(&ctx->pk_sub);
+    free(ctx);
+}
+
+/* Forget the last batch's results; the buffers stay for the next. */
+static void results_clear(enrich_ctx *ctx)
+{
+    ctx->out.len = 0;
+    ctx->nrecs = 0;
+    memset(ctx->counts, 0, sizeof ctx->counts);
+    ctx->ids.len = 0;
+    ctx->resp.len = 0;
+    ctx->resp_need = 0;
+    ctx->resp_too_large = false;
+    memset(ctx->rcounts, 0, sizeof ctx->rcounts);
+}
+
+void enrich_ctx_reset(enrich_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    results_clear(ctx);
+    /* Freeing (not just ending) the snapshot also frees the reader slot. */
+    store_snap_free(ctx->snap);
+    ctx->snap = NULL;
+}
+
+const char *enrich_ctx_errmsg(const enrich_ctx *ctx)
+{
+    return ctx ? ctx->errmsg : "ENRICH_E_INVALID: no context";
+}
+
+enrich_status enrich_option_bounds(enrich_option option, int64_t *min, int64_t *max)
+{
+    int64_t lo, hi;
+    switch (option) {
+    case ENRICH_OPT_MAX_DEPTH: lo = 1; hi = 1000; break;
+    case ENRICH_OPT_MAX_RECORD_BYTES: lo = 2; hi = (int64_t)1 << 31; break;
+    /* Year 1 to year 9999, or -1 for the real clock. */
+    case ENRICH_OPT_CLOCK_MS: lo = -1; hi = EPOCH_MS_MAX; break;
+    case ENRICH_OPT_RESPONSE_LIMIT: lo = 1024; hi = (int64_t)1 << 31; break;
+    case ENRICH_OPT_LOOKUP_CACHE: lo = 0; hi = LCACHE_MAX_SLOTS; break;
+    default: return ENRICH_E_INVALID;
+    }
+    if (min)
+        *min = lo;
+    if (max)
+        *max = hi;
+    return ENRICH_OK;
+}
+
+enrich_status enrich_ctx_set_option(enrich_ctx *ctx, enrich_option option, int64_t value)
+{
+    int64_t lo, hi;
+    if (!ctx || enrich_option_bounds(option, &lo, &hi) != ENRICH_OK || value < lo ||
+        value > hi) {
+        if (ctx)
+            errmsg_set(ctx->errmsg, "option %d: value %lld out of bounds", (int)option,
+                       (long long)value);
+        return ENRICH_E_INVALID;
+    }
+    switch (option) {
+    case ENRICH_OPT_MAX_DEPTH: ctx->max_depth = (int)value; break;
+    case ENRICH_OPT_MAX_RECORD_BYTES: ctx->max_record = (size_t)value; break;
+    case ENRICH_OPT_CLOCK_MS: ctx->clock_ms = value; break;
+    case ENRICH_OPT_RESPONSE_LIMIT: ctx->resp_limit = (size_t)value; break;
+    case ENRICH_OPT_LOOKUP_CACHE: lcache_configure(&ctx->lcache, (size_t)value); break;
+    }
+    return ENRICH_OK;
+}
+
+enrich_status enrich_ctx_get_option(const enrich_ctx *ctx, enrich_option option,
+                                    int64_t *value)
+{
+    if (!ctx || !value)
+        return ENRICH_E_INVALID;
+    switch (option) {
+    case ENRICH_OPT_MAX_DEPTH: *value = ctx->max_depth; return ENRICH_OK;
+    case ENRICH_OPT_MAX_RECORD_BYTES: *value = (int64_t)ctx->max_record; return ENRICH_OK;
+    case ENRICH_OPT_CLOCK_MS: *value = ctx->clock_ms; return ENRICH_OK;
+    case ENRICH_OPT_RESPONSE_LIMIT: *value = (int64_t)ctx->resp_limit; return ENRICH_OK;
+    case ENRICH_OPT_LOOKUP_CACHE: *value = (int64_t)ctx->lcache.nslots; return ENRICH_OK;
+    }
+    return ENRICH_E_INVALID;
+}
+
+/* ---------------------------------------------------------------- */
+/* Small helpers                                                     */
+/* ---------------------------------------------------------------- */
+
+/* The time an event's partition field gives (epoch_value_ms: an ISO-8601
+ * string, or epoch seconds or milliseconds as a number), if it gives one. */
+static bool event_time_ms(const char *ev, const jmember *m, ebuf *tmp, int64_t *ms)
+{
+    if (m->type == J_STRING) {
+        const char *s = ev + m->value.off + 1;
+        size_t n = m->value.len - 2;
+        if (memchr(s, '\\', n)) {
+            tmp->len = 0;
+            jstring_decode(ev, m->value, tmp);
+            if (tmp->oom)
+                return false;
+            s = tmp->p;
+            n = tmp->len;
+        }
+        return iso8601_parse_ms(s, n, ms);
+    }
+    return m->type == J_NUMBER && epoch_number_ms(ev + m->value.off, m->value.len, EPOCH_GUESS, ms);
+}
+
+static const jmember *find_member(const char *s, const jmembers *ms, const rname *name)
+{
+    for (size_t i = 0; i < ms->n; i++) {
+        if (jname_equals(s, &ms->v[i], name->dec, name->dec_len))
+            return &ms->v[i];
+    }
+    return NULL;
+}
+
+/* Does the event member carry the name whose JSON literal is lit? Both
+ * sides come from JSON text; only escapes make the bytes differ. */
+static bool member_is(const char *ev, const jmember *m, const char *lit, size_t lit_len)
+{
+    /* Every literal here comes from ebuf_json_string, which escapes only
+     * '"', '\\' and control characters, none of which an unescaped name can
+     * hold: for a plain event name the bytes decide. */
+    if (!m->name_escaped)
+        return m->name.len == lit_len && mem_equal(ev + m->name.off, lit, lit_len);
+    ebuf a = {0}, b = {0};
+    jstring_decode(ev, m->name, &a);
+    jstring_decode(lit, (jspan){0, lit_len}, &b);
+    bool eq = !a.oom && !b.oom && a.len == b.len && (a.len == 0 || !memcmp(a.p, b.p, a.len));
+    ebuf_free(&a);
+    ebuf_free(&b);
+    return eq;
+}
+
+static void att_clear(enrich_ctx *ctx)
+{
+    ctx->natt = 0;
+    ctx->att_lens = 0;
+    ctx->att_len_shared = false;
+    ctx->att_bytes = 0;
+}
+
+/* The array is reused across events: growing is the exception. */
+static inline attach *att_push(enrich_ctx *ctx, const char *lit, size_t lit_len,
+                               size_t val_len, uint8_t policy)
+{
+    if (ctx->natt == ctx->att_cap &&
+        !array_reserve(&ctx->att, &ctx->att_cap, ctx->natt + 1, sizeof *ctx->att, 32))
+        return NULL;
+    attach *a = &ctx->att[ctx->natt++];
+    a->lit = lit;
+    a->lit_len = lit_len;
+    a->val_len = val_len;
+    a->dropped = false;
+    a->policy = policy;
+    uint64_t bit = (uint64_t)1 << (lit_len & 63);
+    ctx->att_len_shared |= (ctx->att_lens & bit) != 0;
+    ctx->att_lens |= bit;
+    ctx->att_bytes += lit_len + val_len + 2; /* ',' and ':' */
+    return a;
+}
+
+static bool att_add(enrich_ctx *ctx, const char *lit, size_t lit_len, const char *val,
+                    size_t val_len, uint8_t policy)
+{
+    attach *a = att_push(ctx, lit, lit_len, val_len, policy);
+    if (!a)
+        return false;
+    a->val = val;
+    a->scratch_off = 0;
+    a->in_scratch = false;
+    return true;
+}
+
+static bool att_add_scratch(enrich_ctx *ctx, const rname *name, size_t off, uint8_t policy)
+{
+    attach *a = att_push(ctx, name->lit, name->lit_len, ctx->scratch.len - off, policy);
+    if (!a)
+        return false;
+    a->val = NULL;
+    a->scratch_off = off;
+    a->in_scratch = true;
+    return true;
+}
+
+/* ---------------------------------------------------------------- */
+/* One lookup                                                        */
+/* ---------------------------------------------------------------- */
+
+/* Append the bytes of one key part (string contents or number text). */
+static enum lookup_result key_part(enrich_ctx *ctx, const char *base, const jmember *m,
+                                   enrich_status *err)
+{
+    if (m->type == J_NULL)
+        return LK_NO_KEY;
+    if (m->type == J_NUMBER) {
+        ebuf_put(&ctx->key, base + m->value.off, m->value.len);
+        return LK_HIT;
+    }
+    if (m->type != J_STRING) {
+        *err = ENRICH_E_KEY_TYPE;
+        return LK_ERROR;
+    }
+    const char *s = base + m->value.off + 1;
+    size_t n = m->value.len - 2;
+    if (n == 0)
+        return LK_NO_KEY; /* the seed treats "" like a missing id */
+    if (memchr(s, '\\', n))
+        jstring_decode(base, m->value, &ctx->key);
+    else
+        ebuf_put(&ctx->key, s, n);
+    return LK_HIT;
+}
+
+/* Follow a dotted path from the top-level members to the key's member. */
+static enum lookup_result resolve_path(enrich_ctx *ctx, const char *ev, const key_path *kp,
+                                       enrich_status *err)
+{
+    const char *base = ev;
+    const jmember *m = find_member(ev, &ctx->members, &kp->segs[0]);
+    for (size_t s = 1; m && s < kp->nsegs; s++) {
+        if (m->type != J_OBJECT)
+            return m->type == J_NULL ? LK_NO_KEY : (*err = ENRICH_E_KEY_TYPE, LK_ERROR);
+        /* Re-scan the (already validated) nested object for its members. */
+        const char *sub = base + m->value.off;
+        size_t sub_len = m->value.len;
+        ctx->sub.n = 0;
+        enrich_status rc = jscan_value(sub, sub_len, ctx->max_depth, NULL, NULL, &ctx->sub);
+        if (rc) {
+            *err = rc;
+            return LK_ERROR;
+        }
+        base = sub;
+        m = find_member(base, &ctx->sub, &kp->segs[s]);
+    }
+    if (!m)
+        return LK_NO_KEY;
+    return key_part(ctx, base, m, err);
+}
+
+static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const lookup *lk,
+                                     item_view *item, enrich_status *err)
+{
+    ctx->key.len = 0;
+    for (size_t k = 0; k < lk->nkeys; k++) {
+        if (k > 0)
+            ebuf_putc(&ctx->key, '\0');
+        enum lookup_result r = resolve_path(ctx, ev, &lk->keys[k], err);
+        if (r != LK_HIT)
+            return r;
+    }
+    if (ctx->key.oom) {
+        *err = ENRICH_E_NOMEM;
+        return LK_ERROR;
+    }
+    if (ctx->key.len > store_max_key(ctx->p->store)) {
+        *err = ENRICH_E_KEY_TOO_LONG;
+        return LK_ERROR;
+    }
+    uint32_t hash = 0;
+    const void *val;
+    size_t val_len;
+    if (lcache_get(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, &hash, &val,
+                   &val_len)) {
+        if (!val)
+            return LK_MISS;
+    } else {
+        enrich_status rc = store_snap_get(ctx->snap, lk->table_handle, ctx->key.p, ctx->key.len,
+                                          &val, &val_len);
+        if (rc == ENRICH_E_NOTFOUND) {
+            lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, NULL, 0);
+            return LK_MISS;
+        }
+        if (rc != ENRICH_OK) {
+            *err = rc;
+            return LK_ERROR;
+        }
+        lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, val, val_len);
+    }
+    if (!item_view_parse(val, val_len, item)) {
+        *err = ENRICH_E_STORE;
+        return LK_ERROR;
+    }
+    return LK_HIT;
+}
+
+/* Attach the members a hit selects: all (minus the key attributes), or
+ * the listed ones, renamed, optionally nested under one object. */
+static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item)
+{
+    bool nest = lk->nest.dec_len > 0;
+    size_t nest_off = ctx->scratch.len;
+    bool first = true;
+    if (nest)
+        ebuf_putc(&ctx->scratch, '{');
+    uint32_t from = lk->all_fields ? item->nkey : 0;
+    size_t wanted = lk->all_fields ? item->count - from : lk->nfields;
+    for (size_t i = 0; i < wanted; i++) {
+        item_member im;
+        const char *out_lit;
+        size_t out_len;
+        if (lk->all_fields) {
+            item_member_at(item, from + (uint32_t)i, &im);
+            out_lit = im.name;
+            out_len = im.name_len;
+            for (size_t r = 0; r < lk->nfields; r++) {
+                const rname *src = &lk->fields[r].src;
+                if (src->lit_len == im.name_len && mem_equal(src->lit, im.name, im.name_len)) {
+                    out_lit = lk->fields[r].out.lit;
+                    out_len = lk->fields[r].out.lit_len;
+                    break;
+                }
+            }
+        } else {
+            const field_map *f = &lk->fields[i];
+            uint32_t j = 0;
+            for (; j < item->count; j++) {
+                item_member_at(item, j, &im);
+                if (im.name_len == f->src.lit_len && mem_equal(im.name, f->src.lit, im.name_len))
+                    break;
+            }
+            if (j == item->count)
+                continue; /* this item lacks the field: nothing to attach */
+            out_lit = f->out.lit;
+            out_len = f->out.lit_len;
+        }
+        if (nest) {
+            if (!first)
+                ebuf_putc(&ctx->scratch, ',');
+            ebuf_put(&ctx->scratch, out_lit, out_len);
+            ebuf_putc(&ctx->scratch, ':');
+            ebuf_put(&ctx->scratch, im.value, im.value_len);
+            first = false;
+        } else if (!att_add(ctx, out_lit, out_len, im.value, im.value_len, lk->on_conflict)) {
+            return false;
+        }
+    }
+    if (nest) {
+        ebuf_putc(&ctx->scratch, '}');
+        return att_add_scratch(ctx, &lk->nest, nest_off, lk->on_conflict);
+    }
+    return true;
+}
+
+static bool attach_defaults(enrich_ctx *ctx, const lookup *lk)
+{
+    if (lk->ndefaults == 0)
+        return true;
+    bool nest = lk->nest.dec_len > 0;
+    size_t nest_off = ctx->scratch.len;
+    if (nest)
+        ebuf_putc(&ctx->scratch, '{');
+    for (size_t d = 0; d < lk->ndefaults; d++) {
+        const rname *out = &lk->defaults_names[d].out;
+        if (nest) {
+            if (d)
+                ebuf_putc(&ctx->scratch, ',');
+            ebuf_put(&ctx->scratch, out->lit, out->lit_len);
+            ebuf_putc(&ctx->scratch, ':');
+            ebuf_put(&ctx->scratch, lk->defaults_values[d], lk->defaults_value_lens[d]);
+        } else if (!att_add(ctx, out->lit, out->lit_len, lk->defaults_values[d],
+                            lk->defaults_value_lens[d], lk->on_conflict)) {
+            return false;
+        }
+    }
+    if (nest) {
+        ebuf_putc(&ctx->scratch, '}');
+        return att_add_scratch(ctx, &lk->nest, nest_off, lk->on_conflict);
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- */
+/* Records                                                           */
+/* ---------------------------------------------------------------- */
+
+static rec *rec_push(enrich_ctx *ctx)
+{
+    if (ctx->nrecs == ctx->recs_cap &&
+        !array_reserve(&ctx->recs, &ctx->recs_cap, ctx->nrecs + 1, sizeof *ctx->recs, 256))
+        return NULL;
+    rec *r = &ctx->recs[ctx->nrecs++];
+    r->off = ctx->out.len;
+    r->len = 0;
+    r->ts_len = 0;
+    r->error = 0;
+    r->outcome = ENRICH_OUTCOME_SUCCESS;
+    r->result = 0; /* the AWS layer sets it (enrich_result) */
+    r->id_off = 0;
+    r->id_len = 0;
+    r->arrival_ms = -1;
+    return r;
+}
+
+static void rec_close(enrich_ctx *ctx, rec *r)
+{
+    r->len = ctx->out.len - r->off;
+    ebuf_putc(&ctx->out, '\n');
+    ctx->counts[r->outcome]++;
+}
+
+/* The error message member's value: the status text, plus the key path
+ * when a key was at fault. */
+static void error_value(enrich_ctx *ctx, enrich_status code, const rname *path)
+{
+    ebuf msg = {0};
+    ebuf_puts(&msg, enrich_strerror(code));
+    if (path) {
+        ebuf_puts(&msg, " (");
+        ebuf_put(&msg, path->dec, path->dec_len);
+        ebuf_putc(&msg, ')');
+    }
+    ebuf_json_string(&ctx->scratch, msg.p ? msg.p : "", msg.len);
+    if (msg.oom)
+        ctx->scratch.oom = true;
+    ebuf_free(&msg);
+}
+
+/* An event that is not a JSON object cannot be spliced: it becomes a new
+ * object carrying the error and the original bytes, base64-encoded (they
+ * may not even be UTF-8), like Firehose's processing-failed records. */
+static void emit_raw_error(enrich_ctx *ctx, rec *r, const char *ev, size_t len,
+                           enrich_status code)
+{
+    const enrich_pipeline *p = ctx->p;
+    r->outcome = ENRICH_OUTCOME_ERROR;
+    r->error = (int16_t)code;
+    ebuf *o = &ctx->out;
+    ebuf_putc(o, '{');
+    ebuf_put(o, p->status_field.lit, p->status_field.lit_len);
+    ebuf_putc(o, ':');
+    ebuf_put(o, p->word[ENRICH_OUTCOME_ERROR].lit, p->word[ENRICH_OUTCOME_ERROR].lit_len);
+    ebuf_putc(o, ',');
+    ebuf_put(o, p->error_field.lit, p->error_field.lit_len);
+    ebuf_putc(o, ':');
+    ctx->scratch.len = 0;
+    error_value(ctx, code, NULL);
+    ebuf_put(o, ctx->scratch.p, ctx->scratch.len);
+    if (p->ts_when == TS_ALWAYS) {
+        ebuf_putc(o, ',');
+        ebuf_put(o, p->ts_field.lit, p->ts_field.lit_len);
+        ebuf_putc(o, ':');
+        ebuf_put(o, ctx->ts_lit, sizeof ctx->ts_lit);
+    }
+    if (ctx->extra_name) {
+        ebuf_putc(o, ',');
+        ebuf_put(o, ctx->extra_name->lit, ctx->extra_name->lit_len);
+        ebuf_putc(o, ':');
+        ebuf_put(o, ctx->extra_val, ctx->extra_len);
+    }
+    ebuf_putc(o, ',');
+    ebuf_put(o, p->raw_field.lit, p->raw_field.lit_len);
+    ebuf_puts(o, ":\"");
+    size_t b64 = base64_encoded_len(len);
+    if (ebuf_reserve(o, b64 + 2)) {
+        base64_encode(ev, len, o->p + o->len);
+        o->len += b64;
+    }
+    ebuf_puts(o, "\"}");
+    rec_close(ctx, r);
+}
+
+/* Mark the event members that enrichment replaces, drop attachments the
+ * event keeps, and report a conflict under the "fail" policy. Returns true
+ * when the event must be rebuilt. */
+static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
+{
+    jmembers *ms = &ctx->members;
+    bool rebuild = false;
+    *conflict = false;
+    /* One flag per event member, cleared only when one is overwritten:
+     * emit reads a flag only when rebuilding, and rebuilding means some
+     * member was overwritten, so an untouched array is never read. */
+    ctx->removed.len = 0;
+    /* A filter on name lengths (bit len % 64, kept by att_push): most event
+     * members match no attachment by length alone, which spares the
+     * pairwise compares. An escaped name's length says nothing, so it is
+     * always compared. */
+    uint64_t lens = ctx->att_lens;
+    bool dup_len = ctx->att_len_shared;
+    for (size_t i = 0; i < ms->n; i++) {
+        const jmember *m = &ms->v[i];
+        if (!m->name_escaped && !((lens >> (m->name.len & 63)) & 1))
+            continue;
+        for (size_t a = 0; a < ctx->natt; a++) {
+            attach *at = &ctx->att[a];
+            if (at->dropped || !member_is(ev, m, at->lit, at->lit_len))
+                continue;
+            if (at->policy == CONFLICT_KEEP) {
+                at->dropped = true;
+            } else if (at->policy == CONFLICT_FAIL) {
+                *conflict = true;
+                return false;
+            } else {
+                if (!rebuild) {
+                    if (!ebuf_reserve(&ctx->removed, ms->n))
+                        return false; /* removed.oom: the batch fails */
+                    memset(ctx->removed.p, 0, ms->n);
+                    ctx->removed.len = ms->n;
+                    rebuild = true;
+                }
+                ctx->removed.p[i] = 1;
+            }
+        }
+    }
+    /* Two attachments with one name (a lookup's field and a status member,
+     * or two lookups): the later one wins, so the output keeps one member.
+     * Only possible when two of them share a length. */
+    for (size_t a = 0; dup_len && a + 1 < ctx->natt; a++) {
+        attach *x = &ctx->att[a];
+        for (size_t b = a + 1; b < ctx->natt && !x->dropped; b++) {
+            const attach *y = &ctx->att[b];
+            if (!y->dropped && x->lit_len == y->lit_len && !memcmp(x->lit, y->lit, x->lit_len))
+                x->dropped = true;
+        }
+    }
+    return rebuild;
+}
+
+static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status code,
+                       const rname *path)
+{
+    const enrich_pipeline *p = ctx->p;
+    const rname *w = &p->word[outcome];
+    att_add(ctx, p->status_field.lit, p->status_field.lit_len, w->lit, w->lit_len,
+            CONFLICT_OVERWRITE);
+    if (outcome == ENRICH_OUTCOME_ERROR) {
+        size_t off = ctx->scratch.len;
+        error_value(ctx, code, path);
+        att_add_scratch(ctx, &p->error_field, off, CONFLICT_OVERWRITE);
+    }
+    if (p->ts_when == TS_ALWAYS || (p->ts_when == TS_SUCCESS && outcome == ENRICH_OUTCOME_SUCCESS))
+        att_add(ctx, p->ts_field.lit, p->ts_field.lit_len, ctx->ts_lit, sizeof ctx->ts_lit,
+                CONFLICT_OVERWRITE);
+    /* The shape's extra member comes last, so it wins over every other. */
+    if (ctx->extra_name)
+        att_add(ctx, ctx->extra_name->lit, ctx->extra_name->lit_len, ctx->extra_val,
+                ctx->extra_len, CONFLICT_OVERWRITE);
+}
+
+/* Copy n bytes at o and return the end: the record's size is reserved
+ * once, so the pieces need no capacity check each. */
+static inline char *put_raw(char *o, const void *src, size_t n)
+{
+    mem_copy(o, src, n);
+    return o + n;
+}
+
+/* tm: the event's timestamp member (or NULL); its place in the output is
+ * noted in r, so a partition can be computed later. */
+static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec *r,
+                 const jmember *tm)
+{
+    ebuf *o = &ctx->out;
+    const jmembers *ms = &ctx->members;
+    /* An upper bound of the record: the event (a rebuild only drops
+     * members) plus ',"name":value' per attachment, and the '\n' that
+     * rec_close adds. */
+    size_t need = root.len + 2 + ctx->att_bytes;
+    if (!ebuf_reserve(o, need))
+        return; /* o->oom is set: the batch fails with ENRICH_E_NOMEM */
+    char *w = o->p + o->len;
+    bool first;
+    if (!rebuild) {
+        /* Splice: the event's own bytes up to its closing brace. */
+        if (tm) {
+            r->ts_off = o->len + (tm->value.off - root.off);
+            r->ts_len = (uint32_t)tm->value.len;
+            r->ts_type = (uint8_t)tm->type;
+        }
+        w = put_raw(w, ev + root.off, root.len - 1);
+        first = ms->n == 0;
+    } else {
+        *w++ = '{';
+        first = true;
+        for (size_t i = 0; i < ms->n; i++) {
+            if (ctx->removed.len > i && ctx->removed.p[i])
+                continue;
+            const jmember *m = &ms->v[i];
+            if (!first)
+                *w++ = ',';
+            w = put_raw(w, ev + m->name.off, m->name.len);
+            *w++ = ':';
+            if (m == tm) {
+                r->ts_off = (size_t)(w - o->p);
+                r->ts_len = (uint32_t)m->value.len;
+                r->ts_type = (uint8_t)m->type;
+            }
+            w = put_raw(w, ev + m->value.off, m->value.len);
+            first = false;
+        }
+    }
+    for (size_t a = 0; a < ctx->natt; a++) {
+        const attach *at = &ctx->att[a];
+        if (at->dropped)
+            continue;
+        if (!first)
+            *w++ = ',';
+        w = put_raw(w, at->lit, at->lit_len);
+        *w++ = ':';
+        w = put_raw(w, at->in_scratch ? ctx->scratch.p + at->scratch_off : at->val, at->val_len);
+        first = false;
+    }
+    *w++ = '}';
+    o->len = (size_t)(w - o->p);
+}
+
+static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root);
+
+void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
+{
+    rec *r = rec_push(ctx);
+    if (!r) {
+        ctx->out.oom = true;
+        return;
+    }
+    if (len > ctx->max_record) {
+        emit_raw_error(ctx, r, ev, len, ENRICH_E_TOO_LARGE);
+        return;
+    }
+    ctx->members.n = 0;
+    jtype type;
+    jspan root;
+    enrich_status rc = jscan_value(ev, len, ctx->max_depth, &type, &root, &ctx->members);
+    if (rc == ENRICH_E_NOMEM) {
+        ctx->out.oom = true;
+        return;
+    }
+    if (rc || type != J_OBJECT) {
+        emit_raw_error(ctx, r, ev, len, rc ? rc : ENRICH_E_NOT_OBJECT);
+        return;
+    }
+    enrich_object(ctx, r, ev, root);
+}
+
+void engine_event_scanned(enrich_ctx *ctx, const char *base, jspan root, jtype type)
+{
+    rec *r = rec_push(ctx);
+    if (!r) {
+        ctx->out.oom = true;
+        return;
+    }
+    const char *ev = base + root.off;
+    if (root.len > ctx->max_record)
+        emit_raw_error(ctx, r, ev, root.len, ENRICH_E_TOO_LARGE);
+    else if (type != J_OBJECT)
+        emit_raw_error(ctx, r, ev, root.len, ENRICH_E_NOT_OBJECT);
+    else
+        enrich_object(ctx, r, base, root);
+}
+
+/* The event is the object at ev[root]; ctx->members holds its members
+ * (offsets into ev). */
+static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
+{
+    const enrich_pipeline *p = ctx->p;
+    ctx->scratch.len = 0;
+    /* The timestamp is only located here; it is parsed when a partition is
+     * asked for (rec_time_ms), which most callers never do. */
+    const jmember *tm = p->partition_field.dec_len
+                            ? find_member(ev, &ctx->members, &p->partition_field)
+                            : NULL;
+
+    att_clear(ctx);
+    enrich_outcome outcome = ENRICH_OUTCOME_SUCCESS;
+    enrich_status err = ENRICH_OK;
+    const rname *err_path = NULL;
+    bool ok = true;
+    for (size_t l = 0; l < p->nlookups && ok; l++) {
+        const lookup *lk = &p->lookups[l];
+        item_view item;
+        enum lookup_result res = lookup_one(ctx, ev, lk, &item, &err);
+        if (res == LK_ERROR) {
+            err_path = lk->nkeys == 1 ? &lk->keys[0].display : NULL;
+            break;
+        }
+        if (res == LK_HIT) {
+            ok = attach_hit(ctx, lk, &item);
+            continue;
+        }
+        ok = attach_defaults(ctx, lk);
+        if (lk->required) {
+            enrich_outcome o = res == LK_NO_KEY ? ENRICH_OUTCOME_NO_KEY : ENRICH_OUTCOME_NOT_FOUND;
+            if (o > outcome)
+                outcome = o; /* no_key outranks not_found */
+        }
+    }
+    if (!ok || err == ENRICH_E_NOMEM) {
+        ctx->out.oom = true;
+        return;
+    }
+    if (err) {
+        outcome = ENRICH_OUTCOME_ERROR;
+        att_clear(ctx); /* a failed record carries no reference data */
+    }
+    add_status(ctx, outcome, err, err_path);
+
+    bool conflict;
+    bool rebuild = resolve_conflicts(ctx, ev, &conflict);
+    if (conflict) {
+        /* Policy "fail": the record keeps its own members and only gets
+         * the error status (which always overwrites). */
+        err = ENRICH_E_CONFLICT;
+        outcome = ENRICH_OUTCOME_ERROR;
+        att_clear(ctx);
+        ctx->scratch.len = 0;
+        add_status(ctx, outcome, err, NULL);
+        rebuild = resolve_conflicts(ctx, ev, &conflict);
+    }
+    if (ctx->scratch.oom || ctx->removed.oom) {
+        ctx->out.oom = true;
+        return;
+    }
+    r->outcome = (uint8_t)outcome;
+    r->error = (int16_t)err;
+    if (tm && tm->value.len > UINT32_MAX)
+        tm = NULL; /* no timestamp is 4 GiB long: processing time */
+    emit(ctx, ev, root, rebuild || ctx->force_rebuild, r, tm);
+    rec_close(ctx, r);
+}
+
+void engine_failed(enrich_ctx *ctx, const char *ev, size_t len, enrich_status code)
+{
+    rec *r = rec_push(ctx);
+    if (!r) {
+        ctx->out.oom = true;
+        return;
+    }
+    emit_raw_error(ctx, r, ev, len, code);
+}
+
+/* ---------------------------------------------------------------- */
+/* Batches                                                           */
+/* ---------------------------------------------------------------- */
+
+static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
+{
+    size_t pos = 0;
+    while (pos < n && !ctx->out.oom) {
+        const char *nl = memchr(s + pos, '\n', n - pos);
+        size_t end = nl ? (size_t)(nl - s) : n;
+        size_t len = end - pos;
+        if (len && s[pos + len - 1] == '\r')
+            len--;
+        size_t k = 0;
+        while (k < len && (s[pos + k] == ' ' || s[pos + k] == '\t' || s[pos + k] == '\r'))
+            k++;
+        if (k < len)
+            engine_event(ctx, s + pos, len);
+        pos = end + 1;
+    }
+}
+
+static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
+{
+    size_t pos = 0;
+    while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t'))
+        pos++;
+    if (pos >= n || s[pos] != '[') {
+        errmsg_set(ctx->errmsg, "input is not a JSON array");
+        return ENRICH_E_JSON;
+    }
+    pos++;
+    bool expect_value = false;
+    for (;;) {
+        while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t'))
+            pos++;
+        if (pos < n && s[pos] == ']' && !expect_value) {
+            pos++;
+            break;
+        }
+        size_t start = pos;
+        jspan span;
+        jtype type;
+        /* One pass: the element's scan also lists its members. */
+        ctx->members.n = 0;
+        enrich_status rc = jscan_next(s, n, &pos, ctx->max_depth, &type, &span, &ctx->members);
+        if (rc == ENRICH_OK) {
+            engine_event_scanned(ctx, s, span, type);
+        } else if (rc == ENRICH_E_UTF8 || rc == ENRICH_E_NUL || rc == ENRICH_E_DEPTH) {
+            /* Cut the element out by structure alone, so it fails on its
+             * own while the rest of the array is still processed. */
+            pos = start;
+            if (!jskip_value(s, n, &pos) || pos == start) {
+                errmsg_set(ctx->errmsg, "element at byte %zu is not valid JSON", start);
+                return ENRICH_E_JSON;
+            }
+            rec *r = rec_push(ctx);
+            if (!r)
+                return ENRICH_E_NOMEM;
+            /* As engine_event, which checks the size before scanning. */
+            emit_raw_error(ctx, r, s + start, pos - start,
+                           pos - start > ctx->max_record ? ENRICH_E_TOO_LARGE : rc);
+        } else {
+            errmsg_set(ctx->errmsg, "element at byte %zu is not valid JSON", start);
+            return rc == ENRICH_E_NOMEM ? rc : ENRICH_E_JSON;
+        }
+        if (ctx->out.oom)
+            return ENRICH_E_NOMEM;
+        while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t'))
+            pos++;
+        if (pos < n && s[pos] == ',') {
+            pos++;
+            expect_value = true;
+            continue;
+        }
+        if (pos < n && s[pos] == ']') {
+            pos++;
+            break;
+        }
+        errmsg_set(ctx->errmsg, "expected ',' or ']' at byte %zu", pos);
+        return ENRICH_E_JSON;
+    }
+    while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t'))
+        pos++;
+    if (pos != n) {
+        errmsg_set(ctx->errmsg, "bytes after the array at byte %zu", pos);
+        return ENRICH_E_JSON;
+    }
+    return ENRICH_OK;
+}
+
+enrich_status engine_batch_begin(enrich_ctx *ctx, int input, const void *src, size_t src_len)
+{
+    results_clear(ctx);
+    ctx->out.oom = false;
+    ctx->scratch.oom = false;
+    ctx->key.oom = false;
+    ctx->removed.oom = false;
+    ctx->ids.oom = false;
+    ctx->resp.oom = false;
+    ctx->extra_name = NULL;
+    ctx->errmsg[0] = '\0';
+    ctx->input = input;
+    if (!src && src_len) {
+        errmsg_set(ctx->errmsg, "NULL input of %zu bytes", src_len);
+        return ENRICH_E_INVALID;
+    }
+    /* One clock read per batch: every record of it gets the same stamp. */
+    ctx->now_ms = ctx->clock_ms >= 0 ? ctx->clock_ms : clock_now_ms();
+    ctx->now_day = (int32_t)epoch_day(ctx->now_ms);
+    ctx->ts_lit[0] = '"';
+    iso8601_format_ms(ctx->now_ms, ctx->ts_lit + 1);
+    ctx->ts_lit[25] = '"';
+
+    enrich_status rc = store_snap_begin(ctx->p->store, &ctx->snap, ctx->errmsg);
+    if (rc)
+        return rc;
+    /* The snapshot's roots are its id's, so the lookup memo can key on the
+     * id and the map's generation (read under the map lock the batch now
+     * holds). */
+    lcache_begin(&ctx->lcache, store_snap_id(ctx->snap), store_snap_map_gen(ctx->p->store));
+    return ENRICH_OK;
+}
+
+enrich_status engine_batch_reject(enrich_ctx *ctx, int input)
+{
+    results_clear(ctx);
+    errmsg_set(ctx->errmsg, "input shape %d is not this call's: enrich_batch_run takes NDJSON "
+               "(1) and JSON_ARRAY (2), enrich_aws_batch_run PIPES (3), FIREHOSE (4) and "
+               "KINESIS (5)", input);
+    return ENRICH_E_INVALID;
+}
+
+enrich_status engine_batch_end(enrich_ctx *ctx, enrich_status rc)
+{
+    store_snap_end(ctx->p->store, ctx->snap);
+    if (!rc && ctx->out.oom)
+        rc = ENRICH_E_NOMEM;
+    if (rc) {
+        if (rc == ENRICH_E_NOMEM)
+            errmsg_set(ctx->errmsg, "out of memory while enriching the batch");
+        /* All or nothing: a failed batch leaves no partial results. */
+        results_clear(ctx);
+    }
+    return rc;
+}
+
+enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input, const void *src,
+                               size_t src_len)
+{
+    if (!ctx)
+        return ENRICH_E_INVALID;
+    if (input != ENRICH_INPUT_NDJSON && input != ENRICH_INPUT_JSON_ARRAY)
+        return engine_batch_reject(ctx, (int)input);
+    enrich_status rc = engine_batch_begin(ctx, input, src, src_len);
+    if (rc)
+        return rc;
+    if (input == ENRICH_INPUT_NDJSON)
+        run_ndjson(ctx, src, src_len);
+    else
+        rc = run_array(ctx, src, src_len);
+    return engine_batch_end(ctx, rc);
+}
+
+/* ---------------------------------------------------------------- */
+/* Results                                                           */
+/* ---------------------------------------------------------------- */
+
+size_t enrich_batch_count(const enrich_ctx *ctx)
+{
+    return ctx ? ctx->nrecs : 0;
+}
+
+size_t enrich_batch_count_outcome(const enrich_ctx *ctx, enrich_outcome outcome)
+{
+    if (!ctx || (unsigned)outcome > ENRICH_OUTCOME_ERROR)
+        return 0;
+    return ctx->counts[outcome];
+}
+
+enrich_outcome enrich_batch_outcome(const enrich_ctx *ctx, size_t i)
+{
+    if (!ctx || i >= ctx->nrecs)
+        return ENRICH_OUTCOME_ERROR;
+    return (enrich_outcome)ctx->recs[i].outcome;
+}
+
+int enrich_batch_error(const enrich_ctx *ctx, size_t i)
+{
+    if (!ctx || i >= ctx->nrecs)
+        return ENRICH_E_INVALID;
+    return ctx->recs[i].error;
+}
+
+enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i)
+{
+    enrich_buf b = {NULL, 0};
+    if (ctx && i < ctx->nrecs) {
+        b.ptr = (const uint8_t *)ctx->out.p + ctx->recs[i].off;
+        b.len = ctx->recs[i].len;
+    }
+    return b;
+}
+
+/* A record's event time: its partition field's value, if it gives one. */
+static bool rec_time_ms(const enrich_ctx *ctx, const rec *r, int64_t *ms)
+{
+    if (!r->ts_len)
+        return false;
+    jmember m = {.value = {r->ts_off, r->ts_len}, .type = (jtype)r->ts_type};
+    ebuf tmp = {0};
+    bool ok = event_time_ms(ctx->out.p, &m, &tmp, ms);
+    ebuf_free(&tmp);
+    return ok;
+}
+
+int64_t enrich_batch_time_ms(const enrich_ctx *ctx)
+{
+    return ctx ? ctx->now_ms : -1;
+}
+
+int64_t enrich_batch_event_time_ms(const enrich_ctx *ctx, size_t i)
+{
+    int64_t ms;
+    if (!ctx || i >= ctx->nrecs || !rec_time_ms(ctx, &ctx->recs[i], &ms))
+        return -1;
+    return ms;
+}
+
+const enrich_pipeline *enrich_ctx_pipeline(const enrich_ctx *ctx)
+{
+    return ctx ? ctx->p : NULL;
+}
+
+enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i, char *dst,
+                                     size_t dst_cap, size_t *written)
+{
+    if (!ctx || !dst || !written || i >= ctx->nrecs)
+        return ENRICH_E_INVALID;
+    int64_t y;
+    unsigned m, d;
+    int64_t ms;
+    int64_t day = rec_time_ms(ctx, &ctx->recs[i], &ms) ? epoch_day(ms) : ctx->now_day;
+    civil_from_days(day, &y, &m, &d);
+    /* Only digits of a validated date reach the path (year 1..9999). */
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "year=%04d/month=%02u/day=%02u", (int)y, m, d);
+    if (n < 0 || (size_t)n > dst_cap) {
+        *written = (size_t)(n < 0 ? 0 : n);
+        return ENRICH_E_DST_SIZE;
+    }
+    memcpy(dst, tmp, (size_t)n);
+    *written = (size_t)n;
+    return ENRICH_OK;
+}
