@@ -115,25 +115,25 @@ ENRICH_API enrich_status enrich_delivery_write(enrich_delivery *dlv, const enric
                                                uint64_t input_end);
 
 /**
- * @brief enrich_batch_run() with retries, then enrich_delivery_write().
- *        For an AWS event, call enrich_aws_batch_run() (enrich/aws.h) and
- *        then enrich_delivery_write().
+ * @brief enrich_batch_run() (or, for an AWS event, enrich_aws_batch_run())
+ *        with retries, then enrich_delivery_write().
  *
  * Transient failures of the run (#ENRICH_E_READERS_FULL, #ENRICH_E_IO) are
  * retried up to `max_retries` times after a backoff drawn uniformly from
  * [0, min(retry_max_ms, retry_base_ms * 2^attempt)] (full jitter). When
  * they persist, the batch's events (each non-blank NDJSON line, or the
- * whole array) go to the dead-letter prefix
+ * whole input for the other shapes) go to the dead-letter prefix
  * (error-output-type `processing-failed`) as Firehose error records with
  * the code and message, and the call succeeds: nothing is dropped
  * silently. Writes of objects are retried the same way; their records go
  * to the dead letters (`delivery-failed`) when the retries run out.
+ * @param[in] shape an #enrich_input, or an #enrich_aws_event (enrich/aws.h).
  * @retval the codes of enrich_batch_run() that are not transient (nothing
  *         is delivered), and those of enrich_delivery_write().
  * @since 0.1
  */
 ENRICH_API enrich_status enrich_delivery_run(enrich_delivery *dlv, enrich_ctx *ctx,
-                                             enrich_input input, const void *src,
+                                             int shape, const void *src,
                                              size_t src_len, uint64_t input_end);
 
 /**

@@ -1224,7 +1224,7 @@ static bool transient(enrich_status rc)
     return rc == ENRICH_E_READERS_FULL || rc == ENRICH_E_IO;
 }
 
-enrich_status enrich_delivery_run(enrich_delivery *d, enrich_ctx *ctx, enrich_input input,
+enrich_status enrich_delivery_run(enrich_delivery *d, enrich_ctx *ctx, int shape,
                                   const void *src, size_t src_len, uint64_t input_end)
 {
     if (!d || !ctx)
@@ -1239,7 +1239,9 @@ enrich_status enrich_delivery_run(enrich_delivery *d, enrich_ctx *ctx, enrich_in
             d->run_faults--;
             rc = d->run_fault_code;
         } else {
-            rc = enrich_batch_run(ctx, input, src, src_len);
+            rc = shape <= ENRICH_INPUT_JSON_ARRAY
+                     ? enrich_batch_run(ctx, (enrich_input)shape, src, src_len)
+                     : enrich_aws_batch_run(ctx, (enrich_aws_event)shape, src, src_len);
         }
         if (!transient(rc) || a >= d->max_retries)
             break;
@@ -1256,7 +1258,7 @@ enrich_status enrich_delivery_run(enrich_delivery *d, enrich_ctx *ctx, enrich_in
         const char **lines = NULL;
         size_t *lens = NULL, lcap = 0;
         bool ok = true;
-        if (input == ENRICH_INPUT_NDJSON) {
+        if (shape == ENRICH_INPUT_NDJSON) {
             for (size_t p = 0; p < src_len && ok;) {
                 const char *e = memchr(s + p, '\n', src_len - p);
                 size_t end = e ? (size_t)(e - s) : src_len, l = end - p;
