@@ -22,6 +22,8 @@
 
 %{
 #include "enrich/enrich.h"
+#include "enrich/aws.h"
+#include "enrich/delivery.h"
 %}
 
 %include <stdint.i>
@@ -45,6 +47,11 @@
 /* A borrowed span is returned as the language's byte type, never as a
  * struct holding a raw pointer. */
 %ignore enrich_buf;
+/* enrich_store_load takes an options struct that C fills from
+ * ENRICH_LOAD_OPTIONS_INIT; a binding calls the flat helper below instead
+ * (its language-level API has its own keyword or option names). */
+%ignore enrich_store_load;
+%ignore enrich_load_options;
 /* Raw destructors: the handle classes' destructors call them, and a second
  * way to free would let a binding free twice. */
 %ignore enrich_store_close;
@@ -95,3 +102,23 @@ struct enrich_delivery {};
 
 %include "enrich/version.h"
 %include "enrich/enrich.h"
+%include "enrich/aws.h"
+%include "enrich/delivery.h"
+
+/* ---- binding glue ------------------------------------------------------ */
+%inline %{
+/* enrich_store_load with its options as arguments (NULL key: the existing
+ * table's; NULL csv_types: none). */
+enrich_status enrich_bind_store_load(enrich_store *store, const char *table, const char *key,
+                                     enrich_load_format format, const char *csv_types,
+                                     unsigned flags, const void *src, size_t src_len,
+                                     size_t *loaded)
+{
+    enrich_load_options o = ENRICH_LOAD_OPTIONS_INIT;
+    o.format = format;
+    o.flags = flags;
+    o.key = key;
+    o.csv_types = csv_types;
+    return enrich_store_load(store, table, &o, src, src_len, loaded);
+}
+%}

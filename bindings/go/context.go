@@ -135,7 +135,7 @@ func (c *Context) RecordID(i int) string {
 	var s string
 	_ = c.with(func(h capi.Ctx) error {
 		if i >= 0 {
-			s = string(capi.Batch_record_id(h, int64(i)))
+			s = string(capi.Aws_record_id(h, int64(i)))
 		}
 		return nil
 	})
@@ -171,7 +171,7 @@ func (c *Context) Result(i int) Result {
 	r := ResultFailed
 	_ = c.with(func(h capi.Ctx) error {
 		if i >= 0 {
-			r = Result(capi.Batch_result(h, int64(i)))
+			r = Result(capi.Aws_result(h, int64(i)))
 		}
 		return nil
 	})
@@ -183,7 +183,7 @@ func (c *Context) ArrivalMs(i int) int64 {
 	t := int64(-1)
 	_ = c.with(func(h capi.Ctx) error {
 		if i >= 0 {
-			t = capi.Batch_arrival_ms(h, int64(i))
+			t = capi.Aws_arrival_ms(h, int64(i))
 		}
 		return nil
 	})
@@ -213,7 +213,7 @@ func (c *Context) Encode(enc Encoding) ([]byte, error) {
 	var out []byte
 	err := c.with(func(h capi.Ctx) error {
 		var err error
-		out, err = encode(h, enc)
+		out, err = encode(h, c.in, enc)
 		return err
 	})
 	return out, err

@@ -46,9 +46,9 @@ func (p *Pipeline) OpenDelivery(root string, config []byte) (*Delivery, error) {
 		return nil, ErrClosed
 	}
 	var dh uintptr
-	// open reports through the pipeline's store: read it under its lock
-	if err := p.store.call("enrich_delivery_open", func(capi.Store) int {
-		return capi.Delivery_open(p.h, root, config, &dh)
+	msg := make([]byte, errbufSize)
+	if err := p.store.callMsg("enrich_delivery_open", msg, func(capi.Store) int {
+		return capi.Delivery_open(p.h, root, config, &dh, msg)
 	}); err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (d *Delivery) Run(in Input, batch []byte, inputEnd uint64) error {
 			return err
 		}
 		defer d.p.put(c)
-		rc := capi.Delivery_run(h, c, capi.Enum_SS_enrich_input(in), batch, inputEnd)
+		rc := capi.Delivery_run(h, c, int(in), batch, inputEnd)
 		if rc == 0 {
 			d.end = inputEnd
 		}

@@ -61,6 +61,14 @@
   $1 = ($1_ltype)$input.array;
   $2 = (size_t)$input.len;
 %}
+/* A message buffer of the caller's (compile, delivery open): a []byte. */
+%typemap(gotype) (char *errbuf, size_t errbuf_cap) "[]byte"
+%typemap(imtype) (char *errbuf, size_t errbuf_cap) "[]byte"
+%typemap(in) (char *errbuf, size_t errbuf_cap)
+%{
+  $1 = (char *)$input.array;
+  $2 = (size_t)$input.len;
+%}
 %typemap(gotype) size_t *written "*int"
 %typemap(imtype) size_t *written "*int"
 %typemap(in) size_t *written %{ $1 = (size_t *)$input; %}
@@ -128,10 +136,10 @@ size_t enrich_go_meta(const enrich_ctx *ctx, int64_t *meta, size_t meta_len)
         int64_t *m = meta + i * ENRICH_GO_META;
         m[0] = (int64_t)enrich_batch_outcome(ctx, i);
         m[1] = (int64_t)enrich_batch_error(ctx, i);
-        m[2] = (int64_t)enrich_batch_result(ctx, i);
+        m[2] = (int64_t)enrich_aws_result(ctx, i);
         m[3] = (int64_t)enrich_batch_record(ctx, i).len;
-        m[4] = (int64_t)enrich_batch_record_id(ctx, i).len;
-        m[5] = enrich_batch_arrival_ms(ctx, i);
+        m[4] = (int64_t)enrich_aws_record_id(ctx, i).len;
+        m[5] = enrich_aws_arrival_ms(ctx, i);
     }
     return n;
 }
@@ -143,12 +151,12 @@ size_t enrich_go_concat(const enrich_ctx *ctx, int what, void *dst, size_t dst_c
 {
     size_t n = enrich_batch_count(ctx), need = 0;
     for (size_t i = 0; i < n; i++)
-        need += (what ? enrich_batch_record_id(ctx, i) : enrich_batch_record(ctx, i)).len;
+        need += (what ? enrich_aws_record_id(ctx, i) : enrich_batch_record(ctx, i)).len;
     if (need > dst_cap)
         return need;
     unsigned char *p = (unsigned char *)dst;
     for (size_t i = 0; i < n; i++) {
-        enrich_buf b = what ? enrich_batch_record_id(ctx, i) : enrich_batch_record(ctx, i);
+        enrich_buf b = what ? enrich_aws_record_id(ctx, i) : enrich_batch_record(ctx, i);
         if (b.len)
             memcpy(p, b.ptr, b.len);
         p += b.len;

@@ -51,8 +51,9 @@ func (s *Store) Compile(rules []byte, opts ...Option) (*Pipeline, error) {
 		copts = append(copts, o)
 	}
 	var ph uintptr
-	if err := s.call("enrich_pipeline_compile", func(h capi.Store) int {
-		return capi.Pipeline_compile(h, rules, &ph)
+	msg := make([]byte, errbufSize)
+	if err := s.callMsg("enrich_pipeline_compile", msg, func(h capi.Store) int {
+		return capi.Pipeline_compile(h, rules, &ph, msg)
 	}); err != nil {
 		return nil, err
 	}
@@ -199,20 +200,50 @@ func (p *Pipeline) Close() error {
 	return err
 }
 
+// run enriches one batch: the core's shapes through enrich_batch_run, the
+// AWS events (Pipes, Firehose, Kinesis) through enrich_aws_batch_run.
 func run(c capi.Ctx, in Input, batch []byte) error {
+	if in >= InputPipes {
+		if rc := capi.Aws_batch_run(c, capi.Enum_SS_enrich_aws_event(in), batch); rc != 0 {
+			return codeErr(rc, "enrich_aws_batch_run", capi.Ctx_errmsg(c))
+		}
+		return nil
+	}
 	if rc := capi.Batch_run(c, capi.Enum_SS_enrich_input(in), batch); rc != 0 {
 		return codeErr(rc, "enrich_batch_run", capi.Ctx_errmsg(c))
 	}
 	return nil
 }
 
-// encode encodes the ctx's last batch into a new slice.
-func encode(c capi.Ctx, enc Encoding) ([]byte, error) {
+// encode encodes the ctx's last batch (of input in) into a new slice. The
+// AWS responses come from enrich_aws_encode, and so does a JSON array after
+// a Pipes batch: the Pipes response, under the response limit.
+func encode(c capi.Ctx, in Input, enc Encoding) ([]byte, error) {
+	aws := capi.Enum_SS_enrich_aws_response(0)
+	switch {
+	case enc == EncodeFirehose:
+		aws = capi.AWS_RESPONSE_FIREHOSE
+	case enc == EncodeKinesisResponse:
+		aws = capi.AWS_RESPONSE_KINESIS
+	case enc == EncodeJSONArray && in == InputPipes:
+		aws = capi.AWS_RESPONSE_PIPES
+	}
 	e := capi.Enum_SS_enrich_encoding(enc)
-	buf := make([]byte, int(capi.Encode_bound(c, e)))
+	bound := func() int {
+		if aws != 0 {
+			return int(capi.Aws_encode_bound(c, aws))
+		}
+		return int(capi.Encode_bound(c, e))
+	}
+	buf := make([]byte, bound())
 	for {
 		n := 0
-		rc := capi.Encode(c, e, buf, &n)
+		var rc int
+		if aws != 0 {
+			rc = capi.Aws_encode(c, aws, buf, &n)
+		} else {
+			rc = capi.Encode(c, e, buf, &n)
+		}
 		if rc == 0 {
 			return buf[:n], nil
 		}
@@ -265,7 +296,7 @@ func snapshot(c capi.Ctx, in Input, enc Encoding) (*Batch, error) {
 	b := &Batch{Input: in, Records: make([]Record, n)}
 	if n == 0 {
 		if enc != EncodeNone {
-			out, err := encode(c, enc)
+			out, err := encode(c, in, enc)
 			b.Output = out
 			if err != nil {
 				return b, err
@@ -278,7 +309,7 @@ func snapshot(c capi.Ctx, in Input, enc Encoding) (*Batch, error) {
 
 	var encErr error
 	if enc != EncodeNone {
-		b.Output, encErr = encode(c, enc)
+		b.Output, encErr = encode(c, in, enc)
 	}
 
 	// Record bytes: inside the NDJSON or array output, else one arena.

@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"bytes"
 	"sync"
 
 	"example.invalid/libenrich/enrich/internal/capi"
@@ -56,6 +57,27 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// errbufSize is the message buffer of the calls that report into their
+// own (compile, delivery open); the C header says 512 bytes suffice.
+const errbufSize = 512
+
+// callMsg is call for the functions that write their detail into msg (a
+// buffer of their own) rather than into the store's errmsg.
+func (s *Store) callMsg(op string, msg []byte, f func(h capi.Store) int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == nil {
+		return ErrClosed
+	}
+	if rc := f(s.h); rc != 0 {
+		if i := bytes.IndexByte(msg, 0); i >= 0 {
+			msg = msg[:i]
+		}
+		return codeErr(rc, op, string(msg))
+	}
+	return nil
+}
+
 // call runs f on the live handle under the store's lock and turns its
 // status into an error with the store's errmsg.
 func (s *Store) call(op string, f func(h capi.Store) int) error {
@@ -99,7 +121,7 @@ func (s *Store) Load(table string, data []byte, o LoadOptions) (int, error) {
 	}
 	n := 0
 	err := s.call("enrich_store_load", func(h capi.Store) int {
-		return capi.Store_load(h, table, o.Key, capi.Enum_SS_enrich_load_format(f), o.CSVTypes, flags, data, &n)
+		return capi.Bind_store_load(h, table, o.Key, capi.Enum_SS_enrich_load_format(f), o.CSVTypes, flags, data, &n)
 	})
 	return n, err
 }

@@ -146,14 +146,6 @@ func MaxRecordBytes(n int64) Option { return Option{20, n} }
 // ClockMs fixes the clock at an epoch time in ms (-1: the real clock).
 func ClockMs(ms int64) Option { return Option{30, ms} }
 
-// ForceRebuild rebuilds every event instead of splicing (tests).
-func ForceRebuild(on bool) Option {
-	if on {
-		return Option{40, 1}
-	}
-	return Option{40, 0}
-}
-
 // ResponseLimit sets the largest AWS response in bytes (default 6000000).
 func ResponseLimit(n int64) Option { return Option{50, n} }
 

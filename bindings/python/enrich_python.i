@@ -27,9 +27,8 @@
 #include <stdint.h>
 
 /* The handle whose errmsg explains a failure is the call's first argument
- * when it is a store, a ctx or a delivery (pipeline_compile reports through
- * its store; delivery_open through the pipeline's store, which the Pythonic
- * layer reads).
+ * when it is a store, a ctx or a delivery (pipeline_compile and
+ * delivery_open write their own message buffer instead: see errbuf below).
  * SWIG names the first argument arg1 in every wrapper; _Generic picks the
  * errmsg function by its type, and anything else has no detail. */
 enum { ENRICH_PY_NODETAIL, ENRICH_PY_STORE, ENRICH_PY_CTX, ENRICH_PY_DELIVERY };
@@ -100,6 +99,26 @@ static void enrich_py_raise(int code, const char *detail)
         SWIG_fail;
     }
     $result = SWIG_Py_Void();
+}
+
+/* pipeline_compile and delivery_open: the detail is in the call's own
+ * message buffer (never the shared store's), raised from its argout, which
+ * runs after the handle's. */
+%typemap(out) enrich_status enrich_pipeline_compile, enrich_status enrich_delivery_open {
+    $result = SWIG_Py_Void();
+}
+%typemap(in, numinputs=0) (char *errbuf, size_t errbuf_cap) (char buf[512]) {
+    buf[0] = '\0';
+    $1 = buf;
+    $2 = sizeof buf;
+}
+%typemap(argout) (char *errbuf, size_t errbuf_cap) {
+    if (result != ENRICH_OK) {
+        Py_XDECREF($result);
+        $result = NULL;
+        enrich_py_raise(result, $1);
+        SWIG_fail;
+    }
 }
 
 /* ---- input bytes ------------------------------------------------------ */
@@ -202,15 +221,15 @@ ENRICH_PY_HANDLE_OUT(enrich_delivery)
 }
 %enddef
 ENRICH_PY_NOGIL(enrich_store_open)
-ENRICH_PY_NOGIL(enrich_store_load)
+ENRICH_PY_NOGIL(enrich_bind_store_load)
 ENRICH_PY_NOGIL(enrich_store_put)
 ENRICH_PY_NOGIL(enrich_store_delete)
 ENRICH_PY_NOGIL(enrich_store_copy)
 ENRICH_PY_NOGIL(enrich_pipeline_compile)
 ENRICH_PY_NOGIL(enrich_batch_run)
-ENRICH_PY_NOGIL(enrich_encode_ndjson)
-ENRICH_PY_NOGIL(enrich_encode_json_array)
+ENRICH_PY_NOGIL(enrich_aws_batch_run)
 ENRICH_PY_NOGIL(enrich_encode)
+ENRICH_PY_NOGIL(enrich_aws_encode)
 ENRICH_PY_NOGIL(enrich_gzip)
 /* A delivery is used by one thread at a time: enrich.Delivery serializes
  * its calls (and the Context whose batch it runs or writes). */

@@ -86,17 +86,19 @@ _INPUTS = dict(
     ndjson=_c.INPUT_NDJSON,
     json=_c.INPUT_JSON_ARRAY,
     json_array=_c.INPUT_JSON_ARRAY,
-    pipes=_c.INPUT_PIPES,
-    firehose=_c.INPUT_FIREHOSE,
-    kinesis=_c.INPUT_KINESIS,
+    pipes=_c.AWS_PIPES,
+    firehose=_c.AWS_FIREHOSE,
+    kinesis=_c.AWS_KINESIS,
 )
+# The core's encodings, and the AWS responses (negative here, so one table
+# holds both; encode() sends them to aws_encode).
 _ENCODINGS = dict(
     ndjson=_c.ENCODE_NDJSON,
     json=_c.ENCODE_JSON_ARRAY,
     json_array=_c.ENCODE_JSON_ARRAY,
-    firehose=_c.ENCODE_FIREHOSE,
-    kinesis=_c.ENCODE_KINESIS_RESPONSE,
-    kinesis_response=_c.ENCODE_KINESIS_RESPONSE,
+    firehose=-_c.AWS_RESPONSE_FIREHOSE,
+    kinesis=-_c.AWS_RESPONSE_KINESIS,
+    kinesis_response=-_c.AWS_RESPONSE_KINESIS,
 )
 _LOAD_FORMATS = dict(
     ndjson=_c.LOAD_NDJSON,
@@ -110,7 +112,6 @@ _OPTIONS = dict(
     max_depth=_c.OPT_MAX_DEPTH,
     max_record_bytes=_c.OPT_MAX_RECORD_BYTES,
     clock_ms=_c.OPT_CLOCK_MS,
-    force_rebuild=_c.OPT_FORCE_REBUILD,
     response_limit=_c.OPT_RESPONSE_LIMIT,
     lookup_cache=_c.OPT_LOOKUP_CACHE,
 )
@@ -223,8 +224,8 @@ class Store:
         fmt = _pick(_LOAD_FORMATS, "load format", format)
         flags = _c.LOAD_REPLACE if replace else 0
         with self._lock:
-            return _c.store_load(self._handle(), table, key, fmt, csv_types, flags,
-                                 _json_arg(data))
+            return _c.bind_store_load(self._handle(), table, key, fmt, csv_types, flags,
+                                      _json_arg(data))
 
     def define_table(self, table, key):
         """Create table with its key attribute(s), or check an existing one."""
@@ -321,9 +322,9 @@ class Pipeline:
         self._local = _threading.local()
         self._lock = _threading.Lock()
         self._h = None
-        with store._lock:
-            self._h = _c.pipeline_compile(store._handle(), _json_arg(rules))
-            _c.py_keep_parent(self._h, store._h)
+        # No store lock: the compile reports into its own message buffer.
+        self._h = _c.pipeline_compile(store._handle(), _json_arg(rules))
+        _c.py_keep_parent(self._h, store._h)
         store._pipelines.add(self)
 
     @classmethod
@@ -401,7 +402,6 @@ class Context:
       max_depth         JSON nesting limit (default 128)
       max_record_bytes  longest event (default 1 MiB + 1 KiB)
       clock_ms          fixed clock in epoch ms, -1 for the real clock
-      force_rebuild     True: rebuild every event instead of splicing
       response_limit    largest AWS response in bytes (default 6000000)
     """
 
@@ -450,7 +450,10 @@ class Context:
         with self._lock:
             h = self._handle()
             self._gen += 1
-            _c.batch_run(h, inp, batch)
+            if inp >= _c.AWS_PIPES:
+                _c.aws_batch_run(h, inp, batch)
+            else:
+                _c.batch_run(h, inp, batch)
             return BatchResult(self, self._gen, input)
 
     def reset(self):
@@ -536,7 +539,7 @@ class BatchResult:
         """Records per AWS result: {"ok", "dropped", "failed", "over_limit"}."""
         with self._ctx._lock:
             h = self._h()
-            return {r.name.lower(): _c.batch_count_result(h, r) for r in RecordResult}
+            return {r.name.lower(): _c.aws_count_result(h, r) for r in RecordResult}
 
     # -- whole-batch encodings ------------------------------------------------
     def encode(self, encoding="ndjson"):
@@ -547,12 +550,13 @@ class BatchResult:
         enc = _pick(_ENCODINGS, "encoding", encoding)
         with self._ctx._lock:
             h = self._h()
+            if enc == _c.ENCODE_JSON_ARRAY and self.input == "pipes":
+                enc = -_c.AWS_RESPONSE_PIPES  # the array under the response limit
+            if enc < 0:
+                cap = _c.aws_encode_bound(h, -enc)
+                return _grow(lambda n: _c.aws_encode(h, -enc, n), cap)
             cap = _c.encode_bound(h, enc)
-            if hasattr(_c, "encode"):
-                return _grow(lambda n: _c.encode(h, enc, n), cap)
-            if enc == _c.ENCODE_NDJSON:
-                return _grow(lambda n: _c.encode_ndjson(h, n), cap)
-            return _grow(lambda n: _c.encode_json_array(h, n), cap)
+            return _grow(lambda n: _c.encode(h, enc, n), cap)
 
     @property
     def ndjson(self):
@@ -605,20 +609,20 @@ class BatchResult:
         Kinesis sequenceNumber) as str; None for NDJSON/array input."""
         with self._ctx._lock:
             h = self._h()
-            b = _c.batch_record_id(h, self._index(i))
+            b = _c.aws_record_id(h, self._index(i))
         return b.decode("utf-8", "surrogateescape") if b else None
 
     def arrival_ms(self, i):
         """approximateArrivalTimestamp of record i in epoch ms, or None."""
         with self._ctx._lock:
             h = self._h()
-            ms = _c.batch_arrival_ms(h, self._index(i))
+            ms = _c.aws_arrival_ms(h, self._index(i))
         return None if ms < 0 else ms
 
     def result(self, i):
         with self._ctx._lock:
             h = self._h()
-            return RecordResult(_c.batch_result(h, self._index(i)))
+            return RecordResult(_c.aws_result(h, self._index(i)))
 
     def _all(self, fn):
         with self._ctx._lock:
@@ -645,7 +649,7 @@ class BatchResult:
     @property
     def ids(self):
         return [b.decode("utf-8", "surrogateescape") if b else None
-                for b in self._all(_c.batch_record_id)]
+                for b in self._all(_c.aws_record_id)]
 
     def __repr__(self):
         try:
@@ -693,17 +697,10 @@ class Delivery:
         self._lock = _threading.Lock()
         self._h = None
         self._ctx = Context(pipeline, **options)
-        store = pipeline._store
         try:
-            with pipeline._lock, store._lock:
+            with pipeline._lock:
                 ph = pipeline._handle()
-                try:
-                    h = _c.delivery_open(ph, root_dir, _json_arg(config))
-                except Error as e:  # noqa: F405
-                    # open reports through the pipeline's store
-                    if not e.detail and store._h is not None:
-                        e.detail = _c.store_errmsg(store._h)
-                    raise
+                h = _c.delivery_open(ph, root_dir, _json_arg(config))
                 _c.py_keep_parent(h, ph)
         except BaseException:
             self._ctx.close()

@@ -10,7 +10,7 @@
 //
 //	go: Pipeline.Enrich(InputNDJSON, batch, EncodeNDJSON) from -goroutines
 //	    goroutines (records and output copied into Go memory);
-//	c:  enrich_batch_run + enrich_encode_ndjson into a reused buffer, one
+//	c:  enrich_batch_run + enrich_encode (NDJSON) into a reused buffer, one
 //	    ctx per thread (from -goroutines pthreads).
 //
 // Output, one line per side, easy to parse:
@@ -55,9 +55,9 @@ static void *cbench_thread(void *arg) {
 			b->rc = enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, b->src + b->batch_off[i],
 			                         b->batch_off[i + 1] - b->batch_off[i]);
 			if (b->rc) goto done;
-			if (enrich_encode_ndjson(ctx, out, cap, &w) == ENRICH_E_DST_SIZE) {
+			if (enrich_encode(ctx, ENRICH_ENCODE_NDJSON, out, cap, &w) == ENRICH_E_DST_SIZE) {
 				free(out); cap = w * 2; out = malloc(cap);
-				enrich_encode_ndjson(ctx, out, cap, &w);
+				enrich_encode(ctx, ENRICH_ENCODE_NDJSON, out, cap, &w);
 			}
 			b->events += enrich_batch_count(ctx);
 			b->batches++;
@@ -79,7 +79,7 @@ static int cbench_run(const char *store_path, const char *rules, size_t rules_le
 	enrich_pipeline *p = NULL;
 	int rc = enrich_store_open(store_path, ENRICH_STORE_RDONLY, &s);
 	if (rc) return rc;
-	rc = enrich_pipeline_compile(s, rules, rules_len, &p);
+	rc = enrich_pipeline_compile(s, rules, rules_len, &p, NULL, 0);
 	if (rc) { enrich_store_close(s); return rc; }
 	struct cbench *b = calloc((size_t)n, sizeof *b);
 	pthread_t *th = calloc((size_t)n, sizeof *th);

@@ -13,9 +13,9 @@ extern
 #ifdef __cplusplus
   "C"
 #endif
-  void cgo_panic__capi_19e46f38a7902999(const char*);
+  void cgo_panic__capi_e387fc480f05f5f3(const char*);
 static void _swig_gopanic(const char *p) {
-  cgo_panic__capi_19e46f38a7902999(p);
+  cgo_panic__capi_e387fc480f05f5f3(p);
 }
 
 
@@ -192,6 +192,8 @@ static void* Swig_malloc(int c) {
 
 
 #include "enrich/enrich.h"
+#include "enrich/aws.h"
+#include "enrich/delivery.h"
 
 
 #include <stdint.h>		// Use the C99 official header
@@ -214,10 +216,10 @@ size_t enrich_go_meta(const enrich_ctx *ctx, int64_t *meta, size_t meta_len)
         int64_t *m = meta + i * ENRICH_GO_META;
         m[0] = (int64_t)enrich_batch_outcome(ctx, i);
         m[1] = (int64_t)enrich_batch_error(ctx, i);
-        m[2] = (int64_t)enrich_batch_result(ctx, i);
+        m[2] = (int64_t)enrich_aws_result(ctx, i);
         m[3] = (int64_t)enrich_batch_record(ctx, i).len;
-        m[4] = (int64_t)enrich_batch_record_id(ctx, i).len;
-        m[5] = enrich_batch_arrival_ms(ctx, i);
+        m[4] = (int64_t)enrich_aws_record_id(ctx, i).len;
+        m[5] = enrich_aws_arrival_ms(ctx, i);
     }
     return n;
 }
@@ -229,12 +231,12 @@ size_t enrich_go_concat(const enrich_ctx *ctx, int what, void *dst, size_t dst_c
 {
     size_t n = enrich_batch_count(ctx), need = 0;
     for (size_t i = 0; i < n; i++)
-        need += (what ? enrich_batch_record_id(ctx, i) : enrich_batch_record(ctx, i)).len;
+        need += (what ? enrich_aws_record_id(ctx, i) : enrich_batch_record(ctx, i)).len;
     if (need > dst_cap)
         return need;
     unsigned char *p = (unsigned char *)dst;
     for (size_t i = 0; i < n; i++) {
-        enrich_buf b = what ? enrich_batch_record_id(ctx, i) : enrich_batch_record(ctx, i);
+        enrich_buf b = what ? enrich_aws_record_id(ctx, i) : enrich_batch_record(ctx, i);
         if (b.len)
             memcpy(p, b.ptr, b.len);
         p += b.len;
@@ -242,11 +244,27 @@ size_t enrich_go_concat(const enrich_ctx *ctx, int what, void *dst, size_t dst_c
     return need;
 }
 
+
+/* enrich_store_load with its options as arguments (NULL key: the existing
+ * table's; NULL csv_types: none). */
+enrich_status enrich_bind_store_load(enrich_store *store, const char *table, const char *key,
+                                     enrich_load_format format, const char *csv_types,
+                                     unsigned flags, const void *src, size_t src_len,
+                                     size_t *loaded)
+{
+    enrich_load_options o = ENRICH_LOAD_OPTIONS_INIT;
+    o.format = format;
+    o.flags = flags;
+    o.key = key;
+    o.csv_types = csv_types;
+    return enrich_store_load(store, table, &o, src, src_len, loaded);
+}
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_19e46f38a7902999(void *_swig_go_0) {
+void _wrap_Swig_free_capi_e387fc480f05f5f3(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -256,7 +274,7 @@ void _wrap_Swig_free_capi_19e46f38a7902999(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_19e46f38a7902999(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_e387fc480f05f5f3(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -269,7 +287,7 @@ void *_wrap_Swig_malloc_capi_19e46f38a7902999(intgo _swig_go_0) {
 }
 
 
-void _wrap_delete_store_capi_19e46f38a7902999(struct enrich_store *_swig_go_0) {
+void _wrap_delete_store_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
   struct enrich_store *arg1 = (struct enrich_store *) 0 ;
   
   arg1 = *(struct enrich_store **)&_swig_go_0; 
@@ -279,7 +297,7 @@ void _wrap_delete_store_capi_19e46f38a7902999(struct enrich_store *_swig_go_0) {
 }
 
 
-void _wrap_delete_pipeline_capi_19e46f38a7902999(struct enrich_pipeline *_swig_go_0) {
+void _wrap_delete_pipeline_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0) {
   struct enrich_pipeline *arg1 = (struct enrich_pipeline *) 0 ;
   
   arg1 = *(struct enrich_pipeline **)&_swig_go_0; 
@@ -289,7 +307,7 @@ void _wrap_delete_pipeline_capi_19e46f38a7902999(struct enrich_pipeline *_swig_g
 }
 
 
-void _wrap_delete_ctx_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0) {
+void _wrap_delete_ctx_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
   struct enrich_ctx *arg1 = (struct enrich_ctx *) 0 ;
   
   arg1 = *(struct enrich_ctx **)&_swig_go_0; 
@@ -299,7 +317,7 @@ void _wrap_delete_ctx_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0) {
 }
 
 
-void _wrap_delete_delivery_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0) {
+void _wrap_delete_delivery_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0) {
   struct enrich_delivery *arg1 = (struct enrich_delivery *) 0 ;
   
   arg1 = *(struct enrich_delivery **)&_swig_go_0; 
@@ -309,7 +327,7 @@ void _wrap_delete_delivery_capi_19e46f38a7902999(struct enrich_delivery *_swig_g
 }
 
 
-long long _wrap_go_meta_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
+long long _wrap_go_meta_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   size_t arg3 ;
@@ -328,7 +346,7 @@ long long _wrap_go_meta_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, _go
 }
 
 
-long long _wrap_go_concat_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+long long _wrap_go_concat_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int arg2 ;
   void *arg3 = (void *) 0 ;
@@ -349,7 +367,7 @@ long long _wrap_go_concat_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, i
 }
 
 
-intgo _wrap_VERSION_NUMBER_capi_19e46f38a7902999() {
+intgo _wrap_VERSION_NUMBER_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -360,7 +378,7 @@ intgo _wrap_VERSION_NUMBER_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_version_number_capi_19e46f38a7902999() {
+intgo _wrap_version_number_capi_e387fc480f05f5f3() {
   unsigned int result;
   intgo _swig_go_result;
   
@@ -371,7 +389,7 @@ intgo _wrap_version_number_capi_19e46f38a7902999() {
 }
 
 
-_gostring_ _wrap_version_string_capi_19e46f38a7902999() {
+_gostring_ _wrap_version_string_capi_e387fc480f05f5f3() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -382,7 +400,7 @@ _gostring_ _wrap_version_string_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_INVALID_capi_19e46f38a7902999() {
+intgo _wrap_E_INVALID_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -393,7 +411,7 @@ intgo _wrap_E_INVALID_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_NOMEM_capi_19e46f38a7902999() {
+intgo _wrap_E_NOMEM_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -404,7 +422,7 @@ intgo _wrap_E_NOMEM_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_IO_capi_19e46f38a7902999() {
+intgo _wrap_E_IO_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -415,7 +433,7 @@ intgo _wrap_E_IO_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_NOTFOUND_capi_19e46f38a7902999() {
+intgo _wrap_E_NOTFOUND_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -426,7 +444,7 @@ intgo _wrap_E_NOTFOUND_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_READONLY_capi_19e46f38a7902999() {
+intgo _wrap_E_READONLY_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -437,7 +455,7 @@ intgo _wrap_E_READONLY_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_NOT_STORE_capi_19e46f38a7902999() {
+intgo _wrap_E_NOT_STORE_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -448,7 +466,7 @@ intgo _wrap_E_NOT_STORE_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_STORE_capi_19e46f38a7902999() {
+intgo _wrap_E_STORE_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -459,7 +477,7 @@ intgo _wrap_E_STORE_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_READERS_FULL_capi_19e46f38a7902999() {
+intgo _wrap_E_READERS_FULL_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -470,7 +488,7 @@ intgo _wrap_E_READERS_FULL_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_NO_TABLE_capi_19e46f38a7902999() {
+intgo _wrap_E_NO_TABLE_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -481,7 +499,7 @@ intgo _wrap_E_NO_TABLE_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_RULES_capi_19e46f38a7902999() {
+intgo _wrap_E_RULES_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -492,7 +510,7 @@ intgo _wrap_E_RULES_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_JSON_capi_19e46f38a7902999() {
+intgo _wrap_E_JSON_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -503,7 +521,7 @@ intgo _wrap_E_JSON_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_NOT_OBJECT_capi_19e46f38a7902999() {
+intgo _wrap_E_NOT_OBJECT_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -514,7 +532,7 @@ intgo _wrap_E_NOT_OBJECT_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_KEY_TYPE_capi_19e46f38a7902999() {
+intgo _wrap_E_KEY_TYPE_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -525,7 +543,7 @@ intgo _wrap_E_KEY_TYPE_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_KEY_TOO_LONG_capi_19e46f38a7902999() {
+intgo _wrap_E_KEY_TOO_LONG_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -536,7 +554,7 @@ intgo _wrap_E_KEY_TOO_LONG_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_CONFLICT_capi_19e46f38a7902999() {
+intgo _wrap_E_CONFLICT_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -547,7 +565,7 @@ intgo _wrap_E_CONFLICT_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_DEPTH_capi_19e46f38a7902999() {
+intgo _wrap_E_DEPTH_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -558,7 +576,7 @@ intgo _wrap_E_DEPTH_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_UTF8_capi_19e46f38a7902999() {
+intgo _wrap_E_UTF8_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -569,7 +587,7 @@ intgo _wrap_E_UTF8_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_NUL_capi_19e46f38a7902999() {
+intgo _wrap_E_NUL_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -580,7 +598,7 @@ intgo _wrap_E_NUL_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_TOO_LARGE_capi_19e46f38a7902999() {
+intgo _wrap_E_TOO_LARGE_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -591,7 +609,7 @@ intgo _wrap_E_TOO_LARGE_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_DST_SIZE_capi_19e46f38a7902999() {
+intgo _wrap_E_DST_SIZE_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -602,7 +620,7 @@ intgo _wrap_E_DST_SIZE_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_ITEM_capi_19e46f38a7902999() {
+intgo _wrap_E_ITEM_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -613,7 +631,7 @@ intgo _wrap_E_ITEM_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_ZLIB_capi_19e46f38a7902999() {
+intgo _wrap_E_ZLIB_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -624,7 +642,7 @@ intgo _wrap_E_ZLIB_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_BASE64_capi_19e46f38a7902999() {
+intgo _wrap_E_BASE64_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -635,7 +653,7 @@ intgo _wrap_E_BASE64_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_E_LAST_capi_19e46f38a7902999() {
+intgo _wrap_E_LAST_capi_e387fc480f05f5f3() {
   int result;
   intgo _swig_go_result;
   
@@ -646,7 +664,7 @@ intgo _wrap_E_LAST_capi_19e46f38a7902999() {
 }
 
 
-_gostring_ _wrap_strerror_capi_19e46f38a7902999(intgo _swig_go_0) {
+_gostring_ _wrap_strerror_capi_e387fc480f05f5f3(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -659,7 +677,7 @@ _gostring_ _wrap_strerror_capi_19e46f38a7902999(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_status_name_capi_19e46f38a7902999(intgo _swig_go_0) {
+_gostring_ _wrap_status_name_capi_e387fc480f05f5f3(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -672,7 +690,7 @@ _gostring_ _wrap_status_name_capi_19e46f38a7902999(intgo _swig_go_0) {
 }
 
 
-intgo _wrap_store_open_capi_19e46f38a7902999(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
+intgo _wrap_store_open_capi_e387fc480f05f5f3(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -694,7 +712,7 @@ intgo _wrap_store_open_capi_19e46f38a7902999(_gostring_ _swig_go_0, intgo _swig_
 }
 
 
-_gostring_ _wrap_store_errmsg_capi_19e46f38a7902999(struct enrich_store *_swig_go_0) {
+_gostring_ _wrap_store_errmsg_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -707,7 +725,7 @@ _gostring_ _wrap_store_errmsg_capi_19e46f38a7902999(struct enrich_store *_swig_g
 }
 
 
-intgo _wrap_store_define_table_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+intgo _wrap_store_define_table_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -738,7 +756,7 @@ intgo _wrap_store_define_table_capi_19e46f38a7902999(struct enrich_store *_swig_
 }
 
 
-intgo _wrap_LOAD_NDJSON_capi_19e46f38a7902999() {
+intgo _wrap_LOAD_NDJSON_capi_e387fc480f05f5f3() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -750,7 +768,7 @@ intgo _wrap_LOAD_NDJSON_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_LOAD_JSON_ARRAY_capi_19e46f38a7902999() {
+intgo _wrap_LOAD_JSON_ARRAY_capi_e387fc480f05f5f3() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -762,7 +780,7 @@ intgo _wrap_LOAD_JSON_ARRAY_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_capi_19e46f38a7902999() {
+intgo _wrap_LOAD_DYNAMODB_capi_e387fc480f05f5f3() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -774,7 +792,7 @@ intgo _wrap_LOAD_DYNAMODB_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_STREAM_capi_19e46f38a7902999() {
+intgo _wrap_LOAD_DYNAMODB_STREAM_capi_e387fc480f05f5f3() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -786,7 +804,7 @@ intgo _wrap_LOAD_DYNAMODB_STREAM_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_LOAD_CSV_capi_19e46f38a7902999() {
+intgo _wrap_LOAD_CSV_capi_e387fc480f05f5f3() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -798,7 +816,1105 @@ intgo _wrap_LOAD_CSV_capi_19e46f38a7902999() {
 }
 
 
-intgo _wrap_store_load_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
+intgo _wrap_store_put_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  
+  result = (enrich_status)enrich_store_put(arg1,(char const *)arg2,(void const *)arg3,arg4);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_get_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  void *arg5 = (void *) 0 ;
+  size_t arg6 ;
+  size_t *arg7 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  
+  arg5 = (void *)_swig_go_3.array;
+  arg6 = (size_t)_swig_go_3.len;
+  
+  arg7 = (size_t *)_swig_go_4; 
+  
+  result = (enrich_status)enrich_store_get(arg1,(char const *)arg2,(void const *)arg3,arg4,arg5,arg6,arg7);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_delete_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  
+  result = (enrich_status)enrich_store_delete(arg1,(char const *)arg2,(void const *)arg3,arg4);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_copy_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  char *arg2 = (char *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  
+  result = (enrich_status)enrich_store_copy(arg1,(char const *)arg2);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_stats_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  void *arg2 = (void *) 0 ;
+  size_t arg3 ;
+  size_t *arg4 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  arg2 = (void *)_swig_go_1.array;
+  arg3 = (size_t)_swig_go_1.len;
+  
+  arg4 = (size_t *)_swig_go_2; 
+  
+  result = (enrich_status)enrich_store_stats(arg1,arg2,arg3,arg4);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  void *arg2 = (void *) 0 ;
+  size_t arg3 ;
+  enrich_pipeline **arg4 = (enrich_pipeline **) 0 ;
+  char *arg5 = (char *) 0 ;
+  size_t arg6 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  arg2 = (void *)_swig_go_1.array;
+  arg3 = (size_t)_swig_go_1.len;
+  
+  arg4 = (enrich_pipeline **)_swig_go_2; 
+  
+  arg5 = (char *)_swig_go_3.array;
+  arg6 = (size_t)_swig_go_3.len;
+  
+  
+  result = (enrich_status)enrich_pipeline_compile(arg1,(void const *)arg2,arg3,arg4,arg5,arg6);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_ctx_create_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
+  enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
+  enrich_ctx **arg2 = (enrich_ctx **) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_pipeline **)&_swig_go_0; 
+  arg2 = (enrich_ctx **)_swig_go_1; 
+  
+  result = (enrich_status)enrich_ctx_create((struct enrich_pipeline const *)arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_ctx_reset_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  
+  enrich_ctx_reset(arg1);
+  
+}
+
+
+_gostring_ _wrap_ctx_errmsg_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  char *result = 0 ;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  
+  result = (char *)enrich_ctx_errmsg((struct enrich_ctx const *)arg1);
+  _swig_go_result = Swig_AllocateString((char*)result, result ? strlen((char*)result) : 0); 
+  return _swig_go_result;
+}
+
+
+struct enrich_pipeline *_wrap_ctx_pipeline_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_pipeline *result = 0 ;
+  struct enrich_pipeline *_swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  
+  result = (enrich_pipeline *)enrich_ctx_pipeline((struct enrich_ctx const *)arg1);
+  *(enrich_pipeline **)&_swig_go_result = (enrich_pipeline *)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_OPT_MAX_DEPTH_capi_e387fc480f05f5f3() {
+  enum enrich_option result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_OPT_MAX_DEPTH;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_OPT_MAX_RECORD_BYTES_capi_e387fc480f05f5f3() {
+  enum enrich_option result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_OPT_MAX_RECORD_BYTES;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_OPT_CLOCK_MS_capi_e387fc480f05f5f3() {
+  enum enrich_option result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_OPT_CLOCK_MS;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_OPT_RESPONSE_LIMIT_capi_e387fc480f05f5f3() {
+  enum enrich_option result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_OPT_RESPONSE_LIMIT;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_OPT_LOOKUP_CACHE_capi_e387fc480f05f5f3() {
+  enum enrich_option result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_OPT_LOOKUP_CACHE;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_option arg2 ;
+  int64_t arg3 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (enrich_option)_swig_go_1; 
+  arg3 = (int64_t)_swig_go_2; 
+  
+  result = (enrich_status)enrich_ctx_set_option(arg1,arg2,arg3);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_ctx_get_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_option arg2 ;
+  int64_t *arg3 = (int64_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (enrich_option)_swig_go_1; 
+  arg3 = (int64_t *)_swig_go_2; 
+  
+  result = (enrich_status)enrich_ctx_get_option((struct enrich_ctx const *)arg1,arg2,arg3);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_option_bounds_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+  enrich_option arg1 ;
+  int64_t *arg2 = (int64_t *) 0 ;
+  int64_t *arg3 = (int64_t *) 0 ;
+  int64_t temp2 ;
+  int64_t temp3 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = (enrich_option)_swig_go_0; 
+  {
+    if (_swig_go_1.len == 0) {
+      _swig_gopanic("array must contain at least 1 element");
+    }
+    arg2 = &temp2;
+  }
+  {
+    if (_swig_go_2.len == 0) {
+      _swig_gopanic("array must contain at least 1 element");
+    }
+    arg3 = &temp3;
+  }
+  
+  result = (enrich_status)enrich_option_bounds(arg1,arg2,arg3);
+  _swig_go_result = (intgo)result; 
+  {
+    long long* a = (long long *) _swig_go_1.array;
+    a[0] = temp2;
+  }
+  {
+    long long* a = (long long *) _swig_go_2.array;
+    a[0] = temp3;
+  }
+  
+  
+  return _swig_go_result;
+}
+
+
+intgo _wrap_INPUT_NDJSON_capi_e387fc480f05f5f3() {
+  enum enrich_input result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_INPUT_NDJSON;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_INPUT_JSON_ARRAY_capi_e387fc480f05f5f3() {
+  enum enrich_input result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_INPUT_JSON_ARRAY;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_OUTCOME_SUCCESS_capi_e387fc480f05f5f3() {
+  enum enrich_outcome result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_OUTCOME_SUCCESS;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_OUTCOME_NOT_FOUND_capi_e387fc480f05f5f3() {
+  enum enrich_outcome result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_OUTCOME_NOT_FOUND;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_OUTCOME_NO_KEY_capi_e387fc480f05f5f3() {
+  enum enrich_outcome result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_OUTCOME_NO_KEY;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_OUTCOME_ERROR_capi_e387fc480f05f5f3() {
+  enum enrich_outcome result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_OUTCOME_ERROR;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_input arg2 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (enrich_input)_swig_go_1; 
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  
+  result = (enrich_status)enrich_batch_run(arg1,arg2,(void const *)arg3,arg4);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+long long _wrap_batch_count_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  
+  result = enrich_batch_count((struct enrich_ctx const *)arg1);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+long long _wrap_batch_count_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_outcome arg2 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (enrich_outcome)_swig_go_1; 
+  
+  result = enrich_batch_count_outcome((struct enrich_ctx const *)arg1,arg2);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  size_t arg2 ;
+  enrich_outcome result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  result = (enrich_outcome)enrich_batch_outcome((struct enrich_ctx const *)arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_batch_error_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  size_t arg2 ;
+  int result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  result = (int)enrich_batch_error((struct enrich_ctx const *)arg1,arg2);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+_goslice_ _wrap_batch_record_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  size_t arg2 ;
+  enrich_buf result;
+  _goslice_ _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  result = enrich_batch_record((struct enrich_ctx const *)arg1,arg2);
+  
+  _swig_go_result.array = (void *)(&result)->ptr;
+  _swig_go_result.len = (intgo)(&result)->len;
+  _swig_go_result.cap = (intgo)(&result)->len;
+  
+  return _swig_go_result;
+}
+
+
+intgo _wrap_batch_partition_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  size_t arg2 ;
+  char *arg3 = (char *) 0 ;
+  size_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  arg3 = (char *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (size_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_batch_partition((struct enrich_ctx const *)arg1,arg2,arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+long long _wrap_batch_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  int64_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  
+  result = (int64_t)enrich_batch_time_ms((struct enrich_ctx const *)arg1);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+long long _wrap_batch_event_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  size_t arg2 ;
+  int64_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  result = (int64_t)enrich_batch_event_time_ms((struct enrich_ctx const *)arg1,arg2);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_ENCODE_NDJSON_capi_e387fc480f05f5f3() {
+  enum enrich_encoding result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_ENCODE_NDJSON;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_ENCODE_JSON_ARRAY_capi_e387fc480f05f5f3() {
+  enum enrich_encoding result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_ENCODE_JSON_ARRAY;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+long long _wrap_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_encoding arg2 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (enrich_encoding)_swig_go_1; 
+  
+  result = enrich_encode_bound((struct enrich_ctx const *)arg1,arg2);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_encoding arg2 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (enrich_encoding)_swig_go_1; 
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (size_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_encode((struct enrich_ctx const *)arg1,arg2,arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+long long _wrap_gzip_bound_capi_e387fc480f05f5f3(long long _swig_go_0) {
+  size_t arg1 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = (size_t)_swig_go_0; 
+  
+  result = enrich_gzip_bound(arg1);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_gzip_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+  int arg1 ;
+  void *arg2 = (void *) 0 ;
+  size_t arg3 ;
+  void *arg4 = (void *) 0 ;
+  size_t arg5 ;
+  size_t *arg6 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = (int)_swig_go_0; 
+  
+  arg2 = (void *)_swig_go_1.array;
+  arg3 = (size_t)_swig_go_1.len;
+  
+  
+  arg4 = (void *)_swig_go_2.array;
+  arg5 = (size_t)_swig_go_2.len;
+  
+  arg6 = (size_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_gzip(arg1,arg2,arg3,(void const *)arg4,arg5,arg6);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_AWS_PIPES_capi_e387fc480f05f5f3() {
+  enum enrich_aws_event result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_AWS_PIPES;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_AWS_FIREHOSE_capi_e387fc480f05f5f3() {
+  enum enrich_aws_event result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_AWS_FIREHOSE;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_AWS_KINESIS_capi_e387fc480f05f5f3() {
+  enum enrich_aws_event result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_AWS_KINESIS;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_RESULT_OK_capi_e387fc480f05f5f3() {
+  enum enrich_result result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_RESULT_OK;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_RESULT_DROPPED_capi_e387fc480f05f5f3() {
+  enum enrich_result result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_RESULT_DROPPED;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_RESULT_FAILED_capi_e387fc480f05f5f3() {
+  enum enrich_result result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_RESULT_FAILED;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_RESULT_OVER_LIMIT_capi_e387fc480f05f5f3() {
+  enum enrich_result result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_RESULT_OVER_LIMIT;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_aws_event arg2 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (enrich_aws_event)_swig_go_1; 
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  
+  result = (enrich_status)enrich_aws_batch_run(arg1,arg2,(void const *)arg3,arg4);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+_goslice_ _wrap_aws_record_id_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  size_t arg2 ;
+  enrich_buf result;
+  _goslice_ _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  result = enrich_aws_record_id((struct enrich_ctx const *)arg1,arg2);
+  
+  _swig_go_result.array = (void *)(&result)->ptr;
+  _swig_go_result.len = (intgo)(&result)->len;
+  _swig_go_result.cap = (intgo)(&result)->len;
+  
+  return _swig_go_result;
+}
+
+
+long long _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  size_t arg2 ;
+  int64_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  result = (int64_t)enrich_aws_arrival_ms((struct enrich_ctx const *)arg1,arg2);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_aws_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  size_t arg2 ;
+  enrich_result result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  result = (enrich_result)enrich_aws_result((struct enrich_ctx const *)arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+long long _wrap_aws_count_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_result arg2 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (enrich_result)_swig_go_1; 
+  
+  result = enrich_aws_count_result((struct enrich_ctx const *)arg1,arg2);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_AWS_RESPONSE_PIPES_capi_e387fc480f05f5f3() {
+  enum enrich_aws_response result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_AWS_RESPONSE_PIPES;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_e387fc480f05f5f3() {
+  enum enrich_aws_response result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_AWS_RESPONSE_FIREHOSE;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_AWS_RESPONSE_KINESIS_capi_e387fc480f05f5f3() {
+  enum enrich_aws_response result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_AWS_RESPONSE_KINESIS;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+long long _wrap_aws_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_aws_response arg2 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (enrich_aws_response)_swig_go_1; 
+  
+  result = enrich_aws_encode_bound((struct enrich_ctx const *)arg1,arg2);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_aws_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  enrich_aws_response arg2 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (enrich_aws_response)_swig_go_1; 
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (size_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_aws_encode((struct enrich_ctx const *)arg1,arg2,arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_open_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
+  enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  enrich_delivery **arg5 = (enrich_delivery **) 0 ;
+  char *arg6 = (char *) 0 ;
+  size_t arg7 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_pipeline **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (enrich_delivery **)_swig_go_3; 
+  
+  arg6 = (char *)_swig_go_4.array;
+  arg7 = (size_t)_swig_go_4.len;
+  
+  
+  result = (enrich_status)enrich_delivery_open((struct enrich_pipeline const *)arg1,(char const *)arg2,(void const *)arg3,arg4,arg5,arg6,arg7);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_write_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  enrich_ctx *arg2 = (enrich_ctx *) 0 ;
+  uint64_t arg3 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = *(enrich_ctx **)&_swig_go_1; 
+  arg3 = (uint64_t)_swig_go_2; 
+  
+  result = (enrich_status)enrich_delivery_write(arg1,(struct enrich_ctx const *)arg2,arg3);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_run_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  enrich_ctx *arg2 = (enrich_ctx *) 0 ;
+  int arg3 ;
+  void *arg4 = (void *) 0 ;
+  size_t arg5 ;
+  uint64_t arg6 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = *(enrich_ctx **)&_swig_go_1; 
+  arg3 = (int)_swig_go_2; 
+  
+  arg4 = (void *)_swig_go_3.array;
+  arg5 = (size_t)_swig_go_3.len;
+  
+  arg6 = (uint64_t)_swig_go_4; 
+  
+  result = (enrich_status)enrich_delivery_run(arg1,arg2,arg3,(void const *)arg4,arg5,arg6);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  int64_t arg2 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = (int64_t)_swig_go_1; 
+  
+  result = (enrich_status)enrich_delivery_flush(arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_close_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  unsigned int arg2 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = (unsigned int)_swig_go_1; 
+  
+  result = (enrich_status)enrich_delivery_close(arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_delivery_errmsg_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  char *result = 0 ;
+  _gostring_ _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  
+  result = (char *)enrich_delivery_errmsg((struct enrich_delivery const *)arg1);
+  _swig_go_result = Swig_AllocateString((char*)result, result ? strlen((char*)result) : 0); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  uint64_t *arg2 = (uint64_t *) 0 ;
+  uint64_t temp2 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  {
+    if (_swig_go_1.len == 0) {
+      _swig_gopanic("array must contain at least 1 element");
+    }
+    arg2 = &temp2;
+  }
+  
+  result = (enrich_status)enrich_delivery_resume_offset((struct enrich_delivery const *)arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  {
+    unsigned long long* a = (unsigned long long *) _swig_go_1.array;
+    a[0] = temp2;
+  }
+  
+  return _swig_go_result;
+}
+
+
+intgo _wrap_METRICS_JSON_capi_e387fc480f05f5f3() {
+  enum enrich_metrics_format result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_METRICS_JSON;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_METRICS_EMF_capi_e387fc480f05f5f3() {
+  enum enrich_metrics_format result;
+  intgo _swig_go_result;
+  
+  
+  result = ENRICH_METRICS_EMF;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
+  enrich_metrics_format arg2 ;
+  unsigned int arg3 ;
+  void *arg4 = (void *) 0 ;
+  size_t arg5 ;
+  size_t *arg6 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_delivery **)&_swig_go_0; 
+  arg2 = (enrich_metrics_format)_swig_go_1; 
+  arg3 = (unsigned int)_swig_go_2; 
+  
+  arg4 = (void *)_swig_go_3.array;
+  arg5 = (size_t)_swig_go_3.len;
+  
+  arg6 = (size_t *)_swig_go_4; 
+  
+  result = (enrich_status)enrich_delivery_metrics(arg1,arg2,arg3,arg4,arg5,arg6);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_bind_store_load_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -843,1039 +1959,11 @@ intgo _wrap_store_load_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _g
   
   arg9 = (size_t *)_swig_go_7; 
   
-  result = (enrich_status)enrich_store_load(arg1,(char const *)arg2,(char const *)arg3,arg4,(char const *)arg5,arg6,(void const *)arg7,arg8,arg9);
+  result = (enrich_status)enrich_bind_store_load(arg1,(char const *)arg2,(char const *)arg3,arg4,(char const *)arg5,arg6,(void const *)arg7,arg8,arg9);
   _swig_go_result = (intgo)result; 
   free(arg2); 
   free(arg3); 
   free(arg5); 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_store_put_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
-  enrich_store *arg1 = (enrich_store *) 0 ;
-  char *arg2 = (char *) 0 ;
-  void *arg3 = (void *) 0 ;
-  size_t arg4 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_store **)&_swig_go_0; 
-  
-  arg2 = (char *)malloc(_swig_go_1.n + 1);
-  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
-  arg2[_swig_go_1.n] = '\0';
-  
-  
-  arg3 = (void *)_swig_go_2.array;
-  arg4 = (size_t)_swig_go_2.len;
-  
-  
-  result = (enrich_status)enrich_store_put(arg1,(char const *)arg2,(void const *)arg3,arg4);
-  _swig_go_result = (intgo)result; 
-  free(arg2); 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_store_get_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
-  enrich_store *arg1 = (enrich_store *) 0 ;
-  char *arg2 = (char *) 0 ;
-  void *arg3 = (void *) 0 ;
-  size_t arg4 ;
-  void *arg5 = (void *) 0 ;
-  size_t arg6 ;
-  size_t *arg7 = (size_t *) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_store **)&_swig_go_0; 
-  
-  arg2 = (char *)malloc(_swig_go_1.n + 1);
-  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
-  arg2[_swig_go_1.n] = '\0';
-  
-  
-  arg3 = (void *)_swig_go_2.array;
-  arg4 = (size_t)_swig_go_2.len;
-  
-  
-  arg5 = (void *)_swig_go_3.array;
-  arg6 = (size_t)_swig_go_3.len;
-  
-  arg7 = (size_t *)_swig_go_4; 
-  
-  result = (enrich_status)enrich_store_get(arg1,(char const *)arg2,(void const *)arg3,arg4,arg5,arg6,arg7);
-  _swig_go_result = (intgo)result; 
-  free(arg2); 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_store_delete_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
-  enrich_store *arg1 = (enrich_store *) 0 ;
-  char *arg2 = (char *) 0 ;
-  void *arg3 = (void *) 0 ;
-  size_t arg4 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_store **)&_swig_go_0; 
-  
-  arg2 = (char *)malloc(_swig_go_1.n + 1);
-  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
-  arg2[_swig_go_1.n] = '\0';
-  
-  
-  arg3 = (void *)_swig_go_2.array;
-  arg4 = (size_t)_swig_go_2.len;
-  
-  
-  result = (enrich_status)enrich_store_delete(arg1,(char const *)arg2,(void const *)arg3,arg4);
-  _swig_go_result = (intgo)result; 
-  free(arg2); 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_store_copy_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
-  enrich_store *arg1 = (enrich_store *) 0 ;
-  char *arg2 = (char *) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_store **)&_swig_go_0; 
-  
-  arg2 = (char *)malloc(_swig_go_1.n + 1);
-  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
-  arg2[_swig_go_1.n] = '\0';
-  
-  
-  result = (enrich_status)enrich_store_copy(arg1,(char const *)arg2);
-  _swig_go_result = (intgo)result; 
-  free(arg2); 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_store_stats_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
-  enrich_store *arg1 = (enrich_store *) 0 ;
-  void *arg2 = (void *) 0 ;
-  size_t arg3 ;
-  size_t *arg4 = (size_t *) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_store **)&_swig_go_0; 
-  
-  arg2 = (void *)_swig_go_1.array;
-  arg3 = (size_t)_swig_go_1.len;
-  
-  arg4 = (size_t *)_swig_go_2; 
-  
-  result = (enrich_status)enrich_store_stats(arg1,arg2,arg3,arg4);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_pipeline_compile_capi_19e46f38a7902999(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2) {
-  enrich_store *arg1 = (enrich_store *) 0 ;
-  void *arg2 = (void *) 0 ;
-  size_t arg3 ;
-  enrich_pipeline **arg4 = (enrich_pipeline **) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_store **)&_swig_go_0; 
-  
-  arg2 = (void *)_swig_go_1.array;
-  arg3 = (size_t)_swig_go_1.len;
-  
-  arg4 = (enrich_pipeline **)_swig_go_2; 
-  
-  result = (enrich_status)enrich_pipeline_compile(arg1,(void const *)arg2,arg3,arg4);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_ctx_create_capi_19e46f38a7902999(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
-  enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
-  enrich_ctx **arg2 = (enrich_ctx **) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_pipeline **)&_swig_go_0; 
-  arg2 = (enrich_ctx **)_swig_go_1; 
-  
-  result = (enrich_status)enrich_ctx_create((struct enrich_pipeline const *)arg1,arg2);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-void _wrap_ctx_reset_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  
-  enrich_ctx_reset(arg1);
-  
-}
-
-
-_gostring_ _wrap_ctx_errmsg_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  char *result = 0 ;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  
-  result = (char *)enrich_ctx_errmsg((struct enrich_ctx const *)arg1);
-  _swig_go_result = Swig_AllocateString((char*)result, result ? strlen((char*)result) : 0); 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_OPT_MAX_DEPTH_capi_19e46f38a7902999() {
-  enum enrich_option result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_OPT_MAX_DEPTH;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_OPT_MAX_RECORD_BYTES_capi_19e46f38a7902999() {
-  enum enrich_option result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_OPT_MAX_RECORD_BYTES;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_OPT_CLOCK_MS_capi_19e46f38a7902999() {
-  enum enrich_option result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_OPT_CLOCK_MS;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_OPT_FORCE_REBUILD_capi_19e46f38a7902999() {
-  enum enrich_option result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_OPT_FORCE_REBUILD;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_OPT_RESPONSE_LIMIT_capi_19e46f38a7902999() {
-  enum enrich_option result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_OPT_RESPONSE_LIMIT;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_OPT_LOOKUP_CACHE_capi_19e46f38a7902999() {
-  enum enrich_option result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_OPT_LOOKUP_CACHE;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_ctx_set_option_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  enrich_option arg2 ;
-  int64_t arg3 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (enrich_option)_swig_go_1; 
-  arg3 = (int64_t)_swig_go_2; 
-  
-  result = (enrich_status)enrich_ctx_set_option(arg1,arg2,arg3);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_ctx_get_option_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  enrich_option arg2 ;
-  int64_t *arg3 = (int64_t *) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (enrich_option)_swig_go_1; 
-  arg3 = (int64_t *)_swig_go_2; 
-  
-  result = (enrich_status)enrich_ctx_get_option((struct enrich_ctx const *)arg1,arg2,arg3);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_option_bounds_capi_19e46f38a7902999(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
-  enrich_option arg1 ;
-  int64_t *arg2 = (int64_t *) 0 ;
-  int64_t *arg3 = (int64_t *) 0 ;
-  int64_t temp2 ;
-  int64_t temp3 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = (enrich_option)_swig_go_0; 
-  {
-    if (_swig_go_1.len == 0) {
-      _swig_gopanic("array must contain at least 1 element");
-    }
-    arg2 = &temp2;
-  }
-  {
-    if (_swig_go_2.len == 0) {
-      _swig_gopanic("array must contain at least 1 element");
-    }
-    arg3 = &temp3;
-  }
-  
-  result = (enrich_status)enrich_option_bounds(arg1,arg2,arg3);
-  _swig_go_result = (intgo)result; 
-  {
-    long long* a = (long long *) _swig_go_1.array;
-    a[0] = temp2;
-  }
-  {
-    long long* a = (long long *) _swig_go_2.array;
-    a[0] = temp3;
-  }
-  
-  
-  return _swig_go_result;
-}
-
-
-intgo _wrap_INPUT_NDJSON_capi_19e46f38a7902999() {
-  enum enrich_input result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_INPUT_NDJSON;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_INPUT_JSON_ARRAY_capi_19e46f38a7902999() {
-  enum enrich_input result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_INPUT_JSON_ARRAY;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_INPUT_PIPES_capi_19e46f38a7902999() {
-  enum enrich_input result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_INPUT_PIPES;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_INPUT_FIREHOSE_capi_19e46f38a7902999() {
-  enum enrich_input result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_INPUT_FIREHOSE;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_INPUT_KINESIS_capi_19e46f38a7902999() {
-  enum enrich_input result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_INPUT_KINESIS;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_RESULT_OK_capi_19e46f38a7902999() {
-  enum enrich_result result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_RESULT_OK;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_RESULT_DROPPED_capi_19e46f38a7902999() {
-  enum enrich_result result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_RESULT_DROPPED;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_RESULT_FAILED_capi_19e46f38a7902999() {
-  enum enrich_result result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_RESULT_FAILED;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_RESULT_OVER_LIMIT_capi_19e46f38a7902999() {
-  enum enrich_result result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_RESULT_OVER_LIMIT;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_OUTCOME_SUCCESS_capi_19e46f38a7902999() {
-  enum enrich_outcome result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_OUTCOME_SUCCESS;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_OUTCOME_NOT_FOUND_capi_19e46f38a7902999() {
-  enum enrich_outcome result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_OUTCOME_NOT_FOUND;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_OUTCOME_NO_KEY_capi_19e46f38a7902999() {
-  enum enrich_outcome result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_OUTCOME_NO_KEY;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_OUTCOME_ERROR_capi_19e46f38a7902999() {
-  enum enrich_outcome result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_OUTCOME_ERROR;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_batch_run_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  enrich_input arg2 ;
-  void *arg3 = (void *) 0 ;
-  size_t arg4 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (enrich_input)_swig_go_1; 
-  
-  arg3 = (void *)_swig_go_2.array;
-  arg4 = (size_t)_swig_go_2.len;
-  
-  
-  result = (enrich_status)enrich_batch_run(arg1,arg2,(void const *)arg3,arg4);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-long long _wrap_batch_count_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  size_t result;
-  long long _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  
-  result = enrich_batch_count((struct enrich_ctx const *)arg1);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-long long _wrap_batch_count_outcome_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  enrich_outcome arg2 ;
-  size_t result;
-  long long _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (enrich_outcome)_swig_go_1; 
-  
-  result = enrich_batch_count_outcome((struct enrich_ctx const *)arg1,arg2);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_batch_outcome_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  size_t arg2 ;
-  enrich_outcome result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  
-  result = (enrich_outcome)enrich_batch_outcome((struct enrich_ctx const *)arg1,arg2);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_batch_error_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  size_t arg2 ;
-  int result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  
-  result = (int)enrich_batch_error((struct enrich_ctx const *)arg1,arg2);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-_goslice_ _wrap_batch_record_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  size_t arg2 ;
-  enrich_buf result;
-  _goslice_ _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  
-  result = enrich_batch_record((struct enrich_ctx const *)arg1,arg2);
-  
-  _swig_go_result.array = (void *)(&result)->ptr;
-  _swig_go_result.len = (intgo)(&result)->len;
-  _swig_go_result.cap = (intgo)(&result)->len;
-  
-  return _swig_go_result;
-}
-
-
-intgo _wrap_batch_partition_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  size_t arg2 ;
-  char *arg3 = (char *) 0 ;
-  size_t arg4 ;
-  size_t *arg5 = (size_t *) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  
-  arg3 = (char *)_swig_go_2.array;
-  arg4 = (size_t)_swig_go_2.len;
-  
-  arg5 = (size_t *)_swig_go_3; 
-  
-  result = (enrich_status)enrich_batch_partition((struct enrich_ctx const *)arg1,arg2,arg3,arg4,arg5);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-_goslice_ _wrap_batch_record_id_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  size_t arg2 ;
-  enrich_buf result;
-  _goslice_ _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  
-  result = enrich_batch_record_id((struct enrich_ctx const *)arg1,arg2);
-  
-  _swig_go_result.array = (void *)(&result)->ptr;
-  _swig_go_result.len = (intgo)(&result)->len;
-  _swig_go_result.cap = (intgo)(&result)->len;
-  
-  return _swig_go_result;
-}
-
-
-long long _wrap_batch_arrival_ms_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  size_t arg2 ;
-  int64_t result;
-  long long _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  
-  result = (int64_t)enrich_batch_arrival_ms((struct enrich_ctx const *)arg1,arg2);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_batch_result_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  size_t arg2 ;
-  enrich_result result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (size_t)_swig_go_1; 
-  
-  result = (enrich_result)enrich_batch_result((struct enrich_ctx const *)arg1,arg2);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-long long _wrap_batch_count_result_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  enrich_result arg2 ;
-  size_t result;
-  long long _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (enrich_result)_swig_go_1; 
-  
-  result = enrich_batch_count_result((struct enrich_ctx const *)arg1,arg2);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_ENCODE_NDJSON_capi_19e46f38a7902999() {
-  enum enrich_encoding result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_ENCODE_NDJSON;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_ENCODE_JSON_ARRAY_capi_19e46f38a7902999() {
-  enum enrich_encoding result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_ENCODE_JSON_ARRAY;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_ENCODE_FIREHOSE_capi_19e46f38a7902999() {
-  enum enrich_encoding result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_ENCODE_FIREHOSE;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_ENCODE_KINESIS_RESPONSE_capi_19e46f38a7902999() {
-  enum enrich_encoding result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_ENCODE_KINESIS_RESPONSE;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-long long _wrap_encode_bound_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  enrich_encoding arg2 ;
-  size_t result;
-  long long _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (enrich_encoding)_swig_go_1; 
-  
-  result = enrich_encode_bound((struct enrich_ctx const *)arg1,arg2);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_encode_ndjson_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  void *arg2 = (void *) 0 ;
-  size_t arg3 ;
-  size_t *arg4 = (size_t *) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  
-  arg2 = (void *)_swig_go_1.array;
-  arg3 = (size_t)_swig_go_1.len;
-  
-  arg4 = (size_t *)_swig_go_2; 
-  
-  result = (enrich_status)enrich_encode_ndjson((struct enrich_ctx const *)arg1,arg2,arg3,arg4);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_encode_json_array_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  void *arg2 = (void *) 0 ;
-  size_t arg3 ;
-  size_t *arg4 = (size_t *) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  
-  arg2 = (void *)_swig_go_1.array;
-  arg3 = (size_t)_swig_go_1.len;
-  
-  arg4 = (size_t *)_swig_go_2; 
-  
-  result = (enrich_status)enrich_encode_json_array((struct enrich_ctx const *)arg1,arg2,arg3,arg4);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_encode_capi_19e46f38a7902999(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
-  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
-  enrich_encoding arg2 ;
-  void *arg3 = (void *) 0 ;
-  size_t arg4 ;
-  size_t *arg5 = (size_t *) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_ctx **)&_swig_go_0; 
-  arg2 = (enrich_encoding)_swig_go_1; 
-  
-  arg3 = (void *)_swig_go_2.array;
-  arg4 = (size_t)_swig_go_2.len;
-  
-  arg5 = (size_t *)_swig_go_3; 
-  
-  result = (enrich_status)enrich_encode((struct enrich_ctx const *)arg1,arg2,arg3,arg4,arg5);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-long long _wrap_gzip_bound_capi_19e46f38a7902999(long long _swig_go_0) {
-  size_t arg1 ;
-  size_t result;
-  long long _swig_go_result;
-  
-  arg1 = (size_t)_swig_go_0; 
-  
-  result = enrich_gzip_bound(arg1);
-  _swig_go_result = result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_gzip_capi_19e46f38a7902999(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
-  int arg1 ;
-  void *arg2 = (void *) 0 ;
-  size_t arg3 ;
-  void *arg4 = (void *) 0 ;
-  size_t arg5 ;
-  size_t *arg6 = (size_t *) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = (int)_swig_go_0; 
-  
-  arg2 = (void *)_swig_go_1.array;
-  arg3 = (size_t)_swig_go_1.len;
-  
-  
-  arg4 = (void *)_swig_go_2.array;
-  arg5 = (size_t)_swig_go_2.len;
-  
-  arg6 = (size_t *)_swig_go_3; 
-  
-  result = (enrich_status)enrich_gzip(arg1,arg2,arg3,(void const *)arg4,arg5,arg6);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_delivery_open_capi_19e46f38a7902999(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3) {
-  enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
-  char *arg2 = (char *) 0 ;
-  void *arg3 = (void *) 0 ;
-  size_t arg4 ;
-  enrich_delivery **arg5 = (enrich_delivery **) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_pipeline **)&_swig_go_0; 
-  
-  arg2 = (char *)malloc(_swig_go_1.n + 1);
-  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
-  arg2[_swig_go_1.n] = '\0';
-  
-  
-  arg3 = (void *)_swig_go_2.array;
-  arg4 = (size_t)_swig_go_2.len;
-  
-  arg5 = (enrich_delivery **)_swig_go_3; 
-  
-  result = (enrich_status)enrich_delivery_open((struct enrich_pipeline const *)arg1,(char const *)arg2,(void const *)arg3,arg4,arg5);
-  _swig_go_result = (intgo)result; 
-  free(arg2); 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_delivery_write_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
-  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
-  enrich_ctx *arg2 = (enrich_ctx *) 0 ;
-  uint64_t arg3 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_delivery **)&_swig_go_0; 
-  arg2 = *(enrich_ctx **)&_swig_go_1; 
-  arg3 = (uint64_t)_swig_go_2; 
-  
-  result = (enrich_status)enrich_delivery_write(arg1,(struct enrich_ctx const *)arg2,arg3);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_delivery_run_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
-  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
-  enrich_ctx *arg2 = (enrich_ctx *) 0 ;
-  enrich_input arg3 ;
-  void *arg4 = (void *) 0 ;
-  size_t arg5 ;
-  uint64_t arg6 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_delivery **)&_swig_go_0; 
-  arg2 = *(enrich_ctx **)&_swig_go_1; 
-  arg3 = (enrich_input)_swig_go_2; 
-  
-  arg4 = (void *)_swig_go_3.array;
-  arg5 = (size_t)_swig_go_3.len;
-  
-  arg6 = (uint64_t)_swig_go_4; 
-  
-  result = (enrich_status)enrich_delivery_run(arg1,arg2,arg3,(void const *)arg4,arg5,arg6);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_delivery_flush_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
-  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
-  int64_t arg2 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_delivery **)&_swig_go_0; 
-  arg2 = (int64_t)_swig_go_1; 
-  
-  result = (enrich_status)enrich_delivery_flush(arg1,arg2);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_delivery_close_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
-  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
-  unsigned int arg2 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_delivery **)&_swig_go_0; 
-  arg2 = (unsigned int)_swig_go_1; 
-  
-  result = (enrich_status)enrich_delivery_close(arg1,arg2);
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-_gostring_ _wrap_delivery_errmsg_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0) {
-  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
-  char *result = 0 ;
-  _gostring_ _swig_go_result;
-  
-  arg1 = *(enrich_delivery **)&_swig_go_0; 
-  
-  result = (char *)enrich_delivery_errmsg((struct enrich_delivery const *)arg1);
-  _swig_go_result = Swig_AllocateString((char*)result, result ? strlen((char*)result) : 0); 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_delivery_resume_offset_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
-  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
-  uint64_t *arg2 = (uint64_t *) 0 ;
-  uint64_t temp2 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_delivery **)&_swig_go_0; 
-  {
-    if (_swig_go_1.len == 0) {
-      _swig_gopanic("array must contain at least 1 element");
-    }
-    arg2 = &temp2;
-  }
-  
-  result = (enrich_status)enrich_delivery_resume_offset((struct enrich_delivery const *)arg1,arg2);
-  _swig_go_result = (intgo)result; 
-  {
-    unsigned long long* a = (unsigned long long *) _swig_go_1.array;
-    a[0] = temp2;
-  }
-  
-  return _swig_go_result;
-}
-
-
-intgo _wrap_METRICS_JSON_capi_19e46f38a7902999() {
-  enum enrich_metrics_format result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_METRICS_JSON;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_METRICS_EMF_capi_19e46f38a7902999() {
-  enum enrich_metrics_format result;
-  intgo _swig_go_result;
-  
-  
-  result = ENRICH_METRICS_EMF;
-  
-  _swig_go_result = (intgo)result; 
-  return _swig_go_result;
-}
-
-
-intgo _wrap_delivery_metrics_capi_19e46f38a7902999(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
-  enrich_delivery *arg1 = (enrich_delivery *) 0 ;
-  enrich_metrics_format arg2 ;
-  unsigned int arg3 ;
-  void *arg4 = (void *) 0 ;
-  size_t arg5 ;
-  size_t *arg6 = (size_t *) 0 ;
-  enrich_status result;
-  intgo _swig_go_result;
-  
-  arg1 = *(enrich_delivery **)&_swig_go_0; 
-  arg2 = (enrich_metrics_format)_swig_go_1; 
-  arg3 = (unsigned int)_swig_go_2; 
-  
-  arg4 = (void *)_swig_go_3.array;
-  arg5 = (size_t)_swig_go_3.len;
-  
-  arg6 = (size_t *)_swig_go_4; 
-  
-  result = (enrich_status)enrich_delivery_metrics(arg1,arg2,arg3,arg4,arg5,arg6);
-  _swig_go_result = (intgo)result; 
   return _swig_go_result;
 }
 
