@@ -171,4 +171,25 @@ ENRICH_INTERNAL bool iso8601_parse_ms(const char *s, size_t n, int64_t *ms);
 ENRICH_INTERNAL void iso8601_format_ms(int64_t ms, char out[24]);
 ENRICH_INTERNAL int64_t clock_now_ms(void);
 
+/* ---------------------------------------------------------------- */
+/* Durable files (durable.c)                                         */
+/* ---------------------------------------------------------------- */
+
+/* Writes a file's bytes to fd: 0, or -1 with errno. */
+typedef int (*durable_fill_fn)(void *arg, int fd);
+
+#define DURABLE_NOREPLACE 0x1u  /* fail (EEXIST) rather than replace path */
+#define DURABLE_UNIQUE_TMP 0x2u /* tmp is a mkstemp template ("...XXXXXX"),
+                                   filled in with the name used */
+
+/* Publish a file whole or not at all: create tmp (exclusively), fill it,
+ * fsync, close, rename it to path, fsync the directory. A crash at any
+ * point leaves no file or all of it (and maybe the temporary, for the
+ * caller to sweep). -1 with errno and *step naming what failed ("open",
+ * "write", "fsync", "rename", ...); the temporary is then removed. */
+ENRICH_INTERNAL int durable_publish(char *tmp, const char *path, unsigned flags,
+                                    durable_fill_fn fill, void *arg, const char **step);
+/* fsync the directory holding path (0 where the filesystem cannot). */
+ENRICH_INTERNAL int fsync_dir_of(const char *path);
+
 #endif /* ENRICH_COMMON_H */

@@ -184,19 +184,35 @@ static int mkdirs(char *path)
     return 0;
 }
 
-static int fsync_dir(const char *dir)
+/* durable_publish's filling of a delivery file: the bytes, through
+ * dwrite (so the fault hook sees every write). */
+struct bytes_fill {
+    enrich_delivery *d;
+    const uint8_t *p;
+    size_t n;
+};
+
+static int bytes_fill(void *arg, int fd)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc != 0 && (errno == EINVAL || errno == ENOTSUP) ? 0 : rc;
+    struct bytes_fill *f = arg;
+    const uint8_t *b = f->p;
+    size_t left = f->n;
+    while (left > 0) {
+        ssize_t w = dwrite(f->d, fd, b, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        b += w;
+        left -= (size_t)w;
+    }
+    return 0;
 }
 
-/* Write bytes to dir/.name.tmp, fsync, rename to dir/name, fsync dir.
+/* Write bytes to dir/.name.tmp, publish them as dir/name (durable_publish).
  * -1 with errno and d->errmsg set on failure (the temporary is removed). */
 static int write_durable(enrich_delivery *d, const char *dir, const char *name, const void *p,
                          size_t n)
@@ -212,39 +228,16 @@ static int write_durable(enrich_delivery *d, const char *dir, const char *name, 
     }
     snprintf(tmp, dl + nl + 8, "%s/.%s.tmp", dir, name);
     snprintf(fin, dl + nl + 2, "%s/%s", dir, name);
-    const char *step = "open";
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    int rc = fd < 0 ? -1 : 0;
-    const uint8_t *b = p;
-    size_t left = n;
-    while (rc == 0 && left > 0) {
-        ssize_t w = dwrite(d, fd, b, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = EIO;
-            step = "write";
-            rc = -1;
-            break;
-        }
-        b += w;
-        left -= (size_t)w;
-    }
-    if (rc == 0 && fsync(fd) != 0)
-        step = "fsync", rc = -1;
-    if (fd >= 0 && close(fd) != 0 && rc == 0)
-        step = "close", rc = -1;
-    if (rc == 0 && rename(tmp, fin) != 0)
-        step = "rename", rc = -1;
-    if (rc == 0 && fsync_dir(dir) != 0)
-        step = "fsync of the directory", rc = -1;
+    /* A temporary left by a write that failed is removed by it; one left
+     * by a crash is swept at open (clean_temps), before this can run. */
+    unlink(tmp);
+    struct bytes_fill f = {d, p, n};
+    const char *step;
+    int rc = durable_publish(tmp, fin, 0, bytes_fill, &f, &step);
     int e = errno;
-    if (rc != 0) {
-        errmsg_set(d->errmsg, "%s %s: %s", step, rc && !strcmp(step, "open") ? tmp : fin,
+    if (rc != 0)
+        errmsg_set(d->errmsg, "%s %s: %s", step, !strcmp(step, "open") ? tmp : fin,
                    strerror(e));
-        unlink(tmp);
-    }
     free(tmp);
     free(fin);
     errno = e;

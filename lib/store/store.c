@@ -204,6 +204,39 @@ enrich_status store_grow_map(enrich_store *s, size_t at_least)
     return ENRICH_OK;
 }
 
+enrich_status store_write(enrich_store *s, const char *what, size_t grow, store_write_fn fn,
+                          void *arg)
+{
+    for (int attempt = 0;; attempt++) {
+        MDB_txn *txn;
+        enrich_status st = store_write_begin(s, &txn);
+        if (st != ENRICH_OK)
+            return st;
+        int rc = MDB_SUCCESS;
+        st = fn(s, txn, arg, &rc);
+        if (st == ENRICH_OK) {
+            rc = store_txn_commit(s, txn);
+            if (rc == MDB_SUCCESS)
+                return ENRICH_OK;
+            st = store_map_mdb_write(rc, s->errmsg, what);
+        } else {
+            store_txn_abort(s, txn);
+        }
+        /* Only a full map is worth another round; each round at least
+         * doubles it, so the bound is met only when disk or address space
+         * is exhausted. */
+        if (rc != MDB_MAP_FULL || attempt >= STORE_WRITE_RETRIES)
+            return st;
+        if ((st = store_grow_map(s, grow)) != ENRICH_OK)
+            return st;
+    }
+}
+
+int store_errmsg_mdb_rc(const enrich_store *s)
+{
+    return strstr(s->errmsg, "MDB_MAP_FULL") ? MDB_MAP_FULL : MDB_SUCCESS;
+}
+
 /* ---------------------------------------------------------------- */
 /* Tables                                                            */
 /* ---------------------------------------------------------------- */

@@ -129,6 +129,23 @@ ENRICH_INTERNAL void store_txn_hold(enrich_store *s);
 /* Double the map size (after MDB_MAP_FULL, with no txn of this thread open). */
 ENRICH_INTERNAL enrich_status store_grow_map(enrich_store *s, size_t at_least);
 
+/* The body of a write transaction: its writes into txn. Returns ENRICH_OK
+ * or a status with s->errmsg set; on failure *mdb_rc gets the LMDB code
+ * behind it (MDB_MAP_FULL is the one that matters), when there is one. */
+typedef enrich_status (*store_write_fn)(enrich_store *s, MDB_txn *txn, void *arg, int *mdb_rc);
+
+/* Every write of the store: begin a write txn, run fn, commit. When fn or
+ * the commit meets a full map, everything is undone, the map grows (by at
+ * least grow bytes; 0: doubling alone) and it all runs again, up to
+ * STORE_WRITE_RETRIES rounds: fn must start from its arguments each time.
+ * what names the write in messages ("put", "commit load"). */
+#define STORE_WRITE_RETRIES 24
+ENRICH_INTERNAL enrich_status store_write(enrich_store *s, const char *what, size_t grow,
+                                          store_write_fn fn, void *arg);
+/* *mdb_rc for a failure reported through s->errmsg by a helper that maps
+ * LMDB codes to statuses (store_map_mdb_write names the code). */
+ENRICH_INTERNAL int store_errmsg_mdb_rc(const enrich_store *s);
+
 /* ---------------------------------------------------------------- */
 /* Loaders (load_*.c): each parses its format and feeds a sink        */
 /* ---------------------------------------------------------------- */

@@ -1,6 +1,5 @@
 /* Item-level store operations: define a table, put/get/delete one item,
  * compact copy, statistics. */
-#define _GNU_SOURCE /* renameat2, RENAME_NOREPLACE */
 #include "store_internal.h"
 
 #include <errno.h>
@@ -14,9 +13,6 @@
 
 /* The JSON depth limit for items written by put: the engine's default. */
 #define ITEM_MAX_DEPTH 128
-/* Bound on grow-and-retry rounds for one write; each at least doubles the
- * map, so this is only reached when the disk or address space is full. */
-#define WRITE_RETRIES 24
 
 /* Make a table's handle permanent before a txn begins, so the txn sees it
  * (store_table_warm). A table that does not exist yet is not an error
@@ -26,6 +22,20 @@ static enrich_status prepare_table(enrich_store *s, const char *table)
     MDB_dbi dbi;
     enrich_status st = store_table_warm(s, table, &dbi, s->errmsg);
     return st == ENRICH_E_NO_TABLE ? ENRICH_OK : st;
+}
+
+struct define_args {
+    const char *table, *key;
+};
+
+static enrich_status define_write(enrich_store *s, MDB_txn *txn, void *arg, int *mdb_rc)
+{
+    struct define_args *a = arg;
+    MDB_dbi dbi;
+    enrich_status st = store_define_in_txn(s, txn, a->table, a->key, true, &dbi, NULL);
+    if (st != ENRICH_OK)
+        *mdb_rc = store_errmsg_mdb_rc(s); /* a full map needs a grow like any write */
+    return st;
 }
 
 enrich_status enrich_store_define_table(enrich_store *store, const char *table,
@@ -46,28 +56,8 @@ enrich_status enrich_store_define_table(enrich_store *store, const char *table,
     table_key_free(&tk);
     if ((st = prepare_table(store, table)) != ENRICH_OK)
         return st;
-    for (int attempt = 0;; attempt++) {
-        MDB_txn *txn;
-        if ((st = store_write_begin(store, &txn)) != ENRICH_OK)
-            return st;
-        MDB_dbi dbi;
-        st = store_define_in_txn(store, txn, table, key, true, &dbi, NULL);
-        if (st != ENRICH_OK) {
-            store_txn_abort(store, txn);
-            /* A full map here needs a grow like any other write. */
-            if (strstr(store->errmsg, "MDB_MAP_FULL") && attempt < WRITE_RETRIES &&
-                store_grow_map(store, 0) == ENRICH_OK)
-                continue;
-            return st;
-        }
-        int rc = store_txn_commit(store, txn);
-        if (rc == MDB_MAP_FULL && attempt < WRITE_RETRIES) {
-            if ((st = store_grow_map(store, 0)) != ENRICH_OK)
-                return st;
-            continue;
-        }
-        return store_map_mdb_write(rc, store->errmsg, "define table");
-    }
+    struct define_args a = {table, key};
+    return store_write(store, "define table", 0, define_write, &a);
 }
 
 /* Parse one JSON object into the builder's members (borrowing from src,
@@ -96,6 +86,37 @@ static enrich_status build_item(enrich_store *s, const char *src, size_t len,
     return st;
 }
 
+struct put_args {
+    const char *table;
+    item_builder *b;
+    bool finished; /* encoded by an earlier round: the table's key is known */
+};
+
+static enrich_status put_write(enrich_store *s, MDB_txn *txn, void *arg, int *mdb_rc)
+{
+    struct put_args *a = arg;
+    MDB_dbi dbi;
+    table_key tk;
+    enrich_status st = store_table_open(s, txn, a->table, &dbi, &tk, s->errmsg);
+    if (st == ENRICH_OK && !a->finished) {
+        char msg[ENRICH_ERRMSG_CAP] = "";
+        st = item_builder_finish(a->b, &tk, s->max_key, msg, sizeof msg);
+        if (st != ENRICH_OK)
+            errmsg_set(s->errmsg, "item: %s", msg[0] ? msg : enrich_strerror(st));
+        a->finished = st == ENRICH_OK;
+    }
+    table_key_free(&tk);
+    if (st != ENRICH_OK)
+        return st;
+    MDB_val k = {a->b->key.len, a->b->key.p}, v = {a->b->out.len, a->b->out.p};
+    int rc = mdb_put(txn, dbi, &k, &v, 0);
+    if (rc != MDB_SUCCESS) {
+        *mdb_rc = rc;
+        return store_map_mdb_write(rc, s->errmsg, "put");
+    }
+    return ENRICH_OK;
+}
+
 enrich_status enrich_store_put(enrich_store *store, const char *table, const void *src,
                                size_t src_len)
 {
@@ -110,39 +131,10 @@ enrich_status enrich_store_put(enrich_store *store, const char *table, const voi
     enrich_status st = build_item(store, src ? src : "", src_len, &b);
     if (st == ENRICH_OK)
         st = prepare_table(store, table);
-    bool finished = false;
-    for (int attempt = 0; st == ENRICH_OK; attempt++) {
-        MDB_txn *txn;
-        if ((st = store_write_begin(store, &txn)) != ENRICH_OK)
-            break;
-        MDB_dbi dbi;
-        table_key tk;
-        st = store_table_open(store, txn, table, &dbi, &tk, store->errmsg);
-        if (st == ENRICH_OK && !finished) {
-            char msg[ENRICH_ERRMSG_CAP] = "";
-            st = item_builder_finish(&b, &tk, store->max_key, msg, sizeof msg);
-            if (st != ENRICH_OK)
-                errmsg_set(store->errmsg, "item: %s", msg[0] ? msg : enrich_strerror(st));
-            finished = st == ENRICH_OK;
-        }
-        table_key_free(&tk);
-        if (st != ENRICH_OK) {
-            store_txn_abort(store, txn);
-            break;
-        }
-        MDB_val k = {b.key.len, b.key.p}, v = {b.out.len, b.out.p};
-        int rc = mdb_put(txn, dbi, &k, &v, 0);
-        if (rc == MDB_SUCCESS)
-            rc = store_txn_commit(store, txn);
-        else
-            store_txn_abort(store, txn);
-        if (rc == MDB_MAP_FULL && attempt < WRITE_RETRIES) {
-            /* Grow by at least this item plus a few pages of B-tree splits. */
-            st = store_grow_map(store, v.mv_size + k.mv_size + ((size_t)64 << 10));
-            continue;
-        }
-        st = store_map_mdb_write(rc, store->errmsg, "put");
-        break;
+    if (st == ENRICH_OK) {
+        struct put_args a = {table, &b, false};
+        /* Grow by at least this item plus a few pages of B-tree splits. */
+        st = store_write(store, "put", src_len * 2 + ((size_t)64 << 10), put_write, &a);
     }
     item_builder_free(&b);
     return st;
@@ -208,6 +200,33 @@ enrich_status enrich_store_get(enrich_store *store, const char *table, const voi
     return st;
 }
 
+struct delete_args {
+    const char *table;
+    const void *key;
+    size_t key_len;
+};
+
+static enrich_status delete_write(enrich_store *s, MDB_txn *txn, void *arg, int *mdb_rc)
+{
+    struct delete_args *a = arg;
+    MDB_dbi dbi;
+    enrich_status st = store_table_open(s, txn, a->table, &dbi, NULL, s->errmsg);
+    if (st != ENRICH_OK)
+        return st;
+    MDB_val k = {a->key_len, (void *)(uintptr_t)a->key};
+    /* Deleting can need pages too (copy-on-write of the path). */
+    int rc = mdb_del(txn, dbi, &k, NULL);
+    if (rc == MDB_NOTFOUND) {
+        errmsg_set(s->errmsg, "no item with that key in table '%s'", a->table);
+        return ENRICH_E_NOTFOUND;
+    }
+    if (rc != MDB_SUCCESS) {
+        *mdb_rc = rc;
+        return store_map_mdb_write(rc, s->errmsg, "delete");
+    }
+    return ENRICH_OK;
+}
+
 enrich_status enrich_store_delete(enrich_store *store, const char *table, const void *key,
                                   size_t key_len)
 {
@@ -220,76 +239,35 @@ enrich_status enrich_store_delete(enrich_store *store, const char *table, const 
     enrich_status st = check_key(store, key, key_len);
     if (st != ENRICH_OK || (st = prepare_table(store, table)) != ENRICH_OK)
         return st;
-    for (int attempt = 0;; attempt++) {
-        MDB_txn *txn;
-        if ((st = store_write_begin(store, &txn)) != ENRICH_OK)
-            return st;
-        MDB_dbi dbi;
-        if ((st = store_table_open(store, txn, table, &dbi, NULL, store->errmsg)) != ENRICH_OK) {
-            store_txn_abort(store, txn);
-            return st;
-        }
-        MDB_val k = {key_len, (void *)key};
-        int rc = mdb_del(txn, dbi, &k, NULL);
-        if (rc == MDB_SUCCESS)
-            rc = store_txn_commit(store, txn);
-        else
-            store_txn_abort(store, txn);
-        /* Deleting can need pages too (copy-on-write of the path). */
-        if (rc == MDB_MAP_FULL && attempt < WRITE_RETRIES) {
-            if ((st = store_grow_map(store, 0)) != ENRICH_OK)
-                return st;
-            continue;
-        }
-        if (rc == MDB_NOTFOUND) {
-            errmsg_set(store->errmsg, "no item with that key in table '%s'", table);
-            return ENRICH_E_NOTFOUND;
-        }
-        return store_map_mdb_write(rc, store->errmsg, "delete");
-    }
+    struct delete_args a = {table, key, key_len};
+    return store_write(store, "delete", 0, delete_write, &a);
 }
 
 /* ---------------------------------------------------------------- */
 /* Copy                                                              */
 /* ---------------------------------------------------------------- */
 
-/* Directory part of path ("." when it has none), for fsync after rename. */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    size_t n = slash == path ? 1 : (size_t)(slash - path);
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, path, n);
-        d[n] = '\0';
-    }
-    return d;
-}
+/* durable_publish's filling of a store copy: the compacted environment. */
+struct copy_fill {
+    enrich_store *store;
+    int mdb_rc;
+};
 
-/* Publish tmp as dst without ever replacing an existing dst. */
-static int rename_noreplace(const char *tmp, const char *dst)
+static int copy_fill(void *arg, int fd)
 {
-#ifdef RENAME_NOREPLACE
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS)
-        return -1;
-#endif
-    /* Filesystem without RENAME_NOREPLACE: link() fails on an existing dst
-     * too; as a last resort (no hard links) check, then rename. */
-    if (link(tmp, dst) == 0) {
-        unlink(tmp);
-        return 0;
-    }
-    if (errno == EEXIST)
-        return -1;
-    if (access(dst, F_OK) == 0) {
-        errno = EEXIST;
+    struct copy_fill *c = arg;
+    /* Compaction drops free pages and renumbers, so the copy is as small
+     * as the live data allows; it runs inside one read txn, so writers
+     * may continue meanwhile; it is a transaction, so it holds the map
+     * lock like every other. */
+    store_txn_hold(c->store);
+    c->mdb_rc = mdb_env_copyfd2(c->store->env, fd, MDB_CP_COMPACT);
+    store_txn_release(c->store);
+    if (c->mdb_rc != MDB_SUCCESS) {
+        errno = EIO;
         return -1;
     }
-    return rename(tmp, dst);
+    return 0;
 }
 
 enrich_status enrich_store_copy(enrich_store *store, const char *dst_path)
@@ -307,63 +285,19 @@ enrich_status enrich_store_copy(enrich_store *store, const char *dst_path)
         return ENRICH_E_NOMEM;
     memcpy(tmp, dst_path, n);
     memcpy(tmp + n, ".tmp-XXXXXX", sizeof ".tmp-XXXXXX");
-    /* mkstemp opens with O_CREAT|O_EXCL next to dst, so the rename below
-     * stays within one filesystem and never clobbers someone else's file. */
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        errmsg_set(store->errmsg, "%s: %s", tmp, strerror(errno));
-        free(tmp);
-        return ENRICH_E_IO;
-    }
+    struct copy_fill c = {store, MDB_SUCCESS};
+    const char *step;
     enrich_status res = ENRICH_OK;
-    const char *step = NULL;
-    int err = 0;
-    /* A snapshot meant for shipping: readable like any data file. */
-    if (fchmod(fd, 0644) != 0) {
-        step = "chmod";
-        err = errno;
-    }
-    if (!step) {
-        /* Compaction drops free pages and renumbers, so the copy is as small
-         * as the live data allows; it runs inside one read txn, so writers
-         * may continue meanwhile; it is a transaction, so it holds the
-         * map lock like every other. */
-        store_txn_hold(store);
-        int rc = mdb_env_copyfd2(store->env, fd, MDB_CP_COMPACT);
-        store_txn_release(store);
-        if (rc != MDB_SUCCESS) {
-            res = store_map_mdb(rc, store->errmsg, "copy");
+    if (durable_publish(tmp, dst_path, DURABLE_NOREPLACE | DURABLE_UNIQUE_TMP, copy_fill, &c,
+                        &step) != 0) {
+        if (c.mdb_rc != MDB_SUCCESS) {
+            res = store_map_mdb(c.mdb_rc, store->errmsg, "copy");
             if (res == ENRICH_E_STORE)
                 res = ENRICH_E_IO;
+        } else {
+            errmsg_set(store->errmsg, "copy to %s: %s: %s", dst_path, step, strerror(errno));
+            res = ENRICH_E_IO;
         }
-    }
-    if (!step && res == ENRICH_OK && fsync(fd) != 0) {
-        step = "fsync";
-        err = errno;
-    }
-    if (close(fd) != 0 && !step && res == ENRICH_OK) {
-        step = "close";
-        err = errno;
-    }
-    if (!step && res == ENRICH_OK && rename_noreplace(tmp, dst_path) != 0) {
-        step = "rename";
-        err = errno;
-    }
-    if (step) {
-        errmsg_set(store->errmsg, "copy to %s: %s: %s", dst_path, step, strerror(err));
-        res = ENRICH_E_IO;
-    }
-    if (res != ENRICH_OK) {
-        unlink(tmp);
-    } else {
-        /* Make the new directory entry durable too. */
-        char *dir = dir_of(dst_path);
-        int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY) : -1;
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
     }
     free(tmp);
     return res;

@@ -16,9 +16,6 @@
 #endif
 
 #define PROGRESS_EVERY 65536u
-/* Each retry grows the map by at least 3x the input (and at least doubles
- * it), so a handful of rounds covers any input that fits on disk. */
-#define LOAD_RETRIES 16
 
 /* The staged items: u32 klen, u32 vlen, key, value each. */
 typedef struct stage_buf {
@@ -404,22 +401,29 @@ static size_t mul3(size_t n)
     return n > SIZE_MAX / 3 ? SIZE_MAX / 3 : 3 * n;
 }
 
-/* One attempt of the whole load. */
-static enrich_status load_once(enrich_store *s, const char *table, const char *key,
-                               enrich_load_format format, const char *csv_types,
-                               unsigned flags, const char *src, size_t src_len,
-                               store_sink *ss)
+/* What one load reads: the arguments of enrich_store_load. */
+struct load_args {
+    const char *table, *key, *csv_types;
+    enrich_load_format format;
+    unsigned flags;
+    const char *src;
+    size_t src_len;
+    store_sink *ss;
+};
+
+/* The whole load inside one write transaction (store_write's body; run
+ * again from the start after the map grew). */
+static enrich_status load_write(enrich_store *s, MDB_txn *txn, void *arg, int *mdb_rc)
 {
-    MDB_txn *txn;
-    enrich_status st = store_write_begin(s, &txn);
-    if (st != ENRICH_OK)
-        return st;
+    const struct load_args *a = arg;
+    store_sink *ss = a->ss;
+    const char *src = a->src;
+    size_t src_len = a->src_len;
+    enrich_load_format format = a->format;
     table_key tk = {0};
-    st = store_define_in_txn(s, txn, table, key, true, &ss->dbi, &tk);
+    enrich_status st = store_define_in_txn(s, txn, a->table, a->key, true, &ss->dbi, &tk);
     if (st != ENRICH_OK) {
-        if (strstr(s->errmsg, "MDB_MAP_FULL"))
-            ss->mdb_rc = MDB_MAP_FULL;
-        store_txn_abort(s, txn);
+        *mdb_rc = store_errmsg_mdb_rc(s);
         return st;
     }
     ss->txn = txn;
@@ -432,7 +436,7 @@ static enrich_status load_once(enrich_store *s, const char *table, const char *k
     ss->staging = format != ENRICH_LOAD_DYNAMODB_STREAM;
     ss->stage.len = 0;
     ss->norder = 0;
-    if (flags & ENRICH_LOAD_REPLACE) {
+    if (a->flags & ENRICH_LOAD_REPLACE) {
         /* Emptied inside the txn: readers keep the old contents until the
          * commit, a crash keeps them for good. */
         int rc = mdb_drop(txn, ss->dbi, 0);
@@ -457,7 +461,7 @@ static enrich_status load_once(enrich_store *s, const char *table, const char *k
             st = load_dynamodb_stream(&ss->base, src, src_len);
             break;
         case ENRICH_LOAD_CSV:
-            st = load_csv(&ss->base, src, src_len, csv_types);
+            st = load_csv(&ss->base, src, src_len, a->csv_types);
             break;
         }
     }
@@ -467,17 +471,13 @@ static enrich_status load_once(enrich_store *s, const char *table, const char *k
     ss->key = NULL;
     ss->txn = NULL;
     if (st != ENRICH_OK) {
-        store_txn_abort(s, txn);
+        *mdb_rc = ss->mdb_rc;
         return st;
     }
     if (s->progress)
         s->progress(s->progress_user, ss->items, src_len, src_len);
-    /* Durable commit (no MDB_NOSYNC): once load returns OK, it stays. */
-    int rc = store_txn_commit(s, txn);
-    if (rc != MDB_SUCCESS) {
-        ss->mdb_rc = rc;
-        return store_map_mdb_write(rc, s->errmsg, "commit load");
-    }
+    /* store_write commits durably (no MDB_NOSYNC): once load returns OK,
+     * it stays. */
     return ENRICH_OK;
 }
 
@@ -551,17 +551,10 @@ enrich_status enrich_store_load(enrich_store *store, const char *table,
     ss.base.errmsg = store->errmsg;
     ss.s = store;
     ss.src_len = src_len;
-    const char *text = src ? src : "";
-    for (int attempt = 0;; attempt++) {
-        ss.mdb_rc = MDB_SUCCESS;
-        st = load_once(store, table, key, format, csv_types, flags, text, src_len, &ss);
-        if (st == ENRICH_OK || ss.mdb_rc != MDB_MAP_FULL || attempt >= LOAD_RETRIES)
-            break;
-        /* The txn is gone (aborted, or failed commit): grow with no txn
-         * open, then redo everything; the input is still in memory. */
-        if ((st = store_grow_map(store, mul3(src_len))) != ENRICH_OK)
-            break;
-    }
+    /* A full map undoes the txn and runs the whole load again after the
+     * map grew: the input is still in memory. */
+    struct load_args a = {table, key, csv_types, format, flags, src ? src : "", src_len, &ss};
+    st = store_write(store, "commit load", mul3(src_len), load_write, &a);
     item_builder_free(&ss.base.builder);
     stage_free(&ss.stage);
     free(ss.order);
