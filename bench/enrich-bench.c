@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include <enrich/aws.h>
 #include <enrich/enrich.h>
 
 #include "common.h"
@@ -365,7 +366,10 @@ static void cmd_load(const opts *o, bench_json *j, const char *jkey)
     if (rc)
         bench_die("open %s: %s", o->store, enrich_strerror(rc));
     size_t loaded = 0;
-    rc = enrich_store_load(st, o->table, o->key, fmt, NULL, 0, in.p, in.n, &loaded);
+    enrich_load_options lo = ENRICH_LOAD_OPTIONS_INIT;
+    lo.format = fmt;
+    lo.key = o->key;
+    rc = enrich_store_load(st, o->table, &lo, in.p, in.n, &loaded);
     if (rc)
         bench_die("load %s: %s: %s", o->items, enrich_strerror(rc), enrich_store_errmsg(st));
     double t1 = bench_now();
@@ -463,13 +467,14 @@ static void sb_base64(sbuf *b, const char *s, size_t n)
     b->len = (size_t)(o - b->p);
 }
 
-static enrich_input input_shape(const char *s)
+/* An enrich_input, or an enrich_aws_event (whose values continue them). */
+static int input_shape(const char *s)
 {
     if (!strcmp(s, "ndjson")) return ENRICH_INPUT_NDJSON;
     if (!strcmp(s, "array")) return ENRICH_INPUT_JSON_ARRAY;
-    if (!strcmp(s, "pipes")) return ENRICH_INPUT_PIPES;
-    if (!strcmp(s, "firehose")) return ENRICH_INPUT_FIREHOSE;
-    if (!strcmp(s, "kinesis")) return ENRICH_INPUT_KINESIS;
+    if (!strcmp(s, "pipes")) return ENRICH_AWS_PIPES;
+    if (!strcmp(s, "firehose")) return ENRICH_AWS_FIREHOSE;
+    if (!strcmp(s, "kinesis")) return ENRICH_AWS_KINESIS;
     usage();
     return 0;
 }
@@ -478,7 +483,7 @@ static enrich_input input_shape(const char *s)
 
 /* Build batch b in the chosen shape (NDJSON batches are slices of the file
  * and need no copy). */
-static void shape_batch(sbuf *o, enrich_input in, const char *s, const bench_batches *bb,
+static void shape_batch(sbuf *o, int in, const char *s, const bench_batches *bb,
                         size_t b)
 {
     size_t first = bb->first[b], last = bb->first[b + 1];
@@ -493,7 +498,7 @@ static void shape_batch(sbuf *o, enrich_input in, const char *s, const bench_bat
         }
         sb_put(o, "]", 1);
         break;
-    case ENRICH_INPUT_PIPES:
+    case ENRICH_AWS_PIPES:
         sb_put(o, "[", 1);
         for (size_t i = first; i < last; i++) {
             sb_printf(o, "%s{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"pk-%zu\","
@@ -509,7 +514,7 @@ static void shape_batch(sbuf *o, enrich_input in, const char *s, const bench_bat
         }
         sb_put(o, "]", 1);
         break;
-    case ENRICH_INPUT_FIREHOSE:
+    case ENRICH_AWS_FIREHOSE:
         sb_printf(o, "{\"invocationId\":\"bench-%zu\",\"deliveryStreamArn\":"
                      "\"arn:aws:firehose:us-east-1:123456789012:deliverystream/bench\","
                      "\"region\":\"us-east-1\",\"records\":[", b);
@@ -521,7 +526,7 @@ static void shape_batch(sbuf *o, enrich_input in, const char *s, const bench_bat
         }
         sb_puts(o, "]}");
         break;
-    case ENRICH_INPUT_KINESIS:
+    case ENRICH_AWS_KINESIS:
         sb_puts(o, "{\"Records\":[");
         for (size_t i = first; i < last; i++) {
             sb_printf(o, "%s{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"pk-%zu\","
@@ -556,8 +561,10 @@ typedef struct worker {
 } worker;
 
 typedef struct run_state {
-    enrich_input in;
-    enrich_encoding enc, enc2; /* enc2: a second encoding (Kinesis response) or 0 */
+    int in;                   /* an enrich_input or an enrich_aws_event */
+    enrich_encoding enc;      /* the data's encoding, unless resp is set */
+    enrich_aws_response resp; /* 0, or the AWS response that is the data (Pipes, Firehose) */
+    enrich_aws_response resp2; /* 0, or a response after the data (Kinesis partial batch) */
     int gzip;
     size_t nb;
     const char *const *bptr;
@@ -589,15 +596,21 @@ static void *worker_main(void *arg)
         if (b >= rs->nb)
             break;
         double t0 = bench_now();
-        enrich_status rc = enrich_batch_run(w->ctx, rs->in, rs->bptr[b], rs->blen[b]);
+        enrich_status rc =
+            rs->in <= ENRICH_INPUT_JSON_ARRAY
+                ? enrich_batch_run(w->ctx, (enrich_input)rs->in, rs->bptr[b], rs->blen[b])
+                : enrich_aws_batch_run(w->ctx, (enrich_aws_event)rs->in, rs->bptr[b], rs->blen[b]);
         if (rc) {
             w->err = rc;
             snprintf(w->errmsg, sizeof w->errmsg, "%s", enrich_ctx_errmsg(w->ctx));
             break;
         }
-        size_t need = enrich_encode_bound(w->ctx, rs->enc), written = 0;
+        size_t need = rs->resp ? enrich_aws_encode_bound(w->ctx, rs->resp)
+                               : enrich_encode_bound(w->ctx, rs->enc);
+        size_t written = 0;
         grow(&w->out, &w->out_cap, need);
-        rc = enrich_encode(w->ctx, rs->enc, w->out, w->out_cap, &written);
+        rc = rs->resp ? enrich_aws_encode(w->ctx, rs->resp, w->out, w->out_cap, &written)
+                      : enrich_encode(w->ctx, rs->enc, w->out, w->out_cap, &written);
         if (rc) {
             w->err = rc;
             snprintf(w->errmsg, sizeof w->errmsg, "encode: %s", enrich_strerror(rc));
@@ -614,11 +627,11 @@ static void *worker_main(void *arg)
             }
             w->gz_bytes += gw;
         }
-        if (rs->enc2) {
+        if (rs->resp2) {
             /* The Kinesis partial-batch response, after the data itself. */
             char resp[1 << 16];
             size_t rw;
-            rc = enrich_encode(w->ctx, rs->enc2, resp, sizeof resp, &rw);
+            rc = enrich_aws_encode(w->ctx, rs->resp2, resp, sizeof resp, &rw);
             if (rc && rc != ENRICH_E_DST_SIZE) {
                 w->err = rc;
                 break;
@@ -697,7 +710,7 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
 {
     if (!o->store || !o->events)
         usage();
-    enrich_input in = input_shape(o->input);
+    int in = input_shape(o->input);
     bench_file ev = bench_map(o->events);
     bench_batches bb = bench_split(ev.p, ev.n, o->batch, o->max_events);
     if (bb.events == 0)
@@ -729,15 +742,18 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
     for (size_t b = 0; b < bb.n; b++)
         in_bytes += blen[b];
 
-    enrich_encoding enc = ENRICH_ENCODE_NDJSON, enc2 = 0;
+    enrich_encoding enc = ENRICH_ENCODE_NDJSON;
+    enrich_aws_response resp = 0, resp2 = 0;
     bool native = strcmp(o->output, "native") == 0;
     if (native) {
-        if (in == ENRICH_INPUT_JSON_ARRAY || in == ENRICH_INPUT_PIPES)
+        if (in == ENRICH_INPUT_JSON_ARRAY)
             enc = ENRICH_ENCODE_JSON_ARRAY;
-        else if (in == ENRICH_INPUT_FIREHOSE)
-            enc = ENRICH_ENCODE_FIREHOSE;
-        else if (in == ENRICH_INPUT_KINESIS)
-            enc2 = ENRICH_ENCODE_KINESIS_RESPONSE;
+        else if (in == ENRICH_AWS_PIPES)
+            resp = ENRICH_AWS_RESPONSE_PIPES;
+        else if (in == ENRICH_AWS_FIREHOSE)
+            resp = ENRICH_AWS_RESPONSE_FIREHOSE;
+        else if (in == ENRICH_AWS_KINESIS)
+            resp2 = ENRICH_AWS_RESPONSE_KINESIS;
     }
     char *rules = NULL;
     size_t rules_len = 0;
@@ -748,7 +764,8 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
     memset(&rs, 0, sizeof rs);
     rs.in = in;
     rs.enc = enc;
-    rs.enc2 = enc2;
+    rs.resp = resp;
+    rs.resp2 = resp2;
     rs.gzip = o->gzip;
     rs.nb = bb.n;
     rs.bptr = bptr;
@@ -776,9 +793,10 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
     if (rc)
         bench_die("open %s: %s", o->store, enrich_strerror(rc));
     enrich_pipeline *pl;
-    rc = enrich_pipeline_compile(st, rules, rules_len, &pl);
+    char rules_err[512] = "";
+    rc = enrich_pipeline_compile(st, rules, rules_len, &pl, rules_err, sizeof rules_err);
     if (rc)
-        bench_die("rules: %s: %s", enrich_strerror(rc), enrich_store_errmsg(st));
+        bench_die("rules: %s: %s", enrich_strerror(rc), rules_err);
     for (size_t t = 0; t < o->threads; t++) {
         rc = enrich_ctx_create(pl, &rs.w[t].ctx);
         if (rc)

@@ -69,18 +69,25 @@ static const char events_pipes[] =
     "[{\"eventID\":\"a\",\"data\":\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSJ9\"},"
     "{\"eventID\":\"b\",\"data\":{\"productId\":\"PROD-002\"}}]";
 
+/* shape: an enrich_input or an enrich_aws_event; enc: the enrich_encoding
+ * of a core input, the enrich_aws_response of an AWS event. */
 typedef struct shape_case {
-    enrich_input input;
-    enrich_encoding enc;
+    int shape;
+    int enc;
     const char *src;
 } shape_case;
 
 static const shape_case shapes[] = {
     {ENRICH_INPUT_NDJSON, ENRICH_ENCODE_NDJSON, events_ndjson},
-    {ENRICH_INPUT_FIREHOSE, ENRICH_ENCODE_FIREHOSE, events_firehose},
-    {ENRICH_INPUT_KINESIS, ENRICH_ENCODE_KINESIS_RESPONSE, events_kinesis},
-    {ENRICH_INPUT_PIPES, ENRICH_ENCODE_JSON_ARRAY, events_pipes},
+    {ENRICH_AWS_FIREHOSE, ENRICH_AWS_RESPONSE_FIREHOSE, events_firehose},
+    {ENRICH_AWS_KINESIS, ENRICH_AWS_RESPONSE_KINESIS, events_kinesis},
+    {ENRICH_AWS_PIPES, ENRICH_AWS_RESPONSE_PIPES, events_pipes},
 };
+
+static bool is_aws(const shape_case *sc)
+{
+    return sc->shape >= ENRICH_AWS_PIPES;
+}
 
 /* One full batch: ctx, run, encode, free. Returns the status of the first
  * failing step; *out gets the encoded output on success (caller frees). */
@@ -98,19 +105,22 @@ static enrich_status one_batch(enrich_pipeline *pl, const shape_case *sc, char *
         return st;
     }
     enrich_ctx_set_option(ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
-    st = enrich_batch_run(ctx, sc->input, sc->src, strlen(sc->src));
+    st = tu_batch_run(ctx, sc->shape, sc->src, strlen(sc->src));
     if (st == ENRICH_OK) {
         /* A per-record ENRICH_E_NOMEM would be partial output. (No
          * ck_assert inside the window: Check allocates for each one.) */
         for (size_t i = 0; i < enrich_batch_count(ctx); i++)
             if (enrich_batch_error(ctx, i) == ENRICH_E_NOMEM)
                 *count_after_fail = (size_t)-1;
-        size_t cap = enrich_encode_bound(ctx, sc->enc);
+        size_t cap = is_aws(sc) ? enrich_aws_encode_bound(ctx, (enrich_aws_response)sc->enc)
+                                : enrich_encode_bound(ctx, (enrich_encoding)sc->enc);
         char *buf = malloc(cap ? cap : 1);
         if (!buf) {
             st = ENRICH_E_NOMEM; /* our own buffer: the injected failure hit the test */
         } else {
-            st = enrich_encode(ctx, sc->enc, buf, cap, out_len);
+            st = is_aws(sc) ? enrich_aws_encode(ctx, (enrich_aws_response)sc->enc, buf, cap,
+                                                out_len)
+                            : enrich_encode(ctx, (enrich_encoding)sc->enc, buf, cap, out_len);
             if (st == ENRICH_OK)
                 *out = buf;
             else
@@ -148,17 +158,17 @@ START_TEST(alloc_batch_every_allocation_fails_once)
             total = fa_stop();
             long fired = fa_fired(), live = fa_live();
             ck_assert_msg(cnt != (size_t)-1, "shape %d, N=%ld: a record failed with NOMEM "
-                          "in a batch that succeeded (partial output)", (int)sc->input, n);
+                          "in a batch that succeeded (partial output)", sc->shape, n);
             ck_assert_msg(cnt != (size_t)-2, "shape %d, N=%ld: ctx returned on failure",
-                          (int)sc->input, n);
+                          sc->shape, n);
             if (done) {
                 /* Completed: the failure (if any) was absorbed, and the
                  * output is whole. */
                 ck_assert_msg(same, "shape %d, N=%ld: output differs after an absorbed failure",
-                              (int)sc->input, n);
+                              sc->shape, n);
             } else {
                 ck_assert_msg(st == ENRICH_E_NOMEM, "shape %d, N=%ld: %s instead of NOMEM",
-                              (int)sc->input, n, enrich_status_name(st));
+                              sc->shape, n, enrich_status_name(st));
                 ck_assert_uint_eq(cnt, 0); /* no partial results */
                 failed_runs++;
             }
@@ -168,14 +178,14 @@ START_TEST(alloc_batch_every_allocation_fails_once)
                 memcpy(&dump, &p, sizeof p);
                 dump();
             }
-            ck_assert_msg(live == 0, "shape %d, N=%ld: %ld allocations leaked", (int)sc->input,
+            ck_assert_msg(live == 0, "shape %d, N=%ld: %ld allocations leaked", sc->shape,
                           n, live);
             if (!fired)
                 break; /* N beyond the run's allocations: every N was tried */
         }
         printf("alloc_batch: shape %d: N = 1..%ld (%ld allocation calls per batch), "
                "%ld runs ended in ENRICH_E_NOMEM\n",
-               (int)sc->input, n, total, failed_runs);
+               sc->shape, n, total, failed_runs);
         free(ref);
     }
     tu_fixture_close(&f);
@@ -195,13 +205,15 @@ START_TEST(alloc_compile_every_allocation_fails_once)
     for (n = 1;; n += stride()) {
         enrich_pipeline *pl = NULL;
         fa_start(n);
-        enrich_status st = enrich_pipeline_compile(f.store, rules, strlen(rules), &pl);
+        char err[512] = "";
+        enrich_status st = enrich_pipeline_compile(f.store, rules, strlen(rules), &pl, err,
+                                                   sizeof err);
         enrich_pipeline_free(pl);
         total = fa_stop();
         long fired = fa_fired(), live = fa_live();
         ck_assert_msg(st == ENRICH_OK || st == ENRICH_E_NOMEM,
                       "N=%ld: compile gave %s (%s) instead of NOMEM", n, enrich_status_name(st),
-                      enrich_store_errmsg(f.store));
+                      err);
         ck_assert_msg(st == ENRICH_OK || pl == NULL, "N=%ld: pipeline on failure", n);
         nomem += st == ENRICH_E_NOMEM;
         ck_assert_msg(live == 0, "N=%ld: %ld allocations leaked", n, live);
@@ -271,7 +283,7 @@ static char *fresh_store_with_old(const char *dir, const char *path)
     free(lock);
     enrich_store *s = NULL;
     ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, old_items,
+    ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, old_items,
                                        strlen(old_items), NULL),
                      ENRICH_OK);
     enrich_store_close(s);
@@ -296,7 +308,7 @@ START_TEST(alloc_load_every_allocation_fails_once)
             enrich_status st = enrich_store_open(path, 0, &s);
             enrich_status open_st = st;
             if (st == ENRICH_OK) {
-                st = enrich_store_load(s, "t", "id", lc->fmt,
+                st = tu_load(s, "t", "id", lc->fmt,
                                        lc->fmt == ENRICH_LOAD_CSV ? "n:number" : NULL, flags,
                                        lc->src, strlen(lc->src), NULL);
                 enrich_store_close(s);
@@ -320,7 +332,7 @@ START_TEST(alloc_load_every_allocation_fails_once)
                 after_ok = now;
                 s = NULL;
                 ck_assert_int_eq(enrich_store_open(path, 0, &s), ENRICH_OK);
-                ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
+                ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
                                                    ENRICH_LOAD_REPLACE, old_items,
                                                    strlen(old_items), NULL),
                                  ENRICH_OK);
@@ -352,7 +364,7 @@ START_TEST(alloc_load_every_allocation_fails_once)
 END_TEST
 
 /* A load stages its items in an anonymous mapping of its own, 2 MiB at
- * first and doubled by mremap (lib/store_load.c), so no malloc failure
+ * first and doubled by mremap (lib/store/store_load.c), so no malloc failure
  * reaches it. 60 000 items need the first mapping and its growths (four
  * calls); each of those calls fails in turn. A failed one must end the
  * load with ENRICH_E_NOMEM, unmap the stage, leak nothing and leave the
@@ -379,7 +391,7 @@ START_TEST(alloc_load_stage_mapping_fails)
         s = NULL;
         size_t loaded = 0;
         ck_assert_int_eq(enrich_store_open(path, 0, &s), ENRICH_OK);
-        enrich_status st = enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
+        enrich_status st = tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
                                              ENRICH_LOAD_REPLACE, src, len, &loaded);
         enrich_store_close(s);
         fa_stop();

@@ -118,7 +118,7 @@ START_TEST(concurrency_readers_and_one_writer)
     ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &w), ENRICH_OK);
     size_t len;
     char *src = version_src(0, &len);
-    ck_assert_int_eq(enrich_store_load(w, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, src, len, NULL),
+    ck_assert_int_eq(tu_load(w, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, src, len, NULL),
                      ENRICH_OK);
     free(src);
     ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_RDONLY, &r), ENRICH_OK);
@@ -127,7 +127,7 @@ START_TEST(concurrency_readers_and_one_writer)
     atomic_init(&sh.stop, false);
     atomic_init(&sh.max_ver, 0);
     const char *rules = "{\"lookups\":[{\"key\":\"id\",\"table\":\"t\"}]}";
-    ck_assert_int_eq(enrich_pipeline_compile(r, rules, strlen(rules), &sh.pl), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(r, rules, strlen(rules), &sh.pl, NULL, 0), ENRICH_OK);
     reader_arg ra[READERS];
     pthread_t th[READERS];
     memset(ra, 0, sizeof ra);
@@ -147,7 +147,7 @@ START_TEST(concurrency_readers_and_one_writer)
         /* Publish the version before the commit: a reader may see it from
          * the commit on, never before it is announced. */
         atomic_store(&sh.max_ver, ver);
-        enrich_status st = enrich_store_load(w, "t", "id", ENRICH_LOAD_NDJSON, NULL,
+        enrich_status st = tu_load(w, "t", "id", ENRICH_LOAD_NDJSON, NULL,
                                              (ver & 1) ? ENRICH_LOAD_REPLACE : 0, src, len, NULL);
         free(src);
         fails += st != ENRICH_OK;

@@ -1,4 +1,4 @@
-/* The delivery component (lib/delivery.c): routing, buffering hints,
+/* The delivery component (lib/delivery/delivery.c): routing, buffering hints,
  * object names, durability under SIGKILL, resumption, retries and dead
  * letters, validation routing, metrics through the public API. */
 #include <dirent.h>
@@ -15,7 +15,7 @@
 #include <cJSON.h>
 #include <zlib.h>
 
-#include "delivery.h"
+#include "delivery_internal.h"
 #include "testutil.h"
 
 /* ---- helpers --------------------------------------------------------- */
@@ -164,10 +164,10 @@ static void fake_sleep(void *u, int64_t ms)
 static enrich_delivery *open_dlv(tu_fixture *f, const char *root, const char *config)
 {
     enrich_delivery *d = NULL;
-    enrich_status rc =
-        enrich_delivery_open(f->pl, root, config, config ? strlen(config) : 0, &d);
-    ck_assert_msg(rc == ENRICH_OK, "open: %s: %s", enrich_strerror(rc),
-                  enrich_store_errmsg(f->store));
+    char err[512] = "";
+    enrich_status rc = enrich_delivery_open(f->pl, root, config, config ? strlen(config) : 0, &d,
+                                            err, sizeof err);
+    ck_assert_msg(rc == ENRICH_OK, "open: %s: %s", enrich_strerror(rc), err);
     return d;
 }
 
@@ -255,18 +255,21 @@ START_TEST(delivery_open_rejects_bad_config)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         enrich_delivery *d = (enrich_delivery *)&f; /* must be reset to NULL */
+        char msg[512];
         ck_assert_int_eq(enrich_delivery_open(f.pl, root, bad[i].config, strlen(bad[i].config),
-                                              &d),
+                                              &d, msg, sizeof msg),
                          ENRICH_E_INVALID);
         ck_assert_ptr_null(d);
-        const char *msg = enrich_store_errmsg(f.store);
         ck_assert_msg(strstr(msg, bad[i].msg) != NULL, "%s: '%s' lacks '%s'", bad[i].config,
                       msg, bad[i].msg);
     }
     enrich_delivery *d = NULL;
-    ck_assert_int_eq(enrich_delivery_open(NULL, root, NULL, 0, &d), ENRICH_E_INVALID);
-    ck_assert_int_eq(enrich_delivery_open(f.pl, NULL, NULL, 0, &d), ENRICH_E_INVALID);
-    ck_assert_int_eq(enrich_delivery_open(f.pl, root, NULL, 0, NULL), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_delivery_open(NULL, root, NULL, 0, &d, NULL, 0), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_delivery_open(f.pl, NULL, NULL, 0, &d, NULL, 0), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_delivery_open(f.pl, root, NULL, 0, NULL, NULL, 0), ENRICH_E_INVALID);
+    /* A bad configuration without an error buffer: the same status. */
+    ck_assert_int_eq(enrich_delivery_open(f.pl, root, "[]", 2, &d, NULL, 0), ENRICH_E_INVALID);
+    ck_assert_ptr_null(d);
     ck_assert_int_eq(enrich_delivery_close(NULL, 0), ENRICH_OK);
     free(root);
     tu_fixture_close(&f);
@@ -279,11 +282,12 @@ START_TEST(delivery_one_stream_per_root_at_a_time)
     tu_fixture_open(&f, NULL);
     char *root = tu_join(f.dir, "out");
     enrich_delivery *a = open_dlv(&f, root, NULL), *b = NULL;
-    ck_assert_int_eq(enrich_delivery_open(f.pl, root, NULL, 0, &b), ENRICH_E_IO);
-    ck_assert_ptr_nonnull(strstr(enrich_store_errmsg(f.store), "another delivery"));
+    char err[512];
+    ck_assert_int_eq(enrich_delivery_open(f.pl, root, NULL, 0, &b, err, sizeof err), ENRICH_E_IO);
+    ck_assert_ptr_nonnull(strstr(err, "another delivery"));
     /* Another stream name is another lock. */
     const char *other = "{\"stream_name\":\"other\"}";
-    ck_assert_int_eq(enrich_delivery_open(f.pl, root, other, strlen(other), &b), ENRICH_OK);
+    ck_assert_int_eq(enrich_delivery_open(f.pl, root, other, strlen(other), &b, NULL, 0), ENRICH_OK);
     enrich_delivery_close(b, 0);
     enrich_delivery_close(a, 0);
     b = open_dlv(&f, root, NULL);
@@ -729,8 +733,8 @@ static int deliver_child(const char *store_path, const char *root, int progress_
     enrich_ctx *c = NULL;
     enrich_delivery *d = NULL;
     if (enrich_store_open(store_path, ENRICH_STORE_RDONLY, &s) ||
-        enrich_pipeline_compile(s, NULL, 0, &p) || enrich_ctx_create(p, &c) ||
-        enrich_delivery_open(p, root, kill_config, strlen(kill_config), &d))
+        enrich_pipeline_compile(s, NULL, 0, &p, NULL, 0) || enrich_ctx_create(p, &c) ||
+        enrich_delivery_open(p, root, kill_config, strlen(kill_config), &d, NULL, 0))
         return 2;
     uint64_t off = 0;
     enrich_delivery_resume_offset(d, &off);

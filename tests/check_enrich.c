@@ -15,7 +15,7 @@
 
 #include "enrich/enrich.h"
 #include "ctx.h" /* white box: the lookup memo's counters */
-#include "internal.h"
+#include "store_internal.h"
 #include "testutil.h"
 
 static const char seed_events[] =
@@ -265,12 +265,12 @@ START_TEST(enrich_composite_key)
     enrich_store *s = NULL;
     ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
     const char items[] = "{\"region\":\"eu\",\"sku\":7,\"stock\":12}\n{\"region\":\"us\",\"sku\":7,\"stock\":3}\n";
-    ck_assert_int_eq(enrich_store_load(s, "stock", "region,sku", ENRICH_LOAD_NDJSON, NULL, 0, items,
+    ck_assert_int_eq(tu_load(s, "stock", "region,sku", ENRICH_LOAD_NDJSON, NULL, 0, items,
                                        strlen(items), NULL),
                      ENRICH_OK);
     enrich_pipeline *pl = NULL;
     const char rules[] = "{\"lookups\":[{\"key\":[\"r\",\"item.sku\"],\"table\":\"stock\"}]}";
-    ck_assert_int_eq(enrich_pipeline_compile(s, rules, strlen(rules), &pl), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(s, rules, strlen(rules), &pl, NULL, 0), ENRICH_OK);
     enrich_ctx *ctx = NULL;
     ck_assert_int_eq(enrich_ctx_create(pl, &ctx), ENRICH_OK);
     const char ev[] = "{\"r\":\"us\",\"item\":{\"sku\":7}}\n{\"r\":\"eu\",\"item\":{\"sku\":\"7\"}}\n{\"r\":\"eu\",\"item\":{\"sku\":8}}\n";
@@ -301,9 +301,9 @@ START_TEST(enrich_json_array_input_and_output)
     ck_assert_int_eq(enrich_batch_error(f.ctx, 1), ENRICH_E_NOT_OBJECT);
     size_t bound = enrich_encode_bound(f.ctx, ENRICH_ENCODE_JSON_ARRAY), w = 0;
     char *buf = malloc(bound);
-    ck_assert_int_eq(enrich_encode_json_array(f.ctx, buf, 1, &w), ENRICH_E_DST_SIZE);
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, buf, 1, &w), ENRICH_E_DST_SIZE);
     ck_assert_uint_le(w, bound);
-    ck_assert_int_eq(enrich_encode_json_array(f.ctx, buf, bound, &w), ENRICH_OK);
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, buf, bound, &w), ENRICH_OK);
     cJSON *arr = cJSON_ParseWithLength(buf, w);
     ck_assert(cJSON_IsArray(arr));
     ck_assert_int_eq(cJSON_GetArraySize(arr), 3);
@@ -311,7 +311,7 @@ START_TEST(enrich_json_array_input_and_output)
     free(buf);
     bound = enrich_encode_bound(f.ctx, ENRICH_ENCODE_NDJSON);
     buf = malloc(bound);
-    ck_assert_int_eq(enrich_encode_ndjson(f.ctx, buf, bound, &w), ENRICH_OK);
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_NDJSON, buf, bound, &w), ENRICH_OK);
     size_t lines = 0;
     for (size_t i = 0; i < w; i++)
         lines += buf[i] == '\n';
@@ -329,7 +329,7 @@ START_TEST(enrich_json_array_input_and_output)
     /* An empty array is an empty batch. */
     run_ok(&f, ENRICH_INPUT_JSON_ARRAY, " [ ] ");
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
-    ck_assert_int_eq(enrich_encode_json_array(f.ctx, (char[2]){0}, 2, &w), ENRICH_OK);
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, (char[2]){0}, 2, &w), ENRICH_OK);
     ck_assert_uint_eq(w, 2);
     tu_fixture_close(&f);
 }
@@ -522,18 +522,18 @@ START_TEST(enrich_differential_splice_rebuild_oracle)
         items[i] = it;
     }
     fclose(m);
-    ck_assert_int_eq(enrich_store_load(s, "products", "productId", ENRICH_LOAD_NDJSON, NULL, 0, load,
+    ck_assert_int_eq(tu_load(s, "products", "productId", ENRICH_LOAD_NDJSON, NULL, 0, load,
                                        load_len, NULL),
                      ENRICH_OK);
     free(load);
     enrich_pipeline *pl = NULL;
-    ck_assert_int_eq(enrich_pipeline_compile(s, NULL, 0, &pl), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(s, NULL, 0, &pl, NULL, 0), ENRICH_OK);
     enrich_ctx *splice = NULL, *rebuild = NULL;
     ck_assert_int_eq(enrich_ctx_create(pl, &splice), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_create(pl, &rebuild), ENRICH_OK);
     enrich_ctx_set_option(splice, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
     enrich_ctx_set_option(rebuild, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
-    ck_assert_int_eq(enrich_ctx_set_option(rebuild, ENRICH_OPT_FORCE_REBUILD, 1), ENRICH_OK);
+    rebuild->force_rebuild = true; /* white box: no public option for it */
     /* The rebuild side also runs without the lookup memo. */
     ck_assert_int_eq(enrich_ctx_set_option(rebuild, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
 
@@ -651,16 +651,42 @@ START_TEST(enrich_rules_errors_are_named)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         enrich_pipeline *pl = (enrich_pipeline *)&f; /* must be reset to NULL */
-        enrich_status rc = enrich_pipeline_compile(f.store, bad[i], strlen(bad[i]), &pl);
+        char err[512];
+        memset(err, 'x', sizeof err);
+        enrich_status rc = enrich_pipeline_compile(f.store, bad[i], strlen(bad[i]), &pl, err,
+                                                   sizeof err);
         ck_assert_msg(rc == ENRICH_E_RULES, "rules %zu gave %s", i, enrich_status_name(rc));
         ck_assert_ptr_null(pl);
-        ck_assert_msg(strncmp(enrich_store_errmsg(f.store), "rules:", 6) == 0, "%s",
-                      enrich_store_errmsg(f.store));
+        ck_assert_ptr_nonnull(memchr(err, '\0', sizeof err));
+        ck_assert_msg(strncmp(err, "rules:", 6) == 0, "%s", err);
+        /* Without a buffer: the same status, nothing to write to. */
+        pl = (enrich_pipeline *)&f;
+        ck_assert_int_eq(enrich_pipeline_compile(f.store, bad[i], strlen(bad[i]), &pl, NULL, 0),
+                         ENRICH_E_RULES);
+        ck_assert_ptr_null(pl);
+        /* A short buffer gets the start of the message, NUL-terminated;
+         * a capacity of 0 leaves the buffer alone. */
+        char small[8];
+        memset(small, 'x', sizeof small);
+        ck_assert_int_eq(enrich_pipeline_compile(f.store, bad[i], strlen(bad[i]), &pl, small,
+                                                 sizeof small),
+                         ENRICH_E_RULES);
+        ck_assert_str_eq(small, "rules: ");
+        memset(small, 'x', sizeof small);
+        ck_assert_int_eq(enrich_pipeline_compile(f.store, bad[i], strlen(bad[i]), &pl, small, 0),
+                         ENRICH_E_RULES);
+        ck_assert_int_eq(small[0], 'x');
     }
     enrich_pipeline *pl = NULL;
     const char missing[] = "{\"lookups\":[{\"key\":\"id\",\"table\":\"customers\"}]}";
-    ck_assert_int_eq(enrich_pipeline_compile(f.store, missing, strlen(missing), &pl), ENRICH_E_NO_TABLE);
+    char err[512] = "";
+    ck_assert_int_eq(enrich_pipeline_compile(f.store, missing, strlen(missing), &pl, err, sizeof err),
+                     ENRICH_E_NO_TABLE);
     ck_assert_ptr_null(pl);
+    ck_assert_msg(strstr(err, "customers") != NULL, "%s", err);
+    /* A good rule set after the failures compiles as ever. */
+    ck_assert_int_eq(enrich_pipeline_compile(f.store, NULL, 0, &pl, err, sizeof err), ENRICH_OK);
+    enrich_pipeline_free(pl);
     tu_fixture_close(&f);
 }
 END_TEST
@@ -695,11 +721,11 @@ static void open_writer_and_readers(tu_fixture *f, enrich_store **w)
     f->dir = tu_tmpdir();
     f->path = tu_join(f->dir, "store.mdb");
     ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_CREATE, w), ENRICH_OK);
-    ck_assert_int_eq(enrich_store_load(*w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
+    ck_assert_int_eq(tu_load(*w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
                                        tu_seed_items, strlen(tu_seed_items), NULL),
                      ENRICH_OK);
     ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_RDONLY, &f->store), ENRICH_OK);
-    ck_assert_int_eq(enrich_pipeline_compile(f->store, NULL, 0, &f->pl), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(f->store, NULL, 0, &f->pl, NULL, 0), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_create(f->pl, &f->ctx), ENRICH_OK);
 }
 
@@ -746,7 +772,7 @@ START_TEST(enrich_batches_survive_map_growth_in_the_same_process)
     for (int round = 0; round < 4; round++) {
         char name[16];
         snprintf(name, sizeof name, "bulk%d", round);
-        enrich_status rc = enrich_store_load(w, name, "id", ENRICH_LOAD_NDJSON, NULL, 0, items, len, NULL);
+        enrich_status rc = tu_load(w, name, "id", ENRICH_LOAD_NDJSON, NULL, 0, items, len, NULL);
         ck_assert_msg(rc == ENRICH_OK, "load: %s %s", enrich_strerror(rc), enrich_store_errmsg(w));
     }
     atomic_store(&a.stop, 1);
@@ -804,14 +830,14 @@ START_TEST(enrich_lookup_cache_follows_commits_and_map_moves)
     /* A merge commits: the item changed and the absent key now exists. */
     static const char merge[] = "{\"productId\":\"PROD-001\",\"productName\":\"Renamed\"}\n"
                                 "{\"productId\":\"PROD-404\",\"productName\":\"Arrived\"}\n";
-    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_NDJSON, NULL, 0,
+    ck_assert_int_eq(tu_load(w, "products", "productId", ENRICH_LOAD_NDJSON, NULL, 0,
                                        merge, strlen(merge), NULL),
                      ENRICH_OK);
     memo_batch(ctx, "\"Renamed\"", "\"Arrived\"");
 
     /* A replace drops PROD-001. */
     static const char only[] = "{\"productId\":\"PROD-404\",\"productName\":\"Alone\"}\n";
-    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_NDJSON, NULL,
+    ck_assert_int_eq(tu_load(w, "products", "productId", ENRICH_LOAD_NDJSON, NULL,
                                        ENRICH_LOAD_REPLACE, only, strlen(only), NULL),
                      ENRICH_OK);
     memo_batch(ctx, "product_not_found", "\"Alone\"");

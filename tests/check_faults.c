@@ -87,7 +87,7 @@ static void load_ok(const char *path, const char *src, size_t n, unsigned flags)
 {
     enrich_store *s = NULL;
     ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
-    enrich_status st = enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, flags, src, n, NULL);
+    enrich_status st = tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, flags, src, n, NULL);
     ck_assert_msg(st == ENRICH_OK, "load: %s", enrich_store_errmsg(s));
     enrich_store_close(s);
 }
@@ -174,11 +174,11 @@ static int child_disk_full(const char *dir)
     enrich_store *s = NULL;
     if (enrich_store_open(path, ENRICH_STORE_CREATE, &s) != ENRICH_OK)
         return 2;
-    if (enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, a, la, NULL) != ENRICH_OK)
+    if (tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, a, la, NULL) != ENRICH_OK)
         return 3;
     /* The disk fills up during the load: a named error, nothing written. */
     size_t loaded = 99;
-    enrich_status st = enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
+    enrich_status st = tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
                                          ENRICH_LOAD_REPLACE, b, lb, &loaded);
     printf("faults_disk_full: load of %zu bytes on a 2 MB tmpfs: %s (%s)\n", lb,
            enrich_status_name(st), enrich_store_errmsg(s));
@@ -190,7 +190,7 @@ static int child_disk_full(const char *dir)
         return 6;
     /* The same handle still works for a load that fits. */
     const char *one = "{\"id\":\"k0\",\"v\":\"A\"}\n";
-    st = enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, one, strlen(one), NULL);
+    st = tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, one, strlen(one), NULL);
     printf("faults_disk_full: then a one-item load on the same handle: %s\n",
            enrich_status_name(st));
     if (st != ENRICH_OK)
@@ -248,7 +248,7 @@ static int child_readonly_fs(const char *dir)
     enrich_store *s = NULL;
     if (enrich_store_open(path, ENRICH_STORE_CREATE, &s) != ENRICH_OK)
         return 2;
-    if (enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, a, la, NULL) != ENRICH_OK)
+    if (tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, a, la, NULL) != ENRICH_OK)
         return 3;
     enrich_store_close(s);
     if (mount("none", dir, "tmpfs", MS_REMOUNT | MS_RDONLY, NULL) != 0)
@@ -266,7 +266,7 @@ static int child_readonly_fs(const char *dir)
     const char *rules = "{\"lookups\":[{\"key\":\"id\",\"table\":\"t\"}]}";
     enrich_pipeline *pl = NULL;
     enrich_ctx *ctx = NULL;
-    if (enrich_pipeline_compile(s, rules, strlen(rules), &pl) != ENRICH_OK ||
+    if (enrich_pipeline_compile(s, rules, strlen(rules), &pl, NULL, 0) != ENRICH_OK ||
         enrich_ctx_create(pl, &ctx) != ENRICH_OK)
         return 6;
     const char *ev = "{\"id\":\"k3\"}\n";
@@ -274,7 +274,7 @@ static int child_readonly_fs(const char *dir)
         enrich_batch_outcome(ctx, 0) != ENRICH_OUTCOME_SUCCESS)
         return 7;
     /* Writes through it: ENRICH_E_READONLY. */
-    if (enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, a, la, NULL) !=
+    if (tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, a, la, NULL) !=
         ENRICH_E_READONLY)
         return 8;
     enrich_ctx_free(ctx);
@@ -322,7 +322,7 @@ static int child_open_and_enrich(const char *path)
     const char *rules = "{\"lookups\":[{\"key\":\"id\",\"table\":\"t\"}]}";
     enrich_pipeline *pl = NULL;
     enrich_ctx *ctx = NULL;
-    if (enrich_pipeline_compile(s, rules, strlen(rules), &pl) != ENRICH_OK) {
+    if (enrich_pipeline_compile(s, rules, strlen(rules), &pl, NULL, 0) != ENRICH_OK) {
         enrich_store_close(s);
         return 60;
     }
@@ -473,7 +473,7 @@ static void child_hold(const char *path, int n, int fd)
     enrich_pipeline *pl = NULL;
     enrich_ctx *ctxs[SLOTS + 1] = {0};
     if (enrich_store_open(path, ENRICH_STORE_RDONLY, &s) != ENRICH_OK ||
-        enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl) != ENRICH_OK)
+        enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl, NULL, 0) != ENRICH_OK)
         _exit(2);
     enrich_status last;
     char got = (char)hold_slots(pl, ctxs, n, &last);
@@ -497,7 +497,7 @@ START_TEST(faults_reader_slots_full_and_stale)
     enrich_store *s = NULL;
     enrich_pipeline *pl = NULL;
     ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_RDONLY, &s), ENRICH_OK);
-    ck_assert_int_eq(enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl, NULL, 0), ENRICH_OK);
     enrich_ctx *ctxs[SLOTS + 2] = {0};
     enrich_status last;
     int got = hold_slots(pl, ctxs, SLOTS + 1, &last);
@@ -542,7 +542,7 @@ START_TEST(faults_reader_slots_full_and_stale)
         ck_assert_int_eq(wait_child(kids[k]), 128 + SIGKILL);
     }
     ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_RDONLY, &s), ENRICH_OK);
-    ck_assert_int_eq(enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl, NULL, 0), ENRICH_OK);
     memset(ctxs, 0, sizeof ctxs);
     got = hold_slots(pl, ctxs, SLOTS, &last);
     printf("faults_reader_slots: after 2 killed holders of %d slots: %d slots usable\n", held,
@@ -582,7 +582,7 @@ START_TEST(faults_map_resized_by_other_process)
     long map0 = atol(strstr(st0, "\"map_bytes\":") + 12);
     enrich_pipeline *pl = NULL;
     enrich_ctx *ctx = NULL;
-    ck_assert_int_eq(enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl, NULL, 0), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_create(pl, &ctx), ENRICH_OK);
     K(s);
     K(pl);
@@ -596,7 +596,7 @@ START_TEST(faults_map_resized_by_other_process)
         enrich_store *ws = NULL;
         if (enrich_store_open(path, 0, &ws) != ENRICH_OK)
             _exit(2);
-        enrich_status st = enrich_store_load(ws, "t", "id", ENRICH_LOAD_NDJSON, NULL,
+        enrich_status st = tu_load(ws, "t", "id", ENRICH_LOAD_NDJSON, NULL,
                                              ENRICH_LOAD_REPLACE, b, lb, NULL);
         enrich_store_close(ws);
         _exit(st == ENRICH_OK ? 0 : 3);
@@ -654,7 +654,7 @@ START_TEST(faults_fork_after_open)
     enrich_pipeline *pl = NULL;
     enrich_ctx *ctx = NULL;
     ck_assert_int_eq(enrich_store_open(path, 0, &s), ENRICH_OK); /* read-write, then fork */
-    ck_assert_int_eq(enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl, NULL, 0), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_create(pl, &ctx), ENRICH_OK);
     ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, slot_event, sizeof slot_event - 1),
                      ENRICH_OK);
@@ -675,7 +675,7 @@ START_TEST(faults_fork_after_open)
             _exit(2);
         if (cs == s)
             _exit(3);
-        if (enrich_pipeline_compile(cs, slot_rules, strlen(slot_rules), &cpl) != ENRICH_OK ||
+        if (enrich_pipeline_compile(cs, slot_rules, strlen(slot_rules), &cpl, NULL, 0) != ENRICH_OK ||
             enrich_ctx_create(cpl, &cctx) != ENRICH_OK)
             _exit(4);
         const char *ev = "{\"id\":\"k2\"}\n";

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
 #include "testutil.h"
 
 #define OK_EVENT "{\"productId\":\"PROD-001\"}"
@@ -204,7 +203,7 @@ START_TEST(hostile_integers_beyond_2_pow_53)
                         "\"big\":{\"N\":\"123456789012345678901234567890\"},"
                         "\"neg\":{\"N\":\"-18446744073709551617\"},\"exp\":{\"N\":\"1e400\"}}\n";
     size_t n = 0;
-    ck_assert_int_eq(enrich_store_load(w, "t", "id", ENRICH_LOAD_DYNAMODB, NULL, 0, items,
+    ck_assert_int_eq(tu_load(w, "t", "id", ENRICH_LOAD_DYNAMODB, NULL, 0, items,
                                        strlen(items), &n),
                      ENRICH_OK);
     ck_assert_uint_eq(n, 2);
@@ -213,7 +212,7 @@ START_TEST(hostile_integers_beyond_2_pow_53)
     ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_RDONLY, &s), ENRICH_OK);
     const char *rules = "{\"lookups\":[{\"key\":\"id\",\"table\":\"t\"}]}";
     enrich_pipeline *pl = NULL;
-    ck_assert_int_eq(enrich_pipeline_compile(s, rules, strlen(rules), &pl), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(s, rules, strlen(rules), &pl, NULL, 0), ENRICH_OK);
     enrich_ctx *ctx = NULL;
     ck_assert_int_eq(enrich_ctx_create(pl, &ctx), ENRICH_OK);
     const char *ev = "{\"id\":9007199254740993,\"x\":-99999999999999999999999}\n"
@@ -272,7 +271,7 @@ START_TEST(hostile_duplicate_keys)
     enrich_store *s = NULL;
     ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
     const char *item = "{\"id\":\"a\",\"v\":1,\"v\":2}\n{\"id\":\"a\",\"w\":3}\n";
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, item,
+    ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, item,
                                        strlen(item), NULL),
                      ENRICH_OK);
     char out[128];
@@ -280,7 +279,7 @@ START_TEST(hostile_duplicate_keys)
     ck_assert_int_eq(enrich_store_get(s, "t", "a", 1, out, sizeof out, &w), ENRICH_OK);
     ck_assert_str_eq((out[w] = '\0', out), "{\"id\":\"a\",\"w\":3}");
     item = "{\"id\":\"b\",\"v\":1,\"v\":2}\n";
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, item,
+    ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, item,
                                        strlen(item), NULL),
                      ENRICH_OK);
     ck_assert_int_eq(enrich_store_get(s, "t", "b", 1, out, sizeof out, &w), ENRICH_OK);
@@ -327,7 +326,7 @@ START_TEST(hostile_keys_longer_than_lmdb_max)
     char items[1200];
     n = snprintf(items, sizeof items, "{\"id\":\"ok\"}\n{\"id\":\"%0512d\"}\n", 1);
     size_t loaded = 99;
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, items,
+    ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, items,
                                        (size_t)n, &loaded),
                      ENRICH_E_KEY_TOO_LONG);
     ck_assert_uint_eq(loaded, 0);
@@ -336,7 +335,7 @@ START_TEST(hostile_keys_longer_than_lmdb_max)
     size_t w;
     ck_assert_int_eq(enrich_store_get(s, "t", "ok", 2, out, sizeof out, &w), ENRICH_E_NO_TABLE);
     /* get/put with such a key: named errors too. */
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, items, 12, NULL),
+    ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, items, 12, NULL),
                      ENRICH_OK);
     char key[600];
     memset(key, 'k', sizeof key);

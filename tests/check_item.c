@@ -1,10 +1,10 @@
-/* Unit tests of lib/item.c (pre-encoded items) and lib/base64.c. */
+/* Unit tests of lib/store/item.c (pre-encoded items) and lib/common/base64.c. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "store_internal.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------- */

@@ -1,6 +1,6 @@
-/* Suite "jscan": the validating JSON scanner (lib/jscan.c) against the
+/* Suite "jscan": the validating JSON scanner (lib/json/jscan.c) against the
  * policy written in enrich.h, plus the UTC calendar and ISO-8601 helpers
- * (lib/time.c) it feeds. Internals are tested directly. */
+ * (lib/common/time.c) it feeds. Internals are tested directly. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include <cJSON.h>
 
-#include "internal.h"
+#include "json.h"
 #include "testutil.h"
 
 #define DEPTH 128

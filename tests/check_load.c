@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "store_internal.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------- */

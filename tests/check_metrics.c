@@ -1,11 +1,11 @@
 /* Delivery counters, the latency histogram and the EMF encoding
- * (lib/metrics.c). */
+ * (lib/delivery/metrics.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include <cJSON.h>
 
-#include "delivery.h"
+#include "delivery_internal.h"
 #include "testutil.h"
 
 START_TEST(metrics_empty_histogram_is_zero)

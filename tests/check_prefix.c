@@ -1,9 +1,9 @@
 /* The Firehose prefix language and the escaping of event values
- * (lib/prefix.c, docs/delivery.md). */
+ * (lib/delivery/prefix.c, docs/delivery.md). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "delivery.h"
+#include "delivery_internal.h"
 #include "testutil.h"
 
 /* 2024-01-15T10:30:05.123Z */

@@ -12,7 +12,7 @@
 #include <cJSON.h>
 
 #include "enrich/enrich.h"
-#include "internal.h" /* base64_encode, to build inputs */
+#include "common.h" /* base64_encode, to build inputs */
 #include "testutil.h"
 
 static const char *const seed_ev[3] = {
@@ -84,9 +84,10 @@ static void sb_b64(sb *b, const char *s, size_t n)
     free(tmp);
 }
 
-static void run_ok(tu_fixture *f, enrich_input in, const char *src, size_t len)
+/* shape: an enrich_input or an enrich_aws_event (tu_batch_run). */
+static void run_ok(tu_fixture *f, int shape, const char *src, size_t len)
 {
-    enrich_status rc = enrich_batch_run(f->ctx, in, src, len);
+    enrich_status rc = tu_batch_run(f->ctx, shape, src, len);
     ck_assert_msg(rc == ENRICH_OK, "batch: %s (%s)", enrich_strerror(rc), enrich_ctx_errmsg(f->ctx));
 }
 
@@ -98,8 +99,27 @@ static char *encode(const enrich_ctx *ctx, enrich_encoding enc, enrich_status wa
     enrich_status rc = enrich_encode(ctx, enc, out, bound, &written);
     ck_assert_msg(rc == want, "encode %d: %s, want %s", (int)enc, enrich_strerror(rc),
                   enrich_strerror(want));
-    if (rc == ENRICH_OK && (enc == ENRICH_ENCODE_FIREHOSE || enc == ENRICH_ENCODE_KINESIS_RESPONSE))
-        ck_assert_uint_eq(written, bound); /* exact for the AWS responses */
+    if (rc == ENRICH_OK)
+        ck_assert_uint_le(written, bound);
+    else
+        written = 0;
+    out[written] = '\0';
+    if (len)
+        *len = written;
+    return out;
+}
+
+/* The AWS response to the last batch; NUL-terminated, caller frees. */
+static char *encode_aws(const enrich_ctx *ctx, enrich_aws_response resp, enrich_status want,
+                        size_t *len)
+{
+    size_t bound = enrich_aws_encode_bound(ctx, resp), written = 0;
+    char *out = malloc(bound + 1);
+    enrich_status rc = enrich_aws_encode(ctx, resp, out, bound, &written);
+    ck_assert_msg(rc == want, "aws encode %d: %s, want %s", (int)resp, enrich_strerror(rc),
+                  enrich_strerror(want));
+    if (rc == ENRICH_OK && resp != ENRICH_AWS_RESPONSE_PIPES)
+        ck_assert_uint_eq(written, bound); /* exact for the Firehose and Kinesis responses */
     else if (rc == ENRICH_OK)
         ck_assert_uint_le(written, bound);
     else
@@ -112,7 +132,7 @@ static char *encode(const enrich_ctx *ctx, enrich_encoding enc, enrich_status wa
 
 static void assert_id(const enrich_ctx *ctx, size_t i, const char *want)
 {
-    enrich_buf b = enrich_batch_record_id(ctx, i);
+    enrich_buf b = enrich_aws_record_id(ctx, i);
     ck_assert_msg(b.len == strlen(want) && (b.len == 0 || !memcmp(b.ptr, want, b.len)),
                   "id %zu: \"%.*s\", want \"%s\"", i, (int)b.len, (const char *)b.ptr, want);
 }
@@ -168,20 +188,24 @@ START_TEST(shapes_pipes_seed_exact)
     for (int decoded = 0; decoded < 2; decoded++) {
         sb in = {0};
         pipes_seed(&in, decoded);
-        run_ok(&f, ENRICH_INPUT_PIPES, in.p, in.len);
+        run_ok(&f, ENRICH_AWS_PIPES, in.p, in.len);
         ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
         sb want = {0};
         sb_printf(&want, "[%s,%s,%s]", seed_out[0], seed_out[1], seed_out[2]);
-        char *got = encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, ENRICH_OK, NULL);
+        char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_PIPES, ENRICH_OK, NULL);
         ck_assert_str_eq(got, want.p);
+        /* The core's JSON array of the same records is the same bytes. */
+        char *core = encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, ENRICH_OK, NULL);
+        ck_assert_str_eq(core, want.p);
+        free(core);
         for (size_t i = 0; i < 3; i++) {
             char id[128];
             snprintf(id, sizeof id, "shardId-000000000006:%s", seed_seq[i]);
             assert_id(f.ctx, i, id);
-            ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, i), 1705314600001LL + (int64_t)i * 100);
-            ck_assert_int_eq(enrich_batch_result(f.ctx, i), ENRICH_RESULT_OK);
+            ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, i), 1705314600001LL + (int64_t)i * 100);
+            ck_assert_int_eq(enrich_aws_result(f.ctx, i), ENRICH_RESULT_OK);
         }
-        ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 3);
+        ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OK), 3);
         /* Partition day comes from the event, as for NDJSON. */
         char part[32];
         size_t pn;
@@ -190,9 +214,9 @@ START_TEST(shapes_pipes_seed_exact)
         ck_assert(!memcmp(part, "year=2024/month=01/day=15", pn));
         /* Not a Firehose or Kinesis batch. */
         size_t w = 0;
-        ck_assert_uint_eq(enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE), 0);
-        ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_FIREHOSE, NULL, 0, &w), ENRICH_E_INVALID);
-        ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, NULL, 0, &w),
+        ck_assert_uint_eq(enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE), 0);
+        ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, NULL, 0, &w), ENRICH_E_INVALID);
+        ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_KINESIS, NULL, 0, &w),
                          ENRICH_E_INVALID);
         free(got);
         free(want.p);
@@ -216,7 +240,7 @@ START_TEST(shapes_pipes_event_id_field)
                  ",{\"eventID\":\"e5\"}"
                  ",{\"eventID\":\"e6\",\"data\":{\"productId\":\"PROD-001\",\"eventID\":\"forged\"}}"
                  ",{\"data\":{\"x\":1}}]");
-    run_ok(&f, ENRICH_INPUT_PIPES, in.p, in.len);
+    run_ok(&f, ENRICH_AWS_PIPES, in.p, in.len);
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 7);
     for (size_t i = 0; i < 3; i++) {
         sb want = {0};
@@ -229,7 +253,7 @@ START_TEST(shapes_pipes_event_id_field)
                   "{\"enrichmentStatus\":\"error\",\"enrichmentError\":\"ENRICH_E_BASE64: record data "
                   "is missing or not base64\",\"eventID\":\"e4\",\"rawData\":\"bm90IGJhc2U2NCE=\"}");
     ck_assert_int_eq(enrich_batch_error(f.ctx, 3), ENRICH_E_BASE64);
-    ck_assert_int_eq(enrich_batch_result(f.ctx, 3), ENRICH_RESULT_FAILED);
+    ck_assert_int_eq(enrich_aws_result(f.ctx, 3), ENRICH_RESULT_FAILED);
     /* No data: rawData is the whole record. */
     assert_record(f.ctx, 4,
                   "{\"enrichmentStatus\":\"error\",\"enrichmentError\":\"ENRICH_E_BASE64: record data "
@@ -241,8 +265,8 @@ START_TEST(shapes_pipes_event_id_field)
     /* No eventID in the envelope: the member says so. */
     assert_record(f.ctx, 6, "{\"x\":1,\"enrichmentStatus\":\"no_product_id\",\"eventID\":null}");
     assert_id(f.ctx, 6, "");
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_FAILED), 2);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 5);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_FAILED), 2);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OK), 5);
     free(in.p);
     tu_fixture_close(&f);
 }
@@ -256,7 +280,7 @@ START_TEST(shapes_pipes_record_policy_failure_is_one_record)
     static const char in[] =
         "[{\"eventID\":\"a\",\"data\":{\"productId\":\"PROD-001\",\"bad\":\"x\\u0000y\"}},"
         "{\"eventID\":\"b\",\"data\":{\"productId\":\"PROD-002\"}}, 7]";
-    run_ok(&f, ENRICH_INPUT_PIPES, in, strlen(in));
+    run_ok(&f, ENRICH_AWS_PIPES, in, strlen(in));
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
     ck_assert_int_eq(enrich_batch_error(f.ctx, 0), ENRICH_E_NUL);
     assert_id(f.ctx, 0, "a");
@@ -273,21 +297,21 @@ START_TEST(shapes_pipes_fixture)
     tu_fixture_open(&f, NULL);
     size_t n;
     char *src = fixture_file("pipes-kinesis-enrichment-input.awsdocs.json", &n);
-    run_ok(&f, ENRICH_INPUT_PIPES, src, n);
+    run_ok(&f, ENRICH_AWS_PIPES, src, n);
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 2);
     /* "Hello, this is a test." is not JSON: two failed records, each
      * attributable. */
     assert_id(f.ctx, 0, "shardId-000000000006:49590338271490256608559692538361571095921575989136588898");
     assert_id(f.ctx, 1, "shardId-000000000006:49590338271490256608559692540925702759324208523137515618");
-    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 0), 1545084650987LL);
-    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 1), 1545084711166LL);
+    ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 0), 1545084650987LL);
+    ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 1), 1545084711166LL);
     assert_record(f.ctx, 0,
                   "{\"enrichmentStatus\":\"error\",\"enrichmentError\":\"ENRICH_E_JSON: not valid JSON\","
                   "\"rawData\":\"SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==\"}");
     ck_assert_int_eq(enrich_batch_error(f.ctx, 1), ENRICH_E_JSON);
     /* As another shape it is refused. */
-    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_FIREHOSE, src, n), ENRICH_E_JSON);
-    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_KINESIS, src, n), ENRICH_E_JSON);
+    ck_assert_int_eq(enrich_aws_batch_run(f.ctx, ENRICH_AWS_FIREHOSE, src, n), ENRICH_E_JSON);
+    ck_assert_int_eq(enrich_aws_batch_run(f.ctx, ENRICH_AWS_KINESIS, src, n), ENRICH_E_JSON);
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
     free(src);
     tu_fixture_close(&f);
@@ -305,19 +329,27 @@ START_TEST(shapes_pipes_response_limit)
     for (int i = 0; i < 10; i++)
         sb_printf(&in, "%s{\"eventID\":\"e%d\",\"data\":%s}", i ? "," : "", i, seed_ev[i % 3]);
     sb_puts(&in, "]");
-    run_ok(&f, ENRICH_INPUT_PIPES, in.p, in.len);
-    size_t bound = enrich_encode_bound(f.ctx, ENRICH_ENCODE_JSON_ARRAY), w = 0;
+    run_ok(&f, ENRICH_AWS_PIPES, in.p, in.len);
+    size_t bound = enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_PIPES), w = 0;
+    ck_assert_uint_eq(bound, enrich_encode_bound(f.ctx, ENRICH_ENCODE_JSON_ARRAY));
     char *buf = malloc(bound);
-    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, buf, bound, &w), ENRICH_E_TOO_LARGE);
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_PIPES, buf, bound, &w),
+                     ENRICH_E_TOO_LARGE);
     size_t need = w;
     ck_assert_uint_gt(need, 1024);
     ck_assert_uint_le(need, bound);
-    ck_assert_int_eq(enrich_encode_json_array(f.ctx, buf, need, &w), ENRICH_E_TOO_LARGE);
-    /* The records themselves are still there. */
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_PIPES, buf, need, &w),
+                     ENRICH_E_TOO_LARGE);
+    ck_assert_uint_eq(w, need);
+    /* The records themselves are still there, and the core's JSON array
+     * (not a Pipes response) has no limit. */
     ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_NDJSON, buf, need, &w), ENRICH_OK);
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, buf, need, &w), ENRICH_OK);
+    ck_assert_uint_eq(w, need);
     /* Just at the limit: fine. */
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, (int64_t)need), ENRICH_OK);
-    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, buf, need, &w), ENRICH_OK);
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_PIPES, buf, need, &w), ENRICH_OK);
+    ck_assert_uint_eq(w, need);
     /* NDJSON input is not a Pipes response: no limit. */
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 1024), ENRICH_OK);
     sb nd = {0};
@@ -328,7 +360,11 @@ START_TEST(shapes_pipes_response_limit)
     bound = enrich_encode_bound(f.ctx, ENRICH_ENCODE_JSON_ARRAY);
     ck_assert_uint_gt(bound, 1024);
     buf = malloc(bound);
-    ck_assert_int_eq(enrich_encode_json_array(f.ctx, buf, bound, &w), ENRICH_OK);
+    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_JSON_ARRAY, buf, bound, &w), ENRICH_OK);
+    /* ... and there is no Pipes response to it. */
+    ck_assert_uint_eq(enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_PIPES), 0);
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_PIPES, buf, bound, &w),
+                     ENRICH_E_INVALID);
     free(nd.p);
     free(buf);
     free(in.p);
@@ -377,7 +413,7 @@ START_TEST(shapes_firehose_seed_exact)
     tu_fixture_open(&f, NULL);
     sb in = {0};
     firehose_seed(&in);
-    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
     sb want = {0};
     sb_puts(&want, "{\"records\":[");
@@ -388,11 +424,11 @@ START_TEST(shapes_firehose_seed_exact)
             sb_puts(&want, ",");
         fh_ok(&want, id, seed_out[i], "01", "15", "");
         assert_id(f.ctx, (size_t)i, id);
-        ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, (size_t)i), 1705314600000LL + i);
-        ck_assert_int_eq(enrich_batch_result(f.ctx, (size_t)i), ENRICH_RESULT_OK);
+        ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, (size_t)i), 1705314600000LL + i);
+        ck_assert_int_eq(enrich_aws_result(f.ctx, (size_t)i), ENRICH_RESULT_OK);
     }
     sb_puts(&want, "]}");
-    char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+    char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, ENRICH_OK, NULL);
     ck_assert_str_eq(got, want.p);
     /* The records are available as for any batch. */
     for (size_t i = 0; i < 3; i++)
@@ -400,13 +436,14 @@ START_TEST(shapes_firehose_seed_exact)
     /* Too small a buffer: nothing written, the size needed. */
     size_t w = 0;
     char small[8];
-    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_FIREHOSE, small, sizeof small, &w),
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, small, sizeof small, &w),
                      ENRICH_E_DST_SIZE);
     ck_assert_uint_eq(w, strlen(want.p));
-    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, NULL, 0, &w), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_KINESIS, NULL, 0, &w), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, (enrich_aws_response)9, NULL, 0, &w), ENRICH_E_INVALID);
     ck_assert_int_eq(enrich_encode(f.ctx, (enrich_encoding)9, NULL, 0, &w), ENRICH_E_INVALID);
-    ck_assert_int_eq(enrich_encode(NULL, ENRICH_ENCODE_FIREHOSE, NULL, 0, &w), ENRICH_E_INVALID);
-    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_FIREHOSE, NULL, 0, NULL), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_aws_encode(NULL, ENRICH_AWS_RESPONSE_FIREHOSE, NULL, 0, &w), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, NULL, 0, NULL), ENRICH_E_INVALID);
     /* The response is valid JSON. */
     cJSON *j = cJSON_Parse(got);
     ck_assert_ptr_nonnull(j);
@@ -441,7 +478,7 @@ START_TEST(shapes_firehose_drop_and_partition_keys)
         sb_puts(&in, "\"}");
     }
     sb_puts(&in, "]}");
-    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
     sb want = {0};
     sb_puts(&want, "{\"records\":[");
     static const char rec0[] =
@@ -465,15 +502,15 @@ START_TEST(shapes_firehose_drop_and_partition_keys)
           ",\"qty\":\"1.5e0\"");
     sb_puts(&want, ",");
     sb_puts(&want, "{\"recordId\":\"id3\",\"result\":\"ProcessingFailed\"}]}");
-    char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+    char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, ENRICH_OK, NULL);
     ck_assert_str_eq(got, want.p);
-    ck_assert_int_eq(enrich_batch_result(f.ctx, 1), ENRICH_RESULT_DROPPED);
-    ck_assert_int_eq(enrich_batch_result(f.ctx, 3), ENRICH_RESULT_FAILED);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 2);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_DROPPED), 1);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_FAILED), 1);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 0);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, (enrich_result)4), 0);
+    ck_assert_int_eq(enrich_aws_result(f.ctx, 1), ENRICH_RESULT_DROPPED);
+    ck_assert_int_eq(enrich_aws_result(f.ctx, 3), ENRICH_RESULT_FAILED);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OK), 2);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_DROPPED), 1);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_FAILED), 1);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 0);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, (enrich_result)4), 0);
     cJSON *j = cJSON_Parse(got);
     ck_assert_ptr_nonnull(j);
     cJSON_Delete(j);
@@ -498,7 +535,7 @@ START_TEST(shapes_firehose_base64_error_fails_one_record)
         "{\"recordId\":\"e\"},"
         "{\"recordId\":\"f\",\"data\":\"eyJhIjoiPz8\\/In0=\"},"
         "{\"recordId\":\"g\",\"data\":\"\"}]}";
-    run_ok(&f, ENRICH_INPUT_FIREHOSE, in, strlen(in));
+    run_ok(&f, ENRICH_AWS_FIREHOSE, in, strlen(in));
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 7);
     assert_record(f.ctx, 0, "{\"enrichmentStatus\":\"no_product_id\"}");
     assert_record(f.ctx, 1,
@@ -509,7 +546,7 @@ START_TEST(shapes_firehose_base64_error_fails_one_record)
     assert_record(f.ctx, 5, "{\"a\":\"???\",\"enrichmentStatus\":\"no_product_id\"}");
     /* Empty data decodes to nothing, which is not JSON. */
     ck_assert_int_eq(enrich_batch_error(f.ctx, 6), ENRICH_E_JSON);
-    char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+    char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, ENRICH_OK, NULL);
     cJSON *j = cJSON_Parse(got);
     ck_assert_ptr_nonnull(j);
     const cJSON *recs = cJSON_GetObjectItemCaseSensitive(j, "records");
@@ -555,21 +592,21 @@ START_TEST(shapes_firehose_fixtures)
     for (size_t k = 0; k < sizeof fx / sizeof fx[0]; k++) {
         size_t n;
         char *src = fixture_file(fx[k].file, &n);
-        run_ok(&f, ENRICH_INPUT_FIREHOSE, src, n);
+        run_ok(&f, ENRICH_AWS_FIREHOSE, src, n);
         ck_assert_uint_eq(enrich_batch_count(f.ctx), fx[k].n);
         for (size_t i = 0; i < fx[k].n; i++) {
             assert_id(f.ctx, i, fx[k].ids[i]);
-            ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, i), fx[k].arrival[i]);
+            ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, i), fx[k].arrival[i]);
             enrich_buf raw = enrich_batch_record(f.ctx, i);
             /* "Hello World" is not JSON; {"Hello": "World"} is an event
              * without productId; the SQS payload too (its newline is
              * outside the object). */
             bool hello = memmem(raw.ptr, raw.len, "\"Hello\": \"World\"", 16) != NULL ||
                          memmem(raw.ptr, raw.len, "messageId", 9) != NULL;
-            ck_assert_int_eq(enrich_batch_result(f.ctx, i),
+            ck_assert_int_eq(enrich_aws_result(f.ctx, i),
                              hello ? ENRICH_RESULT_OK : ENRICH_RESULT_FAILED);
         }
-        char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+        char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, ENRICH_OK, NULL);
         cJSON *j = cJSON_Parse(got);
         ck_assert_ptr_nonnull(j);
         const cJSON *recs = cJSON_GetObjectItemCaseSensitive(j, "records");
@@ -585,7 +622,7 @@ START_TEST(shapes_firehose_fixtures)
     /* The direct-PUT event's second record, exactly. */
     size_t n;
     char *src = fixture_file("firehose-directput-event.powertools.json", &n);
-    run_ok(&f, ENRICH_INPUT_FIREHOSE, src, n);
+    run_ok(&f, ENRICH_AWS_FIREHOSE, src, n);
     assert_record(f.ctx, 1, "{\"Hello\": \"World\",\"enrichmentStatus\":\"no_product_id\"}");
     free(src);
     tu_fixture_close(&f);
@@ -598,15 +635,15 @@ START_TEST(shapes_firehose_response_fixture_is_refused)
     tu_fixture_open(&f, NULL);
     size_t n;
     char *src = fixture_file("firehose-response-NONCONFORMING.aws-lambda-go.json", &n);
-    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_FIREHOSE, src, n), ENRICH_E_JSON);
+    ck_assert_int_eq(enrich_aws_batch_run(f.ctx, ENRICH_AWS_FIREHOSE, src, n), ENRICH_E_JSON);
     ck_assert_str_eq(enrich_ctx_errmsg(f.ctx),
                      "records[0] has \"result\": this is a Firehose response, not an event");
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
     size_t w = 0;
-    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_FIREHOSE, NULL, 0, &w), ENRICH_E_INVALID);
-    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_KINESIS, src, n), ENRICH_E_JSON);
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, NULL, 0, &w), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_aws_batch_run(f.ctx, ENRICH_AWS_KINESIS, src, n), ENRICH_E_JSON);
     ck_assert_str_eq(enrich_ctx_errmsg(f.ctx), "no \"Records\" array");
-    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_PIPES, src, n), ENRICH_E_JSON);
+    ck_assert_int_eq(enrich_aws_batch_run(f.ctx, ENRICH_AWS_PIPES, src, n), ENRICH_E_JSON);
     free(src);
     tu_fixture_close(&f);
 }
@@ -630,12 +667,12 @@ START_TEST(shapes_firehose_long_record_id_and_odd_ids)
               "{\"recordId\":\"q\\\"\\u00e9\",\"data\":\"e30=\"},"
               "{\"recordId\":12345678901234567890123,\"data\":\"e30=\"}]}",
               id.p);
-    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
     assert_id(f.ctx, 0, id.p);
     assert_id(f.ctx, 1, "");
     assert_id(f.ctx, 2, "q\"\xc3\xa9");
     assert_id(f.ctx, 3, "12345678901234567890123");
-    char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+    char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, ENRICH_OK, NULL);
     cJSON *j = cJSON_Parse(got);
     ck_assert_ptr_nonnull(j);
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "records")->child;
@@ -673,27 +710,27 @@ START_TEST(shapes_firehose_response_limit)
     sb in = {0};
     firehose_many(&in, 30);
     /* Without a limit problem: everything delivered; note the size. */
-    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
-    size_t full = enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 0);
+    run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
+    size_t full = enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 0);
     /* Exactly at the limit: still everything. One byte less: the last Ok
      * record (28, as 29 is dropped) is left out. */
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, (int64_t)full), ENRICH_OK);
-    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 0);
-    ck_assert_uint_eq(enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE), full);
+    run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 0);
+    ck_assert_uint_eq(enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE), full);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, (int64_t)full - 1),
                      ENRICH_OK);
-    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 1);
-    ck_assert_int_eq(enrich_batch_result(f.ctx, 28), ENRICH_RESULT_OVER_LIMIT);
-    ck_assert_int_eq(enrich_batch_result(f.ctx, 29), ENRICH_RESULT_DROPPED);
+    run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 1);
+    ck_assert_int_eq(enrich_aws_result(f.ctx, 28), ENRICH_RESULT_OVER_LIMIT);
+    ck_assert_int_eq(enrich_aws_result(f.ctx, 29), ENRICH_RESULT_DROPPED);
 
     for (int64_t limit = 2048; limit <= 8192; limit += 1024) {
         ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, limit), ENRICH_OK);
-        run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+        run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
         size_t len;
-        char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, &len);
+        char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, ENRICH_OK, &len);
         ck_assert_uint_le(len, (size_t)limit);
         cJSON *j = cJSON_Parse(got);
         ck_assert_ptr_nonnull(j);
@@ -707,7 +744,7 @@ START_TEST(shapes_firehose_response_limit)
             /* Every recordId exactly once, in order. */
             ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r, "recordId")->valuestring, id);
             const char *res = cJSON_GetObjectItemCaseSensitive(r, "result")->valuestring;
-            enrich_result er = enrich_batch_result(f.ctx, (size_t)i);
+            enrich_result er = enrich_aws_result(f.ctx, (size_t)i);
             if (i % 3 == 2) {
                 ck_assert_str_eq(res, "Dropped");
                 ck_assert_int_eq(er, ENRICH_RESULT_DROPPED);
@@ -724,8 +761,8 @@ START_TEST(shapes_firehose_response_limit)
                 over++;
             }
         }
-        ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), (size_t)over);
-        ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), (size_t)ok);
+        ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), (size_t)over);
+        ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OK), (size_t)ok);
         ck_assert_int_eq(ok + over, 20);
         if (limit == 2048)
             ck_assert_int_ge(ok, 1);
@@ -740,14 +777,14 @@ START_TEST(shapes_firehose_response_limit)
     in = (sb){0};
     firehose_many(&in, 100);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 1024), ENRICH_OK);
-    run_ok(&f, ENRICH_INPUT_FIREHOSE, in.p, in.len);
+    run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
     size_t w = 0;
     char buf[64];
-    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_FIREHOSE, buf, sizeof buf, &w),
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, buf, sizeof buf, &w),
                      ENRICH_E_TOO_LARGE);
     ck_assert_uint_gt(w, 1024);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 67);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_DROPPED), 33);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 67);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_DROPPED), 33);
     free(in.p);
     tu_fixture_close(&f);
 }
@@ -779,18 +816,18 @@ START_TEST(shapes_kinesis_seed_exact)
     /* Tumbling-window members are ignored. */
     sb_puts(&in, "],\"window\":{\"start\":\"2020-07-30T17:00:00Z\",\"end\":\"2020-07-30T17:05:00Z\"},"
                  "\"state\":{\"1\":282},\"shardId\":\"shardId-000000000006\",\"isFinalInvokeForWindow\":false}");
-    run_ok(&f, ENRICH_INPUT_KINESIS, in.p, in.len);
+    run_ok(&f, ENRICH_AWS_KINESIS, in.p, in.len);
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 4);
     for (size_t i = 0; i < 3; i++)
         assert_record(f.ctx, i, seed_out[i]);
     ck_assert_int_eq(enrich_batch_error(f.ctx, 3), ENRICH_E_BASE64);
-    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 0), 1705314600500LL);
-    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 1), 1705314600000LL);
-    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 2), 1705314600000LL);
-    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 3), 1335205543511LL);
+    ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 0), 1705314600500LL);
+    ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 1), 1705314600000LL);
+    ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 2), 1705314600000LL);
+    ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 3), 1335205543511LL);
     assert_id(f.ctx, 3, "49590338271490256608559692538361571095921575989136588893");
     /* not_found is a success for Kinesis: only the bad record is listed. */
-    char *got = encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, ENRICH_OK, NULL);
+    char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_KINESIS, ENRICH_OK, NULL);
     ck_assert_str_eq(got, "{\"batchItemFailures\":[{\"itemIdentifier\":"
                           "\"49590338271490256608559692538361571095921575989136588893\"}]}");
     free(got);
@@ -799,10 +836,10 @@ START_TEST(shapes_kinesis_seed_exact)
     free(got);
     /* All good: an empty list. */
     static const char one[] = "{\"Records\":[{\"kinesis\":{\"sequenceNumber\":\"7\",\"data\":\"e30=\"}}]}";
-    run_ok(&f, ENRICH_INPUT_KINESIS, one, strlen(one));
-    got = encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, ENRICH_OK, NULL);
+    run_ok(&f, ENRICH_AWS_KINESIS, one, strlen(one));
+    got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_KINESIS, ENRICH_OK, NULL);
     ck_assert_str_eq(got, "{\"batchItemFailures\":[]}");
-    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 0), -1);
+    ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 0), -1);
     free(got);
     free(in.p);
     tu_fixture_close(&f);
@@ -826,7 +863,7 @@ START_TEST(shapes_kinesis_object_name_spellings)
          "\"kinesis\":{\"sequenceNumber\":\"6\"},\"data\":\"e30=\"}}]}", "5"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        run_ok(&f, ENRICH_INPUT_KINESIS, cases[i][0], strlen(cases[i][0]));
+        run_ok(&f, ENRICH_AWS_KINESIS, cases[i][0], strlen(cases[i][0]));
         ck_assert_uint_eq(enrich_batch_count(f.ctx), 1);
         assert_id(f.ctx, 0, cases[i][1]);
         ck_assert_int_eq(enrich_batch_outcome(f.ctx, 0), ENRICH_OUTCOME_NO_KEY);
@@ -834,7 +871,7 @@ START_TEST(shapes_kinesis_object_name_spellings)
     /* The first "kinesis" is not an object: the record is refused. */
     static const char bad[] = "{\"Records\":[{\"kinesis\":1,\"kinesis\":{\"sequenceNumber\":\"7\","
                               "\"data\":\"e30=\"}}]}";
-    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_KINESIS, bad, strlen(bad)), ENRICH_E_JSON);
+    ck_assert_int_eq(enrich_aws_batch_run(f.ctx, ENRICH_AWS_KINESIS, bad, strlen(bad)), ENRICH_E_JSON);
     tu_fixture_close(&f);
 }
 END_TEST
@@ -865,19 +902,19 @@ START_TEST(shapes_kinesis_fixtures)
     for (size_t k = 0; k < sizeof fx / sizeof fx[0]; k++) {
         size_t n;
         char *src = fixture_file(fx[k].file, &n);
-        run_ok(&f, ENRICH_INPUT_KINESIS, src, n);
+        run_ok(&f, ENRICH_AWS_KINESIS, src, n);
         ck_assert_uint_eq(enrich_batch_count(f.ctx), fx[k].n);
         sb want = {0};
         sb_puts(&want, "{\"batchItemFailures\":[");
         for (size_t i = 0; i < fx[k].n; i++) {
             assert_id(f.ctx, i, fx[k].seq[i]);
-            ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, i), fx[k].arrival[i]);
+            ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, i), fx[k].arrival[i]);
             /* Plain text payloads: every record fails and is listed. */
-            ck_assert_int_eq(enrich_batch_result(f.ctx, i), ENRICH_RESULT_FAILED);
+            ck_assert_int_eq(enrich_aws_result(f.ctx, i), ENRICH_RESULT_FAILED);
             sb_printf(&want, "%s{\"itemIdentifier\":\"%s\"}", i ? "," : "", fx[k].seq[i]);
         }
         sb_puts(&want, "]}");
-        char *got = encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, ENRICH_OK, NULL);
+        char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_KINESIS, ENRICH_OK, NULL);
         ck_assert_str_eq(got, want.p);
         free(got);
         free(want.p);
@@ -897,9 +934,9 @@ START_TEST(shapes_kinesis_response_limit)
         sb_printf(&in, "%s{\"kinesis\":{\"sequenceNumber\":\"%056d\",\"data\":\"bad\"}}", i ? "," : "", i);
     sb_puts(&in, "]}");
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 2048), ENRICH_OK);
-    run_ok(&f, ENRICH_INPUT_KINESIS, in.p, in.len);
+    run_ok(&f, ENRICH_AWS_KINESIS, in.p, in.len);
     size_t w = 0;
-    ck_assert_int_eq(enrich_encode(f.ctx, ENRICH_ENCODE_KINESIS_RESPONSE, NULL, 0, &w),
+    ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_KINESIS, NULL, 0, &w),
                      ENRICH_E_TOO_LARGE);
     ck_assert_uint_eq(w, 22 + 40 * 78 - 1 + 2);
     free(in.p);
@@ -914,56 +951,126 @@ END_TEST
 START_TEST(shapes_bad_envelopes_fail_the_batch)
 {
     static const struct {
-        enrich_input in;
+        enrich_aws_event in;
         const char *src;
         const char *msg;
     } cases[] = {
-        {ENRICH_INPUT_FIREHOSE, "", "input is not a JSON object (Firehose event)"},
-        {ENRICH_INPUT_FIREHOSE, "[]", "input is not a JSON object (Firehose event)"},
-        {ENRICH_INPUT_FIREHOSE, "{\"records\":[]} x", "bytes after the object at byte 15"},
-        {ENRICH_INPUT_FIREHOSE, "{\"invocationId\":\"x\"}", "no \"records\" array"},
-        {ENRICH_INPUT_FIREHOSE, "{\"records\":{}}", "\"records\" is not an array"},
-        {ENRICH_INPUT_FIREHOSE, "{\"records\":[1]}", "records[0] is not an object"},
-        {ENRICH_INPUT_FIREHOSE, "{\"records\":[{\"data\":\"e30=\"}]}", "records[0] has no recordId string"},
-        {ENRICH_INPUT_FIREHOSE, "{\"records\":[{\"recordId\":null,\"data\":\"e30=\"}]}",
+        {ENRICH_AWS_FIREHOSE, "", "input is not a JSON object (Firehose event)"},
+        {ENRICH_AWS_FIREHOSE, "[]", "input is not a JSON object (Firehose event)"},
+        {ENRICH_AWS_FIREHOSE, "{\"records\":[]} x", "bytes after the object at byte 15"},
+        {ENRICH_AWS_FIREHOSE, "{\"invocationId\":\"x\"}", "no \"records\" array"},
+        {ENRICH_AWS_FIREHOSE, "{\"records\":{}}", "\"records\" is not an array"},
+        {ENRICH_AWS_FIREHOSE, "{\"records\":[1]}", "records[0] is not an object"},
+        {ENRICH_AWS_FIREHOSE, "{\"records\":[{\"data\":\"e30=\"}]}", "records[0] has no recordId string"},
+        {ENRICH_AWS_FIREHOSE, "{\"records\":[{\"recordId\":null,\"data\":\"e30=\"}]}",
          "records[0] has no recordId string"},
-        {ENRICH_INPUT_FIREHOSE, "{\"records\":[{\"recordId\":\"a\",\"data\":tru}]}",
+        {ENRICH_AWS_FIREHOSE, "{\"records\":[{\"recordId\":\"a\",\"data\":tru}]}",
          "records[0] is not valid JSON"},
-        {ENRICH_INPUT_FIREHOSE, "{\"records\":[{\"recordId\":\"a\"} {}]}",
+        {ENRICH_AWS_FIREHOSE, "{\"records\":[{\"recordId\":\"a\"} {}]}",
          "records array: expected ',' or ']' after element 0"},
-        {ENRICH_INPUT_FIREHOSE, "{\"region\":nope,\"records\":[]}", "member at byte 1 is not valid JSON"},
-        {ENRICH_INPUT_KINESIS, "{\"Records\":[{\"eventID\":\"x\"}]}", "Records[0] has no \"kinesis\" object"},
-        {ENRICH_INPUT_KINESIS, "{\"Records\":[{\"kinesis\":{\"data\":\"e30=\"}}]}",
+        {ENRICH_AWS_FIREHOSE, "{\"region\":nope,\"records\":[]}", "member at byte 1 is not valid JSON"},
+        {ENRICH_AWS_KINESIS, "{\"Records\":[{\"eventID\":\"x\"}]}", "Records[0] has no \"kinesis\" object"},
+        {ENRICH_AWS_KINESIS, "{\"Records\":[{\"kinesis\":{\"data\":\"e30=\"}}]}",
          "Records[0] has no kinesis.sequenceNumber string"},
-        {ENRICH_INPUT_KINESIS, "{\"records\":[]}", "no \"Records\" array"},
-        {ENRICH_INPUT_PIPES, "{}", "input is not a JSON array (EventBridge Pipes batch)"},
-        {ENRICH_INPUT_PIPES, "[{\"data\":\"e30=\"}", "element array: expected ',' or ']' after element 0"},
-        {ENRICH_INPUT_FIREHOSE, "{\"records\":[{\"recordId\":\"a\",\"data\":\"e30=\"}]",
+        {ENRICH_AWS_KINESIS, "{\"records\":[]}", "no \"Records\" array"},
+        {ENRICH_AWS_PIPES, "{}", "input is not a JSON array (EventBridge Pipes batch)"},
+        {ENRICH_AWS_PIPES, "[{\"data\":\"e30=\"}", "element array: expected ',' or ']' after element 0"},
+        {ENRICH_AWS_FIREHOSE, "{\"records\":[{\"recordId\":\"a\",\"data\":\"e30=\"}]",
          "input is not a JSON object (Firehose event)"},
-        {ENRICH_INPUT_FIREHOSE, "{\"records\":[],\"x\":[1,{]}", "member at byte 14 is not valid JSON"},
-        {ENRICH_INPUT_KINESIS, "{\"Records\":[{\"kinesis\":[]}]}", "Records[0] is not valid JSON"},
-        {ENRICH_INPUT_PIPES, "[nul]", "element[0] is not valid JSON"},
+        {ENRICH_AWS_FIREHOSE, "{\"records\":[],\"x\":[1,{]}", "member at byte 14 is not valid JSON"},
+        {ENRICH_AWS_KINESIS, "{\"Records\":[{\"kinesis\":[]}]}", "Records[0] is not valid JSON"},
+        {ENRICH_AWS_PIPES, "[nul]", "element[0] is not valid JSON"},
     };
     tu_fixture f = {0};
     tu_fixture_open(&f, NULL);
     /* A good batch first: a failed one must leave no results behind. */
     static const char good[] = "{\"records\":[{\"recordId\":\"a\",\"data\":\"e30=\"}]}";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        run_ok(&f, ENRICH_INPUT_FIREHOSE, good, strlen(good));
-        enrich_status rc = enrich_batch_run(f.ctx, cases[i].in, cases[i].src, strlen(cases[i].src));
+        run_ok(&f, ENRICH_AWS_FIREHOSE, good, strlen(good));
+        enrich_status rc = enrich_aws_batch_run(f.ctx, cases[i].in, cases[i].src, strlen(cases[i].src));
         ck_assert_msg(rc == ENRICH_E_JSON, "case %zu: %s", i, enrich_strerror(rc));
         ck_assert_str_eq(enrich_ctx_errmsg(f.ctx), cases[i].msg);
         ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
-        ck_assert_uint_eq(enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE), 0);
+        ck_assert_uint_eq(enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE), 0);
     }
     /* Empty batches are fine. */
-    run_ok(&f, ENRICH_INPUT_FIREHOSE, "{\"records\":[]}", 14);
-    char *got = encode(f.ctx, ENRICH_ENCODE_FIREHOSE, ENRICH_OK, NULL);
+    run_ok(&f, ENRICH_AWS_FIREHOSE, "{\"records\":[]}", 14);
+    char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, ENRICH_OK, NULL);
     ck_assert_str_eq(got, "{\"records\":[]}");
     free(got);
-    run_ok(&f, ENRICH_INPUT_PIPES, " [ ] ", 5);
+    run_ok(&f, ENRICH_AWS_PIPES, " [ ] ", 5);
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+    ck_assert_int_eq(enrich_aws_batch_run(f.ctx, (enrich_aws_event)6, "[]", 2), ENRICH_E_INVALID);
     ck_assert_int_eq(enrich_batch_run(f.ctx, (enrich_input)6, "[]", 2), ENRICH_E_INVALID);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* Each entry point takes its own shapes only: enrich_batch_run the core
+ * inputs (1, 2), enrich_aws_batch_run the AWS events (3..5). Another value,
+ * even with input that is valid in that shape, is ENRICH_E_INVALID and
+ * leaves no results (not even those of the batch before). */
+START_TEST(shapes_entry_points_refuse_the_other_shapes)
+{
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
+    sb fh = {0}, pp = {0}, ks = {0}, nd = {0}, arr = {0};
+    firehose_seed(&fh);
+    pipes_seed(&pp, false);
+    sb_puts(&ks, "{\"Records\":[{\"kinesis\":{\"sequenceNumber\":\"1\",\"data\":\"e30=\"}}]}");
+    sb_printf(&nd, "%s\n%s\n", seed_ev[0], seed_ev[1]);
+    sb_printf(&arr, "[%s,%s]", seed_ev[0], seed_ev[1]);
+    const struct {
+        int shape;
+        const sb *src;
+    } aws[] = {{ENRICH_AWS_PIPES, &pp}, {ENRICH_AWS_FIREHOSE, &fh}, {ENRICH_AWS_KINESIS, &ks}},
+      core[] = {{ENRICH_INPUT_NDJSON, &nd}, {ENRICH_INPUT_JSON_ARRAY, &arr}};
+    for (size_t i = 0; i < 3; i++) {
+        /* The AWS event is fine through its own entry point... */
+        run_ok(&f, aws[i].shape, aws[i].src->p, aws[i].src->len);
+        ck_assert_uint_gt(enrich_batch_count(f.ctx), 0);
+        /* ...and refused by the core's, after a core batch and after an AWS one. */
+        for (int before = 0; before < 2; before++) {
+            if (before)
+                run_ok(&f, ENRICH_INPUT_NDJSON, nd.p, nd.len);
+            else
+                run_ok(&f, aws[i].shape, aws[i].src->p, aws[i].src->len);
+            ck_assert_int_eq(enrich_batch_run(f.ctx, (enrich_input)aws[i].shape, aws[i].src->p,
+                                              aws[i].src->len),
+                             ENRICH_E_INVALID);
+            ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+            ck_assert_uint_eq(enrich_encode_bound(f.ctx, ENRICH_ENCODE_NDJSON), 0);
+            ck_assert_ptr_nonnull(strstr(enrich_ctx_errmsg(f.ctx), "enrich_aws_batch_run"));
+        }
+    }
+    for (size_t i = 0; i < 2; i++) {
+        run_ok(&f, core[i].shape, core[i].src->p, core[i].src->len);
+        ck_assert_uint_eq(enrich_batch_count(f.ctx), 2);
+        run_ok(&f, ENRICH_AWS_FIREHOSE, fh.p, fh.len);
+        ck_assert_int_eq(enrich_aws_batch_run(f.ctx, (enrich_aws_event)core[i].shape,
+                                              core[i].src->p, core[i].src->len),
+                         ENRICH_E_INVALID);
+        ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+        ck_assert_uint_eq(enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE), 0);
+        ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OK), 0);
+        ck_assert_ptr_nonnull(strstr(enrich_ctx_errmsg(f.ctx), "enrich_batch_run"));
+    }
+    /* Values of neither: refused by both. */
+    const int neither[] = {0, -1, 6, 1000};
+    for (size_t i = 0; i < sizeof neither / sizeof neither[0]; i++) {
+        ck_assert_int_eq(enrich_batch_run(f.ctx, (enrich_input)neither[i], "{}\n", 3),
+                         ENRICH_E_INVALID);
+        ck_assert_int_eq(enrich_aws_batch_run(f.ctx, (enrich_aws_event)neither[i], "[]", 2),
+                         ENRICH_E_INVALID);
+        ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
+    }
+    ck_assert_int_eq(enrich_batch_run(NULL, ENRICH_INPUT_NDJSON, "{}\n", 3), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_aws_batch_run(NULL, ENRICH_AWS_PIPES, "[]", 2), ENRICH_E_INVALID);
+    free(fh.p);
+    free(pp.p);
+    free(ks.p);
+    free(nd.p);
+    free(arr.p);
     tu_fixture_close(&f);
 }
 END_TEST
@@ -983,16 +1090,16 @@ START_TEST(shapes_other_fixtures_are_not_aws_batches)
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
         size_t n;
         char *src = fixture_file(files[k], &n);
-        for (enrich_input in = ENRICH_INPUT_PIPES; in <= ENRICH_INPUT_KINESIS; in++) {
-            ck_assert_msg(enrich_batch_run(f.ctx, in, src, n) == ENRICH_E_JSON, "%s as %d", files[k],
-                          (int)in);
+        for (int in = ENRICH_AWS_PIPES; in <= ENRICH_AWS_KINESIS; in++) {
+            ck_assert_msg(enrich_aws_batch_run(f.ctx, (enrich_aws_event)in, src, n) == ENRICH_E_JSON,
+                          "%s as %d", files[k], in);
             ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
         }
         free(src);
     }
     size_t n;
     char *src = fixture_file("dynamodb-stream-event-all-types.aws-lambda-go.json", &n);
-    ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_KINESIS, src, n), ENRICH_E_JSON);
+    ck_assert_int_eq(enrich_aws_batch_run(f.ctx, ENRICH_AWS_KINESIS, src, n), ENRICH_E_JSON);
     ck_assert_str_eq(enrich_ctx_errmsg(f.ctx), "Records[0] has no \"kinesis\" object");
     free(src);
     tu_fixture_close(&f);
@@ -1002,37 +1109,37 @@ END_TEST
 START_TEST(shapes_arrival_timestamps)
 {
     static const struct {
-        enrich_input in;
+        enrich_aws_event in;
         const char *value;
         int64_t ms;
     } cases[] = {
-        {ENRICH_INPUT_PIPES, "1.4285376E9", 1428537600000LL},
-        {ENRICH_INPUT_PIPES, "1.4285376e+9", 1428537600000LL},
-        {ENRICH_INPUT_PIPES, "1428537600", 1428537600000LL},
-        {ENRICH_INPUT_PIPES, "1545084650.987", 1545084650987LL},
-        {ENRICH_INPUT_PIPES, "1545084650.9879", 1545084650987LL},
-        {ENRICH_INPUT_PIPES, "0.001", 1},
-        {ENRICH_INPUT_PIPES, "0", 0},
-        {ENRICH_INPUT_PIPES, "-0.0015", -2},
-        {ENRICH_INPUT_PIPES, "14285376000000000000000000E-16", 1428537600000LL},
-        {ENRICH_INPUT_PIPES, "\"2012-04-23T18:25:43.511Z\"", 1335205543511LL},
-        {ENRICH_INPUT_PIPES, "\"yesterday\"", -1},
-        {ENRICH_INPUT_PIPES, "1e300", -1},
-        {ENRICH_INPUT_PIPES, "null", -1},
-        {ENRICH_INPUT_PIPES, "{}", -1},
-        {ENRICH_INPUT_FIREHOSE, "1664028820148", 1664028820148LL},
-        {ENRICH_INPUT_FIREHOSE, "1.664028820148E12", 1664028820148LL},
-        {ENRICH_INPUT_FIREHOSE, "\"2012-04-23T18:25:43.511Z\"", 1335205543511LL},
-        {ENRICH_INPUT_FIREHOSE, "253402300800000", -1},
-        {ENRICH_INPUT_KINESIS, "1480641523.477", 1480641523477LL},
+        {ENRICH_AWS_PIPES, "1.4285376E9", 1428537600000LL},
+        {ENRICH_AWS_PIPES, "1.4285376e+9", 1428537600000LL},
+        {ENRICH_AWS_PIPES, "1428537600", 1428537600000LL},
+        {ENRICH_AWS_PIPES, "1545084650.987", 1545084650987LL},
+        {ENRICH_AWS_PIPES, "1545084650.9879", 1545084650987LL},
+        {ENRICH_AWS_PIPES, "0.001", 1},
+        {ENRICH_AWS_PIPES, "0", 0},
+        {ENRICH_AWS_PIPES, "-0.0015", -2},
+        {ENRICH_AWS_PIPES, "14285376000000000000000000E-16", 1428537600000LL},
+        {ENRICH_AWS_PIPES, "\"2012-04-23T18:25:43.511Z\"", 1335205543511LL},
+        {ENRICH_AWS_PIPES, "\"yesterday\"", -1},
+        {ENRICH_AWS_PIPES, "1e300", -1},
+        {ENRICH_AWS_PIPES, "null", -1},
+        {ENRICH_AWS_PIPES, "{}", -1},
+        {ENRICH_AWS_FIREHOSE, "1664028820148", 1664028820148LL},
+        {ENRICH_AWS_FIREHOSE, "1.664028820148E12", 1664028820148LL},
+        {ENRICH_AWS_FIREHOSE, "\"2012-04-23T18:25:43.511Z\"", 1335205543511LL},
+        {ENRICH_AWS_FIREHOSE, "253402300800000", -1},
+        {ENRICH_AWS_KINESIS, "1480641523.477", 1480641523477LL},
     };
     tu_fixture f = {0};
     tu_fixture_open(&f, NULL);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sb in = {0};
-        if (cases[i].in == ENRICH_INPUT_PIPES)
+        if (cases[i].in == ENRICH_AWS_PIPES)
             sb_printf(&in, "[{\"data\":{},\"approximateArrivalTimestamp\":%s}]", cases[i].value);
-        else if (cases[i].in == ENRICH_INPUT_FIREHOSE)
+        else if (cases[i].in == ENRICH_AWS_FIREHOSE)
             sb_printf(&in, "{\"records\":[{\"recordId\":\"r\",\"data\":\"e30=\",\"approximateArrivalTimestamp\":%s}]}",
                       cases[i].value);
         else
@@ -1040,21 +1147,21 @@ START_TEST(shapes_arrival_timestamps)
                            "\"approximateArrivalTimestamp\":%s}}]}",
                       cases[i].value);
         run_ok(&f, cases[i].in, in.p, in.len);
-        ck_assert_msg(enrich_batch_arrival_ms(f.ctx, 0) == cases[i].ms, "%s: %lld, want %lld",
-                      cases[i].value, (long long)enrich_batch_arrival_ms(f.ctx, 0),
+        ck_assert_msg(enrich_aws_arrival_ms(f.ctx, 0) == cases[i].ms, "%s: %lld, want %lld",
+                      cases[i].value, (long long)enrich_aws_arrival_ms(f.ctx, 0),
                       (long long)cases[i].ms);
         free(in.p);
     }
     /* NDJSON records have neither id nor arrival time. */
     run_ok(&f, ENRICH_INPUT_NDJSON, "{}\n", 3);
-    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 0), -1);
+    ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 0), -1);
     assert_id(f.ctx, 0, "");
-    ck_assert_int_eq(enrich_batch_arrival_ms(f.ctx, 1), -1);
-    ck_assert_int_eq(enrich_batch_arrival_ms(NULL, 0), -1);
-    ck_assert_uint_eq(enrich_batch_record_id(f.ctx, 9).len, 0);
-    ck_assert_int_eq(enrich_batch_result(f.ctx, 0), ENRICH_RESULT_OK);
-    ck_assert_int_eq(enrich_batch_result(f.ctx, 1), ENRICH_RESULT_FAILED);
-    ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 1);
+    ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 1), -1);
+    ck_assert_int_eq(enrich_aws_arrival_ms(NULL, 0), -1);
+    ck_assert_uint_eq(enrich_aws_record_id(f.ctx, 9).len, 0);
+    ck_assert_int_eq(enrich_aws_result(f.ctx, 0), ENRICH_RESULT_OK);
+    ck_assert_int_eq(enrich_aws_result(f.ctx, 1), ENRICH_RESULT_FAILED);
+    ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OK), 1);
     tu_fixture_close(&f);
 }
 END_TEST
@@ -1095,9 +1202,11 @@ START_TEST(shapes_rules_errors)
                                   cases[i].rules),
                          0);
         enrich_pipeline *pl = (enrich_pipeline *)1;
-        ck_assert_int_eq(enrich_pipeline_compile(f.store, r, strlen(r), &pl), ENRICH_E_RULES);
+        char err[512];
+        ck_assert_int_eq(enrich_pipeline_compile(f.store, r, strlen(r), &pl, err, sizeof err),
+                         ENRICH_E_RULES);
         ck_assert_ptr_null(pl);
-        ck_assert_str_eq(enrich_store_errmsg(f.store), cases[i].msg);
+        ck_assert_str_eq(err, cases[i].msg);
         free(r);
     }
     tu_fixture_close(&f);
@@ -1112,18 +1221,18 @@ START_TEST(shapes_ctx_reuse_across_shapes)
     firehose_seed(&fh);
     pipes_seed(&pp, false);
     for (int round = 0; round < 3; round++) {
-        run_ok(&f, ENRICH_INPUT_FIREHOSE, fh.p, fh.len);
+        run_ok(&f, ENRICH_AWS_FIREHOSE, fh.p, fh.len);
         assert_id(f.ctx, 2, "r3");
-        size_t fb = enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE);
+        size_t fb = enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE);
         ck_assert_uint_gt(fb, 0);
-        run_ok(&f, ENRICH_INPUT_PIPES, pp.p, pp.len);
-        ck_assert_uint_eq(enrich_batch_record_id(f.ctx, 2).len, 77);
-        ck_assert_uint_eq(enrich_encode_bound(f.ctx, ENRICH_ENCODE_FIREHOSE), 0);
+        run_ok(&f, ENRICH_AWS_PIPES, pp.p, pp.len);
+        ck_assert_uint_eq(enrich_aws_record_id(f.ctx, 2).len, 77);
+        ck_assert_uint_eq(enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE), 0);
         run_ok(&f, ENRICH_INPUT_NDJSON, seed_ev[0], strlen(seed_ev[0]));
         assert_id(f.ctx, 0, "");
         enrich_ctx_reset(f.ctx);
         ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);
-        ck_assert_uint_eq(enrich_batch_count_result(f.ctx, ENRICH_RESULT_OK), 0);
+        ck_assert_uint_eq(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OK), 0);
     }
     free(fh.p);
     free(pp.p);
@@ -1158,6 +1267,7 @@ static Suite *shapes_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("envelopes");
     tcase_add_test(tc, shapes_bad_envelopes_fail_the_batch);
+    tcase_add_test(tc, shapes_entry_points_refuse_the_other_shapes);
     tcase_add_test(tc, shapes_other_fixtures_are_not_aws_batches);
     tcase_add_test(tc, shapes_arrival_timestamps);
     tcase_add_test(tc, shapes_rules_errors);

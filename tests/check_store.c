@@ -17,11 +17,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "internal.h"
+#include "store_internal.h"
 #include "testutil.h"
-
-/* Internal helper of store.c (not yet in internal.h). */
-ENRICH_INTERNAL enrich_status store_table_warm(enrich_store *s, const char *table, MDB_dbi *dbi);
 
 /* ---------------------------------------------------------------- */
 /* Helpers                                                           */
@@ -88,7 +85,7 @@ static void load_ok(enrich_store *s, const char *table, const char *key, const c
                     unsigned flags, size_t expect_loaded)
 {
     size_t loaded = 0;
-    enrich_status rc = enrich_store_load(s, table, key, ENRICH_LOAD_NDJSON, NULL, flags, src,
+    enrich_status rc = tu_load(s, table, key, ENRICH_LOAD_NDJSON, NULL, flags, src,
                                          strlen(src), &loaded);
     ck_assert_msg(rc == ENRICH_OK, "load: %s (%s)", enrich_strerror(rc), enrich_store_errmsg(s));
     ck_assert_uint_eq(loaded, expect_loaded);
@@ -169,10 +166,10 @@ static size_t scan_table(enrich_store *s, const char *table, visit_fn fn, void *
 {
     MDB_dbi dbi;
     /* Publish the handle first: a txn only sees handles older than itself. */
-    ck_assert_int_eq(store_table_warm(s, table, &dbi), ENRICH_OK);
+    ck_assert_int_eq(store_table_warm(s, table, &dbi, NULL), ENRICH_OK);
     MDB_txn *txn;
     ck_assert_int_eq(store_read_begin(s, &txn, NULL), ENRICH_OK);
-    ck_assert_int_eq(store_table_open(s, txn, table, &dbi, NULL), ENRICH_OK);
+    ck_assert_int_eq(store_table_open(s, txn, table, &dbi, NULL, NULL), ENRICH_OK);
     MDB_cursor *c;
     ck_assert_int_eq(mdb_cursor_open(txn, dbi, &c), 0);
     MDB_val k, v;
@@ -518,7 +515,7 @@ START_TEST(store_key_too_long)
                      ENRICH_E_KEY_TOO_LONG);
     /* And in a load, the whole load fails. */
     size_t loaded = 99;
-    ck_assert_int_eq(enrich_store_load(s, "t", NULL, ENRICH_LOAD_NDJSON, NULL, 0, item,
+    ck_assert_int_eq(tu_load(s, "t", NULL, ENRICH_LOAD_NDJSON, NULL, 0, item,
                                        (size_t)n, &loaded),
                      ENRICH_E_KEY_TOO_LONG);
     ck_assert_uint_eq(loaded, 0);
@@ -540,7 +537,7 @@ START_TEST(store_write_on_rdonly_returns_readonly)
     ck_assert_int_eq(enrich_store_put(s, "t", item, strlen(item)), ENRICH_E_READONLY);
     ck_assert_int_eq(enrich_store_delete(s, "t", "a", 1), ENRICH_E_READONLY);
     ck_assert_int_eq(enrich_store_define_table(s, "u", "id"), ENRICH_E_READONLY);
-    ck_assert_int_eq(enrich_store_load(s, "t", NULL, ENRICH_LOAD_NDJSON, NULL, 0, item,
+    ck_assert_int_eq(tu_load(s, "t", NULL, ENRICH_LOAD_NDJSON, NULL, 0, item,
                                        strlen(item), NULL),
                      ENRICH_E_READONLY);
     ck_assert_ptr_nonnull(strstr(enrich_store_errmsg(s), "read-only"));
@@ -564,7 +561,7 @@ START_TEST(store_unknown_table_returns_no_table)
     ck_assert_int_eq(enrich_store_get(s, "nope", "a", 1, buf, sizeof buf, &w), ENRICH_E_NO_TABLE);
     ck_assert_int_eq(enrich_store_delete(s, "nope", "a", 1), ENRICH_E_NO_TABLE);
     /* A load into a missing table without a key cannot create it. */
-    ck_assert_int_eq(enrich_store_load(s, "nope", NULL, ENRICH_LOAD_NDJSON, NULL, 0, item,
+    ck_assert_int_eq(tu_load(s, "nope", NULL, ENRICH_LOAD_NDJSON, NULL, 0, item,
                                        strlen(item), NULL),
                      ENRICH_E_NO_TABLE);
     /* The store's own meta db is not a table. */
@@ -649,7 +646,7 @@ START_TEST(store_table_handle_outlives_read_txn)
     MDB_dbi dbi;
     table_key k;
     ck_assert_int_eq(store_read_begin(s, &txn, NULL), ENRICH_OK);
-    ck_assert_int_eq(store_table_open(s, txn, "t", &dbi, &k), ENRICH_OK);
+    ck_assert_int_eq(store_table_open(s, txn, "t", &dbi, &k, NULL), ENRICH_OK);
     ck_assert_uint_eq(k.n, 1);
     ck_assert_str_eq(k.attrs[0], "id");
     table_key_free(&k);
@@ -660,7 +657,7 @@ START_TEST(store_table_handle_outlives_read_txn)
     mdb_txn_abort(txn);
     /* Unknown table: NO_TABLE, through the same path. */
     ck_assert_int_eq(store_read_begin(s, &txn, NULL), ENRICH_OK);
-    ck_assert_int_eq(store_table_open(s, txn, "zz", &dbi, &k), ENRICH_E_NO_TABLE);
+    ck_assert_int_eq(store_table_open(s, txn, "zz", &dbi, &k, NULL), ENRICH_E_NO_TABLE);
     mdb_txn_abort(txn);
     enrich_store_close(s);
     free(path);
@@ -752,7 +749,7 @@ START_TEST(store_load_bad_item_keeps_previous)
                               "{\"nokey\":1}\n{\"id\":\"y\"}\n{oops\n";
     for (int replace = 0; replace < 2; replace++) {
         size_t loaded = 77;
-        enrich_status rc = enrich_store_load(s, "t", NULL, ENRICH_LOAD_NDJSON, NULL,
+        enrich_status rc = tu_load(s, "t", NULL, ENRICH_LOAD_NDJSON, NULL,
                                              replace ? ENRICH_LOAD_REPLACE : 0, bad,
                                              sizeof bad - 1, &loaded);
         ck_assert_int_eq(rc, ENRICH_E_ITEM);
@@ -765,7 +762,7 @@ START_TEST(store_load_bad_item_keeps_previous)
     }
     /* A syntax error reports its own line and code; still nothing written. */
     static const char bad2[] = "{\"id\":\"q\"}\n{\"id\":\"r\"}\n{oops\n";
-    ck_assert_int_eq(enrich_store_load(s, "t", NULL, ENRICH_LOAD_NDJSON, NULL, 0, bad2,
+    ck_assert_int_eq(tu_load(s, "t", NULL, ENRICH_LOAD_NDJSON, NULL, 0, bad2,
                                        sizeof bad2 - 1, NULL),
                      ENRICH_E_JSON);
     ck_assert_ptr_nonnull(strstr(enrich_store_errmsg(s), "line 3"));
@@ -773,7 +770,7 @@ START_TEST(store_load_bad_item_keeps_previous)
     ck_assert_str_eq(after, before);
     free(after);
     /* A failed load into a new table does not leave the table behind. */
-    ck_assert_int_eq(enrich_store_load(s, "fresh", "id", ENRICH_LOAD_NDJSON, NULL, 0, bad,
+    ck_assert_int_eq(tu_load(s, "fresh", "id", ENRICH_LOAD_NDJSON, NULL, 0, bad,
                                        sizeof bad - 1, NULL),
                      ENRICH_E_ITEM);
     char buf[16];
@@ -950,26 +947,26 @@ START_TEST(store_load_args_and_progress)
 {
     char *dir, *path;
     enrich_store *s = new_store(&dir, &path);
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, "a:number", 0, V1,
-                                       strlen(V1), NULL),
-                     ENRICH_E_INVALID);
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", (enrich_load_format)99, NULL, 0, V1,
-                                       strlen(V1), NULL),
-                     ENRICH_E_INVALID);
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0x100, V1,
-                                       strlen(V1), NULL),
-                     ENRICH_E_INVALID);
-    ck_assert_int_eq(enrich_store_load(s, "__t", "id", ENRICH_LOAD_NDJSON, NULL, 0, V1,
-                                       strlen(V1), NULL),
-                     ENRICH_E_INVALID);
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, NULL, 5, NULL),
-                     ENRICH_E_INVALID);
+    enrich_load_options o = ENRICH_LOAD_OPTIONS_INIT;
+    o.key = "id";
+    o.csv_types = "a:number"; /* for NDJSON */
+    ck_assert_int_eq(enrich_store_load(s, "t", &o, V1, strlen(V1), NULL), ENRICH_E_INVALID);
+    o.csv_types = NULL;
+    o.format = (enrich_load_format)99;
+    ck_assert_int_eq(enrich_store_load(s, "t", &o, V1, strlen(V1), NULL), ENRICH_E_INVALID);
+    o.format = ENRICH_LOAD_NDJSON;
+    o.flags = 0x100;
+    ck_assert_int_eq(enrich_store_load(s, "t", &o, V1, strlen(V1), NULL), ENRICH_E_INVALID);
+    o.flags = 0;
+    ck_assert_int_eq(enrich_store_load(s, "__t", &o, V1, strlen(V1), NULL), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_store_load(s, "t", &o, NULL, 5, NULL), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_store_load(NULL, "t", &o, V1, strlen(V1), NULL), ENRICH_E_INVALID);
     progress_log p = {0};
     enrich_store_set_progress(s, on_progress, &p);
     size_t n;
     char *src = gen_items(70000, "k", "A", 10, &n);
     size_t loaded = 0;
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, src, n,
+    ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, src, n,
                                        &loaded),
                      ENRICH_OK);
     ck_assert_uint_eq(loaded, 70000);
@@ -981,18 +978,71 @@ START_TEST(store_load_args_and_progress)
     enrich_store_set_progress(s, NULL, NULL);
     /* Other formats reach their loaders: a JSON array, CSV with types. */
     const char arr[] = "[{\"id\":\"j1\",\"v\":1},{\"id\":\"j2\",\"v\":2}]";
-    ck_assert_int_eq(enrich_store_load(s, "arr", "id", ENRICH_LOAD_JSON_ARRAY, NULL, 0, arr,
+    ck_assert_int_eq(tu_load(s, "arr", "id", ENRICH_LOAD_JSON_ARRAY, NULL, 0, arr,
                                        sizeof arr - 1, &loaded),
                      ENRICH_OK);
     ck_assert_uint_eq(loaded, 2);
     expect_get(s, "arr", "j2", "{\"id\":\"j2\",\"v\":2}");
     const char csv[] = "id,price\nc1,1.5\nc2,\n";
-    ck_assert_int_eq(enrich_store_load(s, "csv", "id", ENRICH_LOAD_CSV, "price:number", 0, csv,
+    ck_assert_int_eq(tu_load(s, "csv", "id", ENRICH_LOAD_CSV, "price:number", 0, csv,
                                        sizeof csv - 1, &loaded),
                      ENRICH_OK);
     ck_assert_uint_eq(loaded, 2);
     expect_get(s, "csv", "c1", "{\"id\":\"c1\",\"price\":1.5}");
     free(src);
+    enrich_store_close(s);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* enrich_load_options: NULL means ENRICH_LOAD_OPTIONS_INIT (NDJSON merged
+ * into the existing table), and a version the library does not know is
+ * refused before anything is read or written. */
+START_TEST(store_load_options_defaults_and_version)
+{
+    const enrich_load_options init = ENRICH_LOAD_OPTIONS_INIT;
+    ck_assert_uint_eq(init.version, ENRICH_LOAD_OPTIONS_VERSION);
+    ck_assert_int_eq(init.format, ENRICH_LOAD_NDJSON);
+    ck_assert_uint_eq(init.flags, 0);
+    ck_assert_ptr_null(init.key);
+    ck_assert_ptr_null(init.csv_types);
+
+    char *dir, *path;
+    enrich_store *s = new_store(&dir, &path);
+    /* NULL options on a missing table: no key to create it with. */
+    size_t loaded = 99;
+    ck_assert_int_ne(enrich_store_load(s, "t", NULL, V1, strlen(V1), &loaded), ENRICH_OK);
+    ck_assert_uint_eq(loaded, 0);
+    ck_assert_uint_eq(table_items(s, "t"), (size_t)-1);
+    load_ok(s, "t", "id", V1, 0, 3);
+    /* NULL options: NDJSON, merged (V1's a and c stay, b is updated, d added). */
+    ck_assert_int_eq(enrich_store_load(s, "t", NULL, V2, strlen(V2), &loaded), ENRICH_OK);
+    ck_assert_uint_eq(loaded, 2);
+    ck_assert_uint_eq(table_items(s, "t"), 4);
+    expect_get(s, "t", "b", "{\"id\":\"b\",\"v\":2}");
+    expect_get(s, "t", "d", "{\"id\":\"d\",\"v\":2}");
+    /* The same through ENRICH_LOAD_OPTIONS_INIT. */
+    const char v3[] = "{\"id\":\"e\",\"v\":3}\n";
+    ck_assert_int_eq(enrich_store_load(s, "t", &init, v3, strlen(v3), &loaded), ENRICH_OK);
+    ck_assert_uint_eq(loaded, 1);
+    ck_assert_uint_eq(table_items(s, "t"), 5);
+    /* A wrong version: ENRICH_E_INVALID, the message names it, nothing changes,
+     * even with REPLACE asked for. */
+    const unsigned bad_versions[] = {0, ENRICH_LOAD_OPTIONS_VERSION + 1, 0xffffffffu};
+    for (size_t i = 0; i < sizeof bad_versions / sizeof bad_versions[0]; i++) {
+        enrich_load_options o = ENRICH_LOAD_OPTIONS_INIT;
+        o.version = bad_versions[i];
+        o.flags = ENRICH_LOAD_REPLACE;
+        loaded = 99;
+        ck_assert_int_eq(enrich_store_load(s, "t", &o, v3, strlen(v3), &loaded),
+                         ENRICH_E_INVALID);
+        ck_assert_uint_eq(loaded, 0);
+        ck_assert_msg(strstr(enrich_store_errmsg(s), "version") != NULL, "errmsg: %s",
+                      enrich_store_errmsg(s));
+        ck_assert_uint_eq(table_items(s, "t"), 5);
+    }
     enrich_store_close(s);
     free(path);
     tu_rmtree(dir);
@@ -1009,7 +1059,7 @@ START_TEST(store_load_dynamodb_formats)
         "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"49.99\"}}\n"
         "{\"Item\":{\"productId\":{\"S\":\"PROD-002\"},\"price\":{\"N\":\"79.99\"}}}\n";
     size_t loaded = 0;
-    ck_assert_int_eq(enrich_store_load(s, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
+    ck_assert_int_eq(tu_load(s, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
                                        ddb, sizeof ddb - 1, &loaded),
                      ENRICH_OK);
     ck_assert_uint_eq(loaded, 2);
@@ -1024,7 +1074,7 @@ START_TEST(store_load_dynamodb_formats)
         "{\"eventName\":\"REMOVE\",\"dynamodb\":{\"Keys\":{\"productId\":{\"S\":\"PROD-001\"}}}},"
         "{\"eventName\":\"REMOVE\",\"dynamodb\":{\"Keys\":{\"productId\":{\"S\":\"PROD-404\"}}}}"
         "]}";
-    ck_assert_int_eq(enrich_store_load(s, "products", NULL, ENRICH_LOAD_DYNAMODB_STREAM, NULL, 0,
+    ck_assert_int_eq(tu_load(s, "products", NULL, ENRICH_LOAD_DYNAMODB_STREAM, NULL, 0,
                                        stream, sizeof stream - 1, &loaded),
                      ENRICH_OK);
     ck_assert_uint_eq(loaded, 3);
@@ -1074,7 +1124,7 @@ START_TEST(store_map_grows_on_load)
     enrich_store_set_progress(s, on_progress, &p);
     size_t loaded = 0;
     double t0 = now_s();
-    enrich_status rc = enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, src, n,
+    enrich_status rc = tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, src, n,
                                          &loaded);
     double dt = now_s() - t0;
     ck_assert_msg(rc == ENRICH_OK, "load: %s (%s)", enrich_strerror(rc), enrich_store_errmsg(s));
@@ -1381,15 +1431,15 @@ START_TEST(store_load_killed_keeps_previous)
     /* The parent never keeps a store open across fork(): it opens, works,
      * and closes before each child starts. */
     enrich_store *s = open_ok(path, ENRICH_STORE_CREATE);
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, src_a, la, NULL),
+    ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, src_a, la, NULL),
                      ENRICH_OK);
     enrich_store_close(s);
     /* Calibrate: how long does the B load take here (same shape of store)? */
     s = open_ok(cal_path, ENRICH_STORE_CREATE);
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, src_a, la, NULL),
+    ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL, 0, src_a, la, NULL),
                      ENRICH_OK);
     double t0 = now_s();
-    ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
+    ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
                                        ENRICH_LOAD_REPLACE, src_b, lb, NULL),
                      ENRICH_OK);
     double dur = now_s() - t0;
@@ -1416,7 +1466,7 @@ START_TEST(store_load_killed_keeps_previous)
             if (enrich_store_open(path, 0, &cs) != ENRICH_OK)
                 _exit(20); /* cannot happen: the parent just closed it */
             enrich_store_set_progress(cs, crash_progress, &pfd[1]);
-            enrich_status rc = enrich_store_load(cs, "t", "id", ENRICH_LOAD_NDJSON, NULL,
+            enrich_status rc = tu_load(cs, "t", "id", ENRICH_LOAD_NDJSON, NULL,
                                                  ENRICH_LOAD_REPLACE, src_b, lb, NULL);
             enrich_store_close(cs);
             /* Quiet valgrind's leak check at exit (see the read-only test). */
@@ -1456,7 +1506,7 @@ START_TEST(store_load_killed_keeps_previous)
                 killed_mid++;
         } else {
             ended_b++;
-            ck_assert_int_eq(enrich_store_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
+            ck_assert_int_eq(tu_load(s, "t", "id", ENRICH_LOAD_NDJSON, NULL,
                                                ENRICH_LOAD_REPLACE, src_a, la, NULL),
                              ENRICH_OK);
         }
@@ -1615,7 +1665,7 @@ START_TEST(store_copy_compact_snapshot)
                                i ? "," : "", i);
     sl += (size_t)snprintf(stream + sl, cap - sl, "]}");
     size_t loaded = 0;
-    ck_assert_int_eq(enrich_store_load(s, "t", NULL, ENRICH_LOAD_DYNAMODB_STREAM, NULL, 0, stream,
+    ck_assert_int_eq(tu_load(s, "t", NULL, ENRICH_LOAD_DYNAMODB_STREAM, NULL, 0, stream,
                                        sl, &loaded),
                      ENRICH_OK);
     ck_assert_uint_eq(loaded, 10000);
@@ -1712,6 +1762,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, store_load_replace_removes_old_keys);
     tcase_add_test(tc, store_load_bad_item_keeps_previous);
     tcase_add_test(tc, store_load_args_and_progress);
+    tcase_add_test(tc, store_load_options_defaults_and_version);
     tcase_add_test(tc, store_load_dynamodb_formats);
     tcase_add_test(tc, store_load_sorts_like_lmdb);
     suite_add_tcase(s, tc);

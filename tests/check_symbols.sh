@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Symbol-leak test (CONVENTIONS 11 and 13, libinput style).
 #
-# usage: check_symbols.sh LIBRARY.so [enrich.h]
+# usage: check_symbols.sh LIBRARY.so [HEADER.h...]
 #
 # Fails when the shared library defines a dynamic symbol that is not
 # enrich_* (cJSON, LMDB, zlib or internal helpers must never leak), when an
 # enrich_* symbol is not bound to an ENRICH_x.y version node (version script
-# dropped), or, given the public header, when an ENRICH_API function is not
-# exported (missing ENRICH_API) or an exported function is not declared.
+# dropped), or, given the public headers, when an ENRICH_API function of
+# one of them is not exported (missing ENRICH_API) or an exported function
+# is declared in none of them.
 # The version node itself (an absolute symbol such as ENRICH_0.1) is fine.
 set -euo pipefail
 
-if (($# < 1 || $# > 2)); then
-    echo "usage: $0 LIBRARY.so [enrich.h]" >&2
+if (($# < 1)); then
+    echo "usage: $0 LIBRARY.so [HEADER.h...]" >&2
     exit 2
 fi
 lib=$1
-header=${2:-}
+shift
+headers=("$@")
 nm_bin=${NM:-nm}
 
 if [[ ! -f $lib ]]; then
@@ -55,16 +57,24 @@ if ((${#exported[@]} == 0)); then
     exit 1
 fi
 
-if [[ -n $header ]]; then
+if ((${#headers[@]} > 0)); then
     declare -A declared=()
-    while read -r fn; do
-        declared[$fn]=1
-    done < <(grep -E '^ENRICH_API[[:space:]]' "$header" |
-        grep -oE 'enrich_[a-z0-9_]+[[:space:]]*\(' | tr -d ' (')
-    if ((${#declared[@]} == 0)); then
-        echo "check_symbols: no ENRICH_API declaration found in $header"
-        exit 1
-    fi
+    for header in "${headers[@]}"; do
+        if [[ ! -f $header ]]; then
+            echo "check_symbols: $header: no such file"
+            exit 1
+        fi
+        n=0
+        while read -r fn; do
+            declared[$fn]=1
+            n=$((n + 1))
+        done < <(grep -E '^ENRICH_API[[:space:]]' "$header" |
+            grep -oE 'enrich_[a-z0-9_]+[[:space:]]*\(' | tr -d ' (')
+        if ((n == 0)); then
+            echo "check_symbols: no ENRICH_API declaration found in $header"
+            exit 1
+        fi
+    done
     for fn in "${!declared[@]}"; do
         if [[ -z ${exported[$fn]:-} ]]; then
             echo "declared ENRICH_API but not exported: $fn"
@@ -73,7 +83,7 @@ if [[ -n $header ]]; then
     done
     for fn in "${!exported[@]}"; do
         if [[ -z ${declared[$fn]:-} ]]; then
-            echo "exported but not declared in $(basename "$header"): $fn"
+            echo "exported but declared in no public header: $fn"
             status=1
         fi
     done

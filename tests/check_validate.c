@@ -1,11 +1,11 @@
-/* Validation rules of a rule set (lib/validate.c, docs/rules.md
+/* Validation rules of a rule set (lib/core/validate.c, docs/rules.md
  * "validate"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pipeline.h"
-#include "delivery.h"
+#include "validate.h"
 #include "testutil.h"
 
 static const char rules[] =
@@ -87,9 +87,10 @@ static void assert_rules_error(const char *validate, const char *msg_part)
              "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],\"validate\":%s}",
              validate);
     enrich_pipeline *p = NULL;
-    ck_assert_int_eq(enrich_pipeline_compile(f.store, buf, strlen(buf), &p), ENRICH_E_RULES);
+    char msg[512];
+    ck_assert_int_eq(enrich_pipeline_compile(f.store, buf, strlen(buf), &p, msg, sizeof msg),
+                     ENRICH_E_RULES);
     ck_assert_ptr_null(p);
-    const char *msg = enrich_store_errmsg(f.store);
     ck_assert_msg(strstr(msg, msg_part) != NULL, "'%s' lacks '%s'", msg, msg_part);
     tu_fixture_close(&f);
 }

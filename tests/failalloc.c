@@ -23,7 +23,7 @@
  * Anonymous mappings too: failalloc_map_fail_at(n) makes the n-th
  * anonymous mmap or mremap call of each later window fail (MAP_FAILED,
  * ENOMEM). The loader stages a load's items in a mapping of its own
- * (lib/store_load.c), which no malloc failure reaches. File mappings
+ * (lib/store/store_load.c), which no malloc failure reaches. File mappings
  * (LMDB's) pass untouched. The window also counts the anonymous mappings
  * made and not unmapped (failalloc_map_stats).
  *

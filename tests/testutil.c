@@ -183,6 +183,25 @@ const char tu_seed_items[] =
     "{\"productId\":{\"S\":\"PROD-002\"},\"productName\":{\"S\":\"Temperature Monitor\"},"
     "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"79.99\"}}\n";
 
+enrich_status tu_load(enrich_store *store, const char *table, const char *key,
+                      enrich_load_format format, const char *csv_types, unsigned flags,
+                      const void *src, size_t src_len, size_t *loaded)
+{
+    enrich_load_options o = ENRICH_LOAD_OPTIONS_INIT;
+    o.format = format;
+    o.flags = flags;
+    o.key = key;
+    o.csv_types = csv_types;
+    return enrich_store_load(store, table, &o, src, src_len, loaded);
+}
+
+enrich_status tu_batch_run(enrich_ctx *ctx, int shape, const void *src, size_t src_len)
+{
+    if (shape == ENRICH_INPUT_NDJSON || shape == ENRICH_INPUT_JSON_ARRAY)
+        return enrich_batch_run(ctx, (enrich_input)shape, src, src_len);
+    return enrich_aws_batch_run(ctx, (enrich_aws_event)shape, src, src_len);
+}
+
 void tu_fixture_open(tu_fixture *f, const char *rules)
 {
     f->dir = tu_tmpdir();
@@ -190,15 +209,16 @@ void tu_fixture_open(tu_fixture *f, const char *rules)
     enrich_store *w = NULL;
     ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_CREATE, &w), ENRICH_OK);
     size_t n = 0;
-    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
-                                       tu_seed_items, strlen(tu_seed_items), &n),
+    ck_assert_int_eq(tu_load(w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
+                             tu_seed_items, strlen(tu_seed_items), &n),
                      ENRICH_OK);
     ck_assert_uint_eq(n, 2);
     enrich_store_close(w);
     ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_RDONLY, &f->store), ENRICH_OK);
-    enrich_status rc = enrich_pipeline_compile(f->store, rules, rules ? strlen(rules) : 0, &f->pl);
-    ck_assert_msg(rc == ENRICH_OK, "compile: %s / %s", enrich_strerror(rc),
-                  enrich_store_errmsg(f->store));
+    char err[512];
+    enrich_status rc = enrich_pipeline_compile(f->store, rules, rules ? strlen(rules) : 0, &f->pl,
+                                               err, sizeof err);
+    ck_assert_msg(rc == ENRICH_OK, "compile: %s / %s", enrich_strerror(rc), err);
     ck_assert_int_eq(enrich_ctx_create(f->pl, &f->ctx), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_set_option(f->ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK), ENRICH_OK);
 }

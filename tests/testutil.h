@@ -6,6 +6,7 @@
 
 #include <check.h>
 
+#include "enrich/aws.h"
 #include "enrich/enrich.h"
 
 #include "test-config.h"
@@ -33,6 +34,18 @@ extern const char tu_seed_items[];
 
 /* 2024-02-01T00:00:00.000Z: the fixed clock of the suites. */
 #define TU_FIXED_CLOCK 1706745600000LL
+
+/* enrich_store_load with the members of enrich_load_options as arguments:
+ * for the many suites that load fixtures and are not about the options
+ * struct itself (check_store tests that). */
+enrich_status tu_load(enrich_store *store, const char *table, const char *key,
+                      enrich_load_format format, const char *csv_types, unsigned flags,
+                      const void *src, size_t src_len, size_t *loaded);
+
+/* One batch of any shape: enrich_batch_run for ENRICH_INPUT_NDJSON and
+ * _JSON_ARRAY, enrich_aws_batch_run for an ENRICH_AWS_* event. For
+ * table-driven tests that walk every shape. */
+enrich_status tu_batch_run(enrich_ctx *ctx, int shape, const void *src, size_t src_len);
 
 /* A seed store in a fresh temp folder (table products, key productId),
  * opened read-only, a pipeline compiled from rules (NULL: the seed's) and

@@ -1,8 +1,10 @@
 #define _GNU_SOURCE /* memmem */
-/* Fuzz target: enrich_batch_run in every input shape, then every encoding.
+/* Fuzz target: enrich_batch_run and enrich_aws_batch_run in every input
+ * shape, then every encoding and AWS response.
  *
  * Byte 0: bits 0-2 the input shape (value % 5 + 1: NDJSON, JSON array,
- *         Pipes, Firehose, Kinesis); bit 3 FORCE_REBUILD; bit 4 a small
+ *         Pipes, Firehose, Kinesis); bit 3 rebuild every event instead of
+ *         splicing (the ctx's force_rebuild, white box); bit 4 a small
  *         MAX_DEPTH (6); bits 5-6 the rule set (0: the seed's, 1: nest,
  *         rename, defaults, fields list, keep; 2: composite key, fail
  *         policy, timestamp always, firehose drop and partition keys, pipes
@@ -11,13 +13,20 @@
  * Rest:   the batch.
  * Checks: bounds hold (encode never writes more than enrich_encode_bound
  *         says, DST_SIZE reports the size needed), outputs are valid JSON
- *         for NDJSON records, per-record accessors stay in range. */
+ *         for NDJSON records, per-record accessors stay in range, and a
+ *         record with an event time is partitioned by that time's date. */
 #include "fuzz_common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+
+#include "enrich/aws.h"
+
+#include "common.h" /* epoch_day, civil_from_days */
+#include "ctx.h"    /* force_rebuild */
 
 static const char *const rule_sets[4] = {
     NULL,
@@ -42,21 +51,35 @@ static void setup(void)
     enrich_store *s = fuzz_store();
     for (int i = 0; i < 4; i++) {
         const char *r = rule_sets[i];
-        FUZZ_CHECK(enrich_pipeline_compile(s, r, r ? strlen(r) : 0, &pls[i]) == ENRICH_OK);
+        FUZZ_CHECK(enrich_pipeline_compile(s, r, r ? strlen(r) : 0, &pls[i], NULL, 0) == ENRICH_OK);
         FUZZ_CHECK(enrich_ctx_create(pls[i], &ctxs[i]) == ENRICH_OK);
         FUZZ_CHECK(enrich_ctx_set_option(ctxs[i], ENRICH_OPT_CLOCK_MS, 1706745600000LL) ==
                    ENRICH_OK);
     }
 }
 
-static void check_encoding(enrich_ctx *ctx, enrich_encoding enc, char *buf, size_t cap)
+/* enc: an enrich_encoding, or with aws an enrich_aws_response. */
+static size_t bound_of(const enrich_ctx *ctx, bool aws, int enc)
 {
-    size_t bound = enrich_encode_bound(ctx, enc), n = 0;
-    enrich_status st = enrich_encode(ctx, enc, buf, cap, &n);
+    return aws ? enrich_aws_encode_bound(ctx, (enrich_aws_response)enc)
+               : enrich_encode_bound(ctx, (enrich_encoding)enc);
+}
+
+static enrich_status encode_as(const enrich_ctx *ctx, bool aws, int enc, char *buf, size_t cap,
+                               size_t *n)
+{
+    return aws ? enrich_aws_encode(ctx, (enrich_aws_response)enc, buf, cap, n)
+               : enrich_encode(ctx, (enrich_encoding)enc, buf, cap, n);
+}
+
+static void check_encoding(enrich_ctx *ctx, bool aws, int enc, char *buf, size_t cap)
+{
+    size_t bound = bound_of(ctx, aws, enc), n = 0;
+    enrich_status st = encode_as(ctx, aws, enc, buf, cap, &n);
     if (st == ENRICH_OK) {
         FUZZ_CHECK(n <= cap);
         FUZZ_CHECK(n <= bound);
-        if (enc != ENRICH_ENCODE_NDJSON && n) {
+        if ((aws || enc != ENRICH_ENCODE_NDJSON) && n) {
             /* Every encoding but NDJSON is one JSON value. */
             cJSON *j = cJSON_ParseWithLength(buf, n);
             FUZZ_CHECK(j != NULL);
@@ -65,7 +88,7 @@ static void check_encoding(enrich_ctx *ctx, enrich_encoding enc, char *buf, size
         /* Too small by one byte must say DST_SIZE and the size needed. */
         if (n > 0) {
             size_t n2 = 0;
-            FUZZ_CHECK(enrich_encode(ctx, enc, buf, n - 1, &n2) == ENRICH_E_DST_SIZE);
+            FUZZ_CHECK(encode_as(ctx, aws, enc, buf, n - 1, &n2) == ENRICH_E_DST_SIZE);
             FUZZ_CHECK(n2 == n);
         }
     } else {
@@ -82,10 +105,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     uint8_t sel = data[0];
-    enrich_input shape = (enrich_input)((sel & 7) % 5 + 1);
+    int shape = (sel & 7) % 5 + 1;
     int rs = (sel >> 5) & 3;
     enrich_ctx *ctx = ctxs[rs];
-    FUZZ_CHECK(enrich_ctx_set_option(ctx, ENRICH_OPT_FORCE_REBUILD, (sel >> 3) & 1) == ENRICH_OK);
+    ctx->force_rebuild = (sel >> 3) & 1;
     FUZZ_CHECK(enrich_ctx_set_option(ctx, ENRICH_OPT_MAX_DEPTH, (sel & 0x10) ? 6 : 128) ==
                ENRICH_OK);
     FUZZ_CHECK(enrich_ctx_set_option(ctx, ENRICH_OPT_RESPONSE_LIMIT,
@@ -98,7 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *src = malloc(n ? n : 1);
     FUZZ_CHECK(src != NULL);
     memcpy(src, data + 1, n);
-    enrich_status st = enrich_batch_run(ctx, shape, src, n);
+    enrich_status st = shape <= ENRICH_INPUT_JSON_ARRAY
+                           ? enrich_batch_run(ctx, (enrich_input)shape, src, n)
+                           : enrich_aws_batch_run(ctx, (enrich_aws_event)shape, src, n);
     free(src);
     if (st != ENRICH_OK) {
         FUZZ_CHECK(st == ENRICH_E_JSON || st == ENRICH_E_DEPTH || st == ENRICH_E_UTF8 ||
@@ -127,18 +152,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t k = 0; k < pn; k++) /* only digits, '=' and '/' from a parsed date */
             FUZZ_CHECK(strchr("0123456789=/yearmonthdy", part[k]) != NULL);
         FUZZ_CHECK(memmem(part, pn, "..", 2) == NULL);
-        (void)enrich_batch_record_id(ctx, i);
-        (void)enrich_batch_arrival_ms(ctx, i);
-        (void)enrich_batch_result(ctx, i);
+        /* The partition is the event time's date when there is one, else
+         * the processing time's: one reader of times for both. */
+        int64_t t = enrich_batch_event_time_ms(ctx, i);
+        FUZZ_CHECK(t == -1 || (t >= EPOCH_MS_MIN && t <= EPOCH_MS_MAX));
+        int64_t y;
+        unsigned mo, d;
+        civil_from_days(epoch_day(t != -1 ? t : enrich_batch_time_ms(ctx)), &y, &mo, &d);
+        char want[32];
+        int wn = snprintf(want, sizeof want, "year=%04lld/month=%02u/day=%02u", (long long)y, mo, d);
+        FUZZ_CHECK(wn > 0 && (size_t)wn == pn && memcmp(want, part, pn) == 0);
+        (void)enrich_aws_record_id(ctx, i);
+        (void)enrich_aws_arrival_ms(ctx, i);
+        (void)enrich_aws_result(ctx, i);
     }
+    FUZZ_CHECK(enrich_batch_event_time_ms(ctx, count) == -1);
     FUZZ_CHECK(enrich_batch_outcome(ctx, count) == ENRICH_OUTCOME_ERROR);
     FUZZ_CHECK(enrich_batch_record(ctx, count).len == 0);
-    for (int e = ENRICH_ENCODE_NDJSON; e <= ENRICH_ENCODE_KINESIS_RESPONSE; e++) {
-        size_t cap = enrich_encode_bound(ctx, (enrich_encoding)e);
-        char *buf = malloc(cap ? cap : 1);
-        FUZZ_CHECK(buf != NULL);
-        check_encoding(ctx, (enrich_encoding)e, buf, cap);
-        free(buf);
+    for (int aws = 0; aws < 2; aws++) {
+        int last = aws ? ENRICH_AWS_RESPONSE_KINESIS : ENRICH_ENCODE_JSON_ARRAY;
+        for (int e = 1; e <= last; e++) {
+            size_t cap = bound_of(ctx, aws, e);
+            char *buf = malloc(cap ? cap : 1);
+            FUZZ_CHECK(buf != NULL);
+            check_encoding(ctx, aws, e, buf, cap);
+            free(buf);
+        }
     }
     return 0;
 }

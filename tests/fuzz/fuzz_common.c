@@ -51,10 +51,14 @@ enrich_store *fuzz_store(void)
     snprintf(lock, sizeof lock, "%s-lock", path);
     enrich_store *w = NULL;
     FUZZ_CHECK(enrich_store_open(path, ENRICH_STORE_CREATE, &w) == ENRICH_OK);
-    FUZZ_CHECK(enrich_store_load(w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0, items,
-                                 sizeof items - 1, NULL) == ENRICH_OK);
-    FUZZ_CHECK(enrich_store_load(w, "regional", "region,sku", ENRICH_LOAD_NDJSON, NULL, 0,
-                                 regional, sizeof regional - 1, NULL) == ENRICH_OK);
+    enrich_load_options o = ENRICH_LOAD_OPTIONS_INIT;
+    o.format = ENRICH_LOAD_DYNAMODB;
+    o.key = "productId";
+    FUZZ_CHECK(enrich_store_load(w, "products", &o, items, sizeof items - 1, NULL) == ENRICH_OK);
+    o.format = ENRICH_LOAD_NDJSON;
+    o.key = "region,sku";
+    FUZZ_CHECK(enrich_store_load(w, "regional", &o, regional, sizeof regional - 1, NULL) ==
+               ENRICH_OK);
     enrich_store_close(w);
     FUZZ_CHECK(enrich_store_open(path, ENRICH_STORE_RDONLY, &store) == ENRICH_OK);
     atexit(cleanup);

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "store_internal.h"
 
 typedef struct mem_sink {
     load_sink base;
@@ -107,10 +107,15 @@ static void real_load(enrich_load_format f, const char *key, const char *types, 
     const char *table = strchr(key, ',') ? "t2" : "t1";
     const char *sentinel = strchr(key, ',') ? "{\"id\":\"s\",\"sk\":\"s\",\"v\":1}"
                                             : "{\"id\":\"s\",\"v\":1}";
-    FUZZ_CHECK(enrich_store_load(rw, table, key, ENRICH_LOAD_NDJSON, NULL, ENRICH_LOAD_REPLACE,
-                                 sentinel, strlen(sentinel), NULL) == ENRICH_OK);
+    enrich_load_options o = ENRICH_LOAD_OPTIONS_INIT;
+    o.key = key;
+    o.flags = ENRICH_LOAD_REPLACE;
+    FUZZ_CHECK(enrich_store_load(rw, table, &o, sentinel, strlen(sentinel), NULL) == ENRICH_OK);
     size_t loaded = 0;
-    enrich_status st = enrich_store_load(rw, table, key, f, types, 0, src, n, &loaded);
+    o.format = f;
+    o.flags = 0;
+    o.csv_types = types;
+    enrich_status st = enrich_store_load(rw, table, &o, src, n, &loaded);
     FUZZ_CHECK(ok_status(st) || st == ENRICH_E_NOMEM);
     if (st != ENRICH_OK) {
         char out[64];

@@ -19,7 +19,7 @@
 
 #include <zlib.h>
 
-#include "internal.h"
+#include "store_internal.h"
 
 static void json_mode(const char *s, size_t n)
 {

@@ -2,14 +2,20 @@
  *
  * Byte 0: bit 0 set: after a successful compile, run a small batch in each
  *         of NDJSON and Firehose shape through the pipeline and encode it;
- *         bit 1: FORCE_REBUILD for that batch.
+ *         bit 1: rebuild every event instead of splicing for that batch
+ *         (the ctx's force_rebuild, white box).
  * Rest:   the rule set.
- * Checks: a failed compile gives ENRICH_E_RULES or ENRICH_E_NO_TABLE and
- *         no pipeline; a compiled one runs every event to one record. */
+ * Checks: a failed compile gives ENRICH_E_RULES or ENRICH_E_NO_TABLE, no
+ *         pipeline and a message in the caller's buffer; a compiled one
+ *         runs every event to one record. */
 #include "fuzz_common.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "enrich/aws.h"
+
+#include "ctx.h" /* force_rebuild */
 
 static const char events[] =
     "{\"productId\":\"PROD-001\",\"timestamp\":\"2024-03-05T10:00:00Z\",\"region\":\"eu\","
@@ -22,15 +28,18 @@ static const char firehose[] =
     "\"data\":\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSIsImNhdGVnb3J5IjoieCJ9\"},"
     "{\"recordId\":\"r2\",\"data\":\"bm90IGpzb24=\"}]}";
 
-static void run(enrich_ctx *ctx, enrich_input in, const char *src, size_t n, size_t want)
+/* Encodings 1..2 of the core, then the Firehose response (3). */
+static void encode_all(enrich_ctx *ctx)
 {
-    FUZZ_CHECK(enrich_batch_run(ctx, in, src, n) == ENRICH_OK);
-    FUZZ_CHECK(enrich_batch_count(ctx) == want);
-    for (int e = ENRICH_ENCODE_NDJSON; e <= ENRICH_ENCODE_FIREHOSE; e++) {
-        size_t cap = enrich_encode_bound(ctx, (enrich_encoding)e), w = 0;
+    for (int e = ENRICH_ENCODE_NDJSON; e <= 3; e++) {
+        bool aws = e == 3;
+        size_t cap = aws ? enrich_aws_encode_bound(ctx, ENRICH_AWS_RESPONSE_FIREHOSE)
+                         : enrich_encode_bound(ctx, (enrich_encoding)e);
+        size_t w = 0;
         char *buf = malloc(cap ? cap : 1);
         FUZZ_CHECK(buf != NULL);
-        enrich_status st = enrich_encode(ctx, (enrich_encoding)e, buf, cap, &w);
+        enrich_status st = aws ? enrich_aws_encode(ctx, ENRICH_AWS_RESPONSE_FIREHOSE, buf, cap, &w)
+                               : enrich_encode(ctx, (enrich_encoding)e, buf, cap, &w);
         FUZZ_CHECK(st == ENRICH_OK || st == ENRICH_E_INVALID || st == ENRICH_E_TOO_LARGE);
         FUZZ_CHECK(st != ENRICH_OK || w <= cap);
         free(buf);
@@ -47,11 +56,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(src != NULL);
     memcpy(src, data + 1, n);
     enrich_pipeline *pl = (enrich_pipeline *)1;
-    enrich_status st = enrich_pipeline_compile(s, src, n, &pl);
+    char err[512];
+    memset(err, 'x', sizeof err);
+    enrich_status st = enrich_pipeline_compile(s, src, n, &pl, err, sizeof err);
     free(src);
     if (st != ENRICH_OK) {
         FUZZ_CHECK(st == ENRICH_E_RULES || st == ENRICH_E_NO_TABLE);
         FUZZ_CHECK(pl == NULL);
+        FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL);
+        FUZZ_CHECK(err[0] != '\0');
         return 0;
     }
     FUZZ_CHECK(pl != NULL);
@@ -59,10 +72,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         enrich_ctx *ctx = NULL;
         FUZZ_CHECK(enrich_ctx_create(pl, &ctx) == ENRICH_OK);
         FUZZ_CHECK(enrich_ctx_set_option(ctx, ENRICH_OPT_CLOCK_MS, 1706745600000LL) == ENRICH_OK);
-        FUZZ_CHECK(enrich_ctx_set_option(ctx, ENRICH_OPT_FORCE_REBUILD, (data[0] >> 1) & 1) ==
+        ctx->force_rebuild = (data[0] >> 1) & 1;
+        FUZZ_CHECK(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, events, sizeof events - 1) ==
                    ENRICH_OK);
-        run(ctx, ENRICH_INPUT_NDJSON, events, sizeof events - 1, 6);
-        run(ctx, ENRICH_INPUT_FIREHOSE, firehose, sizeof firehose - 1, 2);
+        FUZZ_CHECK(enrich_batch_count(ctx) == 6);
+        encode_all(ctx);
+        FUZZ_CHECK(enrich_aws_batch_run(ctx, ENRICH_AWS_FIREHOSE, firehose, sizeof firehose - 1) ==
+                   ENRICH_OK);
+        FUZZ_CHECK(enrich_batch_count(ctx) == 2);
+        encode_all(ctx);
         enrich_ctx_free(ctx);
     }
     enrich_pipeline_free(pl);
