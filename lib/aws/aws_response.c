@@ -33,15 +33,6 @@ static const char *rec_id(const enrich_ctx *ctx, const rec *r)
     return r->id_len ? ctx->ids.p + r->id_off : "";
 }
 
-static const jmember *find_name(const char *s, const jmembers *ms, const rname *name)
-{
-    for (size_t i = 0; i < ms->n; i++) {
-        if (jname_equals(s, &ms->v[i], name->dec, name->dec_len))
-            return &ms->v[i];
-    }
-    return NULL;
-}
-
 /* Append `,"name":"value"` for each configured partition key the enriched
  * record holds as a string, number or boolean (others are left out). */
 static void partition_keys(enrich_ctx *ctx, const rec *r, ebuf *o)
@@ -52,24 +43,9 @@ static void partition_keys(enrich_ctx *ctx, const rec *r, ebuf *o)
     if (jscan_value(text, r->len, 1000, NULL, NULL, &ctx->pk_members) != ENRICH_OK)
         return;
     for (size_t k = 0; k < p->fh_npk; k++) {
-        const key_path *kp = &p->fh_pk_paths[k];
         const char *base = text;
-        const jmember *m = find_name(base, &ctx->pk_members, &kp->segs[0]);
-        for (size_t sg = 1; m && sg < kp->nsegs; sg++) {
-            if (m->type != J_OBJECT) {
-                m = NULL;
-                break;
-            }
-            const char *sub = base + m->value.off;
-            size_t sub_len = m->value.len;
-            ctx->pk_sub.n = 0;
-            if (jscan_value(sub, sub_len, 1000, NULL, NULL, &ctx->pk_sub) != ENRICH_OK) {
-                m = NULL;
-                break;
-            }
-            base = sub;
-            m = find_name(base, &ctx->pk_sub, &kp->segs[sg]);
-        }
+        const jmember *m =
+            jpath_find(text, &ctx->pk_members, &p->fh_pk_paths[k].path, &ctx->pk_sub, &base);
         if (!m || (m->type != J_STRING && m->type != J_NUMBER && m->type != J_TRUE &&
                    m->type != J_FALSE))
             continue;

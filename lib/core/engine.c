@@ -283,30 +283,25 @@ static enum lookup_result key_part(enrich_ctx *ctx, const char *base, const jmem
     return LK_HIT;
 }
 
-/* Follow a dotted path from the top-level members to the key's member. */
+/* Follow a dotted path from the top-level members to the key's member:
+ * a missing member, or null on the way, means no key; any other
+ * non-object on the way is a key of the wrong type. */
 static enum lookup_result resolve_path(enrich_ctx *ctx, const char *ev, const key_path *kp,
                                        enrich_status *err)
 {
-    const char *base = ev;
-    const jmember *m = find_member(ev, &ctx->members, &kp->segs[0]);
-    for (size_t s = 1; m && s < kp->nsegs; s++) {
-        if (m->type != J_OBJECT)
-            return m->type == J_NULL ? LK_NO_KEY : (*err = ENRICH_E_KEY_TYPE, LK_ERROR);
-        /* Re-scan the (already validated) nested object for its members. */
-        const char *sub = base + m->value.off;
-        size_t sub_len = m->value.len;
-        ctx->sub.n = 0;
-        enrich_status rc = jscan_value(sub, sub_len, ctx->max_depth, NULL, NULL, &ctx->sub);
-        if (rc) {
-            *err = rc;
-            return LK_ERROR;
-        }
-        base = sub;
-        m = find_member(base, &ctx->sub, &kp->segs[s]);
+    jpath_end end;
+    enrich_status rc = jpath_walk(ev, &ctx->members, &kp->path, ctx->max_depth, &ctx->sub, &end);
+    if (rc) {
+        *err = rc;
+        return LK_ERROR;
     }
-    if (!m)
-        return LK_NO_KEY;
-    return key_part(ctx, base, m, err);
+    if (!end.m) {
+        if (!end.blocker || end.blocker->type == J_NULL)
+            return LK_NO_KEY;
+        *err = ENRICH_E_KEY_TYPE;
+        return LK_ERROR;
+    }
+    return key_part(ctx, end.base, end.m, err);
 }
 
 static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const lookup *lk,

@@ -22,11 +22,10 @@ typedef struct rname {
     size_t lit_len;
 } rname;
 
-/* A dotted event path such as device.id, split into segments. */
+/* A dotted event path such as device.id, and its text for messages. */
 typedef struct key_path {
-    rname display; /* the whole path, for messages */
-    rname *segs;
-    size_t nsegs;
+    rname display;
+    jpath path;
 } key_path;
 
 /* One attached field: the item member (by its literal, as the loader

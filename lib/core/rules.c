@@ -127,24 +127,10 @@ static enrich_status path_from(compiler *c, const cJSON *v, key_path *kp)
     enrich_status rc = rname_set(&kp->display, s, strlen(s));
     if (rc)
         return rc;
-    size_t nsegs = 1;
-    for (const char *p = s; *p; p++)
-        nsegs += *p == '.';
-    kp->segs = calloc(nsegs, sizeof *kp->segs);
-    if (!kp->segs)
-        return ENRICH_E_NOMEM;
-    const char *seg = s;
-    for (size_t i = 0; i < nsegs; i++) {
-        const char *dot = strchr(seg, '.');
-        size_t len = dot ? (size_t)(dot - seg) : strlen(seg);
-        if (len == 0)
-            return fail(c, "empty path segment", s);
-        if ((rc = rname_set(&kp->segs[i], seg, len)))
-            return rc;
-        kp->nsegs++;
-        seg = dot ? dot + 1 : seg + len;
-    }
-    return ENRICH_OK;
+    rc = jpath_parse(s, strlen(s), &kp->path);
+    if (rc == ENRICH_E_INVALID)
+        return fail(c, "empty path segment", s);
+    return rc;
 }
 
 static conflict_policy parse_policy(const char *s, bool *ok)
@@ -605,9 +591,7 @@ void enrich_pipeline_free(enrich_pipeline *p)
         lookup *lk = &p->lookups[i];
         for (size_t k = 0; lk->keys && k < lk->nkeys; k++) {
             rname_free(&lk->keys[k].display);
-            for (size_t s = 0; s < lk->keys[k].nsegs; s++)
-                rname_free(&lk->keys[k].segs[s]);
-            free(lk->keys[k].segs);
+            jpath_free(&lk->keys[k].path);
         }
         free(lk->keys);
         free(lk->table);
@@ -630,9 +614,7 @@ void enrich_pipeline_free(enrich_pipeline *p)
     for (size_t i = 0; i < p->fh_npk; i++) {
         rname_free(&p->fh_pk_names[i]);
         rname_free(&p->fh_pk_paths[i].display);
-        for (size_t s = 0; s < p->fh_pk_paths[i].nsegs; s++)
-            rname_free(&p->fh_pk_paths[i].segs[s]);
-        free(p->fh_pk_paths[i].segs);
+        jpath_free(&p->fh_pk_paths[i].path);
     }
     free(p->fh_pk_names);
     free(p->fh_pk_paths);

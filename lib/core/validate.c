@@ -22,8 +22,7 @@ static const char *const ts_words[] = {"", "iso8601", "epoch_seconds", "epoch_mi
 
 typedef struct vfield {
     char *path;       /* as written, for reasons */
-    char **segs;
-    size_t nsegs;
+    jpath jp;
     bool required;
     enum vtype type;
     bool has_min, has_max;
@@ -47,9 +46,7 @@ void validator_free(validator *v)
     for (size_t i = 0; i < v->n; i++) {
         vfield *f = &v->f[i];
         free(f->path);
-        for (size_t s = 0; s < f->nsegs; s++)
-            free(f->segs[s]);
-        free(f->segs);
+        jpath_free(&f->jp);
         if (f->has_re)
             regfree(&f->re);
         free(f->pattern);
@@ -79,30 +76,15 @@ static vfield *field_for(validator *v, const char *path)
     if (!f->path)
         return NULL;
     v->n++;
-    size_t scap = 0;
-    const char *s = path;
-    for (;;) {
-        const char *dot = strchr(s, '.');
-        size_t len = dot ? (size_t)(dot - s) : strlen(s);
-        if (!array_reserve(&f->segs, &scap, f->nsegs + 1, sizeof *f->segs, 2))
-            return NULL;
-        char *seg = malloc(len + 1);
-        if (!seg)
-            return NULL;
-        memcpy(seg, s, len);
-        seg[len] = '\0';
-        f->segs[f->nsegs++] = seg;
-        if (!dot)
-            break;
-        s = dot + 1;
-    }
+    /* path_ok has checked the segments: only memory can fail here. */
+    if (jpath_parse(path, strlen(path), &f->jp) != ENRICH_OK)
+        return NULL;
     return f;
 }
 
 static bool path_ok(const char *p)
 {
-    size_t n = strlen(p);
-    return n > 0 && p[0] != '.' && p[n - 1] != '.' && !strstr(p, "..");
+    return jpath_valid(p, strlen(p));
 }
 
 static enrich_status check_members(const cJSON *obj, const char *const *allowed, char *errmsg,
@@ -317,7 +299,7 @@ static bool is_integer_text(const char *s, size_t n)
 static const jmember *resolve(const vfield *f, const char *rec, const jmembers *top,
                               jmembers *sub, const char **base)
 {
-    return jpath_find(rec, top, f->segs, f->nsegs, sub, base);
+    return jpath_find(rec, top, &f->jp, sub, base);
 }
 
 static bool reason(ebuf *r, const vfield *f, const char *what, const char *arg)

@@ -47,17 +47,12 @@ typedef struct pend {
     uint64_t offset;
 } pend;
 
-typedef struct keypath {
-    char **segs;
-    size_t nsegs;
-} keypath;
-
 struct enrich_delivery {
     const enrich_pipeline *p;
     char *root;
     prefix *pfx[K_NKINDS];
     prefix *dlq;
-    keypath *keys;      /* per key of the data prefix */
+    jpath *keys;        /* per key of the data prefix */
     char *stream;
     unsigned version;
     char *ext;
@@ -621,26 +616,6 @@ static bool str_member(const cJSON *root, const char *name, const char *dflt, ch
     return true;
 }
 
-static enrich_status split_path(const char *path, keypath *kp)
-{
-    size_t cap = 0;
-    const char *s = path;
-    for (;;) {
-        const char *dot = strchr(s, '.');
-        size_t len = dot ? (size_t)(dot - s) : strlen(s);
-        if (len == 0)
-            return ENRICH_E_INVALID;
-        if (!array_reserve(&kp->segs, &cap, kp->nsegs + 1, sizeof *kp->segs, 2))
-            return ENRICH_E_NOMEM;
-        if (!(kp->segs[kp->nsegs] = strndup(s, len)))
-            return ENRICH_E_NOMEM;
-        kp->nsegs++;
-        if (!dot)
-            return ENRICH_OK;
-        s = dot + 1;
-    }
-}
-
 static enrich_status configure(enrich_delivery *d, const void *src, size_t len, char *errmsg)
 {
     static const char *const allowed[] = {
@@ -754,7 +729,8 @@ static enrich_status configure(enrich_delivery *d, const void *src, size_t len, 
             rc = cfail(errmsg, "partition_keys", "paths must be strings");
             break;
         }
-        rc = split_path(pv ? pv->valuestring : name, &d->keys[i]);
+        const char *path = pv ? pv->valuestring : name;
+        rc = jpath_parse(path, strlen(path), &d->keys[i]);
         if (rc == ENRICH_E_INVALID)
             rc = cfail(errmsg, "partition_keys", "bad dotted path");
     }
@@ -949,9 +925,7 @@ static void free_keys(enrich_delivery *d)
 {
     size_t nk = prefix_key_count(d->pfx[K_DATA]);
     for (size_t i = 0; d->keys && i < nk; i++) {
-        for (size_t s = 0; s < d->keys[i].nsegs; s++)
-            free(d->keys[i].segs[s]);
-        free(d->keys[i].segs);
+        jpath_free(&d->keys[i]);
     }
     for (size_t i = 0; d->vals_buf && i < nk; i++)
         ebuf_free(&d->vals_buf[i]);
@@ -1109,7 +1083,7 @@ static enrich_status route(enrich_delivery *d, const enrich_ctx *ctx, size_t i, 
         memset(v, 0, sizeof *v);
         const char *base = rec;
         const jmember *m =
-            scanned ? jpath_find(rec, &d->ms, d->keys[j].segs, d->keys[j].nsegs, &d->sub, &base)
+            scanned ? jpath_find(rec, &d->ms, &d->keys[j], &d->sub, &base)
                     : NULL;
         if (!m)
             continue;

@@ -668,28 +668,91 @@ bool jnumber_to_double(const char *s, size_t n, double *out)
     return i == n;
 }
 
-const jmember *jpath_find(const char *text, const jmembers *top, char *const *segs,
-                          size_t nsegs, jmembers *sub, const char **base)
+bool jpath_valid(const char *dotted, size_t len)
+{
+    if (len == 0 || dotted[0] == '.' || dotted[len - 1] == '.')
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (dotted[i] == '.' && dotted[i - 1] == '.')
+            return false;
+    return true;
+}
+
+enrich_status jpath_parse(const char *dotted, size_t len, jpath *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!jpath_valid(dotted, len))
+        return ENRICH_E_INVALID;
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += dotted[i] == '.';
+    out->segs = calloc(n, sizeof *out->segs);
+    out->lens = calloc(n, sizeof *out->lens);
+    if (!out->segs || !out->lens) {
+        jpath_free(out);
+        return ENRICH_E_NOMEM;
+    }
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && dotted[i] != '.')
+            continue;
+        size_t sl = i - start;
+        char *seg = malloc(sl + 1);
+        if (!seg) {
+            jpath_free(out);
+            return ENRICH_E_NOMEM;
+        }
+        memcpy(seg, dotted + start, sl);
+        seg[sl] = '\0';
+        out->segs[out->n] = seg;
+        out->lens[out->n++] = sl;
+        start = i + 1;
+    }
+    return ENRICH_OK;
+}
+
+void jpath_free(jpath *p)
+{
+    if (p->segs)
+        for (size_t i = 0; i < p->n; i++)
+            free(p->segs[i]);
+    free(p->segs);
+    free(p->lens);
+    memset(p, 0, sizeof *p);
+}
+
+enrich_status jpath_walk_nested(const char *text, const jmembers *top, const jpath *p,
+                                int max_depth, jmembers *sub, jpath_end *end)
 {
     const char *b = text;
-    const jmembers *ms = top;
-    const jmember *m = NULL;
-    for (size_t s = 0; s < nsegs; s++) {
-        m = NULL;
-        for (size_t i = 0; i < ms->n && !m; i++)
-            if (jname_equals(b, &ms->v[i], segs[s], strlen(segs[s])))
-                m = &ms->v[i];
-        if (!m || s + 1 == nsegs)
+    const jmember *m = jmembers_find(b, top, p->segs[0], p->lens[0]);
+    end->blocker = NULL;
+    for (size_t s = 1; m && s < p->n; s++) {
+        if (m->type != J_OBJECT) {
+            end->blocker = m;
+            m = NULL;
             break;
-        if (m->type != J_OBJECT)
-            return NULL;
+        }
+        /* Re-scan the (already validated) nested object for its members. */
         const char *inner = b + m->value.off;
         sub->n = 0;
-        if (jscan_value(inner, m->value.len, 1000, NULL, NULL, sub) != ENRICH_OK)
-            return NULL;
+        enrich_status rc = jscan_value(inner, m->value.len, max_depth, NULL, NULL, sub);
+        if (rc != ENRICH_OK)
+            return rc;
         b = inner;
-        ms = sub;
+        m = jmembers_find(b, sub, p->segs[s], p->lens[s]);
     }
-    *base = b;
-    return m;
+    end->m = m;
+    end->base = b;
+    return ENRICH_OK;
+}
+
+const jmember *jpath_find(const char *text, const jmembers *top, const jpath *p, jmembers *sub,
+                          const char **base)
+{
+    jpath_end end;
+    if (jpath_walk(text, top, p, 1000, sub, &end) != ENRICH_OK || !end.m)
+        return NULL;
+    *base = end.base;
+    return end.m;
 }

@@ -83,12 +83,63 @@ ENRICH_INTERNAL bool jnumber_valid(const char *s, size_t n);
 /* A validated JSON number as a double, read by hand (strtod would follow
  * the host's locale); false if bytes are left over. */
 ENRICH_INTERNAL bool jnumber_to_double(const char *s, size_t n, double *out);
-/* Follow a dotted path (decoded segments) from an object's top-level
- * members, rescanning nested objects into sub. NULL when a segment is
- * missing or crosses a non-object; *base is the text the member's spans
- * refer to. */
-ENRICH_INTERNAL const jmember *jpath_find(const char *text, const jmembers *top,
-                                          char *const *segs, size_t nsegs, jmembers *sub,
-                                          const char **base);
+/* A dotted path into a JSON object ("device.id"), split into its
+ * segments: the one type for every path of the library (lookup keys,
+ * partition keys, validation fields). Segments are plain names: a path
+ * cannot name a member whose name holds a dot. */
+typedef struct jpath {
+    char **segs;  /* decoded, NUL-terminated */
+    size_t *lens;
+    size_t n;
+} jpath;
+
+/* Split dotted[0..len). ENRICH_E_INVALID for an empty path or segment (a
+ * leading, trailing or doubled dot), ENRICH_E_NOMEM. *out is empty on
+ * failure. */
+ENRICH_INTERNAL enrich_status jpath_parse(const char *dotted, size_t len, jpath *out);
+/* Would jpath_parse accept dotted[0..len)? (No allocation.) */
+ENRICH_INTERNAL bool jpath_valid(const char *dotted, size_t len);
+ENRICH_INTERNAL void jpath_free(jpath *p);
+
+/* The member named name[0..len) among ms, the first of that name. */
+static inline const jmember *jmembers_find(const char *text, const jmembers *ms,
+                                           const char *name, size_t len)
+{
+    for (size_t i = 0; i < ms->n; i++)
+        if (jname_equals(text, &ms->v[i], name, len))
+            return &ms->v[i];
+    return NULL;
+}
+
+/* Where a path walk ended. */
+typedef struct jpath_end {
+    const jmember *m;       /* the member at the path; NULL when it was not reached */
+    const char *base;       /* the text m's spans refer to */
+    const jmember *blocker; /* m NULL: the member on the way that is not an object
+                               (NULL when a segment is simply missing) */
+} jpath_end;
+
+/* Follow p from an object's top-level members (top, spans into text),
+ * rescanning nested objects into sub (max_depth for the rescan). Returns
+ * ENRICH_OK with *end filled, or the scanner's status for a nested object
+ * it refused. The first segment is looked up inline: most paths have one. */
+ENRICH_INTERNAL enrich_status jpath_walk_nested(const char *text, const jmembers *top,
+                                                const jpath *p, int max_depth, jmembers *sub,
+                                                jpath_end *end);
+static inline enrich_status jpath_walk(const char *text, const jmembers *top, const jpath *p,
+                                       int max_depth, jmembers *sub, jpath_end *end)
+{
+    if (p->n == 1) {
+        end->m = jmembers_find(text, top, p->segs[0], p->lens[0]);
+        end->base = text;
+        end->blocker = NULL;
+        return ENRICH_OK;
+    }
+    return jpath_walk_nested(text, top, p, max_depth, sub, end);
+}
+/* jpath_walk for callers that only care whether the member is there:
+ * NULL when it is not (missing, blocked, or unscannable). */
+ENRICH_INTERNAL const jmember *jpath_find(const char *text, const jmembers *top, const jpath *p,
+                                          jmembers *sub, const char **base);
 
 #endif /* ENRICH_JSON_H */
