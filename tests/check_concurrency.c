@@ -3,7 +3,11 @@
  * (the writer's handle opened first, the readers' read-only handles share
  * its environment). Every batch must succeed and see exactly one version.
  * Meant for ThreadSanitizer too (docs/reliability.md); bounded in time:
- * ENRICH_CONCURRENCY_SECONDS (default 3; 1 under valgrind). */
+ * ENRICH_CONCURRENCY_SECONDS (default 3; 1 under valgrind).
+ *
+ * Also: threads that fail to compile a rule set on one shared store, or to
+ * open a delivery, at the same time each get their own message (in the
+ * caller's buffer, never in the shared store). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -11,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "enrich/delivery.h"
 
 #include "testutil.h"
 
@@ -177,12 +183,165 @@ START_TEST(concurrency_readers_and_one_writer)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- */
+/* Error messages of concurrent failures                             */
+/* ---------------------------------------------------------------- */
+
+#define MSG_THREADS 4
+
+/* Iterations per thread: enough for the failures of the threads to
+ * overlap many times over (a compile takes microseconds); fewer under
+ * valgrind, which serialises the threads anyway. */
+static long msg_iterations(void)
+{
+    return getenv("ENRICH_UNDER_VALGRIND") ? 200 : 10000;
+}
+
+typedef struct msg_arg {
+    int id;
+    enrich_store *store;          /* compile: the one shared store */
+    const enrich_pipeline *pl;    /* delivery: the one shared pipeline */
+    const char *root;
+    pthread_barrier_t *start;
+    long iterations;
+    long wrong;                   /* failures whose message was not this thread's */
+    long wrong_status;
+    char first_wrong[600];
+} msg_arg;
+
+/* Thread id's own bad rule set: each names a member only it uses, so its
+ * message names that member and no other thread's. Odd threads name a
+ * missing table instead (ENRICH_E_NO_TABLE), a message made by another
+ * part of the compiler. */
+static void bad_rules(int id, char *out, size_t cap, char *want, size_t want_cap,
+                      enrich_status *code)
+{
+    if (id % 2 == 0) {
+        snprintf(out, cap,
+                 "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],\"bogus_%d\":1}",
+                 id);
+        snprintf(want, want_cap, "unknown member \"bogus_%d\"", id);
+        *code = ENRICH_E_RULES;
+    } else {
+        snprintf(out, cap, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"missing_%d\"}]}", id);
+        snprintf(want, want_cap, "'missing_%d'", id);
+        *code = ENRICH_E_NO_TABLE;
+    }
+}
+
+static void *compile_failer(void *p)
+{
+    msg_arg *a = p;
+    char rules[256], want[64];
+    enrich_status code;
+    bad_rules(a->id, rules, sizeof rules, want, sizeof want, &code);
+    pthread_barrier_wait(a->start);
+    for (long i = 0; i < a->iterations; i++) {
+        char err[512];
+        enrich_pipeline *pl = NULL;
+        enrich_status st = enrich_pipeline_compile(a->store, rules, strlen(rules), &pl, err,
+                                                   sizeof err);
+        if (st != code || pl != NULL) {
+            a->wrong_status++;
+            enrich_pipeline_free(pl);
+            continue;
+        }
+        if (!strstr(err, want)) {
+            if (!a->wrong++)
+                snprintf(a->first_wrong, sizeof a->first_wrong, "%s", err);
+        }
+    }
+    return NULL;
+}
+
+static void *delivery_failer(void *p)
+{
+    msg_arg *a = p;
+    char config[128], want[64];
+    snprintf(config, sizeof config, "{\"stream_name\":\"s%d\",\"bufer_mb_%d\":1}", a->id, a->id);
+    snprintf(want, sizeof want, "unknown member \"bufer_mb_%d\"", a->id);
+    pthread_barrier_wait(a->start);
+    for (long i = 0; i < a->iterations; i++) {
+        char err[512];
+        enrich_delivery *d = NULL;
+        enrich_status st = enrich_delivery_open(a->pl, a->root, config, strlen(config), &d, err,
+                                                sizeof err);
+        if (st != ENRICH_E_INVALID || d != NULL) {
+            a->wrong_status++;
+            enrich_delivery_close(d, ENRICH_DELIVERY_DISCARD);
+            continue;
+        }
+        if (!strstr(err, want)) {
+            if (!a->wrong++)
+                snprintf(a->first_wrong, sizeof a->first_wrong, "%s", err);
+        }
+    }
+    return NULL;
+}
+
+static void run_failers(void *(*fn)(void *), enrich_store *store, const enrich_pipeline *pl,
+                        const char *root, const char *what)
+{
+    pthread_barrier_t start;
+    ck_assert_int_eq(pthread_barrier_init(&start, NULL, MSG_THREADS), 0);
+    msg_arg args[MSG_THREADS];
+    pthread_t th[MSG_THREADS];
+    memset(args, 0, sizeof args);
+    double t0 = now_s();
+    for (int i = 0; i < MSG_THREADS; i++) {
+        args[i].id = i;
+        args[i].store = store;
+        args[i].pl = pl;
+        args[i].root = root;
+        args[i].start = &start;
+        args[i].iterations = msg_iterations();
+        ck_assert_int_eq(pthread_create(&th[i], NULL, fn, &args[i]), 0);
+    }
+    for (int i = 0; i < MSG_THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < MSG_THREADS; i++) {
+        ck_assert_msg(args[i].wrong_status == 0, "%s thread %d: %ld failures with another status",
+                      what, i, args[i].wrong_status);
+        ck_assert_msg(args[i].wrong == 0,
+                      "%s thread %d: %ld of %ld messages not its own, first: '%s'", what, i,
+                      args[i].wrong, args[i].iterations, args[i].first_wrong);
+    }
+    printf("concurrency: %d threads x %ld failed %s in %.2f s, each message its own\n",
+           MSG_THREADS, msg_iterations(), what, now_s() - t0);
+}
+
+START_TEST(concurrency_compile_errors_stay_with_their_thread)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    run_failers(compile_failer, f.store, NULL, NULL, "compiles");
+    /* The store is not where the detail goes any more. */
+    ck_assert_ptr_null(strstr(enrich_store_errmsg(f.store), "bogus_"));
+    ck_assert_ptr_null(strstr(enrich_store_errmsg(f.store), "missing_"));
+    tu_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(concurrency_delivery_open_errors_stay_with_their_thread)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    run_failers(delivery_failer, NULL, f.pl, root, "delivery opens");
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 static Suite *concurrency_suite(void)
 {
     Suite *s = suite_create("concurrency");
     TCase *tc = tcase_create("threads");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, concurrency_readers_and_one_writer);
+    tcase_add_test(tc, concurrency_compile_errors_stay_with_their_thread);
+    tcase_add_test(tc, concurrency_delivery_open_errors_stay_with_their_thread);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -230,6 +230,178 @@ START_TEST(delivery_seed_layout_and_names)
 }
 END_TEST
 
+/* Event times in every form the core reads (epoch seconds with fraction
+ * and exponent, epoch milliseconds, ISO-8601): enrich_batch_event_time_ms
+ * gives the instant, enrich_batch_partition its date, and the delivery,
+ * which dates records by the same reader, puts each record under that
+ * date. {"timestamp": 1.7e9} is 2023-11-14T22:13:20Z; once the delivery
+ * read it as no time and filed it under the processing day. */
+static const struct {
+    const char *value;
+    int64_t ms;       /* enrich_batch_event_time_ms; -1: none */
+    const char *part; /* year=.../month=.../day=... */
+} event_times[] = {
+    {"1.7e9", 1700000000000LL, "year=2023/month=11/day=14"},
+    {"1.7E+9", 1700000000000LL, "year=2023/month=11/day=14"},
+    {"17e8", 1700000000000LL, "year=2023/month=11/day=14"},
+    {"0.17e10", 1700000000000LL, "year=2023/month=11/day=14"},
+    {"170000000000e-2", 1700000000000LL, "year=2023/month=11/day=14"},
+    {"1700000000", 1700000000000LL, "year=2023/month=11/day=14"},
+    {"1700000000.999", 1700000000999LL, "year=2023/month=11/day=14"},
+    {"1.7000000009999e9", 1700000000999LL, "year=2023/month=11/day=14"},
+    {"1700000000123", 1700000000123LL, "year=2023/month=11/day=14"},
+    {"1.700000000123E12", 1700000000123LL, "year=2023/month=11/day=14"},
+    {"\"2023-11-14T22:13:20Z\"", 1700000000000LL, "year=2023/month=11/day=14"},
+    {"1700006399.999", 1700006399999LL, "year=2023/month=11/day=14"},
+    {"1.7000064e9", 1700006400000LL, "year=2023/month=11/day=15"},
+    {"\"2023-11-15T01:00:00+02:00\"", 1700002800000LL, "year=2023/month=11/day=14"},
+    /* No usable time: the processing time (the fixed clock, 2024-02-01). */
+    {"1e300", -1, "year=2024/month=02/day=01"},
+    {"\"yesterday\"", -1, "year=2024/month=02/day=01"},
+    {"null", -1, "year=2024/month=02/day=01"},
+    {NULL, -1, "year=2024/month=02/day=01"}, /* no timestamp member */
+};
+#define N_EVENT_TIMES (sizeof event_times / sizeof event_times[0])
+
+static char *event_time_batch(void)
+{
+    size_t cap = 256 * N_EVENT_TIMES, o = 0;
+    char *s = malloc(cap);
+    ck_assert_ptr_nonnull(s);
+    for (size_t i = 0; i < N_EVENT_TIMES; i++) {
+        if (event_times[i].value)
+            o += (size_t)snprintf(s + o, cap - o,
+                                  "{\"eventId\":\"t%zu\",\"productId\":\"PROD-001\","
+                                  "\"timestamp\":%s}\n",
+                                  i, event_times[i].value);
+        else
+            o += (size_t)snprintf(s + o, cap - o, "{\"eventId\":\"t%zu\",\"productId\":\"PROD-001\"}\n",
+                                  i);
+    }
+    return s;
+}
+
+/* Every record of the last batch: its event time and partition as the
+ * table says. */
+static void assert_event_times(const enrich_ctx *ctx)
+{
+    ck_assert_uint_eq(enrich_batch_count(ctx), N_EVENT_TIMES);
+    ck_assert_int_eq(enrich_batch_time_ms(ctx), TU_FIXED_CLOCK);
+    for (size_t i = 0; i < N_EVENT_TIMES; i++) {
+        const char *v = event_times[i].value ? event_times[i].value : "(none)";
+        int64_t t = enrich_batch_event_time_ms(ctx, i);
+        ck_assert_msg(t == event_times[i].ms, "%s: event time %lld, want %lld", v, (long long)t,
+                      (long long)event_times[i].ms);
+        char part[32];
+        size_t pn = 0;
+        ck_assert_int_eq(enrich_batch_partition(ctx, i, part, sizeof part, &pn), ENRICH_OK);
+        ck_assert_msg(pn == strlen(event_times[i].part) && !memcmp(part, event_times[i].part, pn),
+                      "%s: partition %.*s, want %s", v, (int)pn, part, event_times[i].part);
+    }
+    ck_assert_int_eq(enrich_batch_event_time_ms(ctx, N_EVENT_TIMES), -1);
+}
+
+/* The published objects hold each record once, under its partition. */
+static void assert_delivered_by_event_time(const char *root)
+{
+    files fl = list(root);
+    size_t seen[N_EVENT_TIMES] = {0};
+    for (size_t k = 0; k < fl.n; k++) {
+        ck_assert_msg(strncmp(fl.v[k], "enriched-data/", 14) == 0, "unexpected object %s",
+                      fl.v[k]);
+        char *t = read_object(root, fl.v[k]);
+        for (char *line = t; *line;) {
+            char *nl = strchr(line, '\n');
+            ck_assert_ptr_nonnull(nl);
+            *nl = '\0';
+            const char *id = strstr(line, "\"eventId\":\"t");
+            ck_assert_ptr_nonnull(id);
+            size_t i = (size_t)atoi(id + 12);
+            ck_assert_uint_lt(i, N_EVENT_TIMES);
+            seen[i]++;
+            char want[64];
+            snprintf(want, sizeof want, "enriched-data/%s/", event_times[i].part);
+            ck_assert_msg(strncmp(fl.v[k], want, strlen(want)) == 0,
+                          "timestamp %s delivered under %s, want %s",
+                          event_times[i].value ? event_times[i].value : "(none)", fl.v[k], want);
+            line = nl + 1;
+        }
+        free(t);
+    }
+    for (size_t i = 0; i < N_EVENT_TIMES; i++)
+        ck_assert_msg(seen[i] == 1, "record t%zu delivered %zu times", i, seen[i]);
+    files_free(&fl);
+}
+
+START_TEST(delivery_dates_records_by_their_event_time)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    char *batch = event_time_batch();
+    enrich_delivery *d = open_dlv(&f, root, NULL);
+    run(&f, d, batch, 1);
+    /* The ctx's results of the delivery's run: the core's view. */
+    assert_event_times(f.ctx);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    assert_delivered_by_event_time(root);
+    ck_assert_ptr_eq(enrich_ctx_pipeline(f.ctx), f.pl);
+    free(batch);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* The same events as the records of a Lambda Kinesis event, through the
+ * delivery's AWS path: dated by event time, not by arrival. */
+START_TEST(delivery_dates_aws_records_by_their_event_time)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    char *batch = event_time_batch();
+    size_t cap = strlen(batch) * 2 + 256 * N_EVENT_TIMES, o = 0;
+    char *ev = malloc(cap);
+    ck_assert_ptr_nonnull(ev);
+    o += (size_t)snprintf(ev + o, cap - o, "{\"Records\":[");
+    size_t i = 0;
+    for (char *line = batch; *line; i++) {
+        char *nl = strchr(line, '\n');
+        size_t len = (size_t)(nl - line);
+        static const char b64[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        o += (size_t)snprintf(ev + o, cap - o,
+                              "%s{\"kinesis\":{\"sequenceNumber\":\"%zu\","
+                              "\"approximateArrivalTimestamp\":1577836800,\"data\":\"",
+                              i ? "," : "", i);
+        const unsigned char *p = (const unsigned char *)line;
+        for (size_t k = 0; k < len; k += 3) {
+            unsigned v = (unsigned)p[k] << 16 | (k + 1 < len ? (unsigned)p[k + 1] << 8 : 0) |
+                         (k + 2 < len ? p[k + 2] : 0);
+            ev[o++] = b64[v >> 18 & 63];
+            ev[o++] = b64[v >> 12 & 63];
+            ev[o++] = k + 1 < len ? b64[v >> 6 & 63] : '=';
+            ev[o++] = k + 2 < len ? b64[v & 63] : '=';
+        }
+        o += (size_t)snprintf(ev + o, cap - o, "\"}}");
+        line = nl + 1;
+    }
+    o += (size_t)snprintf(ev + o, cap - o, "]}");
+    ck_assert_uint_lt(o, cap);
+    enrich_delivery *d = open_dlv(&f, root, NULL);
+    enrich_status rc = enrich_delivery_run(d, f.ctx, ENRICH_AWS_KINESIS, ev, o, 1);
+    ck_assert_msg(rc == ENRICH_OK, "run: %s: %s", enrich_strerror(rc), enrich_delivery_errmsg(d));
+    assert_event_times(f.ctx);
+    ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 0), 1577836800000LL); /* 2020-01-01 */
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    assert_delivered_by_event_time(root);
+    free(ev);
+    free(batch);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(delivery_open_rejects_bad_config)
 {
     tu_fixture f;
@@ -961,6 +1133,8 @@ static Suite *delivery_suite(void)
     Suite *s = suite_create("delivery");
     TCase *tc = tcase_create("routing");
     tcase_add_test(tc, delivery_seed_layout_and_names);
+    tcase_add_test(tc, delivery_dates_records_by_their_event_time);
+    tcase_add_test(tc, delivery_dates_aws_records_by_their_event_time);
     tcase_add_test(tc, delivery_open_rejects_bad_config);
     tcase_add_test(tc, delivery_one_stream_per_root_at_a_time);
     tcase_add_test(tc, delivery_partition_keys_are_escaped);

@@ -292,6 +292,49 @@ START_TEST(enrich_composite_key)
 }
 END_TEST
 
+/* The event time comes from the rule set's partition field, whatever it
+ * is named; the batch time is the clock read at the batch's start. */
+START_TEST(enrich_event_time_from_the_partition_field)
+{
+    tu_fixture f = {0};
+    tu_fixture_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+                        "\"partition\":{\"timestamp_field\":\"when\"}}");
+    run_ok(&f, ENRICH_INPUT_NDJSON,
+           "{\"productId\":\"PROD-001\",\"when\":1.7e9,\"timestamp\":\"2020-01-01T00:00:00Z\"}\n"
+           "{\"productId\":\"PROD-001\",\"timestamp\":1.7e9}\n"
+           "{\"productId\":\"PROD-001\",\"when\":\"2023-11-14T22:13:20.5Z\"}\n");
+    ck_assert_int_eq(enrich_batch_time_ms(f.ctx), TU_FIXED_CLOCK);
+    ck_assert_int_eq(enrich_batch_event_time_ms(f.ctx, 0), 1700000000000LL);
+    ck_assert_int_eq(enrich_batch_event_time_ms(f.ctx, 1), -1); /* "timestamp" is not it */
+    ck_assert_int_eq(enrich_batch_event_time_ms(f.ctx, 2), 1700000000500LL);
+    const char *want[] = {"year=2023/month=11/day=14", "year=2024/month=02/day=01",
+                          "year=2023/month=11/day=14"};
+    for (size_t i = 0; i < 3; i++) {
+        char part[32];
+        size_t pn = 0;
+        ck_assert_int_eq(enrich_batch_partition(f.ctx, i, part, sizeof part, &pn), ENRICH_OK);
+        ck_assert_msg(pn == 25 && !memcmp(part, want[i], pn), "record %zu: %.*s", i, (int)pn,
+                      part);
+    }
+    ck_assert_int_eq(enrich_batch_event_time_ms(f.ctx, 3), -1);
+    ck_assert_int_eq(enrich_batch_event_time_ms(NULL, 0), -1);
+    ck_assert_int_eq(enrich_batch_time_ms(NULL), -1);
+    ck_assert_ptr_eq(enrich_ctx_pipeline(f.ctx), f.pl);
+    ck_assert_ptr_null(enrich_ctx_pipeline(NULL));
+    /* On the real clock the batch time is now. */
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, -1), ENRICH_OK);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t before = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    run_ok(&f, ENRICH_INPUT_NDJSON, "{}\n");
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t after = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    ck_assert_int_ge(enrich_batch_time_ms(f.ctx), before);
+    ck_assert_int_le(enrich_batch_time_ms(f.ctx), after);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(enrich_json_array_input_and_output)
 {
     tu_fixture f = {0};
@@ -1003,6 +1046,7 @@ static Suite *enrich_suite(void)
     Suite *s = suite_create("enrich");
     TCase *tc = tcase_create("seed");
     tcase_add_test(tc, enrich_seed_scenario);
+    tcase_add_test(tc, enrich_event_time_from_the_partition_field);
     tcase_add_test(tc, enrich_one_clock_read_per_batch_and_real_clock);
     suite_add_tcase(s, tc);
     tc = tcase_create("bad_events");
