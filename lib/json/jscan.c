@@ -687,11 +687,8 @@ enrich_status jpath_parse(const char *dotted, size_t len, jpath *out)
     for (size_t i = 0; i < len; i++)
         n += dotted[i] == '.';
     out->segs = calloc(n, sizeof *out->segs);
-    out->lens = calloc(n, sizeof *out->lens);
-    if (!out->segs || !out->lens) {
-        jpath_free(out);
+    if (!out->segs)
         return ENRICH_E_NOMEM;
-    }
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i < len && dotted[i] != '.')
@@ -704,8 +701,8 @@ enrich_status jpath_parse(const char *dotted, size_t len, jpath *out)
         }
         memcpy(seg, dotted + start, sl);
         seg[sl] = '\0';
-        out->segs[out->n] = seg;
-        out->lens[out->n++] = sl;
+        out->segs[out->n].name = seg;
+        out->segs[out->n++].len = sl;
         start = i + 1;
     }
     return ENRICH_OK;
@@ -715,9 +712,8 @@ void jpath_free(jpath *p)
 {
     if (p->segs)
         for (size_t i = 0; i < p->n; i++)
-            free(p->segs[i]);
+            free(p->segs[i].name);
     free(p->segs);
-    free(p->lens);
     memset(p, 0, sizeof *p);
 }
 
@@ -725,7 +721,7 @@ enrich_status jpath_walk_nested(const char *text, const jmembers *top, const jpa
                                 int max_depth, jmembers *sub, jpath_end *end)
 {
     const char *b = text;
-    const jmember *m = jmembers_find(b, top, p->segs[0], p->lens[0]);
+    const jmember *m = jmembers_find(b, top, p->segs[0].name, p->segs[0].len);
     end->blocker = NULL;
     for (size_t s = 1; m && s < p->n; s++) {
         if (m->type != J_OBJECT) {
@@ -740,7 +736,7 @@ enrich_status jpath_walk_nested(const char *text, const jmembers *top, const jpa
         if (rc != ENRICH_OK)
             return rc;
         b = inner;
-        m = jmembers_find(b, sub, p->segs[s], p->lens[s]);
+        m = jmembers_find(b, sub, p->segs[s].name, p->segs[s].len);
     }
     end->m = m;
     end->base = b;

@@ -87,9 +87,12 @@ ENRICH_INTERNAL bool jnumber_to_double(const char *s, size_t n, double *out);
  * segments: the one type for every path of the library (lookup keys,
  * partition keys, validation fields). Segments are plain names: a path
  * cannot name a member whose name holds a dot. */
+typedef struct jseg {
+    char *name; /* decoded, NUL-terminated */
+    size_t len;
+} jseg;
 typedef struct jpath {
-    char **segs;  /* decoded, NUL-terminated */
-    size_t *lens;
+    jseg *segs;
     size_t n;
 } jpath;
 
@@ -130,7 +133,7 @@ static inline enrich_status jpath_walk(const char *text, const jmembers *top, co
                                        int max_depth, jmembers *sub, jpath_end *end)
 {
     if (p->n == 1) {
-        end->m = jmembers_find(text, top, p->segs[0], p->lens[0]);
+        end->m = jmembers_find(text, top, p->segs[0].name, p->segs[0].len);
         end->base = text;
         end->blocker = NULL;
         return ENRICH_OK;
