@@ -413,27 +413,78 @@ START_TEST(enrich_limits_depth_size_and_big_numbers)
 }
 END_TEST
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The wall clock in milliseconds, as ISO-8601 UTC like the stamps. */
+static void wall_iso(char out[32])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+/* n events alternating between the two seed products. */
+static char *clock_batch(size_t n, size_t *len)
+{
+    char *batch = malloc(n * 32);
+    ck_assert_ptr_nonnull(batch);
+    *len = 0;
+    for (size_t i = 0; i < n; i++)
+        *len += (size_t)sprintf(batch + *len, "{\"productId\":\"PROD-00%zu\"}\n", 1 + i % 2);
+    return batch;
+}
+
 START_TEST(enrich_one_clock_read_per_batch_and_real_clock)
 {
     tu_fixture f = {0};
     tu_fixture_open(&f, NULL);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, -1), ENRICH_OK);
-    /* 20000 events take long enough that two clock reads would differ. */
+    /* The batch must last long enough that two clock reads would differ:
+     * grown from 20 000 events until one run takes 50 ms here (50 distinct
+     * milliseconds), however fast or slow the machine. */
     size_t n = 20000, len = 0;
-    char *batch = malloc(n * 32);
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)sprintf(batch + len, "{\"productId\":\"PROD-00%zu\"}\n", 1 + i % 2);
+    char *batch = NULL;
+    double took = 0;
+    for (;;) {
+        batch = clock_batch(n, &len);
+        double t0 = mono_s();
+        ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_NDJSON, batch, len), ENRICH_OK);
+        took = mono_s() - t0;
+        if (took >= 0.05)
+            break;
+        ck_assert_msg(n < 40000000, "%zu events took only %.3f s", n, took);
+        free(batch);
+        n *= 2;
+    }
+    /* The measured run: its stamp is the wall clock between before and after. */
+    char before[32], after[32];
+    wall_iso(before);
     ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_NDJSON, batch, len), ENRICH_OK);
+    wall_iso(after);
+    ck_assert_uint_eq(enrich_batch_count(f.ctx), n);
     cJSON *first = record_json(f.ctx, 0);
     const char *ts = str_of(first, "enrichmentTimestamp");
     ck_assert_ptr_nonnull(ts);
     ck_assert_uint_eq(strlen(ts), 24);
     ck_assert_int_eq(ts[23], 'Z');
-    for (size_t i = 1; i < n; i += 997) {
-        cJSON *j = record_json(f.ctx, i);
+    ck_assert_msg(strcmp(before, ts) <= 0 && strcmp(ts, after) <= 0, "stamp %s not in [%s, %s]", ts,
+                  before, after);
+    /* Every record, the last included, carries the one stamp. */
+    for (size_t i = 1; i < n + 997; i += 997) {
+        cJSON *j = record_json(f.ctx, i < n ? i : n - 1);
         ck_assert_str_eq(str_of(j, "enrichmentTimestamp"), ts);
         cJSON_Delete(j);
     }
+    printf("enrich_one_clock_read_per_batch: %zu events in %.3f s (calibration), one stamp %s\n", n,
+           took, ts);
     cJSON_Delete(first);
     free(batch);
     tu_fixture_close(&f);
@@ -1001,19 +1052,33 @@ START_TEST(enrich_map_resize_waits_for_batches_in_flight)
     tu_fixture f = {0};
     enrich_store *w = NULL;
     open_writer_and_readers(&f, &w);
-    MDB_txn *txn = NULL;
-    ck_assert_int_eq(store_read_begin(w, &txn, NULL), ENRICH_OK);
+    /* How long a resize takes here with nothing in its way (thread start
+     * included): a resize that did not wait would be done within that. */
     grow_arg g = {w, 0, -1};
     atomic_init(&g.done, 0);
     pthread_t t;
+    double t0 = mono_s();
     ck_assert_int_eq(pthread_create(&t, NULL, grow_thread, &g), 0);
-    struct timespec ts = {0, 200 * 1000 * 1000};
+    pthread_join(t, NULL);
+    double free_run = mono_s() - t0;
+    ck_assert_int_eq(g.rc, ENRICH_OK);
+    /* Now with a read transaction open: after 20 times that (at least
+     * 50 ms), the resize must still be waiting. */
+    double wait = free_run * 20 > 0.05 ? free_run * 20 : 0.05;
+    MDB_txn *txn = NULL;
+    ck_assert_int_eq(store_read_begin(w, &txn, NULL), ENRICH_OK);
+    g = (grow_arg){w, 0, -1};
+    atomic_init(&g.done, 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, grow_thread, &g), 0);
+    struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
     nanosleep(&ts, NULL);
-    ck_assert_int_eq(atomic_load(&g.done), 0);
+    ck_assert_msg(atomic_load(&g.done) == 0, "the resize ran under a read transaction (waited %.3f s)",
+                  wait);
     store_txn_abort(w, txn);
     pthread_join(t, NULL);
     ck_assert_int_eq(atomic_load(&g.done), 1);
     ck_assert_int_eq(g.rc, ENRICH_OK);
+    printf("enrich_map_resize_waits: a free resize took %.4f s; blocked for %.3f s\n", free_run, wait);
     enrich_store_close(w);
     tu_fixture_close(&f);
 }

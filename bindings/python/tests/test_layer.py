@@ -13,6 +13,16 @@ from test_aws import seed_firehose, seed_kinesis, seed_pipes
 
 BUILD_LAYER = os.path.join(SRCDIR, "bindings", "python", "build-layer")
 
+
+def soname(path):
+    """The DT_SONAME of a shared library (it follows the release, docs/abi.md)."""
+    out = subprocess.run(["objdump", "-p", path], capture_output=True, text=True,
+                         check=True).stdout
+    names = [line.split()[1] for line in out.splitlines() if line.split()[:1] == ["SONAME"]]
+    if len(names) != 1:
+        raise AssertionError(f"no single SONAME in {path}:\n{out}")
+    return names[0]
+
 RUN_HANDLER = r"""
 import json, os, sys
 import enrich, enrich.aws
@@ -37,6 +47,7 @@ class LayerTest(TempDirTestCase):
                            capture_output=True, text=True, timeout=300)
         if p.returncode != 0:
             raise AssertionError(f"build-layer failed:\n{p.stdout}{p.stderr}")
+        cls.soname = soname(os.path.join(BUILDDIR, "lib", "libenrich.so"))
         cls.opt = os.path.join(cls.class_dir, "opt")
         os.mkdir(cls.opt)                       # empty
         with zipfile.ZipFile(cls.zip_path) as zf:
@@ -68,12 +79,15 @@ class LayerTest(TempDirTestCase):
     def test_layout(self):
         for name in ("python/enrich/__init__.py", "python/enrich/aws.py",
                      "python/enrich/capi.py", "python/enrich/_errors.py",
-                     "lib/libenrich.so.0", "lib/liblmdb.so.0", "lib/libcjson.so.1",
+                     "lib/" + self.soname, "lib/liblmdb.so.0", "lib/libcjson.so.1",
                      "enrich/store.mdb", "enrich/rules.json"):
             self.assertIn(name, self.names)
         self.assertTrue(any(n.startswith("python/enrich/_capi.") and n.endswith(".so")
                             for n in self.names))
         self.assertFalse(any("__pycache__" in n or n.startswith("lib/libc.") for n in self.names))
+        # The library once, under its soname (the name the extension loads).
+        self.assertEqual([n for n in self.names if n.startswith("lib/libenrich.")],
+                         ["lib/" + self.soname])
 
     def test_handlers_run_from_the_layer_alone(self):
         cases = (("pipes_handler", seed_pipes(), [json.loads(e) for e in SEED_ENRICHED]),
@@ -99,7 +113,7 @@ class LayerTest(TempDirTestCase):
         # nothing points back into the build tree.
         p = self.run_handler("pipes_handler", seed_pipes(), LD_LIBRARY_PATH=None)
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("libenrich.so.0", p.stderr)
+        self.assertIn(self.soname + ":", p.stderr)
 
     def test_missing_store_fails_loudly(self):
         p = self.run_handler("pipes_handler", seed_pipes(),
