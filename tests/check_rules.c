@@ -13,6 +13,8 @@
 #include "enrich/enrich.h"
 #include "testutil.h"
 
+#include "enrich/aws.h"
+
 /* A store with two tables, opened read-only as enrichers open it:
  *   products  key productId   the seed's two items
  *   prices    key region,sku  two items (a composite key) */
@@ -31,11 +33,15 @@ static void fixture_open(fixture *f)
     f->path = tu_join(f->dir, "store.mdb");
     enrich_store *w = NULL;
     ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_CREATE, &w), ENRICH_OK);
-    ck_assert_int_eq(enrich_store_load(w, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
-                                       tu_seed_items, strlen(tu_seed_items), NULL),
+    enrich_load_options lo = ENRICH_LOAD_OPTIONS_INIT;
+    lo.format = ENRICH_LOAD_DYNAMODB;
+    lo.key = "productId";
+    ck_assert_int_eq(enrich_store_load(w, "products", &lo, tu_seed_items, strlen(tu_seed_items),
+                                       NULL),
                      ENRICH_OK);
-    ck_assert_int_eq(enrich_store_load(w, "prices", "region,sku", ENRICH_LOAD_NDJSON, NULL, 0,
-                                       price_items, strlen(price_items), NULL),
+    lo.format = ENRICH_LOAD_NDJSON;
+    lo.key = "region,sku";
+    ck_assert_int_eq(enrich_store_load(w, "prices", &lo, price_items, strlen(price_items), NULL),
                      ENRICH_OK);
     enrich_store_close(w);
     ck_assert_int_eq(enrich_store_open(f->path, ENRICH_STORE_RDONLY, &f->store), ENRICH_OK);
@@ -49,18 +55,28 @@ static void fixture_close(fixture *f)
     free(f->dir);
 }
 
-/* The compiler's message after a failed compile. The one place that knows
- * where the compiler reports it. */
+/* The compiler's message after a failed compile: the last compile's own
+ * message buffer (the compiler reports into the caller's buffer, never the
+ * shared store). */
+static char compile_msg[512];
+
 static const char *compile_message(const fixture *f)
 {
-    return enrich_store_errmsg(f->store);
+    (void)f;
+    return compile_msg;
+}
+
+static enrich_status compile(enrich_store *store, const char *rules, size_t len,
+                             enrich_pipeline **pl)
+{
+    return enrich_pipeline_compile(store, rules, len, pl, compile_msg, sizeof compile_msg);
 }
 
 static enrich_pipeline *compile_ok(fixture *f, const char *rules)
 {
     enrich_pipeline *pl = NULL;
     enrich_status rc =
-        enrich_pipeline_compile(f->store, rules, rules ? strlen(rules) : 0, &pl);
+        compile(f->store, rules, rules ? strlen(rules) : 0, &pl);
     ck_assert_msg(rc == ENRICH_OK, "compile %s: %s (%s)", rules ? rules : "(seed)",
                   enrich_status_name(rc), compile_message(f));
     ck_assert_ptr_nonnull(pl);
@@ -71,7 +87,7 @@ static enrich_pipeline *compile_ok(fixture *f, const char *rules)
 static void compile_fails(fixture *f, const char *rules, enrich_status want, const char *msg)
 {
     enrich_pipeline *pl = (enrich_pipeline *)f; /* must come back NULL */
-    enrich_status rc = enrich_pipeline_compile(f->store, rules, strlen(rules), &pl);
+    enrich_status rc = compile(f->store, rules, strlen(rules), &pl);
     ck_assert_msg(rc == want, "%s: %s, expected %s (%s)", rules, enrich_status_name(rc),
                   enrich_status_name(want), rc ? compile_message(f) : "");
     ck_assert_ptr_null(pl);
@@ -85,12 +101,16 @@ typedef struct run {
     enrich_ctx *ctx;
 } run;
 
-static void run_start(run *r, fixture *f, const char *rules, enrich_input in, const char *events)
+/* in: an enrich_input, or an enrich_aws_event for the AWS shapes. */
+static void run_start(run *r, fixture *f, const char *rules, int in, const char *events)
 {
     r->pl = compile_ok(f, rules);
     ck_assert_int_eq(enrich_ctx_create(r->pl, &r->ctx), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_set_option(r->ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK), ENRICH_OK);
-    enrich_status rc = enrich_batch_run(r->ctx, in, events, strlen(events));
+    enrich_status rc =
+        in >= ENRICH_AWS_PIPES
+            ? enrich_aws_batch_run(r->ctx, (enrich_aws_event)in, events, strlen(events))
+            : enrich_batch_run(r->ctx, (enrich_input)in, events, strlen(events));
     ck_assert_msg(rc == ENRICH_OK, "batch: %s (%s)", enrich_status_name(rc),
                   enrich_ctx_errmsg(r->ctx));
 }
@@ -202,17 +222,17 @@ START_TEST(rules_invalid_arguments)
     fixture_open(&f);
     enrich_pipeline *pl = (enrich_pipeline *)&f;
     const char rules[] = "{\"lookups\":[" LOOKUP "]}";
-    ck_assert_int_eq(enrich_pipeline_compile(NULL, rules, strlen(rules), &pl), ENRICH_E_INVALID);
+    ck_assert_int_eq(compile(NULL, rules, strlen(rules), &pl), ENRICH_E_INVALID);
     ck_assert_ptr_null(pl);
     pl = (enrich_pipeline *)&f;
-    ck_assert_int_eq(enrich_pipeline_compile(f.store, NULL, 5, &pl), ENRICH_E_INVALID);
+    ck_assert_int_eq(compile(f.store, NULL, 5, &pl), ENRICH_E_INVALID);
     ck_assert_ptr_null(pl);
-    ck_assert_int_eq(enrich_pipeline_compile(f.store, rules, strlen(rules), NULL), ENRICH_E_INVALID);
+    ck_assert_int_eq(compile(f.store, rules, strlen(rules), NULL), ENRICH_E_INVALID);
     /* The length is the text: what follows it is not read. */
     const char longer[] = "{\"lookups\":[" LOOKUP "]}garbage";
     pl = compile_ok(&f, NULL);
     enrich_pipeline_free(pl);
-    ck_assert_int_eq(enrich_pipeline_compile(f.store, longer, strlen(rules), &pl), ENRICH_OK);
+    ck_assert_int_eq(compile(f.store, longer, strlen(rules), &pl), ENRICH_OK);
     enrich_pipeline_free(pl);
     enrich_pipeline_free(NULL);
     fixture_close(&f);
@@ -390,14 +410,14 @@ START_TEST(rules_every_error_names_its_member)
     /* A table the store lacks is its own code; the message names it. */
     enrich_pipeline *pl = NULL;
     const char missing[] = "{\"lookups\":[" LOOKUP ",{\"key\":\"id\",\"table\":\"customers\"}]}";
-    ck_assert_int_eq(enrich_pipeline_compile(f.store, missing, strlen(missing), &pl),
+    ck_assert_int_eq(compile(f.store, missing, strlen(missing), &pl),
                      ENRICH_E_NO_TABLE);
     ck_assert_ptr_null(pl);
     ck_assert_msg(strstr(compile_message(&f), "customers") != NULL, "%s", compile_message(&f));
     /* The text must obey the event policy: invalid UTF-8, nesting too deep. */
     enrich_pipeline *p2 = NULL;
     const char bad_utf8[] = "{\"lookups\":[" LOOKUP "],\"description\":\"\xc0\xaf\"}";
-    ck_assert_int_eq(enrich_pipeline_compile(f.store, bad_utf8, strlen(bad_utf8), &p2), ENRICH_E_RULES);
+    ck_assert_int_eq(compile(f.store, bad_utf8, strlen(bad_utf8), &p2), ENRICH_E_RULES);
     ck_assert_msg(strncmp(compile_message(&f), "rules: ENRICH_E_UTF8", 20) == 0, "%s",
                   compile_message(&f));
     char *deep = NULL;
@@ -410,7 +430,7 @@ START_TEST(rules_every_error_names_its_member)
     for (size_t i = 0; i < depth; i++)
         deep[n++] = ']';
     deep[n++] = '}';
-    ck_assert_int_eq(enrich_pipeline_compile(f.store, deep, n, &p2), ENRICH_E_RULES);
+    ck_assert_int_eq(compile(f.store, deep, n, &p2), ENRICH_E_RULES);
     ck_assert_ptr_null(p2);
     ck_assert_msg(strncmp(compile_message(&f), "rules: ENRICH_E_DEPTH", 21) == 0, "%s",
                   compile_message(&f));
@@ -889,14 +909,14 @@ START_TEST(rules_firehose_and_pipes_sections)
               "{\"lookups\":[" LOOKUP "],\"firehose\":{\"drop\":[\"not_found\"],"
               "\"partition_keys\":[\"category\",{\"name\":\"region\",\"path\":\"device.region\"},"
               "{\"path\":\"productName\"}]}}",
-              ENRICH_INPUT_FIREHOSE, in);
-    ck_assert_int_eq(enrich_batch_result(r.ctx, 0), ENRICH_RESULT_OK);
-    ck_assert_int_eq(enrich_batch_result(r.ctx, 1), ENRICH_RESULT_DROPPED);
-    ck_assert_int_eq(enrich_batch_result(r.ctx, 2), ENRICH_RESULT_OK); /* no_key is not dropped */
-    size_t cap = enrich_encode_bound(r.ctx, ENRICH_ENCODE_FIREHOSE), w = 0;
+              ENRICH_AWS_FIREHOSE, in);
+    ck_assert_int_eq(enrich_aws_result(r.ctx, 0), ENRICH_RESULT_OK);
+    ck_assert_int_eq(enrich_aws_result(r.ctx, 1), ENRICH_RESULT_DROPPED);
+    ck_assert_int_eq(enrich_aws_result(r.ctx, 2), ENRICH_RESULT_OK); /* no_key is not dropped */
+    size_t cap = enrich_aws_encode_bound(r.ctx, ENRICH_AWS_RESPONSE_FIREHOSE), w = 0;
     char *resp = malloc(cap + 1);
     ck_assert_ptr_nonnull(resp);
-    ck_assert_int_eq(enrich_encode(r.ctx, ENRICH_ENCODE_FIREHOSE, resp, cap, &w), ENRICH_OK);
+    ck_assert_int_eq(enrich_aws_encode(r.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, resp, cap, &w), ENRICH_OK);
     cJSON *j = cJSON_ParseWithLength(resp, w);
     ck_assert_ptr_nonnull(j);
     const cJSON *rec0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "records"), 0);
@@ -913,20 +933,20 @@ START_TEST(rules_firehose_and_pipes_sections)
     free(resp);
     run_end(&r);
     /* Without the section: nothing is dropped and only the date keys come. */
-    run_start(&r, &f, "{\"lookups\":[" LOOKUP "]}", ENRICH_INPUT_FIREHOSE, in);
-    ck_assert_uint_eq(enrich_batch_count_result(r.ctx, ENRICH_RESULT_OK), 3);
+    run_start(&r, &f, "{\"lookups\":[" LOOKUP "]}", ENRICH_AWS_FIREHOSE, in);
+    ck_assert_uint_eq(enrich_aws_count_result(r.ctx, ENRICH_RESULT_OK), 3);
     run_end(&r);
     free(in);
 
     run_start(&r, &f,
               "{\"lookups\":[" LOOKUP "],\"pipes\":{\"event_id_field\":\"eventID\"},"
               "\"timestamp\":{\"on\":\"never\"}}",
-              ENRICH_INPUT_PIPES, "[{\"eventID\":\"e1\",\"data\":{\"productId\":\"PROD-002\"}}]");
+              ENRICH_AWS_PIPES, "[{\"eventID\":\"e1\",\"data\":{\"productId\":\"PROD-002\"}}]");
     assert_record(&r, 0, "{\"productId\":\"PROD-002\",\"productName\":\"Temperature Monitor\","
                          "\"category\":\"IoT Devices\",\"price\":79.99,\"enrichmentStatus\":\"success\","
                          "\"eventID\":\"e1\"}");
     run_end(&r);
-    run_start(&r, &f, "{\"lookups\":[" LOOKUP "],\"timestamp\":{\"on\":\"never\"}}", ENRICH_INPUT_PIPES,
+    run_start(&r, &f, "{\"lookups\":[" LOOKUP "],\"timestamp\":{\"on\":\"never\"}}", ENRICH_AWS_PIPES,
               "[{\"eventID\":\"e1\",\"data\":{\"productId\":\"zz\"}}]");
     assert_record(&r, 0, "{\"productId\":\"zz\",\"enrichmentStatus\":\"product_not_found\"}");
     run_end(&r);
@@ -948,7 +968,7 @@ START_TEST(rules_pipeline_owns_its_strings)
                          "\"status\":{\"field\":\"s\"},\"timestamp\":{\"on\":\"never\"}}");
     ck_assert_ptr_nonnull(rules);
     enrich_pipeline *pl = NULL;
-    ck_assert_int_eq(enrich_pipeline_compile(f.store, rules, strlen(rules), &pl), ENRICH_OK);
+    ck_assert_int_eq(compile(f.store, rules, strlen(rules), &pl), ENRICH_OK);
     memset(rules, 'x', strlen(rules));
     free(rules);
     enrich_ctx *ctx = NULL;
