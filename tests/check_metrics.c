@@ -79,7 +79,7 @@ START_TEST(metrics_json_has_every_counter)
 }
 END_TEST
 
-/* The EMF event against AWS-FORMATS §6 and the shape of the Powertools
+/* The EMF event against the format of docs/delivery.md ("Metrics") and the shape of the Powertools
  * fixtures: one object, _aws with Timestamp (integer ms) and
  * CloudWatchMetrics only, each metric naming a numeric root member, each
  * dimension a string root member. */

@@ -65,7 +65,7 @@ END_TEST
 
 START_TEST(prefix_static_gets_the_default_time_path_without_slash)
 {
-    /* Observed Firehose behaviour (AWS-FORMATS §2.5). */
+    /* Observed Firehose behaviour (docs/delivery.md, "Prefixes"). */
     assert_eval("legacy", false, "legacy2024/01/15/10/");
     assert_eval("legacy/", false, "legacy/2024/01/15/10/");
     /* Any expression: nothing is appended. */

@@ -29,7 +29,7 @@ char *tu_join(const char *a, const char *b);
 int tu_run(char *const argv[], const char *in, size_t in_len,
            char **out, size_t *out_len, char **err);
 
-/* The seed scenario of DESIGN.md: its two reference items, DynamoDB JSON. */
+/* The seed scenario (README.md): its two reference items, DynamoDB JSON. */
 extern const char tu_seed_items[];
 
 /* 2024-02-01T00:00:00.000Z: the fixed clock of the suites. */

@@ -11,8 +11,8 @@ Point a function's handler setting at one of:
                                  (needs ReportBatchItemFailures on the mapping)
 
 The envelopes are parsed, base64-decoded, enriched and the responses built
-by the C library (enrich_batch_run with ENRICH_INPUT_PIPES/FIREHOSE/KINESIS,
-enrich_encode); this module only moves bytes and prints metrics.
+by the C library (enrich_aws_batch_run with ENRICH_AWS_PIPES/FIREHOSE/KINESIS,
+enrich_aws_encode); this module only moves bytes and prints metrics.
 
 Configuration, read once per container from the environment:
 

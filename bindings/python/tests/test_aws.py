@@ -269,7 +269,7 @@ class FixturesTest(HandlerTestCase):
 
 
 def check_emf(test, doc):
-    """The EMF specification's rules (AWS-FORMATS.md section 6)."""
+    """The rules of CloudWatch's Embedded Metric Format (docs/delivery.md, "Metrics")."""
     test.assertEqual(set(doc["_aws"]), {"Timestamp", "CloudWatchMetrics"})
     test.assertIsInstance(doc["_aws"]["Timestamp"], int)
     for directive in doc["_aws"]["CloudWatchMetrics"]:
