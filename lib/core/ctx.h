@@ -1,5 +1,6 @@
-/* The per-thread context: filled by the engine (engine.c) and the AWS
- * layer above it (lib/aws), read by the encoders (encode.c, lib/aws).
+/* The per-thread context: made and configured by ctx.c, filled by the
+ * engine (engine.c) and the AWS layer above it (lib/aws), read by the
+ * result accessors (results.c) and the encoders (encode.c, lib/aws).
  * lib/delivery does not include it: it reads results through the public
  * accessors. */
 #ifndef ENRICH_CTX_H
@@ -93,6 +94,20 @@ struct enrich_ctx {
     const char *extra_val;
     size_t extra_len;
 };
+
+/* Forget the last batch's results; the buffers stay for the next. Used
+ * by enrich_ctx_reset (ctx.c) and around every batch (engine.c). */
+static inline void results_clear(enrich_ctx *ctx)
+{
+    ctx->out.len = 0;
+    ctx->nrecs = 0;
+    memset(ctx->counts, 0, sizeof ctx->counts);
+    ctx->ids.len = 0;
+    ctx->resp.len = 0;
+    ctx->resp_need = 0;
+    ctx->resp_too_large = false;
+    memset(ctx->rcounts, 0, sizeof ctx->rcounts);
+}
 
 /* engine.c, for lib/aws: enrich one event (pushes one record), or push
  * one failed record carrying ev as rawData. Out of memory sets out.oom. */

@@ -6,9 +6,13 @@
  * when the event already holds a member that enrichment overwrites is the
  * object rebuilt, member by member from the original bytes, so numbers and
  * strings are never re-encoded. All buffers live in the ctx and are reused
- * across batches: no allocation per event once they have grown. */
-#include <stdio.h>
-#include <stdlib.h>
+ * across batches: no allocation per event once they have grown.
+ *
+ * Everything that runs per event (scanning, lookups, attachments, emit)
+ * and per batch (run_ndjson, run_array, engine_batch_begin/end) stays in
+ * this one translation unit on purpose, so that the compiler inlines the
+ * per-event helpers into the loops. The ctx's lifecycle and options are in
+ * ctx.c and the result accessors in results.c: neither runs per event. */
 #include <string.h>
 
 #include "ctx.h"
@@ -16,165 +20,8 @@
 enum lookup_result { LK_HIT, LK_MISS, LK_NO_KEY, LK_ERROR };
 
 /* ---------------------------------------------------------------- */
-/* Context lifecycle and options                                     */
-/* ---------------------------------------------------------------- */
-
-#define DEFAULT_MAX_DEPTH 128
-#define DEFAULT_MAX_RECORD (((size_t)1 << 20) + 1024)
-#define DEFAULT_RESPONSE_LIMIT 6000000
-
-enrich_status enrich_ctx_create(const enrich_pipeline *pipeline, enrich_ctx **out)
-{
-    if (!out)
-        return ENRICH_E_INVALID;
-    *out = NULL;
-    if (!pipeline)
-        return ENRICH_E_INVALID;
-    enrich_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
-        return ENRICH_E_NOMEM;
-    ctx->p = pipeline;
-    ctx->max_depth = DEFAULT_MAX_DEPTH;
-    ctx->max_record = DEFAULT_MAX_RECORD;
-    ctx->clock_ms = -1;
-    ctx->resp_limit = DEFAULT_RESPONSE_LIMIT;
-    ctx->input = ENRICH_INPUT_NDJSON;
-    lcache_configure(&ctx->lcache, LCACHE_DEFAULT_SLOTS);
-    *out = ctx;
-    return ENRICH_OK;
-}
-
-void enrich_ctx_free(enrich_ctx *ctx)
-{
-    if (!ctx)
-        return;
-    store_snap_free(ctx->snap);
-    ebuf_free(&ctx->out);
-    free(ctx->recs);
-    jmembers_free(&ctx->members);
-    jmembers_free(&ctx->sub);
-    free(ctx->att);
-    ebuf_free(&ctx->removed);
-    ebuf_free(&ctx->scratch);
-    ebuf_free(&ctx->key);
-    lcache_free(&ctx->lcache);
-    /* The AWS layer's buffers (it fills them; they live with the ctx). */
-    ebuf_free(&ctx->ids);
-    ebuf_free(&ctx->decoded);
-    ebuf_free(&ctx->tmp);
-    ebuf_free(&ctx->resp);
-    jmembers_free(&ctx->rec_members);
-    jmembers_free(&ctx->rec_sub);
-    jmembers_free(&ctx->pk_members);
-    jmembers_free(&ctx->pk_sub);
-    free(ctx);
-}
-
-/* Forget the last batch's results; the buffers stay for the next. */
-static void results_clear(enrich_ctx *ctx)
-{
-    ctx->out.len = 0;
-    ctx->nrecs = 0;
-    memset(ctx->counts, 0, sizeof ctx->counts);
-    ctx->ids.len = 0;
-    ctx->resp.len = 0;
-    ctx->resp_need = 0;
-    ctx->resp_too_large = false;
-    memset(ctx->rcounts, 0, sizeof ctx->rcounts);
-}
-
-void enrich_ctx_reset(enrich_ctx *ctx)
-{
-    if (!ctx)
-        return;
-    results_clear(ctx);
-    /* Freeing (not just ending) the snapshot also frees the reader slot. */
-    store_snap_free(ctx->snap);
-    ctx->snap = NULL;
-}
-
-const char *enrich_ctx_errmsg(const enrich_ctx *ctx)
-{
-    return ctx ? ctx->errmsg : "ENRICH_E_INVALID: no context";
-}
-
-enrich_status enrich_option_bounds(enrich_option option, int64_t *min, int64_t *max)
-{
-    int64_t lo, hi;
-    switch (option) {
-    case ENRICH_OPT_MAX_DEPTH: lo = 1; hi = 1000; break;
-    case ENRICH_OPT_MAX_RECORD_BYTES: lo = 2; hi = (int64_t)1 << 31; break;
-    /* Year 1 to year 9999, or -1 for the real clock. */
-    case ENRICH_OPT_CLOCK_MS: lo = -1; hi = EPOCH_MS_MAX; break;
-    case ENRICH_OPT_RESPONSE_LIMIT: lo = 1024; hi = (int64_t)1 << 31; break;
-    case ENRICH_OPT_LOOKUP_CACHE: lo = 0; hi = LCACHE_MAX_SLOTS; break;
-    default: return ENRICH_E_INVALID;
-    }
-    if (min)
-        *min = lo;
-    if (max)
-        *max = hi;
-    return ENRICH_OK;
-}
-
-enrich_status enrich_ctx_set_option(enrich_ctx *ctx, enrich_option option, int64_t value)
-{
-    int64_t lo, hi;
-    if (!ctx || enrich_option_bounds(option, &lo, &hi) != ENRICH_OK || value < lo ||
-        value > hi) {
-        if (ctx)
-            errmsg_set(ctx->errmsg, "option %d: value %lld out of bounds", (int)option,
-                       (long long)value);
-        return ENRICH_E_INVALID;
-    }
-    switch (option) {
-    case ENRICH_OPT_MAX_DEPTH: ctx->max_depth = (int)value; break;
-    case ENRICH_OPT_MAX_RECORD_BYTES: ctx->max_record = (size_t)value; break;
-    case ENRICH_OPT_CLOCK_MS: ctx->clock_ms = value; break;
-    case ENRICH_OPT_RESPONSE_LIMIT: ctx->resp_limit = (size_t)value; break;
-    case ENRICH_OPT_LOOKUP_CACHE: lcache_configure(&ctx->lcache, (size_t)value); break;
-    }
-    return ENRICH_OK;
-}
-
-enrich_status enrich_ctx_get_option(const enrich_ctx *ctx, enrich_option option,
-                                    int64_t *value)
-{
-    if (!ctx || !value)
-        return ENRICH_E_INVALID;
-    switch (option) {
-    case ENRICH_OPT_MAX_DEPTH: *value = ctx->max_depth; return ENRICH_OK;
-    case ENRICH_OPT_MAX_RECORD_BYTES: *value = (int64_t)ctx->max_record; return ENRICH_OK;
-    case ENRICH_OPT_CLOCK_MS: *value = ctx->clock_ms; return ENRICH_OK;
-    case ENRICH_OPT_RESPONSE_LIMIT: *value = (int64_t)ctx->resp_limit; return ENRICH_OK;
-    case ENRICH_OPT_LOOKUP_CACHE: *value = (int64_t)ctx->lcache.nslots; return ENRICH_OK;
-    }
-    return ENRICH_E_INVALID;
-}
-
-/* ---------------------------------------------------------------- */
 /* Small helpers                                                     */
 /* ---------------------------------------------------------------- */
-
-/* The time an event's partition field gives (epoch_value_ms: an ISO-8601
- * string, or epoch seconds or milliseconds as a number), if it gives one. */
-static bool event_time_ms(const char *ev, const jmember *m, ebuf *tmp, int64_t *ms)
-{
-    if (m->type == J_STRING) {
-        const char *s = ev + m->value.off + 1;
-        size_t n = m->value.len - 2;
-        if (memchr(s, '\\', n)) {
-            tmp->len = 0;
-            jstring_decode(ev, m->value, tmp);
-            if (tmp->oom)
-                return false;
-            s = tmp->p;
-            n = tmp->len;
-        }
-        return iso8601_parse_ms(s, n, ms);
-    }
-    return m->type == J_NUMBER && epoch_number_ms(ev + m->value.off, m->value.len, EPOCH_GUESS, ms);
-}
 
 static const jmember *find_member(const char *s, const jmembers *ms, const rname *name)
 {
@@ -957,96 +804,4 @@ enrich_status enrich_batch_run(enrich_ctx *ctx, enrich_input input, const void *
     else
         rc = run_array(ctx, src, src_len);
     return engine_batch_end(ctx, rc);
-}
-
-/* ---------------------------------------------------------------- */
-/* Results                                                           */
-/* ---------------------------------------------------------------- */
-
-size_t enrich_batch_count(const enrich_ctx *ctx)
-{
-    return ctx ? ctx->nrecs : 0;
-}
-
-size_t enrich_batch_count_outcome(const enrich_ctx *ctx, enrich_outcome outcome)
-{
-    if (!ctx || (unsigned)outcome > ENRICH_OUTCOME_ERROR)
-        return 0;
-    return ctx->counts[outcome];
-}
-
-enrich_outcome enrich_batch_outcome(const enrich_ctx *ctx, size_t i)
-{
-    if (!ctx || i >= ctx->nrecs)
-        return ENRICH_OUTCOME_ERROR;
-    return (enrich_outcome)ctx->recs[i].outcome;
-}
-
-int enrich_batch_error(const enrich_ctx *ctx, size_t i)
-{
-    if (!ctx || i >= ctx->nrecs)
-        return ENRICH_E_INVALID;
-    return ctx->recs[i].error;
-}
-
-enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i)
-{
-    enrich_buf b = {NULL, 0};
-    if (ctx && i < ctx->nrecs) {
-        b.ptr = (const uint8_t *)ctx->out.p + ctx->recs[i].off;
-        b.len = ctx->recs[i].len;
-    }
-    return b;
-}
-
-/* A record's event time: its partition field's value, if it gives one. */
-static bool rec_time_ms(const enrich_ctx *ctx, const rec *r, int64_t *ms)
-{
-    if (!r->ts_len)
-        return false;
-    jmember m = {.value = {r->ts_off, r->ts_len}, .type = (jtype)r->ts_type};
-    ebuf tmp = {0};
-    bool ok = event_time_ms(ctx->out.p, &m, &tmp, ms);
-    ebuf_free(&tmp);
-    return ok;
-}
-
-int64_t enrich_batch_time_ms(const enrich_ctx *ctx)
-{
-    return ctx ? ctx->now_ms : -1;
-}
-
-int64_t enrich_batch_event_time_ms(const enrich_ctx *ctx, size_t i)
-{
-    int64_t ms;
-    if (!ctx || i >= ctx->nrecs || !rec_time_ms(ctx, &ctx->recs[i], &ms))
-        return -1;
-    return ms;
-}
-
-const enrich_pipeline *enrich_ctx_pipeline(const enrich_ctx *ctx)
-{
-    return ctx ? ctx->p : NULL;
-}
-
-enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i, char *dst,
-                                     size_t dst_cap, size_t *written)
-{
-    if (!ctx || !dst || !written || i >= ctx->nrecs)
-        return ENRICH_E_INVALID;
-    int64_t y;
-    unsigned m, d;
-    int64_t ms;
-    int64_t day = rec_time_ms(ctx, &ctx->recs[i], &ms) ? epoch_day(ms) : ctx->now_day;
-    civil_from_days(day, &y, &m, &d);
-    /* Only digits of a validated date reach the path (year 1..9999). */
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "year=%04d/month=%02u/day=%02u", (int)y, m, d);
-    if (n < 0 || (size_t)n > dst_cap) {
-        *written = (size_t)(n < 0 ? 0 : n);
-        return ENRICH_E_DST_SIZE;
-    }
-    memcpy(dst, tmp, (size_t)n);
-    *written = (size_t)n;
-    return ENRICH_OK;
 }

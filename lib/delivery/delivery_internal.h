@@ -1,11 +1,14 @@
 /* lib/delivery: the Firehose-like delivery, a client of the core. Its
  * files use the public API (enrich/enrich.h, enrich/aws.h,
  * enrich/delivery.h) for everything about a batch; from inside the library
- * they take only lib/common (buffers), lib/json (scanning a record for its
- * partition keys) and the core's validate.h (the rule set's validation,
- * compiled with the pipeline). This header declares the Firehose prefix
- * language (prefix.c), counters and the latency histogram (metrics.c), and
- * the test hooks of delivery.c. Never installed. */
+ * they take only lib/common (buffers, durable files), lib/json (scanning a
+ * record for its partition keys) and the core's validate.h (the rule set's
+ * validation, compiled with the pipeline). This header declares the
+ * Firehose prefix language (prefix.c), counters and the latency histogram
+ * (metrics.c), the test hooks (delivery_hooks.c), and the delivery's own
+ * state, struct enrich_delivery, with the functions its files share
+ * (delivery.c and the delivery_*.c files it is split into). Never
+ * installed. */
 #ifndef ENRICH_DELIVERY_INTERNAL_H
 #define ENRICH_DELIVERY_INTERNAL_H
 
@@ -111,7 +114,7 @@ ENRICH_INTERNAL void metrics_emf(const metrics *m, const char *ns, const char *d
                                  const char *dim_value, int64_t ts_ms, ebuf *out);
 
 /* ---------------------------------------------------------------- */
-/* Delivery test hooks (delivery.c)                                  */
+/* Delivery test hooks (delivery_hooks.c, delivery_clock.c)          */
 /* ---------------------------------------------------------------- */
 
 typedef int64_t (*delivery_clock_fn)(void *user);
@@ -131,5 +134,141 @@ ENRICH_INTERNAL void delivery_test_run_fault(enrich_delivery *d, unsigned count,
 /* The backoff before retry `attempt` (0-based), drawn from the seeded
  * PRNG: uniform in [0, min(max_ms, base_ms << attempt)]. */
 ENRICH_INTERNAL int64_t delivery_backoff_ms(enrich_delivery *d, unsigned attempt);
+
+/* ---------------------------------------------------------------- */
+/* The delivery (delivery.c and delivery_*.c)                        */
+/* ---------------------------------------------------------------- */
+
+/* Where a record's date comes from (configuration "timestamp_source"). */
+enum tsrc { TS_EVENT, TS_ARRIVAL, TS_PROCESSING };
+/* The three output prefixes a record can be routed to. */
+enum kind { K_DATA, K_INVALID, K_ERROR, K_NKINDS };
+
+/* An open object: one gzip stream per evaluated prefix. */
+typedef struct obj {
+    char *key;          /* evaluated prefix */
+    struct z_stream_s *z; /* heap: zlib keeps a pointer back to it */
+    ebuf gz;            /* compressed bytes so far */
+    size_t raw;         /* uncompressed bytes in */
+    size_t records;
+    size_t counts[K_NKINDS];
+    int64_t opened_ms;
+    uint64_t first_seq;
+} obj;
+
+/* A batch written but not yet acknowledged: its sequence number and the
+ * input offset it ends at. */
+typedef struct pend {
+    uint64_t seq;
+    uint64_t offset;
+} pend;
+
+struct enrich_delivery {
+    const enrich_pipeline *p;
+    char *root;
+    prefix *pfx[K_NKINDS];
+    prefix *dlq;
+    jpath *keys;        /* per key of the data prefix */
+    char *stream;
+    unsigned version;
+    char *ext;
+    size_t buffer_bytes;
+    int64_t buffer_ms;
+    int level;
+    enum tsrc tsrc;
+    unsigned max_retries;
+    int64_t retry_base_ms, retry_max_ms;
+    uint64_t jitter_state, name_state;
+    size_t max_open;
+    char *ns;
+
+    obj *open;
+    size_t nopen, open_cap;
+    uint64_t seq;
+    pend *pending;
+    size_t npend, pend_cap;
+    uint64_t last_offset;
+    uint64_t acked_offset;
+    uint64_t state_offset;
+    bool state_written;
+    uint64_t resume_offset;
+    bool failed;
+    int lock_fd;
+
+    metrics m;
+    enrich_object_fn on_object;
+    void *on_object_user;
+
+    delivery_clock_fn clock;
+    delivery_sleep_fn sleep_fn;
+    void *hook_user;
+    unsigned fault_first, fault_count, writes;
+    int fault_err;
+    unsigned run_faults;
+    enrich_status run_fault_code;
+
+    ebuf kbuf, line, reason, tmp, path;
+    ebuf *vals_buf;
+    prefix_value *vals;
+    jmembers ms, sub;
+    char errmsg[ENRICH_ERRMSG_CAP];
+};
+
+/* Clock, sleep and PRNG (delivery_clock.c). */
+/* Epoch ms: the test clock if one is set, else the real one. */
+ENRICH_INTERNAL int64_t delivery_now_ms(enrich_delivery *d);
+/* Sleep ms (the test sleep if one is set), resumed after a signal. */
+ENRICH_INTERNAL void delivery_sleep_ms(enrich_delivery *d, int64_t ms);
+/* Monotonic microseconds, for the latency histogram. */
+ENRICH_INTERNAL uint64_t delivery_mono_us(void);
+/* The next number of the splitmix64 sequence at *s. */
+ENRICH_INTERNAL uint64_t delivery_splitmix64(uint64_t *s);
+/* A seed that differs between processes and opens. */
+ENRICH_INTERNAL uint64_t delivery_seed64(void);
+
+/* Files (delivery_files.c). */
+/* mkdir -p; path is modified while it runs and restored. -1 with errno. */
+ENRICH_INTERNAL int delivery_mkdirs(char *path);
+/* Write one file durably under root/<key> (key: directories and name),
+ * retrying with backoff: ENRICH_OK, ENRICH_E_IO (d->errmsg set),
+ * ENRICH_E_NOMEM. *attempts: how many writes were tried. */
+ENRICH_INTERNAL enrich_status delivery_put_file(enrich_delivery *d, const char *key,
+                                                const void *p, size_t n, unsigned *attempts);
+/* Remove temporaries a killed process left behind below dir. */
+ENRICH_INTERNAL void delivery_clean_temps(enrich_delivery *d, const char *dir, int depth);
+
+/* Objects (delivery_objects.c). */
+/* Append line to the open object of key (opening one if needed). */
+ENRICH_INTERNAL enrich_status delivery_append(enrich_delivery *d, const char *key,
+                                              size_t key_len, enum kind k, const char *line,
+                                              size_t len, uint64_t seq);
+/* Publish the open objects whose age reached the time hint at now
+ * (INT64_MAX: all of them). */
+ENRICH_INTERNAL enrich_status delivery_flush_due(enrich_delivery *d, int64_t now);
+/* Write lines at once as one dead-letter object of error records. */
+ENRICH_INTERNAL enrich_status delivery_dead_letter(enrich_delivery *d,
+                                                   const char *const *lines,
+                                                   const size_t *lens, size_t n,
+                                                   const char *type, const char *code,
+                                                   const char *message, unsigned attempts,
+                                                   int64_t arrival_ms);
+ENRICH_INTERNAL void delivery_obj_free(obj *o);
+
+/* Acknowledgement state (delivery_state.c). */
+/* Note a batch of sequence seq ending at input offset input_end as
+ * pending acknowledgement. false when out of memory. */
+ENRICH_INTERNAL bool delivery_pending_push(enrich_delivery *d, uint64_t seq,
+                                           uint64_t input_end);
+ENRICH_INTERNAL enrich_status delivery_update_ack(enrich_delivery *d);
+/* Resume from <root>/_delivery/<stream>.state.json, if there is one. */
+ENRICH_INTERNAL void delivery_read_state(enrich_delivery *d);
+
+/* Configuration (delivery_config.c). */
+/* Parse the JSON configuration into d (prefixes, hints, retries, keys).
+ * ENRICH_E_INVALID with errmsg ("delivery config: ..."), ENRICH_E_NOMEM. */
+ENRICH_INTERNAL enrich_status delivery_configure(enrich_delivery *d, const void *src,
+                                                 size_t len, char *errmsg);
+/* Free the partition key paths and their value buffers. */
+ENRICH_INTERNAL void delivery_free_keys(enrich_delivery *d);
 
 #endif

@@ -1,0 +1,114 @@
+/* The results of the last batch, read through the public accessors:
+ * count, outcome, error, record bytes, and the times a caller asks about
+ * after the batch (processing time, event time, the year/month/day
+ * partition). The event's time is parsed here, only when asked for: the
+ * engine merely notes where the partition field's value is (rec.ts_off),
+ * so the hot path never pays for a timestamp nobody reads. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctx.h"
+
+/* The time an event's partition field gives (epoch_value_ms: an ISO-8601
+ * string, or epoch seconds or milliseconds as a number), if it gives one. */
+static bool event_time_ms(const char *ev, const jmember *m, ebuf *tmp, int64_t *ms)
+{
+    if (m->type == J_STRING) {
+        const char *s = ev + m->value.off + 1;
+        size_t n = m->value.len - 2;
+        if (memchr(s, '\\', n)) {
+            tmp->len = 0;
+            jstring_decode(ev, m->value, tmp);
+            if (tmp->oom)
+                return false;
+            s = tmp->p;
+            n = tmp->len;
+        }
+        return iso8601_parse_ms(s, n, ms);
+    }
+    return m->type == J_NUMBER && epoch_number_ms(ev + m->value.off, m->value.len, EPOCH_GUESS, ms);
+}
+
+size_t enrich_batch_count(const enrich_ctx *ctx)
+{
+    return ctx ? ctx->nrecs : 0;
+}
+
+size_t enrich_batch_count_outcome(const enrich_ctx *ctx, enrich_outcome outcome)
+{
+    if (!ctx || (unsigned)outcome > ENRICH_OUTCOME_ERROR)
+        return 0;
+    return ctx->counts[outcome];
+}
+
+enrich_outcome enrich_batch_outcome(const enrich_ctx *ctx, size_t i)
+{
+    if (!ctx || i >= ctx->nrecs)
+        return ENRICH_OUTCOME_ERROR;
+    return (enrich_outcome)ctx->recs[i].outcome;
+}
+
+int enrich_batch_error(const enrich_ctx *ctx, size_t i)
+{
+    if (!ctx || i >= ctx->nrecs)
+        return ENRICH_E_INVALID;
+    return ctx->recs[i].error;
+}
+
+enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i)
+{
+    enrich_buf b = {NULL, 0};
+    if (ctx && i < ctx->nrecs) {
+        b.ptr = (const uint8_t *)ctx->out.p + ctx->recs[i].off;
+        b.len = ctx->recs[i].len;
+    }
+    return b;
+}
+
+/* A record's event time: its partition field's value, if it gives one. */
+static bool rec_time_ms(const enrich_ctx *ctx, const rec *r, int64_t *ms)
+{
+    if (!r->ts_len)
+        return false;
+    jmember m = {.value = {r->ts_off, r->ts_len}, .type = (jtype)r->ts_type};
+    ebuf tmp = {0};
+    bool ok = event_time_ms(ctx->out.p, &m, &tmp, ms);
+    ebuf_free(&tmp);
+    return ok;
+}
+
+int64_t enrich_batch_time_ms(const enrich_ctx *ctx)
+{
+    return ctx ? ctx->now_ms : -1;
+}
+
+int64_t enrich_batch_event_time_ms(const enrich_ctx *ctx, size_t i)
+{
+    int64_t ms;
+    if (!ctx || i >= ctx->nrecs || !rec_time_ms(ctx, &ctx->recs[i], &ms))
+        return -1;
+    return ms;
+}
+
+
+enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i, char *dst,
+                                     size_t dst_cap, size_t *written)
+{
+    if (!ctx || !dst || !written || i >= ctx->nrecs)
+        return ENRICH_E_INVALID;
+    int64_t y;
+    unsigned m, d;
+    int64_t ms;
+    int64_t day = rec_time_ms(ctx, &ctx->recs[i], &ms) ? epoch_day(ms) : ctx->now_day;
+    civil_from_days(day, &y, &m, &d);
+    /* Only digits of a validated date reach the path (year 1..9999). */
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "year=%04d/month=%02u/day=%02u", (int)y, m, d);
+    if (n < 0 || (size_t)n > dst_cap) {
+        *written = (size_t)(n < 0 ? 0 : n);
+        return ENRICH_E_DST_SIZE;
+    }
+    memcpy(dst, tmp, (size_t)n);
+    *written = (size_t)n;
+    return ENRICH_OK;
+}
