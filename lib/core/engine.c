@@ -136,6 +136,11 @@ static enum lookup_result key_part(enrich_ctx *ctx, const char *base, const jmem
 static enum lookup_result resolve_path(enrich_ctx *ctx, const char *ev, const key_path *kp,
                                        enrich_status *err)
 {
+    const jpath *p = &kp->path;
+    if (p->n == 1) { /* the common case: a top-level key, no walk state */
+        const jmember *m = jmembers_find(ev, &ctx->members, p->segs[0].name, p->segs[0].len);
+        return m ? key_part(ctx, ev, m, err) : LK_NO_KEY;
+    }
     jpath_end end;
     enrich_status rc = jpath_walk(ev, &ctx->members, &kp->path, ctx->max_depth, &ctx->sub, &end);
     if (rc) {
@@ -166,7 +171,7 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
         *err = ENRICH_E_NOMEM;
         return LK_ERROR;
     }
-    if (ctx->key.len > store_max_key(ctx->p->store)) {
+    if (ctx->key.len > ctx->p->max_key) {
         *err = ENRICH_E_KEY_TOO_LONG;
         return LK_ERROR;
     }

@@ -54,6 +54,7 @@ typedef struct lookup {
 
 struct enrich_pipeline {
     enrich_store *store;
+    size_t max_key;      /* the store's longest key, read once at compile */
     lookup *lookups;
     size_t nlookups;
     rname status_field;

@@ -487,6 +487,7 @@ static enrich_status compile(enrich_store *store, const void *src, size_t src_le
     if (!c.p)
         return ENRICH_E_NOMEM;
     c.p->store = store;
+    c.p->max_key = store_max_key(store);
     enrich_status rc;
     /* The scanner first: cJSON accepts \u0000 (and would cut names at it)
      * and does not check UTF-8; the rule set obeys the event policy. */
