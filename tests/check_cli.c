@@ -292,6 +292,307 @@ static char *write_tmp(const fixture *f, const char *name, const char *text)
 }
 
 /* ------------------------------------------------------------------ */
+/* The seed rule set                                                   */
+/* ------------------------------------------------------------------ */
+
+/* The text of the C string literal that initialises `name` in the C file
+ * at path (adjacent literals joined; escapes \n, \", \\ decoded). */
+static char *c_literal(const char *path, const char *name, size_t *len)
+{
+    size_t n;
+    char *src = tu_read_file(path, &n);
+    char *at = strstr(src, name);
+    ck_assert_msg(at != NULL, "%s: no %s", path, name);
+    at = strchr(at, '=');
+    ck_assert_ptr_nonnull(at);
+    char *out = malloc(n + 1);
+    size_t o = 0;
+    for (const char *c = at + 1; *c != ';'; c++) {
+        ck_assert_msg(*c != '\0', "%s: %s has no end", path, name);
+        if (*c != '"')
+            continue;
+        for (c++; *c != '"'; c++) {
+            ck_assert_msg(*c != '\0' && *c != '\n', "%s: unterminated literal", path);
+            if (*c == '\\') {
+                c++;
+                ck_assert_msg(*c == 'n' || *c == '"' || *c == '\\', "escape \\%c", *c);
+                out[o++] = *c == 'n' ? '\n' : *c;
+            } else {
+                out[o++] = *c;
+            }
+        }
+    }
+    out[o] = '\0';
+    free(src);
+    *len = o;
+    return out;
+}
+
+/* enrich_pipeline_describe's text, NUL-terminated (src NULL: the seed). */
+static char *describe(const char *src, size_t len)
+{
+    size_t need = 0;
+    char err[512] = "";
+    enrich_status rc = enrich_pipeline_describe(src, len, NULL, 0, &need, err, sizeof err);
+    ck_assert_msg(rc == ENRICH_E_DST_SIZE, "%s: %s", enrich_strerror(rc), err);
+    char *d = malloc(need + 1);
+    size_t got = 0;
+    ck_assert_int_eq(enrich_pipeline_describe(src, len, d, need, &got, err, sizeof err),
+                     ENRICH_OK);
+    ck_assert_uint_eq(got, need);
+    d[got] = '\0';
+    return d;
+}
+
+/* examples/seed-rules.json is the library's built-in seed rule set, byte
+ * for byte, and compiles to the same pipeline. */
+START_TEST(seed_rules_file_is_the_builtin_text)
+{
+    size_t blen, flen;
+    char *builtin = c_literal(SRCDIR "/lib/core/rules.c", "seed_rules[]", &blen);
+    char *file = tu_read_file(SEED_RULES, &flen);
+    ck_assert_uint_eq(blen, flen);
+    ck_assert_msg(memcmp(builtin, file, flen) == 0, "built in:\n%s\nfile:\n%s", builtin, file);
+    cJSON *j = cJSON_Parse(file);
+    ck_assert_ptr_nonnull(j);
+    /* The recipe's attachment: exactly three fields, each required. */
+    const cJSON *lk = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "lookups"), 0);
+    char *fields = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(lk, "fields"));
+    ck_assert_str_eq(fields, "[\"productName\",\"category\",\"price\"]");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(lk, "fields_required")));
+    cJSON_free(fields);
+    cJSON_Delete(j);
+    char *a = describe(NULL, 0), *b = describe(file, flen);
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    free(builtin);
+    free(file);
+}
+END_TEST
+
+/* Items for the missing-attribute cases: one lacks price, one has an extra
+ * attribute, one has a null price. */
+static const char partial_items[] =
+    "{\"productId\":\"PROD-003\",\"productName\":\"Old\",\"category\":\"x\"}\n"
+    "{\"productId\":\"PROD-004\",\"productName\":\"New\",\"category\":\"y\",\"price\":5,"
+    "\"color\":\"red\"}\n"
+    "{\"productId\":\"PROD-005\",\"productName\":\"Free\",\"category\":\"z\",\"price\":null}\n";
+static const char partial_events[] = "{\"eventId\":\"e3\",\"productId\":\"PROD-003\"}\n"
+                                     "{\"eventId\":\"e4\",\"productId\":\"PROD-004\"}\n"
+                                     "{\"eventId\":\"e5\",\"productId\":\"PROD-005\"}\n";
+#define PARTIAL_ERROR                                                                      \
+    "ENRICH_E_ITEM: invalid reference item (productId): table products, key PROD-003: no " \
+    "field price"
+
+static char *record_text(enrich_ctx *ctx, size_t i)
+{
+    enrich_buf b = enrich_batch_record(ctx, i);
+    return strndup((const char *)b.ptr, b.len);
+}
+
+/* The C default (NULL rules) and the examples file: a product lacking one
+ * of the three attributes fails the record with ENRICH_E_ITEM, naming the
+ * table, key and field; extra attributes are not attached; null counts as
+ * present. Without fields_required the same item gives a partial record. */
+START_TEST(seed_product_lacking_a_field_fails_the_record)
+{
+    char *dir = tu_tmpdir();
+    char *path = tu_join(dir, "s.mdb");
+    enrich_store *s = NULL;
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
+    ck_assert_int_eq(tu_load(s, "products", "productId", ENRICH_LOAD_NDJSON, NULL, 0,
+                             partial_items, strlen(partial_items), NULL),
+                     ENRICH_OK);
+    size_t flen;
+    char *file = tu_read_file(SEED_RULES, &flen);
+    const char *optional = "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\","
+                           "\"fields\":[\"productName\",\"category\",\"price\"]}]}";
+    const char *srcs[3] = {NULL, file, optional};
+    size_t lens[3] = {0, flen, strlen(optional)};
+    for (int v = 0; v < 3; v++) {
+        enrich_pipeline *pl = NULL;
+        enrich_ctx *ctx = NULL;
+        ck_assert_int_eq(enrich_pipeline_compile(s, srcs[v], lens[v], &pl, NULL, 0), ENRICH_OK);
+        ck_assert_int_eq(enrich_ctx_create(pl, &ctx), ENRICH_OK);
+        enrich_ctx_set_option(ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+        ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, partial_events,
+                                          strlen(partial_events)),
+                         ENRICH_OK);
+        ck_assert_uint_eq(enrich_batch_count(ctx), 3);
+        char *r3 = record_text(ctx, 0), *r4 = record_text(ctx, 1), *r5 = record_text(ctx, 2);
+        if (v < 2) {
+            ck_assert_int_eq(enrich_batch_outcome(ctx, 0), ENRICH_OUTCOME_ERROR);
+            ck_assert_int_eq(enrich_batch_error(ctx, 0), ENRICH_E_ITEM);
+            /* A failed record carries no reference data. */
+            ck_assert_str_eq(r3, "{\"eventId\":\"e3\",\"productId\":\"PROD-003\","
+                                 "\"enrichmentStatus\":\"error\",\"enrichmentError\":\"" PARTIAL_ERROR
+                                 "\"}");
+        } else {
+            ck_assert_int_eq(enrich_batch_outcome(ctx, 0), ENRICH_OUTCOME_SUCCESS);
+            ck_assert_str_eq(r3, "{\"eventId\":\"e3\",\"productId\":\"PROD-003\","
+                                 "\"productName\":\"Old\",\"category\":\"x\","
+                                 "\"enrichmentStatus\":\"success\","
+                                 "\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}");
+        }
+        ck_assert_int_eq(enrich_batch_outcome(ctx, 1), ENRICH_OUTCOME_SUCCESS);
+        ck_assert_str_eq(r4, "{\"eventId\":\"e4\",\"productId\":\"PROD-004\","
+                             "\"productName\":\"New\",\"category\":\"y\",\"price\":5,"
+                             "\"enrichmentStatus\":\"success\","
+                             "\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}");
+        ck_assert_int_eq(enrich_batch_outcome(ctx, 2), ENRICH_OUTCOME_SUCCESS);
+        ck_assert_ptr_nonnull(strstr(r5, "\"price\":null,\"enrichmentStatus\":\"success\""));
+        free(r3);
+        free(r4);
+        free(r5);
+        enrich_ctx_free(ctx);
+        enrich_pipeline_free(pl);
+    }
+    /* Nested and composite: the nest fails as a whole, the key's parts are
+     * joined by ',' and there is no key path. */
+    const char price_item[] = "{\"region\":\"eu\",\"sku\":\"a\",\"tax\":1}\n";
+    ck_assert_int_eq(tu_load(s, "prices", "region,sku", ENRICH_LOAD_NDJSON, NULL, 0, price_item,
+                             strlen(price_item), NULL),
+                     ENRICH_OK);
+    const char *nested = "{\"lookups\":[{\"key\":[\"region\",\"sku\"],\"table\":\"prices\","
+                         "\"fields\":[\"tax\",\"rate\"],\"nest\":\"p\",\"fields_required\":true}]}";
+    enrich_pipeline *pl = NULL;
+    enrich_ctx *ctx = NULL;
+    ck_assert_int_eq(enrich_pipeline_compile(s, nested, strlen(nested), &pl, NULL, 0), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_create(pl, &ctx), ENRICH_OK);
+    const char ev[] = "{\"region\":\"eu\",\"sku\":\"a\"}\n";
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev, strlen(ev)), ENRICH_OK);
+    char *r = record_text(ctx, 0);
+    ck_assert_str_eq(r, "{\"region\":\"eu\",\"sku\":\"a\",\"enrichmentStatus\":\"error\","
+                        "\"enrichmentError\":\"ENRICH_E_ITEM: invalid reference item: table "
+                        "prices, key eu,a: no field rate\"}");
+    free(r);
+    enrich_ctx_free(ctx);
+    enrich_pipeline_free(pl);
+    /* fields_required needs a list, and a boolean. */
+    const char *bad[2] = {
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"fields_required\":true}]}",
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"fields\":[\"a\"],"
+        "\"fields_required\":1}]}"};
+    const char *want[2] = {"rules: fields_required: needs \"fields\" to be a list",
+                           "rules: fields_required: must be true or false"};
+    for (int i = 0; i < 2; i++) {
+        char err[512] = "";
+        ck_assert_int_eq(enrich_pipeline_compile(s, bad[i], strlen(bad[i]), &pl, err, sizeof err),
+                         ENRICH_E_RULES);
+        ck_assert_str_eq(err, want[i]);
+    }
+    free(file);
+    enrich_store_close(s);
+    tu_rmtree(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+/* The same through `enrich run`: exit 3, the record on stdout and, with
+ * --out-dir, in error-data/; the seed scenario itself is unchanged. */
+START_TEST(seed_run_product_lacking_a_field)
+{
+    fixture f = seed_store();
+    char *items = write_tmp(&f, "partial.ndjson", partial_items);
+    res r = CLI("load", "--store", f.store, "--table", "products", "--key", "productId", items);
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    const char *rules[2] = {NULL, SEED_RULES};
+    for (int v = 0; v < 2; v++) {
+        r = v ? CLI_IN(partial_events, "run", "--store", f.store, "--rules", rules[v])
+              : CLI_IN(partial_events, "run", "--store", f.store);
+        ck_assert_msg(r.rc == 3, "exit %d: %s", r.rc, r.err);
+        cJSON *objs[4];
+        int n = parse_lines(r.out, objs, 4);
+        ck_assert_int_eq(n, 3);
+        assert_str(objs[0], "enrichmentStatus", "error");
+        assert_str(objs[0], "enrichmentError", PARTIAL_ERROR);
+        ck_assert(!has(objs[0], "productName"));
+        assert_str(objs[1], "enrichmentStatus", "success");
+        ck_assert(!has(objs[1], "color"));
+        free_objs(objs, n);
+        res_free(&r);
+    }
+    char *out = tu_join(f.dir, "lake");
+    r = CLI_IN("{\"eventId\":\"e3\",\"productId\":\"PROD-003\",\"timestamp\":\"2024-03-01T00:00:00Z\"}\n",
+               "run", "--store", f.store, "--out-dir", out);
+    ck_assert_int_eq(r.rc, 3);
+    res_free(&r);
+    char *errdir = tu_join(out, "error-data/processing-failed/year=2024/month=03/day=01");
+    char *file = only_file(errdir);
+    char *text = gunzip_file(file, NULL, NULL);
+    ck_assert_msg(strstr(text, PARTIAL_ERROR) != NULL, "%s", text);
+    /* The seed events still come out as before. */
+    r = CLI("run", "--store", f.store, SEED_EVENTS);
+    ck_assert_cli_ok(r);
+    cJSON *objs[8];
+    int n = parse_lines(r.out, objs, 8);
+    assert_seed_records(objs, n, r.out);
+    free_objs(objs, n);
+    res_free(&r);
+    free(text);
+    free(file);
+    free(errdir);
+    free(out);
+    free(items);
+    fixture_free(&f);
+}
+END_TEST
+
+/* enrich_pipeline_describe: the size protocol and the compile's errors. */
+START_TEST(describe_sizes_and_errors)
+{
+    char err[512] = "";
+    size_t need = 0, got = 7;
+    ck_assert_int_eq(enrich_pipeline_describe(NULL, 0, NULL, 0, &need, err, sizeof err),
+                     ENRICH_E_DST_SIZE);
+    ck_assert_uint_gt(need, 100);
+    char *d = malloc(need);
+    memset(d, '#', need);
+    ck_assert_int_eq(enrich_pipeline_describe(NULL, 0, d, need - 1, &got, err, sizeof err),
+                     ENRICH_E_DST_SIZE);
+    ck_assert_uint_eq(got, need);
+    ck_assert_int_eq(d[0], '#'); /* nothing written */
+    ck_assert_int_eq(enrich_pipeline_describe(NULL, 0, d, need, &got, err, sizeof err), ENRICH_OK);
+    ck_assert_str_eq(err, "");
+    cJSON *j = cJSON_ParseWithLength(d, got);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(j, "partition_field")->valuestring,
+                     "timestamp");
+    cJSON_Delete(j);
+    free(d);
+    ck_assert_int_eq(enrich_pipeline_describe(NULL, 0, NULL, 0, NULL, NULL, 0), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_pipeline_describe(NULL, 3, NULL, 0, &got, err, sizeof err),
+                     ENRICH_E_INVALID);
+    char one;
+    ck_assert_int_eq(enrich_pipeline_describe(NULL, 0, NULL, 1, &got, NULL, 0), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_pipeline_describe("{\"lookups\":[]}", 14, &one, 1, &got, err,
+                                              sizeof err),
+                     ENRICH_E_RULES);
+    ck_assert_str_eq(err, "rules: lookups: must be a non-empty array");
+    ck_assert_uint_eq(got, 0);
+    /* No store: a table nobody defined is fine here. */
+    const char *t = "{\"lookups\":[{\"key\":[\"a\",\"b.c\"],\"table\":\"nowhere\","
+                    "\"fields\":[\"x\"],\"rename\":{\"x\":\"y\"},\"nest\":\"n\","
+                    "\"defaults\":{\"x\":1,\"z\":[1]}},{\"key\":\"k\",\"table\":\"t2\"}],"
+                    "\"timestamp\":{\"on\":\"never\"},\"partition\":{\"timestamp_field\":\"\"},"
+                    "\"validate\":{\"types\":{\"n.y\":\"integer\"},\"ranges\":{\"q\":{\"min\":0}}}}";
+    char *desc = describe(t, strlen(t));
+    ck_assert_str_eq(desc,
+                     "{\"members\":[{\"name\":\"n\",\"type\":\"object\",\"members\":["
+                     "{\"name\":\"y\",\"type\":\"integer\"},{\"name\":\"z\",\"type\":\"array\"}]},"
+                     "{\"name\":\"q\",\"type\":\"number\"},{\"name\":\"a\",\"type\":null},"
+                     "{\"name\":\"b\",\"type\":\"object\"},{\"name\":\"k\",\"type\":null},"
+                     "{\"name\":\"enrichmentStatus\",\"type\":\"string\"},"
+                     "{\"name\":\"enrichmentError\",\"type\":\"string\"}],"
+                     "\"all_fields\":[\"t2\"],\"partition_field\":null}");
+    free(desc);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* demo                                                                */
 /* ------------------------------------------------------------------ */
 
@@ -785,6 +1086,22 @@ START_TEST(cli_ddl_athena_table)
 {
     res r = CLI("ddl", "--location", "s3://bucket/lake/");
     ck_assert_cli_ok(r);
+    /* The seed's columns: its events' fields (typed by the seed's validate),
+     * the key, the three product fields, the status members. */
+    ck_assert_msg(strstr(r.out, "CREATE EXTERNAL TABLE IF NOT EXISTS `enriched_events` (\n"
+                                "  `eventId` string,\n"
+                                "  `quantity` bigint,\n"
+                                "  `price` double,\n"
+                                "  `productId` string,\n"
+                                "  `productName` string,\n"
+                                "  `category` string,\n"
+                                "  `enrichmentStatus` string,\n"
+                                "  `enrichmentError` string,\n"
+                                "  `enrichmentTimestamp` string,\n"
+                                "  `timestamp` string\n"
+                                ")\n") == r.out,
+                  "%s", r.out);
+    ck_assert_ptr_null(strstr(r.out, "-- A lookup")); /* the seed lists its fields */
     ck_assert_ptr_nonnull(strstr(r.out, "CREATE EXTERNAL TABLE IF NOT EXISTS `enriched_events`"));
     ck_assert_ptr_nonnull(strstr(r.out, "`price` double"));
     ck_assert_ptr_nonnull(strstr(r.out, "`quantity` bigint"));
@@ -815,6 +1132,79 @@ START_TEST(cli_ddl_athena_table)
     ck_assert_cli_error(r, 2, "s3://");
     res_free(&r);
     free(rules);
+    fixture_free(&f);
+}
+END_TEST
+
+/* ddl from the compiled pipeline: nest, renames, defaults, validate types,
+ * a timestamp that is never written, a Pipes id; no store needed (the
+ * tables exist nowhere). */
+START_TEST(cli_ddl_from_the_compiled_rules)
+{
+    char *dir = tu_tmpdir();
+    char *rules = tu_join(dir, "rules.json");
+    const char *text =
+        "{\"lookups\":[{\"key\":\"device.id\",\"table\":\"devices\",\"fields\":[\"model\"],"
+        "\"nest\":\"device_info\"},"
+        "{\"key\":[\"region\",\"sku\"],\"table\":\"prices\",\"fields\":[\"p\",\"ok\"],"
+        "\"rename\":{\"p\":\"unitPrice\"},\"defaults\":{\"p\":0,\"label\":\"none\"}}],"
+        "\"status\":{\"field\":\"st\",\"error_field\":\"why\"},"
+        "\"timestamp\":{\"on\":\"never\"},\"partition\":{\"timestamp_field\":\"at\"},"
+        "\"pipes\":{\"event_id_field\":\"eid\"},"
+        "\"validate\":{\"types\":{\"ok\":\"boolean\",\"n\":\"integer\",\"device.t\":\"number\"},"
+        "\"timestamp\":{\"field\":\"at\",\"format\":\"epoch_millis\"}}}";
+    tu_write_file(rules, text, strlen(text));
+    res r = CLI("ddl", "--rules", rules);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.out, "CREATE EXTERNAL TABLE IF NOT EXISTS `enriched_events` (\n"
+                                "  `ok` boolean,\n"
+                                "  `n` bigint,\n"
+                                "  `device` string,\n"
+                                "  `at` bigint,\n"
+                                "  `region` string,\n"
+                                "  `sku` string,\n"
+                                "  `device_info` string,\n"
+                                "  `unitPrice` double,\n"
+                                "  `label` string,\n"
+                                "  `st` string,\n"
+                                "  `why` string,\n"
+                                "  `eid` string\n"
+                                ")\n") == r.out,
+                  "%s", r.out);
+    res_free(&r);
+    free(rules);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A bad rule set: ddl says what `enrich run` says (one compiler). */
+START_TEST(cli_ddl_rules_errors_are_the_compilers)
+{
+    fixture f = seed_store();
+    const char *bad[] = {
+        "{\"lookups\":5}",
+        "lookups: productId",
+        "",
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"fields_required\":true}]}",
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+        "\"validate\":{\"types\":{\"q\":\"decimal\"}}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *p = write_tmp(&f, "bad.json", bad[i]);
+        res d = CLI("ddl", "--rules", p);
+        ck_assert_cli_error(d, 1, "enrich ddl: ENRICH_E_RULES");
+        ck_assert_str_eq(d.out, "");
+        res r = CLI_IN("{}\n", "run", "--store", f.store, "--rules", p);
+        ck_assert_cli_error(r, 1, "enrich run: ENRICH_E_RULES");
+        ck_assert_str_eq(d.err + strlen("enrich ddl"), r.err + strlen("enrich run"));
+        res_free(&d);
+        res_free(&r);
+        free(p);
+    }
+    res d = CLI("ddl", "--rules", "/nonexistent/rules.json");
+    ck_assert_cli_error(d, 1, "ENRICH_E_IO");
+    res_free(&d);
     fixture_free(&f);
 }
 END_TEST
@@ -1276,6 +1666,13 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_demo_twice_replaces_store);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("seed");
+    tcase_add_test(tc, seed_rules_file_is_the_builtin_text);
+    tcase_add_test(tc, seed_product_lacking_a_field_fails_the_record);
+    tcase_add_test(tc, seed_run_product_lacking_a_field);
+    tcase_add_test(tc, describe_sizes_and_errors);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("commands");
     tcase_add_test(tc, cli_load_get_run_roundtrip_stdio);
     tcase_add_test(tc, cli_run_seed_rules_file_equals_default);
@@ -1293,6 +1690,8 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_run_out_dir_resume_skips_acknowledged_lines);
     tcase_add_test(tc, cli_run_out_dir_delivery_config_validation_and_metrics);
     tcase_add_test(tc, cli_ddl_athena_table);
+    tcase_add_test(tc, cli_ddl_from_the_compiled_rules);
+    tcase_add_test(tc, cli_ddl_rules_errors_are_the_compilers);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

@@ -620,8 +620,13 @@ START_TEST(enrich_differential_splice_rebuild_oracle)
                                        load_len, NULL),
                      ENRICH_OK);
     free(load);
+    /* All fields, as the oracle attaches them (the seed rules attach three
+     * and require them, which random items lack). */
+    static const char all_fields[] =
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}]}";
     enrich_pipeline *pl = NULL;
-    ck_assert_int_eq(enrich_pipeline_compile(s, NULL, 0, &pl, NULL, 0), ENRICH_OK);
+    ck_assert_int_eq(enrich_pipeline_compile(s, all_fields, strlen(all_fields), &pl, NULL, 0),
+                     ENRICH_OK);
     enrich_ctx *splice = NULL, *rebuild = NULL;
     ck_assert_int_eq(enrich_ctx_create(pl, &splice), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_create(pl, &rebuild), ENRICH_OK);
@@ -921,16 +926,19 @@ START_TEST(enrich_lookup_cache_follows_commits_and_map_moves)
      * the old one may look live in the new one. */
     ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 4096), ENRICH_OK);
 
-    /* A merge commits: the item changed and the absent key now exists. */
-    static const char merge[] = "{\"productId\":\"PROD-001\",\"productName\":\"Renamed\"}\n"
-                                "{\"productId\":\"PROD-404\",\"productName\":\"Arrived\"}\n";
+    /* A merge commits: the item changed and the absent key now exists.
+     * (Complete items: the seed rules require all three fields.) */
+    static const char merge[] =
+        "{\"productId\":\"PROD-001\",\"productName\":\"Renamed\",\"category\":\"c\",\"price\":1}\n"
+        "{\"productId\":\"PROD-404\",\"productName\":\"Arrived\",\"category\":\"c\",\"price\":2}\n";
     ck_assert_int_eq(tu_load(w, "products", "productId", ENRICH_LOAD_NDJSON, NULL, 0,
                                        merge, strlen(merge), NULL),
                      ENRICH_OK);
     memo_batch(ctx, "\"Renamed\"", "\"Arrived\"");
 
     /* A replace drops PROD-001. */
-    static const char only[] = "{\"productId\":\"PROD-404\",\"productName\":\"Alone\"}\n";
+    static const char only[] =
+        "{\"productId\":\"PROD-404\",\"productName\":\"Alone\",\"category\":\"c\",\"price\":3}\n";
     ck_assert_int_eq(tu_load(w, "products", "productId", ENRICH_LOAD_NDJSON, NULL,
                                        ENRICH_LOAD_REPLACE, only, strlen(only), NULL),
                      ENRICH_OK);

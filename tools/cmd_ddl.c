@@ -1,7 +1,9 @@
 /* enrich ddl: the Athena / Glue CREATE EXTERNAL TABLE for the data prefix
- * of `enrich run --out-dir` (docs/delivery.md, "Athena"). The rule set is
- * read with cJSON here (the library compiles rule sets against a store;
- * the DDL needs none). */
+ * of `enrich run --out-dir` (docs/delivery.md, "Athena"). The columns come
+ * from the library: enrich_pipeline_describe() compiles the rule set (the
+ * same compiler as `enrich run`, without a store) and lists the members its
+ * records may carry, with their JSON types; this file only maps those to
+ * Athena types and prints the statement. */
 #include "cli.h"
 
 #include <getopt.h>
@@ -17,9 +19,11 @@ static const char ddl_help[] =
     "\n"
     "Print the Athena (Glue) CREATE EXTERNAL TABLE statement for the enriched\n"
     "records that `enrich run --out-dir` writes under enriched-data/: one column\n"
-    "per field the rule set names (validate.types, lookup keys and fields,\n"
-    "defaults, the status, error and timestamp fields), the OpenX JSON SerDe, and\n"
-    "partition projection on year/month/day.\n"
+    "per member the compiled rule set names (validate's fields, lookup keys,\n"
+    "fields after renames, nest objects, defaults, the status, error and\n"
+    "timestamp members, the partition field), the OpenX JSON SerDe, and\n"
+    "partition projection on year/month/day. The rule set is compiled as by\n"
+    "`enrich run` (same errors), but needs no store: tables are not looked up.\n"
     "\n"
     "Options:\n"
     "  -r, --rules FILE      JSON rule set (default: the seed rules)\n"
@@ -59,100 +63,55 @@ static void add(cols *c, const char *name, const char *type)
     c->n++;
 }
 
-static const char *athena_type(const char *t)
+static void cols_free(cols *c)
 {
-    if (!t)
-        return "string";
-    if (!strcmp(t, "integer"))
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->v[i].name);
+        free(c->v[i].type);
+    }
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}
+
+/* The Athena type of a JSON type word (null: unknown). Objects, arrays
+ * and unknowns are read as their JSON text. */
+static const char *athena_type(const cJSON *t)
+{
+    const char *w = cJSON_IsString(t) ? t->valuestring : "";
+    if (!strcmp(w, "integer"))
         return "bigint";
-    if (!strcmp(t, "number"))
+    if (!strcmp(w, "number"))
         return "double";
-    if (!strcmp(t, "boolean"))
+    if (!strcmp(w, "boolean"))
         return "boolean";
     return "string";
 }
 
-static const char *str_or(const cJSON *obj, const char *name, const char *dflt)
+/* The columns of the description enrich_pipeline_describe() wrote. */
+static int columns(const char *cmd, const char *rules, size_t rules_len, cols *c,
+                   bool *all_unknown)
 {
-    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
-    return cJSON_IsString(v) ? v->valuestring : dflt;
-}
-
-/* The first segment of a dotted path (the top-level column). */
-static void add_path_head(cols *c, const char *path, const char *type)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *dot = strchr(buf, '.');
-    if (dot) {
-        *dot = '\0';
-        type = "string";
+    char err[512] = "";
+    size_t need = 0;
+    enrich_status rc = enrich_pipeline_describe(rules, rules_len, NULL, 0, &need, err, sizeof err);
+    if (rc != ENRICH_E_DST_SIZE)
+        return cli_fail(cmd, rc ? rc : ENRICH_E_INVALID, "%s", err);
+    char *desc = cli_xrealloc(NULL, need);
+    rc = enrich_pipeline_describe(rules, rules_len, desc, need, &need, err, sizeof err);
+    cJSON *root = rc ? NULL : cJSON_ParseWithLength(desc, need);
+    free(desc);
+    if (rc)
+        return cli_fail(cmd, rc, "%s", err);
+    if (!root)
+        return cli_fail(cmd, ENRICH_E_NOMEM, "reading the description");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(root, "members")) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
+        if (cJSON_IsString(name))
+            add(c, name->valuestring, athena_type(cJSON_GetObjectItemCaseSensitive(m, "type")));
     }
-    add(c, buf, type);
-}
-
-static int columns(const char *cmd, const cJSON *root, cols *c, bool *all_unknown)
-{
-    const cJSON *types = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(root, "validate"), "types");
-    const cJSON *t;
-    cJSON_ArrayForEach(t, types) {
-        if (cJSON_IsString(t))
-            add_path_head(c, t->string, athena_type(t->valuestring));
-    }
-    const cJSON *lookups = cJSON_GetObjectItemCaseSensitive(root, "lookups");
-    if (!cJSON_IsArray(lookups))
-        return cli_fail(cmd, ENRICH_E_RULES, "rules: lookups: must be an array");
-    const cJSON *lk;
-    cJSON_ArrayForEach(lk, lookups) {
-        const cJSON *key = cJSON_GetObjectItemCaseSensitive(lk, "key");
-        if (cJSON_IsString(key)) {
-            add_path_head(c, key->valuestring, "string");
-        } else {
-            const cJSON *k;
-            cJSON_ArrayForEach(k, key) {
-                if (cJSON_IsString(k))
-                    add_path_head(c, k->valuestring, "string");
-            }
-        }
-        const char *nest = str_or(lk, "nest", NULL);
-        const cJSON *fields = cJSON_GetObjectItemCaseSensitive(lk, "fields");
-        const cJSON *rename = cJSON_GetObjectItemCaseSensitive(lk, "rename");
-        if (nest) {
-            add(c, nest, "string"); /* the nested object, as JSON text */
-        } else if (cJSON_IsArray(fields)) {
-            const cJSON *f;
-            cJSON_ArrayForEach(f, fields) {
-                if (!cJSON_IsString(f))
-                    continue;
-                const char *out = str_or(rename, f->valuestring, f->valuestring);
-                const cJSON *ty = cJSON_GetObjectItemCaseSensitive(types, out);
-                add(c, out, athena_type(cJSON_IsString(ty) ? ty->valuestring : NULL));
-            }
-        } else {
-            *all_unknown = true;
-        }
-        const cJSON *defs = cJSON_GetObjectItemCaseSensitive(lk, "defaults");
-        const cJSON *d;
-        cJSON_ArrayForEach(d, defs) {
-            add(c, str_or(rename, d->string, d->string),
-                cJSON_IsNumber(d) ? "double" : cJSON_IsBool(d) ? "boolean" : "string");
-        }
-    }
-    const cJSON *status = cJSON_GetObjectItemCaseSensitive(root, "status");
-    add(c, str_or(status, "field", "enrichmentStatus"), "string");
-    add(c, str_or(status, "error_field", "enrichmentError"), "string");
-    add(c, str_or(cJSON_GetObjectItemCaseSensitive(root, "timestamp"), "field",
-                  "enrichmentTimestamp"),
-        "string");
-    const char *pf =
-        str_or(cJSON_GetObjectItemCaseSensitive(root, "partition"), "timestamp_field", "timestamp");
-    if (pf[0])
-        add_path_head(c, pf, "string");
-    const char *pid =
-        str_or(cJSON_GetObjectItemCaseSensitive(root, "pipes"), "event_id_field", NULL);
-    if (pid)
-        add(c, pid, "string");
+    *all_unknown = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "all_fields")) > 0;
+    cJSON_Delete(root);
     return CLI_EXIT_OK;
 }
 
@@ -189,11 +148,7 @@ int cmd_ddl(int argc, char **argv)
         case 'c': {
             char *colon = strchr(optarg, ':');
             if (!colon || colon == optarg || !colon[1]) {
-                for (size_t i = 0; i < extra.n; i++) {
-                    free(extra.v[i].name);
-                    free(extra.v[i].type);
-                }
-                free(extra.v);
+                cols_free(&extra);
                 return cli_usage(cmd, "--column needs NAME:TYPE, not '%s'", optarg);
             }
             *colon = '\0';
@@ -205,34 +160,29 @@ int cmd_ddl(int argc, char **argv)
         default: return cli_bad_option(cmd, argv, c);
         }
     }
-    if (optind < argc)
+    if (optind < argc) {
+        cols_free(&extra);
         return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!sql_name_ok(table) || strncmp(location, "s3://", 5) != 0 || strchr(location, '\''))
+    }
+    if (!sql_name_ok(table) || strncmp(location, "s3://", 5) != 0 || strchr(location, '\'')) {
+        cols_free(&extra);
         return cli_usage(cmd, "--table must be a plain name and --location an s3:// URL");
+    }
 
     cli_input in;
     memset(&in, 0, sizeof in);
-    static const char seed_rules[] =
-        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\","
-        "\"fields\":[\"productName\",\"category\",\"price\"]}],"
-        "\"validate\":{\"types\":{\"eventId\":\"string\",\"quantity\":\"integer\","
-        "\"price\":\"number\"}}}";
-    cJSON *root;
     if (rules_path) {
         int rc = cli_input_read(cmd, rules_path, &in);
-        if (rc != CLI_EXIT_OK)
+        if (rc != CLI_EXIT_OK) {
+            cols_free(&extra);
             return rc;
-        root = cJSON_ParseWithLength((const char *)in.ptr, in.len);
-    } else {
-        root = cJSON_Parse(seed_rules);
+        }
     }
-    int rc = CLI_EXIT_OK;
     cols cs = {0};
     bool all_unknown = false;
-    if (!cJSON_IsObject(root))
-        rc = cli_fail(cmd, ENRICH_E_RULES, "rules: not a JSON object");
-    else
-        rc = columns(cmd, root, &cs, &all_unknown);
+    /* Without --rules: NULL, the library's seed rule set. */
+    const char *rules = rules_path ? (in.ptr ? (const char *)in.ptr : "") : NULL;
+    int rc = columns(cmd, rules, in.len, &cs, &all_unknown);
     for (size_t i = 0; i < extra.n; i++)
         add(&cs, extra.v[i].name, extra.v[i].type);
     for (size_t i = 0; i < cs.n && rc == CLI_EXIT_OK; i++)
@@ -273,17 +223,8 @@ int cmd_ddl(int argc, char **argv)
                ");\n",
                (int)ll, location, (int)ll, location);
     }
-    for (size_t i = 0; i < cs.n; i++) {
-        free(cs.v[i].name);
-        free(cs.v[i].type);
-    }
-    free(cs.v);
-    for (size_t i = 0; i < extra.n; i++) {
-        free(extra.v[i].name);
-        free(extra.v[i].type);
-    }
-    free(extra.v);
-    cJSON_Delete(root);
+    cols_free(&cs);
+    cols_free(&extra);
     cli_input_free(&in);
     return rc;
 }

@@ -29,6 +29,10 @@ import (
 
 const nItems = 40
 
+// allFields attaches every member of an item (ver and tag here); the seed
+// rules attach only productName, category and price.
+var allFields = []byte(`{"lookups":[{"key":"productId","table":"products"}]}`)
+
 func versionItems(v int) []byte {
 	var b bytes.Buffer
 	for i := 0; i < nItems; i++ {
@@ -165,7 +169,7 @@ func TestConcurrentEnrichWhileWriting(t *testing.T) {
 	if err := writeVersion(s, 0); err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.Compile(nil, enrich.MaxContexts(6))
+	p, err := s.Compile(allFields, enrich.MaxContexts(6))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +225,7 @@ func TestConcurrentEnrichWhileAnotherProcessWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	p, err := ro.Compile(nil)
+	p, err := ro.Compile(allFields)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,7 +146,7 @@ typedef struct enrich_ctx enrich_ctx;
 #define ENRICH_E_NUL          (-18) /**< A string holds `\u0000`. */
 #define ENRICH_E_TOO_LARGE    (-19) /**< Record longer than #ENRICH_OPT_MAX_RECORD_BYTES. */
 #define ENRICH_E_DST_SIZE     (-20) /**< Destination buffer too small; nothing was written. */
-#define ENRICH_E_ITEM         (-21) /**< A reference item is invalid; the errmsg names its line. */
+#define ENRICH_E_ITEM         (-21) /**< A reference item is invalid; the errmsg names its line. In a record: the item lacks a field its lookup requires. */
 #define ENRICH_E_ZLIB         (-22) /**< zlib failed. */
 #define ENRICH_E_BASE64       (-23) /**< A record's `data` is missing, not a string, or not base64. */
 #define ENRICH_E_LAST         (-23) /**< Lowest assigned code. */
@@ -364,11 +364,15 @@ ENRICH_API enrich_status enrich_store_stats(enrich_store *store, void *dst,
 /**
  * @brief Compile a JSON rule set against a store.
  *
- * With @p src NULL the seed's rules apply: key `productId`, table
- * `products`, all fields, overwrite, status field `enrichmentStatus` with
+ * With @p src NULL the seed's rules apply (examples/seed-rules.json): key
+ * `productId`, table `products`, the fields `productName`, `category` and
+ * `price`, each required (an item lacking one fails the record with
+ * #ENRICH_E_ITEM), overwrite, status field `enrichmentStatus` with
  * `success` / `product_not_found` / `no_product_id` / `error`, error field
  * `enrichmentError`, `enrichmentTimestamp` on success, partitions from
- * `timestamp`. The format is in docs/rules.md.
+ * `timestamp`, and the seed data's types (`eventId` string, `quantity`
+ * integer, `price` number) declared for validation. The format is in
+ * docs/rules.md.
  *
  * @param[in]  store a store that outlives the pipeline.
  * @param[out] out   the pipeline; NULL on failure.
@@ -387,6 +391,44 @@ ENRICH_API enrich_status enrich_pipeline_compile(enrich_store *store, const void
 
 /** @brief Free a pipeline. NULL is a no-op. @since 0.1 */
 ENRICH_API void enrich_pipeline_free(enrich_pipeline *pipeline);
+
+/**
+ * @brief Describe the records the pipeline compiled from a rule set writes:
+ *        which top-level members they may carry, as one JSON object.
+ *
+ * The rule set is compiled as by enrich_pipeline_compile(), with the same
+ * checks and messages, except that no store is needed: tables are not
+ * looked up (enrich_pipeline_compile() still checks them). @p src NULL
+ * describes the seed rule set. The output (what `enrich ddl` reads):
+ *
+ *     {"members":[{"name":"eventId","type":"string"}, ...,
+ *                 {"name":"product","type":"object","members":[...]}],
+ *      "all_fields":["products"],"partition_field":"timestamp"}
+ *
+ * - `members`: the members the rule set names, each once, in this order:
+ *   the fields `validate` declares, the lookup keys, each lookup's fields
+ *   (after `rename`) and defaults, or its `nest` object with the members
+ *   inside it, then the status, error and timestamp members (the last
+ *   unless `"on": "never"`), the partition field and the Pipes event-id
+ *   field. A dotted path gives its first segment, an object. `type` is a
+ *   JSON type word (`string`, `integer`, `number`, `boolean`, `object`,
+ *   `array`) or null when unknown: `validate` gives it (a field it names
+ *   with no type-bearing check is a `string`), else a default's value.
+ * - `all_fields`: the tables of lookups that attach `"fields": "all"`
+ *   outside a nest; their members are known only from the data.
+ * - `partition_field`: the member partition dates come from, or null.
+ *
+ * @param[out] dst,dst_cap caller memory (NULL if 0); no NUL is added.
+ * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
+ * @param[out] errbuf,errbuf_cap on failure, the message (as for compile).
+ * @retval ENRICH_E_RULES    invalid rule set; @p errbuf says where.
+ * @retval ENRICH_E_DST_SIZE @p dst_cap is too small; nothing was written.
+ * @retval ENRICH_E_INVALID  NULL @p written, or NULL @p src with a length.
+ * @since 0.2
+ */
+ENRICH_API enrich_status enrich_pipeline_describe(const void *src, size_t src_len, void *dst,
+                                                  size_t dst_cap, size_t *written,
+                                                  char *errbuf, size_t errbuf_cap);
 
 /* ------------------------------------------------------------------ */
 /* Context and options                                                 */

@@ -203,8 +203,11 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
 }
 
 /* Attach the members a hit selects: all (minus the key attributes), or
- * the listed ones, renamed, optionally nested under one object. */
-static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item)
+ * the listed ones, renamed, optionally nested under one object. With
+ * fields_required, a listed field the item lacks stops here: *missing
+ * names it and the record fails. */
+static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item,
+                       const field_map **missing)
 {
     bool nest = lk->nest.dec_len > 0;
     size_t nest_off = ctx->scratch.len;
@@ -237,8 +240,13 @@ static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item)
                 if (im.name_len == f->src.lit_len && mem_equal(im.name, f->src.lit, im.name_len))
                     break;
             }
-            if (j == item->count)
+            if (j == item->count) {
+                if (lk->fields_required) {
+                    *missing = f;
+                    return true;
+                }
                 continue; /* this item lacks the field: nothing to attach */
+            }
             out_lit = f->out.lit;
             out_len = f->out.lit_len;
         }
@@ -319,7 +327,10 @@ static void rec_close(enrich_ctx *ctx, rec *r)
 
 /* The error message member's value: the status text, plus the key path
  * when a key was at fault. */
-static void error_value(enrich_ctx *ctx, enrich_status code, const rname *path)
+/* missing: the field a hit lacked (fields_required); the message then
+ * names the table, the key (ctx->key: parts joined by ',') and the field. */
+static void error_value(enrich_ctx *ctx, enrich_status code, const rname *path,
+                        const lookup *lk, const field_map *missing)
 {
     ebuf msg = {0};
     ebuf_puts(&msg, enrich_strerror(code));
@@ -327,6 +338,15 @@ static void error_value(enrich_ctx *ctx, enrich_status code, const rname *path)
         ebuf_puts(&msg, " (");
         ebuf_put(&msg, path->dec, path->dec_len);
         ebuf_putc(&msg, ')');
+    }
+    if (missing) {
+        ebuf_puts(&msg, ": table ");
+        ebuf_puts(&msg, lk->table);
+        ebuf_puts(&msg, ", key ");
+        for (size_t i = 0; i < ctx->key.len; i++)
+            ebuf_putc(&msg, ctx->key.p[i] ? ctx->key.p[i] : ',');
+        ebuf_puts(&msg, ": no field ");
+        ebuf_put(&msg, missing->src.dec, missing->src.dec_len);
     }
     ebuf_json_string(&ctx->scratch, msg.p ? msg.p : "", msg.len);
     if (msg.oom)
@@ -352,7 +372,7 @@ static void emit_raw_error(enrich_ctx *ctx, rec *r, const char *ev, size_t len,
     ebuf_put(o, p->error_field.lit, p->error_field.lit_len);
     ebuf_putc(o, ':');
     ctx->scratch.len = 0;
-    error_value(ctx, code, NULL);
+    error_value(ctx, code, NULL, NULL, NULL);
     ebuf_put(o, ctx->scratch.p, ctx->scratch.len);
     if (p->ts_when == TS_ALWAYS) {
         ebuf_putc(o, ',');
@@ -436,7 +456,7 @@ static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
 }
 
 static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status code,
-                       const rname *path)
+                       const rname *path, const lookup *lk, const field_map *missing)
 {
     const enrich_pipeline *p = ctx->p;
     const rname *w = &p->word[outcome];
@@ -444,7 +464,7 @@ static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status co
             CONFLICT_OVERWRITE);
     if (outcome == ENRICH_OUTCOME_ERROR) {
         size_t off = ctx->scratch.len;
-        error_value(ctx, code, path);
+        error_value(ctx, code, path, lk, missing);
         att_add_scratch(ctx, &p->error_field, off, CONFLICT_OVERWRITE);
     }
     if (p->ts_when == TS_ALWAYS || (p->ts_when == TS_SUCCESS && outcome == ENRICH_OUTCOME_SUCCESS))
@@ -583,6 +603,8 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
     enrich_outcome outcome = ENRICH_OUTCOME_SUCCESS;
     enrich_status err = ENRICH_OK;
     const rname *err_path = NULL;
+    const lookup *err_lookup = NULL;
+    const field_map *missing = NULL;
     bool ok = true;
     for (size_t l = 0; l < p->nlookups && ok; l++) {
         const lookup *lk = &p->lookups[l];
@@ -593,7 +615,13 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
             break;
         }
         if (res == LK_HIT) {
-            ok = attach_hit(ctx, lk, &item);
+            ok = attach_hit(ctx, lk, &item, &missing);
+            if (ok && missing) {
+                err = ENRICH_E_ITEM;
+                err_path = lk->nkeys == 1 ? &lk->keys[0].display : NULL;
+                err_lookup = lk;
+                break;
+            }
             continue;
         }
         ok = attach_defaults(ctx, lk);
@@ -611,7 +639,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
         outcome = ENRICH_OUTCOME_ERROR;
         att_clear(ctx); /* a failed record carries no reference data */
     }
-    add_status(ctx, outcome, err, err_path);
+    add_status(ctx, outcome, err, err_path, err_lookup, missing);
 
     bool conflict;
     bool rebuild = resolve_conflicts(ctx, ev, &conflict);
@@ -622,7 +650,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
         outcome = ENRICH_OUTCOME_ERROR;
         att_clear(ctx);
         ctx->scratch.len = 0;
-        add_status(ctx, outcome, err, NULL);
+        add_status(ctx, outcome, err, NULL, NULL, NULL);
         rebuild = resolve_conflicts(ctx, ev, &conflict);
     }
     if (ctx->scratch.oom || ctx->removed.oom) {

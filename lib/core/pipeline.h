@@ -50,6 +50,7 @@ typedef struct lookup {
     size_t ndefaults;
     conflict_policy on_conflict;
     bool required;
+    bool fields_required; /* a hit lacking a listed field fails the record */
 } lookup;
 
 struct enrich_pipeline {

@@ -8,9 +8,41 @@
 #include "pipeline.h"
 #include "validate.h"
 
-/* The seed's rules, used when no rule set is given. */
-static const char default_rules[] =
-    "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}]}";
+/* The seed rule set, compiled when no rule set is given: the recipe's
+ * enrichment (docs/rules.md, "The seed rule set"). examples/seed-rules.json
+ * holds the same bytes; tests/check_cli.c compares the two, so edit both. */
+static const char seed_rules[] =
+    "{\n"
+    "  \"description\": \"The seed rule set (the recipe's): the rules compiled when none are given\",\n"
+    "  \"lookups\": [\n"
+    "    {\n"
+    "      \"key\": \"productId\",\n"
+    "      \"table\": \"products\",\n"
+    "      \"fields\": [\"productName\", \"category\", \"price\"],\n"
+    "      \"fields_required\": true,\n"
+    "      \"on_conflict\": \"overwrite\",\n"
+    "      \"required\": true\n"
+    "    }\n"
+    "  ],\n"
+    "  \"status\": {\n"
+    "    \"field\": \"enrichmentStatus\",\n"
+    "    \"success\": \"success\",\n"
+    "    \"not_found\": \"product_not_found\",\n"
+    "    \"no_key\": \"no_product_id\",\n"
+    "    \"error\": \"error\",\n"
+    "    \"error_field\": \"enrichmentError\"\n"
+    "  },\n"
+    "  \"timestamp\": {\n"
+    "    \"field\": \"enrichmentTimestamp\",\n"
+    "    \"on\": \"success\"\n"
+    "  },\n"
+    "  \"partition\": {\n"
+    "    \"timestamp_field\": \"timestamp\"\n"
+    "  },\n"
+    "  \"validate\": {\n"
+    "    \"types\": {\"eventId\": \"string\", \"quantity\": \"integer\", \"price\": \"number\"}\n"
+    "  }\n"
+    "}\n";
 
 typedef struct compiler {
     enrich_pipeline *p;
@@ -156,7 +188,8 @@ static enrich_status compile_lookup(compiler *c, const cJSON *j, lookup *lk,
                                     conflict_policy default_policy)
 {
     static const char *const allowed[] = {"key", "table", "fields", "rename", "nest",
-                                          "defaults", "on_conflict", "required", NULL};
+                                          "defaults", "on_conflict", "required",
+                                          "fields_required", NULL};
     if (!cJSON_IsObject(j))
         return fail(c, "must be an object", "lookup");
     enrich_status rc = check_keys(c, j, allowed, "lookup");
@@ -278,6 +311,14 @@ static enrich_status compile_lookup(compiler *c, const cJSON *j, lookup *lk,
         if (!cJSON_IsBool(req))
             return fail(c, "must be true or false", "required");
         lk->required = cJSON_IsTrue(req);
+    }
+    const cJSON *freq = cJSON_GetObjectItemCaseSensitive(j, "fields_required");
+    if (freq) {
+        if (!cJSON_IsBool(freq))
+            return fail(c, "must be true or false", "fields_required");
+        lk->fields_required = cJSON_IsTrue(freq);
+        if (lk->fields_required && lk->all_fields)
+            return fail(c, "needs \"fields\" to be a list", "fields_required");
     }
     return ENRICH_OK;
 }
@@ -451,6 +492,8 @@ static void errbuf_put(char *errbuf, size_t errbuf_cap, const char *msg)
     errbuf[n] = '\0';
 }
 
+/* store NULL: every check but the tables (for enrich_pipeline_describe);
+ * such a pipeline never reaches a context. */
 static enrich_status compile(enrich_store *store, const void *src, size_t src_len,
                              enrich_pipeline **out, char *errmsg);
 
@@ -480,14 +523,14 @@ static enrich_status compile(enrich_store *store, const void *src, size_t src_le
 {
     *out = NULL;
     if (!src) {
-        src = default_rules;
-        src_len = sizeof default_rules - 1;
+        src = seed_rules;
+        src_len = sizeof seed_rules - 1;
     }
     compiler c = {.p = calloc(1, sizeof(enrich_pipeline)), .errmsg = errmsg};
     if (!c.p)
         return ENRICH_E_NOMEM;
     c.p->store = store;
-    c.p->max_key = store_max_key(store);
+    c.p->max_key = store ? store_max_key(store) : 0; /* no store: never run */
     enrich_status rc;
     /* The scanner first: cJSON accepts \u0000 (and would cut names at it)
      * and does not check UTF-8; the rule set obeys the event policy. */
@@ -551,8 +594,9 @@ static enrich_status compile(enrich_store *store, const void *src, size_t src_le
     }
 
     /* Resolve tables once: a pipeline holds their handles, which stay
-     * valid for the life of the store. */
-    for (size_t i = 0; i < c.p->nlookups && !rc; i++) {
+     * valid for the life of the store. Without a store (a pipeline compiled
+     * only to be described) there is nothing to resolve. */
+    for (size_t i = 0; store && i < c.p->nlookups && !rc; i++) {
         lookup *lk = &c.p->lookups[i];
         size_t nkey = 0;
         rc = store_table_resolve(store, lk->table, &lk->table_handle, &nkey, errmsg);
@@ -627,4 +671,227 @@ void enrich_pipeline_free(enrich_pipeline *p)
 const validator *pipeline_validator(const enrich_pipeline *p)
 {
     return p->validate;
+}
+
+/* ---------------------------------------------------------------- */
+/* Description of the output (enrich_pipeline_describe)              */
+/* ---------------------------------------------------------------- */
+
+/* One top-level member a record may carry. The name points into the
+ * pipeline; type is a validate type word or NULL (unknown). */
+typedef struct out_member {
+    const char *name;
+    size_t len;
+    const char *type;
+    const lookup *nest; /* the lookup whose nest object this is */
+} out_member;
+
+typedef struct out_members {
+    out_member *v;
+    size_t n, cap;
+    bool oom;
+} out_members;
+
+/* Add a member, or give a known member its first known type: the first
+ * mention keeps its place, so validate's declared types come first. */
+static void member_add(out_members *ms, const char *name, size_t len, const char *type,
+                       const lookup *nest)
+{
+    for (size_t i = 0; i < ms->n; i++) {
+        out_member *m = &ms->v[i];
+        if (m->len == len && !memcmp(m->name, name, len)) {
+            if (!m->type)
+                m->type = type;
+            if (!m->nest)
+                m->nest = nest;
+            return;
+        }
+    }
+    if (!array_reserve(&ms->v, &ms->cap, ms->n + 1, sizeof *ms->v, 16)) {
+        ms->oom = true;
+        return;
+    }
+    ms->v[ms->n++] = (out_member){name, len, type, nest};
+}
+
+/* A dotted path names its first segment, an object. */
+static void member_add_path(out_members *ms, const char *path, const char *type)
+{
+    size_t head = strcspn(path, ".");
+    member_add(ms, path, head, path[head] ? "object" : type, NULL);
+}
+
+/* The type validate declares for the path prefix[.]name (prefix may be
+ * NULL), or NULL. */
+static const char *declared_type(const validator *v, const rname *prefix, const rname *name)
+{
+    for (size_t i = 0; i < validator_type_count(v); i++) {
+        const char *path, *type;
+        validator_type_at(v, i, &path, &type);
+        size_t plen = prefix ? prefix->dec_len + 1 : 0;
+        if (strlen(path) != plen + name->dec_len)
+            continue;
+        if (prefix && (memcmp(path, prefix->dec, prefix->dec_len) || path[prefix->dec_len] != '.'))
+            continue;
+        if (!memcmp(path + plen, name->dec, name->dec_len))
+            return type;
+    }
+    return NULL;
+}
+
+/* The JSON type of a default's compact text. Numbers are "number" either
+ * way: a default says little about the items' own values. */
+static const char *value_type(const char *txt)
+{
+    switch (txt[0]) {
+    case '"': return "string";
+    case '{': return "object";
+    case '[': return "array";
+    case 't':
+    case 'f': return "boolean";
+    case 'n': return NULL;
+    default: return "number";
+    }
+}
+
+static void put_member(ebuf *b, const char *name, size_t len, const char *type)
+{
+    ebuf_puts(b, "{\"name\":");
+    ebuf_json_string(b, name, len);
+    ebuf_puts(b, ",\"type\":");
+    if (type)
+        ebuf_json_string(b, type, strlen(type));
+    else
+        ebuf_puts(b, "null");
+    ebuf_putc(b, '}');
+}
+
+/* The members one lookup attaches inside its nest object. */
+static void put_nested(ebuf *b, const validator *v, const lookup *lk)
+{
+    out_members in = {0};
+    for (size_t f = 0; f < lk->nfields; f++)
+        member_add(&in, lk->fields[f].out.dec, lk->fields[f].out.dec_len,
+                   declared_type(v, &lk->nest, &lk->fields[f].out), NULL);
+    for (size_t d = 0; d < lk->ndefaults; d++)
+        member_add(&in, lk->defaults_names[d].out.dec, lk->defaults_names[d].out.dec_len,
+                   value_type(lk->defaults_values[d]), NULL);
+    ebuf_puts(b, ",\"members\":[");
+    for (size_t i = 0; i < in.n; i++) {
+        if (i)
+            ebuf_putc(b, ',');
+        put_member(b, in.v[i].name, in.v[i].len, in.v[i].type);
+    }
+    ebuf_putc(b, ']');
+    if (in.oom)
+        b->oom = true;
+    free(in.v);
+}
+
+static void describe(const enrich_pipeline *p, ebuf *b)
+{
+    const validator *v = p->validate;
+    out_members ms = {0};
+    for (size_t i = 0; i < validator_type_count(v); i++) {
+        const char *path, *type;
+        validator_type_at(v, i, &path, &type);
+        member_add_path(&ms, path, type);
+    }
+    for (size_t l = 0; l < p->nlookups; l++) {
+        const lookup *lk = &p->lookups[l];
+        for (size_t k = 0; k < lk->nkeys; k++)
+            member_add_path(&ms, lk->keys[k].display.dec, NULL);
+    }
+    for (size_t l = 0; l < p->nlookups; l++) {
+        const lookup *lk = &p->lookups[l];
+        if (lk->nest.dec_len) {
+            member_add(&ms, lk->nest.dec, lk->nest.dec_len, "object", lk);
+            continue;
+        }
+        for (size_t f = 0; f < lk->nfields; f++)
+            member_add(&ms, lk->fields[f].out.dec, lk->fields[f].out.dec_len,
+                       declared_type(v, NULL, &lk->fields[f].out), NULL);
+        for (size_t d = 0; d < lk->ndefaults; d++)
+            member_add(&ms, lk->defaults_names[d].out.dec, lk->defaults_names[d].out.dec_len,
+                       value_type(lk->defaults_values[d]), NULL);
+    }
+    member_add(&ms, p->status_field.dec, p->status_field.dec_len, "string", NULL);
+    member_add(&ms, p->error_field.dec, p->error_field.dec_len, "string", NULL);
+    if (p->ts_when != TS_NEVER)
+        member_add(&ms, p->ts_field.dec, p->ts_field.dec_len, "string", NULL);
+    if (p->partition_field.dec_len)
+        member_add(&ms, p->partition_field.dec, p->partition_field.dec_len, NULL, NULL);
+    if (p->pipes_event_id.dec_len)
+        member_add(&ms, p->pipes_event_id.dec, p->pipes_event_id.dec_len, "string", NULL);
+
+    ebuf_puts(b, "{\"members\":[");
+    for (size_t i = 0; i < ms.n; i++) {
+        const out_member *m = &ms.v[i];
+        if (i)
+            ebuf_putc(b, ',');
+        put_member(b, m->name, m->len, m->type);
+        if (m->nest) {
+            b->len--; /* reopen the object for its members */
+            put_nested(b, v, m->nest);
+            ebuf_putc(b, '}');
+        }
+    }
+    ebuf_puts(b, "],\"all_fields\":[");
+    bool first = true;
+    for (size_t l = 0; l < p->nlookups; l++) {
+        const lookup *lk = &p->lookups[l];
+        if (!lk->all_fields || lk->nest.dec_len)
+            continue;
+        if (!first)
+            ebuf_putc(b, ',');
+        ebuf_json_string(b, lk->table, strlen(lk->table));
+        first = false;
+    }
+    ebuf_puts(b, "],\"partition_field\":");
+    if (p->partition_field.dec_len)
+        ebuf_put(b, p->partition_field.lit, p->partition_field.lit_len);
+    else
+        ebuf_puts(b, "null");
+    ebuf_putc(b, '}');
+    if (ms.oom)
+        b->oom = true;
+    free(ms.v);
+}
+
+enrich_status enrich_pipeline_describe(const void *src, size_t src_len, void *dst,
+                                       size_t dst_cap, size_t *written, char *errbuf,
+                                       size_t errbuf_cap)
+{
+    char msg[ENRICH_ERRMSG_CAP] = "";
+    enrich_status rc = ENRICH_OK;
+    if (written)
+        *written = 0;
+    if (!written || (!dst && dst_cap) || (!src && src_len)) {
+        errmsg_set(msg, "%s", !written ? "written is NULL"
+                              : !src && src_len ? "NULL rule set" : "NULL dst with a capacity");
+        rc = ENRICH_E_INVALID;
+    }
+    enrich_pipeline *p = NULL;
+    if (!rc && (rc = compile(NULL, src, src_len, &p, msg)) && !msg[0])
+        errmsg_set(msg, "%s", enrich_strerror(rc));
+    ebuf b = {0};
+    if (!rc) {
+        describe(p, &b);
+        if (b.oom) {
+            rc = ENRICH_E_NOMEM;
+            errmsg_set(msg, "%s", enrich_strerror(rc));
+        } else if (b.len > dst_cap) {
+            *written = b.len;
+            rc = ENRICH_E_DST_SIZE;
+            errmsg_set(msg, "the description needs %zu bytes", b.len);
+        } else {
+            if (b.len)
+                memcpy(dst, b.p, b.len);
+            *written = b.len;
+        }
+    }
+    ebuf_free(&b);
+    enrich_pipeline_free(p);
+    errbuf_put(errbuf, errbuf_cap, rc ? msg : "");
+    return rc;
 }
