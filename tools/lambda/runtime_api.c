@@ -27,13 +27,13 @@ void lambda_runtime_close(lambda_runtime *rt)
     bytebuf_free(&rt->scratch);
 }
 
-/* A request id goes into a URL path: accept the characters Lambda uses
- * (a UUID) and a few more, nothing that would need escaping. */
+/* A request id goes into a URL path: accept the characters of Lambda's
+ * ids (UUIDs) and '_', nothing that needs escaping or could climb a path. */
 static int request_id_ok(const char *id)
 {
     size_t n = strlen(id);
     return n > 0 && n <= 128 &&
-           strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
+           strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
 }
 
 int lambda_runtime_next(lambda_runtime *rt, lambda_invocation *inv, char *err, size_t errcap)

@@ -18,7 +18,8 @@ and, like AWS's Runtime Interface Emulator, an invoke endpoint for the test:
        X-Error-Type, X-Runtime-Status (what the API answered the runtime) and
        X-Handler-Ns (from the event handed over to the answer received).
        Request headers X-Deadline-In-Ms (default 30000; negative: already passed)
-       and X-Trace-Id (default: one is made up; "-": none).
+       and X-Trace-Id (default: one is made up; "-": none); X-Use-Request-Id
+       replaces the generated request id, X-Wait-S the 60 s wait.
   GET  /test/init-error     waits up to 10 s for an init error: 200 with it, or 404.
 
 usage: runtime_api_server.py   (prints "listening HOST:PORT" once bound to a
@@ -150,6 +151,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
             inv = Invocation(body, int(time.time() * 1000) + deadline_in,
                              None if trace == "-" else trace)
+            if self.headers.get("X-Use-Request-Id"):     # tests: a malformed id
+                inv.id = self.headers["X-Use-Request-Id"]
             self.state.events.put(inv)
             if not inv.done.wait(float(self.headers.get("X-Wait-S") or 60)):
                 return self.reply(504, b"", [("X-Result-Kind", "none")])

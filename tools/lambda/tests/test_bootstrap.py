@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 from _servers import BUILDDIR, SRCDIR, UNDER_ASAN, UNDER_VALGRIND, Server
@@ -185,9 +186,14 @@ class BootstrapTest(unittest.TestCase):
         err = json.loads(body)
         self.assertEqual(err["errorType"], "ENRICH_E_JSON")
         self.assertIn("ENRICH_E_JSON", err["errorMessage"])
+        # Bytes that are not UTF-8 where the message may quote them: the
+        # error document stays valid JSON (json.loads of bytes is strict).
+        kind, body, _ = rt.invoke(b'[{"data": {"k": "\xff\xfe\xc0\x80"}, ]')
+        self.assertEqual(kind, "error")
+        self.assertEqual(json.loads(body)["errorType"], "ENRICH_E_JSON")
         kind, body, _ = rt.invoke(self.events["pipes"][0][1])       # and it goes on
         self.assertEqual(kind, "response")
-        self.assertEqual([d["InvocationError"] for d in rt.emf()], [1, 0])
+        self.assertEqual([d["InvocationError"] for d in rt.emf()], [1, 1, 0])
 
         bad = [b'{"productId":"PROD-001"}', b"not json", b'"a string"']
         for shape in ("firehose", "kinesis"):
@@ -228,6 +234,16 @@ class BootstrapTest(unittest.TestCase):
                 self.assertIn(w, got["body"]["errorMessage"])
             self.assertEqual(rt.proc.wait(timeout=30), 1)
             self.assertIn(words[0], rt.stderr())
+
+    def test_a_malformed_request_id_ends_the_runtime(self):
+        rt = Runtime(self, "kinesis")
+        req = urllib.request.Request(rt.server.url + INVOKE, data=self.events["kinesis"][0][1],
+                                     headers={"X-Use-Request-Id": "../../init", "X-Wait-S": "3"})
+        with self.assertRaises(urllib.error.HTTPError) as cm:     # no answer: 504
+            urllib.request.urlopen(req, timeout=60)
+        self.assertEqual(cm.exception.code, 504)
+        self.assertEqual(rt.proc.wait(timeout=30), 1)
+        self.assertIn("bad Lambda-Runtime-Aws-Request-Id '../../init'", rt.stderr())
 
     def big_event(self, shape, records, pad):
         line = json.dumps({"productId": "PROD-001", "pad": "x" * pad}).encode()
