@@ -84,9 +84,16 @@ class Runtime:
         with urllib.request.urlopen(req, timeout=120) as r:
             return r.headers["X-Result-Kind"], r.read(), r.headers
 
-    def emf(self):
-        with open(self.out_path) as f:
-            return [json.loads(line) for line in f.read().splitlines()]
+    def emf(self, count):
+        """The metrics lines, once there are count of them: the runtime
+        writes an invocation's line after it has posted the response."""
+        deadline = time.monotonic() + 30
+        while True:
+            with open(self.out_path) as f:
+                lines = f.read().splitlines()
+            if len(lines) >= count or time.monotonic() > deadline:
+                return [json.loads(line) for line in lines]
+            time.sleep(0.01)
 
     def stderr(self):
         with open(self.err_path) as f:
@@ -156,7 +163,7 @@ class BootstrapTest(unittest.TestCase):
                     self.assertEqual(body, reference(shape, raw, self.store_path))
                     self.assertEqual(lambdalike.contract_problems(
                         shape, json.loads(raw), json.loads(body)), [])
-            emf = rt.emf()
+            emf = rt.emf(len(events))
             self.assertEqual(len(emf), len(events), rt.stderr())
             seed = emf[0]
             self.assertEqual((seed["Handler"], seed["Records"], seed["Success"],
@@ -172,7 +179,7 @@ class BootstrapTest(unittest.TestCase):
         trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
         _, _, h1 = rt.invoke(raw, trace=trace)
         _, _, h2 = rt.invoke(raw, trace="-")
-        first, second = rt.emf()
+        first, second = rt.emf(2)
         self.assertEqual(first["requestId"], h1["X-Request-Id"])
         self.assertEqual(first["traceId"], trace)      # read back from _X_AMZN_TRACE_ID
         self.assertEqual(second["requestId"], h2["X-Request-Id"])
@@ -193,7 +200,7 @@ class BootstrapTest(unittest.TestCase):
         self.assertEqual(json.loads(body)["errorType"], "ENRICH_E_JSON")
         kind, body, _ = rt.invoke(self.events["pipes"][0][1])       # and it goes on
         self.assertEqual(kind, "response")
-        self.assertEqual([d["InvocationError"] for d in rt.emf()], [1, 1, 0])
+        self.assertEqual([d["InvocationError"] for d in rt.emf(3)], [1, 1, 0])
 
         bad = [b'{"productId":"PROD-001"}', b"not json", b'"a string"']
         for shape in ("firehose", "kinesis"):
@@ -213,7 +220,7 @@ class BootstrapTest(unittest.TestCase):
             else:
                 self.assertEqual([f["itemIdentifier"] for f in resp["batchItemFailures"]],
                                  [r["sequenceNumber"] for r in recs[1:]])
-            self.assertEqual(rt.emf()[0]["Error"], 2)
+            self.assertEqual(rt.emf(1)[0]["Error"], 2)
             # A Kinesis event given to the Firehose handler and the other way round.
             other = self.events["kinesis" if shape == "firehose" else "firehose"][0][1]
             kind, body, _ = rt.invoke(other)
@@ -266,7 +273,7 @@ class BootstrapTest(unittest.TestCase):
         self.assertEqual(body, reference("firehose", raw, self.store_path))
         results = [r["result"] for r in json.loads(body)["records"]]
         self.assertEqual(results.count("Ok"), 6)
-        self.assertEqual(rt.emf()[0]["OverLimit"], 4)
+        self.assertEqual(rt.emf(1)[0]["OverLimit"], 4)
         # A limit raised past Lambda's: the API answers 413, the runtime
         # says why and serves the next event.
         rt = Runtime(self, "pipes", ENRICH_RESPONSE_LIMIT="8000000")
@@ -276,7 +283,7 @@ class BootstrapTest(unittest.TestCase):
         kind, _, _ = rt.invoke(self.events["pipes"][0][1])
         self.assertEqual(kind, "response")
         self.assertIn("HTTP 413", rt.stderr())
-        self.assertEqual([d["InvocationError"] for d in rt.emf()], [1, 0])
+        self.assertEqual([d["InvocationError"] for d in rt.emf(2)], [1, 0])
 
     def test_deadline(self):
         rt = Runtime(self, "firehose")
@@ -288,7 +295,7 @@ class BootstrapTest(unittest.TestCase):
         self.assertIn("Lambda-Runtime-Deadline-Ms", err["errorMessage"])
         kind, _, _ = rt.invoke(raw, deadline_in_ms=5000)
         self.assertEqual(kind, "response")
-        self.assertEqual([(d["InvocationError"], d["Records"]) for d in rt.emf()],
+        self.assertEqual([(d["InvocationError"], d["Records"]) for d in rt.emf(2)],
                          [(1, 0), (0, 3)])
 
     @unittest.skipIf(UNDER_ASAN, "ASan's quarantine grows RSS by design")
