@@ -29,7 +29,35 @@ import os as _os
 import threading as _threading
 import weakref as _weakref
 
-from . import capi as _c
+
+def _import_capi():
+    """The SWIG module; when this package holds no _capi extension for the
+    running CPython (a layer or wheel built for other versions), an
+    ImportError that says so instead of SWIG's "circular import" guess."""
+    try:
+        from . import capi
+        return capi
+    except ImportError as e:
+        import glob
+        import importlib.machinery
+        import sys
+        here = _os.path.dirname(_os.path.abspath(__file__))
+        suffixes = importlib.machinery.EXTENSION_SUFFIXES
+        built = sorted(_os.path.basename(p) for p in glob.glob(_os.path.join(here, "_capi*.so")))
+        if any(_os.path.isfile(_os.path.join(here, "_capi" + s)) for s in suffixes):
+            raise            # the right extension is there; it failed for another reason
+        running = "%d.%d" % sys.version_info[:2]
+        versions = sorted({b.split(".")[1].split("-")[1] for b in built if b.count(".") >= 2
+                           and b.split(".")[1].startswith("cpython-")})
+        names = ", ".join("%s.%s" % (v[0], v[1:]) for v in versions) or "none"
+        raise ImportError(
+            f"enrich: no _capi extension for CPython {running} in {here}; this package was "
+            f"built for CPython {names} ({', '.join(built) or 'no extension at all'}). Use one "
+            f"of those versions (Lambda: the matching python3.x runtime), or rebuild the layer "
+            f"or wheel on a machine that has CPython {running}.", name="enrich._capi") from e
+
+
+_c = _import_capi()
 from ._errors import *  # noqa: F401,F403  (the exception classes)
 from ._errors import __all__ as _errors_all
 from ._errors import error_for as _error_for
