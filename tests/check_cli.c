@@ -469,6 +469,23 @@ START_TEST(seed_product_lacking_a_field_fails_the_record)
     free(r);
     enrich_ctx_free(ctx);
     enrich_pipeline_free(pl);
+    /* Listed in another order than the item's, a key attribute among
+     * them: attached in the listed order, each found. */
+    const char *order = "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\","
+                        "\"fields\":[\"color\",\"price\",\"productId\",\"productName\"],"
+                        "\"rename\":{\"productId\":\"pid\"},\"fields_required\":true}],"
+                        "\"timestamp\":{\"on\":\"never\"}}";
+    ck_assert_int_eq(enrich_pipeline_compile(s, order, strlen(order), &pl, NULL, 0), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_create(pl, &ctx), ENRICH_OK);
+    const char ev4[] = "{\"productId\":\"PROD-004\"}\n";
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev4, strlen(ev4)), ENRICH_OK);
+    r = record_text(ctx, 0);
+    ck_assert_str_eq(r, "{\"productId\":\"PROD-004\",\"color\":\"red\",\"price\":5,"
+                        "\"pid\":\"PROD-004\",\"productName\":\"New\","
+                        "\"enrichmentStatus\":\"success\"}");
+    free(r);
+    enrich_ctx_free(ctx);
+    enrich_pipeline_free(pl);
     /* fields_required needs a list, and a boolean. */
     const char *bad[2] = {
         "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"fields_required\":true}]}",

@@ -216,6 +216,10 @@ static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item,
         ebuf_putc(&ctx->scratch, '{');
     uint32_t from = lk->all_fields ? item->nkey : 0;
     size_t wanted = lk->all_fields ? item->count - from : lk->nfields;
+    /* Listed fields: each search starts after the last match (the first
+     * after the key attributes) and wraps, so a list in the item's own
+     * order reads each member once. */
+    uint32_t next = item->nkey < item->count ? item->nkey : 0;
     for (size_t i = 0; i < wanted; i++) {
         item_member im;
         const char *out_lit;
@@ -234,19 +238,20 @@ static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item,
             }
         } else {
             const field_map *f = &lk->fields[i];
-            uint32_t j = 0;
-            for (; j < item->count; j++) {
+            uint32_t j = next, tried = 0;
+            for (; tried < item->count; tried++, j = j + 1 < item->count ? j + 1 : 0) {
                 item_member_at(item, j, &im);
                 if (im.name_len == f->src.lit_len && mem_equal(im.name, f->src.lit, im.name_len))
                     break;
             }
-            if (j == item->count) {
+            if (tried == item->count) {
                 if (lk->fields_required) {
                     *missing = f;
                     return true;
                 }
                 continue; /* this item lacks the field: nothing to attach */
             }
+            next = j + 1 < item->count ? j + 1 : 0;
             out_lit = f->out.lit;
             out_len = f->out.lit_len;
         }
