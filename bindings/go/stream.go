@@ -36,8 +36,8 @@ type StreamOptions struct {
 // delivered, where a restart resumes.
 type StreamStats struct {
 	Batches  int
-	Events   int   // events (non-blank lines) in those batches
-	Bytes    int64 // input bytes of those batches
+	Events   int    // events (non-blank lines) in those batches
+	Bytes    int64  // input bytes of those batches
 	Outcomes [4]int // EnrichStream only: records per Outcome
 }
 
