@@ -315,6 +315,17 @@ START_TEST(rules_every_error_names_its_member)
         {"{" L1 ",\"pipes\":{\"id\":\"x\"}}", "rules: pipes: unknown member \"id\""},
         {"{" L1 ",\"pipes\":{\"event_id_field\":\"\"}}", "rules: event_id_field: must not be empty"},
         {"{" L1 ",\"pipes\":{\"event_id_field\":1}}", "rules: event_id_field: must be a string"},
+        /* invalid: what an AWS response does with invalid records */
+        {"{" L1 ",\"firehose\":{\"invalid\":\"ok\"},\"validate\":{}}",
+         "rules: firehose.invalid: must be \"failed\" or \"dropped\""},
+        {"{" L1 ",\"pipes\":{\"invalid\":\"drop\"},\"validate\":{}}",
+         "rules: pipes.invalid: must be \"remove\" or \"keep\""},
+        {"{" L1 ",\"kinesis\":{\"invalid\":\"fail\"},\"validate\":{}}",
+         "rules: kinesis.invalid: must be \"count\" (an invalid record is never retried)"},
+        {"{" L1 ",\"kinesis\":1}", "rules: kinesis: must be an object"},
+        {"{" L1 ",\"kinesis\":{\"x\":1}}", "rules: kinesis: unknown member \"x\""},
+        {"{" L1 ",\"pipes\":{\"invalid\":\"keep\"}}",
+         "rules: pipes.invalid: needs the rule set's \"validate\" section"},
         /* validate (its own suite has the rest) */
         {"{" L1 ",\"validate\":{\"x\":1}}", "rules: validate: unknown member \"x\""},
         /* lookups */

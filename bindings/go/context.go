@@ -142,6 +142,19 @@ func (c *Context) RecordID(i int) string {
 	return s
 }
 
+// Invalid is why the rule set's "validate" refused record i of an AWS
+// batch whose shape asks for it (see Record.Invalid); "" otherwise.
+func (c *Context) Invalid(i int) string {
+	var s string
+	_ = c.with(func(h capi.Ctx) error {
+		if i >= 0 {
+			s = string(capi.Aws_invalid_reason(h, int64(i)))
+		}
+		return nil
+	})
+	return s
+}
+
 // Outcome of record i (OutcomeError when out of range).
 func (c *Context) Outcome(i int) Outcome {
 	o := OutcomeError

@@ -30,15 +30,34 @@ type Delivery struct {
 	end    uint64
 }
 
-// FlushAll is the nowMs of Flush that publishes every open object (at the
-// end of a Lambda invocation, say); -1 means the clock.
-const FlushAll int64 = math.MaxInt64
+// The special nowMs values of Flush.
+const (
+	// FlushClock: publish the objects due by the real clock (FlushNow).
+	FlushClock int64 = -1
+	// FlushAll: publish every open object (at the end of a Lambda
+	// invocation, say).
+	FlushAll int64 = math.MaxInt64
+)
+
+// OpenDeliveryConfig is OpenDelivery with the configuration as a
+// DeliveryConfig (nil: the defaults).
+func (p *Pipeline) OpenDeliveryConfig(root string, config *DeliveryConfig) (*Delivery, error) {
+	var raw []byte
+	if config != nil {
+		var err error
+		if raw, err = config.JSON(); err != nil {
+			return nil, err
+		}
+	}
+	return p.OpenDelivery(root, raw)
+}
 
 // OpenDelivery opens a delivery into the directory root (created if
 // needed). config is the JSON configuration of docs/delivery.md (nil:
-// the defaults, the seed's prefixes, 5 MB, 300 s); a bad one fails with
-// ErrInvalid whose Detail names the member. A second delivery of the same
-// stream (root and stream_name) fails with ErrIO while the first is open.
+// the defaults, the seed's prefixes, 5 MB, 300 s; DeliveryConfig.JSON
+// writes one); a bad one fails with ErrInvalid whose Detail names the
+// member. A second delivery of the same stream (root and stream_name)
+// fails with ErrIO while the first is open.
 func (p *Pipeline) OpenDelivery(root string, config []byte) (*Delivery, error) {
 	p.life.RLock()
 	defer p.life.RUnlock()
@@ -145,12 +164,17 @@ func (d *Delivery) InputEnd() uint64 {
 }
 
 // Flush publishes the objects whose age reached buffer_seconds at nowMs
-// (epoch ms; -1: the clock; FlushAll: every open object).
+// (epoch ms; FlushClock: the real clock, as FlushNow; FlushAll: every
+// open object).
 func (d *Delivery) Flush(nowMs int64) error {
 	return d.with(func(h capi.Delivery) error {
 		return deliveryErr(capi.Delivery_flush(h, nowMs), "enrich_delivery_flush", h, nil)
 	})
 }
+
+// FlushNow publishes the objects whose age reached buffer_seconds by the
+// real clock: call it now and then on an idle stream.
+func (d *Delivery) FlushNow() error { return d.Flush(FlushClock) }
 
 // close frees the C delivery; the caller holds d.mu and p.life.
 func (d *Delivery) close(discard bool) error {

@@ -237,7 +237,7 @@ func TestDeliveryErrors(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Flush(-1); !errors.Is(err, enrich.ErrClosed) {
+	if err := d.FlushNow(); !errors.Is(err, enrich.ErrClosed) {
 		t.Fatalf("flush after pipeline close: %v", err)
 	}
 	if err := d.Close(false); err != nil {

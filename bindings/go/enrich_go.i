@@ -15,9 +15,11 @@
  *    writes into it; *written (a *int) says how much.
  *  - enrich_buf: copied once into a new []byte.
  *  - new handles: a *uintptr receives the C pointer.
- *  - enrich_go_*: two helpers that copy a whole batch's per-record results
- *    out of a ctx in one cgo call each (a cgo call costs ~50-100 ns; one
- *    call per field per record would cost more than the enrichment).
+ *  - enrich_go_meta, enrich_go_concat: two helpers that copy a whole
+ *    batch's per-record results out of a ctx in one cgo call each (a cgo
+ *    call costs ~50-100 ns; one call per field per record would cost more
+ *    than the enrichment).
+ *  - enrich_go_store_open: the open with its errno, read in the same call.
  */
 
 /* cgo finds the library through pkg-config (installed: libenrich.pc;
@@ -108,10 +110,11 @@ ENRICH_GO_HANDLE_OUT(enrich_delivery)
 %typemap(gotype) size_t *OUTPUT "*int"
 %typemap(imtype) size_t *OUTPUT "*int"
 %typemap(in) size_t *OUTPUT %{ $1 = (size_t *)$input; %}
-/* enrich_ctx_get_option's result: a *int64 receives it. */
-%typemap(gotype) int64_t *value "*int64"
-%typemap(imtype) int64_t *value "*int64"
-%typemap(in) int64_t *value %{ $1 = (int64_t *)$input; %}
+/* enrich_ctx_get_option's result, and the errno of a failed open: a
+ * *int64 receives it. */
+%typemap(gotype) int64_t *value, int64_t *os_errno "*int64"
+%typemap(imtype) int64_t *value, int64_t *os_errno "*int64"
+%typemap(in) int64_t *value, int64_t *os_errno %{ $1 = (int64_t *)$input; %}
 
 /* ---- whole-batch helpers ------------------------------------------------- */
 %typemap(gotype) (int64_t *meta, size_t meta_len) "[]int64"
@@ -122,11 +125,38 @@ ENRICH_GO_HANDLE_OUT(enrich_delivery)
   $2 = (size_t)$input.len;
 %}
 
+/* Not wrapped: a helper of enrich_go_concat. */
+%{
+#include <errno.h>
+
+/* Span `what` of record i: 0 the record, 1 its id, 2 its validation reason. */
+static enrich_buf enrich_go_span(const enrich_ctx *ctx, int what, size_t i)
+{
+    return what == 0 ? enrich_batch_record(ctx, i) :
+           what == 1 ? enrich_aws_record_id(ctx, i) : enrich_aws_invalid_reason(ctx, i);
+}
+%}
+
 %inline %{
-/* Per record i of the last batch, ENRICH_GO_META int64s at meta[i*6]:
+
+/* enrich_store_open and the errno it leaves on failure (the header
+ * promises one for ENRICH_E_IO: there is no handle to carry a message).
+ * Read in the same C call, on the same thread: Go may move a goroutine
+ * to another thread between two cgo calls, and errno is per thread. */
+enrich_status enrich_go_store_open(const char *path, unsigned flags, enrich_store **out,
+                                   int64_t *os_errno)
+{
+    errno = 0;
+    enrich_status rc = enrich_store_open(path, flags, out);
+    *os_errno = rc == ENRICH_OK ? 0 : (int64_t)errno;
+    return rc;
+}
+
+/* Per record i of the last batch, ENRICH_GO_META int64s at meta[i*7]:
  * outcome, per-record code, AWS result, record length, id length, arrival
- * ms. Returns the number of records described (at most meta_len / 6). */
-#define ENRICH_GO_META 6
+ * ms, length of the validation reason (enrich_aws_invalid_reason). Returns
+ * the number of records described (at most meta_len / 7). */
+#define ENRICH_GO_META 7
 size_t enrich_go_meta(const enrich_ctx *ctx, int64_t *meta, size_t meta_len)
 {
     size_t n = enrich_batch_count(ctx);
@@ -140,23 +170,24 @@ size_t enrich_go_meta(const enrich_ctx *ctx, int64_t *meta, size_t meta_len)
         m[3] = (int64_t)enrich_batch_record(ctx, i).len;
         m[4] = (int64_t)enrich_aws_record_id(ctx, i).len;
         m[5] = enrich_aws_arrival_ms(ctx, i);
+        m[6] = (int64_t)enrich_aws_invalid_reason(ctx, i).len;
     }
     return n;
 }
 
-/* Concatenate the records (what 0) or the record ids (what 1) of the last
- * batch into dst; returns the bytes needed (nothing is written when that
- * is more than dst_cap). */
+/* Concatenate the records (what 0), the record ids (what 1) or the
+ * validation reasons (what 2) of the last batch into dst; returns the
+ * bytes needed (nothing is written when that is more than dst_cap). */
 size_t enrich_go_concat(const enrich_ctx *ctx, int what, void *dst, size_t dst_cap)
 {
     size_t n = enrich_batch_count(ctx), need = 0;
     for (size_t i = 0; i < n; i++)
-        need += (what ? enrich_aws_record_id(ctx, i) : enrich_batch_record(ctx, i)).len;
+        need += enrich_go_span(ctx, what, i).len;
     if (need > dst_cap)
         return need;
     unsigned char *p = (unsigned char *)dst;
     for (size_t i = 0; i < n; i++) {
-        enrich_buf b = what ? enrich_aws_record_id(ctx, i) : enrich_batch_record(ctx, i);
+        enrich_buf b = enrich_go_span(ctx, what, i);
         if (b.len)
             memcpy(p, b.ptr, b.len);
         p += b.len;

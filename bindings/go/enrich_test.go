@@ -378,9 +378,9 @@ func TestStoreWrites(t *testing.T) {
 	if !errors.Is(err, enrich.ErrItem) || !errors.As(err, &e) || !strings.Contains(e.Detail, "1") {
 		t.Fatalf("item without key: %v", err)
 	}
-	st, err := s.Stats()
-	if err != nil || !json.Valid(st) || !bytes.Contains(st, []byte(`"stock"`)) {
-		t.Fatalf("stats %s %v", st, err)
+	raw, err := s.StatsJSON()
+	if err != nil || !json.Valid(raw) || !bytes.Contains(raw, []byte(`"stock"`)) {
+		t.Fatalf("stats %s %v", raw, err)
 	}
 	snap := filepath.Join(t.TempDir(), "snap.mdb")
 	if err := s.Copy(snap); err != nil {

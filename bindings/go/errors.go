@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"errors"
+	"syscall"
 
 	"example.invalid/libenrich/enrich/internal/capi"
 )
@@ -18,6 +19,19 @@ type Error struct {
 	Msg    string // enrich_strerror(Code): starts with Name
 	Op     string // the C call that failed, e.g. "enrich_store_get" ("" for sentinels and record errors)
 	Detail string // the handle's errmsg for this failure, when it has one
+	// Errno is the operating-system error behind an ErrIO (or ErrNoMem)
+	// failure when the C library reports one (Open does); 0 otherwise.
+	// Unwrap returns it, so errors.Is(err, fs.ErrNotExist) holds for a
+	// store that does not exist.
+	Errno syscall.Errno
+}
+
+// Unwrap returns the operating-system cause (a syscall.Errno), or nil.
+func (e *Error) Unwrap() error {
+	if e.Errno == 0 {
+		return nil
+	}
+	return e.Errno
 }
 
 func (e *Error) Error() string {

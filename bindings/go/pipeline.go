@@ -266,13 +266,19 @@ type Batch struct {
 // Record is one record of a Batch.
 type Record struct {
 	// Data is the enriched JSON, without newline. With EncodeNDJSON and
-	// EncodeJSONArray it shares memory with Batch.Output.
+	// EncodeJSONArray it shares memory with Batch.Output (except for a
+	// Pipes response that validated records: see Invalid).
 	Data      []byte
 	Outcome   Outcome
 	Err       error  // nil unless Outcome is OutcomeError: an *Error (ErrJSON, ErrBase64, ...)
 	Result    Result // what the AWS response does with it
 	ID        string // eventID / recordId / sequenceNumber ("" for NDJSON and array input)
 	ArrivalMs int64  // approximateArrivalTimestamp in epoch ms, -1 if none
+	// Invalid is why the rule set's "validate" refused the record, when
+	// the rule set's section of this AWS shape has "invalid"
+	// (docs/aws.md, "Invalid records"): "quantity: above max 1000". ""
+	// when valid or not checked.
+	Invalid string
 }
 
 // Count is the number of records with outcome o.
@@ -286,11 +292,27 @@ func (b *Batch) Count(o Outcome) int {
 	return n
 }
 
-const metaWidth = 6 // int64s per record from enrich_go_meta (enrich_go.i)
+// InvalidReasons counts the batch's invalid records by reason (nil when
+// there are none): what an AWS handler reports as metrics.
+func (b *Batch) InvalidReasons() map[string]int {
+	var m map[string]int
+	for i := range b.Records {
+		if r := b.Records[i].Invalid; r != "" {
+			if m == nil {
+				m = map[string]int{}
+			}
+			m[r]++
+		}
+	}
+	return m
+}
+
+const metaWidth = 7 // int64s per record from enrich_go_meta (enrich_go.i)
 
 // snapshot copies the ctx's last batch into Go memory: one cgo call for
 // the per-record fields, one for the records (unless the encoding holds
-// them verbatim), one for the ids, one or two for the encoding.
+// them verbatim), one for the ids, one for the validation reasons (when
+// there are any), one or two for the encoding.
 func snapshot(c capi.Ctx, in Input, enc Encoding) (*Batch, error) {
 	n := int(capi.Batch_count(c))
 	b := &Batch{Input: in, Records: make([]Record, n)}
@@ -312,13 +334,20 @@ func snapshot(c capi.Ctx, in Input, enc Encoding) (*Batch, error) {
 		b.Output, encErr = encode(c, in, enc)
 	}
 
-	// Record bytes: inside the NDJSON or array output, else one arena.
+	// Record bytes: inside the NDJSON or array output, else one arena. A
+	// Pipes response that validated records (pipes.invalid) is not the
+	// records verbatim: it lacks the removed ones and adds validationError
+	// to the kept ones.
+	invalid := 0
+	for i := 0; i < n; i++ {
+		invalid += int(meta[i*metaWidth+6])
+	}
 	var data []byte
 	off, sep := 0, 1
 	switch {
 	case encErr == nil && enc == EncodeNDJSON:
 		data = b.Output
-	case encErr == nil && enc == EncodeJSONArray:
+	case encErr == nil && enc == EncodeJSONArray && (in != InputPipes || invalid == 0):
 		data, off = b.Output, 1
 	default:
 		need := 0
@@ -341,7 +370,13 @@ func snapshot(c capi.Ctx, in Input, enc Encoding) (*Batch, error) {
 			ids = string(buf)
 		}
 	}
-	idOff := 0
+	var reasons string
+	if invalid > 0 {
+		buf := make([]byte, invalid)
+		capi.Go_concat(c, 2, buf)
+		reasons = string(buf)
+	}
+	idOff, rsOff := 0, 0
 	for i := range b.Records {
 		m := meta[i*metaWidth : (i+1)*metaWidth]
 		r := &b.Records[i]
@@ -356,6 +391,10 @@ func snapshot(c capi.Ctx, in Input, enc Encoding) (*Batch, error) {
 			idOff += il
 		}
 		r.ArrivalMs = m[5]
+		if rl := int(m[6]); rl > 0 {
+			r.Invalid = reasons[rsOff : rsOff+rl]
+			rsOff += rl
+		}
 	}
 	return b, encErr
 }

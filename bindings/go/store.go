@@ -2,7 +2,9 @@ package enrich
 
 import (
 	"bytes"
+	"encoding/json"
 	"sync"
+	"syscall"
 
 	"example.invalid/libenrich/enrich/internal/capi"
 )
@@ -21,10 +23,23 @@ type Store struct {
 // Open opens the store at path (a file, or a directory holding data.mdb).
 // With ReadOnly it is an enricher's store; with Create it is created when
 // missing. Close it when done: it is not closed by the garbage collector.
+//
+// A store that cannot be reached fails with ErrIO and the system error as
+// its cause: errors.Is(err, fs.ErrNotExist) for a missing one,
+// fs.ErrPermission for one that may not be read.
 func Open(path string, flags OpenFlags) (*Store, error) {
 	var h uintptr
-	if rc := capi.Store_open(path, uint(flags), &h); rc != 0 {
-		return nil, codeErr(rc, "enrich_store_open", path)
+	var osErr int64
+	if rc := capi.Go_store_open(path, uint(flags), &h, &osErr); rc != 0 {
+		detail := path
+		e := &Error{Code: rc, Name: capi.Status_name(rc), Msg: capi.Strerror(rc),
+			Op: "enrich_store_open"}
+		if osErr != 0 && (rc == ErrIO.Code || rc == ErrNoMem.Code) {
+			e.Errno = syscall.Errno(osErr)
+			detail += ": " + e.Errno.Error()
+		}
+		e.Detail = detail
+		return nil, e
 	}
 	return &Store{h: capi.SwigcptrStore(h), path: path, pipelines: map[*Pipeline]struct{}{}}, nil
 }
@@ -168,8 +183,46 @@ func (s *Store) Copy(dstPath string) error {
 	})
 }
 
-// Stats returns the store statistics as one JSON object.
-func (s *Store) Stats() ([]byte, error) {
+// StoreStats are the statistics of a store (Store.Stats).
+type StoreStats struct {
+	Path         string                `json:"path"`
+	FileBytes    uint64                `json:"file_bytes"`     // the data file's size
+	MapBytes     uint64                `json:"map_bytes"`      // the memory map's size
+	MapUsedBytes uint64                `json:"map_used_bytes"` // pages in use
+	PageSize     int                   `json:"page_size"`
+	Readers      ReaderStats           `json:"readers"`
+	Tables       map[string]TableStats `json:"tables"` // by table name
+}
+
+// ReaderStats are the LMDB reader slots of a store: each live enrichment
+// context holds one while it runs a batch.
+type ReaderStats struct {
+	Max  int `json:"max"`
+	Used int `json:"used"`
+}
+
+// TableStats describe one table.
+type TableStats struct {
+	Key   []string `json:"key"` // the key attribute(s), one per part
+	Items uint64   `json:"items"`
+}
+
+// Stats returns the store statistics.
+func (s *Store) Stats() (*StoreStats, error) {
+	b, err := s.StatsJSON()
+	if err != nil {
+		return nil, err
+	}
+	st := &StoreStats{}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// StatsJSON returns the store statistics as the C library encodes them:
+// one JSON object (include/enrich/enrich.h, enrich_store_stats).
+func (s *Store) StatsJSON() ([]byte, error) {
 	buf := make([]byte, 4096)
 	for {
 		n := 0

@@ -44,9 +44,14 @@ typedef enum enrich_result {
     ENRICH_RESULT_OK = 0,         /**< delivered: Firehose `Ok`, a Pipes element, not listed in a
                                        Kinesis partial-batch response */
     ENRICH_RESULT_DROPPED = 1,    /**< Firehose `Dropped`: the outcome is in the rule set's
-                                       `firehose.drop` (Firehose input only) */
+                                       `firehose.drop`, or the record is invalid under
+                                       `"firehose": {"invalid": "dropped"}`; Pipes: an invalid
+                                       record left out of the array under
+                                       `"pipes": {"invalid": "remove"}` */
     ENRICH_RESULT_FAILED = 2,     /**< the outcome is #ENRICH_OUTCOME_ERROR: Firehose
-                                       `ProcessingFailed`, a Kinesis `batchItemFailures` entry */
+                                       `ProcessingFailed`, a Kinesis `batchItemFailures` entry;
+                                       or Firehose `ProcessingFailed` for a record that is
+                                       invalid under `"firehose": {"invalid": "failed"}` */
     ENRICH_RESULT_OVER_LIMIT = 3  /**< Firehose only: enriched fine, but it did not fit under
                                        #ENRICH_OPT_RESPONSE_LIMIT; returned as `ProcessingFailed`
                                        without data, so Firehose keeps the original record under
@@ -118,10 +123,32 @@ ENRICH_API enrich_result enrich_aws_result(const enrich_ctx *ctx, size_t i);
  *  out. @since 0.1 */
 ENRICH_API size_t enrich_aws_count_result(const enrich_ctx *ctx, enrich_result result);
 
+/**
+ * @brief Why record @p i is invalid, when the rule set's section of this
+ *        shape asks the response to validate (`firehose.invalid`,
+ *        `pipes.invalid`, `kinesis.invalid`; docs/aws.md).
+ *
+ * The rule set's `validate` checks run on every enriched record (outcome
+ * other than #ENRICH_OUTCOME_ERROR) of such a batch; the reason names the
+ * first failing check, as the delivery writes it: `quantity: above max
+ * 1000`. What the response does with an invalid record is in its
+ * enrich_aws_result(): Firehose FAILED or DROPPED, Pipes DROPPED (removed)
+ * or OK (kept, with a `validationError` member in the Pipes response),
+ * Kinesis OK (counted by the caller, never retried). The records
+ * themselves (enrich_batch_record()) are not changed.
+ * @return Borrowed, valid until the next batch or reset on @p ctx: the
+ *         reason's bytes; an empty span when the record is valid, was not
+ *         checked, after a core batch, or if @p i is out of range.
+ * @since 0.2
+ */
+ENRICH_API enrich_buf enrich_aws_invalid_reason(const enrich_ctx *ctx, size_t i);
+
 /** The responses of enrich_aws_encode(). */
 typedef enum enrich_aws_response {
     ENRICH_AWS_RESPONSE_PIPES = 1,   /**< the enriched events as a JSON array, as a Pipes
-                                          enrichment returns them (PIPES input) */
+                                          enrichment returns them (PIPES input); with
+                                          `pipes.invalid`, without the removed records and
+                                          with `validationError` on the kept ones */
     ENRICH_AWS_RESPONSE_FIREHOSE = 2, /**< the Firehose transformation response (FIREHOSE input):
                                           `{"records":[{"recordId","result","data","metadata"}]}` */
     ENRICH_AWS_RESPONSE_KINESIS = 3  /**< the Lambda partial-batch response (KINESIS input):

@@ -513,10 +513,14 @@ static enrich_status run_event(enrich_ctx *ctx, enrich_aws_event input, const ch
         rec *rr = &ctx->recs[r];
         rr->result = rr->outcome == ENRICH_OUTCOME_ERROR ? ENRICH_RESULT_FAILED : ENRICH_RESULT_OK;
     }
+    if (!aws_validate(ctx))
+        return ENRICH_E_NOMEM;
     if (input == ENRICH_AWS_FIREHOSE)
         aws_build_firehose(ctx);
     else if (input == ENRICH_AWS_KINESIS)
         aws_build_kinesis(ctx);
+    else if (ctx->p->pipes_invalid)
+        aws_build_pipes(ctx);
     memset(ctx->rcounts, 0, sizeof ctx->rcounts);
     for (size_t r = 0; r < ctx->nrecs; r++)
         ctx->rcounts[ctx->recs[r].result]++;

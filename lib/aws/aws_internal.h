@@ -8,8 +8,16 @@
 
 #include "ctx.h"
 
-/* aws_response.c: build ctx->resp after a Firehose / Kinesis event. */
+/* aws_validate.c: after the records of an event are enriched (results
+ * set from the outcomes), check them when the rule set's section of this
+ * shape has "invalid" (Pipes "remove" makes them DROPPED). false: out of
+ * memory. */
+ENRICH_INTERNAL bool aws_validate(enrich_ctx *ctx);
+
+/* aws_response.c: build ctx->resp after a Firehose / Kinesis event, and
+ * after a Pipes event whose rule set validates (pipes.invalid). */
 ENRICH_INTERNAL void aws_build_firehose(enrich_ctx *ctx);
 ENRICH_INTERNAL void aws_build_kinesis(enrich_ctx *ctx);
+ENRICH_INTERNAL void aws_build_pipes(enrich_ctx *ctx);
 
 #endif

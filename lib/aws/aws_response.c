@@ -2,7 +2,8 @@
  * the Lambda Kinesis partial-batch response, built into ctx->resp at the
  * end of the batch under the response limit, so that
  * enrich_aws_encode_bound() is exact and enrich_aws_encode() is one copy;
- * and the Pipes response, the core's JSON array under the same limit. */
+ * and the Pipes response, the core's JSON array under the same limit (or,
+ * when the rule set validates Pipes records, built here too). */
 #include <stdio.h>
 #include <string.h>
 
@@ -82,6 +83,9 @@ void aws_build_firehose(enrich_ctx *ctx)
             r->result = ENRICH_RESULT_FAILED;
         else if (p->fh_drop[r->outcome])
             r->result = ENRICH_RESULT_DROPPED;
+        else if (r->inv_len) /* checked only under firehose.invalid */
+            r->result = p->fh_invalid == INVALID_DROPPED ? ENRICH_RESULT_DROPPED :
+                                                           ENRICH_RESULT_FAILED;
         else
             r->result = ENRICH_RESULT_OK;
         floor_len += sizeof fh_pre - 1 + json_string_len(rec_id(ctx, r), r->id_len) +
@@ -183,14 +187,56 @@ void aws_build_kinesis(enrich_ctx *ctx)
     ctx->resp_too_large = o->len > ctx->resp_limit;
 }
 
+/* The Pipes response of a rule set with pipes.invalid: the JSON array of
+ * the records in input order, without the removed ones (DROPPED), each
+ * invalid record kept with one more member, "validationError", naming the
+ * first failing check (as the delivery writes it to its invalid prefix). */
+void aws_build_pipes(enrich_ctx *ctx)
+{
+    ebuf *o = &ctx->resp;
+    o->len = 0;
+    ebuf_putc(o, '[');
+    bool first = true;
+    for (size_t i = 0; i < ctx->nrecs; i++) {
+        const rec *r = &ctx->recs[i];
+        if (r->result == ENRICH_RESULT_DROPPED)
+            continue;
+        if (!first)
+            ebuf_putc(o, ',');
+        first = false;
+        const char *text = ctx->out.p + r->off;
+        if (!r->inv_len) {
+            ebuf_put(o, text, r->len);
+            continue;
+        }
+        /* A checked record is an enriched object: compact, ending in '}'. */
+        size_t body = r->len - 1;
+        ebuf_put(o, text, body);
+        size_t k = body;
+        while (k > 0 && (text[k - 1] == ' ' || text[k - 1] == '\n' || text[k - 1] == '\t' ||
+                         text[k - 1] == '\r'))
+            k--;
+        if (k > 0 && text[k - 1] != '{')
+            ebuf_putc(o, ',');
+        LIT(o, "\"validationError\":");
+        ebuf_json_string(o, ctx->ids.p + r->id_off + r->id_len, r->inv_len);
+        ebuf_putc(o, '}');
+    }
+    ebuf_putc(o, ']');
+    ctx->resp_need = o->len;
+    ctx->resp_too_large = o->len > ctx->resp_limit;
+}
+
 size_t enrich_aws_encode_bound(const enrich_ctx *ctx, enrich_aws_response response)
 {
     if (!ctx)
         return 0;
     switch (response) {
     case ENRICH_AWS_RESPONSE_PIPES:
-        return ctx->input == ENRICH_AWS_PIPES ? enrich_encode_bound(ctx, ENRICH_ENCODE_JSON_ARRAY)
-                                              : 0;
+        if (ctx->input != ENRICH_AWS_PIPES)
+            return 0;
+        return ctx->p->pipes_invalid ? ctx->resp_need
+                                     : enrich_encode_bound(ctx, ENRICH_ENCODE_JSON_ARRAY);
     case ENRICH_AWS_RESPONSE_FIREHOSE:
         return ctx->input == ENRICH_AWS_FIREHOSE ? ctx->resp_need : 0;
     case ENRICH_AWS_RESPONSE_KINESIS:
@@ -213,7 +259,7 @@ enrich_status enrich_aws_encode(const enrich_ctx *ctx, enrich_aws_response respo
     }
     if (ctx->input != (int)want)
         return ENRICH_E_INVALID;
-    if (response == ENRICH_AWS_RESPONSE_PIPES) {
+    if (response == ENRICH_AWS_RESPONSE_PIPES && !ctx->p->pipes_invalid) {
         /* A Pipes enrichment response is capped (6 MB) and cannot be
          * partial: the array whole, or ENRICH_E_TOO_LARGE. */
         size_t need = enrich_encode_bound(ctx, ENRICH_ENCODE_JSON_ARRAY) - (ctx->nrecs ? 1 : 0);

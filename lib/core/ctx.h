@@ -23,6 +23,11 @@ typedef struct rec {
     int16_t error;    /* enrich_status */
     uint8_t outcome;  /* enrich_outcome */
     uint8_t result;   /* enrich_result (enrich/aws.h), set by lib/aws */
+    /* lib/aws, AWS inputs only (the engine leaves it alone): bytes of the
+     * validation reason, which ctx->ids holds right after a copy of the
+     * record id (at id_off + id_len); 0: valid or not checked. Fits the
+     * padding at the end of the struct (64 bytes either way on LP64). */
+    uint32_t inv_len;
 } rec;
 
 /* One member that enrichment sets on the current event. The value is

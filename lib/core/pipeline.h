@@ -11,6 +11,18 @@ typedef enum conflict_policy {
     CONFLICT_FAIL = 2
 } conflict_policy;
 
+/* What an AWS response does with a record the rule set's "validate"
+ * refuses (firehose.invalid, pipes.invalid, kinesis.invalid; docs/aws.md).
+ * INVALID_UNCHECKED: that response does not validate (the default). */
+typedef enum invalid_action {
+    INVALID_UNCHECKED = 0,
+    INVALID_FAILED,  /* Firehose: ProcessingFailed (error output prefix) */
+    INVALID_DROPPED, /* Firehose: Dropped */
+    INVALID_REMOVE,  /* Pipes: left out of the returned array */
+    INVALID_KEEP,    /* Pipes: kept, with a validationError member */
+    INVALID_COUNT    /* Kinesis: counted, never retried */
+} invalid_action;
+
 typedef enum timestamp_when { TS_NEVER = 0, TS_SUCCESS = 1, TS_ALWAYS = 2 } timestamp_when;
 
 /* A name as the engine needs it: decoded bytes for matching event members,
@@ -73,8 +85,12 @@ struct enrich_pipeline {
     size_t fh_npk;
     /* "pipes": member set to each record's eventID (dec_len == 0: none). */
     rname pipes_event_id;
-    /* "validate": checks the delivery component applies (validate.c);
-     * NULL when the rule set has none. */
+    /* firehose.invalid, pipes.invalid, kinesis.invalid (invalid_action). */
+    uint8_t fh_invalid;
+    uint8_t pipes_invalid;
+    uint8_t kinesis_invalid;
+    /* "validate": checks the delivery applies, and the AWS responses
+     * that ask for them (validate.c); NULL when the rule set has none. */
     struct validator *validate;
 };
 

@@ -1,5 +1,6 @@
 /* Rule sets: JSON text compiled once into a pipeline (docs/rules.md).
  * cJSON is used here, off the hot path; every lookup is case-sensitive. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -323,11 +324,54 @@ static enrich_status compile_lookup(compiler *c, const cJSON *j, lookup *lk,
     return ENRICH_OK;
 }
 
+/* "invalid" of the AWS section `where`: one of the words in `words`
+ * (NULL-terminated), each with its action in `actions`. */
+static enrich_status invalid_from(compiler *c, const cJSON *obj, const char *where,
+                                  const char *const *words, const invalid_action *actions,
+                                  const char *expect, uint8_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "invalid");
+    if (!v)
+        return ENRICH_OK;
+    char what[32];
+    snprintf(what, sizeof what, "%s.invalid", where);
+    for (size_t i = 0; words[i] && cJSON_IsString(v); i++) {
+        if (!strcmp(v->valuestring, words[i])) {
+            *out = (uint8_t)actions[i];
+            return ENRICH_OK;
+        }
+    }
+    return fail(c, expect, what);
+}
+
+/* "kinesis": {"invalid": "count"} (docs/aws.md): an invalid record of a
+ * Lambda Kinesis batch is counted and never listed for a retry (the same
+ * bytes would fail the same checks again, holding the shard back). */
+static enrich_status compile_kinesis(compiler *c, const cJSON *kj)
+{
+    static const char *const allowed[] = {"invalid", NULL};
+    static const char *const words[] = {"count", NULL};
+    static const invalid_action actions[] = {INVALID_COUNT};
+    enrich_status rc;
+    if (!kj)
+        return ENRICH_OK;
+    if (!cJSON_IsObject(kj))
+        return fail(c, "must be an object", "kinesis");
+    if ((rc = check_keys(c, kj, allowed, "kinesis")))
+        return rc;
+    return invalid_from(c, kj, "kinesis", words, actions,
+                        "must be \"count\" (an invalid record is never retried)",
+                        &c->p->kinesis_invalid);
+}
+
 /* "firehose": {"drop": [outcome names], "partition_keys": [path or
- * {"name": n, "path": p}, ...]} (docs/aws.md). */
+ * {"name": n, "path": p}, ...], "invalid": "failed" | "dropped"}
+ * (docs/aws.md). */
 static enrich_status compile_firehose(compiler *c, const cJSON *fh)
 {
-    static const char *const allowed[] = {"drop", "partition_keys", NULL};
+    static const char *const allowed[] = {"drop", "partition_keys", "invalid", NULL};
+    static const char *const inv_words[] = {"failed", "dropped", NULL};
+    static const invalid_action inv_actions[] = {INVALID_FAILED, INVALID_DROPPED};
     static const char *const pk_allowed[] = {"name", "path", NULL};
     static const char *const outcomes[] = {"success", "not_found", "no_key"};
     enrich_pipeline *p = c->p;
@@ -337,6 +381,9 @@ static enrich_status compile_firehose(compiler *c, const cJSON *fh)
     if (!cJSON_IsObject(fh))
         return fail(c, "must be an object", "firehose");
     if ((rc = check_keys(c, fh, allowed, "firehose")))
+        return rc;
+    if ((rc = invalid_from(c, fh, "firehose", inv_words, inv_actions,
+                           "must be \"failed\" or \"dropped\"", &p->fh_invalid)))
         return rc;
     const cJSON *drop = cJSON_GetObjectItemCaseSensitive(fh, "drop");
     if (drop && !cJSON_IsArray(drop))
@@ -392,16 +439,21 @@ static enrich_status compile_firehose(compiler *c, const cJSON *fh)
     return ENRICH_OK;
 }
 
-/* "pipes": {"event_id_field": "eventID"} */
+/* "pipes": {"event_id_field": "eventID", "invalid": "remove" | "keep"} */
 static enrich_status compile_pipes(compiler *c, const cJSON *pj)
 {
-    static const char *const allowed[] = {"event_id_field", NULL};
+    static const char *const allowed[] = {"event_id_field", "invalid", NULL};
+    static const char *const inv_words[] = {"remove", "keep", NULL};
+    static const invalid_action inv_actions[] = {INVALID_REMOVE, INVALID_KEEP};
     enrich_status rc;
     if (!pj)
         return ENRICH_OK;
     if (!cJSON_IsObject(pj))
         return fail(c, "must be an object", "pipes");
     if ((rc = check_keys(c, pj, allowed, "pipes")))
+        return rc;
+    if ((rc = invalid_from(c, pj, "pipes", inv_words, inv_actions,
+                           "must be \"remove\" or \"keep\"", &c->p->pipes_invalid)))
         return rc;
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(pj, "event_id_field");
     return f ? name_from(c, f, "event_id_field", &c->p->pipes_event_id, false) : ENRICH_OK;
@@ -422,7 +474,7 @@ static enrich_status compile_globals(compiler *c, const cJSON *root)
     enrich_pipeline *p = c->p;
     static const char *const top[] = {"lookups", "status", "timestamp", "partition",
                                       "on_conflict", "description", "firehose", "pipes",
-                                      "validate", NULL};
+                                      "kinesis", "validate", NULL};
     static const char *const st[] = {"field", "success", "not_found", "no_key", "error",
                                      "error_field", NULL};
     static const char *const ts[] = {"field", "on", NULL};
@@ -471,11 +523,17 @@ static enrich_status compile_globals(compiler *c, const cJSON *root)
     if ((rc = word_from(c, part, "timestamp_field", "timestamp", &p->partition_field, true)))
         return rc;
     if ((rc = compile_firehose(c, cJSON_GetObjectItemCaseSensitive(root, "firehose"))) ||
-        (rc = compile_pipes(c, cJSON_GetObjectItemCaseSensitive(root, "pipes"))))
+        (rc = compile_pipes(c, cJSON_GetObjectItemCaseSensitive(root, "pipes"))) ||
+        (rc = compile_kinesis(c, cJSON_GetObjectItemCaseSensitive(root, "kinesis"))))
         return rc;
     const cJSON *val = cJSON_GetObjectItemCaseSensitive(root, "validate");
     if (val && (rc = validator_compile(val, &p->validate, c->errmsg)))
         return rc;
+    /* An "invalid" action without checks would silently do nothing. */
+    if (!val && (p->fh_invalid || p->pipes_invalid || p->kinesis_invalid))
+        return fail(c, "needs the rule set's \"validate\" section",
+                    p->fh_invalid ? "firehose.invalid" :
+                    p->pipes_invalid ? "pipes.invalid" : "kinesis.invalid");
     return rname_set(&p->raw_field, "rawData", 7);
 }
 

@@ -520,8 +520,8 @@ class BatchResult:
     r.firehose_response, r.kinesis_response.
     Per record i (negative i counts from the end): r[i] / r.record(i)
     (bytes), r.outcome(i), r.error(i), r.partition(i), r.record_id(i),
-    r.arrival_ms(i), r.result(i); as lists: r.records, r.outcomes,
-    r.errors, r.partitions, r.ids.
+    r.arrival_ms(i), r.result(i), r.invalid_reason(i); as lists:
+    r.records, r.outcomes, r.errors, r.partitions, r.ids, r.invalid_reasons.
     """
 
     __slots__ = ("_ctx", "_gen", "input", "_count")
@@ -652,6 +652,16 @@ class BatchResult:
             h = self._h()
             return RecordResult(_c.aws_result(h, self._index(i)))
 
+    def invalid_reason(self, i):
+        """Why record i is invalid (the first failing check of the rule
+        set's "validate", e.g. "quantity: above max 1000") when the rule
+        set's section of this AWS shape has "invalid"; None when the record
+        is valid or was not checked (docs/aws.md, "Invalid records")."""
+        with self._ctx._lock:
+            h = self._h()
+            b = _c.aws_invalid_reason(h, self._index(i))
+        return b.decode("utf-8", "surrogateescape") if b else None
+
     def _all(self, fn):
         with self._ctx._lock:
             h = self._h()
@@ -673,6 +683,12 @@ class BatchResult:
     @property
     def partitions(self):
         return [p.decode("ascii") for p in self._all(lambda h, i: _c.batch_partition(h, i, 32))]
+
+    @property
+    def invalid_reasons(self):
+        """invalid_reason(i) of every record, in order."""
+        return [b.decode("utf-8", "surrogateescape") if b else None
+                for b in self._all(_c.aws_invalid_reason)]
 
     @property
     def ids(self):

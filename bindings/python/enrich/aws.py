@@ -30,9 +30,14 @@ with ConfigurationError naming the path and the reason.
 
 Each invocation prints one CloudWatch Embedded Metric Format line on stdout:
 record counts by status (Records, Success, NotFound, NoKey, Error, Dropped,
-OverLimit), BatchDuration (enrichment and encoding in the library, ms),
-HandlerDuration (the whole handler, JSON conversion included, ms) and
-InvocationError (1 when the invocation raised).
+OverLimit, Invalid), BatchDuration (enrichment and encoding in the library,
+ms), HandlerDuration (the whole handler, JSON conversion included, ms) and
+InvocationError (1 when the invocation raised). Invalid counts the records
+the rule set's "validate" refused, when its section for this shape has
+"invalid" (firehose.invalid, pipes.invalid, kinesis.invalid; docs/aws.md);
+then one more line per distinct reason gives InvalidRecords with the
+dimensions Handler and Reason ("quantity: above max 1000"), so that a
+dashboard shows which check fails.
 """
 
 import json
@@ -57,7 +62,9 @@ _SHAPES = {
 }
 
 _COUNT_METRICS = ("Records", "Success", "NotFound", "NoKey", "Error", "Dropped", "OverLimit",
-                  "InvocationError")
+                  "Invalid", "InvocationError")
+# CloudWatch's longest dimension value.
+_MAX_DIMENSION = 1024
 _MS_METRICS = ("BatchDuration", "HandlerDuration")
 
 
@@ -178,6 +185,7 @@ class Handler:
     def _invoke(self, raw, context):
         t0 = time.perf_counter()
         counts = dict.fromkeys(_COUNT_METRICS, 0)
+        reasons = {}
         batch_ms = 0.0
         try:
             ctx = self._context()
@@ -187,16 +195,19 @@ class Handler:
             batch_ms = (time.perf_counter() - t1) * 1e3
             oc = result.counts
             rc = result.result_counts
+            for reason in result.invalid_reasons:
+                if reason is not None:
+                    reasons[reason] = reasons.get(reason, 0) + 1
             counts.update(Records=len(result), Success=oc["success"], NotFound=oc["not_found"],
                           NoKey=oc["no_key"], Error=oc["error"], Dropped=rc["dropped"],
-                          OverLimit=rc["over_limit"])
+                          OverLimit=rc["over_limit"], Invalid=sum(reasons.values()))
             return out, result
         except BaseException:
             counts["InvocationError"] = 1
             raise
         finally:
             if self.metrics:
-                self._emit(counts, batch_ms, (time.perf_counter() - t0) * 1e3, context)
+                self._emit(counts, batch_ms, (time.perf_counter() - t0) * 1e3, context, reasons)
 
     def emf(self, counts, batch_ms, handler_ms, context=None, timestamp_ms=None):
         """The Embedded Metric Format document of one invocation."""
@@ -220,10 +231,39 @@ class Handler:
             doc["requestId"] = request_id
         return doc
 
-    def _emit(self, counts, batch_ms, handler_ms, context):
-        line = json.dumps(self.emf(counts, batch_ms, handler_ms, context), separators=(",", ":"))
+    def emf_invalid(self, reasons, context=None, timestamp_ms=None):
+        """The Embedded Metric Format documents of an invocation's invalid
+        records: one per reason ({reason: count}), metric InvalidRecords
+        with the dimensions Handler and Reason, in the order of the reasons'
+        first records."""
+        ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        request_id = getattr(context, "aws_request_id", None)
+        docs = []
+        for reason, n in reasons.items():
+            doc = {
+                "_aws": {
+                    "Timestamp": ts,
+                    "CloudWatchMetrics": [{
+                        "Namespace": self.namespace,
+                        "Dimensions": [["Handler", "Reason"]],
+                        "Metrics": [{"Name": "InvalidRecords", "Unit": "Count"}],
+                    }],
+                },
+                "Handler": self.shape,
+                "Reason": reason[:_MAX_DIMENSION],
+                "InvalidRecords": n,
+            }
+            if request_id:
+                doc["requestId"] = request_id
+            docs.append(doc)
+        return docs
+
+    def _emit(self, counts, batch_ms, handler_ms, context, reasons=None):
+        docs = [self.emf(counts, batch_ms, handler_ms, context)]
+        docs += self.emf_invalid(reasons or {}, context, docs[0]["_aws"]["Timestamp"])
         out = self.out or sys.stdout
-        out.write(line + "\n")
+        for doc in docs:
+            out.write(json.dumps(doc, separators=(",", ":")) + "\n")
         out.flush()
 
 

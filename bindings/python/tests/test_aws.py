@@ -143,9 +143,10 @@ class SeedShapesTest(HandlerTestCase):
         self.assertEqual(len(lines), 2)
         first = lines[0]
         self.assertEqual({k: first[k] for k in ("Handler", "Records", "Success", "NotFound", "NoKey",
-                                                "Error", "Dropped", "OverLimit", "InvocationError")},
+                                                "Error", "Dropped", "OverLimit", "Invalid",
+                                                "InvocationError")},
                          {"Handler": "firehose", "Records": 3, "Success": 2, "NotFound": 1,
-                          "NoKey": 0, "Error": 0, "Dropped": 0, "OverLimit": 0,
+                          "NoKey": 0, "Error": 0, "Dropped": 0, "OverLimit": 0, "Invalid": 0,
                           "InvocationError": 0})
         self.assertEqual(first["requestId"], "req-1")
         self.assertEqual((lines[1]["Success"], lines[1]["Error"]), (1, 1))
@@ -285,6 +286,102 @@ def check_emf(test, doc):
             value = doc[m["Name"]]
             values = value if isinstance(value, list) else [value]
             test.assertTrue(all(isinstance(v, (int, float)) for v in values), m["Name"])
+
+
+VALIDATE = {"required": ["eventId", "productId"], "ranges": {"quantity": {"min": 1, "max": 4}}}
+REASON = "quantity: above max 4"   # the first seed event (quantity 5)
+
+
+class InvalidRecordsTest(HandlerTestCase):
+    """The rule set's validate section in the responses (docs/aws.md,
+    "Invalid records"), and the metrics that count invalid records."""
+
+    def rules(self, **sections):
+        path = os.path.join(self.dir, "rules.json")
+        with open(path, "w") as f:
+            json.dump({"lookups": [{"key": "productId", "table": "products"}],
+                       "validate": VALIDATE, **sections}, f)
+        return path
+
+    def test_firehose_failed_and_dropped(self):
+        for action, result in (("failed", "ProcessingFailed"), ("dropped", "Dropped")):
+            h = self.handler("firehose", rules=self.rules(firehose={"invalid": action}))
+            got = h(seed_firehose(), Ctx())
+            self.assertEqual(got["records"][0], {"recordId": "record1", "result": result})
+            self.assertEqual(got["records"][1:],
+                             [firehose_ok(f"record{i + 2}", e, SEED_PARTITION)
+                              for i, e in enumerate(SEED_ENRICHED[1:])])
+            main, per_reason = self.emf_lines()[-2:]
+            self.assertEqual(main["Invalid"], 1)
+            self.assertEqual(main["Dropped"], 1 if action == "dropped" else 0)
+            self.assertEqual({k: per_reason[k] for k in ("Handler", "Reason", "InvalidRecords",
+                                                         "requestId")},
+                             {"Handler": "firehose", "Reason": REASON, "InvalidRecords": 1,
+                              "requestId": "req-1"})
+            self.assertEqual(per_reason["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                             [["Handler", "Reason"]])
+            for line in (main, per_reason):
+                check_emf(self, line)
+
+    def test_firehose_fixture_counts_per_reason(self):
+        # record1 "Hello World" fails enrichment (not checked); record2
+        # {"Hello": "World"} is enriched without eventId or productId.
+        h = self.handler("firehose", rules=self.rules(firehose={"invalid": "failed"}))
+        got = h(json.loads(fixture("firehose-directput-event.powertools.json")))
+        self.assertEqual([r["result"] for r in got["records"]],
+                         ["ProcessingFailed", "ProcessingFailed"])
+        doubled = json.loads(fixture("firehose-kinesis-source-event.powertools.json"))
+        doubled["records"] += [dict(r, recordId=r["recordId"] + "b") for r in doubled["records"]]
+        h(doubled)
+        lines = self.emf_lines()
+        self.assertEqual([(l.get("Invalid"), l.get("Error")) for l in lines if "Records" in l],
+                         [(1, 1), (2, 2)])
+        reasons = [(l["Reason"], l["InvalidRecords"]) for l in lines if "Reason" in l]
+        self.assertEqual(reasons, [("eventId: required", 1), ("eventId: required", 2)])
+
+    def test_pipes_remove_and_keep(self):
+        h = self.handler("pipes", rules=self.rules(pipes={"invalid": "remove"}))
+        self.assertEqual(h.invoke_bytes(json.dumps(seed_pipes())),
+                         b"[" + b",".join(SEED_ENRICHED[1:]) + b"]")
+        h = self.handler("pipes", rules=self.rules(pipes={"invalid": "keep"}))
+        got = h(seed_pipes())
+        self.assertEqual(len(got), 3)
+        self.assertEqual(got[0], dict(json.loads(SEED_ENRICHED[0]), validationError=REASON))
+        self.assertEqual(got[1:], [json.loads(e) for e in SEED_ENRICHED[1:]])
+        self.assertEqual(self.emf_lines()[-2]["Invalid"], 1)
+
+    def test_kinesis_counted_not_retried(self):
+        h = self.handler("kinesis", rules=self.rules(kinesis={"invalid": "count"}))
+        self.assertEqual(h(seed_kinesis()), {"batchItemFailures": []})
+        main, per_reason = self.emf_lines()
+        self.assertEqual((main["Invalid"], main["Error"]), (1, 0))
+        self.assertEqual((per_reason["Reason"], per_reason["InvalidRecords"]), (REASON, 1))
+        # The fixtures' plain-text records fail enrichment: retried, not invalid.
+        got = h(json.loads(fixture("lambda-kinesis-event.powertools.json")))
+        self.assertEqual(len(got["batchItemFailures"]), 2)
+        self.assertEqual(self.emf_lines()[-1]["Invalid"], 0)
+
+    def test_batch_result_reasons(self):
+        store = enrich.Store(self.store_path)
+        self.addCleanup(store.close)
+        with open(self.rules(firehose={"invalid": "dropped"}), "rb") as f:
+            pipeline = enrich.Pipeline(store, f.read())
+        ctx = pipeline.context(clock_ms=FIXED_CLOCK)
+        r = ctx.run(json.dumps(seed_firehose()), "firehose")
+        self.assertEqual(r.invalid_reasons, [REASON, None, None])
+        self.assertEqual(r.invalid_reason(-3), REASON)
+        self.assertEqual(r.result(0), enrich.RecordResult.DROPPED)
+        # Not checked: another shape, or NDJSON.
+        r = ctx.run(json.dumps(seed_kinesis()), "kinesis")
+        self.assertEqual(r.invalid_reasons, [None, None, None])
+        r = ctx.run(SEED_EVENT_LINES[0], "ndjson")
+        self.assertIsNone(r.invalid_reason(0))
+
+    def test_without_invalid_nothing_is_checked(self):
+        h = self.handler("firehose", rules=self.rules())
+        self.assertEqual([r["result"] for r in h(seed_firehose())["records"]], ["Ok"] * 3)
+        self.assertEqual(len(self.emf_lines()), 1)
+        self.assertEqual(self.emf_lines()[0]["Invalid"], 0)
 
 
 class ConfigurationTest(TempDirTestCase):

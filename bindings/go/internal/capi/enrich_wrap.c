@@ -203,10 +203,35 @@ SWIGINTERN void delete_enrich_pipeline(struct enrich_pipeline *self){ enrich_pip
 SWIGINTERN void delete_enrich_ctx(struct enrich_ctx *self){ enrich_ctx_free(self); }
 SWIGINTERN void delete_enrich_delivery(struct enrich_delivery *self){ enrich_delivery_close(self, 0); }
 
-/* Per record i of the last batch, ENRICH_GO_META int64s at meta[i*6]:
+#include <errno.h>
+
+/* Span `what` of record i: 0 the record, 1 its id, 2 its validation reason. */
+static enrich_buf enrich_go_span(const enrich_ctx *ctx, int what, size_t i)
+{
+    return what == 0 ? enrich_batch_record(ctx, i) :
+           what == 1 ? enrich_aws_record_id(ctx, i) : enrich_aws_invalid_reason(ctx, i);
+}
+
+
+
+/* enrich_store_open and the errno it leaves on failure (the header
+ * promises one for ENRICH_E_IO: there is no handle to carry a message).
+ * Read in the same C call, on the same thread: Go may move a goroutine
+ * to another thread between two cgo calls, and errno is per thread. */
+enrich_status enrich_go_store_open(const char *path, unsigned flags, enrich_store **out,
+                                   int64_t *os_errno)
+{
+    errno = 0;
+    enrich_status rc = enrich_store_open(path, flags, out);
+    *os_errno = rc == ENRICH_OK ? 0 : (int64_t)errno;
+    return rc;
+}
+
+/* Per record i of the last batch, ENRICH_GO_META int64s at meta[i*7]:
  * outcome, per-record code, AWS result, record length, id length, arrival
- * ms. Returns the number of records described (at most meta_len / 6). */
-#define ENRICH_GO_META 6
+ * ms, length of the validation reason (enrich_aws_invalid_reason). Returns
+ * the number of records described (at most meta_len / 7). */
+#define ENRICH_GO_META 7
 size_t enrich_go_meta(const enrich_ctx *ctx, int64_t *meta, size_t meta_len)
 {
     size_t n = enrich_batch_count(ctx);
@@ -220,23 +245,24 @@ size_t enrich_go_meta(const enrich_ctx *ctx, int64_t *meta, size_t meta_len)
         m[3] = (int64_t)enrich_batch_record(ctx, i).len;
         m[4] = (int64_t)enrich_aws_record_id(ctx, i).len;
         m[5] = enrich_aws_arrival_ms(ctx, i);
+        m[6] = (int64_t)enrich_aws_invalid_reason(ctx, i).len;
     }
     return n;
 }
 
-/* Concatenate the records (what 0) or the record ids (what 1) of the last
- * batch into dst; returns the bytes needed (nothing is written when that
- * is more than dst_cap). */
+/* Concatenate the records (what 0), the record ids (what 1) or the
+ * validation reasons (what 2) of the last batch into dst; returns the
+ * bytes needed (nothing is written when that is more than dst_cap). */
 size_t enrich_go_concat(const enrich_ctx *ctx, int what, void *dst, size_t dst_cap)
 {
     size_t n = enrich_batch_count(ctx), need = 0;
     for (size_t i = 0; i < n; i++)
-        need += (what ? enrich_aws_record_id(ctx, i) : enrich_batch_record(ctx, i)).len;
+        need += enrich_go_span(ctx, what, i).len;
     if (need > dst_cap)
         return need;
     unsigned char *p = (unsigned char *)dst;
     for (size_t i = 0; i < n; i++) {
-        enrich_buf b = what ? enrich_aws_record_id(ctx, i) : enrich_batch_record(ctx, i);
+        enrich_buf b = enrich_go_span(ctx, what, i);
         if (b.len)
             memcpy(p, b.ptr, b.len);
         p += b.len;
@@ -327,6 +353,30 @@ void _wrap_delete_delivery_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
+intgo _wrap_go_store_open_capi_e387fc480f05f5f3(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2, long long *_swig_go_3) {
+  char *arg1 = (char *) 0 ;
+  unsigned int arg2 ;
+  enrich_store **arg3 = (enrich_store **) 0 ;
+  int64_t *arg4 = (int64_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  
+  arg1 = (char *)malloc(_swig_go_0.n + 1);
+  memcpy(arg1, _swig_go_0.p, _swig_go_0.n);
+  arg1[_swig_go_0.n] = '\0';
+  
+  arg2 = (unsigned int)_swig_go_1; 
+  arg3 = (enrich_store **)_swig_go_2; 
+  arg4 = (int64_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_go_store_open((char const *)arg1,arg2,arg3,arg4);
+  _swig_go_result = (intgo)result; 
+  free(arg1); 
+  return _swig_go_result;
+}
+
+
 long long _wrap_go_meta_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
@@ -372,7 +422,7 @@ intgo _wrap_VERSION_NUMBER_capi_e387fc480f05f5f3() {
   intgo _swig_go_result;
   
   
-  result = (int)((0*10000+1*100+0));
+  result = (int)((0*10000+2*100+0));
   _swig_go_result = result; 
   return _swig_go_result;
 }
@@ -1642,6 +1692,25 @@ long long _wrap_aws_count_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_
   
   result = enrich_aws_count_result((struct enrich_ctx const *)arg1,arg2);
   _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+_goslice_ _wrap_aws_invalid_reason_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+  enrich_ctx *arg1 = (enrich_ctx *) 0 ;
+  size_t arg2 ;
+  enrich_buf result;
+  _goslice_ _swig_go_result;
+  
+  arg1 = *(enrich_ctx **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  result = enrich_aws_invalid_reason((struct enrich_ctx const *)arg1,arg2);
+  
+  _swig_go_result.array = (void *)(&result)->ptr;
+  _swig_go_result.len = (intgo)(&result)->len;
+  _swig_go_result.cap = (intgo)(&result)->len;
+  
   return _swig_go_result;
 }
 
