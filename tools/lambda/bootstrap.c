@@ -5,8 +5,9 @@
  *   _HANDLER=firehose  Firehose transformation: {"records":[...]} (Ok/Dropped/ProcessingFailed)
  *   _HANDLER=kinesis   Kinesis event source: {"batchItemFailures":[...]}
  *
- * The event bytes go to enrich_batch_run as Lambda delivered them and the
- * response bytes come from enrich_encode: no JSON parse or print in between.
+ * The event bytes go to enrich_aws_batch_run as Lambda delivered them and
+ * the response bytes come from enrich_aws_encode: no JSON parse or print in
+ * between.
  *
  * Configuration, the same variables as the Python handlers (enrich.aws):
  *   ENRICH_STORE   the store, opened read-only at start; default
@@ -41,7 +42,7 @@
 #include <unistd.h>
 
 #include "bytebuf.h"
-#include "enrich/enrich.h"
+#include "enrich/aws.h"
 #include "runtime_api.h"
 
 #define DEFAULT_LAYER_STORE "/opt/enrich/store.mdb"
@@ -49,14 +50,14 @@
 
 typedef struct shape {
     const char *name;
-    enrich_input input;
-    enrich_encoding encoding;
+    enrich_aws_event input;
+    enrich_aws_response encoding;
 } shape;
 
 static const shape SHAPES[] = {
-    {"pipes", ENRICH_INPUT_PIPES, ENRICH_ENCODE_JSON_ARRAY},
-    {"firehose", ENRICH_INPUT_FIREHOSE, ENRICH_ENCODE_FIREHOSE},
-    {"kinesis", ENRICH_INPUT_KINESIS, ENRICH_ENCODE_KINESIS_RESPONSE},
+    {"pipes", ENRICH_AWS_PIPES, ENRICH_AWS_RESPONSE_PIPES},
+    {"firehose", ENRICH_AWS_FIREHOSE, ENRICH_AWS_RESPONSE_FIREHOSE},
+    {"kinesis", ENRICH_AWS_KINESIS, ENRICH_AWS_RESPONSE_KINESIS},
 };
 
 typedef struct config {
@@ -70,9 +71,38 @@ typedef struct config {
 } config;
 
 typedef struct counts {
-    size_t records, success, not_found, no_key, error, dropped, over_limit;
+    size_t records, success, not_found, no_key, error, dropped, over_limit, invalid;
     int invocation_error;
+    /* The invalid records' reasons with their counts, in the order of their
+     * first records (as the Python handlers count them): entries of
+     * {size_t len, size_t n, len bytes}. Copied out of the ctx, whose
+     * results are reset before the metrics are printed. */
+    bytebuf *reasons;
 } counts;
+
+/* Count one more record with reason r[0..len) (a rule set has few). */
+static void count_reason(counts *c, const uint8_t *r, size_t len)
+{
+    bytebuf *b = c->reasons;
+    for (size_t at = 0; at < b->len;) {
+        size_t l, n;
+        memcpy(&l, b->data + at, sizeof l);
+        if (l == len && memcmp(b->data + at + 2 * sizeof l, r, len) == 0) {
+            memcpy(&n, b->data + at + sizeof l, sizeof n);
+            n++;
+            memcpy(b->data + at + sizeof l, &n, sizeof n);
+            return;
+        }
+        at += 2 * sizeof l + l;
+    }
+    size_t one = 1;
+    /* Out of memory: the reason goes uncounted; the Invalid total stands. */
+    if (bytebuf_reserve(b, 2 * sizeof len + len)) {
+        bytebuf_put(b, &len, sizeof len);
+        bytebuf_put(b, &one, sizeof one);
+        bytebuf_put(b, r, len);
+    }
+}
 
 static double mono_ms(void)
 {
@@ -200,12 +230,13 @@ static bool open_library(const config *cfg, enrich_store **store, enrich_pipelin
     bytebuf rules = {0};
     if (cfg->rules[0] && !read_file(cfg->rules, &rules, err, errcap))
         return false;
-    rc = enrich_pipeline_compile(*store, cfg->rules[0] ? rules.data : NULL, rules.len, pipeline);
+    char msg[512];
+    rc = enrich_pipeline_compile(*store, cfg->rules[0] ? rules.data : NULL, rules.len, pipeline,
+                                 msg, sizeof msg);
     bytebuf_free(&rules);
     if (rc != ENRICH_OK) {
         snprintf(err, errcap, "bootstrap: the rule set %.512s does not compile against '%.512s': %s: %.400s",
-                 cfg->rules[0] ? cfg->rules : "(default)", cfg->store, enrich_strerror(rc),
-                 enrich_store_errmsg(*store));
+                 cfg->rules[0] ? cfg->rules : "(default)", cfg->store, enrich_strerror(rc), msg);
         return false;
     }
     rc = enrich_ctx_create(*pipeline, ctx);
@@ -265,7 +296,7 @@ static void emit_metrics(const config *cfg, const counts *c, double batch_ms, do
                          const char *request_id, const char *trace_id, bytebuf *line)
 {
     static const char *const count_names[] = {"Records", "Success", "NotFound", "NoKey",
-                                              "Error", "Dropped", "OverLimit",
+                                              "Error", "Dropped", "OverLimit", "Invalid",
                                               "InvocationError"};
     bytebuf_reset(line);
     bool ok = bytebuf_printf(line, "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":"
@@ -278,10 +309,10 @@ static void emit_metrics(const config *cfg, const counts *c, double batch_ms, do
             "{\"Name\":\"BatchDuration\",\"Unit\":\"Milliseconds\"},"
             "{\"Name\":\"HandlerDuration\",\"Unit\":\"Milliseconds\"}]}]},"
             "\"Handler\":\"%s\",\"Records\":%zu,\"Success\":%zu,\"NotFound\":%zu,"
-            "\"NoKey\":%zu,\"Error\":%zu,\"Dropped\":%zu,\"OverLimit\":%zu,"
+            "\"NoKey\":%zu,\"Error\":%zu,\"Dropped\":%zu,\"OverLimit\":%zu,\"Invalid\":%zu,"
             "\"InvocationError\":%d,\"BatchDuration\":%.3f,\"HandlerDuration\":%.3f",
             cfg->shape->name, c->records, c->success, c->not_found, c->no_key, c->error,
-            c->dropped, c->over_limit, c->invocation_error, batch_ms, handler_ms);
+            c->dropped, c->over_limit, c->invalid, c->invocation_error, batch_ms, handler_ms);
     if (ok && request_id)
         ok = bytebuf_puts(line, ",\"requestId\":") &&
              bytebuf_put_json_string(line, request_id, strlen(request_id));
@@ -289,6 +320,28 @@ static void emit_metrics(const config *cfg, const counts *c, double batch_ms, do
         ok = bytebuf_puts(line, ",\"traceId\":") &&
              bytebuf_put_json_string(line, trace_id, strlen(trace_id));
     ok = ok && bytebuf_puts(line, "}\n");
+    /* One more document per reason, metric InvalidRecords with the
+     * dimensions Handler and Reason (truncated to CloudWatch's 1024). */
+    const bytebuf *r = c->reasons;
+    for (size_t at = 0; ok && at < r->len;) {
+        size_t l, n;
+        memcpy(&l, r->data + at, sizeof l);
+        memcpy(&n, r->data + at + sizeof l, sizeof n);
+        const char *text = (const char *)r->data + at + 2 * sizeof l;
+        at += 2 * sizeof l + l;
+        ok = bytebuf_printf(line, "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":"
+                            "[{\"Namespace\":", (long long)epoch_ms()) &&
+             bytebuf_put_json_string(line, cfg->namespace, strlen(cfg->namespace)) &&
+             bytebuf_printf(line, ",\"Dimensions\":[[\"Handler\",\"Reason\"]],\"Metrics\":"
+                            "[{\"Name\":\"InvalidRecords\",\"Unit\":\"Count\"}]}]},"
+                            "\"Handler\":\"%s\",\"Reason\":", cfg->shape->name) &&
+             bytebuf_put_json_string(line, text, l > 1024 ? 1024 : l) &&
+             bytebuf_printf(line, ",\"InvalidRecords\":%zu", n);
+        if (ok && request_id)
+            ok = bytebuf_puts(line, ",\"requestId\":") &&
+                 bytebuf_put_json_string(line, request_id, strlen(request_id));
+        ok = ok && bytebuf_puts(line, "}\n");
+    }
     if (ok) {
         fwrite(line->data, 1, line->len, stdout);
         fflush(stdout);
@@ -315,7 +368,9 @@ static void invoke(const config *cfg, enrich_ctx *ctx, lambda_runtime *rt,
                    const lambda_invocation *inv, bytebuf *out, counts *c, double *batch_ms)
 {
     char msg[1536], err[512];
+    bytebuf *reasons = c->reasons;
     memset(c, 0, sizeof *c);
+    c->reasons = reasons;
     *batch_ms = 0;
     if (inv->deadline_ms >= 0) {
         int64_t late = epoch_ms() - inv->deadline_ms;
@@ -329,15 +384,15 @@ static void invoke(const config *cfg, enrich_ctx *ctx, lambda_runtime *rt,
         }
     }
     double t0 = mono_ms();
-    enrich_status rc = enrich_batch_run(ctx, cfg->shape->input, inv->event, inv->event_len);
+    enrich_status rc = enrich_aws_batch_run(ctx, cfg->shape->input, inv->event, inv->event_len);
     size_t written = 0;
     if (rc == ENRICH_OK) {
-        size_t bound = enrich_encode_bound(ctx, cfg->shape->encoding);
+        size_t bound = enrich_aws_encode_bound(ctx, cfg->shape->encoding);
         bytebuf_reset(out);
         if (!bytebuf_reserve(out, bound ? bound : 1))
             rc = ENRICH_E_NOMEM;
         else
-            rc = enrich_encode(ctx, cfg->shape->encoding, out->data, bound, &written);
+            rc = enrich_aws_encode(ctx, cfg->shape->encoding, out->data, bound, &written);
     }
     *batch_ms = mono_ms() - t0;
     if (rc != ENRICH_OK) {
@@ -360,8 +415,15 @@ static void invoke(const config *cfg, enrich_ctx *ctx, lambda_runtime *rt,
     c->not_found = enrich_batch_count_outcome(ctx, ENRICH_OUTCOME_NOT_FOUND);
     c->no_key = enrich_batch_count_outcome(ctx, ENRICH_OUTCOME_NO_KEY);
     c->error = enrich_batch_count_outcome(ctx, ENRICH_OUTCOME_ERROR);
-    c->dropped = enrich_batch_count_result(ctx, ENRICH_RESULT_DROPPED);
-    c->over_limit = enrich_batch_count_result(ctx, ENRICH_RESULT_OVER_LIMIT);
+    c->dropped = enrich_aws_count_result(ctx, ENRICH_RESULT_DROPPED);
+    c->over_limit = enrich_aws_count_result(ctx, ENRICH_RESULT_OVER_LIMIT);
+    for (size_t i = 0; i < c->records; i++) {
+        enrich_buf why = enrich_aws_invalid_reason(ctx, i);
+        if (why.len) {
+            c->invalid++;
+            count_reason(c, why.ptr, why.len);
+        }
+    }
     int status = 0;
     if (lambda_runtime_respond(rt, inv->request_id, out->data, written, &status, err,
                                sizeof err) != 0) {
@@ -409,7 +471,7 @@ int main(void)
         return 1;
     }
 
-    bytebuf out = {0}, line = {0};
+    bytebuf out = {0}, line = {0}, reasons = {0};
     for (;;) {
         lambda_invocation inv;
         if (lambda_runtime_next(&rt, &inv, err, sizeof err) != 0) {
@@ -418,7 +480,8 @@ int main(void)
         }
         double t0 = mono_ms();
         set_trace_env(inv.trace_id);
-        counts c;
+        bytebuf_reset(&reasons);
+        counts c = {.reasons = &reasons};
         double batch_ms;
         invoke(&cfg, ctx, &rt, &inv, &out, &c, &batch_ms);
         double handler_ms = mono_ms() - t0;
@@ -429,6 +492,7 @@ int main(void)
     }
     bytebuf_free(&out);
     bytebuf_free(&line);
+    bytebuf_free(&reasons);
     enrich_ctx_free(ctx);
     enrich_pipeline_free(pipeline);
     enrich_store_close(store);

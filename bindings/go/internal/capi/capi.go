@@ -53,53 +53,56 @@ typedef _gostring_ swig_type_20;
 typedef _goslice_ swig_type_21;
 typedef _goslice_ swig_type_22;
 typedef _goslice_ swig_type_23;
-typedef _gostring_ swig_type_24;
-typedef long long swig_type_25;
+typedef _goslice_ swig_type_24;
+typedef _goslice_ swig_type_25;
 typedef _goslice_ swig_type_26;
-typedef _goslice_ swig_type_27;
-typedef _goslice_ swig_type_28;
-typedef long long swig_type_29;
-typedef long long swig_type_30;
-typedef long long swig_type_31;
+typedef _gostring_ swig_type_27;
+typedef long long swig_type_28;
+typedef _goslice_ swig_type_29;
+typedef _goslice_ swig_type_30;
+typedef _goslice_ swig_type_31;
 typedef long long swig_type_32;
-typedef _goslice_ swig_type_33;
+typedef long long swig_type_33;
 typedef long long swig_type_34;
 typedef long long swig_type_35;
 typedef _goslice_ swig_type_36;
 typedef long long swig_type_37;
 typedef long long swig_type_38;
-typedef long long swig_type_39;
+typedef _goslice_ swig_type_39;
 typedef long long swig_type_40;
-typedef _goslice_ swig_type_41;
+typedef long long swig_type_41;
 typedef long long swig_type_42;
 typedef long long swig_type_43;
 typedef _goslice_ swig_type_44;
-typedef _goslice_ swig_type_45;
-typedef _goslice_ swig_type_46;
+typedef long long swig_type_45;
+typedef long long swig_type_46;
 typedef _goslice_ swig_type_47;
-typedef long long swig_type_48;
-typedef long long swig_type_49;
-typedef long long swig_type_50;
+typedef _goslice_ swig_type_48;
+typedef _goslice_ swig_type_49;
+typedef _goslice_ swig_type_50;
 typedef long long swig_type_51;
 typedef long long swig_type_52;
-typedef _goslice_ swig_type_53;
+typedef long long swig_type_53;
 typedef long long swig_type_54;
 typedef long long swig_type_55;
 typedef _goslice_ swig_type_56;
-typedef _gostring_ swig_type_57;
-typedef _goslice_ swig_type_58;
+typedef long long swig_type_57;
+typedef long long swig_type_58;
 typedef _goslice_ swig_type_59;
-typedef long long swig_type_60;
+typedef _gostring_ swig_type_60;
 typedef _goslice_ swig_type_61;
-typedef long long swig_type_62;
+typedef _goslice_ swig_type_62;
 typedef long long swig_type_63;
-typedef _gostring_ swig_type_64;
-typedef _goslice_ swig_type_65;
-typedef _goslice_ swig_type_66;
+typedef _goslice_ swig_type_64;
+typedef long long swig_type_65;
+typedef long long swig_type_66;
 typedef _gostring_ swig_type_67;
-typedef _gostring_ swig_type_68;
-typedef _gostring_ swig_type_69;
-typedef _goslice_ swig_type_70;
+typedef _goslice_ swig_type_68;
+typedef _goslice_ swig_type_69;
+typedef _gostring_ swig_type_70;
+typedef _gostring_ swig_type_71;
+typedef _gostring_ swig_type_72;
+typedef _goslice_ swig_type_73;
 extern void _wrap_Swig_free_capi_e387fc480f05f5f3(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_e387fc480f05f5f3(swig_intgo arg1);
 extern void _wrap_delete_store_capi_e387fc480f05f5f3(uintptr_t arg1);
@@ -152,39 +155,40 @@ extern swig_intgo _wrap_store_delete_capi_e387fc480f05f5f3(uintptr_t arg1, swig_
 extern swig_intgo _wrap_store_copy_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_20 arg2);
 extern swig_intgo _wrap_store_stats_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_21 arg2, swig_voidp arg3);
 extern swig_intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_22 arg2, swig_voidp arg3, swig_type_23 arg4);
+extern swig_intgo _wrap_pipeline_describe_capi_e387fc480f05f5f3(swig_type_24 arg1, swig_type_25 arg2, swig_voidp arg3, swig_type_26 arg4);
 extern swig_intgo _wrap_ctx_create_capi_e387fc480f05f5f3(uintptr_t arg1, swig_voidp arg2);
 extern void _wrap_ctx_reset_capi_e387fc480f05f5f3(uintptr_t arg1);
-extern swig_type_24 _wrap_ctx_errmsg_capi_e387fc480f05f5f3(uintptr_t arg1);
+extern swig_type_27 _wrap_ctx_errmsg_capi_e387fc480f05f5f3(uintptr_t arg1);
 extern uintptr_t _wrap_ctx_pipeline_capi_e387fc480f05f5f3(uintptr_t arg1);
 extern swig_intgo _wrap_OPT_MAX_DEPTH_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OPT_MAX_RECORD_BYTES_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OPT_CLOCK_MS_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OPT_RESPONSE_LIMIT_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OPT_LOOKUP_CACHE_capi_e387fc480f05f5f3(void);
-extern swig_intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_25 arg3);
+extern swig_intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_28 arg3);
 extern swig_intgo _wrap_ctx_get_option_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_intgo _wrap_option_bounds_capi_e387fc480f05f5f3(swig_intgo arg1, swig_type_26 arg2, swig_type_27 arg3);
+extern swig_intgo _wrap_option_bounds_capi_e387fc480f05f5f3(swig_intgo arg1, swig_type_29 arg2, swig_type_30 arg3);
 extern swig_intgo _wrap_INPUT_NDJSON_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_INPUT_JSON_ARRAY_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OUTCOME_SUCCESS_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OUTCOME_NOT_FOUND_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OUTCOME_NO_KEY_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OUTCOME_ERROR_capi_e387fc480f05f5f3(void);
-extern swig_intgo _wrap_batch_run_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_28 arg3);
-extern swig_type_29 _wrap_batch_count_capi_e387fc480f05f5f3(uintptr_t arg1);
-extern swig_type_30 _wrap_batch_count_outcome_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_31 arg2);
-extern swig_intgo _wrap_batch_error_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_32 arg2);
-extern swig_type_33 _wrap_batch_record_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_34 arg2);
-extern swig_intgo _wrap_batch_partition_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_35 arg2, swig_type_36 arg3, swig_voidp arg4);
-extern swig_type_37 _wrap_batch_time_ms_capi_e387fc480f05f5f3(uintptr_t arg1);
-extern swig_type_38 _wrap_batch_event_time_ms_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_39 arg2);
+extern swig_intgo _wrap_batch_run_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_31 arg3);
+extern swig_type_32 _wrap_batch_count_capi_e387fc480f05f5f3(uintptr_t arg1);
+extern swig_type_33 _wrap_batch_count_outcome_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_34 arg2);
+extern swig_intgo _wrap_batch_error_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_35 arg2);
+extern swig_type_36 _wrap_batch_record_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_37 arg2);
+extern swig_intgo _wrap_batch_partition_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_38 arg2, swig_type_39 arg3, swig_voidp arg4);
+extern swig_type_40 _wrap_batch_time_ms_capi_e387fc480f05f5f3(uintptr_t arg1);
+extern swig_type_41 _wrap_batch_event_time_ms_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_42 arg2);
 extern swig_intgo _wrap_ENCODE_NDJSON_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_ENCODE_JSON_ARRAY_capi_e387fc480f05f5f3(void);
-extern swig_type_40 _wrap_encode_bound_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_encode_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_41 arg3, swig_voidp arg4);
-extern swig_type_42 _wrap_gzip_bound_capi_e387fc480f05f5f3(swig_type_43 arg1);
-extern swig_intgo _wrap_gzip_capi_e387fc480f05f5f3(swig_intgo arg1, swig_type_44 arg2, swig_type_45 arg3, swig_voidp arg4);
+extern swig_type_43 _wrap_encode_bound_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_encode_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_44 arg3, swig_voidp arg4);
+extern swig_type_45 _wrap_gzip_bound_capi_e387fc480f05f5f3(swig_type_46 arg1);
+extern swig_intgo _wrap_gzip_capi_e387fc480f05f5f3(swig_intgo arg1, swig_type_47 arg2, swig_type_48 arg3, swig_voidp arg4);
 extern swig_intgo _wrap_AWS_PIPES_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_AWS_FIREHOSE_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_AWS_KINESIS_capi_e387fc480f05f5f3(void);
@@ -192,28 +196,28 @@ extern swig_intgo _wrap_RESULT_OK_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_RESULT_DROPPED_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_RESULT_FAILED_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_RESULT_OVER_LIMIT_capi_e387fc480f05f5f3(void);
-extern swig_intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_46 arg3);
-extern swig_type_47 _wrap_aws_record_id_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_48 arg2);
-extern swig_type_49 _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_50 arg2);
-extern swig_intgo _wrap_aws_result_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_51 arg2);
-extern swig_type_52 _wrap_aws_count_result_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
-extern swig_type_53 _wrap_aws_invalid_reason_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_54 arg2);
+extern swig_intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_49 arg3);
+extern swig_type_50 _wrap_aws_record_id_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_51 arg2);
+extern swig_type_52 _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_53 arg2);
+extern swig_intgo _wrap_aws_result_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_54 arg2);
+extern swig_type_55 _wrap_aws_count_result_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
+extern swig_type_56 _wrap_aws_invalid_reason_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_57 arg2);
 extern swig_intgo _wrap_AWS_RESPONSE_PIPES_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_AWS_RESPONSE_KINESIS_capi_e387fc480f05f5f3(void);
-extern swig_type_55 _wrap_aws_encode_bound_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_aws_encode_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_56 arg3, swig_voidp arg4);
-extern swig_intgo _wrap_delivery_open_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_57 arg2, swig_type_58 arg3, swig_voidp arg4, swig_type_59 arg5);
-extern swig_intgo _wrap_delivery_write_capi_e387fc480f05f5f3(uintptr_t arg1, uintptr_t arg2, swig_type_60 arg3);
-extern swig_intgo _wrap_delivery_run_capi_e387fc480f05f5f3(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_61 arg4, swig_type_62 arg5);
-extern swig_intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_63 arg2);
+extern swig_type_58 _wrap_aws_encode_bound_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_aws_encode_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_59 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_delivery_open_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_60 arg2, swig_type_61 arg3, swig_voidp arg4, swig_type_62 arg5);
+extern swig_intgo _wrap_delivery_write_capi_e387fc480f05f5f3(uintptr_t arg1, uintptr_t arg2, swig_type_63 arg3);
+extern swig_intgo _wrap_delivery_run_capi_e387fc480f05f5f3(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_64 arg4, swig_type_65 arg5);
+extern swig_intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_66 arg2);
 extern swig_intgo _wrap_delivery_close_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
-extern swig_type_64 _wrap_delivery_errmsg_capi_e387fc480f05f5f3(uintptr_t arg1);
-extern swig_intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_65 arg2);
+extern swig_type_67 _wrap_delivery_errmsg_capi_e387fc480f05f5f3(uintptr_t arg1);
+extern swig_intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_68 arg2);
 extern swig_intgo _wrap_METRICS_JSON_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_METRICS_EMF_capi_e387fc480f05f5f3(void);
-extern swig_intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_66 arg4, swig_voidp arg5);
-extern swig_intgo _wrap_bind_store_load_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_67 arg2, swig_type_68 arg3, swig_intgo arg4, swig_type_69 arg5, swig_intgo arg6, swig_type_70 arg7, swig_voidp arg8);
+extern swig_intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_69 arg4, swig_voidp arg5);
+extern swig_intgo _wrap_bind_store_load_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_70 arg2, swig_type_71 arg3, swig_intgo arg4, swig_type_72 arg5, swig_intgo arg6, swig_type_73 arg7, swig_voidp arg8);
 #undef intgo
 */
 import "C"
@@ -772,6 +776,25 @@ func Pipeline_compile(arg1 Store, arg2 []byte, arg3 *uintptr, arg4 []byte) (_swi
 	return swig_r
 }
 
+func Pipeline_describe(arg1 []byte, arg2 []byte, arg3 *int, arg4 []byte) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	swig_r = (int)(C._wrap_pipeline_describe_capi_e387fc480f05f5f3(*(*C.swig_type_24)(unsafe.Pointer(&_swig_i_0)), *(*C.swig_type_25)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_26)(unsafe.Pointer(&_swig_i_3))))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg1
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg4
+	}
+	return swig_r
+}
+
 func Ctx_create(arg1 Pipeline, arg2 *uintptr) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
@@ -843,7 +866,7 @@ func Ctx_set_option(arg1 Ctx, arg2 Enum_SS_enrich_option, arg3 int64) (_swig_ret
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_ctx_set_option_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_25(_swig_i_2)))
+	swig_r = (int)(C._wrap_ctx_set_option_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_28(_swig_i_2)))
 	return swig_r
 }
 
@@ -861,7 +884,7 @@ func Option_bounds(arg1 Enum_SS_enrich_option, arg2 []int64, arg3 []int64) (_swi
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_option_bounds_capi_e387fc480f05f5f3(C.swig_intgo(_swig_i_0), *(*C.swig_type_26)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_27)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_option_bounds_capi_e387fc480f05f5f3(C.swig_intgo(_swig_i_0), *(*C.swig_type_29)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_30)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -920,7 +943,7 @@ func Batch_run(arg1 Ctx, arg2 Enum_SS_enrich_input, arg3 []byte) (_swig_ret int)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_batch_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_28)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_batch_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_31)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -946,7 +969,7 @@ func Batch_outcome(arg1 Ctx, arg2 int64) (_swig_ret Enum_SS_enrich_outcome) {
 	var swig_r Enum_SS_enrich_outcome
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_enrich_outcome)(C._wrap_batch_outcome_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_31(_swig_i_1)))
+	swig_r = (Enum_SS_enrich_outcome)(C._wrap_batch_outcome_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_34(_swig_i_1)))
 	return swig_r
 }
 
@@ -954,7 +977,7 @@ func Batch_error(arg1 Ctx, arg2 int64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_batch_error_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_32(_swig_i_1)))
+	swig_r = (int)(C._wrap_batch_error_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_35(_swig_i_1)))
 	return swig_r
 }
 
@@ -962,7 +985,7 @@ func Batch_record(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_batch_record_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_34(_swig_i_1))
+	swig_r_p := C._wrap_batch_record_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_37(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -981,7 +1004,7 @@ func Batch_partition(arg1 Ctx, arg2 int64, arg3 []byte, arg4 *int) (_swig_ret in
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_batch_partition_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_35(_swig_i_1), *(*C.swig_type_36)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_batch_partition_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_38(_swig_i_1), *(*C.swig_type_39)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -999,7 +1022,7 @@ func Batch_event_time_ms(arg1 Ctx, arg2 int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_batch_event_time_ms_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1)))
+	swig_r = (int64)(C._wrap_batch_event_time_ms_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_42(_swig_i_1)))
 	return swig_r
 }
 
@@ -1032,7 +1055,7 @@ func Encode(arg1 Ctx, arg2 Enum_SS_enrich_encoding, arg3 []byte, arg4 *int) (_sw
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_encode_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_41)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_encode_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_44)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1042,7 +1065,7 @@ func Encode(arg1 Ctx, arg2 Enum_SS_enrich_encoding, arg3 []byte, arg4 *int) (_sw
 func Gzip_bound(arg1 int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_gzip_bound_capi_e387fc480f05f5f3(C.swig_type_43(_swig_i_0)))
+	swig_r = (int64)(C._wrap_gzip_bound_capi_e387fc480f05f5f3(C.swig_type_46(_swig_i_0)))
 	return swig_r
 }
 
@@ -1052,7 +1075,7 @@ func Gzip(arg1 int, arg2 []byte, arg3 []byte, arg4 *int) (_swig_ret int) {
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_gzip_capi_e387fc480f05f5f3(C.swig_intgo(_swig_i_0), *(*C.swig_type_44)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_45)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_gzip_capi_e387fc480f05f5f3(C.swig_intgo(_swig_i_0), *(*C.swig_type_47)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_48)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1118,7 +1141,7 @@ func Aws_batch_run(arg1 Ctx, arg2 Enum_SS_enrich_aws_event, arg3 []byte) (_swig_
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_aws_batch_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_46)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_aws_batch_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_49)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1129,7 +1152,7 @@ func Aws_record_id(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_aws_record_id_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_48(_swig_i_1))
+	swig_r_p := C._wrap_aws_record_id_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_51(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -1146,7 +1169,7 @@ func Aws_arrival_ms(arg1 Ctx, arg2 int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_aws_arrival_ms_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_50(_swig_i_1)))
+	swig_r = (int64)(C._wrap_aws_arrival_ms_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_53(_swig_i_1)))
 	return swig_r
 }
 
@@ -1154,7 +1177,7 @@ func Aws_result(arg1 Ctx, arg2 int64) (_swig_ret Enum_SS_enrich_result) {
 	var swig_r Enum_SS_enrich_result
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_enrich_result)(C._wrap_aws_result_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_51(_swig_i_1)))
+	swig_r = (Enum_SS_enrich_result)(C._wrap_aws_result_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_54(_swig_i_1)))
 	return swig_r
 }
 
@@ -1170,7 +1193,7 @@ func Aws_invalid_reason(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_aws_invalid_reason_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_54(_swig_i_1))
+	swig_r_p := C._wrap_aws_invalid_reason_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_57(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -1219,7 +1242,7 @@ func Aws_encode(arg1 Ctx, arg2 Enum_SS_enrich_aws_response, arg3 []byte, arg4 *i
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_aws_encode_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_56)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_aws_encode_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_59)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1234,7 +1257,7 @@ func Delivery_open(arg1 Pipeline, arg2 string, arg3 []byte, arg4 *uintptr, arg5 
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_open_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_57)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_58)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), *(*C.swig_type_59)(unsafe.Pointer(&_swig_i_4))))
+	swig_r = (int)(C._wrap_delivery_open_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_60)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_61)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), *(*C.swig_type_62)(unsafe.Pointer(&_swig_i_4))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1252,7 +1275,7 @@ func Delivery_write(arg1 Delivery, arg2 Ctx, arg3 uint64) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_delivery_write_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_60(_swig_i_2)))
+	swig_r = (int)(C._wrap_delivery_write_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_63(_swig_i_2)))
 	return swig_r
 }
 
@@ -1263,7 +1286,7 @@ func Delivery_run(arg1 Delivery, arg2 Ctx, arg3 int, arg4 []byte, arg5 uint64) (
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_61)(unsafe.Pointer(&_swig_i_3)), C.swig_type_62(_swig_i_4)))
+	swig_r = (int)(C._wrap_delivery_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_64)(unsafe.Pointer(&_swig_i_3)), C.swig_type_65(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
 	}
@@ -1274,7 +1297,7 @@ func Delivery_flush(arg1 Delivery, arg2 int64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_delivery_flush_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_63(_swig_i_1)))
+	swig_r = (int)(C._wrap_delivery_flush_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_66(_swig_i_1)))
 	return swig_r
 }
 
@@ -1300,7 +1323,7 @@ func Delivery_resume_offset(arg1 Delivery, arg2 []uint64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_delivery_resume_offset_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_65)(unsafe.Pointer(&_swig_i_1))))
+	swig_r = (int)(C._wrap_delivery_resume_offset_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_68)(unsafe.Pointer(&_swig_i_1))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1330,7 +1353,7 @@ func Delivery_metrics(arg1 Delivery, arg2 Enum_SS_enrich_metrics_format, arg3 ui
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_metrics_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_66)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
+	swig_r = (int)(C._wrap_delivery_metrics_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_69)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
 	}
@@ -1347,7 +1370,7 @@ func Bind_store_load(arg1 Store, arg2 string, arg3 string, arg4 Enum_SS_enrich_l
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
-	swig_r = (int)(C._wrap_bind_store_load_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_67)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_68)(unsafe.Pointer(&_swig_i_2)), C.swig_intgo(_swig_i_3), *(*C.swig_type_69)(unsafe.Pointer(&_swig_i_4)), C.swig_intgo(_swig_i_5), *(*C.swig_type_70)(unsafe.Pointer(&_swig_i_6)), C.swig_voidp(_swig_i_7)))
+	swig_r = (int)(C._wrap_bind_store_load_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_70)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_71)(unsafe.Pointer(&_swig_i_2)), C.swig_intgo(_swig_i_3), *(*C.swig_type_72)(unsafe.Pointer(&_swig_i_4)), C.swig_intgo(_swig_i_5), *(*C.swig_type_73)(unsafe.Pointer(&_swig_i_6)), C.swig_voidp(_swig_i_7)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}

@@ -1020,6 +1020,37 @@ intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(struct enrich_store *_swig_go
 }
 
 
+intgo _wrap_pipeline_describe_capi_e387fc480f05f5f3(_goslice_ _swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3) {
+  void *arg1 = (void *) 0 ;
+  size_t arg2 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  char *arg6 = (char *) 0 ;
+  size_t arg7 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  
+  arg1 = (void *)_swig_go_0.array;
+  arg2 = (size_t)_swig_go_0.len;
+  
+  
+  arg3 = (void *)_swig_go_1.array;
+  arg4 = (size_t)_swig_go_1.len;
+  
+  arg5 = (size_t *)_swig_go_2; 
+  
+  arg6 = (char *)_swig_go_3.array;
+  arg7 = (size_t)_swig_go_3.len;
+  
+  
+  result = (enrich_status)enrich_pipeline_describe((void const *)arg1,arg2,arg3,arg4,arg5,arg6,arg7);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
 intgo _wrap_ctx_create_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   enrich_ctx **arg2 = (enrich_ctx **) 0 ;
