@@ -72,9 +72,11 @@ class Checkpoint:
      "updated_ms": ms}."""
 
     def __init__(self, path, stream):
-        self.path = os.fspath(path)
+        self.path = None if path is None else os.fspath(path)   # None: kept in memory
         self.stream = stream
         self.shards = {}
+        if self.path is None:
+            return
         try:
             with open(self.path, "rb") as f:
                 doc = json.loads(f.read())

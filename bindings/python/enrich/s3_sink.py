@@ -96,13 +96,16 @@ class S3Sink:
     # -- one object --------------------------------------------------------------
     def upload_file(self, path, key):
         """Upload one file; returns the ETag S3 confirmed (checked)."""
-        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            return self.upload_bytes(f.read(), key)
+
+    def upload_bytes(self, body, key):
+        """Upload one object's bytes; returns the ETag S3 confirmed (checked)."""
+        size = len(body)
         if size >= self.multipart_threshold:
-            etag = self._multipart(path, key, size)
+            etag = self._multipart(memoryview(body), key, size)
             self.metrics.add("MultipartUploads")
         else:
-            with open(path, "rb") as f:
-                body = f.read()
             digest = hashlib.md5(body).digest()
             resp = self.retrier.call("PutObject", self.client.put_object, Bucket=self.bucket,
                                      Key=key, Body=body, ContentMD5=_md5_b64(digest),
@@ -115,7 +118,7 @@ class S3Sink:
         self.metrics.add("BytesUploaded", size)
         return etag
 
-    def _multipart(self, path, key, size):
+    def _multipart(self, body, key, size):
         part_size = max(self.part_size, -(-size // MAX_PARTS))
         up = self.retrier.call("CreateMultipartUpload", self.client.create_multipart_upload,
                                Bucket=self.bucket, Key=key,
@@ -123,25 +126,18 @@ class S3Sink:
         upload_id = up["UploadId"]
         parts, digests = [], []
         try:
-            with open(path, "rb") as f:
-                number = 1
-                while True:
-                    chunk = f.read(part_size)
-                    if not chunk and number > 1:
-                        break
-                    digest = hashlib.md5(chunk).digest()
-                    resp = self.retrier.call("UploadPart", self.client.upload_part,
-                                             Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                             PartNumber=number, Body=chunk,
-                                             ContentMD5=_md5_b64(digest))
-                    if _etag(resp) != digest.hex():
-                        raise UploadError(f"s3://{self.bucket}/{key} part {number}: ETag "
-                                          f"{_etag(resp)!r} is not the part's MD5")
-                    parts.append({"PartNumber": number, "ETag": resp["ETag"]})
-                    digests.append(digest)
-                    number += 1
-                    if len(chunk) < part_size:
-                        break
+            for number, offset in enumerate(range(0, size, part_size), start=1):
+                chunk = bytes(body[offset:offset + part_size])
+                digest = hashlib.md5(chunk).digest()
+                resp = self.retrier.call("UploadPart", self.client.upload_part,
+                                         Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                         PartNumber=number, Body=chunk,
+                                         ContentMD5=_md5_b64(digest))
+                if _etag(resp) != digest.hex():
+                    raise UploadError(f"s3://{self.bucket}/{key} part {number}: ETag "
+                                      f"{_etag(resp)!r} is not the part's MD5")
+                parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+                digests.append(digest)
             want = hashlib.md5(b"".join(digests)).hexdigest() + f"-{len(parts)}"
             etag = self._complete(key, upload_id, parts, size, want)
         except BaseException:
