@@ -90,7 +90,7 @@ class KplTest(unittest.TestCase):
 
     def test_malformed_bodies_raise_named_errors(self):
         bodies = {
-            "index outside": field_len(1, b"a") + field_len(3, record_msg(3, b"x")),
+            "outside the table": field_len(1, b"a") + field_len(3, record_msg(3, b"x")),
             "without data": field_len(1, b"a") + field_len(3, field_varint(1, 0)),
             "runs past the end": field_len(1, b"a") + varint(3 << 3 | 2) + varint(50),
             "wire type": varint(1 << 3 | 3),
