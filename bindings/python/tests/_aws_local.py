@@ -161,3 +161,66 @@ def moto():
         raise unittest.SkipTest("moto_server not found (it comes with moto in this machine's "
                                 "pyenv Python; `pyenv which moto_server`)")
     return Server("moto", lambda p: [path, "-H", "127.0.0.1", "-p", str(p)])
+
+
+# -- the tools the tests drive --------------------------------------------------
+
+AWS_CLI = "/usr/bin/aws"      # Debian's awscli: CLI v2, as the recipe's steps are written
+
+
+def aws_cli(endpoint, *args, check=True):
+    """Run Debian's AWS CLI v2 against endpoint; returns stdout (str)."""
+    if not os.path.exists(AWS_CLI):
+        raise unittest.SkipTest("Debian's AWS CLI v2 is not installed (apt-get install awscli)")
+    env = dict(os.environ)
+    env.update(AWS_ENV)
+    r = subprocess.run([AWS_CLI, "--endpoint-url", endpoint, "--output", "json", *args],
+                       env=env, capture_output=True, text=True, timeout=120)
+    if check and r.returncode != 0:
+        raise AssertionError(f"aws {' '.join(args)}: exit {r.returncode}: {r.stderr}")
+    return r.stdout
+
+
+def enrich_cmd(*args, timeout=600, check=True, **popen):
+    """python3 -m enrich ARGS (this interpreter, the build tree's package)."""
+    import sys
+    env = dict(os.environ)
+    env.update(AWS_ENV)
+    r = subprocess.run([sys.executable, "-m", "enrich", *args], env=env, capture_output=True,
+                       text=True, timeout=timeout, **popen)
+    if check and r.returncode != 0:
+        raise AssertionError(f"enrich {' '.join(args)}: exit {r.returncode}:\n{r.stderr}")
+    return r
+
+
+def duckdb_query(sql):
+    """Rows (dicts) of one DuckDB query (tests/duckdb/query.mjs)."""
+    import json
+    if not node():
+        raise unittest.SkipTest("node not found (apt-get install nodejs npm)")
+    r = subprocess.run([node(), os.path.join(SRC, "tests", "duckdb", "query.mjs"), sql],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode == 77:
+        raise unittest.SkipTest(r.stdout.strip())
+    if r.returncode != 0:
+        raise AssertionError(f"duckdb: {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def emf_totals(text, dimension):
+    """Sums of every counter over the EMF lines in text whose dimension set
+    is [dimension] (the consumer's StreamName, the delivery's DeliveryStream)."""
+    import json
+    totals = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith('{"_aws"'):
+            continue
+        doc = json.loads(line)
+        cwm = doc["_aws"]["CloudWatchMetrics"][0]
+        if cwm["Dimensions"] != [[dimension]]:
+            continue
+        for m in cwm["Metrics"]:
+            if m["Unit"] in ("Count", "Bytes"):
+                totals[m["Name"]] = totals.get(m["Name"], 0) + doc.get(m["Name"], 0)
+    return totals
