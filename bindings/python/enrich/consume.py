@@ -165,6 +165,7 @@ class Consumer:
 
     # -- one batch ---------------------------------------------------------------
     def _deliver(self, polled):
+        t_build = time.perf_counter()
         recs = []
         positions = {}
         for cur, records, ended in polled:
@@ -190,6 +191,7 @@ class Consumer:
         event = kinesis_event(recs, self.region, self.reader.stream_arn or "")
         self.batch_no += 1
         t0 = time.perf_counter()
+        self.metrics.add("EventBuildMicros", int((t0 - t_build) * 1e6))
         self.delivery.run(event, "kinesis", input_end=self.batch_no)
         self.metrics.add("LibraryMicros", int((time.perf_counter() - t0) * 1e6))
         self.metrics.add("Batches")

@@ -184,7 +184,9 @@ class StreamReader:
         """One GetRecords on cur: (records, ended). Records are the boto3
         dicts (Data bytes, SequenceNumber, ApproximateArrivalTimestamp
         datetime, PartitionKey)."""
+        t0 = time.perf_counter()
         resp = self._get_records(cur)
+        self.metrics.add("GetRecordsMicros", int((time.perf_counter() - t0) * 1e6))
         self.metrics.add("GetRecordsCalls")
         records = resp.get("Records", [])
         if records:

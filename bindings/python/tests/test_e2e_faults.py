@@ -78,7 +78,7 @@ class FaultsTest(unittest.TestCase):
                 pipeline = enrich.Pipeline(store)
                 c = Consumer(kin_p, "faulty", pipeline, os.path.join(self.work, "spool"),
                              sink=S3Sink(s3_p, "s3://lake/f", retrier), retrier=retrier,
-                             metrics=metrics, batch_size=100, get_records_limit=100,
+                             metrics=metrics, batch_size=50, get_records_limit=10,
                              idle_poll_seconds=0.1,
                              delivery_config={"buffer_seconds": 0.5, "buffer_mb": 0.02})
                 snap = c.run(until_idle=2.0)
