@@ -33,7 +33,10 @@ static const char run_help[] =
     "                        DIR/invalid-data/... (failed the rule set's\n"
     "                        validation), DIR/error-data/processing-failed/...\n"
     "                        (outcome error), named enrich-1-<yyyy-MM-dd-HH-mm-ss>-\n"
-    "                        <uuid>.gz; stdout then stays empty unless --tee\n"
+    "                        <uuid>.gz; stdout then stays empty unless --tee.\n"
+    "                        Not an s3:// URL: this tool has no S3 client; use\n"
+    "                        python3 -m enrich consume --out s3://... (docs/e2e.md)\n"
+    "                        or sync DIR to S3 (published objects are complete)\n"
     "  -d, --delivery FILE   delivery configuration (JSON, docs/delivery.md):\n"
     "                        prefixes, buffer_mb, buffer_seconds, retries ...\n"
     "      --resume          skip the input lines (files, with --input json) that\n"
@@ -522,6 +525,13 @@ int cmd_run(int argc, char **argv)
         return cli_usage(cmd, "--store is required");
     if (o.tee && !o.out_dir)
         return cli_usage(cmd, "--tee needs --out-dir");
+    /* Writing S3 needs SigV4 signing, retries and multipart uploads: the
+     * Python package does that through boto3 rather than a client of ours. */
+    if (o.out_dir && strncmp(o.out_dir, "s3://", 5) == 0)
+        return cli_usage(cmd, "--out-dir %s: enrich run writes a local tree only; deliver to "
+                         "S3 with `python3 -m enrich consume --out %s` (docs/e2e.md), or "
+                         "upload the tree (its published objects are complete)",
+                         o.out_dir, o.out_dir);
     if ((delivery_path || o.resume || o.metrics) && !o.out_dir)
         return cli_usage(cmd, "--delivery, --resume and --metrics need --out-dir");
 

@@ -1,0 +1,416 @@
+"""The recipe end to end on local AWS API servers (docs/e2e.md).
+
+The recipe's own steps with Debian's AWS CLI v2 (create the table, put the
+two products, create the stream, put the three seed events, create the
+bucket), then ddb-sync, consume (and separately local-pipe), the objects
+listed and fetched from S3, gunzipped, and queried with DuckDB
+(read_json_auto, hive partitioning). Servers: dynalite, kinesalite, s3rver
+(npm), and the same flow once on moto_server. Also: KPL aggregates on a
+real stream, resharding in lineage order, start positions and checkpoint
+restarts, multipart uploads, the Runtime API path, `enrich run` refusing
+an s3:// out-dir.
+"""
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import _support
+import _aws_local as L
+from test_kpl import aggregate
+
+L.set_aws_env()
+import boto3  # noqa: E402  (after the dummy credentials are in the environment)
+import enrich  # noqa: E402
+from enrich.retry import Metrics, Retrier, client_config  # noqa: E402
+from enrich.s3_sink import S3Sink  # noqa: E402
+
+SEED_EVENTS = os.path.join(_support.EXAMPLES, "seed-events.ndjson")
+SEED_ITEMS = os.path.join(_support.EXAMPLES, "seed-products.ddb.jsonl")
+
+
+def _skip_heavy():
+    reason = L.heavy_skip_reason()
+    if reason:
+        raise unittest.SkipTest(reason)
+
+
+class Servers:
+    """dynalite + kinesalite + s3rver, or moto for all three."""
+
+    def __init__(self, work, moto=False):
+        self.all = []
+        if moto:
+            m = L.moto()
+            self.all = [m]
+            self.ddb = self.kinesis = self.s3 = m.url
+        else:
+            try:
+                d = L.dynalite()
+                self.all.append(d)
+                k = L.kinesalite()
+                self.all.append(k)
+                s = L.s3rver(os.path.join(work, "s3rver"))
+                self.all.append(s)
+            except BaseException:
+                self.stop()
+                raise
+            self.ddb, self.kinesis, self.s3 = d.url, k.url, s.url
+
+    def stop(self):
+        for s in self.all:
+            s.stop()
+        self.all = []
+
+
+def recipe_setup(srv, table, stream, bucket, shards=1):
+    """The recipe's steps, with the AWS CLI v2."""
+    L.aws_cli(srv.ddb, "dynamodb", "create-table", "--table-name", table,
+              "--attribute-definitions", "AttributeName=productId,AttributeType=S",
+              "--key-schema", "AttributeName=productId,KeyType=HASH",
+              "--billing-mode", "PAY_PER_REQUEST")
+    L.aws_cli(srv.ddb, "dynamodb", "wait", "table-exists", "--table-name", table)
+    with open(SEED_ITEMS) as f:
+        for line in f:
+            L.aws_cli(srv.ddb, "dynamodb", "put-item", "--table-name", table,
+                      "--item", line.strip())
+    L.aws_cli(srv.kinesis, "kinesis", "create-stream", "--stream-name", stream,
+              "--shard-count", str(shards))
+    L.aws_cli(srv.kinesis, "kinesis", "wait", "stream-exists", "--stream-name", stream)
+    with open(SEED_EVENTS) as f:
+        for line in f:
+            ev = json.loads(line)
+            L.aws_cli(srv.kinesis, "kinesis", "put-record", "--stream-name", stream,
+                      "--partition-key", ev["eventId"], "--data", line.strip(),
+                      "--cli-binary-format", "raw-in-base64-out")
+    L.aws_cli(srv.s3, "s3", "mb", f"s3://{bucket}")
+
+
+def download(srv, bucket, prefix, dest):
+    """aws s3 ls + aws s3 cp --recursive, then gunzip every object; returns
+    the keys and the local NDJSON files."""
+    listing = L.aws_cli(srv.s3, "s3api", "list-objects-v2", "--bucket", bucket,
+                        "--prefix", prefix)
+    keys = sorted(o["Key"] for o in json.loads(listing or "{}").get("Contents", []))
+    L.aws_cli(srv.s3, "s3", "cp", "--recursive", "--quiet", f"s3://{bucket}/{prefix}", dest)
+    files = []
+    for dirpath, _, names in os.walk(dest):
+        for n in names:
+            if n.endswith(".gz"):
+                p = os.path.join(dirpath, n)
+                with gzip.open(p) as g, open(p[:-3] + ".json", "wb") as out:
+                    out.write(g.read())
+                os.unlink(p)
+                files.append(p[:-3] + ".json")
+    return keys, files
+
+
+def query_seed(testcase, root):
+    rows = L.duckdb_query(
+        "SELECT eventId, enrichmentStatus, productName, category, price::DOUBLE AS price, "
+        "year::VARCHAR AS y, lpad(month::VARCHAR, 2, '0') AS m, lpad(day::VARCHAR, 2, '0') AS d "
+        f"FROM read_json_auto('{root}/enriched-data/**/*.json', hive_partitioning = true, "
+        "format = 'newline_delimited', union_by_name = true) ORDER BY eventId")
+    testcase.assertEqual([r["eventId"] for r in rows], ["evt-001", "evt-002", "evt-003"])
+    by_id = {r["eventId"]: r for r in rows}
+    testcase.assertEqual(by_id["evt-001"]["enrichmentStatus"], "success")
+    testcase.assertEqual(by_id["evt-001"]["productName"], "Smart Sensor")
+    testcase.assertEqual(by_id["evt-001"]["category"], "IoT Devices")
+    testcase.assertEqual(by_id["evt-001"]["price"], 49.99)
+    testcase.assertEqual(by_id["evt-002"]["enrichmentStatus"], "success")
+    testcase.assertEqual(by_id["evt-002"]["productName"], "Temperature Monitor")
+    testcase.assertEqual(by_id["evt-002"]["price"], 79.99)
+    testcase.assertEqual(by_id["evt-003"]["enrichmentStatus"], "product_not_found")
+    testcase.assertIsNone(by_id["evt-003"]["productName"])
+    return rows
+
+
+class RecipeTest(unittest.TestCase):
+    """The recipe's steps once per server set; then consume and local-pipe
+    each read the stream from TRIM_HORIZON into their own S3 prefix."""
+    moto = False
+
+    @classmethod
+    def setUpClass(cls):
+        _skip_heavy()
+        cls.work = tempfile.mkdtemp(prefix="e2e-")
+        cls.srv = Servers(cls.work, moto=cls.moto)
+        try:
+            recipe_setup(cls.srv, "products", "events", "lake")
+            cls.store = os.path.join(cls.work, "products.mdb")
+            r = L.enrich_cmd("ddb-sync", "--table", "products", "--store", cls.store,
+                             "--endpoint-url", cls.srv.ddb)
+            assert "products: 2 items" in r.stdout, r.stdout
+        except BaseException:
+            cls.srv.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def dir(self, name):
+        d = os.path.join(self.work, self._testMethodName, name)
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def test_recipe_consume(self):
+        r = L.enrich_cmd("consume", "--stream", "events", "--store", self.store,
+                         "--out", "s3://lake/consume", "--spool", self.dir("spool"),
+                         "--until-idle", "1.5", "--kinesis-endpoint-url", self.srv.kinesis,
+                         "--s3-endpoint-url", self.srv.s3)
+        keys, _ = download(self.srv, "lake", "consume/", self.dir("down"))
+        self.assertTrue(keys and all(k.startswith("consume/enriched-data/year=2024/month=01/"
+                                                  "day=15/enrich-1-") and k.endswith(".gz")
+                                     for k in keys), keys)
+        query_seed(self, self.dir("down"))
+        consumer = L.emf_totals(r.stdout, "StreamName")
+        delivery = L.emf_totals(r.stdout, "DeliveryStream")
+        self.assertEqual(consumer["UserRecords"], 3)
+        self.assertEqual(consumer["ObjectsUploaded"], len(keys))
+        self.assertEqual(delivery["EventsSuccess"], 2)
+        self.assertEqual(delivery["EventsNotFound"], 1)
+        # Nothing left in the spool; the checkpoint names the shard.
+        from enrich.s3_sink import published_objects
+        self.assertEqual(published_objects(self.dir("spool")), [])
+        with open(os.path.join(self.dir("spool"), "_consumer", "events.checkpoint.json")) as f:
+            cp = json.load(f)
+        self.assertEqual(list(cp["shards"]), ["shardId-000000000000"])
+
+    def local_pipe(self, prefix, *how):
+        os.environ.update({"ENRICH_STORE": self.store, "ENRICH_METRICS": "off"})
+        try:
+            r = L.enrich_cmd("local-pipe", "--stream", "events", *how,
+                             "--out", f"s3://lake/{prefix}", "--start", "TRIM_HORIZON",
+                             "--batching-window", "0.5", "--until-idle", "1.5",
+                             "--endpoint-url", self.srv.kinesis, "--s3-endpoint-url",
+                             self.srv.s3)
+        finally:
+            os.environ.pop("ENRICH_STORE")
+            os.environ.pop("ENRICH_METRICS")
+        keys, _ = download(self.srv, "lake", prefix + "/", self.dir("down"))
+        self.assertEqual(len(keys), 1, keys)
+        # Firehose's rule: the prefix is dated by the arrival of the oldest record.
+        today = time.strftime("year=%Y/month=%m/day=%d/", time.gmtime())
+        self.assertTrue(keys[0].startswith(f"{prefix}/enriched-data/" + today), keys)
+        self.assertRegex(keys[0].rsplit("/", 1)[1],
+                         r"^local-pipe-1-\d{4}(-\d\d){5}-[0-9a-f-]{36}\.gz$")
+        query_seed(self, self.dir("down"))
+        return L.emf_totals(r.stderr, "Pipe")
+
+    def test_local_pipe_in_process(self):
+        m = self.local_pipe("pipe", "--handler", "enrich.aws.pipes_handler")
+        self.assertEqual(m["RecordsToTarget"], 3)
+        self.assertEqual(m["Invocations"], 1)          # 3 records < batch size 10
+
+    def test_local_pipe_runtime_api(self):
+        # The Python handler behind the Runtime API (the path a custom
+        # runtime's bootstrap takes).
+        import sys
+        rt = f"{sys.executable} -m enrich.runtime_client enrich.aws.pipes_handler"
+        m = self.local_pipe("runtime", "--runtime", rt)
+        self.assertEqual(m["RecordsToTarget"], 3)
+        self.assertEqual(m["Invocations"], 1)
+
+    def test_local_pipe_kinesis_source_reports_failures(self):
+        kin = boto3.client("kinesis", endpoint_url=self.srv.kinesis)
+        kin.create_stream(StreamName="events-ks", ShardCount=1)
+        kin.get_waiter("stream_exists").wait(StreamName="events-ks", WaiterConfig={"Delay": 0.1})
+        with open(SEED_EVENTS, "rb") as f:
+            for line in f:
+                kin.put_record(StreamName="events-ks", Data=line.strip(), PartitionKey="p")
+        kin.put_record(StreamName="events-ks", Data=b"not json", PartitionKey="x")
+        os.environ.update({"ENRICH_STORE": self.store, "ENRICH_METRICS": "off"})
+        try:
+            r = L.enrich_cmd("local-pipe", "--stream", "events-ks", "--source", "kinesis",
+                             "--handler", "enrich.aws.kinesis_handler", "--start",
+                             "TRIM_HORIZON", "--batching-window", "0.2", "--until-idle", "1",
+                             "--endpoint-url", self.srv.kinesis)
+        finally:
+            os.environ.pop("ENRICH_STORE")
+            os.environ.pop("ENRICH_METRICS")
+        m = L.emf_totals(r.stderr, "Pipe")
+        self.assertEqual(m["RecordsInvoked"], 4)
+        self.assertEqual(m["PartialBatchRetries"], 4)        # 3 retries + the last report
+        self.assertEqual(m["RecordsSkipped"], 1)
+        self.assertIn("1 records still failing after 3 retries", r.stderr)
+
+
+@unittest.skipUnless(L.moto_server_path(), "moto_server not found (pyenv's moto)")
+class RecipeOnMotoTest(RecipeTest):
+    """The same recipe and consume against moto_server (Kinesis, S3 and
+    DynamoDB in one); local-pipe does not depend on the server."""
+    moto = True
+    test_local_pipe_in_process = None
+    test_local_pipe_runtime_api = None
+    test_local_pipe_kinesis_source_reports_failures = None
+
+
+class StreamTest(unittest.TestCase):
+    """Consumer behaviour on kinesalite + s3rver, through boto3."""
+
+    @classmethod
+    def setUpClass(cls):
+        _skip_heavy()
+        cls.work = tempfile.mkdtemp(prefix="e2e-stream-")
+        cls.kin_srv = L.kinesalite()
+        try:
+            cls.s3_srv = L.s3rver(os.path.join(cls.work, "s3rver"))
+        except BaseException:
+            cls.kin_srv.stop()
+            raise
+        cls.kin = boto3.client("kinesis", endpoint_url=cls.kin_srv.url, config=client_config())
+        cls.s3 = boto3.client("s3", endpoint_url=cls.s3_srv.url)
+        cls.store = os.path.join(cls.work, "products.mdb")
+        with enrich.Store(cls.store, create=True) as st:
+            st.load("products", _support.SEED_ITEMS, key="productId", format="dynamodb")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.kin_srv.stop()
+        cls.s3_srv.stop()
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def make_stream(self, name, shards=1):
+        self.kin.create_stream(StreamName=name, ShardCount=shards)
+        self.kin.get_waiter("stream_exists").wait(StreamName=name,
+                                                  WaiterConfig={"Delay": 0.1})
+
+    def put(self, stream, ids, pk=None):
+        for i in ids:
+            self.kin.put_record(StreamName=stream, PartitionKey=pk or i, Data=json.dumps(
+                {"eventId": i, "productId": "PROD-001", "timestamp": "2024-01-15T10:30:00Z"}))
+
+    def consume_local(self, stream, out, *extra):
+        return L.enrich_cmd("consume", "--stream", stream, "--store", self.store, "--out", out,
+                            "--until-idle", "1.2", "--endpoint-url", self.kin_srv.url,
+                            "--metrics", "off", *extra)
+
+    def lines(self, out):
+        rows = []
+        for dirpath, _, names in sorted(os.walk(os.path.join(out, "enriched-data"))):
+            for n in sorted(names):
+                if n.startswith("."):
+                    continue
+                with gzip.open(os.path.join(dirpath, n)) as g:
+                    rows += [json.loads(x) for x in g.read().splitlines()]
+        return rows
+
+    def test_kpl_aggregate_on_a_stream(self):
+        self.make_stream("kpl")
+        users = [json.dumps({"eventId": f"agg-{i}", "productId": "PROD-002",
+                             "timestamp": "2024-01-15T10:30:00Z"}).encode() for i in range(5)]
+        self.kin.put_record(StreamName="kpl", PartitionKey="agg",
+                            Data=aggregate(["a", "b"], [(i % 2, u) for i, u in enumerate(users)]))
+        self.put("kpl", ["plain-1"])
+        out = os.path.join(self.work, "kpl-out")
+        r = self.consume_local("kpl", out, "--metrics", os.path.join(self.work, "kpl.emf"))
+        rows = self.lines(out)
+        self.assertEqual([x["eventId"] for x in rows],
+                         [f"agg-{i}" for i in range(5)] + ["plain-1"])
+        self.assertTrue(all(x["productName"] == "Temperature Monitor" for x in rows[:5]))
+        with open(os.path.join(self.work, "kpl.emf")) as f:
+            m = L.emf_totals(f.read(), "StreamName")
+        self.assertEqual((m["RecordsRead"], m["AggregatedRecords"], m["UserRecords"]), (2, 1, 6))
+        del r
+
+    def test_resharding_parent_before_children(self):
+        self.make_stream("reshard")
+        self.put("reshard", [f"p-{i:03d}" for i in range(40)])
+        shard = self.kin.list_shards(StreamName="reshard")["Shards"][0]
+        self.kin.split_shard(StreamName="reshard", ShardToSplit=shard["ShardId"],
+                             NewStartingHashKey=str(2 ** 127))
+        self.kin.get_waiter("stream_exists").wait(StreamName="reshard",
+                                                  WaiterConfig={"Delay": 0.1})
+        deadline = time.monotonic() + 10
+        while self.kin.describe_stream_summary(StreamName="reshard")[
+                "StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.put("reshard", [f"c-{i:03d}" for i in range(40)])
+        out = os.path.join(self.work, "reshard-out")
+        self.consume_local("reshard", out, "--batch-size", "7")
+        ids = [x["eventId"] for x in self.lines(out)]
+        self.assertEqual(sorted(ids), sorted([f"p-{i:03d}" for i in range(40)]
+                                             + [f"c-{i:03d}" for i in range(40)]))
+        # every parent record is delivered before any child record
+        self.assertEqual(ids[:40], [f"p-{i:03d}" for i in range(40)])
+        with open(os.path.join(out, "_consumer", "reshard.checkpoint.json")) as f:
+            cp = json.load(f)["shards"]
+        self.assertEqual(cp[shard["ShardId"]], "SHARD_END")
+        self.assertEqual(len(cp), 3)
+
+    def test_checkpoint_resume_and_start_positions(self):
+        self.make_stream("pos")
+        self.put("pos", ["a1", "a2"])
+        out = os.path.join(self.work, "pos-out")
+        self.consume_local("pos", out)
+        self.put("pos", ["a3"])
+        self.consume_local("pos", out)                    # from the checkpoint: a3 only
+        self.assertEqual(sorted(x["eventId"] for x in self.lines(out)), ["a1", "a2", "a3"])
+
+        # LATEST: what was put before the start is skipped. The consumer's
+        # start-up time is unknown here, so records keep coming for a while:
+        # it must deliver a non-empty tail of them and nothing older.
+        out2 = os.path.join(self.work, "latest-out")
+        env = dict(os.environ, **L.AWS_ENV)
+        import sys
+        p = subprocess.Popen([sys.executable, "-m", "enrich", "consume", "--stream", "pos",
+                              "--store", self.store, "--out", out2, "--start", "LATEST",
+                              "--until-idle", "3", "--endpoint-url", self.kin_srv.url,
+                              "--metrics", "off"], env=env, stderr=subprocess.PIPE)
+        later = [f"b{i:02d}" for i in range(16)]
+        for i in later:
+            self.put("pos", [i])
+            time.sleep(0.4)
+        _, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 0, err)
+        got = [x["eventId"] for x in self.lines(out2)]
+        self.assertTrue(got, "LATEST delivered nothing")
+        self.assertEqual(got, later[len(later) - len(got):])
+
+        # AT_TIMESTAMP: from a moment on
+        t = time.time() + 0.5
+        time.sleep(1.0)
+        self.put("pos", ["c1"])
+        out3 = os.path.join(self.work, "ts-out")
+        self.consume_local("pos", out3, "--start", "AT_TIMESTAMP", "--timestamp", str(t))
+        self.assertEqual([x["eventId"] for x in self.lines(out3)], ["c1"])
+
+    def test_multipart_upload_confirmed(self):
+        self.s3.create_bucket(Bucket="big")
+        body = hashlib.sha256(b"seed").digest() * (11 * (1 << 20) // 32 + 5)   # ~11 MiB
+        sink = S3Sink(self.s3, "s3://big/p/", Retrier(Metrics()),
+                      multipart_threshold=1 << 20, part_size=5 << 20)
+        etag = sink.upload_bytes(body, "p/x.gz")
+        # the multipart rule (S3, moto) or the whole object's MD5 (s3rver)
+        self.assertIn(etag, (hashlib.md5(b"".join(
+            hashlib.md5(body[i:i + (5 << 20)]).digest() for i in range(0, len(body), 5 << 20)
+        )).hexdigest() + "-3", hashlib.md5(body).hexdigest()))
+        got = self.s3.get_object(Bucket="big", Key="p/x.gz")["Body"].read()
+        self.assertEqual(got, body)
+        self.assertEqual(sink.metrics.get("MultipartUploads"), 1)
+        # below the threshold: one PutObject, ETag = MD5
+        self.assertEqual(sink.upload_bytes(b"small", "p/s.gz"),
+                         hashlib.md5(b"small").hexdigest())
+
+    def test_enrich_run_refuses_s3_out_dir(self):
+        cli = os.path.join(_support.BUILDDIR, "tools", "enrich")
+        if not os.path.exists(cli):
+            self.skipTest("the CLI is not built here")
+        r = subprocess.run([cli, "run", "--store", self.store, "--out-dir", "s3://b/p"],
+                           capture_output=True, text=True, input="")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("python3 -m enrich consume --out s3://b/p", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
