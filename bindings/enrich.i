@@ -99,6 +99,7 @@ struct enrich_delivery {};
 %apply size_t *OUTPUT { size_t *loaded };
 %apply int64_t *OUTPUT { int64_t *min, int64_t *max };
 %apply uint64_t *OUTPUT { uint64_t *offset };
+%apply int64_t *OUTPUT { int64_t *ms };
 
 %include "enrich/version.h"
 %include "enrich/enrich.h"

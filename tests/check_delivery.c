@@ -231,14 +231,15 @@ START_TEST(delivery_seed_layout_and_names)
 END_TEST
 
 /* Event times in every form the core reads (epoch seconds with fraction
- * and exponent, epoch milliseconds, ISO-8601): enrich_batch_event_time_ms
+ * and exponent, epoch milliseconds, ISO-8601, before 1970 too):
+ * enrich_batch_event_time
  * gives the instant, enrich_batch_partition its date, and the delivery,
  * which dates records by the same reader, puts each record under that
  * date. {"timestamp": 1.7e9} is 2023-11-14T22:13:20Z; once the delivery
  * read it as no time and filed it under the processing day. */
 static const struct {
     const char *value;
-    int64_t ms;       /* enrich_batch_event_time_ms; -1: none */
+    int64_t ms;       /* enrich_batch_event_time; INT64_MIN: none (ENRICH_E_NOTFOUND) */
     const char *part; /* year=.../month=.../day=... */
 } event_times[] = {
     {"1.7e9", 1700000000000LL, "year=2023/month=11/day=14"},
@@ -255,11 +256,15 @@ static const struct {
     {"1700006399.999", 1700006399999LL, "year=2023/month=11/day=14"},
     {"1.7000064e9", 1700006400000LL, "year=2023/month=11/day=15"},
     {"\"2023-11-15T01:00:00+02:00\"", 1700002800000LL, "year=2023/month=11/day=14"},
+    /* Before 1970: an instant like any other, -1 ms included. */
+    {"-86400", -86400000LL, "year=1969/month=12/day=31"},
+    {"-0.001", -1LL, "year=1969/month=12/day=31"},
+    {"\"1969-07-20T20:17:40Z\"", -14182940000LL, "year=1969/month=07/day=20"},
     /* No usable time: the processing time (the fixed clock, 2024-02-01). */
-    {"1e300", -1, "year=2024/month=02/day=01"},
-    {"\"yesterday\"", -1, "year=2024/month=02/day=01"},
-    {"null", -1, "year=2024/month=02/day=01"},
-    {NULL, -1, "year=2024/month=02/day=01"}, /* no timestamp member */
+    {"1e300", INT64_MIN, "year=2024/month=02/day=01"},
+    {"\"yesterday\"", INT64_MIN, "year=2024/month=02/day=01"},
+    {"null", INT64_MIN, "year=2024/month=02/day=01"},
+    {NULL, INT64_MIN, "year=2024/month=02/day=01"}, /* no timestamp member */
 };
 #define N_EVENT_TIMES (sizeof event_times / sizeof event_times[0])
 
@@ -289,7 +294,11 @@ static void assert_event_times(const enrich_ctx *ctx)
     ck_assert_int_eq(enrich_batch_time_ms(ctx), TU_FIXED_CLOCK);
     for (size_t i = 0; i < N_EVENT_TIMES; i++) {
         const char *v = event_times[i].value ? event_times[i].value : "(none)";
-        int64_t t = enrich_batch_event_time_ms(ctx, i);
+        int64_t t = INT64_MIN;
+        enrich_status rc = enrich_batch_event_time(ctx, i, &t);
+        ck_assert_int_eq(rc, event_times[i].ms == INT64_MIN ? ENRICH_E_NOTFOUND : ENRICH_OK);
+        if (rc != ENRICH_OK)
+            t = INT64_MIN;
         ck_assert_msg(t == event_times[i].ms, "%s: event time %lld, want %lld", v, (long long)t,
                       (long long)event_times[i].ms);
         char part[32];
@@ -298,7 +307,8 @@ static void assert_event_times(const enrich_ctx *ctx)
         ck_assert_msg(pn == strlen(event_times[i].part) && !memcmp(part, event_times[i].part, pn),
                       "%s: partition %.*s, want %s", v, (int)pn, part, event_times[i].part);
     }
-    ck_assert_int_eq(enrich_batch_event_time_ms(ctx, N_EVENT_TIMES), -1);
+    int64_t t;
+    ck_assert_int_eq(enrich_batch_event_time(ctx, N_EVENT_TIMES, &t), ENRICH_E_INVALID);
 }
 
 /* The published objects hold each record once, under its partition. */

@@ -304,9 +304,13 @@ START_TEST(enrich_event_time_from_the_partition_field)
            "{\"productId\":\"PROD-001\",\"timestamp\":1.7e9}\n"
            "{\"productId\":\"PROD-001\",\"when\":\"2023-11-14T22:13:20.5Z\"}\n");
     ck_assert_int_eq(enrich_batch_time_ms(f.ctx), TU_FIXED_CLOCK);
-    ck_assert_int_eq(enrich_batch_event_time_ms(f.ctx, 0), 1700000000000LL);
-    ck_assert_int_eq(enrich_batch_event_time_ms(f.ctx, 1), -1); /* "timestamp" is not it */
-    ck_assert_int_eq(enrich_batch_event_time_ms(f.ctx, 2), 1700000000500LL);
+    int64_t t = 0;
+    ck_assert_int_eq(enrich_batch_event_time(f.ctx, 0, &t), ENRICH_OK);
+    ck_assert_int_eq(t, 1700000000000LL);
+    /* "timestamp" is not the partition field here. */
+    ck_assert_int_eq(enrich_batch_event_time(f.ctx, 1, &t), ENRICH_E_NOTFOUND);
+    ck_assert_int_eq(enrich_batch_event_time(f.ctx, 2, &t), ENRICH_OK);
+    ck_assert_int_eq(t, 1700000000500LL);
     const char *want[] = {"year=2023/month=11/day=14", "year=2024/month=02/day=01",
                           "year=2023/month=11/day=14"};
     for (size_t i = 0; i < 3; i++) {
@@ -316,8 +320,9 @@ START_TEST(enrich_event_time_from_the_partition_field)
         ck_assert_msg(pn == 25 && !memcmp(part, want[i], pn), "record %zu: %.*s", i, (int)pn,
                       part);
     }
-    ck_assert_int_eq(enrich_batch_event_time_ms(f.ctx, 3), -1);
-    ck_assert_int_eq(enrich_batch_event_time_ms(NULL, 0), -1);
+    ck_assert_int_eq(enrich_batch_event_time(f.ctx, 3, &t), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_batch_event_time(NULL, 0, &t), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_batch_event_time(f.ctx, 0, NULL), ENRICH_E_INVALID);
     ck_assert_int_eq(enrich_batch_time_ms(NULL), -1);
     ck_assert_ptr_eq(enrich_ctx_pipeline(f.ctx), f.pl);
     ck_assert_ptr_null(enrich_ctx_pipeline(NULL));

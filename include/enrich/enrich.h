@@ -572,14 +572,20 @@ ENRICH_API enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i,
  *  `enrichmentTimestamp` shows. -1 for a NULL ctx. @since 0.1 */
 ENRICH_API int64_t enrich_batch_time_ms(const enrich_ctx *ctx);
 
-/** @brief The event time of record @p i (epoch ms): the value of the rule
- *  set's partition timestamp field (`timestamp` in the seed's rules), an
- *  ISO-8601 string or an epoch number (seconds, or milliseconds when its
- *  magnitude is 1e11 or more; fraction and exponent forms read exactly).
- *  enrich_batch_partition() dates records by it. -1 when the record has no
- *  such member, it is not a time of the years 1..9999, or @p i is out of
- *  range. @since 0.1 */
-ENRICH_API int64_t enrich_batch_event_time_ms(const enrich_ctx *ctx, size_t i);
+/**
+ * @brief The event time of record @p i: the value of the rule set's
+ *        partition timestamp field (`timestamp` in the seed's rules), an
+ *        ISO-8601 string or an epoch number (seconds, or milliseconds when
+ *        its magnitude is 1e11 or more; fraction and exponent forms read
+ *        exactly). enrich_batch_partition() dates records by it.
+ * @param[out] ms epoch milliseconds, any instant of the years 1..9999
+ *                (before 1970 too).
+ * @retval ENRICH_E_NOTFOUND the record has no such member, or its value is
+ *                           not a time of the years 1..9999.
+ * @retval ENRICH_E_INVALID  NULL ctx or ms, or @p i out of range.
+ * @since 0.2
+ */
+ENRICH_API enrich_status enrich_batch_event_time(const enrich_ctx *ctx, size_t i, int64_t *ms);
 
 /* ------------------------------------------------------------------ */
 /* Encode output                                                       */

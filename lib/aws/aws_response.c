@@ -129,8 +129,10 @@ void aws_build_firehose(enrich_ctx *ctx)
             }
             int64_t y;
             unsigned mo, d;
-            int64_t t = enrich_batch_event_time_ms(ctx, (size_t)(r - ctx->recs));
-            civil_from_days(epoch_day(t >= 0 ? t : ctx->now_ms), &y, &mo, &d);
+            int64_t t;
+            if (enrich_batch_event_time(ctx, (size_t)(r - ctx->recs), &t) != ENRICH_OK)
+                t = ctx->now_ms;
+            civil_from_days(epoch_day(t), &y, &mo, &d);
             /* Years 1..9999 only (the day comes from a parsed date or
              * the batch clock, both bounded): four digits, no printf. */
             char date[] = "\",\"metadata\":{\"partitionKeys\":{\"year\":\"0000\","

@@ -82,12 +82,11 @@ int64_t enrich_batch_time_ms(const enrich_ctx *ctx)
     return ctx ? ctx->now_ms : -1;
 }
 
-int64_t enrich_batch_event_time_ms(const enrich_ctx *ctx, size_t i)
+enrich_status enrich_batch_event_time(const enrich_ctx *ctx, size_t i, int64_t *ms)
 {
-    int64_t ms;
-    if (!ctx || i >= ctx->nrecs || !rec_time_ms(ctx, &ctx->recs[i], &ms))
-        return -1;
-    return ms;
+    if (!ctx || !ms || i >= ctx->nrecs)
+        return ENRICH_E_INVALID;
+    return rec_time_ms(ctx, &ctx->recs[i], ms) ? ENRICH_OK : ENRICH_E_NOTFOUND;
 }
 
 

@@ -170,9 +170,12 @@ void enrich_delivery_set_object_callback(enrich_delivery *d, enrich_object_fn fn
  * when the chosen one is absent. */
 static int64_t record_time(const enrich_delivery *d, const enrich_ctx *ctx, size_t i)
 {
-    int64_t t = d->tsrc == TS_ARRIVAL ? enrich_aws_arrival_ms(ctx, i) :
-                d->tsrc == TS_EVENT   ? enrich_batch_event_time_ms(ctx, i) : -1;
-    return t >= 0 ? t : enrich_batch_time_ms(ctx);
+    int64_t t;
+    if (d->tsrc == TS_EVENT && enrich_batch_event_time(ctx, i, &t) == ENRICH_OK)
+        return t; /* before 1970 too, as enrich_batch_partition dates it */
+    if (d->tsrc == TS_ARRIVAL && (t = enrich_aws_arrival_ms(ctx, i)) >= 0)
+        return t;
+    return enrich_batch_time_ms(ctx);
 }
 
 /* The record with one more member before its closing brace. */

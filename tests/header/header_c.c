@@ -48,6 +48,7 @@ static int use_types(void)
     enrich_metrics_format mf = ENRICH_METRICS_JSON;
     enrich_progress_fn fn = NULL;
     enrich_object_fn ofn = NULL;
+    int64_t ms = 0;
     b.ptr = NULL;
     b.len = 0;
     /* NULL-safe destructors. */
@@ -58,7 +59,7 @@ static int use_types(void)
         return 1;
     /* NULL ctx: the accessors answer, never crash. */
     if (enrich_aws_record_id(ctx, 0).len != 0 || enrich_aws_arrival_ms(ctx, 0) != -1 ||
-        enrich_batch_event_time_ms(ctx, 0) != -1 || enrich_batch_time_ms(ctx) != -1 ||
+        enrich_batch_event_time(ctx, 0, &ms) != ENRICH_E_INVALID || enrich_batch_time_ms(ctx) != -1 ||
         enrich_ctx_pipeline(ctx) != NULL)
         return 1;
     return (int)b.len + rc + (int)(lo.version - 1) + (int)lo.format + (int)in + (int)ev +

@@ -13,9 +13,9 @@ extern
 #ifdef __cplusplus
   "C"
 #endif
-  void cgo_panic__capi_e387fc480f05f5f3(const char*);
+  void cgo_panic__capi_3965f2bd53077742(const char*);
 static void _swig_gopanic(const char *p) {
-  cgo_panic__capi_e387fc480f05f5f3(p);
+  cgo_panic__capi_3965f2bd53077742(p);
 }
 
 
@@ -290,7 +290,7 @@ enrich_status enrich_bind_store_load(enrich_store *store, const char *table, con
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_e387fc480f05f5f3(void *_swig_go_0) {
+void _wrap_Swig_free_capi_3965f2bd53077742(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -300,7 +300,7 @@ void _wrap_Swig_free_capi_e387fc480f05f5f3(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_e387fc480f05f5f3(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_3965f2bd53077742(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -313,7 +313,7 @@ void *_wrap_Swig_malloc_capi_e387fc480f05f5f3(intgo _swig_go_0) {
 }
 
 
-void _wrap_delete_store_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
+void _wrap_delete_store_capi_3965f2bd53077742(struct enrich_store *_swig_go_0) {
   struct enrich_store *arg1 = (struct enrich_store *) 0 ;
   
   arg1 = *(struct enrich_store **)&_swig_go_0; 
@@ -323,7 +323,7 @@ void _wrap_delete_store_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
 }
 
 
-void _wrap_delete_pipeline_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0) {
+void _wrap_delete_pipeline_capi_3965f2bd53077742(struct enrich_pipeline *_swig_go_0) {
   struct enrich_pipeline *arg1 = (struct enrich_pipeline *) 0 ;
   
   arg1 = *(struct enrich_pipeline **)&_swig_go_0; 
@@ -333,7 +333,7 @@ void _wrap_delete_pipeline_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_g
 }
 
 
-void _wrap_delete_ctx_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+void _wrap_delete_ctx_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
   struct enrich_ctx *arg1 = (struct enrich_ctx *) 0 ;
   
   arg1 = *(struct enrich_ctx **)&_swig_go_0; 
@@ -343,7 +343,7 @@ void _wrap_delete_ctx_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
 }
 
 
-void _wrap_delete_delivery_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0) {
+void _wrap_delete_delivery_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0) {
   struct enrich_delivery *arg1 = (struct enrich_delivery *) 0 ;
   
   arg1 = *(struct enrich_delivery **)&_swig_go_0; 
@@ -353,7 +353,7 @@ void _wrap_delete_delivery_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_go_store_open_capi_e387fc480f05f5f3(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2, long long *_swig_go_3) {
+intgo _wrap_go_store_open_capi_3965f2bd53077742(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2, long long *_swig_go_3) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -377,7 +377,7 @@ intgo _wrap_go_store_open_capi_e387fc480f05f5f3(_gostring_ _swig_go_0, intgo _sw
 }
 
 
-long long _wrap_go_meta_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
+long long _wrap_go_meta_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   size_t arg3 ;
@@ -396,7 +396,7 @@ long long _wrap_go_meta_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, _go
 }
 
 
-long long _wrap_go_concat_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+long long _wrap_go_concat_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int arg2 ;
   void *arg3 = (void *) 0 ;
@@ -417,7 +417,7 @@ long long _wrap_go_concat_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, i
 }
 
 
-intgo _wrap_VERSION_NUMBER_capi_e387fc480f05f5f3() {
+intgo _wrap_VERSION_NUMBER_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -428,7 +428,7 @@ intgo _wrap_VERSION_NUMBER_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_version_number_capi_e387fc480f05f5f3() {
+intgo _wrap_version_number_capi_3965f2bd53077742() {
   unsigned int result;
   intgo _swig_go_result;
   
@@ -439,7 +439,7 @@ intgo _wrap_version_number_capi_e387fc480f05f5f3() {
 }
 
 
-_gostring_ _wrap_version_string_capi_e387fc480f05f5f3() {
+_gostring_ _wrap_version_string_capi_3965f2bd53077742() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -450,7 +450,7 @@ _gostring_ _wrap_version_string_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_INVALID_capi_e387fc480f05f5f3() {
+intgo _wrap_E_INVALID_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -461,7 +461,7 @@ intgo _wrap_E_INVALID_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOMEM_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOMEM_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -472,7 +472,7 @@ intgo _wrap_E_NOMEM_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_IO_capi_e387fc480f05f5f3() {
+intgo _wrap_E_IO_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -483,7 +483,7 @@ intgo _wrap_E_IO_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOTFOUND_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOTFOUND_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -494,7 +494,7 @@ intgo _wrap_E_NOTFOUND_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_READONLY_capi_e387fc480f05f5f3() {
+intgo _wrap_E_READONLY_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -505,7 +505,7 @@ intgo _wrap_E_READONLY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOT_STORE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOT_STORE_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -516,7 +516,7 @@ intgo _wrap_E_NOT_STORE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_STORE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_STORE_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -527,7 +527,7 @@ intgo _wrap_E_STORE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_READERS_FULL_capi_e387fc480f05f5f3() {
+intgo _wrap_E_READERS_FULL_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -538,7 +538,7 @@ intgo _wrap_E_READERS_FULL_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NO_TABLE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NO_TABLE_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -549,7 +549,7 @@ intgo _wrap_E_NO_TABLE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_RULES_capi_e387fc480f05f5f3() {
+intgo _wrap_E_RULES_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -560,7 +560,7 @@ intgo _wrap_E_RULES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_JSON_capi_e387fc480f05f5f3() {
+intgo _wrap_E_JSON_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -571,7 +571,7 @@ intgo _wrap_E_JSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOT_OBJECT_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOT_OBJECT_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -582,7 +582,7 @@ intgo _wrap_E_NOT_OBJECT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_KEY_TYPE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_KEY_TYPE_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -593,7 +593,7 @@ intgo _wrap_E_KEY_TYPE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_KEY_TOO_LONG_capi_e387fc480f05f5f3() {
+intgo _wrap_E_KEY_TOO_LONG_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -604,7 +604,7 @@ intgo _wrap_E_KEY_TOO_LONG_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_CONFLICT_capi_e387fc480f05f5f3() {
+intgo _wrap_E_CONFLICT_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -615,7 +615,7 @@ intgo _wrap_E_CONFLICT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_DEPTH_capi_e387fc480f05f5f3() {
+intgo _wrap_E_DEPTH_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -626,7 +626,7 @@ intgo _wrap_E_DEPTH_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_UTF8_capi_e387fc480f05f5f3() {
+intgo _wrap_E_UTF8_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -637,7 +637,7 @@ intgo _wrap_E_UTF8_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NUL_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NUL_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -648,7 +648,7 @@ intgo _wrap_E_NUL_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_TOO_LARGE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_TOO_LARGE_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -659,7 +659,7 @@ intgo _wrap_E_TOO_LARGE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_DST_SIZE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_DST_SIZE_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -670,7 +670,7 @@ intgo _wrap_E_DST_SIZE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_ITEM_capi_e387fc480f05f5f3() {
+intgo _wrap_E_ITEM_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -681,7 +681,7 @@ intgo _wrap_E_ITEM_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_ZLIB_capi_e387fc480f05f5f3() {
+intgo _wrap_E_ZLIB_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -692,7 +692,7 @@ intgo _wrap_E_ZLIB_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_BASE64_capi_e387fc480f05f5f3() {
+intgo _wrap_E_BASE64_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -703,7 +703,7 @@ intgo _wrap_E_BASE64_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_LAST_capi_e387fc480f05f5f3() {
+intgo _wrap_E_LAST_capi_3965f2bd53077742() {
   int result;
   intgo _swig_go_result;
   
@@ -714,7 +714,7 @@ intgo _wrap_E_LAST_capi_e387fc480f05f5f3() {
 }
 
 
-_gostring_ _wrap_strerror_capi_e387fc480f05f5f3(intgo _swig_go_0) {
+_gostring_ _wrap_strerror_capi_3965f2bd53077742(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -727,7 +727,7 @@ _gostring_ _wrap_strerror_capi_e387fc480f05f5f3(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_status_name_capi_e387fc480f05f5f3(intgo _swig_go_0) {
+_gostring_ _wrap_status_name_capi_3965f2bd53077742(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -740,7 +740,7 @@ _gostring_ _wrap_status_name_capi_e387fc480f05f5f3(intgo _swig_go_0) {
 }
 
 
-intgo _wrap_store_open_capi_e387fc480f05f5f3(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
+intgo _wrap_store_open_capi_3965f2bd53077742(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -762,7 +762,7 @@ intgo _wrap_store_open_capi_e387fc480f05f5f3(_gostring_ _swig_go_0, intgo _swig_
 }
 
 
-_gostring_ _wrap_store_errmsg_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
+_gostring_ _wrap_store_errmsg_capi_3965f2bd53077742(struct enrich_store *_swig_go_0) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -775,7 +775,7 @@ _gostring_ _wrap_store_errmsg_capi_e387fc480f05f5f3(struct enrich_store *_swig_g
 }
 
 
-intgo _wrap_store_define_table_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+intgo _wrap_store_define_table_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -806,7 +806,7 @@ intgo _wrap_store_define_table_capi_e387fc480f05f5f3(struct enrich_store *_swig_
 }
 
 
-intgo _wrap_LOAD_NDJSON_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_NDJSON_capi_3965f2bd53077742() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -818,7 +818,7 @@ intgo _wrap_LOAD_NDJSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_JSON_ARRAY_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_JSON_ARRAY_capi_3965f2bd53077742() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -830,7 +830,7 @@ intgo _wrap_LOAD_JSON_ARRAY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_DYNAMODB_capi_3965f2bd53077742() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -842,7 +842,7 @@ intgo _wrap_LOAD_DYNAMODB_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_STREAM_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_DYNAMODB_STREAM_capi_3965f2bd53077742() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -854,7 +854,7 @@ intgo _wrap_LOAD_DYNAMODB_STREAM_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_CSV_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_CSV_capi_3965f2bd53077742() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -866,7 +866,7 @@ intgo _wrap_LOAD_CSV_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_store_put_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_store_put_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -892,7 +892,7 @@ intgo _wrap_store_put_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_get_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_store_get_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -926,7 +926,7 @@ intgo _wrap_store_get_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_delete_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_store_delete_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -952,7 +952,7 @@ intgo _wrap_store_delete_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, 
 }
 
 
-intgo _wrap_store_copy_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
+intgo _wrap_store_copy_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   enrich_status result;
@@ -972,7 +972,7 @@ intgo _wrap_store_copy_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _g
 }
 
 
-intgo _wrap_store_stats_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
+intgo _wrap_store_stats_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -993,7 +993,7 @@ intgo _wrap_store_stats_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _
 }
 
 
-intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
+intgo _wrap_pipeline_compile_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1020,7 +1020,7 @@ intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(struct enrich_store *_swig_go
 }
 
 
-intgo _wrap_pipeline_describe_capi_e387fc480f05f5f3(_goslice_ _swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3) {
+intgo _wrap_pipeline_describe_capi_3965f2bd53077742(_goslice_ _swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1051,7 +1051,7 @@ intgo _wrap_pipeline_describe_capi_e387fc480f05f5f3(_goslice_ _swig_go_0, _gosli
 }
 
 
-intgo _wrap_ctx_create_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
+intgo _wrap_ctx_create_capi_3965f2bd53077742(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   enrich_ctx **arg2 = (enrich_ctx **) 0 ;
   enrich_status result;
@@ -1066,7 +1066,7 @@ intgo _wrap_ctx_create_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0,
 }
 
 
-void _wrap_ctx_reset_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+void _wrap_ctx_reset_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   
   arg1 = *(enrich_ctx **)&_swig_go_0; 
@@ -1076,7 +1076,7 @@ void _wrap_ctx_reset_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_ctx_errmsg_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+_gostring_ _wrap_ctx_errmsg_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1089,7 +1089,7 @@ _gostring_ _wrap_ctx_errmsg_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0)
 }
 
 
-struct enrich_pipeline *_wrap_ctx_pipeline_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+struct enrich_pipeline *_wrap_ctx_pipeline_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_pipeline *result = 0 ;
   struct enrich_pipeline *_swig_go_result;
@@ -1102,7 +1102,7 @@ struct enrich_pipeline *_wrap_ctx_pipeline_capi_e387fc480f05f5f3(struct enrich_c
 }
 
 
-intgo _wrap_OPT_MAX_DEPTH_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_MAX_DEPTH_capi_3965f2bd53077742() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1114,7 +1114,7 @@ intgo _wrap_OPT_MAX_DEPTH_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_MAX_RECORD_BYTES_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_MAX_RECORD_BYTES_capi_3965f2bd53077742() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1126,7 +1126,7 @@ intgo _wrap_OPT_MAX_RECORD_BYTES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_CLOCK_MS_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_CLOCK_MS_capi_3965f2bd53077742() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1138,7 +1138,7 @@ intgo _wrap_OPT_CLOCK_MS_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_RESPONSE_LIMIT_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_RESPONSE_LIMIT_capi_3965f2bd53077742() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1150,7 +1150,7 @@ intgo _wrap_OPT_RESPONSE_LIMIT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_LOOKUP_CACHE_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_LOOKUP_CACHE_capi_3965f2bd53077742() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1162,7 +1162,7 @@ intgo _wrap_OPT_LOOKUP_CACHE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
+intgo _wrap_ctx_set_option_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t arg3 ;
@@ -1179,7 +1179,7 @@ intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_ctx_get_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
+intgo _wrap_ctx_get_option_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1196,7 +1196,7 @@ intgo _wrap_ctx_get_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_option_bounds_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_option_bounds_capi_3965f2bd53077742(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_option arg1 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1235,7 +1235,7 @@ intgo _wrap_option_bounds_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swi
 }
 
 
-intgo _wrap_INPUT_NDJSON_capi_e387fc480f05f5f3() {
+intgo _wrap_INPUT_NDJSON_capi_3965f2bd53077742() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1247,7 +1247,7 @@ intgo _wrap_INPUT_NDJSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_INPUT_JSON_ARRAY_capi_e387fc480f05f5f3() {
+intgo _wrap_INPUT_JSON_ARRAY_capi_3965f2bd53077742() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1259,7 +1259,7 @@ intgo _wrap_INPUT_JSON_ARRAY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_SUCCESS_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_SUCCESS_capi_3965f2bd53077742() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1271,7 +1271,7 @@ intgo _wrap_OUTCOME_SUCCESS_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_NOT_FOUND_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_NOT_FOUND_capi_3965f2bd53077742() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1283,7 +1283,7 @@ intgo _wrap_OUTCOME_NOT_FOUND_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_NO_KEY_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_NO_KEY_capi_3965f2bd53077742() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1295,7 +1295,7 @@ intgo _wrap_OUTCOME_NO_KEY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_ERROR_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_ERROR_capi_3965f2bd53077742() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1307,7 +1307,7 @@ intgo _wrap_OUTCOME_ERROR_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_batch_run_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_input arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1328,7 +1328,7 @@ intgo _wrap_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo
 }
 
 
-long long _wrap_batch_count_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_count_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1341,7 +1341,7 @@ long long _wrap_batch_count_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0)
 }
 
 
-long long _wrap_batch_count_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_batch_count_outcome_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_outcome arg2 ;
   size_t result;
@@ -1356,7 +1356,7 @@ long long _wrap_batch_count_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_sw
 }
 
 
-intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_outcome_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_outcome result;
@@ -1371,7 +1371,7 @@ intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, l
 }
 
 
-intgo _wrap_batch_error_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_error_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int result;
@@ -1386,7 +1386,7 @@ intgo _wrap_batch_error_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, lon
 }
 
 
-_goslice_ _wrap_batch_record_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_batch_record_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1405,7 +1405,7 @@ _goslice_ _wrap_batch_record_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_batch_partition_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_batch_partition_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   char *arg3 = (char *) 0 ;
@@ -1428,7 +1428,7 @@ intgo _wrap_batch_partition_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0,
 }
 
 
-long long _wrap_batch_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_time_ms_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t result;
   long long _swig_go_result;
@@ -1441,22 +1441,35 @@ long long _wrap_batch_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_
 }
 
 
-long long _wrap_batch_event_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_event_time_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
-  int64_t result;
-  long long _swig_go_result;
+  int64_t *arg3 = (int64_t *) 0 ;
+  int64_t temp3 ;
+  enrich_status result;
+  intgo _swig_go_result;
   
   arg1 = *(enrich_ctx **)&_swig_go_0; 
   arg2 = (size_t)_swig_go_1; 
+  {
+    if (_swig_go_2.len == 0) {
+      _swig_gopanic("array must contain at least 1 element");
+    }
+    arg3 = &temp3;
+  }
   
-  result = (int64_t)enrich_batch_event_time_ms((struct enrich_ctx const *)arg1,arg2);
-  _swig_go_result = result; 
+  result = (enrich_status)enrich_batch_event_time((struct enrich_ctx const *)arg1,arg2,arg3);
+  _swig_go_result = (intgo)result; 
+  {
+    long long* a = (long long *) _swig_go_2.array;
+    a[0] = temp3;
+  }
+  
   return _swig_go_result;
 }
 
 
-intgo _wrap_ENCODE_NDJSON_capi_e387fc480f05f5f3() {
+intgo _wrap_ENCODE_NDJSON_capi_3965f2bd53077742() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1468,7 +1481,7 @@ intgo _wrap_ENCODE_NDJSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_ENCODE_JSON_ARRAY_capi_e387fc480f05f5f3() {
+intgo _wrap_ENCODE_JSON_ARRAY_capi_3965f2bd53077742() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1480,7 +1493,7 @@ intgo _wrap_ENCODE_JSON_ARRAY_capi_e387fc480f05f5f3() {
 }
 
 
-long long _wrap_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_encode_bound_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   size_t result;
@@ -1495,7 +1508,7 @@ long long _wrap_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_encode_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1518,7 +1531,7 @@ intgo _wrap_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _s
 }
 
 
-long long _wrap_gzip_bound_capi_e387fc480f05f5f3(long long _swig_go_0) {
+long long _wrap_gzip_bound_capi_3965f2bd53077742(long long _swig_go_0) {
   size_t arg1 ;
   size_t result;
   long long _swig_go_result;
@@ -1531,7 +1544,7 @@ long long _wrap_gzip_bound_capi_e387fc480f05f5f3(long long _swig_go_0) {
 }
 
 
-intgo _wrap_gzip_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_gzip_capi_3965f2bd53077742(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   int arg1 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1558,7 +1571,7 @@ intgo _wrap_gzip_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _
 }
 
 
-intgo _wrap_AWS_PIPES_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_PIPES_capi_3965f2bd53077742() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1570,7 +1583,7 @@ intgo _wrap_AWS_PIPES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_FIREHOSE_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_FIREHOSE_capi_3965f2bd53077742() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1582,7 +1595,7 @@ intgo _wrap_AWS_FIREHOSE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_KINESIS_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_KINESIS_capi_3965f2bd53077742() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1594,7 +1607,7 @@ intgo _wrap_AWS_KINESIS_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_OK_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_OK_capi_3965f2bd53077742() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1606,7 +1619,7 @@ intgo _wrap_RESULT_OK_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_DROPPED_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_DROPPED_capi_3965f2bd53077742() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1618,7 +1631,7 @@ intgo _wrap_RESULT_DROPPED_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_FAILED_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_FAILED_capi_3965f2bd53077742() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1630,7 +1643,7 @@ intgo _wrap_RESULT_FAILED_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_OVER_LIMIT_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_OVER_LIMIT_capi_3965f2bd53077742() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1642,7 +1655,7 @@ intgo _wrap_RESULT_OVER_LIMIT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_aws_batch_run_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_event arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1663,7 +1676,7 @@ intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, i
 }
 
 
-_goslice_ _wrap_aws_record_id_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_aws_record_id_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1682,7 +1695,7 @@ _goslice_ _wrap_aws_record_id_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_
 }
 
 
-long long _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+long long _wrap_aws_arrival_ms_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int64_t result;
@@ -1697,7 +1710,7 @@ long long _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go
 }
 
 
-intgo _wrap_aws_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_aws_result_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_result result;
@@ -1712,7 +1725,7 @@ intgo _wrap_aws_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long
 }
 
 
-long long _wrap_aws_count_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_aws_count_result_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_result arg2 ;
   size_t result;
@@ -1727,7 +1740,7 @@ long long _wrap_aws_count_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_
 }
 
 
-_goslice_ _wrap_aws_invalid_reason_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_aws_invalid_reason_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1746,7 +1759,7 @@ _goslice_ _wrap_aws_invalid_reason_capi_e387fc480f05f5f3(struct enrich_ctx *_swi
 }
 
 
-intgo _wrap_AWS_RESPONSE_PIPES_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_RESPONSE_PIPES_capi_3965f2bd53077742() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1758,7 +1771,7 @@ intgo _wrap_AWS_RESPONSE_PIPES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_3965f2bd53077742() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1770,7 +1783,7 @@ intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_RESPONSE_KINESIS_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_RESPONSE_KINESIS_capi_3965f2bd53077742() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1782,7 +1795,7 @@ intgo _wrap_AWS_RESPONSE_KINESIS_capi_e387fc480f05f5f3() {
 }
 
 
-long long _wrap_aws_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_aws_encode_bound_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_response arg2 ;
   size_t result;
@@ -1797,7 +1810,7 @@ long long _wrap_aws_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_
 }
 
 
-intgo _wrap_aws_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_aws_encode_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_response arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1820,7 +1833,7 @@ intgo _wrap_aws_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intg
 }
 
 
-intgo _wrap_delivery_open_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
+intgo _wrap_delivery_open_capi_3965f2bd53077742(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -1854,7 +1867,7 @@ intgo _wrap_delivery_open_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go
 }
 
 
-intgo _wrap_delivery_write_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
+intgo _wrap_delivery_write_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   uint64_t arg3 ;
@@ -1871,7 +1884,7 @@ intgo _wrap_delivery_write_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_run_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
+intgo _wrap_delivery_run_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   int arg3 ;
@@ -1896,7 +1909,7 @@ intgo _wrap_delivery_run_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_
 }
 
 
-intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_delivery_flush_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   int64_t arg2 ;
   enrich_status result;
@@ -1911,7 +1924,7 @@ intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_close_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
+intgo _wrap_delivery_close_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   unsigned int arg2 ;
   enrich_status result;
@@ -1926,7 +1939,7 @@ intgo _wrap_delivery_close_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-_gostring_ _wrap_delivery_errmsg_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0) {
+_gostring_ _wrap_delivery_errmsg_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1939,7 +1952,7 @@ _gostring_ _wrap_delivery_errmsg_capi_e387fc480f05f5f3(struct enrich_delivery *_
 }
 
 
-intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
+intgo _wrap_delivery_resume_offset_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   uint64_t *arg2 = (uint64_t *) 0 ;
   uint64_t temp2 ;
@@ -1965,7 +1978,7 @@ intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(struct enrich_delivery 
 }
 
 
-intgo _wrap_METRICS_JSON_capi_e387fc480f05f5f3() {
+intgo _wrap_METRICS_JSON_capi_3965f2bd53077742() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -1977,7 +1990,7 @@ intgo _wrap_METRICS_JSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_METRICS_EMF_capi_e387fc480f05f5f3() {
+intgo _wrap_METRICS_EMF_capi_3965f2bd53077742() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -1989,7 +2002,7 @@ intgo _wrap_METRICS_EMF_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_delivery_metrics_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_metrics_format arg2 ;
   unsigned int arg3 ;
@@ -2014,7 +2027,7 @@ intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(struct enrich_delivery *_swig
 }
 
 
-intgo _wrap_bind_store_load_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
+intgo _wrap_bind_store_load_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
