@@ -180,13 +180,17 @@ static size_t round_up(size_t n, size_t unit)
     return unit ? (n + unit - 1) / unit * unit : n;
 }
 
+int store_env_info(const enrich_store *s, MDB_envinfo *info, MDB_stat *st)
+{
+    int rc = mdb_env_info(s->env, info);
+    return rc == MDB_SUCCESS ? mdb_env_stat(s->env, st) : rc;
+}
+
 enrich_status store_grow_map(enrich_store *s, size_t at_least)
 {
     MDB_envinfo info;
     MDB_stat st;
-    int rc = mdb_env_info(s->env, &info);
-    if (rc == MDB_SUCCESS)
-        rc = mdb_env_stat(s->env, &st);
+    int rc = store_env_info(s, &info, &st);
     if (rc != MDB_SUCCESS)
         return map_mdb(rc, s->errmsg, "grow map", true);
     size_t cur = info.me_mapsize;
@@ -563,9 +567,7 @@ static int adjust_rw_mapsize(enrich_store *s)
 {
     MDB_envinfo info;
     MDB_stat st;
-    int rc = mdb_env_info(s->env, &info);
-    if (rc == MDB_SUCCESS)
-        rc = mdb_env_stat(s->env, &st);
+    int rc = store_env_info(s, &info, &st);
     if (rc != MDB_SUCCESS)
         return rc;
     size_t want = STORE_DEFAULT_MAP;

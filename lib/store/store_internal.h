@@ -126,6 +126,9 @@ ENRICH_INTERNAL void store_txn_abort(enrich_store *s, MDB_txn *txn);
 ENRICH_INTERNAL int store_txn_commit(enrich_store *s, MDB_txn *txn);
 ENRICH_INTERNAL void store_txn_release(enrich_store *s);
 ENRICH_INTERNAL void store_txn_hold(enrich_store *s);
+/* The environment's info and statistics together (an MDB code): map
+ * size, last page, page size. */
+ENRICH_INTERNAL int store_env_info(const enrich_store *s, MDB_envinfo *info, MDB_stat *st);
 /* Double the map size (after MDB_MAP_FULL, with no txn of this thread open). */
 ENRICH_INTERNAL enrich_status store_grow_map(enrich_store *s, size_t at_least);
 

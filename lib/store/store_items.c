@@ -326,9 +326,7 @@ enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
         return ENRICH_E_INVALID;
     MDB_envinfo info;
     MDB_stat est;
-    int rc = mdb_env_info(store->env, &info);
-    if (rc == MDB_SUCCESS)
-        rc = mdb_env_stat(store->env, &est);
+    int rc = store_env_info(store, &info, &est);
     if (rc != MDB_SUCCESS)
         return store_map_mdb(rc, store->errmsg, "stats");
     /* Count readers before our own txn takes a slot. */

@@ -388,7 +388,7 @@ static size_t map_used(enrich_store *s, size_t *map_size)
 {
     MDB_envinfo info;
     MDB_stat st;
-    if (mdb_env_info(s->env, &info) != MDB_SUCCESS || mdb_env_stat(s->env, &st) != MDB_SUCCESS) {
+    if (store_env_info(s, &info, &st) != MDB_SUCCESS) {
         *map_size = 0;
         return 0;
     }
