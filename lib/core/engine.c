@@ -204,10 +204,10 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
 
 /* Attach the members a hit selects: all (minus the key attributes), or
  * the listed ones, renamed, optionally nested under one object. With
- * fields_required, a listed field the item lacks stops here: *missing
- * names it and the record fails. */
-static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item,
-                       const field_map **missing)
+ * fields_required, a listed field the item lacks stops here:
+ * ctx->missing_field names it and the record fails (a rare path, kept out
+ * of the arguments of the common one). */
+static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item)
 {
     bool nest = lk->nest.dec_len > 0;
     size_t nest_off = ctx->scratch.len;
@@ -246,7 +246,8 @@ static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item,
             }
             if (tried == item->count) {
                 if (lk->fields_required) {
-                    *missing = f;
+                    ctx->missing_lookup = lk;
+                    ctx->missing_field = f;
                     return true;
                 }
                 continue; /* this item lacks the field: nothing to attach */
@@ -332,11 +333,15 @@ static void rec_close(enrich_ctx *ctx, rec *r)
 
 /* The error message member's value: the status text, plus the key path
  * when a key was at fault. */
-/* missing: the field a hit lacked (fields_required); the message then
- * names the table, the key (ctx->key: parts joined by ',') and the field. */
-static void error_value(enrich_ctx *ctx, enrich_status code, const rname *path,
-                        const lookup *lk, const field_map *missing)
+/* After a hit that lacked a required field (ctx->missing_field, set by
+ * attach_hit), the message also names the table, the key (ctx->key: parts
+ * joined by ',') and the field; that state is cleared here. */
+static void error_value(enrich_ctx *ctx, enrich_status code, const rname *path)
 {
+    const lookup *lk = ctx->missing_lookup;
+    const field_map *missing = ctx->missing_field;
+    ctx->missing_lookup = NULL;
+    ctx->missing_field = NULL;
     ebuf msg = {0};
     ebuf_puts(&msg, enrich_strerror(code));
     if (path) {
@@ -377,7 +382,7 @@ static void emit_raw_error(enrich_ctx *ctx, rec *r, const char *ev, size_t len,
     ebuf_put(o, p->error_field.lit, p->error_field.lit_len);
     ebuf_putc(o, ':');
     ctx->scratch.len = 0;
-    error_value(ctx, code, NULL, NULL, NULL);
+    error_value(ctx, code, NULL);
     ebuf_put(o, ctx->scratch.p, ctx->scratch.len);
     if (p->ts_when == TS_ALWAYS) {
         ebuf_putc(o, ',');
@@ -461,7 +466,7 @@ static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
 }
 
 static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status code,
-                       const rname *path, const lookup *lk, const field_map *missing)
+                       const rname *path)
 {
     const enrich_pipeline *p = ctx->p;
     const rname *w = &p->word[outcome];
@@ -469,7 +474,7 @@ static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status co
             CONFLICT_OVERWRITE);
     if (outcome == ENRICH_OUTCOME_ERROR) {
         size_t off = ctx->scratch.len;
-        error_value(ctx, code, path, lk, missing);
+        error_value(ctx, code, path);
         att_add_scratch(ctx, &p->error_field, off, CONFLICT_OVERWRITE);
     }
     if (p->ts_when == TS_ALWAYS || (p->ts_when == TS_SUCCESS && outcome == ENRICH_OUTCOME_SUCCESS))
@@ -608,8 +613,6 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
     enrich_outcome outcome = ENRICH_OUTCOME_SUCCESS;
     enrich_status err = ENRICH_OK;
     const rname *err_path = NULL;
-    const lookup *err_lookup = NULL;
-    const field_map *missing = NULL;
     bool ok = true;
     for (size_t l = 0; l < p->nlookups && ok; l++) {
         const lookup *lk = &p->lookups[l];
@@ -620,11 +623,10 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
             break;
         }
         if (res == LK_HIT) {
-            ok = attach_hit(ctx, lk, &item, &missing);
-            if (ok && missing) {
+            ok = attach_hit(ctx, lk, &item);
+            if (__builtin_expect(ctx->missing_field != NULL, 0)) {
                 err = ENRICH_E_ITEM;
                 err_path = lk->nkeys == 1 ? &lk->keys[0].display : NULL;
-                err_lookup = lk;
                 break;
             }
             continue;
@@ -644,7 +646,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
         outcome = ENRICH_OUTCOME_ERROR;
         att_clear(ctx); /* a failed record carries no reference data */
     }
-    add_status(ctx, outcome, err, err_path, err_lookup, missing);
+    add_status(ctx, outcome, err, err_path);
 
     bool conflict;
     bool rebuild = resolve_conflicts(ctx, ev, &conflict);
@@ -655,7 +657,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
         outcome = ENRICH_OUTCOME_ERROR;
         att_clear(ctx);
         ctx->scratch.len = 0;
-        add_status(ctx, outcome, err, NULL, NULL, NULL);
+        add_status(ctx, outcome, err, NULL);
         rebuild = resolve_conflicts(ctx, ev, &conflict);
     }
     if (ctx->scratch.oom || ctx->removed.oom) {
