@@ -202,76 +202,93 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
     return LK_HIT;
 }
 
+/* Add one selected member: as an attachment, or (nest) into the nested
+ * object being built in scratch. */
+static inline bool attach_member(enrich_ctx *ctx, const lookup *lk, bool nest, bool *first,
+                                 const char *out_lit, size_t out_len, const item_member *im)
+{
+    if (!nest)
+        return att_add(ctx, out_lit, out_len, im->value, im->value_len, lk->on_conflict);
+    if (!*first)
+        ebuf_putc(&ctx->scratch, ',');
+    ebuf_put(&ctx->scratch, out_lit, out_len);
+    ebuf_putc(&ctx->scratch, ':');
+    ebuf_put(&ctx->scratch, im->value, im->value_len);
+    *first = false;
+    return true;
+}
+
+/* "fields": "all": every member after the key attributes, renamed where
+ * the rule set says. */
+static bool attach_all(enrich_ctx *ctx, const lookup *lk, const item_view *item, bool nest)
+{
+    bool first = true;
+    for (uint32_t i = item->nkey; i < item->count; i++) {
+        item_member im;
+        item_member_at(item, i, &im);
+        const char *out_lit = im.name;
+        size_t out_len = im.name_len;
+        for (size_t r = 0; r < lk->nfields; r++) {
+            const rname *src = &lk->fields[r].src;
+            if (src->lit_len == im.name_len && mem_equal(src->lit, im.name, im.name_len)) {
+                out_lit = lk->fields[r].out.lit;
+                out_len = lk->fields[r].out.lit_len;
+                break;
+            }
+        }
+        if (!attach_member(ctx, lk, nest, &first, out_lit, out_len, &im))
+            return false;
+    }
+    return true;
+}
+
+/* A list of fields: each search starts after the last match (the first
+ * after the key attributes) and wraps, so a list in the item's own order
+ * reads each member once. With fields_required, a listed field the item
+ * lacks stops here: ctx->missing_field names it and the record fails (a
+ * rare path, kept out of the arguments of the common one). */
+static bool attach_listed(enrich_ctx *ctx, const lookup *lk, const item_view *item, bool nest)
+{
+    bool first = true;
+    uint32_t next = item->nkey < item->count ? item->nkey : 0;
+    for (size_t i = 0; i < lk->nfields; i++) {
+        const field_map *f = &lk->fields[i];
+        item_member im;
+        uint32_t j = next, tried = 0;
+        for (; tried < item->count; tried++, j = j + 1 < item->count ? j + 1 : 0) {
+            item_member_at(item, j, &im);
+            if (im.name_len == f->src.lit_len && mem_equal(im.name, f->src.lit, im.name_len))
+                break;
+        }
+        if (tried == item->count) {
+            if (lk->fields_required) {
+                ctx->missing_lookup = lk;
+                ctx->missing_field = f;
+                return true;
+            }
+            continue; /* this item lacks the field: nothing to attach */
+        }
+        next = j + 1 < item->count ? j + 1 : 0;
+        if (!attach_member(ctx, lk, nest, &first, f->out.lit, f->out.lit_len, &im))
+            return false;
+    }
+    return true;
+}
+
 /* Attach the members a hit selects: all (minus the key attributes), or
- * the listed ones, renamed, optionally nested under one object. With
- * fields_required, a listed field the item lacks stops here:
- * ctx->missing_field names it and the record fails (a rare path, kept out
- * of the arguments of the common one). */
+ * the listed ones, renamed, optionally nested under one object. */
 static bool attach_hit(enrich_ctx *ctx, const lookup *lk, const item_view *item)
 {
     bool nest = lk->nest.dec_len > 0;
     size_t nest_off = ctx->scratch.len;
-    bool first = true;
     if (nest)
         ebuf_putc(&ctx->scratch, '{');
-    uint32_t from = lk->all_fields ? item->nkey : 0;
-    size_t wanted = lk->all_fields ? item->count - from : lk->nfields;
-    /* Listed fields: each search starts after the last match (the first
-     * after the key attributes) and wraps, so a list in the item's own
-     * order reads each member once. */
-    uint32_t next = item->nkey < item->count ? item->nkey : 0;
-    for (size_t i = 0; i < wanted; i++) {
-        item_member im;
-        const char *out_lit;
-        size_t out_len;
-        if (lk->all_fields) {
-            item_member_at(item, from + (uint32_t)i, &im);
-            out_lit = im.name;
-            out_len = im.name_len;
-            for (size_t r = 0; r < lk->nfields; r++) {
-                const rname *src = &lk->fields[r].src;
-                if (src->lit_len == im.name_len && mem_equal(src->lit, im.name, im.name_len)) {
-                    out_lit = lk->fields[r].out.lit;
-                    out_len = lk->fields[r].out.lit_len;
-                    break;
-                }
-            }
-        } else {
-            const field_map *f = &lk->fields[i];
-            uint32_t j = next, tried = 0;
-            for (; tried < item->count; tried++, j = j + 1 < item->count ? j + 1 : 0) {
-                item_member_at(item, j, &im);
-                if (im.name_len == f->src.lit_len && mem_equal(im.name, f->src.lit, im.name_len))
-                    break;
-            }
-            if (tried == item->count) {
-                if (lk->fields_required) {
-                    ctx->missing_lookup = lk;
-                    ctx->missing_field = f;
-                    return true;
-                }
-                continue; /* this item lacks the field: nothing to attach */
-            }
-            next = j + 1 < item->count ? j + 1 : 0;
-            out_lit = f->out.lit;
-            out_len = f->out.lit_len;
-        }
-        if (nest) {
-            if (!first)
-                ebuf_putc(&ctx->scratch, ',');
-            ebuf_put(&ctx->scratch, out_lit, out_len);
-            ebuf_putc(&ctx->scratch, ':');
-            ebuf_put(&ctx->scratch, im.value, im.value_len);
-            first = false;
-        } else if (!att_add(ctx, out_lit, out_len, im.value, im.value_len, lk->on_conflict)) {
-            return false;
-        }
-    }
-    if (nest) {
-        ebuf_putc(&ctx->scratch, '}');
-        return att_add_scratch(ctx, &lk->nest, nest_off, lk->on_conflict);
-    }
-    return true;
+    bool ok = lk->all_fields ? attach_all(ctx, lk, item, nest)
+                             : attach_listed(ctx, lk, item, nest);
+    if (!ok || !nest)
+        return ok;
+    ebuf_putc(&ctx->scratch, '}');
+    return att_add_scratch(ctx, &lk->nest, nest_off, lk->on_conflict);
 }
 
 static bool attach_defaults(enrich_ctx *ctx, const lookup *lk)
