@@ -35,7 +35,7 @@ static bool ts_walk(const char *pat, size_t n, int64_t ms, ebuf *out)
     int64_t y = 0;
     unsigned mo = 1, d = 1, hh = 0, mi = 0, ss = 0, frac = 0;
     if (out) {
-        int64_t day = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+        int64_t day = epoch_day(ms);
         int64_t rem = ms - day * 86400000;
         civil_from_days(day, &y, &mo, &d);
         hh = (unsigned)(rem / 3600000);
