@@ -327,6 +327,73 @@ START_TEST(cli_demo_seed_end_to_end)
 }
 END_TEST
 
+/* The demo's closing hint is a command line that works where the demo
+ * ran: `enrich` when PATH finds this binary, else its path (relative when
+ * it lies under the current directory). Each case runs the hint. */
+static void demo_hint_case(const char *cwd, const char *path_env, const char *dir,
+                           const char *want_prefix)
+{
+    char script[4096];
+    snprintf(script, sizeof script, "cd '%s' && PATH='%s' exec '%s' demo --dir '%s' >/dev/null",
+             cwd, path_env, ENRICH_CLI, dir);
+    char *argv[] = {"/bin/sh", "-c", script, NULL};
+    res r;
+    memset(&r, 0, sizeof r);
+    r.rc = tu_run(argv, NULL, 0, &r.out, &r.out_len, &r.err);
+    ck_assert_cli_ok(r);
+    const char *h = strstr(r.err, " get --store ");
+    ck_assert_msg(h != NULL, "no hint in: %s", r.err);
+    const char *start = h;
+    while (start > r.err && start[-1] != '\n')
+        start--;
+    ck_assert_msg(strncmp(start, "  ", 2) == 0, "hint line: %s", r.err);
+    start += 2;
+    size_t len = strcspn(start, "\n");
+    char hint[2048];
+    ck_assert_uint_lt(len, sizeof hint);
+    memcpy(hint, start, len);
+    hint[len] = '\0';
+    ck_assert_msg(strncmp(hint, want_prefix, strlen(want_prefix)) == 0 &&
+                      strncmp(hint + strlen(want_prefix), " get --store ", 13) == 0,
+                  "hint '%s', want it to start with '%s get'", hint, want_prefix);
+    res_free(&r);
+    snprintf(script, sizeof script, "cd '%s' && PATH='%s' %s", cwd, path_env, hint);
+    r.rc = tu_run(argv, NULL, 0, &r.out, &r.out_len, &r.err);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.out, "\"productId\":\"PROD-001\"") != NULL, "hint printed: %s",
+                  r.out);
+    res_free(&r);
+}
+
+START_TEST(cli_demo_hint_names_the_binary)
+{
+    char *dir = tu_tmpdir();
+    char *self = realpath(ENRICH_CLI, NULL);
+    ck_assert_ptr_nonnull(self);
+    /* Not on PATH, run from elsewhere: its absolute path. */
+    demo_hint_case(dir, "/usr/bin:/bin", "d1", self);
+    /* On PATH: the plain name. */
+    char *bindir = strdup(self);
+    *strrchr(bindir, '/') = '\0';
+    char path_env[2048];
+    snprintf(path_env, sizeof path_env, "%s:/usr/bin:/bin", bindir);
+    demo_hint_case(dir, path_env, "d2", "enrich");
+    /* Under the current directory: the relative path (as tools/dev demo
+     * shows it: _build/tools/enrich). */
+    char *parent = strdup(bindir);
+    *strrchr(parent, '/') = '\0';
+    char want[512], d3[2048];
+    snprintf(want, sizeof want, "%s/enrich", bindir + strlen(parent) + 1);
+    snprintf(d3, sizeof d3, "%s/d3", dir);
+    demo_hint_case(parent, "/usr/bin:/bin", d3, want);
+    free(parent);
+    free(bindir);
+    free(self);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(cli_demo_twice_replaces_store)
 {
     char *dir = tu_tmpdir();
@@ -1242,7 +1309,7 @@ END_TEST
 
 START_TEST(cli_help_of_each_command)
 {
-    const char *cmds[] = {"load", "get", "run", "stats", "copy", "demo"};
+    const char *cmds[] = {"load", "get", "run", "stats", "copy", "demo", "ddl"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         res r = CLI(cmds[i], "--help");
         ck_assert_msg(r.rc == 0, "%s --help: exit %d", cmds[i], r.rc);
@@ -1274,6 +1341,7 @@ static Suite *cli_suite(void)
     TCase *tc = tcase_create("demo");
     tcase_add_test(tc, cli_demo_seed_end_to_end);
     tcase_add_test(tc, cli_demo_twice_replaces_store);
+    tcase_add_test(tc, cli_demo_hint_names_the_binary);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("commands");

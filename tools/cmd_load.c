@@ -8,38 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char load_help[] =
-    "Usage: enrich load --store PATH --table TABLE [OPTION]... [FILE|-]...\n"
-    "\n"
-    "Load reference items into TABLE of the store at PATH (created if missing).\n"
-    "Each FILE is read whole (mapped) and loaded in one transaction: readers see\n"
-    "the old items or the new ones, never a mix. With no FILE, or FILE '-',\n"
-    "stdin is read.\n"
-    "\n"
-    "Options:\n"
-    "  -s, --store PATH        store file (or directory holding data.mdb)\n"
-    "  -t, --table TABLE       table name\n"
-    "  -k, --key ATTR[,ATTR]   key attribute(s); needed when TABLE is new,\n"
-    "                          otherwise must match the table's key\n"
-    "  -f, --format FORMAT     ndjson, json (one array), dynamodb (DynamoDB JSON,\n"
-    "                          lines or array, bare or {\"Item\":...}),\n"
-    "                          dynamodb-stream (a Streams event), csv (with header).\n"
-    "                          Default: guessed per file from its name: *.csv is\n"
-    "                          csv, *.ddb.json and *.ddb.jsonl are dynamodb,\n"
-    "                          anything else (and stdin) is ndjson.\n"
-    "      --csv-types SPEC    CSV column types, col:type,... with type one of\n"
-    "                          string, number, boolean, json (CSV only)\n"
-    "      --replace           replace the table's contents instead of merging;\n"
-    "                          with several files the first replaces, the others\n"
-    "                          merge (each file is its own transaction)\n"
-    "  -v, --verbose           print the summary line even when stderr is not a\n"
-    "                          terminal\n"
-    "  -h, --help              show this help\n"
-    "\n"
-    "On a terminal, a progress line (items, MB, %) is shown while loading and a\n"
-    "summary line at the end; otherwise load is silent on success.\n"
-    "\n" CLI_EXIT_HELP;
-
 static const struct {
     const char *name;
     enrich_load_format fmt;
@@ -174,7 +142,7 @@ int cmd_load(int argc, char **argv)
         case OPT_CSV_TYPES: o.csv_types = optarg; break;
         case OPT_REPLACE: o.replace = true; break;
         case 'v': o.verbose = true; break;
-        case 'h': fputs(load_help, stdout); return CLI_EXIT_OK;
+        case 'h': fputs(help_load, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option(cmd, argv, c);
         }
     }

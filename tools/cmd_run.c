@@ -10,55 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-static const char run_help[] =
-    "Usage: enrich run --store PATH [OPTION]... [FILE|-]...\n"
-    "\n"
-    "Enrich events with the reference items of the store at PATH (opened\n"
-    "read-only) and write them as NDJSON to stdout, or with --out-dir as gzip\n"
-    "NDJSON files partitioned by the event's date. With no FILE, or FILE '-',\n"
-    "stdin is read. NDJSON input is streamed in batches; records keep their\n"
-    "input order.\n"
-    "\n"
-    "Options:\n"
-    "  -s, --store PATH      store file (or directory holding data.mdb)\n"
-    "  -r, --rules FILE      JSON rule set (docs/rules.md); default: the seed\n"
-    "                        rules (productId -> table products, all fields)\n"
-    "  -i, --input FORMAT    ndjson (default: one event per line) or json (each\n"
-    "                        FILE is one JSON array of events, read whole)\n"
-    "  -b, --batch N         events per batch (default 500); a batch also ends\n"
-    "                        after about 8 MB of input\n"
-    "  -o, --out-dir DIR     deliver like a Firehose stream (docs/delivery.md):\n"
-    "                        gzip NDJSON objects under DIR/enriched-data/year=YYYY/\n"
-    "                        month=MM/day=DD/ (success, not found, no key),\n"
-    "                        DIR/invalid-data/... (failed the rule set's\n"
-    "                        validation), DIR/error-data/processing-failed/...\n"
-    "                        (outcome error), named enrich-1-<yyyy-MM-dd-HH-mm-ss>-\n"
-    "                        <uuid>.gz; stdout then stays empty unless --tee\n"
-    "  -d, --delivery FILE   delivery configuration (JSON, docs/delivery.md):\n"
-    "                        prefixes, buffer_mb, buffer_seconds, retries ...\n"
-    "      --resume          skip the input lines (files, with --input json) that\n"
-    "                        DIR's state says were already delivered\n"
-    "      --metrics         with --out-dir: print the delivery counters and batch\n"
-    "                        latencies as a summary on stderr and as one CloudWatch\n"
-    "                        EMF line (on stdout, or on stderr with --tee)\n"
-    "      --tee             with --out-dir, also write NDJSON to stdout\n"
-    "      --clock TIME      fixed clock for enrichmentTimestamp and for events\n"
-    "                        without a timestamp: ISO-8601 UTC such as\n"
-    "                        2024-01-15T10:30:00Z, or epoch milliseconds\n"
-    "      --max-record N    longest event in bytes (default 1049600); longer\n"
-    "                        lines get outcome error (ENRICH_E_TOO_LARGE) and only\n"
-    "                        their first N+1 bytes are kept in memory\n"
-    "  -v, --verbose         print the summary even without --out-dir\n"
-    "  -h, --help            show this help\n"
-    "\n"
-    "Events that cannot be enriched (not JSON, not an object, bad key type ...)\n"
-    "do not stop the run: they carry the error status and go to error-data/.\n"
-    "Objects are published atomically; an interrupted run can be resumed with\n"
-    "--resume on the same inputs (records may then appear twice, never lost).\n"
-    "A summary (counts per outcome, files written) goes to stderr with\n"
-    "--out-dir or -v.\n"
-    "\n" CLI_EXIT_HELP;
-
 /* Bytes of complete lines after which a batch ends even before N lines. */
 #define RUN_BATCH_BYTES (8u << 20)
 /* The library's default ENRICH_OPT_MAX_RECORD_BYTES (enrich.h). */
@@ -514,7 +465,7 @@ int cmd_run(int argc, char **argv)
             break;
         }
         case 'v': o.verbose = true; break;
-        case 'h': fputs(run_help, stdout); return CLI_EXIT_OK;
+        case 'h': fputs(help_run, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option(cmd, argv, c);
         }
     }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,12 @@ void *cli_xrealloc(void *p, size_t n)
     return q;
 }
 
+char *cli_xstrdup(const char *a)
+{
+    size_t n = strlen(a) + 1;
+    return memcpy(cli_xmalloc(n), a, n);
+}
+
 char *cli_join(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -92,6 +99,79 @@ char *cli_join(const char *a, const char *b)
     s[la] = '/';
     memcpy(s + la + 1, b, lb + 1);
     return s;
+}
+
+const char *cli_argv0 = "enrich";
+
+/* The binary of this process: /proc/self/exe, else argv[0] resolved
+ * (which works for a path; a bare name stays as it is). malloc'd. */
+static char *self_path(void)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        return cli_xstrdup(buf);
+    }
+    char *r = strchr(cli_argv0, '/') ? realpath(cli_argv0, NULL) : NULL;
+    return r ? r : cli_xstrdup(cli_argv0);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* Would a shell running "enrich" start the binary self? The first
+ * executable "enrich" along PATH decides, as it does for the shell. */
+static bool path_finds(const char *self)
+{
+    const char *path = getenv("PATH");
+    while (path && *path) {
+        size_t len = strcspn(path, ":");
+        char dir[PATH_MAX];
+        if (len == 0) {
+            strcpy(dir, "."); /* an empty entry is the current directory */
+        } else if (len < sizeof dir) {
+            memcpy(dir, path, len);
+            dir[len] = '\0';
+        } else {
+            dir[0] = '\0';
+        }
+        if (dir[0]) {
+            char *cand = cli_join(dir, "enrich");
+            bool found = access(cand, X_OK) == 0;
+            bool ours = found && same_file(cand, self);
+            free(cand);
+            if (found)
+                return ours;
+        }
+        path += len + (path[len] == ':');
+    }
+    return false;
+}
+
+char *cli_self_command(void)
+{
+    char *self = self_path();
+    if (path_finds(self)) {
+        free(self);
+        return cli_xstrdup("enrich");
+    }
+    char cwd[PATH_MAX];
+    size_t l;
+    if (getcwd(cwd, sizeof cwd) && (l = strlen(cwd)) > 1 && strncmp(self, cwd, l) == 0 &&
+        self[l] == '/') {
+        /* Under the current directory: the relative path, with a slash so
+         * that the shell does not search PATH for it. */
+        const char *rel = self + l + 1;
+        char *out = strchr(rel, '/') ? cli_xstrdup(rel) : cli_join(".", rel);
+        free(self);
+        return out;
+    }
+    return self;
 }
 
 int cli_store_open(const char *cmd, const char *path, unsigned flags, enrich_store **out)
