@@ -1008,10 +1008,27 @@ START_TEST(cli_error_not_store)
     char *txt = write_tmp(&f, "notes.txt", "this is a text file, not an LMDB store\n");
     res r = CLI("get", "--store", txt, "--table", "products", "PROD-001");
     ck_assert_cli_error(r, 1, "enrich get: ENRICH_E_NOT_STORE");
+    ck_assert_msg(strstr(r.err, "is a file of 39 bytes that is not an LMDB store") != NULL,
+                  "%s", r.err);
     res_free(&r);
     r = CLI("stats", "--store", txt);
     ck_assert_cli_error(r, 1, "enrich stats: ENRICH_E_NOT_STORE");
     res_free(&r);
+    /* A directory that is there but holds no store: said so, with what a
+     * store is, never "No such file or directory" about a directory that
+     * exists. */
+    char *empty_dir = tu_join(f.dir, "not-a-store");
+    ck_assert_int_eq(mkdir(empty_dir, 0755), 0);
+    r = CLI("get", "--store", empty_dir, "--table", "products", "PROD-001");
+    ck_assert_cli_error(r, 1, "enrich get: ENRICH_E_NOT_STORE");
+    ck_assert_msg(strstr(r.err, "is a directory without data.mdb") != NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "a directory holding data.mdb") != NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "No such file") == NULL, "%s", r.err);
+    res_free(&r);
+    r = CLI_IN("{}\n", "run", "--store", empty_dir);
+    ck_assert_cli_error(r, 1, "is a directory without data.mdb");
+    res_free(&r);
+    free(empty_dir);
     free(txt);
     fixture_free(&f);
 }

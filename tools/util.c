@@ -174,18 +174,36 @@ char *cli_self_command(void)
     return self;
 }
 
+/* What a store path is expected to be, for the messages below. */
+#define STORE_EXPECTED \
+    "a store is an LMDB file written by 'enrich load' or 'enrich copy', or a directory " \
+    "holding data.mdb"
+
 int cli_store_open(const char *cmd, const char *path, unsigned flags, enrich_store **out)
 {
     errno = 0;
     enrich_status rc = enrich_store_open(path, flags, out);
-    if (rc != ENRICH_OK) {
-        /* open has no handle on failure, hence no errmsg: name the path,
-         * and errno when the library left one. */
-        if (rc == ENRICH_E_IO && errno != 0)
-            return cli_fail(cmd, rc, "%s: %s", path, strerror(errno));
-        return cli_fail(cmd, rc, "%s", path);
-    }
-    return CLI_EXIT_OK;
+    if (rc == ENRICH_OK)
+        return CLI_EXIT_OK;
+    int e = errno;
+    /* open has no handle on failure, hence no errmsg: say what the path
+     * is and what was expected, from what is there. */
+    struct stat st;
+    bool there = stat(path, &st) == 0;
+    if (rc == ENRICH_E_NOT_STORE && there && S_ISDIR(st.st_mode))
+        return cli_fail(cmd, rc, "%s is a directory without data.mdb (%s)", path,
+                        STORE_EXPECTED);
+    if (rc == ENRICH_E_NOT_STORE && there && S_ISREG(st.st_mode) && st.st_size == 0)
+        return cli_fail(cmd, rc, "%s is an empty file (%s)", path, STORE_EXPECTED);
+    if (rc == ENRICH_E_NOT_STORE && there && S_ISREG(st.st_mode))
+        return cli_fail(cmd, rc, "%s is a file of %lld bytes that is not an LMDB store (%s)",
+                        path, (long long)st.st_size, STORE_EXPECTED);
+    if (rc == ENRICH_E_IO && there && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        return cli_fail(cmd, rc, "%s is neither a file nor a directory (%s)", path,
+                        STORE_EXPECTED);
+    if (rc == ENRICH_E_IO && e != 0)
+        return cli_fail(cmd, rc, "%s: %s", path, strerror(e));
+    return cli_fail(cmd, rc, "%s", path);
 }
 
 /* ------------------------------------------------------------------ */

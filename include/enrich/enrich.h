@@ -202,7 +202,9 @@ ENRICH_API const char *enrich_status_name(int code);
  *                            errno then holds the system error (there is no
  *                            handle to carry a message).
  * @retval ENRICH_E_NOT_STORE the file is not an LMDB environment, or holds
- *                            a store format this version does not read.
+ *                            a store format this version does not read; or
+ *                            @p path is a directory without `data.mdb`
+ *                            (without CREATE; errno ENOENT).
  * @retval ENRICH_E_NOMEM
  * @since 0.1
  */
