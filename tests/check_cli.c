@@ -919,6 +919,97 @@ START_TEST(cli_stats_and_copy)
 }
 END_TEST
 
+/* Without --format, *.csv is CSV, else the first record decides, else the
+ * name: DynamoDB JSON in a *.jsonl file, an export {"Item":...} and a
+ * Streams event saved as *.json load without the flag. --format wins. */
+START_TEST(cli_load_format_from_first_record)
+{
+    fixture f = {tu_tmpdir(), NULL};
+    char *store = tu_join(f.dir, "sniff.mdb");
+    /* The seed's DynamoDB JSON, named like plain NDJSON. */
+    size_t n;
+    char *ddb = tu_read_file(SEED_PRODUCTS, &n);
+    char *jsonl = write_tmp(&f, "products.jsonl", ddb);
+    res r = CLI("load", "-v", "--store", store, "--table", "products", "--key", "productId",
+                jsonl);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(dynamodb from the first record,") != NULL, "%s", r.err);
+    res_free(&r);
+    r = CLI("get", "--store", store, "--table", "products", "PROD-001");
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.out, "\"price\":49.99") != NULL, "%s", r.out);
+    res_free(&r);
+    /* --format wins over the content: read as plain NDJSON, the key is
+     * the object {"S":...}, which no key can be. */
+    r = CLI("load", "--store", store, "--table", "raw", "--key", "productId", "--format",
+            "ndjson", jsonl);
+    ck_assert_cli_error(r, 1, "ENRICH_E_ITEM");
+    ck_assert_msg(strstr(r.err, "\"productId\" is an object") != NULL, "%s", r.err);
+    res_free(&r);
+    /* An export to S3 ({"Item":...} lines) and a Streams event, as .json. */
+    r = CLI("load", "-v", "--store", store, "--table", "books", "--key", "Id",
+            FIXTURES_AWS "/dynamodb-export-item.awsdocs.jsonl");
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(dynamodb from the first record,") != NULL, "%s", r.err);
+    res_free(&r);
+    r = CLI("get", "--store", store, "--table", "books", "103");
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.out, "\"Title\":\"Book 103 Title\"") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("load", "-v", "--store", store, "--table", "stream", "--key", "key",
+            FIXTURES_AWS "/dynamodb-stream-event-all-types.aws-lambda-go.json");
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(dynamodb-stream from the first record,") != NULL, "%s",
+                  r.err);
+    res_free(&r);
+    /* Either spelling of the flag. */
+    r = CLI("load", "--store", store, "--table", "stream", "--format", "dynamodb_stream",
+            FIXTURES_AWS "/dynamodb-stream-event-all-types.aws-lambda-go.json");
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    /* Plain objects named *.ddb.json: the content says NDJSON. A JSON
+     * array of plain objects with no telling name: json. */
+    char *plain = write_tmp(&f, "plain.ddb.json", "\n{\"sku\":\"A\",\"price\":{\"N\":\"1\"},\"x\":1}\n");
+    r = CLI("load", "-v", "--store", store, "--table", "plain", "--key", "sku", plain);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(ndjson from the first record,") != NULL, "%s", r.err);
+    res_free(&r);
+    char *arr = write_tmp(&f, "items.txt", " [ {\"sku\":\"B\"}, {\"sku\":\"C\"} ]\n");
+    r = CLI("load", "-v", "--store", store, "--table", "plain", arr);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "2 items loaded into table plain (json from the first record,") !=
+                      NULL, "%s", r.err);
+    res_free(&r);
+    /* Stdin is sniffed too. */
+    r = CLI_IN("[{\"sku\":{\"S\":\"D\"}}]", "load", "-v", "--store", store, "--table", "plain");
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(dynamodb from the first record,") != NULL, "%s", r.err);
+    res_free(&r);
+    /* A broken first record leaves the name to decide, and the error says
+     * which format was assumed and how to choose another. */
+    char *bad = write_tmp(&f, "bad.ddb.jsonl", "{\"sku\":{\"S\":\"E\"},}\n");
+    r = CLI("load", "--store", store, "--table", "plain", bad);
+    ck_assert_cli_error(r, 1, "ENRICH_E_JSON");
+    ck_assert_msg(strstr(r.err, "(read as dynamodb, from the file name; --format to choose)") !=
+                      NULL, "%s", r.err);
+    res_free(&r);
+    /* *.csv stays CSV whatever it holds. */
+    char *csv = write_tmp(&f, "items.csv", "sku,n\nF,1\n");
+    r = CLI("load", "-v", "--store", store, "--table", "plain", csv);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(csv from the file name,") != NULL, "%s", r.err);
+    res_free(&r);
+    free(csv);
+    free(bad);
+    free(arr);
+    free(plain);
+    free(jsonl);
+    free(ddb);
+    free(store);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(cli_load_composite_key_csv_and_replace)
 {
     fixture f = seed_store();
@@ -1368,6 +1459,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_run_long_lines_stream);
     tcase_add_test(tc, cli_stats_and_copy);
     tcase_add_test(tc, cli_load_composite_key_csv_and_replace);
+    tcase_add_test(tc, cli_load_format_from_first_record);
     tcase_add_test(tc, cli_load_quiet_unless_verbose);
     suite_add_tcase(s, tc);
 

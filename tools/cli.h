@@ -118,8 +118,20 @@ typedef struct load_opts {
 /* Open (create) the store and load every input in turn, each in its own
  * transaction. Shared by `load` and `demo`. Returns a CLI exit code. */
 int load_inputs(const char *cmd, const load_opts *opts, cli_input *inputs, size_t n);
-/* Format from a file name: .csv, .ddb.json/.ddb.jsonl, else NDJSON. */
-enrich_load_format load_guess_format(const char *name);
+/* The format of an input without --format: *.csv is CSV; else the first
+ * record decides (load_sniff_format); else *.ddb.json and *.ddb.jsonl are
+ * DynamoDB JSON; else NDJSON. *why says which rule decided, for -v. */
+enrich_load_format load_guess_format(const char *name, const uint8_t *p, size_t n,
+                                     const char **why);
+
+/* ---- sniff.c -------------------------------------------------------- */
+
+/* The format the first record of p[0..n) shows: DynamoDB JSON (an
+ * attribute map of type descriptors, bare or as {"Item":...}; lines or an
+ * array), a DynamoDB Streams event ({"Records":[{"dynamodb":...}]}), a
+ * JSON array or NDJSON of plain objects. false when the first record is no
+ * JSON object (CSV, broken JSON, nothing): the content does not decide. */
+bool load_sniff_format(const uint8_t *p, size_t n, enrich_load_format *fmt);
 
 /* ---- cmd_run.c ------------------------------------------------------ */
 

@@ -27,18 +27,42 @@ static const char *format_name(int fmt)
     return "?";
 }
 
+/* Format names compare with '-' and '_' as the same character: the
+ * Python binding spells dynamodb_stream, and either spelling works in
+ * both. */
+static bool same_format_name(const char *given, const char *name)
+{
+    for (;; given++, name++) {
+        char a = *given == '_' ? '-' : *given, b = *name;
+        if (a != b)
+            return false;
+        if (!a)
+            return true;
+    }
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t ls = strlen(s), lx = strlen(suffix);
     return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
 }
 
-enrich_load_format load_guess_format(const char *name)
+enrich_load_format load_guess_format(const char *name, const uint8_t *p, size_t n,
+                                     const char **why)
 {
-    if (ends_with(name, ".csv") || ends_with(name, ".CSV"))
+    if (ends_with(name, ".csv") || ends_with(name, ".CSV")) {
+        *why = "from the file name";
         return ENRICH_LOAD_CSV;
+    }
+    enrich_load_format fmt;
+    if (load_sniff_format(p, n, &fmt)) {
+        *why = "from the first record";
+        return fmt;
+    }
+    *why = "from the file name";
     if (ends_with(name, ".ddb.json") || ends_with(name, ".ddb.jsonl"))
         return ENRICH_LOAD_DYNAMODB;
+    *why = "the default";
     return ENRICH_LOAD_NDJSON;
 }
 
@@ -77,7 +101,9 @@ int load_inputs(const char *cmd, const load_opts *o, cli_input *inputs, size_t n
         enrich_store_set_progress(st, on_progress, &prog);
     for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
         cli_input *in = &inputs[i];
-        int fmt = o->format ? o->format : (int)load_guess_format(in->name);
+        const char *why = "--format";
+        int fmt = o->format ? o->format
+                            : (int)load_guess_format(in->name, in->ptr, in->len, &why);
         unsigned flags = (o->replace && i == 0) ? ENRICH_LOAD_REPLACE : 0;
         const char *shown = cli_display_name(in->name);
         prog.name = shown;
@@ -93,13 +119,18 @@ int load_inputs(const char *cmd, const load_opts *o, cli_input *inputs, size_t n
         if (prog.shown)
             fputs("\r\033[K", stderr);
         if (s != ENRICH_OK) {
-            rc = cli_fail(cmd, s, "%s: %s", shown, enrich_store_errmsg(st));
+            /* A guessed format is named: a wrong guess is then plain to see. */
+            if (o->format)
+                rc = cli_fail(cmd, s, "%s: %s", shown, enrich_store_errmsg(st));
+            else
+                rc = cli_fail(cmd, s, "%s (read as %s, %s; --format to choose): %s", shown,
+                              format_name(fmt), why, enrich_store_errmsg(st));
             break;
         }
         if (tty || o->verbose)
-            cli_note(cmd, "%s: %zu items loaded into table %s%s (%s, %.1f MB, %.2f s)", shown,
-                     loaded, o->table, flags ? ", replacing its contents" : "",
-                     format_name(fmt), (double)in->len / 1e6, now_s() - t0);
+            cli_note(cmd, "%s: %zu items loaded into table %s%s (%s %s, %.1f MB, %.2f s)",
+                     shown, loaded, o->table, flags ? ", replacing its contents" : "",
+                     format_name(fmt), why, (double)in->len / 1e6, now_s() - t0);
     }
     enrich_store_close(st);
     return rc;
@@ -132,7 +163,7 @@ int cmd_load(int argc, char **argv)
         case 'f': {
             o.format = 0;
             for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
-                if (strcmp(optarg, formats[i].name) == 0)
+                if (same_format_name(optarg, formats[i].name))
                     o.format = (int)formats[i].fmt;
             if (!o.format)
                 return cli_usage(cmd, "unknown format '%s' (ndjson, json, dynamodb, "
