@@ -1236,6 +1236,88 @@ START_TEST(cli_error_json)
 }
 END_TEST
 
+/* Malformed JSON is reported where an editor shows it: rule sets, items
+ * and events get a line and a column (in characters). Failed events are
+ * named by their line in their own file, across batches and files, at most
+ * ten per run. */
+START_TEST(cli_error_json_line_and_column)
+{
+    fixture f = seed_store();
+    /* A rule set with a trailing comma: its file, line and column. */
+    char *rules = write_tmp(&f, "rules.json",
+                            "{\n  \"lookups\": [{\"key\": \"productId\", \"table\": \"products\"}],\n}\n");
+    res r = CLI_IN("{}\n", "run", "--store", f.store, "--rules", rules);
+    ck_assert_cli_error(r, 1, "ENRICH_E_RULES");
+    ck_assert_msg(strstr(r.err, "rules.json: rules: line 3, column 1: ENRICH_E_JSON") != NULL,
+                  "%s", r.err);
+    res_free(&r);
+    /* Items: the line, and the column in characters (the é is one). */
+    char *items = write_tmp(&f, "items.jsonl",
+                            "{\"productId\":\"A\"}\n{\"productId\":\"B\",\"name\":\"caf\xc3\xa9\",}\n");
+    r = CLI("load", "--store", f.store, "--table", "products", items);
+    ck_assert_cli_error(r, 1, "ENRICH_E_JSON");
+    ck_assert_msg(strstr(r.err, "items.jsonl (read as ndjson, from the first record; --format "
+                                "to choose): line 2, column 32: ENRICH_E_JSON") != NULL,
+                  "%s", r.err);
+    res_free(&r);
+    /* Events: each failed record by line (and column for JSON errors),
+     * counted in its own file, across batches of two lines. */
+    char *ev1 = write_tmp(&f, "a.ndjson",
+                          "{\"productId\":\"PROD-001\"}\n\n"
+                          "{\"productId\":\"PROD-001\",}\n"
+                          "  {\"productId\": \"caf\xc3\xa9\", \"x\": tru}\n"
+                          "{\"productId\":true}\n");
+    char *ev2 = write_tmp(&f, "b.ndjson", "{\"productId\":\"PROD-002\"}\n{\"productId\"}\n");
+    r = CLI("run", "--store", f.store, "--batch", "2", ev1, ev2);
+    ck_assert_msg(r.rc == 3, "exit %d: %s", r.rc, r.err);
+    const char *want[] = {
+        "a.ndjson: line 3, column 25: ENRICH_E_JSON: not valid JSON\n",
+        "a.ndjson: line 4, column 33: ENRICH_E_JSON: not valid JSON\n",
+        "a.ndjson: line 5: ENRICH_E_KEY_TYPE: ",
+        "b.ndjson: line 2, column 13: ENRICH_E_JSON: not valid JSON\n",
+    };
+    const char *at = r.err;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *hit = strstr(at, want[i]);
+        ck_assert_msg(hit != NULL, "stderr lacks (in order) %s: %s", want[i], r.err);
+        at = hit + strlen(want[i]);
+    }
+    /* Four records enriched, three failed, in input order on stdout. */
+    cJSON *o[8];
+    int n = parse_lines(r.out, o, 8);
+    ck_assert_int_eq(n, 6);
+    free_objs(o, n);
+    res_free(&r);
+    /* Ten named at most, the rest counted. */
+    char many[15 * 3 + 1] = "";
+    for (int i = 0; i < 15; i++)
+        strcat(many, "{\n");
+    r = CLI_IN(many, "run", "--store", f.store);
+    ck_assert_msg(r.rc == 3, "exit %d: %s", r.rc, r.err);
+    ck_assert_msg(strstr(r.err, "stdin: line 10, column 2: ENRICH_E_JSON") != NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "stdin: line 11,") == NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "enrich run: 5 more failed records not listed\n") != NULL, "%s",
+                  r.err);
+    res_free(&r);
+    /* A broken JSON array input: where it breaks. */
+    r = CLI_IN("[{\"productId\":\"PROD-001\"},\n {\"productId\":\"x\",}\n]", "run", "--store",
+               f.store, "--input", "json");
+    ck_assert_cli_error(r, 1, "ENRICH_E_JSON");
+    ck_assert_msg(strstr(r.err, "stdin: line 2, column 19: ") != NULL, "%s", r.err);
+    res_free(&r);
+    /* A clean run names nothing. */
+    r = CLI_IN("{\"productId\":\"PROD-001\"}\n", "run", "--store", f.store);
+    ck_assert_cli_ok(r);
+    ck_assert_str_eq(r.err, "");
+    res_free(&r);
+    free(ev2);
+    free(ev1);
+    free(items);
+    free(rules);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(cli_error_utf8_depth_nul_in_load)
 {
     fixture f = seed_store();
@@ -1480,6 +1562,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_error_rules);
     tcase_add_test(tc, cli_error_item_names_line);
     tcase_add_test(tc, cli_error_json);
+    tcase_add_test(tc, cli_error_json_line_and_column);
     tcase_add_test(tc, cli_error_utf8_depth_nul_in_load);
     tcase_add_test(tc, cli_error_key_too_long);
     tcase_add_test(tc, cli_error_invalid);

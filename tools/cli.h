@@ -139,6 +139,7 @@ typedef struct run_opts {
     const char *store;
     const void *rules;          /* NULL: the seed's default rule set */
     size_t rules_len;
+    const char *rules_name;     /* the rule set's file, for messages (NULL: none) */
     enrich_input input;         /* NDJSON (streamed) or JSON_ARRAY (whole input) */
     size_t batch;               /* lines per batch */
     size_t max_record;          /* ENRICH_OPT_MAX_RECORD_BYTES; 0 = library default */

@@ -33,7 +33,13 @@ typedef struct run_state {
     size_t outcomes[4];
     size_t codes[-ENRICH_E_LAST + 2];
     size_t batches;
+    /* failed records named on stderr (at most RUN_REPORT_MAX) */
+    uint64_t source_units; /* units before the current source: lines count from it */
+    size_t reported, unreported;
 } run_state;
+
+/* Failed records named on stderr per run; the summary (-v) counts all. */
+#define RUN_REPORT_MAX 10
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 {
@@ -58,9 +64,80 @@ static int write_stdout(run_state *rs)
     return CLI_EXIT_OK;
 }
 
+static bool is_json_code(int code)
+{
+    return code == ENRICH_E_JSON || code == ENRICH_E_UTF8 || code == ENRICH_E_NUL ||
+           code == ENRICH_E_DEPTH;
+}
+
+static void report_record(run_state *rs, const char *name, const char *where, int code)
+{
+    if (rs->reported >= RUN_REPORT_MAX) {
+        rs->unreported++;
+        return;
+    }
+    rs->reported++;
+    fprintf(stderr, "enrich %s: %s: %s: %s\n", rs->cmd, cli_display_name(name), where,
+            enrich_strerror(code));
+}
+
+/* Name each failed record of the batch just run: its line (NDJSON, with
+ * the column for a JSON error, found by enrich_json_error_at) or its
+ * element (a JSON array). Runs only for batches with failures, so a clean
+ * run pays nothing for it. */
+static void report_failed(run_state *rs, const char *name, const uint8_t *src, size_t len,
+                          uint64_t first_line)
+{
+    size_t n = enrich_batch_count(rs->ctx);
+    char where[96];
+    if (rs->o->input != ENRICH_INPUT_NDJSON) {
+        for (size_t i = 0; i < n; i++) {
+            if (enrich_batch_outcome(rs->ctx, i) != ENRICH_OUTCOME_ERROR)
+                continue;
+            snprintf(where, sizeof where, "element %zu", i + 1);
+            report_record(rs, name, where, enrich_batch_error(rs->ctx, i));
+        }
+        return;
+    }
+    int64_t depth = 0;
+    enrich_ctx_get_option(rs->ctx, ENRICH_OPT_MAX_DEPTH, &depth);
+    /* Records are the lines the library did not skip as blank (only
+     * spaces, tabs and CRs), in order; the same split as enrich_batch_run. */
+    size_t rec = 0, pos = 0;
+    uint64_t line = first_line;
+    while (pos < len && rec < n) {
+        const uint8_t *nl = memchr(src + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - src) : len, l = end - pos;
+        if (l && src[pos + l - 1] == '\r')
+            l--;
+        size_t k = 0;
+        while (k < l && (src[pos + k] == ' ' || src[pos + k] == '\t' || src[pos + k] == '\r'))
+            k++;
+        if (k < l) {
+            if (enrich_batch_outcome(rs->ctx, rec) == ENRICH_OUTCOME_ERROR) {
+                int code = enrich_batch_error(rs->ctx, rec);
+                size_t col = 0;
+                if (is_json_code(code) &&
+                    enrich_json_error_at(src + pos, l, (int)depth, NULL, NULL, &col) != code)
+                    col = 0; /* the library saw something else: no column to trust */
+                if (col)
+                    snprintf(where, sizeof where, "line %llu, column %zu",
+                             (unsigned long long)line, col);
+                else
+                    snprintf(where, sizeof where, "line %llu", (unsigned long long)line);
+                report_record(rs, name, where, code);
+            }
+            rec++;
+        }
+        pos = end + 1;
+        line++;
+    }
+}
+
 static int run_batch(run_state *rs, const char *name, const void *src, size_t len,
                      uint64_t units)
 {
+    uint64_t first_line = rs->units - rs->source_units + 1;
     rs->units += units;
     enrich_status s;
     if (rs->dlv) {
@@ -72,6 +149,13 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
                                 : enrich_ctx_errmsg(rs->ctx));
     } else {
         s = enrich_batch_run(rs->ctx, rs->o->input, src, len);
+        if (s == ENRICH_E_JSON && rs->o->input == ENRICH_INPUT_JSON_ARRAY) {
+            /* The array itself is broken: say where, as an editor shows it. */
+            size_t line, col;
+            if (enrich_json_error_at(src, len, 0, NULL, &line, &col) == ENRICH_E_JSON)
+                return cli_fail(rs->cmd, s, "%s: line %zu, column %zu: %s",
+                                cli_display_name(name), line, col, enrich_ctx_errmsg(rs->ctx));
+        }
         if (s != ENRICH_OK)
             return cli_fail(rs->cmd, s, "%s: %s", cli_display_name(name),
                             enrich_ctx_errmsg(rs->ctx));
@@ -81,6 +165,7 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
     for (int k = 0; k < 4; k++)
         rs->outcomes[k] += enrich_batch_count_outcome(rs->ctx, (enrich_outcome)k);
     if (enrich_batch_count_outcome(rs->ctx, ENRICH_OUTCOME_ERROR) > 0) {
+        report_failed(rs, name, src, len, first_line);
         for (size_t i = 0; i < n; i++) {
             enrich_status e = enrich_batch_error(rs->ctx, i);
             if (e < 0 && e >= ENRICH_E_LAST)
@@ -324,7 +409,10 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
     enrich_status s = enrich_pipeline_compile(rs.store, o->rules, o->rules_len, &rs.pipeline,
                                               err, sizeof err);
     if (s != ENRICH_OK) {
-        rc = cli_fail(cmd, s, "%s", err);
+        if (o->rules_name)
+            rc = cli_fail(cmd, s, "%s: %s", cli_display_name(o->rules_name), err);
+        else
+            rc = cli_fail(cmd, s, "%s", err);
         goto done;
     }
     s = enrich_ctx_create(rs.pipeline, &rs.ctx);
@@ -356,6 +444,7 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
     uint8_t *buf = NULL;
     size_t cap = 0;
     for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
+        rs.source_units = rs.units;
         if (o->input == ENRICH_INPUT_JSON_ARRAY)
             rc = run_json_array(&rs, &sources[i], &buf, &cap);
         else
@@ -377,6 +466,9 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
             rc = cli_fail(cmd, s, "%s", o->out_dir);
         rs.dlv = NULL;
     }
+    if (rs.unreported)
+        fprintf(stderr, "enrich %s: %zu more failed record%s not listed\n", cmd, rs.unreported,
+                rs.unreported == 1 ? "" : "s");
     if (rs.nfiles > 1)
         qsort(rs.files, rs.nfiles, sizeof *rs.files, cmp_str);
     if (o->out_dir || o->verbose)
@@ -493,6 +585,7 @@ int cmd_run(int argc, char **argv)
             return rc;
         o.rules = rules.ptr;
         o.rules_len = rules.len;
+        o.rules_name = rules_path;
         if (!o.rules) /* an empty file is still a rule set (an invalid one) */
             o.rules = "";
     }

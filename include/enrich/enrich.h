@@ -183,7 +183,7 @@ ENRICH_API const char *enrich_status_name(int code);
  *             the text ends too early); may be NULL.
  * @param[out] line, column 1-based; lines end at '\n', and the column counts
  *             characters (a UTF-8 sequence is one, so is a tab); may be NULL.
- * @return ENRICH_OK when the text is one valid value (outputs untouched);
+ * @return ENRICH_OK when the text is one valid value (the outputs are then 0);
  *         else the code the text gets (#ENRICH_E_JSON, #ENRICH_E_UTF8,
  *         #ENRICH_E_NUL, #ENRICH_E_DEPTH): data, not a call status, like
  *         enrich_batch_error(). #ENRICH_E_INVALID for NULL @p src with a

@@ -35,13 +35,13 @@ int enrich_json_error_at(const void *src, size_t src_len, int max_depth,
         max_depth = JSON_DEFAULT_DEPTH;
     const char *s = src ? src : "";
     enrich_status rc = jscan_value(s, src_len, max_depth, NULL, NULL, NULL);
-    if (rc == ENRICH_OK)
-        return ENRICH_OK;
-    size_t off = jscan_error_offset(s, src_len, 0, max_depth, true);
-    if (off == SIZE_MAX)
-        off = src_len; /* cannot happen: the two scans agree */
-    size_t l, c;
-    jtext_position(s, off, &l, &c);
+    size_t off = 0, l = 0, c = 0;
+    if (rc != ENRICH_OK) {
+        off = jscan_error_offset(s, src_len, 0, max_depth, true);
+        if (off == SIZE_MAX)
+            off = src_len; /* cannot happen: the two scans agree */
+        jtext_position(s, off, &l, &c);
+    }
     if (offset)
         *offset = off;
     if (line)

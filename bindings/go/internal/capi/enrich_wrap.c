@@ -13,9 +13,9 @@ extern
 #ifdef __cplusplus
   "C"
 #endif
-  void cgo_panic__capi_e387fc480f05f5f3(const char*);
+  void cgo_panic__capi_4bdfd1c6c8740fd1(const char*);
 static void _swig_gopanic(const char *p) {
-  cgo_panic__capi_e387fc480f05f5f3(p);
+  cgo_panic__capi_4bdfd1c6c8740fd1(p);
 }
 
 
@@ -264,7 +264,7 @@ enrich_status enrich_bind_store_load(enrich_store *store, const char *table, con
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_e387fc480f05f5f3(void *_swig_go_0) {
+void _wrap_Swig_free_capi_4bdfd1c6c8740fd1(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -274,7 +274,7 @@ void _wrap_Swig_free_capi_e387fc480f05f5f3(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_e387fc480f05f5f3(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_4bdfd1c6c8740fd1(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -287,7 +287,7 @@ void *_wrap_Swig_malloc_capi_e387fc480f05f5f3(intgo _swig_go_0) {
 }
 
 
-void _wrap_delete_store_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
+void _wrap_delete_store_capi_4bdfd1c6c8740fd1(struct enrich_store *_swig_go_0) {
   struct enrich_store *arg1 = (struct enrich_store *) 0 ;
   
   arg1 = *(struct enrich_store **)&_swig_go_0; 
@@ -297,7 +297,7 @@ void _wrap_delete_store_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
 }
 
 
-void _wrap_delete_pipeline_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0) {
+void _wrap_delete_pipeline_capi_4bdfd1c6c8740fd1(struct enrich_pipeline *_swig_go_0) {
   struct enrich_pipeline *arg1 = (struct enrich_pipeline *) 0 ;
   
   arg1 = *(struct enrich_pipeline **)&_swig_go_0; 
@@ -307,7 +307,7 @@ void _wrap_delete_pipeline_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_g
 }
 
 
-void _wrap_delete_ctx_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+void _wrap_delete_ctx_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0) {
   struct enrich_ctx *arg1 = (struct enrich_ctx *) 0 ;
   
   arg1 = *(struct enrich_ctx **)&_swig_go_0; 
@@ -317,7 +317,7 @@ void _wrap_delete_ctx_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
 }
 
 
-void _wrap_delete_delivery_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0) {
+void _wrap_delete_delivery_capi_4bdfd1c6c8740fd1(struct enrich_delivery *_swig_go_0) {
   struct enrich_delivery *arg1 = (struct enrich_delivery *) 0 ;
   
   arg1 = *(struct enrich_delivery **)&_swig_go_0; 
@@ -327,7 +327,7 @@ void _wrap_delete_delivery_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-long long _wrap_go_meta_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
+long long _wrap_go_meta_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   size_t arg3 ;
@@ -346,7 +346,7 @@ long long _wrap_go_meta_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, _go
 }
 
 
-long long _wrap_go_concat_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+long long _wrap_go_concat_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int arg2 ;
   void *arg3 = (void *) 0 ;
@@ -367,18 +367,18 @@ long long _wrap_go_concat_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, i
 }
 
 
-intgo _wrap_VERSION_NUMBER_capi_e387fc480f05f5f3() {
+intgo _wrap_VERSION_NUMBER_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
   
-  result = (int)((0*10000+1*100+0));
+  result = (int)((0*10000+2*100+0));
   _swig_go_result = result; 
   return _swig_go_result;
 }
 
 
-intgo _wrap_version_number_capi_e387fc480f05f5f3() {
+intgo _wrap_version_number_capi_4bdfd1c6c8740fd1() {
   unsigned int result;
   intgo _swig_go_result;
   
@@ -389,7 +389,7 @@ intgo _wrap_version_number_capi_e387fc480f05f5f3() {
 }
 
 
-_gostring_ _wrap_version_string_capi_e387fc480f05f5f3() {
+_gostring_ _wrap_version_string_capi_4bdfd1c6c8740fd1() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -400,7 +400,7 @@ _gostring_ _wrap_version_string_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_INVALID_capi_e387fc480f05f5f3() {
+intgo _wrap_E_INVALID_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -411,7 +411,7 @@ intgo _wrap_E_INVALID_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOMEM_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOMEM_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -422,7 +422,7 @@ intgo _wrap_E_NOMEM_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_IO_capi_e387fc480f05f5f3() {
+intgo _wrap_E_IO_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -433,7 +433,7 @@ intgo _wrap_E_IO_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOTFOUND_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOTFOUND_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -444,7 +444,7 @@ intgo _wrap_E_NOTFOUND_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_READONLY_capi_e387fc480f05f5f3() {
+intgo _wrap_E_READONLY_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -455,7 +455,7 @@ intgo _wrap_E_READONLY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOT_STORE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOT_STORE_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -466,7 +466,7 @@ intgo _wrap_E_NOT_STORE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_STORE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_STORE_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -477,7 +477,7 @@ intgo _wrap_E_STORE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_READERS_FULL_capi_e387fc480f05f5f3() {
+intgo _wrap_E_READERS_FULL_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -488,7 +488,7 @@ intgo _wrap_E_READERS_FULL_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NO_TABLE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NO_TABLE_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -499,7 +499,7 @@ intgo _wrap_E_NO_TABLE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_RULES_capi_e387fc480f05f5f3() {
+intgo _wrap_E_RULES_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -510,7 +510,7 @@ intgo _wrap_E_RULES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_JSON_capi_e387fc480f05f5f3() {
+intgo _wrap_E_JSON_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -521,7 +521,7 @@ intgo _wrap_E_JSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOT_OBJECT_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOT_OBJECT_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -532,7 +532,7 @@ intgo _wrap_E_NOT_OBJECT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_KEY_TYPE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_KEY_TYPE_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -543,7 +543,7 @@ intgo _wrap_E_KEY_TYPE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_KEY_TOO_LONG_capi_e387fc480f05f5f3() {
+intgo _wrap_E_KEY_TOO_LONG_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -554,7 +554,7 @@ intgo _wrap_E_KEY_TOO_LONG_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_CONFLICT_capi_e387fc480f05f5f3() {
+intgo _wrap_E_CONFLICT_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -565,7 +565,7 @@ intgo _wrap_E_CONFLICT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_DEPTH_capi_e387fc480f05f5f3() {
+intgo _wrap_E_DEPTH_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -576,7 +576,7 @@ intgo _wrap_E_DEPTH_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_UTF8_capi_e387fc480f05f5f3() {
+intgo _wrap_E_UTF8_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -587,7 +587,7 @@ intgo _wrap_E_UTF8_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NUL_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NUL_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -598,7 +598,7 @@ intgo _wrap_E_NUL_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_TOO_LARGE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_TOO_LARGE_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -609,7 +609,7 @@ intgo _wrap_E_TOO_LARGE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_DST_SIZE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_DST_SIZE_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -620,7 +620,7 @@ intgo _wrap_E_DST_SIZE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_ITEM_capi_e387fc480f05f5f3() {
+intgo _wrap_E_ITEM_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -631,7 +631,7 @@ intgo _wrap_E_ITEM_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_ZLIB_capi_e387fc480f05f5f3() {
+intgo _wrap_E_ZLIB_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -642,7 +642,7 @@ intgo _wrap_E_ZLIB_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_BASE64_capi_e387fc480f05f5f3() {
+intgo _wrap_E_BASE64_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -653,7 +653,7 @@ intgo _wrap_E_BASE64_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_LAST_capi_e387fc480f05f5f3() {
+intgo _wrap_E_LAST_capi_4bdfd1c6c8740fd1() {
   int result;
   intgo _swig_go_result;
   
@@ -664,7 +664,7 @@ intgo _wrap_E_LAST_capi_e387fc480f05f5f3() {
 }
 
 
-_gostring_ _wrap_strerror_capi_e387fc480f05f5f3(intgo _swig_go_0) {
+_gostring_ _wrap_strerror_capi_4bdfd1c6c8740fd1(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -677,7 +677,7 @@ _gostring_ _wrap_strerror_capi_e387fc480f05f5f3(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_status_name_capi_e387fc480f05f5f3(intgo _swig_go_0) {
+_gostring_ _wrap_status_name_capi_4bdfd1c6c8740fd1(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -690,7 +690,32 @@ _gostring_ _wrap_status_name_capi_e387fc480f05f5f3(intgo _swig_go_0) {
 }
 
 
-intgo _wrap_store_open_capi_e387fc480f05f5f3(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
+intgo _wrap_json_error_at_capi_4bdfd1c6c8740fd1(_goslice_ _swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, intgo *_swig_go_3, intgo *_swig_go_4) {
+  void *arg1 = (void *) 0 ;
+  size_t arg2 ;
+  int arg3 ;
+  size_t *arg4 = (size_t *) 0 ;
+  size_t *arg5 = (size_t *) 0 ;
+  size_t *arg6 = (size_t *) 0 ;
+  int result;
+  intgo _swig_go_result;
+  
+  
+  arg1 = (void *)_swig_go_0.array;
+  arg2 = (size_t)_swig_go_0.len;
+  
+  arg3 = (int)_swig_go_1; 
+  arg4 = (size_t *)_swig_go_2; 
+  arg5 = (size_t *)_swig_go_3; 
+  arg6 = (size_t *)_swig_go_4; 
+  
+  result = (int)enrich_json_error_at((void const *)arg1,arg2,arg3,arg4,arg5,arg6);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_open_capi_4bdfd1c6c8740fd1(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -712,7 +737,7 @@ intgo _wrap_store_open_capi_e387fc480f05f5f3(_gostring_ _swig_go_0, intgo _swig_
 }
 
 
-_gostring_ _wrap_store_errmsg_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
+_gostring_ _wrap_store_errmsg_capi_4bdfd1c6c8740fd1(struct enrich_store *_swig_go_0) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -725,7 +750,7 @@ _gostring_ _wrap_store_errmsg_capi_e387fc480f05f5f3(struct enrich_store *_swig_g
 }
 
 
-intgo _wrap_store_define_table_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+intgo _wrap_store_define_table_capi_4bdfd1c6c8740fd1(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -756,7 +781,7 @@ intgo _wrap_store_define_table_capi_e387fc480f05f5f3(struct enrich_store *_swig_
 }
 
 
-intgo _wrap_LOAD_NDJSON_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_NDJSON_capi_4bdfd1c6c8740fd1() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -768,7 +793,7 @@ intgo _wrap_LOAD_NDJSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_JSON_ARRAY_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_JSON_ARRAY_capi_4bdfd1c6c8740fd1() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -780,7 +805,7 @@ intgo _wrap_LOAD_JSON_ARRAY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_DYNAMODB_capi_4bdfd1c6c8740fd1() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -792,7 +817,7 @@ intgo _wrap_LOAD_DYNAMODB_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_STREAM_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_DYNAMODB_STREAM_capi_4bdfd1c6c8740fd1() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -804,7 +829,7 @@ intgo _wrap_LOAD_DYNAMODB_STREAM_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_CSV_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_CSV_capi_4bdfd1c6c8740fd1() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -816,7 +841,7 @@ intgo _wrap_LOAD_CSV_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_store_put_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_store_put_capi_4bdfd1c6c8740fd1(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -842,7 +867,7 @@ intgo _wrap_store_put_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_get_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_store_get_capi_4bdfd1c6c8740fd1(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -876,7 +901,7 @@ intgo _wrap_store_get_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_delete_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_store_delete_capi_4bdfd1c6c8740fd1(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -902,7 +927,7 @@ intgo _wrap_store_delete_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, 
 }
 
 
-intgo _wrap_store_copy_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
+intgo _wrap_store_copy_capi_4bdfd1c6c8740fd1(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   enrich_status result;
@@ -922,7 +947,7 @@ intgo _wrap_store_copy_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _g
 }
 
 
-intgo _wrap_store_stats_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
+intgo _wrap_store_stats_capi_4bdfd1c6c8740fd1(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -943,7 +968,7 @@ intgo _wrap_store_stats_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _
 }
 
 
-intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
+intgo _wrap_pipeline_compile_capi_4bdfd1c6c8740fd1(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -970,7 +995,7 @@ intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(struct enrich_store *_swig_go
 }
 
 
-intgo _wrap_ctx_create_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
+intgo _wrap_ctx_create_capi_4bdfd1c6c8740fd1(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   enrich_ctx **arg2 = (enrich_ctx **) 0 ;
   enrich_status result;
@@ -985,7 +1010,7 @@ intgo _wrap_ctx_create_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0,
 }
 
 
-void _wrap_ctx_reset_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+void _wrap_ctx_reset_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   
   arg1 = *(enrich_ctx **)&_swig_go_0; 
@@ -995,7 +1020,7 @@ void _wrap_ctx_reset_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_ctx_errmsg_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+_gostring_ _wrap_ctx_errmsg_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1008,7 +1033,7 @@ _gostring_ _wrap_ctx_errmsg_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0)
 }
 
 
-struct enrich_pipeline *_wrap_ctx_pipeline_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+struct enrich_pipeline *_wrap_ctx_pipeline_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_pipeline *result = 0 ;
   struct enrich_pipeline *_swig_go_result;
@@ -1021,7 +1046,7 @@ struct enrich_pipeline *_wrap_ctx_pipeline_capi_e387fc480f05f5f3(struct enrich_c
 }
 
 
-intgo _wrap_OPT_MAX_DEPTH_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_MAX_DEPTH_capi_4bdfd1c6c8740fd1() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1033,7 +1058,7 @@ intgo _wrap_OPT_MAX_DEPTH_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_MAX_RECORD_BYTES_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_MAX_RECORD_BYTES_capi_4bdfd1c6c8740fd1() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1045,7 +1070,7 @@ intgo _wrap_OPT_MAX_RECORD_BYTES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_CLOCK_MS_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_CLOCK_MS_capi_4bdfd1c6c8740fd1() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1057,7 +1082,7 @@ intgo _wrap_OPT_CLOCK_MS_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_RESPONSE_LIMIT_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_RESPONSE_LIMIT_capi_4bdfd1c6c8740fd1() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1069,7 +1094,7 @@ intgo _wrap_OPT_RESPONSE_LIMIT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_LOOKUP_CACHE_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_LOOKUP_CACHE_capi_4bdfd1c6c8740fd1() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1081,7 +1106,7 @@ intgo _wrap_OPT_LOOKUP_CACHE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
+intgo _wrap_ctx_set_option_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t arg3 ;
@@ -1098,7 +1123,7 @@ intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_ctx_get_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
+intgo _wrap_ctx_get_option_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1115,7 +1140,7 @@ intgo _wrap_ctx_get_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_option_bounds_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_option_bounds_capi_4bdfd1c6c8740fd1(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_option arg1 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1154,7 +1179,7 @@ intgo _wrap_option_bounds_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swi
 }
 
 
-intgo _wrap_INPUT_NDJSON_capi_e387fc480f05f5f3() {
+intgo _wrap_INPUT_NDJSON_capi_4bdfd1c6c8740fd1() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1166,7 +1191,7 @@ intgo _wrap_INPUT_NDJSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_INPUT_JSON_ARRAY_capi_e387fc480f05f5f3() {
+intgo _wrap_INPUT_JSON_ARRAY_capi_4bdfd1c6c8740fd1() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1178,7 +1203,7 @@ intgo _wrap_INPUT_JSON_ARRAY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_SUCCESS_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_SUCCESS_capi_4bdfd1c6c8740fd1() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1190,7 +1215,7 @@ intgo _wrap_OUTCOME_SUCCESS_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_NOT_FOUND_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_NOT_FOUND_capi_4bdfd1c6c8740fd1() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1202,7 +1227,7 @@ intgo _wrap_OUTCOME_NOT_FOUND_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_NO_KEY_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_NO_KEY_capi_4bdfd1c6c8740fd1() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1214,7 +1239,7 @@ intgo _wrap_OUTCOME_NO_KEY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_ERROR_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_ERROR_capi_4bdfd1c6c8740fd1() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1226,7 +1251,7 @@ intgo _wrap_OUTCOME_ERROR_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_batch_run_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_input arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1247,7 +1272,7 @@ intgo _wrap_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo
 }
 
 
-long long _wrap_batch_count_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_count_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1260,7 +1285,7 @@ long long _wrap_batch_count_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0)
 }
 
 
-long long _wrap_batch_count_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_batch_count_outcome_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_outcome arg2 ;
   size_t result;
@@ -1275,7 +1300,7 @@ long long _wrap_batch_count_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_sw
 }
 
 
-intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_outcome_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_outcome result;
@@ -1290,7 +1315,7 @@ intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, l
 }
 
 
-intgo _wrap_batch_error_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_error_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int result;
@@ -1305,7 +1330,7 @@ intgo _wrap_batch_error_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, lon
 }
 
 
-_goslice_ _wrap_batch_record_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_batch_record_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1324,7 +1349,7 @@ _goslice_ _wrap_batch_record_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_batch_partition_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_batch_partition_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   char *arg3 = (char *) 0 ;
@@ -1347,7 +1372,7 @@ intgo _wrap_batch_partition_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0,
 }
 
 
-long long _wrap_batch_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_time_ms_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t result;
   long long _swig_go_result;
@@ -1360,7 +1385,7 @@ long long _wrap_batch_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_
 }
 
 
-long long _wrap_batch_event_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+long long _wrap_batch_event_time_ms_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int64_t result;
@@ -1375,7 +1400,7 @@ long long _wrap_batch_event_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_sw
 }
 
 
-intgo _wrap_ENCODE_NDJSON_capi_e387fc480f05f5f3() {
+intgo _wrap_ENCODE_NDJSON_capi_4bdfd1c6c8740fd1() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1387,7 +1412,7 @@ intgo _wrap_ENCODE_NDJSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_ENCODE_JSON_ARRAY_capi_e387fc480f05f5f3() {
+intgo _wrap_ENCODE_JSON_ARRAY_capi_4bdfd1c6c8740fd1() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1399,7 +1424,7 @@ intgo _wrap_ENCODE_JSON_ARRAY_capi_e387fc480f05f5f3() {
 }
 
 
-long long _wrap_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_encode_bound_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   size_t result;
@@ -1414,7 +1439,7 @@ long long _wrap_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_encode_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1437,7 +1462,7 @@ intgo _wrap_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _s
 }
 
 
-long long _wrap_gzip_bound_capi_e387fc480f05f5f3(long long _swig_go_0) {
+long long _wrap_gzip_bound_capi_4bdfd1c6c8740fd1(long long _swig_go_0) {
   size_t arg1 ;
   size_t result;
   long long _swig_go_result;
@@ -1450,7 +1475,7 @@ long long _wrap_gzip_bound_capi_e387fc480f05f5f3(long long _swig_go_0) {
 }
 
 
-intgo _wrap_gzip_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_gzip_capi_4bdfd1c6c8740fd1(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   int arg1 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1477,7 +1502,7 @@ intgo _wrap_gzip_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _
 }
 
 
-intgo _wrap_AWS_PIPES_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_PIPES_capi_4bdfd1c6c8740fd1() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1489,7 +1514,7 @@ intgo _wrap_AWS_PIPES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_FIREHOSE_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_FIREHOSE_capi_4bdfd1c6c8740fd1() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1501,7 +1526,7 @@ intgo _wrap_AWS_FIREHOSE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_KINESIS_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_KINESIS_capi_4bdfd1c6c8740fd1() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1513,7 +1538,7 @@ intgo _wrap_AWS_KINESIS_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_OK_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_OK_capi_4bdfd1c6c8740fd1() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1525,7 +1550,7 @@ intgo _wrap_RESULT_OK_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_DROPPED_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_DROPPED_capi_4bdfd1c6c8740fd1() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1537,7 +1562,7 @@ intgo _wrap_RESULT_DROPPED_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_FAILED_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_FAILED_capi_4bdfd1c6c8740fd1() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1549,7 +1574,7 @@ intgo _wrap_RESULT_FAILED_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_OVER_LIMIT_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_OVER_LIMIT_capi_4bdfd1c6c8740fd1() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1561,7 +1586,7 @@ intgo _wrap_RESULT_OVER_LIMIT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_aws_batch_run_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_event arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1582,7 +1607,7 @@ intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, i
 }
 
 
-_goslice_ _wrap_aws_record_id_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_aws_record_id_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1601,7 +1626,7 @@ _goslice_ _wrap_aws_record_id_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_
 }
 
 
-long long _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+long long _wrap_aws_arrival_ms_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int64_t result;
@@ -1616,7 +1641,7 @@ long long _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go
 }
 
 
-intgo _wrap_aws_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_aws_result_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_result result;
@@ -1631,7 +1656,7 @@ intgo _wrap_aws_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long
 }
 
 
-long long _wrap_aws_count_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_aws_count_result_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_result arg2 ;
   size_t result;
@@ -1646,7 +1671,7 @@ long long _wrap_aws_count_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_
 }
 
 
-intgo _wrap_AWS_RESPONSE_PIPES_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_RESPONSE_PIPES_capi_4bdfd1c6c8740fd1() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1658,7 +1683,7 @@ intgo _wrap_AWS_RESPONSE_PIPES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_4bdfd1c6c8740fd1() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1670,7 +1695,7 @@ intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_RESPONSE_KINESIS_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_RESPONSE_KINESIS_capi_4bdfd1c6c8740fd1() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1682,7 +1707,7 @@ intgo _wrap_AWS_RESPONSE_KINESIS_capi_e387fc480f05f5f3() {
 }
 
 
-long long _wrap_aws_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_aws_encode_bound_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_response arg2 ;
   size_t result;
@@ -1697,7 +1722,7 @@ long long _wrap_aws_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_
 }
 
 
-intgo _wrap_aws_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_aws_encode_capi_4bdfd1c6c8740fd1(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_response arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1720,7 +1745,7 @@ intgo _wrap_aws_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intg
 }
 
 
-intgo _wrap_delivery_open_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
+intgo _wrap_delivery_open_capi_4bdfd1c6c8740fd1(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -1754,7 +1779,7 @@ intgo _wrap_delivery_open_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go
 }
 
 
-intgo _wrap_delivery_write_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
+intgo _wrap_delivery_write_capi_4bdfd1c6c8740fd1(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   uint64_t arg3 ;
@@ -1771,7 +1796,7 @@ intgo _wrap_delivery_write_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_run_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
+intgo _wrap_delivery_run_capi_4bdfd1c6c8740fd1(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   int arg3 ;
@@ -1796,7 +1821,7 @@ intgo _wrap_delivery_run_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_
 }
 
 
-intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_delivery_flush_capi_4bdfd1c6c8740fd1(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   int64_t arg2 ;
   enrich_status result;
@@ -1811,7 +1836,7 @@ intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_close_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
+intgo _wrap_delivery_close_capi_4bdfd1c6c8740fd1(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   unsigned int arg2 ;
   enrich_status result;
@@ -1826,7 +1851,7 @@ intgo _wrap_delivery_close_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-_gostring_ _wrap_delivery_errmsg_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0) {
+_gostring_ _wrap_delivery_errmsg_capi_4bdfd1c6c8740fd1(struct enrich_delivery *_swig_go_0) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1839,7 +1864,7 @@ _gostring_ _wrap_delivery_errmsg_capi_e387fc480f05f5f3(struct enrich_delivery *_
 }
 
 
-intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
+intgo _wrap_delivery_resume_offset_capi_4bdfd1c6c8740fd1(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   uint64_t *arg2 = (uint64_t *) 0 ;
   uint64_t temp2 ;
@@ -1865,7 +1890,7 @@ intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(struct enrich_delivery 
 }
 
 
-intgo _wrap_METRICS_JSON_capi_e387fc480f05f5f3() {
+intgo _wrap_METRICS_JSON_capi_4bdfd1c6c8740fd1() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -1877,7 +1902,7 @@ intgo _wrap_METRICS_JSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_METRICS_EMF_capi_e387fc480f05f5f3() {
+intgo _wrap_METRICS_EMF_capi_4bdfd1c6c8740fd1() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -1889,7 +1914,7 @@ intgo _wrap_METRICS_EMF_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_delivery_metrics_capi_4bdfd1c6c8740fd1(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_metrics_format arg2 ;
   unsigned int arg3 ;
@@ -1914,7 +1939,7 @@ intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(struct enrich_delivery *_swig
 }
 
 
-intgo _wrap_bind_store_load_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
+intgo _wrap_bind_store_load_capi_4bdfd1c6c8740fd1(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
