@@ -374,6 +374,7 @@ START_TEST(cli_demo_hint_names_the_binary)
     demo_hint_case(dir, "/usr/bin:/bin", "d1", self);
     /* On PATH: the plain name. */
     char *bindir = strdup(self);
+    ck_assert_ptr_nonnull(bindir);
     *strrchr(bindir, '/') = '\0';
     char path_env[2048];
     snprintf(path_env, sizeof path_env, "%s:/usr/bin:/bin", bindir);
@@ -381,6 +382,7 @@ START_TEST(cli_demo_hint_names_the_binary)
     /* Under the current directory: the relative path (as tools/dev demo
      * shows it: _build/tools/enrich). */
     char *parent = strdup(bindir);
+    ck_assert_ptr_nonnull(parent);
     *strrchr(parent, '/') = '\0';
     char want[512], d3[2048];
     snprintf(want, sizeof want, "%s/enrich", bindir + strlen(parent) + 1);
