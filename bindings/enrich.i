@@ -100,6 +100,8 @@ struct enrich_delivery {};
 %apply int64_t *OUTPUT { int64_t *min, int64_t *max };
 %apply uint64_t *OUTPUT { uint64_t *offset };
 %apply int64_t *OUTPUT { int64_t *ms };
+/* enrich_json_error_at: where a JSON text breaks. */
+%apply size_t *OUTPUT { size_t *offset, size_t *line, size_t *column };
 
 %include "enrich/version.h"
 %include "enrich/enrich.h"

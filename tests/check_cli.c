@@ -645,6 +645,75 @@ START_TEST(cli_demo_seed_end_to_end)
 }
 END_TEST
 
+/* The demo's closing hint is a command line that works where the demo
+ * ran: `enrich` when PATH finds this binary, else its path (relative when
+ * it lies under the current directory). Each case runs the hint. */
+static void demo_hint_case(const char *cwd, const char *path_env, const char *dir,
+                           const char *want_prefix)
+{
+    char script[4096];
+    snprintf(script, sizeof script, "cd '%s' && PATH='%s' exec '%s' demo --dir '%s' >/dev/null",
+             cwd, path_env, ENRICH_CLI, dir);
+    char *argv[] = {"/bin/sh", "-c", script, NULL};
+    res r;
+    memset(&r, 0, sizeof r);
+    r.rc = tu_run(argv, NULL, 0, &r.out, &r.out_len, &r.err);
+    ck_assert_cli_ok(r);
+    const char *h = strstr(r.err, " get --store ");
+    ck_assert_msg(h != NULL, "no hint in: %s", r.err);
+    const char *start = h;
+    while (start > r.err && start[-1] != '\n')
+        start--;
+    ck_assert_msg(strncmp(start, "  ", 2) == 0, "hint line: %s", r.err);
+    start += 2;
+    size_t len = strcspn(start, "\n");
+    char hint[2048];
+    ck_assert_uint_lt(len, sizeof hint);
+    memcpy(hint, start, len);
+    hint[len] = '\0';
+    ck_assert_msg(strncmp(hint, want_prefix, strlen(want_prefix)) == 0 &&
+                      strncmp(hint + strlen(want_prefix), " get --store ", 13) == 0,
+                  "hint '%s', want it to start with '%s get'", hint, want_prefix);
+    res_free(&r);
+    snprintf(script, sizeof script, "cd '%s' && PATH='%s' %s", cwd, path_env, hint);
+    r.rc = tu_run(argv, NULL, 0, &r.out, &r.out_len, &r.err);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.out, "\"productId\":\"PROD-001\"") != NULL, "hint printed: %s",
+                  r.out);
+    res_free(&r);
+}
+
+START_TEST(cli_demo_hint_names_the_binary)
+{
+    char *dir = tu_tmpdir();
+    char *self = realpath(ENRICH_CLI, NULL);
+    ck_assert_ptr_nonnull(self);
+    /* Not on PATH, run from elsewhere: its absolute path. */
+    demo_hint_case(dir, "/usr/bin:/bin", "d1", self);
+    /* On PATH: the plain name. */
+    char *bindir = strdup(self);
+    ck_assert_ptr_nonnull(bindir);
+    *strrchr(bindir, '/') = '\0';
+    char path_env[2048];
+    snprintf(path_env, sizeof path_env, "%s:/usr/bin:/bin", bindir);
+    demo_hint_case(dir, path_env, "d2", "enrich");
+    /* Under the current directory: the relative path (as tools/dev demo
+     * shows it: _build/tools/enrich). */
+    char *parent = strdup(bindir);
+    ck_assert_ptr_nonnull(parent);
+    *strrchr(parent, '/') = '\0';
+    char want[512], d3[2048];
+    snprintf(want, sizeof want, "%s/enrich", bindir + strlen(parent) + 1);
+    snprintf(d3, sizeof d3, "%s/d3", dir);
+    demo_hint_case(parent, "/usr/bin:/bin", d3, want);
+    free(parent);
+    free(bindir);
+    free(self);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(cli_demo_twice_replaces_store)
 {
     char *dir = tu_tmpdir();
@@ -1259,6 +1328,97 @@ START_TEST(cli_stats_and_copy)
 }
 END_TEST
 
+/* Without --format, *.csv is CSV, else the first record decides, else the
+ * name: DynamoDB JSON in a *.jsonl file, an export {"Item":...} and a
+ * Streams event saved as *.json load without the flag. --format wins. */
+START_TEST(cli_load_format_from_first_record)
+{
+    fixture f = {tu_tmpdir(), NULL};
+    char *store = tu_join(f.dir, "sniff.mdb");
+    /* The seed's DynamoDB JSON, named like plain NDJSON. */
+    size_t n;
+    char *ddb = tu_read_file(SEED_PRODUCTS, &n);
+    char *jsonl = write_tmp(&f, "products.jsonl", ddb);
+    res r = CLI("load", "-v", "--store", store, "--table", "products", "--key", "productId",
+                jsonl);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(dynamodb from the first record,") != NULL, "%s", r.err);
+    res_free(&r);
+    r = CLI("get", "--store", store, "--table", "products", "PROD-001");
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.out, "\"price\":49.99") != NULL, "%s", r.out);
+    res_free(&r);
+    /* --format wins over the content: read as plain NDJSON, the key is
+     * the object {"S":...}, which no key can be. */
+    r = CLI("load", "--store", store, "--table", "raw", "--key", "productId", "--format",
+            "ndjson", jsonl);
+    ck_assert_cli_error(r, 1, "ENRICH_E_ITEM");
+    ck_assert_msg(strstr(r.err, "\"productId\" is an object") != NULL, "%s", r.err);
+    res_free(&r);
+    /* An export to S3 ({"Item":...} lines) and a Streams event, as .json. */
+    r = CLI("load", "-v", "--store", store, "--table", "books", "--key", "Id",
+            FIXTURES_AWS "/dynamodb-export-item.awsdocs.jsonl");
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(dynamodb from the first record,") != NULL, "%s", r.err);
+    res_free(&r);
+    r = CLI("get", "--store", store, "--table", "books", "103");
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.out, "\"Title\":\"Book 103 Title\"") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("load", "-v", "--store", store, "--table", "stream", "--key", "key",
+            FIXTURES_AWS "/dynamodb-stream-event-all-types.aws-lambda-go.json");
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(dynamodb-stream from the first record,") != NULL, "%s",
+                  r.err);
+    res_free(&r);
+    /* Either spelling of the flag. */
+    r = CLI("load", "--store", store, "--table", "stream", "--format", "dynamodb_stream",
+            FIXTURES_AWS "/dynamodb-stream-event-all-types.aws-lambda-go.json");
+    ck_assert_cli_ok(r);
+    res_free(&r);
+    /* Plain objects named *.ddb.json: the content says NDJSON. A JSON
+     * array of plain objects with no telling name: json. */
+    char *plain = write_tmp(&f, "plain.ddb.json", "\n{\"sku\":\"A\",\"price\":{\"N\":\"1\"},\"x\":1}\n");
+    r = CLI("load", "-v", "--store", store, "--table", "plain", "--key", "sku", plain);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(ndjson from the first record,") != NULL, "%s", r.err);
+    res_free(&r);
+    char *arr = write_tmp(&f, "items.txt", " [ {\"sku\":\"B\"}, {\"sku\":\"C\"} ]\n");
+    r = CLI("load", "-v", "--store", store, "--table", "plain", arr);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "2 items loaded into table plain (json from the first record,") !=
+                      NULL, "%s", r.err);
+    res_free(&r);
+    /* Stdin is sniffed too. */
+    r = CLI_IN("[{\"sku\":{\"S\":\"D\"}}]", "load", "-v", "--store", store, "--table", "plain");
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(dynamodb from the first record,") != NULL, "%s", r.err);
+    res_free(&r);
+    /* A broken first record leaves the name to decide, and the error says
+     * which format was assumed and how to choose another. */
+    char *bad = write_tmp(&f, "bad.ddb.jsonl", "{\"sku\":{\"S\":\"E\"},}\n");
+    r = CLI("load", "--store", store, "--table", "plain", bad);
+    ck_assert_cli_error(r, 1, "ENRICH_E_JSON");
+    ck_assert_msg(strstr(r.err, "(read as dynamodb, from the file name; --format to choose)") !=
+                      NULL, "%s", r.err);
+    res_free(&r);
+    /* *.csv stays CSV whatever it holds. */
+    char *csv = write_tmp(&f, "items.csv", "sku,n\nF,1\n");
+    r = CLI("load", "-v", "--store", store, "--table", "plain", csv);
+    ck_assert_cli_ok(r);
+    ck_assert_msg(strstr(r.err, "(csv from the file name,") != NULL, "%s", r.err);
+    res_free(&r);
+    free(csv);
+    free(bad);
+    free(arr);
+    free(plain);
+    free(jsonl);
+    free(ddb);
+    free(store);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(cli_load_composite_key_csv_and_replace)
 {
     fixture f = seed_store();
@@ -1348,10 +1508,27 @@ START_TEST(cli_error_not_store)
     char *txt = write_tmp(&f, "notes.txt", "this is a text file, not an LMDB store\n");
     res r = CLI("get", "--store", txt, "--table", "products", "PROD-001");
     ck_assert_cli_error(r, 1, "enrich get: ENRICH_E_NOT_STORE");
+    ck_assert_msg(strstr(r.err, "is a file of 39 bytes that is not an LMDB store") != NULL,
+                  "%s", r.err);
     res_free(&r);
     r = CLI("stats", "--store", txt);
     ck_assert_cli_error(r, 1, "enrich stats: ENRICH_E_NOT_STORE");
     res_free(&r);
+    /* A directory that is there but holds no store: said so, with what a
+     * store is, never "No such file or directory" about a directory that
+     * exists. */
+    char *empty_dir = tu_join(f.dir, "not-a-store");
+    ck_assert_int_eq(mkdir(empty_dir, 0755), 0);
+    r = CLI("get", "--store", empty_dir, "--table", "products", "PROD-001");
+    ck_assert_cli_error(r, 1, "enrich get: ENRICH_E_NOT_STORE");
+    ck_assert_msg(strstr(r.err, "is a directory without data.mdb") != NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "a directory holding data.mdb") != NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "No such file") == NULL, "%s", r.err);
+    res_free(&r);
+    r = CLI_IN("{}\n", "run", "--store", empty_dir);
+    ck_assert_cli_error(r, 1, "is a directory without data.mdb");
+    res_free(&r);
+    free(empty_dir);
     free(txt);
     fixture_free(&f);
 }
@@ -1464,6 +1641,88 @@ START_TEST(cli_error_json)
     assert_str(o[1], "productName", "Temperature Monitor");
     free_objs(o, n);
     res_free(&r);
+    fixture_free(&f);
+}
+END_TEST
+
+/* Malformed JSON is reported where an editor shows it: rule sets, items
+ * and events get a line and a column (in characters). Failed events are
+ * named by their line in their own file, across batches and files, at most
+ * ten per run. */
+START_TEST(cli_error_json_line_and_column)
+{
+    fixture f = seed_store();
+    /* A rule set with a trailing comma: its file, line and column. */
+    char *rules = write_tmp(&f, "rules.json",
+                            "{\n  \"lookups\": [{\"key\": \"productId\", \"table\": \"products\"}],\n}\n");
+    res r = CLI_IN("{}\n", "run", "--store", f.store, "--rules", rules);
+    ck_assert_cli_error(r, 1, "ENRICH_E_RULES");
+    ck_assert_msg(strstr(r.err, "rules.json: rules: line 3, column 1: ENRICH_E_JSON") != NULL,
+                  "%s", r.err);
+    res_free(&r);
+    /* Items: the line, and the column in characters (the é is one). */
+    char *items = write_tmp(&f, "items.jsonl",
+                            "{\"productId\":\"A\"}\n{\"productId\":\"B\",\"name\":\"caf\xc3\xa9\",}\n");
+    r = CLI("load", "--store", f.store, "--table", "products", items);
+    ck_assert_cli_error(r, 1, "ENRICH_E_JSON");
+    ck_assert_msg(strstr(r.err, "items.jsonl (read as ndjson, from the first record; --format "
+                                "to choose): line 2, column 32: ENRICH_E_JSON") != NULL,
+                  "%s", r.err);
+    res_free(&r);
+    /* Events: each failed record by line (and column for JSON errors),
+     * counted in its own file, across batches of two lines. */
+    char *ev1 = write_tmp(&f, "a.ndjson",
+                          "{\"productId\":\"PROD-001\"}\n\n"
+                          "{\"productId\":\"PROD-001\",}\n"
+                          "  {\"productId\": \"caf\xc3\xa9\", \"x\": tru}\n"
+                          "{\"productId\":true}\n");
+    char *ev2 = write_tmp(&f, "b.ndjson", "{\"productId\":\"PROD-002\"}\n{\"productId\"}\n");
+    r = CLI("run", "--store", f.store, "--batch", "2", ev1, ev2);
+    ck_assert_msg(r.rc == 3, "exit %d: %s", r.rc, r.err);
+    const char *want[] = {
+        "a.ndjson: line 3, column 25: ENRICH_E_JSON: not valid JSON\n",
+        "a.ndjson: line 4, column 33: ENRICH_E_JSON: not valid JSON\n",
+        "a.ndjson: line 5: ENRICH_E_KEY_TYPE: ",
+        "b.ndjson: line 2, column 13: ENRICH_E_JSON: not valid JSON\n",
+    };
+    const char *at = r.err;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *hit = strstr(at, want[i]);
+        ck_assert_msg(hit != NULL, "stderr lacks (in order) %s: %s", want[i], r.err);
+        at = hit + strlen(want[i]);
+    }
+    /* Four records enriched, three failed, in input order on stdout. */
+    cJSON *o[8];
+    int n = parse_lines(r.out, o, 8);
+    ck_assert_int_eq(n, 6);
+    free_objs(o, n);
+    res_free(&r);
+    /* Ten named at most, the rest counted. */
+    char many[15 * 3 + 1] = "";
+    for (int i = 0; i < 15; i++)
+        strcat(many, "{\n");
+    r = CLI_IN(many, "run", "--store", f.store);
+    ck_assert_msg(r.rc == 3, "exit %d: %s", r.rc, r.err);
+    ck_assert_msg(strstr(r.err, "stdin: line 10, column 2: ENRICH_E_JSON") != NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "stdin: line 11,") == NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.err, "enrich run: 5 more failed records not listed\n") != NULL, "%s",
+                  r.err);
+    res_free(&r);
+    /* A broken JSON array input: where it breaks. */
+    r = CLI_IN("[{\"productId\":\"PROD-001\"},\n {\"productId\":\"x\",}\n]", "run", "--store",
+               f.store, "--input", "json");
+    ck_assert_cli_error(r, 1, "ENRICH_E_JSON");
+    ck_assert_msg(strstr(r.err, "stdin: line 2, column 19: ") != NULL, "%s", r.err);
+    res_free(&r);
+    /* A clean run names nothing. */
+    r = CLI_IN("{\"productId\":\"PROD-001\"}\n", "run", "--store", f.store);
+    ck_assert_cli_ok(r);
+    ck_assert_str_eq(r.err, "");
+    res_free(&r);
+    free(ev2);
+    free(ev1);
+    free(items);
+    free(rules);
     fixture_free(&f);
 }
 END_TEST
@@ -1649,7 +1908,7 @@ END_TEST
 
 START_TEST(cli_help_of_each_command)
 {
-    const char *cmds[] = {"load", "get", "run", "stats", "copy", "demo"};
+    const char *cmds[] = {"load", "get", "run", "stats", "copy", "demo", "ddl"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         res r = CLI(cmds[i], "--help");
         ck_assert_msg(r.rc == 0, "%s --help: exit %d", cmds[i], r.rc);
@@ -1681,6 +1940,7 @@ static Suite *cli_suite(void)
     TCase *tc = tcase_create("demo");
     tcase_add_test(tc, cli_demo_seed_end_to_end);
     tcase_add_test(tc, cli_demo_twice_replaces_store);
+    tcase_add_test(tc, cli_demo_hint_names_the_binary);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("seed");
@@ -1697,6 +1957,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_run_long_lines_stream);
     tcase_add_test(tc, cli_stats_and_copy);
     tcase_add_test(tc, cli_load_composite_key_csv_and_replace);
+    tcase_add_test(tc, cli_load_format_from_first_record);
     tcase_add_test(tc, cli_load_quiet_unless_verbose);
     suite_add_tcase(s, tc);
 
@@ -1719,6 +1980,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_error_rules);
     tcase_add_test(tc, cli_error_item_names_line);
     tcase_add_test(tc, cli_error_json);
+    tcase_add_test(tc, cli_error_json_line_and_column);
     tcase_add_test(tc, cli_error_utf8_depth_nul_in_load);
     tcase_add_test(tc, cli_error_key_too_long);
     tcase_add_test(tc, cli_error_invalid);

@@ -935,12 +935,111 @@ START_TEST(jscan_civil_days_round_trip_years_1_to_9999)
 }
 END_TEST
 
+/* Where a refused text breaks: the offset of the first refused byte, for
+ * every kind of refusal, and its line and column (characters, not bytes).
+ * The scanner's verdict is the same as jscan_value's. */
+START_TEST(jscan_error_offset_points_at_the_refused_byte)
+{
+    static const struct {
+        const char *text;
+        const char *at; /* the text from the refused byte on ("" = at the end) */
+        enrich_status rc;
+    } cases[] = {
+        {"{\"a\":1,}", "}", ENRICH_E_JSON},                 /* trailing comma in an object */
+        {"[1,2,]", "]", ENRICH_E_JSON},                     /* ... in an array */
+        {"{\"a\" 1}", "1}", ENRICH_E_JSON},                 /* no colon */
+        {"{\"a\":1 \"b\":2}", "\"b\":2}", ENRICH_E_JSON},   /* no comma */
+        {"[1 2]", "2]", ENRICH_E_JSON},
+        {"{\"a\":tru}", "}", ENRICH_E_JSON},                /* a literal cut short */
+        {"{\"a\":nul", "", ENRICH_E_JSON},
+        {"{\"a\":-}", "}", ENRICH_E_JSON},                  /* numbers */
+        {"{\"a\":1.}", "}", ENRICH_E_JSON},
+        {"{\"a\":1e+}", "}", ENRICH_E_JSON},
+        {"{\"a\":\"x\x01y\"}", "\x01y\"}", ENRICH_E_JSON},  /* raw control character */
+        {"{\"a\":\"x\\qy\"}", "\\qy\"}", ENRICH_E_JSON},    /* unknown escape */
+        {"{\"a\":\"x\\u12g4\"}", "\\u12g4\"}", ENRICH_E_JSON},
+        {"{\"a\":\"x\\u0000\"}", "\\u0000\"}", ENRICH_E_NUL},
+        {"{\"a\":\"\\udc00\"}", "\\udc00\"}", ENRICH_E_UTF8},
+        {"{\"a\":\"\\ud800x\"}", "\\ud800x\"}", ENRICH_E_UTF8},
+        {"{\"a\":\"\xc3\x28\"}", "\xc3\x28\"}", ENRICH_E_UTF8},
+        {"{\"a\":\"open", "", ENRICH_E_JSON},               /* not closed */
+        {"{\"a\":[[[1]]]}", "[[1]]]}", ENRICH_E_DEPTH},     /* depth 2 allowed below */
+        {"{\"a\":1} x", "x", ENRICH_E_JSON},                /* bytes after the value */
+        {"", "", ENRICH_E_JSON},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *t = cases[k].text;
+        size_t n = strlen(t);
+        ck_assert_int_eq(jscan_value(t, n, 2, NULL, NULL, NULL), cases[k].rc);
+        size_t want = n - strlen(cases[k].at);
+        ck_assert_msg(strcmp(t + want, cases[k].at) == 0, "case %zu: bad table", k);
+        size_t got = jscan_error_offset(t, n, 0, 2, true);
+        ck_assert_msg(got == want, "case %zu (%s): offset %zu, want %zu", k, t, got, want);
+    }
+    /* Accepted text: no offset. Not whole: what follows is not looked at. */
+    ck_assert_uint_eq(jscan_error_offset("{\"a\":[1]} ", 10, 0, 8, true), SIZE_MAX);
+    ck_assert_uint_eq(jscan_error_offset("[1] [", 5, 0, 8, false), SIZE_MAX);
+    ck_assert_uint_eq(jscan_error_offset("[1] [", 5, 3, 8, false), 5);
+
+    /* Line and column: lines end at '\n', columns count characters. */
+    const char *doc = "{\n  \"name\": \"caf\xc3\xa9\",\n\t\"x\": 1,\n}";
+    size_t off = jscan_error_offset(doc, strlen(doc), 0, 8, true);
+    ck_assert_uint_eq(off, strlen(doc) - 1);
+    size_t line, col;
+    jtext_position(doc, off, &line, &col);
+    ck_assert_uint_eq(line, 4);
+    ck_assert_uint_eq(col, 1);
+    jtext_position(doc, strchr(doc, ',') - doc, &line, &col); /* after "café" */
+    ck_assert_uint_eq(line, 2);
+    ck_assert_uint_eq(col, 17); /* é is one column, two bytes */
+    jtext_position(doc, strstr(doc, "1,") - doc, &line, &col); /* after a tab */
+    ck_assert_uint_eq(line, 3);
+    ck_assert_uint_eq(col, 7);
+    jtext_position(doc, 0, &line, &col);
+    ck_assert_uint_eq(line, 1);
+    ck_assert_uint_eq(col, 1);
+}
+END_TEST
+
+/* The public face of the above: code, offset, line and column. */
+START_TEST(jscan_public_json_error_at)
+{
+    const char *rules = "{\n  \"lookups\": [{\"key\": \"id\", \"table\": \"t\"}],\n}\n";
+    size_t off = 0, line = 0, col = 0;
+    ck_assert_int_eq(enrich_json_error_at(rules, strlen(rules), 0, &off, &line, &col),
+                     ENRICH_E_JSON);
+    ck_assert_uint_eq(off, strlen(rules) - 2);
+    ck_assert_uint_eq(line, 3);
+    ck_assert_uint_eq(col, 1);
+    /* Valid text: ENRICH_OK, no position. */
+    off = line = col = 7;
+    ck_assert_int_eq(enrich_json_error_at("[1]", 3, 0, &off, &line, &col), ENRICH_OK);
+    ck_assert_uint_eq(off + line + col, 0);
+    /* Each policy code, NULL outputs allowed. */
+    ck_assert_int_eq(enrich_json_error_at("\"\\u0000\"", 8, 0, NULL, NULL, NULL), ENRICH_E_NUL);
+    ck_assert_int_eq(enrich_json_error_at("\"\xff\"", 3, 0, NULL, &line, &col), ENRICH_E_UTF8);
+    ck_assert_uint_eq(col, 2);
+    ck_assert_int_eq(enrich_json_error_at("[[1]]", 5, 1, &off, NULL, NULL), ENRICH_E_DEPTH);
+    ck_assert_uint_eq(off, 1);
+    ck_assert_int_eq(enrich_json_error_at("[[1]]", 5, 2, &off, NULL, NULL), ENRICH_OK);
+    ck_assert_int_eq(enrich_json_error_at("", 0, 0, &off, NULL, NULL), ENRICH_E_JSON);
+    ck_assert_uint_eq(off, 0);
+    ck_assert_int_eq(enrich_json_error_at(NULL, 0, 0, &off, NULL, NULL), ENRICH_E_JSON);
+    /* Bad arguments. */
+    ck_assert_int_eq(enrich_json_error_at(NULL, 1, 0, NULL, NULL, NULL), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_json_error_at("1", 1, -1, NULL, NULL, NULL), ENRICH_E_INVALID);
+    ck_assert_int_eq(enrich_json_error_at("1", 1, 1001, NULL, NULL, NULL), ENRICH_E_INVALID);
+}
+END_TEST
+
 static Suite *jscan_suite(void)
 {
     Suite *s = suite_create("jscan");
     TCase *tc = tcase_create("valid");
     tcase_add_test(tc, jscan_accepts_every_value_type);
     tcase_add_test(tc, jscan_root_span_excludes_whitespace);
+    tcase_add_test(tc, jscan_error_offset_points_at_the_refused_byte);
+    tcase_add_test(tc, jscan_public_json_error_at);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("grammar");

@@ -266,10 +266,10 @@ START_TEST(load_json_bad_json_names_line)
         enrich_status rc;
         const char *msg;
     } cases[] = {
-        {"{\"productId\":\"a\"}\n{\"productId\":}\n", ENRICH_E_JSON, "line 2: ENRICH_E_JSON"},
-        {"\n\n{\"productId\":\"\xff\"}", ENRICH_E_UTF8, "line 3: ENRICH_E_UTF8"},
-        {"{\"productId\":\"a\\u0000\"}", ENRICH_E_NUL, "line 1: ENRICH_E_NUL"},
-        {"{\"productId\":\"a\"} x", ENRICH_E_JSON, "line 1: ENRICH_E_JSON"},
+        {"{\"productId\":\"a\"}\n{\"productId\":}\n", ENRICH_E_JSON, "line 2, column 14: ENRICH_E_JSON"},
+        {"\n\n{\"productId\":\"\xff\"}", ENRICH_E_UTF8, "line 3, column 15: ENRICH_E_UTF8"},
+        {"{\"productId\":\"a\\u0000\"}", ENRICH_E_NUL, "line 1, column 16: ENRICH_E_NUL"},
+        {"{\"productId\":\"a\"} x", ENRICH_E_JSON, "line 1, column 19: ENRICH_E_JSON"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tsink ts;
@@ -295,7 +295,8 @@ START_TEST(load_json_depth_limited)
     tsink ts;
     ts_init(&ts, "productId");
     ck_assert_int_eq(run(&ts, F_NDJSON, src), ENRICH_E_DEPTH);
-    ck_assert_str_eq(ts.errmsg, "line 1: ENRICH_E_DEPTH: nesting too deep");
+    /* 21 bytes, then the 128th bracket is the 129th level. */
+    ck_assert_str_eq(ts.errmsg, "line 1, column 149: ENRICH_E_DEPTH: nesting too deep");
     ts_free(&ts);
 }
 END_TEST
@@ -349,11 +350,11 @@ START_TEST(load_json_array_errors_name_line)
         const char *msg;
     } cases[] = {
         {"[{\"k\":\"a\"},\n\n 7]", ENRICH_E_ITEM, "line 3: item is not a JSON object"},
-        {"[{\"k\":\"a\"}\n,\n{\"k\":}]", ENRICH_E_JSON, "line 3: ENRICH_E_JSON"},
-        {"[{\"k\":\"a\"},]", ENRICH_E_JSON, "line 1: "},
-        {"[{\"k\":\"a\"}\n]\nx", ENRICH_E_JSON, "line 3: unexpected data after the array"},
-        {"[{\"k\":\"a\"}\n\n", ENRICH_E_JSON, "line 3: expected ',' or ']' in the array"},
-        {"[{\"k\":\"a\"} {\"k\":\"b\"}]", ENRICH_E_JSON, "line 1: expected ',' or ']'"},
+        {"[{\"k\":\"a\"}\n,\n{\"k\":}]", ENRICH_E_JSON, "line 3, column 6: ENRICH_E_JSON"},
+        {"[{\"k\":\"a\"},]", ENRICH_E_JSON, "line 1, column 12: ENRICH_E_JSON"},
+        {"[{\"k\":\"a\"}\n]\nx", ENRICH_E_JSON, "line 3, column 1: unexpected data after the array"},
+        {"[{\"k\":\"a\"}\n\n", ENRICH_E_JSON, "line 3, column 1: expected ',' or ']' in the array"},
+        {"[{\"k\":\"a\"} {\"k\":\"b\"}]", ENRICH_E_JSON, "line 1, column 12: expected ',' or ']'"},
         {"[\n{\"x\":1}]", ENRICH_E_ITEM, "line 2: key attribute \"k\" is missing"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -562,9 +563,9 @@ START_TEST(load_ddb_item_errors_name_line_and_attribute)
          "line 2: key attribute \"k\" is an array, not a string or number"},
         {"{\"k\":{\"B\":\"QQ==\"}}", ENRICH_OK, ""}, /* B is a string: a valid key */
         {"[1]", ENRICH_E_ITEM, "line 2: item is not a JSON object"},
-        {"{\"k\":{\"S\":\"a\"}", ENRICH_E_JSON, "line 2: ENRICH_E_JSON"},
-        {"{\"k\":{\"S\":\"\xc0\xaf\"}}", ENRICH_E_UTF8, "line 2: ENRICH_E_UTF8"},
-        {"{\"k\":{\"S\":\"a\\u0000b\"}}", ENRICH_E_NUL, "line 2: ENRICH_E_NUL"},
+        {"{\"k\":{\"S\":\"a\"}", ENRICH_E_JSON, "line 2, column 15: ENRICH_E_JSON"},
+        {"{\"k\":{\"S\":\"\xc0\xaf\"}}", ENRICH_E_UTF8, "line 2, column 12: ENRICH_E_UTF8"},
+        {"{\"k\":{\"S\":\"a\\u0000b\"}}", ENRICH_E_NUL, "line 2, column 13: ENRICH_E_NUL"},
         {"{\"k\":{\"S\":\"\"}}", ENRICH_E_KEY_TOO_LONG, "line 2: key is empty"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -626,7 +627,9 @@ START_TEST(load_ddb_depth_bounded)
     ts_init(&ts, "k");
     src = nested_item(5000);
     ck_assert_int_eq(run(&ts, F_DDB, src), ENRICH_E_DEPTH);
-    ck_assert_str_eq(ts.errmsg, "line 1: ENRICH_E_DEPTH: nesting too deep");
+    /* 27 bytes at level 2, then 10 bytes and 2 levels per map: the 68th
+     * map's first brace is level 137, one past the scanner's 136. */
+    ck_assert_str_eq(ts.errmsg, "line 1, column 698: ENRICH_E_DEPTH: nesting too deep");
     free(src);
     ts_free(&ts);
 }
@@ -758,7 +761,7 @@ START_TEST(load_stream_errors_name_line)
         {"{\"eventName\":\"INSERT\",\"dynamodb\":{\"NewImage\":{\"v\":{\"N\":\"1\"}}}}",
          ENRICH_E_ITEM, "line 3: key attribute \"id\" is missing"},
         {"\"INSERT\"", ENRICH_E_ITEM, "line 3: stream record is not a JSON object"},
-        {"{\"eventName\":\"INSERT\",}", ENRICH_E_JSON, "line 1: ENRICH_E_JSON"},
+        {"{\"eventName\":\"INSERT\",}", ENRICH_E_JSON, "line 3, column 23: ENRICH_E_JSON"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char src[512];
@@ -961,15 +964,15 @@ START_TEST(load_csv_syntax_errors)
         enrich_status rc;
         const char *msg;
     } cases[] = {
-        {"k,v\na,\"unterminated\nb,2\n", ENRICH_E_ITEM, "line 2: quoted field is not closed"},
-        {"k,v\na,\"x\"y\n", ENRICH_E_ITEM, "line 2: unexpected character after a closing quote"},
-        {"k,v\na,\"x\"\rb\n", ENRICH_E_ITEM, "line 2: unexpected character after a closing quote"},
-        {"k,v\na,1\nb,\xc3\x28\n", ENRICH_E_UTF8, "line 3: invalid UTF-8 in a cell"},
-        {"k,v\na,\"1\n\xed\xa0\x80\"\n", ENRICH_E_UTF8, "line 3: invalid UTF-8 in a cell"},
-        {"k,\xff\n", ENRICH_E_UTF8, "line 1: invalid UTF-8 in a cell"},
-        {"k,v\na,\xe0\x80\xaf\n", ENRICH_E_UTF8, "line 2: invalid UTF-8"}, /* overlong */
-        {"k,v\na,\xf4\x90\x80\x80\n", ENRICH_E_UTF8, "line 2: invalid UTF-8"}, /* > U+10FFFF */
-        {"k,v\na,\xe2\x82\n", ENRICH_E_UTF8, "line 2: invalid UTF-8"}, /* truncated */
+        {"k,v\na,\"unterminated\nb,2\n", ENRICH_E_ITEM, "line 2, column 3: quoted field is not closed"},
+        {"k,v\na,\"x\"y\n", ENRICH_E_ITEM, "line 2, column 6: unexpected character after a closing quote"},
+        {"k,v\na,\"x\"\rb\n", ENRICH_E_ITEM, "line 2, column 6: unexpected character after a closing quote"},
+        {"k,v\na,1\nb,\xc3\x28\n", ENRICH_E_UTF8, "line 3, column 3: invalid UTF-8 in a cell"},
+        {"k,v\na,\"1\n\xed\xa0\x80\"\n", ENRICH_E_UTF8, "line 3, column 1: invalid UTF-8 in a cell"},
+        {"k,\xff\n", ENRICH_E_UTF8, "line 1, column 3: invalid UTF-8 in a cell"},
+        {"k,v\na,\xe0\x80\xaf\n", ENRICH_E_UTF8, "line 2, column 3: invalid UTF-8"}, /* overlong */
+        {"k,v\na,\xf4\x90\x80\x80\n", ENRICH_E_UTF8, "line 2, column 3: invalid UTF-8"}, /* > U+10FFFF */
+        {"k,v\na,\xe2\x82\n", ENRICH_E_UTF8, "line 2, column 3: invalid UTF-8"}, /* truncated */
         {"k,v,k\na,1,2\n", ENRICH_E_ITEM, "line 1: column \"k\" appears twice in the header"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -984,7 +987,7 @@ START_TEST(load_csv_syntax_errors)
     tsink ts;
     ts_init(&ts, "k");
     ck_assert_int_eq(run_n(&ts, F_CSV, "k,v\na,b\0c\n", 10, NULL), ENRICH_E_NUL);
-    ck_assert_str_eq(ts.errmsg, "line 2: NUL byte in a cell");
+    ck_assert_str_eq(ts.errmsg, "line 2, column 4: NUL byte in a cell");
     ts_free(&ts);
     /* Valid multi-byte UTF-8 passes. */
     ts_init(&ts, "k");

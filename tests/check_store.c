@@ -274,9 +274,17 @@ START_TEST(store_open_missing_returns_io)
     ck_assert(!exists(path));
     char *lock = cat(path, "-lock");
     ck_assert(!exists(lock));
-    /* A directory without data.mdb is no store either (without CREATE). */
-    ck_assert_int_eq(enrich_store_open(dir, 0, &s), ENRICH_E_IO);
+    /* A directory without data.mdb is there but is no store (without
+     * CREATE): not a store, with errno saying what is missing. */
+    errno = 0;
+    ck_assert_int_eq(enrich_store_open(dir, 0, &s), ENRICH_E_NOT_STORE);
+    ck_assert_int_eq(errno, ENOENT);
     ck_assert_ptr_null(s);
+    ck_assert_int_eq(enrich_store_open(dir, ENRICH_STORE_RDONLY, &s), ENRICH_E_NOT_STORE);
+    ck_assert_ptr_null(s);
+    char *dir_lock = tu_join(dir, "lock.mdb");
+    ck_assert(!exists(dir_lock));
+    free(dir_lock);
     /* CREATE in a missing parent directory: I/O error too. */
     char *deep = tu_join(dir, "no/such/store");
     ck_assert_int_eq(enrich_store_open(deep, ENRICH_STORE_CREATE, &s), ENRICH_E_IO);

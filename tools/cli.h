@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "enrich/enrich.h"
+#include "help.h"
 
 /* Exit codes of every subcommand (see docs/cli.md). */
 enum {
@@ -17,14 +18,6 @@ enum {
     CLI_EXIT_USAGE = 2,     /* bad command line */
     CLI_EXIT_RECORDS = 3    /* run finished, but some records had outcome ERROR */
 };
-
-/* The exit-code paragraph every --help ends with. */
-#define CLI_EXIT_HELP                                                        \
-    "Exit status:\n"                                                         \
-    "  0  success\n"                                                         \
-    "  1  error (library or I/O error; nothing, or only part, was done)\n"   \
-    "  2  usage error (bad option or argument)\n"                            \
-    "  3  run: finished, but at least one record had outcome ERROR\n"
 
 /* ---- util.c: messages ---------------------------------------------- */
 
@@ -94,8 +87,18 @@ bool cli_parse_size(const char *s, size_t min, size_t max, size_t *out);
 int cli_mkdirs(const char *path);
 /* malloc'd "a/b"; aborts on out of memory. */
 char *cli_join(const char *a, const char *b);
+/* malloc'd copy of a; aborts on out of memory. */
+char *cli_xstrdup(const char *a);
 void *cli_xmalloc(size_t n);
 void *cli_xrealloc(void *p, size_t n);
+
+/* How to run this very program from the current directory, for hints
+ * printed to the user: "enrich" when that name on PATH is this binary,
+ * else its path (relative when it lies under the current directory, so
+ * "_build/tools/enrich" rather than an absolute path). malloc'd. */
+char *cli_self_command(void);
+/* argv[0] of main, for cli_self_command when /proc is not mounted. */
+extern const char *cli_argv0;
 
 /* Store opened for a subcommand, with the error printed on failure. */
 int cli_store_open(const char *cmd, const char *path, unsigned flags, enrich_store **out);
@@ -115,8 +118,20 @@ typedef struct load_opts {
 /* Open (create) the store and load every input in turn, each in its own
  * transaction. Shared by `load` and `demo`. Returns a CLI exit code. */
 int load_inputs(const char *cmd, const load_opts *opts, cli_input *inputs, size_t n);
-/* Format from a file name: .csv, .ddb.json/.ddb.jsonl, else NDJSON. */
-enrich_load_format load_guess_format(const char *name);
+/* The format of an input without --format: *.csv is CSV; else the first
+ * record decides (load_sniff_format); else *.ddb.json and *.ddb.jsonl are
+ * DynamoDB JSON; else NDJSON. *why says which rule decided, for -v. */
+enrich_load_format load_guess_format(const char *name, const uint8_t *p, size_t n,
+                                     const char **why);
+
+/* ---- sniff.c -------------------------------------------------------- */
+
+/* The format the first record of p[0..n) shows: DynamoDB JSON (an
+ * attribute map of type descriptors, bare or as {"Item":...}; lines or an
+ * array), a DynamoDB Streams event ({"Records":[{"dynamodb":...}]}), a
+ * JSON array or NDJSON of plain objects. false when the first record is no
+ * JSON object (CSV, broken JSON, nothing): the content does not decide. */
+bool load_sniff_format(const uint8_t *p, size_t n, enrich_load_format *fmt);
 
 /* ---- cmd_run.c ------------------------------------------------------ */
 
@@ -124,6 +139,7 @@ typedef struct run_opts {
     const char *store;
     const void *rules;          /* NULL: the seed's default rule set */
     size_t rules_len;
+    const char *rules_name;     /* the rule set's file, for messages (NULL: none) */
     enrich_input input;         /* NDJSON (streamed) or JSON_ARRAY (whole input) */
     size_t batch;               /* lines per batch */
     size_t max_record;          /* ENRICH_OPT_MAX_RECORD_BYTES; 0 = library default */

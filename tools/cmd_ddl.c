@@ -13,29 +13,6 @@
 
 #include <cJSON.h>
 
-static const char ddl_help[] =
-    "Usage: enrich ddl [--rules FILE] [--location S3URL] [--table NAME]\n"
-    "                  [--column NAME:TYPE]...\n"
-    "\n"
-    "Print the Athena (Glue) CREATE EXTERNAL TABLE statement for the enriched\n"
-    "records that `enrich run --out-dir` writes under enriched-data/: one column\n"
-    "per member the compiled rule set names (validate's fields, lookup keys,\n"
-    "fields after renames, nest objects, defaults, the status, error and\n"
-    "timestamp members, the partition field), the OpenX JSON SerDe, and\n"
-    "partition projection on year/month/day. The rule set is compiled as by\n"
-    "`enrich run` (same errors), but needs no store: tables are not looked up.\n"
-    "\n"
-    "Options:\n"
-    "  -r, --rules FILE      JSON rule set (default: the seed rules)\n"
-    "  -l, --location URL    S3 location of the output root (default\n"
-    "                        s3://YOUR-BUCKET); the table reads URL/enriched-data/\n"
-    "  -t, --table NAME      table name (default enriched_events)\n"
-    "  -c, --column N:T      one more column (T: an Athena type such as string,\n"
-    "                        bigint, double, boolean); repeatable. Needed for the\n"
-    "                        fields of a lookup with \"fields\": \"all\"\n"
-    "  -h, --help            show this help\n"
-    "\n" CLI_EXIT_HELP;
-
 typedef struct col {
     char *name;
     char *type;
@@ -156,7 +133,7 @@ int cmd_ddl(int argc, char **argv)
             *colon = ':';
             break;
         }
-        case 'h': fputs(ddl_help, stdout); return CLI_EXIT_OK;
+        case 'h': fputs(help_ddl, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option(cmd, argv, c);
         }
     }

@@ -12,26 +12,6 @@
 
 #include "seed_data.h"
 
-static const char demo_help[] =
-    "Usage: enrich demo [--dir DIR]\n"
-    "\n"
-    "Run the seed scenario with nothing prepared: build a fresh store\n"
-    "DIR/store.mdb (replacing an old demo store) from the two DynamoDB JSON\n"
-    "product items built into this binary (examples/seed-products.ddb.jsonl),\n"
-    "enrich the three built-in events (examples/seed-events.ndjson) with the\n"
-    "default rules, print the enriched events as NDJSON on stdout, and write\n"
-    "them as gzip NDJSON under DIR/output/enriched-data/year=2024/month=01/day=15/.\n"
-    "Earlier runs' output files stay; each run adds a new file.\n"
-    "\n"
-    "Expected: evt-001 and evt-002 gain productName, category, price,\n"
-    "enrichmentTimestamp and \"enrichmentStatus\":\"success\"; evt-003 (PROD-999)\n"
-    "gains \"enrichmentStatus\":\"product_not_found\".\n"
-    "\n"
-    "Options:\n"
-    "  -d, --dir DIR   working directory (default ./enrich-demo, created)\n"
-    "  -h, --help      show this help\n"
-    "\n" CLI_EXIT_HELP;
-
 static int remove_if_present(const char *cmd, const char *path)
 {
     if (unlink(path) != 0 && errno != ENOENT)
@@ -53,7 +33,7 @@ int cmd_demo(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":d:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
-        case 'h': fputs(demo_help, stdout); return CLI_EXIT_OK;
+        case 'h': fputs(help_demo, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
@@ -99,12 +79,16 @@ int cmd_demo(int argc, char **argv)
         cli_source_memory(&src, "seed-events.ndjson", seed_events, seed_events_len);
         rc = run_sources(cmd, &ro, &src, 1, &files, &nfiles);
         if (rc == CLI_EXIT_OK) {
+            /* The hint names the binary that ran: `enrich` is often not on
+             * PATH (a build tree's _build/tools/enrich). */
+            char *self = cli_self_command();
             fprintf(stderr,
                     "enrich demo: done. Look up an item with\n"
-                    "  enrich get --store %s --table products PROD-001\n"
+                    "  %s get --store %s --table products PROD-001\n"
                     "and read the output with\n"
                     "  zcat %s\n",
-                    store, nfiles ? files[0] : out);
+                    self, store, nfiles ? files[0] : out);
+            free(self);
         }
     }
     run_free_files(files, nfiles);

@@ -6,22 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char get_help[] =
-    "Usage: enrich get --store PATH --table TABLE KEY [KEY]...\n"
-    "\n"
-    "Print the item of TABLE whose key is KEY as one line of compact JSON.\n"
-    "For a composite key (--key a,b at load time) give one KEY per part, in\n"
-    "order; the parts are joined with a NUL byte. A number key is given as\n"
-    "its text (e.g. 42). The store is opened read-only.\n"
-    "\n"
-    "Options:\n"
-    "  -s, --store PATH    store file (or directory holding data.mdb)\n"
-    "  -t, --table TABLE   table name\n"
-    "  -h, --help          show this help\n"
-    "\n"
-    "A missing item is an error: ENRICH_E_NOTFOUND on stderr, exit status 1.\n"
-    "\n" CLI_EXIT_HELP;
-
 int cmd_get(int argc, char **argv)
 {
     const char *cmd = "get";
@@ -38,7 +22,7 @@ int cmd_get(int argc, char **argv)
         switch (c) {
         case 's': store = optarg; break;
         case 't': table = optarg; break;
-        case 'h': fputs(get_help, stdout); return CLI_EXIT_OK;
+        case 'h': fputs(help_get, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option(cmd, argv, c);
         }
     }

@@ -8,38 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char load_help[] =
-    "Usage: enrich load --store PATH --table TABLE [OPTION]... [FILE|-]...\n"
-    "\n"
-    "Load reference items into TABLE of the store at PATH (created if missing).\n"
-    "Each FILE is read whole (mapped) and loaded in one transaction: readers see\n"
-    "the old items or the new ones, never a mix. With no FILE, or FILE '-',\n"
-    "stdin is read.\n"
-    "\n"
-    "Options:\n"
-    "  -s, --store PATH        store file (or directory holding data.mdb)\n"
-    "  -t, --table TABLE       table name\n"
-    "  -k, --key ATTR[,ATTR]   key attribute(s); needed when TABLE is new,\n"
-    "                          otherwise must match the table's key\n"
-    "  -f, --format FORMAT     ndjson, json (one array), dynamodb (DynamoDB JSON,\n"
-    "                          lines or array, bare or {\"Item\":...}),\n"
-    "                          dynamodb-stream (a Streams event), csv (with header).\n"
-    "                          Default: guessed per file from its name: *.csv is\n"
-    "                          csv, *.ddb.json and *.ddb.jsonl are dynamodb,\n"
-    "                          anything else (and stdin) is ndjson.\n"
-    "      --csv-types SPEC    CSV column types, col:type,... with type one of\n"
-    "                          string, number, boolean, json (CSV only)\n"
-    "      --replace           replace the table's contents instead of merging;\n"
-    "                          with several files the first replaces, the others\n"
-    "                          merge (each file is its own transaction)\n"
-    "  -v, --verbose           print the summary line even when stderr is not a\n"
-    "                          terminal\n"
-    "  -h, --help              show this help\n"
-    "\n"
-    "On a terminal, a progress line (items, MB, %) is shown while loading and a\n"
-    "summary line at the end; otherwise load is silent on success.\n"
-    "\n" CLI_EXIT_HELP;
-
 static const struct {
     const char *name;
     enrich_load_format fmt;
@@ -59,18 +27,42 @@ static const char *format_name(int fmt)
     return "?";
 }
 
+/* Format names compare with '-' and '_' as the same character: the
+ * Python binding spells dynamodb_stream, and either spelling works in
+ * both. */
+static bool same_format_name(const char *given, const char *name)
+{
+    for (;; given++, name++) {
+        char a = *given == '_' ? '-' : *given, b = *name;
+        if (a != b)
+            return false;
+        if (!a)
+            return true;
+    }
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t ls = strlen(s), lx = strlen(suffix);
     return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
 }
 
-enrich_load_format load_guess_format(const char *name)
+enrich_load_format load_guess_format(const char *name, const uint8_t *p, size_t n,
+                                     const char **why)
 {
-    if (ends_with(name, ".csv") || ends_with(name, ".CSV"))
+    if (ends_with(name, ".csv") || ends_with(name, ".CSV")) {
+        *why = "from the file name";
         return ENRICH_LOAD_CSV;
+    }
+    enrich_load_format fmt;
+    if (load_sniff_format(p, n, &fmt)) {
+        *why = "from the first record";
+        return fmt;
+    }
+    *why = "from the file name";
     if (ends_with(name, ".ddb.json") || ends_with(name, ".ddb.jsonl"))
         return ENRICH_LOAD_DYNAMODB;
+    *why = "the default";
     return ENRICH_LOAD_NDJSON;
 }
 
@@ -109,7 +101,9 @@ int load_inputs(const char *cmd, const load_opts *o, cli_input *inputs, size_t n
         enrich_store_set_progress(st, on_progress, &prog);
     for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
         cli_input *in = &inputs[i];
-        int fmt = o->format ? o->format : (int)load_guess_format(in->name);
+        const char *why = "--format";
+        int fmt = o->format ? o->format
+                            : (int)load_guess_format(in->name, in->ptr, in->len, &why);
         unsigned flags = (o->replace && i == 0) ? ENRICH_LOAD_REPLACE : 0;
         const char *shown = cli_display_name(in->name);
         prog.name = shown;
@@ -125,13 +119,18 @@ int load_inputs(const char *cmd, const load_opts *o, cli_input *inputs, size_t n
         if (prog.shown)
             fputs("\r\033[K", stderr);
         if (s != ENRICH_OK) {
-            rc = cli_fail(cmd, s, "%s: %s", shown, enrich_store_errmsg(st));
+            /* A guessed format is named: a wrong guess is then plain to see. */
+            if (o->format)
+                rc = cli_fail(cmd, s, "%s: %s", shown, enrich_store_errmsg(st));
+            else
+                rc = cli_fail(cmd, s, "%s (read as %s, %s; --format to choose): %s", shown,
+                              format_name(fmt), why, enrich_store_errmsg(st));
             break;
         }
         if (tty || o->verbose)
-            cli_note(cmd, "%s: %zu items loaded into table %s%s (%s, %.1f MB, %.2f s)", shown,
-                     loaded, o->table, flags ? ", replacing its contents" : "",
-                     format_name(fmt), (double)in->len / 1e6, now_s() - t0);
+            cli_note(cmd, "%s: %zu items loaded into table %s%s (%s %s, %.1f MB, %.2f s)",
+                     shown, loaded, o->table, flags ? ", replacing its contents" : "",
+                     format_name(fmt), why, (double)in->len / 1e6, now_s() - t0);
     }
     enrich_store_close(st);
     return rc;
@@ -164,7 +163,7 @@ int cmd_load(int argc, char **argv)
         case 'f': {
             o.format = 0;
             for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
-                if (strcmp(optarg, formats[i].name) == 0)
+                if (same_format_name(optarg, formats[i].name))
                     o.format = (int)formats[i].fmt;
             if (!o.format)
                 return cli_usage(cmd, "unknown format '%s' (ndjson, json, dynamodb, "
@@ -174,7 +173,7 @@ int cmd_load(int argc, char **argv)
         case OPT_CSV_TYPES: o.csv_types = optarg; break;
         case OPT_REPLACE: o.replace = true; break;
         case 'v': o.verbose = true; break;
-        case 'h': fputs(load_help, stdout); return CLI_EXIT_OK;
+        case 'h': fputs(help_load, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option(cmd, argv, c);
         }
     }

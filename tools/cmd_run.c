@@ -10,58 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-static const char run_help[] =
-    "Usage: enrich run --store PATH [OPTION]... [FILE|-]...\n"
-    "\n"
-    "Enrich events with the reference items of the store at PATH (opened\n"
-    "read-only) and write them as NDJSON to stdout, or with --out-dir as gzip\n"
-    "NDJSON files partitioned by the event's date. With no FILE, or FILE '-',\n"
-    "stdin is read. NDJSON input is streamed in batches; records keep their\n"
-    "input order.\n"
-    "\n"
-    "Options:\n"
-    "  -s, --store PATH      store file (or directory holding data.mdb)\n"
-    "  -r, --rules FILE      JSON rule set (docs/rules.md); default: the seed\n"
-    "                        rules (productId -> table products, all fields)\n"
-    "  -i, --input FORMAT    ndjson (default: one event per line) or json (each\n"
-    "                        FILE is one JSON array of events, read whole)\n"
-    "  -b, --batch N         events per batch (default 500); a batch also ends\n"
-    "                        after about 8 MB of input\n"
-    "  -o, --out-dir DIR     deliver like a Firehose stream (docs/delivery.md):\n"
-    "                        gzip NDJSON objects under DIR/enriched-data/year=YYYY/\n"
-    "                        month=MM/day=DD/ (success, not found, no key),\n"
-    "                        DIR/invalid-data/... (failed the rule set's\n"
-    "                        validation), DIR/error-data/processing-failed/...\n"
-    "                        (outcome error), named enrich-1-<yyyy-MM-dd-HH-mm-ss>-\n"
-    "                        <uuid>.gz; stdout then stays empty unless --tee.\n"
-    "                        Not an s3:// URL: this tool has no S3 client; use\n"
-    "                        python3 -m enrich consume --out s3://... (docs/e2e.md)\n"
-    "                        or sync DIR to S3 (published objects are complete)\n"
-    "  -d, --delivery FILE   delivery configuration (JSON, docs/delivery.md):\n"
-    "                        prefixes, buffer_mb, buffer_seconds, retries ...\n"
-    "      --resume          skip the input lines (files, with --input json) that\n"
-    "                        DIR's state says were already delivered\n"
-    "      --metrics         with --out-dir: print the delivery counters and batch\n"
-    "                        latencies as a summary on stderr and as one CloudWatch\n"
-    "                        EMF line (on stdout, or on stderr with --tee)\n"
-    "      --tee             with --out-dir, also write NDJSON to stdout\n"
-    "      --clock TIME      fixed clock for enrichmentTimestamp and for events\n"
-    "                        without a timestamp: ISO-8601 UTC such as\n"
-    "                        2024-01-15T10:30:00Z, or epoch milliseconds\n"
-    "      --max-record N    longest event in bytes (default 1049600); longer\n"
-    "                        lines get outcome error (ENRICH_E_TOO_LARGE) and only\n"
-    "                        their first N+1 bytes are kept in memory\n"
-    "  -v, --verbose         print the summary even without --out-dir\n"
-    "  -h, --help            show this help\n"
-    "\n"
-    "Events that cannot be enriched (not JSON, not an object, bad key type ...)\n"
-    "do not stop the run: they carry the error status and go to error-data/.\n"
-    "Objects are published atomically; an interrupted run can be resumed with\n"
-    "--resume on the same inputs (records may then appear twice, never lost).\n"
-    "A summary (counts per outcome, files written) goes to stderr with\n"
-    "--out-dir or -v.\n"
-    "\n" CLI_EXIT_HELP;
-
 /* Bytes of complete lines after which a batch ends even before N lines. */
 #define RUN_BATCH_BYTES (8u << 20)
 /* The library's default ENRICH_OPT_MAX_RECORD_BYTES (enrich.h). */
@@ -85,7 +33,13 @@ typedef struct run_state {
     size_t outcomes[4];
     size_t codes[-ENRICH_E_LAST + 2];
     size_t batches;
+    /* failed records named on stderr (at most RUN_REPORT_MAX) */
+    uint64_t source_units; /* units before the current source: lines count from it */
+    size_t reported, unreported;
 } run_state;
+
+/* Failed records named on stderr per run; the summary (-v) counts all. */
+#define RUN_REPORT_MAX 10
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 {
@@ -110,9 +64,80 @@ static int write_stdout(run_state *rs)
     return CLI_EXIT_OK;
 }
 
+static bool is_json_code(int code)
+{
+    return code == ENRICH_E_JSON || code == ENRICH_E_UTF8 || code == ENRICH_E_NUL ||
+           code == ENRICH_E_DEPTH;
+}
+
+static void report_record(run_state *rs, const char *name, const char *where, int code)
+{
+    if (rs->reported >= RUN_REPORT_MAX) {
+        rs->unreported++;
+        return;
+    }
+    rs->reported++;
+    fprintf(stderr, "enrich %s: %s: %s: %s\n", rs->cmd, cli_display_name(name), where,
+            enrich_strerror(code));
+}
+
+/* Name each failed record of the batch just run: its line (NDJSON, with
+ * the column for a JSON error, found by enrich_json_error_at) or its
+ * element (a JSON array). Runs only for batches with failures, so a clean
+ * run pays nothing for it. */
+static void report_failed(run_state *rs, const char *name, const uint8_t *src, size_t len,
+                          uint64_t first_line)
+{
+    size_t n = enrich_batch_count(rs->ctx);
+    char where[96];
+    if (rs->o->input != ENRICH_INPUT_NDJSON) {
+        for (size_t i = 0; i < n; i++) {
+            if (enrich_batch_outcome(rs->ctx, i) != ENRICH_OUTCOME_ERROR)
+                continue;
+            snprintf(where, sizeof where, "element %zu", i + 1);
+            report_record(rs, name, where, enrich_batch_error(rs->ctx, i));
+        }
+        return;
+    }
+    int64_t depth = 0;
+    enrich_ctx_get_option(rs->ctx, ENRICH_OPT_MAX_DEPTH, &depth);
+    /* Records are the lines the library did not skip as blank (only
+     * spaces, tabs and CRs), in order; the same split as enrich_batch_run. */
+    size_t rec = 0, pos = 0;
+    uint64_t line = first_line;
+    while (pos < len && rec < n) {
+        const uint8_t *nl = memchr(src + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - src) : len, l = end - pos;
+        if (l && src[pos + l - 1] == '\r')
+            l--;
+        size_t k = 0;
+        while (k < l && (src[pos + k] == ' ' || src[pos + k] == '\t' || src[pos + k] == '\r'))
+            k++;
+        if (k < l) {
+            if (enrich_batch_outcome(rs->ctx, rec) == ENRICH_OUTCOME_ERROR) {
+                int code = enrich_batch_error(rs->ctx, rec);
+                size_t col = 0;
+                if (is_json_code(code) &&
+                    enrich_json_error_at(src + pos, l, (int)depth, NULL, NULL, &col) != code)
+                    col = 0; /* the library saw something else: no column to trust */
+                if (col)
+                    snprintf(where, sizeof where, "line %llu, column %zu",
+                             (unsigned long long)line, col);
+                else
+                    snprintf(where, sizeof where, "line %llu", (unsigned long long)line);
+                report_record(rs, name, where, code);
+            }
+            rec++;
+        }
+        pos = end + 1;
+        line++;
+    }
+}
+
 static int run_batch(run_state *rs, const char *name, const void *src, size_t len,
                      uint64_t units)
 {
+    uint64_t first_line = rs->units - rs->source_units + 1;
     rs->units += units;
     enrich_status s;
     if (rs->dlv) {
@@ -124,6 +149,13 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
                                 : enrich_ctx_errmsg(rs->ctx));
     } else {
         s = enrich_batch_run(rs->ctx, rs->o->input, src, len);
+        if (s == ENRICH_E_JSON && rs->o->input == ENRICH_INPUT_JSON_ARRAY) {
+            /* The array itself is broken: say where, as an editor shows it. */
+            size_t line, col;
+            if (enrich_json_error_at(src, len, 0, NULL, &line, &col) == ENRICH_E_JSON)
+                return cli_fail(rs->cmd, s, "%s: line %zu, column %zu: %s",
+                                cli_display_name(name), line, col, enrich_ctx_errmsg(rs->ctx));
+        }
         if (s != ENRICH_OK)
             return cli_fail(rs->cmd, s, "%s: %s", cli_display_name(name),
                             enrich_ctx_errmsg(rs->ctx));
@@ -133,6 +165,7 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
     for (int k = 0; k < 4; k++)
         rs->outcomes[k] += enrich_batch_count_outcome(rs->ctx, (enrich_outcome)k);
     if (enrich_batch_count_outcome(rs->ctx, ENRICH_OUTCOME_ERROR) > 0) {
+        report_failed(rs, name, src, len, first_line);
         for (size_t i = 0; i < n; i++) {
             enrich_status e = enrich_batch_error(rs->ctx, i);
             if (e < 0 && e >= ENRICH_E_LAST)
@@ -376,7 +409,10 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
     enrich_status s = enrich_pipeline_compile(rs.store, o->rules, o->rules_len, &rs.pipeline,
                                               err, sizeof err);
     if (s != ENRICH_OK) {
-        rc = cli_fail(cmd, s, "%s", err);
+        if (o->rules_name)
+            rc = cli_fail(cmd, s, "%s: %s", cli_display_name(o->rules_name), err);
+        else
+            rc = cli_fail(cmd, s, "%s", err);
         goto done;
     }
     s = enrich_ctx_create(rs.pipeline, &rs.ctx);
@@ -408,6 +444,7 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
     uint8_t *buf = NULL;
     size_t cap = 0;
     for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
+        rs.source_units = rs.units;
         if (o->input == ENRICH_INPUT_JSON_ARRAY)
             rc = run_json_array(&rs, &sources[i], &buf, &cap);
         else
@@ -429,6 +466,9 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
             rc = cli_fail(cmd, s, "%s", o->out_dir);
         rs.dlv = NULL;
     }
+    if (rs.unreported)
+        fprintf(stderr, "enrich %s: %zu more failed record%s not listed\n", cmd, rs.unreported,
+                rs.unreported == 1 ? "" : "s");
     if (rs.nfiles > 1)
         qsort(rs.files, rs.nfiles, sizeof *rs.files, cmp_str);
     if (o->out_dir || o->verbose)
@@ -517,7 +557,7 @@ int cmd_run(int argc, char **argv)
             break;
         }
         case 'v': o.verbose = true; break;
-        case 'h': fputs(run_help, stdout); return CLI_EXIT_OK;
+        case 'h': fputs(help_run, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
@@ -552,6 +592,7 @@ int cmd_run(int argc, char **argv)
             return rc;
         o.rules = rules.ptr;
         o.rules_len = rules.len;
+        o.rules_name = rules_path;
         if (!o.rules) /* an empty file is still a rule set (an invalid one) */
             o.rules = "";
     }

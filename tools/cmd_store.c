@@ -6,31 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char stats_help[] =
-    "Usage: enrich stats --store PATH\n"
-    "\n"
-    "Print the store's statistics as one JSON object: path, file and map\n"
-    "sizes, page size, reader slots, and each table with its key and item\n"
-    "count. The store is opened read-only.\n"
-    "\n"
-    "Options:\n"
-    "  -s, --store PATH   store file (or directory holding data.mdb)\n"
-    "  -h, --help         show this help\n"
-    "\n" CLI_EXIT_HELP;
-
-static const char copy_help[] =
-    "Usage: enrich copy --store PATH DEST\n"
-    "\n"
-    "Write a compact copy of the store (free pages dropped) into the new single\n"
-    "file DEST, e.g. a snapshot to ship to workers. DEST must not exist; it is\n"
-    "written under a temporary name, synced and renamed. The store is opened\n"
-    "read-only and stays readable and writable meanwhile.\n"
-    "\n"
-    "Options:\n"
-    "  -s, --store PATH   store file (or directory holding data.mdb)\n"
-    "  -h, --help         show this help\n"
-    "\n" CLI_EXIT_HELP;
-
 /* Both commands take --store and --help only. */
 static int parse_store_only(const char *cmd, const char *help, int argc, char **argv,
                             const char **store)
@@ -57,7 +32,7 @@ static int parse_store_only(const char *cmd, const char *help, int argc, char **
 int cmd_stats(int argc, char **argv)
 {
     const char *cmd = "stats", *store = NULL;
-    int rc = parse_store_only(cmd, stats_help, argc, argv, &store);
+    int rc = parse_store_only(cmd, help_stats, argc, argv, &store);
     if (rc < 0)
         return CLI_EXIT_OK;
     if (rc != CLI_EXIT_OK)
@@ -92,7 +67,7 @@ int cmd_stats(int argc, char **argv)
 int cmd_copy(int argc, char **argv)
 {
     const char *cmd = "copy", *store = NULL;
-    int rc = parse_store_only(cmd, copy_help, argc, argv, &store);
+    int rc = parse_store_only(cmd, help_copy, argc, argv, &store);
     if (rc < 0)
         return CLI_EXIT_OK;
     if (rc != CLI_EXIT_OK)

@@ -4,40 +4,23 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The commands, in the order of help_commands (help.c). */
 static const struct {
     const char *name;
     int (*fn)(int, char **);
-    const char *summary;
 } commands[] = {
-    {"load", cmd_load, "load reference items into a table of a store"},
-    {"get", cmd_get, "print one item of a table"},
-    {"run", cmd_run, "enrich NDJSON events (stdout or partitioned gzip files)"},
-    {"stats", cmd_stats, "print store statistics as JSON"},
-    {"copy", cmd_copy, "write a compact snapshot of a store to a new file"},
-    {"demo", cmd_demo, "run the seed scenario end to end (needs nothing prepared)"},
-    {"ddl", cmd_ddl, "print the Athena CREATE EXTERNAL TABLE for run --out-dir"},
+    {"load", cmd_load}, {"get", cmd_get},   {"run", cmd_run}, {"stats", cmd_stats},
+    {"copy", cmd_copy}, {"demo", cmd_demo}, {"ddl", cmd_ddl},
 };
 
 static void usage(FILE *f)
 {
-    fputs("Usage: enrich COMMAND [OPTION]... [ARG]...\n"
-          "       enrich --help | --version\n"
-          "\n"
-          "Enrich streaming events with reference data held in a memory-mapped\n"
-          "LMDB store (libenrich).\n"
-          "\n"
-          "Commands:\n",
-          f);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].summary);
-    fputs("\n"
-          "'enrich COMMAND --help' describes a command. Try 'enrich demo'.\n"
-          "\n" CLI_EXIT_HELP,
-          f);
+    help_usage(f);
 }
 
 int main(int argc, char **argv)
 {
+    cli_argv0 = argc > 0 ? argv[0] : "enrich";
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,12 @@ void *cli_xrealloc(void *p, size_t n)
     return q;
 }
 
+char *cli_xstrdup(const char *a)
+{
+    size_t n = strlen(a) + 1;
+    return memcpy(cli_xmalloc(n), a, n);
+}
+
 char *cli_join(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -94,18 +101,109 @@ char *cli_join(const char *a, const char *b)
     return s;
 }
 
+const char *cli_argv0 = "enrich";
+
+/* The binary of this process: /proc/self/exe, else argv[0] resolved
+ * (which works for a path; a bare name stays as it is). malloc'd. */
+static char *self_path(void)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        return cli_xstrdup(buf);
+    }
+    char *r = strchr(cli_argv0, '/') ? realpath(cli_argv0, NULL) : NULL;
+    return r ? r : cli_xstrdup(cli_argv0);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* Would a shell running "enrich" start the binary self? The first
+ * executable "enrich" along PATH decides, as it does for the shell. */
+static bool path_finds(const char *self)
+{
+    const char *path = getenv("PATH");
+    while (path && *path) {
+        size_t len = strcspn(path, ":");
+        char dir[PATH_MAX];
+        if (len == 0) {
+            strcpy(dir, "."); /* an empty entry is the current directory */
+        } else if (len < sizeof dir) {
+            memcpy(dir, path, len);
+            dir[len] = '\0';
+        } else {
+            dir[0] = '\0';
+        }
+        if (dir[0]) {
+            char *cand = cli_join(dir, "enrich");
+            bool found = access(cand, X_OK) == 0;
+            bool ours = found && same_file(cand, self);
+            free(cand);
+            if (found)
+                return ours;
+        }
+        path += len + (path[len] == ':');
+    }
+    return false;
+}
+
+char *cli_self_command(void)
+{
+    char *self = self_path();
+    if (path_finds(self)) {
+        free(self);
+        return cli_xstrdup("enrich");
+    }
+    char cwd[PATH_MAX];
+    size_t l;
+    if (getcwd(cwd, sizeof cwd) && (l = strlen(cwd)) > 1 && strncmp(self, cwd, l) == 0 &&
+        self[l] == '/') {
+        /* Under the current directory: the relative path, with a slash so
+         * that the shell does not search PATH for it. */
+        const char *rel = self + l + 1;
+        char *out = strchr(rel, '/') ? cli_xstrdup(rel) : cli_join(".", rel);
+        free(self);
+        return out;
+    }
+    return self;
+}
+
+/* What a store path is expected to be, for the messages below. */
+#define STORE_EXPECTED \
+    "a store is an LMDB file written by 'enrich load' or 'enrich copy', or a directory " \
+    "holding data.mdb"
+
 int cli_store_open(const char *cmd, const char *path, unsigned flags, enrich_store **out)
 {
     errno = 0;
     enrich_status rc = enrich_store_open(path, flags, out);
-    if (rc != ENRICH_OK) {
-        /* open has no handle on failure, hence no errmsg: name the path,
-         * and errno when the library left one. */
-        if (rc == ENRICH_E_IO && errno != 0)
-            return cli_fail(cmd, rc, "%s: %s", path, strerror(errno));
-        return cli_fail(cmd, rc, "%s", path);
-    }
-    return CLI_EXIT_OK;
+    if (rc == ENRICH_OK)
+        return CLI_EXIT_OK;
+    int e = errno;
+    /* open has no handle on failure, hence no errmsg: say what the path
+     * is and what was expected, from what is there. */
+    struct stat st;
+    bool there = stat(path, &st) == 0;
+    if (rc == ENRICH_E_NOT_STORE && there && S_ISDIR(st.st_mode))
+        return cli_fail(cmd, rc, "%s is a directory without data.mdb (%s)", path,
+                        STORE_EXPECTED);
+    if (rc == ENRICH_E_NOT_STORE && there && S_ISREG(st.st_mode) && st.st_size == 0)
+        return cli_fail(cmd, rc, "%s is an empty file (%s)", path, STORE_EXPECTED);
+    if (rc == ENRICH_E_NOT_STORE && there && S_ISREG(st.st_mode))
+        return cli_fail(cmd, rc, "%s is a file of %lld bytes that is not an LMDB store (%s)",
+                        path, (long long)st.st_size, STORE_EXPECTED);
+    if (rc == ENRICH_E_IO && there && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        return cli_fail(cmd, rc, "%s is neither a file nor a directory (%s)", path,
+                        STORE_EXPECTED);
+    if (rc == ENRICH_E_IO && e != 0)
+        return cli_fail(cmd, rc, "%s: %s", path, strerror(e));
+    return cli_fail(cmd, rc, "%s", path);
 }
 
 /* ------------------------------------------------------------------ */

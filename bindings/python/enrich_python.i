@@ -17,6 +17,17 @@
  *  - the interpreter lock is released around the calls that can take long.
  */
 
+/* Docstrings: each function's doc comment from the public headers
+ * (generated at build time by mkdocstrings.py), and the binding's own
+ * helper. */
+%include "capi_doc.i"
+%feature("docstring") enrich_bind_store_load
+"enrich_status enrich_bind_store_load(enrich_store *store, const char *table, const char *key, enrich_load_format format, const char *csv_types, unsigned flags, const void *src, size_t src_len, size_t *loaded)\n\n"
+"enrich_store_load() with its options as arguments (the binding's glue: C\n"
+"fills an enrich_load_options instead). key None: the existing table's key;\n"
+"csv_types None: none. Returns the number of items loaded; a status other\n"
+"than ENRICH_OK raises the enrich.Error subclass of its code.\n";
+
 %begin %{
 #ifndef PY_SSIZE_T_CLEAN
 #define PY_SSIZE_T_CLEAN

@@ -167,6 +167,32 @@ ENRICH_API const char *enrich_strerror(int code);
  */
 ENRICH_API const char *enrich_status_name(int code);
 
+/**
+ * @brief Where a JSON text breaks the JSON policy of events and items: for
+ *        messages that point at the spot, as an editor shows it.
+ *
+ * Scans @p src[0..src_len) as one JSON value (whitespace around it
+ * allowed) with the checks every event and item gets: RFC 8259, UTF-8, no
+ * `\u0000`, nesting at most @p max_depth. It costs a scan of the text, so
+ * it is meant for error paths: run a batch or a load first, and ask where
+ * only for what failed.
+ *
+ * @param[in]  max_depth nesting limit (1..1000; 0 means 128, the default of
+ *             #ENRICH_OPT_MAX_DEPTH).
+ * @param[out] offset byte offset of the first byte refused (@p src_len when
+ *             the text ends too early); may be NULL.
+ * @param[out] line, column 1-based; lines end at '\n', and the column counts
+ *             characters (a UTF-8 sequence is one, so is a tab); may be NULL.
+ * @return ENRICH_OK when the text is one valid value (the outputs are then 0);
+ *         else the code the text gets (#ENRICH_E_JSON, #ENRICH_E_UTF8,
+ *         #ENRICH_E_NUL, #ENRICH_E_DEPTH): data, not a call status, like
+ *         enrich_batch_error(). #ENRICH_E_INVALID for NULL @p src with a
+ *         length, or @p max_depth out of range.
+ * @since 0.2
+ */
+ENRICH_API int enrich_json_error_at(const void *src, size_t src_len, int max_depth,
+                                    size_t *offset, size_t *line, size_t *column);
+
 /* ------------------------------------------------------------------ */
 /* Store                                                               */
 /* ------------------------------------------------------------------ */
@@ -202,7 +228,9 @@ ENRICH_API const char *enrich_status_name(int code);
  *                            errno then holds the system error (there is no
  *                            handle to carry a message).
  * @retval ENRICH_E_NOT_STORE the file is not an LMDB environment, or holds
- *                            a store format this version does not read.
+ *                            a store format this version does not read; or
+ *                            @p path is a directory without `data.mdb`
+ *                            (without CREATE; errno ENOENT).
  * @retval ENRICH_E_NOMEM
  * @since 0.1
  */

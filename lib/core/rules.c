@@ -595,7 +595,10 @@ static enrich_status compile(enrich_store *store, const void *src, size_t src_le
     enrich_status scan = jscan_value(src, src_len, 1000, NULL, NULL, NULL);
     cJSON *root = scan ? NULL : cJSON_ParseWithLengthOpts(src, src_len, NULL, 0);
     if (scan) {
-        errmsg_set(errmsg, "rules: %s", enrich_strerror(scan));
+        /* Where: found by a second scan, on this error path only. */
+        size_t line, col;
+        jtext_position(src, jscan_error_offset(src, src_len, 0, 1000, true), &line, &col);
+        errmsg_set(errmsg, "rules: line %zu, column %zu: %s", line, col, enrich_strerror(scan));
         rc = ENRICH_E_RULES;
         goto out;
     }

@@ -124,6 +124,15 @@ static size_t utf8_seq(const unsigned char *p, size_t avail)
     return 0;
 }
 
+/* A string (or number, or literal) refused at s[at]: the scanner stops
+ * there, so that jscan_error_offset can tell where. Error paths only: an
+ * accepted value costs nothing for it. */
+static inline enrich_status string_fail(scanner *sc, size_t at, enrich_status rc)
+{
+    sc->i = at;
+    return rc;
+}
+
 /* At the opening quote; leaves i after the closing quote. Inlined where
  * names and string values are scanned: a call's register saves and
  * restores cost about a fifth of a short string's scan. */
@@ -182,7 +191,7 @@ static inline enrich_status scan_string(scanner *sc, bool *escaped)
     stop_byte:
 #endif
         if (i >= n)
-            return ENRICH_E_JSON;
+            return string_fail(sc, n, ENRICH_E_JSON); /* not closed */
         unsigned c = s[i];
         if (c == '"') {
             sc->i = i + 1;
@@ -191,18 +200,18 @@ static inline enrich_status scan_string(scanner *sc, bool *escaped)
             return ENRICH_OK;
         }
         if (c < 0x20)
-            return ENRICH_E_JSON; /* raw control character */
+            return string_fail(sc, i, ENRICH_E_JSON); /* raw control character */
         if (c >= 0x80) {
             size_t k = utf8_seq(s + i, n - i);
             if (!k)
-                return ENRICH_E_UTF8;
+                return string_fail(sc, i, ENRICH_E_UTF8);
             i += k;
             continue;
         }
         /* backslash */
         esc = true;
         if (i + 1 >= n)
-            return ENRICH_E_JSON;
+            return string_fail(sc, n, ENRICH_E_JSON);
         switch (s[i + 1]) {
         case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
             i += 2;
@@ -210,21 +219,21 @@ static inline enrich_status scan_string(scanner *sc, bool *escaped)
         case 'u':
             break;
         default:
-            return ENRICH_E_JSON;
+            return string_fail(sc, i, ENRICH_E_JSON); /* unknown escape */
         }
         unsigned cp;
         if (i + 6 > n || !hex4(sc->s + i + 2, &cp))
-            return ENRICH_E_JSON;
-        i += 6;
+            return string_fail(sc, i, ENRICH_E_JSON);
         if (cp == 0)
-            return ENRICH_E_NUL;
+            return string_fail(sc, i, ENRICH_E_NUL);
         if (cp >= 0xdc00 && cp <= 0xdfff)
-            return ENRICH_E_UTF8; /* lone low surrogate */
+            return string_fail(sc, i, ENRICH_E_UTF8); /* lone low surrogate */
+        i += 6;
         if (cp >= 0xd800 && cp <= 0xdbff) {
             unsigned lo;
             if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u' || !hex4(sc->s + i + 2, &lo) ||
                 lo < 0xdc00 || lo > 0xdfff)
-                return ENRICH_E_UTF8; /* high surrogate without its pair */
+                return string_fail(sc, i - 6, ENRICH_E_UTF8); /* high surrogate without its pair */
             i += 6;
         }
     }
@@ -237,14 +246,14 @@ static enrich_status scan_number(scanner *sc)
     if (i < n && s[i] == '-')
         i++;
     if (i >= n)
-        return ENRICH_E_JSON;
+        return string_fail(sc, i, ENRICH_E_JSON);
     if (s[i] == '0') {
         i++;
     } else if (s[i] >= '1' && s[i] <= '9') {
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
     } else {
-        return ENRICH_E_JSON;
+        return string_fail(sc, i, ENRICH_E_JSON);
     }
     if (i < n && s[i] == '.') {
         i++;
@@ -252,7 +261,7 @@ static enrich_status scan_number(scanner *sc)
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
         if (i == start)
-            return ENRICH_E_JSON;
+            return string_fail(sc, i, ENRICH_E_JSON);
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
         i++;
@@ -262,7 +271,7 @@ static enrich_status scan_number(scanner *sc)
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
         if (i == start)
-            return ENRICH_E_JSON;
+            return string_fail(sc, i, ENRICH_E_JSON);
     }
     sc->i = i;
     return ENRICH_OK;
@@ -270,8 +279,12 @@ static enrich_status scan_number(scanner *sc)
 
 static enrich_status scan_literal(scanner *sc, const char *word, size_t len)
 {
-    if (sc->n - sc->i < len || memcmp(sc->s + sc->i, word, len) != 0)
-        return ENRICH_E_JSON;
+    if (sc->n - sc->i < len || memcmp(sc->s + sc->i, word, len) != 0) {
+        size_t k = 0; /* stop at the first byte that differs */
+        while (sc->i + k < sc->n && k < len && sc->s[sc->i + k] == word[k])
+            k++;
+        return string_fail(sc, sc->i + k, ENRICH_E_JSON);
+    }
     sc->i += len;
     return ENRICH_OK;
 }
@@ -371,7 +384,7 @@ static enrich_status scan_array(scanner *sc, int depth)
         if (c == ']')
             return ENRICH_OK;
         if (c != ',')
-            return ENRICH_E_JSON;
+            return string_fail(sc, sc->i - 1, ENRICH_E_JSON);
         skip_ws(sc);
     }
 }
@@ -465,6 +478,19 @@ enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type, j
     }
     skip_ws(&sc);
     return sc.i == n ? ENRICH_OK : ENRICH_E_JSON;
+}
+
+size_t jscan_error_offset(const char *s, size_t n, size_t from, int max_depth, bool whole)
+{
+    scanner sc = {s, n, from, max_depth, NULL, 0, NULL, 0, false};
+    skip_ws(&sc);
+    jtype t = J_NONE;
+    if (scan_value(&sc, 0, &t, NULL) != ENRICH_OK)
+        return sc.i < n ? sc.i : n;
+    if (!whole)
+        return SIZE_MAX;
+    skip_ws(&sc);
+    return sc.i == n ? SIZE_MAX : sc.i;
 }
 
 /* ---- Structural skipping: where a value ends, by quotes and brackets

@@ -56,6 +56,18 @@ ENRICH_INTERNAL enrich_status jscan_next_sub(const char *s, size_t n, size_t *po
                                              const char *sub_name, jmembers *sub,
                                              size_t *sub_off);
 ENRICH_INTERNAL void jmembers_free(jmembers *m);
+/* Where the scan of the value at s[from] (after whitespace) fails: the
+ * offset of the first byte the scanner refuses, n when the text ends
+ * first; with whole, bytes after the value (other than whitespace) are
+ * refused too, as jscan_value does. SIZE_MAX when nothing is refused. For
+ * error messages: it scans again, so the accepting path pays nothing for
+ * positions. */
+ENRICH_INTERNAL size_t jscan_error_offset(const char *s, size_t n, size_t from, int max_depth,
+                                          bool whole);
+/* The 1-based line and column of byte off of s, as an editor shows them:
+ * lines end at '\n'; columns count characters (a UTF-8 sequence is one,
+ * so is a tab). Counts from s[0]: for error paths (jpos.c). */
+ENRICH_INTERNAL void jtext_position(const char *s, size_t off, size_t *line, size_t *column);
 /* Move *i past the value at s[*i] by structure alone (quotes, backslashes,
  * brackets; a scalar runs to the next delimiter), without validating it:
  * for cutting out a value the scanner refused on policy. jskip_string

@@ -135,11 +135,11 @@ static enrich_status read_row(csv *c, bool *got, size_t *row_line, char *errmsg)
     for (;;) {
         size_t off = c->cells.len;
         if (i < n && s[i] == '"') {
-            i++;
+            size_t open = i++;
             for (;;) {
                 const char *q = memchr(s + i, '"', n - i);
                 if (!q) {
-                    errmsg_set(errmsg, "line %zu: quoted field is not closed", c->line);
+                    load_errmsg_at(errmsg, s, open, c->line, "quoted field is not closed");
                     return ENRICH_E_ITEM;
                 }
                 size_t qi = (size_t)(q - s);
@@ -155,8 +155,8 @@ static enrich_status read_row(csv *c, bool *got, size_t *row_line, char *errmsg)
             }
             if (i < n && s[i] != ',' && s[i] != '\n' &&
                 !(s[i] == '\r' && (i + 1 == n || s[i + 1] == '\n'))) {
-                errmsg_set(errmsg, "line %zu: unexpected character after a closing quote",
-                           c->line);
+                load_errmsg_at(errmsg, s, i, c->line,
+                               "unexpected character after a closing quote");
                 return ENRICH_E_ITEM;
             }
         } else {
@@ -192,8 +192,8 @@ static enrich_status read_row(csv *c, bool *got, size_t *row_line, char *errmsg)
     bool nul;
     size_t bad = utf8_check(s + start, i - start, &nul);
     if (bad != i - start) {
-        errmsg_set(errmsg, "line %zu: %s", *row_line + count_nl(s, start, start + bad),
-                   nul ? "NUL byte in a cell" : "invalid UTF-8 in a cell");
+        load_errmsg_at(errmsg, s, start + bad, *row_line,
+                       nul ? "NUL byte in a cell" : "invalid UTF-8 in a cell");
         return nul ? ENRICH_E_NUL : ENRICH_E_UTF8;
     }
     c->pos = i;

@@ -266,14 +266,18 @@ static enrich_status add_attributes(load_sink *sink, const cJSON *map, size_t li
     return ENRICH_OK;
 }
 
-/* Validate s[span] with the scanner, then parse it with cJSON. */
-static enrich_status parse_item(load_sink *sink, const char *s, size_t n, int depth, size_t line,
-                                cJSON **out)
+/* Validate src[span] with the scanner, then parse it with cJSON. */
+static enrich_status parse_item(load_sink *sink, const char *src, jspan span, int depth,
+                                size_t line, cJSON **out)
 {
+    const char *s = src + span.off;
+    size_t n = span.len;
     jtype type;
     enrich_status rc = jscan_value(s, n, depth, &type, NULL, NULL);
     if (rc != ENRICH_OK) {
-        errmsg_set(sink->errmsg, "line %zu: %s", line, enrich_strerror(rc));
+        load_errmsg_at(sink->errmsg, src,
+                       jscan_error_offset(src, span.off + n, span.off, depth, true), line,
+                       enrich_strerror(rc));
         return rc;
     }
     if (type != J_OBJECT) {
@@ -306,7 +310,7 @@ enrich_status load_dynamodb(load_sink *sink, const char *src, size_t len)
             break;
         sink->line = line;
         cJSON *root = NULL;
-        rc = parse_item(sink, src + span.off, span.len, DDB_SCAN_DEPTH, line, &root);
+        rc = parse_item(sink, src, span, DDB_SCAN_DEPTH, line, &root);
         if (rc != ENRICH_OK)
             break;
         rc = add_attributes(sink, unwrap_export(root), line, &value);
@@ -368,8 +372,9 @@ enrich_status load_dynamodb_stream(load_sink *sink, const char *src, size_t len)
     sink->line = 1;
     enrich_status rc = jscan_value(src, len, STREAM_SCAN_DEPTH, &type, NULL, &members);
     if (rc != ENRICH_OK) {
-        /* The scanner does not say where; the event as a whole is bad. */
-        errmsg_set(sink->errmsg, "line 1: %s", enrich_strerror(rc));
+        /* Where: a second scan, on this error path only. */
+        load_errmsg_at(sink->errmsg, src, jscan_error_offset(src, len, 0, STREAM_SCAN_DEPTH, true),
+                       1, enrich_strerror(rc));
         jmembers_free(&members);
         return rc;
     }
@@ -400,7 +405,7 @@ enrich_status load_dynamodb_stream(load_sink *sink, const char *src, size_t len)
             break;
         sink->line = line;
         cJSON *rec = NULL;
-        rc = parse_item(sink, src + span.off, span.len, STREAM_SCAN_DEPTH, line, &rec);
+        rc = parse_item(sink, src, span, STREAM_SCAN_DEPTH, line, &rec);
         if (rc == ENRICH_E_ITEM)
             errmsg_set(sink->errmsg, "line %zu: stream record is not a JSON object", line);
         if (rc != ENRICH_OK)

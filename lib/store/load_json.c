@@ -43,9 +43,22 @@ void load_iter_init(load_iter *it, const char *src, size_t len, bool array_allow
     }
 }
 
-static enrich_status fail(load_iter *it, char *errmsg, enrich_status rc, const char *what)
+void load_errmsg_at(char *errmsg, const char *src, size_t off, size_t line, const char *what)
 {
-    errmsg_set(errmsg, "line %zu: %s", it->line, what ? what : enrich_strerror(rc));
+    if (off == SIZE_MAX) {
+        errmsg_set(errmsg, "line %zu: %s", line, what);
+        return;
+    }
+    size_t col;
+    jtext_position(src, off, &line, &col);
+    errmsg_set(errmsg, "line %zu, column %zu: %s", line, col, what);
+}
+
+/* A syntax error of the array (or of an element) at byte off. */
+static enrich_status fail(load_iter *it, char *errmsg, enrich_status rc, const char *what,
+                          size_t off)
+{
+    load_errmsg_at(errmsg, it->src, off, it->line, what ? what : enrich_strerror(rc));
     it->done = true;
     return rc;
 }
@@ -66,13 +79,13 @@ static enrich_status next_array(load_iter *it, jspan *item, size_t *line, char *
                 i++;
             advance_line(it, i < n ? i : n);
             if (i != n)
-                return fail(it, errmsg, ENRICH_E_JSON, "unexpected data after the array");
+                return fail(it, errmsg, ENRICH_E_JSON, "unexpected data after the array", i);
             it->done = true;
             it->pos = n;
             return ENRICH_OK;
         } else {
             advance_line(it, i < n ? i : n);
-            return fail(it, errmsg, ENRICH_E_JSON, "expected ',' or ']' in the array");
+            return fail(it, errmsg, ENRICH_E_JSON, "expected ',' or ']' in the array", i);
         }
     } else if (i < n && s[i] == ']') {
         i++;
@@ -80,7 +93,7 @@ static enrich_status next_array(load_iter *it, jspan *item, size_t *line, char *
             i++;
         advance_line(it, i);
         if (i != n)
-            return fail(it, errmsg, ENRICH_E_JSON, "unexpected data after the array");
+            return fail(it, errmsg, ENRICH_E_JSON, "unexpected data after the array", i);
         it->done = true;
         it->pos = n;
         return ENRICH_OK;
@@ -89,13 +102,13 @@ static enrich_status next_array(load_iter *it, jspan *item, size_t *line, char *
         i++;
     advance_line(it, i);
     if (i >= n)
-        return fail(it, errmsg, ENRICH_E_JSON, "the array is not closed");
+        return fail(it, errmsg, ENRICH_E_JSON, "the array is not closed", n);
     size_t pos = i;
     jspan span;
     jtype t;
     enrich_status rc = jscan_next(s, n, &pos, it->max_depth, &t, &span, NULL);
     if (rc != ENRICH_OK)
-        return fail(it, errmsg, rc, NULL);
+        return fail(it, errmsg, rc, NULL, jscan_error_offset(s, n, i, it->max_depth, false));
     *item = span;
     *line = it->line;
     it->pos = pos;
@@ -165,7 +178,11 @@ enrich_status load_json(load_sink *sink, const char *src, size_t len, bool array
         members.n = 0;
         rc = jscan_value(s, span.len, LOAD_MAX_DEPTH, &type, NULL, &members);
         if (rc != ENRICH_OK) {
-            errmsg_set(sink->errmsg, "line %zu: %s", line, enrich_strerror(rc));
+            /* Where: a second scan, on this error path only. */
+            load_errmsg_at(sink->errmsg, src,
+                           jscan_error_offset(src, span.off + span.len, span.off,
+                                              LOAD_MAX_DEPTH, true),
+                           line, enrich_strerror(rc));
             break;
         }
         if (type != J_OBJECT) {

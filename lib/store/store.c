@@ -694,11 +694,17 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
     int dst_errno = errno;
     if (dst_rc != 0 && !(dst_errno == ENOENT && (flags & ENRICH_STORE_CREATE))) {
         /* Without CREATE, LMDB would happily make a new empty store; a
-         * missing store is the caller's mistake, so say so. */
-        errmsg_set(err, "%s: %s", data_path, strerror(dst_errno));
+         * missing store is the caller's mistake, so say so. An existing
+         * directory without data.mdb is there, it is just not a store:
+         * "no such file" about it would only puzzle. */
+        bool not_store = s->is_dir && dst_errno == ENOENT;
+        if (not_store)
+            errmsg_set(err, "%s: a directory without data.mdb, not a store", path);
+        else
+            errmsg_set(err, "%s: %s", data_path, strerror(dst_errno));
         free(data_path);
         os_err = dst_errno;
-        st = ENRICH_E_IO;
+        st = not_store ? ENRICH_E_NOT_STORE : ENRICH_E_IO;
         goto fail;
     }
     if (dst_rc == 0 && S_ISREG(dst.st_mode) && dst.st_size == 0 &&

@@ -191,5 +191,10 @@ ENRICH_INTERNAL void load_iter_init(load_iter *it, const char *src, size_t len,
  * itself, returns the status with errmsg "line N: ..." set. */
 ENRICH_INTERNAL enrich_status load_iter_next(load_iter *it, jspan *item, size_t *line,
                                              char *errmsg);
+/* errmsg "line L, column C: what" for byte off of src (column in
+ * characters, as an editor counts); "line <line>: what" when off is
+ * SIZE_MAX (no position known). For error paths (load_json.c). */
+ENRICH_INTERNAL void load_errmsg_at(char *errmsg, const char *src, size_t off, size_t line,
+                                    const char *what);
 
 #endif /* ENRICH_STORE_INTERNAL_H */

@@ -94,16 +94,31 @@ class ExpiredResultError(RuntimeError):
     or was closed (the C results it views are gone)."""
 
 
-class Outcome(_enum.IntEnum):
-    """Outcome of one record (enrich_outcome)."""
+class _NamedIntEnum(_enum.IntEnum):
+    """An IntEnum that prints as its lower-case name: str(Outcome.NOT_FOUND)
+    and f"{Outcome.NOT_FOUND}" are "not_found", the words BatchResult.counts
+    uses, where a plain IntEnum prints "1" since Python 3.11. int(), ==,
+    and a format spec (f"{o:d}") still see the number; repr() shows both."""
+
+    def __str__(self):
+        return self.name.lower()
+
+    def __format__(self, spec):
+        return int.__format__(int(self), spec) if spec else str(self)
+
+
+class Outcome(_NamedIntEnum):
+    """Outcome of one record (enrich_outcome): success, not_found, no_key,
+    error."""
     SUCCESS = _c.OUTCOME_SUCCESS
     NOT_FOUND = _c.OUTCOME_NOT_FOUND
     NO_KEY = _c.OUTCOME_NO_KEY
     ERROR = _c.OUTCOME_ERROR
 
 
-class RecordResult(_enum.IntEnum):
-    """What an AWS response does with one record (enrich_result)."""
+class RecordResult(_NamedIntEnum):
+    """What an AWS response does with one record (enrich_result): ok,
+    dropped, failed, over_limit."""
     OK = _c.RESULT_OK
     DROPPED = _c.RESULT_DROPPED
     FAILED = _c.RESULT_FAILED
@@ -146,8 +161,10 @@ _OPTIONS = dict(
 
 
 def _pick(table, what, value):
+    """A name's value; '-' and '_' are the same in names, so the CLI's
+    spelling (dynamodb-stream) works as well as Python's (dynamodb_stream)."""
     try:
-        return table[value]
+        return table[value.replace("-", "_") if isinstance(value, str) else value]
     except (KeyError, TypeError):
         raise ValueError(f"unknown {what} {value!r}; one of {', '.join(sorted(table))}") from None
 
@@ -228,8 +245,13 @@ class Store:
         except Error as e:  # noqa: F405
             # open has no handle to hold a detail: name the path instead
             if not e.detail:
-                e.detail = (f"no such file or directory: {self.path!r}"
-                            if not _os.path.exists(self.path) else f"path {self.path!r}")
+                if not _os.path.exists(self.path):
+                    e.detail = f"no such file or directory: {self.path!r}"
+                elif _os.path.isdir(self.path) and not create:
+                    e.detail = (f"{self.path!r} is a directory without data.mdb (a store is an "
+                                "LMDB file, or a directory holding data.mdb)")
+                else:
+                    e.detail = f"path {self.path!r}"
             raise
 
     def _handle(self):
@@ -244,7 +266,8 @@ class Store:
         written (and deleted, for a DynamoDB Streams event).
 
         format: "ndjson", "json" (an array), "dynamodb" (DynamoDB JSON, bare
-        or export-to-S3 {"Item":...} lines), "dynamodb_stream", "csv".
+        or export-to-S3 {"Item":...} lines), "dynamodb_stream" (also spelt
+        "dynamodb-stream", as in the CLI), "csv".
         key: the key attribute(s) ("sku" or "region,sku"), required when the
         table is new. replace=True replaces the table's contents instead of
         merging. csv_types: "col:type,..." for CSV (string, number, boolean, json).

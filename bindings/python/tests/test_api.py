@@ -5,6 +5,7 @@ import gc
 import gzip as stdgzip
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import enrich
 from enrich import capi
 
 from _support import (FIXED_CLOCK, FIXTURES_AWS, SEED_ENRICHED, SEED_EVENTS, SEED_EVENT_LINES,
-                      SEED_ITEMS, UNDER_ASAN, TempDirTestCase, read, rss_kib)
+                      SEED_ITEMS, SRCDIR, UNDER_ASAN, TempDirTestCase, read, rss_kib)
 
 
 class ModuleTest(unittest.TestCase):
@@ -157,6 +158,12 @@ class StoreTest(TempDirTestCase):
                                     format="dynamodb_stream"), 2)
             self.assertEqual(s.stats()["tables"]["stream"]["items"], 1)
             self.assertTrue(s.get("stream", ("data", "binary")))
+            # The CLI's spelling works too, for every name.
+            self.assertEqual(s.load("stream", stream, format="dynamodb-stream"), 2)
+            self.assertEqual(s.load("plain", b'[{"k":"a"}]', key="k", format="json-array"), 1)
+            with self.assertRaises(ValueError) as cm:
+                s.load("plain", b"{}", format="dynamodb-streams")
+            self.assertIn("dynamodb_stream", str(cm.exception))
 
     def test_readonly_store(self):
         with enrich.Store(self.store_path) as s:
@@ -174,6 +181,10 @@ class StoreTest(TempDirTestCase):
             f.write(b"not a store" * 1000)
         with self.assertRaises(enrich.NotStoreError):
             enrich.Store(junk)
+        # A directory that is there but holds no store: said so.
+        with self.assertRaises(enrich.NotStoreError) as cm:
+            enrich.Store(self.dir)
+        self.assertIn("is a directory without data.mdb", str(cm.exception))
         with self.assertRaises(enrich.InvalidError):
             enrich.Store(os.path.join(self.dir, "x"), readonly=True, create=True)
 
@@ -369,6 +380,70 @@ class PipelineTest(TempDirTestCase):
                          data + b"x")
         with self.assertRaises(enrich.InvalidError):
             enrich.gzip(data, 12)
+
+
+class EnumTest(unittest.TestCase):
+    """Outcome and RecordResult print as names, compare as numbers."""
+
+    def test_str_and_format_are_the_lower_case_name(self):
+        o = enrich.Outcome.NOT_FOUND
+        self.assertEqual(str(o), "not_found")
+        self.assertEqual(f"{o}", "not_found")
+        self.assertEqual("{}".format(enrich.Outcome.ERROR), "error")
+        self.assertEqual(f"{o:d}", "1")        # a format spec still sees the number
+        self.assertEqual(f"{o:>3}", "  1")
+        self.assertEqual(int(enrich.Outcome.ERROR), capi.OUTCOME_ERROR)
+        self.assertEqual(enrich.Outcome.ERROR, 3)
+        self.assertEqual(enrich.Outcome(0), enrich.Outcome.SUCCESS)
+        self.assertIn("NOT_FOUND", repr(o))
+        self.assertEqual(json.dumps([o]), "[1]")
+        self.assertEqual([str(r) for r in enrich.RecordResult],
+                         ["ok", "dropped", "failed", "over_limit"])
+        # The words BatchResult.counts uses.
+        self.assertEqual(sorted(str(x) for x in enrich.Outcome),
+                         sorted(["success", "not_found", "no_key", "error"]))
+
+
+class DocstringTest(unittest.TestCase):
+    """help() on a capi function shows what the C header says."""
+
+    DECL = re.compile(r"/\*\*((?:(?!\*/).)*)\*/\s*ENRICH_API\s+[^;{]*?\b(enrich_\w+)\s*\(", re.S)
+
+    def header_docs(self):
+        docs = {}
+        for h in ("enrich.h", "aws.h", "delivery.h"):
+            text = read(os.path.join(SRCDIR, "include", "enrich", h), "r")
+            for m in self.DECL.finditer(text):
+                docs[m.group(2)] = m.group(1)
+        return docs
+
+    def test_every_wrapped_function_carries_its_header_comment(self):
+        checked = 0
+        for cname, comment in self.header_docs().items():
+            fn = getattr(capi, cname[len("enrich_"):], None)
+            if fn is None:
+                continue  # not bound (callbacks, options struct, destructors)
+            doc = fn.__doc__ or ""
+            self.assertIn(cname + "(", doc, cname)
+            # The description's first words, markup aside, are in the docstring.
+            brief = re.split(r"@(?:param|retval|return|since)\b", comment)[0]
+            words = re.sub(r"@brief|@p\b|#|\*", " ", brief).split()[:6]
+            flat = " ".join(doc.split())
+            self.assertIn(" ".join(words), flat, f"{cname}: {words}")
+            checked += 1
+        self.assertGreaterEqual(checked, 40)
+
+    def test_help_shows_parameters_and_codes(self):
+        import pydoc
+        text = pydoc.render_doc(capi.store_open, renderer=pydoc.plaintext)
+        self.assertIn("Open a reference store.", text)
+        self.assertIn("path (in): file or directory.", text)
+        self.assertIn("ENRICH_E_NOT_STORE", text)
+        self.assertIn("raises the enrich.Error", text)
+        self.assertIn("options as arguments", capi.bind_store_load.__doc__)
+        # json_error_at: data, not a status; the outputs come back as a list.
+        self.assertEqual(capi.json_error_at(b'{"a":1,}', 0), [capi.E_JSON, 7, 1, 8])
+        self.assertEqual(capi.json_error_at(b"[1]", 0), [0, 0, 0, 0])
 
 
 class LowLevelTest(TempDirTestCase):

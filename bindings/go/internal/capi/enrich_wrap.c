@@ -13,9 +13,9 @@ extern
 #ifdef __cplusplus
   "C"
 #endif
-  void cgo_panic__capi_3965f2bd53077742(const char*);
+  void cgo_panic__capi_5e90354df9a660ab(const char*);
 static void _swig_gopanic(const char *p) {
-  cgo_panic__capi_3965f2bd53077742(p);
+  cgo_panic__capi_5e90354df9a660ab(p);
 }
 
 
@@ -290,7 +290,7 @@ enrich_status enrich_bind_store_load(enrich_store *store, const char *table, con
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_3965f2bd53077742(void *_swig_go_0) {
+void _wrap_Swig_free_capi_5e90354df9a660ab(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -300,7 +300,7 @@ void _wrap_Swig_free_capi_3965f2bd53077742(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_3965f2bd53077742(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_5e90354df9a660ab(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -313,7 +313,7 @@ void *_wrap_Swig_malloc_capi_3965f2bd53077742(intgo _swig_go_0) {
 }
 
 
-void _wrap_delete_store_capi_3965f2bd53077742(struct enrich_store *_swig_go_0) {
+void _wrap_delete_store_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0) {
   struct enrich_store *arg1 = (struct enrich_store *) 0 ;
   
   arg1 = *(struct enrich_store **)&_swig_go_0; 
@@ -323,7 +323,7 @@ void _wrap_delete_store_capi_3965f2bd53077742(struct enrich_store *_swig_go_0) {
 }
 
 
-void _wrap_delete_pipeline_capi_3965f2bd53077742(struct enrich_pipeline *_swig_go_0) {
+void _wrap_delete_pipeline_capi_5e90354df9a660ab(struct enrich_pipeline *_swig_go_0) {
   struct enrich_pipeline *arg1 = (struct enrich_pipeline *) 0 ;
   
   arg1 = *(struct enrich_pipeline **)&_swig_go_0; 
@@ -333,7 +333,7 @@ void _wrap_delete_pipeline_capi_3965f2bd53077742(struct enrich_pipeline *_swig_g
 }
 
 
-void _wrap_delete_ctx_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
+void _wrap_delete_ctx_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
   struct enrich_ctx *arg1 = (struct enrich_ctx *) 0 ;
   
   arg1 = *(struct enrich_ctx **)&_swig_go_0; 
@@ -343,7 +343,7 @@ void _wrap_delete_ctx_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
 }
 
 
-void _wrap_delete_delivery_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0) {
+void _wrap_delete_delivery_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0) {
   struct enrich_delivery *arg1 = (struct enrich_delivery *) 0 ;
   
   arg1 = *(struct enrich_delivery **)&_swig_go_0; 
@@ -353,7 +353,7 @@ void _wrap_delete_delivery_capi_3965f2bd53077742(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_go_store_open_capi_3965f2bd53077742(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2, long long *_swig_go_3) {
+intgo _wrap_go_store_open_capi_5e90354df9a660ab(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2, long long *_swig_go_3) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -377,7 +377,7 @@ intgo _wrap_go_store_open_capi_3965f2bd53077742(_gostring_ _swig_go_0, intgo _sw
 }
 
 
-long long _wrap_go_meta_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
+long long _wrap_go_meta_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   size_t arg3 ;
@@ -396,7 +396,7 @@ long long _wrap_go_meta_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, _go
 }
 
 
-long long _wrap_go_concat_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+long long _wrap_go_concat_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int arg2 ;
   void *arg3 = (void *) 0 ;
@@ -417,7 +417,7 @@ long long _wrap_go_concat_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, i
 }
 
 
-intgo _wrap_VERSION_NUMBER_capi_3965f2bd53077742() {
+intgo _wrap_VERSION_NUMBER_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -428,7 +428,7 @@ intgo _wrap_VERSION_NUMBER_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_version_number_capi_3965f2bd53077742() {
+intgo _wrap_version_number_capi_5e90354df9a660ab() {
   unsigned int result;
   intgo _swig_go_result;
   
@@ -439,7 +439,7 @@ intgo _wrap_version_number_capi_3965f2bd53077742() {
 }
 
 
-_gostring_ _wrap_version_string_capi_3965f2bd53077742() {
+_gostring_ _wrap_version_string_capi_5e90354df9a660ab() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -450,7 +450,7 @@ _gostring_ _wrap_version_string_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_INVALID_capi_3965f2bd53077742() {
+intgo _wrap_E_INVALID_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -461,7 +461,7 @@ intgo _wrap_E_INVALID_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_NOMEM_capi_3965f2bd53077742() {
+intgo _wrap_E_NOMEM_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -472,7 +472,7 @@ intgo _wrap_E_NOMEM_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_IO_capi_3965f2bd53077742() {
+intgo _wrap_E_IO_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -483,7 +483,7 @@ intgo _wrap_E_IO_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_NOTFOUND_capi_3965f2bd53077742() {
+intgo _wrap_E_NOTFOUND_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -494,7 +494,7 @@ intgo _wrap_E_NOTFOUND_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_READONLY_capi_3965f2bd53077742() {
+intgo _wrap_E_READONLY_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -505,7 +505,7 @@ intgo _wrap_E_READONLY_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_NOT_STORE_capi_3965f2bd53077742() {
+intgo _wrap_E_NOT_STORE_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -516,7 +516,7 @@ intgo _wrap_E_NOT_STORE_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_STORE_capi_3965f2bd53077742() {
+intgo _wrap_E_STORE_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -527,7 +527,7 @@ intgo _wrap_E_STORE_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_READERS_FULL_capi_3965f2bd53077742() {
+intgo _wrap_E_READERS_FULL_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -538,7 +538,7 @@ intgo _wrap_E_READERS_FULL_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_NO_TABLE_capi_3965f2bd53077742() {
+intgo _wrap_E_NO_TABLE_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -549,7 +549,7 @@ intgo _wrap_E_NO_TABLE_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_RULES_capi_3965f2bd53077742() {
+intgo _wrap_E_RULES_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -560,7 +560,7 @@ intgo _wrap_E_RULES_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_JSON_capi_3965f2bd53077742() {
+intgo _wrap_E_JSON_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -571,7 +571,7 @@ intgo _wrap_E_JSON_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_NOT_OBJECT_capi_3965f2bd53077742() {
+intgo _wrap_E_NOT_OBJECT_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -582,7 +582,7 @@ intgo _wrap_E_NOT_OBJECT_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_KEY_TYPE_capi_3965f2bd53077742() {
+intgo _wrap_E_KEY_TYPE_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -593,7 +593,7 @@ intgo _wrap_E_KEY_TYPE_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_KEY_TOO_LONG_capi_3965f2bd53077742() {
+intgo _wrap_E_KEY_TOO_LONG_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -604,7 +604,7 @@ intgo _wrap_E_KEY_TOO_LONG_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_CONFLICT_capi_3965f2bd53077742() {
+intgo _wrap_E_CONFLICT_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -615,7 +615,7 @@ intgo _wrap_E_CONFLICT_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_DEPTH_capi_3965f2bd53077742() {
+intgo _wrap_E_DEPTH_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -626,7 +626,7 @@ intgo _wrap_E_DEPTH_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_UTF8_capi_3965f2bd53077742() {
+intgo _wrap_E_UTF8_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -637,7 +637,7 @@ intgo _wrap_E_UTF8_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_NUL_capi_3965f2bd53077742() {
+intgo _wrap_E_NUL_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -648,7 +648,7 @@ intgo _wrap_E_NUL_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_TOO_LARGE_capi_3965f2bd53077742() {
+intgo _wrap_E_TOO_LARGE_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -659,7 +659,7 @@ intgo _wrap_E_TOO_LARGE_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_DST_SIZE_capi_3965f2bd53077742() {
+intgo _wrap_E_DST_SIZE_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -670,7 +670,7 @@ intgo _wrap_E_DST_SIZE_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_ITEM_capi_3965f2bd53077742() {
+intgo _wrap_E_ITEM_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -681,7 +681,7 @@ intgo _wrap_E_ITEM_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_ZLIB_capi_3965f2bd53077742() {
+intgo _wrap_E_ZLIB_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -692,7 +692,7 @@ intgo _wrap_E_ZLIB_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_BASE64_capi_3965f2bd53077742() {
+intgo _wrap_E_BASE64_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -703,7 +703,7 @@ intgo _wrap_E_BASE64_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_E_LAST_capi_3965f2bd53077742() {
+intgo _wrap_E_LAST_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
@@ -714,7 +714,7 @@ intgo _wrap_E_LAST_capi_3965f2bd53077742() {
 }
 
 
-_gostring_ _wrap_strerror_capi_3965f2bd53077742(intgo _swig_go_0) {
+_gostring_ _wrap_strerror_capi_5e90354df9a660ab(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -727,7 +727,7 @@ _gostring_ _wrap_strerror_capi_3965f2bd53077742(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_status_name_capi_3965f2bd53077742(intgo _swig_go_0) {
+_gostring_ _wrap_status_name_capi_5e90354df9a660ab(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -740,7 +740,32 @@ _gostring_ _wrap_status_name_capi_3965f2bd53077742(intgo _swig_go_0) {
 }
 
 
-intgo _wrap_store_open_capi_3965f2bd53077742(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
+intgo _wrap_json_error_at_capi_5e90354df9a660ab(_goslice_ _swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, intgo *_swig_go_3, intgo *_swig_go_4) {
+  void *arg1 = (void *) 0 ;
+  size_t arg2 ;
+  int arg3 ;
+  size_t *arg4 = (size_t *) 0 ;
+  size_t *arg5 = (size_t *) 0 ;
+  size_t *arg6 = (size_t *) 0 ;
+  int result;
+  intgo _swig_go_result;
+  
+  
+  arg1 = (void *)_swig_go_0.array;
+  arg2 = (size_t)_swig_go_0.len;
+  
+  arg3 = (int)_swig_go_1; 
+  arg4 = (size_t *)_swig_go_2; 
+  arg5 = (size_t *)_swig_go_3; 
+  arg6 = (size_t *)_swig_go_4; 
+  
+  result = (int)enrich_json_error_at((void const *)arg1,arg2,arg3,arg4,arg5,arg6);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_open_capi_5e90354df9a660ab(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -762,7 +787,7 @@ intgo _wrap_store_open_capi_3965f2bd53077742(_gostring_ _swig_go_0, intgo _swig_
 }
 
 
-_gostring_ _wrap_store_errmsg_capi_3965f2bd53077742(struct enrich_store *_swig_go_0) {
+_gostring_ _wrap_store_errmsg_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -775,7 +800,7 @@ _gostring_ _wrap_store_errmsg_capi_3965f2bd53077742(struct enrich_store *_swig_g
 }
 
 
-intgo _wrap_store_define_table_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+intgo _wrap_store_define_table_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -806,7 +831,7 @@ intgo _wrap_store_define_table_capi_3965f2bd53077742(struct enrich_store *_swig_
 }
 
 
-intgo _wrap_LOAD_NDJSON_capi_3965f2bd53077742() {
+intgo _wrap_LOAD_NDJSON_capi_5e90354df9a660ab() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -818,7 +843,7 @@ intgo _wrap_LOAD_NDJSON_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_LOAD_JSON_ARRAY_capi_3965f2bd53077742() {
+intgo _wrap_LOAD_JSON_ARRAY_capi_5e90354df9a660ab() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -830,7 +855,7 @@ intgo _wrap_LOAD_JSON_ARRAY_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_capi_3965f2bd53077742() {
+intgo _wrap_LOAD_DYNAMODB_capi_5e90354df9a660ab() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -842,7 +867,7 @@ intgo _wrap_LOAD_DYNAMODB_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_STREAM_capi_3965f2bd53077742() {
+intgo _wrap_LOAD_DYNAMODB_STREAM_capi_5e90354df9a660ab() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -854,7 +879,7 @@ intgo _wrap_LOAD_DYNAMODB_STREAM_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_LOAD_CSV_capi_3965f2bd53077742() {
+intgo _wrap_LOAD_CSV_capi_5e90354df9a660ab() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -866,7 +891,7 @@ intgo _wrap_LOAD_CSV_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_store_put_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_store_put_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -892,7 +917,7 @@ intgo _wrap_store_put_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_get_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_store_get_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -926,7 +951,7 @@ intgo _wrap_store_get_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_delete_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_store_delete_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -952,7 +977,7 @@ intgo _wrap_store_delete_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, 
 }
 
 
-intgo _wrap_store_copy_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
+intgo _wrap_store_copy_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   enrich_status result;
@@ -972,7 +997,7 @@ intgo _wrap_store_copy_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _g
 }
 
 
-intgo _wrap_store_stats_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
+intgo _wrap_store_stats_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -993,7 +1018,7 @@ intgo _wrap_store_stats_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _
 }
 
 
-intgo _wrap_pipeline_compile_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
+intgo _wrap_pipeline_compile_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1020,7 +1045,7 @@ intgo _wrap_pipeline_compile_capi_3965f2bd53077742(struct enrich_store *_swig_go
 }
 
 
-intgo _wrap_pipeline_describe_capi_3965f2bd53077742(_goslice_ _swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3) {
+intgo _wrap_pipeline_describe_capi_5e90354df9a660ab(_goslice_ _swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1051,7 +1076,7 @@ intgo _wrap_pipeline_describe_capi_3965f2bd53077742(_goslice_ _swig_go_0, _gosli
 }
 
 
-intgo _wrap_ctx_create_capi_3965f2bd53077742(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
+intgo _wrap_ctx_create_capi_5e90354df9a660ab(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   enrich_ctx **arg2 = (enrich_ctx **) 0 ;
   enrich_status result;
@@ -1066,7 +1091,7 @@ intgo _wrap_ctx_create_capi_3965f2bd53077742(struct enrich_pipeline *_swig_go_0,
 }
 
 
-void _wrap_ctx_reset_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
+void _wrap_ctx_reset_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   
   arg1 = *(enrich_ctx **)&_swig_go_0; 
@@ -1076,7 +1101,7 @@ void _wrap_ctx_reset_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_ctx_errmsg_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
+_gostring_ _wrap_ctx_errmsg_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1089,7 +1114,7 @@ _gostring_ _wrap_ctx_errmsg_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0)
 }
 
 
-struct enrich_pipeline *_wrap_ctx_pipeline_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
+struct enrich_pipeline *_wrap_ctx_pipeline_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_pipeline *result = 0 ;
   struct enrich_pipeline *_swig_go_result;
@@ -1102,7 +1127,7 @@ struct enrich_pipeline *_wrap_ctx_pipeline_capi_3965f2bd53077742(struct enrich_c
 }
 
 
-intgo _wrap_OPT_MAX_DEPTH_capi_3965f2bd53077742() {
+intgo _wrap_OPT_MAX_DEPTH_capi_5e90354df9a660ab() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1114,7 +1139,7 @@ intgo _wrap_OPT_MAX_DEPTH_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_OPT_MAX_RECORD_BYTES_capi_3965f2bd53077742() {
+intgo _wrap_OPT_MAX_RECORD_BYTES_capi_5e90354df9a660ab() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1126,7 +1151,7 @@ intgo _wrap_OPT_MAX_RECORD_BYTES_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_OPT_CLOCK_MS_capi_3965f2bd53077742() {
+intgo _wrap_OPT_CLOCK_MS_capi_5e90354df9a660ab() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1138,7 +1163,7 @@ intgo _wrap_OPT_CLOCK_MS_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_OPT_RESPONSE_LIMIT_capi_3965f2bd53077742() {
+intgo _wrap_OPT_RESPONSE_LIMIT_capi_5e90354df9a660ab() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1150,7 +1175,7 @@ intgo _wrap_OPT_RESPONSE_LIMIT_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_OPT_LOOKUP_CACHE_capi_3965f2bd53077742() {
+intgo _wrap_OPT_LOOKUP_CACHE_capi_5e90354df9a660ab() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1162,7 +1187,7 @@ intgo _wrap_OPT_LOOKUP_CACHE_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_ctx_set_option_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
+intgo _wrap_ctx_set_option_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t arg3 ;
@@ -1179,7 +1204,7 @@ intgo _wrap_ctx_set_option_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_ctx_get_option_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
+intgo _wrap_ctx_get_option_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1196,7 +1221,7 @@ intgo _wrap_ctx_get_option_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_option_bounds_capi_3965f2bd53077742(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_option_bounds_capi_5e90354df9a660ab(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_option arg1 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1235,7 +1260,7 @@ intgo _wrap_option_bounds_capi_3965f2bd53077742(intgo _swig_go_0, _goslice_ _swi
 }
 
 
-intgo _wrap_INPUT_NDJSON_capi_3965f2bd53077742() {
+intgo _wrap_INPUT_NDJSON_capi_5e90354df9a660ab() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1247,7 +1272,7 @@ intgo _wrap_INPUT_NDJSON_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_INPUT_JSON_ARRAY_capi_3965f2bd53077742() {
+intgo _wrap_INPUT_JSON_ARRAY_capi_5e90354df9a660ab() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1259,7 +1284,7 @@ intgo _wrap_INPUT_JSON_ARRAY_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_OUTCOME_SUCCESS_capi_3965f2bd53077742() {
+intgo _wrap_OUTCOME_SUCCESS_capi_5e90354df9a660ab() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1271,7 +1296,7 @@ intgo _wrap_OUTCOME_SUCCESS_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_OUTCOME_NOT_FOUND_capi_3965f2bd53077742() {
+intgo _wrap_OUTCOME_NOT_FOUND_capi_5e90354df9a660ab() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1283,7 +1308,7 @@ intgo _wrap_OUTCOME_NOT_FOUND_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_OUTCOME_NO_KEY_capi_3965f2bd53077742() {
+intgo _wrap_OUTCOME_NO_KEY_capi_5e90354df9a660ab() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1295,7 +1320,7 @@ intgo _wrap_OUTCOME_NO_KEY_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_OUTCOME_ERROR_capi_3965f2bd53077742() {
+intgo _wrap_OUTCOME_ERROR_capi_5e90354df9a660ab() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1307,7 +1332,7 @@ intgo _wrap_OUTCOME_ERROR_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_batch_run_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_batch_run_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_input arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1328,7 +1353,7 @@ intgo _wrap_batch_run_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo
 }
 
 
-long long _wrap_batch_count_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_count_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1341,7 +1366,7 @@ long long _wrap_batch_count_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0)
 }
 
 
-long long _wrap_batch_count_outcome_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_batch_count_outcome_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_outcome arg2 ;
   size_t result;
@@ -1356,7 +1381,7 @@ long long _wrap_batch_count_outcome_capi_3965f2bd53077742(struct enrich_ctx *_sw
 }
 
 
-intgo _wrap_batch_outcome_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_outcome_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_outcome result;
@@ -1371,7 +1396,7 @@ intgo _wrap_batch_outcome_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, l
 }
 
 
-intgo _wrap_batch_error_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_error_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int result;
@@ -1386,7 +1411,7 @@ intgo _wrap_batch_error_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, lon
 }
 
 
-_goslice_ _wrap_batch_record_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_batch_record_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1405,7 +1430,7 @@ _goslice_ _wrap_batch_record_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_batch_partition_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_batch_partition_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   char *arg3 = (char *) 0 ;
@@ -1428,7 +1453,7 @@ intgo _wrap_batch_partition_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0,
 }
 
 
-long long _wrap_batch_time_ms_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_time_ms_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t result;
   long long _swig_go_result;
@@ -1441,7 +1466,7 @@ long long _wrap_batch_time_ms_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_
 }
 
 
-intgo _wrap_batch_event_time_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_batch_event_time_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1469,7 +1494,7 @@ intgo _wrap_batch_event_time_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_ENCODE_NDJSON_capi_3965f2bd53077742() {
+intgo _wrap_ENCODE_NDJSON_capi_5e90354df9a660ab() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1481,7 +1506,7 @@ intgo _wrap_ENCODE_NDJSON_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_ENCODE_JSON_ARRAY_capi_3965f2bd53077742() {
+intgo _wrap_ENCODE_JSON_ARRAY_capi_5e90354df9a660ab() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1493,7 +1518,7 @@ intgo _wrap_ENCODE_JSON_ARRAY_capi_3965f2bd53077742() {
 }
 
 
-long long _wrap_encode_bound_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_encode_bound_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   size_t result;
@@ -1508,7 +1533,7 @@ long long _wrap_encode_bound_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_encode_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_encode_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1531,7 +1556,7 @@ intgo _wrap_encode_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _s
 }
 
 
-long long _wrap_gzip_bound_capi_3965f2bd53077742(long long _swig_go_0) {
+long long _wrap_gzip_bound_capi_5e90354df9a660ab(long long _swig_go_0) {
   size_t arg1 ;
   size_t result;
   long long _swig_go_result;
@@ -1544,7 +1569,7 @@ long long _wrap_gzip_bound_capi_3965f2bd53077742(long long _swig_go_0) {
 }
 
 
-intgo _wrap_gzip_capi_3965f2bd53077742(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_gzip_capi_5e90354df9a660ab(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   int arg1 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1571,7 +1596,7 @@ intgo _wrap_gzip_capi_3965f2bd53077742(intgo _swig_go_0, _goslice_ _swig_go_1, _
 }
 
 
-intgo _wrap_AWS_PIPES_capi_3965f2bd53077742() {
+intgo _wrap_AWS_PIPES_capi_5e90354df9a660ab() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1583,7 +1608,7 @@ intgo _wrap_AWS_PIPES_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_AWS_FIREHOSE_capi_3965f2bd53077742() {
+intgo _wrap_AWS_FIREHOSE_capi_5e90354df9a660ab() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1595,7 +1620,7 @@ intgo _wrap_AWS_FIREHOSE_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_AWS_KINESIS_capi_3965f2bd53077742() {
+intgo _wrap_AWS_KINESIS_capi_5e90354df9a660ab() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1607,7 +1632,7 @@ intgo _wrap_AWS_KINESIS_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_RESULT_OK_capi_3965f2bd53077742() {
+intgo _wrap_RESULT_OK_capi_5e90354df9a660ab() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1619,7 +1644,7 @@ intgo _wrap_RESULT_OK_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_RESULT_DROPPED_capi_3965f2bd53077742() {
+intgo _wrap_RESULT_DROPPED_capi_5e90354df9a660ab() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1631,7 +1656,7 @@ intgo _wrap_RESULT_DROPPED_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_RESULT_FAILED_capi_3965f2bd53077742() {
+intgo _wrap_RESULT_FAILED_capi_5e90354df9a660ab() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1643,7 +1668,7 @@ intgo _wrap_RESULT_FAILED_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_RESULT_OVER_LIMIT_capi_3965f2bd53077742() {
+intgo _wrap_RESULT_OVER_LIMIT_capi_5e90354df9a660ab() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1655,7 +1680,7 @@ intgo _wrap_RESULT_OVER_LIMIT_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_aws_batch_run_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_aws_batch_run_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_event arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1676,7 +1701,7 @@ intgo _wrap_aws_batch_run_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, i
 }
 
 
-_goslice_ _wrap_aws_record_id_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_aws_record_id_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1695,7 +1720,7 @@ _goslice_ _wrap_aws_record_id_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_
 }
 
 
-long long _wrap_aws_arrival_ms_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+long long _wrap_aws_arrival_ms_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int64_t result;
@@ -1710,7 +1735,7 @@ long long _wrap_aws_arrival_ms_capi_3965f2bd53077742(struct enrich_ctx *_swig_go
 }
 
 
-intgo _wrap_aws_result_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_aws_result_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_result result;
@@ -1725,7 +1750,7 @@ intgo _wrap_aws_result_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long
 }
 
 
-long long _wrap_aws_count_result_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_aws_count_result_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_result arg2 ;
   size_t result;
@@ -1740,7 +1765,7 @@ long long _wrap_aws_count_result_capi_3965f2bd53077742(struct enrich_ctx *_swig_
 }
 
 
-_goslice_ _wrap_aws_invalid_reason_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_aws_invalid_reason_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1759,7 +1784,7 @@ _goslice_ _wrap_aws_invalid_reason_capi_3965f2bd53077742(struct enrich_ctx *_swi
 }
 
 
-intgo _wrap_AWS_RESPONSE_PIPES_capi_3965f2bd53077742() {
+intgo _wrap_AWS_RESPONSE_PIPES_capi_5e90354df9a660ab() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1771,7 +1796,7 @@ intgo _wrap_AWS_RESPONSE_PIPES_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_3965f2bd53077742() {
+intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_5e90354df9a660ab() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1783,7 +1808,7 @@ intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_AWS_RESPONSE_KINESIS_capi_3965f2bd53077742() {
+intgo _wrap_AWS_RESPONSE_KINESIS_capi_5e90354df9a660ab() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1795,7 +1820,7 @@ intgo _wrap_AWS_RESPONSE_KINESIS_capi_3965f2bd53077742() {
 }
 
 
-long long _wrap_aws_encode_bound_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_aws_encode_bound_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_response arg2 ;
   size_t result;
@@ -1810,7 +1835,7 @@ long long _wrap_aws_encode_bound_capi_3965f2bd53077742(struct enrich_ctx *_swig_
 }
 
 
-intgo _wrap_aws_encode_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_aws_encode_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_response arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1833,7 +1858,7 @@ intgo _wrap_aws_encode_capi_3965f2bd53077742(struct enrich_ctx *_swig_go_0, intg
 }
 
 
-intgo _wrap_delivery_open_capi_3965f2bd53077742(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
+intgo _wrap_delivery_open_capi_5e90354df9a660ab(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -1867,7 +1892,7 @@ intgo _wrap_delivery_open_capi_3965f2bd53077742(struct enrich_pipeline *_swig_go
 }
 
 
-intgo _wrap_delivery_write_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
+intgo _wrap_delivery_write_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   uint64_t arg3 ;
@@ -1884,7 +1909,7 @@ intgo _wrap_delivery_write_capi_3965f2bd53077742(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_run_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
+intgo _wrap_delivery_run_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   int arg3 ;
@@ -1909,7 +1934,7 @@ intgo _wrap_delivery_run_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_
 }
 
 
-intgo _wrap_delivery_flush_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_delivery_flush_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   int64_t arg2 ;
   enrich_status result;
@@ -1924,7 +1949,7 @@ intgo _wrap_delivery_flush_capi_3965f2bd53077742(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_close_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
+intgo _wrap_delivery_close_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   unsigned int arg2 ;
   enrich_status result;
@@ -1939,7 +1964,7 @@ intgo _wrap_delivery_close_capi_3965f2bd53077742(struct enrich_delivery *_swig_g
 }
 
 
-_gostring_ _wrap_delivery_errmsg_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0) {
+_gostring_ _wrap_delivery_errmsg_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1952,7 +1977,7 @@ _gostring_ _wrap_delivery_errmsg_capi_3965f2bd53077742(struct enrich_delivery *_
 }
 
 
-intgo _wrap_delivery_resume_offset_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
+intgo _wrap_delivery_resume_offset_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   uint64_t *arg2 = (uint64_t *) 0 ;
   uint64_t temp2 ;
@@ -1978,7 +2003,7 @@ intgo _wrap_delivery_resume_offset_capi_3965f2bd53077742(struct enrich_delivery 
 }
 
 
-intgo _wrap_METRICS_JSON_capi_3965f2bd53077742() {
+intgo _wrap_METRICS_JSON_capi_5e90354df9a660ab() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -1990,7 +2015,7 @@ intgo _wrap_METRICS_JSON_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_METRICS_EMF_capi_3965f2bd53077742() {
+intgo _wrap_METRICS_EMF_capi_5e90354df9a660ab() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -2002,7 +2027,7 @@ intgo _wrap_METRICS_EMF_capi_3965f2bd53077742() {
 }
 
 
-intgo _wrap_delivery_metrics_capi_3965f2bd53077742(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_delivery_metrics_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_metrics_format arg2 ;
   unsigned int arg3 ;
@@ -2027,7 +2052,7 @@ intgo _wrap_delivery_metrics_capi_3965f2bd53077742(struct enrich_delivery *_swig
 }
 
 
-intgo _wrap_bind_store_load_capi_3965f2bd53077742(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
+intgo _wrap_bind_store_load_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
