@@ -64,21 +64,30 @@ static const char *athena_type(const cJSON *t)
     return "string";
 }
 
+/* A rule set that does not compile: the compiler's message, after the
+ * file's name as `enrich run` gives it. */
+static int rules_fail(const char *cmd, enrich_status rc, const char *rules_name, const char *err)
+{
+    if (rules_name)
+        return cli_fail(cmd, rc, "%s: %s", cli_display_name(rules_name), err);
+    return cli_fail(cmd, rc, "%s", err);
+}
+
 /* The columns of the description enrich_pipeline_describe() wrote. */
-static int columns(const char *cmd, const char *rules, size_t rules_len, cols *c,
-                   bool *all_unknown)
+static int columns(const char *cmd, const char *rules, size_t rules_len, const char *rules_name,
+                   cols *c, bool *all_unknown)
 {
     char err[512] = "";
     size_t need = 0;
     enrich_status rc = enrich_pipeline_describe(rules, rules_len, NULL, 0, &need, err, sizeof err);
     if (rc != ENRICH_E_DST_SIZE)
-        return cli_fail(cmd, rc ? rc : ENRICH_E_INVALID, "%s", err);
+        return rules_fail(cmd, rc ? rc : ENRICH_E_INVALID, rules_name, err);
     char *desc = cli_xrealloc(NULL, need);
     rc = enrich_pipeline_describe(rules, rules_len, desc, need, &need, err, sizeof err);
     cJSON *root = rc ? NULL : cJSON_ParseWithLength(desc, need);
     free(desc);
     if (rc)
-        return cli_fail(cmd, rc, "%s", err);
+        return rules_fail(cmd, rc, rules_name, err);
     if (!root)
         return cli_fail(cmd, ENRICH_E_NOMEM, "reading the description");
     const cJSON *m;
@@ -159,7 +168,7 @@ int cmd_ddl(int argc, char **argv)
     bool all_unknown = false;
     /* Without --rules: NULL, the library's seed rule set. */
     const char *rules = rules_path ? (in.ptr ? (const char *)in.ptr : "") : NULL;
-    int rc = columns(cmd, rules, in.len, &cs, &all_unknown);
+    int rc = columns(cmd, rules, in.len, rules_path, &cs, &all_unknown);
     for (size_t i = 0; i < extra.n; i++)
         add(&cs, extra.v[i].name, extra.v[i].type);
     for (size_t i = 0; i < cs.n && rc == CLI_EXIT_OK; i++)

@@ -26,7 +26,8 @@ type Store struct {
 //
 // A store that cannot be reached fails with ErrIO and the system error as
 // its cause: errors.Is(err, fs.ErrNotExist) for a missing one,
-// fs.ErrPermission for one that may not be read.
+// fs.ErrPermission for one that may not be read. A directory without
+// data.mdb is ErrNotStore, with fs.ErrNotExist as its cause too.
 func Open(path string, flags OpenFlags) (*Store, error) {
 	var h uintptr
 	var osErr int64
@@ -34,7 +35,8 @@ func Open(path string, flags OpenFlags) (*Store, error) {
 		detail := path
 		e := &Error{Code: rc, Name: capi.Status_name(rc), Msg: capi.Strerror(rc),
 			Op: "enrich_store_open"}
-		if osErr != 0 && (rc == ErrIO.Code || rc == ErrNoMem.Code) {
+		if osErr != 0 && (rc == ErrIO.Code || rc == ErrNoMem.Code ||
+			(rc == ErrNotStore.Code && syscall.Errno(osErr) == syscall.ENOENT)) {
 			e.Errno = syscall.Errno(osErr)
 			detail += ": " + e.Errno.Error()
 		}

@@ -28,8 +28,10 @@ func TestOpenKeepsTheSystemError(t *testing.T) {
 	if e.Detail != missing+": no such file or directory" || !strings.Contains(err.Error(), missing) {
 		t.Fatalf("detail %q / %v", e.Detail, err)
 	}
-	// A directory without data.mdb: the missing file is named by errno too.
-	if _, err := enrich.Open(t.TempDir(), enrich.ReadOnly); !errors.Is(err, fs.ErrNotExist) {
+	// A directory without data.mdb: not a store, and the missing file is
+	// named by errno too.
+	if _, err := enrich.Open(t.TempDir(), enrich.ReadOnly); !errors.Is(err, fs.ErrNotExist) ||
+		!errors.Is(err, enrich.ErrNotStore) {
 		t.Fatalf("empty directory: %v", err)
 	}
 	// No permission (root reads everything: skip there).
