@@ -149,7 +149,10 @@ typedef struct enrich_ctx enrich_ctx;
 #define ENRICH_E_ITEM         (-21) /**< A reference item is invalid; the errmsg names its line. */
 #define ENRICH_E_ZLIB         (-22) /**< zlib failed. */
 #define ENRICH_E_BASE64       (-23) /**< A record's `data` is missing, not a string, or not base64. */
-#define ENRICH_E_LAST         (-23) /**< Lowest assigned code. */
+#define ENRICH_E_CORRUPT     (-24) /**< The store is damaged where this call read: a page of its
+                                         B-tree or an item's bytes (checksum mismatch). The
+                                         message names the table and key. @since 0.2 */
+#define ENRICH_E_LAST         (-24) /**< Lowest assigned code. */
 
 /**
  * @brief Name and describe a status code.
@@ -504,7 +507,10 @@ ENRICH_API enrich_outcome enrich_batch_outcome(const enrich_ctx *ctx, size_t i);
 
 /** @brief Per-record code: ENRICH_OK, or why record @p i failed
  *  (ENRICH_E_JSON, _NOT_OBJECT, _KEY_TYPE, _KEY_TOO_LONG, _CONFLICT, _DEPTH,
- *  _UTF8, _NUL, _TOO_LARGE, _STORE, _BASE64): data, not a call status.
+ *  _UTF8, _NUL, _TOO_LARGE, _STORE, _BASE64, _CORRUPT): data, not a call
+ *  status. ENRICH_E_CORRUPT: the lookup met a damaged page or item; the
+ *  record's error member names the table and key, and the other records
+ *  of the batch are enriched as usual (docs/reliability.md).
  *  ENRICH_E_INVALID if out of range. @since 0.1 */
 ENRICH_API int enrich_batch_error(const enrich_ctx *ctx, size_t i);
 

@@ -330,23 +330,35 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
                    &val_len)) {
         if (!val)
             return LK_MISS;
-    } else {
-        enrich_status rc = store_snap_get(ctx->snap, lk->table_handle, ctx->key.p, ctx->key.len,
-                                          &val, &val_len);
-        if (rc == ENRICH_E_NOTFOUND) {
-            lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, NULL, 0);
-            return LK_MISS;
-        }
-        if (rc != ENRICH_OK) {
-            *err = rc;
+        /* Memoised: its layout and checksum were checked when it was read
+         * from this snapshot, and its bytes cannot change while it lasts. */
+        if (!item_view_parse(val, val_len, item)) {
+            *err = ENRICH_E_CORRUPT;
             return LK_ERROR;
         }
-        lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, val, val_len);
+        return LK_HIT;
     }
-    if (!item_view_parse(val, val_len, item)) {
-        *err = ENRICH_E_STORE;
+    enrich_status rc = store_snap_get(ctx->snap, lk->table_handle, ctx->key.p, ctx->key.len,
+                                      &val, &val_len);
+    if (rc == ENRICH_E_NOTFOUND) {
+        lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, NULL, 0);
+        return LK_MISS;
+    }
+    if (rc != ENRICH_OK) {
+        /* The snapshot was renewed for the rest of the batch (store.h):
+         * what the memo holds is void if that moved it to a newer commit. */
+        lcache_begin(&ctx->lcache, store_snap_id(ctx->snap), ctx->lcache.map_gen);
+        *err = rc;
         return LK_ERROR;
     }
+    /* A damaged item is never memoised, nor attached: its layout, then
+     * its checksum (a few per cent of a lookup, docs/performance.md). */
+    if (!item_view_parse(val, val_len, item) ||
+        item_checksum(val, val_len, item) == ITEM_SUM_BAD) {
+        *err = ENRICH_E_CORRUPT;
+        return LK_ERROR;
+    }
+    lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, val, val_len);
     return LK_HIT;
 }
 
@@ -465,15 +477,40 @@ static void rec_close(enrich_ctx *ctx, rec *r)
     ctx->counts[r->outcome]++;
 }
 
+/* Where a lookup met damage, for the record's message: the table and the
+ * key (bytes outside printable ASCII as \xHH, composite parts joined by
+ * \x00, at most 96 of them). */
+static void corrupt_detail(ebuf *msg, const lookup *lk, const ebuf *key)
+{
+    ebuf_printf(msg, "table %s, key \"", lk->table);
+    size_t n = key->len > 96 ? 96 : key->len;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)key->p[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
+            ebuf_putc(msg, (char)c);
+        else
+            ebuf_printf(msg, "\\x%02x", c);
+    }
+    ebuf_puts(msg, n < key->len ? "...\"" : "\"");
+}
+
 /* The error message member's value: the status text, plus the key path
- * when a key was at fault. */
-static void error_value(enrich_ctx *ctx, enrich_status code, const rname *path)
+ * when a key was at fault, and the table and key when the store was
+ * damaged there (lk, the lookup that failed). */
+static void error_value(enrich_ctx *ctx, enrich_status code, const rname *path,
+                        const lookup *lk)
 {
     ebuf msg = {0};
     ebuf_puts(&msg, enrich_strerror(code));
-    if (path) {
+    if (path || (lk && code == ENRICH_E_CORRUPT)) {
         ebuf_puts(&msg, " (");
-        ebuf_put(&msg, path->dec, path->dec_len);
+        if (path)
+            ebuf_put(&msg, path->dec, path->dec_len);
+        if (lk && code == ENRICH_E_CORRUPT) {
+            if (path)
+                ebuf_puts(&msg, "; ");
+            corrupt_detail(&msg, lk, &ctx->key);
+        }
         ebuf_putc(&msg, ')');
     }
     ebuf_json_string(&ctx->scratch, msg.p ? msg.p : "", msg.len);
@@ -500,7 +537,7 @@ static void emit_raw_error(enrich_ctx *ctx, rec *r, const char *ev, size_t len,
     ebuf_put(o, p->error_field.lit, p->error_field.lit_len);
     ebuf_putc(o, ':');
     ctx->scratch.len = 0;
-    error_value(ctx, code, NULL);
+    error_value(ctx, code, NULL, NULL);
     ebuf_put(o, ctx->scratch.p, ctx->scratch.len);
     if (p->ts_when == TS_ALWAYS) {
         ebuf_putc(o, ',');
@@ -584,7 +621,7 @@ static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
 }
 
 static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status code,
-                       const rname *path)
+                       const rname *path, const lookup *lk)
 {
     const enrich_pipeline *p = ctx->p;
     const rname *w = &p->word[outcome];
@@ -592,7 +629,7 @@ static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status co
             CONFLICT_OVERWRITE);
     if (outcome == ENRICH_OUTCOME_ERROR) {
         size_t off = ctx->scratch.len;
-        error_value(ctx, code, path);
+        error_value(ctx, code, path, lk);
         att_add_scratch(ctx, &p->error_field, off, CONFLICT_OVERWRITE);
     }
     if (p->ts_when == TS_ALWAYS || (p->ts_when == TS_SUCCESS && outcome == ENRICH_OUTCOME_SUCCESS))
@@ -731,6 +768,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
     enrich_outcome outcome = ENRICH_OUTCOME_SUCCESS;
     enrich_status err = ENRICH_OK;
     const rname *err_path = NULL;
+    const lookup *err_lk = NULL;
     bool ok = true;
     for (size_t l = 0; l < p->nlookups && ok; l++) {
         const lookup *lk = &p->lookups[l];
@@ -738,6 +776,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
         enum lookup_result res = lookup_one(ctx, ev, lk, &item, &err);
         if (res == LK_ERROR) {
             err_path = lk->nkeys == 1 ? &lk->keys[0].display : NULL;
+            err_lk = lk;
             break;
         }
         if (res == LK_HIT) {
@@ -759,7 +798,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
         outcome = ENRICH_OUTCOME_ERROR;
         att_clear(ctx); /* a failed record carries no reference data */
     }
-    add_status(ctx, outcome, err, err_path);
+    add_status(ctx, outcome, err, err_path, err_lk);
 
     bool conflict;
     bool rebuild = resolve_conflicts(ctx, ev, &conflict);
@@ -770,7 +809,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
         outcome = ENRICH_OUTCOME_ERROR;
         att_clear(ctx);
         ctx->scratch.len = 0;
-        add_status(ctx, outcome, err, NULL);
+        add_status(ctx, outcome, err, NULL, NULL);
         rebuild = resolve_conflicts(ctx, ev, &conflict);
     }
     if (ctx->scratch.oom || ctx->removed.oom) {

@@ -62,6 +62,12 @@ static enrich_status map_mdb(int rc, char *errmsg, const char *what, bool write)
     case MDB_VERSION_MISMATCH:
         st = ENRICH_E_NOT_STORE;
         break;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+        /* A page of the wrong type, or a page number past the end, where
+         * the B-tree leads: the file is damaged (docs/reliability.md). */
+        st = ENRICH_E_CORRUPT;
+        break;
     case ENOMEM:
         st = ENRICH_E_NOMEM;
         break;

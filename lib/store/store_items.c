@@ -175,8 +175,13 @@ enrich_status enrich_store_get(enrich_store *store, const char *table, const voi
         } else if (rc != MDB_SUCCESS) {
             st = store_map_mdb(rc, store->errmsg, "get");
         } else if (!item_view_parse(v.mv_data, v.mv_size, &iv)) {
-            errmsg_set(store->errmsg, "item in table '%s' is not a libenrich item", table);
-            st = ENRICH_E_STORE;
+            errmsg_set(store->errmsg, "table '%s': the item of that key is damaged (not a "
+                       "libenrich item layout)", table);
+            st = ENRICH_E_CORRUPT;
+        } else if (item_checksum(v.mv_data, v.mv_size, &iv) == ITEM_SUM_BAD) {
+            errmsg_set(store->errmsg, "table '%s': the item of that key is damaged (its "
+                       "checksum does not match its bytes)", table);
+            st = ENRICH_E_CORRUPT;
         } else {
             size_t need = iv.text_len + 2;
             if (written)
