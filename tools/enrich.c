@@ -14,6 +14,7 @@ static const struct {
     {"run", cmd_run, "enrich NDJSON events (stdout or partitioned gzip files)"},
     {"stats", cmd_stats, "print store statistics as JSON"},
     {"copy", cmd_copy, "write a compact snapshot of a store to a new file"},
+    {"verify", cmd_verify, "check a store's file for damage (every page, every item)"},
     {"demo", cmd_demo, "run the seed scenario end to end (needs nothing prepared)"},
     {"ddl", cmd_ddl, "print the Athena CREATE EXTERNAL TABLE for run --out-dir"},
 };

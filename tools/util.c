@@ -97,10 +97,13 @@ char *cli_join(const char *a, const char *b)
 int cli_store_open(const char *cmd, const char *path, unsigned flags, enrich_store **out)
 {
     errno = 0;
-    enrich_status rc = enrich_store_open(path, flags, out);
+    char why[512];
+    enrich_status rc = enrich_store_open_ex(path, flags, out, why, sizeof why);
     if (rc != ENRICH_OK) {
-        /* open has no handle on failure, hence no errmsg: name the path,
-         * and errno when the library left one. */
+        /* The library's detail names the file and the reason (a truncated
+         * file, a damaged one, a missing one with its errno). */
+        if (why[0])
+            return cli_fail(cmd, rc, "%s", why);
         if (rc == ENRICH_E_IO && errno != 0)
             return cli_fail(cmd, rc, "%s: %s", path, strerror(errno));
         return cli_fail(cmd, rc, "%s", path);

@@ -212,6 +212,19 @@ ENRICH_API const char *enrich_status_name(int code);
 ENRICH_API enrich_status enrich_store_open(const char *path, unsigned flags,
                                            enrich_store **out);
 
+/**
+ * @brief enrich_store_open(), and on failure the detail as a NUL-terminated
+ *        message in the caller's buffer: which file, and why (e.g. "truncated
+ *        (the file ends before its last page)", "not an LMDB store", the
+ *        system error). A failed open has no handle to hold it.
+ * @param[out] errbuf,errbuf_cap the message (truncated to fit; 512 bytes
+ *                   always suffice); "" on success. NULL/0 when not wanted.
+ * @since 0.2
+ */
+ENRICH_API enrich_status enrich_store_open_ex(const char *path, unsigned flags,
+                                              enrich_store **out, char *errbuf,
+                                              size_t errbuf_cap);
+
 /** @brief Close a store. NULL is a no-op. All pipelines and ctxs made from
  *  it must be freed first. @since 0.1 */
 ENRICH_API void enrich_store_close(enrich_store *store);
@@ -359,6 +372,47 @@ ENRICH_API enrich_status enrich_store_copy(enrich_store *store, const char *dst_
  */
 ENRICH_API enrich_status enrich_store_stats(enrich_store *store, void *dst,
                                             size_t dst_cap, size_t *written);
+
+/** @name enrich_store_verify() flags */
+/**@{*/
+/** The cheap part only: both meta pages, the file covers its last page,
+ *  the table directory and the meta table, and the CRC32C of the file's
+ *  used pages ("file_crc32c"), for comparing with the one a publisher
+ *  recorded. Milliseconds where a full walk takes seconds. */
+#define ENRICH_VERIFY_QUICK 0x1u
+/**@}*/
+
+/**
+ * @brief Check a store's file for damage and describe it in a JSON report.
+ *
+ * Reads the data file page by page, not through LMDB (a damaged page
+ * cannot crash the walk): both meta pages; every page of every tree (the
+ * free-page list, the table directory, the meta table, each table), with
+ * each page's header, node offsets and sizes, key order within the page
+ * and within the bounds its parent sets, leaf depth and the page counts
+ * each tree's record states; every page reached at most once and every
+ * page of the file either in a tree or free; every item's layout, its
+ * checksum (items written before 0.2 have none and are counted as such)
+ * and the key its key attributes make against the key it is stored under.
+ * A read transaction pins the snapshot meanwhile, so a concurrent load is
+ * safe (it may grow the file). Speed: docs/reliability.md.
+ *
+ * The report: `{"path","seconds","mode":"full"|"quick","ok","page_size",
+ * "pages","txnid","file_crc32c","pages_tree","pages_free","items",
+ * "items_checksummed","items_without_checksum","damage_count","damage":
+ * [{"table","page","key","what"}...]}` (the first 100 findings; "key" and
+ * "page" when known; the quick mode has no page or item counts).
+ *
+ * @param[in]  flags   0 (full) or #ENRICH_VERIFY_QUICK.
+ * @param[out] dst,dst_cap the report (no NUL added).
+ * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
+ * @retval ENRICH_OK         nothing is damaged.
+ * @retval ENRICH_E_CORRUPT  something is; the report says what and where.
+ * @retval ENRICH_E_DST_SIZE, ENRICH_E_INVALID, ENRICH_E_IO, ENRICH_E_NOMEM
+ * @since 0.2
+ */
+ENRICH_API enrich_status enrich_store_verify(enrich_store *store, unsigned flags, void *dst,
+                                             size_t dst_cap, size_t *written);
 
 /* ------------------------------------------------------------------ */
 /* Pipeline (compiled rule set)                                        */
