@@ -7,7 +7,8 @@
  * and a truncated file says so and leaves no lock file.
  *
  * ENRICH_DAMAGE_RUNS and ENRICH_DAMAGE_ITEMS override the sizes (200 runs
- * on 20 000 items; 12 runs on 2 000 under valgrind). */
+ * on 20 000 items; 12 runs on 2 000 under valgrind), ENRICH_DAMAGE_SEED the
+ * fixed seed (to explore further). */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <fcntl.h>
@@ -383,7 +384,7 @@ START_TEST(damage_random_overwrites)
     ck_assert_int_eq(res.verify_status, ENRICH_OK);
     ck_assert_uint_eq(res.identical, e.n);
 
-    uint64_t seed = 20240201;
+    uint64_t seed = env_size("ENRICH_DAMAGE_SEED", 20240201);
     size_t n_refused = 0, n_clean = 0, n_found = 0, n_unused = 0;
     uint64_t tot_identical = 0, tot_corrupt = 0, tot_hidden = 0;
     char *bad = tu_join(dir, "bad.mdb");
@@ -391,7 +392,10 @@ START_TEST(damage_random_overwrites)
     char *m = malloc(len);
     for (size_t r = 0; r < runs; r++) {
         memcpy(m, whole, len);
-        size_t off = (size_t)(rng_next(&seed) % len);
+        /* One run in ten aims at the two meta pages, which a uniform
+         * offset would hardly ever hit. */
+        size_t span = r % 10 == 9 ? 2 * 4096 : len;
+        size_t off = (size_t)(rng_next(&seed) % span);
         size_t n = 1 + (size_t)(rng_next(&seed) % 4096);
         if (n > len - off)
             n = len - off;
@@ -416,7 +420,8 @@ START_TEST(damage_random_overwrites)
             ck_assert_msg(res.open_status == ENRICH_E_NOT_STORE ||
                               res.open_status == ENRICH_E_CORRUPT ||
                               res.open_status == ENRICH_E_NO_TABLE ||
-                              res.open_status == ENRICH_E_STORE,
+                              res.open_status == ENRICH_E_STORE ||
+                              res.open_status == ENRICH_E_IO || res.open_status == ENRICH_E_NOMEM,
                           "run %zu: open gave %s", r, enrich_status_name(res.open_status));
             n_refused++;
             continue;

@@ -64,9 +64,7 @@ static uint32_t get_u32(const unsigned char *p)
 /* The checksum of an EIT2 value: every byte but the crc field's. */
 static uint32_t item_crc(const void *val, size_t len)
 {
-    const unsigned char *p = val;
-    uint32_t c = crc32c(p, ITEM_HEADER_V1);
-    return crc32c_extend(c, p + ITEM_HEADER, len - ITEM_HEADER);
+    return crc32c_skip(val, len, ITEM_HEADER_V1, ITEM_HEADER - ITEM_HEADER_V1);
 }
 
 void item_builder_reset(item_builder *b)
