@@ -143,9 +143,10 @@ class SeedShapesTest(HandlerTestCase):
         self.assertEqual(len(lines), 2)
         first = lines[0]
         self.assertEqual({k: first[k] for k in ("Handler", "Records", "Success", "NotFound", "NoKey",
-                                                "Error", "Dropped", "OverLimit", "InvocationError")},
+                                                "Error", "Corrupt", "Dropped", "OverLimit",
+                                                "InvocationError")},
                          {"Handler": "firehose", "Records": 3, "Success": 2, "NotFound": 1,
-                          "NoKey": 0, "Error": 0, "Dropped": 0, "OverLimit": 0,
+                          "NoKey": 0, "Error": 0, "Corrupt": 0, "Dropped": 0, "OverLimit": 0,
                           "InvocationError": 0})
         self.assertEqual(first["requestId"], "req-1")
         self.assertEqual((lines[1]["Success"], lines[1]["Error"]), (1, 1))
