@@ -331,6 +331,7 @@ static bool run_case(const char *path, const expected *e, const ebuf *events, do
             waitpid(pid, &status, 0);
             close(fds[0]);
             printf("damage: HANG after %.1f s\n", budget);
+            fflush(stdout);
             return false;
         }
         usleep(2000);
@@ -340,6 +341,7 @@ static bool run_case(const char *path, const expected *e, const ebuf *events, do
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || n != (ssize_t)sizeof *res) {
         printf("damage: child %s %d\n", WIFSIGNALED(status) ? "killed by signal" : "exit",
                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        fflush(stdout);
         return false;
     }
     return true;
@@ -405,6 +407,8 @@ START_TEST(damage_random_overwrites)
             touches |= m[i] != whole[i] && used.p[i];
         }
         tu_write_file(bad, m, len);
+        if (getenv("ENRICH_DAMAGE_KEEP")) /* a copy of the last damaged file, to study */
+            tu_write_file(getenv("ENRICH_DAMAGE_KEEP"), m, len);
         ck_assert_msg(run_case(bad, &e, &events, budget, &res),
                       "run %zu (%zu bytes at %zu) crashed or hung", r, n, off);
         unlink(bad);

@@ -51,7 +51,7 @@ int cmd_verify(int argc, char **argv)
     if (optind < argc)
         return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
     enrich_store *st = NULL;
-    int rc = cli_store_open(cmd, store, ENRICH_STORE_RDONLY, &st);
+    int rc = cli_store_open(cmd, store, ENRICH_STORE_RDONLY | ENRICH_STORE_FOR_VERIFY, &st);
     if (rc != CLI_EXIT_OK)
         return rc;
     size_t cap = 1 << 16, written = 0;

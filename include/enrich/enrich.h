@@ -184,6 +184,12 @@ ENRICH_API const char *enrich_status_name(int code);
 /** Never use a lock file, even when one could be created. Only safe when
  *  no process writes to the store while it is open. */
 #define ENRICH_STORE_NOLOCK  0x4u
+/** For enrich_store_verify() of a damaged store: skip the check at open
+ *  of the pages near the end of the file (a damaged page there could make
+ *  a lookup read past the end of the file, so without this flag such a
+ *  store is refused with #ENRICH_E_CORRUPT). Do not enrich through a
+ *  handle opened so. With #ENRICH_STORE_RDONLY. @since 0.2 */
+#define ENRICH_STORE_FOR_VERIFY 0x8u
 /**@}*/
 
 /**

@@ -8,6 +8,7 @@
  * and every table is a named database of its own, keyed by the key bytes,
  * valued by pre-encoded items (item.c). */
 #include "store_internal.h"
+#include "store_verify.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -648,6 +649,21 @@ static bool file_covers_snapshot(MDB_env *env)
     return (uint64_t)fst.st_size >= ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 }
 
+/* The pages a damaged store could make LMDB read past the end of the
+ * file (store_verify.h). */
+static enrich_status tail_check(enrich_store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int fd;
+    struct stat fst;
+    if (mdb_env_info(s->env, &info) != MDB_SUCCESS || mdb_env_stat(s->env, &st) != MDB_SUCCESS ||
+        mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS || fstat(fd, &fst) != 0)
+        return ENRICH_OK; /* LMDB decides, as for file_covers_snapshot */
+    return store_tail_check(fd, (uint64_t)fst.st_size, info.me_last_pgno, st.ms_psize,
+                            s->errmsg, s->path);
+}
+
 /* With registry_lock held. */
 static enrich_status open_registered(const char *path, unsigned flags, enrich_store **out,
                                      char *errbuf, size_t errbuf_cap)
@@ -796,6 +812,8 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
         st = ENRICH_E_NOT_STORE;
         goto fail;
     }
+    if (!(flags & ENRICH_STORE_FOR_VERIFY) && (st = tail_check(s)) != ENRICH_OK)
+        goto fail;
 
     if (!s->nolock) {
         /* Clear slots of readers that died (SIGKILL, OOM) so they do not pin
@@ -863,7 +881,8 @@ enrich_status enrich_store_open_ex(const char *path, unsigned flags, enrich_stor
         return ENRICH_E_INVALID;
     }
     *out = NULL;
-    const unsigned known = ENRICH_STORE_RDONLY | ENRICH_STORE_CREATE | ENRICH_STORE_NOLOCK;
+    const unsigned known = ENRICH_STORE_RDONLY | ENRICH_STORE_CREATE | ENRICH_STORE_NOLOCK |
+                           ENRICH_STORE_FOR_VERIFY;
     if (!path || !*path || (flags & ~known) ||
         ((flags & ENRICH_STORE_RDONLY) && (flags & ENRICH_STORE_CREATE))) {
         if (errbuf && errbuf_cap)

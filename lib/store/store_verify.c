@@ -622,6 +622,9 @@ static int pick_meta(verifier *v, size_t len, meta_page m[2], uint64_t want_txni
     return n;
 }
 
+#define TRUST_REACH (PAGEHDR + 65535u + NODEHDR + 65535u + 20u)
+static bool page_self_consistent(const unsigned char *pg, size_t psize);
+
 enrich_status store_verify_map(const unsigned char *map, size_t len, uint64_t want_txnid,
                                unsigned flags, ebuf *report, store_verify_visit fn,
                                void *user)
@@ -708,6 +711,17 @@ enrich_status store_verify_map(const unsigned char *map, size_t len, uint64_t wa
             }
             walk_db(&v, &d->db, d->page);
         }
+        /* The pages an open refuses (store_tail_check), whatever they hold:
+         * free pages are not walked. */
+        uint64_t file_pages = len / v.psize;
+        uint64_t zone = (TRUST_REACH + v.psize - 1) / v.psize + 1;
+        for (uint64_t p = file_pages > zone ? file_pages - zone : 2; p < v.npages; p++) {
+            if (p >= 2 && !page_self_consistent(map + p * v.psize, v.psize)) {
+                v.kind = T_MAIN;
+                damage(&v, p, NULL, 0, "a page near the end of the file has nodes outside "
+                       "itself (opens refuse the store)");
+            }
+        }
         if (!quick) {
             uint64_t unreached = 0;
             for (uint64_t p = 2; p < v.npages; p++)
@@ -747,6 +761,77 @@ enrich_status store_verify_map(const unsigned char *map, size_t len, uint64_t wa
     ebuf_free(&v.scratch);
     ebuf_free(&v.damage);
     ebuf_free(&retry);
+    return st;
+}
+
+/* ---------------------------------------------------------------- */
+/* The pages near the end of the file (store_tail_check)             */
+/* ---------------------------------------------------------------- */
+
+/* TRUST_REACH (above): how far past the start of a page LMDB (and the
+ * item reader after it) may read when it trusts the page: the offsets
+ * array (up to 32 767 entries after the header), a node at a 16-bit offset
+ * with a 16-bit key size, and an item's header after the key. */
+
+/* The page at pg, alone: if it says it is a branch or leaf page, is every
+ * node inside it? Other page types LMDB refuses by type before reading. */
+static bool page_self_consistent(const unsigned char *pg, size_t psize)
+{
+    unsigned flags = rd16(pg + 10), lower = rd16(pg + 12), upper = rd16(pg + 14);
+    /* LMDB tests single bits: any page with the branch bit is searched as
+     * a branch, else any with the leaf bit as a leaf, whatever else is
+     * set. */
+    unsigned type = (flags & P_BRANCH) ? P_BRANCH : (flags & P_LEAF) ? P_LEAF : 0;
+    if (!type)
+        return true;
+    if (lower < PAGEHDR || upper < lower || upper > psize)
+        return false;
+    for (unsigned i = 0; i < (lower - PAGEHDR) / 2; i++) {
+        unsigned off = rd16(pg + PAGEHDR + 2 * i);
+        if (off < upper || off > psize - NODEHDR)
+            return false;
+        const unsigned char *node = pg + off;
+        uint64_t end = (uint64_t)off + NODEHDR + rd16(node + 6);
+        if (type == P_LEAF)
+            end += (rd16(node + 4) & F_BIGDATA)
+                       ? 8
+                       : ((uint64_t)rd16(node) | (uint64_t)rd16(node + 2) << 16);
+        if (end > psize)
+            return false;
+    }
+    return true;
+}
+
+enrich_status store_tail_check(int fd, uint64_t file_bytes, uint64_t last_pg, size_t psize,
+                               char *errmsg, const char *path)
+{
+    if (psize == 0 || file_bytes < psize)
+        return ENRICH_OK;
+    uint64_t file_pages = file_bytes / psize;
+    uint64_t zone = (TRUST_REACH + psize - 1) / psize + 1;
+    uint64_t first = file_pages > zone ? file_pages - zone : 2;
+    if (first < 2)
+        first = 2;
+    unsigned char *pg = malloc(psize);
+    if (!pg)
+        return ENRICH_E_NOMEM;
+    enrich_status st = ENRICH_OK;
+    for (uint64_t p = first; p <= last_pg && p < file_pages; p++) {
+        if (pread(fd, pg, psize, (off_t)(p * psize)) != (ssize_t)psize) {
+            errmsg_set(errmsg, "%s: cannot read page %llu: %s", path, (unsigned long long)p,
+                       strerror(errno));
+            st = ENRICH_E_IO;
+            break;
+        }
+        if (!page_self_consistent(pg, psize)) {
+            errmsg_set(errmsg, "%s: damaged (page %llu, near the end of the file, has nodes "
+                       "outside itself; a lookup could read past the end of the file; "
+                       "'enrich verify' says more)", path, (unsigned long long)p);
+            st = ENRICH_E_CORRUPT;
+            break;
+        }
+    }
+    free(pg);
     return st;
 }
 

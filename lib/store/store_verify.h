@@ -19,4 +19,15 @@ ENRICH_INTERNAL enrich_status store_verify_map(const unsigned char *map, size_t 
                                                uint64_t want_txnid, unsigned flags,
                                                ebuf *report, store_verify_visit fn, void *user);
 
+/* LMDB trusts the node offsets of a page, and on a damaged page may read
+ * up to 128 KiB past its start: past the end of the file for the last
+ * pages, which is SIGBUS in a mapping. At open, the pages of the file's
+ * last 128 KiB (up to last_pg) are read with pread and each checked on its
+ * own: ENRICH_E_CORRUPT (errmsg says which page) when a branch or leaf
+ * page there has a node outside itself. Elsewhere such reads stay inside
+ * the file and LMDB's own checks (page type, page numbers) or the item
+ * checksum see the damage. */
+ENRICH_INTERNAL enrich_status store_tail_check(int fd, uint64_t file_bytes, uint64_t last_pg,
+                                               size_t psize, char *errmsg, const char *path);
+
 #endif
