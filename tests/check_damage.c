@@ -307,9 +307,11 @@ static double now_secs(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* Run one case in a child; false on a crash or a hang (details printed). */
-static bool run_case(const char *path, const expected *e, const ebuf *events, double budget,
-                     case_result *res)
+enum case_end { CASE_DONE, CASE_CRASH, CASE_HANG };
+
+/* Run one case in a child: done (res filled), crashed or hung. */
+static enum case_end run_case(const char *path, const expected *e, const ebuf *events,
+                              double budget, case_result *res)
 {
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
@@ -332,7 +334,7 @@ static bool run_case(const char *path, const expected *e, const ebuf *events, do
             close(fds[0]);
             printf("damage: HANG after %.1f s\n", budget);
             fflush(stdout);
-            return false;
+            return CASE_HANG;
         }
         usleep(2000);
     }
@@ -342,9 +344,38 @@ static bool run_case(const char *path, const expected *e, const ebuf *events, do
         printf("damage: child %s %d\n", WIFSIGNALED(status) ? "killed by signal" : "exit",
                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         fflush(stdout);
-        return false;
+        return CASE_CRASH;
     }
-    return true;
+    return CASE_DONE;
+}
+
+/* After a crash: the same file verified (opened for verify), and opened
+ * with ENRICH_STORE_VERIFY, each in a child that must not crash. Returns
+ * verify's status * 1000 + the verified open's, or 1 on a crash. */
+static int crash_followup(const char *path)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        enrich_store *s = NULL;
+        int v = 1, o;
+        if (enrich_store_open(path, ENRICH_STORE_RDONLY | ENRICH_STORE_FOR_VERIFY, &s) ==
+            ENRICH_OK) {
+            size_t w;
+            char *rep = malloc(1 << 20);
+            v = enrich_store_verify(s, 0, rep, 1 << 20, &w);
+            free(rep);
+            enrich_store_close(s);
+        }
+        o = enrich_store_open(path, ENRICH_STORE_RDONLY | ENRICH_STORE_VERIFY, &s);
+        enrich_store_close(s);
+        _exit((v == ENRICH_E_CORRUPT ? 10 : 0) + (o == ENRICH_E_CORRUPT   ? 1
+                                                  : o == ENRICH_E_NOT_STORE ? 2
+                                                                            : 0));
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
 }
 
 START_TEST(damage_random_overwrites)
@@ -380,14 +411,14 @@ START_TEST(damage_random_overwrites)
 
     case_result res;
     double t0 = now_secs();
-    ck_assert(run_case(orig, &e, &events, 600, &res));
+    ck_assert_int_eq(run_case(orig, &e, &events, 600, &res), CASE_DONE);
     double budget = case_budget(now_secs() - t0);
     ck_assert_int_eq(res.open_status, ENRICH_OK);
     ck_assert_int_eq(res.verify_status, ENRICH_OK);
     ck_assert_uint_eq(res.identical, e.n);
 
     uint64_t seed = env_size("ENRICH_DAMAGE_SEED", 20240201);
-    size_t n_refused = 0, n_clean = 0, n_found = 0, n_unused = 0;
+    size_t n_refused = 0, n_clean = 0, n_found = 0, n_unused = 0, n_crashed = 0;
     uint64_t tot_identical = 0, tot_corrupt = 0, tot_hidden = 0;
     char *bad = tu_join(dir, "bad.mdb");
     char *bad_lock = tu_join(dir, "bad.mdb-lock");
@@ -409,8 +440,21 @@ START_TEST(damage_random_overwrites)
         tu_write_file(bad, m, len);
         if (getenv("ENRICH_DAMAGE_KEEP")) /* a copy of the last damaged file, to study */
             tu_write_file(getenv("ENRICH_DAMAGE_KEEP"), m, len);
-        ck_assert_msg(run_case(bad, &e, &events, budget, &res),
-                      "run %zu (%zu bytes at %zu) crashed or hung", r, n, off);
+        enum case_end end = run_case(bad, &e, &events, budget, &res);
+        ck_assert_msg(end != CASE_HANG, "run %zu (%zu bytes at %zu) hung", r, n, off);
+        if (end == CASE_CRASH) {
+            /* Outcome 4: the reader died inside LMDB, which trusts its
+             * pages (docs/reliability.md). Only where verify finds the
+             * damage, and an open with ENRICH_STORE_VERIFY refuses it. */
+            int f = crash_followup(bad);
+            ck_assert_msg(f == 11 || f == 12, "run %zu (%zu bytes at %zu): crashed, and the "
+                          "follow-up gave %d (10 + 1: verify found it and the verified open "
+                          "refused it)", r, n, off, f);
+            n_crashed++;
+            unlink(bad);
+            unlink(bad_lock);
+            continue;
+        }
         unlink(bad);
         unlink(bad_lock);
         ck_assert_msg(res.odd == 0, "run %zu (%zu bytes at %zu): %llu records in no documented "
@@ -450,8 +494,9 @@ START_TEST(damage_random_overwrites)
         }
     }
     printf("damage: %zu runs: %zu refused at open, %zu clean (damage in unused bytes), %zu "
-           "found by verify; records: %llu identical, %llu ENRICH_E_CORRUPT, %llu hidden\n",
-           runs, n_refused, n_clean, n_found, (unsigned long long)tot_identical,
+           "found by verify, %zu crashed inside LMDB; records: %llu identical, %llu "
+           "ENRICH_E_CORRUPT, %llu hidden\n",
+           runs, n_refused, n_clean, n_found, n_crashed, (unsigned long long)tot_identical,
            (unsigned long long)tot_corrupt, (unsigned long long)tot_hidden);
     /* The damage must have mattered in some runs, or the test proves
      * nothing. */
@@ -741,6 +786,42 @@ START_TEST(damage_verify_cli_exit_codes)
 }
 END_TEST
 
+START_TEST(damage_verified_open_refuses_what_lmdb_cannot_survive)
+{
+    /* A leaf node whose flags say "duplicates follow" in a table without
+     * duplicates: LMDB 0.9 follows a cursor that does not exist when a
+     * lookup lands on it (the process dies). Verify names it, and an open
+     * with ENRICH_STORE_VERIFY refuses the store. */
+    char *dir = tu_tmpdir();
+    char *path = tu_join(dir, "s.mdb");
+    make_store(path, 500);
+    size_t len;
+    char *file = tu_read_file(path, &len);
+    size_t at = find_key(file, len, "p-000300");
+    ck_assert_uint_ne(at, SIZE_MAX);
+    file[at - 4] |= 0x04; /* mn_flags |= F_DUPDATA (the node header ends with flags, ksize) */
+    tu_write_file(path, file, len);
+    enrich_store *s = NULL;
+    char why[512];
+    ck_assert_int_eq(enrich_store_open_ex(path, ENRICH_STORE_RDONLY | ENRICH_STORE_VERIFY, &s,
+                                          why, sizeof why),
+                     ENRICH_E_CORRUPT);
+    ck_assert_msg(strstr(why, "damaged (verified at open)") && strstr(why, "p-000300") &&
+                      strstr(why, "node flags 0x4"),
+                  "%s", why);
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_RDONLY | ENRICH_STORE_FOR_VERIFY, &s),
+                     ENRICH_OK);
+    char rep[8192];
+    size_t w;
+    ck_assert_int_eq(enrich_store_verify(s, 0, rep, sizeof rep, &w), ENRICH_E_CORRUPT);
+    enrich_store_close(s);
+    free(file);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *damage_suite(void)
 {
     Suite *s = suite_create("damage");
@@ -750,6 +831,7 @@ static Suite *damage_suite(void)
     tcase_add_test(tc, damage_eit1_items_still_read_without_checksums);
     tcase_add_test(tc, damage_truncated_file_says_so_and_leaves_no_lock);
     tcase_add_test(tc, damage_verify_cli_exit_codes);
+    tcase_add_test(tc, damage_verified_open_refuses_what_lmdb_cannot_survive);
     suite_add_tcase(s, tc);
     tc = tcase_create("random");
     tcase_set_timeout(tc, 1800);

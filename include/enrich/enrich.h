@@ -190,6 +190,13 @@ ENRICH_API const char *enrich_status_name(int code);
  *  store is refused with #ENRICH_E_CORRUPT). Do not enrich through a
  *  handle opened so. With #ENRICH_STORE_RDONLY. @since 0.2 */
 #define ENRICH_STORE_FOR_VERIFY 0x8u
+/** Verify the whole file at open (as enrich_store_verify() does, items
+ *  and checksums included) and refuse a damaged store with
+ *  #ENRICH_E_CORRUPT, the first finding in the errmsg of
+ *  enrich_store_open_ex(). Costs a read of the whole file (about a second
+ *  per million items); the guard against damage at rest, since LMDB itself
+ *  can crash on some damaged pages (docs/reliability.md). @since 0.2 */
+#define ENRICH_STORE_VERIFY 0x10u
 /**@}*/
 
 /**

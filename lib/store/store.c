@@ -833,6 +833,8 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
     st = meta_init(s);
     if (st != ENRICH_OK)
         goto fail;
+    if ((flags & ENRICH_STORE_VERIFY) && (st = store_verify_open(s)) != ENRICH_OK)
+        goto fail;
     struct stat now;
     int fd;
     if (mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS || fstat(fd, &now) != 0) {
@@ -882,7 +884,7 @@ enrich_status enrich_store_open_ex(const char *path, unsigned flags, enrich_stor
     }
     *out = NULL;
     const unsigned known = ENRICH_STORE_RDONLY | ENRICH_STORE_CREATE | ENRICH_STORE_NOLOCK |
-                           ENRICH_STORE_FOR_VERIFY;
+                           ENRICH_STORE_FOR_VERIFY | ENRICH_STORE_VERIFY;
     if (!path || !*path || (flags & ~known) ||
         ((flags & ENRICH_STORE_RDONLY) && (flags & ENRICH_STORE_CREATE))) {
         if (errbuf && errbuf_cap)

@@ -623,7 +623,16 @@ static int pick_meta(verifier *v, size_t len, meta_page m[2], uint64_t want_txni
 }
 
 #define TRUST_REACH (PAGEHDR + 65535u + NODEHDR + 65535u + 20u)
-static bool page_self_consistent(const unsigned char *pg, size_t psize);
+/* A walk of the pages a lookup can reach, for store_tail_check. */
+typedef struct tail_walk {
+    const unsigned char *map;
+    uint64_t npages, first_zone;
+    size_t psize;
+    uint64_t bad;
+    unsigned budget; /* page visits left: a damaged branch cannot loop us */
+} tail_walk;
+static bool tail_page(tail_walk *t, uint64_t pgno, unsigned depth_left);
+static bool tail_named(tail_walk *t, uint64_t pgno, unsigned depth_left);
 
 enrich_status store_verify_map(const unsigned char *map, size_t len, uint64_t want_txnid,
                                unsigned flags, ebuf *report, store_verify_visit fn,
@@ -711,16 +720,19 @@ enrich_status store_verify_map(const unsigned char *map, size_t len, uint64_t wa
             }
             walk_db(&v, &d->db, d->page);
         }
-        /* The pages an open refuses (store_tail_check), whatever they hold:
-         * free pages are not walked. */
+        /* What an open refuses (store_tail_check): a reachable page near
+         * the end of the file with nodes outside itself. */
         uint64_t file_pages = len / v.psize;
         uint64_t zone = (TRUST_REACH + v.psize - 1) / v.psize + 1;
-        for (uint64_t p = file_pages > zone ? file_pages - zone : 2; p < v.npages; p++) {
-            if (p >= 2 && !page_self_consistent(map + p * v.psize, v.psize)) {
-                v.kind = T_MAIN;
-                damage(&v, p, NULL, 0, "a page near the end of the file has nodes outside "
-                       "itself (opens refuse the store)");
-            }
+        tail_walk t = {map, v.npages, file_pages > zone ? file_pages - zone : 0, v.psize, 0,
+                       1u << 22};
+        const db_record *main_db = &m[n].main_db;
+        if (main_db->root != NO_PAGE &&
+            (!tail_page(&t, main_db->root, main_db->depth ? main_db->depth - 1u : 0) ||
+             !tail_named(&t, main_db->root, main_db->depth ? main_db->depth - 1u : 0))) {
+            v.kind = T_MAIN;
+            damage(&v, t.bad, NULL, 0, "a page near the end of the file has nodes outside "
+                   "itself (opens refuse the store)");
         }
         if (!quick) {
             uint64_t unreached = 0;
@@ -802,36 +814,96 @@ static bool page_self_consistent(const unsigned char *pg, size_t psize)
     return true;
 }
 
+/* The trees' pages a lookup can reach, checked on their own when they lie
+ * in the tail zone (first_zone on). Only branch pages are read outside it,
+ * so the cost is a small fraction of the file. false: a reachable page in
+ * the zone is not self-consistent (*bad names it). */
+
+static bool tail_page(tail_walk *t, uint64_t pgno, unsigned depth_left)
+{
+    if (pgno < 2 || pgno >= t->npages || t->budget == 0)
+        return true; /* LMDB refuses the page number (or it is not ours to judge) */
+    t->budget--;
+    const unsigned char *pg = t->map + pgno * t->psize;
+    if (pgno >= t->first_zone && !page_self_consistent(pg, t->psize)) {
+        t->bad = pgno;
+        return false;
+    }
+    unsigned flags = rd16(pg + 10), lower = rd16(pg + 12), upper = rd16(pg + 14);
+    if (!(flags & P_BRANCH) || depth_left == 0 || !page_self_consistent(pg, t->psize) ||
+        lower < PAGEHDR)
+        return true; /* a leaf, or a branch LMDB cannot follow far */
+    (void)upper;
+    for (unsigned i = 0; i < (lower - PAGEHDR) / 2; i++) {
+        const unsigned char *node = pg + rd16(pg + PAGEHDR + 2 * i);
+        uint64_t child = (uint64_t)rd16(node) | (uint64_t)rd16(node + 2) << 16 |
+                         (uint64_t)rd16(node + 4) << 32;
+        if (!tail_page(t, child, depth_left - 1))
+            return false;
+    }
+    return true;
+}
+
+/* The main tree's leaves hold the named trees' records: walk each. */
+static bool tail_named(tail_walk *t, uint64_t pgno, unsigned depth_left)
+{
+    if (pgno < 2 || pgno >= t->npages || t->budget == 0)
+        return true;
+    const unsigned char *pg = t->map + pgno * t->psize;
+    if (!page_self_consistent(pg, t->psize))
+        return true; /* judged by tail_page */
+    unsigned flags = rd16(pg + 10), lower = rd16(pg + 12);
+    if (lower < PAGEHDR)
+        return true;
+    for (unsigned i = 0; i < (lower - PAGEHDR) / 2; i++) {
+        const unsigned char *node = pg + rd16(pg + PAGEHDR + 2 * i);
+        if (flags & P_BRANCH) {
+            uint64_t child = (uint64_t)rd16(node) | (uint64_t)rd16(node + 2) << 16 |
+                             (uint64_t)rd16(node + 4) << 32;
+            if (depth_left && !tail_named(t, child, depth_left - 1))
+                return false;
+        } else if ((flags & P_LEAF) && rd16(node + 4) == F_SUBDATA &&
+                   ((uint64_t)rd16(node) | (uint64_t)rd16(node + 2) << 16) == DB_RECORD) {
+            db_record d;
+            db_read(node + NODEHDR + rd16(node + 6), &d);
+            if (d.root != NO_PAGE && !tail_page(t, d.root, d.depth ? d.depth - 1u : 0))
+                return false;
+        }
+    }
+    return true;
+}
+
 enrich_status store_tail_check(int fd, uint64_t file_bytes, uint64_t last_pg, size_t psize,
                                char *errmsg, const char *path)
 {
-    if (psize == 0 || file_bytes < psize)
+    (void)last_pg;
+    if (psize == 0 || file_bytes < 2 * (uint64_t)psize || file_bytes > SIZE_MAX)
         return ENRICH_OK;
-    uint64_t file_pages = file_bytes / psize;
-    uint64_t zone = (TRUST_REACH + psize - 1) / psize + 1;
-    uint64_t first = file_pages > zone ? file_pages - zone : 2;
-    if (first < 2)
-        first = 2;
-    unsigned char *pg = malloc(psize);
-    if (!pg)
-        return ENRICH_E_NOMEM;
+    void *m = mmap(NULL, (size_t)file_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED)
+        return ENRICH_OK; /* nothing to judge with; LMDB decides */
+    const unsigned char *map = m;
+    meta_page mp[2];
+    meta_read(map, (size_t)file_bytes, &mp[0]);
+    meta_read(map + psize, (size_t)file_bytes - psize, &mp[1]);
     enrich_status st = ENRICH_OK;
-    for (uint64_t p = first; p <= last_pg && p < file_pages; p++) {
-        if (pread(fd, pg, psize, (off_t)(p * psize)) != (ssize_t)psize) {
-            errmsg_set(errmsg, "%s: cannot read page %llu: %s", path, (unsigned long long)p,
-                       strerror(errno));
-            st = ENRICH_E_IO;
-            break;
-        }
-        if (!page_self_consistent(pg, psize)) {
+    int n = !mp[0].ok ? 1 : !mp[1].ok ? 0 : mp[1].txnid > mp[0].txnid;
+    if (mp[n].ok && mp[n].psize == psize) {
+        uint64_t file_pages = file_bytes / psize;
+        uint64_t zone = (TRUST_REACH + psize - 1) / psize + 1;
+        tail_walk t = {map, mp[n].last_pg + 1 < file_pages ? mp[n].last_pg + 1 : file_pages,
+                       file_pages > zone ? file_pages - zone : 0, psize, 0, 1u << 22};
+        const db_record *main_db = &mp[n].main_db;
+        if (main_db->root != NO_PAGE &&
+            (!tail_page(&t, main_db->root, main_db->depth ? main_db->depth - 1u : 0) ||
+             !tail_named(&t, main_db->root, main_db->depth ? main_db->depth - 1u : 0))) {
             errmsg_set(errmsg, "%s: damaged (page %llu, near the end of the file, has nodes "
-                       "outside itself; a lookup could read past the end of the file; "
-                       "'enrich verify' says more)", path, (unsigned long long)p);
+                       "outside itself: a lookup could read past the end of the file; "
+                       "'enrich verify' says more)", path, (unsigned long long)t.bad);
             st = ENRICH_E_CORRUPT;
-            break;
         }
     }
-    free(pg);
+    munmap(m, (size_t)file_bytes);
     return st;
 }
 
@@ -866,16 +938,9 @@ static enrich_status map_data_file(enrich_store *s, const unsigned char **map, s
  * a retry; it takes a writer committing in that gap every time. */
 #define VERIFY_RETRIES 100
 
-enrich_status enrich_store_verify(enrich_store *store, unsigned flags, void *dst,
-                                  size_t dst_cap, size_t *written)
+/* The walk on the store's current snapshot: the report in rep. */
+static enrich_status verify_store(enrich_store *store, unsigned flags, ebuf *rep)
 {
-    if (written)
-        *written = 0;
-    if (!store || (!dst && dst_cap) || (flags & ~(unsigned)ENRICH_VERIFY_QUICK))
-        return ENRICH_E_INVALID;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    ebuf rep = {0};
     enrich_status st = ENRICH_E_NOTFOUND;
     for (int attempt = 0; attempt < VERIFY_RETRIES && st == ENRICH_E_NOTFOUND; attempt++) {
         /* The read transaction pins the snapshot's pages: a concurrent
@@ -887,8 +952,8 @@ enrich_status enrich_store_verify(enrich_store *store, unsigned flags, void *dst
         size_t len = 0;
         st = map_data_file(store, &map, &len);
         if (st == ENRICH_OK) {
-            rep.len = 0;
-            st = store_verify_map(map, len, store->nolock ? 0 : mdb_txn_id(txn), flags, &rep,
+            rep->len = 0;
+            st = store_verify_map(map, len, store->nolock ? 0 : mdb_txn_id(txn), flags, rep,
                                   NULL, NULL);
             if (map)
                 munmap((void *)(uintptr_t)map, len);
@@ -900,6 +965,36 @@ enrich_status enrich_store_verify(enrich_store *store, unsigned flags, void *dst
                    VERIFY_RETRIES);
         st = ENRICH_E_STORE;
     }
+    return st;
+}
+
+enrich_status store_verify_open(enrich_store *s)
+{
+    ebuf rep = {0};
+    enrich_status st = verify_store(s, 0, &rep);
+    if (st == ENRICH_E_CORRUPT) {
+        const char *what = rep.p ? strstr(rep.p, "\"damage\":[") : NULL;
+        const char *end = what ? strchr(what, '}') : NULL;
+        errmsg_set(s->errmsg, "%s: damaged (verified at open): %.*s", s->path,
+                   what && end ? (int)(end - what - 10 + 1) : 0, what ? what + 10 : "");
+    } else if (st == ENRICH_OK && rep.oom) {
+        st = ENRICH_E_NOMEM;
+    }
+    ebuf_free(&rep);
+    return st;
+}
+
+enrich_status enrich_store_verify(enrich_store *store, unsigned flags, void *dst,
+                                  size_t dst_cap, size_t *written)
+{
+    if (written)
+        *written = 0;
+    if (!store || (!dst && dst_cap) || (flags & ~(unsigned)ENRICH_VERIFY_QUICK))
+        return ENRICH_E_INVALID;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ebuf rep = {0};
+    enrich_status st = verify_store(store, flags, &rep);
     if (st != ENRICH_OK && st != ENRICH_E_CORRUPT) {
         ebuf_free(&rep);
         return st;

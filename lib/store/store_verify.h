@@ -27,6 +27,10 @@ ENRICH_INTERNAL enrich_status store_verify_map(const unsigned char *map, size_t 
  * page there has a node outside itself. Elsewhere such reads stay inside
  * the file and LMDB's own checks (page type, page numbers) or the item
  * checksum see the damage. */
+/* ENRICH_STORE_VERIFY: the full verify of a store being opened;
+ * ENRICH_E_CORRUPT with the first finding in s->errmsg. */
+ENRICH_INTERNAL enrich_status store_verify_open(enrich_store *s);
+
 ENRICH_INTERNAL enrich_status store_tail_check(int fd, uint64_t file_bytes, uint64_t last_pg,
                                                size_t psize, char *errmsg, const char *path);
 
