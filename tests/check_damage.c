@@ -701,6 +701,8 @@ START_TEST(damage_eit1_items_still_read_without_checksums)
     ck_assert_int_eq(enrich_store_verify(store, 0, rep, sizeof rep, &w), ENRICH_OK);
     ck_assert_msg(contains(rep, w, "\"items_checksummed\":0,\"items_without_checksum\":"),
                   "%.*s", (int)w, rep);
+    ck_assert_int_eq(enrich_store_stats(store, rep, sizeof rep, &w), ENRICH_OK);
+    ck_assert_msg(contains(rep, w, "\"checksums\":\"no\""), "%.*s", (int)w, rep);
     close_ctx(store, pl, ctx);
     expected_free(&e);
     ebuf_free(&events);

@@ -379,7 +379,11 @@ ENRICH_API enrich_status enrich_store_copy(enrich_store *store, const char *dst_
 /**
  * @brief Store statistics as one JSON object:
  *  `{"path","file_bytes","map_bytes","map_used_bytes","page_size",
- *    "readers":{"max","used"},"tables":{"<name>":{"key":[...],"items":N}}}`.
+ *    "readers":{"max","used"},"tables":{"<name>":{"key":[...],"items":N,
+ *    "checksums":"yes"|"no"|"mixed"|"none"}}}`. "checksums" says whether
+ *    the table's items carry checksums, judged by its first and last item:
+ *    "no" for a store written before 0.2, "mixed" when such a store was
+ *    merged into since (enrich_store_verify() counts every item).
  * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
  * @since 0.1
  */

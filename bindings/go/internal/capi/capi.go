@@ -39,64 +39,67 @@ typedef _gostring_ swig_type_6;
 typedef _gostring_ swig_type_7;
 typedef _gostring_ swig_type_8;
 typedef _gostring_ swig_type_9;
-typedef _gostring_ swig_type_10;
+typedef _goslice_ swig_type_10;
 typedef _gostring_ swig_type_11;
 typedef _gostring_ swig_type_12;
-typedef _goslice_ swig_type_13;
+typedef _gostring_ swig_type_13;
 typedef _gostring_ swig_type_14;
 typedef _goslice_ swig_type_15;
-typedef _goslice_ swig_type_16;
-typedef _gostring_ swig_type_17;
+typedef _gostring_ swig_type_16;
+typedef _goslice_ swig_type_17;
 typedef _goslice_ swig_type_18;
 typedef _gostring_ swig_type_19;
 typedef _goslice_ swig_type_20;
-typedef _goslice_ swig_type_21;
+typedef _gostring_ swig_type_21;
 typedef _goslice_ swig_type_22;
-typedef _gostring_ swig_type_23;
-typedef long long swig_type_24;
+typedef _goslice_ swig_type_23;
+typedef _goslice_ swig_type_24;
 typedef _goslice_ swig_type_25;
-typedef _goslice_ swig_type_26;
-typedef _goslice_ swig_type_27;
-typedef long long swig_type_28;
-typedef long long swig_type_29;
-typedef long long swig_type_30;
+typedef _gostring_ swig_type_26;
+typedef long long swig_type_27;
+typedef _goslice_ swig_type_28;
+typedef _goslice_ swig_type_29;
+typedef _goslice_ swig_type_30;
 typedef long long swig_type_31;
-typedef _goslice_ swig_type_32;
+typedef long long swig_type_32;
 typedef long long swig_type_33;
 typedef long long swig_type_34;
 typedef _goslice_ swig_type_35;
 typedef long long swig_type_36;
 typedef long long swig_type_37;
-typedef long long swig_type_38;
+typedef _goslice_ swig_type_38;
 typedef long long swig_type_39;
-typedef _goslice_ swig_type_40;
+typedef long long swig_type_40;
 typedef long long swig_type_41;
 typedef long long swig_type_42;
 typedef _goslice_ swig_type_43;
-typedef _goslice_ swig_type_44;
-typedef _goslice_ swig_type_45;
+typedef long long swig_type_44;
+typedef long long swig_type_45;
 typedef _goslice_ swig_type_46;
-typedef long long swig_type_47;
-typedef long long swig_type_48;
-typedef long long swig_type_49;
+typedef _goslice_ swig_type_47;
+typedef _goslice_ swig_type_48;
+typedef _goslice_ swig_type_49;
 typedef long long swig_type_50;
 typedef long long swig_type_51;
 typedef long long swig_type_52;
-typedef _goslice_ swig_type_53;
-typedef _gostring_ swig_type_54;
-typedef _goslice_ swig_type_55;
+typedef long long swig_type_53;
+typedef long long swig_type_54;
+typedef long long swig_type_55;
 typedef _goslice_ swig_type_56;
-typedef long long swig_type_57;
+typedef _gostring_ swig_type_57;
 typedef _goslice_ swig_type_58;
-typedef long long swig_type_59;
+typedef _goslice_ swig_type_59;
 typedef long long swig_type_60;
-typedef _gostring_ swig_type_61;
-typedef _goslice_ swig_type_62;
-typedef _goslice_ swig_type_63;
+typedef _goslice_ swig_type_61;
+typedef long long swig_type_62;
+typedef long long swig_type_63;
 typedef _gostring_ swig_type_64;
-typedef _gostring_ swig_type_65;
-typedef _gostring_ swig_type_66;
-typedef _goslice_ swig_type_67;
+typedef _goslice_ swig_type_65;
+typedef _goslice_ swig_type_66;
+typedef _gostring_ swig_type_67;
+typedef _gostring_ swig_type_68;
+typedef _gostring_ swig_type_69;
+typedef _goslice_ swig_type_70;
 extern void _wrap_Swig_free_capi_e387fc480f05f5f3(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_e387fc480f05f5f3(swig_intgo arg1);
 extern void _wrap_delete_store_capi_e387fc480f05f5f3(uintptr_t arg1);
@@ -131,56 +134,59 @@ extern swig_intgo _wrap_E_DST_SIZE_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_E_ITEM_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_E_ZLIB_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_E_BASE64_capi_e387fc480f05f5f3(void);
+extern swig_intgo _wrap_E_CORRUPT_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_E_LAST_capi_e387fc480f05f5f3(void);
 extern swig_type_6 _wrap_strerror_capi_e387fc480f05f5f3(swig_intgo arg1);
 extern swig_type_7 _wrap_status_name_capi_e387fc480f05f5f3(swig_intgo arg1);
 extern swig_intgo _wrap_store_open_capi_e387fc480f05f5f3(swig_type_8 arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_type_9 _wrap_store_errmsg_capi_e387fc480f05f5f3(uintptr_t arg1);
-extern swig_intgo _wrap_store_define_table_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_10 arg2, swig_type_11 arg3);
+extern swig_intgo _wrap_store_open_ex_capi_e387fc480f05f5f3(swig_type_9 arg1, swig_intgo arg2, swig_voidp arg3, swig_type_10 arg4);
+extern swig_type_11 _wrap_store_errmsg_capi_e387fc480f05f5f3(uintptr_t arg1);
+extern swig_intgo _wrap_store_define_table_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_12 arg2, swig_type_13 arg3);
 extern swig_intgo _wrap_LOAD_NDJSON_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_LOAD_JSON_ARRAY_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_LOAD_DYNAMODB_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_LOAD_DYNAMODB_STREAM_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_LOAD_CSV_capi_e387fc480f05f5f3(void);
-extern swig_intgo _wrap_store_put_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_12 arg2, swig_type_13 arg3);
-extern swig_intgo _wrap_store_get_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_14 arg2, swig_type_15 arg3, swig_type_16 arg4, swig_voidp arg5);
-extern swig_intgo _wrap_store_delete_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_17 arg2, swig_type_18 arg3);
-extern swig_intgo _wrap_store_copy_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_19 arg2);
-extern swig_intgo _wrap_store_stats_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_20 arg2, swig_voidp arg3);
-extern swig_intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_21 arg2, swig_voidp arg3, swig_type_22 arg4);
+extern swig_intgo _wrap_store_put_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_14 arg2, swig_type_15 arg3);
+extern swig_intgo _wrap_store_get_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_16 arg2, swig_type_17 arg3, swig_type_18 arg4, swig_voidp arg5);
+extern swig_intgo _wrap_store_delete_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_19 arg2, swig_type_20 arg3);
+extern swig_intgo _wrap_store_copy_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_21 arg2);
+extern swig_intgo _wrap_store_stats_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_22 arg2, swig_voidp arg3);
+extern swig_intgo _wrap_store_verify_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_23 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_24 arg2, swig_voidp arg3, swig_type_25 arg4);
 extern swig_intgo _wrap_ctx_create_capi_e387fc480f05f5f3(uintptr_t arg1, swig_voidp arg2);
 extern void _wrap_ctx_reset_capi_e387fc480f05f5f3(uintptr_t arg1);
-extern swig_type_23 _wrap_ctx_errmsg_capi_e387fc480f05f5f3(uintptr_t arg1);
+extern swig_type_26 _wrap_ctx_errmsg_capi_e387fc480f05f5f3(uintptr_t arg1);
 extern uintptr_t _wrap_ctx_pipeline_capi_e387fc480f05f5f3(uintptr_t arg1);
 extern swig_intgo _wrap_OPT_MAX_DEPTH_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OPT_MAX_RECORD_BYTES_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OPT_CLOCK_MS_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OPT_RESPONSE_LIMIT_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OPT_LOOKUP_CACHE_capi_e387fc480f05f5f3(void);
-extern swig_intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_24 arg3);
+extern swig_intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_27 arg3);
 extern swig_intgo _wrap_ctx_get_option_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_intgo _wrap_option_bounds_capi_e387fc480f05f5f3(swig_intgo arg1, swig_type_25 arg2, swig_type_26 arg3);
+extern swig_intgo _wrap_option_bounds_capi_e387fc480f05f5f3(swig_intgo arg1, swig_type_28 arg2, swig_type_29 arg3);
 extern swig_intgo _wrap_INPUT_NDJSON_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_INPUT_JSON_ARRAY_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OUTCOME_SUCCESS_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OUTCOME_NOT_FOUND_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OUTCOME_NO_KEY_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_OUTCOME_ERROR_capi_e387fc480f05f5f3(void);
-extern swig_intgo _wrap_batch_run_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_27 arg3);
-extern swig_type_28 _wrap_batch_count_capi_e387fc480f05f5f3(uintptr_t arg1);
-extern swig_type_29 _wrap_batch_count_outcome_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_30 arg2);
-extern swig_intgo _wrap_batch_error_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_31 arg2);
-extern swig_type_32 _wrap_batch_record_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_33 arg2);
-extern swig_intgo _wrap_batch_partition_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_34 arg2, swig_type_35 arg3, swig_voidp arg4);
-extern swig_type_36 _wrap_batch_time_ms_capi_e387fc480f05f5f3(uintptr_t arg1);
-extern swig_type_37 _wrap_batch_event_time_ms_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_38 arg2);
+extern swig_intgo _wrap_batch_run_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_30 arg3);
+extern swig_type_31 _wrap_batch_count_capi_e387fc480f05f5f3(uintptr_t arg1);
+extern swig_type_32 _wrap_batch_count_outcome_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_33 arg2);
+extern swig_intgo _wrap_batch_error_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_34 arg2);
+extern swig_type_35 _wrap_batch_record_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_36 arg2);
+extern swig_intgo _wrap_batch_partition_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_37 arg2, swig_type_38 arg3, swig_voidp arg4);
+extern swig_type_39 _wrap_batch_time_ms_capi_e387fc480f05f5f3(uintptr_t arg1);
+extern swig_type_40 _wrap_batch_event_time_ms_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_41 arg2);
 extern swig_intgo _wrap_ENCODE_NDJSON_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_ENCODE_JSON_ARRAY_capi_e387fc480f05f5f3(void);
-extern swig_type_39 _wrap_encode_bound_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_encode_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_40 arg3, swig_voidp arg4);
-extern swig_type_41 _wrap_gzip_bound_capi_e387fc480f05f5f3(swig_type_42 arg1);
-extern swig_intgo _wrap_gzip_capi_e387fc480f05f5f3(swig_intgo arg1, swig_type_43 arg2, swig_type_44 arg3, swig_voidp arg4);
+extern swig_type_42 _wrap_encode_bound_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_encode_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_43 arg3, swig_voidp arg4);
+extern swig_type_44 _wrap_gzip_bound_capi_e387fc480f05f5f3(swig_type_45 arg1);
+extern swig_intgo _wrap_gzip_capi_e387fc480f05f5f3(swig_intgo arg1, swig_type_46 arg2, swig_type_47 arg3, swig_voidp arg4);
 extern swig_intgo _wrap_AWS_PIPES_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_AWS_FIREHOSE_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_AWS_KINESIS_capi_e387fc480f05f5f3(void);
@@ -188,27 +194,27 @@ extern swig_intgo _wrap_RESULT_OK_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_RESULT_DROPPED_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_RESULT_FAILED_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_RESULT_OVER_LIMIT_capi_e387fc480f05f5f3(void);
-extern swig_intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_45 arg3);
-extern swig_type_46 _wrap_aws_record_id_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_47 arg2);
-extern swig_type_48 _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_49 arg2);
-extern swig_intgo _wrap_aws_result_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_50 arg2);
-extern swig_type_51 _wrap_aws_count_result_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_48 arg3);
+extern swig_type_49 _wrap_aws_record_id_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_50 arg2);
+extern swig_type_51 _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_52 arg2);
+extern swig_intgo _wrap_aws_result_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_53 arg2);
+extern swig_type_54 _wrap_aws_count_result_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
 extern swig_intgo _wrap_AWS_RESPONSE_PIPES_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_AWS_RESPONSE_KINESIS_capi_e387fc480f05f5f3(void);
-extern swig_type_52 _wrap_aws_encode_bound_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_aws_encode_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_53 arg3, swig_voidp arg4);
-extern swig_intgo _wrap_delivery_open_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_54 arg2, swig_type_55 arg3, swig_voidp arg4, swig_type_56 arg5);
-extern swig_intgo _wrap_delivery_write_capi_e387fc480f05f5f3(uintptr_t arg1, uintptr_t arg2, swig_type_57 arg3);
-extern swig_intgo _wrap_delivery_run_capi_e387fc480f05f5f3(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_58 arg4, swig_type_59 arg5);
-extern swig_intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_60 arg2);
+extern swig_type_55 _wrap_aws_encode_bound_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_aws_encode_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_type_56 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_delivery_open_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_57 arg2, swig_type_58 arg3, swig_voidp arg4, swig_type_59 arg5);
+extern swig_intgo _wrap_delivery_write_capi_e387fc480f05f5f3(uintptr_t arg1, uintptr_t arg2, swig_type_60 arg3);
+extern swig_intgo _wrap_delivery_run_capi_e387fc480f05f5f3(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_61 arg4, swig_type_62 arg5);
+extern swig_intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_63 arg2);
 extern swig_intgo _wrap_delivery_close_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2);
-extern swig_type_61 _wrap_delivery_errmsg_capi_e387fc480f05f5f3(uintptr_t arg1);
-extern swig_intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_62 arg2);
+extern swig_type_64 _wrap_delivery_errmsg_capi_e387fc480f05f5f3(uintptr_t arg1);
+extern swig_intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_65 arg2);
 extern swig_intgo _wrap_METRICS_JSON_capi_e387fc480f05f5f3(void);
 extern swig_intgo _wrap_METRICS_EMF_capi_e387fc480f05f5f3(void);
-extern swig_intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_63 arg4, swig_voidp arg5);
-extern swig_intgo _wrap_bind_store_load_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_64 arg2, swig_type_65 arg3, swig_intgo arg4, swig_type_66 arg5, swig_intgo arg6, swig_type_67 arg7, swig_voidp arg8);
+extern swig_intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_66 arg4, swig_voidp arg5);
+extern swig_intgo _wrap_bind_store_load_capi_e387fc480f05f5f3(uintptr_t arg1, swig_type_67 arg2, swig_type_68 arg3, swig_intgo arg4, swig_type_69 arg5, swig_intgo arg6, swig_type_70 arg7, swig_voidp arg8);
 #undef intgo
 */
 import "C"
@@ -373,7 +379,7 @@ func Go_concat(arg1 Ctx, arg2 int, arg3 []byte) (_swig_ret int64) {
 }
 
 const VERSION_MAJOR int = 0
-const VERSION_MINOR int = 1
+const VERSION_MINOR int = 2
 const VERSION_PATCH int = 0
 func _swig_getVERSION_NUMBER() (_swig_ret int) {
 	var swig_r int
@@ -382,7 +388,7 @@ func _swig_getVERSION_NUMBER() (_swig_ret int) {
 }
 
 var VERSION_NUMBER int = _swig_getVERSION_NUMBER()
-const VERSION_STRING string = "0.1.0"
+const VERSION_STRING string = "0.2.0"
 func Version_number() (_swig_ret uint) {
 	var swig_r uint
 	swig_r = (uint)(C._wrap_version_number_capi_e387fc480f05f5f3())
@@ -560,6 +566,13 @@ func _swig_getE_BASE64() (_swig_ret int) {
 }
 
 var E_BASE64 int = _swig_getE_BASE64()
+func _swig_getE_CORRUPT() (_swig_ret int) {
+	var swig_r int
+	swig_r = (int)(C._wrap_E_CORRUPT_capi_e387fc480f05f5f3())
+	return swig_r
+}
+
+var E_CORRUPT int = _swig_getE_CORRUPT()
 func _swig_getE_LAST() (_swig_ret int) {
 	var swig_r int
 	swig_r = (int)(C._wrap_E_LAST_capi_e387fc480f05f5f3())
@@ -590,6 +603,8 @@ func Status_name(arg1 int) (_swig_ret string) {
 const STORE_RDONLY uint = 0x1
 const STORE_CREATE uint = 0x2
 const STORE_NOLOCK uint = 0x4
+const STORE_FOR_VERIFY uint = 0x8
+const STORE_VERIFY uint = 0x10
 func Store_open(arg1 string, arg2 uint, arg3 *uintptr) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
@@ -598,6 +613,22 @@ func Store_open(arg1 string, arg2 uint, arg3 *uintptr) (_swig_ret int) {
 	swig_r = (int)(C._wrap_store_open_capi_e387fc480f05f5f3(*(*C.swig_type_8)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
+	}
+	return swig_r
+}
+
+func Store_open_ex(arg1 string, arg2 uint, arg3 *uintptr, arg4 []byte) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	swig_r = (int)(C._wrap_store_open_ex_capi_e387fc480f05f5f3(*(*C.swig_type_9)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_10)(unsafe.Pointer(&_swig_i_3))))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg1
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg4
 	}
 	return swig_r
 }
@@ -617,7 +648,7 @@ func Store_define_table(arg1 Store, arg2 string, arg3 string) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_define_table_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_10)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_11)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_store_define_table_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_12)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_13)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -670,7 +701,7 @@ func Store_put(arg1 Store, arg2 string, arg3 []byte) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_put_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_12)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_13)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_store_put_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_14)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_15)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -687,7 +718,7 @@ func Store_get(arg1 Store, arg2 string, arg3 []byte, arg4 []byte, arg5 *int) (_s
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_store_get_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_14)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_15)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
+	swig_r = (int)(C._wrap_store_get_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_18)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -705,7 +736,7 @@ func Store_delete(arg1 Store, arg2 string, arg3 []byte) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_delete_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_18)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_store_delete_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_19)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_20)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -719,7 +750,7 @@ func Store_copy(arg1 Store, arg2 string) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_store_copy_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_19)(unsafe.Pointer(&_swig_i_1))))
+	swig_r = (int)(C._wrap_store_copy_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_21)(unsafe.Pointer(&_swig_i_1))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -731,9 +762,23 @@ func Store_stats(arg1 Store, arg2 []byte, arg3 *int) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_stats_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_20)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2)))
+	swig_r = (int)(C._wrap_store_stats_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_22)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
+	}
+	return swig_r
+}
+
+const VERIFY_QUICK uint = 0x1
+func Store_verify(arg1 Store, arg2 uint, arg3 []byte, arg4 *int) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	swig_r = (int)(C._wrap_store_verify_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_23)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
 	}
 	return swig_r
 }
@@ -744,7 +789,7 @@ func Pipeline_compile(arg1 Store, arg2 []byte, arg3 *uintptr, arg4 []byte) (_swi
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_pipeline_compile_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_21)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_22)(unsafe.Pointer(&_swig_i_3))))
+	swig_r = (int)(C._wrap_pipeline_compile_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_24)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_25)(unsafe.Pointer(&_swig_i_3))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -825,7 +870,7 @@ func Ctx_set_option(arg1 Ctx, arg2 Enum_SS_enrich_option, arg3 int64) (_swig_ret
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_ctx_set_option_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_24(_swig_i_2)))
+	swig_r = (int)(C._wrap_ctx_set_option_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_27(_swig_i_2)))
 	return swig_r
 }
 
@@ -843,7 +888,7 @@ func Option_bounds(arg1 Enum_SS_enrich_option, arg2 []int64, arg3 []int64) (_swi
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_option_bounds_capi_e387fc480f05f5f3(C.swig_intgo(_swig_i_0), *(*C.swig_type_25)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_26)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_option_bounds_capi_e387fc480f05f5f3(C.swig_intgo(_swig_i_0), *(*C.swig_type_28)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_29)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -902,7 +947,7 @@ func Batch_run(arg1 Ctx, arg2 Enum_SS_enrich_input, arg3 []byte) (_swig_ret int)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_batch_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_27)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_batch_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_30)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -928,7 +973,7 @@ func Batch_outcome(arg1 Ctx, arg2 int64) (_swig_ret Enum_SS_enrich_outcome) {
 	var swig_r Enum_SS_enrich_outcome
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_enrich_outcome)(C._wrap_batch_outcome_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_30(_swig_i_1)))
+	swig_r = (Enum_SS_enrich_outcome)(C._wrap_batch_outcome_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_33(_swig_i_1)))
 	return swig_r
 }
 
@@ -936,7 +981,7 @@ func Batch_error(arg1 Ctx, arg2 int64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_batch_error_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_31(_swig_i_1)))
+	swig_r = (int)(C._wrap_batch_error_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_34(_swig_i_1)))
 	return swig_r
 }
 
@@ -944,7 +989,7 @@ func Batch_record(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_batch_record_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_33(_swig_i_1))
+	swig_r_p := C._wrap_batch_record_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_36(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -963,7 +1008,7 @@ func Batch_partition(arg1 Ctx, arg2 int64, arg3 []byte, arg4 *int) (_swig_ret in
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_batch_partition_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_34(_swig_i_1), *(*C.swig_type_35)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_batch_partition_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_37(_swig_i_1), *(*C.swig_type_38)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -981,7 +1026,7 @@ func Batch_event_time_ms(arg1 Ctx, arg2 int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_batch_event_time_ms_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_38(_swig_i_1)))
+	swig_r = (int64)(C._wrap_batch_event_time_ms_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_41(_swig_i_1)))
 	return swig_r
 }
 
@@ -1014,7 +1059,7 @@ func Encode(arg1 Ctx, arg2 Enum_SS_enrich_encoding, arg3 []byte, arg4 *int) (_sw
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_encode_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_40)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_encode_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_43)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1024,7 +1069,7 @@ func Encode(arg1 Ctx, arg2 Enum_SS_enrich_encoding, arg3 []byte, arg4 *int) (_sw
 func Gzip_bound(arg1 int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_gzip_bound_capi_e387fc480f05f5f3(C.swig_type_42(_swig_i_0)))
+	swig_r = (int64)(C._wrap_gzip_bound_capi_e387fc480f05f5f3(C.swig_type_45(_swig_i_0)))
 	return swig_r
 }
 
@@ -1034,7 +1079,7 @@ func Gzip(arg1 int, arg2 []byte, arg3 []byte, arg4 *int) (_swig_ret int) {
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_gzip_capi_e387fc480f05f5f3(C.swig_intgo(_swig_i_0), *(*C.swig_type_43)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_44)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_gzip_capi_e387fc480f05f5f3(C.swig_intgo(_swig_i_0), *(*C.swig_type_46)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_47)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1100,7 +1145,7 @@ func Aws_batch_run(arg1 Ctx, arg2 Enum_SS_enrich_aws_event, arg3 []byte) (_swig_
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_aws_batch_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_45)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_aws_batch_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_48)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1111,7 +1156,7 @@ func Aws_record_id(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_aws_record_id_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_47(_swig_i_1))
+	swig_r_p := C._wrap_aws_record_id_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_50(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -1128,7 +1173,7 @@ func Aws_arrival_ms(arg1 Ctx, arg2 int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_aws_arrival_ms_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_49(_swig_i_1)))
+	swig_r = (int64)(C._wrap_aws_arrival_ms_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_52(_swig_i_1)))
 	return swig_r
 }
 
@@ -1136,7 +1181,7 @@ func Aws_result(arg1 Ctx, arg2 int64) (_swig_ret Enum_SS_enrich_result) {
 	var swig_r Enum_SS_enrich_result
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_enrich_result)(C._wrap_aws_result_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_50(_swig_i_1)))
+	swig_r = (Enum_SS_enrich_result)(C._wrap_aws_result_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_53(_swig_i_1)))
 	return swig_r
 }
 
@@ -1184,7 +1229,7 @@ func Aws_encode(arg1 Ctx, arg2 Enum_SS_enrich_aws_response, arg3 []byte, arg4 *i
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_aws_encode_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_53)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_aws_encode_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_56)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1199,7 +1244,7 @@ func Delivery_open(arg1 Pipeline, arg2 string, arg3 []byte, arg4 *uintptr, arg5 
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_open_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_54)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_55)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), *(*C.swig_type_56)(unsafe.Pointer(&_swig_i_4))))
+	swig_r = (int)(C._wrap_delivery_open_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_57)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_58)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), *(*C.swig_type_59)(unsafe.Pointer(&_swig_i_4))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1217,7 +1262,7 @@ func Delivery_write(arg1 Delivery, arg2 Ctx, arg3 uint64) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_delivery_write_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_57(_swig_i_2)))
+	swig_r = (int)(C._wrap_delivery_write_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_60(_swig_i_2)))
 	return swig_r
 }
 
@@ -1228,7 +1273,7 @@ func Delivery_run(arg1 Delivery, arg2 Ctx, arg3 int, arg4 []byte, arg5 uint64) (
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_58)(unsafe.Pointer(&_swig_i_3)), C.swig_type_59(_swig_i_4)))
+	swig_r = (int)(C._wrap_delivery_run_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_61)(unsafe.Pointer(&_swig_i_3)), C.swig_type_62(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
 	}
@@ -1239,7 +1284,7 @@ func Delivery_flush(arg1 Delivery, arg2 int64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_delivery_flush_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_60(_swig_i_1)))
+	swig_r = (int)(C._wrap_delivery_flush_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_type_63(_swig_i_1)))
 	return swig_r
 }
 
@@ -1265,7 +1310,7 @@ func Delivery_resume_offset(arg1 Delivery, arg2 []uint64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_delivery_resume_offset_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_62)(unsafe.Pointer(&_swig_i_1))))
+	swig_r = (int)(C._wrap_delivery_resume_offset_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_65)(unsafe.Pointer(&_swig_i_1))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1295,7 +1340,7 @@ func Delivery_metrics(arg1 Delivery, arg2 Enum_SS_enrich_metrics_format, arg3 ui
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_metrics_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_63)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
+	swig_r = (int)(C._wrap_delivery_metrics_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_66)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
 	}
@@ -1312,7 +1357,7 @@ func Bind_store_load(arg1 Store, arg2 string, arg3 string, arg4 Enum_SS_enrich_l
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
-	swig_r = (int)(C._wrap_bind_store_load_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_64)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_65)(unsafe.Pointer(&_swig_i_2)), C.swig_intgo(_swig_i_3), *(*C.swig_type_66)(unsafe.Pointer(&_swig_i_4)), C.swig_intgo(_swig_i_5), *(*C.swig_type_67)(unsafe.Pointer(&_swig_i_6)), C.swig_voidp(_swig_i_7)))
+	swig_r = (int)(C._wrap_bind_store_load_capi_e387fc480f05f5f3(C.uintptr_t(_swig_i_0), *(*C.swig_type_67)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_68)(unsafe.Pointer(&_swig_i_2)), C.swig_intgo(_swig_i_3), *(*C.swig_type_69)(unsafe.Pointer(&_swig_i_4)), C.swig_intgo(_swig_i_5), *(*C.swig_type_70)(unsafe.Pointer(&_swig_i_6)), C.swig_voidp(_swig_i_7)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
