@@ -378,6 +378,13 @@ static int crash_followup(const char *path)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
 }
 
+/* What the random test allocates, kept here too: a forked child's leak
+ * check (valgrind) must see it as reachable, and an optimising compiler
+ * may keep the only pointer to it in a register the child does not have. */
+static struct {
+    void *p[13];
+} keep;
+
 START_TEST(damage_random_overwrites)
 {
     bool vg = under_valgrind();
@@ -397,12 +404,22 @@ START_TEST(damage_random_overwrites)
      * healthy to begin with. */
     ebuf used = {0};
     ck_assert(ebuf_reserve(&used, len));
+    keep.p[0] = dir;
+    keep.p[1] = orig;
+    keep.p[2] = whole;
+    keep.p[3] = events.p;
+    keep.p[4] = used.p;
+    keep.p[5] = e.rec;
+    keep.p[6] = e.len;
+    keep.p[7] = e.line;
+    keep.p[8] = e.line_len;
     memset(used.p, 0, len);
     used.len = len;
     ebuf rep = {0};
     ck_assert_int_eq(store_verify_map((const unsigned char *)whole, len, 0, 0, &rep, mark_used,
                                       &used),
                      ENRICH_OK);
+    keep.p[12] = rep.p;
     size_t nused = 0;
     for (size_t i = 0; i < len; i++)
         nused += used.p[i] != 0;
@@ -423,6 +440,9 @@ START_TEST(damage_random_overwrites)
     char *bad = tu_join(dir, "bad.mdb");
     char *bad_lock = tu_join(dir, "bad.mdb-lock");
     char *m = malloc(len);
+    keep.p[9] = bad;
+    keep.p[10] = bad_lock;
+    keep.p[11] = m;
     for (size_t r = 0; r < runs; r++) {
         memcpy(m, whole, len);
         /* One run in ten aims at the two meta pages, which a uniform

@@ -54,17 +54,20 @@ int cmd_verify(int argc, char **argv)
     int rc = cli_store_open(cmd, store, ENRICH_STORE_RDONLY | ENRICH_STORE_FOR_VERIFY, &st);
     if (rc != CLI_EXIT_OK)
         return rc;
+    /* One byte more than the report may take: it is NUL-terminated for
+     * the scan of its findings below. */
     size_t cap = 1 << 16, written = 0;
-    char *dst = cli_xmalloc(cap);
+    char *dst = cli_xmalloc(cap + 1);
     enrich_status s;
     while ((s = enrich_store_verify(st, flags, dst, cap, &written)) == ENRICH_E_DST_SIZE &&
            written > cap) {
         cap = written;
-        dst = cli_xrealloc(dst, cap);
+        dst = cli_xrealloc(dst, cap + 1);
     }
     if (s != ENRICH_OK && s != ENRICH_E_CORRUPT) {
         rc = cli_fail(cmd, s, "%s", enrich_store_errmsg(st));
     } else {
+        dst[written] = '\0';
         fwrite(dst, 1, written, stdout);
         fputc('\n', stdout);
         if (fflush(stdout) != 0 || ferror(stdout)) {
