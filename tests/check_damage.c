@@ -7,7 +7,8 @@
  * and a truncated file says so and leaves no lock file.
  *
  * ENRICH_DAMAGE_RUNS and ENRICH_DAMAGE_ITEMS override the sizes (200 runs
- * on 20 000 items; 12 runs on 2 000 under valgrind), ENRICH_DAMAGE_SEED the
+ * on 20 000 items, 100 under ASan; 12 runs on 2 000 under valgrind),
+ * ENRICH_DAMAGE_SEED the
  * fixed seed (to explore further). */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
@@ -42,6 +43,12 @@ static bool contains(const void *hay, size_t n, const char *needle)
 {
     return memmem(hay, n, needle, strlen(needle)) != NULL;
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN true
+#else
+#define UNDER_ASAN false
+#endif
 
 static bool under_valgrind(void)
 {
@@ -389,7 +396,7 @@ START_TEST(damage_random_overwrites)
 {
     bool vg = under_valgrind();
     size_t nitems = env_size("ENRICH_DAMAGE_ITEMS", vg ? 2000 : 20000);
-    size_t runs = env_size("ENRICH_DAMAGE_RUNS", vg ? 12 : 200);
+    size_t runs = env_size("ENRICH_DAMAGE_RUNS", vg ? 12 : UNDER_ASAN ? 100 : 200);
     char *dir = tu_tmpdir();
     char *orig = tu_join(dir, "orig.mdb");
     make_store(orig, nitems);
