@@ -1733,7 +1733,8 @@ START_TEST(store_map_mdb_codes)
     ck_assert_int_eq(store_map_mdb(ENOMEM, msg, "x"), ENRICH_E_NOMEM);
     ck_assert_int_eq(store_map_mdb(EACCES, msg, "x"), ENRICH_E_IO);
     ck_assert_int_eq(store_map_mdb(EIO, msg, "x"), ENRICH_E_IO);
-    ck_assert_int_eq(store_map_mdb(MDB_CORRUPTED, msg, "x"), ENRICH_E_STORE);
+    ck_assert_int_eq(store_map_mdb(MDB_CORRUPTED, msg, "x"), ENRICH_E_CORRUPT);
+    ck_assert_int_eq(store_map_mdb(MDB_PAGE_NOTFOUND, msg, "x"), ENRICH_E_CORRUPT);
     ck_assert_int_eq(store_map_mdb(MDB_MAP_FULL, NULL, "x"), ENRICH_E_STORE);
 }
 END_TEST

@@ -16,7 +16,8 @@ enum {
     CLI_EXIT_OK = 0,        /* done */
     CLI_EXIT_ERROR = 1,     /* library or I/O error: nothing, or only part, done */
     CLI_EXIT_USAGE = 2,     /* bad command line */
-    CLI_EXIT_RECORDS = 3    /* run finished, but some records had outcome ERROR */
+    CLI_EXIT_RECORDS = 3,   /* run finished, but some records had outcome ERROR */
+    CLI_EXIT_DAMAGED = 4    /* verify found damage */
 };
 
 /* ---- util.c: messages ---------------------------------------------- */
@@ -168,6 +169,7 @@ int cmd_load(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_ddl(int argc, char **argv);

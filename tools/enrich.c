@@ -10,7 +10,7 @@ static const struct {
     int (*fn)(int, char **);
 } commands[] = {
     {"load", cmd_load}, {"get", cmd_get},   {"run", cmd_run}, {"stats", cmd_stats},
-    {"copy", cmd_copy}, {"demo", cmd_demo}, {"ddl", cmd_ddl},
+    {"copy", cmd_copy}, {"verify", cmd_verify}, {"demo", cmd_demo}, {"ddl", cmd_ddl},
 };
 
 static void usage(FILE *f)

@@ -17,7 +17,7 @@ extern const size_t help_ncommands;
 /* The paragraph under the usage lines of `enrich --help`. */
 extern const char help_intro[];
 extern const char help_load[], help_get[], help_run[], help_stats[], help_copy[],
-    help_demo[], help_ddl[];
+    help_verify[], help_demo[], help_ddl[];
 
 /* `enrich --help`. */
 void help_usage(FILE *f);

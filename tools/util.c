@@ -182,12 +182,13 @@ char *cli_self_command(void)
 int cli_store_open(const char *cmd, const char *path, unsigned flags, enrich_store **out)
 {
     errno = 0;
-    enrich_status rc = enrich_store_open(path, flags, out);
+    char why[512] = "";
+    enrich_status rc = enrich_store_open_ex(path, flags, out, why, sizeof why);
     if (rc == ENRICH_OK)
         return CLI_EXIT_OK;
     int e = errno;
-    /* open has no handle on failure, hence no errmsg: say what the path
-     * is and what was expected, from what is there. */
+    /* Say what the path is and what was expected, from what is there, and
+     * the library's own reason (a truncated file, a damaged page). */
     struct stat st;
     bool there = stat(path, &st) == 0;
     if (rc == ENRICH_E_NOT_STORE && there && S_ISDIR(st.st_mode))
@@ -196,11 +197,14 @@ int cli_store_open(const char *cmd, const char *path, unsigned flags, enrich_sto
     if (rc == ENRICH_E_NOT_STORE && there && S_ISREG(st.st_mode) && st.st_size == 0)
         return cli_fail(cmd, rc, "%s is an empty file (%s)", path, STORE_EXPECTED);
     if (rc == ENRICH_E_NOT_STORE && there && S_ISREG(st.st_mode))
-        return cli_fail(cmd, rc, "%s is a file of %lld bytes that is not an LMDB store (%s)",
-                        path, (long long)st.st_size, STORE_EXPECTED);
+        return cli_fail(cmd, rc, "%s is a file of %lld bytes that is not an LMDB store: %s (%s)",
+                        path, (long long)st.st_size, why[0] ? why : "no LMDB header",
+                        STORE_EXPECTED);
     if (rc == ENRICH_E_IO && there && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
         return cli_fail(cmd, rc, "%s is neither a file nor a directory (%s)", path,
                         STORE_EXPECTED);
+    if (why[0])
+        return cli_fail(cmd, rc, "%s", why);
     if (rc == ENRICH_E_IO && e != 0)
         return cli_fail(cmd, rc, "%s: %s", path, strerror(e));
     return cli_fail(cmd, rc, "%s", path);

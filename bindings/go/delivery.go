@@ -237,6 +237,7 @@ type DeliveryMetrics struct {
 	Objects        uint64       `json:"objects"`
 	Retries        uint64       `json:"retries"`
 	StateWrites    uint64       `json:"state_writes"`
+	InCorrupt      uint64       `json:"in_corrupt"` // of InError: the store was damaged there
 	BatchLatencyUs LatencyStats `json:"batch_latency_us"`
 }
 

@@ -112,10 +112,11 @@ static void enrich_py_raise(int code, const char *detail)
     $result = SWIG_Py_Void();
 }
 
-/* pipeline_compile and delivery_open: the detail is in the call's own
+/* pipeline_compile, delivery_open and store_open_ex: the detail is in the call's own
  * message buffer (never the shared store's), raised from its argout, which
  * runs after the handle's. */
-%typemap(out) enrich_status enrich_pipeline_compile, enrich_status enrich_delivery_open {
+%typemap(out) enrich_status enrich_pipeline_compile, enrich_status enrich_delivery_open,
+              enrich_status enrich_store_open_ex {
     $result = SWIG_Py_Void();
 }
 %typemap(in, numinputs=0) (char *errbuf, size_t errbuf_cap) (char buf[512]) {

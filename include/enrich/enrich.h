@@ -149,7 +149,10 @@ typedef struct enrich_ctx enrich_ctx;
 #define ENRICH_E_ITEM         (-21) /**< A reference item is invalid; the errmsg names its line. In a record: the item lacks a field its lookup requires. */
 #define ENRICH_E_ZLIB         (-22) /**< zlib failed. */
 #define ENRICH_E_BASE64       (-23) /**< A record's `data` is missing, not a string, or not base64. */
-#define ENRICH_E_LAST         (-23) /**< Lowest assigned code. */
+#define ENRICH_E_CORRUPT     (-24) /**< The store is damaged where this call read: a page of its
+                                         B-tree or an item's bytes (checksum mismatch). The
+                                         message names the table and key. @since 0.2 */
+#define ENRICH_E_LAST         (-24) /**< Lowest assigned code. */
 
 /**
  * @brief Name and describe a status code.
@@ -207,6 +210,19 @@ ENRICH_API int enrich_json_error_at(const void *src, size_t src_len, int max_dep
 /** Never use a lock file, even when one could be created. Only safe when
  *  no process writes to the store while it is open. */
 #define ENRICH_STORE_NOLOCK  0x4u
+/** For enrich_store_verify() of a damaged store: skip the check at open
+ *  of the pages near the end of the file (a damaged page there could make
+ *  a lookup read past the end of the file, so without this flag such a
+ *  store is refused with #ENRICH_E_CORRUPT). Do not enrich through a
+ *  handle opened so. With #ENRICH_STORE_RDONLY. @since 0.2 */
+#define ENRICH_STORE_FOR_VERIFY 0x8u
+/** Verify the whole file at open (as enrich_store_verify() does, items
+ *  and checksums included) and refuse a damaged store with
+ *  #ENRICH_E_CORRUPT, the first finding in the errmsg of
+ *  enrich_store_open_ex(). Costs a read of the whole file (about a second
+ *  per million items); the guard against damage at rest, since LMDB itself
+ *  can crash on some damaged pages (docs/reliability.md). @since 0.2 */
+#define ENRICH_STORE_VERIFY 0x10u
 /**@}*/
 
 /**
@@ -236,6 +252,19 @@ ENRICH_API int enrich_json_error_at(const void *src, size_t src_len, int max_dep
  */
 ENRICH_API enrich_status enrich_store_open(const char *path, unsigned flags,
                                            enrich_store **out);
+
+/**
+ * @brief enrich_store_open(), and on failure the detail as a NUL-terminated
+ *        message in the caller's buffer: which file, and why (e.g. "truncated
+ *        (the file ends before its last page)", "not an LMDB store", the
+ *        system error). A failed open has no handle to hold it.
+ * @param[out] errbuf,errbuf_cap the message (truncated to fit; 512 bytes
+ *                   always suffice); "" on success. NULL/0 when not wanted.
+ * @since 0.2
+ */
+ENRICH_API enrich_status enrich_store_open_ex(const char *path, unsigned flags,
+                                              enrich_store **out, char *errbuf,
+                                              size_t errbuf_cap);
 
 /** @brief Close a store. NULL is a no-op. All pipelines and ctxs made from
  *  it must be freed first. @since 0.1 */
@@ -378,12 +407,57 @@ ENRICH_API enrich_status enrich_store_copy(enrich_store *store, const char *dst_
 /**
  * @brief Store statistics as one JSON object:
  *  `{"path","file_bytes","map_bytes","map_used_bytes","page_size",
- *    "readers":{"max","used"},"tables":{"<name>":{"key":[...],"items":N}}}`.
+ *    "readers":{"max","used"},"tables":{"<name>":{"key":[...],"items":N,
+ *    "checksums":"yes"|"no"|"mixed"|"none"}}}`. "checksums" says whether
+ *    the table's items carry checksums, judged by its first and last item:
+ *    "no" for a store written before 0.2, "mixed" when such a store was
+ *    merged into since (enrich_store_verify() counts every item).
  * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
  * @since 0.1
  */
 ENRICH_API enrich_status enrich_store_stats(enrich_store *store, void *dst,
                                             size_t dst_cap, size_t *written);
+
+/** @name enrich_store_verify() flags */
+/**@{*/
+/** The cheap part only: both meta pages, the file covers its last page,
+ *  the table directory and the meta table, and the CRC32C of the file's
+ *  used pages ("file_crc32c"), for comparing with the one a publisher
+ *  recorded. Milliseconds where a full walk takes seconds. */
+#define ENRICH_VERIFY_QUICK 0x1u
+/**@}*/
+
+/**
+ * @brief Check a store's file for damage and describe it in a JSON report.
+ *
+ * Reads the data file page by page, not through LMDB (a damaged page
+ * cannot crash the walk): both meta pages; every page of every tree (the
+ * free-page list, the table directory, the meta table, each table), with
+ * each page's header, node offsets and sizes, key order within the page
+ * and within the bounds its parent sets, leaf depth and the page counts
+ * each tree's record states; every page reached at most once and every
+ * page of the file either in a tree or free; every item's layout, its
+ * checksum (items written before 0.2 have none and are counted as such)
+ * and the key its key attributes make against the key it is stored under.
+ * A read transaction pins the snapshot meanwhile, so a concurrent load is
+ * safe (it may grow the file). Speed: docs/reliability.md.
+ *
+ * The report: `{"path","seconds","mode":"full"|"quick","ok","page_size",
+ * "pages","txnid","file_crc32c","pages_tree","pages_free","items",
+ * "items_checksummed","items_without_checksum","damage_count","damage":
+ * [{"table","page","key","what"}...]}` (the first 100 findings; "key" and
+ * "page" when known; the quick mode has no page or item counts).
+ *
+ * @param[in]  flags   0 (full) or #ENRICH_VERIFY_QUICK.
+ * @param[out] dst,dst_cap the report (no NUL added).
+ * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
+ * @retval ENRICH_OK         nothing is damaged.
+ * @retval ENRICH_E_CORRUPT  something is; the report says what and where.
+ * @retval ENRICH_E_DST_SIZE, ENRICH_E_INVALID, ENRICH_E_IO, ENRICH_E_NOMEM
+ * @since 0.2
+ */
+ENRICH_API enrich_status enrich_store_verify(enrich_store *store, unsigned flags, void *dst,
+                                             size_t dst_cap, size_t *written);
 
 /* ------------------------------------------------------------------ */
 /* Pipeline (compiled rule set)                                        */
@@ -574,7 +648,10 @@ ENRICH_API enrich_outcome enrich_batch_outcome(const enrich_ctx *ctx, size_t i);
 
 /** @brief Per-record code: ENRICH_OK, or why record @p i failed
  *  (ENRICH_E_JSON, _NOT_OBJECT, _KEY_TYPE, _KEY_TOO_LONG, _CONFLICT, _DEPTH,
- *  _UTF8, _NUL, _TOO_LARGE, _STORE, _BASE64): data, not a call status.
+ *  _UTF8, _NUL, _TOO_LARGE, _STORE, _BASE64, _CORRUPT): data, not a call
+ *  status. ENRICH_E_CORRUPT: the lookup met a damaged page or item; the
+ *  record's error member names the table and key, and the other records
+ *  of the batch are enriched as usual (docs/reliability.md).
  *  ENRICH_E_INVALID if out of range. @since 0.1 */
 ENRICH_API int enrich_batch_error(const enrich_ctx *ctx, size_t i);
 

@@ -279,4 +279,21 @@ ENRICH_INTERNAL int durable_publish(char *tmp, const char *path, unsigned flags,
 /* fsync the directory holding path (0 where the filesystem cannot). */
 ENRICH_INTERNAL int fsync_dir_of(const char *path);
 
+/* ---------------------------------------------------------------- */
+/* CRC32C (crc32c.c)                                                 */
+/* ---------------------------------------------------------------- */
+
+/* CRC32C of n bytes; crc32c_extend continues a CRC over more bytes
+ * (crc32c_extend(crc32c(a), b) == crc32c(a then b)). The SSE4.2
+ * instruction when the CPU has it, a table otherwise; the same values. */
+ENRICH_INTERNAL uint32_t crc32c(const void *data, size_t n);
+ENRICH_INTERNAL uint32_t crc32c_extend(uint32_t crc, const void *data, size_t n);
+/* The CRC32C of data[0..n) without the skip_len bytes at skip_off (a
+ * stored checksum's own field), in one call: the hot path's. */
+ENRICH_INTERNAL uint32_t crc32c_skip(const void *data, size_t n, size_t skip_off,
+                                     size_t skip_len);
+/* The table path alone, and whether the hardware one is in use (tests). */
+ENRICH_INTERNAL uint32_t crc32c_portable(uint32_t crc, const void *data, size_t n);
+ENRICH_INTERNAL bool crc32c_hardware(void);
+
 #endif /* ENRICH_COMMON_H */

@@ -72,9 +72,11 @@ struct enrich_ctx {
     size_t max_record;
     int64_t clock_ms;     /* -1: real clock */
     bool force_rebuild;
-    /* A hit that lacked a listed field of a fields_required lookup: set by
-     * attach_hit, read and cleared by the error message (engine.c). */
-    const lookup *missing_lookup;
+    /* The lookup at fault in a failed record (a damaged store, or a hit
+     * that lacked a listed field of a fields_required lookup: then
+     * missing_field names it): set on those rare paths, read and cleared
+     * by the error message (engine.c). */
+    const lookup *fault_lookup;
     const field_map *missing_field;
     int64_t now_ms;
     int32_t now_day;

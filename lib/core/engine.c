@@ -182,23 +182,35 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
                    &val_len)) {
         if (!val)
             return LK_MISS;
-    } else {
-        enrich_status rc = store_snap_get(ctx->snap, lk->table_handle, ctx->key.p, ctx->key.len,
-                                          &val, &val_len);
-        if (rc == ENRICH_E_NOTFOUND) {
-            lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, NULL, 0);
-            return LK_MISS;
-        }
-        if (rc != ENRICH_OK) {
-            *err = rc;
+        /* Memoised: its layout and checksum were checked when it was read
+         * from this snapshot, and its bytes cannot change while it lasts. */
+        if (!item_view_parse(val, val_len, item)) {
+            *err = ENRICH_E_CORRUPT;
             return LK_ERROR;
         }
-        lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, val, val_len);
+        return LK_HIT;
     }
-    if (!item_view_parse(val, val_len, item)) {
-        *err = ENRICH_E_STORE;
+    enrich_status rc = store_snap_get(ctx->snap, lk->table_handle, ctx->key.p, ctx->key.len,
+                                      &val, &val_len);
+    if (rc == ENRICH_E_NOTFOUND) {
+        lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, NULL, 0);
+        return LK_MISS;
+    }
+    if (rc != ENRICH_OK) {
+        /* The snapshot was renewed for the rest of the batch (store.h):
+         * what the memo holds is void if that moved it to a newer commit. */
+        lcache_begin(&ctx->lcache, store_snap_id(ctx->snap), ctx->lcache.map_gen);
+        *err = rc;
         return LK_ERROR;
     }
+    /* A damaged item is never memoised, nor attached: its layout, then
+     * its checksum (a few per cent of a lookup, docs/performance.md). */
+    if (!item_view_parse(val, val_len, item) ||
+        item_checksum(val, val_len, item) == ITEM_SUM_BAD) {
+        *err = ENRICH_E_CORRUPT;
+        return LK_ERROR;
+    }
+    lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, val, val_len);
     return LK_HIT;
 }
 
@@ -262,7 +274,7 @@ static bool attach_listed(enrich_ctx *ctx, const lookup *lk, const item_view *it
         }
         if (tried == item->count) {
             if (lk->fields_required) {
-                ctx->missing_lookup = lk;
+                ctx->fault_lookup = lk;
                 ctx->missing_field = f;
                 return true;
             }
@@ -348,22 +360,45 @@ static void rec_close(enrich_ctx *ctx, rec *r)
     ctx->counts[r->outcome]++;
 }
 
+/* Where a lookup met damage, for the record's message: the table and the
+ * key (bytes outside printable ASCII as \xHH, composite parts joined by
+ * \x00, at most 96 of them). */
+static void corrupt_detail(ebuf *msg, const lookup *lk, const ebuf *key)
+{
+    ebuf_printf(msg, "table %s, key \"", lk->table);
+    size_t n = key->len > 96 ? 96 : key->len;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)key->p[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
+            ebuf_putc(msg, (char)c);
+        else
+            ebuf_printf(msg, "\\x%02x", c);
+    }
+    ebuf_puts(msg, n < key->len ? "...\"" : "\"");
+}
+
 /* The error message member's value: the status text, plus the key path
- * when a key was at fault. */
-/* After a hit that lacked a required field (ctx->missing_field, set by
- * attach_hit), the message also names the table, the key (ctx->key: parts
- * joined by ',') and the field; that state is cleared here. */
+ * when a key was at fault; the table and key when the store was damaged
+ * there, and the table, key and field when a hit lacked a required field
+ * (ctx->fault_lookup and ctx->missing_field, set on those rare paths by
+ * enrich_object and attach_hit, cleared here). */
 static void error_value(enrich_ctx *ctx, enrich_status code, const rname *path)
 {
-    const lookup *lk = ctx->missing_lookup;
+    const lookup *lk = ctx->fault_lookup;
     const field_map *missing = ctx->missing_field;
-    ctx->missing_lookup = NULL;
+    ctx->fault_lookup = NULL;
     ctx->missing_field = NULL;
     ebuf msg = {0};
     ebuf_puts(&msg, enrich_strerror(code));
-    if (path) {
+    if (path || (lk && code == ENRICH_E_CORRUPT)) {
         ebuf_puts(&msg, " (");
-        ebuf_put(&msg, path->dec, path->dec_len);
+        if (path)
+            ebuf_put(&msg, path->dec, path->dec_len);
+        if (lk && code == ENRICH_E_CORRUPT) {
+            if (path)
+                ebuf_puts(&msg, "; ");
+            corrupt_detail(&msg, lk, &ctx->key);
+        }
         ebuf_putc(&msg, ')');
     }
     if (missing) {
@@ -637,6 +672,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
         enum lookup_result res = lookup_one(ctx, ev, lk, &item, &err);
         if (res == LK_ERROR) {
             err_path = lk->nkeys == 1 ? &lk->keys[0].display : NULL;
+            ctx->fault_lookup = lk; /* rare: read by the error message */
             break;
         }
         if (res == LK_HIT) {
@@ -801,6 +837,9 @@ enrich_status engine_batch_begin(enrich_ctx *ctx, int input, const void *src, si
     ctx->resp.oom = false;
     ctx->extra_name = NULL;
     ctx->errmsg[0] = '\0';
+    /* Left set only by a record whose batch then failed (out of memory). */
+    ctx->fault_lookup = NULL;
+    ctx->missing_field = NULL;
     ctx->input = input;
     if (!src && src_len) {
         errmsg_set(ctx->errmsg, "NULL input of %zu bytes", src_len);

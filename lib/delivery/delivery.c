@@ -213,6 +213,8 @@ static enrich_status route(enrich_delivery *d, const enrich_ctx *ctx, size_t i, 
     enrich_outcome outcome = enrich_batch_outcome(ctx, i);
     d->m.c[M_EVENTS_IN]++;
     d->m.c[M_IN_SUCCESS + outcome]++;
+    if (outcome == ENRICH_OUTCOME_ERROR && enrich_batch_error(ctx, i) == ENRICH_E_CORRUPT)
+        d->m.c[M_IN_CORRUPT]++;
     d->m.c[M_BYTES_IN] += len;
     enum kind k = outcome == ENRICH_OUTCOME_ERROR ? K_ERROR : K_DATA;
     const char *line = rec;

@@ -88,6 +88,7 @@ enum metric_counter {
     M_OBJECTS,
     M_RETRIES,
     M_STATE_WRITES,
+    M_IN_CORRUPT, /* records among in_error whose lookup met a damaged store */
     M_COUNT
 };
 

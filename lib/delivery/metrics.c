@@ -24,6 +24,7 @@ static const struct {
     [M_OBJECTS] = {"objects", "ObjectsWritten", "Count"},
     [M_RETRIES] = {"retries", "Retries", "Count"},
     [M_STATE_WRITES] = {"state_writes", "StateWrites", "Count"},
+    [M_IN_CORRUPT] = {"in_corrupt", "EventsCorrupt", "Count"},
 };
 
 const char *metrics_name(enum metric_counter m)

@@ -1,4 +1,4 @@
-/* Pre-encoded reference items (layout in internal.h).
+/* Pre-encoded reference items (layout in store.h and docs/store-format.md).
  *
  * A stored item is the JSON text of its members plus an index, so the
  * engine attaches reference fields with one memcpy instead of parsing and
@@ -59,6 +59,12 @@ static void put_u32(char *p, uint32_t v)
 static uint32_t get_u32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The checksum of an EIT2 value: every byte but the crc field's. */
+static uint32_t item_crc(const void *val, size_t len)
+{
+    return crc32c_skip(val, len, ITEM_HEADER_V1, ITEM_HEADER - ITEM_HEADER_V1);
 }
 
 void item_builder_reset(item_builder *b)
@@ -378,6 +384,7 @@ static enrich_status finish(item_builder *b, bmember *m, size_t n, const table_k
     put_u32(b->out.p + 4, (uint32_t)live);
     put_u32(b->out.p + 8, (uint32_t)key->n);
     put_u32(b->out.p + 12, (uint32_t)text_len);
+    put_u32(b->out.p + 16, item_crc(b->out.p, b->out.len));
     return ENRICH_OK;
 }
 
@@ -408,14 +415,22 @@ enrich_status item_builder_finish(item_builder *b, const table_key *key, size_t 
 bool item_view_parse(const void *val, size_t len, item_view *out)
 {
     const unsigned char *p = val;
-    if (!p || len < ITEM_HEADER || get_u32(p) != ITEM_MAGIC)
+    if (!p || len < ITEM_HEADER_V1)
+        return false;
+    uint32_t magic = get_u32(p);
+    size_t header;
+    if (magic == ITEM_MAGIC && len >= ITEM_HEADER)
+        header = ITEM_HEADER;
+    else if (magic == ITEM_MAGIC_V1)
+        header = ITEM_HEADER_V1;
+    else
         return false;
     uint32_t count = get_u32(p + 4), nkey = get_u32(p + 8), text_len = get_u32(p + 12);
     /* 64-bit sums: a corrupt header must not wrap around. */
-    uint64_t need = (uint64_t)ITEM_HEADER + (uint64_t)count * ITEM_ENTRY + text_len;
+    uint64_t need = (uint64_t)header + (uint64_t)count * ITEM_ENTRY + text_len;
     if (nkey > count || need != (uint64_t)len)
         return false;
-    const unsigned char *index = p + ITEM_HEADER;
+    const unsigned char *index = p + header;
     for (uint32_t i = 0; i < count; i++) {
         const unsigned char *e = index + (size_t)i * ITEM_ENTRY;
         uint64_t no = get_u32(e), nl = get_u32(e + 4), vo = get_u32(e + 8), vl = get_u32(e + 12);
@@ -428,7 +443,16 @@ bool item_view_parse(const void *val, size_t len, item_view *out)
     out->count = count;
     out->nkey = nkey;
     out->index = index;
+    out->has_crc = header == ITEM_HEADER;
+    out->crc = out->has_crc ? get_u32(p + ITEM_HEADER_V1) : 0;
     return true;
+}
+
+item_sum item_checksum(const void *val, size_t len, const item_view *v)
+{
+    if (!v->has_crc)
+        return ITEM_SUM_NONE;
+    return item_crc(val, len) == v->crc ? ITEM_SUM_OK : ITEM_SUM_BAD;
 }
 
 void item_member_at(const item_view *v, uint32_t i, item_member *out)

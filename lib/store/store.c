@@ -8,6 +8,7 @@
  * and every table is a named database of its own, keyed by the key bytes,
  * valued by pre-encoded items (item.c). */
 #include "store_internal.h"
+#include "store_verify.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -61,6 +62,12 @@ static enrich_status map_mdb(int rc, char *errmsg, const char *what, bool write)
     case MDB_INVALID:
     case MDB_VERSION_MISMATCH:
         st = ENRICH_E_NOT_STORE;
+        break;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+        /* A page of the wrong type, or a page number past the end, where
+         * the B-tree leads: the file is damaged (docs/reliability.md). */
+        st = ENRICH_E_CORRUPT;
         break;
     case ENOMEM:
         st = ENRICH_E_NOMEM;
@@ -644,8 +651,24 @@ static bool file_covers_snapshot(MDB_env *env)
     return (uint64_t)fst.st_size >= ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 }
 
+/* The pages a damaged store could make LMDB read past the end of the
+ * file (store_verify.h). */
+static enrich_status tail_check(enrich_store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int fd;
+    struct stat fst;
+    if (mdb_env_info(s->env, &info) != MDB_SUCCESS || mdb_env_stat(s->env, &st) != MDB_SUCCESS ||
+        mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS || fstat(fd, &fst) != 0)
+        return ENRICH_OK; /* LMDB decides, as for file_covers_snapshot */
+    return store_tail_check(fd, (uint64_t)fst.st_size, info.me_last_pgno, st.ms_psize,
+                            s->errmsg, s->path);
+}
+
 /* With registry_lock held. */
-static enrich_status open_registered(const char *path, unsigned flags, enrich_store **out)
+static enrich_status open_registered(const char *path, unsigned flags, enrich_store **out,
+                                     char *errbuf, size_t errbuf_cap)
 {
     enrich_store *s = calloc(1, sizeof *s);
     store_env *shared = calloc(1, sizeof *shared);
@@ -659,9 +682,10 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
     s->flags = flags;
     s->path = strdup(path);
     char *lock_path = NULL;
-    /* Open failures have no handle to carry the message; it is composed
-     * anyway (and kept in s->errmsg until s is freed) so a debugger or a
-     * future open-errmsg API can show it. */
+    bool lock_existed = true; /* until known: never remove a lock we did not make */
+    /* Open failures have no handle to carry the message: it is composed
+     * in s->errmsg and copied into the caller's errbuf (enrich_store_open_ex)
+     * before s is freed. */
     char *err = s->errmsg;
     enrich_status st = ENRICH_OK;
     int os_err = 0; /* handed back in errno, as the header promises */
@@ -745,7 +769,7 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
             return ENRICH_OK;
         }
     }
-    bool lock_existed = access(lock_path, F_OK) == 0;
+    lock_existed = access(lock_path, F_OK) == 0;
 
     unsigned mdb_flags = MDB_NOTLS; /* txns may hop threads (Go), many per thread */
     if (!s->is_dir)
@@ -785,9 +809,6 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
         }
         goto fail;
     }
-    free(lock_path);
-    lock_path = NULL;
-
     /* A file cut short (a partial copy, a bad transfer) keeps valid meta
      * pages, and LMDB maps it as it is: the first read of a page past the
      * end of the file is SIGBUS. Refuse it here instead (found by
@@ -799,6 +820,8 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
         st = ENRICH_E_NOT_STORE;
         goto fail;
     }
+    if (!(flags & ENRICH_STORE_FOR_VERIFY) && (st = tail_check(s)) != ENRICH_OK)
+        goto fail;
 
     if (!s->nolock) {
         /* Clear slots of readers that died (SIGKILL, OOM) so they do not pin
@@ -818,6 +841,8 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
     st = meta_init(s);
     if (st != ENRICH_OK)
         goto fail;
+    if ((flags & ENRICH_STORE_VERIFY) && (st = store_verify_open(s)) != ENRICH_OK)
+        goto fail;
     struct stat now;
     int fd;
     if (mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS || fstat(fd, &now) != 0) {
@@ -833,33 +858,60 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
     shared->next = registry;
     registry = shared;
     s->errmsg[0] = '\0';
+    free(lock_path);
     *out = s;
     return ENRICH_OK;
 
 fail:
-    free(lock_path);
     shared->env = s->env;
-    store_free(s);
+    if (errbuf && errbuf_cap)
+        snprintf(errbuf, errbuf_cap, "%s", s->errmsg[0] ? s->errmsg : enrich_strerror(st));
+    bool drop_lock = lock_path && !lock_existed && !s->nolock && s->env &&
+                     (st == ENRICH_E_NOT_STORE || st == ENRICH_E_CORRUPT);
+    store_free(s); /* closes the environment, and with it the lock file */
+    /* A lock file this open created for a file nobody can use (truncated,
+     * damaged, not a store) is debris: no process can be reading that
+     * file through it, since every open refuses it the same way. */
+    if (drop_lock)
+        unlink(lock_path);
+    free(lock_path);
     if (os_err)
         errno = os_err;
     return st;
 }
 
-enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store **out)
+enrich_status enrich_store_open_ex(const char *path, unsigned flags, enrich_store **out,
+                                   char *errbuf, size_t errbuf_cap)
 {
-    if (!out)
+    if (errbuf && errbuf_cap)
+        errbuf[0] = '\0';
+    if (!out) {
+        if (errbuf && errbuf_cap)
+            snprintf(errbuf, errbuf_cap, "NULL out");
         return ENRICH_E_INVALID;
+    }
     *out = NULL;
-    const unsigned known = ENRICH_STORE_RDONLY | ENRICH_STORE_CREATE | ENRICH_STORE_NOLOCK;
+    const unsigned known = ENRICH_STORE_RDONLY | ENRICH_STORE_CREATE | ENRICH_STORE_NOLOCK |
+                           ENRICH_STORE_FOR_VERIFY | ENRICH_STORE_VERIFY;
     if (!path || !*path || (flags & ~known) ||
-        ((flags & ENRICH_STORE_RDONLY) && (flags & ENRICH_STORE_CREATE)))
+        ((flags & ENRICH_STORE_RDONLY) && (flags & ENRICH_STORE_CREATE))) {
+        if (errbuf && errbuf_cap)
+            snprintf(errbuf, errbuf_cap, "%s", !path || !*path ? "empty path"
+                                               : (flags & ~known) ? "unknown flag"
+                                                                  : "RDONLY with CREATE");
         return ENRICH_E_INVALID;
+    }
 
     pthread_once(&registry_once, registry_init);
     pthread_mutex_lock(&registry_lock);
-    enrich_status st = open_registered(path, flags, out);
+    enrich_status st = open_registered(path, flags, out, errbuf, errbuf_cap);
     pthread_mutex_unlock(&registry_lock);
     return st;
+}
+
+enrich_status enrich_store_open(const char *path, unsigned flags, enrich_store **out)
+{
+    return enrich_store_open_ex(path, flags, out, NULL, 0);
 }
 
 void enrich_store_close(enrich_store *store)

@@ -12,16 +12,24 @@
 /* ---------------------------------------------------------------- */
 
 /*
- * Value layout of every item in a table (little-endian u32, unaligned):
- *   magic 'EIT1' | count | nkey | text_len | count x {name_off, name_len,
+ * Value layout of every item in a table (little-endian u32, unaligned;
+ * docs/store-format.md is the reference for other readers):
+ *   'EIT2' | count | nkey | text_len | crc | count x {name_off, name_len,
  *   value_off, value_len} | text
  * text is `"k1":v1,"k2":v2,...` with the key attributes first (nkey of
  * them), names as JSON literals (quotes included), values compact JSON.
  * Offsets are relative to the start of text. Attaching all non-key members
- * is one memcpy of text from the first non-key member on.
+ * is one memcpy of text from the first non-key member on. crc is the
+ * CRC32C of every other byte of the value: the 16 bytes before it, then
+ * everything after it.
+ *
+ * 'EIT1', written before 0.2, is the same without the crc field (a 16-byte
+ * header): still read, reported as having no checksum.
  */
-#define ITEM_MAGIC 0x31544945u /* "EIT1" */
-#define ITEM_HEADER 16u
+#define ITEM_MAGIC_V1 0x31544945u /* "EIT1" */
+#define ITEM_MAGIC 0x32544945u    /* "EIT2", what every writer writes */
+#define ITEM_HEADER_V1 16u
+#define ITEM_HEADER 20u
 #define ITEM_ENTRY 16u
 
 typedef struct item_view {
@@ -30,6 +38,8 @@ typedef struct item_view {
     uint32_t count;
     uint32_t nkey;
     const unsigned char *index; /* count entries of ITEM_ENTRY bytes */
+    bool has_crc;               /* EIT2: crc holds the stored checksum */
+    uint32_t crc;
 } item_view;
 
 typedef struct item_member {
@@ -39,7 +49,15 @@ typedef struct item_member {
     size_t value_len;
 } item_member;
 
+/* The layout's structure (magic, sizes, every index entry inside text);
+ * the checksum is not computed: item_checksum does that. */
 ENRICH_INTERNAL bool item_view_parse(const void *val, size_t len, item_view *out);
+
+typedef enum item_sum { ITEM_SUM_OK, ITEM_SUM_NONE, ITEM_SUM_BAD } item_sum;
+/* Check the checksum of a value item_view_parse accepted as v: OK, NONE
+ * (an EIT1 item carries none) or BAD (some byte changed since it was
+ * written). */
+ENRICH_INTERNAL item_sum item_checksum(const void *val, size_t len, const item_view *v);
 ENRICH_INTERNAL void item_member_at(const item_view *v, uint32_t i, item_member *out);
 
 /* ---------------------------------------------------------------- */
@@ -75,8 +93,15 @@ ENRICH_INTERNAL void store_snap_free(store_snap *snap);
  * from an earlier snapshot still hold the same bytes. */
 ENRICH_INTERNAL uint64_t store_snap_id(const store_snap *snap);
 ENRICH_INTERNAL uint64_t store_snap_map_gen(const enrich_store *s);
+/* How many lookups of this snapshot's life met a damaged page (each
+ * renewed the snapshot). */
+ENRICH_INTERNAL uint64_t store_snap_recoveries(const store_snap *snap);
 /* Look key up in table: ENRICH_OK with the value (in the map, valid until
- * the snapshot ends), ENRICH_E_NOTFOUND, or ENRICH_E_STORE. */
+ * the snapshot ends), ENRICH_E_NOTFOUND, ENRICH_E_CORRUPT (a damaged page
+ * on the key's path) or ENRICH_E_STORE. After a failure the snapshot has
+ * been renewed so that later lookups work: its id may then have changed
+ * (a commit since the batch began), and values read before through it are
+ * no longer safe to use; compare store_snap_id. */
 ENRICH_INTERNAL enrich_status store_snap_get(store_snap *snap, store_table table,
                                              const void *key, size_t key_len,
                                              const void **val, size_t *val_len);

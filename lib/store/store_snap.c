@@ -2,20 +2,22 @@
  *
  * A snapshot is an LMDB read transaction that lives as long as its owner
  * (a ctx): reset between batches, renewed at the next, so its reader slot
- * is taken once. The handle the layers above hold is the transaction
- * itself, behind an incomplete type of their own (store_snap), so that no
- * LMDB type leaves lib/store. */
+ * is taken once. The layers above hold it behind an incomplete type of
+ * their own (store_snap), so that no LMDB type leaves lib/store.
+ *
+ * A lookup that meets a damaged page (docs/reliability.md) leaves the
+ * transaction unusable: LMDB marks it failed, and every later mdb_get in it
+ * fails too. store_snap_get then renews it at once (snap_recover), so one
+ * bad key fails one record, not the rest of the batch. */
 #include "store_internal.h"
 
-static MDB_txn *snap_txn(store_snap *snap)
-{
-    return (MDB_txn *)(void *)snap;
-}
+#include <stdlib.h>
 
-static store_snap *txn_snap(MDB_txn *txn)
-{
-    return (store_snap *)(void *)txn;
-}
+struct store_snap {
+    MDB_txn *txn;      /* NULL between a failed renew and the next begin */
+    enrich_store *s;
+    uint64_t recovered; /* lookups that met damage and renewed the txn */
+};
 
 /* LMDB (0.9.24 mdb_txn_renew0) registers a reader at the last published
  * txnid T, then copies the roots from meta page T % 2. A writer that
@@ -43,9 +45,47 @@ static bool snapshot_is_exact(const enrich_store *s, MDB_txn *txn)
  * commits: the bound is a guard against looping forever, not a budget. */
 #define SNAPSHOT_RETRIES 1000
 
-enrich_status store_snap_begin(enrich_store *s, store_snap **snap, char *errmsg)
+/* Make txn (just begun or renewed) exact, renewing it until it is; on
+ * failure it has been aborted (map lock released) and errmsg says why. */
+static enrich_status make_exact(enrich_store *s, MDB_txn **txn, char *errmsg)
 {
-    MDB_txn *txn = *snap ? snap_txn(*snap) : NULL;
+    /* Only a commit racing the start can make this fail; a retry is a
+     * reset and a renew of the same slot. A snapshot that is not exact is
+     * never used: it could be newer than the next batch's. */
+    for (int i = 0; !snapshot_is_exact(s, *txn); i++) {
+        if (i == SNAPSHOT_RETRIES) {
+            store_txn_abort(s, *txn);
+            *txn = NULL;
+            errmsg_set(errmsg, "no consistent read snapshot after %d retries",
+                       SNAPSHOT_RETRIES);
+            return ENRICH_E_STORE;
+        }
+        mdb_txn_reset(*txn);
+        if (mdb_txn_renew(*txn) != MDB_SUCCESS) {
+            store_txn_abort(s, *txn);
+            *txn = NULL;
+            enrich_status st = store_read_begin(s, txn, errmsg);
+            if (st != ENRICH_OK)
+                return st;
+        }
+    }
+    return ENRICH_OK;
+}
+
+enrich_status store_snap_begin(enrich_store *s, store_snap **snapp, char *errmsg)
+{
+    store_snap *snap = *snapp;
+    if (!snap) {
+        snap = calloc(1, sizeof *snap);
+        if (!snap) {
+            errmsg_set(errmsg, "out of memory for a read snapshot");
+            return ENRICH_E_NOMEM;
+        }
+        snap->s = s;
+        *snapp = snap;
+    }
+    MDB_txn *txn = snap->txn;
+    snap->txn = NULL;
     enrich_status st = ENRICH_OK;
     bool fresh = false;
     if (txn) {
@@ -61,47 +101,44 @@ enrich_status store_snap_begin(enrich_store *s, store_snap **snap, char *errmsg)
     } else {
         fresh = true;
     }
-    *snap = NULL;
     if (fresh && (st = store_read_begin(s, &txn, errmsg)) != ENRICH_OK)
         return st;
-    /* Only a commit racing the start can make this fail; a retry is a
-     * reset and a renew of the same slot. A snapshot that is not exact is
-     * never used: it could be newer than the next batch's. */
-    for (int i = 0; !snapshot_is_exact(s, txn); i++) {
-        if (i == SNAPSHOT_RETRIES) {
-            store_txn_abort(s, txn);
-            errmsg_set(errmsg, "no consistent read snapshot after %d retries",
-                       SNAPSHOT_RETRIES);
-            return ENRICH_E_STORE;
-        }
-        mdb_txn_reset(txn);
-        if (mdb_txn_renew(txn) != MDB_SUCCESS) {
-            store_txn_abort(s, txn);
-            if ((st = store_read_begin(s, &txn, errmsg)) != ENRICH_OK)
-                return st;
-        }
-    }
-    *snap = txn_snap(txn);
+    if ((st = make_exact(s, &txn, errmsg)) != ENRICH_OK)
+        return st;
+    snap->txn = txn;
     return ENRICH_OK;
 }
 
 void store_snap_end(enrich_store *s, store_snap *snap)
 {
+    if (!snap->txn) {
+        /* A recovery failed mid-batch: the txn is gone and with it the
+         * lock it held. */
+        return;
+    }
     /* Reset, not abort: the next batch renews it without a new slot. */
-    mdb_txn_reset(snap_txn(snap));
+    mdb_txn_reset(snap->txn);
     store_txn_release(s);
 }
 
 void store_snap_free(store_snap *snap)
 {
     /* An ended snapshot holds no map lock: a plain abort frees its slot. */
-    if (snap)
-        mdb_txn_abort(snap_txn(snap));
+    if (snap) {
+        if (snap->txn)
+            mdb_txn_abort(snap->txn);
+        free(snap);
+    }
 }
 
 uint64_t store_snap_id(const store_snap *snap)
 {
-    return mdb_txn_id(snap_txn((store_snap *)(uintptr_t)snap));
+    return snap->txn ? mdb_txn_id(snap->txn) : 0;
+}
+
+uint64_t store_snap_recoveries(const store_snap *snap)
+{
+    return snap ? snap->recovered : 0;
 }
 
 uint64_t store_snap_map_gen(const enrich_store *s)
@@ -110,18 +147,51 @@ uint64_t store_snap_map_gen(const enrich_store *s)
     return s->shared->map_gen;
 }
 
+/* After a failed mdb_get: LMDB has marked the transaction failed, so make
+ * it usable again for the rest of the batch. The map lock stays held (the
+ * map cannot move), the reader slot is kept: reset and renew, as between
+ * two batches. The renewed txn reads the newest commit, which is the same
+ * one unless a writer committed since the batch began; the caller's memo
+ * compares ids (store_snap_id) and forgets what it held if it changed.
+ * When even that fails, the snapshot is dropped and every later lookup of
+ * the batch fails with ENRICH_E_STORE; the next batch begins afresh. */
+static void snap_recover(store_snap *snap)
+{
+    enrich_store *s = snap->s;
+    snap->recovered++;
+    mdb_txn_reset(snap->txn);
+    if (mdb_txn_renew(snap->txn) != MDB_SUCCESS) {
+        store_txn_abort(s, snap->txn); /* releases the batch's map lock */
+        snap->txn = NULL;
+        return;
+    }
+    char errmsg[ENRICH_ERRMSG_CAP];
+    if (make_exact(s, &snap->txn, errmsg) != ENRICH_OK)
+        snap->txn = NULL; /* aborted, lock released */
+}
+
 enrich_status store_snap_get(store_snap *snap, store_table table, const void *key,
                              size_t key_len, const void **val, size_t *val_len)
 {
+    if (!snap->txn)
+        return ENRICH_E_STORE;
     MDB_val k = {key_len, (void *)(uintptr_t)key}, v;
-    int rc = mdb_get(snap_txn(snap), (MDB_dbi)table, &k, &v);
+    int rc = mdb_get(snap->txn, (MDB_dbi)table, &k, &v);
+    if (rc == MDB_SUCCESS) {
+        *val = v.mv_data;
+        *val_len = v.mv_size;
+        return ENRICH_OK;
+    }
     if (rc == MDB_NOTFOUND)
         return ENRICH_E_NOTFOUND;
-    if (rc != MDB_SUCCESS)
-        return ENRICH_E_STORE;
-    *val = v.mv_data;
-    *val_len = v.mv_size;
-    return ENRICH_OK;
+    snap_recover(snap);
+    /* MDB_CORRUPTED (a page of the wrong type where the tree says),
+     * MDB_PAGE_NOTFOUND (a page number past the end): the tree is damaged
+     * on this key's path. MDB_CURSOR_FULL: a damaged branch made the path
+     * deeper than any real tree. Anything else is LMDB failing. */
+    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_CURSOR_FULL)
+        return ENRICH_E_CORRUPT;
+    return ENRICH_E_STORE;
 }
 
 size_t store_max_key(const enrich_store *s)

@@ -71,7 +71,7 @@ typedef struct config {
 } config;
 
 typedef struct counts {
-    size_t records, success, not_found, no_key, error, dropped, over_limit, invalid;
+    size_t records, success, not_found, no_key, error, corrupt, dropped, over_limit, invalid;
     int invocation_error;
     /* The invalid records' reasons with their counts, in the order of their
      * first records (as the Python handlers count them): entries of
@@ -296,7 +296,7 @@ static void emit_metrics(const config *cfg, const counts *c, double batch_ms, do
                          const char *request_id, const char *trace_id, bytebuf *line)
 {
     static const char *const count_names[] = {"Records", "Success", "NotFound", "NoKey",
-                                              "Error", "Dropped", "OverLimit", "Invalid",
+                                              "Error", "Corrupt", "Dropped", "OverLimit", "Invalid",
                                               "InvocationError"};
     bytebuf_reset(line);
     bool ok = bytebuf_printf(line, "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":"
@@ -309,10 +309,12 @@ static void emit_metrics(const config *cfg, const counts *c, double batch_ms, do
             "{\"Name\":\"BatchDuration\",\"Unit\":\"Milliseconds\"},"
             "{\"Name\":\"HandlerDuration\",\"Unit\":\"Milliseconds\"}]}]},"
             "\"Handler\":\"%s\",\"Records\":%zu,\"Success\":%zu,\"NotFound\":%zu,"
-            "\"NoKey\":%zu,\"Error\":%zu,\"Dropped\":%zu,\"OverLimit\":%zu,\"Invalid\":%zu,"
+            "\"NoKey\":%zu,\"Error\":%zu,\"Corrupt\":%zu,\"Dropped\":%zu,\"OverLimit\":%zu,"
+            "\"Invalid\":%zu,"
             "\"InvocationError\":%d,\"BatchDuration\":%.3f,\"HandlerDuration\":%.3f",
             cfg->shape->name, c->records, c->success, c->not_found, c->no_key, c->error,
-            c->dropped, c->over_limit, c->invalid, c->invocation_error, batch_ms, handler_ms);
+            c->corrupt, c->dropped, c->over_limit, c->invalid, c->invocation_error, batch_ms,
+            handler_ms);
     if (ok && request_id)
         ok = bytebuf_puts(line, ",\"requestId\":") &&
              bytebuf_put_json_string(line, request_id, strlen(request_id));
@@ -418,6 +420,9 @@ static void invoke(const config *cfg, enrich_ctx *ctx, lambda_runtime *rt,
     c->dropped = enrich_aws_count_result(ctx, ENRICH_RESULT_DROPPED);
     c->over_limit = enrich_aws_count_result(ctx, ENRICH_RESULT_OVER_LIMIT);
     for (size_t i = 0; i < c->records; i++) {
+        /* Of the errors, those whose lookup met a damaged store. */
+        if (c->error && enrich_batch_error(ctx, i) == ENRICH_E_CORRUPT)
+            c->corrupt++;
         enrich_buf why = enrich_aws_invalid_reason(ctx, i);
         if (why.len) {
             c->invalid++;

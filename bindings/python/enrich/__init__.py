@@ -241,9 +241,10 @@ class Store:
         self._pipelines = _weakref.WeakSet()
         self._h = None
         try:
-            self._h = _c.store_open(path, flags)
+            self._h = _c.store_open_ex(path, flags)
         except Error as e:  # noqa: F405
-            # open has no handle to hold a detail: name the path instead
+            # The library's detail names the file and why (truncated, not a
+            # store, the system error); without one, name the path
             if not e.detail:
                 if not _os.path.exists(self.path):
                     e.detail = f"no such file or directory: {self.path!r}"
@@ -853,7 +854,7 @@ class Delivery:
         """The counters as a dict: batches, events_in, in_success,
         in_not_found, in_no_key, in_error, out_data, out_invalid, out_error,
         out_dead_letter, bytes_in, bytes_out, objects, retries, state_writes,
-        batch_latency_us {count, p50, p99, p999, max}. reset=True zeroes them
+        in_corrupt (records of in_error whose store was damaged), batch_latency_us {count, p50, p99, p999, max}. reset=True zeroes them
         after reading (per-interval reporting)."""
         return _json.loads(self._metrics(_c.METRICS_JSON, reset))
 

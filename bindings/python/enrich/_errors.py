@@ -17,6 +17,7 @@ __all__ = [
     "NoTableError", "RulesError", "JsonError", "NotObjectError", "KeyTypeError",
     "KeyTooLongError", "ConflictError", "DepthError", "Utf8Error", "NulError",
     "TooLargeError", "DstSizeError", "ItemError", "ZlibError", "Base64Error",
+    "CorruptError",
     "error_for",
 ]
 
@@ -183,6 +184,12 @@ class ZlibError(Error):
 @_code(-23, "ENRICH_E_BASE64")
 class Base64Error(Error, ValueError):
     """A record's data is missing, not a string, or not base64."""
+
+
+@_code(-24, "ENRICH_E_CORRUPT")
+class CorruptError(StoreError):
+    """The store is damaged where the call read (a B-tree page, or an item
+    whose checksum does not match); .detail names the table and key."""
 
 
 def error_for(code, message=None, detail=""):

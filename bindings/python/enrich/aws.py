@@ -61,8 +61,8 @@ _SHAPES = {
     "kinesis": ("kinesis", "kinesis"),
 }
 
-_COUNT_METRICS = ("Records", "Success", "NotFound", "NoKey", "Error", "Dropped", "OverLimit",
-                  "Invalid", "InvocationError")
+_COUNT_METRICS = ("Records", "Success", "NotFound", "NoKey", "Error", "Corrupt", "Dropped",
+                  "OverLimit", "Invalid", "InvocationError")
 # CloudWatch's longest dimension value.
 _MAX_DIMENSION = 1024
 _MS_METRICS = ("BatchDuration", "HandlerDuration")
@@ -201,6 +201,10 @@ class Handler:
             counts.update(Records=len(result), Success=oc["success"], NotFound=oc["not_found"],
                           NoKey=oc["no_key"], Error=oc["error"], Dropped=rc["dropped"],
                           OverLimit=rc["over_limit"], Invalid=sum(reasons.values()))
+            if oc["error"]:
+                # Of the errors, those whose lookup met a damaged store.
+                counts["Corrupt"] = sum(isinstance(e, enrich.CorruptError)
+                                        for e in result.errors)
             return out, result
         except BaseException:
             counts["InvocationError"] = 1

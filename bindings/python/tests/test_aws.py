@@ -143,10 +143,11 @@ class SeedShapesTest(HandlerTestCase):
         self.assertEqual(len(lines), 2)
         first = lines[0]
         self.assertEqual({k: first[k] for k in ("Handler", "Records", "Success", "NotFound", "NoKey",
-                                                "Error", "Dropped", "OverLimit", "Invalid",
-                                                "InvocationError")},
+                                                "Error", "Corrupt", "Dropped", "OverLimit",
+                                                "Invalid", "InvocationError")},
                          {"Handler": "firehose", "Records": 3, "Success": 2, "NotFound": 1,
-                          "NoKey": 0, "Error": 0, "Dropped": 0, "OverLimit": 0, "Invalid": 0,
+                          "NoKey": 0, "Error": 0, "Corrupt": 0, "Dropped": 0, "OverLimit": 0,
+                          "Invalid": 0,
                           "InvocationError": 0})
         self.assertEqual(first["requestId"], "req-1")
         self.assertEqual((lines[1]["Success"], lines[1]["Error"]), (1, 1))

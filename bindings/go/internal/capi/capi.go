@@ -41,32 +41,32 @@ typedef _gostring_ swig_type_8;
 typedef _goslice_ swig_type_9;
 typedef _gostring_ swig_type_10;
 typedef _gostring_ swig_type_11;
-typedef _gostring_ swig_type_12;
+typedef _goslice_ swig_type_12;
 typedef _gostring_ swig_type_13;
 typedef _gostring_ swig_type_14;
-typedef _goslice_ swig_type_15;
+typedef _gostring_ swig_type_15;
 typedef _gostring_ swig_type_16;
 typedef _goslice_ swig_type_17;
-typedef _goslice_ swig_type_18;
-typedef _gostring_ swig_type_19;
+typedef _gostring_ swig_type_18;
+typedef _goslice_ swig_type_19;
 typedef _goslice_ swig_type_20;
 typedef _gostring_ swig_type_21;
 typedef _goslice_ swig_type_22;
-typedef _goslice_ swig_type_23;
+typedef _gostring_ swig_type_23;
 typedef _goslice_ swig_type_24;
 typedef _goslice_ swig_type_25;
 typedef _goslice_ swig_type_26;
 typedef _goslice_ swig_type_27;
-typedef _gostring_ swig_type_28;
-typedef long long swig_type_29;
+typedef _goslice_ swig_type_28;
+typedef _goslice_ swig_type_29;
 typedef _goslice_ swig_type_30;
-typedef _goslice_ swig_type_31;
-typedef _goslice_ swig_type_32;
-typedef long long swig_type_33;
-typedef long long swig_type_34;
-typedef long long swig_type_35;
+typedef _gostring_ swig_type_31;
+typedef long long swig_type_32;
+typedef _goslice_ swig_type_33;
+typedef _goslice_ swig_type_34;
+typedef _goslice_ swig_type_35;
 typedef long long swig_type_36;
-typedef _goslice_ swig_type_37;
+typedef long long swig_type_37;
 typedef long long swig_type_38;
 typedef long long swig_type_39;
 typedef _goslice_ swig_type_40;
@@ -74,36 +74,39 @@ typedef long long swig_type_41;
 typedef long long swig_type_42;
 typedef _goslice_ swig_type_43;
 typedef long long swig_type_44;
-typedef _goslice_ swig_type_45;
-typedef long long swig_type_46;
+typedef long long swig_type_45;
+typedef _goslice_ swig_type_46;
 typedef long long swig_type_47;
 typedef _goslice_ swig_type_48;
-typedef _goslice_ swig_type_49;
-typedef _goslice_ swig_type_50;
+typedef long long swig_type_49;
+typedef long long swig_type_50;
 typedef _goslice_ swig_type_51;
-typedef long long swig_type_52;
-typedef long long swig_type_53;
-typedef long long swig_type_54;
+typedef _goslice_ swig_type_52;
+typedef _goslice_ swig_type_53;
+typedef _goslice_ swig_type_54;
 typedef long long swig_type_55;
 typedef long long swig_type_56;
-typedef _goslice_ swig_type_57;
+typedef long long swig_type_57;
 typedef long long swig_type_58;
 typedef long long swig_type_59;
 typedef _goslice_ swig_type_60;
-typedef _gostring_ swig_type_61;
-typedef _goslice_ swig_type_62;
+typedef long long swig_type_61;
+typedef long long swig_type_62;
 typedef _goslice_ swig_type_63;
-typedef long long swig_type_64;
+typedef _gostring_ swig_type_64;
 typedef _goslice_ swig_type_65;
-typedef long long swig_type_66;
+typedef _goslice_ swig_type_66;
 typedef long long swig_type_67;
-typedef _gostring_ swig_type_68;
-typedef _goslice_ swig_type_69;
-typedef _goslice_ swig_type_70;
+typedef _goslice_ swig_type_68;
+typedef long long swig_type_69;
+typedef long long swig_type_70;
 typedef _gostring_ swig_type_71;
-typedef _gostring_ swig_type_72;
-typedef _gostring_ swig_type_73;
-typedef _goslice_ swig_type_74;
+typedef _goslice_ swig_type_72;
+typedef _goslice_ swig_type_73;
+typedef _gostring_ swig_type_74;
+typedef _gostring_ swig_type_75;
+typedef _gostring_ swig_type_76;
+typedef _goslice_ swig_type_77;
 extern void _wrap_Swig_free_capi_5e90354df9a660ab(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_5e90354df9a660ab(swig_intgo arg1);
 extern void _wrap_delete_store_capi_5e90354df9a660ab(uintptr_t arg1);
@@ -139,58 +142,61 @@ extern swig_intgo _wrap_E_DST_SIZE_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_E_ITEM_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_E_ZLIB_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_E_BASE64_capi_5e90354df9a660ab(void);
+extern swig_intgo _wrap_E_CORRUPT_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_E_LAST_capi_5e90354df9a660ab(void);
 extern swig_type_7 _wrap_strerror_capi_5e90354df9a660ab(swig_intgo arg1);
 extern swig_type_8 _wrap_status_name_capi_5e90354df9a660ab(swig_intgo arg1);
 extern swig_intgo _wrap_json_error_at_capi_5e90354df9a660ab(swig_type_9 arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4, swig_voidp arg5);
 extern swig_intgo _wrap_store_open_capi_5e90354df9a660ab(swig_type_10 arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_type_11 _wrap_store_errmsg_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_intgo _wrap_store_define_table_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_12 arg2, swig_type_13 arg3);
+extern swig_intgo _wrap_store_open_ex_capi_5e90354df9a660ab(swig_type_11 arg1, swig_intgo arg2, swig_voidp arg3, swig_type_12 arg4);
+extern swig_type_13 _wrap_store_errmsg_capi_5e90354df9a660ab(uintptr_t arg1);
+extern swig_intgo _wrap_store_define_table_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_14 arg2, swig_type_15 arg3);
 extern swig_intgo _wrap_LOAD_NDJSON_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_LOAD_JSON_ARRAY_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_LOAD_DYNAMODB_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_LOAD_DYNAMODB_STREAM_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_LOAD_CSV_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_store_put_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_14 arg2, swig_type_15 arg3);
-extern swig_intgo _wrap_store_get_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_16 arg2, swig_type_17 arg3, swig_type_18 arg4, swig_voidp arg5);
-extern swig_intgo _wrap_store_delete_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_19 arg2, swig_type_20 arg3);
-extern swig_intgo _wrap_store_copy_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_21 arg2);
-extern swig_intgo _wrap_store_stats_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_22 arg2, swig_voidp arg3);
-extern swig_intgo _wrap_pipeline_compile_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_23 arg2, swig_voidp arg3, swig_type_24 arg4);
-extern swig_intgo _wrap_pipeline_describe_capi_5e90354df9a660ab(swig_type_25 arg1, swig_type_26 arg2, swig_voidp arg3, swig_type_27 arg4);
+extern swig_intgo _wrap_store_put_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_16 arg2, swig_type_17 arg3);
+extern swig_intgo _wrap_store_get_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_18 arg2, swig_type_19 arg3, swig_type_20 arg4, swig_voidp arg5);
+extern swig_intgo _wrap_store_delete_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_21 arg2, swig_type_22 arg3);
+extern swig_intgo _wrap_store_copy_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_23 arg2);
+extern swig_intgo _wrap_store_stats_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_24 arg2, swig_voidp arg3);
+extern swig_intgo _wrap_store_verify_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_25 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_pipeline_compile_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_26 arg2, swig_voidp arg3, swig_type_27 arg4);
+extern swig_intgo _wrap_pipeline_describe_capi_5e90354df9a660ab(swig_type_28 arg1, swig_type_29 arg2, swig_voidp arg3, swig_type_30 arg4);
 extern swig_intgo _wrap_ctx_create_capi_5e90354df9a660ab(uintptr_t arg1, swig_voidp arg2);
 extern void _wrap_ctx_reset_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_type_28 _wrap_ctx_errmsg_capi_5e90354df9a660ab(uintptr_t arg1);
+extern swig_type_31 _wrap_ctx_errmsg_capi_5e90354df9a660ab(uintptr_t arg1);
 extern uintptr_t _wrap_ctx_pipeline_capi_5e90354df9a660ab(uintptr_t arg1);
 extern swig_intgo _wrap_OPT_MAX_DEPTH_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_OPT_MAX_RECORD_BYTES_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_OPT_CLOCK_MS_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_OPT_RESPONSE_LIMIT_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_OPT_LOOKUP_CACHE_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_ctx_set_option_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_29 arg3);
+extern swig_intgo _wrap_ctx_set_option_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_32 arg3);
 extern swig_intgo _wrap_ctx_get_option_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_intgo _wrap_option_bounds_capi_5e90354df9a660ab(swig_intgo arg1, swig_type_30 arg2, swig_type_31 arg3);
+extern swig_intgo _wrap_option_bounds_capi_5e90354df9a660ab(swig_intgo arg1, swig_type_33 arg2, swig_type_34 arg3);
 extern swig_intgo _wrap_INPUT_NDJSON_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_INPUT_JSON_ARRAY_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_OUTCOME_SUCCESS_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_OUTCOME_NOT_FOUND_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_OUTCOME_NO_KEY_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_OUTCOME_ERROR_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_batch_run_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_32 arg3);
-extern swig_type_33 _wrap_batch_count_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_type_34 _wrap_batch_count_outcome_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_batch_outcome_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_35 arg2);
-extern swig_intgo _wrap_batch_error_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_36 arg2);
-extern swig_type_37 _wrap_batch_record_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_38 arg2);
-extern swig_intgo _wrap_batch_partition_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_39 arg2, swig_type_40 arg3, swig_voidp arg4);
-extern swig_type_41 _wrap_batch_time_ms_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_intgo _wrap_batch_event_time_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_42 arg2, swig_type_43 arg3);
+extern swig_intgo _wrap_batch_run_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_35 arg3);
+extern swig_type_36 _wrap_batch_count_capi_5e90354df9a660ab(uintptr_t arg1);
+extern swig_type_37 _wrap_batch_count_outcome_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_batch_outcome_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_38 arg2);
+extern swig_intgo _wrap_batch_error_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_39 arg2);
+extern swig_type_40 _wrap_batch_record_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_41 arg2);
+extern swig_intgo _wrap_batch_partition_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_42 arg2, swig_type_43 arg3, swig_voidp arg4);
+extern swig_type_44 _wrap_batch_time_ms_capi_5e90354df9a660ab(uintptr_t arg1);
+extern swig_intgo _wrap_batch_event_time_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_45 arg2, swig_type_46 arg3);
 extern swig_intgo _wrap_ENCODE_NDJSON_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_ENCODE_JSON_ARRAY_capi_5e90354df9a660ab(void);
-extern swig_type_44 _wrap_encode_bound_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_encode_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_45 arg3, swig_voidp arg4);
-extern swig_type_46 _wrap_gzip_bound_capi_5e90354df9a660ab(swig_type_47 arg1);
-extern swig_intgo _wrap_gzip_capi_5e90354df9a660ab(swig_intgo arg1, swig_type_48 arg2, swig_type_49 arg3, swig_voidp arg4);
+extern swig_type_47 _wrap_encode_bound_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_encode_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_48 arg3, swig_voidp arg4);
+extern swig_type_49 _wrap_gzip_bound_capi_5e90354df9a660ab(swig_type_50 arg1);
+extern swig_intgo _wrap_gzip_capi_5e90354df9a660ab(swig_intgo arg1, swig_type_51 arg2, swig_type_52 arg3, swig_voidp arg4);
 extern swig_intgo _wrap_AWS_PIPES_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_AWS_FIREHOSE_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_AWS_KINESIS_capi_5e90354df9a660ab(void);
@@ -198,28 +204,28 @@ extern swig_intgo _wrap_RESULT_OK_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_RESULT_DROPPED_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_RESULT_FAILED_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_RESULT_OVER_LIMIT_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_aws_batch_run_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_50 arg3);
-extern swig_type_51 _wrap_aws_record_id_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_52 arg2);
-extern swig_type_53 _wrap_aws_arrival_ms_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_54 arg2);
-extern swig_intgo _wrap_aws_result_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_55 arg2);
-extern swig_type_56 _wrap_aws_count_result_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
-extern swig_type_57 _wrap_aws_invalid_reason_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_58 arg2);
+extern swig_intgo _wrap_aws_batch_run_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_53 arg3);
+extern swig_type_54 _wrap_aws_record_id_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_55 arg2);
+extern swig_type_56 _wrap_aws_arrival_ms_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_57 arg2);
+extern swig_intgo _wrap_aws_result_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_58 arg2);
+extern swig_type_59 _wrap_aws_count_result_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
+extern swig_type_60 _wrap_aws_invalid_reason_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_61 arg2);
 extern swig_intgo _wrap_AWS_RESPONSE_PIPES_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_AWS_RESPONSE_KINESIS_capi_5e90354df9a660ab(void);
-extern swig_type_59 _wrap_aws_encode_bound_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_aws_encode_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_60 arg3, swig_voidp arg4);
-extern swig_intgo _wrap_delivery_open_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_61 arg2, swig_type_62 arg3, swig_voidp arg4, swig_type_63 arg5);
-extern swig_intgo _wrap_delivery_write_capi_5e90354df9a660ab(uintptr_t arg1, uintptr_t arg2, swig_type_64 arg3);
-extern swig_intgo _wrap_delivery_run_capi_5e90354df9a660ab(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_65 arg4, swig_type_66 arg5);
-extern swig_intgo _wrap_delivery_flush_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_67 arg2);
+extern swig_type_62 _wrap_aws_encode_bound_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_aws_encode_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_63 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_delivery_open_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_64 arg2, swig_type_65 arg3, swig_voidp arg4, swig_type_66 arg5);
+extern swig_intgo _wrap_delivery_write_capi_5e90354df9a660ab(uintptr_t arg1, uintptr_t arg2, swig_type_67 arg3);
+extern swig_intgo _wrap_delivery_run_capi_5e90354df9a660ab(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_68 arg4, swig_type_69 arg5);
+extern swig_intgo _wrap_delivery_flush_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_70 arg2);
 extern swig_intgo _wrap_delivery_close_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
-extern swig_type_68 _wrap_delivery_errmsg_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_intgo _wrap_delivery_resume_offset_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_69 arg2);
+extern swig_type_71 _wrap_delivery_errmsg_capi_5e90354df9a660ab(uintptr_t arg1);
+extern swig_intgo _wrap_delivery_resume_offset_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_72 arg2);
 extern swig_intgo _wrap_METRICS_JSON_capi_5e90354df9a660ab(void);
 extern swig_intgo _wrap_METRICS_EMF_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_delivery_metrics_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_70 arg4, swig_voidp arg5);
-extern swig_intgo _wrap_bind_store_load_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_71 arg2, swig_type_72 arg3, swig_intgo arg4, swig_type_73 arg5, swig_intgo arg6, swig_type_74 arg7, swig_voidp arg8);
+extern swig_intgo _wrap_delivery_metrics_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_73 arg4, swig_voidp arg5);
+extern swig_intgo _wrap_bind_store_load_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_74 arg2, swig_type_75 arg3, swig_intgo arg4, swig_type_76 arg5, swig_intgo arg6, swig_type_77 arg7, swig_voidp arg8);
 #undef intgo
 */
 import "C"
@@ -584,6 +590,13 @@ func _swig_getE_BASE64() (_swig_ret int) {
 }
 
 var E_BASE64 int = _swig_getE_BASE64()
+func _swig_getE_CORRUPT() (_swig_ret int) {
+	var swig_r int
+	swig_r = (int)(C._wrap_E_CORRUPT_capi_5e90354df9a660ab())
+	return swig_r
+}
+
+var E_CORRUPT int = _swig_getE_CORRUPT()
 func _swig_getE_LAST() (_swig_ret int) {
 	var swig_r int
 	swig_r = (int)(C._wrap_E_LAST_capi_5e90354df9a660ab())
@@ -628,6 +641,8 @@ func Json_error_at(arg1 []byte, arg2 int, arg3 *int, arg4 *int, arg5 *int) (_swi
 const STORE_RDONLY uint = 0x1
 const STORE_CREATE uint = 0x2
 const STORE_NOLOCK uint = 0x4
+const STORE_FOR_VERIFY uint = 0x8
+const STORE_VERIFY uint = 0x10
 func Store_open(arg1 string, arg2 uint, arg3 *uintptr) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
@@ -636,6 +651,22 @@ func Store_open(arg1 string, arg2 uint, arg3 *uintptr) (_swig_ret int) {
 	swig_r = (int)(C._wrap_store_open_capi_5e90354df9a660ab(*(*C.swig_type_10)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
+	}
+	return swig_r
+}
+
+func Store_open_ex(arg1 string, arg2 uint, arg3 *uintptr, arg4 []byte) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	swig_r = (int)(C._wrap_store_open_ex_capi_5e90354df9a660ab(*(*C.swig_type_11)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_12)(unsafe.Pointer(&_swig_i_3))))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg1
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg4
 	}
 	return swig_r
 }
@@ -655,7 +686,7 @@ func Store_define_table(arg1 Store, arg2 string, arg3 string) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_define_table_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_12)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_13)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_store_define_table_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_14)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_15)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -708,7 +739,7 @@ func Store_put(arg1 Store, arg2 string, arg3 []byte) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_put_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_14)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_15)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_store_put_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -725,7 +756,7 @@ func Store_get(arg1 Store, arg2 string, arg3 []byte, arg4 []byte, arg5 *int) (_s
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_store_get_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_18)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
+	swig_r = (int)(C._wrap_store_get_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_18)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_19)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_20)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -743,7 +774,7 @@ func Store_delete(arg1 Store, arg2 string, arg3 []byte) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_delete_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_19)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_20)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_store_delete_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_21)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_22)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -757,7 +788,7 @@ func Store_copy(arg1 Store, arg2 string) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_store_copy_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_21)(unsafe.Pointer(&_swig_i_1))))
+	swig_r = (int)(C._wrap_store_copy_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_23)(unsafe.Pointer(&_swig_i_1))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -769,9 +800,23 @@ func Store_stats(arg1 Store, arg2 []byte, arg3 *int) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_stats_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_22)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2)))
+	swig_r = (int)(C._wrap_store_stats_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_24)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
+	}
+	return swig_r
+}
+
+const VERIFY_QUICK uint = 0x1
+func Store_verify(arg1 Store, arg2 uint, arg3 []byte, arg4 *int) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	swig_r = (int)(C._wrap_store_verify_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_25)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
 	}
 	return swig_r
 }
@@ -782,7 +827,7 @@ func Pipeline_compile(arg1 Store, arg2 []byte, arg3 *uintptr, arg4 []byte) (_swi
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_pipeline_compile_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_23)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_24)(unsafe.Pointer(&_swig_i_3))))
+	swig_r = (int)(C._wrap_pipeline_compile_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_26)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_27)(unsafe.Pointer(&_swig_i_3))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -798,7 +843,7 @@ func Pipeline_describe(arg1 []byte, arg2 []byte, arg3 *int, arg4 []byte) (_swig_
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_pipeline_describe_capi_5e90354df9a660ab(*(*C.swig_type_25)(unsafe.Pointer(&_swig_i_0)), *(*C.swig_type_26)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_27)(unsafe.Pointer(&_swig_i_3))))
+	swig_r = (int)(C._wrap_pipeline_describe_capi_5e90354df9a660ab(*(*C.swig_type_28)(unsafe.Pointer(&_swig_i_0)), *(*C.swig_type_29)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_30)(unsafe.Pointer(&_swig_i_3))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
 	}
@@ -882,7 +927,7 @@ func Ctx_set_option(arg1 Ctx, arg2 Enum_SS_enrich_option, arg3 int64) (_swig_ret
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_ctx_set_option_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_29(_swig_i_2)))
+	swig_r = (int)(C._wrap_ctx_set_option_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_32(_swig_i_2)))
 	return swig_r
 }
 
@@ -900,7 +945,7 @@ func Option_bounds(arg1 Enum_SS_enrich_option, arg2 []int64, arg3 []int64) (_swi
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_option_bounds_capi_5e90354df9a660ab(C.swig_intgo(_swig_i_0), *(*C.swig_type_30)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_31)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_option_bounds_capi_5e90354df9a660ab(C.swig_intgo(_swig_i_0), *(*C.swig_type_33)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_34)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -959,7 +1004,7 @@ func Batch_run(arg1 Ctx, arg2 Enum_SS_enrich_input, arg3 []byte) (_swig_ret int)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_batch_run_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_32)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_batch_run_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_35)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -985,7 +1030,7 @@ func Batch_outcome(arg1 Ctx, arg2 int64) (_swig_ret Enum_SS_enrich_outcome) {
 	var swig_r Enum_SS_enrich_outcome
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_enrich_outcome)(C._wrap_batch_outcome_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_35(_swig_i_1)))
+	swig_r = (Enum_SS_enrich_outcome)(C._wrap_batch_outcome_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_38(_swig_i_1)))
 	return swig_r
 }
 
@@ -993,7 +1038,7 @@ func Batch_error(arg1 Ctx, arg2 int64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_batch_error_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_36(_swig_i_1)))
+	swig_r = (int)(C._wrap_batch_error_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1)))
 	return swig_r
 }
 
@@ -1001,7 +1046,7 @@ func Batch_record(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_batch_record_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_38(_swig_i_1))
+	swig_r_p := C._wrap_batch_record_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_41(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -1020,7 +1065,7 @@ func Batch_partition(arg1 Ctx, arg2 int64, arg3 []byte, arg4 *int) (_swig_ret in
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_batch_partition_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1), *(*C.swig_type_40)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_batch_partition_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_42(_swig_i_1), *(*C.swig_type_43)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1039,7 +1084,7 @@ func Batch_event_time(arg1 Ctx, arg2 int64, arg3 []int64) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_batch_event_time_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_42(_swig_i_1), *(*C.swig_type_43)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_batch_event_time_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_45(_swig_i_1), *(*C.swig_type_46)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1075,7 +1120,7 @@ func Encode(arg1 Ctx, arg2 Enum_SS_enrich_encoding, arg3 []byte, arg4 *int) (_sw
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_encode_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_45)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_encode_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_48)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1085,7 +1130,7 @@ func Encode(arg1 Ctx, arg2 Enum_SS_enrich_encoding, arg3 []byte, arg4 *int) (_sw
 func Gzip_bound(arg1 int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_gzip_bound_capi_5e90354df9a660ab(C.swig_type_47(_swig_i_0)))
+	swig_r = (int64)(C._wrap_gzip_bound_capi_5e90354df9a660ab(C.swig_type_50(_swig_i_0)))
 	return swig_r
 }
 
@@ -1095,7 +1140,7 @@ func Gzip(arg1 int, arg2 []byte, arg3 []byte, arg4 *int) (_swig_ret int) {
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_gzip_capi_5e90354df9a660ab(C.swig_intgo(_swig_i_0), *(*C.swig_type_48)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_49)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_gzip_capi_5e90354df9a660ab(C.swig_intgo(_swig_i_0), *(*C.swig_type_51)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_52)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1161,7 +1206,7 @@ func Aws_batch_run(arg1 Ctx, arg2 Enum_SS_enrich_aws_event, arg3 []byte) (_swig_
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_aws_batch_run_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_50)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_aws_batch_run_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_53)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1172,7 +1217,7 @@ func Aws_record_id(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_aws_record_id_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_52(_swig_i_1))
+	swig_r_p := C._wrap_aws_record_id_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_55(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -1189,7 +1234,7 @@ func Aws_arrival_ms(arg1 Ctx, arg2 int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_aws_arrival_ms_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_54(_swig_i_1)))
+	swig_r = (int64)(C._wrap_aws_arrival_ms_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_57(_swig_i_1)))
 	return swig_r
 }
 
@@ -1197,7 +1242,7 @@ func Aws_result(arg1 Ctx, arg2 int64) (_swig_ret Enum_SS_enrich_result) {
 	var swig_r Enum_SS_enrich_result
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_enrich_result)(C._wrap_aws_result_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_55(_swig_i_1)))
+	swig_r = (Enum_SS_enrich_result)(C._wrap_aws_result_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_58(_swig_i_1)))
 	return swig_r
 }
 
@@ -1213,7 +1258,7 @@ func Aws_invalid_reason(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_aws_invalid_reason_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_58(_swig_i_1))
+	swig_r_p := C._wrap_aws_invalid_reason_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_61(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -1262,7 +1307,7 @@ func Aws_encode(arg1 Ctx, arg2 Enum_SS_enrich_aws_response, arg3 []byte, arg4 *i
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_aws_encode_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_60)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_aws_encode_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_63)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1277,7 +1322,7 @@ func Delivery_open(arg1 Pipeline, arg2 string, arg3 []byte, arg4 *uintptr, arg5 
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_open_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_61)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_62)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), *(*C.swig_type_63)(unsafe.Pointer(&_swig_i_4))))
+	swig_r = (int)(C._wrap_delivery_open_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_64)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_65)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), *(*C.swig_type_66)(unsafe.Pointer(&_swig_i_4))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1295,7 +1340,7 @@ func Delivery_write(arg1 Delivery, arg2 Ctx, arg3 uint64) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_delivery_write_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_64(_swig_i_2)))
+	swig_r = (int)(C._wrap_delivery_write_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_67(_swig_i_2)))
 	return swig_r
 }
 
@@ -1306,7 +1351,7 @@ func Delivery_run(arg1 Delivery, arg2 Ctx, arg3 int, arg4 []byte, arg5 uint64) (
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_run_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_65)(unsafe.Pointer(&_swig_i_3)), C.swig_type_66(_swig_i_4)))
+	swig_r = (int)(C._wrap_delivery_run_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_68)(unsafe.Pointer(&_swig_i_3)), C.swig_type_69(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
 	}
@@ -1317,7 +1362,7 @@ func Delivery_flush(arg1 Delivery, arg2 int64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_delivery_flush_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_67(_swig_i_1)))
+	swig_r = (int)(C._wrap_delivery_flush_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_70(_swig_i_1)))
 	return swig_r
 }
 
@@ -1343,7 +1388,7 @@ func Delivery_resume_offset(arg1 Delivery, arg2 []uint64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_delivery_resume_offset_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_69)(unsafe.Pointer(&_swig_i_1))))
+	swig_r = (int)(C._wrap_delivery_resume_offset_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_72)(unsafe.Pointer(&_swig_i_1))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1373,7 +1418,7 @@ func Delivery_metrics(arg1 Delivery, arg2 Enum_SS_enrich_metrics_format, arg3 ui
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_metrics_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_70)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
+	swig_r = (int)(C._wrap_delivery_metrics_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_73)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
 	}
@@ -1390,7 +1435,7 @@ func Bind_store_load(arg1 Store, arg2 string, arg3 string, arg4 Enum_SS_enrich_l
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
-	swig_r = (int)(C._wrap_bind_store_load_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_71)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_72)(unsafe.Pointer(&_swig_i_2)), C.swig_intgo(_swig_i_3), *(*C.swig_type_73)(unsafe.Pointer(&_swig_i_4)), C.swig_intgo(_swig_i_5), *(*C.swig_type_74)(unsafe.Pointer(&_swig_i_6)), C.swig_voidp(_swig_i_7)))
+	swig_r = (int)(C._wrap_bind_store_load_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_74)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_75)(unsafe.Pointer(&_swig_i_2)), C.swig_intgo(_swig_i_3), *(*C.swig_type_76)(unsafe.Pointer(&_swig_i_4)), C.swig_intgo(_swig_i_5), *(*C.swig_type_77)(unsafe.Pointer(&_swig_i_6)), C.swig_voidp(_swig_i_7)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}

@@ -703,12 +703,23 @@ intgo _wrap_E_BASE64_capi_5e90354df9a660ab() {
 }
 
 
+intgo _wrap_E_CORRUPT_capi_5e90354df9a660ab() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = (int)((-24));
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
 intgo _wrap_E_LAST_capi_5e90354df9a660ab() {
   int result;
   intgo _swig_go_result;
   
   
-  result = (int)((-23));
+  result = (int)((-24));
   _swig_go_result = result; 
   return _swig_go_result;
 }
@@ -781,6 +792,34 @@ intgo _wrap_store_open_capi_5e90354df9a660ab(_gostring_ _swig_go_0, intgo _swig_
   arg3 = (enrich_store **)_swig_go_2; 
   
   result = (enrich_status)enrich_store_open((char const *)arg1,arg2,arg3);
+  _swig_go_result = (intgo)result; 
+  free(arg1); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_open_ex_capi_5e90354df9a660ab(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2, _goslice_ _swig_go_3) {
+  char *arg1 = (char *) 0 ;
+  unsigned int arg2 ;
+  enrich_store **arg3 = (enrich_store **) 0 ;
+  char *arg4 = (char *) 0 ;
+  size_t arg5 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  
+  arg1 = (char *)malloc(_swig_go_0.n + 1);
+  memcpy(arg1, _swig_go_0.p, _swig_go_0.n);
+  arg1[_swig_go_0.n] = '\0';
+  
+  arg2 = (unsigned int)_swig_go_1; 
+  arg3 = (enrich_store **)_swig_go_2; 
+  
+  arg4 = (char *)_swig_go_3.array;
+  arg5 = (size_t)_swig_go_3.len;
+  
+  
+  result = (enrich_status)enrich_store_open_ex((char const *)arg1,arg2,arg3,arg4,arg5);
   _swig_go_result = (intgo)result; 
   free(arg1); 
   return _swig_go_result;
@@ -1013,6 +1052,29 @@ intgo _wrap_store_stats_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _
   arg4 = (size_t *)_swig_go_2; 
   
   result = (enrich_status)enrich_store_stats(arg1,arg2,arg3,arg4);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_verify_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  unsigned int arg2 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  arg2 = (unsigned int)_swig_go_1; 
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (size_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_store_verify(arg1,arg2,arg3,arg4,arg5);
   _swig_go_result = (intgo)result; 
   return _swig_go_result;
 }
