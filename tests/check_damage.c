@@ -142,7 +142,10 @@ static enrich_ctx *open_ctx(const char *path, enrich_store **store, enrich_pipel
     *st = enrich_store_open_ex(path, ENRICH_STORE_RDONLY, store, why, sizeof why);
     if (*st != ENRICH_OK)
         return NULL;
-    *st = enrich_pipeline_compile(*store, NULL, 0, pl, NULL, 0);
+    /* The test's items are {productId, n}: every member attached, not the
+     * seed's three required fields. */
+    static const char rules[] = "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}]}";
+    *st = enrich_pipeline_compile(*store, rules, sizeof rules - 1, pl, NULL, 0);
     if (*st != ENRICH_OK)
         return NULL;
     enrich_ctx *ctx = NULL;

@@ -207,6 +207,9 @@ type ReaderStats struct {
 type TableStats struct {
 	Key   []string `json:"key"` // the key attribute(s), one per part
 	Items uint64   `json:"items"`
+	// Checksums says whether the table's items carry checksums: "yes",
+	// "no" (written before 0.2), "mixed" or "none" (empty table).
+	Checksums string `json:"checksums"`
 }
 
 // Stats returns the store statistics.

@@ -70,7 +70,7 @@ func TestStatsTyped(t *testing.T) {
 	}
 	if st.Path != s.Path() || st.FileBytes == 0 || st.PageSize < 512 || st.MapBytes < st.MapUsedBytes ||
 		st.Readers.Max < 1 || !reflect.DeepEqual(st.Tables, map[string]enrich.TableStats{
-		"products": {Key: []string{"productId"}, Items: 2}}) {
+		"products": {Key: []string{"productId"}, Items: 2, Checksums: "yes"}}) {
 		t.Fatalf("%+v", st)
 	}
 	// The type covers every member the C library writes.

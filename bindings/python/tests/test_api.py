@@ -184,7 +184,7 @@ class StoreTest(TempDirTestCase):
         # A directory that is there but holds no store: said so.
         with self.assertRaises(enrich.NotStoreError) as cm:
             enrich.Store(self.dir)
-        self.assertIn("is a directory without data.mdb", str(cm.exception))
+        self.assertIn("a directory without data.mdb", str(cm.exception))
         with self.assertRaises(enrich.InvalidError):
             enrich.Store(os.path.join(self.dir, "x"), readonly=True, create=True)
 
