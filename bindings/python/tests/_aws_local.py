@@ -155,6 +155,33 @@ def dynalite():
                                          "--createTableMs", "20"])
 
 
+def start_all(*factories):
+    """Start several servers at once (each factory a callable returning a
+    Server): node's start-up is most of a server's start, and they do not
+    depend on each other. Returns them in order; if one fails, the others
+    are stopped and its error (SkipTest included) is raised."""
+    import threading
+    results = [None] * len(factories)
+    errors = []
+
+    def start(i, factory):
+        try:
+            results[i] = factory()
+        except BaseException as e:  # noqa: BLE001  (re-raised in the caller's thread)
+            errors.append(e)
+    threads = [threading.Thread(target=start, args=(i, f)) for i, f in enumerate(factories)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        for s in results:
+            if s is not None:
+                s.stop()
+        raise errors[0]
+    return results
+
+
 def moto():
     path = moto_server_path()
     if not path:
