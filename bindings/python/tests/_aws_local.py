@@ -208,10 +208,11 @@ def aws_cli(endpoint, *args, check=True):
     return r.stdout
 
 
-def enrich_cmd(*args, timeout=600, check=True, **popen):
-    """python3 -m enrich ARGS (this interpreter, the build tree's package)."""
+def enrich_cmd(*args, timeout=600, check=True, env=None, **popen):
+    """python3 -m enrich ARGS (this interpreter, the build tree's package);
+    env: more variables for it."""
     import sys
-    env = dict(os.environ)
+    env = dict(os.environ, **(env or {}))
     env.update(AWS_ENV)
     r = subprocess.run([sys.executable, "-m", "enrich", *args], env=env, capture_output=True,
                        text=True, timeout=timeout, **popen)

@@ -55,24 +55,53 @@ def _skip_heavy():
 
 
 class Servers:
-    """dynalite + kinesalite + s3rver, or moto for all three."""
+    """dynalite + kinesalite + s3rver (npm), or moto for all three."""
 
-    def __init__(self, work, moto=False):
-        self.all = []
-        if moto:
-            m = L.moto()
-            self.all = [m]
-            self.ddb = self.kinesis = self.s3 = m.url
-        else:
-            d, k, s = L.start_all(L.dynalite, L.kinesalite,
-                                  lambda: L.s3rver(os.path.join(work, "s3rver")))
-            self.all = [d, k, s]
-            self.ddb, self.kinesis, self.s3 = d.url, k.url, s.url
+    def __init__(self, ddb, kinesis, s3):
+        self.all = list({id(x): x for x in (ddb, kinesis, s3)}.values())
+        self.ddb, self.kinesis, self.s3 = ddb.url, kinesis.url, s3.url
 
     def stop(self):
         for s in self.all:
             s.stop()
         self.all = []
+
+
+# Every server of the module, started once and side by side (node's and
+# moto's start-up is most of their cost): the npm set for RecipeTest and
+# StreamTest (different streams and buckets), moto for RecipeOnMotoTest.
+_SHARED = {}
+
+
+def setUpModule():
+    _skip_heavy()
+    work = tempfile.mkdtemp(prefix="e2e-servers-")
+    _SHARED["work"] = work
+    factories = [L.dynalite, L.kinesalite, lambda: L.s3rver(os.path.join(work, "s3rver"))]
+    with_moto = bool(L.moto_server_path())
+    if with_moto:
+        factories.append(L.moto)
+    try:
+        started = L.start_all(*factories)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    _SHARED["npm"] = Servers(*started[:3])
+    if with_moto:
+        _SHARED["moto"] = Servers(started[3], started[3], started[3])
+
+
+def tearDownModule():
+    for name in ("npm", "moto"):
+        if name in _SHARED:
+            _SHARED.pop(name).stop()
+    shutil.rmtree(_SHARED.pop("work", ""), ignore_errors=True)
+
+
+def servers(name):
+    if name not in _SHARED:
+        raise unittest.SkipTest(f"the {name} servers did not start")
+    return _SHARED[name]
 
 
 def _in_parallel(*steps):
@@ -118,7 +147,9 @@ def recipe_setup(srv, table, stream, bucket, shards=1, cli=True):
                   "--attribute-definitions", "AttributeName=productId,AttributeType=S",
                   "--key-schema", "AttributeName=productId,KeyType=HASH",
                   "--billing-mode", "PAY_PER_REQUEST")
-        L.aws_cli(srv.ddb, "dynamodb", "wait", "table-exists", "--table-name", table)
+        # (waiting is not one of the recipe's steps: boto3's waiter)
+        boto3.client("dynamodb", endpoint_url=srv.ddb).get_waiter("table_exists").wait(
+            TableName=table, WaiterConfig={"Delay": 0.2})
         for item in items:
             L.aws_cli(srv.ddb, "dynamodb", "put-item", "--table-name", table, "--item", item)
 
@@ -133,7 +164,8 @@ def recipe_setup(srv, table, stream, bucket, shards=1, cli=True):
             return
         L.aws_cli(srv.kinesis, "kinesis", "create-stream", "--stream-name", stream,
                   "--shard-count", str(shards))
-        L.aws_cli(srv.kinesis, "kinesis", "wait", "stream-exists", "--stream-name", stream)
+        boto3.client("kinesis", endpoint_url=srv.kinesis).get_waiter("stream_exists").wait(
+            StreamName=stream, WaiterConfig={"Delay": 0.2})
         for line in events:
             L.aws_cli(srv.kinesis, "kinesis", "put-record", "--stream-name", stream,
                       "--partition-key", json.loads(line)["eventId"], "--data", line,
@@ -145,6 +177,16 @@ def recipe_setup(srv, table, stream, bucket, shards=1, cli=True):
         else:
             boto3.client("s3", endpoint_url=srv.s3).create_bucket(Bucket=bucket)
     _in_parallel(dynamodb, kinesis, s3)
+
+
+def both(first, second):
+    """The results of two calls run side by side."""
+    out = [None, None]
+
+    def one(i, f):
+        return lambda: out.__setitem__(i, f())
+    _in_parallel(one(0, first), one(1, second))
+    return out
 
 
 def s3_client(srv):
@@ -216,7 +258,7 @@ class RecipeTest(unittest.TestCase):
     def setUpClass(cls):
         _skip_heavy()
         cls.work = tempfile.mkdtemp(prefix="e2e-")
-        cls.srv = Servers(cls.work, moto=cls.moto)
+        cls.srv = servers("moto" if cls.moto else "npm")
         try:
             recipe_setup(cls.srv, "products", "events", "lake", cli=cls.cli)
             cls.store = os.path.join(cls.work, "products.mdb")
@@ -225,7 +267,7 @@ class RecipeTest(unittest.TestCase):
             assert "products: 2 items" in r.stdout, r.stdout
             cls.mixed = cls.make_mixed_stream()
         except BaseException:
-            cls.srv.stop()
+            shutil.rmtree(cls.work, ignore_errors=True)
             raise
 
     @classmethod
@@ -253,7 +295,6 @@ class RecipeTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
         shutil.rmtree(cls.work, ignore_errors=True)
 
     def dir(self, name):
@@ -288,17 +329,13 @@ class RecipeTest(unittest.TestCase):
         """python3 -m enrich local-pipe on this class's servers, with the
         handler's environment (ENRICH_STORE, ...) set for the handler in
         process and for a runtime it starts."""
-        saved = dict(os.environ)
-        os.environ.update({"ENRICH_STORE": self.store, "ENRICH_RULES": SEED_RULES,
-                           "ENRICH_METRICS": "off", "ENRICH_CLOCK_MS": str(_support.FIXED_CLOCK),
-                           **(env or {})})
-        try:
-            return L.enrich_cmd("local-pipe", "--stream", stream, *how, "--start",
-                                "TRIM_HORIZON", "--batching-window", "0.5", "--until-idle",
-                                "1.5", "--endpoint-url", self.srv.kinesis, **kw)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        return L.enrich_cmd("local-pipe", "--stream", stream, *how, "--start", "TRIM_HORIZON",
+                            "--batching-window", "0.5", "--until-idle", "1.5",
+                            "--endpoint-url", self.srv.kinesis, env={
+                                "ENRICH_STORE": self.store, "ENRICH_RULES": SEED_RULES,
+                                "ENRICH_METRICS": "off",
+                                "ENRICH_CLOCK_MS": str(_support.FIXED_CLOCK), **(env or {})},
+                            **kw)
 
     def local_pipe(self, prefix, *how, cli=None):
         r = self.run_local_pipe("events", *how, "--out", f"s3://lake/{prefix}",
@@ -384,10 +421,12 @@ class RecipeTest(unittest.TestCase):
     @unittest.skipUnless(os.path.exists(BOOTSTRAP), "the C runtime (tools/lambda/bootstrap) "
                          "is not built here")
     def test_local_pipe_c_bootstrap_pipes(self):
-        py, py_m = self.mixed_objects("mixed-py", "--handler", "enrich.aws.pipes_handler")
+        # The two runs read the same stream side by side (their own prefixes).
+        (py, py_m), (c, c_m) = both(
+            lambda: self.mixed_objects("mixed-py", "--handler", "enrich.aws.pipes_handler"),
+            lambda: self.mixed_objects("mixed-c", "--runtime", BOOTSTRAP,
+                                       env={"_HANDLER": "pipes"}))
         self.check_mixed(py, py_m)
-        c, c_m = self.mixed_objects("mixed-c", "--runtime", BOOTSTRAP,
-                                    env={"_HANDLER": "pipes"})
         self.check_mixed(c, c_m)
         self.assertEqual(c, py)       # the same objects' lines, byte for byte
         self.assertEqual(c_m["Invocations"], py_m["Invocations"])
@@ -404,8 +443,9 @@ class RecipeTest(unittest.TestCase):
                 calls = sorted((json.loads(line) for line in f),
                                key=lambda d: (d["shard"], int(d["first"]), d["attempt"]))
             return calls, L.emf_totals(r.stderr, "Pipe"), r.stderr
-        py, py_m, py_err = run("py", "--handler", "enrich.aws.kinesis_handler")
-        c, c_m, c_err = run("c", "--runtime", BOOTSTRAP, env={"_HANDLER": "kinesis"})
+        (py, py_m, py_err), (c, c_m, c_err) = both(
+            lambda: run("py", "--handler", "enrich.aws.kinesis_handler"),
+            lambda: run("c", "--runtime", BOOTSTRAP, env={"_HANDLER": "kinesis"}))
         self.assertEqual(c, py)       # every invocation's response, in order per shard
         failures = [call for call in py if call["response"]["batchItemFailures"]]
         self.assertTrue(failures, py)
@@ -436,23 +476,17 @@ class StreamTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         _skip_heavy()
+        srv = servers("npm")
         cls.work = tempfile.mkdtemp(prefix="e2e-stream-")
-        cls.kin_srv = L.kinesalite()
-        try:
-            cls.s3_srv = L.s3rver(os.path.join(cls.work, "s3rver"))
-        except BaseException:
-            cls.kin_srv.stop()
-            raise
-        cls.kin = boto3.client("kinesis", endpoint_url=cls.kin_srv.url, config=client_config())
-        cls.s3 = boto3.client("s3", endpoint_url=cls.s3_srv.url)
+        cls.kin_url, cls.s3_url = srv.kinesis, srv.s3
+        cls.kin = boto3.client("kinesis", endpoint_url=cls.kin_url, config=client_config())
+        cls.s3 = boto3.client("s3", endpoint_url=cls.s3_url)
         cls.store = os.path.join(cls.work, "products.mdb")
         with enrich.Store(cls.store, create=True) as st:
             st.load("products", _support.SEED_ITEMS, key="productId", format="dynamodb")
 
     @classmethod
     def tearDownClass(cls):
-        cls.kin_srv.stop()
-        cls.s3_srv.stop()
         shutil.rmtree(cls.work, ignore_errors=True)
 
     def make_stream(self, name, shards=1):
@@ -467,7 +501,7 @@ class StreamTest(unittest.TestCase):
 
     def consume_local(self, stream, out, *extra):
         return L.enrich_cmd("consume", "--stream", stream, "--store", self.store, "--out", out,
-                            "--until-idle", "1.2", "--endpoint-url", self.kin_srv.url,
+                            "--until-idle", "1.2", "--endpoint-url", self.kin_url,
                             "--metrics", "off", *extra)
 
     def lines(self, out):
@@ -540,7 +574,7 @@ class StreamTest(unittest.TestCase):
         env = dict(os.environ, **L.AWS_ENV)
         p = subprocess.Popen([sys.executable, "-m", "enrich", "consume", "--stream", "pos",
                               "--store", self.store, "--out", out2, "--start", "LATEST",
-                              "--until-idle", "3", "--endpoint-url", self.kin_srv.url,
+                              "--until-idle", "3", "--endpoint-url", self.kin_url,
                               "--metrics", "off"], env=env, stderr=subprocess.PIPE)
         later = [f"b{i:02d}" for i in range(16)]
         for i in later:
