@@ -67,28 +67,25 @@ class Servers:
         self.all = []
 
 
-# Every server of the module, started once and side by side (node's and
-# moto's start-up is most of their cost): the npm set for RecipeTest and
-# StreamTest (different streams and buckets), moto for RecipeOnMotoTest.
+# The servers of the module, each set started once, when a class first
+# needs it, its servers side by side (node's and moto's start-up is most of
+# their cost): the npm set for RecipeTest and StreamTest (different streams
+# and buckets), moto for RecipeOnMotoTest. meson runs the recipe's classes
+# and StreamTest as two tests (e2e-recipe, e2e-stream).
 _SHARED = {}
 
 
-def setUpModule():
-    _skip_heavy()
-    work = tempfile.mkdtemp(prefix="e2e-servers-")
-    _SHARED["work"] = work
-    factories = [L.dynalite, L.kinesalite, lambda: L.s3rver(os.path.join(work, "s3rver"))]
-    with_moto = bool(L.moto_server_path())
-    if with_moto:
-        factories.append(L.moto)
-    try:
-        started = L.start_all(*factories)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    _SHARED["npm"] = Servers(*started[:3])
-    if with_moto:
-        _SHARED["moto"] = Servers(started[3], started[3], started[3])
+def servers(name):
+    if name not in _SHARED:
+        _skip_heavy()
+        work = _SHARED.setdefault("work", tempfile.mkdtemp(prefix="e2e-servers-"))
+        if name == "moto":
+            m = L.moto()
+            _SHARED[name] = Servers(m, m, m)
+        else:
+            _SHARED[name] = Servers(*L.start_all(
+                L.dynalite, L.kinesalite, lambda: L.s3rver(os.path.join(work, "s3rver"))))
+    return _SHARED[name]
 
 
 def tearDownModule():
@@ -96,12 +93,6 @@ def tearDownModule():
         if name in _SHARED:
             _SHARED.pop(name).stop()
     shutil.rmtree(_SHARED.pop("work", ""), ignore_errors=True)
-
-
-def servers(name):
-    if name not in _SHARED:
-        raise unittest.SkipTest(f"the {name} servers did not start")
-    return _SHARED[name]
 
 
 def _in_parallel(*steps):
@@ -126,7 +117,10 @@ def _in_parallel(*steps):
 def recipe_setup(srv, table, stream, bucket, shards=1, cli=True):
     """The recipe's steps, with the AWS CLI v2 (cli=False: the same calls
     through boto3). The table, the stream and the bucket do not depend on
-    each other: their steps run side by side."""
+    each other: their steps run side by side, and so do the puts into each
+    once it exists (each CLI call is seconds of start-up on a loaded
+    machine; the order of the three events in the stream is not part of
+    the recipe)."""
     with open(SEED_ITEMS) as f:
         items = [line.strip() for line in f if line.strip()]
     with open(SEED_EVENTS) as f:
@@ -150,8 +144,9 @@ def recipe_setup(srv, table, stream, bucket, shards=1, cli=True):
         # (waiting is not one of the recipe's steps: boto3's waiter)
         boto3.client("dynamodb", endpoint_url=srv.ddb).get_waiter("table_exists").wait(
             TableName=table, WaiterConfig={"Delay": 0.2})
-        for item in items:
-            L.aws_cli(srv.ddb, "dynamodb", "put-item", "--table-name", table, "--item", item)
+        _in_parallel(*[lambda item=item: L.aws_cli(srv.ddb, "dynamodb", "put-item",
+                                                   "--table-name", table, "--item", item)
+                       for item in items])
 
     def kinesis():
         if not cli:
@@ -166,10 +161,10 @@ def recipe_setup(srv, table, stream, bucket, shards=1, cli=True):
                   "--shard-count", str(shards))
         boto3.client("kinesis", endpoint_url=srv.kinesis).get_waiter("stream_exists").wait(
             StreamName=stream, WaiterConfig={"Delay": 0.2})
-        for line in events:
-            L.aws_cli(srv.kinesis, "kinesis", "put-record", "--stream-name", stream,
-                      "--partition-key", json.loads(line)["eventId"], "--data", line,
-                      "--cli-binary-format", "raw-in-base64-out")
+        _in_parallel(*[lambda line=line: L.aws_cli(
+            srv.kinesis, "kinesis", "put-record", "--stream-name", stream,
+            "--partition-key", json.loads(line)["eventId"], "--data", line,
+            "--cli-binary-format", "raw-in-base64-out") for line in events])
 
     def s3():
         if cli:
@@ -199,11 +194,12 @@ def download(srv, bucket, prefix, dest, cli=True):
     same through boto3), then gunzip every object; returns the keys and the
     local NDJSON files."""
     if cli:
-        listing = L.aws_cli(srv.s3, "s3api", "list-objects-v2", "--bucket", bucket,
-                            "--prefix", prefix)
-        keys = sorted(o["Key"] for o in json.loads(listing or "{}").get("Contents", []))
-        L.aws_cli(srv.s3, "s3", "cp", "--recursive", "--quiet", f"s3://{bucket}/{prefix}",
-                  dest)
+        listing = []
+        _in_parallel(lambda: listing.append(L.aws_cli(srv.s3, "s3api", "list-objects-v2",
+                                                      "--bucket", bucket, "--prefix", prefix)),
+                     lambda: L.aws_cli(srv.s3, "s3", "cp", "--recursive", "--quiet",
+                                       f"s3://{bucket}/{prefix}", dest))
+        keys = sorted(o["Key"] for o in json.loads(listing[0] or "{}").get("Contents", []))
     else:
         s3 = s3_client(srv)
         keys = sorted(o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
