@@ -607,6 +607,20 @@ class StreamTest(unittest.TestCase):
         self.assertEqual(sink.upload_bytes(b"small", "p/s.gz"),
                          hashlib.md5(b"small").hexdigest())
 
+    def test_firehose_stand_in_prefixes(self):
+        # local-pipe's Firehose stand-in: the error prefix takes the output
+        # type; the data prefix refuses it, by name, before any object.
+        from enrich.local_pipe import FirehoseStandIn, evaluate_prefix, SEED_ERROR_PREFIX
+        t = 1718445600        # 2024-06-15T10:00:00Z
+        self.assertEqual(evaluate_prefix(SEED_ERROR_PREFIX, t, "processing-failed"),
+                         "error-data/processing-failed/year=2024/month=06/day=15/")
+        self.assertEqual(evaluate_prefix("errors/", t, "processing-failed"),
+                         "errors/processing-failed/2024/06/15/10/")
+        with self.assertRaisesRegex(ValueError, "error-output-type.*error prefix only"):
+            FirehoseStandIn(None, prefix="data/!{firehose:error-output-type}/")
+        with self.assertRaisesRegex(ValueError, r"!\{partitionKeyFromQuery:\.\.\.\} is not supported"):
+            FirehoseStandIn(None, error_prefix="e/!{partitionKeyFromQuery:x}/")
+
     def test_enrich_run_refuses_s3_out_dir(self):
         cli = os.path.join(_support.BUILDDIR, "tools", "enrich")
         if not os.path.exists(cli):
