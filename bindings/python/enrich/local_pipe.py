@@ -117,8 +117,8 @@ def evaluate_prefix(prefix, arrival_s, error_output_type=None):
         if m.group(1) != "timestamp":
             raise ValueError(f"prefix: !{{{m.group(1)}:...}} is not supported by local-pipe's "
                              f"Firehose stand-in (only !{{timestamp:...}}, and "
-                             f"!{{firehose:error-output-type}} in the error prefix); enrich consume "
-                             f"has the full prefix language")
+                             f"!{{firehose:error-output-type}} in the error prefix); "
+                             f"enrich consume has the full prefix language")
         return _format_time(m.group(2), t)
     return _EXPR.sub(sub, prefix)
 

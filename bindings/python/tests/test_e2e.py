@@ -125,10 +125,14 @@ def recipe_setup(srv, table, stream, bucket, shards=1, cli=True):
         items = [line.strip() for line in f if line.strip()]
     with open(SEED_EVENTS) as f:
         events = [line.strip() for line in f if line.strip()]
+    # Clients made here: boto3's default session is not safe to make clients
+    # from in several threads at once (the clients themselves are).
+    ddb = boto3.client("dynamodb", endpoint_url=srv.ddb)
+    kin = boto3.client("kinesis", endpoint_url=srv.kinesis)
+    s3 = boto3.client("s3", endpoint_url=srv.s3)
 
-    def dynamodb():
+    def dynamodb_steps():
         if not cli:
-            ddb = boto3.client("dynamodb", endpoint_url=srv.ddb)
             ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                              AttributeDefinitions=[{"AttributeName": "productId",
                                                     "AttributeType": "S"}],
@@ -142,15 +146,13 @@ def recipe_setup(srv, table, stream, bucket, shards=1, cli=True):
                   "--key-schema", "AttributeName=productId,KeyType=HASH",
                   "--billing-mode", "PAY_PER_REQUEST")
         # (waiting is not one of the recipe's steps: boto3's waiter)
-        boto3.client("dynamodb", endpoint_url=srv.ddb).get_waiter("table_exists").wait(
-            TableName=table, WaiterConfig={"Delay": 0.2})
+        ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.2})
         _in_parallel(*[lambda item=item: L.aws_cli(srv.ddb, "dynamodb", "put-item",
                                                    "--table-name", table, "--item", item)
                        for item in items])
 
-    def kinesis():
+    def kinesis_steps():
         if not cli:
-            kin = boto3.client("kinesis", endpoint_url=srv.kinesis)
             kin.create_stream(StreamName=stream, ShardCount=shards)
             kin.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2})
             for line in events:
@@ -159,19 +161,18 @@ def recipe_setup(srv, table, stream, bucket, shards=1, cli=True):
             return
         L.aws_cli(srv.kinesis, "kinesis", "create-stream", "--stream-name", stream,
                   "--shard-count", str(shards))
-        boto3.client("kinesis", endpoint_url=srv.kinesis).get_waiter("stream_exists").wait(
-            StreamName=stream, WaiterConfig={"Delay": 0.2})
+        kin.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2})
         _in_parallel(*[lambda line=line: L.aws_cli(
             srv.kinesis, "kinesis", "put-record", "--stream-name", stream,
             "--partition-key", json.loads(line)["eventId"], "--data", line,
             "--cli-binary-format", "raw-in-base64-out") for line in events])
 
-    def s3():
+    def s3_steps():
         if cli:
             L.aws_cli(srv.s3, "s3", "mb", f"s3://{bucket}")
         else:
-            boto3.client("s3", endpoint_url=srv.s3).create_bucket(Bucket=bucket)
-    _in_parallel(dynamodb, kinesis, s3)
+            s3.create_bucket(Bucket=bucket)
+    _in_parallel(dynamodb_steps, kinesis_steps, s3_steps)
 
 
 def both(first, second):
@@ -185,8 +186,9 @@ def both(first, second):
 
 
 def s3_client(srv):
-    return boto3.client("s3", endpoint_url=srv.s3, config=client_config().merge(
-        botocore.config.Config(s3={"addressing_style": "path"})))
+    # its own session: callers may be threads (see both())
+    config = client_config().merge(botocore.config.Config(s3={"addressing_style": "path"}))
+    return boto3.session.Session().client("s3", endpoint_url=srv.s3, config=config)
 
 
 def download(srv, bucket, prefix, dest, cli=True):
@@ -618,7 +620,8 @@ class StreamTest(unittest.TestCase):
                          "errors/processing-failed/2024/06/15/10/")
         with self.assertRaisesRegex(ValueError, "error-output-type.*error prefix only"):
             FirehoseStandIn(None, prefix="data/!{firehose:error-output-type}/")
-        with self.assertRaisesRegex(ValueError, r"!\{partitionKeyFromQuery:\.\.\.\} is not supported"):
+        with self.assertRaisesRegex(ValueError,
+                                    r"!\{partitionKeyFromQuery:\.\.\.\} is not supported"):
             FirehoseStandIn(None, error_prefix="e/!{partitionKeyFromQuery:x}/")
 
     def test_enrich_run_refuses_s3_out_dir(self):
