@@ -27,6 +27,11 @@ since then: the delivery's buffer_seconds / buffer_mb bound that window).
 Objects found in the spool at start (published but not uploaded before a
 crash) hold only records past the checkpoint and are removed: the replay
 makes them again.
+
+For tests of that window, ENRICH_CONSUME_KILL_BEFORE_CHECKPOINT=N makes the
+process SIGKILL itself in its Nth upload pass that sent objects, after S3
+confirmed them and before the checkpoint write: the one place where a crash
+leaves records in S3 that the checkpoint does not cover.
 """
 
 import argparse
@@ -127,7 +132,8 @@ class Consumer:
     def __init__(self, kinesis, stream, pipeline, spool, sink=None, delivery_config=None,
                  start="TRIM_HORIZON", timestamp=None, batch_size=500, checkpoint_path=None,
                  retrier=None, metrics=None, emf_out=None, emf_seconds=60.0,
-                 get_records_limit=1000, idle_poll_seconds=1.0, region=None, context_options=None):
+                 get_records_limit=1000, idle_poll_seconds=1.0, region=None, context_options=None,
+                 kill_before_checkpoint=None):
         self.metrics = metrics or Metrics(dimensions={"StreamName": stream})
         self.retrier = retrier or Retrier(self.metrics)
         self.stream = stream
@@ -158,6 +164,9 @@ class Consumer:
         self._state_path = os.path.join(self.spool, "_delivery",
                                         f"{self.stream_name}.state.json")
         self._stop = False
+        # Test hook (ENRICH_CONSUME_KILL_BEFORE_CHECKPOINT): upload passes
+        # left before the one that dies between its uploads and its checkpoint.
+        self._kill_countdown = kill_before_checkpoint
 
     def stop(self, *_):
         """Ask run() to finish after the current batch (signal handler)."""
@@ -212,9 +221,10 @@ class Consumer:
         acked = self._acked()
         if acked <= self.acked and not self.pending:
             return False
+        uploaded = 0
         if self.sink is not None:
             t0 = time.perf_counter()
-            self.sink.upload_tree(self.spool)
+            uploaded = self.sink.upload_tree(self.spool)
             self.metrics.add("UploadMicros", int((time.perf_counter() - t0) * 1e6))
         moved = False
         while self.pending and self.pending[0][0] <= acked:
@@ -223,6 +233,10 @@ class Consumer:
             moved = True
         self.acked = max(self.acked, acked)
         if moved:
+            if uploaded and self._kill_countdown is not None:
+                self._kill_countdown -= 1
+                if self._kill_countdown <= 0:
+                    os.kill(os.getpid(), signal.SIGKILL)
             self.checkpoint.save()
             self.metrics.add("CheckpointWrites")
         return moved
@@ -393,6 +407,14 @@ def main(argv=None, prog="python3 -m enrich consume"):
         emf_out = open(args.metrics, "a", buffering=1)
     else:
         emf_out = sys.stdout
+    kill_hook = os.environ.get("ENRICH_CONSUME_KILL_BEFORE_CHECKPOINT")
+    if kill_hook is not None:
+        try:
+            kill_hook = int(kill_hook)
+            if kill_hook < 1:
+                raise ValueError
+        except ValueError:
+            p.error(f"ENRICH_CONSUME_KILL_BEFORE_CHECKPOINT={kill_hook!r}: a count, 1 or more")
     store = enrich.Store(args.store)
     try:
         pipeline = enrich.Pipeline(store, rules)
@@ -400,7 +422,8 @@ def main(argv=None, prog="python3 -m enrich consume"):
                             delivery_config=config, start=args.start, timestamp=timestamp,
                             batch_size=args.batch_size, checkpoint_path=args.checkpoint,
                             retrier=retrier, metrics=metrics, emf_out=emf_out,
-                            emf_seconds=args.metrics_seconds)
+                            emf_seconds=args.metrics_seconds,
+                            kill_before_checkpoint=kill_hook)
         signal.signal(signal.SIGTERM, consumer.stop)
         signal.signal(signal.SIGINT, consumer.stop)
         consumer.run(until_idle=args.until_idle, max_records=args.max_records)

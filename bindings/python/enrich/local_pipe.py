@@ -29,12 +29,20 @@ first record arrived here, or when it reaches 6 MB. A handler that raises
 again after a backoff, --max-retries times; then local-pipe stops with an
 error and the checkpoint stays where it was (nothing is lost).
 
-Firehose stand-in (pipes mode): one buffer; an object is written when the
-buffer reaches --buffer-mb or is --buffer-seconds old, and at the end. Its
-key is the prefix with !{timestamp:...} evaluated at the arrival time of
-its oldest record (Firehose's rule), then
-<stream>-<version>-yyyy-MM-dd-HH-mm-ss-<uuid>.gz. A shard's checkpoint moves
-once the objects holding its records are confirmed by S3.
+Firehose stand-in (pipes mode): an event the handler failed (it holds the
+rule set's error field, --error-field, enrichmentError by default) goes
+under --error-prefix with !{firehose:error-output-type} = processing-failed,
+as the delivery routes it; every other event under --prefix. One buffer per
+prefix; an object is written when its buffer reaches --buffer-mb or is
+--buffer-seconds old, and at the end. Its key is the prefix with
+!{timestamp:...} evaluated at the arrival time of its oldest record
+(Firehose's rule), then <stream>-<version>-yyyy-MM-dd-HH-mm-ss-<uuid>.gz. A
+shard's checkpoint moves once the objects holding its records are confirmed
+by S3.
+
+--invocation-log FILE appends one JSON line per invocation (shard, batch
+size, first and last sequence number, attempt, the handler's response), to
+see what a rule set answers or to compare two handlers.
 """
 
 import argparse
@@ -59,6 +67,9 @@ __all__ = ["LocalPipe", "FirehoseStandIn", "evaluate_prefix", "pipes_records",
            "kinesis_records", "main"]
 
 SEED_PREFIX = "enriched-data/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
+SEED_ERROR_PREFIX = ("error-data/!{firehose:error-output-type}/"
+                     "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/")
+PROCESSING_FAILED = "processing-failed"
 MAX_PAYLOAD = 6 * 1000 * 1000          # Lambda's synchronous invocation payload limit
 
 _EXPR = re.compile(r"!\{([^}:]*):([^}]*)\}")
@@ -85,19 +96,29 @@ def _format_time(pattern, t):
     return "".join(out)
 
 
-def evaluate_prefix(prefix, arrival_s):
-    """Firehose's prefix with !{timestamp:PATTERN} at arrival_s (UTC); a
-    prefix without expressions gets yyyy/MM/dd/HH/ appended, as Firehose
-    does. Other namespaces are refused."""
+def evaluate_prefix(prefix, arrival_s, error_output_type=None):
+    """Firehose's prefix with !{timestamp:PATTERN} at arrival_s (UTC) and,
+    in an error prefix (error_output_type given), !{firehose:error-output-type};
+    a prefix without expressions gets yyyy/MM/dd/HH/ appended (after the
+    error output type, in an error prefix), as Firehose does. Other
+    namespaces are refused."""
     t = datetime.fromtimestamp(arrival_s, tz=timezone.utc)
     if not _EXPR.search(prefix):
+        if error_output_type is not None:
+            prefix += error_output_type + "/"
         return prefix + t.strftime("%Y/%m/%d/%H/")
 
     def sub(m):
+        if (m.group(1), m.group(2)) == ("firehose", "error-output-type"):
+            if error_output_type is None:
+                raise ValueError("prefix: !{firehose:error-output-type} belongs in the "
+                                 "error prefix only")
+            return error_output_type
         if m.group(1) != "timestamp":
             raise ValueError(f"prefix: !{{{m.group(1)}:...}} is not supported by local-pipe's "
-                             f"Firehose stand-in (only !{{timestamp:...}}); enrich consume "
-                             f"has the full prefix language")
+                             f"Firehose stand-in (only !{{timestamp:...}}, and "
+                             f"!{{firehose:error-output-type}} in the error prefix); "
+                             f"enrich consume has the full prefix language")
         return _format_time(m.group(2), t)
     return _EXPR.sub(sub, prefix)
 
@@ -136,54 +157,74 @@ def kinesis_records(shard, records, region, arn, role):
     return {"Records": out}
 
 
+class _Buffer:
+    __slots__ = ("parts", "size", "oldest")
+
+    def __init__(self):
+        self.parts, self.size, self.oldest = [], 0, None
+
+
 class FirehoseStandIn:
     """Buffers records (bytes, newline-terminated) and writes gzip objects
-    through an S3Sink, the way a Firehose stream with a plain prefix does."""
+    through an S3Sink, the way a Firehose stream with a plain prefix does:
+    records put with error=True go under the error prefix
+    (processing-failed), each prefix with its own buffer."""
 
     def __init__(self, sink, prefix=SEED_PREFIX, stream_name="local-pipe", version=1,
-                 buffer_mb=5.0, buffer_seconds=300.0, clock=time.time):
-        evaluate_prefix(prefix, 0)     # refuse what we cannot evaluate now, not later
+                 buffer_mb=5.0, buffer_seconds=300.0, clock=time.time,
+                 error_prefix=SEED_ERROR_PREFIX):
+        # refuse what we cannot evaluate now, not at the first object
+        evaluate_prefix(prefix, 0)
+        evaluate_prefix(error_prefix, 0, PROCESSING_FAILED)
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", stream_name):
             raise ValueError(f"stream name {stream_name!r}: [A-Za-z0-9._-]{{1,64}}")
         self.sink = sink
         self.prefix = prefix
+        self.error_prefix = error_prefix
         self.stream_name = stream_name
         self.version = version
         self.buffer_bytes = int(buffer_mb * (1 << 20))
         self.buffer_seconds = buffer_seconds
         self._clock = clock
-        self._parts = []
-        self._size = 0
-        self._oldest = None
+        self._buffers = {False: _Buffer(), True: _Buffer()}    # error? -> buffer
         self.objects = 0
 
-    def put(self, records):
+    def put(self, records, error=False):
         if not records:
             return
-        if self._oldest is None:
-            self._oldest = self._clock()
-        self._parts.extend(records)
-        self._size += sum(len(r) for r in records)
-        if self._size >= self.buffer_bytes:
-            self.flush()
+        b = self._buffers[error]
+        if b.oldest is None:
+            b.oldest = self._clock()
+        b.parts.extend(records)
+        b.size += sum(len(r) for r in records)
+        if b.size >= self.buffer_bytes:
+            self._flush(error)
 
     def due(self):
-        return self._oldest is not None and self._clock() - self._oldest >= self.buffer_seconds
+        now = self._clock()
+        return any(b.oldest is not None and now - b.oldest >= self.buffer_seconds
+                   for b in self._buffers.values())
 
     @property
     def empty(self):
-        return not self._parts
+        return not any(b.parts for b in self._buffers.values())
 
     def flush(self):
-        """Write the buffer as one object (if any); returns its key or None."""
-        if not self._parts:
+        """Write each buffer as one object (if any); returns their keys."""
+        return [k for k in (self._flush(False), self._flush(True)) if k is not None]
+
+    def _flush(self, error):
+        b = self._buffers[error]
+        if not b.parts:
             return None
-        opened = datetime.fromtimestamp(self._oldest, tz=timezone.utc)
+        opened = datetime.fromtimestamp(b.oldest, tz=timezone.utc)
         name = (f"{self.stream_name}-{self.version}-{opened:%Y-%m-%d-%H-%M-%S}-"
                 f"{uuid.uuid4()}.gz")
-        key = self.sink.key_for(evaluate_prefix(self.prefix, self._oldest) + name)
-        self.sink.upload_bytes(gzip.compress(b"".join(self._parts)), key)
-        self._parts, self._size, self._oldest = [], 0, None
+        prefix = (evaluate_prefix(self.error_prefix, b.oldest, PROCESSING_FAILED) if error
+                  else evaluate_prefix(self.prefix, b.oldest))
+        key = self.sink.key_for(prefix + name)
+        self.sink.upload_bytes(gzip.compress(b"".join(b.parts)), key)
+        self._buffers[error] = _Buffer()
         self.objects += 1
         return key
 
@@ -202,7 +243,7 @@ class LocalPipe:
     def __init__(self, kinesis, stream, invoke, source="pipes", target=None, batch_size=10,
                  batching_window=5.0, start="LATEST", timestamp=None, checkpoint_path=None,
                  max_retries=3, metrics=None, retrier=None, region=None, emf_out=None,
-                 out=sys.stderr):
+                 out=sys.stderr, error_field="enrichmentError", invocation_log=None):
         if source not in ("pipes", "kinesis"):
             raise ValueError(f"source {source!r}: pipes or kinesis")
         if source == "pipes" and target is None:
@@ -223,6 +264,8 @@ class LocalPipe:
         self.region = region or kinesis.meta.region_name
         self.emf_out = emf_out
         self.out = out
+        self.error_field = error_field
+        self.invocation_log = invocation_log
         self.checkpoint = Checkpoint(checkpoint_path, stream)
         self.reader = StreamReader(kinesis, stream, self.retrier, start=start,
                                    timestamp=timestamp, checkpoint=self.checkpoint.shards,
@@ -247,6 +290,19 @@ class LocalPipe:
             doc = kinesis_records(shard, records, self.region, arn, self._role())
         return json.dumps(doc, separators=(",", ":")).encode()
 
+    def _log(self, shard, records, attempt, response=None, error=None):
+        if self.invocation_log is None:
+            return
+        doc = {"shard": shard, "records": len(records),
+               "first": records[0]["SequenceNumber"], "last": records[-1]["SequenceNumber"],
+               "attempt": attempt}
+        if error is None:
+            doc["response"] = response
+        else:
+            doc["error"] = error
+        self.invocation_log.write(json.dumps(doc, separators=(",", ":")) + "\n")
+        self.invocation_log.flush()
+
     def _call(self, shard, records):
         """Invoke with retries; the parsed response."""
         attempt = 0
@@ -256,9 +312,12 @@ class LocalPipe:
             try:
                 raw = self.invoke(self._event(shard, records))
                 self.metrics.add("InvokeMicros", int((time.perf_counter() - t0) * 1e6))
-                return json.loads(raw)
+                resp = json.loads(raw)
+                self._log(shard, records, attempt, response=resp)
+                return resp
             except Exception as e:  # noqa: BLE001  (a handler's error, InvocationError, bad JSON)
                 self.metrics.add("InvocationErrors")
+                self._log(shard, records, attempt, error=f"{type(e).__name__}: {e}")
                 if attempt >= self.max_retries:
                     raise RuntimeError(f"local-pipe: shard {shard}: the handler failed "
                                        f"{attempt + 1} times on a batch of {len(records)} "
@@ -274,9 +333,14 @@ class LocalPipe:
             if not isinstance(resp, list):
                 raise RuntimeError(f"local-pipe: the Pipes enrichment must return a JSON "
                                    f"array, got {type(resp).__name__}")
-            self.target.put([json.dumps(v, separators=(",", ":")).encode() + b"\n"
-                             for v in resp])
+            ok, failed = [], []
+            for v in resp:
+                line = json.dumps(v, separators=(",", ":")).encode() + b"\n"
+                (failed if isinstance(v, dict) and self.error_field in v else ok).append(line)
+            self.target.put(ok)
+            self.target.put(failed, error=True)
             self.metrics.add("RecordsToTarget", len(resp))
+            self.metrics.add("RecordsToErrorPrefix", len(failed))
             return
         # Lambda Kinesis event source with ReportBatchItemFailures
         for attempt in range(self.max_retries + 1):
@@ -389,6 +453,14 @@ def main(argv=None, prog="python3 -m enrich local-pipe"):
     p.add_argument("--source", choices=("pipes", "kinesis"), default="pipes")
     p.add_argument("--out", help="s3://bucket/prefix (pipes mode)")
     p.add_argument("--prefix", default=SEED_PREFIX, help="Firehose prefix (default the seed's)")
+    p.add_argument("--error-prefix", default=SEED_ERROR_PREFIX,
+                   help="Firehose ErrorOutputPrefix, for the events the handler failed "
+                   "(default the delivery's: error-data/!{firehose:error-output-type}/year=...)")
+    p.add_argument("--error-field", default="enrichmentError",
+                   help="the rule set's status.error_field: an event holding it failed "
+                   "(default enrichmentError)")
+    p.add_argument("--invocation-log", help="append one JSON line per invocation (its "
+                   "response) to this file")
     p.add_argument("--stream-name", default="local-pipe", help="Firehose stream name in "
                    "object names")
     p.add_argument("--buffer-mb", type=float, default=5.0)
@@ -413,7 +485,8 @@ def main(argv=None, prog="python3 -m enrich local-pipe"):
     target = None
     if args.source == "pipes":
         target = FirehoseStandIn(S3Sink(s3, args.out, retrier), args.prefix, args.stream_name,
-                                 buffer_mb=args.buffer_mb, buffer_seconds=args.buffer_seconds)
+                                 buffer_mb=args.buffer_mb, buffer_seconds=args.buffer_seconds,
+                                 error_prefix=args.error_prefix)
     api = None
     if args.handler:
         invoke = in_process_invoker(args.handler)
@@ -425,11 +498,12 @@ def main(argv=None, prog="python3 -m enrich local-pipe"):
             return api.invoke(raw, timeout=args.invoke_timeout)
     emf_out = None if args.metrics == "off" else (
         open(args.metrics, "a", buffering=1) if args.metrics else sys.stderr)
+    inv_log = open(args.invocation_log, "a") if args.invocation_log else None
     pipe = LocalPipe(kin, args.stream, invoke, source=args.source, target=target,
                      batch_size=args.batch_size, batching_window=args.batching_window,
                      start=args.start, timestamp=args.timestamp,
                      checkpoint_path=args.checkpoint, metrics=metrics, retrier=retrier,
-                     emf_out=emf_out)
+                     emf_out=emf_out, error_field=args.error_field, invocation_log=inv_log)
     signal.signal(signal.SIGTERM, pipe.stop)
     signal.signal(signal.SIGINT, pipe.stop)
     try:
@@ -437,4 +511,6 @@ def main(argv=None, prog="python3 -m enrich local-pipe"):
     finally:
         if api is not None:
             api.close()
+        if inv_log is not None:
+            inv_log.close()
     return 0

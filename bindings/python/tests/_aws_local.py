@@ -155,6 +155,33 @@ def dynalite():
                                          "--createTableMs", "20"])
 
 
+def start_all(*factories):
+    """Start several servers at once (each factory a callable returning a
+    Server): node's start-up is most of a server's start, and they do not
+    depend on each other. Returns them in order; if one fails, the others
+    are stopped and its error (SkipTest included) is raised."""
+    import threading
+    results = [None] * len(factories)
+    errors = []
+
+    def start(i, factory):
+        try:
+            results[i] = factory()
+        except BaseException as e:  # noqa: BLE001  (re-raised in the caller's thread)
+            errors.append(e)
+    threads = [threading.Thread(target=start, args=(i, f)) for i, f in enumerate(factories)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        for s in results:
+            if s is not None:
+                s.stop()
+        raise errors[0]
+    return results
+
+
 def moto():
     path = moto_server_path()
     if not path:
@@ -181,10 +208,11 @@ def aws_cli(endpoint, *args, check=True):
     return r.stdout
 
 
-def enrich_cmd(*args, timeout=600, check=True, **popen):
-    """python3 -m enrich ARGS (this interpreter, the build tree's package)."""
+def enrich_cmd(*args, timeout=600, check=True, env=None, **popen):
+    """python3 -m enrich ARGS (this interpreter, the build tree's package);
+    env: more variables for it."""
     import sys
-    env = dict(os.environ)
+    env = dict(os.environ, **(env or {}))
     env.update(AWS_ENV)
     r = subprocess.run([sys.executable, "-m", "enrich", *args], env=env, capture_output=True,
                        text=True, timeout=timeout, **popen)
