@@ -110,7 +110,7 @@ ENRICH_INTERNAL void metrics_observe(metrics *m, uint64_t value);
  * at the largest value seen; 0 when empty. */
 ENRICH_INTERNAL uint64_t metrics_quantile(const metrics *m, double q);
 ENRICH_INTERNAL void metrics_json(const metrics *m, ebuf *out);
-/* One CloudWatch EMF log event (AWS-FORMATS §6), no newline. */
+/* One CloudWatch EMF log event (docs/delivery.md, "Metrics"), no newline. */
 ENRICH_INTERNAL void metrics_emf(const metrics *m, const char *ns, const char *dim_name,
                                  const char *dim_value, int64_t ts_ms, ebuf *out);
 

@@ -1,5 +1,5 @@
 /* Delivery counters and the per-batch latency histogram, encoded as JSON
- * or as one CloudWatch Embedded Metric Format event (AWS-FORMATS §6). */
+ * or as one CloudWatch Embedded Metric Format event (docs/delivery.md). */
 #include <string.h>
 
 #include "delivery_internal.h"

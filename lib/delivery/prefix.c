@@ -1,4 +1,4 @@
-/* The Firehose prefix language (AWS-FORMATS §2.5): literal text and
+/* The Firehose prefix language (docs/delivery.md, "Prefixes"): literal text and
  * !{timestamp:<pattern>}, !{firehose:error-output-type},
  * !{partitionKeyFromQuery:<key>} / !{partitionKeyFromLambda:<key>}
  * expressions, plus the escaping of values taken from events
@@ -279,7 +279,7 @@ enrich_status prefix_compile(const char *src, size_t n, bool is_error, prefix **
         goto invalid;
     }
     /* Firehose appends the default time path to a prefix without any
-     * expression, with no '/' inserted (AWS-FORMATS §2.5, observed). */
+     * expression, with no '/' inserted (as Firehose does, observed). */
     if (!has_expr && !has_ts) {
         if (!push_part(p, &pcap, P_TIMESTAMP, "yyyy/MM/dd/HH/", 14))
             goto nomem;

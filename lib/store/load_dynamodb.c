@@ -3,7 +3,7 @@
  *
  * Each item is first validated by the scanner (UTF-8, no \u0000, depth),
  * which cJSON does not do, then parsed with cJSON and converted to plain
- * compact JSON (AWS-FORMATS.md §4.3):
+ * compact JSON (docs/store-format.md, docs/aws.md):
  *   S -> string, N -> number text verbatim (checked against the JSON
  *   grammar, so all 38 digits survive), B -> base64 string (checked),
  *   BOOL -> true/false, NULL -> null, M -> object, L -> array,
