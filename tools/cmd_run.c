@@ -64,6 +64,8 @@ static const char run_help[] =
 
 /* Bytes of complete lines after which a batch ends even before N lines. */
 #define RUN_BATCH_BYTES (8u << 20)
+/* Input read at a time (NDJSON). */
+#define RUN_READ_BYTES (1u << 20)
 /* The library's default ENRICH_OPT_MAX_RECORD_BYTES (enrich.h). */
 #define RUN_DEFAULT_MAX_RECORD (((size_t)1 << 20) + 1024)
 
@@ -78,9 +80,10 @@ typedef struct run_state {
     uint64_t skip;      /* units still to skip (--resume) */
     char **files;       /* published objects */
     size_t nfiles, files_cap;
-    /* reused buffers */
+    /* reused buffers; enc gathers the NDJSON output of the batches of one
+     * input chunk, written at once (out_flush) */
     char *enc;
-    size_t enc_cap;
+    size_t enc_cap, enc_len;
     /* totals */
     size_t outcomes[4];
     size_t codes[-ENRICH_E_LAST + 2];
@@ -98,15 +101,30 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     return cli_xrealloc(p, c * elem);
 }
 
+/* Write the gathered output. Called before each read of input (so a
+ * consumer of a pipe sees every record of what was read before enrich
+ * waits for more) and at the end: one write(2) per input chunk instead of
+ * a few per batch. */
+static int out_flush(run_state *rs)
+{
+    if (rs->enc_len == 0)
+        return CLI_EXIT_OK;
+    size_t n = rs->enc_len;
+    rs->enc_len = 0;
+    if (fwrite(rs->enc, 1, n, stdout) != n)
+        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: %s", strerror(errno));
+    return CLI_EXIT_OK;
+}
+
 static int write_stdout(run_state *rs)
 {
     size_t bound = enrich_encode_bound(rs->ctx, ENRICH_ENCODE_NDJSON), written = 0;
-    rs->enc = grow(rs->enc, &rs->enc_cap, bound, 1);
-    enrich_status s = enrich_encode(rs->ctx, ENRICH_ENCODE_NDJSON, rs->enc, rs->enc_cap, &written);
+    rs->enc = grow(rs->enc, &rs->enc_cap, rs->enc_len + bound, 1);
+    enrich_status s = enrich_encode(rs->ctx, ENRICH_ENCODE_NDJSON, rs->enc + rs->enc_len,
+                                    rs->enc_cap - rs->enc_len, &written);
     if (s != ENRICH_OK)
         return cli_fail(rs->cmd, s, "%s", enrich_ctx_errmsg(rs->ctx));
-    if (fwrite(rs->enc, 1, written, stdout) != written)
-        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: %s", strerror(errno));
+    rs->enc_len += written;
     return CLI_EXIT_OK;
 }
 
@@ -153,16 +171,29 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
 static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *capp)
 {
     const size_t keep = (rs->o->max_record ? rs->o->max_record : RUN_DEFAULT_MAX_RECORD) + 1;
-    const size_t chunk = 1 << 16;
+    /* Large reads: a batch is run where it lies in buf, and the bytes after
+     * the last complete batch move to the front once per read, not once
+     * per batch (with 64 KiB reads that move copied the input a second
+     * time). */
+    const size_t chunk = RUN_READ_BYTES;
     uint8_t *buf = *bufp;
     size_t cap = *capp;
+    size_t start = 0;      /* start of the current batch */
     size_t len = 0;        /* bytes in buf */
     size_t line_start = 0; /* start of the current (incomplete) line */
-    size_t lines = 0;      /* complete lines in buf[0, line_start) */
+    size_t lines = 0;      /* complete lines in buf[start, line_start) */
     bool skipping = false; /* dropping the tail of an over-long line */
     int rc = CLI_EXIT_OK;
     for (;;) {
+        if (start > 0 && len + chunk > cap) {
+            memmove(buf, buf + start, len - start);
+            len -= start;
+            line_start -= start;
+            start = 0;
+        }
         buf = grow(buf, &cap, len + chunk, 1);
+        if ((rc = out_flush(rs)) != CLI_EXIT_OK)
+            break;
         long got = cli_source_read(src, buf + len, chunk);
         if (got < 0) {
             rc = cli_fail(rs->cmd, ENRICH_E_IO, "%s: %s", cli_display_name(src->name),
@@ -171,11 +202,12 @@ static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *ca
         }
         if (got == 0) {
             /* A last line without '\n' is a line too. */
-            if (len > 0 && rs->skip > 0) {
+            if (len > start && rs->skip > 0) {
                 rs->skip--;
                 rs->units++;
-            } else if (len > 0) {
-                rc = run_batch(rs, src->name, buf, len, lines + (len > line_start));
+            } else if (len > start) {
+                rc = run_batch(rs, src->name, buf + start, len - start,
+                               lines + (len > line_start));
             }
             break;
         }
@@ -218,14 +250,11 @@ static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *ca
             }
             lines++;
             line_start = p = stop + 1;
-            if (lines >= rs->o->batch || line_start >= RUN_BATCH_BYTES) {
-                rc = run_batch(rs, src->name, buf, line_start, lines);
+            if (lines >= rs->o->batch || line_start - start >= RUN_BATCH_BYTES) {
+                rc = run_batch(rs, src->name, buf + start, line_start - start, lines);
                 if (rc != CLI_EXIT_OK)
                     break;
-                memmove(buf, buf + line_start, end - line_start);
-                end -= line_start;
-                p -= line_start;
-                line_start = 0;
+                start = line_start;
                 lines = 0;
             }
         }
@@ -261,6 +290,8 @@ static int run_json_array(run_state *rs, cli_source *src, uint8_t **bufp, size_t
         rs->units++;
     } else if (rc == CLI_EXIT_OK) {
         rc = run_batch(rs, src->name, buf, len, 1);
+        if (rc == CLI_EXIT_OK)
+            rc = out_flush(rs); /* one file's output at a time */
     }
     *bufp = buf;
     *capp = cap;
@@ -414,6 +445,11 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
             rc = run_ndjson(&rs, &sources[i], &buf, &cap);
     }
     free(buf);
+    /* What was enriched is written even when a later batch failed, as
+     * before the output was gathered. */
+    int frc = out_flush(&rs);
+    if (rc == CLI_EXIT_OK)
+        rc = frc;
     if (rc == CLI_EXIT_OK && (!rs.dlv || o->tee) && fflush(stdout) != 0)
         rc = cli_fail(cmd, ENRICH_E_IO, "stdout: %s", strerror(errno));
 
