@@ -84,6 +84,7 @@ typedef struct run_state {
      * input chunk, written at once (out_flush) */
     char *enc;
     size_t enc_cap, enc_len;
+    cli_writer *writer; /* started with the first output */
     /* totals */
     size_t outcomes[4];
     size_t codes[-ENRICH_E_LAST + 2];
@@ -111,8 +112,27 @@ static int out_flush(run_state *rs)
         return CLI_EXIT_OK;
     size_t n = rs->enc_len;
     rs->enc_len = 0;
-    if (fwrite(rs->enc, 1, n, stdout) != n)
-        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: %s", strerror(errno));
+    int e = 0;
+    if (!rs->writer && (e = cli_writer_start(stdout, &rs->writer)) != 0)
+        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: writer thread: %s", strerror(e));
+    if ((e = cli_writer_put(rs->writer, &rs->enc, &rs->enc_cap, n)) != 0)
+        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: %s", strerror(e));
+    return CLI_EXIT_OK;
+}
+
+/* All output written and the writer thread ended. rc: the run's status so
+ * far; a write error already reported there is not reported again. */
+static int out_finish(run_state *rs, int rc)
+{
+    int frc = out_flush(rs);
+    int e = cli_writer_finish(rs->writer);
+    rs->writer = NULL;
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (frc != CLI_EXIT_OK)
+        return frc;
+    if (e)
+        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: %s", strerror(e));
     return CLI_EXIT_OK;
 }
 
@@ -447,9 +467,7 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
     free(buf);
     /* What was enriched is written even when a later batch failed, as
      * before the output was gathered. */
-    int frc = out_flush(&rs);
-    if (rc == CLI_EXIT_OK)
-        rc = frc;
+    rc = out_finish(&rs, rc);
     if (rc == CLI_EXIT_OK && (!rs.dlv || o->tee) && fflush(stdout) != 0)
         rc = cli_fail(cmd, ENRICH_E_IO, "stdout: %s", strerror(errno));
 
@@ -480,6 +498,7 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
     if (rc == CLI_EXIT_OK && rs.outcomes[ENRICH_OUTCOME_ERROR] > 0)
         rc = CLI_EXIT_RECORDS;
 done:
+    cli_writer_finish(rs.writer); /* NULL unless a path above left it */
     enrich_delivery_close(rs.dlv, ENRICH_DELIVERY_DISCARD);
     run_free_files(rs.files, rs.nfiles);
     free(rs.enc);
