@@ -7,7 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cJSON.h>
 #include <zlib.h>
@@ -857,11 +861,116 @@ START_TEST(cli_run_files_batches_and_line_shapes)
 }
 END_TEST
 
+/* Start `enrich run --store STORE --batch 1` with stdin from in_fd, stdout
+ * to out_fd and stderr to err_fd. */
+static pid_t spawn_run(const char *store, int in_fd, int out_fd, int err_fd)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(in_fd, 0);
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        for (int fd = 3; fd < 64; fd++)
+            close(fd);
+        execl(ENRICH_CLI, ENRICH_CLI, "run", "--store", store, "--batch", "1", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* enrich run gathers its output and writes it on a thread of its own; a
+ * consumer of a pipe must still get each record before enrich waits for
+ * more input (here: before stdin is closed). */
+START_TEST(cli_run_output_reaches_a_pipe_before_input_ends)
+{
+    fixture f = seed_store();
+    int in[2], out[2];
+    ck_assert_int_eq(pipe(in), 0);
+    ck_assert_int_eq(pipe(out), 0);
+    pid_t pid = spawn_run(f.store, in[0], out[1], 2);
+    close(in[0]);
+    close(out[1]);
+    static const char events[] = "{\"eventId\":\"a\",\"productId\":\"PROD-001\"}\n"
+                                 "{\"eventId\":\"b\",\"productId\":\"PROD-002\"}\n";
+    ck_assert_int_eq(write(in[1], events, sizeof events - 1), (ssize_t)(sizeof events - 1));
+    char buf[4096];
+    size_t len = 0, lines = 0;
+    while (lines < 2) {
+        /* A liveness bound, not a measurement: generous for valgrind. */
+        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+        int pr = poll(&pfd, 1, 120000);
+        ck_assert_msg(pr == 1, "no output while stdin stays open (%zu lines)", lines);
+        ssize_t n = read(out[0], buf + len, sizeof buf - 1 - len);
+        ck_assert_int_gt(n, 0);
+        for (ssize_t i = 0; i < n; i++)
+            lines += buf[len + (size_t)i] == '\n';
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    ck_assert_ptr_nonnull(strstr(buf, "\"eventId\":\"a\""));
+    ck_assert_ptr_nonnull(strstr(buf, "\"eventId\":\"b\""));
+    close(in[1]);
+    while (read(out[0], buf, sizeof buf) > 0)
+        ;
+    close(out[0]);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    fixture_free(&f);
+}
+END_TEST
+
+/* A failed write of the output (a full device) is exit 1 with the error
+ * named once, never a silent loss. */
+START_TEST(cli_run_stdout_write_error_is_reported)
+{
+    fixture f = seed_store();
+    int full = open("/dev/full", O_WRONLY);
+    if (full < 0) {
+        fixture_free(&f);
+        return; /* no /dev/full in this sandbox: nothing to test against */
+    }
+    size_t cap = 20000 * 64, len = 0;
+    char *ev = malloc(cap);
+    ck_assert_ptr_nonnull(ev);
+    for (int i = 0; i < 20000; i++)
+        len += (size_t)snprintf(ev + len, cap - len,
+                                "{\"eventId\":\"e%d\",\"productId\":\"PROD-001\"}\n", i);
+    char *path = tu_join(f.dir, "many.ndjson");
+    tu_write_file(path, ev, len);
+    char *errp = tu_join(f.dir, "stderr.txt");
+    int in = open(path, O_RDONLY);
+    int err = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(in, 0);
+    ck_assert_int_ge(err, 0);
+    pid_t pid = spawn_run(f.store, in, full, err);
+    close(in);
+    close(err);
+    close(full);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 1);
+    size_t el = 0;
+    char *msg = tu_read_file(errp, &el);
+    const char *first = strstr(msg, "stdout: No space left on device");
+    ck_assert_msg(first != NULL, "stderr: %s", msg);
+    ck_assert_msg(strstr(first + 1, "stdout:") == NULL, "reported twice: %s", msg);
+    free(msg);
+    free(errp);
+    free(path);
+    free(ev);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(cli_run_long_lines_stream)
 {
     fixture f = seed_store();
-    /* A 300 kB event (longer than the read chunk) enriches normally; a
-     * 3 MB line over --max-record becomes an ENRICH_E_TOO_LARGE record. */
+    /* A 300 kB event enriches normally; a 3 MB line (longer than the
+     * 1 MiB read chunk) over --max-record becomes an ENRICH_E_TOO_LARGE
+     * record. */
     size_t big = 300000, huge = 3000000;
     size_t cap = big + huge + 400;
     char *in = malloc(cap);
@@ -1955,6 +2064,8 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_run_seed_rules_file_equals_default);
     tcase_add_test(tc, cli_run_files_batches_and_line_shapes);
     tcase_add_test(tc, cli_run_long_lines_stream);
+    tcase_add_test(tc, cli_run_output_reaches_a_pipe_before_input_ends);
+    tcase_add_test(tc, cli_run_stdout_write_error_is_reported);
     tcase_add_test(tc, cli_stats_and_copy);
     tcase_add_test(tc, cli_load_composite_key_csv_and_replace);
     tcase_add_test(tc, cli_load_format_from_first_record);

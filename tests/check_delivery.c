@@ -816,6 +816,118 @@ START_TEST(delivery_write_retries_then_dead_letters)
 }
 END_TEST
 
+/* gzip members in one file, counted with zlib (each ends in Z_STREAM_END). */
+static size_t count_members(const char *path)
+{
+    size_t n;
+    char *gz = tu_read_file(path, &n);
+    static char out[1 << 16];
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(inflateInit2(&z, 15 + 16), Z_OK);
+    z.next_in = (Bytef *)gz;
+    z.avail_in = (uInt)n;
+    size_t members = 0;
+    for (;;) {
+        z.next_out = (Bytef *)out;
+        z.avail_out = sizeof out;
+        int rc = inflate(&z, Z_NO_FLUSH);
+        if (rc == Z_STREAM_END) {
+            members++;
+            if (z.avail_in == 0)
+                break;
+            inflateReset(&z);
+            continue;
+        }
+        ck_assert_msg(rc == Z_OK, "%s: inflate %d after %zu members", path, rc, members);
+    }
+    inflateEnd(&z);
+    free(gz);
+    return members;
+}
+
+#define BIG_EVENTS 4000
+
+/* An object larger than one compression chunk (DELIVERY_CHUNK) is several
+ * gzip members one after another: a valid gzip file that gzip -t, Python's
+ * gzip module and zlib read whole, in order. When it cannot be written,
+ * every record of every member reaches the dead-letter object. */
+START_TEST(delivery_object_of_several_members_reads_whole)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, "{\"buffer_mb\":64,\"max_retries\":1,\"retry_seed\":1}");
+    fake fk = {.now = 1706745600000LL};
+    delivery_test_hooks(d, fake_clock, fake_sleep, &fk);
+    size_t cap = (size_t)BIG_EVENTS * 160;
+    char *ev = malloc(cap), *line = ev;
+    ck_assert_ptr_nonnull(ev);
+    for (int i = 0; i < BIG_EVENTS; i++)
+        line += snprintf(line, cap - (size_t)(line - ev),
+                         "{\"eventId\":\"evt-%05d\",\"productId\":\"PROD-00%d\",\"quantity\":%d,"
+                         "\"timestamp\":\"2024-01-15T10:%02d:00Z\"}\n",
+                         i, 1 + i % 2, i % 7 + 1, i % 60);
+    run(&f, d, ev, BIG_EVENTS);
+    ck_assert_int_eq(enrich_delivery_flush(d, INT64_MAX), ENRICH_OK);
+
+    files fl = list(root);
+    ck_assert_uint_eq(count_under(&fl, "enriched-data/"), 1);
+    char *path = NULL;
+    for (size_t i = 0; i < fl.n; i++)
+        if (strncmp(fl.v[i], "enriched-data/", 14) == 0)
+            path = tu_join(root, fl.v[i]);
+    size_t raw_len = 0;
+    char *t = gunzip_all(path, &raw_len);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_gt(raw_len, 2 * DELIVERY_CHUNK);
+    ck_assert_uint_ge(count_members(path), 3);
+    ck_assert_uint_eq(count_lines(t), BIG_EVENTS);
+    /* In input order across the members. */
+    const char *at = t;
+    for (int i = 0; i < BIG_EVENTS; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "\"evt-%05d\"", i);
+        at = strstr(at, id);
+        ck_assert_msg(at != NULL, "%s missing or out of order", id);
+    }
+    /* The readers users have: gzip(1) and Python's gzip module. */
+    char *cmd = malloc(strlen(path) * 2 + 512);
+    sprintf(cmd, "gzip -t '%s'", path);
+    ck_assert_int_eq(system(cmd), 0);
+    sprintf(cmd, "/usr/bin/python3 -c 'import gzip, sys; d = gzip.open(sys.argv[1]).read(); "
+                 "sys.exit(0 if len(d) == int(sys.argv[2]) and d.count(b\"\\n\") == %d else 1)' "
+                 "'%s' %zu",
+            BIG_EVENTS, path, raw_len);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
+    free(t);
+    free(path);
+    files_free(&fl);
+
+    /* The same object failing to be written: all its records, from every
+     * member, are dead-lettered. */
+    delivery_test_fault(d, 1, 2, ENOSPC); /* 1 try + 1 retry */
+    run(&f, d, ev, 2 * BIG_EVENTS);
+    ck_assert_int_eq(enrich_delivery_flush(d, INT64_MAX), ENRICH_OK);
+    fl = list(root);
+    ck_assert_uint_eq(count_under(&fl, "enriched-data/"), 1);
+    ck_assert_uint_eq(count_under(&fl, "dead-letter/delivery-failed/"), 1);
+    for (size_t i = 0; i < fl.n; i++) {
+        if (strncmp(fl.v[i], "dead-letter/", 12) != 0)
+            continue;
+        char *dl = read_object(root, fl.v[i]);
+        ck_assert_uint_eq(count_lines(dl), BIG_EVENTS);
+        free(dl);
+    }
+    files_free(&fl);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    free(ev);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 /* When even the dead-letter write fails, the delivery stops loudly and the
  * state keeps the last acknowledged position. */
 START_TEST(delivery_total_write_failure_is_sticky)
@@ -1160,6 +1272,7 @@ static Suite *delivery_suite(void)
     tc = tcase_create("retry");
     tcase_add_test(tc, delivery_backoff_is_bounded_and_seeded);
     tcase_add_test(tc, delivery_write_retries_then_dead_letters);
+    tcase_add_test(tc, delivery_object_of_several_members_reads_whole);
     tcase_add_test(tc, delivery_total_write_failure_is_sticky);
     tcase_add_test(tc, delivery_run_failures_dead_letter_raw_events);
     suite_add_tcase(s, tc);

@@ -2,6 +2,7 @@
  * names and messages, the runtime version and option bounds. Batch
  * encodings are tested in check_enrich.c. */
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,73 @@ START_TEST(encode_gzip_round_trip_every_level)
     free(gz);
     free(text);
     free(noise);
+}
+END_TEST
+
+/* Threads compress at once, each with the compressors it keeps per level:
+ * every thread gets exactly the bytes one thread alone gets (libdeflate is
+ * deterministic), and a thread's compressors go when it exits (valgrind's
+ * leak check and ThreadSanitizer run this suite). */
+#define GZ_THREADS 4
+
+typedef struct gz_job {
+    const char *text;
+    size_t n;
+    const unsigned char *want[3];
+    size_t want_len[3];
+    int ok;
+} gz_job;
+
+static const int gz_levels[3] = {1, 6, 9};
+
+static void *gz_thread(void *arg)
+{
+    gz_job *j = arg;
+    j->ok = 1;
+    size_t cap = enrich_gzip_bound(j->n);
+    unsigned char *dst = malloc(cap);
+    for (int round = 0; round < 5 && dst; round++)
+        for (int l = 0; l < 3; l++) {
+            size_t w = 0;
+            if (enrich_gzip(gz_levels[l], dst, cap, j->text, j->n, &w) != ENRICH_OK ||
+                w != j->want_len[l] || memcmp(dst, j->want[l], w) != 0)
+                j->ok = 0;
+        }
+    if (!dst)
+        j->ok = 0;
+    free(dst);
+    return NULL;
+}
+
+START_TEST(encode_gzip_threads_agree_with_one_thread)
+{
+    size_t n = 200000, len = 0;
+    char *text = malloc(n + 128);
+    ck_assert_ptr_nonnull(text);
+    for (unsigned i = 0; len < n; i++)
+        len += (size_t)sprintf(text + len, "{\"eventId\":\"evt-%u\",\"price\":%u.%02u}\n", i,
+                               i % 997, i % 100);
+    gz_job jobs[GZ_THREADS];
+    void *want[3];
+    size_t want_len[3];
+    for (int l = 0; l < 3; l++)
+        want[l] = gzip_alloc(gz_levels[l], text, len, &want_len[l]);
+    pthread_t th[GZ_THREADS];
+    for (int t = 0; t < GZ_THREADS; t++) {
+        jobs[t] = (gz_job){.text = text, .n = len};
+        for (int l = 0; l < 3; l++) {
+            jobs[t].want[l] = want[l];
+            jobs[t].want_len[l] = want_len[l];
+        }
+        ck_assert_int_eq(pthread_create(&th[t], NULL, gz_thread, &jobs[t]), 0);
+    }
+    for (int t = 0; t < GZ_THREADS; t++) {
+        ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+        ck_assert_msg(jobs[t].ok, "thread %d compressed differently", t);
+    }
+    for (int l = 0; l < 3; l++)
+        free(want[l]);
+    free(text);
 }
 END_TEST
 
@@ -408,6 +476,7 @@ static Suite *encode_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, encode_gzip_round_trip_every_level);
     tcase_add_test(tc, encode_gzip_empty_input);
+    tcase_add_test(tc, encode_gzip_threads_agree_with_one_thread);
     tcase_add_test(tc, encode_gzip_dst_too_small_reports_a_working_size);
     tcase_add_test(tc, encode_gzip_invalid_arguments);
     tcase_add_test(tc, encode_gzip_members_concatenate);

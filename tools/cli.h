@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "enrich/enrich.h"
 #include "help.h"
@@ -72,6 +73,20 @@ void cli_source_memory(cli_source *src, const char *name, const void *ptr, size_
 /* Like read(2): bytes read, 0 at end, -1 with errno on failure. */
 long cli_source_read(cli_source *src, void *dst, size_t cap);
 void cli_source_close(cli_source *src);
+
+/* ---- out_writer.c: enrich run's output on a thread of its own -------- */
+
+typedef struct cli_writer cli_writer;
+/* Start the thread writing to f. 0, or an errno value. */
+int cli_writer_start(FILE *f, cli_writer **w);
+/* Hand (*buf)[0, len) over to be written after what was handed before;
+ * *buf and *cap then hold a free buffer (the one written last, or NULL/0).
+ * Waits while the previous hand-over is being written. 0, or the errno of
+ * an earlier write that failed (then nothing is handed over). */
+int cli_writer_put(cli_writer *w, char **buf, size_t *cap, size_t len);
+/* Write what is left, end the thread, free w (NULL: nothing). 0, or the
+ * errno of the first write that failed. */
+int cli_writer_finish(cli_writer *w);
 
 /* ---- util.c: parsing ---------------------------------------------- */
 

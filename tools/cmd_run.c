@@ -12,6 +12,8 @@
 
 /* Bytes of complete lines after which a batch ends even before N lines. */
 #define RUN_BATCH_BYTES (8u << 20)
+/* Input read at a time (NDJSON). */
+#define RUN_READ_BYTES (1u << 20)
 /* The library's default ENRICH_OPT_MAX_RECORD_BYTES (enrich.h). */
 #define RUN_DEFAULT_MAX_RECORD (((size_t)1 << 20) + 1024)
 
@@ -26,9 +28,11 @@ typedef struct run_state {
     uint64_t skip;      /* units still to skip (--resume) */
     char **files;       /* published objects */
     size_t nfiles, files_cap;
-    /* reused buffers */
+    /* reused buffers; enc gathers the NDJSON output of the batches of one
+     * input chunk, written at once (out_flush) */
     char *enc;
-    size_t enc_cap;
+    size_t enc_cap, enc_len;
+    cli_writer *writer; /* started with the first output */
     /* totals */
     size_t outcomes[4];
     size_t codes[-ENRICH_E_LAST + 2];
@@ -52,15 +56,49 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     return cli_xrealloc(p, c * elem);
 }
 
+/* Write the gathered output. Called before each read of input (so a
+ * consumer of a pipe sees every record of what was read before enrich
+ * waits for more) and at the end: one write(2) per input chunk instead of
+ * a few per batch. */
+static int out_flush(run_state *rs)
+{
+    if (rs->enc_len == 0)
+        return CLI_EXIT_OK;
+    size_t n = rs->enc_len;
+    rs->enc_len = 0;
+    int e = 0;
+    if (!rs->writer && (e = cli_writer_start(stdout, &rs->writer)) != 0)
+        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: writer thread: %s", strerror(e));
+    if ((e = cli_writer_put(rs->writer, &rs->enc, &rs->enc_cap, n)) != 0)
+        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: %s", strerror(e));
+    return CLI_EXIT_OK;
+}
+
+/* All output written and the writer thread ended. rc: the run's status so
+ * far; a write error already reported there is not reported again. */
+static int out_finish(run_state *rs, int rc)
+{
+    int frc = out_flush(rs);
+    int e = cli_writer_finish(rs->writer);
+    rs->writer = NULL;
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (frc != CLI_EXIT_OK)
+        return frc;
+    if (e)
+        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: %s", strerror(e));
+    return CLI_EXIT_OK;
+}
+
 static int write_stdout(run_state *rs)
 {
     size_t bound = enrich_encode_bound(rs->ctx, ENRICH_ENCODE_NDJSON), written = 0;
-    rs->enc = grow(rs->enc, &rs->enc_cap, bound, 1);
-    enrich_status s = enrich_encode(rs->ctx, ENRICH_ENCODE_NDJSON, rs->enc, rs->enc_cap, &written);
+    rs->enc = grow(rs->enc, &rs->enc_cap, rs->enc_len + bound, 1);
+    enrich_status s = enrich_encode(rs->ctx, ENRICH_ENCODE_NDJSON, rs->enc + rs->enc_len,
+                                    rs->enc_cap - rs->enc_len, &written);
     if (s != ENRICH_OK)
         return cli_fail(rs->cmd, s, "%s", enrich_ctx_errmsg(rs->ctx));
-    if (fwrite(rs->enc, 1, written, stdout) != written)
-        return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: %s", strerror(errno));
+    rs->enc_len += written;
     return CLI_EXIT_OK;
 }
 
@@ -186,16 +224,29 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
 static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *capp)
 {
     const size_t keep = (rs->o->max_record ? rs->o->max_record : RUN_DEFAULT_MAX_RECORD) + 1;
-    const size_t chunk = 1 << 16;
+    /* Large reads: a batch is run where it lies in buf, and the bytes after
+     * the last complete batch move to the front once per read, not once
+     * per batch (with 64 KiB reads that move copied the input a second
+     * time). */
+    const size_t chunk = RUN_READ_BYTES;
     uint8_t *buf = *bufp;
     size_t cap = *capp;
+    size_t start = 0;      /* start of the current batch */
     size_t len = 0;        /* bytes in buf */
     size_t line_start = 0; /* start of the current (incomplete) line */
-    size_t lines = 0;      /* complete lines in buf[0, line_start) */
+    size_t lines = 0;      /* complete lines in buf[start, line_start) */
     bool skipping = false; /* dropping the tail of an over-long line */
     int rc = CLI_EXIT_OK;
     for (;;) {
+        if (start > 0 && len + chunk > cap) {
+            memmove(buf, buf + start, len - start);
+            len -= start;
+            line_start -= start;
+            start = 0;
+        }
         buf = grow(buf, &cap, len + chunk, 1);
+        if ((rc = out_flush(rs)) != CLI_EXIT_OK)
+            break;
         long got = cli_source_read(src, buf + len, chunk);
         if (got < 0) {
             rc = cli_fail(rs->cmd, ENRICH_E_IO, "%s: %s", cli_display_name(src->name),
@@ -204,11 +255,12 @@ static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *ca
         }
         if (got == 0) {
             /* A last line without '\n' is a line too. */
-            if (len > 0 && rs->skip > 0) {
+            if (len > start && rs->skip > 0) {
                 rs->skip--;
                 rs->units++;
-            } else if (len > 0) {
-                rc = run_batch(rs, src->name, buf, len, lines + (len > line_start));
+            } else if (len > start) {
+                rc = run_batch(rs, src->name, buf + start, len - start,
+                               lines + (len > line_start));
             }
             break;
         }
@@ -251,14 +303,11 @@ static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *ca
             }
             lines++;
             line_start = p = stop + 1;
-            if (lines >= rs->o->batch || line_start >= RUN_BATCH_BYTES) {
-                rc = run_batch(rs, src->name, buf, line_start, lines);
+            if (lines >= rs->o->batch || line_start - start >= RUN_BATCH_BYTES) {
+                rc = run_batch(rs, src->name, buf + start, line_start - start, lines);
                 if (rc != CLI_EXIT_OK)
                     break;
-                memmove(buf, buf + line_start, end - line_start);
-                end -= line_start;
-                p -= line_start;
-                line_start = 0;
+                start = line_start;
                 lines = 0;
             }
         }
@@ -294,6 +343,8 @@ static int run_json_array(run_state *rs, cli_source *src, uint8_t **bufp, size_t
         rs->units++;
     } else if (rc == CLI_EXIT_OK) {
         rc = run_batch(rs, src->name, buf, len, 1);
+        if (rc == CLI_EXIT_OK)
+            rc = out_flush(rs); /* one file's output at a time */
     }
     *bufp = buf;
     *capp = cap;
@@ -451,6 +502,9 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
             rc = run_ndjson(&rs, &sources[i], &buf, &cap);
     }
     free(buf);
+    /* What was enriched is written even when a later batch failed, as
+     * before the output was gathered. */
+    rc = out_finish(&rs, rc);
     if (rc == CLI_EXIT_OK && (!rs.dlv || o->tee) && fflush(stdout) != 0)
         rc = cli_fail(cmd, ENRICH_E_IO, "stdout: %s", strerror(errno));
 
@@ -484,6 +538,7 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
     if (rc == CLI_EXIT_OK && rs.outcomes[ENRICH_OUTCOME_ERROR] > 0)
         rc = CLI_EXIT_RECORDS;
 done:
+    cli_writer_finish(rs.writer); /* NULL unless a path above left it */
     enrich_delivery_close(rs.dlv, ENRICH_DELIVERY_DISCARD);
     run_free_files(rs.files, rs.nfiles);
     free(rs.enc);

@@ -147,7 +147,7 @@ typedef struct enrich_ctx enrich_ctx;
 #define ENRICH_E_TOO_LARGE    (-19) /**< Record longer than #ENRICH_OPT_MAX_RECORD_BYTES. */
 #define ENRICH_E_DST_SIZE     (-20) /**< Destination buffer too small; nothing was written. */
 #define ENRICH_E_ITEM         (-21) /**< A reference item is invalid; the errmsg names its line. In a record: the item lacks a field its lookup requires. */
-#define ENRICH_E_ZLIB         (-22) /**< zlib failed. */
+#define ENRICH_E_ZLIB         (-22) /**< compression (zlib or libdeflate) failed. */
 #define ENRICH_E_BASE64       (-23) /**< A record's `data` is missing, not a string, or not base64. */
 #define ENRICH_E_CORRUPT     (-24) /**< The store is damaged where this call read: a page of its
                                          B-tree or an item's bytes (checksum mismatch). The
@@ -725,13 +725,18 @@ ENRICH_API size_t enrich_encode_bound(const enrich_ctx *ctx, enrich_encoding enc
 ENRICH_API enrich_status enrich_encode(const enrich_ctx *ctx, enrich_encoding encoding,
                                        void *dst, size_t dst_cap, size_t *written);
 
-/** @brief Upper bound of enrich_gzip() output for @p src_len input bytes. @since 0.1 */
+/** @brief Upper bound of enrich_gzip() output for @p src_len input bytes
+ *         (larger since 0.2: the deflate behind it is libdeflate). @since 0.1 */
 ENRICH_API size_t enrich_gzip_bound(size_t src_len);
 
 /**
  * @brief Compress @p src into one gzip member (RFC 1952). Members can be
  *        concatenated into one valid .gz file.
- * @param[in] level 0..9, or -1 for zlib's default (6).
+ *        Compressed by libdeflate (whole buffer) since 0.2, by zlib before;
+ *        levels keep zlib's meaning. Thread-safe: each thread keeps one
+ *        compressor per level it has used, freed when the thread exits.
+ *        ENRICH_E_DST_SIZE sets @p written to enrich_gzip_bound(@p src_len).
+ * @param[in] level 0..9, or -1 for the default (6).
  * @retval ENRICH_E_DST_SIZE, ENRICH_E_INVALID, ENRICH_E_ZLIB, ENRICH_E_NOMEM
  * @since 0.1
  */

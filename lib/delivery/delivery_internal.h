@@ -145,11 +145,15 @@ enum tsrc { TS_EVENT, TS_ARRIVAL, TS_PROCESSING };
 /* The three output prefixes a record can be routed to. */
 enum kind { K_DATA, K_INVALID, K_ERROR, K_NKINDS };
 
-/* An open object: one gzip stream per evaluated prefix. */
+/* An open object: gzip members per evaluated prefix. Records gather in
+ * pending; every DELIVERY_CHUNK bytes of them, and at publish, become one
+ * gzip member appended to gz (concatenated members are one valid gzip
+ * file). */
+#define DELIVERY_CHUNK (256u * 1024u)
 typedef struct obj {
     char *key;          /* evaluated prefix */
-    struct z_stream_s *z; /* heap: zlib keeps a pointer back to it */
-    ebuf gz;            /* compressed bytes so far */
+    ebuf pending;       /* records not compressed yet (< DELIVERY_CHUNK) */
+    ebuf gz;            /* compressed members so far */
     size_t raw;         /* uncompressed bytes in */
     size_t records;
     size_t counts[K_NKINDS];

@@ -7,7 +7,7 @@
 // Exit 0 on success, 1 on a mismatch, 77 (meson: skipped) when the
 // @duckdb/node-api module is not installed (`npm ci --prefix tests/duckdb`).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 let duckdb;
@@ -77,11 +77,41 @@ const rows = (await conn.runAndReadAll(
 const prices = (await conn.runAndReadAll(
   `SELECT productName, min(price)::DOUBLE AS p, count(*) AS n FROM ${src}
    WHERE enrichmentStatus = 'success' GROUP BY ALL ORDER BY ALL`)).getRowObjectsJson();
+
+// One large object: the library compresses an object a chunk (256 KiB of
+// records) at a time, each chunk one gzip member, so this object is several
+// members one after another. DuckDB must read all of them.
+const bigOut = join(work, 'big');
+const bigEvents = join(work, 'big.ndjson');
+const BIG = 6000;
+const bigLines = [];
+for (let i = 0; i < BIG; i++)
+  bigLines.push(JSON.stringify({ eventId: `big-${String(i).padStart(5, '0')}`,
+    productId: ['PROD-001', 'PROD-002'][i % 2], quantity: 1 + (i % 9),
+    timestamp: `2024-03-05T10:${pad(i % 60)}:00Z` }));
+writeFileSync(bigEvents, bigLines.join('\n') + '\n');
+writeFileSync(join(work, 'big.json'), JSON.stringify({ buffer_mb: 64 }));
+run(['run', '--store', store, '--out-dir', bigOut, '--delivery', join(work, 'big.json'), bigEvents]);
+const bigDir = join(bigOut, 'enriched-data', 'year=2024', 'month=03', 'day=05');
+const bigObjects = readdirSync(bigDir);
+const bigBytes = readFileSync(join(bigDir, bigObjects[0]));
+// Members start with the same 10-byte header as the first one.
+let members = 0;
+for (let at = bigBytes.indexOf(bigBytes.subarray(0, 10)); at >= 0;
+     at = bigBytes.indexOf(bigBytes.subarray(0, 10), at + 10)) members++;
+const big = (await conn.runAndReadAll(
+  `SELECT count(*) AS n, count(DISTINCT eventId) AS ids, min(eventId) AS lo, max(eventId) AS hi
+   FROM read_json_auto('${join(bigDir, '*.gz')}', format = 'newline_delimited')`)).getRowObjectsJson();
 conn.closeSync();
 instance.closeSync();
 
 let failures = 0;
 const fail = (msg) => { console.error(`MISMATCH: ${msg}`); failures++; };
+if (bigObjects.length !== 1) fail(`${bigObjects.length} large objects, want 1`);
+if (members < 2) fail(`the large object has ${members} gzip member(s), want several`);
+if (Number(big[0].n) !== BIG || Number(big[0].ids) !== BIG || big[0].lo !== 'big-00000' ||
+    big[0].hi !== `big-${String(BIG - 1).padStart(5, '0')}`)
+  fail(`large object read by DuckDB: ${JSON.stringify(big)}`);
 const gotParts = new Map(parts.map((p) => [`${p.y}/${p.m}/${p.d}`, Number(p.n)]));
 for (const [k, n] of want) if (gotParts.get(k) !== n) fail(`partition ${k}: ${gotParts.get(k)} rows, want ${n}`);
 for (const k of gotParts.keys()) if (!want.has(k)) fail(`unexpected partition ${k}`);
@@ -95,6 +125,6 @@ const priceOf = Object.fromEntries(prices.map((p) => [p.productName, Number(p.p)
 if (priceOf['Smart Sensor'] !== 49.99 || priceOf['Temperature Monitor'] !== 79.99)
   fail(`prices ${JSON.stringify(prices)}`);
 
-console.log(JSON.stringify({ partitions: parts.length, rows: rows.length, failures }));
+console.log(JSON.stringify({ partitions: parts.length, rows: rows.length, big_members: members, failures }));
 if (!failures) rmSync(work, { recursive: true, force: true });
 process.exit(failures ? 1 : 0);

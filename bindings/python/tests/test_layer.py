@@ -111,7 +111,8 @@ class LayerTest(TempDirTestCase):
         for name in ("python/enrich/__init__.py", "python/enrich/aws.py",
                      "python/enrich/capi.py", "python/enrich/_errors.py",
                      "lib/" + LIBENRICH, "lib/liblmdb.so.0", "lib/libcjson.so.1",
-                     "lib/libz.so.1", "enrich/store.mdb", "enrich/rules.json"):
+                     "lib/libz.so.1", "lib/libdeflate.so.0", "enrich/store.mdb",
+                     "enrich/rules.json"):
             self.assertIn(name, self.names)
         for it in self.interps:
             self.assertIn(f"python/enrich/_capi{it.ext_suffix}", self.names)
@@ -122,7 +123,8 @@ class LayerTest(TempDirTestCase):
     def test_every_elf_file_loads_on_amazon_linux_2023(self):
         self.assertEqual(elfcheck.check_tree(self.opt), [])
         files = elfcheck.elf_files(self.opt)
-        self.assertEqual(len(files), 4 + len(self.interps))
+        # libenrich, liblmdb, libcjson, libz, libdeflate and one extension per CPython
+        self.assertEqual(len(files), 5 + len(self.interps))
         self.assertLessEqual(elfcheck.max_glibc(files), elfcheck.GLIBC_MAX)
         for f in files:
             info = elfcheck.ElfInfo(f)
@@ -147,7 +149,7 @@ class LayerTest(TempDirTestCase):
                 self.assertEqual([x for x in got["sys_path"] if "python3" not in x],
                                  [os.path.join(self.opt, "python")])
                 self.assertNotEqual(got["cwd"], self.opt)
-                for lib in (LIBENRICH, "liblmdb.so.0", "libcjson.so.1"):
+                for lib in (LIBENRICH, "liblmdb.so.0", "libcjson.so.1", "libdeflate.so.0"):
                     self.assertIn(os.path.join(self.opt, "lib", lib), got["maps"])
                 self.assertIn(os.path.join(self.opt, "python", "enrich", "_capi" + it.ext_suffix),
                               got["maps"])

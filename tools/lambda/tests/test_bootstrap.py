@@ -148,8 +148,8 @@ class BootstrapTest(unittest.TestCase):
     def test_function_zip(self):
         self.assertEqual(sorted(self.names),
                          ["bootstrap", "enrich/rules.json", "enrich/store.mdb",
-                          "lib/libcjson.so.1", "lib/" + LIBENRICH, "lib/liblmdb.so.0",
-                          "lib/libz.so.1"])
+                          "lib/libcjson.so.1", "lib/libdeflate.so.0", "lib/" + LIBENRICH,
+                          "lib/liblmdb.so.0", "lib/libz.so.1"])
         self.assertTrue(os.access(os.path.join(self.task, "bootstrap"), os.X_OK))
         self.assertEqual(elfcheck.check_tree(self.task), [])
         self.assertEqual(elfcheck.ElfInfo(os.path.join(self.task, "bootstrap")).runpath,
