@@ -893,6 +893,7 @@ START_TEST(delivery_object_of_several_members_reads_whole)
     }
     /* The readers users have: gzip(1) and Python's gzip module. */
     char *cmd = malloc(strlen(path) * 2 + 512);
+    ck_assert_ptr_nonnull(cmd);
     sprintf(cmd, "gzip -t '%s'", path);
     ck_assert_int_eq(system(cmd), 0);
     sprintf(cmd, "/usr/bin/python3 -c 'import gzip, sys; d = gzip.open(sys.argv[1]).read(); "
