@@ -16,24 +16,6 @@
 #include "enrich/enrich.h"
 #include "testutil.h"
 
-static const char *const seed_ev[3] = {
-    "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\"}",
-    "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\"}",
-    "{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\"}",
-};
-
-/* The seed's results at the fixed clock. */
-static const char *const seed_out[3] = {
-    "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\","
-    "\"productName\":\"Smart Sensor\",\"category\":\"IoT Devices\",\"price\":49.99,"
-    "\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}",
-    "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\","
-    "\"productName\":\"Temperature Monitor\",\"category\":\"IoT Devices\",\"price\":79.99,"
-    "\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}",
-    ("{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\","
-     "\"enrichmentStatus\":\"product_not_found\"}"),
-};
-
 /* Checks that the first seed event fails (quantity 5) and the others pass. */
 #define LOOKUP "\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}]"
 #define VALIDATE "\"validate\":{\"required\":[\"eventId\",\"productId\"]," \
@@ -93,7 +75,7 @@ static void firehose_seed(sb *b)
     for (int i = 0; i < 3; i++) {
         sb_printf(b, "%s{\"recordId\":\"r%d\",\"approximateArrivalTimestamp\":1705314600000,\"data\":\"",
                   i ? "," : "", i + 1);
-        sb_b64(b, seed_ev[i], strlen(seed_ev[i]));
+        sb_b64(b, tu_seed_event[i], strlen(tu_seed_event[i]));
         sb_printf(b, "\"}");
     }
     sb_printf(b, "]}");
@@ -104,7 +86,7 @@ static void pipes_seed(sb *b)
     sb_printf(b, "[");
     for (int i = 0; i < 3; i++) {
         sb_printf(b, "%s{\"eventID\":\"shardId-000000000006:%d\",\"data\":\"", i ? "," : "", i);
-        sb_b64(b, seed_ev[i], strlen(seed_ev[i]));
+        sb_b64(b, tu_seed_event[i], strlen(tu_seed_event[i]));
         sb_printf(b, "\",\"approximateArrivalTimestamp\":1705314600.5}");
     }
     sb_printf(b, "]");
@@ -115,7 +97,7 @@ static void kinesis_seed(sb *b)
     sb_printf(b, "{\"Records\":[");
     for (int i = 0; i < 3; i++) {
         sb_printf(b, "%s{\"kinesis\":{\"sequenceNumber\":\"4959%d\",\"data\":\"", i ? "," : "", i);
-        sb_b64(b, seed_ev[i], strlen(seed_ev[i]));
+        sb_b64(b, tu_seed_event[i], strlen(tu_seed_event[i]));
         sb_printf(b, "\",\"approximateArrivalTimestamp\":1705314600}}");
     }
     sb_printf(b, "]}");
@@ -232,7 +214,7 @@ START_TEST(firehose_invalid_failed_and_dropped)
         assert_id(f.ctx, 0, "r1");
         assert_id(f.ctx, 2, "r3");
         for (size_t i = 0; i < 3; i++)
-            assert_record(f.ctx, i, seed_out[i]);
+            assert_record(f.ctx, i, tu_seed_result[i]);
         ck_assert_uint_eq(enrich_aws_count_result(f.ctx, cases[k].r0), k == 2 ? 2 : k == 3 ? 3 : 1);
         free(got);
         free(resp);
@@ -304,7 +286,7 @@ START_TEST(pipes_invalid_remove)
     sb want = {0};
     for (int i = 1; i < 3; i++) {
         sb_printf(&want, "%s", i == 1 ? "[" : ",");
-        sb_add(&want, seed_out[i], strlen(seed_out[i]) - 1);
+        sb_add(&want, tu_seed_result[i], strlen(tu_seed_result[i]) - 1);
         sb_printf(&want, ",\"eventID\":\"shardId-000000000006:%d\"}", i);
     }
     sb_printf(&want, "]");
@@ -339,8 +321,8 @@ START_TEST(pipes_invalid_keep)
         ck_assert_int_eq(enrich_aws_result(f.ctx, i), ENRICH_RESULT_OK);
     assert_reason(f.ctx, 2, "eventId: does not match ^evt-00[12]\"?\\.?$");
     sb want = {0};
-    sb_printf(&want, "[%s,%s,", seed_out[0], seed_out[1]);
-    sb_add(&want, seed_out[2], strlen(seed_out[2]) - 1);
+    sb_printf(&want, "[%s,%s,", tu_seed_result[0], tu_seed_result[1]);
+    sb_add(&want, tu_seed_result[2], strlen(tu_seed_result[2]) - 1);
     sb_printf(&want, ",\"validationError\":\"eventId: does not match ^evt-00[12]\\\"?\\\\.?$\"}]");
     char *got = response(f.ctx, ENRICH_AWS_RESPONSE_PIPES);
     ck_assert_str_eq(got, want.p);
@@ -349,13 +331,13 @@ START_TEST(pipes_invalid_keep)
     cJSON_Delete(j);
     free(got);
     /* The record itself is not changed. */
-    assert_record(f.ctx, 2, seed_out[2]);
+    assert_record(f.ctx, 2, tu_seed_result[2]);
     /* Over the response limit: the whole response is refused, as always. */
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 1024), ENRICH_OK);
     sb big = {0};
     sb_printf(&big, "[");
     for (int i = 0; i < 12; i++)
-        sb_printf(&big, "%s{\"eventID\":\"e%d\",\"data\":%s}", i ? "," : "", i, seed_ev[i % 3]);
+        sb_printf(&big, "%s{\"eventID\":\"e%d\",\"data\":%s}", i ? "," : "", i, tu_seed_event[i % 3]);
     sb_printf(&big, "]");
     run_ok(&f, ENRICH_AWS_PIPES, big.p, big.len);
     size_t need = enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_PIPES), w = 0;
@@ -446,7 +428,7 @@ START_TEST(each_shape_its_own_key)
         assert_reason(f.ctx, 0, "");
         run_ok(&f, ENRICH_AWS_FIREHOSE, fh.p, fh.len);
         assert_reason(f.ctx, 0, REASON0);
-        ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_NDJSON, seed_ev[0], strlen(seed_ev[0])),
+        ck_assert_int_eq(enrich_batch_run(f.ctx, ENRICH_INPUT_NDJSON, tu_seed_event[0], strlen(tu_seed_event[0])),
                          ENRICH_OK);
         assert_reason(f.ctx, 0, "");
         assert_reason(NULL, 0, "");

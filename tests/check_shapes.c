@@ -15,24 +15,6 @@
 #include "common.h" /* base64_encode, to build inputs */
 #include "testutil.h"
 
-static const char *const seed_ev[3] = {
-    "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\"}",
-    "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\"}",
-    "{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\"}",
-};
-
-/* The seed's results at the fixed clock below. */
-static const char *const seed_out[3] = {
-    "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\","
-    "\"productName\":\"Smart Sensor\",\"category\":\"IoT Devices\",\"price\":49.99,"
-    "\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}",
-    "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\","
-    "\"productName\":\"Temperature Monitor\",\"category\":\"IoT Devices\",\"price\":79.99,"
-    "\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}",
-    ("{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\","
-     "\"enrichmentStatus\":\"product_not_found\"}"),
-};
-
 static const char *const seed_seq[3] = {
     "49590338271490256608559692538361571095921575989136588898",
     "49590338271490256608559692540925702759324208523137515618",
@@ -162,10 +144,10 @@ static void pipes_seed(sb *b, bool decoded)
                   "\"data\":",
                   i ? "," : "", seed_seq[i]);
         if (decoded) {
-            sb_puts(b, seed_ev[i]);
+            sb_puts(b, tu_seed_event[i]);
         } else {
             sb_puts(b, "\"");
-            sb_b64(b, seed_ev[i], strlen(seed_ev[i]));
+            sb_b64(b, tu_seed_event[i], strlen(tu_seed_event[i]));
             sb_puts(b, "\"");
         }
         sb_printf(b,
@@ -191,7 +173,7 @@ START_TEST(shapes_pipes_seed_exact)
         run_ok(&f, ENRICH_AWS_PIPES, in.p, in.len);
         ck_assert_uint_eq(enrich_batch_count(f.ctx), 3);
         sb want = {0};
-        sb_printf(&want, "[%s,%s,%s]", seed_out[0], seed_out[1], seed_out[2]);
+        sb_printf(&want, "[%s,%s,%s]", tu_seed_result[0], tu_seed_result[1], tu_seed_result[2]);
         char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_PIPES, ENRICH_OK, NULL);
         ck_assert_str_eq(got, want.p);
         /* The core's JSON array of the same records is the same bytes. */
@@ -244,7 +226,7 @@ START_TEST(shapes_pipes_event_id_field)
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 7);
     for (size_t i = 0; i < 3; i++) {
         sb want = {0};
-        sb_add(&want, seed_out[i], strlen(seed_out[i]) - 1);
+        sb_add(&want, tu_seed_result[i], strlen(tu_seed_result[i]) - 1);
         sb_printf(&want, ",\"eventID\":\"shardId-000000000006:%s\"}", seed_seq[i]);
         assert_record(f.ctx, i, want.p);
         free(want.p);
@@ -327,7 +309,7 @@ START_TEST(shapes_pipes_response_limit)
     sb in = {0};
     sb_puts(&in, "[");
     for (int i = 0; i < 10; i++)
-        sb_printf(&in, "%s{\"eventID\":\"e%d\",\"data\":%s}", i ? "," : "", i, seed_ev[i % 3]);
+        sb_printf(&in, "%s{\"eventID\":\"e%d\",\"data\":%s}", i ? "," : "", i, tu_seed_event[i % 3]);
     sb_puts(&in, "]");
     run_ok(&f, ENRICH_AWS_PIPES, in.p, in.len);
     size_t bound = enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_PIPES), w = 0;
@@ -354,7 +336,7 @@ START_TEST(shapes_pipes_response_limit)
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, 1024), ENRICH_OK);
     sb nd = {0};
     for (int i = 0; i < 10; i++)
-        sb_printf(&nd, "%s\n", seed_ev[i % 3]);
+        sb_printf(&nd, "%s\n", tu_seed_event[i % 3]);
     run_ok(&f, ENRICH_INPUT_NDJSON, nd.p, nd.len);
     free(buf);
     bound = enrich_encode_bound(f.ctx, ENRICH_ENCODE_JSON_ARRAY);
@@ -383,7 +365,7 @@ static void firehose_seed(sb *b)
     for (int i = 0; i < 3; i++) {
         sb_printf(b, "%s{\"recordId\":\"r%d\",\"approximateArrivalTimestamp\":%lld,\"data\":\"",
                   i ? "," : "", i + 1, 1705314600000LL + i);
-        sb_b64(b, seed_ev[i], strlen(seed_ev[i]));
+        sb_b64(b, tu_seed_event[i], strlen(tu_seed_event[i]));
         sb_printf(b,
                   "\",\"kinesisRecordMetadata\":{\"shardId\":\"shardId-000000000000\","
                   "\"partitionKey\":\"pk\",\"approximateArrivalTimestamp\":1705314600000,"
@@ -422,7 +404,7 @@ START_TEST(shapes_firehose_seed_exact)
         snprintf(id, sizeof id, "r%d", i + 1);
         if (i)
             sb_puts(&want, ",");
-        fh_ok(&want, id, seed_out[i], "01", "15", "");
+        fh_ok(&want, id, tu_seed_result[i], "01", "15", "");
         assert_id(f.ctx, (size_t)i, id);
         ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, (size_t)i), 1705314600000LL + i);
         ck_assert_int_eq(enrich_aws_result(f.ctx, (size_t)i), ENRICH_RESULT_OK);
@@ -432,7 +414,7 @@ START_TEST(shapes_firehose_seed_exact)
     ck_assert_str_eq(got, want.p);
     /* The records are available as for any batch. */
     for (size_t i = 0; i < 3; i++)
-        assert_record(f.ctx, i, seed_out[i]);
+        assert_record(f.ctx, i, tu_seed_result[i]);
     /* Too small a buffer: nothing written, the size needed. */
     size_t w = 0;
     char small[8];
@@ -696,7 +678,7 @@ static void firehose_many(sb *in, int n)
     sb_puts(in, "{\"records\":[");
     for (int i = 0; i < n; i++) {
         sb_printf(in, "%s{\"recordId\":\"rec-%d\",\"data\":\"", i ? "," : "", i);
-        sb_b64(in, seed_ev[i % 3], strlen(seed_ev[i % 3]));
+        sb_b64(in, tu_seed_event[i % 3], strlen(tu_seed_event[i % 3]));
         sb_puts(in, "\"}");
     }
     sb_puts(in, "]}");
@@ -806,7 +788,7 @@ START_TEST(shapes_kinesis_seed_exact)
                        "\"sequenceNumber\":\"%s%d\",\"data\":\"",
                   i ? "," : "", "4959033827149025660855969253836157109592157598913658889", i);
         if (i < 3)
-            sb_b64(&in, seed_ev[i], strlen(seed_ev[i]));
+            sb_b64(&in, tu_seed_event[i], strlen(tu_seed_event[i]));
         else
             sb_puts(&in, "SGVsbG8=="); /* bad padding */
         sb_printf(&in, "\",\"approximateArrivalTimestamp\":%s},\"eventSource\":\"aws:kinesis\","
@@ -819,7 +801,7 @@ START_TEST(shapes_kinesis_seed_exact)
     run_ok(&f, ENRICH_AWS_KINESIS, in.p, in.len);
     ck_assert_uint_eq(enrich_batch_count(f.ctx), 4);
     for (size_t i = 0; i < 3; i++)
-        assert_record(f.ctx, i, seed_out[i]);
+        assert_record(f.ctx, i, tu_seed_result[i]);
     ck_assert_int_eq(enrich_batch_error(f.ctx, 3), ENRICH_E_BASE64);
     ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 0), 1705314600500LL);
     ck_assert_int_eq(enrich_aws_arrival_ms(f.ctx, 1), 1705314600000LL);
@@ -832,7 +814,7 @@ START_TEST(shapes_kinesis_seed_exact)
                           "\"49590338271490256608559692538361571095921575989136588893\"}]}");
     free(got);
     got = encode(f.ctx, ENRICH_ENCODE_NDJSON, ENRICH_OK, NULL);
-    ck_assert_ptr_nonnull(strstr(got, seed_out[2]));
+    ck_assert_ptr_nonnull(strstr(got, tu_seed_result[2]));
     free(got);
     /* All good: an empty list. */
     static const char one[] = "{\"Records\":[{\"kinesis\":{\"sequenceNumber\":\"7\",\"data\":\"e30=\"}}]}";
@@ -1018,8 +1000,8 @@ START_TEST(shapes_entry_points_refuse_the_other_shapes)
     firehose_seed(&fh);
     pipes_seed(&pp, false);
     sb_puts(&ks, "{\"Records\":[{\"kinesis\":{\"sequenceNumber\":\"1\",\"data\":\"e30=\"}}]}");
-    sb_printf(&nd, "%s\n%s\n", seed_ev[0], seed_ev[1]);
-    sb_printf(&arr, "[%s,%s]", seed_ev[0], seed_ev[1]);
+    sb_printf(&nd, "%s\n%s\n", tu_seed_event[0], tu_seed_event[1]);
+    sb_printf(&arr, "[%s,%s]", tu_seed_event[0], tu_seed_event[1]);
     const struct {
         int shape;
         const sb *src;
@@ -1228,7 +1210,7 @@ START_TEST(shapes_ctx_reuse_across_shapes)
         run_ok(&f, ENRICH_AWS_PIPES, pp.p, pp.len);
         ck_assert_uint_eq(enrich_aws_record_id(f.ctx, 2).len, 77);
         ck_assert_uint_eq(enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE), 0);
-        run_ok(&f, ENRICH_INPUT_NDJSON, seed_ev[0], strlen(seed_ev[0]));
+        run_ok(&f, ENRICH_INPUT_NDJSON, tu_seed_event[0], strlen(tu_seed_event[0]));
         assert_id(f.ctx, 0, "");
         enrich_ctx_reset(f.ctx);
         ck_assert_uint_eq(enrich_batch_count(f.ctx), 0);

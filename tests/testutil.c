@@ -177,6 +177,25 @@ int tu_run(char *const argv[], const char *in, size_t in_len,
     return 128 + WTERMSIG(status);
 }
 
+/* The seed scenario's three events, and their results at TU_FIXED_CLOCK
+ * with the seed rules. */
+const char *const tu_seed_event[3] = {
+    "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\"}",
+    "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\"}",
+    "{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\"}",
+};
+
+const char *const tu_seed_result[3] = {
+    "{\"eventId\":\"evt-001\",\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-01-15T10:30:00Z\","
+    "\"productName\":\"Smart Sensor\",\"category\":\"IoT Devices\",\"price\":49.99,"
+    "\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}",
+    "{\"eventId\":\"evt-002\",\"productId\":\"PROD-002\",\"quantity\":3,\"timestamp\":\"2024-01-15T10:31:00Z\","
+    "\"productName\":\"Temperature Monitor\",\"category\":\"IoT Devices\",\"price\":79.99,"
+    "\"enrichmentStatus\":\"success\",\"enrichmentTimestamp\":\"2024-02-01T00:00:00.000Z\"}",
+    ("{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\","
+     "\"enrichmentStatus\":\"product_not_found\"}"),
+};
+
 const char tu_seed_items[] =
     "{\"productId\":{\"S\":\"PROD-001\"},\"productName\":{\"S\":\"Smart Sensor\"},"
     "\"category\":{\"S\":\"IoT Devices\"},\"price\":{\"N\":\"49.99\"}}\n"

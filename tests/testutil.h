@@ -31,6 +31,9 @@ int tu_run(char *const argv[], const char *in, size_t in_len,
 
 /* The seed scenario (README.md): its two reference items, DynamoDB JSON. */
 extern const char tu_seed_items[];
+/* The seed scenario's events and their results at TU_FIXED_CLOCK. */
+extern const char *const tu_seed_event[3];
+extern const char *const tu_seed_result[3];
 
 /* 2024-02-01T00:00:00.000Z: the fixed clock of the suites. */
 #define TU_FIXED_CLOCK 1706745600000LL
