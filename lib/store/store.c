@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_MAX_DBS 256
 #define STORE_DEFAULT_MAP ((size_t)64 << 20)
 #define STORE_META_FORMAT_KEY "format"
 #define STORE_TABLE_PREFIX "table:"
@@ -132,8 +131,25 @@ static int set_mapsize_exclusive(enrich_store *s, size_t size)
     pthread_rwlock_wrlock(&s->shared->map_lock);
     int rc = mdb_env_set_mapsize(s->env, size);
     s->shared->map_gen++; /* even on failure: LMDB may have unmapped */
+    store_pagemap_fit(s->shared);
     pthread_rwlock_unlock(&s->shared->map_lock);
     return rc;
+}
+
+/* The map size a reader adopts when another process grew the map past
+ * its own: a read-only environment reserves several times the file
+ * (store_reader_mapsize), so that it seldom has to remap again; 0 (the
+ * size recorded in the file) for read-write ones, whose size is the
+ * file's record. */
+static size_t reader_remap_size(const enrich_store *s)
+{
+    unsigned env_flags = 0;
+    int fd;
+    struct stat st;
+    if (mdb_env_get_flags(s->env, &env_flags) != MDB_SUCCESS || !(env_flags & MDB_RDONLY) ||
+        mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS || fstat(fd, &st) != 0 || st.st_size < 0)
+        return 0;
+    return store_reader_mapsize((uint64_t)st.st_size);
 }
 
 /* Begins a txn holding map_lock for reading; on failure the lock is not
@@ -150,7 +166,7 @@ static enrich_status txn_begin(enrich_store *s, unsigned flags, MDB_txn **txn, c
          * "the size recorded in the file"), which needs every transaction
          * of this process out of the way. */
         store_txn_release(s);
-        int rs = set_mapsize_exclusive(s, 0);
+        int rs = set_mapsize_exclusive(s, reader_remap_size(s));
         store_txn_hold(s);
         if (rs != MDB_SUCCESS) {
             rc = rs;
@@ -493,15 +509,21 @@ static char *str_concat(const char *a, const char *b)
 
 /* One attempt: a fresh env with our settings, opened with mdb_flags.
  * LMDB requires closing an env whose open failed, so a retry needs a new one. */
-static int env_try_open(enrich_store *s, unsigned mdb_flags, MDB_env **env)
+static int env_try_open(enrich_store *s, unsigned mdb_flags, size_t reader_map, MDB_env **env)
 {
     int rc = mdb_env_create(env);
     if (rc != MDB_SUCCESS)
         return rc;
     rc = mdb_env_set_maxdbs(*env, STORE_MAX_DBS);
-    /* Map size is left unset here: LMDB then adopts the size recorded in an
-     * existing file (what a read-only open must do) and uses its small
-     * default for a new one; read-write opens raise it right after. */
+    /* Read-write opens leave the map size unset here: LMDB then adopts the
+     * size recorded in an existing file and uses its small default for a
+     * new one; they raise it right after. Read-only opens reserve several
+     * times the file (reader_map): LMDB keeps a larger size than the
+     * file's record, and a writer's growth then stays inside the reader's
+     * map instead of forcing a remap in the middle of its batches
+     * (docs/reliability.md). */
+    if (rc == MDB_SUCCESS && reader_map && (mdb_flags & MDB_RDONLY))
+        rc = mdb_env_set_mapsize(*env, reader_map);
     if (rc == MDB_SUCCESS)
         rc = mdb_env_open(*env, s->path, mdb_flags, 0644);
     if (rc != MDB_SUCCESS) {
@@ -628,6 +650,9 @@ static void store_free(enrich_store *s)
                 break;
             }
         }
+        store_pagemap_close(e);
+        for (size_t i = 0; i < STORE_MAX_DBS; i++)
+            free(e->names[i]);
         if (e->env)
             mdb_env_close(e->env); /* also closes every DBI handle */
         pthread_rwlock_destroy(&e->map_lock);
@@ -780,14 +805,15 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
         mdb_flags |= MDB_NOLOCK;
         s->nolock = true;
     }
-    int rc = env_try_open(s, mdb_flags, &s->env);
+    size_t reader_map = dst_rc == 0 ? store_reader_mapsize((uint64_t)dst.st_size) : 0;
+    int rc = env_try_open(s, mdb_flags, reader_map, &s->env);
     if ((rc == EACCES || rc == EROFS || rc == EPERM) && (flags & ENRICH_STORE_RDONLY) &&
         !s->nolock) {
         /* The lock file cannot be created (read-only media, a Lambda layer,
          * a directory we may not write): a read-only store still works
          * without one, as long as nobody writes to it meanwhile. If the
          * data file itself is unreadable, the retry fails the same way. */
-        rc = env_try_open(s, mdb_flags | MDB_NOLOCK, &s->env);
+        rc = env_try_open(s, mdb_flags | MDB_NOLOCK, reader_map, &s->env);
         if (rc == MDB_SUCCESS)
             s->nolock = true;
     }
@@ -855,6 +881,7 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
     shared->dev = now.st_dev;
     shared->ino = now.st_ino;
     shared->rdonly = flags & ENRICH_STORE_RDONLY;
+    store_pagemap_open(shared);
     shared->next = registry;
     registry = shared;
     s->errmsg[0] = '\0';

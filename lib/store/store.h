@@ -106,4 +106,22 @@ ENRICH_INTERNAL enrich_status store_snap_get(store_snap *snap, store_table table
                                              const void *key, size_t key_len,
                                              const void **val, size_t *val_len);
 
+/* One lookup of a batch (store_snap_get_many). */
+typedef struct store_req {
+    const void *key;
+    size_t key_len;
+    const void *val;  /* out: as store_snap_get's */
+    size_t val_len;   /* out */
+    enrich_status st; /* out: as store_snap_get returns */
+    const char *why;  /* out, with ENRICH_E_CORRUPT from the page walk: what was wrong */
+} store_req;
+
+/* store_snap_get for n keys of one table, answers in reqs. The page walk
+ * descends the tree for several keys side by side so that their cache
+ * misses overlap (store_walk.c); the answers are those of n calls of
+ * store_snap_get, and every value stays valid until the snapshot ends,
+ * also when one of them failed. */
+ENRICH_INTERNAL void store_snap_get_many(store_snap *snap, store_table table, store_req *reqs,
+                                         size_t n);
+
 #endif /* ENRICH_STORE_H */

@@ -11,6 +11,7 @@
 
 #include "json.h"
 #include "store.h"
+#include "store_walk.h"
 
 /* Builds items for loaders: add (decoded name, compact JSON value) pairs,
  * then finish with the table's key attributes. */
@@ -58,6 +59,8 @@ ENRICH_INTERNAL enrich_status item_builder_finish(item_builder *b, const table_k
 
 #define STORE_META_DB "__enrich_meta"
 #define STORE_FORMAT_VERSION 1
+/* Named databases an environment may hold (tables and the meta table). */
+#define STORE_MAX_DBS 256
 
 /* One LMDB environment of this process, shared by every enrich_store
  * opened on the same file: LMDB forbids opening an environment twice in a
@@ -80,6 +83,19 @@ typedef struct store_env {
      * may have moved, so addresses into it remembered by lookup caches are
      * void. Read with map_lock held for reading. */
     uint64_t map_gen;
+    /* The data file mapped a second time, read-only, for the page-checked
+     * lookup (store_pagemap.c): NULL when it could not be mapped (then
+     * lookups go through mdb_get). Its address range is reserved well
+     * beyond the file, so the file grows into it without a remap; it is
+     * remapped (under map_lock held for writing, map_gen bumped) only when
+     * LMDB's map outgrows it. */
+    const unsigned char *pmap;
+    size_t pmap_len;
+    size_t psize;
+    uint64_t file_pages; /* pages the file is known to hold (atomic) */
+    /* The name of each table handle store_table_resolve gave out (the
+     * walk finds a table's record by name); written once, atomic. */
+    char *names[STORE_MAX_DBS];
     struct store_env *next;
 } store_env;
 
@@ -148,6 +164,25 @@ ENRICH_INTERNAL enrich_status store_write(enrich_store *s, const char *what, siz
 /* *mdb_rc for a failure reported through s->errmsg by a helper that maps
  * LMDB codes to statuses (store_map_mdb_write names the code). */
 ENRICH_INTERNAL int store_errmsg_mdb_rc(const enrich_store *s);
+
+/* The second mapping of the data file (store_pagemap.c). open: after the
+ * environment is open (failure leaves pmap NULL: lookups use mdb_get);
+ * fit: after LMDB's map size changed, with map_lock held for writing;
+ * close: when the environment closes. */
+ENRICH_INTERNAL void store_pagemap_open(store_env *e);
+ENRICH_INTERNAL void store_pagemap_fit(store_env *e);
+ENRICH_INTERNAL void store_pagemap_close(store_env *e);
+/* Address space a read-only environment maps: enough for the file to
+ * grow several times over before a reader must remap (docs/reliability.md,
+ * the REPLACE latency spikes). */
+ENRICH_INTERNAL size_t store_reader_mapsize(uint64_t file_bytes);
+/* The pages of commit txnid as the walk reads them: the map's bounds
+ * (the snapshot's last page and the file's end) and the main tree's root,
+ * from the commit's meta page. false when there is no second mapping or
+ * the meta page holds another commit (a writer raced: the caller
+ * retries or uses mdb_get). */
+ENRICH_INTERNAL bool store_pagemap_view(store_env *e, uint64_t txnid, walk_map *m,
+                                        walk_tree *main_tree);
 
 /* ---------------------------------------------------------------- */
 /* Loaders (load_*.c): each parses its format and feeds a sink        */

@@ -5,18 +5,53 @@
  * is taken once. The layers above hold it behind an incomplete type of
  * their own (store_snap), so that no LMDB type leaves lib/store.
  *
- * A lookup that meets a damaged page (docs/reliability.md) leaves the
- * transaction unusable: LMDB marks it failed, and every later mdb_get in it
- * fails too. store_snap_get then renews it at once (snap_recover), so one
- * bad key fails one record, not the rest of the batch. */
+ * Lookups do not go through mdb_get: LMDB trusts its pages, and a damaged
+ * one can crash it (store_walk.c). The transaction pins the snapshot (its
+ * pages cannot be reused while it lives) and names its commit; the lookup
+ * itself is the page-checked walk over the file's second mapping
+ * (store_pagemap.c), from the roots of that commit's meta page, and a
+ * damaged page on a key's path fails that key alone with ENRICH_E_CORRUPT,
+ * leaving the transaction as it was.
+ *
+ * mdb_get stays the lookup, explicitly, where the walk does not apply:
+ *  - a table with LMDB key or duplicate flags (MDB_DUPSORT, MDB_INTEGERKEY,
+ *    MDB_REVERSEKEY...): libenrich never creates one, but another LMDB
+ *    program could add one to a store; the walk knows one key order only;
+ *  - a store whose file could not be mapped a second time (no address
+ *    space), or a build where size_t is not 64 bits;
+ *  - a batch whose commit's meta page could not be read consistently
+ *    (a writer kept committing across every retry);
+ *  - a table handle with no name recorded (not given by
+ *    store_table_resolve).
+ * There a lookup that meets a damaged page leaves the transaction
+ * unusable (LMDB marks it failed, and every later mdb_get in it fails
+ * too), so store_snap_get renews it at once (snap_recover), and one bad
+ * key fails one record, not the rest of the batch. */
 #include "store_internal.h"
 
+#include "lmdb_format.h"
+
 #include <stdlib.h>
+#include <string.h>
+
+/* How a table's lookups run in the current snapshot. */
+enum table_how { TABLE_WALK, TABLE_MDB, TABLE_CORRUPT };
+
+typedef struct snap_table {
+    uint64_t gen; /* the snapshot begin this entry belongs to */
+    uint8_t how;  /* enum table_how */
+    walk_tree tree;
+} snap_table;
 
 struct store_snap {
     MDB_txn *txn;      /* NULL between a failed renew and the next begin */
     enrich_store *s;
     uint64_t recovered; /* lookups that met damage and renewed the txn */
+    bool walk;          /* this snapshot's lookups walk the pages */
+    uint64_t gen;       /* bumped at every begin: older table entries are void */
+    walk_map map;
+    walk_tree main_tree;
+    snap_table tables[STORE_MAX_DBS];
 };
 
 /* LMDB (0.9.24 mdb_txn_renew0) registers a reader at the last published
@@ -72,6 +107,49 @@ static enrich_status make_exact(enrich_store *s, MDB_txn **txn, char *errmsg)
     return ENRICH_OK;
 }
 
+/* A commit's meta page is rewritten two commits later. Reading it after
+ * the transaction began, it holds the transaction's commit unless a writer
+ * finished two commits in between; the second exactness check (after the
+ * read) sees the later of those. A retry renews the transaction. */
+#define VIEW_RETRIES 8
+
+/* Set the walk's view of the snapshot: the map's bounds and the main
+ * tree's root of the transaction's commit; without one, this snapshot's
+ * lookups use mdb_get. The transaction may be renewed on the way; a
+ * failure to renew it fails the begin (errmsg says why; the transaction
+ * and its lock are gone, as after make_exact's failures). */
+static enrich_status snap_view(store_snap *snap, char *errmsg)
+{
+    enrich_store *s = snap->s;
+    snap->walk = false;
+    if (!s->shared->pmap)
+        return ENRICH_OK;
+    for (int i = 0; i < VIEW_RETRIES; i++) {
+        if (store_pagemap_view(s->shared, mdb_txn_id(snap->txn), &snap->map,
+                               &snap->main_tree) &&
+            snapshot_is_exact(s, snap->txn)) {
+            snap->walk = true;
+            return ENRICH_OK;
+        }
+        mdb_txn_reset(snap->txn);
+        if (mdb_txn_renew(snap->txn) != MDB_SUCCESS) {
+            store_txn_abort(s, snap->txn);
+            snap->txn = NULL;
+            enrich_status st = store_read_begin(s, &snap->txn, errmsg);
+            if (st != ENRICH_OK) {
+                snap->txn = NULL;
+                return st;
+            }
+        }
+        enrich_status st = make_exact(s, &snap->txn, errmsg);
+        if (st != ENRICH_OK) {
+            snap->txn = NULL;
+            return st;
+        }
+    }
+    return ENRICH_OK;
+}
+
 enrich_status store_snap_begin(enrich_store *s, store_snap **snapp, char *errmsg)
 {
     store_snap *snap = *snapp;
@@ -106,7 +184,8 @@ enrich_status store_snap_begin(enrich_store *s, store_snap **snapp, char *errmsg
     if ((st = make_exact(s, &txn, errmsg)) != ENRICH_OK)
         return st;
     snap->txn = txn;
-    return ENRICH_OK;
+    snap->gen++;
+    return snap_view(snap, errmsg);
 }
 
 void store_snap_end(enrich_store *s, store_snap *snap)
@@ -170,11 +249,10 @@ static void snap_recover(store_snap *snap)
         snap->txn = NULL; /* aborted, lock released */
 }
 
-enrich_status store_snap_get(store_snap *snap, store_table table, const void *key,
-                             size_t key_len, const void **val, size_t *val_len)
+/* The lookup through LMDB, for what the walk does not cover. */
+static enrich_status mdb_lookup(store_snap *snap, store_table table, const void *key,
+                                size_t key_len, const void **val, size_t *val_len)
 {
-    if (!snap->txn)
-        return ENRICH_E_STORE;
     MDB_val k = {key_len, (void *)(uintptr_t)key}, v;
     int rc = mdb_get(snap->txn, (MDB_dbi)table, &k, &v);
     if (rc == MDB_SUCCESS) {
@@ -192,6 +270,100 @@ enrich_status store_snap_get(store_snap *snap, store_table table, const void *ke
     if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_CURSOR_FULL)
         return ENRICH_E_CORRUPT;
     return ENRICH_E_STORE;
+}
+
+/* How table's lookups run in this snapshot: found once per snapshot by
+ * looking its name up in the main tree (the walk, WALK_TABLES). */
+static const snap_table *table_of(store_snap *snap, store_table table)
+{
+    snap_table *e = &snap->tables[table];
+    if (e->gen == snap->gen)
+        return e;
+    e->gen = snap->gen;
+    e->how = TABLE_MDB;
+    const char *name = __atomic_load_n(&snap->s->shared->names[table], __ATOMIC_ACQUIRE);
+    unsigned open_flags = 0;
+    if (!name || mdb_dbi_flags(snap->txn, (MDB_dbi)table, &open_flags) != MDB_SUCCESS ||
+        open_flags != 0)
+        return e; /* see the list at the top of this file */
+    const void *rec;
+    size_t rec_len;
+    const char *why;
+    enrich_status st = walk_get(&snap->map, &snap->main_tree, WALK_TABLES, name, strlen(name),
+                                &rec, &rec_len, &why);
+    if (st == ENRICH_E_CORRUPT) {
+        e->how = TABLE_CORRUPT;
+        return e;
+    }
+    if (st != ENRICH_OK)
+        return e; /* dropped since its handle was made: LMDB says what that is */
+    db_record d;
+    db_read(rec, &d);
+    /* Flags other than the ones the table was opened with: LMDB would
+     * refuse the table (MDB_INCOMPATIBLE); here it is a damaged record. */
+    e->how = d.flags != 0 ? TABLE_CORRUPT : TABLE_WALK;
+    e->tree.root = d.root;
+    e->tree.depth = d.depth;
+    return e;
+}
+
+enrich_status store_snap_get(store_snap *snap, store_table table, const void *key,
+                             size_t key_len, const void **val, size_t *val_len)
+{
+    if (!snap->txn)
+        return ENRICH_E_STORE;
+    if (snap->walk && table < STORE_MAX_DBS) {
+        const snap_table *e = table_of(snap, table);
+        if (e->how == TABLE_WALK) {
+            const char *why;
+            return walk_get(&snap->map, &e->tree, WALK_ITEMS, key, key_len, val, val_len,
+                            &why);
+        }
+        if (e->how == TABLE_CORRUPT)
+            return ENRICH_E_CORRUPT;
+    }
+    return mdb_lookup(snap, table, key, key_len, val, val_len);
+}
+
+void store_snap_get_many(store_snap *snap, store_table table, store_req *reqs, size_t n)
+{
+    if (snap->txn && snap->walk && table < STORE_MAX_DBS) {
+        const snap_table *e = table_of(snap, table);
+        if (e->how == TABLE_WALK) {
+            walk_get_many(&snap->map, &e->tree, reqs, n);
+            return;
+        }
+        if (e->how == TABLE_CORRUPT) {
+            for (size_t i = 0; i < n; i++) {
+                reqs[i].st = ENRICH_E_CORRUPT;
+                reqs[i].why = "the table's record in the main tree is damaged";
+            }
+            return;
+        }
+    }
+    /* One at a time through LMDB. A failure renews the transaction; if
+     * that moved it to a newer commit, the values found before it may be
+     * gone: look them up again in the new one. */
+    for (int round = 0; round < 4; round++) {
+        uint64_t id = store_snap_id(snap);
+        size_t i = 0;
+        for (; i < n; i++) {
+            reqs[i].why = NULL;
+            reqs[i].st = snap->txn ? mdb_lookup(snap, table, reqs[i].key, reqs[i].key_len,
+                                                &reqs[i].val, &reqs[i].val_len)
+                                   : ENRICH_E_STORE;
+            if (store_snap_id(snap) != id)
+                break;
+        }
+        if (i == n)
+            return;
+    }
+    /* Commits kept coming between failures: what was found before the
+     * last renewal is not safe to hand out. */
+    for (size_t i = 0; i < n; i++) {
+        if (reqs[i].st == ENRICH_OK)
+            reqs[i].st = ENRICH_E_STORE;
+    }
 }
 
 size_t store_max_key(const enrich_store *s)
@@ -212,6 +384,16 @@ enrich_status store_table_resolve(enrich_store *s, const char *table, store_tabl
     store_txn_abort(s, txn);
     *handle = (store_table)dbi;
     *nkey = tk.n;
+    if (st == ENRICH_OK && dbi < STORE_MAX_DBS &&
+        !__atomic_load_n(&s->shared->names[dbi], __ATOMIC_ACQUIRE)) {
+        /* A handle's name never changes while the environment lives; a
+         * race of two resolves stores the same name twice, one is kept. */
+        char *copy = strdup(table);
+        char *none = NULL;
+        if (copy && !__atomic_compare_exchange_n(&s->shared->names[dbi], &none, copy, false,
+                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            free(copy);
+    }
     table_key_free(&tk);
     return st;
 }

@@ -32,63 +32,12 @@
 
 #include "store_internal.h"
 #include "store_verify.h"
+#include "lmdb_format.h"
 
-/* LMDB 0.9's on-disk format on a 64-bit little-endian host (the only
- * format this library writes: page numbers and sizes are 8 bytes). */
-#define PAGEHDR 16u
-#define NODEHDR 8u
-#define P_BRANCH 0x01u
-#define P_LEAF 0x02u
-#define P_OVERFLOW 0x04u
-#define P_META 0x08u
-#define P_LEAF2 0x20u
-#define P_SUBP 0x40u
-#define F_BIGDATA 0x01u
-#define F_SUBDATA 0x02u
-#define F_DUPDATA 0x04u
-#define DB_RECORD 48u        /* MDB_db: pad, flags, depth, 3 page counts, entries, root */
-#define META_BYTES (8u + 8u + 8u + 2u * DB_RECORD + 8u + 8u)
-#define LMDB_MAGIC 0xBEEFC0DEu
-#define LMDB_DATA_VERSION 1u
-#define NO_PAGE UINT64_MAX   /* an empty tree's root (LMDB's P_INVALID) */
-#define MAX_DEPTH 32         /* LMDB's cursor stack: no tree is deeper */
 #define DAMAGE_LISTED 100    /* entries kept in the report; all are counted */
 
 enum { SEEN_NONE, SEEN_META, SEEN_TREE, SEEN_FREE };
 enum tree_kind { T_FREE, T_MAIN, T_META, T_TABLE };
-
-static uint16_t rd16(const unsigned char *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
-typedef struct db_record {
-    uint32_t pad;
-    uint16_t flags, depth;
-    uint64_t branch, leaf, overflow, entries, root;
-} db_record;
-
-static void db_read(const unsigned char *p, db_record *d)
-{
-    d->pad = rd32(p);
-    d->flags = rd16(p + 4);
-    d->depth = rd16(p + 6);
-    d->branch = rd64(p + 8);
-    d->leaf = rd64(p + 16);
-    d->overflow = rd64(p + 24);
-    d->entries = rd64(p + 32);
-    d->root = rd64(p + 40);
-}
 
 /* A named tree of the main tree: a table, or the store's meta table. */
 typedef struct named_db {
@@ -548,29 +497,6 @@ static void walk_db(verifier *v, const db_record *d, uint64_t rec_page)
                (unsigned long long)d->branch, (unsigned long long)d->leaf,
                (unsigned long long)d->overflow, (unsigned long long)d->entries);
     v->pages_tree += v->count.branch + v->count.leaf + v->count.overflow;
-}
-
-typedef struct meta_page {
-    bool ok;
-    uint32_t psize;
-    uint64_t last_pg, txnid;
-    db_record free_db, main_db;
-} meta_page;
-
-static void meta_read(const unsigned char *p, size_t avail, meta_page *m)
-{
-    memset(m, 0, sizeof *m);
-    if (avail < PAGEHDR + META_BYTES || (rd16(p + 10) & P_META) == 0)
-        return;
-    const unsigned char *mm = p + PAGEHDR;
-    if (rd32(mm) != LMDB_MAGIC || rd32(mm + 4) != LMDB_DATA_VERSION)
-        return;
-    db_read(mm + 24, &m->free_db);
-    db_read(mm + 24 + DB_RECORD, &m->main_db);
-    m->psize = m->free_db.pad;
-    m->last_pg = rd64(mm + 24 + 2 * DB_RECORD);
-    m->txnid = rd64(mm + 24 + 2 * DB_RECORD + 8);
-    m->ok = m->psize >= 512 && m->psize <= 65536 && (m->psize & (m->psize - 1)) == 0;
 }
 
 /* The meta pages' bytes that mean something: of the newest, its flags and

@@ -1,0 +1,271 @@
+/* The page-checked lookup: LMDB's B-tree descent, done on the mapped
+ * pages themselves, with every page and node checked before it is used.
+ *
+ * Why not mdb_get: LMDB trusts its file. A damaged page can make mdb_get
+ * return a wrong-type error (fine), read past the page it is on (wrong
+ * answers), or dereference NULL: a leaf node carrying the duplicate-data
+ * flag in a tree without duplicates sends it into a sub-cursor that does
+ * not exist (liblmdb 0.9.24, still so on the 0.9 branch). A crash of the
+ * whole process for one damaged page is what issue 17 forbids. This walk
+ * reads the same bytes with the same search, and says ENRICH_E_CORRUPT for
+ * the one key whose path crosses something impossible:
+ *
+ *  - a page number outside [2, npages) (the snapshot's last page and the
+ *    file's end both bound it), or a page whose header names another page;
+ *  - a page whose type is not the one its level wants (branch above the
+ *    leaf level, leaf at it: the depth comes from the tree's record, so a
+ *    damaged branch cannot lead the walk around in circles);
+ *  - page bounds (lower, upper) outside the page, a node offset outside
+ *    [upper, psize - 8], a key or inline value running past the page end;
+ *  - on the leaf: node flags other than F_BIGDATA for a table's value
+ *    (F_DUPDATA or F_SUBDATA in a table without duplicates), other than
+ *    F_SUBDATA with a 48-byte record for the main tree's table records;
+ *  - an overflow run whose first page is outside the file, is not an
+ *    overflow page, names another page, or is shorter than the value, or
+ *    whose last page is past npages.
+ *
+ * Key order is LMDB's default (memcmp, the shorter first on a tie), the
+ * only one libenrich's tables use; trees with other orders are never
+ * walked (store_snap.c falls back to mdb_get for them). */
+#include "store_walk.h"
+
+#include "lmdb_format.h"
+
+/* The page of level `want` (P_BRANCH or P_LEAF) at pgno: its address, key
+ * count and upper bound, or NULL with *why. */
+static inline const unsigned char *page_at(const walk_map *m, uint64_t pgno, unsigned want,
+                                           unsigned *nkeys, unsigned *upper, const char **why)
+{
+    if (pgno < 2 || pgno >= m->npages) {
+        *why = "a page number outside the file";
+        return NULL;
+    }
+    const unsigned char *pg = m->base + pgno * m->psize;
+    if (rd64(pg) != pgno) {
+        *why = "a page whose header names another page";
+        return NULL;
+    }
+    if ((rd16(pg + PAGE_FLAGS_AT) & P_TYPE_BITS) != want) {
+        *why = want == P_LEAF ? "a page that is not a leaf where the tree's depth wants one"
+                              : "a page that is not a branch where the tree's depth wants one";
+        return NULL;
+    }
+    unsigned lower = rd16(pg + PAGE_LOWER_AT), up = rd16(pg + PAGE_UPPER_AT);
+    if (lower < PAGEHDR || (lower & 1) || up < lower || up > m->psize) {
+        *why = "a page whose bounds are impossible";
+        return NULL;
+    }
+    *nkeys = (lower - PAGEHDR) / 2;
+    *upper = up;
+    return pg;
+}
+
+/* Node i of a checked page, with its key inside the page; NULL if not. */
+static inline const unsigned char *node_at(const unsigned char *pg, unsigned i, unsigned upper,
+                                           size_t psize, unsigned *ksize)
+{
+    unsigned off = rd16(pg + PAGEHDR + 2 * i);
+    if (off < upper || off > psize - NODEHDR)
+        return NULL;
+    unsigned ks = rd16(pg + off + 6);
+    if ((size_t)off + NODEHDR + ks > psize)
+        return NULL;
+    *ksize = ks;
+    return pg + off;
+}
+
+/* LMDB's default key order. */
+static inline int key_cmp(const unsigned char *a, size_t an, const unsigned char *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    return c ? c : (an > bn) - (an < bn);
+}
+
+/* One branch page: the child whose subtree holds key (the last node whose
+ * key is <= key; node 0's key is never compared, as in LMDB). */
+static inline bool branch_step(const walk_map *m, uint64_t *pgno, const unsigned char *key,
+                               size_t klen, const char **why)
+{
+    unsigned n, upper, ks;
+    const unsigned char *pg = page_at(m, *pgno, P_BRANCH, &n, &upper, why);
+    if (!pg)
+        return false;
+    if (n == 0) {
+        *why = "a branch page without nodes";
+        return false;
+    }
+    unsigned lo = 1, hi = n;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        const unsigned char *node = node_at(pg, mid, upper, m->psize, &ks);
+        if (!node) {
+            *why = "a branch node outside its page";
+            return false;
+        }
+        if (key_cmp(node + NODEHDR, ks, key, klen) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    const unsigned char *node = node_at(pg, lo - 1, upper, m->psize, &ks);
+    if (!node) {
+        *why = "a branch node outside its page";
+        return false;
+    }
+    *pgno = node_child(node);
+    return true;
+}
+
+/* The leaf page: the key's value, checked. */
+static inline enrich_status leaf_step(const walk_map *m, uint64_t pgno, walk_kind kind,
+                                      const unsigned char *key, size_t klen, const void **val,
+                                      size_t *val_len, const char **why)
+{
+    unsigned n, upper, ks = 0;
+    const unsigned char *pg = page_at(m, pgno, P_LEAF, &n, &upper, why);
+    if (!pg)
+        return ENRICH_E_CORRUPT;
+    const unsigned char *node = NULL;
+    unsigned lo = 0, hi = n;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        const unsigned char *nd = node_at(pg, mid, upper, m->psize, &ks);
+        if (!nd) {
+            *why = "a leaf node outside its page";
+            return ENRICH_E_CORRUPT;
+        }
+        int c = key_cmp(nd + NODEHDR, ks, key, klen);
+        if (c == 0) {
+            node = nd;
+            break;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!node)
+        return ENRICH_E_NOTFOUND;
+    unsigned nflags = rd16(node + 4);
+    uint64_t dsize = node_dsize(node);
+    const unsigned char *data = node + NODEHDR + ks;
+    size_t at = (size_t)(data - pg);
+    if (kind == WALK_ITEMS ? (nflags & ~F_BIGDATA) != 0
+                           : (nflags != F_SUBDATA || dsize != DB_RECORD)) {
+        *why = kind == WALK_ITEMS ? "a value node with duplicate or sub-tree flags"
+                                  : "a table record that is not one";
+        return ENRICH_E_CORRUPT;
+    }
+    if (!(nflags & F_BIGDATA)) {
+        if (dsize > m->psize - at) {
+            *why = "a value running past the end of its page";
+            return ENRICH_E_CORRUPT;
+        }
+        *val = data;
+        *val_len = (size_t)dsize;
+        return ENRICH_OK;
+    }
+    if (8 > m->psize - at) {
+        *why = "an overflow reference running past the end of its page";
+        return ENRICH_E_CORRUPT;
+    }
+    uint64_t ov = rd64(data);
+    if (ov < 2 || ov >= m->npages) {
+        *why = "an overflow page number outside the file";
+        return ENRICH_E_CORRUPT;
+    }
+    const unsigned char *op = m->base + ov * m->psize;
+    uint64_t npg = rd32(op + PAGE_OVPAGES_AT);
+    if (rd64(op) != ov || (rd16(op + PAGE_FLAGS_AT) & P_TYPE_BITS) != P_OVERFLOW) {
+        *why = "an overflow page with a bad header";
+        return ENRICH_E_CORRUPT;
+    }
+    if (npg == 0 || npg > m->npages - ov || dsize + PAGEHDR > npg * m->psize) {
+        *why = "a value larger than its overflow pages, or pages past the file";
+        return ENRICH_E_CORRUPT;
+    }
+    *val = op + PAGEHDR;
+    *val_len = (size_t)dsize;
+    return ENRICH_OK;
+}
+
+static inline enrich_status tree_check(const walk_tree *t, const char **why)
+{
+    if (t->root == NO_PAGE)
+        return ENRICH_E_NOTFOUND;
+    if (t->depth == 0 || t->depth > MAX_DEPTH) {
+        *why = "a tree record with an impossible depth";
+        return ENRICH_E_CORRUPT;
+    }
+    return ENRICH_OK;
+}
+
+enrich_status walk_get(const walk_map *m, const walk_tree *t, walk_kind kind, const void *key,
+                       size_t key_len, const void **val, size_t *val_len, const char **why)
+{
+    enrich_status st = tree_check(t, why);
+    if (st != ENRICH_OK)
+        return st;
+    uint64_t pgno = t->root;
+    for (unsigned level = 1; level < t->depth; level++) {
+        if (!branch_step(m, &pgno, key, key_len, why))
+            return ENRICH_E_CORRUPT;
+    }
+    return leaf_step(m, pgno, kind, key, key_len, val, val_len, why);
+}
+
+/* Keys walked side by side: enough misses in flight to fill the memory
+ * system, few enough that each key's pages stay cached between its
+ * levels. */
+#define WALK_LANES 16
+
+static inline void prefetch_page(const walk_map *m, uint64_t pgno)
+{
+    if (pgno < m->npages) {
+        const unsigned char *pg = m->base + pgno * m->psize;
+        __builtin_prefetch(pg);
+        __builtin_prefetch(pg + 64);
+    }
+}
+
+void walk_get_many(const walk_map *m, const walk_tree *t, store_req *reqs, size_t n)
+{
+    const char *why = NULL;
+    enrich_status st = tree_check(t, &why);
+    if (st != ENRICH_OK) {
+        for (size_t i = 0; i < n; i++) {
+            reqs[i].st = st;
+            reqs[i].why = why;
+        }
+        return;
+    }
+    for (size_t first = 0; first < n; first += WALK_LANES) {
+        size_t lanes = n - first < WALK_LANES ? n - first : WALK_LANES;
+        store_req *r = reqs + first;
+        uint64_t cur[WALK_LANES];
+        for (size_t i = 0; i < lanes; i++) {
+            cur[i] = t->root;
+            r[i].st = ENRICH_OK;
+        }
+        for (unsigned level = 1; level < t->depth; level++) {
+            for (size_t i = 0; i < lanes; i++) {
+                if (r[i].st != ENRICH_OK)
+                    continue;
+                if (!branch_step(m, &cur[i], r[i].key, r[i].key_len, &r[i].why)) {
+                    r[i].st = ENRICH_E_CORRUPT;
+                    continue;
+                }
+                prefetch_page(m, cur[i]);
+            }
+        }
+        for (size_t i = 0; i < lanes; i++) {
+            if (r[i].st != ENRICH_OK)
+                continue;
+            r[i].st = leaf_step(m, cur[i], WALK_ITEMS, r[i].key, r[i].key_len, &r[i].val,
+                                &r[i].val_len, &r[i].why);
+            if (r[i].st == ENRICH_OK) /* the caller reads the item next */
+                __builtin_prefetch(r[i].val);
+        }
+    }
+}
