@@ -160,48 +160,60 @@ enrich_status enrich_store_get(enrich_store *store, const char *table, const voi
     enrich_status st = check_key(store, key, key_len);
     if (st != ENRICH_OK || (st = prepare_table(store, table)) != ENRICH_OK)
         return st;
-    MDB_txn *txn;
-    if ((st = store_read_begin(store, &txn, store->errmsg)) != ENRICH_OK)
+    /* The lookup of the hot path (a read snapshot, the page-checked walk):
+     * a damaged page fails this key with ENRICH_E_CORRUPT, never the
+     * process. */
+    store_table handle;
+    size_t nkey;
+    if ((st = store_table_resolve(store, table, &handle, &nkey, store->errmsg)) != ENRICH_OK)
         return st;
-    MDB_dbi dbi;
-    st = store_table_open(store, txn, table, &dbi, NULL, store->errmsg);
-    if (st == ENRICH_OK) {
-        MDB_val k = {key_len, (void *)key}, v;
-        int rc = mdb_get(txn, dbi, &k, &v);
-        item_view iv;
-        if (rc == MDB_NOTFOUND) {
-            errmsg_set(store->errmsg, "no item with that key in table '%s'", table);
-            st = ENRICH_E_NOTFOUND;
-        } else if (rc != MDB_SUCCESS) {
-            st = store_map_mdb(rc, store->errmsg, "get");
-        } else if (!item_view_parse(v.mv_data, v.mv_size, &iv)) {
-            errmsg_set(store->errmsg, "table '%s': the item of that key is damaged (not a "
-                       "libenrich item layout)", table);
-            st = ENRICH_E_CORRUPT;
-        } else if (item_checksum(v.mv_data, v.mv_size, &iv) == ITEM_SUM_BAD) {
-            errmsg_set(store->errmsg, "table '%s': the item of that key is damaged (its "
-                       "checksum does not match its bytes)", table);
-            st = ENRICH_E_CORRUPT;
+    store_snap *snap = NULL;
+    if ((st = store_snap_begin(store, &snap, store->errmsg)) != ENRICH_OK) {
+        store_snap_free(snap);
+        return st;
+    }
+    const void *val = NULL;
+    size_t val_len = 0;
+    int rc = store_snap_get(snap, handle, key, key_len, &val, &val_len);
+    item_view iv;
+    if (rc == ENRICH_E_NOTFOUND) {
+        errmsg_set(store->errmsg, "no item with that key in table '%s'", table);
+        st = ENRICH_E_NOTFOUND;
+    } else if (rc == ENRICH_E_CORRUPT) {
+        errmsg_set(store->errmsg, "table '%s': the store is damaged on that key's path "
+                   "('enrich verify' says where)", table);
+        st = ENRICH_E_CORRUPT;
+    } else if (rc != ENRICH_OK) {
+        errmsg_set(store->errmsg, "table '%s': the lookup failed (%s)", table,
+                   enrich_status_name(rc));
+        st = rc;
+    } else if (!item_view_parse(val, val_len, &iv)) {
+        errmsg_set(store->errmsg, "table '%s': the item of that key is damaged (not a "
+                   "libenrich item layout)", table);
+        st = ENRICH_E_CORRUPT;
+    } else if (item_checksum(val, val_len, &iv) == ITEM_SUM_BAD) {
+        errmsg_set(store->errmsg, "table '%s': the item of that key is damaged (its "
+                   "checksum does not match its bytes)", table);
+        st = ENRICH_E_CORRUPT;
+    } else {
+        size_t need = iv.text_len + 2;
+        if (written)
+            *written = need;
+        if (need > dst_cap) {
+            errmsg_set(store->errmsg, "item needs %zu bytes, buffer holds %zu", need, dst_cap);
+            st = ENRICH_E_DST_SIZE;
         } else {
-            size_t need = iv.text_len + 2;
-            if (written)
-                *written = need;
-            if (need > dst_cap) {
-                errmsg_set(store->errmsg, "item needs %zu bytes, buffer holds %zu", need,
-                           dst_cap);
-                st = ENRICH_E_DST_SIZE;
-            } else {
-                /* The item's text is already compact `"k":v,...`: braces
-                 * make it the object. Copied before the txn ends, since
-                 * v points into the map. */
-                char *d = dst;
-                d[0] = '{';
-                memcpy(d + 1, iv.text, iv.text_len);
-                d[need - 1] = '}';
-            }
+            /* The item's text is already compact `"k":v,...`: braces make
+             * it the object. Copied before the snapshot ends, since val
+             * points into the map. */
+            char *d = dst;
+            d[0] = '{';
+            memcpy(d + 1, iv.text, iv.text_len);
+            d[need - 1] = '}';
         }
     }
-    store_txn_abort(store, txn);
+    store_snap_end(store, snap);
+    store_snap_free(snap);
     return st;
 }
 
