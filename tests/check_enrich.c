@@ -292,6 +292,106 @@ START_TEST(enrich_composite_key)
 }
 END_TEST
 
+/* The NDJSON lookahead window (engine.c: events scanned ahead, their
+ * first lookup's keys looked up together) gives the bytes, outcomes and
+ * errors of the one-event-at-a-time path, whatever the events hold:
+ * composite keys through a nested object, a second lookup, keys of the
+ * wrong type, no key, invalid JSON, non-objects, records too large, blank
+ * lines, and windows cut at every length. A ctx whose memo is off takes
+ * the window; a fresh one with the memo on takes one event at a time (its
+ * memo answers most lookups). */
+START_TEST(enrich_window_matches_one_at_a_time)
+{
+    char *dir = tu_tmpdir();
+    char *path = tu_join(dir, "s.mdb");
+    enrich_store *s = NULL;
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
+    ebuf items = {0}, names = {0};
+    for (int i = 0; i < 300; i++) {
+        ebuf_printf(&items, "{\"region\":\"%s\",\"sku\":%d,\"stock\":%d}\n",
+                    i % 2 ? "eu" : "us", i, i * 7);
+        ebuf_printf(&names, "{\"sku\":%d,\"label\":\"item %d\"}\n", i, i);
+    }
+    ck_assert_int_eq(tu_load(s, "stock", "region,sku", ENRICH_LOAD_NDJSON, NULL, 0, items.p,
+                             items.len, NULL),
+                     ENRICH_OK);
+    ck_assert_int_eq(tu_load(s, "labels", "sku", ENRICH_LOAD_NDJSON, NULL, 0, names.p,
+                             names.len, NULL),
+                     ENRICH_OK);
+    const char rules[] = "{\"lookups\":[{\"key\":[\"r\",\"item.sku\"],\"table\":\"stock\"},"
+                         "{\"key\":\"item.sku\",\"table\":\"labels\"}]}";
+    enrich_pipeline *pl = NULL;
+    ck_assert_int_eq(enrich_pipeline_compile(s, rules, strlen(rules), &pl, NULL, 0), ENRICH_OK);
+    ebuf ev = {0};
+    uint64_t seed = 3;
+    for (int i = 0; i < 2000; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned k = (unsigned)(seed >> 33);
+        int sku = (int)(k % 340); /* some absent */
+        switch (k % 23) {
+        case 0: ebuf_puts(&ev, "{\"r\":\"eu\"}\n"); break;                  /* no key */
+        case 1: ebuf_printf(&ev, "{\"r\":[1],\"item\":{\"sku\":%d}}\n", sku); break;
+        case 2: ebuf_puts(&ev, "{\"r\":\"eu\",\"item\":{\"sku\":\n"); break;  /* invalid */
+        case 3: ebuf_puts(&ev, "[1,2]\n"); break;                              /* not an object */
+        case 4: ebuf_puts(&ev, "   \n\n"); break;                              /* blank */
+        case 5:
+            ebuf_printf(&ev, "{\"r\":\"us\",\"item\":{\"sku\":%d},\"pad\":\"%0300d\"}\n", sku, 0);
+            break; /* too large for the option below */
+        case 6: ebuf_printf(&ev, "{\"r\":null,\"item\":{\"sku\":%d}}\n", sku); break;
+        default:
+            ebuf_printf(&ev, "{\"r\":\"%s\",\"item\":{\"sku\":%d},\"n\":%d}\r\n",
+                        k & 1 ? "eu" : "us", sku, i);
+        }
+    }
+    for (size_t cut = 1; cut < 40; cut += 7) {
+        enrich_ctx *win = NULL, *one = NULL;
+        ck_assert_int_eq(enrich_ctx_create(pl, &win), ENRICH_OK);
+        ck_assert_int_eq(enrich_ctx_create(pl, &one), ENRICH_OK);
+        enrich_ctx *both[2] = {win, one};
+        for (int c = 0; c < 2; c++) {
+            enrich_ctx_set_option(both[c], ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+            enrich_ctx_set_option(both[c], ENRICH_OPT_MAX_RECORD_BYTES, 200);
+        }
+        ck_assert_int_eq(enrich_ctx_set_option(win, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
+        /* Batches of cut lines and more: windows end everywhere. */
+        size_t pos = 0;
+        while (pos < ev.len) {
+            size_t end = pos;
+            for (size_t l = 0; l < cut * 5 && end < ev.len; l++) {
+                const char *nl = memchr(ev.p + end, '\n', ev.len - end);
+                end = nl ? (size_t)(nl - ev.p) + 1 : ev.len;
+            }
+            ck_assert_int_eq(enrich_batch_run(win, ENRICH_INPUT_NDJSON, ev.p + pos, end - pos),
+                             ENRICH_OK);
+            ck_assert_int_eq(enrich_batch_run(one, ENRICH_INPUT_NDJSON, ev.p + pos, end - pos),
+                             ENRICH_OK);
+            ck_assert_uint_eq(enrich_batch_count(win), enrich_batch_count(one));
+            for (size_t i = 0; i < enrich_batch_count(win); i++) {
+                enrich_buf a = enrich_batch_record(win, i), b = enrich_batch_record(one, i);
+                ck_assert_msg(a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0,
+                              "record %zu: %.*s / %.*s", i, (int)a.len, (const char *)a.ptr,
+                              (int)b.len, (const char *)b.ptr);
+                ck_assert_int_eq(enrich_batch_outcome(win, i), enrich_batch_outcome(one, i));
+                ck_assert_int_eq(enrich_batch_error(win, i), enrich_batch_error(one, i));
+            }
+            pos = end;
+        }
+        ck_assert_uint_gt(one->lcache.hits, 0);
+        ck_assert_uint_eq(win->lcache.hits, 0);
+        enrich_ctx_free(win);
+        enrich_ctx_free(one);
+    }
+    ebuf_free(&ev);
+    ebuf_free(&items);
+    ebuf_free(&names);
+    enrich_pipeline_free(pl);
+    enrich_store_close(s);
+    tu_rmtree(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
 /* The event time comes from the rule set's partition field, whatever it
  * is named; the batch time is the clock read at the batch's start. */
 START_TEST(enrich_event_time_from_the_partition_field)
@@ -1150,6 +1250,7 @@ static Suite *enrich_suite(void)
     tc = tcase_create("differential");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, enrich_differential_splice_rebuild_oracle);
+    tcase_add_test(tc, enrich_window_matches_one_at_a_time);
     suite_add_tcase(s, tc);
     return s;
 }

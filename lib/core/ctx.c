@@ -46,6 +46,9 @@ void enrich_ctx_free(enrich_ctx *ctx)
     ebuf_free(&ctx->removed);
     ebuf_free(&ctx->scratch);
     ebuf_free(&ctx->key);
+    ebuf_free(&ctx->win_keys);
+    for (size_t i = 0; i < ENGINE_WINDOW; i++)
+        jmembers_free(&ctx->win[i].members);
     lcache_free(&ctx->lcache);
     /* The AWS layer's buffers (it fills them; they live with the ctx). */
     ebuf_free(&ctx->ids);

@@ -44,6 +44,36 @@ typedef struct attach {
     uint8_t policy; /* conflict_policy; status members always overwrite */
 } attach;
 
+/* The NDJSON lookahead window (engine.c, run_ndjson): a few events are
+ * scanned and their first lookup's keys resolved before any of them is
+ * enriched, so that the keys the memo does not answer are looked up
+ * together (store_snap_get_many: their cache misses overlap). */
+#define ENGINE_WINDOW 16
+
+/* The first lookup of one windowed event, decided ahead. */
+typedef struct pre_lookup {
+    uint8_t state;     /* PRE_* (engine.c) */
+    uint8_t res;       /* enum lookup_result of a key that could not be made */
+    bool probed;       /* the memo probed this key: lcache_put may store it */
+    enrich_status err; /* with res == LK_ERROR */
+    uint32_t hash;
+    size_t key_off;    /* the key bytes in ctx->win_keys */
+    size_t key_len;
+    size_t req;        /* PRE_STORE: its request in ctx->win_reqs */
+    const void *val;   /* PRE_MEMO: the memo's answer (NULL: known absent) */
+    size_t val_len;
+} pre_lookup;
+
+typedef struct win_event {
+    const char *ev;
+    size_t len;
+    enrich_status scan_rc;
+    jtype type;
+    jspan root;
+    jmembers members; /* swapped with ctx->members while it is enriched */
+    pre_lookup pre;
+} win_event;
+
 struct enrich_ctx {
     const enrich_pipeline *p;
     store_snap *snap;     /* ended between batches, begun again at the next */
@@ -68,6 +98,10 @@ struct enrich_ctx {
     ebuf scratch;         /* nested objects, error messages */
     ebuf key;             /* the key bytes of the current lookup */
     lookup_cache lcache;  /* recent lookups of this snapshot */
+    win_event win[ENGINE_WINDOW];
+    ebuf win_keys;
+    store_req win_reqs[ENGINE_WINDOW];
+    const pre_lookup *pre; /* the event being enriched has its first lookup decided */
     int max_depth;
     size_t max_record;
     int64_t clock_ms;     /* -1: real clock */

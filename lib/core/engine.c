@@ -156,8 +156,10 @@ static enum lookup_result resolve_path(enrich_ctx *ctx, const char *ev, const ke
     return key_part(ctx, end.base, end.m, err);
 }
 
-static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const lookup *lk,
-                                     item_view *item, enrich_status *err)
+/* The key of lookup lk for the event ev, into ctx->key: LK_HIT when it
+ * is there to look up, else LK_NO_KEY or LK_ERROR (*err). */
+static enum lookup_result lookup_key(enrich_ctx *ctx, const char *ev, const lookup *lk,
+                                     enrich_status *err)
 {
     ctx->key.len = 0;
     for (size_t k = 0; k < lk->nkeys; k++) {
@@ -175,30 +177,37 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
         *err = ENRICH_E_KEY_TOO_LONG;
         return LK_ERROR;
     }
-    uint32_t hash = 0;
-    const void *val;
-    size_t val_len;
-    if (lcache_get(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, &hash, &val,
-                   &val_len)) {
-        if (!val)
-            return LK_MISS;
-        /* Memoised: its layout and checksum were checked when it was read
-         * from this snapshot, and its bytes cannot change while it lasts. */
-        if (!item_view_parse(val, val_len, item)) {
-            *err = ENRICH_E_CORRUPT;
-            return LK_ERROR;
-        }
-        return LK_HIT;
+    return LK_HIT;
+}
+
+/* A memoised answer: its layout and checksum were checked when it was
+ * read from this snapshot, and its bytes cannot change while it lasts. */
+static enum lookup_result memo_answer(const void *val, size_t val_len, item_view *item,
+                                      enrich_status *err)
+{
+    if (!val)
+        return LK_MISS;
+    if (!item_view_parse(val, val_len, item)) {
+        *err = ENRICH_E_CORRUPT;
+        return LK_ERROR;
     }
-    enrich_status rc = store_snap_get(ctx->snap, lk->table_handle, ctx->key.p, ctx->key.len,
-                                      &val, &val_len);
+    return LK_HIT;
+}
+
+/* The store's answer rc for ctx->key (not memoised; hash from lcache_get). */
+static enum lookup_result store_answer(enrich_ctx *ctx, const lookup *lk, uint32_t hash,
+                                       enrich_status rc, const void *val, size_t val_len,
+                                       item_view *item, enrich_status *err)
+{
     if (rc == ENRICH_E_NOTFOUND) {
         lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, NULL, 0);
         return LK_MISS;
     }
     if (rc != ENRICH_OK) {
-        /* The snapshot was renewed for the rest of the batch (store.h):
-         * what the memo holds is void if that moved it to a newer commit. */
+        /* Through mdb_get (store_snap.c says when), a failure renewed the
+         * snapshot for the rest of the batch (store.h): what the memo
+         * holds is void if that moved it to a newer commit. The page walk
+         * leaves the snapshot as it was, and the memo with it. */
         lcache_begin(&ctx->lcache, store_snap_id(ctx->snap), ctx->lcache.map_gen);
         *err = rc;
         return LK_ERROR;
@@ -212,6 +221,49 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
     }
     lcache_put(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, hash, val, val_len);
     return LK_HIT;
+}
+
+enum { PRE_KEY, PRE_MEMO, PRE_STORE };
+
+/* The first lookup of a windowed event, decided by window_prepare: the
+ * key back in ctx->key (the error message and the memo read it), then the
+ * answer as lookup_one would have reached it. */
+static enum lookup_result pre_answer(enrich_ctx *ctx, const lookup *lk, const pre_lookup *pre,
+                                     item_view *item, enrich_status *err)
+{
+    ctx->key.len = 0;
+    ebuf_put(&ctx->key, ctx->win_keys.p + pre->key_off, pre->key_len);
+    switch (pre->state) {
+    case PRE_KEY:
+        *err = pre->err;
+        return (enum lookup_result)pre->res;
+    case PRE_MEMO:
+        return memo_answer(pre->val, pre->val_len, item, err);
+    default: {
+        const store_req *r = &ctx->win_reqs[pre->req];
+        ctx->lcache.probed = pre->probed; /* lcache_put stores what was probed */
+        return store_answer(ctx, lk, pre->hash, r->st, r->val, r->val_len, item, err);
+    }
+    }
+}
+
+static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const lookup *lk,
+                                     item_view *item, enrich_status *err)
+{
+    if (ctx->pre && lk == ctx->p->lookups)
+        return pre_answer(ctx, lk, ctx->pre, item, err);
+    enum lookup_result r = lookup_key(ctx, ev, lk, err);
+    if (r != LK_HIT)
+        return r;
+    uint32_t hash = 0;
+    const void *val;
+    size_t val_len;
+    if (lcache_get(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, &hash, &val,
+                   &val_len))
+        return memo_answer(val, val_len, item, err);
+    enrich_status rc = store_snap_get(ctx->snap, lk->table_handle, ctx->key.p, ctx->key.len,
+                                      &val, &val_len);
+    return store_answer(ctx, lk, hash, rc, val, val_len, item, err);
 }
 
 /* Add one selected member: as an attachment, or (nest) into the nested
@@ -739,9 +791,142 @@ void engine_failed(enrich_ctx *ctx, const char *ev, size_t len, enrich_status co
 /* Batches                                                           */
 /* ---------------------------------------------------------------- */
 
+/* ---------------------------------------------------------------- */
+/* The NDJSON lookahead window                                       */
+/* ---------------------------------------------------------------- */
+
+static inline void members_swap(jmembers *a, jmembers *b)
+{
+    jmembers t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Scan the window's events and decide their first lookup: a key that
+ * cannot be made, the memo's answer, or a request to the store; then ask
+ * the store for all requests at once. false: out of memory, or the
+ * snapshot was renewed on the way (a damaged page met through mdb_get):
+ * then the events take the one-at-a-time path. */
+static bool window_prepare(enrich_ctx *ctx, size_t nw)
+{
+    const lookup *lk = &ctx->p->lookups[0];
+    ctx->win_keys.len = 0;
+    size_t nreq = 0;
+    for (size_t w = 0; w < nw; w++) {
+        win_event *we = &ctx->win[w];
+        pre_lookup *pre = &we->pre;
+        pre->state = PRE_KEY;
+        pre->key_len = 0;
+        pre->key_off = 0;
+        if (we->len > ctx->max_record) {
+            we->scan_rc = ENRICH_E_TOO_LARGE;
+            continue;
+        }
+        we->members.n = 0;
+        we->scan_rc = jscan_value(we->ev, we->len, ctx->max_depth, &we->type, &we->root,
+                                  &we->members);
+        if (we->scan_rc == ENRICH_E_NOMEM) {
+            ctx->out.oom = true;
+            return false;
+        }
+        if (we->scan_rc || we->type != J_OBJECT)
+            continue;
+        members_swap(&ctx->members, &we->members);
+        enrich_status err = ENRICH_OK;
+        enum lookup_result r = lookup_key(ctx, we->ev, lk, &err);
+        members_swap(&ctx->members, &we->members);
+        pre->key_off = ctx->win_keys.len;
+        pre->key_len = ctx->key.len;
+        ebuf_put(&ctx->win_keys, ctx->key.p, ctx->key.len);
+        if (r != LK_HIT) {
+            pre->res = (uint8_t)r;
+            pre->err = err;
+            continue;
+        }
+        uint32_t hash = 0;
+        if (lcache_get(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, &hash,
+                       &pre->val, &pre->val_len)) {
+            pre->state = PRE_MEMO;
+            continue;
+        }
+        pre->state = PRE_STORE;
+        pre->probed = ctx->lcache.probed;
+        pre->hash = hash;
+        pre->req = nreq++;
+    }
+    if (ctx->win_keys.oom || ctx->key.oom) {
+        ctx->out.oom = true;
+        return false;
+    }
+    if (nreq == 0)
+        return true;
+    for (size_t w = 0; w < nw; w++) {
+        const pre_lookup *pre = &ctx->win[w].pre;
+        if (pre->state == PRE_STORE && ctx->win[w].scan_rc == ENRICH_OK) {
+            store_req *r = &ctx->win_reqs[pre->req];
+            r->key = ctx->win_keys.p + pre->key_off;
+            r->key_len = pre->key_len;
+        }
+    }
+    uint64_t id = store_snap_id(ctx->snap);
+    store_snap_get_many(ctx->snap, lk->table_handle, ctx->win_reqs, nreq);
+    if (store_snap_id(ctx->snap) != id) {
+        /* Renewed onto a newer commit: the memo's answers of this window
+         * are of the old one. */
+        lcache_begin(&ctx->lcache, store_snap_id(ctx->snap), ctx->lcache.map_gen);
+        return false;
+    }
+    return true;
+}
+
+/* Enrich the window's events in order, as engine_event would one by one. */
+static void window_run(enrich_ctx *ctx, size_t nw)
+{
+    bool prepared = window_prepare(ctx, nw);
+    if (ctx->out.oom)
+        return;
+    for (size_t w = 0; w < nw && !ctx->out.oom; w++) {
+        win_event *we = &ctx->win[w];
+        if (!prepared) {
+            engine_event(ctx, we->ev, we->len);
+            continue;
+        }
+        rec *r = rec_push(ctx);
+        if (!r) {
+            ctx->out.oom = true;
+            return;
+        }
+        if (we->scan_rc == ENRICH_E_TOO_LARGE) {
+            emit_raw_error(ctx, r, we->ev, we->len, ENRICH_E_TOO_LARGE);
+        } else if (we->scan_rc || we->type != J_OBJECT) {
+            emit_raw_error(ctx, r, we->ev, we->len, we->scan_rc ? we->scan_rc
+                                                                : ENRICH_E_NOT_OBJECT);
+        } else {
+            members_swap(&ctx->members, &we->members);
+            ctx->pre = &we->pre;
+            enrich_object(ctx, r, we->ev, we->root);
+            ctx->pre = NULL;
+            members_swap(&ctx->members, &we->members);
+        }
+    }
+}
+
+/* Whether the next events go through the window: when the memo does not
+ * answer most lookups (off, or probing sparsely because its hits stay
+ * rare: keys spread over a store far larger than it), the lookups go to
+ * the store's pages, and those are the cache misses the window overlaps.
+ * While the memo pays, each event asks it in turn, so that a key repeated
+ * within a few events is its hit (a window would ask for both before
+ * either answer is stored). Decided again at every window. */
+static inline bool window_pays(const enrich_ctx *ctx)
+{
+    return ctx->p->nlookups > 0 && (!ctx->lcache.usable || ctx->lcache.period > 1);
+}
+
 static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
 {
-    size_t pos = 0;
+    bool windowed = window_pays(ctx);
+    size_t pos = 0, nw = 0;
     while (pos < n && !ctx->out.oom) {
         const char *nl = memchr(s + pos, '\n', n - pos);
         size_t end = nl ? (size_t)(nl - s) : n;
@@ -751,10 +936,23 @@ static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
         size_t k = 0;
         while (k < len && (s[pos + k] == ' ' || s[pos + k] == '\t' || s[pos + k] == '\r'))
             k++;
-        if (k < len)
-            engine_event(ctx, s + pos, len);
+        if (k < len) {
+            if (!windowed) {
+                engine_event(ctx, s + pos, len);
+            } else {
+                ctx->win[nw].ev = s + pos;
+                ctx->win[nw].len = len;
+                if (++nw == ENGINE_WINDOW) {
+                    window_run(ctx, nw);
+                    nw = 0;
+                    windowed = window_pays(ctx);
+                }
+            }
+        }
         pos = end + 1;
     }
+    if (nw && !ctx->out.oom)
+        window_run(ctx, nw);
 }
 
 static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
