@@ -50,8 +50,8 @@ static void map_reserve(store_env *e, size_t lmdb_mapsize)
     if (mdb_env_get_fd(e->env, &fd) != MDB_SUCCESS || fd < 0 || !file_size(e, &bytes))
         return;
     size_t len = store_reader_mapsize(bytes);
-    if (lmdb_mapsize <= SIZE_MAX / 2 && 2 * lmdb_mapsize > len)
-        len = 2 * lmdb_mapsize;
+    if (lmdb_mapsize > len)
+        len = lmdb_mapsize; /* LMDB never uses pages past its own map */
     void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
         return; /* lookups fall back to mdb_get */
