@@ -6,11 +6,11 @@
  * refused by its checksum, EIT1 items (written before checksums) still read,
  * and a truncated file says so and leaves no lock file.
  *
- * The random test runs with three fixed seeds (before lookups walked the
- * pages themselves, about one run in 300 crashed inside LMDB's mdb_get on
- * some seeds; now a crash fails the test, and
+ * The random test runs with three fixed seeds (see damage_seeds: two of
+ * them crashed a reader inside LMDB's mdb_get once before lookups walked
+ * the pages themselves); a crash now fails the test, and
  * damage_verified_open_refuses_what_lmdb_cannot_survive makes that case
- * by hand). ENRICH_DAMAGE_RUNS and
+ * by hand. ENRICH_DAMAGE_RUNS and
  * ENRICH_DAMAGE_ITEMS override the sizes (per seed: 200 runs on 20 000
  * items, 60 under ASan; 6 runs on 2 000 under valgrind),
  * ENRICH_DAMAGE_SEED the first seed (to explore further). */
@@ -399,7 +399,9 @@ static struct {
     void *p[13];
 } keep;
 
-static const uint64_t damage_seeds[] = {20240201, 20240202, 7};
+/* The suite's first seed, and seeds 2 and 4, whose runs 147 and 158
+ * crashed inside mdb_get before lookups walked the pages themselves. */
+static const uint64_t damage_seeds[] = {20240201, 2, 4};
 
 START_TEST(damage_random_overwrites)
 {
