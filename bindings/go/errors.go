@@ -68,6 +68,7 @@ var (
 	ErrItem        = newSentinel(-21)
 	ErrZlib        = newSentinel(-22)
 	ErrBase64      = newSentinel(-23)
+	ErrStale       = newSentinel(-24)
 )
 
 // ErrClosed is returned by any method of a Store, Pipeline or Context
@@ -87,7 +88,7 @@ func codeErr(code int, op, detail string) error {
 var sentinels = []*Error{nil, ErrInvalid, ErrNoMem, ErrIO, ErrNotFound, ErrReadOnly,
 	ErrNotStore, ErrStore, ErrReadersFull, ErrNoTable, ErrRules, ErrJSON, ErrNotObject,
 	ErrKeyType, ErrKeyTooLong, ErrConflict, ErrDepth, ErrUTF8, ErrNUL, ErrTooLarge,
-	ErrDstSize, ErrItem, ErrZlib, ErrBase64}
+	ErrDstSize, ErrItem, ErrZlib, ErrBase64, ErrStale}
 
 // recordErr is the per-record error of an ENRICH_OUTCOME_ERROR record: the
 // sentinel of its code (a code newer than this package gets its own value).

@@ -43,6 +43,10 @@ enrich_status enrich_store_define_table(enrich_store *store, const char *table,
 {
     if (!store)
         return ENRICH_E_INVALID;
+    if (store->flags & ENRICH_STORE_RDONLY) {
+        errmsg_set(store->errmsg, "%s: store is open read-only", store->path);
+        return ENRICH_E_READONLY;
+    }
     enrich_status st = store_table_name_check(table, store->errmsg);
     if (st != ENRICH_OK)
         return st;
@@ -157,6 +161,8 @@ enrich_status enrich_store_get(enrich_store *store, const char *table, const voi
         *written = 0;
     if (!store || !table || !key || (!dst && dst_cap))
         return ENRICH_E_INVALID;
+    if (store->snapdir)
+        ON_SNAPSHOT(store, enrich_store_get(in_, table, key, key_len, dst, dst_cap, written));
     enrich_status st = check_key(store, key, key_len);
     if (st != ENRICH_OK || (st = prepare_table(store, table)) != ENRICH_OK)
         return st;
@@ -274,6 +280,8 @@ enrich_status enrich_store_copy(enrich_store *store, const char *dst_path)
 {
     if (!store || !dst_path || !*dst_path)
         return ENRICH_E_INVALID;
+    if (store->snapdir)
+        ON_SNAPSHOT(store, enrich_store_copy(in_, dst_path));
     struct stat st;
     if (lstat(dst_path, &st) == 0) {
         errmsg_set(store->errmsg, "%s: %s", dst_path, strerror(EEXIST));
@@ -317,6 +325,47 @@ static int count_reader(const char *msg, void *ctx)
     return 0;
 }
 
+/* A folder's stats: those of the snapshot in use, with the member
+ * "snapshot" (which file, how many switches and failures) added. */
+static enrich_status snapdir_stats(enrich_store *store, void *dst, size_t dst_cap,
+                                   size_t *written)
+{
+    struct snap_gen *gen;
+    enrich_store *in = snapdir_pin(store, &gen);
+    if (!in)
+        return ENRICH_E_STORE;
+    size_t need = 0;
+    enrich_status st = enrich_store_stats(in, NULL, 0, &need);
+    ebuf b = {0};
+    if (st == ENRICH_E_DST_SIZE && ebuf_reserve(&b, need)) {
+        st = enrich_store_stats(in, b.p, need, &b.len);
+    } else if (st == ENRICH_E_DST_SIZE) {
+        st = ENRICH_E_NOMEM;
+    }
+    if (st != ENRICH_OK)
+        memcpy(store->errmsg, in->errmsg, sizeof store->errmsg);
+    snapdir_unpin(store, gen);
+    if (st == ENRICH_OK) {
+        b.len--; /* the closing brace */
+        snapdir_stats_json(store, &b);
+        ebuf_putc(&b, '}');
+        if (b.oom)
+            st = ENRICH_E_NOMEM;
+    }
+    if (st == ENRICH_OK) {
+        if (written)
+            *written = b.len;
+        if (b.len > dst_cap) {
+            errmsg_set(store->errmsg, "stats need %zu bytes, buffer holds %zu", b.len, dst_cap);
+            st = ENRICH_E_DST_SIZE;
+        } else {
+            memcpy(dst, b.p, b.len);
+        }
+    }
+    ebuf_free(&b);
+    return st;
+}
+
 enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
                                  size_t *written)
 {
@@ -324,6 +373,8 @@ enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
         *written = 0;
     if (!store || (!dst && dst_cap))
         return ENRICH_E_INVALID;
+    if (store->snapdir)
+        return snapdir_stats(store, dst, dst_cap, written);
     MDB_envinfo info;
     MDB_stat est;
     int rc = mdb_env_info(store->env, &info);
@@ -425,6 +476,10 @@ enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
     }
     if (cur)
         mdb_cursor_close(cur);
+    /* The change feeds' positions (store_checkpoint.c), same snapshot. */
+    ebuf_puts(&b, "},\"checkpoints\":{");
+    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
+        rc = store_checkpoints_json(store, txn, NULL, &b);
     store_txn_abort(store, txn);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
         ebuf_free(&b);

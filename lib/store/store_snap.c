@@ -2,20 +2,27 @@
  *
  * A snapshot is an LMDB read transaction that lives as long as its owner
  * (a ctx): reset between batches, renewed at the next, so its reader slot
- * is taken once. The handle the layers above hold is the transaction
- * itself, behind an incomplete type of their own (store_snap), so that no
- * LMDB type leaves lib/store. */
+ * is taken once. The layers above hold it behind an incomplete type of
+ * their own (store_snap), so that no LMDB type leaves lib/store.
+ *
+ * On a snapshot folder (store_snapdir.c) each snapshot file is an LMDB
+ * environment of its own: a store_snap then also holds a reference to the
+ * file it reads (its generation), and the table handles the pipeline was
+ * given are slots that each generation maps to its own dbi. A batch
+ * begins on the newest generation; the switch happens here, between two
+ * batches of a ctx, never inside one. */
+#include <stdlib.h>
+
 #include "store_internal.h"
 
-static MDB_txn *snap_txn(store_snap *snap)
-{
-    return (MDB_txn *)(void *)snap;
-}
-
-static store_snap *txn_snap(MDB_txn *txn)
-{
-    return (store_snap *)(void *)txn;
-}
+struct store_snap {
+    MDB_txn *txn;          /* reset between batches; NULL before the first */
+    enrich_store *owner;   /* the store whose environment txn is in */
+    struct snap_gen *gen;  /* the generation held (snapshot folders), or NULL */
+    const MDB_dbi *dbi;    /* the generation's slot -> dbi map, or NULL: a
+                              handle is the dbi itself */
+    uint64_t gen_number;   /* 0 for a plain store */
+};
 
 /* LMDB (0.9.24 mdb_txn_renew0) registers a reader at the last published
  * txnid T, then copies the roots from meta page T % 2. A writer that
@@ -43,9 +50,10 @@ static bool snapshot_is_exact(const enrich_store *s, MDB_txn *txn)
  * commits: the bound is a guard against looping forever, not a budget. */
 #define SNAPSHOT_RETRIES 1000
 
-enrich_status store_snap_begin(enrich_store *s, store_snap **snap, char *errmsg)
+/* Begin (renew) *txnp in s, exact; on failure *txnp is NULL. */
+static enrich_status txn_begin_exact(enrich_store *s, MDB_txn **txnp, char *errmsg)
 {
-    MDB_txn *txn = *snap ? snap_txn(*snap) : NULL;
+    MDB_txn *txn = *txnp;
     enrich_status st = ENRICH_OK;
     bool fresh = false;
     if (txn) {
@@ -61,7 +69,7 @@ enrich_status store_snap_begin(enrich_store *s, store_snap **snap, char *errmsg)
     } else {
         fresh = true;
     }
-    *snap = NULL;
+    *txnp = NULL;
     if (fresh && (st = store_read_begin(s, &txn, errmsg)) != ENRICH_OK)
         return st;
     /* Only a commit racing the start can make this fail; a retry is a
@@ -81,40 +89,87 @@ enrich_status store_snap_begin(enrich_store *s, store_snap **snap, char *errmsg)
                 return st;
         }
     }
-    *snap = txn_snap(txn);
+    *txnp = txn;
     return ENRICH_OK;
+}
+
+enrich_status store_snap_begin(enrich_store *s, store_snap **snapp, char *errmsg)
+{
+    store_snap *snap = *snapp;
+    if (!snap) {
+        snap = calloc(1, sizeof *snap);
+        if (!snap) {
+            errmsg_set(errmsg, "out of memory for a read snapshot");
+            return ENRICH_E_NOMEM;
+        }
+        snap->owner = s;
+        *snapp = snap;
+    }
+    if (s->snapdir) {
+        struct snap_gen *held = snap->gen;
+        enrich_store *gs;
+        const MDB_dbi *dbi;
+        uint64_t number;
+        enrich_status st = snapdir_attach(s, &snap->gen, &gs, &dbi, &number, errmsg);
+        if (st != ENRICH_OK)
+            return st;
+        if (snap->gen != held) {
+            /* Moved to a newer file: the old generation's txn (ended, so
+             * holding no map lock) goes with the reference it held. */
+            if (snap->txn)
+                mdb_txn_abort(snap->txn);
+            snap->txn = NULL;
+            if (held)
+                snapdir_release(held);
+        }
+        snap->owner = gs;
+        snap->dbi = dbi;
+        snap->gen_number = number;
+    }
+    return txn_begin_exact(snap->owner, &snap->txn, errmsg);
 }
 
 void store_snap_end(enrich_store *s, store_snap *snap)
 {
+    (void)s; /* the snapshot knows its environment's store (owner) */
     /* Reset, not abort: the next batch renews it without a new slot. */
-    mdb_txn_reset(snap_txn(snap));
-    store_txn_release(s);
+    mdb_txn_reset(snap->txn);
+    store_txn_release(snap->owner);
 }
 
 void store_snap_free(store_snap *snap)
 {
+    if (!snap)
+        return;
     /* An ended snapshot holds no map lock: a plain abort frees its slot. */
-    if (snap)
-        mdb_txn_abort(snap_txn(snap));
+    if (snap->txn)
+        mdb_txn_abort(snap->txn);
+    if (snap->gen)
+        snapdir_release(snap->gen);
+    free(snap);
 }
 
 uint64_t store_snap_id(const store_snap *snap)
 {
-    return mdb_txn_id(snap_txn((store_snap *)(uintptr_t)snap));
+    /* A folder's generations are different environments whose txn ids
+     * may repeat (a compact copy starts afresh): the generation number in
+     * the high bits keeps the ids of two files apart. */
+    return mdb_txn_id(snap->txn) + (snap->gen_number << 40);
 }
 
 uint64_t store_snap_map_gen(const enrich_store *s)
 {
-    /* Read under map_lock, which the running batch holds for reading. */
-    return s->shared->map_gen;
+    /* Read under map_lock, which the running batch holds for reading. A
+     * folder's snapshot files are never written, so their maps never
+     * move: the generation (in the id) is all that changes. */
+    return s->shared ? s->shared->map_gen : 0;
 }
 
 enrich_status store_snap_get(store_snap *snap, store_table table, const void *key,
                              size_t key_len, const void **val, size_t *val_len)
 {
     MDB_val k = {key_len, (void *)(uintptr_t)key}, v;
-    int rc = mdb_get(snap_txn(snap), (MDB_dbi)table, &k, &v);
+    int rc = mdb_get(snap->txn, snap->dbi ? snap->dbi[table] : (MDB_dbi)table, &k, &v);
     if (rc == MDB_NOTFOUND)
         return ENRICH_E_NOTFOUND;
     if (rc != MDB_SUCCESS)
@@ -132,6 +187,8 @@ size_t store_max_key(const enrich_store *s)
 enrich_status store_table_resolve(enrich_store *s, const char *table, store_table *handle,
                                   size_t *nkey, char *errmsg)
 {
+    if (s->snapdir)
+        return snapdir_table_resolve(s, table, handle, nkey, errmsg);
     MDB_txn *txn = NULL;
     enrich_status st = store_read_begin(s, &txn, errmsg);
     if (st != ENRICH_OK)

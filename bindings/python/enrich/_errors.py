@@ -16,7 +16,7 @@ __all__ = [
     "ReadOnlyError", "NotStoreError", "StoreError", "ReadersFullError",
     "NoTableError", "RulesError", "JsonError", "NotObjectError", "KeyTypeError",
     "KeyTooLongError", "ConflictError", "DepthError", "Utf8Error", "NulError",
-    "TooLargeError", "DstSizeError", "ItemError", "ZlibError", "Base64Error",
+    "TooLargeError", "DstSizeError", "ItemError", "ZlibError", "Base64Error", "StaleError",
     "error_for",
 ]
 
@@ -183,6 +183,12 @@ class ZlibError(Error):
 @_code(-23, "ENRICH_E_BASE64")
 class Base64Error(Error, ValueError):
     """A record's data is missing, not a string, or not base64."""
+
+
+@_code(-24, "ENRICH_E_STALE")
+class StaleError(Error):
+    """A checkpoint does not hold the value the caller expected: another
+    writer moved it (Store.apply)."""
 
 
 def error_for(code, message=None, detail=""):
