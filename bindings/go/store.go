@@ -207,3 +207,78 @@ func isDstSize(err error) bool {
 	e, ok := err.(*Error)
 	return ok && e.Code == ErrDstSize.Code
 }
+
+// Checkpoint is the checkpoint Store.Apply moves with its changes.
+type Checkpoint struct {
+	Name   string
+	Value  string  // the new value; "" deletes the checkpoint
+	Expect *string // when set, the value it must hold now ("" for none), else ErrStale
+}
+
+// Apply applies changes to table and moves the checkpoint in the same
+// transaction (enrich_store_apply): both happen or neither. data is read as
+// by Load (default format LoadDynamoDBStream); table "" with empty data
+// moves the checkpoint alone. It returns the items written and deleted.
+func (s *Store) Apply(table string, data []byte, o LoadOptions, cp Checkpoint) (int, error) {
+	f := o.Format
+	if f == 0 {
+		f = LoadDynamoDBStream
+	}
+	var flags uint
+	if o.Replace {
+		flags |= 1
+	}
+	check, expect := 0, ""
+	if cp.Expect != nil {
+		check, expect = 1, *cp.Expect
+	}
+	n := 0
+	err := s.call("enrich_store_apply", func(h capi.Store) int {
+		return capi.Bind_store_apply(h, table, o.Key, capi.Enum_SS_enrich_load_format(f), flags,
+			data, cp.Name, check, expect, cp.Value, &n)
+	})
+	return n, err
+}
+
+// CheckpointValue returns a checkpoint's value; errors.Is(err, ErrNotFound)
+// when there is none.
+func (s *Store) CheckpointValue(name string) (string, error) {
+	b, err := s.grow("enrich_store_checkpoint", 256, func(h capi.Store, buf []byte, n *int) int {
+		return capi.Store_checkpoint(h, name, buf, n)
+	})
+	return string(b), err
+}
+
+// Checkpoints returns every checkpoint whose name starts with prefix as one
+// JSON object {"name":"value",...}.
+func (s *Store) Checkpoints(prefix string) ([]byte, error) {
+	return s.grow("enrich_store_checkpoints", 1024, func(h capi.Store, buf []byte, n *int) int {
+		return capi.Store_checkpoints(h, prefix, buf, n)
+	})
+}
+
+// Refresh makes a snapshot folder adopt the snapshot its `current` file
+// names now (enrich_store_refresh); true when this call switched.
+func (s *Store) Refresh() (bool, error) {
+	switched := []int{0}
+	err := s.call("enrich_store_refresh", func(h capi.Store) int {
+		return capi.Store_refresh(h, switched)
+	})
+	return switched[0] == 1, err
+}
+
+// grow calls f with a buffer until it is large enough.
+func (s *Store) grow(op string, size int, f func(h capi.Store, buf []byte, n *int) int) ([]byte, error) {
+	buf := make([]byte, size)
+	for {
+		n := 0
+		err := s.call(op, func(h capi.Store) int { return f(h, buf, &n) })
+		if err == nil {
+			return buf[:n], nil
+		}
+		if !isDstSize(err) || n <= len(buf) {
+			return nil, err
+		}
+		buf = make([]byte, n)
+	}
+}

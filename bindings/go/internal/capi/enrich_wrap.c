@@ -13,9 +13,9 @@ extern
 #ifdef __cplusplus
   "C"
 #endif
-  void cgo_panic__capi_e387fc480f05f5f3(const char*);
+  void cgo_panic__capi_0a5722d5196da02f(const char*);
 static void _swig_gopanic(const char *p) {
-  cgo_panic__capi_e387fc480f05f5f3(p);
+  cgo_panic__capi_0a5722d5196da02f(p);
 }
 
 
@@ -260,11 +260,29 @@ enrich_status enrich_bind_store_load(enrich_store *store, const char *table, con
     return enrich_store_load(store, table, &o, src, src_len, loaded);
 }
 
+/* enrich_store_apply with its options as arguments. table_or_none NULL
+ * (or "" where the language has no NULL): the checkpoint alone moves.
+ * check 0: expect is not compared (NULL in C). value_or_none NULL (or
+ * ""): the checkpoint is deleted. */
+enrich_status enrich_bind_store_apply(enrich_store *store, const char *table_or_none,
+                                      const char *key, enrich_load_format format,
+                                      unsigned flags, const void *src, size_t src_len,
+                                      const char *checkpoint, int check, const char *expect,
+                                      const char *value_or_none, size_t *applied)
+{
+    enrich_load_options o = ENRICH_LOAD_OPTIONS_INIT;
+    o.format = format;
+    o.flags = flags;
+    o.key = key;
+    return enrich_store_apply(store, table_or_none, &o, src, src_len, checkpoint,
+                              check ? (expect ? expect : "") : NULL, value_or_none, applied);
+}
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_e387fc480f05f5f3(void *_swig_go_0) {
+void _wrap_Swig_free_capi_0a5722d5196da02f(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -274,7 +292,7 @@ void _wrap_Swig_free_capi_e387fc480f05f5f3(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_e387fc480f05f5f3(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_0a5722d5196da02f(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -287,7 +305,7 @@ void *_wrap_Swig_malloc_capi_e387fc480f05f5f3(intgo _swig_go_0) {
 }
 
 
-void _wrap_delete_store_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
+void _wrap_delete_store_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0) {
   struct enrich_store *arg1 = (struct enrich_store *) 0 ;
   
   arg1 = *(struct enrich_store **)&_swig_go_0; 
@@ -297,7 +315,7 @@ void _wrap_delete_store_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
 }
 
 
-void _wrap_delete_pipeline_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0) {
+void _wrap_delete_pipeline_capi_0a5722d5196da02f(struct enrich_pipeline *_swig_go_0) {
   struct enrich_pipeline *arg1 = (struct enrich_pipeline *) 0 ;
   
   arg1 = *(struct enrich_pipeline **)&_swig_go_0; 
@@ -307,7 +325,7 @@ void _wrap_delete_pipeline_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_g
 }
 
 
-void _wrap_delete_ctx_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+void _wrap_delete_ctx_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0) {
   struct enrich_ctx *arg1 = (struct enrich_ctx *) 0 ;
   
   arg1 = *(struct enrich_ctx **)&_swig_go_0; 
@@ -317,7 +335,7 @@ void _wrap_delete_ctx_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
 }
 
 
-void _wrap_delete_delivery_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0) {
+void _wrap_delete_delivery_capi_0a5722d5196da02f(struct enrich_delivery *_swig_go_0) {
   struct enrich_delivery *arg1 = (struct enrich_delivery *) 0 ;
   
   arg1 = *(struct enrich_delivery **)&_swig_go_0; 
@@ -327,7 +345,7 @@ void _wrap_delete_delivery_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-long long _wrap_go_meta_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
+long long _wrap_go_meta_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   size_t arg3 ;
@@ -346,7 +364,7 @@ long long _wrap_go_meta_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, _go
 }
 
 
-long long _wrap_go_concat_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+long long _wrap_go_concat_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int arg2 ;
   void *arg3 = (void *) 0 ;
@@ -367,18 +385,18 @@ long long _wrap_go_concat_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, i
 }
 
 
-intgo _wrap_VERSION_NUMBER_capi_e387fc480f05f5f3() {
+intgo _wrap_VERSION_NUMBER_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
   
-  result = (int)((0*10000+1*100+0));
+  result = (int)((0*10000+2*100+0));
   _swig_go_result = result; 
   return _swig_go_result;
 }
 
 
-intgo _wrap_version_number_capi_e387fc480f05f5f3() {
+intgo _wrap_version_number_capi_0a5722d5196da02f() {
   unsigned int result;
   intgo _swig_go_result;
   
@@ -389,7 +407,7 @@ intgo _wrap_version_number_capi_e387fc480f05f5f3() {
 }
 
 
-_gostring_ _wrap_version_string_capi_e387fc480f05f5f3() {
+_gostring_ _wrap_version_string_capi_0a5722d5196da02f() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -400,7 +418,7 @@ _gostring_ _wrap_version_string_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_INVALID_capi_e387fc480f05f5f3() {
+intgo _wrap_E_INVALID_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -411,7 +429,7 @@ intgo _wrap_E_INVALID_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOMEM_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOMEM_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -422,7 +440,7 @@ intgo _wrap_E_NOMEM_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_IO_capi_e387fc480f05f5f3() {
+intgo _wrap_E_IO_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -433,7 +451,7 @@ intgo _wrap_E_IO_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOTFOUND_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOTFOUND_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -444,7 +462,7 @@ intgo _wrap_E_NOTFOUND_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_READONLY_capi_e387fc480f05f5f3() {
+intgo _wrap_E_READONLY_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -455,7 +473,7 @@ intgo _wrap_E_READONLY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOT_STORE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOT_STORE_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -466,7 +484,7 @@ intgo _wrap_E_NOT_STORE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_STORE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_STORE_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -477,7 +495,7 @@ intgo _wrap_E_STORE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_READERS_FULL_capi_e387fc480f05f5f3() {
+intgo _wrap_E_READERS_FULL_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -488,7 +506,7 @@ intgo _wrap_E_READERS_FULL_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NO_TABLE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NO_TABLE_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -499,7 +517,7 @@ intgo _wrap_E_NO_TABLE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_RULES_capi_e387fc480f05f5f3() {
+intgo _wrap_E_RULES_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -510,7 +528,7 @@ intgo _wrap_E_RULES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_JSON_capi_e387fc480f05f5f3() {
+intgo _wrap_E_JSON_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -521,7 +539,7 @@ intgo _wrap_E_JSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NOT_OBJECT_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NOT_OBJECT_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -532,7 +550,7 @@ intgo _wrap_E_NOT_OBJECT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_KEY_TYPE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_KEY_TYPE_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -543,7 +561,7 @@ intgo _wrap_E_KEY_TYPE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_KEY_TOO_LONG_capi_e387fc480f05f5f3() {
+intgo _wrap_E_KEY_TOO_LONG_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -554,7 +572,7 @@ intgo _wrap_E_KEY_TOO_LONG_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_CONFLICT_capi_e387fc480f05f5f3() {
+intgo _wrap_E_CONFLICT_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -565,7 +583,7 @@ intgo _wrap_E_CONFLICT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_DEPTH_capi_e387fc480f05f5f3() {
+intgo _wrap_E_DEPTH_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -576,7 +594,7 @@ intgo _wrap_E_DEPTH_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_UTF8_capi_e387fc480f05f5f3() {
+intgo _wrap_E_UTF8_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -587,7 +605,7 @@ intgo _wrap_E_UTF8_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_NUL_capi_e387fc480f05f5f3() {
+intgo _wrap_E_NUL_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -598,7 +616,7 @@ intgo _wrap_E_NUL_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_TOO_LARGE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_TOO_LARGE_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -609,7 +627,7 @@ intgo _wrap_E_TOO_LARGE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_DST_SIZE_capi_e387fc480f05f5f3() {
+intgo _wrap_E_DST_SIZE_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -620,7 +638,7 @@ intgo _wrap_E_DST_SIZE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_ITEM_capi_e387fc480f05f5f3() {
+intgo _wrap_E_ITEM_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -631,7 +649,7 @@ intgo _wrap_E_ITEM_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_ZLIB_capi_e387fc480f05f5f3() {
+intgo _wrap_E_ZLIB_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -642,7 +660,7 @@ intgo _wrap_E_ZLIB_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_BASE64_capi_e387fc480f05f5f3() {
+intgo _wrap_E_BASE64_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
@@ -653,18 +671,29 @@ intgo _wrap_E_BASE64_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_E_LAST_capi_e387fc480f05f5f3() {
+intgo _wrap_E_STALE_capi_0a5722d5196da02f() {
   int result;
   intgo _swig_go_result;
   
   
-  result = (int)((-23));
+  result = (int)((-24));
   _swig_go_result = result; 
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_strerror_capi_e387fc480f05f5f3(intgo _swig_go_0) {
+intgo _wrap_E_LAST_capi_0a5722d5196da02f() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = (int)((-24));
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_strerror_capi_0a5722d5196da02f(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -677,7 +706,7 @@ _gostring_ _wrap_strerror_capi_e387fc480f05f5f3(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_status_name_capi_e387fc480f05f5f3(intgo _swig_go_0) {
+_gostring_ _wrap_status_name_capi_0a5722d5196da02f(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -690,7 +719,7 @@ _gostring_ _wrap_status_name_capi_e387fc480f05f5f3(intgo _swig_go_0) {
 }
 
 
-intgo _wrap_store_open_capi_e387fc480f05f5f3(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
+intgo _wrap_store_open_capi_0a5722d5196da02f(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -712,7 +741,7 @@ intgo _wrap_store_open_capi_e387fc480f05f5f3(_gostring_ _swig_go_0, intgo _swig_
 }
 
 
-_gostring_ _wrap_store_errmsg_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0) {
+_gostring_ _wrap_store_errmsg_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -725,7 +754,7 @@ _gostring_ _wrap_store_errmsg_capi_e387fc480f05f5f3(struct enrich_store *_swig_g
 }
 
 
-intgo _wrap_store_define_table_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+intgo _wrap_store_define_table_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -756,7 +785,7 @@ intgo _wrap_store_define_table_capi_e387fc480f05f5f3(struct enrich_store *_swig_
 }
 
 
-intgo _wrap_LOAD_NDJSON_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_NDJSON_capi_0a5722d5196da02f() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -768,7 +797,7 @@ intgo _wrap_LOAD_NDJSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_JSON_ARRAY_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_JSON_ARRAY_capi_0a5722d5196da02f() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -780,7 +809,7 @@ intgo _wrap_LOAD_JSON_ARRAY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_DYNAMODB_capi_0a5722d5196da02f() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -792,7 +821,7 @@ intgo _wrap_LOAD_DYNAMODB_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_STREAM_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_DYNAMODB_STREAM_capi_0a5722d5196da02f() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -804,7 +833,7 @@ intgo _wrap_LOAD_DYNAMODB_STREAM_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_LOAD_CSV_capi_e387fc480f05f5f3() {
+intgo _wrap_LOAD_CSV_capi_0a5722d5196da02f() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -816,7 +845,100 @@ intgo _wrap_LOAD_CSV_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_store_put_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_CHECKPOINT_VALUE_MAX_capi_0a5722d5196da02f() {
+  unsigned int result;
+  intgo _swig_go_result;
+  
+  
+  result = (unsigned int)((1u << 20));
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_checkpoint_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (size_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_store_checkpoint(arg1,(char const *)arg2,arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_checkpoints_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (size_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_store_checkpoints(arg1,(char const *)arg2,arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_refresh_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  int *arg2 = (int *) 0 ;
+  int temp2 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  {
+    if (_swig_go_1.len == 0) {
+      _swig_gopanic("array must contain at least 1 element");
+    }
+    arg2 = &temp2;
+  }
+  
+  result = (enrich_status)enrich_store_refresh(arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  {
+    int* a = (int *) _swig_go_1.array;
+    a[0] = temp2;
+  }
+  
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_put_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -842,7 +964,7 @@ intgo _wrap_store_put_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_get_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_store_get_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -876,7 +998,7 @@ intgo _wrap_store_get_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_delete_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_store_delete_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -902,7 +1024,7 @@ intgo _wrap_store_delete_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, 
 }
 
 
-intgo _wrap_store_copy_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
+intgo _wrap_store_copy_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   enrich_status result;
@@ -922,7 +1044,7 @@ intgo _wrap_store_copy_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _g
 }
 
 
-intgo _wrap_store_stats_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
+intgo _wrap_store_stats_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -943,7 +1065,7 @@ intgo _wrap_store_stats_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _
 }
 
 
-intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
+intgo _wrap_pipeline_compile_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -970,7 +1092,7 @@ intgo _wrap_pipeline_compile_capi_e387fc480f05f5f3(struct enrich_store *_swig_go
 }
 
 
-intgo _wrap_ctx_create_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
+intgo _wrap_ctx_create_capi_0a5722d5196da02f(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   enrich_ctx **arg2 = (enrich_ctx **) 0 ;
   enrich_status result;
@@ -985,7 +1107,7 @@ intgo _wrap_ctx_create_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0,
 }
 
 
-void _wrap_ctx_reset_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+void _wrap_ctx_reset_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   
   arg1 = *(enrich_ctx **)&_swig_go_0; 
@@ -995,7 +1117,7 @@ void _wrap_ctx_reset_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_ctx_errmsg_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+_gostring_ _wrap_ctx_errmsg_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1008,7 +1130,7 @@ _gostring_ _wrap_ctx_errmsg_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0)
 }
 
 
-struct enrich_pipeline *_wrap_ctx_pipeline_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+struct enrich_pipeline *_wrap_ctx_pipeline_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_pipeline *result = 0 ;
   struct enrich_pipeline *_swig_go_result;
@@ -1021,7 +1143,7 @@ struct enrich_pipeline *_wrap_ctx_pipeline_capi_e387fc480f05f5f3(struct enrich_c
 }
 
 
-intgo _wrap_OPT_MAX_DEPTH_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_MAX_DEPTH_capi_0a5722d5196da02f() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1033,7 +1155,7 @@ intgo _wrap_OPT_MAX_DEPTH_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_MAX_RECORD_BYTES_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_MAX_RECORD_BYTES_capi_0a5722d5196da02f() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1045,7 +1167,7 @@ intgo _wrap_OPT_MAX_RECORD_BYTES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_CLOCK_MS_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_CLOCK_MS_capi_0a5722d5196da02f() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1057,7 +1179,7 @@ intgo _wrap_OPT_CLOCK_MS_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_RESPONSE_LIMIT_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_RESPONSE_LIMIT_capi_0a5722d5196da02f() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1069,7 +1191,7 @@ intgo _wrap_OPT_RESPONSE_LIMIT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OPT_LOOKUP_CACHE_capi_e387fc480f05f5f3() {
+intgo _wrap_OPT_LOOKUP_CACHE_capi_0a5722d5196da02f() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1081,7 +1203,7 @@ intgo _wrap_OPT_LOOKUP_CACHE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
+intgo _wrap_ctx_set_option_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t arg3 ;
@@ -1098,7 +1220,7 @@ intgo _wrap_ctx_set_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_ctx_get_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
+intgo _wrap_ctx_get_option_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1115,7 +1237,7 @@ intgo _wrap_ctx_get_option_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_option_bounds_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_option_bounds_capi_0a5722d5196da02f(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_option arg1 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1154,7 +1276,7 @@ intgo _wrap_option_bounds_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swi
 }
 
 
-intgo _wrap_INPUT_NDJSON_capi_e387fc480f05f5f3() {
+intgo _wrap_INPUT_NDJSON_capi_0a5722d5196da02f() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1166,7 +1288,7 @@ intgo _wrap_INPUT_NDJSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_INPUT_JSON_ARRAY_capi_e387fc480f05f5f3() {
+intgo _wrap_INPUT_JSON_ARRAY_capi_0a5722d5196da02f() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1178,7 +1300,7 @@ intgo _wrap_INPUT_JSON_ARRAY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_SUCCESS_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_SUCCESS_capi_0a5722d5196da02f() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1190,7 +1312,7 @@ intgo _wrap_OUTCOME_SUCCESS_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_NOT_FOUND_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_NOT_FOUND_capi_0a5722d5196da02f() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1202,7 +1324,7 @@ intgo _wrap_OUTCOME_NOT_FOUND_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_NO_KEY_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_NO_KEY_capi_0a5722d5196da02f() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1214,7 +1336,7 @@ intgo _wrap_OUTCOME_NO_KEY_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_OUTCOME_ERROR_capi_e387fc480f05f5f3() {
+intgo _wrap_OUTCOME_ERROR_capi_0a5722d5196da02f() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1226,7 +1348,7 @@ intgo _wrap_OUTCOME_ERROR_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_batch_run_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_input arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1247,7 +1369,7 @@ intgo _wrap_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo
 }
 
 
-long long _wrap_batch_count_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_count_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1260,7 +1382,7 @@ long long _wrap_batch_count_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0)
 }
 
 
-long long _wrap_batch_count_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_batch_count_outcome_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_outcome arg2 ;
   size_t result;
@@ -1275,7 +1397,7 @@ long long _wrap_batch_count_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_sw
 }
 
 
-intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_outcome_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_outcome result;
@@ -1290,7 +1412,7 @@ intgo _wrap_batch_outcome_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, l
 }
 
 
-intgo _wrap_batch_error_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_error_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int result;
@@ -1305,7 +1427,7 @@ intgo _wrap_batch_error_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, lon
 }
 
 
-_goslice_ _wrap_batch_record_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_batch_record_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1324,7 +1446,7 @@ _goslice_ _wrap_batch_record_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_batch_partition_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_batch_partition_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   char *arg3 = (char *) 0 ;
@@ -1347,7 +1469,7 @@ intgo _wrap_batch_partition_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0,
 }
 
 
-long long _wrap_batch_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_time_ms_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t result;
   long long _swig_go_result;
@@ -1360,7 +1482,7 @@ long long _wrap_batch_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_
 }
 
 
-long long _wrap_batch_event_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+long long _wrap_batch_event_time_ms_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int64_t result;
@@ -1375,7 +1497,7 @@ long long _wrap_batch_event_time_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_sw
 }
 
 
-intgo _wrap_ENCODE_NDJSON_capi_e387fc480f05f5f3() {
+intgo _wrap_ENCODE_NDJSON_capi_0a5722d5196da02f() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1387,7 +1509,7 @@ intgo _wrap_ENCODE_NDJSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_ENCODE_JSON_ARRAY_capi_e387fc480f05f5f3() {
+intgo _wrap_ENCODE_JSON_ARRAY_capi_0a5722d5196da02f() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1399,7 +1521,7 @@ intgo _wrap_ENCODE_JSON_ARRAY_capi_e387fc480f05f5f3() {
 }
 
 
-long long _wrap_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_encode_bound_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   size_t result;
@@ -1414,7 +1536,7 @@ long long _wrap_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_encode_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1437,7 +1559,7 @@ intgo _wrap_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _s
 }
 
 
-long long _wrap_gzip_bound_capi_e387fc480f05f5f3(long long _swig_go_0) {
+long long _wrap_gzip_bound_capi_0a5722d5196da02f(long long _swig_go_0) {
   size_t arg1 ;
   size_t result;
   long long _swig_go_result;
@@ -1450,7 +1572,7 @@ long long _wrap_gzip_bound_capi_e387fc480f05f5f3(long long _swig_go_0) {
 }
 
 
-intgo _wrap_gzip_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_gzip_capi_0a5722d5196da02f(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   int arg1 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1477,7 +1599,7 @@ intgo _wrap_gzip_capi_e387fc480f05f5f3(intgo _swig_go_0, _goslice_ _swig_go_1, _
 }
 
 
-intgo _wrap_AWS_PIPES_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_PIPES_capi_0a5722d5196da02f() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1489,7 +1611,7 @@ intgo _wrap_AWS_PIPES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_FIREHOSE_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_FIREHOSE_capi_0a5722d5196da02f() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1501,7 +1623,7 @@ intgo _wrap_AWS_FIREHOSE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_KINESIS_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_KINESIS_capi_0a5722d5196da02f() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1513,7 +1635,7 @@ intgo _wrap_AWS_KINESIS_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_OK_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_OK_capi_0a5722d5196da02f() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1525,7 +1647,7 @@ intgo _wrap_RESULT_OK_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_DROPPED_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_DROPPED_capi_0a5722d5196da02f() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1537,7 +1659,7 @@ intgo _wrap_RESULT_DROPPED_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_FAILED_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_FAILED_capi_0a5722d5196da02f() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1549,7 +1671,7 @@ intgo _wrap_RESULT_FAILED_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_RESULT_OVER_LIMIT_capi_e387fc480f05f5f3() {
+intgo _wrap_RESULT_OVER_LIMIT_capi_0a5722d5196da02f() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1561,7 +1683,7 @@ intgo _wrap_RESULT_OVER_LIMIT_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_aws_batch_run_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_event arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1582,7 +1704,7 @@ intgo _wrap_aws_batch_run_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, i
 }
 
 
-_goslice_ _wrap_aws_record_id_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_aws_record_id_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1601,7 +1723,7 @@ _goslice_ _wrap_aws_record_id_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_
 }
 
 
-long long _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+long long _wrap_aws_arrival_ms_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int64_t result;
@@ -1616,7 +1738,7 @@ long long _wrap_aws_arrival_ms_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go
 }
 
 
-intgo _wrap_aws_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_aws_result_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_result result;
@@ -1631,7 +1753,7 @@ intgo _wrap_aws_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, long
 }
 
 
-long long _wrap_aws_count_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_aws_count_result_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_result arg2 ;
   size_t result;
@@ -1646,7 +1768,7 @@ long long _wrap_aws_count_result_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_
 }
 
 
-intgo _wrap_AWS_RESPONSE_PIPES_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_RESPONSE_PIPES_capi_0a5722d5196da02f() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1658,7 +1780,7 @@ intgo _wrap_AWS_RESPONSE_PIPES_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_0a5722d5196da02f() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1670,7 +1792,7 @@ intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_AWS_RESPONSE_KINESIS_capi_e387fc480f05f5f3() {
+intgo _wrap_AWS_RESPONSE_KINESIS_capi_0a5722d5196da02f() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1682,7 +1804,7 @@ intgo _wrap_AWS_RESPONSE_KINESIS_capi_e387fc480f05f5f3() {
 }
 
 
-long long _wrap_aws_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_aws_encode_bound_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_response arg2 ;
   size_t result;
@@ -1697,7 +1819,7 @@ long long _wrap_aws_encode_bound_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_
 }
 
 
-intgo _wrap_aws_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_aws_encode_capi_0a5722d5196da02f(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_response arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1720,7 +1842,7 @@ intgo _wrap_aws_encode_capi_e387fc480f05f5f3(struct enrich_ctx *_swig_go_0, intg
 }
 
 
-intgo _wrap_delivery_open_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
+intgo _wrap_delivery_open_capi_0a5722d5196da02f(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -1754,7 +1876,7 @@ intgo _wrap_delivery_open_capi_e387fc480f05f5f3(struct enrich_pipeline *_swig_go
 }
 
 
-intgo _wrap_delivery_write_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
+intgo _wrap_delivery_write_capi_0a5722d5196da02f(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   uint64_t arg3 ;
@@ -1771,7 +1893,7 @@ intgo _wrap_delivery_write_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_run_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
+intgo _wrap_delivery_run_capi_0a5722d5196da02f(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   int arg3 ;
@@ -1796,7 +1918,7 @@ intgo _wrap_delivery_run_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_
 }
 
 
-intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_delivery_flush_capi_0a5722d5196da02f(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   int64_t arg2 ;
   enrich_status result;
@@ -1811,7 +1933,7 @@ intgo _wrap_delivery_flush_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_close_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
+intgo _wrap_delivery_close_capi_0a5722d5196da02f(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   unsigned int arg2 ;
   enrich_status result;
@@ -1826,7 +1948,7 @@ intgo _wrap_delivery_close_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_g
 }
 
 
-_gostring_ _wrap_delivery_errmsg_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0) {
+_gostring_ _wrap_delivery_errmsg_capi_0a5722d5196da02f(struct enrich_delivery *_swig_go_0) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1839,7 +1961,7 @@ _gostring_ _wrap_delivery_errmsg_capi_e387fc480f05f5f3(struct enrich_delivery *_
 }
 
 
-intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
+intgo _wrap_delivery_resume_offset_capi_0a5722d5196da02f(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   uint64_t *arg2 = (uint64_t *) 0 ;
   uint64_t temp2 ;
@@ -1865,7 +1987,7 @@ intgo _wrap_delivery_resume_offset_capi_e387fc480f05f5f3(struct enrich_delivery 
 }
 
 
-intgo _wrap_METRICS_JSON_capi_e387fc480f05f5f3() {
+intgo _wrap_METRICS_JSON_capi_0a5722d5196da02f() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -1877,7 +1999,7 @@ intgo _wrap_METRICS_JSON_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_METRICS_EMF_capi_e387fc480f05f5f3() {
+intgo _wrap_METRICS_EMF_capi_0a5722d5196da02f() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -1889,7 +2011,7 @@ intgo _wrap_METRICS_EMF_capi_e387fc480f05f5f3() {
 }
 
 
-intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_delivery_metrics_capi_0a5722d5196da02f(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_metrics_format arg2 ;
   unsigned int arg3 ;
@@ -1914,7 +2036,7 @@ intgo _wrap_delivery_metrics_capi_e387fc480f05f5f3(struct enrich_delivery *_swig
 }
 
 
-intgo _wrap_bind_store_load_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
+intgo _wrap_bind_store_load_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -1964,6 +2086,80 @@ intgo _wrap_bind_store_load_capi_e387fc480f05f5f3(struct enrich_store *_swig_go_
   free(arg2); 
   free(arg3); 
   free(arg5); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_bind_store_apply_capi_0a5722d5196da02f(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, _gostring_ _swig_go_6, intgo _swig_go_7, _gostring_ _swig_go_8, _gostring_ _swig_go_9, intgo *_swig_go_10) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  char *arg2 = (char *) 0 ;
+  char *arg3 = (char *) 0 ;
+  enrich_load_format arg4 ;
+  unsigned int arg5 ;
+  void *arg6 = (void *) 0 ;
+  size_t arg7 ;
+  char *arg8 = (char *) 0 ;
+  int arg9 ;
+  char *arg10 = (char *) 0 ;
+  char *arg11 = (char *) 0 ;
+  size_t *arg12 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  if (_swig_go_1.n == 0) {
+    arg2 = NULL;
+  } else {
+    arg2 = (char *)malloc(_swig_go_1.n + 1);
+    memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+    arg2[_swig_go_1.n] = '\0';
+  }
+  
+  
+  if (_swig_go_2.n == 0) {
+    arg3 = NULL;
+  } else {
+    arg3 = (char *)malloc(_swig_go_2.n + 1);
+    memcpy(arg3, _swig_go_2.p, _swig_go_2.n);
+    arg3[_swig_go_2.n] = '\0';
+  }
+  
+  arg4 = (enrich_load_format)_swig_go_3; 
+  arg5 = (unsigned int)_swig_go_4; 
+  
+  arg6 = (void *)_swig_go_5.array;
+  arg7 = (size_t)_swig_go_5.len;
+  
+  
+  arg8 = (char *)malloc(_swig_go_6.n + 1);
+  memcpy(arg8, _swig_go_6.p, _swig_go_6.n);
+  arg8[_swig_go_6.n] = '\0';
+  
+  arg9 = (int)_swig_go_7; 
+  
+  arg10 = (char *)malloc(_swig_go_8.n + 1);
+  memcpy(arg10, _swig_go_8.p, _swig_go_8.n);
+  arg10[_swig_go_8.n] = '\0';
+  
+  
+  if (_swig_go_9.n == 0) {
+    arg11 = NULL;
+  } else {
+    arg11 = (char *)malloc(_swig_go_9.n + 1);
+    memcpy(arg11, _swig_go_9.p, _swig_go_9.n);
+    arg11[_swig_go_9.n] = '\0';
+  }
+  
+  arg12 = (size_t *)_swig_go_10; 
+  
+  result = (enrich_status)enrich_bind_store_apply(arg1,(char const *)arg2,(char const *)arg3,arg4,arg5,(void const *)arg6,arg7,(char const *)arg8,arg9,(char const *)arg10,(char const *)arg11,arg12);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  free(arg3); 
+  free(arg8); 
+  free(arg10); 
+  free(arg11); 
   return _swig_go_result;
 }
 
