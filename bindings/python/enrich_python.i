@@ -222,6 +222,8 @@ ENRICH_PY_HANDLE_OUT(enrich_delivery)
 %enddef
 ENRICH_PY_NOGIL(enrich_store_open)
 ENRICH_PY_NOGIL(enrich_bind_store_load)
+ENRICH_PY_NOGIL(enrich_bind_store_apply)
+ENRICH_PY_NOGIL(enrich_store_refresh)
 ENRICH_PY_NOGIL(enrich_store_put)
 ENRICH_PY_NOGIL(enrich_store_delete)
 ENRICH_PY_NOGIL(enrich_store_copy)

@@ -462,8 +462,11 @@ ENRICH_API enrich_status enrich_store_copy(enrich_store *store, const char *dst_
 
 /**
  * @brief Store statistics as one JSON object:
- *  `{"path","file_bytes","map_bytes","map_used_bytes","page_size",
- *    "readers":{"max","used"},"tables":{"<name>":{"key":[...],"items":N}}}`.
+ *  `{"path","txn_id","file_bytes","map_bytes","map_used_bytes","page_size",
+ *    "readers":{"max","used"},"tables":{"<name>":{"key":[...],"items":N}},
+ *    "checkpoints":{"<name>":"<value>"}}` (txn_id: the last committed
+ *  transaction, since 0.2; checkpoints: see enrich_store_apply(), since
+ *  0.2; a snapshot folder adds "snapshot", see enrich_store_refresh()).
  * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
  * @since 0.1
  */

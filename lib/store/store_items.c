@@ -410,9 +410,10 @@ enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
     ebuf_puts(&b, "{\"path\":");
     ebuf_json_string(&b, store->path, strlen(store->path));
     ebuf_printf(&b,
-                ",\"file_bytes\":%llu,\"map_bytes\":%zu,\"map_used_bytes\":%zu,"
+                ",\"txn_id\":%llu,\"file_bytes\":%llu,\"map_bytes\":%zu,\"map_used_bytes\":%zu,"
                 "\"page_size\":%u,\"readers\":{\"max\":%u,\"used\":%zu},\"tables\":{",
-                (unsigned long long)fst.st_size, info.me_mapsize,
+                (unsigned long long)info.me_last_txnid, (unsigned long long)fst.st_size,
+                info.me_mapsize,
                 (info.me_last_pgno + 1) * (size_t)est.ms_psize, est.ms_psize,
                 info.me_maxreaders, readers);
 
