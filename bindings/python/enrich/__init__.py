@@ -272,7 +272,7 @@ class Store:
             _c.store_copy(self._handle(), dst_path)
 
     # -- change feeds and snapshot folders ----------------------------------
-    def apply(self, table, data, checkpoint, value, expect=_MISSING, key=None,
+    def apply(self, table, data, checkpoint, value, expect=None, key=None,
               format="dynamodb_stream", replace=False):
         """Apply changes to table and set checkpoint to value in the same
         transaction (enrich_store_apply); returns the items written and
@@ -281,17 +281,16 @@ class Store:
         data: as for load() with format (default a DynamoDB Streams event:
         {"Records":[...]}); table None with empty data moves the checkpoint
         alone. value: the checkpoint's new text, None to delete it.
-        expect: when given, the value the checkpoint must hold now ("" for
-        none); otherwise StaleError and nothing is written.
+        expect: None (no check), or the value the checkpoint must hold now
+        ("" for none); otherwise StaleError and nothing is written.
         """
         fmt = _pick(_LOAD_FORMATS, "load format", format)
         flags = _c.LOAD_REPLACE if replace else 0
-        check = expect is not Store._MISSING
+        check = expect is not None
         with self._lock:
             return _c.bind_store_apply(self._handle(), table, key, fmt, flags,
                                        _json_arg(data) if data is not None else b"",
-                                       checkpoint, 1 if check else 0,
-                                       expect if check else None, value)
+                                       checkpoint, 1 if check else 0, expect, value)
 
     def checkpoint(self, name, default=_MISSING):
         """The checkpoint's value (str); NotFoundError unless a default is given."""

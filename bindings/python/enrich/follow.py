@@ -232,12 +232,14 @@ class Follower:
         self.totals = {"Applied": 0, "Removed": 0, "TtlRemoved": 0, "FullSync": 0}
         self._last_emit = 0.0
         self._arn = None
+        self._arn_at = 0.0
 
     # -- checkpoints ----------------------------------------------------------
     def _feed(self):
         return _load_json(self.store.checkpoint(feed_checkpoint_name(self.table), ""))
 
     def full_sync(self, reason):
+        self._arn = None
         self.log(f"follow: {reason}: full sync of {self.source} into {self.table}")
         r = _sync.sync_table(self.store, self.table, self.source, key=self.key, ddb=self.ddb,
                              streams=self.streams, log=self.log, **self.sync_options)
@@ -247,6 +249,17 @@ class Follower:
         return r
 
     def _stream_arn(self):
+        # The table's stream changes only when it is recreated or its stream
+        # re-enabled: looked at every ARN_TTL seconds, not every pass.
+        now = time.monotonic()
+        if self._arn and now - self._arn_at < self.ARN_TTL:
+            return self._arn
+        self._arn, self._arn_at = self._describe_stream_arn(), now
+        return self._arn
+
+    ARN_TTL = 10.0
+
+    def _describe_stream_arn(self):
         d = _sync.call_with_backoff(self.ddb.describe_table, TableName=self.source)["Table"]
         spec = d.get("StreamSpecification") or {}
         if not spec.get("StreamEnabled") or not d.get("LatestStreamArn"):
@@ -261,7 +274,13 @@ class Follower:
     def step(self):
         """Apply what the stream holds now; returns the records applied."""
         try:
-            return self._step()
+            try:
+                return self._step()
+            except Exception as e:  # noqa: BLE001 (only a vanished stream is retried)
+                if _code(e) != "ResourceNotFoundException" or self._arn is None:
+                    raise
+                self._arn = None  # the cached stream is gone: look again
+                return self._step()
         except _Resync as r:
             self.full_sync(r.reason)
             return 0

@@ -288,6 +288,12 @@ class SnapshotRefresher:
             digest = _sha256_file(part)
             if digest != m.get("sha256"):
                 raise SnapshotError(f"{name}: SHA-256 {digest} does not match the manifest")
+            # A file that matches its manifest but is no store (a bad
+            # publish) must not become `current`: new readers could not open
+            # the folder.
+            import enrich
+            with enrich.Store(part, nolock=True) as probe:
+                probe.stats()
             os.replace(part, dst)
         finally:
             if os.path.exists(part):

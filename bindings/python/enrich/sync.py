@@ -66,12 +66,14 @@ def client(service, endpoint_url=None, region=None):
 
 
 def _retryable(exc):
-    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError
+    from botocore.exceptions import (ClientError, ConnectionError as BotoConnectionError,
+                                     HTTPClientError)
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return err.get("Code") in _RETRY_CODES or status >= 500
-    return isinstance(exc, BotoConnectionError)
+    # Refused, reset or closed connections and read timeouts.
+    return isinstance(exc, (BotoConnectionError, HTTPClientError))
 
 
 def call_with_backoff(fn, *, attempts=10, base=0.05, cap=5.0, stats=None, **kw):

@@ -180,12 +180,12 @@ def expected_item(item):
     return {k: plain(v) for k, v in item.items()}
 
 
-def create_table(ddb, name, stream=None):
+def create_table(ddb, name, stream=None, key="id"):
     kw = {}
     if stream:
         kw["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream}
-    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
                      BillingMode="PAY_PER_REQUEST", **kw)
 
 
@@ -515,7 +515,7 @@ class FreshTest(unittest.TestCase):
             p = subprocess.Popen([sys.executable, "-m", "enrich.aws", *args],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  env={**os.environ, **ENV})
-            time.sleep(rng.uniform(0.05, 0.8))
+            time.sleep(rng.uniform(0.05, 0.5))
             os.kill(p.pid, signal.SIGKILL)
             p.wait()
         r = self.aws(*args, "--until-idle")
@@ -572,6 +572,188 @@ class FreshTest(unittest.TestCase):
                                 log=lambda m: None)
             with self.assertRaisesRegex(follow.FollowError, "KEYS_ONLY"):
                 f.step()
+
+    # -- 3. readers while the data changes ---------------------------------
+    def reader(self, store, items, *extra):
+        stop = os.path.join(self.dir, "stop")
+        ready = os.path.join(self.dir, "ready")
+        for f in (stop, ready):
+            if os.path.exists(f):
+                os.unlink(f)
+        p = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                           "fresh_reader.py"),
+                              "--store", store, "--items", str(items), "--stop", stop,
+                              "--ready", ready, *extra],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, **ENV, "ENRICH_AWS_ENDPOINT_URL": self.moto.url})
+        deadline = time.monotonic() + 60
+        while not os.path.exists(ready):
+            if p.poll() is not None or time.monotonic() > deadline:
+                out, err = p.communicate()
+                self.fail(f"reader did not start: {err.decode()}")
+            time.sleep(0.02)
+
+        def finish():
+            open(stop, "w").close()
+            out, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err.decode())
+            return json.loads(out)
+        return finish
+
+    @staticmethod
+    def products_file(path, n, version):
+        with open(path, "wb") as f:
+            for i in range(n):
+                f.write(b'{"Item":{"productId":{"S":"P%d"},"v":{"N":"%d"},'
+                        b'"name":{"S":"product %d"},"price":{"N":"%d.99"}}}\n'
+                        % (i, version, i, i % 1000))
+
+    def test_replace_under_continuous_reading(self):
+        n = 1000000 if BIG else 100000
+        path = os.path.join(self.dir, "s.mdb")
+        src = os.path.join(self.dir, "items.jsonl")
+        with enrich.Store(path, create=True) as st:
+            self.products_file(src, n, 1)
+            sync._apply_file(st, "products", "productId", src, "ddb:products",
+                             follow.feed_value(None, None, "local"), None)
+            finish = self.reader(path, n)
+            marks = []
+            for version in (2, 3):
+                time.sleep(1.5)
+                self.products_file(src, n, version)
+                t0 = time.time()
+                sync._apply_file(st, "products", "productId", src, "ddb:products",
+                                 follow.feed_value(None, None, "local"), None)
+                marks.append((t0, time.time()))
+            time.sleep(1.0)
+            r = finish()
+        self.assertEqual(r["failed"], 0, r["errors"])
+        self.assertEqual(r["mixed"], 0)
+        self.assertEqual(r["backwards"], 0)
+        self.assertEqual(r["last_version"], 3)
+        self.assertIn("2", r["first_seen"])
+        during = [m for t, m in r["latencies"] if any(a <= t <= b for a, b in marks)]
+        steady = [m for t, m in r["latencies"] if not any(a - 0.2 <= t <= b + 0.2
+                                                           for a, b in marks)]
+        q = {"items": n, "batches": r["batches"], "replace_s": [round(b - a, 2)
+                                                                for a, b in marks],
+             "steady_p50_ms": pct(steady, 50), "steady_p99_ms": pct(steady, 99),
+             "replace_p50_ms": pct(during, 50), "replace_p99_ms": pct(during, 99),
+             "replace_max_ms": max(during, default=None)}
+        sys.stderr.write(f"\nreplace under reading: {json.dumps(q)}\n")
+
+    def test_follow_under_continuous_reading(self):
+        create_table(self.ddb, "live", stream="NEW_IMAGE", key="productId")
+        batch_put(self.ddb, "live", [{"productId": {"S": f"P{i}"}, "v": {"N": "0"}}
+                                     for i in range(20)])
+        path = os.path.join(self.dir, "s.mdb")
+        r = self.aws("sync", "--store", path, "--table", "products", "--source-table", "live",
+                     "--endpoint-url", self.moto.url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        fol = subprocess.Popen([sys.executable, "-m", "enrich.aws", "follow", "--store", path,
+                                "--table", "products", "--source-table", "live", "--poll",
+                                "0.05", "--page-limit", "100", "--no-metrics", "--endpoint-url",
+                                self.moto.url], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, env={**os.environ, **ENV})
+        try:
+            # P0 is looked up 50 times per batch: one snapshot means one v.
+            finish = self.reader(path, 1, "--keys", "50", "--same-key")
+            writes = 60 if not BIG else 1000
+            put_at = {}
+            for v in range(1, writes + 1):
+                self.ddb.put_item(TableName="live", Item={"productId": {"S": "P0"},
+                                                          "v": {"N": str(v)}})
+                put_at[v] = time.time()
+                self.ddb.put_item(TableName="live", Item={"productId": {"S": f"P{v % 20}"},
+                                                          "v": {"N": str(v)}})
+                time.sleep(0.02)
+            deadline = time.monotonic() + 60
+            with enrich.Store(path) as st:
+                while json.loads(st.get("products", "P0"))["v"] != writes:
+                    self.assertLess(time.monotonic(), deadline, "the follower did not catch up")
+                    time.sleep(0.05)
+            time.sleep(0.3)
+            res = finish()
+        finally:
+            os.kill(fol.pid, signal.SIGTERM)
+            fol.wait(30)
+        self.assertEqual(res["failed"], 0, res["errors"])
+        self.assertEqual(res["mixed"], 0)
+        self.assertEqual(res["backwards"], 0)
+        self.assertEqual(res["last_version"], writes)
+        lags = [(res["first_seen"][str(v)] - put_at[v]) * 1e3 for v in put_at
+                if str(v) in res["first_seen"]]
+        sys.stderr.write(f"\nput-item to visible through follow (ms, {len(lags)} seen): "
+                         f"p50 {pct(lags, 50)} p99 {pct(lags, 99)}\n")
+
+    # -- 4. publish and refresh ----------------------------------------------
+    def test_publish_and_refresh(self):
+        n = 1000000 if BIG else 5000
+        interval = 1.0
+        self.s3.create_bucket(Bucket="snapshots")
+        where = "s3://snapshots/ref"
+        path = os.path.join(self.dir, "src.mdb")
+        src = os.path.join(self.dir, "items.jsonl")
+
+        def version(v):
+            self.products_file(src, n, v)
+            with enrich.Store(path, create=True) as st:
+                sync._apply_file(st, "products", "productId", src, "ddb:products",
+                                 follow.feed_value(None, None, f"v{v}"), None)
+            t0 = time.time()
+            r = self.aws("publish", "--store", path, "--to", where, "--endpoint-url",
+                         self.moto.url)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            m = json.loads(r.stdout)
+            self.assertEqual(m["tables"], {"products": n})
+            self.assertIsNotNone(m["source_txn"])
+            self.assertIn("ddb:products", m["checkpoints"])
+            return m, t0, time.time()
+
+        m1, _, _ = version(1)
+        self.assertEqual(m1["version"], 1)
+        folder = os.path.join(self.dir, "snapshots")
+        finish = self.reader(folder, n, "--snapshot-source", where, "--interval", str(interval))
+        m2, t_pub, t_done = version(2)
+        time.sleep(interval + 2)
+        # A manifest naming an object that is not there; one whose object
+        # fails its checksum; one whose object matches but is no store.
+        base = {k: m2[k] for k in ("format", "tables", "checkpoints", "created", "created_ms")}
+        junk = os.urandom(8192)
+        bad = [dict(base, version=3, file="snap-000003.mdb", bytes=10, sha256="0" * 64),
+               dict(base, version=4, file="snap-000004.mdb", bytes=len(junk),
+                    sha256=hashlib.sha256(b"other").hexdigest()),
+               dict(base, version=5, file="snap-000005.mdb", bytes=len(junk),
+                    sha256=hashlib.sha256(junk).hexdigest())]
+        for m in bad:
+            if m["version"] > 3:
+                self.s3.put_object(Bucket="snapshots", Key="ref/" + m["file"], Body=junk)
+            self.s3.put_object(Bucket="snapshots", Key="ref/manifest.json",
+                               Body=json.dumps(m).encode())
+            time.sleep(interval + 1.0)
+        m6, t6, _ = version(6)
+        self.assertEqual(m6["version"], 6)
+        time.sleep(interval * 2 + 2)
+        r = finish()
+        self.assertEqual(r["failed"], 0, r["errors"])
+        self.assertEqual(r["mixed"], 0)
+        self.assertEqual(r["backwards"], 0)
+        self.assertEqual(r["last_version"], 6)
+        self.assertGreaterEqual(r["refresher"]["failures"], 3)
+        self.assertEqual(r["refresher"]["switches"], 3)  # the first, v2, v6
+        self.assertEqual(r["store"]["file"], "snap-000006.mdb")
+        switch_s = r["first_seen"]["2"] - t_done
+        self.assertLess(switch_s, interval + 5, "switched within the interval (plus download)")
+        sys.stderr.write(f"\npublish+refresh: {n} items, {m2['bytes']} bytes; publish "
+                         f"{t_done - t_pub:.2f} s; seen {switch_s:.2f} s after publish "
+                         f"(interval {interval} s)\n")
+
+
+def pct(xs, p):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(p / 100 * len(xs)))], 3)
 
 
 if __name__ == "__main__":
