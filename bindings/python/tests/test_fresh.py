@@ -714,8 +714,19 @@ class FreshTest(unittest.TestCase):
         self.assertEqual(m1["version"], 1)
         folder = os.path.join(self.dir, "snapshots")
         finish = self.reader(folder, n, "--snapshot-source", where, "--interval", str(interval))
+        current = os.path.join(folder, "current")
+
+        def wait_for(name):
+            deadline = time.monotonic() + (900 if BIG else 60)
+            while True:
+                with open(current) as f:
+                    if f.read().strip() == name:
+                        return
+                self.assertLess(time.monotonic(), deadline, f"{name} never became current")
+                time.sleep(0.05)
         m2, t_pub, t_done = version(2)
-        time.sleep(interval + 2)
+        wait_for(m2["file"])
+        time.sleep(0.5)
         # A manifest naming an object that is not there; one whose object
         # fails its checksum; one whose object matches but is no store.
         base = {k: m2[k] for k in ("format", "tables", "checkpoints", "created", "created_ms")}
@@ -733,7 +744,8 @@ class FreshTest(unittest.TestCase):
             time.sleep(interval + 1.0)
         m6, t6, _ = version(6)
         self.assertEqual(m6["version"], 6)
-        time.sleep(interval * 2 + 2)
+        wait_for(m6["file"])
+        time.sleep(0.5)
         r = finish()
         self.assertEqual(r["failed"], 0, r["errors"])
         self.assertEqual(r["mixed"], 0)
