@@ -52,6 +52,10 @@
  * (its language-level API has its own keyword or option names). */
 %ignore enrich_store_load;
 %ignore enrich_load_options;
+/* Likewise enrich_store_apply (its load options; and "no check" of the
+ * expected checkpoint is a flag there, since not every language has a
+ * NULL string). */
+%ignore enrich_store_apply;
 /* Raw destructors: the handle classes' destructors call them, and a second
  * way to free would let a binding free twice. */
 %ignore enrich_store_close;
@@ -97,6 +101,8 @@ struct enrich_delivery {};
 
 /* Plain scalar outputs. */
 %apply size_t *OUTPUT { size_t *loaded };
+%apply size_t *OUTPUT { size_t *applied };
+%apply int *OUTPUT { int *switched };
 %apply int64_t *OUTPUT { int64_t *min, int64_t *max };
 %apply uint64_t *OUTPUT { uint64_t *offset };
 %apply int64_t *OUTPUT { int64_t *ms };
@@ -123,5 +129,33 @@ enrich_status enrich_bind_store_load(enrich_store *store, const char *table, con
     o.key = key;
     o.csv_types = csv_types;
     return enrich_store_load(store, table, &o, src, src_len, loaded);
+}
+
+/* enrich_store_apply with its options as arguments. table_or_none NULL
+ * (or "" where the language has no NULL): the checkpoint alone moves.
+ * check 0: expect is not compared (NULL in C). value_or_none NULL (or
+ * ""): the checkpoint is deleted. */
+enrich_status enrich_bind_store_apply(enrich_store *store, const char *table_or_none,
+                                      const char *key, enrich_load_format format,
+                                      unsigned flags, const void *src, size_t src_len,
+                                      const char *checkpoint, int check, const char *expect,
+                                      const char *value_or_none, size_t *applied)
+{
+    enrich_load_options o = ENRICH_LOAD_OPTIONS_INIT;
+    o.format = format;
+    o.flags = flags;
+    o.key = key;
+    return enrich_store_apply(store, table_or_none, &o, src, src_len, checkpoint,
+                              check ? (expect ? expect : "") : NULL, value_or_none, applied);
+}
+
+/* enrich_store_verify with a damaged store's report as a result, not an
+ * error: ENRICH_E_CORRUPT comes back as ENRICH_OK with the report written
+ * (its "ok" is false), so the bindings can return what was found. */
+enrich_status enrich_bind_store_verify(enrich_store *store, unsigned flags, void *dst,
+                                       size_t dst_cap, size_t *written)
+{
+    enrich_status st = enrich_store_verify(store, flags, dst, dst_cap, written);
+    return st == ENRICH_E_CORRUPT ? ENRICH_OK : st;
 }
 %}

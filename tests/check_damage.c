@@ -647,8 +647,8 @@ START_TEST(damage_item_bytes_fail_their_checksum)
     size_t w;
     ck_assert_int_eq(enrich_store_get(store, "products", "p-000250", 8, buf, sizeof buf, &w),
                      ENRICH_E_CORRUPT);
-    ck_assert_str_eq(enrich_store_errmsg(store), "table 'products': the item of that key is "
-                     "damaged (its checksum does not match its bytes)");
+    ck_assert_str_eq(enrich_store_errmsg(store), "table 'products', key 'p-000250': the item "
+                     "is damaged (its checksum does not match its bytes)");
     char rep[8192];
     ck_assert_int_eq(enrich_store_verify(store, 0, rep, sizeof rep, &w), ENRICH_E_CORRUPT);
     ck_assert_msg(contains(rep, w, "\"key\":\"p-000250\",\"what\":\"item checksum does not "

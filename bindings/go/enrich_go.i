@@ -35,7 +35,8 @@
 %typemap(goout) enrich_status ""
 
 /* ---- nullable strings: "" is NULL (the header allows NULL there) ------ */
-%typemap(in) const char *key, const char *csv_types
+%typemap(in) const char *key, const char *csv_types, const char *table_or_none,
+             const char *value_or_none
 %{
   if ($input.n == 0) {
     $1 = NULL;

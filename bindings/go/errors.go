@@ -83,6 +83,7 @@ var (
 	ErrZlib        = newSentinel(-22)
 	ErrBase64      = newSentinel(-23)
 	ErrCorrupt     = newSentinel(-24)
+	ErrStale       = newSentinel(-25)
 )
 
 // ErrClosed is returned by any method of a Store, Pipeline or Context
@@ -102,7 +103,7 @@ func codeErr(code int, op, detail string) error {
 var sentinels = []*Error{nil, ErrInvalid, ErrNoMem, ErrIO, ErrNotFound, ErrReadOnly,
 	ErrNotStore, ErrStore, ErrReadersFull, ErrNoTable, ErrRules, ErrJSON, ErrNotObject,
 	ErrKeyType, ErrKeyTooLong, ErrConflict, ErrDepth, ErrUTF8, ErrNUL, ErrTooLarge,
-	ErrDstSize, ErrItem, ErrZlib, ErrBase64, ErrCorrupt}
+	ErrDstSize, ErrItem, ErrZlib, ErrBase64, ErrCorrupt, ErrStale}
 
 // recordErr is the per-record error of an ENRICH_OUTCOME_ERROR record: the
 // sentinel of its code (a code newer than this package gets its own value).

@@ -194,6 +194,24 @@ type StoreStats struct {
 	PageSize     int                   `json:"page_size"`
 	Readers      ReaderStats           `json:"readers"`
 	Tables       map[string]TableStats `json:"tables"` // by table name
+	// TxnID is the last committed write transaction.
+	TxnID uint64 `json:"txn_id"`
+	// Checkpoints are the change feeds' positions (Store.Apply), by name.
+	Checkpoints map[string]string `json:"checkpoints"`
+	// Snapshot is set on a snapshot folder: the file it serves now.
+	Snapshot *SnapshotStats `json:"snapshot,omitempty"`
+}
+
+// SnapshotStats describe a snapshot folder (Store.Refresh): the file
+// served, how many times the folder switched, and the files it could not
+// adopt (the last one's error).
+type SnapshotStats struct {
+	Folder     string `json:"folder"`
+	File       string `json:"file"`
+	Generation uint64 `json:"generation"`
+	Switches   uint64 `json:"switches"`
+	Failures   uint64 `json:"failures"`
+	LastError  string `json:"last_error"`
 }
 
 // ReaderStats are the LMDB reader slots of a store: each live enrichment
@@ -244,6 +262,33 @@ func (s *Store) StatsJSON() ([]byte, error) {
 	}
 }
 
+// Verify checks the store's file for damage (enrich_store_verify): every
+// page of every table and every item with its checksum, or with quick only
+// the meta pages, the table directory and the file's CRC32C. It returns the
+// report as the C library encodes it (one JSON object); its "ok" member is
+// false when something is damaged, and "damage" says what and where. The
+// error is for the check itself failing, not for damage found.
+func (s *Store) Verify(quick bool) ([]byte, error) {
+	var flags uint = 0
+	if quick {
+		flags = capi.VERIFY_QUICK
+	}
+	buf := make([]byte, 4096)
+	for {
+		n := 0
+		err := s.call("enrich_store_verify", func(h capi.Store) int {
+			return capi.Bind_store_verify(h, flags, buf, &n)
+		})
+		if err == nil {
+			return buf[:n], nil
+		}
+		if !isDstSize(err) || n <= len(buf) {
+			return nil, err
+		}
+		buf = make([]byte, n)
+	}
+}
+
 // Key joins the parts of a composite key ("region,sku") the way the store
 // does: with one NUL byte between them.
 func Key(parts ...string) []byte {
@@ -264,4 +309,79 @@ func Key(parts ...string) []byte {
 func isDstSize(err error) bool {
 	e, ok := err.(*Error)
 	return ok && e.Code == ErrDstSize.Code
+}
+
+// Checkpoint is the checkpoint Store.Apply moves with its changes.
+type Checkpoint struct {
+	Name   string
+	Value  string  // the new value; "" deletes the checkpoint
+	Expect *string // when set, the value it must hold now ("" for none), else ErrStale
+}
+
+// Apply applies changes to table and moves the checkpoint in the same
+// transaction (enrich_store_apply): both happen or neither. data is read as
+// by Load (default format LoadDynamoDBStream); table "" with empty data
+// moves the checkpoint alone. It returns the items written and deleted.
+func (s *Store) Apply(table string, data []byte, o LoadOptions, cp Checkpoint) (int, error) {
+	f := o.Format
+	if f == 0 {
+		f = LoadDynamoDBStream
+	}
+	var flags uint
+	if o.Replace {
+		flags |= 1
+	}
+	check, expect := 0, ""
+	if cp.Expect != nil {
+		check, expect = 1, *cp.Expect
+	}
+	n := 0
+	err := s.call("enrich_store_apply", func(h capi.Store) int {
+		return capi.Bind_store_apply(h, table, o.Key, capi.Enum_SS_enrich_load_format(f), flags,
+			data, cp.Name, check, expect, cp.Value, &n)
+	})
+	return n, err
+}
+
+// CheckpointValue returns a checkpoint's value; errors.Is(err, ErrNotFound)
+// when there is none.
+func (s *Store) CheckpointValue(name string) (string, error) {
+	b, err := s.grow("enrich_store_checkpoint", 256, func(h capi.Store, buf []byte, n *int) int {
+		return capi.Store_checkpoint(h, name, buf, n)
+	})
+	return string(b), err
+}
+
+// Checkpoints returns every checkpoint whose name starts with prefix as one
+// JSON object {"name":"value",...}.
+func (s *Store) Checkpoints(prefix string) ([]byte, error) {
+	return s.grow("enrich_store_checkpoints", 1024, func(h capi.Store, buf []byte, n *int) int {
+		return capi.Store_checkpoints(h, prefix, buf, n)
+	})
+}
+
+// Refresh makes a snapshot folder adopt the snapshot its `current` file
+// names now (enrich_store_refresh); true when this call switched.
+func (s *Store) Refresh() (bool, error) {
+	switched := []int{0}
+	err := s.call("enrich_store_refresh", func(h capi.Store) int {
+		return capi.Store_refresh(h, switched)
+	})
+	return switched[0] == 1, err
+}
+
+// grow calls f with a buffer until it is large enough.
+func (s *Store) grow(op string, size int, f func(h capi.Store, buf []byte, n *int) int) ([]byte, error) {
+	buf := make([]byte, size)
+	for {
+		n := 0
+		err := s.call(op, func(h capi.Store) int { return f(h, buf, &n) })
+		if err == nil {
+			return buf[:n], nil
+		}
+		if !isDstSize(err) || n <= len(buf) {
+			return nil, err
+		}
+		buf = make([]byte, n)
+	}
 }

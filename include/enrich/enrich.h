@@ -149,10 +149,12 @@ typedef struct enrich_ctx enrich_ctx;
 #define ENRICH_E_ITEM         (-21) /**< A reference item is invalid; the errmsg names its line. In a record: the item lacks a field its lookup requires. */
 #define ENRICH_E_ZLIB         (-22) /**< compression (zlib or libdeflate) failed. */
 #define ENRICH_E_BASE64       (-23) /**< A record's `data` is missing, not a string, or not base64. */
-#define ENRICH_E_CORRUPT     (-24) /**< The store is damaged where this call read: a page of its
+#define ENRICH_E_CORRUPT      (-24) /**< The store is damaged where this call read: a page of its
                                          B-tree or an item's bytes (checksum mismatch). The
                                          message names the table and key. @since 0.2 */
-#define ENRICH_E_LAST         (-24) /**< Lowest assigned code. */
+#define ENRICH_E_STALE        (-25) /**< A checkpoint does not hold the value the caller expected:
+                                         another writer moved it (enrich_store_apply()). @since 0.2 */
+#define ENRICH_E_LAST         (-25) /**< Lowest assigned code. */
 
 /**
  * @brief Name and describe a status code.
@@ -231,7 +233,9 @@ ENRICH_API int enrich_json_error_at(const void *src, size_t src_len, int max_dep
  * If @p path is an existing directory, the store is `data.mdb` and
  * `lock.mdb` inside it; otherwise it is the single file @p path (with the
  * lock file `<path>-lock`). Stale reader slots left by dead processes are
- * cleared.
+ * cleared. A directory holding a file named `current` is a snapshot
+ * folder instead (see enrich_store_refresh()): read-only, it serves the
+ * snapshot `current` names and follows it when it changes.
  *
  * @param[in]  path  file or directory.
  * @param[in]  flags ENRICH_STORE_* bits.
@@ -362,6 +366,115 @@ ENRICH_API enrich_status enrich_store_load(enrich_store *store, const char *tabl
                                            const enrich_load_options *options,
                                            const void *src, size_t src_len, size_t *loaded);
 
+/* ------------------------------------------------------------------ */
+/* Change feeds: changes and their checkpoint in one transaction       */
+/* ------------------------------------------------------------------ */
+
+/** Longest checkpoint name, in bytes. */
+#define ENRICH_CHECKPOINT_NAME_MAX 255
+/** Longest checkpoint value, in bytes. */
+#define ENRICH_CHECKPOINT_VALUE_MAX (1u << 20)
+
+/**
+ * @brief Apply changes to a table and move a checkpoint in the same
+ *        write transaction.
+ *
+ * A checkpoint is a named text value kept in the store beside the tables
+ * (a change feed's position: a DynamoDB Streams shard's last sequence
+ * number, say). Because the changes and the checkpoint commit together, a
+ * follower killed at any instant finds, on restart, a checkpoint that
+ * covers exactly the changes the store holds: it resumes after it and
+ * applies every change once. Copies (enrich_store_copy()) carry the
+ * checkpoints, so a snapshot says how far it has followed.
+ *
+ * The changes are read as by enrich_store_load() with @p options:
+ * typically #ENRICH_LOAD_DYNAMODB_STREAM (INSERT/MODIFY put NewImage,
+ * REMOVE deletes Keys, in order), or a #ENRICH_LOAD_REPLACE load (a full
+ * sync that restarts the feed). @p src_len 0 moves the checkpoint alone.
+ *
+ * @param[in] checkpoint the checkpoint's name: 1..#ENRICH_CHECKPOINT_NAME_MAX
+ *                      bytes of UTF-8.
+ * @param[in] expect    NULL: no check. Otherwise the value the checkpoint
+ *                      must hold now, "" meaning that it must not exist;
+ *                      when it holds anything else nothing is written and
+ *                      the call returns #ENRICH_E_STALE. Two followers of
+ *                      one feed cannot both apply the same page.
+ * @param[in] value     the checkpoint's new value (UTF-8, 1..
+ *                      #ENRICH_CHECKPOINT_VALUE_MAX bytes), or NULL to
+ *                      delete the checkpoint.
+ * @param[out] applied  items written and deleted; may be NULL.
+ * @retval ENRICH_E_STALE     @p expect does not match; errmsg shows the
+ *                            checkpoint's value (cut at 200 bytes).
+ * @retval ENRICH_E_INVALID   bad name or value (empty, too long, not UTF-8),
+ *                            or as enrich_store_load().
+ * @retval otherwise as enrich_store_load(); on any failure nothing was written.
+ * @since 0.2
+ */
+ENRICH_API enrich_status enrich_store_apply(enrich_store *store, const char *table,
+                                            const enrich_load_options *options,
+                                            const void *src, size_t src_len,
+                                            const char *checkpoint, const char *expect,
+                                            const char *value, size_t *applied);
+
+/**
+ * @brief Read one checkpoint's value (no NUL is added).
+ * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
+ * @retval ENRICH_E_NOTFOUND no checkpoint of that name.
+ * @retval ENRICH_E_DST_SIZE, ENRICH_E_INVALID
+ * @since 0.2
+ */
+ENRICH_API enrich_status enrich_store_checkpoint(enrich_store *store, const char *checkpoint,
+                                                 void *dst, size_t dst_cap, size_t *written);
+
+/**
+ * @brief Every checkpoint whose name starts with @p prefix, as one JSON
+ *        object `{"<name>":"<value>",...}` in name order.
+ * @param[in] prefix NULL or "" for all of them.
+ * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
+ * @since 0.2
+ */
+ENRICH_API enrich_status enrich_store_checkpoints(enrich_store *store, const char *prefix,
+                                                  void *dst, size_t dst_cap, size_t *written);
+
+/* ------------------------------------------------------------------ */
+/* Snapshot folders: a read-only store that switches between batches   */
+/* ------------------------------------------------------------------ */
+
+/**
+ * @brief Switch a snapshot folder to the snapshot its `current` file names,
+ *        now rather than at the next automatic check.
+ *
+ * A directory holding a regular file named `current` is a snapshot folder:
+ * `current` names (one line, a plain file name) a single-file store in
+ * that folder, typically written by enrich_store_copy() and brought there
+ * whole by a downloader, which then replaces `current` by a rename.
+ * enrich_store_open() with #ENRICH_STORE_RDONLY opens such a folder as
+ * one store (read-write gives ENRICH_E_INVALID, errno EROFS). Every batch
+ * reads one snapshot from its start to its end; at most every
+ * #ENRICH_SNAPSHOT_CHECK_MS milliseconds, the first batch to begin reads
+ * `current` again and, when it names another file, opens it and makes it
+ * the one later batches begin on. A snapshot is closed when the last
+ * context that ran a batch on it moves on (its next batch, reset or free).
+ * A file that cannot be opened, or that lacks a table (or a table's key)
+ * a pipeline of this store uses, is not adopted: the current snapshot
+ * keeps serving and the failure is counted (enrich_store_stats(): member
+ * "snapshot" with "file", "generation", "switches", "failures",
+ * "last_error").
+ *
+ * @param[out] switched 1 when this call switched, else 0; may be NULL.
+ * @retval ENRICH_OK          `current` names the snapshot in use, or the
+ *                            switch happened.
+ * @retval ENRICH_E_INVALID   @p store is not a snapshot folder.
+ * @retval other              the named snapshot could not be adopted
+ *                            (ENRICH_E_IO, ENRICH_E_NOT_STORE, ENRICH_E_NO_TABLE,
+ *                            ...); errmsg says why; the current one still serves.
+ * @since 0.2
+ */
+ENRICH_API enrich_status enrich_store_refresh(enrich_store *store, int *switched);
+
+/** How often (ms) batches look at a snapshot folder's `current` file. */
+#define ENRICH_SNAPSHOT_CHECK_MS 100
+
 /** Progress callback: items done, input bytes consumed, total bytes. */
 typedef void (*enrich_progress_fn)(void *user, size_t items, size_t bytes_done,
                                    size_t bytes_total);
@@ -406,12 +519,15 @@ ENRICH_API enrich_status enrich_store_copy(enrich_store *store, const char *dst_
 
 /**
  * @brief Store statistics as one JSON object:
- *  `{"path","file_bytes","map_bytes","map_used_bytes","page_size",
+ *  `{"path","txn_id","file_bytes","map_bytes","map_used_bytes","page_size",
  *    "readers":{"max","used"},"tables":{"<name>":{"key":[...],"items":N,
- *    "checksums":"yes"|"no"|"mixed"|"none"}}}`. "checksums" says whether
- *    the table's items carry checksums, judged by its first and last item:
- *    "no" for a store written before 0.2, "mixed" when such a store was
- *    merged into since (enrich_store_verify() counts every item).
+ *    "checksums":"yes"|"no"|"mixed"|"none"}},"checkpoints":{"<name>":"<value>"}}`.
+ *  txn_id: the last committed transaction (since 0.2). "checksums" says
+ *  whether the table's items carry checksums, judged by its first and last
+ *  item: "no" for a store written before 0.2, "mixed" when such a store was
+ *  merged into since (enrich_store_verify() counts every item).
+ *  checkpoints: see enrich_store_apply() (since 0.2); a snapshot folder
+ *  adds "snapshot", see enrich_store_refresh().
  * @param[out] written bytes written, or the size needed on ENRICH_E_DST_SIZE.
  * @since 0.1
  */

@@ -34,6 +34,7 @@ static const status_text status_texts[] = {
     {"ENRICH_E_ZLIB", "ENRICH_E_ZLIB: zlib failure"},
     {"ENRICH_E_BASE64", "ENRICH_E_BASE64: record data is missing or not base64"},
     {"ENRICH_E_CORRUPT", "ENRICH_E_CORRUPT: the store is damaged"},
+    {"ENRICH_E_STALE", "ENRICH_E_STALE: the checkpoint moved: another writer applied changes"},
 };
 
 _Static_assert(sizeof status_texts / sizeof status_texts[0] == 1 - ENRICH_E_LAST,

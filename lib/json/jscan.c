@@ -778,3 +778,19 @@ const jmember *jpath_find(const char *text, const jmembers *top, const jpath *p,
     *base = end.base;
     return end.m;
 }
+
+bool json_utf8_valid(const void *text, size_t len)
+{
+    const unsigned char *p = text;
+    for (size_t i = 0; i < len;) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = utf8_seq(p + i, len - i);
+        if (!k)
+            return false;
+        i += k;
+    }
+    return true;
+}

@@ -157,4 +157,9 @@ static inline enrich_status jpath_walk(const char *text, const jmembers *top, co
 ENRICH_INTERNAL const jmember *jpath_find(const char *text, const jmembers *top, const jpath *p,
                                           jmembers *sub, const char **base);
 
+/* Whether text is strict UTF-8 (shortest forms, no surrogates, nothing
+ * past U+10FFFF): the scanner's own rule, for texts that are not parsed as
+ * JSON but are written into JSON strings (checkpoint names and values). */
+ENRICH_INTERNAL bool json_utf8_valid(const void *text, size_t len);
+
 #endif /* ENRICH_JSON_H */

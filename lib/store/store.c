@@ -929,6 +929,10 @@ enrich_status enrich_store_open_ex(const char *path, unsigned flags, enrich_stor
         return ENRICH_E_INVALID;
     }
 
+    /* A folder of published snapshots opens each of its files as a
+     * store of its own (store_snapdir.c). */
+    if (snapdir_is(path))
+        return snapdir_open(path, flags, out);
     pthread_once(&registry_once, registry_init);
     pthread_mutex_lock(&registry_lock);
     enrich_status st = open_registered(path, flags, out, errbuf, errbuf_cap);
@@ -945,6 +949,10 @@ void enrich_store_close(enrich_store *store)
 {
     if (!store)
         return;
+    if (store->snapdir) {
+        snapdir_close(store);
+        return;
+    }
     pthread_mutex_lock(&registry_lock);
     store_free(store);
     pthread_mutex_unlock(&registry_lock);

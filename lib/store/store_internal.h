@@ -110,6 +110,9 @@ struct enrich_store {
     size_t max_key;       /* mdb_env_get_maxkeysize */
     enrich_progress_fn progress;
     void *progress_user;
+    /* A snapshot folder (store_snapdir.c): env, shared and meta are then
+     * NULL/0; each snapshot file is a store of its own inside. */
+    struct snap_dir *snapdir;
     char errmsg[ENRICH_ERRMSG_CAP];
 };
 
@@ -161,6 +164,12 @@ typedef enrich_status (*store_write_fn)(enrich_store *s, MDB_txn *txn, void *arg
 #define STORE_WRITE_RETRIES 24
 ENRICH_INTERNAL enrich_status store_write(enrich_store *s, const char *what, size_t grow,
                                           store_write_fn fn, void *arg);
+/* enrich_store_load whose transaction also runs hook (before the load's
+ * own writes): enrich_store_apply's checkpoint (store_checkpoint.c). */
+ENRICH_INTERNAL enrich_status store_load_with(enrich_store *store, const char *table,
+                                              const enrich_load_options *options,
+                                              const void *src, size_t src_len, size_t *loaded,
+                                              store_write_fn hook, void *hook_arg);
 /* *mdb_rc for a failure reported through s->errmsg by a helper that maps
  * LMDB codes to statuses (store_map_mdb_write names the code). */
 ENRICH_INTERNAL int store_errmsg_mdb_rc(const enrich_store *s);
@@ -183,6 +192,66 @@ ENRICH_INTERNAL size_t store_reader_mapsize(uint64_t file_bytes);
  * retries or uses mdb_get). */
 ENRICH_INTERNAL bool store_pagemap_view(store_env *e, uint64_t txnid, walk_map *m,
                                         walk_tree *main_tree);
+
+/* ---------------------------------------------------------------- */
+/* Checkpoints (store_checkpoint.c)                                  */
+/* ---------------------------------------------------------------- */
+
+/* The checkpoints of txn as the members `"<name>":"<value>"` of a JSON
+ * object (no braces) appended to out, for names starting with prefix
+ * (NULL: all). Returns an LMDB code. */
+/* Whether a record of the meta table is a well-formed checkpoint
+ * ("checkpoint:<name>" -> value, both UTF-8 text without NUL, within the
+ * API's bounds): what `enrich verify` accepts beside "format" and "table:". */
+ENRICH_INTERNAL bool store_checkpoint_record_valid(const void *key, size_t key_len,
+                                                   const void *val, size_t val_len);
+ENRICH_INTERNAL int store_checkpoints_json(enrich_store *s, MDB_txn *txn, const char *prefix,
+                                           ebuf *out);
+
+/* ---------------------------------------------------------------- */
+/* Snapshot folders (store_snapdir.c)                                */
+/* ---------------------------------------------------------------- */
+
+/* Is path a snapshot folder (a directory holding a file `current`)? */
+ENRICH_INTERNAL bool snapdir_is(const char *path);
+/* Open the folder as a store of its own (flags must hold RDONLY). */
+ENRICH_INTERNAL enrich_status snapdir_open(const char *path, unsigned flags, enrich_store **out);
+ENRICH_INTERNAL void snapdir_close(enrich_store *s);
+/* The snapshot in use, pinned until snapdir_unpin: store-level calls
+ * (get, copy, stats, checkpoints) run on its store. NULL with s->errmsg
+ * set when there is none. */
+struct snap_gen;
+ENRICH_INTERNAL enrich_store *snapdir_pin(enrich_store *s, struct snap_gen **gen);
+ENRICH_INTERNAL void snapdir_unpin(enrich_store *s, struct snap_gen *gen);
+/* In a public read-only call on a snapshot folder: return what the same
+ * call gives on the snapshot in use (in_ in call), with its message. */
+#define ON_SNAPSHOT(store, call)                                                                \
+    do {                                                                                        \
+        struct snap_gen *gen_;                                                                  \
+        enrich_store *in_ = snapdir_pin(store, &gen_);                                          \
+        if (!in_)                                                                               \
+            return ENRICH_E_STORE;                                                              \
+        enrich_status st_ = call;                                                               \
+        memcpy(store->errmsg, in_->errmsg, sizeof store->errmsg);                               \
+        snapdir_unpin(store, gen_);                                                             \
+        return st_;                                                                             \
+    } while (0)
+/* The folder's member of enrich_store_stats: `,"snapshot":{...}`. */
+ENRICH_INTERNAL void snapdir_stats_json(enrich_store *s, ebuf *out);
+/* store_table_resolve for a folder: a handle valid in every snapshot it adopts. */
+ENRICH_INTERNAL enrich_status snapdir_table_resolve(enrich_store *s, const char *table,
+                                                    unsigned *handle, size_t *nkey,
+                                                    char *errmsg);
+/* The snapshot a batch of s should begin on now (after the periodic look
+ * at `current`), attached to the caller in place of *held (which may be
+ * NULL or the same): the old one's reference is dropped, the new one's
+ * taken. Returns the generation's store, its table map and number. */
+ENRICH_INTERNAL enrich_status snapdir_attach(enrich_store *s, struct snap_gen **held,
+                                             enrich_store **gen_store, const MDB_dbi **dbi,
+                                             uint64_t *number, char *errmsg);
+/* Drop a reference taken by snapdir_attach (closes the snapshot when it
+ * was the last). */
+ENRICH_INTERNAL void snapdir_release(struct snap_gen *gen);
 
 /* ---------------------------------------------------------------- */
 /* Loaders (load_*.c): each parses its format and feeds a sink        */

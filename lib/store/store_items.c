@@ -43,6 +43,10 @@ enrich_status enrich_store_define_table(enrich_store *store, const char *table,
 {
     if (!store)
         return ENRICH_E_INVALID;
+    if (store->flags & ENRICH_STORE_RDONLY) {
+        errmsg_set(store->errmsg, "%s: store is open read-only", store->path);
+        return ENRICH_E_READONLY;
+    }
     enrich_status st = store_table_name_check(table, store->errmsg);
     if (st != ENRICH_OK)
         return st;
@@ -150,13 +154,30 @@ static enrich_status check_key(enrich_store *s, const void *key, size_t key_len)
     return ENRICH_OK;
 }
 
+/* A key as a message shows it: a composite key's parts joined by ',',
+ * bytes outside printable ASCII as '?', at most 64 of them. */
+static const char *key_for_message(const void *key, size_t key_len, char out[68])
+{
+    const unsigned char *k = key;
+    size_t n = key_len < 64 ? key_len : 64, i;
+    for (i = 0; i < n; i++)
+        out[i] = k[i] == 0 ? ',' : (k[i] < 0x20 || k[i] > 0x7e) ? '?' : (char)k[i];
+    if (key_len > n)
+        out[i++] = '.', out[i++] = '.', out[i++] = '.';
+    out[i] = 0;
+    return out;
+}
+
 enrich_status enrich_store_get(enrich_store *store, const char *table, const void *key,
                                size_t key_len, void *dst, size_t dst_cap, size_t *written)
 {
+    char shown[68];
     if (written)
         *written = 0;
     if (!store || !table || !key || (!dst && dst_cap))
         return ENRICH_E_INVALID;
+    if (store->snapdir)
+        ON_SNAPSHOT(store, enrich_store_get(in_, table, key, key_len, dst, dst_cap, written));
     enrich_status st = check_key(store, key, key_len);
     if (st != ENRICH_OK || (st = prepare_table(store, table)) != ENRICH_OK)
         return st;
@@ -174,26 +195,28 @@ enrich_status enrich_store_get(enrich_store *store, const char *table, const voi
     }
     const void *val = NULL;
     size_t val_len = 0;
-    int rc = store_snap_get(snap, handle, key, key_len, &val, &val_len);
+    enrich_status rc = store_snap_get(snap, handle, key, key_len, &val, &val_len);
     item_view iv;
     if (rc == ENRICH_E_NOTFOUND) {
         errmsg_set(store->errmsg, "no item with that key in table '%s'", table);
         st = ENRICH_E_NOTFOUND;
     } else if (rc == ENRICH_E_CORRUPT) {
-        errmsg_set(store->errmsg, "table '%s': the store is damaged on that key's path "
-                   "('enrich verify' says where)", table);
+        errmsg_set(store->errmsg, "table '%s', key '%s': the store is damaged on the key's "
+                   "path ('enrich verify' says where)", table,
+                   key_for_message(key, key_len, shown));
         st = ENRICH_E_CORRUPT;
     } else if (rc != ENRICH_OK) {
         errmsg_set(store->errmsg, "table '%s': the lookup failed (%s)", table,
                    enrich_status_name(rc));
         st = rc;
     } else if (!item_view_parse(val, val_len, &iv)) {
-        errmsg_set(store->errmsg, "table '%s': the item of that key is damaged (not a "
-                   "libenrich item layout)", table);
+        errmsg_set(store->errmsg, "table '%s', key '%s': the item is damaged (not a "
+                   "libenrich item layout)", table, key_for_message(key, key_len, shown));
         st = ENRICH_E_CORRUPT;
     } else if (item_checksum(val, val_len, &iv) == ITEM_SUM_BAD) {
-        errmsg_set(store->errmsg, "table '%s': the item of that key is damaged (its "
-                   "checksum does not match its bytes)", table);
+        errmsg_set(store->errmsg, "table '%s', key '%s': the item is damaged (its "
+                   "checksum does not match its bytes)", table,
+                   key_for_message(key, key_len, shown));
         st = ENRICH_E_CORRUPT;
     } else {
         size_t need = iv.text_len + 2;
@@ -291,6 +314,8 @@ enrich_status enrich_store_copy(enrich_store *store, const char *dst_path)
 {
     if (!store || !dst_path || !*dst_path)
         return ENRICH_E_INVALID;
+    if (store->snapdir)
+        ON_SNAPSHOT(store, enrich_store_copy(in_, dst_path));
     struct stat st;
     if (lstat(dst_path, &st) == 0) {
         errmsg_set(store->errmsg, "%s: %s", dst_path, strerror(EEXIST));
@@ -356,6 +381,47 @@ static const char *checksum_word(MDB_txn *txn, MDB_dbi dbi)
     return seen == 0 ? "none" : with == seen ? "yes" : with == 0 ? "no" : "mixed";
 }
 
+/* A folder's stats: those of the snapshot in use, with the member
+ * "snapshot" (which file, how many switches and failures) added. */
+static enrich_status snapdir_stats(enrich_store *store, void *dst, size_t dst_cap,
+                                   size_t *written)
+{
+    struct snap_gen *gen;
+    enrich_store *in = snapdir_pin(store, &gen);
+    if (!in)
+        return ENRICH_E_STORE;
+    size_t need = 0;
+    enrich_status st = enrich_store_stats(in, NULL, 0, &need);
+    ebuf b = {0};
+    if (st == ENRICH_E_DST_SIZE && ebuf_reserve(&b, need)) {
+        st = enrich_store_stats(in, b.p, need, &b.len);
+    } else if (st == ENRICH_E_DST_SIZE) {
+        st = ENRICH_E_NOMEM;
+    }
+    if (st != ENRICH_OK)
+        memcpy(store->errmsg, in->errmsg, sizeof store->errmsg);
+    snapdir_unpin(store, gen);
+    if (st == ENRICH_OK) {
+        b.len--; /* the closing brace */
+        snapdir_stats_json(store, &b);
+        ebuf_putc(&b, '}');
+        if (b.oom)
+            st = ENRICH_E_NOMEM;
+    }
+    if (st == ENRICH_OK) {
+        if (written)
+            *written = b.len;
+        if (b.len > dst_cap) {
+            errmsg_set(store->errmsg, "stats need %zu bytes, buffer holds %zu", b.len, dst_cap);
+            st = ENRICH_E_DST_SIZE;
+        } else {
+            memcpy(dst, b.p, b.len);
+        }
+    }
+    ebuf_free(&b);
+    return st;
+}
+
 enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
                                  size_t *written)
 {
@@ -363,6 +429,8 @@ enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
         *written = 0;
     if (!store || (!dst && dst_cap))
         return ENRICH_E_INVALID;
+    if (store->snapdir)
+        return snapdir_stats(store, dst, dst_cap, written);
     MDB_envinfo info;
     MDB_stat est;
     int rc = store_env_info(store, &info, &est);
@@ -396,9 +464,10 @@ enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
     ebuf_puts(&b, "{\"path\":");
     ebuf_json_string(&b, store->path, strlen(store->path));
     ebuf_printf(&b,
-                ",\"file_bytes\":%llu,\"map_bytes\":%zu,\"map_used_bytes\":%zu,"
+                ",\"txn_id\":%llu,\"file_bytes\":%llu,\"map_bytes\":%zu,\"map_used_bytes\":%zu,"
                 "\"page_size\":%u,\"readers\":{\"max\":%u,\"used\":%zu},\"tables\":{",
-                (unsigned long long)fst.st_size, info.me_mapsize,
+                (unsigned long long)info.me_last_txnid, (unsigned long long)fst.st_size,
+                info.me_mapsize,
                 (info.me_last_pgno + 1) * (size_t)est.ms_psize, est.ms_psize,
                 info.me_maxreaders, readers);
 
@@ -466,6 +535,10 @@ enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
     }
     if (cur)
         mdb_cursor_close(cur);
+    /* The change feeds' positions (store_checkpoint.c), same snapshot. */
+    ebuf_puts(&b, "},\"checkpoints\":{");
+    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
+        rc = store_checkpoints_json(store, txn, NULL, &b);
     store_txn_abort(store, txn);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
         ebuf_free(&b);

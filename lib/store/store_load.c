@@ -409,6 +409,8 @@ struct load_args {
     const char *src;
     size_t src_len;
     store_sink *ss;
+    store_write_fn hook; /* more writes of the same txn (a checkpoint), or NULL */
+    void *hook_arg;
 };
 
 /* The whole load inside one write transaction (store_write's body; run
@@ -421,7 +423,10 @@ static enrich_status load_write(enrich_store *s, MDB_txn *txn, void *arg, int *m
     size_t src_len = a->src_len;
     enrich_load_format format = a->format;
     table_key tk = {0};
-    enrich_status st = store_define_in_txn(s, txn, a->table, a->key, true, &ss->dbi, &tk);
+    enrich_status st;
+    if (a->hook && (st = a->hook(s, txn, a->hook_arg, mdb_rc)) != ENRICH_OK)
+        return st;
+    st = store_define_in_txn(s, txn, a->table, a->key, true, &ss->dbi, &tk);
     if (st != ENRICH_OK) {
         *mdb_rc = store_errmsg_mdb_rc(s);
         return st;
@@ -484,6 +489,14 @@ static enrich_status load_write(enrich_store *s, MDB_txn *txn, void *arg, int *m
 enrich_status enrich_store_load(enrich_store *store, const char *table,
                                 const enrich_load_options *options, const void *src,
                                 size_t src_len, size_t *loaded)
+{
+    return store_load_with(store, table, options, src, src_len, loaded, NULL, NULL);
+}
+
+enrich_status store_load_with(enrich_store *store, const char *table,
+                              const enrich_load_options *options, const void *src,
+                              size_t src_len, size_t *loaded, store_write_fn hook,
+                              void *hook_arg)
 {
     if (loaded)
         *loaded = 0;
@@ -553,7 +566,8 @@ enrich_status enrich_store_load(enrich_store *store, const char *table,
     ss.src_len = src_len;
     /* A full map undoes the txn and runs the whole load again after the
      * map grew: the input is still in memory. */
-    struct load_args a = {table, key, csv_types, format, flags, src ? src : "", src_len, &ss};
+    struct load_args a = {table, key, csv_types, format, flags, src ? src : "", src_len, &ss,
+                          hook, hook_arg};
     st = store_write(store, "commit load", mul3(src_len), load_write, &a);
     item_builder_free(&ss.base.builder);
     stage_free(&ss.stage);

@@ -5,6 +5,13 @@
  * is taken once. The layers above hold it behind an incomplete type of
  * their own (store_snap), so that no LMDB type leaves lib/store.
  *
+ * On a snapshot folder (store_snapdir.c) each snapshot file is an LMDB
+ * environment of its own: a store_snap then also holds a reference to the
+ * file it reads (its generation), and the table handles the pipeline was
+ * given are slots that each generation maps to its own dbi. A batch
+ * begins on the newest generation; the switch happens here, between two
+ * batches of a ctx, never inside one.
+ *
  * Lookups do not go through mdb_get: LMDB trusts its pages, and a damaged
  * one can crash it (store_walk.c). The transaction pins the snapshot (its
  * pages cannot be reused while it lives) and names its commit; the lookup
@@ -27,31 +34,34 @@
  * unusable (LMDB marks it failed, and every later mdb_get in it fails
  * too), so store_snap_get renews it at once (snap_recover), and one bad
  * key fails one record, not the rest of the batch. */
-#include "store_internal.h"
-
-#include "lmdb_format.h"
-
 #include <stdlib.h>
 #include <string.h>
+
+#include "lmdb_format.h"
+#include "store_internal.h"
 
 /* How a table's lookups run in the current snapshot. */
 enum table_how { TABLE_WALK, TABLE_MDB, TABLE_CORRUPT };
 
 typedef struct snap_table {
-    uint64_t gen; /* the snapshot begin this entry belongs to */
-    uint8_t how;  /* enum table_how */
+    uint64_t begin; /* the snapshot begin this entry belongs to */
+    uint8_t how;    /* enum table_how */
     walk_tree tree;
 } snap_table;
 
 struct store_snap {
-    MDB_txn *txn;      /* NULL between a failed renew and the next begin */
-    enrich_store *s;
-    uint64_t recovered; /* lookups that met damage and renewed the txn */
-    bool walk;          /* this snapshot's lookups walk the pages */
-    uint64_t gen;       /* bumped at every begin: older table entries are void */
+    MDB_txn *txn;          /* reset between batches; NULL before the first */
+    enrich_store *owner;   /* the store whose environment txn is in */
+    struct snap_gen *gen;  /* the generation held (snapshot folders), or NULL */
+    const MDB_dbi *dbi;    /* the generation's slot -> dbi map, or NULL: a
+                              handle is the dbi itself */
+    uint64_t gen_number;   /* 0 for a plain store */
+    uint64_t recovered;    /* lookups that met damage and renewed the txn */
+    bool walk;             /* this snapshot's lookups walk the pages */
+    uint64_t begins;       /* bumped at every begin: older table entries are void */
     walk_map map;
     walk_tree main_tree;
-    snap_table tables[STORE_MAX_DBS];
+    snap_table tables[STORE_MAX_DBS]; /* by handle */
 };
 
 /* LMDB (0.9.24 mdb_txn_renew0) registers a reader at the last published
@@ -81,7 +91,8 @@ static bool snapshot_is_exact(const enrich_store *s, MDB_txn *txn)
 #define SNAPSHOT_RETRIES 1000
 
 /* Make txn (just begun or renewed) exact, renewing it until it is; on
- * failure it has been aborted (map lock released) and errmsg says why. */
+ * failure it has been aborted (map lock released), *txn is NULL and errmsg
+ * says why. */
 static enrich_status make_exact(enrich_store *s, MDB_txn **txn, char *errmsg)
 {
     /* Only a commit racing the start can make this fail; a retry is a
@@ -107,6 +118,34 @@ static enrich_status make_exact(enrich_store *s, MDB_txn **txn, char *errmsg)
     return ENRICH_OK;
 }
 
+/* Begin (renew) *txnp in s, exact; on failure *txnp is NULL. */
+static enrich_status txn_begin_exact(enrich_store *s, MDB_txn **txnp, char *errmsg)
+{
+    MDB_txn *txn = *txnp;
+    enrich_status st = ENRICH_OK;
+    bool fresh = false;
+    if (txn) {
+        /* A reset txn is renewed under the store's map lock, held until
+         * the batch ends (store_snap_end). */
+        store_txn_hold(s);
+        if (mdb_txn_renew(txn) != MDB_SUCCESS) {
+            /* The map may have been resized by a loader: start afresh. */
+            store_txn_abort(s, txn);
+            txn = NULL;
+            fresh = true;
+        }
+    } else {
+        fresh = true;
+    }
+    *txnp = NULL;
+    if (fresh && (st = store_read_begin(s, &txn, errmsg)) != ENRICH_OK)
+        return st;
+    if ((st = make_exact(s, &txn, errmsg)) != ENRICH_OK)
+        return st;
+    *txnp = txn;
+    return ENRICH_OK;
+}
+
 /* A commit's meta page is rewritten two commits later. Reading it after
  * the transaction began, it holds the transaction's commit unless a writer
  * finished two commits in between; the second exactness check (after the
@@ -120,7 +159,7 @@ static enrich_status make_exact(enrich_store *s, MDB_txn **txn, char *errmsg)
  * and its lock are gone, as after make_exact's failures). */
 static enrich_status snap_view(store_snap *snap, char *errmsg)
 {
-    enrich_store *s = snap->s;
+    enrich_store *s = snap->owner;
     snap->walk = false;
     if (!s->shared->pmap)
         return ENRICH_OK;
@@ -159,37 +198,40 @@ enrich_status store_snap_begin(enrich_store *s, store_snap **snapp, char *errmsg
             errmsg_set(errmsg, "out of memory for a read snapshot");
             return ENRICH_E_NOMEM;
         }
-        snap->s = s;
+        snap->owner = s;
         *snapp = snap;
     }
-    MDB_txn *txn = snap->txn;
-    snap->txn = NULL;
-    enrich_status st = ENRICH_OK;
-    bool fresh = false;
-    if (txn) {
-        /* A reset txn is renewed under the store's map lock, held until
-         * the batch ends (store_snap_end). */
-        store_txn_hold(s);
-        if (mdb_txn_renew(txn) != MDB_SUCCESS) {
-            /* The map may have been resized by a loader: start afresh. */
-            store_txn_abort(s, txn);
-            txn = NULL;
-            fresh = true;
+    if (s->snapdir) {
+        struct snap_gen *held = snap->gen;
+        enrich_store *gs;
+        const MDB_dbi *dbi;
+        uint64_t number;
+        enrich_status st = snapdir_attach(s, &snap->gen, &gs, &dbi, &number, errmsg);
+        if (st != ENRICH_OK)
+            return st;
+        if (snap->gen != held) {
+            /* Moved to a newer file: the old generation's txn (ended, so
+             * holding no map lock) goes with the reference it held. */
+            if (snap->txn)
+                mdb_txn_abort(snap->txn);
+            snap->txn = NULL;
+            if (held)
+                snapdir_release(held);
         }
-    } else {
-        fresh = true;
+        snap->owner = gs;
+        snap->dbi = dbi;
+        snap->gen_number = number;
     }
-    if (fresh && (st = store_read_begin(s, &txn, errmsg)) != ENRICH_OK)
+    enrich_status st = txn_begin_exact(snap->owner, &snap->txn, errmsg);
+    if (st != ENRICH_OK)
         return st;
-    if ((st = make_exact(s, &txn, errmsg)) != ENRICH_OK)
-        return st;
-    snap->txn = txn;
-    snap->gen++;
+    snap->begins++;
     return snap_view(snap, errmsg);
 }
 
 void store_snap_end(enrich_store *s, store_snap *snap)
 {
+    (void)s; /* the snapshot knows its environment's store (owner) */
     if (!snap->txn) {
         /* A recovery failed mid-batch: the txn is gone and with it the
          * lock it held. */
@@ -197,22 +239,27 @@ void store_snap_end(enrich_store *s, store_snap *snap)
     }
     /* Reset, not abort: the next batch renews it without a new slot. */
     mdb_txn_reset(snap->txn);
-    store_txn_release(s);
+    store_txn_release(snap->owner);
 }
 
 void store_snap_free(store_snap *snap)
 {
+    if (!snap)
+        return;
     /* An ended snapshot holds no map lock: a plain abort frees its slot. */
-    if (snap) {
-        if (snap->txn)
-            mdb_txn_abort(snap->txn);
-        free(snap);
-    }
+    if (snap->txn)
+        mdb_txn_abort(snap->txn);
+    if (snap->gen)
+        snapdir_release(snap->gen);
+    free(snap);
 }
 
 uint64_t store_snap_id(const store_snap *snap)
 {
-    return snap->txn ? mdb_txn_id(snap->txn) : 0;
+    /* A folder's generations are different environments whose txn ids
+     * may repeat (a compact copy starts afresh): the generation number in
+     * the high bits keeps the ids of two files apart. */
+    return snap->txn ? mdb_txn_id(snap->txn) + (snap->gen_number << 40) : 0;
 }
 
 uint64_t store_snap_recoveries(const store_snap *snap)
@@ -222,8 +269,10 @@ uint64_t store_snap_recoveries(const store_snap *snap)
 
 uint64_t store_snap_map_gen(const enrich_store *s)
 {
-    /* Read under map_lock, which the running batch holds for reading. */
-    return s->shared->map_gen;
+    /* Read under map_lock, which the running batch holds for reading. A
+     * folder's snapshot files are never written, so their maps never
+     * move: the generation (in the id) is all that changes. */
+    return s->shared ? s->shared->map_gen : 0;
 }
 
 /* After a failed mdb_get: LMDB has marked the transaction failed, so make
@@ -231,12 +280,13 @@ uint64_t store_snap_map_gen(const enrich_store *s)
  * map cannot move), the reader slot is kept: reset and renew, as between
  * two batches. The renewed txn reads the newest commit, which is the same
  * one unless a writer committed since the batch began; the caller's memo
- * compares ids (store_snap_id) and forgets what it held if it changed.
+ * compares ids (store_snap_id) and forgets what it held if it changed. (A
+ * snapshot folder's file is never written: its id cannot change.)
  * When even that fails, the snapshot is dropped and every later lookup of
  * the batch fails with ENRICH_E_STORE; the next batch begins afresh. */
 static void snap_recover(store_snap *snap)
 {
-    enrich_store *s = snap->s;
+    enrich_store *s = snap->owner;
     snap->recovered++;
     mdb_txn_reset(snap->txn);
     if (mdb_txn_renew(snap->txn) != MDB_SUCCESS) {
@@ -254,7 +304,7 @@ static enrich_status mdb_lookup(store_snap *snap, store_table table, const void 
                                 size_t key_len, const void **val, size_t *val_len)
 {
     MDB_val k = {key_len, (void *)(uintptr_t)key}, v;
-    int rc = mdb_get(snap->txn, (MDB_dbi)table, &k, &v);
+    int rc = mdb_get(snap->txn, snap->dbi ? snap->dbi[table] : (MDB_dbi)table, &k, &v);
     if (rc == MDB_SUCCESS) {
         *val = v.mv_data;
         *val_len = v.mv_size;
@@ -277,14 +327,17 @@ static enrich_status mdb_lookup(store_snap *snap, store_table table, const void 
 static const snap_table *table_of(store_snap *snap, store_table table)
 {
     snap_table *e = &snap->tables[table];
-    if (e->gen == snap->gen)
+    if (e->begin == snap->begins)
         return e;
-    e->gen = snap->gen;
+    e->begin = snap->begins;
     e->how = TABLE_MDB;
-    const char *name = __atomic_load_n(&snap->s->shared->names[table], __ATOMIC_ACQUIRE);
+    /* A folder's handle is a slot: the generation maps it to its dbi. */
+    MDB_dbi dbi = snap->dbi ? snap->dbi[table] : (MDB_dbi)table;
+    store_env *env = snap->owner->shared;
+    const char *name =
+        dbi < STORE_MAX_DBS ? __atomic_load_n(&env->names[dbi], __ATOMIC_ACQUIRE) : NULL;
     unsigned open_flags = 0;
-    if (!name || mdb_dbi_flags(snap->txn, (MDB_dbi)table, &open_flags) != MDB_SUCCESS ||
-        open_flags != 0)
+    if (!name || mdb_dbi_flags(snap->txn, dbi, &open_flags) != MDB_SUCCESS || open_flags != 0)
         return e; /* see the list at the top of this file */
     const void *rec;
     size_t rec_len;
@@ -374,6 +427,8 @@ size_t store_max_key(const enrich_store *s)
 enrich_status store_table_resolve(enrich_store *s, const char *table, store_table *handle,
                                   size_t *nkey, char *errmsg)
 {
+    if (s->snapdir)
+        return snapdir_table_resolve(s, table, handle, nkey, errmsg);
     MDB_txn *txn = NULL;
     enrich_status st = store_read_begin(s, &txn, errmsg);
     if (st != ENRICH_OK)

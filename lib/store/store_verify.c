@@ -396,6 +396,8 @@ static void leaf_value(verifier *v, uint64_t pgno, const unsigned char *key, siz
             damage(v, pgno, key, klen, "registers a table the store does not hold");
             return;
         }
+        if (store_checkpoint_record_valid(key, klen, val, vlen))
+            return;
         damage(v, pgno, key, klen, "a record this store format does not have");
         return;
     }

@@ -14,7 +14,7 @@
 
 /* Every public type is usable; enum constants have their pinned values. */
 typedef char check_ok[ENRICH_OK == 0 ? 1 : -1];
-typedef char check_last[ENRICH_E_LAST == ENRICH_E_CORRUPT ? 1 : -1];
+typedef char check_last[ENRICH_E_LAST == ENRICH_E_STALE ? 1 : -1];
 typedef char check_inputs[ENRICH_INPUT_NDJSON == 1 && ENRICH_INPUT_JSON_ARRAY == 2 &&
                           ENRICH_ENCODE_NDJSON == 1 && ENRICH_ENCODE_JSON_ARRAY == 2
                           ? 1 : -1];

@@ -255,6 +255,8 @@ class Store:
                     e.detail = f"path {self.path!r}"
             raise
 
+    _MISSING = object()
+
     def _handle(self):
         h = self._h
         if h is None:
@@ -289,8 +291,6 @@ class Store:
         with self._lock:
             _c.store_put(self._handle(), table, _json_arg(item))
 
-    _MISSING = object()
-
     def get(self, table, key, default=_MISSING):
         """The item with that key as compact JSON bytes. key: a str, an int,
         bytes, or a tuple for a composite key. Raises NotFoundError (a
@@ -318,10 +318,67 @@ class Store:
             h = self._handle()
             return _json.loads(_grow(lambda cap: _c.store_stats(h, cap), 4096))
 
+    def verify(self, quick=False):
+        """Check the store's file for damage (enrich_store_verify): every
+        page of every table and every item with its checksum, or with
+        quick=True only the meta pages, the table directory and the file's
+        CRC32C. Returns the report as a dict; report["ok"] is False when
+        something is damaged, and report["damage"] says what and where."""
+        flags = _c.VERIFY_QUICK if quick else 0
+        with self._lock:
+            h = self._handle()
+            return _json.loads(_grow(lambda cap: _c.bind_store_verify(h, flags, cap),
+                                     4096))
+
     def copy(self, dst_path):
         """Write a compact single-file copy of the store to dst_path (must not exist)."""
         with self._lock:
             _c.store_copy(self._handle(), dst_path)
+
+    # -- change feeds and snapshot folders ----------------------------------
+    def apply(self, table, data, checkpoint, value, expect=None, key=None,
+              format="dynamodb_stream", replace=False):
+        """Apply changes to table and set checkpoint to value in the same
+        transaction (enrich_store_apply); returns the items written and
+        deleted. Both happen, or neither.
+
+        data: as for load() with format (default a DynamoDB Streams event:
+        {"Records":[...]}); table None with empty data moves the checkpoint
+        alone. value: the checkpoint's new text, None to delete it.
+        expect: None (no check), or the value the checkpoint must hold now
+        ("" for none); otherwise StaleError and nothing is written.
+        """
+        fmt = _pick(_LOAD_FORMATS, "load format", format)
+        flags = _c.LOAD_REPLACE if replace else 0
+        check = expect is not None
+        with self._lock:
+            return _c.bind_store_apply(self._handle(), table, key, fmt, flags,
+                                       _json_arg(data) if data is not None else b"",
+                                       checkpoint, 1 if check else 0, expect, value)
+
+    def checkpoint(self, name, default=_MISSING):
+        """The checkpoint's value (str); NotFoundError unless a default is given."""
+        with self._lock:
+            h = self._handle()
+            try:
+                return _grow(lambda cap: _c.store_checkpoint(h, name, cap), 256).decode("utf-8")
+            except NotFoundError:  # noqa: F405
+                if default is Store._MISSING:
+                    raise
+                return default
+
+    def checkpoints(self, prefix=""):
+        """Every checkpoint whose name starts with prefix: {name: value}."""
+        with self._lock:
+            h = self._handle()
+            return _json.loads(_grow(lambda cap: _c.store_checkpoints(h, prefix, cap), 1024))
+
+    def refresh(self):
+        """Snapshot folders: adopt the snapshot `current` names now
+        (enrich_store_refresh); True when this call switched. Raises when
+        the named file cannot be adopted (the current one keeps serving)."""
+        with self._lock:
+            return bool(_c.store_refresh(self._handle()))
 
     def pipeline(self, rules=None, **options):
         """Pipeline(self, rules, **options)."""

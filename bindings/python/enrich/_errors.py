@@ -17,7 +17,7 @@ __all__ = [
     "NoTableError", "RulesError", "JsonError", "NotObjectError", "KeyTypeError",
     "KeyTooLongError", "ConflictError", "DepthError", "Utf8Error", "NulError",
     "TooLargeError", "DstSizeError", "ItemError", "ZlibError", "Base64Error",
-    "CorruptError",
+    "CorruptError", "StaleError",
     "error_for",
 ]
 
@@ -190,6 +190,12 @@ class Base64Error(Error, ValueError):
 class CorruptError(StoreError):
     """The store is damaged where the call read (a B-tree page, or an item
     whose checksum does not match); .detail names the table and key."""
+
+
+@_code(-25, "ENRICH_E_STALE")
+class StaleError(Error):
+    """A checkpoint does not hold the value the caller expected: another
+    writer moved it (Store.apply)."""
 
 
 def error_for(code, message=None, detail=""):

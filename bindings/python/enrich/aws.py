@@ -24,8 +24,18 @@ Configuration, read once per container from the environment:
     ENRICH_METRICS_NAMESPACE CloudWatch namespace (default "libenrich")
     ENRICH_CLOCK_MS          fixed enrichment clock, epoch ms (tests)
 
+    ENRICH_SNAPSHOT_SOURCE   follow published snapshots (enrich.snapshot): an
+                             s3://bucket/prefix or a folder where `publish` writes;
+                             the store is then the snapshot folder below
+    ENRICH_SNAPSHOT_DIR      that local folder (default /tmp/enrich-snapshot)
+    ENRICH_SNAPSHOT_INTERVAL seconds between looks at the manifest (default 60)
+
 The store is opened at the first invocation and kept for the container's
-life. If it cannot be opened, that invocation (and every later one) fails
+life. With ENRICH_SNAPSHOT_SOURCE the first invocation downloads the
+newest snapshot; later ones start a background check when the interval has
+passed, and the C library switches to a verified new snapshot between two
+batches (docs/freshness.md). A failed download keeps the current snapshot
+serving and counts SnapshotFailures. If it cannot be opened, that invocation (and every later one) fails
 with ConfigurationError naming the path and the reason.
 
 Each invocation prints one CloudWatch Embedded Metric Format line on stdout:
@@ -52,6 +62,7 @@ __all__ = ["pipes_handler", "firehose_handler", "kinesis_handler", "Handler",
            "ConfigurationError", "DEFAULT_STORE"]
 
 DEFAULT_STORE = "/opt/enrich/store.mdb"
+DEFAULT_SNAPSHOT_DIR = "/tmp/enrich-snapshot"
 DEFAULT_NAMESPACE = "libenrich"
 
 # shape -> (input of enrich_batch_run, encoding of the response)
@@ -118,6 +129,15 @@ class Handler:
             else bool(metrics)
         self.namespace = namespace or env.get("ENRICH_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
         self.out = out
+        self.refresher = None
+        self._switches = 0
+        source = env.get("ENRICH_SNAPSHOT_SOURCE")
+        if source and not store:
+            self.store_path = env.get("ENRICH_SNAPSHOT_DIR") or DEFAULT_SNAPSHOT_DIR
+            self._snapshot = (source, self.store_path,
+                              float(env.get("ENRICH_SNAPSHOT_INTERVAL") or 60))
+        else:
+            self._snapshot = None
         self.store = None
         self.pipeline = None
         self._ctx = None
@@ -133,6 +153,16 @@ class Handler:
         return self._ctx
 
     def _open(self):
+        if self._snapshot and self.refresher is None:
+            from . import snapshot
+            try:
+                self.refresher = snapshot.SnapshotRefresher(*self._snapshot)
+                self.refresher.ensure()
+            except Exception as e:
+                self.refresher = None
+                raise ConfigurationError(
+                    f"enrich.aws: no snapshot from {self._snapshot[0]!r} "
+                    f"(ENRICH_SNAPSHOT_SOURCE): {e}") from e
         try:
             store = enrich.Store(self.store_path)
         except enrich.Error as e:
@@ -189,6 +219,8 @@ class Handler:
         batch_ms = 0.0
         try:
             ctx = self._context()
+            if self.refresher is not None:
+                self._follow_snapshot()
             t1 = time.perf_counter()
             result = ctx.run(raw, self.input)
             out = result.encode(self.encoding)
@@ -213,6 +245,19 @@ class Handler:
             if self.metrics:
                 self._emit(counts, batch_ms, (time.perf_counter() - t0) * 1e3, context, reasons)
 
+    def _follow_snapshot(self):
+        """Between invocations: start a check when due, and adopt a snapshot
+        the last check brought (the C library would within
+        ENRICH_SNAPSHOT_CHECK_MS anyway; this makes it this batch)."""
+        r = self.refresher
+        r.maybe_refresh()
+        if r.counters["switches"] != self._switches:
+            self._switches = r.counters["switches"]
+            try:
+                self.store.refresh()
+            except enrich.Error:
+                pass  # refused by the library: counted in its stats, the old one serves
+
     def emf(self, counts, batch_ms, handler_ms, context=None, timestamp_ms=None):
         """The Embedded Metric Format document of one invocation."""
         doc = {
@@ -228,6 +273,11 @@ class Handler:
             "Handler": self.shape,
         }
         doc.update(counts)
+        if self.refresher is not None:
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].append(
+                {"Name": "SnapshotFailures", "Unit": "Count"})
+            doc["SnapshotFailures"] = self.refresher.counters["failures"]
+            doc["SnapshotVersion"] = self.refresher.version
         doc["BatchDuration"] = round(batch_ms, 3)
         doc["HandlerDuration"] = round(handler_ms, 3)
         request_id = getattr(context, "aws_request_id", None)
@@ -303,3 +353,42 @@ def kinesis_handler(event, context=None):
     """Lambda Kinesis event source: the partial-batch response listing the
     sequence numbers of the records that failed."""
     return _handler("kinesis")(event, context)
+
+
+# -- the command line: python3 -m enrich.aws COMMAND [options] -------------
+# (python3 -m enrich COMMAND reaches the same commands.)
+# One entry per command: (module, add_arguments, main, help). Each module
+# adds its options to its subparser and runs from the parsed arguments.
+_COMMANDS = {
+    "sync": ("enrich.sync", "add_arguments", "main",
+             "copy a DynamoDB table (or its export to S3) into a store table, as one REPLACE"),
+    "follow": ("enrich.follow", "add_arguments", "main",
+               "apply the table's DynamoDB Stream to the store, exactly once"),
+    "stats": ("enrich.follow", "add_stats_arguments", "stats_main",
+              "the follower's applied counts and lag, from the store's checkpoints"),
+    "publish": ("enrich.snapshot", "add_arguments", "main",
+                "publish a compact snapshot and its manifest to S3 or a folder"),
+    "refresh": ("enrich.snapshot", "add_refresh_arguments", "refresh_main",
+                "keep a local snapshot folder at the newest published snapshot"),
+}
+
+
+def main(argv=None, prog="python3 -m enrich.aws"):
+    import argparse
+    import importlib
+    ap = argparse.ArgumentParser(prog=prog,
+                                 description="libenrich's AWS commands (docs/freshness.md)")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, add, _, help_text) in _COMMANDS.items():
+        getattr(importlib.import_module(module), add)(sub.add_parser(name, help=help_text))
+    args = ap.parse_args(argv)
+    module, _, run, _ = _COMMANDS[args.command]
+    try:
+        return getattr(importlib.import_module(module), run)(args)
+    except (enrich.Error, RuntimeError, OSError) as e:
+        sys.stderr.write(f"enrich.aws {args.command}: {e}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -204,6 +204,39 @@ class StoreTest(TempDirTestCase):
         with enrich.Store(dst) as c:
             self.assertEqual(c.stats()["tables"]["products"]["items"], 2)
 
+    def test_verify(self):
+        """A healthy store verifies ok; a flipped byte inside one item is
+        reported with its table and key (the item's checksum), and the
+        report comes back as a result, not an exception."""
+        path = os.path.join(self.dir, "v.mdb")
+        with enrich.Store(path, create=True) as s:
+            s.load("t", "".join(json.dumps({"k": "k%04d" % i, "label": "needle-%04d" % i}) + "\n"
+                                for i in range(1000)), key="k")
+            full = s.verify()
+            quick = s.verify(quick=True)
+        self.assertTrue(full["ok"])
+        self.assertEqual((full["mode"], full["items"], full["items_checksummed"]),
+                         ("full", 1000, 1000))
+        self.assertTrue(quick["ok"])
+        self.assertEqual(quick["mode"], "quick")
+        self.assertEqual(quick["file_crc32c"], full["file_crc32c"])
+        with open(path, "r+b") as f:
+            data = f.read()
+            at = data.index(b"needle-0500")
+            self.assertEqual(data.count(b"needle-0500"), 1)
+            f.seek(at)
+            f.write(b"N")
+        with enrich.Store(path, readonly=True) as s:
+            bad = s.verify()
+            self.assertNotEqual(s.verify(quick=True)["file_crc32c"], full["file_crc32c"])
+            with self.assertRaises(enrich.CorruptError) as cm:
+                s.get("t", "k0500")
+            self.assertIn("k0500", str(cm.exception))
+            self.assertEqual(json.loads(s.get("t", "k0499"))["label"], "needle-0499")
+        self.assertFalse(bad["ok"])
+        self.assertEqual(bad["damage_count"], 1)
+        self.assertEqual((bad["damage"][0]["table"], bad["damage"][0]["key"]), ("t", "k0500"))
+
     def test_closed_store(self):
         s = enrich.Store(self.store_path)
         s.close()

@@ -55,177 +55,196 @@ typedef _goslice_ swig_type_22;
 typedef _gostring_ swig_type_23;
 typedef _goslice_ swig_type_24;
 typedef _goslice_ swig_type_25;
-typedef _goslice_ swig_type_26;
+typedef _gostring_ swig_type_26;
 typedef _goslice_ swig_type_27;
-typedef _goslice_ swig_type_28;
+typedef _gostring_ swig_type_28;
 typedef _goslice_ swig_type_29;
 typedef _goslice_ swig_type_30;
-typedef _gostring_ swig_type_31;
-typedef long long swig_type_32;
+typedef _goslice_ swig_type_31;
+typedef _goslice_ swig_type_32;
 typedef _goslice_ swig_type_33;
 typedef _goslice_ swig_type_34;
 typedef _goslice_ swig_type_35;
-typedef long long swig_type_36;
+typedef _gostring_ swig_type_36;
 typedef long long swig_type_37;
-typedef long long swig_type_38;
-typedef long long swig_type_39;
+typedef _goslice_ swig_type_38;
+typedef _goslice_ swig_type_39;
 typedef _goslice_ swig_type_40;
 typedef long long swig_type_41;
 typedef long long swig_type_42;
-typedef _goslice_ swig_type_43;
+typedef long long swig_type_43;
 typedef long long swig_type_44;
-typedef long long swig_type_45;
-typedef _goslice_ swig_type_46;
+typedef _goslice_ swig_type_45;
+typedef long long swig_type_46;
 typedef long long swig_type_47;
 typedef _goslice_ swig_type_48;
 typedef long long swig_type_49;
 typedef long long swig_type_50;
 typedef _goslice_ swig_type_51;
-typedef _goslice_ swig_type_52;
+typedef long long swig_type_52;
 typedef _goslice_ swig_type_53;
-typedef _goslice_ swig_type_54;
+typedef long long swig_type_54;
 typedef long long swig_type_55;
-typedef long long swig_type_56;
-typedef long long swig_type_57;
-typedef long long swig_type_58;
-typedef long long swig_type_59;
-typedef _goslice_ swig_type_60;
+typedef _goslice_ swig_type_56;
+typedef _goslice_ swig_type_57;
+typedef _goslice_ swig_type_58;
+typedef _goslice_ swig_type_59;
+typedef long long swig_type_60;
 typedef long long swig_type_61;
 typedef long long swig_type_62;
-typedef _goslice_ swig_type_63;
-typedef _gostring_ swig_type_64;
+typedef long long swig_type_63;
+typedef long long swig_type_64;
 typedef _goslice_ swig_type_65;
-typedef _goslice_ swig_type_66;
+typedef long long swig_type_66;
 typedef long long swig_type_67;
 typedef _goslice_ swig_type_68;
-typedef long long swig_type_69;
-typedef long long swig_type_70;
-typedef _gostring_ swig_type_71;
-typedef _goslice_ swig_type_72;
+typedef _gostring_ swig_type_69;
+typedef _goslice_ swig_type_70;
+typedef _goslice_ swig_type_71;
+typedef long long swig_type_72;
 typedef _goslice_ swig_type_73;
-typedef _gostring_ swig_type_74;
-typedef _gostring_ swig_type_75;
+typedef long long swig_type_74;
+typedef long long swig_type_75;
 typedef _gostring_ swig_type_76;
 typedef _goslice_ swig_type_77;
-extern void _wrap_Swig_free_capi_5e90354df9a660ab(uintptr_t arg1);
-extern uintptr_t _wrap_Swig_malloc_capi_5e90354df9a660ab(swig_intgo arg1);
-extern void _wrap_delete_store_capi_5e90354df9a660ab(uintptr_t arg1);
-extern void _wrap_delete_pipeline_capi_5e90354df9a660ab(uintptr_t arg1);
-extern void _wrap_delete_ctx_capi_5e90354df9a660ab(uintptr_t arg1);
-extern void _wrap_delete_delivery_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_intgo _wrap_go_store_open_capi_5e90354df9a660ab(swig_type_1 arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_type_2 _wrap_go_meta_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_3 arg2);
-extern swig_type_4 _wrap_go_concat_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_5 arg3);
-extern swig_intgo _wrap_VERSION_NUMBER_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_version_number_capi_5e90354df9a660ab(void);
-extern swig_type_6 _wrap_version_string_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_INVALID_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_NOMEM_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_IO_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_NOTFOUND_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_READONLY_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_NOT_STORE_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_STORE_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_READERS_FULL_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_NO_TABLE_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_RULES_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_JSON_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_NOT_OBJECT_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_KEY_TYPE_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_KEY_TOO_LONG_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_CONFLICT_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_DEPTH_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_UTF8_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_NUL_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_TOO_LARGE_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_DST_SIZE_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_ITEM_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_ZLIB_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_BASE64_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_CORRUPT_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_E_LAST_capi_5e90354df9a660ab(void);
-extern swig_type_7 _wrap_strerror_capi_5e90354df9a660ab(swig_intgo arg1);
-extern swig_type_8 _wrap_status_name_capi_5e90354df9a660ab(swig_intgo arg1);
-extern swig_intgo _wrap_json_error_at_capi_5e90354df9a660ab(swig_type_9 arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4, swig_voidp arg5);
-extern swig_intgo _wrap_store_open_capi_5e90354df9a660ab(swig_type_10 arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_intgo _wrap_store_open_ex_capi_5e90354df9a660ab(swig_type_11 arg1, swig_intgo arg2, swig_voidp arg3, swig_type_12 arg4);
-extern swig_type_13 _wrap_store_errmsg_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_intgo _wrap_store_define_table_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_14 arg2, swig_type_15 arg3);
-extern swig_intgo _wrap_LOAD_NDJSON_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_LOAD_JSON_ARRAY_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_LOAD_DYNAMODB_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_LOAD_DYNAMODB_STREAM_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_LOAD_CSV_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_store_put_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_16 arg2, swig_type_17 arg3);
-extern swig_intgo _wrap_store_get_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_18 arg2, swig_type_19 arg3, swig_type_20 arg4, swig_voidp arg5);
-extern swig_intgo _wrap_store_delete_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_21 arg2, swig_type_22 arg3);
-extern swig_intgo _wrap_store_copy_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_23 arg2);
-extern swig_intgo _wrap_store_stats_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_24 arg2, swig_voidp arg3);
-extern swig_intgo _wrap_store_verify_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_25 arg3, swig_voidp arg4);
-extern swig_intgo _wrap_pipeline_compile_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_26 arg2, swig_voidp arg3, swig_type_27 arg4);
-extern swig_intgo _wrap_pipeline_describe_capi_5e90354df9a660ab(swig_type_28 arg1, swig_type_29 arg2, swig_voidp arg3, swig_type_30 arg4);
-extern swig_intgo _wrap_ctx_create_capi_5e90354df9a660ab(uintptr_t arg1, swig_voidp arg2);
-extern void _wrap_ctx_reset_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_type_31 _wrap_ctx_errmsg_capi_5e90354df9a660ab(uintptr_t arg1);
-extern uintptr_t _wrap_ctx_pipeline_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_intgo _wrap_OPT_MAX_DEPTH_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_OPT_MAX_RECORD_BYTES_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_OPT_CLOCK_MS_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_OPT_RESPONSE_LIMIT_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_OPT_LOOKUP_CACHE_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_ctx_set_option_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_32 arg3);
-extern swig_intgo _wrap_ctx_get_option_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_intgo _wrap_option_bounds_capi_5e90354df9a660ab(swig_intgo arg1, swig_type_33 arg2, swig_type_34 arg3);
-extern swig_intgo _wrap_INPUT_NDJSON_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_INPUT_JSON_ARRAY_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_OUTCOME_SUCCESS_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_OUTCOME_NOT_FOUND_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_OUTCOME_NO_KEY_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_OUTCOME_ERROR_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_batch_run_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_35 arg3);
-extern swig_type_36 _wrap_batch_count_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_type_37 _wrap_batch_count_outcome_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_batch_outcome_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_38 arg2);
-extern swig_intgo _wrap_batch_error_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_39 arg2);
-extern swig_type_40 _wrap_batch_record_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_41 arg2);
-extern swig_intgo _wrap_batch_partition_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_42 arg2, swig_type_43 arg3, swig_voidp arg4);
-extern swig_type_44 _wrap_batch_time_ms_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_intgo _wrap_batch_event_time_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_45 arg2, swig_type_46 arg3);
-extern swig_intgo _wrap_ENCODE_NDJSON_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_ENCODE_JSON_ARRAY_capi_5e90354df9a660ab(void);
-extern swig_type_47 _wrap_encode_bound_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_encode_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_48 arg3, swig_voidp arg4);
-extern swig_type_49 _wrap_gzip_bound_capi_5e90354df9a660ab(swig_type_50 arg1);
-extern swig_intgo _wrap_gzip_capi_5e90354df9a660ab(swig_intgo arg1, swig_type_51 arg2, swig_type_52 arg3, swig_voidp arg4);
-extern swig_intgo _wrap_AWS_PIPES_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_AWS_FIREHOSE_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_AWS_KINESIS_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_RESULT_OK_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_RESULT_DROPPED_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_RESULT_FAILED_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_RESULT_OVER_LIMIT_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_aws_batch_run_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_53 arg3);
-extern swig_type_54 _wrap_aws_record_id_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_55 arg2);
-extern swig_type_56 _wrap_aws_arrival_ms_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_57 arg2);
-extern swig_intgo _wrap_aws_result_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_58 arg2);
-extern swig_type_59 _wrap_aws_count_result_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
-extern swig_type_60 _wrap_aws_invalid_reason_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_61 arg2);
-extern swig_intgo _wrap_AWS_RESPONSE_PIPES_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_AWS_RESPONSE_KINESIS_capi_5e90354df9a660ab(void);
-extern swig_type_62 _wrap_aws_encode_bound_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_aws_encode_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_type_63 arg3, swig_voidp arg4);
-extern swig_intgo _wrap_delivery_open_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_64 arg2, swig_type_65 arg3, swig_voidp arg4, swig_type_66 arg5);
-extern swig_intgo _wrap_delivery_write_capi_5e90354df9a660ab(uintptr_t arg1, uintptr_t arg2, swig_type_67 arg3);
-extern swig_intgo _wrap_delivery_run_capi_5e90354df9a660ab(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_68 arg4, swig_type_69 arg5);
-extern swig_intgo _wrap_delivery_flush_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_70 arg2);
-extern swig_intgo _wrap_delivery_close_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2);
-extern swig_type_71 _wrap_delivery_errmsg_capi_5e90354df9a660ab(uintptr_t arg1);
-extern swig_intgo _wrap_delivery_resume_offset_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_72 arg2);
-extern swig_intgo _wrap_METRICS_JSON_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_METRICS_EMF_capi_5e90354df9a660ab(void);
-extern swig_intgo _wrap_delivery_metrics_capi_5e90354df9a660ab(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_73 arg4, swig_voidp arg5);
-extern swig_intgo _wrap_bind_store_load_capi_5e90354df9a660ab(uintptr_t arg1, swig_type_74 arg2, swig_type_75 arg3, swig_intgo arg4, swig_type_76 arg5, swig_intgo arg6, swig_type_77 arg7, swig_voidp arg8);
+typedef _goslice_ swig_type_78;
+typedef _gostring_ swig_type_79;
+typedef _gostring_ swig_type_80;
+typedef _gostring_ swig_type_81;
+typedef _goslice_ swig_type_82;
+typedef _gostring_ swig_type_83;
+typedef _gostring_ swig_type_84;
+typedef _goslice_ swig_type_85;
+typedef _gostring_ swig_type_86;
+typedef _gostring_ swig_type_87;
+typedef _gostring_ swig_type_88;
+typedef _goslice_ swig_type_89;
+extern void _wrap_Swig_free_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern uintptr_t _wrap_Swig_malloc_capi_79dea6e779bf9b2c(swig_intgo arg1);
+extern void _wrap_delete_store_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern void _wrap_delete_pipeline_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern void _wrap_delete_ctx_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern void _wrap_delete_delivery_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern swig_intgo _wrap_go_store_open_capi_79dea6e779bf9b2c(swig_type_1 arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_type_2 _wrap_go_meta_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_3 arg2);
+extern swig_type_4 _wrap_go_concat_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2, swig_type_5 arg3);
+extern swig_intgo _wrap_VERSION_NUMBER_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_version_number_capi_79dea6e779bf9b2c(void);
+extern swig_type_6 _wrap_version_string_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_INVALID_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_NOMEM_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_IO_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_NOTFOUND_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_READONLY_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_NOT_STORE_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_STORE_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_READERS_FULL_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_NO_TABLE_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_RULES_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_JSON_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_NOT_OBJECT_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_KEY_TYPE_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_KEY_TOO_LONG_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_CONFLICT_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_DEPTH_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_UTF8_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_NUL_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_TOO_LARGE_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_DST_SIZE_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_ITEM_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_ZLIB_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_BASE64_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_CORRUPT_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_STALE_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_E_LAST_capi_79dea6e779bf9b2c(void);
+extern swig_type_7 _wrap_strerror_capi_79dea6e779bf9b2c(swig_intgo arg1);
+extern swig_type_8 _wrap_status_name_capi_79dea6e779bf9b2c(swig_intgo arg1);
+extern swig_intgo _wrap_json_error_at_capi_79dea6e779bf9b2c(swig_type_9 arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4, swig_voidp arg5);
+extern swig_intgo _wrap_store_open_capi_79dea6e779bf9b2c(swig_type_10 arg1, swig_intgo arg2, swig_voidp arg3);
+extern swig_intgo _wrap_store_open_ex_capi_79dea6e779bf9b2c(swig_type_11 arg1, swig_intgo arg2, swig_voidp arg3, swig_type_12 arg4);
+extern swig_type_13 _wrap_store_errmsg_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern swig_intgo _wrap_store_define_table_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_14 arg2, swig_type_15 arg3);
+extern swig_intgo _wrap_LOAD_NDJSON_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_LOAD_JSON_ARRAY_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_LOAD_DYNAMODB_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_LOAD_DYNAMODB_STREAM_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_LOAD_CSV_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_CHECKPOINT_VALUE_MAX_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_store_checkpoint_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_16 arg2, swig_type_17 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_store_checkpoints_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_18 arg2, swig_type_19 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_store_refresh_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_20 arg2);
+extern swig_intgo _wrap_store_put_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_21 arg2, swig_type_22 arg3);
+extern swig_intgo _wrap_store_get_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_23 arg2, swig_type_24 arg3, swig_type_25 arg4, swig_voidp arg5);
+extern swig_intgo _wrap_store_delete_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_26 arg2, swig_type_27 arg3);
+extern swig_intgo _wrap_store_copy_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_28 arg2);
+extern swig_intgo _wrap_store_stats_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_29 arg2, swig_voidp arg3);
+extern swig_intgo _wrap_store_verify_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2, swig_type_30 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_pipeline_compile_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_31 arg2, swig_voidp arg3, swig_type_32 arg4);
+extern swig_intgo _wrap_pipeline_describe_capi_79dea6e779bf9b2c(swig_type_33 arg1, swig_type_34 arg2, swig_voidp arg3, swig_type_35 arg4);
+extern swig_intgo _wrap_ctx_create_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_voidp arg2);
+extern void _wrap_ctx_reset_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern swig_type_36 _wrap_ctx_errmsg_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern uintptr_t _wrap_ctx_pipeline_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern swig_intgo _wrap_OPT_MAX_DEPTH_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_OPT_MAX_RECORD_BYTES_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_OPT_CLOCK_MS_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_OPT_RESPONSE_LIMIT_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_OPT_LOOKUP_CACHE_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_ctx_set_option_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2, swig_type_37 arg3);
+extern swig_intgo _wrap_ctx_get_option_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
+extern swig_intgo _wrap_option_bounds_capi_79dea6e779bf9b2c(swig_intgo arg1, swig_type_38 arg2, swig_type_39 arg3);
+extern swig_intgo _wrap_INPUT_NDJSON_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_INPUT_JSON_ARRAY_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_OUTCOME_SUCCESS_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_OUTCOME_NOT_FOUND_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_OUTCOME_NO_KEY_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_OUTCOME_ERROR_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_batch_run_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2, swig_type_40 arg3);
+extern swig_type_41 _wrap_batch_count_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern swig_type_42 _wrap_batch_count_outcome_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_batch_outcome_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_43 arg2);
+extern swig_intgo _wrap_batch_error_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_44 arg2);
+extern swig_type_45 _wrap_batch_record_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_46 arg2);
+extern swig_intgo _wrap_batch_partition_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_47 arg2, swig_type_48 arg3, swig_voidp arg4);
+extern swig_type_49 _wrap_batch_time_ms_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern swig_intgo _wrap_batch_event_time_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_50 arg2, swig_type_51 arg3);
+extern swig_intgo _wrap_ENCODE_NDJSON_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_ENCODE_JSON_ARRAY_capi_79dea6e779bf9b2c(void);
+extern swig_type_52 _wrap_encode_bound_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_encode_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2, swig_type_53 arg3, swig_voidp arg4);
+extern swig_type_54 _wrap_gzip_bound_capi_79dea6e779bf9b2c(swig_type_55 arg1);
+extern swig_intgo _wrap_gzip_capi_79dea6e779bf9b2c(swig_intgo arg1, swig_type_56 arg2, swig_type_57 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_AWS_PIPES_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_AWS_FIREHOSE_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_AWS_KINESIS_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_RESULT_OK_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_RESULT_DROPPED_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_RESULT_FAILED_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_RESULT_OVER_LIMIT_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_aws_batch_run_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2, swig_type_58 arg3);
+extern swig_type_59 _wrap_aws_record_id_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_60 arg2);
+extern swig_type_61 _wrap_aws_arrival_ms_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_62 arg2);
+extern swig_intgo _wrap_aws_result_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_63 arg2);
+extern swig_type_64 _wrap_aws_count_result_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2);
+extern swig_type_65 _wrap_aws_invalid_reason_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_66 arg2);
+extern swig_intgo _wrap_AWS_RESPONSE_PIPES_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_AWS_RESPONSE_KINESIS_capi_79dea6e779bf9b2c(void);
+extern swig_type_67 _wrap_aws_encode_bound_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_aws_encode_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2, swig_type_68 arg3, swig_voidp arg4);
+extern swig_intgo _wrap_delivery_open_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_69 arg2, swig_type_70 arg3, swig_voidp arg4, swig_type_71 arg5);
+extern swig_intgo _wrap_delivery_write_capi_79dea6e779bf9b2c(uintptr_t arg1, uintptr_t arg2, swig_type_72 arg3);
+extern swig_intgo _wrap_delivery_run_capi_79dea6e779bf9b2c(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, swig_type_73 arg4, swig_type_74 arg5);
+extern swig_intgo _wrap_delivery_flush_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_75 arg2);
+extern swig_intgo _wrap_delivery_close_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2);
+extern swig_type_76 _wrap_delivery_errmsg_capi_79dea6e779bf9b2c(uintptr_t arg1);
+extern swig_intgo _wrap_delivery_resume_offset_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_77 arg2);
+extern swig_intgo _wrap_METRICS_JSON_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_METRICS_EMF_capi_79dea6e779bf9b2c(void);
+extern swig_intgo _wrap_delivery_metrics_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_78 arg4, swig_voidp arg5);
+extern swig_intgo _wrap_bind_store_load_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_79 arg2, swig_type_80 arg3, swig_intgo arg4, swig_type_81 arg5, swig_intgo arg6, swig_type_82 arg7, swig_voidp arg8);
+extern swig_intgo _wrap_bind_store_apply_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_type_83 arg2, swig_type_84 arg3, swig_intgo arg4, swig_intgo arg5, swig_type_85 arg6, swig_type_86 arg7, swig_intgo arg8, swig_type_87 arg9, swig_type_88 arg10, swig_voidp arg11);
+extern swig_intgo _wrap_bind_store_verify_capi_79dea6e779bf9b2c(uintptr_t arg1, swig_intgo arg2, swig_type_89 arg3, swig_voidp arg4);
 #undef intgo
 */
 import "C"
@@ -257,8 +276,8 @@ func getSwigcptr(v interface { Swigcptr() uintptr }) uintptr {
 
 type _ sync.Mutex
 
-//export cgo_panic__capi_5e90354df9a660ab
-func cgo_panic__capi_5e90354df9a660ab(p *byte) {
+//export cgo_panic__capi_79dea6e779bf9b2c
+func cgo_panic__capi_79dea6e779bf9b2c(p *byte) {
 	s := (*[1024]byte)(unsafe.Pointer(p))[:]
 	for i, b := range s {
 		if b == 0 {
@@ -279,13 +298,13 @@ func swigCopyString(s string) string {
 
 func Swig_free(arg1 uintptr) {
 	_swig_i_0 := arg1
-	C._wrap_Swig_free_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0))
+	C._wrap_Swig_free_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0))
 }
 
 func Swig_malloc(arg1 int) (_swig_ret uintptr) {
 	var swig_r uintptr
 	_swig_i_0 := arg1
-	swig_r = (uintptr)(C._wrap_Swig_malloc_capi_5e90354df9a660ab(C.swig_intgo(_swig_i_0)))
+	swig_r = (uintptr)(C._wrap_Swig_malloc_capi_79dea6e779bf9b2c(C.swig_intgo(_swig_i_0)))
 	return swig_r
 }
 
@@ -300,7 +319,7 @@ func (p SwigcptrStore) SwigIsStore() {
 
 func DeleteStore(arg1 Store) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_store_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_store_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0))
 }
 
 type Store interface {
@@ -319,7 +338,7 @@ func (p SwigcptrPipeline) SwigIsPipeline() {
 
 func DeletePipeline(arg1 Pipeline) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_pipeline_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_pipeline_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0))
 }
 
 type Pipeline interface {
@@ -338,7 +357,7 @@ func (p SwigcptrCtx) SwigIsCtx() {
 
 func DeleteCtx(arg1 Ctx) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_ctx_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_ctx_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0))
 }
 
 type Ctx interface {
@@ -357,7 +376,7 @@ func (p SwigcptrDelivery) SwigIsDelivery() {
 
 func DeleteDelivery(arg1 Delivery) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_delivery_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_delivery_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0))
 }
 
 type Delivery interface {
@@ -371,7 +390,7 @@ func Go_store_open(arg1 string, arg2 uint, arg3 *uintptr, arg4 *int64) (_swig_re
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_go_store_open_capi_5e90354df9a660ab(*(*C.swig_type_1)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_go_store_open_capi_79dea6e779bf9b2c(*(*C.swig_type_1)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
 	}
@@ -383,7 +402,7 @@ func Go_meta(arg1 Ctx, arg2 []int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_go_meta_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_3)(unsafe.Pointer(&_swig_i_1))))
+	swig_r = (int64)(C._wrap_go_meta_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_3)(unsafe.Pointer(&_swig_i_1))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -395,7 +414,7 @@ func Go_concat(arg1 Ctx, arg2 int, arg3 []byte) (_swig_ret int64) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int64)(C._wrap_go_concat_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_5)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int64)(C._wrap_go_concat_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_5)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -407,7 +426,7 @@ const VERSION_MINOR int = 2
 const VERSION_PATCH int = 0
 func _swig_getVERSION_NUMBER() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_VERSION_NUMBER_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_VERSION_NUMBER_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
@@ -415,13 +434,13 @@ var VERSION_NUMBER int = _swig_getVERSION_NUMBER()
 const VERSION_STRING string = "0.2.0"
 func Version_number() (_swig_ret uint) {
 	var swig_r uint
-	swig_r = (uint)(C._wrap_version_number_capi_5e90354df9a660ab())
+	swig_r = (uint)(C._wrap_version_number_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 func Version_string() (_swig_ret string) {
 	var swig_r string
-	swig_r_p := C._wrap_version_string_capi_5e90354df9a660ab()
+	swig_r_p := C._wrap_version_string_capi_79dea6e779bf9b2c()
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
  swig_r_1 = swigCopyString(swig_r) 
@@ -431,175 +450,182 @@ func Version_string() (_swig_ret string) {
 const OK int = 0
 func _swig_getE_INVALID() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_INVALID_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_INVALID_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_INVALID int = _swig_getE_INVALID()
 func _swig_getE_NOMEM() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_NOMEM_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_NOMEM_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_NOMEM int = _swig_getE_NOMEM()
 func _swig_getE_IO() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_IO_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_IO_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_IO int = _swig_getE_IO()
 func _swig_getE_NOTFOUND() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_NOTFOUND_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_NOTFOUND_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_NOTFOUND int = _swig_getE_NOTFOUND()
 func _swig_getE_READONLY() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_READONLY_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_READONLY_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_READONLY int = _swig_getE_READONLY()
 func _swig_getE_NOT_STORE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_NOT_STORE_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_NOT_STORE_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_NOT_STORE int = _swig_getE_NOT_STORE()
 func _swig_getE_STORE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_STORE_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_STORE_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_STORE int = _swig_getE_STORE()
 func _swig_getE_READERS_FULL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_READERS_FULL_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_READERS_FULL_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_READERS_FULL int = _swig_getE_READERS_FULL()
 func _swig_getE_NO_TABLE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_NO_TABLE_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_NO_TABLE_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_NO_TABLE int = _swig_getE_NO_TABLE()
 func _swig_getE_RULES() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_RULES_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_RULES_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_RULES int = _swig_getE_RULES()
 func _swig_getE_JSON() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_JSON_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_JSON_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_JSON int = _swig_getE_JSON()
 func _swig_getE_NOT_OBJECT() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_NOT_OBJECT_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_NOT_OBJECT_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_NOT_OBJECT int = _swig_getE_NOT_OBJECT()
 func _swig_getE_KEY_TYPE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_KEY_TYPE_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_KEY_TYPE_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_KEY_TYPE int = _swig_getE_KEY_TYPE()
 func _swig_getE_KEY_TOO_LONG() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_KEY_TOO_LONG_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_KEY_TOO_LONG_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_KEY_TOO_LONG int = _swig_getE_KEY_TOO_LONG()
 func _swig_getE_CONFLICT() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_CONFLICT_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_CONFLICT_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_CONFLICT int = _swig_getE_CONFLICT()
 func _swig_getE_DEPTH() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_DEPTH_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_DEPTH_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_DEPTH int = _swig_getE_DEPTH()
 func _swig_getE_UTF8() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_UTF8_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_UTF8_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_UTF8 int = _swig_getE_UTF8()
 func _swig_getE_NUL() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_NUL_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_NUL_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_NUL int = _swig_getE_NUL()
 func _swig_getE_TOO_LARGE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_TOO_LARGE_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_TOO_LARGE_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_TOO_LARGE int = _swig_getE_TOO_LARGE()
 func _swig_getE_DST_SIZE() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_DST_SIZE_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_DST_SIZE_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_DST_SIZE int = _swig_getE_DST_SIZE()
 func _swig_getE_ITEM() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_ITEM_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_ITEM_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_ITEM int = _swig_getE_ITEM()
 func _swig_getE_ZLIB() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_ZLIB_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_ZLIB_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_ZLIB int = _swig_getE_ZLIB()
 func _swig_getE_BASE64() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_BASE64_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_BASE64_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_BASE64 int = _swig_getE_BASE64()
 func _swig_getE_CORRUPT() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_CORRUPT_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_CORRUPT_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var E_CORRUPT int = _swig_getE_CORRUPT()
+func _swig_getE_STALE() (_swig_ret int) {
+	var swig_r int
+	swig_r = (int)(C._wrap_E_STALE_capi_79dea6e779bf9b2c())
+	return swig_r
+}
+
+var E_STALE int = _swig_getE_STALE()
 func _swig_getE_LAST() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_E_LAST_capi_5e90354df9a660ab())
+	swig_r = (int)(C._wrap_E_LAST_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
@@ -607,7 +633,7 @@ var E_LAST int = _swig_getE_LAST()
 func Strerror(arg1 int) (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_strerror_capi_5e90354df9a660ab(C.swig_intgo(_swig_i_0))
+	swig_r_p := C._wrap_strerror_capi_79dea6e779bf9b2c(C.swig_intgo(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
  swig_r_1 = swigCopyString(swig_r) 
@@ -617,7 +643,7 @@ func Strerror(arg1 int) (_swig_ret string) {
 func Status_name(arg1 int) (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_status_name_capi_5e90354df9a660ab(C.swig_intgo(_swig_i_0))
+	swig_r_p := C._wrap_status_name_capi_79dea6e779bf9b2c(C.swig_intgo(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
  swig_r_1 = swigCopyString(swig_r) 
@@ -631,7 +657,7 @@ func Json_error_at(arg1 []byte, arg2 int, arg3 *int, arg4 *int, arg5 *int) (_swi
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_json_error_at_capi_5e90354df9a660ab(*(*C.swig_type_9)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4)))
+	swig_r = (int)(C._wrap_json_error_at_capi_79dea6e779bf9b2c(*(*C.swig_type_9)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
 	}
@@ -648,7 +674,7 @@ func Store_open(arg1 string, arg2 uint, arg3 *uintptr) (_swig_ret int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_open_capi_5e90354df9a660ab(*(*C.swig_type_10)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2)))
+	swig_r = (int)(C._wrap_store_open_capi_79dea6e779bf9b2c(*(*C.swig_type_10)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
 	}
@@ -661,7 +687,7 @@ func Store_open_ex(arg1 string, arg2 uint, arg3 *uintptr, arg4 []byte) (_swig_re
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_store_open_ex_capi_5e90354df9a660ab(*(*C.swig_type_11)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_12)(unsafe.Pointer(&_swig_i_3))))
+	swig_r = (int)(C._wrap_store_open_ex_capi_79dea6e779bf9b2c(*(*C.swig_type_11)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), *(*C.swig_type_12)(unsafe.Pointer(&_swig_i_3))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
 	}
@@ -674,7 +700,7 @@ func Store_open_ex(arg1 string, arg2 uint, arg3 *uintptr, arg4 []byte) (_swig_re
 func Store_errmsg(arg1 Store) (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r_p := C._wrap_store_errmsg_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_store_errmsg_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
  swig_r_1 = swigCopyString(swig_r) 
@@ -686,7 +712,7 @@ func Store_define_table(arg1 Store, arg2 string, arg3 string) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_define_table_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_14)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_15)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_store_define_table_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_14)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_15)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -699,47 +725,99 @@ func Store_define_table(arg1 Store, arg2 string, arg3 string) (_swig_ret int) {
 type Enum_SS_enrich_load_format int
 func _swig_getLOAD_NDJSON() (_swig_ret Enum_SS_enrich_load_format) {
 	var swig_r Enum_SS_enrich_load_format
-	swig_r = (Enum_SS_enrich_load_format)(C._wrap_LOAD_NDJSON_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_load_format)(C._wrap_LOAD_NDJSON_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var LOAD_NDJSON Enum_SS_enrich_load_format = _swig_getLOAD_NDJSON()
 func _swig_getLOAD_JSON_ARRAY() (_swig_ret Enum_SS_enrich_load_format) {
 	var swig_r Enum_SS_enrich_load_format
-	swig_r = (Enum_SS_enrich_load_format)(C._wrap_LOAD_JSON_ARRAY_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_load_format)(C._wrap_LOAD_JSON_ARRAY_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var LOAD_JSON_ARRAY Enum_SS_enrich_load_format = _swig_getLOAD_JSON_ARRAY()
 func _swig_getLOAD_DYNAMODB() (_swig_ret Enum_SS_enrich_load_format) {
 	var swig_r Enum_SS_enrich_load_format
-	swig_r = (Enum_SS_enrich_load_format)(C._wrap_LOAD_DYNAMODB_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_load_format)(C._wrap_LOAD_DYNAMODB_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var LOAD_DYNAMODB Enum_SS_enrich_load_format = _swig_getLOAD_DYNAMODB()
 func _swig_getLOAD_DYNAMODB_STREAM() (_swig_ret Enum_SS_enrich_load_format) {
 	var swig_r Enum_SS_enrich_load_format
-	swig_r = (Enum_SS_enrich_load_format)(C._wrap_LOAD_DYNAMODB_STREAM_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_load_format)(C._wrap_LOAD_DYNAMODB_STREAM_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var LOAD_DYNAMODB_STREAM Enum_SS_enrich_load_format = _swig_getLOAD_DYNAMODB_STREAM()
 func _swig_getLOAD_CSV() (_swig_ret Enum_SS_enrich_load_format) {
 	var swig_r Enum_SS_enrich_load_format
-	swig_r = (Enum_SS_enrich_load_format)(C._wrap_LOAD_CSV_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_load_format)(C._wrap_LOAD_CSV_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var LOAD_CSV Enum_SS_enrich_load_format = _swig_getLOAD_CSV()
 const LOAD_REPLACE uint = 0x1
 const LOAD_OPTIONS_VERSION int = 1
+const CHECKPOINT_NAME_MAX int = 255
+func _swig_getCHECKPOINT_VALUE_MAX() (_swig_ret uint) {
+	var swig_r uint
+	swig_r = (uint)(C._wrap_CHECKPOINT_VALUE_MAX_capi_79dea6e779bf9b2c())
+	return swig_r
+}
+
+var CHECKPOINT_VALUE_MAX uint = _swig_getCHECKPOINT_VALUE_MAX()
+func Store_checkpoint(arg1 Store, arg2 string, arg3 []byte, arg4 *int) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	swig_r = (int)(C._wrap_store_checkpoint_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
+	}
+	return swig_r
+}
+
+func Store_checkpoints(arg1 Store, arg2 string, arg3 []byte, arg4 *int) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	swig_r = (int)(C._wrap_store_checkpoints_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_18)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_19)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
+	}
+	return swig_r
+}
+
+func Store_refresh(arg1 Store, arg2 []int) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	swig_r = (int)(C._wrap_store_refresh_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_20)(unsafe.Pointer(&_swig_i_1))))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	return swig_r
+}
+
+const SNAPSHOT_CHECK_MS int = 100
 func Store_put(arg1 Store, arg2 string, arg3 []byte) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_put_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_store_put_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_21)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_22)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -756,7 +834,7 @@ func Store_get(arg1 Store, arg2 string, arg3 []byte, arg4 []byte, arg5 *int) (_s
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_store_get_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_18)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_19)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_20)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
+	swig_r = (int)(C._wrap_store_get_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_23)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_24)(unsafe.Pointer(&_swig_i_2)), *(*C.swig_type_25)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -774,7 +852,7 @@ func Store_delete(arg1 Store, arg2 string, arg3 []byte) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_delete_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_21)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_22)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_store_delete_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_26)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_27)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -788,7 +866,7 @@ func Store_copy(arg1 Store, arg2 string) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_store_copy_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_23)(unsafe.Pointer(&_swig_i_1))))
+	swig_r = (int)(C._wrap_store_copy_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_28)(unsafe.Pointer(&_swig_i_1))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -800,7 +878,7 @@ func Store_stats(arg1 Store, arg2 []byte, arg3 *int) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_store_stats_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_24)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2)))
+	swig_r = (int)(C._wrap_store_stats_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_29)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -814,7 +892,7 @@ func Store_verify(arg1 Store, arg2 uint, arg3 []byte, arg4 *int) (_swig_ret int)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_store_verify_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_25)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_store_verify_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_30)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -827,7 +905,7 @@ func Pipeline_compile(arg1 Store, arg2 []byte, arg3 *uintptr, arg4 []byte) (_swi
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_pipeline_compile_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_26)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_27)(unsafe.Pointer(&_swig_i_3))))
+	swig_r = (int)(C._wrap_pipeline_compile_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_31)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_32)(unsafe.Pointer(&_swig_i_3))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -843,7 +921,7 @@ func Pipeline_describe(arg1 []byte, arg2 []byte, arg3 *int, arg4 []byte) (_swig_
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_pipeline_describe_capi_5e90354df9a660ab(*(*C.swig_type_28)(unsafe.Pointer(&_swig_i_0)), *(*C.swig_type_29)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_30)(unsafe.Pointer(&_swig_i_3))))
+	swig_r = (int)(C._wrap_pipeline_describe_capi_79dea6e779bf9b2c(*(*C.swig_type_33)(unsafe.Pointer(&_swig_i_0)), *(*C.swig_type_34)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2), *(*C.swig_type_35)(unsafe.Pointer(&_swig_i_3))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
 	}
@@ -860,19 +938,19 @@ func Ctx_create(arg1 Pipeline, arg2 *uintptr) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_ctx_create_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
+	swig_r = (int)(C._wrap_ctx_create_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
 	return swig_r
 }
 
 func Ctx_reset(arg1 Ctx) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_ctx_reset_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0))
+	C._wrap_ctx_reset_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0))
 }
 
 func Ctx_errmsg(arg1 Ctx) (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r_p := C._wrap_ctx_errmsg_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_ctx_errmsg_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
  swig_r_1 = swigCopyString(swig_r) 
@@ -882,42 +960,42 @@ func Ctx_errmsg(arg1 Ctx) (_swig_ret string) {
 func Ctx_pipeline(arg1 Ctx) (_swig_ret Pipeline) {
 	var swig_r Pipeline
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (Pipeline)(SwigcptrPipeline(C._wrap_ctx_pipeline_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0))))
+	swig_r = (Pipeline)(SwigcptrPipeline(C._wrap_ctx_pipeline_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0))))
 	return swig_r
 }
 
 type Enum_SS_enrich_option int
 func _swig_getOPT_MAX_DEPTH() (_swig_ret Enum_SS_enrich_option) {
 	var swig_r Enum_SS_enrich_option
-	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_MAX_DEPTH_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_MAX_DEPTH_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var OPT_MAX_DEPTH Enum_SS_enrich_option = _swig_getOPT_MAX_DEPTH()
 func _swig_getOPT_MAX_RECORD_BYTES() (_swig_ret Enum_SS_enrich_option) {
 	var swig_r Enum_SS_enrich_option
-	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_MAX_RECORD_BYTES_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_MAX_RECORD_BYTES_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var OPT_MAX_RECORD_BYTES Enum_SS_enrich_option = _swig_getOPT_MAX_RECORD_BYTES()
 func _swig_getOPT_CLOCK_MS() (_swig_ret Enum_SS_enrich_option) {
 	var swig_r Enum_SS_enrich_option
-	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_CLOCK_MS_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_CLOCK_MS_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var OPT_CLOCK_MS Enum_SS_enrich_option = _swig_getOPT_CLOCK_MS()
 func _swig_getOPT_RESPONSE_LIMIT() (_swig_ret Enum_SS_enrich_option) {
 	var swig_r Enum_SS_enrich_option
-	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_RESPONSE_LIMIT_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_RESPONSE_LIMIT_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var OPT_RESPONSE_LIMIT Enum_SS_enrich_option = _swig_getOPT_RESPONSE_LIMIT()
 func _swig_getOPT_LOOKUP_CACHE() (_swig_ret Enum_SS_enrich_option) {
 	var swig_r Enum_SS_enrich_option
-	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_LOOKUP_CACHE_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_option)(C._wrap_OPT_LOOKUP_CACHE_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
@@ -927,7 +1005,7 @@ func Ctx_set_option(arg1 Ctx, arg2 Enum_SS_enrich_option, arg3 int64) (_swig_ret
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_ctx_set_option_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_32(_swig_i_2)))
+	swig_r = (int)(C._wrap_ctx_set_option_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_type_37(_swig_i_2)))
 	return swig_r
 }
 
@@ -936,7 +1014,7 @@ func Ctx_get_option(arg1 Ctx, arg2 Enum_SS_enrich_option, arg3 *int64) (_swig_re
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_ctx_get_option_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2)))
+	swig_r = (int)(C._wrap_ctx_get_option_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2)))
 	return swig_r
 }
 
@@ -945,7 +1023,7 @@ func Option_bounds(arg1 Enum_SS_enrich_option, arg2 []int64, arg3 []int64) (_swi
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_option_bounds_capi_5e90354df9a660ab(C.swig_intgo(_swig_i_0), *(*C.swig_type_33)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_34)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_option_bounds_capi_79dea6e779bf9b2c(C.swig_intgo(_swig_i_0), *(*C.swig_type_38)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_39)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -958,14 +1036,14 @@ func Option_bounds(arg1 Enum_SS_enrich_option, arg2 []int64, arg3 []int64) (_swi
 type Enum_SS_enrich_input int
 func _swig_getINPUT_NDJSON() (_swig_ret Enum_SS_enrich_input) {
 	var swig_r Enum_SS_enrich_input
-	swig_r = (Enum_SS_enrich_input)(C._wrap_INPUT_NDJSON_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_input)(C._wrap_INPUT_NDJSON_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var INPUT_NDJSON Enum_SS_enrich_input = _swig_getINPUT_NDJSON()
 func _swig_getINPUT_JSON_ARRAY() (_swig_ret Enum_SS_enrich_input) {
 	var swig_r Enum_SS_enrich_input
-	swig_r = (Enum_SS_enrich_input)(C._wrap_INPUT_JSON_ARRAY_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_input)(C._wrap_INPUT_JSON_ARRAY_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
@@ -973,28 +1051,28 @@ var INPUT_JSON_ARRAY Enum_SS_enrich_input = _swig_getINPUT_JSON_ARRAY()
 type Enum_SS_enrich_outcome int
 func _swig_getOUTCOME_SUCCESS() (_swig_ret Enum_SS_enrich_outcome) {
 	var swig_r Enum_SS_enrich_outcome
-	swig_r = (Enum_SS_enrich_outcome)(C._wrap_OUTCOME_SUCCESS_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_outcome)(C._wrap_OUTCOME_SUCCESS_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var OUTCOME_SUCCESS Enum_SS_enrich_outcome = _swig_getOUTCOME_SUCCESS()
 func _swig_getOUTCOME_NOT_FOUND() (_swig_ret Enum_SS_enrich_outcome) {
 	var swig_r Enum_SS_enrich_outcome
-	swig_r = (Enum_SS_enrich_outcome)(C._wrap_OUTCOME_NOT_FOUND_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_outcome)(C._wrap_OUTCOME_NOT_FOUND_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var OUTCOME_NOT_FOUND Enum_SS_enrich_outcome = _swig_getOUTCOME_NOT_FOUND()
 func _swig_getOUTCOME_NO_KEY() (_swig_ret Enum_SS_enrich_outcome) {
 	var swig_r Enum_SS_enrich_outcome
-	swig_r = (Enum_SS_enrich_outcome)(C._wrap_OUTCOME_NO_KEY_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_outcome)(C._wrap_OUTCOME_NO_KEY_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var OUTCOME_NO_KEY Enum_SS_enrich_outcome = _swig_getOUTCOME_NO_KEY()
 func _swig_getOUTCOME_ERROR() (_swig_ret Enum_SS_enrich_outcome) {
 	var swig_r Enum_SS_enrich_outcome
-	swig_r = (Enum_SS_enrich_outcome)(C._wrap_OUTCOME_ERROR_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_outcome)(C._wrap_OUTCOME_ERROR_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
@@ -1004,7 +1082,7 @@ func Batch_run(arg1 Ctx, arg2 Enum_SS_enrich_input, arg3 []byte) (_swig_ret int)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_batch_run_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_35)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_batch_run_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_40)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1014,7 +1092,7 @@ func Batch_run(arg1 Ctx, arg2 Enum_SS_enrich_input, arg3 []byte) (_swig_ret int)
 func Batch_count(arg1 Ctx) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (int64)(C._wrap_batch_count_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_batch_count_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -1022,7 +1100,7 @@ func Batch_count_outcome(arg1 Ctx, arg2 Enum_SS_enrich_outcome) (_swig_ret int64
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_batch_count_outcome_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
+	swig_r = (int64)(C._wrap_batch_count_outcome_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
 	return swig_r
 }
 
@@ -1030,7 +1108,7 @@ func Batch_outcome(arg1 Ctx, arg2 int64) (_swig_ret Enum_SS_enrich_outcome) {
 	var swig_r Enum_SS_enrich_outcome
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_enrich_outcome)(C._wrap_batch_outcome_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_38(_swig_i_1)))
+	swig_r = (Enum_SS_enrich_outcome)(C._wrap_batch_outcome_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_type_43(_swig_i_1)))
 	return swig_r
 }
 
@@ -1038,7 +1116,7 @@ func Batch_error(arg1 Ctx, arg2 int64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_batch_error_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1)))
+	swig_r = (int)(C._wrap_batch_error_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_type_44(_swig_i_1)))
 	return swig_r
 }
 
@@ -1046,7 +1124,7 @@ func Batch_record(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_batch_record_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_41(_swig_i_1))
+	swig_r_p := C._wrap_batch_record_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_type_46(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -1065,7 +1143,7 @@ func Batch_partition(arg1 Ctx, arg2 int64, arg3 []byte, arg4 *int) (_swig_ret in
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_batch_partition_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_42(_swig_i_1), *(*C.swig_type_43)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_batch_partition_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_type_47(_swig_i_1), *(*C.swig_type_48)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1075,7 +1153,7 @@ func Batch_partition(arg1 Ctx, arg2 int64, arg3 []byte, arg4 *int) (_swig_ret in
 func Batch_time_ms(arg1 Ctx) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (int64)(C._wrap_batch_time_ms_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_batch_time_ms_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -1084,7 +1162,7 @@ func Batch_event_time(arg1 Ctx, arg2 int64, arg3 []int64) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_batch_event_time_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_45(_swig_i_1), *(*C.swig_type_46)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_batch_event_time_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_type_50(_swig_i_1), *(*C.swig_type_51)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1094,14 +1172,14 @@ func Batch_event_time(arg1 Ctx, arg2 int64, arg3 []int64) (_swig_ret int) {
 type Enum_SS_enrich_encoding int
 func _swig_getENCODE_NDJSON() (_swig_ret Enum_SS_enrich_encoding) {
 	var swig_r Enum_SS_enrich_encoding
-	swig_r = (Enum_SS_enrich_encoding)(C._wrap_ENCODE_NDJSON_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_encoding)(C._wrap_ENCODE_NDJSON_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var ENCODE_NDJSON Enum_SS_enrich_encoding = _swig_getENCODE_NDJSON()
 func _swig_getENCODE_JSON_ARRAY() (_swig_ret Enum_SS_enrich_encoding) {
 	var swig_r Enum_SS_enrich_encoding
-	swig_r = (Enum_SS_enrich_encoding)(C._wrap_ENCODE_JSON_ARRAY_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_encoding)(C._wrap_ENCODE_JSON_ARRAY_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
@@ -1110,7 +1188,7 @@ func Encode_bound(arg1 Ctx, arg2 Enum_SS_enrich_encoding) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_encode_bound_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
+	swig_r = (int64)(C._wrap_encode_bound_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
 	return swig_r
 }
 
@@ -1120,7 +1198,7 @@ func Encode(arg1 Ctx, arg2 Enum_SS_enrich_encoding, arg3 []byte, arg4 *int) (_sw
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_encode_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_48)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_encode_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_53)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1130,7 +1208,7 @@ func Encode(arg1 Ctx, arg2 Enum_SS_enrich_encoding, arg3 []byte, arg4 *int) (_sw
 func Gzip_bound(arg1 int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_gzip_bound_capi_5e90354df9a660ab(C.swig_type_50(_swig_i_0)))
+	swig_r = (int64)(C._wrap_gzip_bound_capi_79dea6e779bf9b2c(C.swig_type_55(_swig_i_0)))
 	return swig_r
 }
 
@@ -1140,7 +1218,7 @@ func Gzip(arg1 int, arg2 []byte, arg3 []byte, arg4 *int) (_swig_ret int) {
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_gzip_capi_5e90354df9a660ab(C.swig_intgo(_swig_i_0), *(*C.swig_type_51)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_52)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_gzip_capi_79dea6e779bf9b2c(C.swig_intgo(_swig_i_0), *(*C.swig_type_56)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_57)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1153,21 +1231,21 @@ func Gzip(arg1 int, arg2 []byte, arg3 []byte, arg4 *int) (_swig_ret int) {
 type Enum_SS_enrich_aws_event int
 func _swig_getAWS_PIPES() (_swig_ret Enum_SS_enrich_aws_event) {
 	var swig_r Enum_SS_enrich_aws_event
-	swig_r = (Enum_SS_enrich_aws_event)(C._wrap_AWS_PIPES_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_aws_event)(C._wrap_AWS_PIPES_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var AWS_PIPES Enum_SS_enrich_aws_event = _swig_getAWS_PIPES()
 func _swig_getAWS_FIREHOSE() (_swig_ret Enum_SS_enrich_aws_event) {
 	var swig_r Enum_SS_enrich_aws_event
-	swig_r = (Enum_SS_enrich_aws_event)(C._wrap_AWS_FIREHOSE_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_aws_event)(C._wrap_AWS_FIREHOSE_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var AWS_FIREHOSE Enum_SS_enrich_aws_event = _swig_getAWS_FIREHOSE()
 func _swig_getAWS_KINESIS() (_swig_ret Enum_SS_enrich_aws_event) {
 	var swig_r Enum_SS_enrich_aws_event
-	swig_r = (Enum_SS_enrich_aws_event)(C._wrap_AWS_KINESIS_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_aws_event)(C._wrap_AWS_KINESIS_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
@@ -1175,28 +1253,28 @@ var AWS_KINESIS Enum_SS_enrich_aws_event = _swig_getAWS_KINESIS()
 type Enum_SS_enrich_result int
 func _swig_getRESULT_OK() (_swig_ret Enum_SS_enrich_result) {
 	var swig_r Enum_SS_enrich_result
-	swig_r = (Enum_SS_enrich_result)(C._wrap_RESULT_OK_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_result)(C._wrap_RESULT_OK_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var RESULT_OK Enum_SS_enrich_result = _swig_getRESULT_OK()
 func _swig_getRESULT_DROPPED() (_swig_ret Enum_SS_enrich_result) {
 	var swig_r Enum_SS_enrich_result
-	swig_r = (Enum_SS_enrich_result)(C._wrap_RESULT_DROPPED_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_result)(C._wrap_RESULT_DROPPED_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var RESULT_DROPPED Enum_SS_enrich_result = _swig_getRESULT_DROPPED()
 func _swig_getRESULT_FAILED() (_swig_ret Enum_SS_enrich_result) {
 	var swig_r Enum_SS_enrich_result
-	swig_r = (Enum_SS_enrich_result)(C._wrap_RESULT_FAILED_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_result)(C._wrap_RESULT_FAILED_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var RESULT_FAILED Enum_SS_enrich_result = _swig_getRESULT_FAILED()
 func _swig_getRESULT_OVER_LIMIT() (_swig_ret Enum_SS_enrich_result) {
 	var swig_r Enum_SS_enrich_result
-	swig_r = (Enum_SS_enrich_result)(C._wrap_RESULT_OVER_LIMIT_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_result)(C._wrap_RESULT_OVER_LIMIT_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
@@ -1206,7 +1284,7 @@ func Aws_batch_run(arg1 Ctx, arg2 Enum_SS_enrich_aws_event, arg3 []byte) (_swig_
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_aws_batch_run_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_53)(unsafe.Pointer(&_swig_i_2))))
+	swig_r = (int)(C._wrap_aws_batch_run_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_58)(unsafe.Pointer(&_swig_i_2))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1217,7 +1295,7 @@ func Aws_record_id(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_aws_record_id_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_55(_swig_i_1))
+	swig_r_p := C._wrap_aws_record_id_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_type_60(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -1234,7 +1312,7 @@ func Aws_arrival_ms(arg1 Ctx, arg2 int64) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_aws_arrival_ms_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_57(_swig_i_1)))
+	swig_r = (int64)(C._wrap_aws_arrival_ms_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_type_62(_swig_i_1)))
 	return swig_r
 }
 
@@ -1242,7 +1320,7 @@ func Aws_result(arg1 Ctx, arg2 int64) (_swig_ret Enum_SS_enrich_result) {
 	var swig_r Enum_SS_enrich_result
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_enrich_result)(C._wrap_aws_result_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_58(_swig_i_1)))
+	swig_r = (Enum_SS_enrich_result)(C._wrap_aws_result_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_type_63(_swig_i_1)))
 	return swig_r
 }
 
@@ -1250,7 +1328,7 @@ func Aws_count_result(arg1 Ctx, arg2 Enum_SS_enrich_result) (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_aws_count_result_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
+	swig_r = (int64)(C._wrap_aws_count_result_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
 	return swig_r
 }
 
@@ -1258,7 +1336,7 @@ func Aws_invalid_reason(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 	var swig_r []byte
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r_p := C._wrap_aws_invalid_reason_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_61(_swig_i_1))
+	swig_r_p := C._wrap_aws_invalid_reason_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_type_66(_swig_i_1))
 	swig_r = *(*[]byte)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 []byte
 
@@ -1274,21 +1352,21 @@ func Aws_invalid_reason(arg1 Ctx, arg2 int64) (_swig_ret []byte) {
 type Enum_SS_enrich_aws_response int
 func _swig_getAWS_RESPONSE_PIPES() (_swig_ret Enum_SS_enrich_aws_response) {
 	var swig_r Enum_SS_enrich_aws_response
-	swig_r = (Enum_SS_enrich_aws_response)(C._wrap_AWS_RESPONSE_PIPES_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_aws_response)(C._wrap_AWS_RESPONSE_PIPES_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var AWS_RESPONSE_PIPES Enum_SS_enrich_aws_response = _swig_getAWS_RESPONSE_PIPES()
 func _swig_getAWS_RESPONSE_FIREHOSE() (_swig_ret Enum_SS_enrich_aws_response) {
 	var swig_r Enum_SS_enrich_aws_response
-	swig_r = (Enum_SS_enrich_aws_response)(C._wrap_AWS_RESPONSE_FIREHOSE_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_aws_response)(C._wrap_AWS_RESPONSE_FIREHOSE_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var AWS_RESPONSE_FIREHOSE Enum_SS_enrich_aws_response = _swig_getAWS_RESPONSE_FIREHOSE()
 func _swig_getAWS_RESPONSE_KINESIS() (_swig_ret Enum_SS_enrich_aws_response) {
 	var swig_r Enum_SS_enrich_aws_response
-	swig_r = (Enum_SS_enrich_aws_response)(C._wrap_AWS_RESPONSE_KINESIS_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_aws_response)(C._wrap_AWS_RESPONSE_KINESIS_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
@@ -1297,7 +1375,7 @@ func Aws_encode_bound(arg1 Ctx, arg2 Enum_SS_enrich_aws_response) (_swig_ret int
 	var swig_r int64
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int64)(C._wrap_aws_encode_bound_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
+	swig_r = (int64)(C._wrap_aws_encode_bound_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
 	return swig_r
 }
 
@@ -1307,7 +1385,7 @@ func Aws_encode(arg1 Ctx, arg2 Enum_SS_enrich_aws_response, arg3 []byte, arg4 *i
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (int)(C._wrap_aws_encode_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_63)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	swig_r = (int)(C._wrap_aws_encode_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_68)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg3
 	}
@@ -1322,7 +1400,7 @@ func Delivery_open(arg1 Pipeline, arg2 string, arg3 []byte, arg4 *uintptr, arg5 
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_open_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_64)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_65)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), *(*C.swig_type_66)(unsafe.Pointer(&_swig_i_4))))
+	swig_r = (int)(C._wrap_delivery_open_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_69)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_70)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3), *(*C.swig_type_71)(unsafe.Pointer(&_swig_i_4))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1340,7 +1418,7 @@ func Delivery_write(arg1 Delivery, arg2 Ctx, arg3 uint64) (_swig_ret int) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r = (int)(C._wrap_delivery_write_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_67(_swig_i_2)))
+	swig_r = (int)(C._wrap_delivery_write_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_type_72(_swig_i_2)))
 	return swig_r
 }
 
@@ -1351,7 +1429,7 @@ func Delivery_run(arg1 Delivery, arg2 Ctx, arg3 int, arg4 []byte, arg5 uint64) (
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_run_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_68)(unsafe.Pointer(&_swig_i_3)), C.swig_type_69(_swig_i_4)))
+	swig_r = (int)(C._wrap_delivery_run_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_73)(unsafe.Pointer(&_swig_i_3)), C.swig_type_74(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
 	}
@@ -1362,7 +1440,7 @@ func Delivery_flush(arg1 Delivery, arg2 int64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_delivery_flush_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_type_70(_swig_i_1)))
+	swig_r = (int)(C._wrap_delivery_flush_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_type_75(_swig_i_1)))
 	return swig_r
 }
 
@@ -1370,14 +1448,14 @@ func Delivery_close(arg1 Delivery, arg2 uint) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_delivery_close_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
+	swig_r = (int)(C._wrap_delivery_close_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1)))
 	return swig_r
 }
 
 func Delivery_errmsg(arg1 Delivery) (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r_p := C._wrap_delivery_errmsg_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_delivery_errmsg_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
  swig_r_1 = swigCopyString(swig_r) 
@@ -1388,7 +1466,7 @@ func Delivery_resume_offset(arg1 Delivery, arg2 []uint64) (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (int)(C._wrap_delivery_resume_offset_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_72)(unsafe.Pointer(&_swig_i_1))))
+	swig_r = (int)(C._wrap_delivery_resume_offset_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_77)(unsafe.Pointer(&_swig_i_1))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1398,14 +1476,14 @@ func Delivery_resume_offset(arg1 Delivery, arg2 []uint64) (_swig_ret int) {
 type Enum_SS_enrich_metrics_format int
 func _swig_getMETRICS_JSON() (_swig_ret Enum_SS_enrich_metrics_format) {
 	var swig_r Enum_SS_enrich_metrics_format
-	swig_r = (Enum_SS_enrich_metrics_format)(C._wrap_METRICS_JSON_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_metrics_format)(C._wrap_METRICS_JSON_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
 var METRICS_JSON Enum_SS_enrich_metrics_format = _swig_getMETRICS_JSON()
 func _swig_getMETRICS_EMF() (_swig_ret Enum_SS_enrich_metrics_format) {
 	var swig_r Enum_SS_enrich_metrics_format
-	swig_r = (Enum_SS_enrich_metrics_format)(C._wrap_METRICS_EMF_capi_5e90354df9a660ab())
+	swig_r = (Enum_SS_enrich_metrics_format)(C._wrap_METRICS_EMF_capi_79dea6e779bf9b2c())
 	return swig_r
 }
 
@@ -1418,7 +1496,7 @@ func Delivery_metrics(arg1 Delivery, arg2 Enum_SS_enrich_metrics_format, arg3 ui
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (int)(C._wrap_delivery_metrics_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_73)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
+	swig_r = (int)(C._wrap_delivery_metrics_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_78)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
 	}
@@ -1435,7 +1513,7 @@ func Bind_store_load(arg1 Store, arg2 string, arg3 string, arg4 Enum_SS_enrich_l
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
-	swig_r = (int)(C._wrap_bind_store_load_capi_5e90354df9a660ab(C.uintptr_t(_swig_i_0), *(*C.swig_type_74)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_75)(unsafe.Pointer(&_swig_i_2)), C.swig_intgo(_swig_i_3), *(*C.swig_type_76)(unsafe.Pointer(&_swig_i_4)), C.swig_intgo(_swig_i_5), *(*C.swig_type_77)(unsafe.Pointer(&_swig_i_6)), C.swig_voidp(_swig_i_7)))
+	swig_r = (int)(C._wrap_bind_store_load_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_79)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_80)(unsafe.Pointer(&_swig_i_2)), C.swig_intgo(_swig_i_3), *(*C.swig_type_81)(unsafe.Pointer(&_swig_i_4)), C.swig_intgo(_swig_i_5), *(*C.swig_type_82)(unsafe.Pointer(&_swig_i_6)), C.swig_voidp(_swig_i_7)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1447,6 +1525,54 @@ func Bind_store_load(arg1 Store, arg2 string, arg3 string, arg4 Enum_SS_enrich_l
 	}
 	if Swig_escape_always_false {
 		Swig_escape_val = arg7
+	}
+	return swig_r
+}
+
+func Bind_store_apply(arg1 Store, arg2 string, arg3 string, arg4 Enum_SS_enrich_load_format, arg5 uint, arg6 []byte, arg7 string, arg8 int, arg9 string, arg10 string, arg11 *int) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	_swig_i_5 := arg6
+	_swig_i_6 := arg7
+	_swig_i_7 := arg8
+	_swig_i_8 := arg9
+	_swig_i_9 := arg10
+	_swig_i_10 := arg11
+	swig_r = (int)(C._wrap_bind_store_apply_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), *(*C.swig_type_83)(unsafe.Pointer(&_swig_i_1)), *(*C.swig_type_84)(unsafe.Pointer(&_swig_i_2)), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), *(*C.swig_type_85)(unsafe.Pointer(&_swig_i_5)), *(*C.swig_type_86)(unsafe.Pointer(&_swig_i_6)), C.swig_intgo(_swig_i_7), *(*C.swig_type_87)(unsafe.Pointer(&_swig_i_8)), *(*C.swig_type_88)(unsafe.Pointer(&_swig_i_9)), C.swig_voidp(_swig_i_10)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg2
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg6
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg7
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg9
+	}
+	if Swig_escape_always_false {
+		Swig_escape_val = arg10
+	}
+	return swig_r
+}
+
+func Bind_store_verify(arg1 Store, arg2 uint, arg3 []byte, arg4 *int) (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	swig_r = (int)(C._wrap_bind_store_verify_capi_79dea6e779bf9b2c(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), *(*C.swig_type_89)(unsafe.Pointer(&_swig_i_2)), C.swig_voidp(_swig_i_3)))
+	if Swig_escape_always_false {
+		Swig_escape_val = arg3
 	}
 	return swig_r
 }

@@ -13,9 +13,9 @@ extern
 #ifdef __cplusplus
   "C"
 #endif
-  void cgo_panic__capi_5e90354df9a660ab(const char*);
+  void cgo_panic__capi_79dea6e779bf9b2c(const char*);
 static void _swig_gopanic(const char *p) {
-  cgo_panic__capi_5e90354df9a660ab(p);
+  cgo_panic__capi_79dea6e779bf9b2c(p);
 }
 
 
@@ -286,11 +286,39 @@ enrich_status enrich_bind_store_load(enrich_store *store, const char *table, con
     return enrich_store_load(store, table, &o, src, src_len, loaded);
 }
 
+/* enrich_store_apply with its options as arguments. table_or_none NULL
+ * (or "" where the language has no NULL): the checkpoint alone moves.
+ * check 0: expect is not compared (NULL in C). value_or_none NULL (or
+ * ""): the checkpoint is deleted. */
+enrich_status enrich_bind_store_apply(enrich_store *store, const char *table_or_none,
+                                      const char *key, enrich_load_format format,
+                                      unsigned flags, const void *src, size_t src_len,
+                                      const char *checkpoint, int check, const char *expect,
+                                      const char *value_or_none, size_t *applied)
+{
+    enrich_load_options o = ENRICH_LOAD_OPTIONS_INIT;
+    o.format = format;
+    o.flags = flags;
+    o.key = key;
+    return enrich_store_apply(store, table_or_none, &o, src, src_len, checkpoint,
+                              check ? (expect ? expect : "") : NULL, value_or_none, applied);
+}
+
+/* enrich_store_verify with a damaged store's report as a result, not an
+ * error: ENRICH_E_CORRUPT comes back as ENRICH_OK with the report written
+ * (its "ok" is false), so the bindings can return what was found. */
+enrich_status enrich_bind_store_verify(enrich_store *store, unsigned flags, void *dst,
+                                       size_t dst_cap, size_t *written)
+{
+    enrich_status st = enrich_store_verify(store, flags, dst, dst_cap, written);
+    return st == ENRICH_E_CORRUPT ? ENRICH_OK : st;
+}
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_5e90354df9a660ab(void *_swig_go_0) {
+void _wrap_Swig_free_capi_79dea6e779bf9b2c(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -300,7 +328,7 @@ void _wrap_Swig_free_capi_5e90354df9a660ab(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_5e90354df9a660ab(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_79dea6e779bf9b2c(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -313,7 +341,7 @@ void *_wrap_Swig_malloc_capi_5e90354df9a660ab(intgo _swig_go_0) {
 }
 
 
-void _wrap_delete_store_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0) {
+void _wrap_delete_store_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0) {
   struct enrich_store *arg1 = (struct enrich_store *) 0 ;
   
   arg1 = *(struct enrich_store **)&_swig_go_0; 
@@ -323,7 +351,7 @@ void _wrap_delete_store_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0) {
 }
 
 
-void _wrap_delete_pipeline_capi_5e90354df9a660ab(struct enrich_pipeline *_swig_go_0) {
+void _wrap_delete_pipeline_capi_79dea6e779bf9b2c(struct enrich_pipeline *_swig_go_0) {
   struct enrich_pipeline *arg1 = (struct enrich_pipeline *) 0 ;
   
   arg1 = *(struct enrich_pipeline **)&_swig_go_0; 
@@ -333,7 +361,7 @@ void _wrap_delete_pipeline_capi_5e90354df9a660ab(struct enrich_pipeline *_swig_g
 }
 
 
-void _wrap_delete_ctx_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
+void _wrap_delete_ctx_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0) {
   struct enrich_ctx *arg1 = (struct enrich_ctx *) 0 ;
   
   arg1 = *(struct enrich_ctx **)&_swig_go_0; 
@@ -343,7 +371,7 @@ void _wrap_delete_ctx_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
 }
 
 
-void _wrap_delete_delivery_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0) {
+void _wrap_delete_delivery_capi_79dea6e779bf9b2c(struct enrich_delivery *_swig_go_0) {
   struct enrich_delivery *arg1 = (struct enrich_delivery *) 0 ;
   
   arg1 = *(struct enrich_delivery **)&_swig_go_0; 
@@ -353,7 +381,7 @@ void _wrap_delete_delivery_capi_5e90354df9a660ab(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_go_store_open_capi_5e90354df9a660ab(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2, long long *_swig_go_3) {
+intgo _wrap_go_store_open_capi_79dea6e779bf9b2c(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2, long long *_swig_go_3) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -377,7 +405,7 @@ intgo _wrap_go_store_open_capi_5e90354df9a660ab(_gostring_ _swig_go_0, intgo _sw
 }
 
 
-long long _wrap_go_meta_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
+long long _wrap_go_meta_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t *arg2 = (int64_t *) 0 ;
   size_t arg3 ;
@@ -396,7 +424,7 @@ long long _wrap_go_meta_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, _go
 }
 
 
-long long _wrap_go_concat_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+long long _wrap_go_concat_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int arg2 ;
   void *arg3 = (void *) 0 ;
@@ -417,7 +445,7 @@ long long _wrap_go_concat_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, i
 }
 
 
-intgo _wrap_VERSION_NUMBER_capi_5e90354df9a660ab() {
+intgo _wrap_VERSION_NUMBER_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -428,7 +456,7 @@ intgo _wrap_VERSION_NUMBER_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_version_number_capi_5e90354df9a660ab() {
+intgo _wrap_version_number_capi_79dea6e779bf9b2c() {
   unsigned int result;
   intgo _swig_go_result;
   
@@ -439,7 +467,7 @@ intgo _wrap_version_number_capi_5e90354df9a660ab() {
 }
 
 
-_gostring_ _wrap_version_string_capi_5e90354df9a660ab() {
+_gostring_ _wrap_version_string_capi_79dea6e779bf9b2c() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -450,7 +478,7 @@ _gostring_ _wrap_version_string_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_INVALID_capi_5e90354df9a660ab() {
+intgo _wrap_E_INVALID_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -461,7 +489,7 @@ intgo _wrap_E_INVALID_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_NOMEM_capi_5e90354df9a660ab() {
+intgo _wrap_E_NOMEM_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -472,7 +500,7 @@ intgo _wrap_E_NOMEM_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_IO_capi_5e90354df9a660ab() {
+intgo _wrap_E_IO_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -483,7 +511,7 @@ intgo _wrap_E_IO_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_NOTFOUND_capi_5e90354df9a660ab() {
+intgo _wrap_E_NOTFOUND_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -494,7 +522,7 @@ intgo _wrap_E_NOTFOUND_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_READONLY_capi_5e90354df9a660ab() {
+intgo _wrap_E_READONLY_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -505,7 +533,7 @@ intgo _wrap_E_READONLY_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_NOT_STORE_capi_5e90354df9a660ab() {
+intgo _wrap_E_NOT_STORE_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -516,7 +544,7 @@ intgo _wrap_E_NOT_STORE_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_STORE_capi_5e90354df9a660ab() {
+intgo _wrap_E_STORE_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -527,7 +555,7 @@ intgo _wrap_E_STORE_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_READERS_FULL_capi_5e90354df9a660ab() {
+intgo _wrap_E_READERS_FULL_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -538,7 +566,7 @@ intgo _wrap_E_READERS_FULL_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_NO_TABLE_capi_5e90354df9a660ab() {
+intgo _wrap_E_NO_TABLE_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -549,7 +577,7 @@ intgo _wrap_E_NO_TABLE_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_RULES_capi_5e90354df9a660ab() {
+intgo _wrap_E_RULES_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -560,7 +588,7 @@ intgo _wrap_E_RULES_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_JSON_capi_5e90354df9a660ab() {
+intgo _wrap_E_JSON_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -571,7 +599,7 @@ intgo _wrap_E_JSON_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_NOT_OBJECT_capi_5e90354df9a660ab() {
+intgo _wrap_E_NOT_OBJECT_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -582,7 +610,7 @@ intgo _wrap_E_NOT_OBJECT_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_KEY_TYPE_capi_5e90354df9a660ab() {
+intgo _wrap_E_KEY_TYPE_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -593,7 +621,7 @@ intgo _wrap_E_KEY_TYPE_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_KEY_TOO_LONG_capi_5e90354df9a660ab() {
+intgo _wrap_E_KEY_TOO_LONG_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -604,7 +632,7 @@ intgo _wrap_E_KEY_TOO_LONG_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_CONFLICT_capi_5e90354df9a660ab() {
+intgo _wrap_E_CONFLICT_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -615,7 +643,7 @@ intgo _wrap_E_CONFLICT_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_DEPTH_capi_5e90354df9a660ab() {
+intgo _wrap_E_DEPTH_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -626,7 +654,7 @@ intgo _wrap_E_DEPTH_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_UTF8_capi_5e90354df9a660ab() {
+intgo _wrap_E_UTF8_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -637,7 +665,7 @@ intgo _wrap_E_UTF8_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_NUL_capi_5e90354df9a660ab() {
+intgo _wrap_E_NUL_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -648,7 +676,7 @@ intgo _wrap_E_NUL_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_TOO_LARGE_capi_5e90354df9a660ab() {
+intgo _wrap_E_TOO_LARGE_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -659,7 +687,7 @@ intgo _wrap_E_TOO_LARGE_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_DST_SIZE_capi_5e90354df9a660ab() {
+intgo _wrap_E_DST_SIZE_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -670,7 +698,7 @@ intgo _wrap_E_DST_SIZE_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_ITEM_capi_5e90354df9a660ab() {
+intgo _wrap_E_ITEM_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -681,7 +709,7 @@ intgo _wrap_E_ITEM_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_ZLIB_capi_5e90354df9a660ab() {
+intgo _wrap_E_ZLIB_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -692,7 +720,7 @@ intgo _wrap_E_ZLIB_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_BASE64_capi_5e90354df9a660ab() {
+intgo _wrap_E_BASE64_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -703,7 +731,7 @@ intgo _wrap_E_BASE64_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_CORRUPT_capi_5e90354df9a660ab() {
+intgo _wrap_E_CORRUPT_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
@@ -714,18 +742,29 @@ intgo _wrap_E_CORRUPT_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_E_LAST_capi_5e90354df9a660ab() {
+intgo _wrap_E_STALE_capi_79dea6e779bf9b2c() {
   int result;
   intgo _swig_go_result;
   
   
-  result = (int)((-24));
+  result = (int)((-25));
   _swig_go_result = result; 
   return _swig_go_result;
 }
 
 
-_gostring_ _wrap_strerror_capi_5e90354df9a660ab(intgo _swig_go_0) {
+intgo _wrap_E_LAST_capi_79dea6e779bf9b2c() {
+  int result;
+  intgo _swig_go_result;
+  
+  
+  result = (int)((-25));
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+_gostring_ _wrap_strerror_capi_79dea6e779bf9b2c(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -738,7 +777,7 @@ _gostring_ _wrap_strerror_capi_5e90354df9a660ab(intgo _swig_go_0) {
 }
 
 
-_gostring_ _wrap_status_name_capi_5e90354df9a660ab(intgo _swig_go_0) {
+_gostring_ _wrap_status_name_capi_79dea6e779bf9b2c(intgo _swig_go_0) {
   int arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -751,7 +790,7 @@ _gostring_ _wrap_status_name_capi_5e90354df9a660ab(intgo _swig_go_0) {
 }
 
 
-intgo _wrap_json_error_at_capi_5e90354df9a660ab(_goslice_ _swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, intgo *_swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_json_error_at_capi_79dea6e779bf9b2c(_goslice_ _swig_go_0, intgo _swig_go_1, intgo *_swig_go_2, intgo *_swig_go_3, intgo *_swig_go_4) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   int arg3 ;
@@ -776,7 +815,7 @@ intgo _wrap_json_error_at_capi_5e90354df9a660ab(_goslice_ _swig_go_0, intgo _swi
 }
 
 
-intgo _wrap_store_open_capi_5e90354df9a660ab(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
+intgo _wrap_store_open_capi_79dea6e779bf9b2c(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -798,7 +837,7 @@ intgo _wrap_store_open_capi_5e90354df9a660ab(_gostring_ _swig_go_0, intgo _swig_
 }
 
 
-intgo _wrap_store_open_ex_capi_5e90354df9a660ab(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2, _goslice_ _swig_go_3) {
+intgo _wrap_store_open_ex_capi_79dea6e779bf9b2c(_gostring_ _swig_go_0, intgo _swig_go_1, enrich_store **_swig_go_2, _goslice_ _swig_go_3) {
   char *arg1 = (char *) 0 ;
   unsigned int arg2 ;
   enrich_store **arg3 = (enrich_store **) 0 ;
@@ -826,7 +865,7 @@ intgo _wrap_store_open_ex_capi_5e90354df9a660ab(_gostring_ _swig_go_0, intgo _sw
 }
 
 
-_gostring_ _wrap_store_errmsg_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0) {
+_gostring_ _wrap_store_errmsg_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -839,7 +878,7 @@ _gostring_ _wrap_store_errmsg_capi_5e90354df9a660ab(struct enrich_store *_swig_g
 }
 
 
-intgo _wrap_store_define_table_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
+intgo _wrap_store_define_table_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -870,7 +909,7 @@ intgo _wrap_store_define_table_capi_5e90354df9a660ab(struct enrich_store *_swig_
 }
 
 
-intgo _wrap_LOAD_NDJSON_capi_5e90354df9a660ab() {
+intgo _wrap_LOAD_NDJSON_capi_79dea6e779bf9b2c() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -882,7 +921,7 @@ intgo _wrap_LOAD_NDJSON_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_LOAD_JSON_ARRAY_capi_5e90354df9a660ab() {
+intgo _wrap_LOAD_JSON_ARRAY_capi_79dea6e779bf9b2c() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -894,7 +933,7 @@ intgo _wrap_LOAD_JSON_ARRAY_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_capi_5e90354df9a660ab() {
+intgo _wrap_LOAD_DYNAMODB_capi_79dea6e779bf9b2c() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -906,7 +945,7 @@ intgo _wrap_LOAD_DYNAMODB_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_LOAD_DYNAMODB_STREAM_capi_5e90354df9a660ab() {
+intgo _wrap_LOAD_DYNAMODB_STREAM_capi_79dea6e779bf9b2c() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -918,7 +957,7 @@ intgo _wrap_LOAD_DYNAMODB_STREAM_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_LOAD_CSV_capi_5e90354df9a660ab() {
+intgo _wrap_LOAD_CSV_capi_79dea6e779bf9b2c() {
   enum enrich_load_format result;
   intgo _swig_go_result;
   
@@ -930,7 +969,100 @@ intgo _wrap_LOAD_CSV_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_store_put_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_CHECKPOINT_VALUE_MAX_capi_79dea6e779bf9b2c() {
+  unsigned int result;
+  intgo _swig_go_result;
+  
+  
+  result = (unsigned int)((1u << 20));
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_checkpoint_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (size_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_store_checkpoint(arg1,(char const *)arg2,arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_checkpoints_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  arg2 = (char *)malloc(_swig_go_1.n + 1);
+  memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+  arg2[_swig_go_1.n] = '\0';
+  
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (size_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_store_checkpoints(arg1,(char const *)arg2,arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_refresh_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  int *arg2 = (int *) 0 ;
+  int temp2 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  {
+    if (_swig_go_1.len == 0) {
+      _swig_gopanic("array must contain at least 1 element");
+    }
+    arg2 = &temp2;
+  }
+  
+  result = (enrich_status)enrich_store_refresh(arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  {
+    int* a = (int *) _swig_go_1.array;
+    a[0] = temp2;
+  }
+  
+  return _swig_go_result;
+}
+
+
+intgo _wrap_store_put_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -956,7 +1088,7 @@ intgo _wrap_store_put_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_get_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_store_get_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -990,7 +1122,7 @@ intgo _wrap_store_get_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _go
 }
 
 
-intgo _wrap_store_delete_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_store_delete_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -1016,7 +1148,7 @@ intgo _wrap_store_delete_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, 
 }
 
 
-intgo _wrap_store_copy_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
+intgo _wrap_store_copy_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   enrich_status result;
@@ -1036,7 +1168,7 @@ intgo _wrap_store_copy_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _g
 }
 
 
-intgo _wrap_store_stats_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
+intgo _wrap_store_stats_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1057,7 +1189,7 @@ intgo _wrap_store_stats_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _
 }
 
 
-intgo _wrap_store_verify_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_store_verify_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   unsigned int arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1080,7 +1212,7 @@ intgo _wrap_store_verify_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, 
 }
 
 
-intgo _wrap_pipeline_compile_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
+intgo _wrap_pipeline_compile_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _goslice_ _swig_go_1, enrich_pipeline **_swig_go_2, _goslice_ _swig_go_3) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1107,7 +1239,7 @@ intgo _wrap_pipeline_compile_capi_5e90354df9a660ab(struct enrich_store *_swig_go
 }
 
 
-intgo _wrap_pipeline_describe_capi_5e90354df9a660ab(_goslice_ _swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3) {
+intgo _wrap_pipeline_describe_capi_79dea6e779bf9b2c(_goslice_ _swig_go_0, _goslice_ _swig_go_1, intgo *_swig_go_2, _goslice_ _swig_go_3) {
   void *arg1 = (void *) 0 ;
   size_t arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1138,7 +1270,7 @@ intgo _wrap_pipeline_describe_capi_5e90354df9a660ab(_goslice_ _swig_go_0, _gosli
 }
 
 
-intgo _wrap_ctx_create_capi_5e90354df9a660ab(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
+intgo _wrap_ctx_create_capi_79dea6e779bf9b2c(struct enrich_pipeline *_swig_go_0, enrich_ctx **_swig_go_1) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   enrich_ctx **arg2 = (enrich_ctx **) 0 ;
   enrich_status result;
@@ -1153,7 +1285,7 @@ intgo _wrap_ctx_create_capi_5e90354df9a660ab(struct enrich_pipeline *_swig_go_0,
 }
 
 
-void _wrap_ctx_reset_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
+void _wrap_ctx_reset_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   
   arg1 = *(enrich_ctx **)&_swig_go_0; 
@@ -1163,7 +1295,7 @@ void _wrap_ctx_reset_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
 }
 
 
-_gostring_ _wrap_ctx_errmsg_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
+_gostring_ _wrap_ctx_errmsg_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1176,7 +1308,7 @@ _gostring_ _wrap_ctx_errmsg_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0)
 }
 
 
-struct enrich_pipeline *_wrap_ctx_pipeline_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
+struct enrich_pipeline *_wrap_ctx_pipeline_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_pipeline *result = 0 ;
   struct enrich_pipeline *_swig_go_result;
@@ -1189,7 +1321,7 @@ struct enrich_pipeline *_wrap_ctx_pipeline_capi_5e90354df9a660ab(struct enrich_c
 }
 
 
-intgo _wrap_OPT_MAX_DEPTH_capi_5e90354df9a660ab() {
+intgo _wrap_OPT_MAX_DEPTH_capi_79dea6e779bf9b2c() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1201,7 +1333,7 @@ intgo _wrap_OPT_MAX_DEPTH_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_OPT_MAX_RECORD_BYTES_capi_5e90354df9a660ab() {
+intgo _wrap_OPT_MAX_RECORD_BYTES_capi_79dea6e779bf9b2c() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1213,7 +1345,7 @@ intgo _wrap_OPT_MAX_RECORD_BYTES_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_OPT_CLOCK_MS_capi_5e90354df9a660ab() {
+intgo _wrap_OPT_CLOCK_MS_capi_79dea6e779bf9b2c() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1225,7 +1357,7 @@ intgo _wrap_OPT_CLOCK_MS_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_OPT_RESPONSE_LIMIT_capi_5e90354df9a660ab() {
+intgo _wrap_OPT_RESPONSE_LIMIT_capi_79dea6e779bf9b2c() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1237,7 +1369,7 @@ intgo _wrap_OPT_RESPONSE_LIMIT_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_OPT_LOOKUP_CACHE_capi_5e90354df9a660ab() {
+intgo _wrap_OPT_LOOKUP_CACHE_capi_79dea6e779bf9b2c() {
   enum enrich_option result;
   intgo _swig_go_result;
   
@@ -1249,7 +1381,7 @@ intgo _wrap_OPT_LOOKUP_CACHE_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_ctx_set_option_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
+intgo _wrap_ctx_set_option_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t arg3 ;
@@ -1266,7 +1398,7 @@ intgo _wrap_ctx_set_option_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_ctx_get_option_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
+intgo _wrap_ctx_get_option_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, long long *_swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_option arg2 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1283,7 +1415,7 @@ intgo _wrap_ctx_get_option_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, 
 }
 
 
-intgo _wrap_option_bounds_capi_5e90354df9a660ab(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_option_bounds_capi_79dea6e779bf9b2c(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2) {
   enrich_option arg1 ;
   int64_t *arg2 = (int64_t *) 0 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1322,7 +1454,7 @@ intgo _wrap_option_bounds_capi_5e90354df9a660ab(intgo _swig_go_0, _goslice_ _swi
 }
 
 
-intgo _wrap_INPUT_NDJSON_capi_5e90354df9a660ab() {
+intgo _wrap_INPUT_NDJSON_capi_79dea6e779bf9b2c() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1334,7 +1466,7 @@ intgo _wrap_INPUT_NDJSON_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_INPUT_JSON_ARRAY_capi_5e90354df9a660ab() {
+intgo _wrap_INPUT_JSON_ARRAY_capi_79dea6e779bf9b2c() {
   enum enrich_input result;
   intgo _swig_go_result;
   
@@ -1346,7 +1478,7 @@ intgo _wrap_INPUT_JSON_ARRAY_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_OUTCOME_SUCCESS_capi_5e90354df9a660ab() {
+intgo _wrap_OUTCOME_SUCCESS_capi_79dea6e779bf9b2c() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1358,7 +1490,7 @@ intgo _wrap_OUTCOME_SUCCESS_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_OUTCOME_NOT_FOUND_capi_5e90354df9a660ab() {
+intgo _wrap_OUTCOME_NOT_FOUND_capi_79dea6e779bf9b2c() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1370,7 +1502,7 @@ intgo _wrap_OUTCOME_NOT_FOUND_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_OUTCOME_NO_KEY_capi_5e90354df9a660ab() {
+intgo _wrap_OUTCOME_NO_KEY_capi_79dea6e779bf9b2c() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1382,7 +1514,7 @@ intgo _wrap_OUTCOME_NO_KEY_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_OUTCOME_ERROR_capi_5e90354df9a660ab() {
+intgo _wrap_OUTCOME_ERROR_capi_79dea6e779bf9b2c() {
   enum enrich_outcome result;
   intgo _swig_go_result;
   
@@ -1394,7 +1526,7 @@ intgo _wrap_OUTCOME_ERROR_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_batch_run_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_batch_run_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_input arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1415,7 +1547,7 @@ intgo _wrap_batch_run_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo
 }
 
 
-long long _wrap_batch_count_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_count_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1428,7 +1560,7 @@ long long _wrap_batch_count_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0)
 }
 
 
-long long _wrap_batch_count_outcome_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_batch_count_outcome_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_outcome arg2 ;
   size_t result;
@@ -1443,7 +1575,7 @@ long long _wrap_batch_count_outcome_capi_5e90354df9a660ab(struct enrich_ctx *_sw
 }
 
 
-intgo _wrap_batch_outcome_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_outcome_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_outcome result;
@@ -1458,7 +1590,7 @@ intgo _wrap_batch_outcome_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, l
 }
 
 
-intgo _wrap_batch_error_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_batch_error_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int result;
@@ -1473,7 +1605,7 @@ intgo _wrap_batch_error_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, lon
 }
 
 
-_goslice_ _wrap_batch_record_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_batch_record_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1492,7 +1624,7 @@ _goslice_ _wrap_batch_record_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_batch_partition_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_batch_partition_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   char *arg3 = (char *) 0 ;
@@ -1515,7 +1647,7 @@ intgo _wrap_batch_partition_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0,
 }
 
 
-long long _wrap_batch_time_ms_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0) {
+long long _wrap_batch_time_ms_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   int64_t result;
   long long _swig_go_result;
@@ -1528,7 +1660,7 @@ long long _wrap_batch_time_ms_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_
 }
 
 
-intgo _wrap_batch_event_time_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_batch_event_time_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, long long _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int64_t *arg3 = (int64_t *) 0 ;
@@ -1556,7 +1688,7 @@ intgo _wrap_batch_event_time_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_ENCODE_NDJSON_capi_5e90354df9a660ab() {
+intgo _wrap_ENCODE_NDJSON_capi_79dea6e779bf9b2c() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1568,7 +1700,7 @@ intgo _wrap_ENCODE_NDJSON_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_ENCODE_JSON_ARRAY_capi_5e90354df9a660ab() {
+intgo _wrap_ENCODE_JSON_ARRAY_capi_79dea6e779bf9b2c() {
   enum enrich_encoding result;
   intgo _swig_go_result;
   
@@ -1580,7 +1712,7 @@ intgo _wrap_ENCODE_JSON_ARRAY_capi_5e90354df9a660ab() {
 }
 
 
-long long _wrap_encode_bound_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_encode_bound_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   size_t result;
@@ -1595,7 +1727,7 @@ long long _wrap_encode_bound_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0
 }
 
 
-intgo _wrap_encode_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_encode_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_encoding arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1618,7 +1750,7 @@ intgo _wrap_encode_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _s
 }
 
 
-long long _wrap_gzip_bound_capi_5e90354df9a660ab(long long _swig_go_0) {
+long long _wrap_gzip_bound_capi_79dea6e779bf9b2c(long long _swig_go_0) {
   size_t arg1 ;
   size_t result;
   long long _swig_go_result;
@@ -1631,7 +1763,7 @@ long long _wrap_gzip_bound_capi_5e90354df9a660ab(long long _swig_go_0) {
 }
 
 
-intgo _wrap_gzip_capi_5e90354df9a660ab(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_gzip_capi_79dea6e779bf9b2c(intgo _swig_go_0, _goslice_ _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   int arg1 ;
   void *arg2 = (void *) 0 ;
   size_t arg3 ;
@@ -1658,7 +1790,7 @@ intgo _wrap_gzip_capi_5e90354df9a660ab(intgo _swig_go_0, _goslice_ _swig_go_1, _
 }
 
 
-intgo _wrap_AWS_PIPES_capi_5e90354df9a660ab() {
+intgo _wrap_AWS_PIPES_capi_79dea6e779bf9b2c() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1670,7 +1802,7 @@ intgo _wrap_AWS_PIPES_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_AWS_FIREHOSE_capi_5e90354df9a660ab() {
+intgo _wrap_AWS_FIREHOSE_capi_79dea6e779bf9b2c() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1682,7 +1814,7 @@ intgo _wrap_AWS_FIREHOSE_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_AWS_KINESIS_capi_5e90354df9a660ab() {
+intgo _wrap_AWS_KINESIS_capi_79dea6e779bf9b2c() {
   enum enrich_aws_event result;
   intgo _swig_go_result;
   
@@ -1694,7 +1826,7 @@ intgo _wrap_AWS_KINESIS_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_RESULT_OK_capi_5e90354df9a660ab() {
+intgo _wrap_RESULT_OK_capi_79dea6e779bf9b2c() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1706,7 +1838,7 @@ intgo _wrap_RESULT_OK_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_RESULT_DROPPED_capi_5e90354df9a660ab() {
+intgo _wrap_RESULT_DROPPED_capi_79dea6e779bf9b2c() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1718,7 +1850,7 @@ intgo _wrap_RESULT_DROPPED_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_RESULT_FAILED_capi_5e90354df9a660ab() {
+intgo _wrap_RESULT_FAILED_capi_79dea6e779bf9b2c() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1730,7 +1862,7 @@ intgo _wrap_RESULT_FAILED_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_RESULT_OVER_LIMIT_capi_5e90354df9a660ab() {
+intgo _wrap_RESULT_OVER_LIMIT_capi_79dea6e779bf9b2c() {
   enum enrich_result result;
   intgo _swig_go_result;
   
@@ -1742,7 +1874,7 @@ intgo _wrap_RESULT_OVER_LIMIT_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_aws_batch_run_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
+intgo _wrap_aws_batch_run_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_event arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1763,7 +1895,7 @@ intgo _wrap_aws_batch_run_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, i
 }
 
 
-_goslice_ _wrap_aws_record_id_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_aws_record_id_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1782,7 +1914,7 @@ _goslice_ _wrap_aws_record_id_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_
 }
 
 
-long long _wrap_aws_arrival_ms_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+long long _wrap_aws_arrival_ms_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   int64_t result;
@@ -1797,7 +1929,7 @@ long long _wrap_aws_arrival_ms_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go
 }
 
 
-intgo _wrap_aws_result_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_aws_result_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_result result;
@@ -1812,7 +1944,7 @@ intgo _wrap_aws_result_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long
 }
 
 
-long long _wrap_aws_count_result_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_aws_count_result_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_result arg2 ;
   size_t result;
@@ -1827,7 +1959,7 @@ long long _wrap_aws_count_result_capi_5e90354df9a660ab(struct enrich_ctx *_swig_
 }
 
 
-_goslice_ _wrap_aws_invalid_reason_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
+_goslice_ _wrap_aws_invalid_reason_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, long long _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   size_t arg2 ;
   enrich_buf result;
@@ -1846,7 +1978,7 @@ _goslice_ _wrap_aws_invalid_reason_capi_5e90354df9a660ab(struct enrich_ctx *_swi
 }
 
 
-intgo _wrap_AWS_RESPONSE_PIPES_capi_5e90354df9a660ab() {
+intgo _wrap_AWS_RESPONSE_PIPES_capi_79dea6e779bf9b2c() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1858,7 +1990,7 @@ intgo _wrap_AWS_RESPONSE_PIPES_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_5e90354df9a660ab() {
+intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_79dea6e779bf9b2c() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1870,7 +2002,7 @@ intgo _wrap_AWS_RESPONSE_FIREHOSE_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_AWS_RESPONSE_KINESIS_capi_5e90354df9a660ab() {
+intgo _wrap_AWS_RESPONSE_KINESIS_capi_79dea6e779bf9b2c() {
   enum enrich_aws_response result;
   intgo _swig_go_result;
   
@@ -1882,7 +2014,7 @@ intgo _wrap_AWS_RESPONSE_KINESIS_capi_5e90354df9a660ab() {
 }
 
 
-long long _wrap_aws_encode_bound_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
+long long _wrap_aws_encode_bound_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_response arg2 ;
   size_t result;
@@ -1897,7 +2029,7 @@ long long _wrap_aws_encode_bound_capi_5e90354df9a660ab(struct enrich_ctx *_swig_
 }
 
 
-intgo _wrap_aws_encode_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+intgo _wrap_aws_encode_capi_79dea6e779bf9b2c(struct enrich_ctx *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
   enrich_ctx *arg1 = (enrich_ctx *) 0 ;
   enrich_aws_response arg2 ;
   void *arg3 = (void *) 0 ;
@@ -1920,7 +2052,7 @@ intgo _wrap_aws_encode_capi_5e90354df9a660ab(struct enrich_ctx *_swig_go_0, intg
 }
 
 
-intgo _wrap_delivery_open_capi_5e90354df9a660ab(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
+intgo _wrap_delivery_open_capi_79dea6e779bf9b2c(struct enrich_pipeline *_swig_go_0, _gostring_ _swig_go_1, _goslice_ _swig_go_2, enrich_delivery **_swig_go_3, _goslice_ _swig_go_4) {
   enrich_pipeline *arg1 = (enrich_pipeline *) 0 ;
   char *arg2 = (char *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -1954,7 +2086,7 @@ intgo _wrap_delivery_open_capi_5e90354df9a660ab(struct enrich_pipeline *_swig_go
 }
 
 
-intgo _wrap_delivery_write_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
+intgo _wrap_delivery_write_capi_79dea6e779bf9b2c(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, long long _swig_go_2) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   uint64_t arg3 ;
@@ -1971,7 +2103,7 @@ intgo _wrap_delivery_write_capi_5e90354df9a660ab(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_run_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
+intgo _wrap_delivery_run_capi_79dea6e779bf9b2c(struct enrich_delivery *_swig_go_0, struct enrich_ctx *_swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, long long _swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_ctx *arg2 = (enrich_ctx *) 0 ;
   int arg3 ;
@@ -1996,7 +2128,7 @@ intgo _wrap_delivery_run_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_
 }
 
 
-intgo _wrap_delivery_flush_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_delivery_flush_capi_79dea6e779bf9b2c(struct enrich_delivery *_swig_go_0, long long _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   int64_t arg2 ;
   enrich_status result;
@@ -2011,7 +2143,7 @@ intgo _wrap_delivery_flush_capi_5e90354df9a660ab(struct enrich_delivery *_swig_g
 }
 
 
-intgo _wrap_delivery_close_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
+intgo _wrap_delivery_close_capi_79dea6e779bf9b2c(struct enrich_delivery *_swig_go_0, intgo _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   unsigned int arg2 ;
   enrich_status result;
@@ -2026,7 +2158,7 @@ intgo _wrap_delivery_close_capi_5e90354df9a660ab(struct enrich_delivery *_swig_g
 }
 
 
-_gostring_ _wrap_delivery_errmsg_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0) {
+_gostring_ _wrap_delivery_errmsg_capi_79dea6e779bf9b2c(struct enrich_delivery *_swig_go_0) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -2039,7 +2171,7 @@ _gostring_ _wrap_delivery_errmsg_capi_5e90354df9a660ab(struct enrich_delivery *_
 }
 
 
-intgo _wrap_delivery_resume_offset_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
+intgo _wrap_delivery_resume_offset_capi_79dea6e779bf9b2c(struct enrich_delivery *_swig_go_0, _goslice_ _swig_go_1) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   uint64_t *arg2 = (uint64_t *) 0 ;
   uint64_t temp2 ;
@@ -2065,7 +2197,7 @@ intgo _wrap_delivery_resume_offset_capi_5e90354df9a660ab(struct enrich_delivery 
 }
 
 
-intgo _wrap_METRICS_JSON_capi_5e90354df9a660ab() {
+intgo _wrap_METRICS_JSON_capi_79dea6e779bf9b2c() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -2077,7 +2209,7 @@ intgo _wrap_METRICS_JSON_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_METRICS_EMF_capi_5e90354df9a660ab() {
+intgo _wrap_METRICS_EMF_capi_79dea6e779bf9b2c() {
   enum enrich_metrics_format result;
   intgo _swig_go_result;
   
@@ -2089,7 +2221,7 @@ intgo _wrap_METRICS_EMF_capi_5e90354df9a660ab() {
 }
 
 
-intgo _wrap_delivery_metrics_capi_5e90354df9a660ab(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
+intgo _wrap_delivery_metrics_capi_79dea6e779bf9b2c(struct enrich_delivery *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, intgo *_swig_go_4) {
   enrich_delivery *arg1 = (enrich_delivery *) 0 ;
   enrich_metrics_format arg2 ;
   unsigned int arg3 ;
@@ -2114,7 +2246,7 @@ intgo _wrap_delivery_metrics_capi_5e90354df9a660ab(struct enrich_delivery *_swig
 }
 
 
-intgo _wrap_bind_store_load_capi_5e90354df9a660ab(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
+intgo _wrap_bind_store_load_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, _gostring_ _swig_go_4, intgo _swig_go_5, _goslice_ _swig_go_6, intgo *_swig_go_7) {
   enrich_store *arg1 = (enrich_store *) 0 ;
   char *arg2 = (char *) 0 ;
   char *arg3 = (char *) 0 ;
@@ -2164,6 +2296,103 @@ intgo _wrap_bind_store_load_capi_5e90354df9a660ab(struct enrich_store *_swig_go_
   free(arg2); 
   free(arg3); 
   free(arg5); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_bind_store_apply_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, _gostring_ _swig_go_1, _gostring_ _swig_go_2, intgo _swig_go_3, intgo _swig_go_4, _goslice_ _swig_go_5, _gostring_ _swig_go_6, intgo _swig_go_7, _gostring_ _swig_go_8, _gostring_ _swig_go_9, intgo *_swig_go_10) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  char *arg2 = (char *) 0 ;
+  char *arg3 = (char *) 0 ;
+  enrich_load_format arg4 ;
+  unsigned int arg5 ;
+  void *arg6 = (void *) 0 ;
+  size_t arg7 ;
+  char *arg8 = (char *) 0 ;
+  int arg9 ;
+  char *arg10 = (char *) 0 ;
+  char *arg11 = (char *) 0 ;
+  size_t *arg12 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  
+  if (_swig_go_1.n == 0) {
+    arg2 = NULL;
+  } else {
+    arg2 = (char *)malloc(_swig_go_1.n + 1);
+    memcpy(arg2, _swig_go_1.p, _swig_go_1.n);
+    arg2[_swig_go_1.n] = '\0';
+  }
+  
+  
+  if (_swig_go_2.n == 0) {
+    arg3 = NULL;
+  } else {
+    arg3 = (char *)malloc(_swig_go_2.n + 1);
+    memcpy(arg3, _swig_go_2.p, _swig_go_2.n);
+    arg3[_swig_go_2.n] = '\0';
+  }
+  
+  arg4 = (enrich_load_format)_swig_go_3; 
+  arg5 = (unsigned int)_swig_go_4; 
+  
+  arg6 = (void *)_swig_go_5.array;
+  arg7 = (size_t)_swig_go_5.len;
+  
+  
+  arg8 = (char *)malloc(_swig_go_6.n + 1);
+  memcpy(arg8, _swig_go_6.p, _swig_go_6.n);
+  arg8[_swig_go_6.n] = '\0';
+  
+  arg9 = (int)_swig_go_7; 
+  
+  arg10 = (char *)malloc(_swig_go_8.n + 1);
+  memcpy(arg10, _swig_go_8.p, _swig_go_8.n);
+  arg10[_swig_go_8.n] = '\0';
+  
+  
+  if (_swig_go_9.n == 0) {
+    arg11 = NULL;
+  } else {
+    arg11 = (char *)malloc(_swig_go_9.n + 1);
+    memcpy(arg11, _swig_go_9.p, _swig_go_9.n);
+    arg11[_swig_go_9.n] = '\0';
+  }
+  
+  arg12 = (size_t *)_swig_go_10; 
+  
+  result = (enrich_status)enrich_bind_store_apply(arg1,(char const *)arg2,(char const *)arg3,arg4,arg5,(void const *)arg6,arg7,(char const *)arg8,arg9,(char const *)arg10,(char const *)arg11,arg12);
+  _swig_go_result = (intgo)result; 
+  free(arg2); 
+  free(arg3); 
+  free(arg8); 
+  free(arg10); 
+  free(arg11); 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_bind_store_verify_capi_79dea6e779bf9b2c(struct enrich_store *_swig_go_0, intgo _swig_go_1, _goslice_ _swig_go_2, intgo *_swig_go_3) {
+  enrich_store *arg1 = (enrich_store *) 0 ;
+  unsigned int arg2 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  size_t *arg5 = (size_t *) 0 ;
+  enrich_status result;
+  intgo _swig_go_result;
+  
+  arg1 = *(enrich_store **)&_swig_go_0; 
+  arg2 = (unsigned int)_swig_go_1; 
+  
+  arg3 = (void *)_swig_go_2.array;
+  arg4 = (size_t)_swig_go_2.len;
+  
+  arg5 = (size_t *)_swig_go_3; 
+  
+  result = (enrich_status)enrich_bind_store_verify(arg1,arg2,arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
   return _swig_go_result;
 }
 
