@@ -6,6 +6,7 @@
  * against LMDB's own mdb_get on random stores, for every key and for random
  * misses, one key at a time and in batches. Also through the store API:
  * the snapshot's lookups agree with mdb_get. */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -709,6 +710,127 @@ START_TEST(walk_store_snapshot_agrees)
 }
 END_TEST
 
+/* A table with LMDB's duplicate keys (MDB_DUPSORT), which libenrich never
+ * makes but another LMDB program could add to a store: its lookups go
+ * through mdb_get, one at a time and in batches. A key with two values has
+ * a node flagged F_DUPDATA, which the walk would refuse as damage: its
+ * answer (LMDB's first value) shows that mdb_get answered. */
+START_TEST(walk_falls_back_to_mdb_get_for_dupsort_tables)
+{
+    char *dir = tu_tmpdir();
+    char *path = tu_join(dir, "s.mdb");
+    enrich_store *s = NULL;
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
+    ebuf b = {0};
+    for (int i = 0; i < 500; i++)
+        ebuf_printf(&b, "{\"id\":\"k%03d\",\"v\":%d}\n", i, i);
+    ck_assert_int_eq(tu_load(s, "a", "id", ENRICH_LOAD_NDJSON, NULL, 0, b.p, b.len, NULL),
+                     ENRICH_OK);
+    enrich_store_close(s);
+    /* Table "d": table "a"'s items under MDB_DUPSORT, k007 twice. */
+    MDB_env *env;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 256), 0);
+    ck_assert_int_eq(mdb_env_set_mapsize(env, (size_t)64 << 20), 0);
+    ck_assert_int_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0644), 0);
+    MDB_txn *txn;
+    MDB_dbi a, d, meta;
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "a", 0, &a), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "d", MDB_CREATE | MDB_DUPSORT, &d), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "__enrich_meta", 0, &meta), 0);
+    MDB_cursor *c;
+    ck_assert_int_eq(mdb_cursor_open(txn, a, &c), 0);
+    MDB_val k, v;
+    const void *v7 = NULL;
+    size_t v7_len = 0;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        ck_assert_int_eq(mdb_put(txn, d, &k, &v, 0), 0);
+        if (k.mv_size == 4 && memcmp(k.mv_data, "k007", 4) == 0) {
+            v7 = v.mv_data;
+            v7_len = v.mv_size;
+        }
+    }
+    mdb_cursor_close(c);
+    ck_assert_ptr_nonnull(v7);
+    /* A second value for k007 that sorts after the first: a copy with its
+     * last byte raised (bytes, not an item: only mdb_get reads it). */
+    unsigned char *second = malloc(v7_len);
+    memcpy(second, v7, v7_len);
+    second[v7_len - 1] = 0xff;
+    k = (MDB_val){4, "k007"};
+    v = (MDB_val){v7_len, second};
+    ck_assert_int_eq(mdb_put(txn, d, &k, &v, 0), 0);
+    MDB_val mk = {7, "table:d"}, mv = {2, "id"};
+    ck_assert_int_eq(mdb_put(txn, meta, &mk, &mv, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(second);
+
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_RDONLY, &s), ENRICH_OK);
+    store_table ta, td;
+    size_t nkey;
+    char err[ENRICH_ERRMSG_CAP];
+    ck_assert_int_eq(store_table_resolve(s, "a", &ta, &nkey, err), ENRICH_OK);
+    ck_assert_int_eq(store_table_resolve(s, "d", &td, &nkey, err), ENRICH_OK);
+    store_snap *snap = NULL;
+    ck_assert_int_eq(store_snap_begin(s, &snap, err), ENRICH_OK);
+    store_req reqs[520];
+    char keys[520][8];
+    for (int i = 0; i < 520; i++) {
+        reqs[i].key_len = (size_t)snprintf(keys[i], sizeof keys[i], "k%03d", i);
+        reqs[i].key = keys[i];
+    }
+    store_snap_get_many(snap, td, reqs, 520);
+    for (int i = 0; i < 520; i++) {
+        const void *va, *vd;
+        size_t la, ld;
+        enrich_status sa = store_snap_get(snap, ta, keys[i], 4, &va, &la);
+        enrich_status sd = store_snap_get(snap, td, keys[i], 4, &vd, &ld);
+        ck_assert_int_eq(sa, i < 500 ? ENRICH_OK : ENRICH_E_NOTFOUND);
+        ck_assert_int_eq(sd, sa);
+        ck_assert_int_eq(reqs[i].st, sa);
+        if (sa == ENRICH_OK) {
+            ck_assert(la == ld && memcmp(va, vd, la) == 0);
+            ck_assert(reqs[i].val_len == la && memcmp(reqs[i].val, va, la) == 0);
+        }
+    }
+    store_snap_end(s, snap);
+    store_snap_free(snap);
+    /* And a batch through the engine (the memo off: the window's path). */
+    enrich_pipeline *pl = NULL;
+    static const char rules[] = "{\"lookups\":[{\"key\":\"id\",\"table\":\"d\"}]}";
+    ck_assert_int_eq(enrich_pipeline_compile(s, rules, sizeof rules - 1, &pl, NULL, 0),
+                     ENRICH_OK);
+    enrich_ctx *ctx = NULL;
+    ck_assert_int_eq(enrich_ctx_create(pl, &ctx), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
+    ebuf ev = {0};
+    for (int i = 0; i < 40; i++)
+        ebuf_printf(&ev, "{\"id\":\"k%03d\"}\n", i * 13);
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev.p, ev.len), ENRICH_OK);
+    for (int i = 0; i < 40; i++) {
+        enrich_buf r = enrich_batch_record(ctx, (size_t)i);
+        char want[32];
+        snprintf(want, sizeof want, "\"v\":%d", i * 13);
+        ck_assert_int_eq(enrich_batch_outcome(ctx, (size_t)i),
+                         i * 13 < 500 ? ENRICH_OUTCOME_SUCCESS : ENRICH_OUTCOME_NOT_FOUND);
+        if (i * 13 < 500)
+            ck_assert_msg(memmem(r.ptr, r.len, want, strlen(want)), "%.*s", (int)r.len,
+                          (const char *)r.ptr);
+    }
+    enrich_ctx_free(ctx);
+    enrich_pipeline_free(pl);
+    enrich_store_close(s);
+    ebuf_free(&ev);
+    ebuf_free(&b);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *walk_suite(void)
 {
     Suite *s = suite_create("walk");
@@ -722,6 +844,7 @@ static Suite *walk_suite(void)
     tcase_add_test(tc, walk_random_damage_never_reads_outside);
     tcase_add_loop_test(tc, walk_agrees_with_mdb_get, 0, 4);
     tcase_add_test(tc, walk_store_snapshot_agrees);
+    tcase_add_test(tc, walk_falls_back_to_mdb_get_for_dupsort_tables);
     suite_add_tcase(s, tc);
     return s;
 }
