@@ -62,7 +62,7 @@ void lcache_configure(lookup_cache *c, size_t slots);
  * changed; never fails (without memory the batch runs uncached). */
 void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen);
 /* 1: hit, *val / *len set (NULL, 0 when the key is known absent);
- * 0: not memoised, ask LMDB and lcache_put the answer. *hash is set for
+ * 0: not memoised, ask the store and lcache_put the answer. *hash is set for
  * lcache_put either way. A memo whose hits stay under 1 in 32 probes
  * (uniform keys over a store far larger than the memo) costs more than it
  * saves, and its slot writes push the store's branch pages out of the CPU
