@@ -566,7 +566,8 @@ END_TEST
  * must adopt the writer's larger map (LMDB's MDB_MAP_RESIZED, a remap
  * between batches). _i == 1: the reader opens read-only; its map reserves
  * several times the file, so the writer's growth needs no remap at all
- * (docs/reliability.md). Batches succeed throughout, either way. */
+ * (docs/reliability.md), and it runs without the memo (the NDJSON window's
+ * path). Batches succeed throughout, either way. */
 START_TEST(faults_map_resized_by_other_process)
 {
     bool rdonly = _i == 1;
@@ -594,6 +595,11 @@ START_TEST(faults_map_resized_by_other_process)
     enrich_ctx *ctx = NULL;
     ck_assert_int_eq(enrich_pipeline_compile(s, slot_rules, strlen(slot_rules), &pl, NULL, 0), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_create(pl, &ctx), ENRICH_OK);
+    /* The read-only reader also runs without the lookup memo: its batches
+     * then take the lookahead window (keys walked together) while the
+     * other process commits. */
+    if (rdonly)
+        ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
     K(s);
     K(pl);
     K(ctx);
