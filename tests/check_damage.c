@@ -13,7 +13,7 @@
  * by hand. ENRICH_DAMAGE_RUNS and
  * ENRICH_DAMAGE_ITEMS override the sizes (per seed: 200 runs on 20 000
  * items, 60 under ASan; 6 runs on 2 000 under valgrind),
- * ENRICH_DAMAGE_SEED the first seed (to explore further). */
+ * ENRICH_DAMAGE_SEED=S other seeds (S, S + 1, S + 2: to explore further). */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <fcntl.h>
@@ -452,8 +452,10 @@ START_TEST(damage_random_overwrites)
     ck_assert_int_eq(res.verify_status, ENRICH_OK);
     ck_assert_uint_eq(res.identical, e.n);
 
-    uint64_t seed = env_size("ENRICH_DAMAGE_SEED", damage_seeds[0]) + damage_seeds[_i] -
-                    damage_seeds[0];
+    /* ENRICH_DAMAGE_SEED=S explores S, S + 1 and S + 2 instead. */
+    uint64_t seed = getenv("ENRICH_DAMAGE_SEED")
+                        ? env_size("ENRICH_DAMAGE_SEED", 0) + (uint64_t)_i
+                        : damage_seeds[_i];
     printf("damage: seed %llu\n", (unsigned long long)seed);
     size_t n_refused = 0, n_clean = 0, n_found = 0, n_unused = 0, n_crashed = 0;
     uint64_t tot_identical = 0, tot_corrupt = 0, tot_hidden = 0;
