@@ -292,9 +292,10 @@ START_TEST(enrich_composite_key)
 }
 END_TEST
 
-/* The NDJSON lookahead window (engine.c: events scanned ahead, their
- * first lookup's keys looked up together) gives the bytes, outcomes and
- * errors of the one-event-at-a-time path, whatever the events hold:
+/* The lookahead window (engine.c: events scanned ahead, their first
+ * lookup's keys looked up together) gives the bytes, outcomes and errors
+ * of the one-event-at-a-time path, NDJSON and JSON arrays, whatever the
+ * events hold:
  * composite keys through a nested object, a second lookup, keys of the
  * wrong type, no key, invalid JSON, non-objects, records too large, blank
  * lines, and windows cut at every length. A ctx whose memo is off takes
@@ -378,6 +379,46 @@ START_TEST(enrich_window_matches_one_at_a_time)
         }
         ck_assert_uint_gt(one->lcache.hits, 0);
         ck_assert_uint_eq(win->lcache.hits, 0);
+        /* JSON arrays of the same kinds of events, and elements cut out
+         * (invalid UTF-8, an escaped NUL) between them. */
+        for (size_t len = 1; len < 60; len += 11) {
+            ebuf arr = {0};
+            ebuf_putc(&arr, '[');
+            for (size_t i = 0; i < len * 3; i++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                unsigned k = (unsigned)(seed >> 33);
+                if (i)
+                    ebuf_puts(&arr, " ,\n");
+                switch (k % 11) {
+                case 0: ebuf_puts(&arr, "{\"r\":\"eu\"}"); break;
+                case 1: ebuf_puts(&arr, "\"not an object\""); break;
+                case 2: ebuf_puts(&arr, "{\"r\":\"\xff\",\"item\":{\"sku\":3}}"); break;
+                case 3: ebuf_puts(&arr, "{\"r\":\"e\\u0000u\",\"item\":{\"sku\":3}}"); break;
+                case 4:
+                    ebuf_printf(&arr, "{\"r\":\"us\",\"item\":{\"sku\":%u},\"pad\":\"%0300d\"}",
+                                k % 340, 0);
+                    break;
+                default:
+                    ebuf_printf(&arr, "{\"r\":\"%s\",\"item\":{\"sku\":%u}}", k & 1 ? "eu" : "us",
+                                k % 340);
+                }
+            }
+            ebuf_putc(&arr, ']');
+            ck_assert_int_eq(enrich_batch_run(win, ENRICH_INPUT_JSON_ARRAY, arr.p, arr.len),
+                             ENRICH_OK);
+            ck_assert_int_eq(enrich_batch_run(one, ENRICH_INPUT_JSON_ARRAY, arr.p, arr.len),
+                             ENRICH_OK);
+            ck_assert_uint_eq(enrich_batch_count(win), len * 3);
+            ck_assert_uint_eq(enrich_batch_count(win), enrich_batch_count(one));
+            for (size_t i = 0; i < enrich_batch_count(win); i++) {
+                enrich_buf a = enrich_batch_record(win, i), b = enrich_batch_record(one, i);
+                ck_assert_msg(a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0,
+                              "array record %zu: %.*s / %.*s", i, (int)a.len,
+                              (const char *)a.ptr, (int)b.len, (const char *)b.ptr);
+                ck_assert_int_eq(enrich_batch_error(win, i), enrich_batch_error(one, i));
+            }
+            ebuf_free(&arr);
+        }
         enrich_ctx_free(win);
         enrich_ctx_free(one);
     }

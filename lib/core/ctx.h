@@ -44,10 +44,10 @@ typedef struct attach {
     uint8_t policy; /* conflict_policy; status members always overwrite */
 } attach;
 
-/* The NDJSON lookahead window (engine.c, run_ndjson): a few events are
- * scanned and their first lookup's keys resolved before any of them is
- * enriched, so that the keys the memo does not answer are looked up
- * together (store_snap_get_many: their cache misses overlap). */
+/* The lookahead window of NDJSON and JSON-array batches (engine.c): a few
+ * events are scanned and their first lookup's keys resolved before any of
+ * them is enriched, so that the keys the memo does not answer are looked
+ * up together (store_snap_get_many: their cache misses overlap). */
 #define ENGINE_WINDOW 16
 
 /* The first lookup of one windowed event, decided ahead. */
@@ -64,12 +64,17 @@ typedef struct pre_lookup {
     size_t val_len;
 } pre_lookup;
 
+/* One event of the window: an NDJSON line to scan (need_scan), or a JSON
+ * array element scanned already (its members in members, offsets into
+ * base) or cut out as an error (rc). raw is what an error record carries. */
 typedef struct win_event {
-    const char *ev;
-    size_t len;
-    enrich_status scan_rc;
-    jtype type;
+    const char *raw;
+    size_t raw_len;
+    bool need_scan;
+    const char *base; /* what root and the members' offsets are relative to */
     jspan root;
+    jtype type;
+    enrich_status rc; /* ENRICH_OK, or the error the record gets */
     jmembers members; /* swapped with ctx->members while it is enriched */
     pre_lookup pre;
 } win_event;

@@ -804,11 +804,11 @@ static inline void members_swap(jmembers *a, jmembers *b)
     *b = t;
 }
 
-/* Scan the window's events and decide their first lookup: a key that
- * cannot be made, the memo's answer, or a request to the store; then ask
- * the store for all requests at once. false: out of memory, or the
- * snapshot was renewed on the way (a damaged page met through mdb_get):
- * then the events take the one-at-a-time path. */
+/* Scan the window's NDJSON lines and decide every event's first lookup:
+ * a key that cannot be made, the memo's answer, or a request to the
+ * store; then ask the store for all requests at once. false: out of
+ * memory, or the snapshot was renewed on the way (a damaged page met
+ * through mdb_get): then the events look up one at a time. */
 static bool window_prepare(enrich_ctx *ctx, size_t nw)
 {
     const lookup *lk = &ctx->p->lookups[0];
@@ -820,22 +820,26 @@ static bool window_prepare(enrich_ctx *ctx, size_t nw)
         pre->state = PRE_KEY;
         pre->key_len = 0;
         pre->key_off = 0;
-        if (we->len > ctx->max_record) {
-            we->scan_rc = ENRICH_E_TOO_LARGE;
-            continue;
+        if (we->need_scan) {
+            /* As engine_event: the size first, then the scan. */
+            we->base = we->raw;
+            if (we->raw_len > ctx->max_record) {
+                we->rc = ENRICH_E_TOO_LARGE;
+                continue;
+            }
+            we->members.n = 0;
+            we->rc = jscan_value(we->raw, we->raw_len, ctx->max_depth, &we->type, &we->root,
+                                 &we->members);
+            if (we->rc == ENRICH_E_NOMEM) {
+                ctx->out.oom = true;
+                return false;
+            }
         }
-        we->members.n = 0;
-        we->scan_rc = jscan_value(we->ev, we->len, ctx->max_depth, &we->type, &we->root,
-                                  &we->members);
-        if (we->scan_rc == ENRICH_E_NOMEM) {
-            ctx->out.oom = true;
-            return false;
-        }
-        if (we->scan_rc || we->type != J_OBJECT)
+        if (we->rc || we->type != J_OBJECT)
             continue;
         members_swap(&ctx->members, &we->members);
         enrich_status err = ENRICH_OK;
-        enum lookup_result r = lookup_key(ctx, we->ev, lk, &err);
+        enum lookup_result r = lookup_key(ctx, we->base, lk, &err);
         members_swap(&ctx->members, &we->members);
         pre->key_off = ctx->win_keys.len;
         pre->key_len = ctx->key.len;
@@ -864,7 +868,7 @@ static bool window_prepare(enrich_ctx *ctx, size_t nw)
         return true;
     for (size_t w = 0; w < nw; w++) {
         const pre_lookup *pre = &ctx->win[w].pre;
-        if (pre->state == PRE_STORE && ctx->win[w].scan_rc == ENRICH_OK) {
+        if (pre->state == PRE_STORE) {
             store_req *r = &ctx->win_reqs[pre->req];
             r->key = ctx->win_keys.p + pre->key_off;
             r->key_len = pre->key_len;
@@ -881,7 +885,8 @@ static bool window_prepare(enrich_ctx *ctx, size_t nw)
     return true;
 }
 
-/* Enrich the window's events in order, as engine_event would one by one. */
+/* Enrich the window's events in order, as engine_event (NDJSON) and
+ * engine_event_scanned (array elements) would one by one. */
 static void window_run(enrich_ctx *ctx, size_t nw)
 {
     bool prepared = window_prepare(ctx, nw);
@@ -889,24 +894,18 @@ static void window_run(enrich_ctx *ctx, size_t nw)
         return;
     for (size_t w = 0; w < nw && !ctx->out.oom; w++) {
         win_event *we = &ctx->win[w];
-        if (!prepared) {
-            engine_event(ctx, we->ev, we->len);
-            continue;
-        }
         rec *r = rec_push(ctx);
         if (!r) {
             ctx->out.oom = true;
             return;
         }
-        if (we->scan_rc == ENRICH_E_TOO_LARGE) {
-            emit_raw_error(ctx, r, we->ev, we->len, ENRICH_E_TOO_LARGE);
-        } else if (we->scan_rc || we->type != J_OBJECT) {
-            emit_raw_error(ctx, r, we->ev, we->len, we->scan_rc ? we->scan_rc
-                                                                : ENRICH_E_NOT_OBJECT);
+        if (we->rc || we->type != J_OBJECT) {
+            emit_raw_error(ctx, r, we->raw, we->raw_len, we->rc ? we->rc : ENRICH_E_NOT_OBJECT);
         } else {
             members_swap(&ctx->members, &we->members);
-            ctx->pre = &we->pre;
-            enrich_object(ctx, r, we->ev, we->root);
+            /* Unprepared (a renewal on the way): each event looks up alone. */
+            ctx->pre = prepared ? &we->pre : NULL;
+            enrich_object(ctx, r, we->base, we->root);
             ctx->pre = NULL;
             members_swap(&ctx->members, &we->members);
         }
@@ -942,8 +941,10 @@ static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
             if (!windowed) {
                 engine_event(ctx, s + pos, len);
             } else {
-                ctx->win[nw].ev = s + pos;
-                ctx->win[nw].len = len;
+                win_event *we = &ctx->win[nw];
+                we->raw = s + pos;
+                we->raw_len = len;
+                we->need_scan = true;
                 if (++nw == ENGINE_WINDOW) {
                     window_run(ctx, nw);
                     nw = 0;
@@ -968,6 +969,9 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
     }
     pos++;
     bool expect_value = false;
+    /* Elements go through the window as NDJSON lines do (run_ndjson). */
+    bool windowed = window_pays(ctx);
+    size_t nw = 0;
     for (;;) {
         while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t'))
             pos++;
@@ -978,11 +982,26 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
         size_t start = pos;
         jspan span;
         jtype type;
+        win_event *we = windowed ? &ctx->win[nw] : NULL;
+        jmembers *ms = we ? &we->members : &ctx->members;
         /* One pass: the element's scan also lists its members. */
-        ctx->members.n = 0;
-        enrich_status rc = jscan_next(s, n, &pos, ctx->max_depth, &type, &span, &ctx->members);
+        ms->n = 0;
+        enrich_status rc = jscan_next(s, n, &pos, ctx->max_depth, &type, &span, ms);
         if (rc == ENRICH_OK) {
-            engine_event_scanned(ctx, s, span, type);
+            if (!we) {
+                engine_event_scanned(ctx, s, span, type);
+            } else {
+                /* As engine_event_scanned: the size is checked after the
+                 * scan, the record carries the element. */
+                we->need_scan = false;
+                we->base = s;
+                we->root = span;
+                we->type = type;
+                we->raw = s + span.off;
+                we->raw_len = span.len;
+                we->rc = span.len > ctx->max_record ? ENRICH_E_TOO_LARGE : ENRICH_OK;
+                nw++;
+            }
         } else if (rc == ENRICH_E_UTF8 || rc == ENRICH_E_NUL || rc == ENRICH_E_DEPTH) {
             /* Cut the element out by structure alone, so it fails on its
              * own while the rest of the array is still processed. */
@@ -991,15 +1010,28 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
                 errmsg_set(ctx->errmsg, "element at byte %zu is not valid JSON", start);
                 return ENRICH_E_JSON;
             }
-            rec *r = rec_push(ctx);
-            if (!r)
-                return ENRICH_E_NOMEM;
             /* As engine_event, which checks the size before scanning. */
-            emit_raw_error(ctx, r, s + start, pos - start,
-                           pos - start > ctx->max_record ? ENRICH_E_TOO_LARGE : rc);
+            enrich_status code = pos - start > ctx->max_record ? ENRICH_E_TOO_LARGE : rc;
+            if (!we) {
+                rec *r = rec_push(ctx);
+                if (!r)
+                    return ENRICH_E_NOMEM;
+                emit_raw_error(ctx, r, s + start, pos - start, code);
+            } else {
+                we->need_scan = false;
+                we->raw = s + start;
+                we->raw_len = pos - start;
+                we->rc = code;
+                nw++;
+            }
         } else {
             errmsg_set(ctx->errmsg, "element at byte %zu is not valid JSON", start);
             return rc == ENRICH_E_NOMEM ? rc : ENRICH_E_JSON;
+        }
+        if (nw == ENGINE_WINDOW) {
+            window_run(ctx, nw);
+            nw = 0;
+            windowed = window_pays(ctx);
         }
         if (ctx->out.oom)
             return ENRICH_E_NOMEM;
@@ -1016,6 +1048,11 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
         }
         errmsg_set(ctx->errmsg, "expected ',' or ']' at byte %zu", pos);
         return ENRICH_E_JSON;
+    }
+    if (nw) {
+        window_run(ctx, nw);
+        if (ctx->out.oom)
+            return ENRICH_E_NOMEM;
     }
     while (pos < n && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t'))
         pos++;
