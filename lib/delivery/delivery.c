@@ -35,6 +35,8 @@
 
 static void delivery_destroy(enrich_delivery *d)
 {
+    /* First: the compressor threads may still hold chunks of the objects. */
+    delivery_pool_stop(d->pool);
     for (size_t i = 0; i < d->nopen; i++)
         delivery_obj_free(&d->open[i]);
     free(d->open);
@@ -127,6 +129,8 @@ static enrich_status delivery_open(const enrich_pipeline *pipeline, const char *
         }
     }
     ebuf_free(&lock);
+    if (rc == ENRICH_OK && (rc = delivery_pool_start(d->compress_threads, &d->pool)) != ENRICH_OK)
+        errmsg_set(errmsg, "delivery: cannot start the compressor threads");
     if (rc == ENRICH_OK) {
         delivery_clean_temps(d, d->root, 0);
         delivery_read_state(d);

@@ -132,6 +132,9 @@ ENRICH_INTERNAL void delivery_test_fault(enrich_delivery *d, unsigned first, uns
 /* Make the next count batch runs of enrich_delivery_run fail with code. */
 ENRICH_INTERNAL void delivery_test_run_fault(enrich_delivery *d, unsigned count,
                                              enrich_status code);
+/* Make the next count chunk compressions on the compressor threads fail
+ * (as out of memory); no-op without compressor threads. */
+ENRICH_INTERNAL void delivery_test_compress_fault(enrich_delivery *d, unsigned count);
 /* The backoff before retry `attempt` (0-based), drawn from the seeded
  * PRNG: uniform in [0, min(max_ms, base_ms << attempt)]. */
 ENRICH_INTERNAL int64_t delivery_backoff_ms(enrich_delivery *d, unsigned attempt);
@@ -150,10 +153,14 @@ enum kind { K_DATA, K_INVALID, K_ERROR, K_NKINDS };
  * gzip member appended to gz (concatenated members are one valid gzip
  * file). */
 #define DELIVERY_CHUNK (256u * 1024u)
+/* A chunk handed to the compressor threads (delivery_compress.c). */
+typedef struct dz_job dz_job;
+typedef struct dz_pool dz_pool;
 typedef struct obj {
     char *key;          /* evaluated prefix */
     ebuf pending;       /* records not compressed yet (< DELIVERY_CHUNK) */
     ebuf gz;            /* compressed members so far */
+    dz_job *jobs_head, *jobs_tail; /* chunks with the compressor threads, in order */
     size_t raw;         /* uncompressed bytes in */
     size_t records;
     size_t counts[K_NKINDS];
@@ -180,6 +187,8 @@ struct enrich_delivery {
     size_t buffer_bytes;
     int64_t buffer_ms;
     int level;
+    unsigned compress_threads; /* 0: compress on the caller's thread */
+    dz_pool *pool;             /* NULL when compress_threads is 0 */
     enum tsrc tsrc;
     unsigned max_retries;
     int64_t retry_base_ms, retry_max_ms;
@@ -258,6 +267,26 @@ ENRICH_INTERNAL enrich_status delivery_dead_letter(enrich_delivery *d,
                                                    const char *message, unsigned attempts,
                                                    int64_t arrival_ms);
 ENRICH_INTERNAL void delivery_obj_free(obj *o);
+
+/* Compressor threads (delivery_compress.c). */
+/* The default of "compress_threads": one fewer than the online CPUs, at
+ * most 4. */
+ENRICH_INTERNAL unsigned delivery_compress_threads_auto(void);
+/* Start threads compressor threads (*out NULL for 0). ENRICH_E_NOMEM
+ * when not even one could start. */
+ENRICH_INTERNAL enrich_status delivery_pool_start(unsigned threads, dz_pool **out);
+/* Finish the queued jobs, end the threads, free the pool (NULL: no-op). */
+ENRICH_INTERNAL void delivery_pool_stop(dz_pool *p);
+/* Test hook: the next count jobs fail as if out of memory. */
+ENRICH_INTERNAL void delivery_pool_fail_next(dz_pool *p, unsigned count);
+/* Hand o's pending records to d->pool as one job (o->pending is empty
+ * after); waits while the pool is full. false when out of memory. */
+ENRICH_INTERNAL bool delivery_chunk_submit(enrich_delivery *d, obj *o);
+/* Wait for o's jobs and append their members to o->gz in order. false
+ * when a job failed or out of memory (the jobs are released either way). */
+ENRICH_INTERNAL bool delivery_chunks_collect(enrich_delivery *d, obj *o);
+/* Free o's jobs; only once the pool is stopped or they were collected. */
+ENRICH_INTERNAL void delivery_chunks_free(obj *o);
 
 /* Acknowledgement state (delivery_state.c). */
 /* Note a batch of sequence seq ending at input offset input_end as
