@@ -130,7 +130,7 @@ static enrich_status delivery_open(const enrich_pipeline *pipeline, const char *
     }
     ebuf_free(&lock);
     if (rc == ENRICH_OK && (rc = delivery_pool_start(d->compress_threads, &d->pool)) != ENRICH_OK)
-        errmsg_set(errmsg, "delivery: cannot start the compressor threads");
+        errmsg_set(errmsg, "delivery: out of memory for the compressor threads");
     if (rc == ENRICH_OK) {
         delivery_clean_temps(d, d->root, 0);
         delivery_read_state(d);

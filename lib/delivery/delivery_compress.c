@@ -126,8 +126,10 @@ enrich_status delivery_pool_start(unsigned threads, dz_pool **out)
         if (pthread_create(&p->th[p->nthreads], NULL, worker_main, p) != 0)
             break;
     if (p->nthreads == 0) {
+        /* No thread at all (a process at its limit): the delivery
+         * compresses on the caller's thread, as with compress_threads 0. */
         delivery_pool_stop(p);
-        return ENRICH_E_NOMEM;
+        return ENRICH_OK;
     }
     /* Fewer threads than asked (a process limit): the pool still works. */
     p->max_inflight = 2 * (size_t)p->nthreads;

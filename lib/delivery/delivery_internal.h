@@ -272,8 +272,9 @@ ENRICH_INTERNAL void delivery_obj_free(obj *o);
 /* The default of "compress_threads": one fewer than the online CPUs, at
  * most 4. */
 ENRICH_INTERNAL unsigned delivery_compress_threads_auto(void);
-/* Start threads compressor threads (*out NULL for 0). ENRICH_E_NOMEM
- * when not even one could start. */
+/* Start threads compressor threads. *out stays NULL for 0, and when not
+ * one thread could start (the caller then compresses inline);
+ * ENRICH_E_NOMEM when the pool itself cannot be allocated. */
 ENRICH_INTERNAL enrich_status delivery_pool_start(unsigned threads, dz_pool **out);
 /* Finish the queued jobs, end the threads, free the pool (NULL: no-op). */
 ENRICH_INTERNAL void delivery_pool_stop(dz_pool *p);
