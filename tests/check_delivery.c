@@ -364,6 +364,70 @@ END_TEST
 
 /* The same events as the records of a Lambda Kinesis event, through the
  * delivery's AWS path: dated by event time, not by arrival. */
+/* Consecutive records share their prefix's text while they fall in the
+ * same unit of its finest field (the delivery keeps the last one): across
+ * an hour, back, and across the epoch (floor, not truncation), each record
+ * still lands under its own hour; a static prefix's default time path is
+ * hourly too. */
+START_TEST(delivery_prefix_reuse_follows_the_time_unit)
+{
+    static const struct {
+        const char *ts;
+        const char *dir_hourly, *dir_legacy;
+    } recs[] = {
+        {"\"2024-01-15T10:59:59.999Z\"", "h/2024-01-15-10/", "legacy/2024/01/15/10/"},
+        {"\"2024-01-15T11:00:00.000Z\"", "h/2024-01-15-11/", "legacy/2024/01/15/11/"},
+        {"\"2024-01-15T11:59:00Z\"", "h/2024-01-15-11/", "legacy/2024/01/15/11/"},
+        {"\"2024-01-15T10:00:00Z\"", "h/2024-01-15-10/", "legacy/2024/01/15/10/"},
+        {"-0.001", "h/1969-12-31-23/", "legacy/1969/12/31/23/"},
+        {"0", "h/1970-01-01-00/", "legacy/1970/01/01/00/"},
+        {"-3600", "h/1969-12-31-23/", "legacy/1969/12/31/23/"},
+        {"-3600.001", "h/1969-12-31-22/", "legacy/1969/12/31/22/"},
+    };
+    const size_t n = sizeof recs / sizeof *recs;
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char ev[4096];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(ev + o, sizeof ev - o,
+                              "{\"eventId\":\"r%zu\",\"productId\":\"PROD-001\","
+                              "\"timestamp\":%s}\n", i, recs[i].ts);
+    for (int legacy = 0; legacy < 2; legacy++) {
+        char *root = tu_join(f.dir, legacy ? "legacy" : "hourly");
+        enrich_delivery *d = open_dlv(&f, root, legacy ? "{\"prefix\":\"legacy/\"}"
+                                                       : "{\"prefix\":\"h/!{timestamp:yyyy-MM-dd-HH}/\"}");
+        run(&f, d, ev, n);
+        ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+        files fl = list(root);
+        size_t seen[16] = {0};
+        for (size_t k = 0; k < fl.n; k++) {
+            char *t = read_object(root, fl.v[k]);
+            for (char *line = t; *line;) {
+                char *nl = strchr(line, '\n');
+                ck_assert_ptr_nonnull(nl);
+                *nl = '\0';
+                const char *id = strstr(line, "\"eventId\":\"r");
+                ck_assert_ptr_nonnull(id);
+                size_t i = (size_t)atoi(id + 12);
+                ck_assert_uint_lt(i, n);
+                seen[i]++;
+                const char *want = legacy ? recs[i].dir_legacy : recs[i].dir_hourly;
+                ck_assert_msg(strncmp(fl.v[k], want, strlen(want)) == 0,
+                              "%s delivered under %s, want %s", recs[i].ts, fl.v[k], want);
+                line = nl + 1;
+            }
+            free(t);
+        }
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(seen[i] == 1, "record r%zu delivered %zu times", i, seen[i]);
+        files_free(&fl);
+        free(root);
+    }
+    tu_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(delivery_dates_aws_records_by_their_event_time)
 {
     tu_fixture f;
@@ -1470,6 +1534,7 @@ static Suite *delivery_suite(void)
     tcase_add_test(tc, delivery_seed_layout_and_names);
     tcase_add_test(tc, delivery_dates_records_by_their_event_time);
     tcase_add_test(tc, delivery_dates_aws_records_by_their_event_time);
+    tcase_add_test(tc, delivery_prefix_reuse_follows_the_time_unit);
     tcase_add_test(tc, delivery_open_rejects_bad_config);
     tcase_add_test(tc, delivery_one_stream_per_root_at_a_time);
     tcase_add_test(tc, delivery_partition_keys_are_escaped);

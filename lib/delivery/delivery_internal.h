@@ -38,6 +38,11 @@ ENRICH_INTERNAL enrich_status prefix_compile(const char *src, size_t n, bool is_
 ENRICH_INTERNAL void prefix_free(prefix *p);
 /* Partition keys the prefix references, in order of first use. */
 ENRICH_INTERNAL size_t prefix_key_count(const prefix *p);
+/* The length in ms of the finest timestamp field the prefix shows (1 for
+ * SSS ... 86400000 for dd, MM, yy, yyyy), 0 when it shows none: two
+ * instants in the same floor(ms / unit) give the same text (UTC days are
+ * whole multiples of 86 400 000 ms from the epoch). */
+ENRICH_INTERNAL int64_t prefix_time_unit_ms(const prefix *p);
 ENRICH_INTERNAL const char *prefix_key_name(const prefix *p, size_t i);
 
 /* One partition key value: the decoded bytes of a JSON string, the text
@@ -175,6 +180,15 @@ typedef struct pend {
     uint64_t offset;
 } pend;
 
+/* One evaluated prefix and the time bucket (floor(ms / unit)) it is the
+ * text of. */
+#define PREFIX_MEMO_SLOTS 8
+typedef struct prefix_memo {
+    ebuf text;
+    int64_t bucket;
+    bool valid;
+} prefix_memo;
+
 struct enrich_delivery {
     const enrich_pipeline *p;
     char *root;
@@ -222,6 +236,11 @@ struct enrich_delivery {
     enrich_status run_fault_code;
 
     ebuf kbuf, line, reason, tmp, path;
+    /* Evaluated prefixes of each kind without partition keys, by the time
+     * bucket each holds for (prefix_time_unit_ms), direct-mapped: records
+     * of a few days (or hours) interleaved reuse them instead of
+     * formatting the prefix again. */
+    prefix_memo prefix_memo[K_NKINDS][PREFIX_MEMO_SLOTS];
     ebuf *vals_buf;
     prefix_value *vals;
     jmembers ms, sub;
