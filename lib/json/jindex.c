@@ -1,0 +1,463 @@
+/* The structural index (jindex.h): a classification of the whole buffer
+ * by vector compares, 64 bytes per block, then a walk over its token bits.
+ *
+ * Why: an AWS batch is records of ~250-650 bytes whose envelope is a dozen
+ * members of short strings; the byte scanner (jscan.c) pays per member and
+ * per 16 bytes of every string. The index pays about one instruction per
+ * byte once, with no branch per byte, and the walk then costs a few
+ * instructions per token, whatever the length of a string.
+ *
+ * Levels (simd.h): SSE2 (every x86-64) and AVX2 (when the CPU has it)
+ * classify; at the scalar level, and on other architectures, there is no
+ * index and the scanner does everything, as before. Both vector levels
+ * give the same bits: tests/check_simd.c compares them with each other and
+ * the walk with the scanner. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jindex.h"
+#include "simd.h"
+
+#ifdef ENRICH_X86_SIMD
+#include <immintrin.h>
+#endif
+
+/* ---------------------------------------------------------------- */
+/* Stage 1: classify                                                 */
+/* ---------------------------------------------------------------- */
+
+/* One block's classes, bit k for byte k. */
+typedef struct block_masks {
+    uint64_t quote, backslash, op, ws, special;
+} block_masks;
+
+/* What carries from one block into the next. */
+typedef struct carry {
+    uint64_t escape;    /* 1: byte 0 of the next block is escaped */
+    uint64_t in_string; /* all ones: the next block starts inside a string */
+    uint64_t scalar;    /* 1: the last byte was part of a run outside strings */
+} carry;
+
+/* From a block's classes to its token bits. Escapes first: a backslash
+ * escapes the next byte unless it is itself escaped. Backslashes are rare
+ * in envelopes (strings of ids, ARNs and base64), so a loop over them
+ * costs nothing when there are none. */
+static inline uint64_t block_tokens(const block_masks *m, carry *c)
+{
+    uint64_t escaped = c->escape, bs = m->backslash & ~escaped, next_escape = 0;
+    while (bs) {
+        unsigned k = (unsigned)__builtin_ctzll(bs);
+        if (k == 63) {
+            next_escape = 1;
+            break;
+        }
+        escaped |= 2ULL << k;
+        bs &= ~(3ULL << k);
+    }
+    c->escape = next_escape;
+    uint64_t quote = m->quote & ~escaped;
+    /* Prefix XOR: bit k is the parity of the quotes at or below k, so the
+     * opening quote is inside its string and the closing one outside. */
+    uint64_t x = quote;
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    uint64_t in_string = x ^ c->in_string;
+    c->in_string = (uint64_t)((int64_t)in_string >> 63);
+    uint64_t outside = ~in_string;
+    uint64_t scalar = outside & ~(m->op | m->ws | quote);
+    uint64_t scalar_start = scalar & ~(scalar << 1 | c->scalar);
+    c->scalar = scalar >> 63;
+    return quote | (m->op & outside) | scalar_start;
+}
+
+#ifdef ENRICH_X86_SIMD
+/* Brackets fold onto braces by setting bit 5 ('[' 0x5b -> '{' 0x7b, ']'
+ * 0x5d -> '}' 0x7d, and nothing else lands there); the signed compare
+ * with 0x20 flags control bytes and every byte >= 0x80 at once. */
+static inline void classify_sse2(const unsigned char *p, block_masks *m)
+{
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i brace_l = _mm_set1_epi8('{'), brace_r = _mm_set1_epi8('}');
+    const __m128i colon = _mm_set1_epi8(':'), comma = _mm_set1_epi8(',');
+    const __m128i space = _mm_set1_epi8(' '), tab = _mm_set1_epi8('\t');
+    const __m128i nl = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    memset(m, 0, sizeof *m);
+    for (unsigned k = 0; k < 64; k += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + k));
+        __m128i folded = _mm_or_si128(v, space);
+        __m128i q = _mm_cmpeq_epi8(v, quote), bs = _mm_cmpeq_epi8(v, backslash);
+        __m128i op = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(folded, brace_l), _mm_cmpeq_epi8(folded, brace_r)),
+            _mm_or_si128(_mm_cmpeq_epi8(v, colon), _mm_cmpeq_epi8(v, comma)));
+        __m128i ws = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, space), _mm_cmpeq_epi8(v, tab)),
+                                  _mm_or_si128(_mm_cmpeq_epi8(v, nl), _mm_cmpeq_epi8(v, cr)));
+        __m128i sp = _mm_or_si128(_mm_cmplt_epi8(v, space), bs);
+        m->quote |= (uint64_t)(unsigned)_mm_movemask_epi8(q) << k;
+        m->backslash |= (uint64_t)(unsigned)_mm_movemask_epi8(bs) << k;
+        m->op |= (uint64_t)(unsigned)_mm_movemask_epi8(op) << k;
+        m->ws |= (uint64_t)(unsigned)_mm_movemask_epi8(ws) << k;
+        m->special |= (uint64_t)(unsigned)_mm_movemask_epi8(sp) << k;
+    }
+}
+
+static void index_sse2(const unsigned char *s, size_t blocks, uint64_t *tok, uint64_t *special,
+                       carry *c)
+{
+    for (size_t b = 0; b < blocks; b++) {
+        block_masks m;
+        classify_sse2(s + b * 64, &m);
+        tok[b] = block_tokens(&m, c);
+        special[b] = m.special;
+    }
+}
+
+__attribute__((target("avx2"))) static inline void classify_avx2(const unsigned char *p,
+                                                                   block_masks *m)
+{
+    const __m256i quote = _mm256_set1_epi8('"'), backslash = _mm256_set1_epi8('\\');
+    const __m256i brace_l = _mm256_set1_epi8('{'), brace_r = _mm256_set1_epi8('}');
+    const __m256i colon = _mm256_set1_epi8(':'), comma = _mm256_set1_epi8(',');
+    const __m256i space = _mm256_set1_epi8(' '), tab = _mm256_set1_epi8('\t');
+    const __m256i nl = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r');
+    uint64_t q2[2], bs2[2], op2[2], ws2[2], sp2[2];
+    for (unsigned k = 0; k < 2; k++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32 * k));
+        __m256i folded = _mm256_or_si256(v, space);
+        __m256i bs = _mm256_cmpeq_epi8(v, backslash);
+        __m256i op = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(folded, brace_l), _mm256_cmpeq_epi8(folded, brace_r)),
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, colon), _mm256_cmpeq_epi8(v, comma)));
+        __m256i ws = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, space), _mm256_cmpeq_epi8(v, tab)),
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, nl), _mm256_cmpeq_epi8(v, cr)));
+        __m256i sp = _mm256_or_si256(_mm256_cmpgt_epi8(space, v), bs);
+        q2[k] = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, quote));
+        bs2[k] = (uint32_t)_mm256_movemask_epi8(bs);
+        op2[k] = (uint32_t)_mm256_movemask_epi8(op);
+        ws2[k] = (uint32_t)_mm256_movemask_epi8(ws);
+        sp2[k] = (uint32_t)_mm256_movemask_epi8(sp);
+    }
+    m->quote = q2[0] | q2[1] << 32;
+    m->backslash = bs2[0] | bs2[1] << 32;
+    m->op = op2[0] | op2[1] << 32;
+    m->ws = ws2[0] | ws2[1] << 32;
+    m->special = sp2[0] | sp2[1] << 32;
+}
+
+__attribute__((target("avx2"))) static void index_avx2(const unsigned char *s, size_t blocks,
+                                                        uint64_t *tok, uint64_t *special,
+                                                        carry *c)
+{
+    for (size_t b = 0; b < blocks; b++) {
+        block_masks m;
+        classify_avx2(s + b * 64, &m);
+        tok[b] = block_tokens(&m, c);
+        special[b] = m.special;
+    }
+}
+#endif /* ENRICH_X86_SIMD */
+
+bool jindex_build(jindex *ix, const char *s, size_t n)
+{
+    ix->on = false;
+#ifdef ENRICH_X86_SIMD
+    simd_level level = simd_active();
+    if (level == SIMD_SCALAR)
+        return false;
+    size_t blocks = n / 64 + 1; /* the last one padded, possibly all padding */
+    if (blocks > ix->cap) {
+        /* One allocation for both arrays: tok, then special. */
+        uint64_t *p = malloc(blocks * 2 * sizeof *p);
+        if (!p)
+            return false;
+        free(ix->tok);
+        ix->tok = p;
+        ix->special = p + blocks;
+        ix->cap = blocks;
+    } else {
+        ix->special = ix->tok + ix->cap;
+    }
+    const unsigned char *u = (const unsigned char *)s;
+    size_t full = n / 64;
+    carry c = {0, 0, 0};
+    /* The tail goes through a copy padded with spaces: no read past n. */
+    unsigned char pad[64];
+    memset(pad, ' ', sizeof pad);
+    if (n % 64)
+        memcpy(pad, u + full * 64, n % 64);
+    if (level >= SIMD_AVX2) {
+        index_avx2(u, full, ix->tok, ix->special, &c);
+        index_avx2(pad, 1, ix->tok + full, ix->special + full, &c);
+    } else {
+        index_sse2(u, full, ix->tok, ix->special, &c);
+        index_sse2(pad, 1, ix->tok + full, ix->special + full, &c);
+    }
+    ix->s = s;
+    ix->n = n;
+    ix->nblocks = blocks;
+    ix->on = true;
+    return true;
+#else
+    (void)s;
+    (void)n;
+    return false;
+#endif
+}
+
+void jindex_free(jindex *ix)
+{
+    free(ix->tok);
+    memset(ix, 0, sizeof *ix);
+}
+
+/* ---------------------------------------------------------------- */
+/* Stage 2: walk                                                     */
+/* ---------------------------------------------------------------- */
+
+typedef struct walker {
+    const char *s;
+    size_t n;
+    const uint64_t *tok, *special;
+    size_t nblocks;
+    int max_depth;
+    /* As the scanner's: the members of the first top-level member named
+     * sub_name whose value is an object go to sub. */
+    const char *sub_name;
+    size_t sub_len;
+    jmembers *sub;
+    size_t sub_off;
+    bool sub_taken;
+} walker;
+
+/* The first token at or after from; n when there is none. */
+static inline size_t next_token(const walker *w, size_t from)
+{
+    size_t b = from >> 6;
+    if (b >= w->nblocks)
+        return w->n;
+    uint64_t m = w->tok[b] & (~0ULL << (from & 63));
+    while (!m) {
+        if (++b >= w->nblocks)
+            return w->n;
+        m = w->tok[b];
+    }
+    size_t t = b * 64 + (size_t)__builtin_ctzll(m);
+    return t < w->n ? t : w->n;
+}
+
+/* Does s[a..b) hold a special byte? */
+static inline bool special_in(const walker *w, size_t a, size_t b)
+{
+    while (a < b) {
+        unsigned off = (unsigned)(a & 63);
+        uint64_t m = w->special[a >> 6] >> off;
+        size_t span = 64 - off;
+        if (b - a < span)
+            m &= (1ULL << (b - a)) - 1;
+        if (m)
+            return true;
+        a += span;
+    }
+    return false;
+}
+
+/* The string whose opening quote is at o: *end past its closing quote.
+ * Its closing quote is the next token; the bytes between are taken as
+ * they are unless one is special, and then the scanner's own string rules
+ * decide (UTF-8, escapes) and must end at the same quote. */
+static inline bool walk_string(const walker *w, size_t o, size_t *end, bool *escaped)
+{
+    size_t close = next_token(w, o + 1);
+    if (close >= w->n || w->s[close] != '"')
+        return false;
+    bool esc = false;
+    if (special_in(w, o + 1, close)) {
+        size_t e;
+        if (jscan_string_at(w->s, w->n, o, &e, &esc) != ENRICH_OK || e != close + 1)
+            return false;
+    }
+    if (escaped)
+        *escaped = esc;
+    *end = close + 1;
+    return true;
+}
+
+/* May a number or literal end at e? The byte there must not continue it:
+ * whitespace, a structural byte, a quote, or the end. */
+static inline bool scalar_ends(const walker *w, size_t e)
+{
+    if (e >= w->n)
+        return true;
+    switch (w->s[e]) {
+    case ' ': case '\t': case '\n': case '\r':
+    case ',': case ':': case '}': case ']': case '{': case '[': case '"':
+        return true;
+    default:
+        return false;
+    }
+}
+
+static inline bool push_member(jmembers *m, const jmember *mem)
+{
+    if (m->n == m->cap && !array_reserve(&m->v, &m->cap, m->n + 1, sizeof *m->v, 16))
+        return false;
+    m->v[m->n++] = *mem;
+    return true;
+}
+
+static bool walk_value(walker *w, size_t *p, int depth, jtype *type, jmembers *members);
+
+/* At '{' (*p); *p past the closing brace. depth counts this object. */
+static bool walk_object(walker *w, size_t *p, int depth, jmembers *members)
+{
+    const char *s = w->s;
+    size_t n = w->n, t = next_token(w, *p + 1), e;
+    if (t < n && s[t] == '}') {
+        *p = t + 1;
+        return true;
+    }
+    for (;;) {
+        jmember m;
+        if (t >= n || s[t] != '"' || !walk_string(w, t, &e, &m.name_escaped))
+            return false;
+        m.name.off = t;
+        m.name.len = e - t;
+        t = next_token(w, e);
+        if (t >= n || s[t] != ':')
+            return false;
+        t = next_token(w, t + 1);
+        if (t >= n)
+            return false;
+        m.value.off = t;
+        jmembers *inner = NULL;
+        if (members && w->sub && !w->sub_taken && !m.name_escaped &&
+            m.name.len == w->sub_len + 2 && s[t] == '{' &&
+            memcmp(s + m.name.off + 1, w->sub_name, w->sub_len) == 0) {
+            inner = w->sub;
+            w->sub_taken = true;
+            w->sub_off = t;
+        }
+        if (!inner && s[t] == '"') {
+            m.type = J_STRING;
+            if (!walk_string(w, t, &e, NULL))
+                return false;
+        } else {
+            e = t;
+            if (!walk_value(w, &e, depth, &m.type, inner))
+                return false;
+        }
+        m.value.len = e - m.value.off;
+        if (members && !push_member(members, &m))
+            return false;
+        t = next_token(w, e);
+        if (t < n && s[t] == ',') {
+            t = next_token(w, t + 1);
+            continue;
+        }
+        if (t < n && s[t] == '}') {
+            *p = t + 1;
+            return true;
+        }
+        return false;
+    }
+}
+
+/* At '[' (*p); *p past the closing bracket. */
+static bool walk_array(walker *w, size_t *p, int depth)
+{
+    const char *s = w->s;
+    size_t n = w->n, t = next_token(w, *p + 1);
+    if (t < n && s[t] == ']') {
+        *p = t + 1;
+        return true;
+    }
+    for (;;) {
+        jtype type;
+        size_t e = t;
+        if (t >= n || !walk_value(w, &e, depth, &type, NULL))
+            return false;
+        t = next_token(w, e);
+        if (t >= n)
+            return false;
+        if (s[t] == ']') {
+            *p = t + 1;
+            return true;
+        }
+        if (s[t] != ',')
+            return false;
+        t = next_token(w, t + 1);
+    }
+}
+
+static bool walk_literal(walker *w, size_t *p, const char *word, size_t len)
+{
+    if (w->n - *p < len || memcmp(w->s + *p, word, len) != 0 || !scalar_ends(w, *p + len))
+        return false;
+    *p += len;
+    return true;
+}
+
+/* The value whose first byte (a token) is at *p; *p past it. depth: the
+ * containers open around it, as the scanner counts them. */
+static bool walk_value(walker *w, size_t *p, int depth, jtype *type, jmembers *members)
+{
+    switch (w->s[*p]) {
+    case '{':
+        *type = J_OBJECT;
+        return depth + 1 <= w->max_depth && walk_object(w, p, depth + 1, members);
+    case '[':
+        *type = J_ARRAY;
+        return depth + 1 <= w->max_depth && walk_array(w, p, depth + 1);
+    case '"':
+        *type = J_STRING;
+        return walk_string(w, *p, p, NULL);
+    case 't':
+        *type = J_TRUE;
+        return walk_literal(w, p, "true", 4);
+    case 'f':
+        *type = J_FALSE;
+        return walk_literal(w, p, "false", 5);
+    case 'n':
+        *type = J_NULL;
+        return walk_literal(w, p, "null", 4);
+    default: {
+        *type = J_NUMBER;
+        size_t e = jscan_number_at(w->s, w->n, *p);
+        if (e == SIZE_MAX || !scalar_ends(w, e))
+            return false;
+        *p = e;
+        return true;
+    }
+    }
+}
+
+bool jindex_next_sub(const jindex *ix, size_t *pos, int max_depth, jspan *span,
+                     jmembers *members, const char *sub_name, jmembers *sub, size_t *sub_off)
+{
+    if (!ix->on)
+        return false;
+    walker w = {ix->s, ix->n, ix->tok, ix->special, ix->nblocks, max_depth,
+                sub_name, sub_name ? strlen(sub_name) : 0, sub_name ? sub : NULL, 0, false};
+    size_t p = *pos;
+    while (p < w.n && (w.s[p] == ' ' || w.s[p] == '\n' || w.s[p] == '\r' || w.s[p] == '\t'))
+        p++;
+    /* The walk starts on a token, or the index and the caller disagree. */
+    if (p >= w.n || !(w.tok[p >> 6] >> (p & 63) & 1))
+        return false;
+    size_t start = p;
+    jtype type;
+    if (!walk_value(&w, &p, 0, &type, members))
+        return false;
+    if (span) {
+        span->off = start;
+        span->len = p - start;
+    }
+    if (sub_off)
+        *sub_off = w.sub_taken ? w.sub_off : SIZE_MAX;
+    *pos = p;
+    return true;
+}
