@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "aws_internal.h"
+#include "simd.h"
 
 #define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
@@ -515,9 +516,12 @@ static enrich_status run_event(enrich_ctx *ctx, enrich_aws_event input, const ch
         errmsg_set(ctx->errmsg, "input is not %s", what);
         return ENRICH_E_JSON;
     }
-    /* Without an index (the scalar level, another architecture, no
-     * memory) every record goes to the scanner. */
-    jindex_build(&ctx->envelope_index, s, n);
+    /* Without an index (not chosen, the scalar level, another
+     * architecture, no memory) every record goes to the scanner. */
+    if (simd_index_enabled())
+        jindex_build(&ctx->envelope_index, s, n);
+    else
+        ctx->envelope_index.on = false;
     enrich_status rc = pipes ? run_records(ctx, input, s, n, &i)
                              : run_root_object(ctx, input, s, n, &i, what);
     ctx->envelope_index.on = false; /* it points into the caller's buffer */
