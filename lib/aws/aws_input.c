@@ -284,12 +284,15 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
      * only the policy (UTF-8, \u0000, depth), e.g. inside a Pipes data
      * object, is walked structurally instead and fails on its own below. */
     enrich_status v = ENRICH_OK;
-    /* The batch's structural index first (jindex.h): it only accepts, and
-     * gives what the scanner would; for anything else the scanner decides,
-     * and once it refuses a record the index is left alone for the rest of
-     * the batch (what follows a refused record may not be JSON, so the two
-     * may no longer agree on what is a string). */
-    if (!jindex_next_sub(&ctx->envelope_index, &end, ctx->max_depth + 2, &el, &ctx->rec_members,
+    /* With the batch's structural index (jindex.h; chosen by
+     * ENRICH_SIMD_INDEX=on, off by default: it costs more instructions
+     * than it saves here, docs/performance.md), the walk first: it only
+     * accepts, and gives what the scanner would; for anything else the
+     * scanner decides, and once it refuses a record the index is left
+     * alone for the rest of the batch (what follows a refused record may
+     * not be JSON, so the two may no longer agree on what is a string). */
+    if (!ctx->envelope_index.on ||
+        !jindex_next_sub(&ctx->envelope_index, &end, ctx->max_depth + 2, &el, &ctx->rec_members,
                          input == ENRICH_AWS_KINESIS ? "kinesis" : NULL, &ctx->rec_sub,
                          &ctx->rec_sub_off)) {
         ctx->rec_members.n = 0;
