@@ -225,7 +225,7 @@ START_TEST(walk_agrees_with_the_scanner)
             size_t base = strlen(walk_seeds[k]);
             char *buf = malloc(base + 8);
             ck_assert_ptr_nonnull(buf);
-            for (int iter = 0; iter < 3000; iter++) {
+            for (int iter = 0; iter < 2000; iter++) {
                 memcpy(buf, walk_seeds[k], base);
                 size_t n = base;
                 int edits = iter == 0 ? 0 : 1 + (int)(rng() % 3);
@@ -370,7 +370,7 @@ START_TEST(batches_agree_on_the_fixtures_and_their_mutations)
             records += batch_paths_agree(f.ctx, s, src, n);
         char *buf = malloc(n + 4);
         ck_assert_ptr_nonnull(buf);
-        for (int iter = 0; iter < 300; iter++) {
+        for (int iter = 0; iter < 150; iter++) {
             memcpy(buf, src, n);
             size_t m = n;
             size_t at = rng() % n;

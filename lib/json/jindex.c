@@ -38,6 +38,7 @@ typedef struct carry {
     uint64_t scalar;    /* 1: the last byte was part of a run outside strings */
 } carry;
 
+#ifdef ENRICH_X86_SIMD
 /* A block's unescaped quotes. A backslash escapes the next byte unless
  * it is itself escaped. Backslashes are rare in envelopes (strings of ids,
  * ARNs and base64), so a loop over them costs nothing when there are none. */
@@ -86,7 +87,6 @@ static inline uint64_t block_tokens(const block_masks *m, carry *c, uint64_t quo
     return quote | (m->op & outside) | scalar_start;
 }
 
-#ifdef ENRICH_X86_SIMD
 /* Brackets fold onto braces by setting bit 5 ('[' 0x5b -> '{' 0x7b, ']'
  * 0x5d -> '}' 0x7d, and nothing else lands there); the signed compare
  * with 0x20 flags control bytes and every byte >= 0x80 at once. */
