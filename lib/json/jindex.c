@@ -190,6 +190,8 @@ bool jindex_build(jindex *ix, const char *s, size_t n)
     if (level == SIMD_SCALAR)
         return false;
     size_t blocks = n / 64 + 1; /* the last one padded, possibly all padding */
+    if (blocks > SIZE_MAX / (2 * sizeof *ix->tok))
+        return false;
     if (blocks > ix->cap) {
         /* One allocation for both arrays: tok, then special. */
         uint64_t *p = malloc(blocks * 2 * sizeof *p);
