@@ -364,6 +364,70 @@ END_TEST
 
 /* The same events as the records of a Lambda Kinesis event, through the
  * delivery's AWS path: dated by event time, not by arrival. */
+/* Consecutive records share their prefix's text while they fall in the
+ * same unit of its finest field (the delivery keeps the last one): across
+ * an hour, back, and across the epoch (floor, not truncation), each record
+ * still lands under its own hour; a static prefix's default time path is
+ * hourly too. */
+START_TEST(delivery_prefix_reuse_follows_the_time_unit)
+{
+    static const struct {
+        const char *ts;
+        const char *dir_hourly, *dir_legacy;
+    } recs[] = {
+        {"\"2024-01-15T10:59:59.999Z\"", "h/2024-01-15-10/", "legacy/2024/01/15/10/"},
+        {"\"2024-01-15T11:00:00.000Z\"", "h/2024-01-15-11/", "legacy/2024/01/15/11/"},
+        {"\"2024-01-15T11:59:00Z\"", "h/2024-01-15-11/", "legacy/2024/01/15/11/"},
+        {"\"2024-01-15T10:00:00Z\"", "h/2024-01-15-10/", "legacy/2024/01/15/10/"},
+        {"-0.001", "h/1969-12-31-23/", "legacy/1969/12/31/23/"},
+        {"0", "h/1970-01-01-00/", "legacy/1970/01/01/00/"},
+        {"-3600", "h/1969-12-31-23/", "legacy/1969/12/31/23/"},
+        {"-3600.001", "h/1969-12-31-22/", "legacy/1969/12/31/22/"},
+    };
+    const size_t n = sizeof recs / sizeof *recs;
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char ev[4096];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(ev + o, sizeof ev - o,
+                              "{\"eventId\":\"r%zu\",\"productId\":\"PROD-001\","
+                              "\"timestamp\":%s}\n", i, recs[i].ts);
+    for (int legacy = 0; legacy < 2; legacy++) {
+        char *root = tu_join(f.dir, legacy ? "legacy" : "hourly");
+        enrich_delivery *d = open_dlv(&f, root, legacy ? "{\"prefix\":\"legacy/\"}"
+                                                       : "{\"prefix\":\"h/!{timestamp:yyyy-MM-dd-HH}/\"}");
+        run(&f, d, ev, n);
+        ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+        files fl = list(root);
+        size_t seen[16] = {0};
+        for (size_t k = 0; k < fl.n; k++) {
+            char *t = read_object(root, fl.v[k]);
+            for (char *line = t; *line;) {
+                char *nl = strchr(line, '\n');
+                ck_assert_ptr_nonnull(nl);
+                *nl = '\0';
+                const char *id = strstr(line, "\"eventId\":\"r");
+                ck_assert_ptr_nonnull(id);
+                size_t i = (size_t)atoi(id + 12);
+                ck_assert_uint_lt(i, n);
+                seen[i]++;
+                const char *want = legacy ? recs[i].dir_legacy : recs[i].dir_hourly;
+                ck_assert_msg(strncmp(fl.v[k], want, strlen(want)) == 0,
+                              "%s delivered under %s, want %s", recs[i].ts, fl.v[k], want);
+                line = nl + 1;
+            }
+            free(t);
+        }
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(seen[i] == 1, "record r%zu delivered %zu times", i, seen[i]);
+        files_free(&fl);
+        free(root);
+    }
+    tu_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(delivery_dates_aws_records_by_their_event_time)
 {
     tu_fixture f;
@@ -1251,6 +1315,218 @@ START_TEST(delivery_object_callback_sees_each_object)
 }
 END_TEST
 
+/* ---- compressor threads ------------------------------------------------ */
+
+/* The records of the big test: two days, so two objects fill at once. */
+static char *two_day_events(size_t n)
+{
+    size_t cap = n * 160;
+    char *ev = malloc(cap), *line = ev;
+    ck_assert_ptr_nonnull(ev);
+    for (size_t i = 0; i < n; i++)
+        line += snprintf(line, cap - (size_t)(line - ev),
+                         "{\"eventId\":\"evt-%05zu\",\"productId\":\"PROD-00%zu\",\"quantity\":%zu,"
+                         "\"timestamp\":\"2024-01-%02zuT10:%02zu:00Z\"}\n",
+                         i, 1 + i % 2, i % 7 + 1, 15 + i % 2, i % 60);
+    return ev;
+}
+
+/* Every object of a run, as its compressed bytes, sorted (the names hold
+ * random UUIDs; the contents do not). */
+typedef struct blob {
+    char *p;
+    size_t n;
+} blob;
+
+static int blob_cmp(const void *a, const void *b)
+{
+    const blob *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n < y->n ? -1 : 1;
+    return memcmp(x->p, y->p, x->n);
+}
+
+static blob *objects_of(const char *root, size_t *count)
+{
+    files fl = list(root);
+    blob *v = calloc(fl.n + 1, sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    size_t n = 0;
+    for (size_t i = 0; i < fl.n; i++) {
+        char *p = tu_join(root, fl.v[i]);
+        v[n].p = tu_read_file(p, &v[n].n);
+        n++;
+        free(p);
+    }
+    qsort(v, n, sizeof *v, blob_cmp);
+    files_free(&fl);
+    *count = n;
+    return v;
+}
+
+/* With compressor threads an object is the same bytes as compressed on the
+ * caller's thread: the members are joined in record order whatever thread
+ * made them (several chunks per object, two objects filling at once, and
+ * objects published mid-run by the size hint). gzip(1) checks one. */
+START_TEST(delivery_compressor_threads_write_the_same_bytes)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    const size_t n_events = 3 * BIG_EVENTS;
+    char *ev = two_day_events(n_events);
+    static const char *const configs[] = {
+        "{\"buffer_mb\":64,\"compress_threads\":0}",
+        "{\"buffer_mb\":64,\"compress_threads\":1}",
+        "{\"buffer_mb\":64,\"compress_threads\":3}",
+        "{\"buffer_mb\":0.6,\"compress_threads\":0}",
+        "{\"buffer_mb\":0.6,\"compress_threads\":2}",
+    };
+    blob *want = NULL;
+    size_t nwant = 0;
+    for (size_t c = 0; c < sizeof configs / sizeof *configs; c++) {
+        char sub[32];
+        snprintf(sub, sizeof sub, "out%zu", c);
+        char *root = tu_join(f.dir, sub);
+        enrich_delivery *d = open_dlv(&f, root, configs[c]);
+        fake fk = {.now = 1706745600000LL};
+        delivery_test_hooks(d, fake_clock, fake_sleep, &fk);
+        /* In batches of 500 lines, as enrich run hands them over. */
+        const char *p = ev;
+        size_t lines = 0;
+        while (*p) {
+            const char *q = p;
+            size_t k = 0;
+            while (*q && k < 500)
+                k += *q++ == '\n';
+            lines += k;
+            enrich_status rc = enrich_delivery_run(d, f.ctx, ENRICH_INPUT_NDJSON, p,
+                                                   (size_t)(q - p), lines);
+            ck_assert_msg(rc == ENRICH_OK, "%s: %s", configs[c], enrich_delivery_errmsg(d));
+            p = q;
+        }
+        ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+        size_t n = 0;
+        blob *got = objects_of(root, &n);
+        ck_assert_uint_ge(n, 2);
+        size_t records = 0;
+        files fl = list(root);
+        for (size_t i = 0; i < fl.n; i++) {
+            char *t = read_object(root, fl.v[i]);
+            records += count_lines(t);
+            free(t);
+        }
+        ck_assert_uint_eq(records, n_events);
+        if (c == 2) {
+            char *path = tu_join(root, fl.v[0]);
+            char *cmd = malloc(strlen(path) + 64);
+            ck_assert_ptr_nonnull(cmd);
+            sprintf(cmd, "gzip -t '%s'", path);
+            ck_assert_int_eq(system(cmd), 0);
+            free(cmd);
+            free(path);
+        }
+        files_free(&fl);
+        if (c == 0 || c == 3) {
+            /* The reference of this buffer size: compressed inline. */
+            for (size_t i = 0; i < nwant; i++)
+                free(want[i].p);
+            free(want);
+            want = got;
+            nwant = n;
+        } else {
+            ck_assert_uint_eq(n, nwant);
+            for (size_t i = 0; i < n; i++) {
+                ck_assert_msg(got[i].n == want[i].n && !memcmp(got[i].p, want[i].p, got[i].n),
+                              "%s: object %zu differs from the inline compression", configs[c],
+                              i);
+                free(got[i].p);
+            }
+            free(got);
+        }
+        free(root);
+    }
+    for (size_t i = 0; i < nwant; i++)
+        free(want[i].p);
+    free(want);
+    free(ev);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* A chunk that fails on a compressor thread fails its object's publish as
+ * an inline failure does: the flush returns the error with its message,
+ * nothing of the object is published, the acknowledged position stays
+ * where it was (a resumed run sends the records again), and the delivery
+ * stays stopped. */
+START_TEST(delivery_compressor_thread_failure_is_reported)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    enrich_delivery *d = open_dlv(&f, root, "{\"buffer_mb\":64,\"compress_threads\":2}");
+    fake fk = {.now = 1706745600000LL};
+    delivery_test_hooks(d, fake_clock, fake_sleep, &fk);
+    char *ev = two_day_events(BIG_EVENTS);
+    delivery_test_compress_fault(d, 1);
+    run(&f, d, ev, BIG_EVENTS);
+    enrich_status rc = enrich_delivery_flush(d, INT64_MAX);
+    ck_assert_int_eq(rc, ENRICH_E_ZLIB);
+    ck_assert_msg(strstr(enrich_delivery_errmsg(d), "gzip failed") != NULL, "%s",
+                  enrich_delivery_errmsg(d));
+    ck_assert_int_eq(enrich_delivery_run(d, f.ctx, ENRICH_INPUT_NDJSON, seed_events,
+                                         strlen(seed_events), BIG_EVENTS + 5),
+                     ENRICH_E_IO);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    files fl = list(root);
+    /* The other day's object may have been published before the failed
+     * one: only objects that are whole. */
+    ck_assert_uint_le(count_under(&fl, "enriched-data/"), 1);
+    for (size_t i = 0; i < fl.n; i++) {
+        char *t = read_object(root, fl.v[i]);
+        ck_assert_uint_eq(count_lines(t), BIG_EVENTS / 2);
+        free(t);
+    }
+    files_free(&fl);
+    d = open_dlv(&f, root, "{\"compress_threads\":0}");
+    uint64_t off = 1;
+    ck_assert_int_eq(enrich_delivery_resume_offset(d, &off), ENRICH_OK);
+    ck_assert_uint_eq(off, 0);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    free(ev);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(delivery_compress_threads_config)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *root = tu_join(f.dir, "out");
+    static const char *const bad[] = {"{\"compress_threads\":-2}", "{\"compress_threads\":65}",
+                                      "{\"compress_threads\":1.5}",
+                                      "{\"compress_threads\":\"2\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        enrich_delivery *d = NULL;
+        char err[512] = "";
+        ck_assert_int_eq(enrich_delivery_open(f.pl, root, bad[i], strlen(bad[i]), &d, err,
+                                              sizeof err),
+                         ENRICH_E_INVALID);
+        ck_assert_msg(strstr(err, "compress_threads") != NULL, "%s: %s", bad[i], err);
+        ck_assert_ptr_null(d);
+    }
+    /* -1 (the default) is one thread fewer than the CPUs, at most 4. */
+    enrich_delivery *d = open_dlv(&f, root, "{\"compress_threads\":-1}");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    ck_assert_uint_eq(d->compress_threads, cpus <= 1 ? 0 : cpus - 1 > 4 ? 4 : (unsigned)cpus - 1);
+    ck_assert_int_eq(d->pool != NULL, d->compress_threads > 0);
+    run(&f, d, seed_events, 5);
+    ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+    free(root);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 static Suite *delivery_suite(void)
 {
     Suite *s = suite_create("delivery");
@@ -1258,6 +1534,7 @@ static Suite *delivery_suite(void)
     tcase_add_test(tc, delivery_seed_layout_and_names);
     tcase_add_test(tc, delivery_dates_records_by_their_event_time);
     tcase_add_test(tc, delivery_dates_aws_records_by_their_event_time);
+    tcase_add_test(tc, delivery_prefix_reuse_follows_the_time_unit);
     tcase_add_test(tc, delivery_open_rejects_bad_config);
     tcase_add_test(tc, delivery_one_stream_per_root_at_a_time);
     tcase_add_test(tc, delivery_partition_keys_are_escaped);
@@ -1276,6 +1553,12 @@ static Suite *delivery_suite(void)
     tcase_add_test(tc, delivery_object_of_several_members_reads_whole);
     tcase_add_test(tc, delivery_total_write_failure_is_sticky);
     tcase_add_test(tc, delivery_run_failures_dead_letter_raw_events);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("compressor threads");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, delivery_compressor_threads_write_the_same_bytes);
+    tcase_add_test(tc, delivery_compressor_thread_failure_is_reported);
+    tcase_add_test(tc, delivery_compress_threads_config);
     suite_add_tcase(s, tc);
     tc = tcase_create("durability");
     tcase_set_timeout(tc, 600);

@@ -63,6 +63,34 @@ START_TEST(prefix_timestamp_patterns)
 }
 END_TEST
 
+static int64_t unit_of(const char *src)
+{
+    prefix *p = NULL;
+    char msg[ENRICH_ERRMSG_CAP] = "";
+    ck_assert_int_eq(prefix_compile(src, strlen(src), false, &p, msg), ENRICH_OK);
+    int64_t u = prefix_time_unit_ms(p);
+    prefix_free(p);
+    return u;
+}
+
+/* The finest field a prefix shows: the delivery reuses a prefix's text for
+ * every record in the same floor(ms / unit). Quoted letters are text. */
+START_TEST(prefix_time_unit)
+{
+    ck_assert_int_eq(unit_of("d/!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/"), 86400000);
+    ck_assert_int_eq(unit_of("!{timestamp:yy}"), 86400000);
+    ck_assert_int_eq(unit_of("!{timestamp:'HH mm ss SSS' dd}/"), 86400000);
+    ck_assert_int_eq(unit_of("!{timestamp:yyyy}/!{timestamp:HH}/"), 3600000);
+    ck_assert_int_eq(unit_of("!{timestamp:mm}/!{timestamp:yyyy}/"), 60000);
+    ck_assert_int_eq(unit_of("!{timestamp:ss}/"), 1000);
+    ck_assert_int_eq(unit_of("!{timestamp:yyyy-MM-dd HH:mm:ss.SSS}/"), 1);
+    /* A static prefix gets the default time path, down to the hour. */
+    ck_assert_int_eq(unit_of("legacy/"), 3600000);
+    /* No time at all: one text for every record. */
+    ck_assert_int_eq(unit_of("k/!{partitionKeyFromQuery:c}/"), 0);
+}
+END_TEST
+
 START_TEST(prefix_static_gets_the_default_time_path_without_slash)
 {
     /* Observed Firehose behaviour (docs/delivery.md, "Prefixes"). */
@@ -188,6 +216,7 @@ static Suite *prefix_suite(void)
     TCase *tc = tcase_create("language");
     tcase_add_test(tc, prefix_seed_layout);
     tcase_add_test(tc, prefix_timestamp_patterns);
+    tcase_add_test(tc, prefix_time_unit);
     tcase_add_test(tc, prefix_static_gets_the_default_time_path_without_slash);
     tcase_add_test(tc, prefix_rejects_bad_prefixes);
     suite_add_tcase(s, tc);

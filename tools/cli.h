@@ -80,9 +80,9 @@ typedef struct cli_writer cli_writer;
 /* Start the thread writing to f. 0, or an errno value. */
 int cli_writer_start(FILE *f, cli_writer **w);
 /* Hand (*buf)[0, len) over to be written after what was handed before;
- * *buf and *cap then hold a free buffer (the one written last, or NULL/0).
- * Waits while the previous hand-over is being written. 0, or the errno of
- * an earlier write that failed (then nothing is handed over). */
+ * *buf and *cap then hold a free buffer (one already written, or NULL/0).
+ * Waits while 4 hand-overs are queued. 0, or the errno of an earlier write
+ * that failed (then nothing is handed over). */
 int cli_writer_put(cli_writer *w, char **buf, size_t *cap, size_t len);
 /* Write what is left, end the thread, free w (NULL: nothing). 0, or the
  * errno of the first write that failed. */

@@ -1,10 +1,17 @@
 /* The writer thread of enrich run's output. Writing a file costs the
  * kernel about a nanosecond per byte (page cache, copy, the file system's
- * bookkeeping): for NDJSON out of enrich run that is as much time again as
+ * bookkeeping): for NDJSON out of enrich run that is about half the time of
  * the enrichment itself. The main thread hands over the output of one input
  * chunk and enriches the next while this thread writes it, so on two or
- * more cores the two overlap instead of adding up. Two buffers swap
- * between the threads; the order of the output is the order of hand-over. */
+ * more cores the two overlap instead of adding up.
+ *
+ * The two sides take about as long per chunk, so with one buffer in
+ * flight any delay of either (the writer thread not scheduled at once on a
+ * busy machine, a slow write) stalls the other: the main thread would wait
+ * in cli_writer_put. Up to WRITER_DEPTH chunks queue instead, and the
+ * buffers circulate (a written buffer goes back to the main thread at its
+ * next hand-over), so memory stays at a few chunks' output. The order of
+ * the output is the order of hand-over. */
 #include "cli.h"
 
 #include <errno.h>
@@ -12,14 +19,23 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#define WRITER_DEPTH 4
+
+typedef struct wbuf {
+    char *p;
+    size_t cap, len;
+} wbuf;
+
 struct cli_writer {
     FILE *f;
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    char *buf; /* the writer's buffer: being written while busy */
-    size_t cap, len;
-    bool busy, stop;
+    wbuf q[WRITER_DEPTH];      /* handed over, in order; q[head] being written */
+    size_t head, count;
+    wbuf spare[WRITER_DEPTH + 1]; /* written, for the main thread to reuse */
+    size_t nspare;
+    bool stop;
     int err; /* errno of the first failed write, 0 */
 };
 
@@ -28,25 +44,29 @@ static void *writer_main(void *arg)
     cli_writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->busy && !w->stop)
+        while (w->count == 0 && !w->stop)
             pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->busy)
+        if (w->count == 0)
             break; /* stop, nothing left */
-        char *b = w->buf;
-        size_t n = w->len;
+        wbuf b = w->q[w->head];
         bool failed = w->err != 0; /* after a failure nothing more is written */
         pthread_mutex_unlock(&w->mu);
         int e = 0;
         errno = 0;
         /* Flushed each time: a consumer of a pipe sees a chunk's records as
          * soon as they are enriched. */
-        if (!failed && (fwrite(b, 1, n, w->f) != n || fflush(w->f) != 0))
+        if (!failed && (fwrite(b.p, 1, b.len, w->f) != b.len || fflush(w->f) != 0))
             e = errno ? errno : EIO;
         pthread_mutex_lock(&w->mu);
         if (e && !w->err)
             w->err = e;
-        w->busy = false;
-        w->len = 0;
+        w->head = (w->head + 1) % WRITER_DEPTH;
+        w->count--;
+        b.len = 0;
+        if (w->nspare < WRITER_DEPTH + 1)
+            w->spare[w->nspare++] = b;
+        else
+            free(b.p);
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
@@ -83,18 +103,17 @@ int cli_writer_start(FILE *f, cli_writer **out)
 int cli_writer_put(cli_writer *w, char **buf, size_t *cap, size_t len)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->busy)
+    while (w->count == WRITER_DEPTH && !w->err)
         pthread_cond_wait(&w->cv, &w->mu);
     int err = w->err;
     if (!err && len > 0) {
-        char *mine = *buf;
-        size_t mine_cap = *cap;
-        *buf = w->buf; /* the one written last: free again */
-        *cap = w->cap;
-        w->buf = mine;
-        w->cap = mine_cap;
-        w->len = len;
-        w->busy = true;
+        w->q[(w->head + w->count) % WRITER_DEPTH] = (wbuf){*buf, *cap, len};
+        w->count++;
+        wbuf s = {NULL, 0, 0}; /* none written yet: the caller allocates */
+        if (w->nspare > 0)
+            s = w->spare[--w->nspare];
+        *buf = s.p;
+        *cap = s.cap;
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
@@ -111,9 +130,10 @@ int cli_writer_finish(cli_writer *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->th, NULL); /* it writes what it holds, then ends */
     int err = w->err;
+    for (size_t i = 0; i < w->nspare; i++)
+        free(w->spare[i].p);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
-    free(w->buf);
     free(w);
     return err;
 }

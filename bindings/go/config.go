@@ -6,7 +6,8 @@ import "encoding/json"
 // docs/delivery.md ("Configuration") as Go fields: every field is
 // optional and a zero field is left out, so the C library's default
 // applies. Fields whose zero value is meaningful in the configuration
-// (a gzip level of 0, no retries, an empty file extension) are pointers:
+// (a gzip level of 0, no compressor threads, no retries, an empty file
+// extension) are pointers:
 // set them with Ptr, e.g. GzipLevel: enrich.Ptr(9). Strings left empty
 // take the default; an empty prefix, which the C library accepts, needs
 // the raw JSON form (Pipeline.OpenDelivery).
@@ -21,6 +22,7 @@ type DeliveryConfig struct {
 	BufferMB         float64           `json:"buffer_mb,omitempty"`          // size hint, MiB per object
 	BufferSeconds    *float64          `json:"buffer_seconds,omitempty"`     // time hint, 0..900
 	GzipLevel        *int              `json:"gzip_level,omitempty"`         // -1..9
+	CompressThreads  *int              `json:"compress_threads,omitempty"`   // -1 (CPUs - 1, at most 4), 0 (inline)..64
 	TimestampSource  TimestampSource   `json:"timestamp_source,omitempty"`   // what !{timestamp:...} formats
 	PartitionKeys    map[string]string `json:"partition_keys,omitempty"`     // name: dotted path
 	MaxRetries       *int              `json:"max_retries,omitempty"`        // 0..20

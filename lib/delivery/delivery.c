@@ -35,6 +35,8 @@
 
 static void delivery_destroy(enrich_delivery *d)
 {
+    /* First: the compressor threads may still hold chunks of the objects. */
+    delivery_pool_stop(d->pool);
     for (size_t i = 0; i < d->nopen; i++)
         delivery_obj_free(&d->open[i]);
     free(d->open);
@@ -52,6 +54,9 @@ static void delivery_destroy(enrich_delivery *d)
     ebuf_free(&d->reason);
     ebuf_free(&d->tmp);
     ebuf_free(&d->path);
+    for (int k = 0; k < K_NKINDS; k++)
+        for (int j = 0; j < PREFIX_MEMO_SLOTS; j++)
+            ebuf_free(&d->prefix_memo[k][j].text);
     jmembers_free(&d->ms);
     jmembers_free(&d->sub);
     if (d->lock_fd >= 0)
@@ -127,6 +132,8 @@ static enrich_status delivery_open(const enrich_pipeline *pipeline, const char *
         }
     }
     ebuf_free(&lock);
+    if (rc == ENRICH_OK && (rc = delivery_pool_start(d->compress_threads, &d->pool)) != ENRICH_OK)
+        errmsg_set(errmsg, "delivery: out of memory for the compressor threads");
     if (rc == ENRICH_OK) {
         delivery_clean_temps(d, d->root, 0);
         delivery_read_state(d);
@@ -262,7 +269,21 @@ static enrich_status route(enrich_delivery *d, const enrich_ctx *ctx, size_t i, 
         }
     }
     d->kbuf.len = 0;
-    enrich_status rc = prefix_eval(d->pfx[k], ts, "processing-failed", d->vals, &d->kbuf, &why);
+    enrich_status rc = ENRICH_OK;
+    int64_t unit = prefix_time_unit_ms(d->pfx[k]);
+    int64_t bucket = unit ? ts / unit - (ts % unit < 0) : 0; /* floor */
+    prefix_memo *memo = &d->prefix_memo[k][(uint64_t)bucket % PREFIX_MEMO_SLOTS];
+    if (nk == 0 && memo->valid && memo->bucket == bucket) {
+        ebuf_put(&d->kbuf, memo->text.p, memo->text.len);
+    } else {
+        rc = prefix_eval(d->pfx[k], ts, "processing-failed", d->vals, &d->kbuf, &why);
+        if (rc == ENRICH_OK && nk == 0) {
+            memo->text.len = 0;
+            ebuf_put(&memo->text, d->kbuf.p, d->kbuf.len);
+            memo->valid = !memo->text.oom;
+            memo->bucket = bucket;
+        }
+    }
     if (rc == ENRICH_E_INVALID) {
         /* The record cannot be partitioned: error prefix, with the reason. */
         with_member(&d->line, rec, len, "partitionError", why, strlen(why));

@@ -96,7 +96,8 @@ enrich_status delivery_configure(enrich_delivery *d, const void *src, size_t len
         "prefix", "error_prefix", "invalid_prefix", "dead_letter_prefix", "stream_name",
         "stream_version", "file_extension", "buffer_mb", "buffer_seconds", "gzip_level",
         "timestamp_source", "partition_keys", "max_retries", "retry_base_ms", "retry_max_ms",
-        "retry_seed", "max_open_objects", "metrics_namespace", "description", NULL};
+        "retry_seed", "max_open_objects", "metrics_namespace", "description",
+        "compress_threads", NULL};
     cJSON *root = NULL;
     if (src && len) {
         root = cJSON_ParseWithLengthOpts(src, len, NULL, 0);
@@ -154,6 +155,13 @@ enrich_status delivery_configure(enrich_delivery *d, const void *src, size_t len
     v = -1;
     if (rc == ENRICH_OK && num_member(root, "gzip_level", -1, 9, &v, errmsg, &rc))
         d->level = (int)v;
+    v = -1; /* one fewer than the CPUs, at most 4 (delivery_compress.c) */
+    if (rc == ENRICH_OK && num_member(root, "compress_threads", -1, 64, &v, errmsg, &rc)) {
+        if (v != (double)(int)v)
+            rc = cfail(errmsg, "compress_threads", "must be a whole number");
+        else
+            d->compress_threads = v < 0 ? delivery_compress_threads_auto() : (unsigned)v;
+    }
     v = 3;
     if (rc == ENRICH_OK && num_member(root, "max_retries", 0, 20, &v, errmsg, &rc))
         d->max_retries = (unsigned)v;

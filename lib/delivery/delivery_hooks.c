@@ -1,8 +1,9 @@
 /* The delivery's test hooks (declared in delivery_internal.h, never
  * exported): a clock and a sleep to replace the real ones, write faults
- * (read by dwrite, delivery_files.c) and batch-run faults (read by
- * enrich_delivery_run). Kept out of the files that use them so that what
- * the tests can reach is listed in one place. */
+ * (read by dwrite, delivery_files.c), batch-run faults (read by
+ * enrich_delivery_run) and compression faults (delivery_compress.c). Kept
+ * out of the files that use them so that what the tests can reach is
+ * listed in one place. */
 #include "delivery_internal.h"
 
 void delivery_test_hooks(enrich_delivery *d, delivery_clock_fn clock, delivery_sleep_fn sleep_fn,
@@ -25,4 +26,9 @@ void delivery_test_run_fault(enrich_delivery *d, unsigned count, enrich_status c
 {
     d->run_faults = count;
     d->run_fault_code = code;
+}
+
+void delivery_test_compress_fault(enrich_delivery *d, unsigned count)
+{
+    delivery_pool_fail_next(d->pool, count);
 }

@@ -38,6 +38,11 @@ ENRICH_INTERNAL enrich_status prefix_compile(const char *src, size_t n, bool is_
 ENRICH_INTERNAL void prefix_free(prefix *p);
 /* Partition keys the prefix references, in order of first use. */
 ENRICH_INTERNAL size_t prefix_key_count(const prefix *p);
+/* The length in ms of the finest timestamp field the prefix shows (1 for
+ * SSS ... 86400000 for dd, MM, yy, yyyy), 0 when it shows none: two
+ * instants in the same floor(ms / unit) give the same text (UTC days are
+ * whole multiples of 86 400 000 ms from the epoch). */
+ENRICH_INTERNAL int64_t prefix_time_unit_ms(const prefix *p);
 ENRICH_INTERNAL const char *prefix_key_name(const prefix *p, size_t i);
 
 /* One partition key value: the decoded bytes of a JSON string, the text
@@ -132,6 +137,9 @@ ENRICH_INTERNAL void delivery_test_fault(enrich_delivery *d, unsigned first, uns
 /* Make the next count batch runs of enrich_delivery_run fail with code. */
 ENRICH_INTERNAL void delivery_test_run_fault(enrich_delivery *d, unsigned count,
                                              enrich_status code);
+/* Make the next count chunk compressions on the compressor threads fail
+ * (as out of memory); no-op without compressor threads. */
+ENRICH_INTERNAL void delivery_test_compress_fault(enrich_delivery *d, unsigned count);
 /* The backoff before retry `attempt` (0-based), drawn from the seeded
  * PRNG: uniform in [0, min(max_ms, base_ms << attempt)]. */
 ENRICH_INTERNAL int64_t delivery_backoff_ms(enrich_delivery *d, unsigned attempt);
@@ -150,10 +158,14 @@ enum kind { K_DATA, K_INVALID, K_ERROR, K_NKINDS };
  * gzip member appended to gz (concatenated members are one valid gzip
  * file). */
 #define DELIVERY_CHUNK (256u * 1024u)
+/* A chunk handed to the compressor threads (delivery_compress.c). */
+typedef struct dz_job dz_job;
+typedef struct dz_pool dz_pool;
 typedef struct obj {
     char *key;          /* evaluated prefix */
     ebuf pending;       /* records not compressed yet (< DELIVERY_CHUNK) */
     ebuf gz;            /* compressed members so far */
+    dz_job *jobs_head, *jobs_tail; /* chunks with the compressor threads, in order */
     size_t raw;         /* uncompressed bytes in */
     size_t records;
     size_t counts[K_NKINDS];
@@ -168,6 +180,15 @@ typedef struct pend {
     uint64_t offset;
 } pend;
 
+/* One evaluated prefix and the time bucket (floor(ms / unit)) it is the
+ * text of. */
+#define PREFIX_MEMO_SLOTS 8
+typedef struct prefix_memo {
+    ebuf text;
+    int64_t bucket;
+    bool valid;
+} prefix_memo;
+
 struct enrich_delivery {
     const enrich_pipeline *p;
     char *root;
@@ -180,6 +201,8 @@ struct enrich_delivery {
     size_t buffer_bytes;
     int64_t buffer_ms;
     int level;
+    unsigned compress_threads; /* 0: compress on the caller's thread */
+    dz_pool *pool;             /* NULL when compress_threads is 0 */
     enum tsrc tsrc;
     unsigned max_retries;
     int64_t retry_base_ms, retry_max_ms;
@@ -213,6 +236,11 @@ struct enrich_delivery {
     enrich_status run_fault_code;
 
     ebuf kbuf, line, reason, tmp, path;
+    /* Evaluated prefixes of each kind without partition keys, by the time
+     * bucket each holds for (prefix_time_unit_ms), direct-mapped: records
+     * of a few days (or hours) interleaved reuse them instead of
+     * formatting the prefix again. */
+    prefix_memo prefix_memo[K_NKINDS][PREFIX_MEMO_SLOTS];
     ebuf *vals_buf;
     prefix_value *vals;
     jmembers ms, sub;
@@ -258,6 +286,27 @@ ENRICH_INTERNAL enrich_status delivery_dead_letter(enrich_delivery *d,
                                                    const char *message, unsigned attempts,
                                                    int64_t arrival_ms);
 ENRICH_INTERNAL void delivery_obj_free(obj *o);
+
+/* Compressor threads (delivery_compress.c). */
+/* The default of "compress_threads": one fewer than the online CPUs, at
+ * most 4. */
+ENRICH_INTERNAL unsigned delivery_compress_threads_auto(void);
+/* Start threads compressor threads. *out stays NULL for 0, and when not
+ * one thread could start (the caller then compresses inline);
+ * ENRICH_E_NOMEM when the pool itself cannot be allocated. */
+ENRICH_INTERNAL enrich_status delivery_pool_start(unsigned threads, dz_pool **out);
+/* Finish the queued jobs, end the threads, free the pool (NULL: no-op). */
+ENRICH_INTERNAL void delivery_pool_stop(dz_pool *p);
+/* Test hook: the next count jobs fail as if out of memory. */
+ENRICH_INTERNAL void delivery_pool_fail_next(dz_pool *p, unsigned count);
+/* Hand o's pending records to d->pool as one job (o->pending is empty
+ * after); waits while the pool is full. false when out of memory. */
+ENRICH_INTERNAL bool delivery_chunk_submit(enrich_delivery *d, obj *o);
+/* Wait for o's jobs and append their members to o->gz in order. false
+ * when a job failed or out of memory (the jobs are released either way). */
+ENRICH_INTERNAL bool delivery_chunks_collect(enrich_delivery *d, obj *o);
+/* Free o's jobs; only once the pool is stopped or they were collected. */
+ENRICH_INTERNAL void delivery_chunks_free(obj *o);
 
 /* Acknowledgement state (delivery_state.c). */
 /* Note a batch of sequence seq ending at input offset input_end as

@@ -34,8 +34,28 @@ static bool compress_pending(enrich_delivery *d, obj *o)
     return true;
 }
 
+/* All of o's records as members in o->gz: the last chunk compressed, and
+ * with compressor threads, their members collected in order. */
+static bool compress_all(enrich_delivery *d, obj *o)
+{
+    if (!d->pool)
+        return compress_pending(d, o);
+    if (o->pending.len && !delivery_chunk_submit(d, o)) {
+        delivery_chunks_collect(d, o); /* release the others */
+        return false;
+    }
+    return delivery_chunks_collect(d, o);
+}
+
+/* A full chunk: compressed now, or handed to the compressor threads. */
+static bool chunk_full(enrich_delivery *d, obj *o)
+{
+    return d->pool ? delivery_chunk_submit(d, o) : compress_pending(d, o);
+}
+
 void delivery_obj_free(obj *o)
 {
+    delivery_chunks_free(o);
     ebuf_free(&o->pending);
     ebuf_free(&o->gz);
     free(o->key);
@@ -62,7 +82,7 @@ static enrich_status publish(enrich_delivery *d, size_t i)
     obj o = d->open[i];
     d->open[i] = d->open[--d->nopen];
     enrich_status rc = ENRICH_OK;
-    if (!compress_pending(d, &o)) {
+    if (!compress_all(d, &o)) {
         delivery_obj_free(&o);
         errmsg_set(d->errmsg, "gzip failed or out of memory");
         d->failed = true;
@@ -243,7 +263,7 @@ enrich_status delivery_append(enrich_delivery *d, const char *key, size_t key_le
         errmsg_set(d->errmsg, "out of memory buffering a record");
         return ENRICH_E_NOMEM;
     }
-    if (o->pending.len >= DELIVERY_CHUNK && !compress_pending(d, o)) {
+    if (o->pending.len >= DELIVERY_CHUNK && !chunk_full(d, o)) {
         errmsg_set(d->errmsg, "gzip failed or out of memory");
         return ENRICH_E_ZLIB;
     }

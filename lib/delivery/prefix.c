@@ -20,6 +20,7 @@ typedef struct part {
 struct prefix {
     part *parts;
     size_t nparts;
+    int64_t time_unit_ms; /* finest field of its timestamps; 0: none */
     char **keys;
     size_t nkeys;
 };
@@ -29,8 +30,25 @@ static bool is_letter(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-/* Walk a pattern; with out == NULL only check it. */
-static bool ts_walk(const char *pat, size_t n, int64_t ms, ebuf *out)
+/* v as exactly width decimal digits, zero-padded, as "%0<width>u" gives it.
+ * Every record's prefix is evaluated, and printf's machinery cost a
+ * quarter of a delivery's instructions (docs/performance.md). */
+static void put_digits(ebuf *out, unsigned v, unsigned width)
+{
+    static const unsigned limit[] = {1, 10, 100, 1000, 10000};
+    if (width > 4 || v >= limit[width]) {
+        ebuf_printf(out, "%0*u", (int)width, v); /* wider than the field: as printf */
+        return;
+    }
+    char b[4];
+    for (unsigned k = width; k-- > 0; v /= 10)
+        b[k] = (char)('0' + v % 10);
+    ebuf_put(out, b, width);
+}
+
+/* Walk a pattern; with out == NULL only check it. *unit (when not NULL)
+ * is lowered to the length in ms of the finest field the pattern shows. */
+static bool ts_walk(const char *pat, size_t n, int64_t ms, ebuf *out, int64_t *unit)
 {
     int64_t y = 0;
     unsigned mo = 1, d = 1, hh = 0, mi = 0, ss = 0, frac = 0;
@@ -81,28 +99,29 @@ static bool ts_walk(const char *pat, size_t n, int64_t ms, ebuf *out)
         size_t run = 1;
         while (i + run < n && pat[i + run] == c)
             run++;
-        const char *fmt = NULL;
-        unsigned v = 0;
+        unsigned v = 0, width = (unsigned)run;
+        int64_t field_ms = 86400000;
         if (c == 'y' && (run == 4 || run == 2)) {
             v = run == 4 ? (unsigned)y : (unsigned)(y % 100);
-            fmt = run == 4 ? "%04u" : "%02u";
         } else if (run == 2 && c == 'M') {
-            v = mo, fmt = "%02u";
+            v = mo;
         } else if (run == 2 && c == 'd') {
-            v = d, fmt = "%02u";
+            v = d;
         } else if (run == 2 && c == 'H') {
-            v = hh, fmt = "%02u";
+            v = hh, field_ms = 3600000;
         } else if (run == 2 && c == 'm') {
-            v = mi, fmt = "%02u";
+            v = mi, field_ms = 60000;
         } else if (run == 2 && c == 's') {
-            v = ss, fmt = "%02u";
+            v = ss, field_ms = 1000;
         } else if (run == 3 && c == 'S') {
-            v = frac, fmt = "%03u";
+            v = frac, field_ms = 1;
         } else {
             return false;
         }
+        if (unit && (*unit == 0 || field_ms < *unit))
+            *unit = field_ms;
         if (out)
-            ebuf_printf(out, fmt, v);
+            put_digits(out, v, width);
         i += run;
     }
     return true;
@@ -110,7 +129,7 @@ static bool ts_walk(const char *pat, size_t n, int64_t ms, ebuf *out)
 
 bool timestamp_format(const char *pat, size_t n, int64_t ms, ebuf *out)
 {
-    return ts_walk(pat, n, ms, out);
+    return ts_walk(pat, n, ms, out, NULL);
 }
 
 void prefix_free(prefix *p)
@@ -225,7 +244,7 @@ enrich_status prefix_compile(const char *src, size_t n, bool is_error, prefix **
         size_t vlen = blen - nslen - 1;
         has_expr = true;
         if (nslen == 9 && !memcmp(body, "timestamp", 9)) {
-            if (vlen == 0 || !ts_walk(val, vlen, 0, NULL)) {
+            if (vlen == 0 || !ts_walk(val, vlen, 0, NULL, &p->time_unit_ms)) {
                 bad = "unsupported !{timestamp:...} pattern (yyyy yy MM dd HH mm ss SSS, "
                       "'text')";
                 goto invalid;
@@ -283,6 +302,7 @@ enrich_status prefix_compile(const char *src, size_t n, bool is_error, prefix **
     if (!has_expr && !has_ts) {
         if (!push_part(p, &pcap, P_TIMESTAMP, "yyyy/MM/dd/HH/", 14))
             goto nomem;
+        ts_walk("yyyy/MM/dd/HH/", 14, 0, NULL, &p->time_unit_ms);
     }
     *out = p;
     return ENRICH_OK;
@@ -293,6 +313,11 @@ invalid:
 nomem:
     prefix_free(p);
     return ENRICH_E_NOMEM;
+}
+
+int64_t prefix_time_unit_ms(const prefix *p)
+{
+    return p ? p->time_unit_ms : 0;
 }
 
 size_t prefix_key_count(const prefix *p)
@@ -337,7 +362,7 @@ enrich_status prefix_eval(const prefix *p, int64_t ts_ms, const char *error_type
         const part *pt = &p->parts[i];
         switch (pt->kind) {
         case P_LITERAL: ebuf_put(out, pt->text, pt->len); break;
-        case P_TIMESTAMP: ts_walk(pt->text, pt->len, ts_ms, out); break;
+        case P_TIMESTAMP: ts_walk(pt->text, pt->len, ts_ms, out, NULL); break;
         case P_ERROR_TYPE: ebuf_puts(out, error_type ? error_type : "processing-failed"); break;
         case P_KEY: {
             const prefix_value *v = &keys[pt->key];

@@ -179,21 +179,6 @@ int store_checkpoints_json(enrich_store *s, MDB_txn *txn, const char *prefix, eb
     return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
 }
 
-/* Copy a finished text into the caller's buffer. */
-static enrich_status copy_out(enrich_store *s, const char *what, const void *p, size_t n,
-                              void *dst, size_t dst_cap, size_t *written)
-{
-    if (written)
-        *written = n;
-    if (n > dst_cap) {
-        errmsg_set(s->errmsg, "%s needs %zu bytes, buffer holds %zu", what, n, dst_cap);
-        return ENRICH_E_DST_SIZE;
-    }
-    if (n)
-        memcpy(dst, p, n);
-    return ENRICH_OK;
-}
-
 enrich_status enrich_store_checkpoint(enrich_store *store, const char *checkpoint, void *dst,
                                       size_t dst_cap, size_t *written)
 {
@@ -221,7 +206,7 @@ enrich_status enrich_store_checkpoint(enrich_store *store, const char *checkpoin
         st = store_map_mdb(rc, store->errmsg, "read checkpoint");
     } else {
         /* Copied before the txn ends: v points into the map. */
-        st = copy_out(store, "checkpoint", v.mv_data, v.mv_size, dst, dst_cap, written);
+        st = store_copy_out(store, "checkpoint", v.mv_data, v.mv_size, dst, dst_cap, written);
     }
     store_txn_abort(store, txn);
     return st;
@@ -250,7 +235,7 @@ enrich_status enrich_store_checkpoints(enrich_store *store, const char *prefix, 
     else if (b.oom)
         st = ENRICH_E_NOMEM;
     else
-        st = copy_out(store, "checkpoints", b.p, b.len, dst, dst_cap, written);
+        st = store_copy_out(store, "checkpoints", b.p, b.len, dst, dst_cap, written);
     ebuf_free(&b);
     return st;
 }

@@ -200,6 +200,13 @@ ENRICH_INTERNAL bool store_pagemap_view(store_env *e, uint64_t txnid, walk_map *
 /* The checkpoints of txn as the members `"<name>":"<value>"` of a JSON
  * object (no braces) appended to out, for names starting with prefix
  * (NULL: all). Returns an LMDB code. */
+/* Copy a finished text of n bytes into the caller's (dst, dst_cap): the
+ * size needed in *written, ENRICH_E_DST_SIZE (and "<what> needs N bytes")
+ * when it does not fit. */
+ENRICH_INTERNAL enrich_status store_copy_out(enrich_store *s, const char *what, const void *p,
+                                             size_t n, void *dst, size_t dst_cap,
+                                             size_t *written);
+
 /* Whether a record of the meta table is a well-formed checkpoint
  * ("checkpoint:<name>" -> value, both UTF-8 text without NUL, within the
  * API's bounds): what `enrich verify` accepts beside "format" and "table:". */

@@ -154,6 +154,20 @@ static enrich_status check_key(enrich_store *s, const void *key, size_t key_len)
     return ENRICH_OK;
 }
 
+enrich_status store_copy_out(enrich_store *s, const char *what, const void *p, size_t n,
+                             void *dst, size_t dst_cap, size_t *written)
+{
+    if (written)
+        *written = n;
+    if (n > dst_cap) {
+        errmsg_set(s->errmsg, "%s needs %zu bytes, buffer holds %zu", what, n, dst_cap);
+        return ENRICH_E_DST_SIZE;
+    }
+    if (n)
+        memcpy(dst, p, n);
+    return ENRICH_OK;
+}
+
 /* A key as a message shows it: a composite key's parts joined by ',',
  * bytes outside printable ASCII as '?', at most 64 of them. */
 static const char *key_for_message(const void *key, size_t key_len, char out[68])
@@ -408,16 +422,8 @@ static enrich_status snapdir_stats(enrich_store *store, void *dst, size_t dst_ca
         if (b.oom)
             st = ENRICH_E_NOMEM;
     }
-    if (st == ENRICH_OK) {
-        if (written)
-            *written = b.len;
-        if (b.len > dst_cap) {
-            errmsg_set(store->errmsg, "stats need %zu bytes, buffer holds %zu", b.len, dst_cap);
-            st = ENRICH_E_DST_SIZE;
-        } else {
-            memcpy(dst, b.p, b.len);
-        }
-    }
+    if (st == ENRICH_OK)
+        st = store_copy_out(store, "stats", b.p, b.len, dst, dst_cap, written);
     ebuf_free(&b);
     return st;
 }
@@ -549,14 +555,7 @@ enrich_status enrich_store_stats(enrich_store *store, void *dst, size_t dst_cap,
         ebuf_free(&b);
         return ENRICH_E_NOMEM;
     }
-    if (written)
-        *written = b.len;
-    if (b.len > dst_cap) {
-        errmsg_set(store->errmsg, "stats need %zu bytes, buffer holds %zu", b.len, dst_cap);
-        st = ENRICH_E_DST_SIZE;
-    } else {
-        memcpy(dst, b.p, b.len);
-    }
+    st = store_copy_out(store, "stats", b.p, b.len, dst, dst_cap, written);
     ebuf_free(&b);
     return st;
 }

@@ -18,33 +18,26 @@ The lines go to a temporary file that is memory-mapped for the load, so a
 large table costs page cache, not heap (docs/freshness.md has the figures).
 
 AWS calls go through boto3; DynamoDB answers throttling and 5xx errors are
-retried here with exponential backoff and full jitter (botocore's own
-retries are turned off, so the policy is one and visible).
+retried with exponential backoff and full jitter by enrich.retry, the
+package's one retry policy (botocore's own retries are turned off, so the
+policy is one and visible).
 """
 
 import base64
 import gzip
 import hashlib
-import io
 import json
 import mmap
 import os
-import random
 import sys
 import tempfile
 import threading
 import time
 
+from .retry import Retrier, client_config
+
 __all__ = ["sync_table", "sync_export", "scan_to_file", "call_with_backoff", "item_line",
            "client", "main"]
-
-# Error codes worth another try: the table's (or account's) throughput,
-# and the service's own trouble.
-_RETRY_CODES = {
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "InternalFailure", "ServiceUnavailable", "SlowDown",
-    "LimitExceededException",
-}
 
 
 class SyncError(RuntimeError):
@@ -54,9 +47,7 @@ class SyncError(RuntimeError):
 def client(service, endpoint_url=None, region=None):
     """A boto3 client whose retries are ours (call_with_backoff)."""
     import boto3
-    from botocore.config import Config
-    cfg = Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=60)
-    kw = {"config": cfg}
+    kw = {"config": client_config(connect_timeout=10, read_timeout=60)}
     endpoint_url = endpoint_url or os.environ.get("ENRICH_AWS_ENDPOINT_URL")
     if endpoint_url:
         kw["endpoint_url"] = endpoint_url
@@ -65,31 +56,18 @@ def client(service, endpoint_url=None, region=None):
     return boto3.client(service, **kw)
 
 
-def _retryable(exc):
-    from botocore.exceptions import (ClientError, ConnectionError as BotoConnectionError,
-                                     HTTPClientError)
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return err.get("Code") in _RETRY_CODES or status >= 500
-    # Refused, reset or closed connections and read timeouts.
-    return isinstance(exc, (BotoConnectionError, HTTPClientError))
-
-
 def call_with_backoff(fn, *, attempts=10, base=0.05, cap=5.0, stats=None, **kw):
-    """fn(**kw), retried on throttling, 5xx and dropped connections with
-    exponential backoff and full jitter: the n-th wait is uniform in
-    [0, min(cap, base * 2**n)]. Other errors, and the last failure, raise."""
-    for n in range(attempts):
-        try:
-            return fn(**kw)
-        except Exception as e:  # noqa: BLE001 (filtered by _retryable)
-            if n == attempts - 1 or not _retryable(e):
-                raise
-            if stats is not None:
-                stats["retries"] = stats.get("retries", 0) + 1
-            time.sleep(random.uniform(0, min(cap, base * (2 ** n))))
-    raise AssertionError("unreachable")
+    """fn(**kw) through the package's one retry policy (enrich.retry:
+    throttling, 5xx and dropped connections, full-jitter backoff, the n-th
+    wait uniform in [0, min(cap, base * 2**n)] seconds), at most attempts
+    tries; stats["retries"] counts the retries. Other errors raise as they
+    are; the last failure raises RetriesExhausted (its .last is the error)."""
+    r = Retrier(max_retries=attempts - 1, base_ms=base * 1000, max_ms=cap * 1000)
+    try:
+        return r.call(getattr(fn, "__name__", "call"), fn, **kw)
+    finally:
+        if stats is not None:
+            stats["retries"] = stats.get("retries", 0) + r.metrics.get("Retries")
 
 
 def _bytes_to_base64(o):

@@ -1,0 +1,41 @@
+/* lib/common: which vector instructions the byte-crunching loops use
+ * (the structural index of lib/json, base64). The library is built for
+ * baseline x86-64, where SSE2 is always there; AVX2 code is compiled with
+ * a target attribute and taken only when the CPU (and the OS, for the
+ * wider registers) has it. Every kernel keeps its scalar path, which is
+ * also what other architectures run. Never installed. */
+#ifndef ENRICH_SIMD_H
+#define ENRICH_SIMD_H
+
+#include "common.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define ENRICH_X86_SIMD 1
+#endif
+
+typedef enum simd_level {
+    SIMD_SCALAR = 0, /* plain C: every architecture */
+    SIMD_SSE2 = 1,   /* 16-byte vectors: every x86-64 */
+    SIMD_AVX2 = 2,   /* 32-byte vectors (and PCLMUL): asked of the CPU once */
+} simd_level;
+
+/* The level the kernels use: the best the CPU has, lowered by the
+ * environment variable ENRICH_SIMD=scalar|sse2|avx2 (read once; for tests
+ * and measurements, docs/performance.md) or by simd_set_level. */
+ENRICH_INTERNAL simd_level simd_active(void);
+/* Tests: run the kernels at this level (capped at what the CPU has) until
+ * the next call; returns the level now in force. Not for concurrent use
+ * with batches in flight. */
+ENRICH_INTERNAL simd_level simd_set_level(simd_level want);
+/* The best level this CPU has, whatever is forced. */
+ENRICH_INTERNAL simd_level simd_cpu_level(void);
+/* Whether the AWS envelopes are read through the structural index
+ * (lib/json/jindex.h). Off unless the environment variable
+ * ENRICH_SIMD_INDEX=on (read once) or simd_set_index says so: measured, it
+ * costs more instructions per record than the scanner it would replace
+ * (docs/performance.md), so it stays a choice, tested on every path. */
+ENRICH_INTERNAL bool simd_index_enabled(void);
+/* Tests: the index on or off until the next call; returns the old value. */
+ENRICH_INTERNAL bool simd_set_index(bool on);
+
+#endif /* ENRICH_SIMD_H */

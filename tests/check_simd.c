@@ -1,0 +1,452 @@
+/* The vector kernels against their scalar paths (lib/common/simd.h):
+ * base64 at every level the CPU has, the structural index's bits at SSE2
+ * and AVX2, its walk against the scanner (jindex_next_sub must accept
+ * exactly what jscan_next_sub accepts, with the same members), and whole
+ * AWS batches with the index off, on, and at the scalar level: the same
+ * status, message, records, ids, times and responses. Inputs: the AWS
+ * fixtures, the batch fuzz corpus, and seeded random mutations of both. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#include "ctx.h"
+#include "jindex.h"
+#include "simd.h"
+
+static uint64_t rng_state;
+static uint32_t rng(void)
+{
+    /* xorshift64*: deterministic across platforms. */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+static void restore_levels(void)
+{
+    simd_set_level(simd_cpu_level());
+    simd_set_index(false);
+}
+
+/* ------------------------------------------------------------------ */
+/* base64                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Decode and encode s[0..n) at every level; all agree with the scalar
+ * code. Returns whether the text was valid. */
+static bool base64_levels_agree(const char *s, size_t n)
+{
+    size_t max = base64_decoded_max(n) + 1, el = base64_encoded_len(n) + 1;
+    unsigned char *want = malloc(max), *got = malloc(max);
+    char *want_enc = malloc(el), *got_enc = malloc(el);
+    ck_assert(want && got && want_enc && got_enc);
+    simd_set_level(SIMD_SCALAR);
+    size_t want_len = 0;
+    bool want_ok = base64_decode(s, n, want, &want_len);
+    base64_encode(s, n, want_enc);
+    for (int lv = SIMD_SSE2; lv <= (int)simd_cpu_level(); lv++) {
+        ck_assert_int_eq(simd_set_level((simd_level)lv), lv);
+        size_t got_len = 0;
+        bool ok = base64_decode(s, n, got, &got_len);
+        ck_assert_msg(ok == want_ok, "level %d: verdict on %zu chars", lv, n);
+        ck_assert_int_eq(base64_valid(s, n), want_ok);
+        if (ok) {
+            ck_assert_uint_eq(got_len, want_len);
+            ck_assert_mem_eq(got, want, want_len);
+        }
+        base64_encode(s, n, got_enc);
+        ck_assert_mem_eq(got_enc, want_enc, base64_encoded_len(n));
+    }
+    restore_levels();
+    free(want);
+    free(got);
+    free(want_enc);
+    free(got_enc);
+    return want_ok;
+}
+
+START_TEST(base64_every_byte_in_every_lane)
+{
+    /* Byte c at place k of a 100-character text of valid characters:
+     * every byte value in every lane of the first vector steps. */
+    char s[100];
+    size_t valid = 0;
+    for (unsigned c = 0; c < 256; c++) {
+        for (size_t k = 0; k < 64; k++) {
+            for (size_t i = 0; i < sizeof s; i++)
+                s[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i * 7) % 64];
+            s[k] = (char)c;
+            valid += base64_levels_agree(s, sizeof s);
+        }
+    }
+    ck_assert_uint_eq(valid, 64 * 64); /* the 64 characters of the alphabet */
+}
+END_TEST
+
+START_TEST(base64_random_round_trips)
+{
+    rng_state = 0x0123456789ABCDEFULL;
+    unsigned char bytes[400];
+    char text[560];
+    size_t valid = 0, total = 0;
+    for (int iter = 0; iter < 4000; iter++) {
+        size_t n = rng() % sizeof bytes;
+        for (size_t i = 0; i < n; i++)
+            bytes[i] = (unsigned char)rng();
+        base64_levels_agree((const char *)bytes, n); /* as text: mostly invalid */
+        size_t el = base64_encoded_len(n);
+        base64_encode(bytes, n, text);
+        if (rng() % 3 == 0 && el) /* one byte changed: any value */
+            text[rng() % el] = (char)rng();
+        valid += base64_levels_agree(text, el);
+        total++;
+    }
+    ck_assert_uint_gt(valid, total / 2);
+    ck_assert_uint_lt(valid, total);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The index                                                           */
+/* ------------------------------------------------------------------ */
+
+START_TEST(index_levels_give_the_same_bits)
+{
+    if (simd_cpu_level() < SIMD_AVX2)
+        return; /* one vector level only: nothing to compare */
+    static const char alphabet[] = "{}[]:,\"\\ \t\n\rab01-.e\x1a\x0c\x7f\x80\xc3\xff";
+    rng_state = 0xFEEDFACECAFEBEEFULL;
+    jindex a = {0}, b = {0};
+    char buf[700];
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t n = rng() % sizeof buf;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (rng() & 3) ? alphabet[rng() % (sizeof alphabet - 1)] : (char)rng();
+        simd_set_level(SIMD_SSE2);
+        ck_assert(jindex_build(&a, buf, n));
+        simd_set_level(SIMD_AVX2);
+        ck_assert(jindex_build(&b, buf, n));
+        ck_assert_uint_eq(a.nblocks, b.nblocks);
+        ck_assert_mem_eq(a.tok, b.tok, a.nblocks * sizeof *a.tok);
+        ck_assert_mem_eq(a.special, b.special, a.nblocks * sizeof *a.special);
+    }
+    simd_set_level(SIMD_SCALAR);
+    ck_assert(!jindex_build(&a, buf, 10)); /* no index at the scalar level */
+    ck_assert(!a.on);
+    restore_levels();
+    jindex_free(&a);
+    jindex_free(&b);
+}
+END_TEST
+
+static bool members_equal(const jmembers *x, const jmembers *y)
+{
+    if (x->n != y->n)
+        return false;
+    for (size_t i = 0; i < x->n; i++) {
+        const jmember *a = &x->v[i], *b = &y->v[i];
+        if (a->name.off != b->name.off || a->name.len != b->name.len ||
+            a->value.off != b->value.off || a->value.len != b->value.len ||
+            a->type != b->type || a->name_escaped != b->name_escaped)
+            return false;
+    }
+    return true;
+}
+
+/* The walk from pos against the scanner, for one document. Returns
+ * whether the scanner accepted the value. */
+static bool walk_agrees(const jindex *ix, const char *doc, size_t n, size_t pos, int depth,
+                        const char *sub_name)
+{
+    jmembers wm = {0}, ws = {0}, sm = {0}, ss = {0};
+    size_t wpos = pos, spos = pos, wsub = 0, ssub = 0;
+    jspan wspan = {0, 0}, sspan = {0, 0};
+    bool walked = jindex_next_sub(ix, &wpos, depth, &wspan, &wm, sub_name, &ws, &wsub);
+    enrich_status rc =
+        sub_name ? jscan_next_sub(doc, n, &spos, depth, NULL, &sspan, &sm, sub_name, &ss, &ssub)
+                 : jscan_next(doc, n, &spos, depth, NULL, &sspan, &sm);
+    if (walked) {
+        ck_assert_msg(rc == ENRICH_OK, "the walk accepted what the scanner refuses (%d): %.*s",
+                      rc, (int)n, doc);
+        ck_assert_uint_eq(wpos, spos);
+        ck_assert_uint_eq(wspan.off, sspan.off);
+        ck_assert_uint_eq(wspan.len, sspan.len);
+        ck_assert(members_equal(&wm, &sm));
+        if (sub_name) {
+            ck_assert_uint_eq(wsub, ssub);
+            ck_assert(members_equal(&ws, &ss));
+        }
+    } else {
+        /* The walk gives up only where the scanner refuses, or after a
+         * value that is not a container (it wants a delimiter there). */
+        size_t p = pos;
+        while (p < n && strchr(" \t\n\r", doc[p]))
+            p++;
+        ck_assert_msg(rc != ENRICH_OK || (p < n && doc[p] != '{' && doc[p] != '['),
+                      "the walk refused what the scanner accepts: %.*s", (int)n, doc);
+    }
+    jmembers_free(&wm);
+    jmembers_free(&ws);
+    jmembers_free(&sm);
+    jmembers_free(&ss);
+    return rc == ENRICH_OK;
+}
+
+static const char *const walk_seeds[] = {
+    "{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"pk-1\","
+    "\"sequenceNumber\":\"49590338271490256608559692538361571095921575989136588898\","
+    "\"data\":\"eyJldmVudElkIjoiZS0xIiwicHJvZHVjdElkIjoiUC0xIn0=\","
+    "\"approximateArrivalTimestamp\":1714560000.123},\"eventSource\":\"aws:kinesis\","
+    "\"eventVersion\":\"1.0\",\"eventID\":\"shardId-000000000000:4959\","
+    "\"eventName\":\"aws:kinesis:record\",\"awsRegion\":\"us-east-1\"}",
+    "{ \"recordId\" : \"4959-0000\", \"approximateArrivalTimestamp\": 1714560000000,\n"
+    "  \"data\": \"eyJhIjoxfQ==\", \"x\": [1, -2.5e3, true, false, null, {\"y\": []}] }",
+    "{\"eventId\":\"e-42\",\"productId\":\"sku\\u00e9-1\",\"qty\":3,\"price\":-12.50e+1,"
+    "\"ok\":true,\"nil\":null,\"tags\":[\"a\",\"b\\\"c\",\"\\ud83d\\ude00\"],"
+    "\"k\\u0069nesis\":{\"a\":1},\"note\":\"caf\xc3\xa9 \xe2\x82\xac\",\"deep\":[[[[{}]]]]}",
+    "[{\"a\":\"\\\\\"},\"\\/\",0,1e5,{\"kinesis\":{}}]",
+};
+
+START_TEST(walk_agrees_with_the_scanner)
+{
+    if (simd_cpu_level() == SIMD_SCALAR)
+        return; /* no index on this architecture */
+    static const char interesting[] = "{}[]\":,\\u0123456789eE+-.tfn \t\n\x80\xc3\xed\xf0\xff";
+    rng_state = 0x9E3779B97F4A7C15ULL;
+    jindex ix = {0};
+    size_t accepted = 0, runs = 0;
+    for (int lv = SIMD_SSE2; lv <= (int)simd_cpu_level(); lv++) {
+        simd_set_level((simd_level)lv);
+        for (size_t k = 0; k < sizeof walk_seeds / sizeof *walk_seeds; k++) {
+            size_t base = strlen(walk_seeds[k]);
+            char *buf = malloc(base + 8);
+            ck_assert_ptr_nonnull(buf);
+            for (int iter = 0; iter < 2000; iter++) {
+                memcpy(buf, walk_seeds[k], base);
+                size_t n = base;
+                int edits = iter == 0 ? 0 : 1 + (int)(rng() % 3);
+                for (int e = 0; e < edits; e++) {
+                    uint32_t op = rng() % 4;
+                    size_t at = rng() % (n ? n : 1);
+                    char c = (rng() & 1) ? interesting[rng() % (sizeof interesting - 1)]
+                                         : (char)(rng() & 0xff);
+                    if (op <= 1 && n) {
+                        buf[at] = c;
+                    } else if (op == 2 && n < base + 3) {
+                        memmove(buf + at + 1, buf + at, n - at);
+                        buf[at] = c;
+                        n++;
+                    } else if (n) {
+                        memmove(buf + at, buf + at + 1, n - at - 1);
+                        n--;
+                    }
+                }
+                /* Exact-size copy: reads past the end are caught by the
+                 * sanitizers and valgrind. */
+                char *doc = malloc(n ? n : 1);
+                ck_assert_ptr_nonnull(doc);
+                memcpy(doc, buf, n);
+                ck_assert(jindex_build(&ix, doc, n));
+                int depth = (iter & 1) ? 3 : 64;
+                accepted += walk_agrees(&ix, doc, n, 0, depth, (iter & 2) ? "kinesis" : NULL);
+                runs++;
+                free(doc);
+            }
+            free(buf);
+        }
+    }
+    restore_levels();
+    jindex_free(&ix);
+    /* Both sides of the comparison were exercised. */
+    ck_assert_uint_gt(accepted, runs / 10);
+    ck_assert_uint_lt(accepted, runs);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Whole AWS batches                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Everything a caller can see of one batch, in one buffer. */
+static char *batch_view(enrich_ctx *ctx, int shape, const char *src, size_t n, size_t *len)
+{
+    ebuf v = {0};
+    char line[256];
+    enrich_status rc = enrich_aws_batch_run(ctx, (enrich_aws_event)shape, src, n);
+    const char *msg = enrich_ctx_errmsg(ctx);
+    snprintf(line, sizeof line, "status %d msg %s\n", rc, msg ? msg : "");
+    ebuf_put(&v, line, strlen(line));
+    size_t count = enrich_batch_count(ctx);
+    for (size_t i = 0; i < count; i++) {
+        enrich_buf r = enrich_batch_record(ctx, i), id = enrich_aws_record_id(ctx, i);
+        snprintf(line, sizeof line, "%zu: outcome %d error %d result %d arrival %lld id ", i,
+                 enrich_batch_outcome(ctx, i), enrich_batch_error(ctx, i),
+                 enrich_aws_result(ctx, i), (long long)enrich_aws_arrival_ms(ctx, i));
+        ebuf_put(&v, line, strlen(line));
+        ebuf_put(&v, id.ptr, id.len);
+        ebuf_putc(&v, ' ');
+        ebuf_put(&v, r.ptr, r.len);
+        ebuf_putc(&v, '\n');
+    }
+    for (int resp = ENRICH_AWS_RESPONSE_FIREHOSE; resp <= ENRICH_AWS_RESPONSE_KINESIS; resp++) {
+        size_t cap = enrich_aws_encode_bound(ctx, (enrich_aws_response)resp), got = 0;
+        char *buf = malloc(cap + 1);
+        ck_assert_ptr_nonnull(buf);
+        enrich_status erc = enrich_aws_encode(ctx, (enrich_aws_response)resp, buf, cap, &got);
+        snprintf(line, sizeof line, "response %d: %d ", resp, erc);
+        ebuf_put(&v, line, strlen(line));
+        if (erc == ENRICH_OK)
+            ebuf_put(&v, buf, got);
+        ebuf_putc(&v, '\n');
+        free(buf);
+    }
+    ck_assert(!v.oom);
+    *len = v.len;
+    return v.p;
+}
+
+/* The batch with the index off, on (each vector level) and at the scalar
+ * level: every view the same. Returns the number of records. */
+static size_t batch_paths_agree(enrich_ctx *ctx, int shape, const char *src, size_t n)
+{
+    char *copy = malloc(n ? n : 1); /* exact size: no read past the end */
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, src, n);
+    size_t want_len, got_len;
+    simd_set_index(false);
+    char *want = batch_view(ctx, shape, copy, n, &want_len);
+    size_t records = enrich_batch_count(ctx);
+    simd_set_index(true);
+    for (int lv = SIMD_SCALAR; lv <= (int)simd_cpu_level(); lv++) {
+        simd_set_level((simd_level)lv);
+        char *got = batch_view(ctx, shape, copy, n, &got_len);
+        ck_assert_msg(got_len == want_len && memcmp(got, want, want_len) == 0,
+                      "shape %d, level %d, index on:\n%.*s\nindex off:\n%.*s\ninput: %.*s",
+                      shape, lv, (int)got_len, got, (int)want_len, want, (int)n, src);
+        free(got);
+    }
+    restore_levels();
+    free(want);
+    free(copy);
+    return records;
+}
+
+static int shape_of_fixture(const char *name)
+{
+    if (strncmp(name, "pipes-", 6) == 0)
+        return ENRICH_AWS_PIPES;
+    if (strncmp(name, "firehose-", 9) == 0)
+        return ENRICH_AWS_FIREHOSE;
+    if (strncmp(name, "lambda-kinesis-", 15) == 0)
+        return ENRICH_AWS_KINESIS;
+    return 0;
+}
+
+START_TEST(batches_agree_on_the_fixtures_and_their_mutations)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK),
+                     ENRICH_OK);
+    DIR *d = opendir(FIXTURES_AWS);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    size_t files = 0, records = 0;
+    rng_state = 0x5DEECE66DULL;
+    static const char interesting[] = "{}[]\":,\\/u09+= \n\x80\xc3";
+    while ((e = readdir(d)) != NULL) {
+        int shape = shape_of_fixture(e->d_name);
+        if (!shape)
+            continue;
+        char *path = tu_join(FIXTURES_AWS, e->d_name);
+        size_t n;
+        char *src = tu_read_file(path, &n);
+        files++;
+        for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
+            records += batch_paths_agree(f.ctx, s, src, n);
+        char *buf = malloc(n + 4);
+        ck_assert_ptr_nonnull(buf);
+        for (int iter = 0; iter < 150; iter++) {
+            memcpy(buf, src, n);
+            size_t m = n;
+            size_t at = rng() % n;
+            char c = interesting[rng() % (sizeof interesting - 1)];
+            if (rng() & 1)
+                buf[at] = c;
+            else {
+                memmove(buf + at + 1, buf + at, m - at);
+                buf[at] = c;
+                m++;
+            }
+            batch_paths_agree(f.ctx, shape, buf, m);
+        }
+        free(buf);
+        free(src);
+        free(path);
+    }
+    closedir(d);
+    ck_assert_uint_ge(files, 5);
+    ck_assert_uint_gt(records, 0);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(batches_agree_on_the_fuzz_corpus)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    char *dir = tu_join(SRCDIR, "tests/fuzz/corpus/batch");
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    size_t inputs = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = tu_join(dir, e->d_name);
+        size_t n;
+        char *src = tu_read_file(path, &n);
+        if (n > 1) {
+            /* As the fuzz target reads them: byte 0 selects, the rest is the
+             * batch; here every AWS shape runs on it. */
+            for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
+                batch_paths_agree(f.ctx, s, src + 1, n - 1);
+            inputs++;
+        }
+        free(src);
+        free(path);
+    }
+    closedir(d);
+    free(dir);
+    ck_assert_uint_gt(inputs, 10);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+static Suite *simd_suite(void)
+{
+    Suite *s = suite_create("simd");
+    TCase *tc = tcase_create("base64");
+    tcase_add_test(tc, base64_every_byte_in_every_lane);
+    tcase_add_test(tc, base64_random_round_trips);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("index");
+    tcase_add_test(tc, index_levels_give_the_same_bits);
+    tcase_add_test(tc, walk_agrees_with_the_scanner);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("batches");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, batches_agree_on_the_fixtures_and_their_mutations);
+    tcase_add_test(tc, batches_agree_on_the_fuzz_corpus);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(simd_suite());
+}
