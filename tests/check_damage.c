@@ -884,6 +884,62 @@ START_TEST(damage_verified_open_refuses_what_lmdb_cannot_survive)
 }
 END_TEST
 
+/* Set `flag` on every node that looks like the main tree's record of a
+ * table: its name as a node key of the name's length with a 48-byte value
+ * (an MDB_db). Every copy, since older versions of the directory's page
+ * stay in the file as free pages. Returns how many. */
+static int flag_table_records(char *file, size_t len, const char *name, unsigned flag)
+{
+    size_t kl = strlen(name);
+    int n = 0;
+    for (char *p = file + 8; (p = memmem(p, len - (size_t)(p - file), name, kl)); p++) {
+        unsigned char *h = (unsigned char *)p - 8; /* lo, hi, flags, ksize */
+        if ((h[0] | h[1] << 8) == 48 && (h[2] | h[3] << 8) == 0 &&
+            (size_t)(h[6] | h[7] << 8) == kl) {
+            h[4] |= (unsigned char)flag;
+            n++;
+        }
+    }
+    return n;
+}
+
+START_TEST(damage_table_directory_refused_at_open)
+{
+    /* The same flag on the main tree's record of the table: LMDB 0.9
+     * dereferences NULL in mdb_dbi_open (at compile) when it meets it. The
+     * check at open reads the directory's pages first and refuses the
+     * store, naming the record; verify reports it too. */
+    char *dir = tu_tmpdir();
+    char *path = tu_join(dir, "s.mdb");
+    make_store(path, 500);
+    size_t len;
+    char *file = tu_read_file(path, &len);
+    ck_assert_int_gt(flag_table_records(file, len, "products", 0x04), 0); /* F_DUPDATA */
+    tu_write_file(path, file, len);
+    enrich_store *s = (enrich_store *)1;
+    char why[512];
+    for (int rw = 0; rw < 2; rw++) {
+        ck_assert_int_eq(enrich_store_open_ex(path, rw ? 0 : ENRICH_STORE_RDONLY, &s, why,
+                                              sizeof why),
+                         ENRICH_E_CORRUPT);
+        ck_assert_ptr_null(s);
+        ck_assert_msg(strstr(why, "table directory") && strstr(why, "products"), "%s", why);
+    }
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_RDONLY | ENRICH_STORE_FOR_VERIFY, &s),
+                     ENRICH_OK);
+    char rep[8192];
+    size_t w;
+    ck_assert_int_eq(enrich_store_verify(s, ENRICH_VERIFY_QUICK, rep, sizeof rep, &w),
+                     ENRICH_E_CORRUPT);
+    ck_assert_msg(contains(rep, w, "\"table\":\"(table directory)\""), "%.*s", (int)w, rep);
+    enrich_store_close(s);
+    free(file);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *damage_suite(void)
 {
     Suite *s = suite_create("damage");
@@ -894,6 +950,7 @@ static Suite *damage_suite(void)
     tcase_add_test(tc, damage_truncated_file_says_so_and_leaves_no_lock);
     tcase_add_test(tc, damage_verify_cli_exit_codes);
     tcase_add_test(tc, damage_verified_open_refuses_what_lmdb_cannot_survive);
+    tcase_add_test(tc, damage_table_directory_refused_at_open);
     suite_add_tcase(s, tc);
     tc = tcase_create("random");
     tcase_set_timeout(tc, 1800);

@@ -848,6 +848,9 @@ static enrich_status open_registered(const char *path, unsigned flags, enrich_st
     }
     if (!(flags & ENRICH_STORE_FOR_VERIFY) && (st = tail_check(s)) != ENRICH_OK)
         goto fail;
+    /* Before meta_init: its reads are LMDB's own walk of these trees. */
+    if (!(flags & ENRICH_STORE_FOR_VERIFY) && (st = store_verify_directory(s)) != ENRICH_OK)
+        goto fail;
 
     if (!s->nolock) {
         /* Clear slots of readers that died (SIGKILL, OOM) so they do not pin

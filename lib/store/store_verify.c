@@ -315,8 +315,13 @@ static void walk(verifier *v, uint64_t pgno, unsigned depth, unsigned want_depth
                 continue;
             }
         } else if (nflags != F_SUBDATA) {
-            damage(v, pgno, key, klen, "an entry of the table directory is not a table "
-                   "(flags 0x%x)", nflags);
+            /* Plain data in the main tree (another program's LMDB file)
+             * is no danger to LMDB at open, only a record flagged for
+             * duplicates is: the directory check leaves the rest to
+             * meta_init. */
+            if (!(v->flags & STORE_VERIFY_DIRECTORY) || (nflags & ~(unsigned)F_BIGDATA))
+                damage(v, pgno, key, klen, "an entry of the table directory is not a table "
+                       "(flags 0x%x)", nflags);
             continue;
         }
         if (dsize > SIZE_MAX) {
@@ -605,8 +610,11 @@ enrich_status store_verify_map(const unsigned char *map, size_t len, uint64_t wa
     if (v.seen && fn)
         meta_ranges(fn, user, v.psize, n);
     if (v.seen) {
-        file_crc = crc32c(map, (size_t)(v.npages * v.psize));
-        bool quick = flags & ENRICH_VERIFY_QUICK;
+        /* The directory check of every open reads a few pages, not the file. */
+        bool directory = flags & STORE_VERIFY_DIRECTORY;
+        if (!directory)
+            file_crc = crc32c(map, (size_t)(v.npages * v.psize));
+        bool quick = (flags & ENRICH_VERIFY_QUICK) || directory;
         v.kind = T_FREE;
         if (!quick)
             walk_db(&v, &m[n].free_db, (uint64_t)n);
@@ -620,13 +628,16 @@ enrich_status store_verify_map(const unsigned char *map, size_t len, uint64_t wa
                 meta = &v.names[i];
         }
         if (!meta) {
-            damage(&v, NO_PAGE, NULL, 0, "no %s: not a libenrich store, or its directory "
-                   "is damaged", STORE_META_DB);
+            /* At open a new store has no meta table yet, and another
+             * program's LMDB file has none: meta_init judges those. */
+            if (!directory)
+                damage(&v, NO_PAGE, NULL, 0, "no %s: not a libenrich store, or its "
+                       "directory is damaged", STORE_META_DB);
         } else {
             v.kind = T_META;
             walk_db(&v, &meta->db, meta->page);
             meta->has_meta = true;
-            if (!v.format || strcmp(v.format, "1") != 0)
+            if (!directory && (!v.format || strcmp(v.format, "1") != 0))
                 damage(&v, NO_PAGE, NULL, 0, "the store's format record is %s",
                        v.format ? "not 1" : "missing");
         }
@@ -655,7 +666,7 @@ enrich_status store_verify_map(const unsigned char *map, size_t len, uint64_t wa
         tail_walk t = {map, v.npages, file_pages > zone ? file_pages - zone : 0, v.psize, 0,
                        1u << 22};
         const db_record *main_db = &m[n].main_db;
-        if (main_db->root != NO_PAGE &&
+        if (!directory && main_db->root != NO_PAGE &&
             (!tail_page(&t, main_db->root, main_db->depth ? main_db->depth - 1u : 0) ||
              !tail_named(&t, main_db->root, main_db->depth ? main_db->depth - 1u : 0))) {
             v.kind = T_MAIN;
@@ -907,6 +918,23 @@ enrich_status store_verify_open(enrich_store *s)
                    what && end ? (int)(end - what - 10 + 1) : 0, what ? what + 10 : "");
     } else if (st == ENRICH_OK && rep.oom) {
         st = ENRICH_E_NOMEM;
+    }
+    ebuf_free(&rep);
+    return st;
+}
+
+enrich_status store_verify_directory(enrich_store *s)
+{
+    ebuf rep = {0};
+    enrich_status st = verify_store(s, STORE_VERIFY_DIRECTORY, &rep);
+    if ((st == ENRICH_OK || st == ENRICH_E_CORRUPT) && rep.oom) {
+        /* A finding may be an allocation that failed, not the file. */
+        st = ENRICH_E_NOMEM;
+    } else if (st == ENRICH_E_CORRUPT) {
+        const char *what = rep.p ? strstr(rep.p, "\"damage\":[") : NULL;
+        const char *end = what ? strchr(what, '}') : NULL;
+        errmsg_set(s->errmsg, "%s: damaged (its table directory, checked at open): %.*s",
+                   s->path, what && end ? (int)(end - what - 10 + 1) : 0, what ? what + 10 : "");
     }
     ebuf_free(&rep);
     return st;

@@ -27,6 +27,20 @@ ENRICH_INTERNAL enrich_status store_verify_map(const unsigned char *map, size_t 
  * page there has a node outside itself. Elsewhere such reads stay inside
  * the file and LMDB's own checks (page type, page numbers) or the item
  * checksum see the damage. */
+/* store_verify_map flag beside ENRICH_VERIFY_QUICK: only the trees LMDB
+ * itself reads when a store is opened and a table resolved (the main tree,
+ * which names the tables, and the meta table), page by page, without the
+ * file's CRC32C and without judging whether the file is a libenrich store
+ * at all (meta_init does). */
+#define STORE_VERIFY_DIRECTORY 0x100u
+
+/* Every open: LMDB follows the main tree's and the meta table's pages
+ * with its own, weaker checks (a node flagged as holding duplicates makes
+ * 0.9's cursor code dereference NULL), so they are read here first.
+ * ENRICH_E_CORRUPT with the finding in s->errmsg. Microseconds: a few
+ * pages. */
+ENRICH_INTERNAL enrich_status store_verify_directory(enrich_store *s);
+
 /* ENRICH_STORE_VERIFY: the full verify of a store being opened;
  * ENRICH_E_CORRUPT with the first finding in s->errmsg. */
 ENRICH_INTERNAL enrich_status store_verify_open(enrich_store *s);
