@@ -1,10 +1,9 @@
 /* The vector kernels against their scalar paths (lib/common/simd.h):
- * base64 at every level the CPU has, the structural index's bits at SSE2
- * and AVX2, its walk against the scanner (jindex_next_sub must accept
- * exactly what jscan_next_sub accepts, with the same members), and whole
- * AWS batches with the index off, on, and at the scalar level: the same
- * status, message, records, ids, times and responses. Inputs: the AWS
- * fixtures, the batch fuzz corpus, and seeded random mutations of both. */
+ * base64 at every level the CPU has, alone and inside whole AWS batches
+ * (record data decoded, Firehose response data encoded): at every level
+ * the same status, message, records, ids, times and responses as at the
+ * scalar level. Inputs: the AWS fixtures, the batch fuzz corpus, and
+ * seeded random mutations of both. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +12,6 @@
 #include "testutil.h"
 
 #include "ctx.h"
-#include "jindex.h"
 #include "simd.h"
 
 static uint64_t rng_state;
@@ -29,7 +27,6 @@ static uint32_t rng(void)
 static void restore_levels(void)
 {
     simd_set_level(simd_cpu_level());
-    simd_set_index(false);
 }
 
 /* ------------------------------------------------------------------ */
@@ -111,163 +108,6 @@ START_TEST(base64_random_round_trips)
 END_TEST
 
 /* ------------------------------------------------------------------ */
-/* The index                                                           */
-/* ------------------------------------------------------------------ */
-
-START_TEST(index_levels_give_the_same_bits)
-{
-    if (simd_cpu_level() < SIMD_AVX2)
-        return; /* one vector level only: nothing to compare */
-    static const char alphabet[] = "{}[]:,\"\\ \t\n\rab01-.e\x1a\x0c\x7f\x80\xc3\xff";
-    rng_state = 0xFEEDFACECAFEBEEFULL;
-    jindex a = {0}, b = {0};
-    char buf[700];
-    for (int iter = 0; iter < 3000; iter++) {
-        size_t n = rng() % sizeof buf;
-        for (size_t i = 0; i < n; i++)
-            buf[i] = (rng() & 3) ? alphabet[rng() % (sizeof alphabet - 1)] : (char)rng();
-        simd_set_level(SIMD_SSE2);
-        ck_assert(jindex_build(&a, buf, n));
-        simd_set_level(SIMD_AVX2);
-        ck_assert(jindex_build(&b, buf, n));
-        ck_assert_uint_eq(a.nblocks, b.nblocks);
-        ck_assert_mem_eq(a.tok, b.tok, a.nblocks * sizeof *a.tok);
-        ck_assert_mem_eq(a.special, b.special, a.nblocks * sizeof *a.special);
-    }
-    simd_set_level(SIMD_SCALAR);
-    ck_assert(!jindex_build(&a, buf, 10)); /* no index at the scalar level */
-    ck_assert(!a.on);
-    restore_levels();
-    jindex_free(&a);
-    jindex_free(&b);
-}
-END_TEST
-
-static bool members_equal(const jmembers *x, const jmembers *y)
-{
-    if (x->n != y->n)
-        return false;
-    for (size_t i = 0; i < x->n; i++) {
-        const jmember *a = &x->v[i], *b = &y->v[i];
-        if (a->name.off != b->name.off || a->name.len != b->name.len ||
-            a->value.off != b->value.off || a->value.len != b->value.len ||
-            a->type != b->type || a->name_escaped != b->name_escaped)
-            return false;
-    }
-    return true;
-}
-
-/* The walk from pos against the scanner, for one document. Returns
- * whether the scanner accepted the value. */
-static bool walk_agrees(const jindex *ix, const char *doc, size_t n, size_t pos, int depth,
-                        const char *sub_name)
-{
-    jmembers wm = {0}, ws = {0}, sm = {0}, ss = {0};
-    size_t wpos = pos, spos = pos, wsub = 0, ssub = 0;
-    jspan wspan = {0, 0}, sspan = {0, 0};
-    bool walked = jindex_next_sub(ix, &wpos, depth, &wspan, &wm, sub_name, &ws, &wsub);
-    enrich_status rc =
-        sub_name ? jscan_next_sub(doc, n, &spos, depth, NULL, &sspan, &sm, sub_name, &ss, &ssub)
-                 : jscan_next(doc, n, &spos, depth, NULL, &sspan, &sm);
-    if (walked) {
-        ck_assert_msg(rc == ENRICH_OK, "the walk accepted what the scanner refuses (%d): %.*s",
-                      rc, (int)n, doc);
-        ck_assert_uint_eq(wpos, spos);
-        ck_assert_uint_eq(wspan.off, sspan.off);
-        ck_assert_uint_eq(wspan.len, sspan.len);
-        ck_assert(members_equal(&wm, &sm));
-        if (sub_name) {
-            ck_assert_uint_eq(wsub, ssub);
-            ck_assert(members_equal(&ws, &ss));
-        }
-    } else {
-        /* The walk gives up only where the scanner refuses, or after a
-         * value that is not a container (it wants a delimiter there). */
-        size_t p = pos;
-        while (p < n && strchr(" \t\n\r", doc[p]))
-            p++;
-        ck_assert_msg(rc != ENRICH_OK || (p < n && doc[p] != '{' && doc[p] != '['),
-                      "the walk refused what the scanner accepts: %.*s", (int)n, doc);
-    }
-    jmembers_free(&wm);
-    jmembers_free(&ws);
-    jmembers_free(&sm);
-    jmembers_free(&ss);
-    return rc == ENRICH_OK;
-}
-
-static const char *const walk_seeds[] = {
-    "{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"pk-1\","
-    "\"sequenceNumber\":\"49590338271490256608559692538361571095921575989136588898\","
-    "\"data\":\"eyJldmVudElkIjoiZS0xIiwicHJvZHVjdElkIjoiUC0xIn0=\","
-    "\"approximateArrivalTimestamp\":1714560000.123},\"eventSource\":\"aws:kinesis\","
-    "\"eventVersion\":\"1.0\",\"eventID\":\"shardId-000000000000:4959\","
-    "\"eventName\":\"aws:kinesis:record\",\"awsRegion\":\"us-east-1\"}",
-    "{ \"recordId\" : \"4959-0000\", \"approximateArrivalTimestamp\": 1714560000000,\n"
-    "  \"data\": \"eyJhIjoxfQ==\", \"x\": [1, -2.5e3, true, false, null, {\"y\": []}] }",
-    "{\"eventId\":\"e-42\",\"productId\":\"sku\\u00e9-1\",\"qty\":3,\"price\":-12.50e+1,"
-    "\"ok\":true,\"nil\":null,\"tags\":[\"a\",\"b\\\"c\",\"\\ud83d\\ude00\"],"
-    "\"k\\u0069nesis\":{\"a\":1},\"note\":\"caf\xc3\xa9 \xe2\x82\xac\",\"deep\":[[[[{}]]]]}",
-    "[{\"a\":\"\\\\\"},\"\\/\",0,1e5,{\"kinesis\":{}}]",
-};
-
-START_TEST(walk_agrees_with_the_scanner)
-{
-    if (simd_cpu_level() == SIMD_SCALAR)
-        return; /* no index on this architecture */
-    static const char interesting[] = "{}[]\":,\\u0123456789eE+-.tfn \t\n\x80\xc3\xed\xf0\xff";
-    rng_state = 0x9E3779B97F4A7C15ULL;
-    jindex ix = {0};
-    size_t accepted = 0, runs = 0;
-    for (int lv = SIMD_SSE2; lv <= (int)simd_cpu_level(); lv++) {
-        simd_set_level((simd_level)lv);
-        for (size_t k = 0; k < sizeof walk_seeds / sizeof *walk_seeds; k++) {
-            size_t base = strlen(walk_seeds[k]);
-            char *buf = malloc(base + 8);
-            ck_assert_ptr_nonnull(buf);
-            for (int iter = 0; iter < 2000; iter++) {
-                memcpy(buf, walk_seeds[k], base);
-                size_t n = base;
-                int edits = iter == 0 ? 0 : 1 + (int)(rng() % 3);
-                for (int e = 0; e < edits; e++) {
-                    uint32_t op = rng() % 4;
-                    size_t at = rng() % (n ? n : 1);
-                    char c = (rng() & 1) ? interesting[rng() % (sizeof interesting - 1)]
-                                         : (char)(rng() & 0xff);
-                    if (op <= 1 && n) {
-                        buf[at] = c;
-                    } else if (op == 2 && n < base + 3) {
-                        memmove(buf + at + 1, buf + at, n - at);
-                        buf[at] = c;
-                        n++;
-                    } else if (n) {
-                        memmove(buf + at, buf + at + 1, n - at - 1);
-                        n--;
-                    }
-                }
-                /* Exact-size copy: reads past the end are caught by the
-                 * sanitizers and valgrind. */
-                char *doc = malloc(n ? n : 1);
-                ck_assert_ptr_nonnull(doc);
-                memcpy(doc, buf, n);
-                ck_assert(jindex_build(&ix, doc, n));
-                int depth = (iter & 1) ? 3 : 64;
-                accepted += walk_agrees(&ix, doc, n, 0, depth, (iter & 2) ? "kinesis" : NULL);
-                runs++;
-                free(doc);
-            }
-            free(buf);
-        }
-    }
-    restore_levels();
-    jindex_free(&ix);
-    /* Both sides of the comparison were exercised. */
-    ck_assert_uint_gt(accepted, runs / 10);
-    ck_assert_uint_lt(accepted, runs);
-}
-END_TEST
-
-/* ------------------------------------------------------------------ */
 /* Whole AWS batches                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -309,24 +149,23 @@ static char *batch_view(enrich_ctx *ctx, int shape, const char *src, size_t n, s
     return v.p;
 }
 
-/* The batch with the index off, on (each vector level) and at the scalar
- * level: every view the same. Returns the number of records. */
+/* The batch at the scalar level, then at each vector level the CPU has:
+ * every view the same. Returns the number of records. */
 static size_t batch_paths_agree(enrich_ctx *ctx, int shape, const char *src, size_t n)
 {
     char *copy = malloc(n ? n : 1); /* exact size: no read past the end */
     ck_assert_ptr_nonnull(copy);
     memcpy(copy, src, n);
     size_t want_len, got_len;
-    simd_set_index(false);
+    simd_set_level(SIMD_SCALAR);
     char *want = batch_view(ctx, shape, copy, n, &want_len);
     size_t records = enrich_batch_count(ctx);
-    simd_set_index(true);
-    for (int lv = SIMD_SCALAR; lv <= (int)simd_cpu_level(); lv++) {
+    for (int lv = SIMD_SSE2; lv <= (int)simd_cpu_level(); lv++) {
         simd_set_level((simd_level)lv);
         char *got = batch_view(ctx, shape, copy, n, &got_len);
         ck_assert_msg(got_len == want_len && memcmp(got, want, want_len) == 0,
-                      "shape %d, level %d, index on:\n%.*s\nindex off:\n%.*s\ninput: %.*s",
-                      shape, lv, (int)got_len, got, (int)want_len, want, (int)n, src);
+                      "shape %d, level %d:\n%.*s\nscalar:\n%.*s\ninput: %.*s", shape, lv,
+                      (int)got_len, got, (int)want_len, want, (int)n, src);
         free(got);
     }
     restore_levels();
@@ -433,10 +272,6 @@ static Suite *simd_suite(void)
     TCase *tc = tcase_create("base64");
     tcase_add_test(tc, base64_every_byte_in_every_lane);
     tcase_add_test(tc, base64_random_round_trips);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("index");
-    tcase_add_test(tc, index_levels_give_the_same_bits);
-    tcase_add_test(tc, walk_agrees_with_the_scanner);
     suite_add_tcase(s, tc);
     tc = tcase_create("batches");
     tcase_set_timeout(tc, 600);

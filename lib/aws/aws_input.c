@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "aws_internal.h"
-#include "simd.h"
 
 #define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
@@ -283,29 +282,11 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
      * Lambda Kinesis, those of its "kinesis" object). A record that breaks
      * only the policy (UTF-8, \u0000, depth), e.g. inside a Pipes data
      * object, is walked structurally instead and fails on its own below. */
-    enrich_status v = ENRICH_OK;
-    /* With the batch's structural index (jindex.h; chosen by
-     * ENRICH_SIMD_INDEX=on, off by default: it costs more instructions
-     * than it saves here, docs/performance.md), the walk first: it only
-     * accepts, and gives what the scanner would; for anything else the
-     * scanner decides, and once it refuses a record the index is left
-     * alone for the rest of the batch (what follows a refused record may
-     * not be JSON, so the two may no longer agree on what is a string). */
-    if (!ctx->envelope_index.on ||
-        !jindex_next_sub(&ctx->envelope_index, &end, ctx->max_depth + 2, &el, &ctx->rec_members,
-                         input == ENRICH_AWS_KINESIS ? "kinesis" : NULL, &ctx->rec_sub,
-                         &ctx->rec_sub_off)) {
-        ctx->rec_members.n = 0;
-        ctx->rec_sub.n = 0;
-        ctx->rec_sub_off = SIZE_MAX;
-        end = start;
-        v = input == ENRICH_AWS_KINESIS
-                ? jscan_next_sub(s, n, &end, ctx->max_depth + 2, NULL, &el, &ctx->rec_members,
-                                 "kinesis", &ctx->rec_sub, &ctx->rec_sub_off)
-                : jscan_next(s, n, &end, ctx->max_depth + 2, NULL, &el, &ctx->rec_members);
-        if (v)
-            ctx->envelope_index.on = false;
-    }
+    enrich_status v =
+        input == ENRICH_AWS_KINESIS
+            ? jscan_next_sub(s, n, &end, ctx->max_depth + 2, NULL, &el, &ctx->rec_members,
+                             "kinesis", &ctx->rec_sub, &ctx->rec_sub_off)
+            : jscan_next(s, n, &end, ctx->max_depth + 2, NULL, &el, &ctx->rec_members);
     if (v == ENRICH_E_NOMEM)
         return v;
     if (v) {
@@ -519,15 +500,8 @@ static enrich_status run_event(enrich_ctx *ctx, enrich_aws_event input, const ch
         errmsg_set(ctx->errmsg, "input is not %s", what);
         return ENRICH_E_JSON;
     }
-    /* Without an index (not chosen, the scalar level, another
-     * architecture, no memory) every record goes to the scanner. */
-    if (simd_index_enabled())
-        jindex_build(&ctx->envelope_index, s, n);
-    else
-        ctx->envelope_index.on = false;
     enrich_status rc = pipes ? run_records(ctx, input, s, n, &i)
                              : run_root_object(ctx, input, s, n, &i, what);
-    ctx->envelope_index.on = false; /* it points into the caller's buffer */
     if (rc)
         return rc;
     skip_ws(s, n, &i);

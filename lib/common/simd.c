@@ -10,17 +10,13 @@
 static pthread_once_t level_once = PTHREAD_ONCE_INIT;
 static simd_level cpu_level;
 static _Atomic int active_level;
-static _Atomic bool index_on;
 
 static void level_init(void)
 {
 #ifdef ENRICH_X86_SIMD
     __builtin_cpu_init();
-    /* __builtin_cpu_supports checks the OS saves the YMM registers too.
-     * The AVX2 kernels also use the carry-less multiply, which every AVX2
-     * CPU has; asked all the same. */
-    cpu_level = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("pclmul") ? SIMD_AVX2
-                                                                                  : SIMD_SSE2;
+    /* __builtin_cpu_supports checks the OS saves the YMM registers too. */
+    cpu_level = __builtin_cpu_supports("avx2") ? SIMD_AVX2 : SIMD_SSE2;
 #else
     cpu_level = SIMD_SCALAR;
 #endif
@@ -33,8 +29,6 @@ static void level_init(void)
     if (want > cpu_level)
         want = cpu_level;
     atomic_store_explicit(&active_level, (int)want, memory_order_relaxed);
-    const char *ix = getenv("ENRICH_SIMD_INDEX");
-    atomic_store_explicit(&index_on, ix && strcmp(ix, "on") == 0, memory_order_relaxed);
 }
 
 simd_level simd_cpu_level(void)
@@ -56,16 +50,4 @@ simd_level simd_set_level(simd_level want)
         want = cpu_level;
     atomic_store_explicit(&active_level, (int)want, memory_order_relaxed);
     return want;
-}
-
-bool simd_index_enabled(void)
-{
-    pthread_once(&level_once, level_init);
-    return atomic_load_explicit(&index_on, memory_order_relaxed);
-}
-
-bool simd_set_index(bool on)
-{
-    pthread_once(&level_once, level_init);
-    return atomic_exchange_explicit(&index_on, on, memory_order_relaxed);
 }

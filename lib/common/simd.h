@@ -1,9 +1,10 @@
 /* lib/common: which vector instructions the byte-crunching loops use
- * (the structural index of lib/json, base64). The library is built for
- * baseline x86-64, where SSE2 is always there; AVX2 code is compiled with
- * a target attribute and taken only when the CPU (and the OS, for the
- * wider registers) has it. Every kernel keeps its scalar path, which is
- * also what other architectures run. Never installed. */
+ * (base64.c, whose only vector kernel is AVX2: at the SSE2 level it runs
+ * its scalar code). The library is built for baseline x86-64, where SSE2
+ * is always there; AVX2 code is compiled with a target attribute and
+ * taken only when the CPU (and the OS, for the wider registers) has it.
+ * Every kernel keeps its scalar path, which is also what other
+ * architectures run. Never installed. */
 #ifndef ENRICH_SIMD_H
 #define ENRICH_SIMD_H
 
@@ -16,7 +17,7 @@
 typedef enum simd_level {
     SIMD_SCALAR = 0, /* plain C: every architecture */
     SIMD_SSE2 = 1,   /* 16-byte vectors: every x86-64 */
-    SIMD_AVX2 = 2,   /* 32-byte vectors (and PCLMUL): asked of the CPU once */
+    SIMD_AVX2 = 2,   /* 32-byte vectors: asked of the CPU once */
 } simd_level;
 
 /* The level the kernels use: the best the CPU has, lowered by the
@@ -29,13 +30,5 @@ ENRICH_INTERNAL simd_level simd_active(void);
 ENRICH_INTERNAL simd_level simd_set_level(simd_level want);
 /* The best level this CPU has, whatever is forced. */
 ENRICH_INTERNAL simd_level simd_cpu_level(void);
-/* Whether the AWS envelopes are read through the structural index
- * (lib/json/jindex.h). Off unless the environment variable
- * ENRICH_SIMD_INDEX=on (read once) or simd_set_index says so: measured, it
- * costs more instructions per record than the scanner it would replace
- * (docs/performance.md), so it stays a choice, tested on every path. */
-ENRICH_INTERNAL bool simd_index_enabled(void);
-/* Tests: the index on or off until the next call; returns the old value. */
-ENRICH_INTERNAL bool simd_set_index(bool on);
 
 #endif /* ENRICH_SIMD_H */

@@ -57,7 +57,6 @@ void enrich_ctx_free(enrich_ctx *ctx)
     ebuf_free(&ctx->resp);
     jmembers_free(&ctx->rec_members);
     jmembers_free(&ctx->rec_sub);
-    jindex_free(&ctx->envelope_index);
     jmembers_free(&ctx->pk_members);
     jmembers_free(&ctx->pk_sub);
     free(ctx);

@@ -6,7 +6,6 @@
 #ifndef ENRICH_CTX_H
 #define ENRICH_CTX_H
 
-#include "jindex.h"
 #include "lookup_cache.h"
 #include "pipeline.h"
 
@@ -137,7 +136,6 @@ struct enrich_ctx {
     jmembers rec_members; /* top-level members of the current AWS record */
     jmembers rec_sub;     /* members of its "kinesis" object (Lambda Kinesis) */
     size_t rec_sub_off;   /* where that object is; SIZE_MAX: not listed */
-    jindex envelope_index; /* structural index of the batch (jindex.h) */
     jmembers pk_members;  /* partition keys: members of the enriched record */
     jmembers pk_sub;
     /* An extra member engine_event attaches last (Pipes event id): the

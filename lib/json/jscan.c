@@ -553,20 +553,6 @@ bool jskip_value(const char *s, size_t n, size_t *i)
     return p > start;
 }
 
-enrich_status jscan_string_at(const char *s, size_t n, size_t at, size_t *end, bool *escaped)
-{
-    scanner sc = {s, n, at, 1, NULL, 0, NULL, 0, false};
-    enrich_status rc = scan_string(&sc, escaped);
-    *end = sc.i;
-    return rc;
-}
-
-size_t jscan_number_at(const char *s, size_t n, size_t at)
-{
-    scanner sc = {s, n, at, 1, NULL, 0, NULL, 0, false};
-    return scan_number(&sc) == ENRICH_OK ? sc.i : SIZE_MAX;
-}
-
 void jmembers_free(jmembers *m)
 {
     free(m->v);

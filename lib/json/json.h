@@ -56,15 +56,6 @@ ENRICH_INTERNAL enrich_status jscan_next_sub(const char *s, size_t n, size_t *po
                                              const char *sub_name, jmembers *sub,
                                              size_t *sub_off);
 ENRICH_INTERNAL void jmembers_free(jmembers *m);
-/* The string literal at s[at] ('"'), by the scanner's own rules: ENRICH_OK
- * with *end just past its closing quote and *escaped (a backslash in it),
- * or the scanner's status. The structural index (jindex.c) checks the
- * strings it cannot take as they are this way. */
-ENRICH_INTERNAL enrich_status jscan_string_at(const char *s, size_t n, size_t at, size_t *end,
-                                              bool *escaped);
-/* The end of the number at s[at] by the scanner's grammar, SIZE_MAX when
- * it refuses one there. */
-ENRICH_INTERNAL size_t jscan_number_at(const char *s, size_t n, size_t at);
 /* Where the scan of the value at s[from] (after whitespace) fails: the
  * offset of the first byte the scanner refuses, n when the text ends
  * first; with whole, bytes after the value (other than whitespace) are

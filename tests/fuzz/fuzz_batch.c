@@ -14,10 +14,7 @@
  * Checks: bounds hold (encode never writes more than enrich_encode_bound
  *         says, DST_SIZE reports the size needed), outputs are valid JSON
  *         for NDJSON records, per-record accessors stay in range, and a
- *         record with an event time is partitioned by that time's date;
- *         for the AWS shapes, the batch read through the structural index
- *         (lib/json/jindex.h) at every vector level gives the same status
- *         and records as the scanner alone. */
+ *         record with an event time is partitioned by that time's date. */
 #include "fuzz_common.h"
 
 #include <stdio.h>
@@ -30,7 +27,6 @@
 
 #include "common.h" /* epoch_day, civil_from_days */
 #include "ctx.h"    /* force_rebuild */
-#include "simd.h"   /* the index and the vector level */
 
 static const char *const rule_sets[4] = {
     NULL,
@@ -46,50 +42,6 @@ static const char *const rule_sets[4] = {
     "{\"lookups\":[{\"key\":\"device.product.id\",\"table\":\"products\",\"required\":false,"
     "\"on_conflict\":\"overwrite\"}],\"on_conflict\":\"keep\"}",
 };
-
-/* Status and every record of the last batch, in one malloc'd buffer. */
-static char *batch_view(enrich_ctx *ctx, enrich_status st, size_t *len)
-{
-    size_t count = enrich_batch_count(ctx), cap = 64;
-    for (size_t i = 0; i < count; i++)
-        cap += enrich_batch_record(ctx, i).len + enrich_aws_record_id(ctx, i).len + 64;
-    char *v = malloc(cap);
-    FUZZ_CHECK(v != NULL);
-    size_t n = (size_t)snprintf(v, cap, "%d %zu\n", st, count);
-    for (size_t i = 0; i < count; i++) {
-        enrich_buf r = enrich_batch_record(ctx, i), id = enrich_aws_record_id(ctx, i);
-        n += (size_t)snprintf(v + n, cap - n, "%d %d %lld ", enrich_batch_error(ctx, i),
-                              (int)enrich_aws_result(ctx, i),
-                              (long long)enrich_aws_arrival_ms(ctx, i));
-        memcpy(v + n, id.ptr, id.len);
-        n += id.len;
-        v[n++] = ' ';
-        memcpy(v + n, r.ptr, r.len);
-        n += r.len;
-        v[n++] = '\n';
-    }
-    *len = n;
-    return v;
-}
-
-/* The AWS batch src[0..n) again with the index on, at each vector level:
- * the same view as want (the scanner's). Leaves the index off and the
- * best level in force. */
-static void index_paths_agree(enrich_ctx *ctx, int shape, const char *src, size_t n,
-                              const char *want, size_t want_len)
-{
-    simd_set_index(true);
-    for (int lv = SIMD_SCALAR; lv <= (int)simd_cpu_level(); lv++) {
-        simd_set_level((simd_level)lv);
-        enrich_status st = enrich_aws_batch_run(ctx, (enrich_aws_event)shape, src, n);
-        size_t got_len;
-        char *got = batch_view(ctx, st, &got_len);
-        FUZZ_CHECK(got_len == want_len && memcmp(got, want, want_len) == 0);
-        free(got);
-    }
-    simd_set_level(simd_cpu_level());
-    simd_set_index(false);
-}
 
 static enrich_pipeline *pls[4];
 static enrich_ctx *ctxs[4];
@@ -169,20 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *src = malloc(n ? n : 1);
     FUZZ_CHECK(src != NULL);
     memcpy(src, data + 1, n);
-    enrich_status st = ENRICH_OK;
-    if (shape <= ENRICH_INPUT_JSON_ARRAY) {
-        st = enrich_batch_run(ctx, (enrich_input)shape, src, n);
-    } else {
-        /* The index paths first; the checks below then see the scanner's
-         * batch, run last. */
-        simd_set_index(false);
-        st = enrich_aws_batch_run(ctx, (enrich_aws_event)shape, src, n);
-        size_t want_len;
-        char *want = batch_view(ctx, st, &want_len);
-        index_paths_agree(ctx, shape, src, n, want, want_len);
-        free(want);
-        st = enrich_aws_batch_run(ctx, (enrich_aws_event)shape, src, n);
-    }
+    enrich_status st = shape <= ENRICH_INPUT_JSON_ARRAY
+                           ? enrich_batch_run(ctx, (enrich_input)shape, src, n)
+                           : enrich_aws_batch_run(ctx, (enrich_aws_event)shape, src, n);
     free(src);
     if (st != ENRICH_OK) {
         FUZZ_CHECK(st == ENRICH_E_JSON || st == ENRICH_E_DEPTH || st == ENRICH_E_UTF8 ||
