@@ -586,6 +586,8 @@ class FreshTest(unittest.TestCase):
                               "--ready", ready, *extra],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env={**os.environ, **ENV, "ENRICH_AWS_ENDPOINT_URL": self.moto.url})
+        # A test that fails before finish() must not leave the reader running.
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
         deadline = time.monotonic() + 60
         while not os.path.exists(ready):
             if p.poll() is not None or time.monotonic() > deadline:
