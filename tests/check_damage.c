@@ -34,15 +34,6 @@
 #include "store.h"
 #include "store_verify.h"
 
-static uint64_t rng_next(uint64_t *s)
-{
-    /* splitmix64: a fixed seed gives the same damage on every machine */
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static bool contains(const void *hay, size_t n, const char *needle)
 {
     return memmem(hay, n, needle, strlen(needle)) != NULL;
@@ -121,11 +112,11 @@ static void make_events(ebuf *ev, size_t n, uint64_t seed)
     for (size_t i = 0; i < n; i++)
         order[i] = i;
     for (size_t i = n; i < n + n / 10; i++)
-        order[i] = (size_t)(rng_next(&seed) % n);
+        order[i] = (size_t)(tu_splitmix64(&seed) % n);
     for (size_t i = n + n / 10; i < total; i++)
         order[i] = 10000000 + i; /* absent */
     for (size_t i = total - 1; i > 0; i--) {
-        size_t j = (size_t)(rng_next(&seed) % (i + 1));
+        size_t j = (size_t)(tu_splitmix64(&seed) % (i + 1));
         size_t t = order[i];
         order[i] = order[j];
         order[j] = t;
@@ -470,13 +461,13 @@ START_TEST(damage_random_overwrites)
         /* One run in ten aims at the two meta pages, which a uniform
          * offset would hardly ever hit. */
         size_t span = r % 10 == 9 ? 2 * 4096 : len;
-        size_t off = (size_t)(rng_next(&seed) % span);
-        size_t n = 1 + (size_t)(rng_next(&seed) % 4096);
+        size_t off = (size_t)(tu_splitmix64(&seed) % span);
+        size_t n = 1 + (size_t)(tu_splitmix64(&seed) % 4096);
         if (n > len - off)
             n = len - off;
         bool touches = false;
         for (size_t i = off; i < off + n; i++) {
-            m[i] = (char)rng_next(&seed);
+            m[i] = (char)tu_splitmix64(&seed);
             touches |= m[i] != whole[i] && used.p[i];
         }
         tu_write_file(bad, m, len);

@@ -20,14 +20,6 @@
 #include "store.h"
 #include "store_walk.h"
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static bool under_valgrind(void)
 {
     return getenv("ENRICH_UNDER_VALGRIND") != NULL;
@@ -198,7 +190,7 @@ START_TEST(walk_multi_level_and_batches)
     char (*keys)[16] = calloc(nb, 16);
     uint64_t seed = 5;
     for (size_t i = 0; i < nb; i++) {
-        size_t k = (size_t)(rng_next(&seed) % (n + n / 4));
+        size_t k = (size_t)(tu_splitmix64(&seed) % (n + n / 4));
         reqs[i].key_len = (size_t)snprintf(keys[i], 16, "k%05zu", k);
         reqs[i].key = keys[i];
     }
@@ -526,10 +518,10 @@ START_TEST(walk_random_damage_never_reads_outside)
     size_t runs = under_valgrind() ? 60 : 2000;
     size_t corrupt = 0;
     for (size_t r = 0; r < runs; r++) {
-        size_t off = 2 * d.f.map.psize + (size_t)(rng_next(&seed) % (d.f.len - 2 * d.f.map.psize));
-        size_t n = 1 + (size_t)(rng_next(&seed) % 64);
+        size_t off = 2 * d.f.map.psize + (size_t)(tu_splitmix64(&seed) % (d.f.len - 2 * d.f.map.psize));
+        size_t n = 1 + (size_t)(tu_splitmix64(&seed) % 64);
         for (size_t i = off; i < off + n && i < d.f.len; i++)
-            d.f.bytes[i] = (unsigned char)rng_next(&seed);
+            d.f.bytes[i] = (unsigned char)tu_splitmix64(&seed);
         for (size_t i = 0; i < d.n; i++) {
             const void *v;
             size_t vl;
@@ -558,20 +550,20 @@ END_TEST
 START_TEST(walk_agrees_with_mdb_get)
 {
     uint64_t seed = 1000 + (uint64_t)_i;
-    size_t n = under_valgrind() ? 800 : 5000 + (size_t)(rng_next(&seed) % 20000);
+    size_t n = under_valgrind() ? 800 : 5000 + (size_t)(tu_splitmix64(&seed) % 20000);
     kv *items = calloc(n, sizeof *items);
     for (size_t i = 0; i < n; i++) {
         /* Keys of 1..511 random bytes (NULs, 0xff, shared prefixes). */
-        size_t kl = 1 + (size_t)(rng_next(&seed) % (i % 10 == 0 ? 511 : 24));
+        size_t kl = 1 + (size_t)(tu_splitmix64(&seed) % (i % 10 == 0 ? 511 : 24));
         for (size_t j = 0; j < kl; j++)
-            items[i].key[j] = (unsigned char)(rng_next(&seed) % (i % 3 ? 4 : 256));
+            items[i].key[j] = (unsigned char)(tu_splitmix64(&seed) % (i % 3 ? 4 : 256));
         items[i].klen = kl;
-        size_t vl = i % 50 == 0 ? (size_t)(rng_next(&seed) % 20000)
-                                : (size_t)(rng_next(&seed) % 300);
+        size_t vl = i % 50 == 0 ? (size_t)(tu_splitmix64(&seed) % 20000)
+                                : (size_t)(tu_splitmix64(&seed) % 300);
         items[i].vlen = vl;
         items[i].val = malloc(vl ? vl : 1);
         for (size_t j = 0; j < vl; j++)
-            items[i].val[j] = (unsigned char)rng_next(&seed);
+            items[i].val[j] = (unsigned char)tu_splitmix64(&seed);
     }
     char *dir, *path = tmp_path(&dir);
     write_table(path, items, n); /* duplicates: the last put wins, in both */
@@ -594,14 +586,14 @@ START_TEST(walk_agrees_with_mdb_get)
             kl = items[p].klen;
         } else { /* random misses, and near misses: a key cut or extended */
             size_t i = p - n;
-            kl = 1 + (size_t)(rng_next(&seed) % 31);
+            kl = 1 + (size_t)(tu_splitmix64(&seed) % 31);
             if (i % 2 && items[i].klen >= kl) {
                 memcpy(miss[i], items[i].key, kl);
                 if (kl == items[i].klen && kl < 32)
                     miss[i][kl++] = 0;
             } else {
                 for (size_t j = 0; j < kl; j++)
-                    miss[i][j] = (unsigned char)(rng_next(&seed) % 5);
+                    miss[i][j] = (unsigned char)(tu_splitmix64(&seed) % 5);
             }
             key = miss[i];
         }

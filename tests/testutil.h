@@ -3,6 +3,7 @@
 #define ENRICH_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <check.h>
 
@@ -14,6 +15,9 @@
 /* A fresh empty directory under $TMPDIR; the caller frees the string.
  * Removed with tu_rmtree. */
 char *tu_tmpdir(void);
+/* The next number of the splitmix64 sequence at *s: a fixed seed gives the
+ * same random damage, keys and sizes on every machine. */
+uint64_t tu_splitmix64(uint64_t *s);
 /* rm -rf path (used on tu_tmpdir results only). */
 void tu_rmtree(const char *path);
 /* Write n bytes to path (creating/truncating); aborts the test on failure. */

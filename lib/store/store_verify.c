@@ -907,37 +907,33 @@ static enrich_status verify_store(enrich_store *store, unsigned flags, ebuf *rep
     return st;
 }
 
-enrich_status store_verify_open(enrich_store *s)
+/* A verify at open: ENRICH_E_CORRUPT with "<path>: damaged (<when>): <the
+ * first finding>" in s->errmsg; ENRICH_E_NOMEM when the walk ran out of
+ * memory (a finding may then be an allocation that failed, not the file). */
+static enrich_status verify_at_open(enrich_store *s, unsigned flags, const char *when)
 {
     ebuf rep = {0};
-    enrich_status st = verify_store(s, 0, &rep);
-    if (st == ENRICH_E_CORRUPT) {
+    enrich_status st = verify_store(s, flags, &rep);
+    if ((st == ENRICH_OK || st == ENRICH_E_CORRUPT) && rep.oom) {
+        st = ENRICH_E_NOMEM;
+    } else if (st == ENRICH_E_CORRUPT) {
         const char *what = rep.p ? strstr(rep.p, "\"damage\":[") : NULL;
         const char *end = what ? strchr(what, '}') : NULL;
-        errmsg_set(s->errmsg, "%s: damaged (verified at open): %.*s", s->path,
+        errmsg_set(s->errmsg, "%s: damaged (%s): %.*s", s->path, when,
                    what && end ? (int)(end - what - 10 + 1) : 0, what ? what + 10 : "");
-    } else if (st == ENRICH_OK && rep.oom) {
-        st = ENRICH_E_NOMEM;
     }
     ebuf_free(&rep);
     return st;
 }
 
+enrich_status store_verify_open(enrich_store *s)
+{
+    return verify_at_open(s, 0, "verified at open");
+}
+
 enrich_status store_verify_directory(enrich_store *s)
 {
-    ebuf rep = {0};
-    enrich_status st = verify_store(s, STORE_VERIFY_DIRECTORY, &rep);
-    if ((st == ENRICH_OK || st == ENRICH_E_CORRUPT) && rep.oom) {
-        /* A finding may be an allocation that failed, not the file. */
-        st = ENRICH_E_NOMEM;
-    } else if (st == ENRICH_E_CORRUPT) {
-        const char *what = rep.p ? strstr(rep.p, "\"damage\":[") : NULL;
-        const char *end = what ? strchr(what, '}') : NULL;
-        errmsg_set(s->errmsg, "%s: damaged (its table directory, checked at open): %.*s",
-                   s->path, what && end ? (int)(end - what - 10 + 1) : 0, what ? what + 10 : "");
-    }
-    ebuf_free(&rep);
-    return st;
+    return verify_at_open(s, STORE_VERIFY_DIRECTORY, "its table directory, checked at open");
 }
 
 enrich_status enrich_store_verify(enrich_store *store, unsigned flags, void *dst,
