@@ -30,8 +30,9 @@ typedef struct run_state {
     uint64_t skip;      /* units still to skip (--resume) */
     char **files;       /* published objects */
     size_t nfiles, files_cap;
-    /* reused buffers; enc gathers the NDJSON output of the batches of one
-     * input chunk, written at once (out_flush) */
+    /* reused buffers; enc gathers the NDJSON output of batches until
+     * RUN_FLUSH_BYTES or until the input runs dry, then goes to the writer
+     * thread at once (out_flush) */
     char *enc;
     size_t enc_cap, enc_len;
     cli_writer *writer; /* started with the first output */
@@ -58,10 +59,10 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     return cli_xrealloc(p, c * elem);
 }
 
-/* Write the gathered output. Called before each read of input (so a
- * consumer of a pipe sees every record of what was read before enrich
- * waits for more) and at the end: one write(2) per input chunk instead of
- * a few per batch. */
+/* Write the gathered output. Called every RUN_FLUSH_BYTES, before this
+ * thread waits for input (so a consumer of a pipe sees every record of
+ * what was read before enrich waits for more) and at the end: one write(2)
+ * per hand-over instead of a few per batch. */
 static int out_flush(run_state *rs)
 {
     if (rs->enc_len == 0)
