@@ -1142,6 +1142,50 @@ START_TEST(cli_run_input_in_any_pieces)
 }
 END_TEST
 
+/* Input far ahead of the enrichment: the reader thread fills all its
+ * chunks and waits for the main thread to free one, again and again;
+ * every event comes out once and in order. (A chunk freed while the reader
+ * waited was once never reused, and the run hung when all were lost: that
+ * needs the main thread to drain the queue before the reader wakes, which
+ * a test cannot force; this one runs the path.) */
+START_TEST(cli_run_input_beyond_the_readers_chunks)
+{
+    fixture f = seed_store();
+    size_t n = 12000, cap = n * 1100, len = 0;
+    char *ev = malloc(cap);
+    ck_assert_ptr_nonnull(ev);
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)sprintf(ev + len, "{\"eventId\":\"e%zu\",\"productId\":\"PROD-001\",\"pad\":\"",
+                               i);
+        memset(ev + len, 'p', 1000);
+        len += 1000;
+        len += (size_t)sprintf(ev + len, "\"}\n");
+    }
+    char *path = tu_join(f.dir, "many.ndjson");
+    tu_write_file(path, ev, len);
+    res r = CLI("run", "--store", f.store, "-v", path);
+    ck_assert_msg(r.rc == 0, "exit %d: %s", r.rc, r.err);
+    char want[96];
+    snprintf(want, sizeof want, "%zu records in %zu batches: %zu success", n, (n + 499) / 500, n);
+    ck_assert_msg(strstr(r.err, want) != NULL, "want \"%s\": %s", want, r.err);
+    /* every event once, in order */
+    const char *o = r.out;
+    for (size_t i = 0; i < n; i++) {
+        char id[40];
+        snprintf(id, sizeof id, "{\"eventId\":\"e%zu\",", i);
+        ck_assert_msg(strncmp(o, id, strlen(id)) == 0, "line %zu: %.40s", i + 1, o);
+        o = strchr(o, '\n');
+        ck_assert_ptr_nonnull(o);
+        o++;
+    }
+    ck_assert_str_eq(o, "");
+    res_free(&r);
+    free(path);
+    free(ev);
+    fixture_free(&f);
+}
+END_TEST
+
 /* A source that cannot be read is named with the reason, after the records
  * of the sources before it were written; exit 1. */
 START_TEST(cli_run_read_error_is_named)
@@ -2294,6 +2338,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_run_output_reaches_a_pipe_before_input_ends);
     tcase_add_test(tc, cli_run_stdout_write_error_is_reported);
     tcase_add_test(tc, cli_run_input_in_any_pieces);
+    tcase_add_test(tc, cli_run_input_beyond_the_readers_chunks);
     tcase_add_test(tc, cli_run_read_error_is_named);
     tcase_add_test(tc, cli_run_failure_ends_while_stdin_stays_open);
     tcase_add_test(tc, cli_stats_and_copy);

@@ -201,8 +201,12 @@ static void *reader_main(void *arg)
             } else {
                 rchunk *next = take_chunk(r, len - start + chunk);
                 if (next) {
-                    cur->retired = true;
+                    /* take_chunk may have waited, and the main thread
+                     * released cur's last batch meanwhile: then nothing
+                     * else would free it. */
                     memcpy(next->p, cur->p + start, len - start);
+                    cur->retired = cur->busy > 0;
+                    cur->in_use = cur->retired;
                     len -= start;
                     line_start -= start;
                     start = 0;
