@@ -145,36 +145,13 @@ static inline bool branch_step(const walk_map *m, uint64_t *pgno, const unsigned
     return true;
 }
 
-/* The leaf page: the key's value, checked. */
-static inline enrich_status leaf_step(const walk_map *m, uint64_t pgno, walk_kind kind,
-                                      const unsigned char *key, size_t klen, const void **val,
-                                      size_t *val_len, const char **why)
+/* The value of the leaf node found for a key (ks: its key size), checked:
+ * its flags as kind wants, inline inside the page or on overflow pages
+ * inside the map and as long as the value. */
+static inline enrich_status leaf_value(const walk_map *m, const unsigned char *pg,
+                                       const unsigned char *node, unsigned ks, walk_kind kind,
+                                       const void **val, size_t *val_len, const char **why)
 {
-    unsigned n, upper, ks = 0;
-    const unsigned char *pg = page_at(m, pgno, P_LEAF, &n, &upper, why);
-    if (!pg)
-        return ENRICH_E_CORRUPT;
-    const unsigned char *node = NULL;
-    unsigned lo = 0, hi = n;
-    while (lo < hi) {
-        unsigned mid = lo + (hi - lo) / 2;
-        const unsigned char *nd = node_at(pg, mid, upper, m->psize, &ks);
-        if (!nd) {
-            *why = "a leaf node outside its page";
-            return ENRICH_E_CORRUPT;
-        }
-        int c = key_cmp(nd + NODEHDR, ks, key, klen);
-        if (c == 0) {
-            node = nd;
-            break;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (!node)
-        return ENRICH_E_NOTFOUND;
     unsigned nflags = rd16(node + 4);
     uint64_t dsize = node_dsize(node);
     const unsigned char *data = node + NODEHDR + ks;
@@ -216,6 +193,34 @@ static inline enrich_status leaf_step(const walk_map *m, uint64_t pgno, walk_kin
     *val = op + PAGEHDR;
     *val_len = (size_t)dsize;
     return ENRICH_OK;
+}
+
+/* The leaf page: the key's value, checked. */
+static inline enrich_status leaf_step(const walk_map *m, uint64_t pgno, walk_kind kind,
+                                      const unsigned char *key, size_t klen, const void **val,
+                                      size_t *val_len, const char **why)
+{
+    unsigned n, upper, ks = 0;
+    const unsigned char *pg = page_at(m, pgno, P_LEAF, &n, &upper, why);
+    if (!pg)
+        return ENRICH_E_CORRUPT;
+    unsigned lo = 0, hi = n;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        const unsigned char *nd = node_at(pg, mid, upper, m->psize, &ks);
+        if (!nd) {
+            *why = "a leaf node outside its page";
+            return ENRICH_E_CORRUPT;
+        }
+        int c = key_cmp(nd + NODEHDR, ks, key, klen);
+        if (c == 0)
+            return leaf_value(m, pg, nd, ks, kind, val, val_len, why);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return ENRICH_E_NOTFOUND;
 }
 
 static inline enrich_status tree_check(const walk_tree *t, const char **why)
