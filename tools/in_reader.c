@@ -204,17 +204,19 @@ static void *reader_main(void *arg)
                     /* take_chunk may have waited, and the main thread
                      * released cur's last batch meanwhile: then nothing
                      * else would free it. */
-                    memcpy(next->p, cur->p + start, len - start);
                     cur->retired = cur->busy > 0;
                     cur->in_use = cur->retired;
-                    len -= start;
-                    line_start -= start;
-                    start = 0;
-                    cur = next;
                 }
                 pthread_mutex_unlock(&r->mu);
                 if (!next)
                     return NULL;
+                /* Outside the lock: only this thread takes chunks, so
+                 * cur's bytes stay until it takes one again. */
+                memcpy(next->p, cur->p + start, len - start);
+                len -= start;
+                line_start -= start;
+                start = 0;
+                cur = next;
             }
         }
         long got = reader_read(r, cur->p + len, chunk);
