@@ -4,7 +4,8 @@
  * completes without reaching N; every run
  * must end with a named error (ENRICH_E_NOMEM) or a complete result, leak
  * nothing it allocated, produce no partial output, and leave the store as
- * it was. Covers a batch in each input shape plus encoding, a pipeline
+ * it was. Covers a batch in each input shape plus encoding (each also
+ * with the memo off, through the lookahead window), a pipeline
  * compile, a store open, and a load in each format; and the load's own
  * staging mapping, which no allocation call reaches. */
 #define _GNU_SOURCE /* RTLD_DEFAULT */
@@ -60,7 +61,7 @@ static const char events_firehose[] =
     "{\"records\":[{\"recordId\":\"r1\",\"approximateArrivalTimestamp\":1705314600000,"
     "\"data\":\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSJ9\"},"
     "{\"recordId\":\"r2\",\"data\":\"eyJwcm9kdWN0SWQiOiJQUk9ELTk5OSJ9\"},"
-    "{\"recordId\":\"r3\",\"data\":\"!!\"}]}";
+    "{\"recordId\":\"r3\",\"data\":\"!!\"},{\"recordId\":\"r4\",\"data\":\"@\\/@@\"}]}";
 static const char events_kinesis[] =
     "{\"Records\":[{\"kinesis\":{\"sequenceNumber\":\"1\",\"data\":"
     "\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSJ9\"}},{\"kinesis\":{\"sequenceNumber\":\"2\","
@@ -75,13 +76,18 @@ typedef struct shape_case {
     int shape;
     int enc;
     const char *src;
+    bool windowed; /* the lookup memo off: events go through the lookahead window */
 } shape_case;
 
 static const shape_case shapes[] = {
-    {ENRICH_INPUT_NDJSON, ENRICH_ENCODE_NDJSON, events_ndjson},
-    {ENRICH_AWS_FIREHOSE, ENRICH_AWS_RESPONSE_FIREHOSE, events_firehose},
-    {ENRICH_AWS_KINESIS, ENRICH_AWS_RESPONSE_KINESIS, events_kinesis},
-    {ENRICH_AWS_PIPES, ENRICH_AWS_RESPONSE_PIPES, events_pipes},
+    {ENRICH_INPUT_NDJSON, ENRICH_ENCODE_NDJSON, events_ndjson, false},
+    {ENRICH_AWS_FIREHOSE, ENRICH_AWS_RESPONSE_FIREHOSE, events_firehose, false},
+    {ENRICH_AWS_KINESIS, ENRICH_AWS_RESPONSE_KINESIS, events_kinesis, false},
+    {ENRICH_AWS_PIPES, ENRICH_AWS_RESPONSE_PIPES, events_pipes, false},
+    {ENRICH_INPUT_NDJSON, ENRICH_ENCODE_NDJSON, events_ndjson, true},
+    {ENRICH_AWS_FIREHOSE, ENRICH_AWS_RESPONSE_FIREHOSE, events_firehose, true},
+    {ENRICH_AWS_KINESIS, ENRICH_AWS_RESPONSE_KINESIS, events_kinesis, true},
+    {ENRICH_AWS_PIPES, ENRICH_AWS_RESPONSE_PIPES, events_pipes, true},
 };
 
 static bool is_aws(const shape_case *sc)
@@ -105,6 +111,8 @@ static enrich_status one_batch(enrich_pipeline *pl, const shape_case *sc, char *
         return st;
     }
     enrich_ctx_set_option(ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+    if (sc->windowed)
+        enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 0);
     st = tu_batch_run(ctx, sc->shape, sc->src, strlen(sc->src));
     if (st == ENRICH_OK) {
         /* A per-record ENRICH_E_NOMEM would be partial output. (No
@@ -183,9 +191,9 @@ START_TEST(alloc_batch_every_allocation_fails_once)
             if (!fired)
                 break; /* N beyond the run's allocations: every N was tried */
         }
-        printf("alloc_batch: shape %d: N = 1..%ld (%ld allocation calls per batch), "
+        printf("alloc_batch: shape %d%s: N = 1..%ld (%ld allocation calls per batch), "
                "%ld runs ended in ENRICH_E_NOMEM\n",
-               sc->shape, n, total, failed_runs);
+               sc->shape, sc->windowed ? " (window)" : "", n, total, failed_runs);
         free(ref);
     }
     tu_fixture_close(&f);

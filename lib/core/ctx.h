@@ -194,6 +194,9 @@ ENRICH_INTERNAL void engine_event_scanned(enrich_ctx *ctx, const char *base, jsp
                                           jtype type);
 ENRICH_INTERNAL void engine_failed(enrich_ctx *ctx, const char *ev, size_t len,
                                    enrich_status code);
+/* The window's side of engine_queue (engine.c). */
+ENRICH_INTERNAL void engine_window_add(enrich_ctx *ctx, const char *ev, size_t len,
+                                       bool in_decoded, enrich_status code, const rec_tag *tag);
 /* lib/aws: one record's event, enriched (code ENRICH_OK, as engine_event)
  * or failed with code carrying ev as rawData (as engine_failed), its rec
  * tagged with *tag. When the window is on (ctx->win_on) the event waits
@@ -202,9 +205,32 @@ ENRICH_INTERNAL void engine_failed(enrich_ctx *ctx, const char *ev, size_t len,
  * records come out in the order queued. ev must stay where it is until
  * then, except bytes appended to ctx->decoded (in_decoded), which are
  * named by offset and resolved when they run; ctx->decoded is emptied
- * after every run. Out of memory sets out.oom. */
-ENRICH_INTERNAL void engine_queue(enrich_ctx *ctx, const char *ev, size_t len, bool in_decoded,
-                                  enrich_status code, const rec_tag *tag);
+ * after every run. Out of memory sets out.oom. Inline, so that a record
+ * run at once (small stores) pays no more than the call it replaces. */
+static inline void engine_queue(enrich_ctx *ctx, const char *ev, size_t len, bool in_decoded,
+                                enrich_status code, const rec_tag *tag)
+{
+    if (ctx->win_on) {
+        engine_window_add(ctx, ev, len, in_decoded, code, tag);
+        return;
+    }
+    size_t before = ctx->nrecs;
+    ctx->extra_name = tag->extra_name;
+    ctx->extra_val = tag->extra_val;
+    ctx->extra_len = tag->extra_len;
+    if (code)
+        engine_failed(ctx, ev, len, code);
+    else
+        engine_event(ctx, ev, len);
+    ctx->extra_name = NULL;
+    if (ctx->nrecs == before + 1) {
+        rec *r = &ctx->recs[before];
+        r->id_off = tag->id_off;
+        r->id_len = tag->id_len;
+        r->arrival_ms = tag->arrival_ms;
+    }
+    ctx->decoded.len = 0;
+}
 /* Run the events still queued (the end of a batch's records). */
 ENRICH_INTERNAL void engine_flush(enrich_ctx *ctx);
 /* What every batch does around its events, whatever its shape: clear the

@@ -946,28 +946,9 @@ static inline bool window_pays(const enrich_ctx *ctx)
     return ctx->p->nlookups > 0 && (!ctx->lcache.usable || ctx->lcache.period > 1);
 }
 
-void engine_queue(enrich_ctx *ctx, const char *ev, size_t len, bool in_decoded,
-                  enrich_status code, const rec_tag *tag)
+void engine_window_add(enrich_ctx *ctx, const char *ev, size_t len, bool in_decoded,
+                       enrich_status code, const rec_tag *tag)
 {
-    if (!ctx->win_on) {
-        size_t before = ctx->nrecs;
-        ctx->extra_name = tag->extra_name;
-        ctx->extra_val = tag->extra_val;
-        ctx->extra_len = tag->extra_len;
-        if (code)
-            engine_failed(ctx, ev, len, code);
-        else
-            engine_event(ctx, ev, len);
-        ctx->extra_name = NULL;
-        if (ctx->nrecs == before + 1) {
-            rec *r = &ctx->recs[before];
-            r->id_off = tag->id_off;
-            r->id_len = tag->id_len;
-            r->arrival_ms = tag->arrival_ms;
-        }
-        ctx->decoded.len = 0;
-        return;
-    }
     win_event *we = &ctx->win[ctx->win_n++];
     we->raw = ev;
     we->raw_len = len;
