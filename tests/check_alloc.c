@@ -200,6 +200,56 @@ START_TEST(alloc_batch_every_allocation_fails_once)
 }
 END_TEST
 
+/* A context whose batch failed for memory runs its next batch in full:
+ * no buffer stays marked failed (an AWS record's decode buffers once did,
+ * and every later batch of the context failed). For each N a fresh ctx
+ * meets the N-th allocation failing in its first batch, then runs the
+ * same batch again with nothing failing. */
+START_TEST(alloc_ctx_recovers_after_a_failed_batch)
+{
+    bind_interposer();
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const shape_case *sc = &shapes[s];
+        char *ref;
+        size_t ref_len, cnt;
+        ck_assert_int_eq(one_batch(f.pl, sc, &ref, &ref_len, &cnt), ENRICH_OK);
+        for (long n = 1;; n += stride()) {
+            enrich_ctx *ctx = NULL;
+            ck_assert_int_eq(enrich_ctx_create(f.pl, &ctx), ENRICH_OK);
+            enrich_ctx_set_option(ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+            if (sc->windowed)
+                enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 0);
+            fa_start(n);
+            enrich_status st = tu_batch_run(ctx, sc->shape, sc->src, strlen(sc->src));
+            fa_stop();
+            long fired = fa_fired();
+            ck_assert(st == ENRICH_OK || st == ENRICH_E_NOMEM);
+            ck_assert_int_eq(tu_batch_run(ctx, sc->shape, sc->src, strlen(sc->src)), ENRICH_OK);
+            size_t cap = is_aws(sc) ? enrich_aws_encode_bound(ctx, (enrich_aws_response)sc->enc)
+                                    : enrich_encode_bound(ctx, (enrich_encoding)sc->enc);
+            char *out = malloc(cap ? cap : 1);
+            size_t out_len = 0;
+            ck_assert_int_eq(is_aws(sc) ? enrich_aws_encode(ctx, (enrich_aws_response)sc->enc, out,
+                                                            cap, &out_len)
+                                        : enrich_encode(ctx, (enrich_encoding)sc->enc, out, cap,
+                                                        &out_len),
+                             ENRICH_OK);
+            ck_assert_msg(out_len == ref_len && memcmp(out, ref, ref_len) == 0,
+                          "shape %d%s, N=%ld: the batch after a failed one differs", sc->shape,
+                          sc->windowed ? " (window)" : "", n);
+            free(out);
+            enrich_ctx_free(ctx);
+            if (!fired)
+                break;
+        }
+        free(ref);
+    }
+    tu_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(alloc_compile_every_allocation_fails_once)
 {
     bind_interposer();
@@ -444,6 +494,7 @@ static Suite *alloc_suite(void)
     TCase *tc = tcase_create("failures");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, alloc_batch_every_allocation_fails_once);
+    tcase_add_test(tc, alloc_ctx_recovers_after_a_failed_batch);
     tcase_add_test(tc, alloc_compile_every_allocation_fails_once);
     tcase_add_test(tc, alloc_load_every_allocation_fails_once);
     tcase_add_test(tc, alloc_load_stage_mapping_fails);
