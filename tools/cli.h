@@ -119,6 +119,10 @@ extern const char *cli_argv0;
 /* Store opened for a subcommand, with the error printed on failure. */
 int cli_store_open(const char *cmd, const char *path, unsigned flags, enrich_store **out);
 
+/* n bytes of a JSON document and a newline on stdout, flushed: CLI_EXIT_OK,
+ * or the write error reported as cmd's. */
+int cli_print_document(const char *cmd, const char *doc, size_t n);
+
 /* ---- cmd_load.c ----------------------------------------------------- */
 
 typedef struct load_opts {

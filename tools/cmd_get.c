@@ -61,14 +61,8 @@ int cmd_get(int argc, char **argv)
         dst = cli_xrealloc(dst, cap);
         s = enrich_store_get(st, table, key, key_len, dst, cap, &written);
     }
-    if (s != ENRICH_OK) {
-        rc = cli_fail(cmd, s, "%s", enrich_store_errmsg(st));
-    } else {
-        fwrite(dst, 1, written, stdout);
-        fputc('\n', stdout);
-        if (fflush(stdout) != 0 || ferror(stdout))
-            rc = cli_fail(cmd, ENRICH_E_IO, "stdout");
-    }
+    rc = s != ENRICH_OK ? cli_fail(cmd, s, "%s", enrich_store_errmsg(st))
+                        : cli_print_document(cmd, dst, written);
     free(dst);
     free(key);
     enrich_store_close(st);

@@ -49,11 +49,8 @@ int cmd_verify(int argc, char **argv)
         rc = cli_fail(cmd, s, "%s", enrich_store_errmsg(st));
     } else {
         dst[written] = '\0';
-        fwrite(dst, 1, written, stdout);
-        fputc('\n', stdout);
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            rc = cli_fail(cmd, ENRICH_E_IO, "stdout");
-        } else if (s == ENRICH_E_CORRUPT) {
+        rc = cli_print_document(cmd, dst, written);
+        if (rc == CLI_EXIT_OK && s == ENRICH_E_CORRUPT) {
             /* The findings, one per line, for a person reading a terminal
              * (the JSON on stdout is for programs). */
             const char *p = strstr(dst, "\"damage\":[");

@@ -174,6 +174,15 @@ char *cli_self_command(void)
     return self;
 }
 
+int cli_print_document(const char *cmd, const char *doc, size_t n)
+{
+    fwrite(doc, 1, n, stdout);
+    fputc('\n', stdout);
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return cli_fail(cmd, ENRICH_E_IO, "stdout");
+    return CLI_EXIT_OK;
+}
+
 /* What a store path is expected to be, for the messages below. */
 #define STORE_EXPECTED \
     "a store is an LMDB file written by 'enrich load' or 'enrich copy', or a directory " \

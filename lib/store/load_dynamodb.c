@@ -95,6 +95,33 @@ static enrich_status conv_set(conv *cv, const cJSON *arr, const char *tag, enum 
     return ENRICH_OK;
 }
 
+static enrich_status conv_value(conv *cv, const cJSON *desc, int depth, ebuf *out, jtype *type);
+
+/* An M (named: an object) or L (an array) value: each member's descriptor
+ * converted in turn, one level deeper than the container's. */
+static enrich_status conv_container(conv *cv, const cJSON *d, int depth, ebuf *out, bool named)
+{
+    ebuf_putc(out, named ? '{' : '[');
+    const cJSON *e;
+    bool first = true;
+    cJSON_ArrayForEach(e, d)
+    {
+        if (!first)
+            ebuf_putc(out, ',');
+        first = false;
+        if (named) {
+            ebuf_json_string(out, e->string, strlen(e->string));
+            ebuf_putc(out, ':');
+        }
+        jtype t;
+        enrich_status rc = conv_value(cv, e, depth + 1, out, &t);
+        if (rc != ENRICH_OK)
+            return rc;
+    }
+    ebuf_putc(out, named ? '}' : ']');
+    return ENRICH_OK;
+}
+
 /* Convert one attribute value descriptor to compact JSON appended to out.
  * depth counts descriptors already open around this one. */
 static enrich_status conv_value(conv *cv, const cJSON *desc, int depth, ebuf *out, jtype *type)
@@ -169,42 +196,18 @@ static enrich_status conv_value(conv *cv, const cJSON *desc, int depth, ebuf *ou
         /* Nested maps are emitted as given: duplicate names inside them
          * stay (as for any nested JSON value); only the top level, where
          * the item index lives, is deduplicated. */
-        ebuf_putc(out, '{');
-        const cJSON *e;
-        bool first = true;
-        cJSON_ArrayForEach(e, d)
-        {
-            if (!first)
-                ebuf_putc(out, ',');
-            first = false;
-            ebuf_json_string(out, e->string, strlen(e->string));
-            ebuf_putc(out, ':');
-            jtype t;
-            enrich_status rc = conv_value(cv, e, depth + 1, out, &t);
-            if (rc != ENRICH_OK)
-                return rc;
-        }
-        ebuf_putc(out, '}');
+        enrich_status rc = conv_container(cv, d, depth, out, true);
+        if (rc != ENRICH_OK)
+            return rc;
         *type = J_OBJECT;
     } else if (strcmp(tag, "L") == 0) {
         if (!cJSON_IsArray(d)) {
             snprintf(cv->detail, sizeof cv->detail, "L value is not an array");
             return ENRICH_E_ITEM;
         }
-        ebuf_putc(out, '[');
-        const cJSON *e;
-        bool first = true;
-        cJSON_ArrayForEach(e, d)
-        {
-            if (!first)
-                ebuf_putc(out, ',');
-            first = false;
-            jtype t;
-            enrich_status rc = conv_value(cv, e, depth + 1, out, &t);
-            if (rc != ENRICH_OK)
-                return rc;
-        }
-        ebuf_putc(out, ']');
+        enrich_status rc = conv_container(cv, d, depth, out, false);
+        if (rc != ENRICH_OK)
+            return rc;
         *type = J_ARRAY;
     } else if (strcmp(tag, "SS") == 0 || strcmp(tag, "NS") == 0 || strcmp(tag, "BS") == 0) {
         enum set_kind k = tag[0] == 'S' ? SET_S : tag[0] == 'N' ? SET_N : SET_B;
