@@ -1379,7 +1379,8 @@ START_TEST(shapes_window_matches_one_at_a_time)
     ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
     sb items = {0}, cats = {0};
     for (int i = 0; i < 300; i++)
-        sb_printf(&items, "{\"productId\":\"P%d\",\"stock\":%d,\"cat\":\"c%d\"}\n", i, i * 7, i % 9);
+        sb_printf(&items, "{\"productId\":\"P%d\",\"stock\":%d,\"cat\":\"c%d\"}\n", i, i * 7,
+                  i % 9);
     for (int i = 0; i < 9; i++)
         sb_printf(&cats, "{\"cat\":\"c%d\",\"label\":\"category %d\"}\n", i, i);
     ck_assert_int_eq(tu_load(s, "products", "productId", ENRICH_LOAD_NDJSON, NULL, 0, items.p,
@@ -1415,7 +1416,8 @@ START_TEST(shapes_window_matches_one_at_a_time)
                 size_t runs = win->windows;
                 run_ok(&(tu_fixture){.ctx = win}, in, b.p, b.len);
                 ck_assert_uint_gt(win->windows, runs); /* the window ran */
-                ck_assert_uint_eq(win->windows - runs, (sizes[z] + ENGINE_WINDOW - 1) / ENGINE_WINDOW);
+                ck_assert_uint_eq(win->windows - runs,
+                                  (sizes[z] + ENGINE_WINDOW - 1) / ENGINE_WINDOW);
                 run_ok(&(tu_fixture){.ctx = one}, in, b.p, b.len);
                 ck_assert_uint_eq(enrich_batch_count(win), sizes[z]);
                 char what[64];

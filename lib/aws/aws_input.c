@@ -6,11 +6,12 @@
  * base64-decoded into a ctx buffer reused across batches and enriched by
  * the engine like one NDJSON line, through its lookahead window when the
  * store is big (engine_queue: up to 16 records' first lookups made
- * together, their results in order as one at a time would give). Only a record that breaks the policy
- * (UTF-8, \u0000, depth) takes the slower structural walk, so that it can
- * fail alone. A record that cannot be decoded fails alone; only an envelope
- * that is not the expected shape fails the batch (and, the batch being all
- * or nothing, the records already enriched are dropped). */
+ * together, their results in order as one at a time would give). Only a
+ * record that breaks the policy (UTF-8, \u0000, depth) takes the slower
+ * structural walk, so that it can fail alone. A record that cannot be
+ * decoded fails alone; only an envelope that is not the expected shape
+ * fails the batch (and, the batch being all or nothing, the records
+ * already enriched are dropped). */
 #include <string.h>
 
 #include "aws_internal.h"
