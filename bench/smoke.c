@@ -1,8 +1,9 @@
-/* bench-smoke: runs enrich-bench, bench-floor and bench-cjson-lmdb at tiny
- * sizes and checks that each prints one valid JSON object with the members
- * the driver (bench/run) reads. No timing is asserted.
+/* bench-smoke: runs enrich-bench, bench-floor, bench-cjson-lmdb and
+ * bench-lookups at tiny sizes and checks that each prints one valid JSON
+ * object with the members the driver (bench/run) reads. No timing is
+ * asserted.
  *
- *   bench-smoke ENRICH_BENCH BENCH_FLOOR BENCH_CJSON_LMDB TMPDIR */
+ *   bench-smoke ENRICH_BENCH BENCH_FLOOR BENCH_CJSON_LMDB BENCH_LOOKUPS TMPDIR */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +61,12 @@ static double num(const cJSON *o, const char *path)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fputs("usage: bench-smoke ENRICH_BENCH BENCH_FLOOR BENCH_CJSON_LMDB TMPDIR\n", stderr);
+    if (argc != 6) {
+        fputs("usage: bench-smoke ENRICH_BENCH BENCH_FLOOR BENCH_CJSON_LMDB BENCH_LOOKUPS TMPDIR\n",
+              stderr);
         return 2;
     }
-    const char *eb = argv[1], *floor = argv[2], *cj = argv[3], *tmp = argv[4];
+    const char *eb = argv[1], *floor = argv[2], *cj = argv[3], *lookups = argv[4], *tmp = argv[5];
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", tmp, tmp);
     if (system(cmd) != 0)
@@ -108,6 +110,17 @@ int main(int argc, char **argv)
     if (f) {
         CHECK(num(f, "found") > 1500, "floor lookups find the items");
         CHECK(num(f, "events_per_s") > 0, "floor rate");
+        cJSON_Delete(f);
+    }
+    /* It exits non-zero when its three ways of looking up disagree. */
+    snprintf(cmd, sizeof cmd, "'%s' --store '%s/smoke.mdb' --events '%s/events.ndjson' --reps 1",
+             lookups, tmp, tmp);
+    f = run_json(cmd);
+    if (f) {
+        CHECK(num(f, "lookups") > 1500, "lookups of the events' keys");
+        CHECK(num(f, "walk_one_ns") > 0 && num(f, "walk_many_ns") > 0 && num(f, "mdb_get_ns") > 0,
+              "lookup times");
+        CHECK(num(f, "walk_many_over_mdb_get") > 0, "lookup ratio");
         cJSON_Delete(f);
     }
     snprintf(cmd, sizeof cmd, "'%s' memcpy --events '%s/events.ndjson' --reps 1", floor, tmp);

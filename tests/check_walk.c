@@ -80,7 +80,7 @@ static void tree_load(tree_file *f, const char *path)
     f->map.psize = m[n].psize;
     f->map.npages = f->len / m[n].psize;
     ck_assert_uint_le(m[n].last_pg + 1, f->map.npages);
-    walk_tree main_tree = {m[n].main_db.root, m[n].main_db.depth};
+    walk_tree main_tree = {m[n].main_db.root, m[n].main_db.depth, m[n].main_db.branch};
     const void *rec;
     size_t rec_len;
     const char *why = NULL;
@@ -90,6 +90,39 @@ static void tree_load(tree_file *f, const char *path)
     db_read(rec, &f->rec);
     f->tree.root = f->rec.root;
     f->tree.depth = f->rec.depth;
+    f->tree.branch_pages = f->rec.branch;
+}
+
+/* walk_get_many over reqs in both of its ways of searching the bottom
+ * branch level (key after key; side by side, as in a tree with more branch
+ * pages than stay cached): every answer, value and reason must be
+ * walk_get's, one key at a time. */
+static void check_many(const walk_map *map, const walk_tree *tree, store_req *reqs, size_t n)
+{
+    for (int wide = 0; wide < 2; wide++) {
+        walk_tree t = *tree;
+        t.branch_pages = wide ? UINT64_MAX : 0;
+        for (size_t i = 0; i < n; i++) {
+            reqs[i].val = NULL;
+            reqs[i].val_len = 0;
+            reqs[i].why = NULL;
+            reqs[i].st = ENRICH_E_INVALID;
+        }
+        walk_get_many(map, &t, reqs, n);
+        for (size_t i = 0; i < n; i++) {
+            const void *v = NULL;
+            size_t vl = 0;
+            const char *why = NULL;
+            enrich_status st =
+                walk_get(map, tree, WALK_ITEMS, reqs[i].key, reqs[i].key_len, &v, &vl, &why);
+            ck_assert_msg(reqs[i].st == st, "key %zu (wide %d): batch %d, alone %d", i, wide,
+                          reqs[i].st, st);
+            if (st == ENRICH_OK)
+                ck_assert(reqs[i].val == v && reqs[i].val_len == vl);
+            if (st == ENRICH_E_CORRUPT)
+                ck_assert_str_eq(reqs[i].why, why);
+        }
+    }
 }
 
 static enrich_status get(const tree_file *f, const void *key, size_t klen, const void **val,
@@ -194,17 +227,7 @@ START_TEST(walk_multi_level_and_batches)
         reqs[i].key_len = (size_t)snprintf(keys[i], 16, "k%05zu", k);
         reqs[i].key = keys[i];
     }
-    walk_get_many(&f.map, &f.tree, reqs, nb);
-    for (size_t i = 0; i < nb; i++) {
-        const void *v = NULL;
-        size_t vl = 0;
-        enrich_status st = get(&f, reqs[i].key, reqs[i].key_len, &v, &vl);
-        ck_assert_int_eq(reqs[i].st, st);
-        if (st == ENRICH_OK) {
-            ck_assert_ptr_eq(reqs[i].val, v);
-            ck_assert_uint_eq(reqs[i].val_len, vl);
-        }
-    }
+    check_many(&f.map, &f.tree, reqs, nb);
     free(keys);
     free(reqs);
     items_free(items, n);
@@ -358,14 +381,7 @@ static void expect_damage(damage_fixture *d, const char *key, const char *what)
         reqs[i].key = d->items[i].key;
         reqs[i].key_len = d->items[i].klen;
     }
-    walk_get_many(&d->f.map, &d->f.tree, reqs, d->n);
-    for (size_t i = 0; i < d->n; i++) {
-        const void *v = NULL;
-        size_t vl = 0;
-        const char *why;
-        ck_assert_int_eq(reqs[i].st, walk_get(&d->f.map, &d->f.tree, WALK_ITEMS, reqs[i].key,
-                                              reqs[i].key_len, &v, &vl, &why));
-    }
+    check_many(&d->f.map, &d->f.tree, reqs, d->n);
     free(reqs);
     fixture_reset(d);
 }
@@ -517,6 +533,11 @@ START_TEST(walk_random_damage_never_reads_outside)
     uint64_t seed = 99;
     size_t runs = under_valgrind() ? 60 : 2000;
     size_t corrupt = 0;
+    store_req *reqs = calloc(d.n, sizeof *reqs);
+    for (size_t i = 0; i < d.n; i++) {
+        reqs[i].key = d.items[i].key;
+        reqs[i].key_len = d.items[i].klen;
+    }
     for (size_t r = 0; r < runs; r++) {
         size_t off = 2 * d.f.map.psize + (size_t)(tu_splitmix64(&seed) % (d.f.len - 2 * d.f.map.psize));
         size_t n = 1 + (size_t)(tu_splitmix64(&seed) % 64);
@@ -536,9 +557,13 @@ START_TEST(walk_random_damage_never_reads_outside)
             }
             corrupt += st == ENRICH_E_CORRUPT;
         }
+        /* The batch walk, both ways, reads nothing outside either and
+         * gives the same answers and reasons. */
+        check_many(&d.f.map, &d.f.tree, reqs, d.n);
         fixture_reset(&d);
     }
     ck_assert_uint_gt(corrupt, 0);
+    free(reqs);
     fixture_free(&d);
 }
 END_TEST
@@ -616,15 +641,7 @@ START_TEST(walk_agrees_with_mdb_get)
         }
     }
     ck_assert_uint_ge(hits, n * 9 / 10);
-    walk_get_many(&f.map, &f.tree, reqs, probes);
-    for (size_t p = 0; p < probes; p++) {
-        const void *wv = NULL;
-        size_t wl = 0;
-        enrich_status st = get(&f, reqs[p].key, reqs[p].key_len, &wv, &wl);
-        ck_assert_int_eq(reqs[p].st, st);
-        if (st == ENRICH_OK)
-            ck_assert(reqs[p].val == wv && reqs[p].val_len == wl);
-    }
+    check_many(&f.map, &f.tree, reqs, probes);
     mdb_txn_abort(txn);
     mdb_env_close(env);
     free(miss);

@@ -126,5 +126,6 @@ bool store_pagemap_view(store_env *e, uint64_t txnid, walk_map *m, walk_tree *ma
     m->psize = psize;
     main_tree->root = mp.main_db.root;
     main_tree->depth = mp.main_db.depth;
+    main_tree->branch_pages = mp.main_db.branch;
     return true;
 }

@@ -357,6 +357,7 @@ static const snap_table *table_of(store_snap *snap, store_table table)
     e->how = d.flags != 0 ? TABLE_CORRUPT : TABLE_WALK;
     e->tree.root = d.root;
     e->tree.depth = d.depth;
+    e->tree.branch_pages = d.branch;
     return e;
 }
 

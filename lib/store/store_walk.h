@@ -15,10 +15,12 @@ typedef struct walk_map {
     size_t psize;
 } walk_map;
 
-/* A tree from its MDB_db record: root (NO_PAGE when empty) and depth. */
+/* A tree from its MDB_db record: root (NO_PAGE when empty), depth, and
+ * its count of branch pages (walk_get_many's choice of search). */
 typedef struct walk_tree {
     uint64_t root;
     unsigned depth;
+    uint64_t branch_pages;
 } walk_tree;
 
 /* What the leaf node found must be. */
@@ -38,8 +40,10 @@ ENRICH_INTERNAL enrich_status walk_get(const walk_map *m, const walk_tree *t, wa
 
 /* walk_get for n keys of one table, descending the tree one level at a
  * time for all of them, with each key's next page prefetched while the
- * others are searched, so that their cache misses overlap instead of
- * following one another. Same answers as n walk_get calls. */
+ * others are searched, and the leaves (and, in a tree with too many branch
+ * pages to stay cached, the bottom branch level) searched a step of every
+ * key at a time, so that the keys' cache misses overlap instead of
+ * following one another. Same answers and reasons as n walk_get calls. */
 ENRICH_INTERNAL void walk_get_many(const walk_map *m, const walk_tree *t, store_req *reqs,
                                    size_t n);
 
