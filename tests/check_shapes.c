@@ -1394,15 +1394,20 @@ START_TEST(shapes_window_matches_one_at_a_time)
         "{\"key\":\"n\",\"table\":\"cats\"}],\"pipes\":{\"event_id_field\":\"eventID\"}}";
     enrich_pipeline *pl = NULL;
     ck_assert_int_eq(enrich_pipeline_compile(s, rules, strlen(rules), &pl, NULL, 0), ENRICH_OK);
-    enrich_ctx *win = NULL, *one = NULL;
+    /* A third: a memo of two slots, whose hits stay rare over 340 keys,
+     * so that it goes sparse on the way and the window turns on between
+     * batches, its first lookups partly answered by the memo. */
+    enrich_ctx *win = NULL, *one = NULL, *sparse = NULL;
     ck_assert_int_eq(enrich_ctx_create(pl, &win), ENRICH_OK);
     ck_assert_int_eq(enrich_ctx_create(pl, &one), ENRICH_OK);
-    enrich_ctx *both[2] = {win, one};
-    for (int c = 0; c < 2; c++) {
-        enrich_ctx_set_option(both[c], ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
-        enrich_ctx_set_option(both[c], ENRICH_OPT_MAX_RECORD_BYTES, 200);
+    ck_assert_int_eq(enrich_ctx_create(pl, &sparse), ENRICH_OK);
+    enrich_ctx *all[3] = {win, one, sparse};
+    for (int c = 0; c < 3; c++) {
+        enrich_ctx_set_option(all[c], ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+        enrich_ctx_set_option(all[c], ENRICH_OPT_MAX_RECORD_BYTES, 200);
     }
     ck_assert_int_eq(enrich_ctx_set_option(win, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_set_option(sparse, ENRICH_OPT_LOOKUP_CACHE, 2), ENRICH_OK);
     static const enrich_aws_event shapes[] = {ENRICH_AWS_PIPES, ENRICH_AWS_FIREHOSE,
                                               ENRICH_AWS_KINESIS};
     static const size_t sizes[] = {1, 15, 16, 17, 33, 50};
@@ -1424,6 +1429,8 @@ START_TEST(shapes_window_matches_one_at_a_time)
                 snprintf(what, sizeof what, "shape %d, %zu records, round %d", (int)in, sizes[z],
                          round);
                 assert_same_batch(win, one, in, what);
+                run_ok(&(tu_fixture){.ctx = sparse}, in, b.p, b.len);
+                assert_same_batch(sparse, one, in, what);
                 free(b.p);
             }
         }
@@ -1448,6 +1455,9 @@ START_TEST(shapes_window_matches_one_at_a_time)
     /* The other context never windowed: the comparison was with one
      * record at a time. */
     ck_assert_uint_eq(one->windows, 0);
+    ck_assert_uint_gt(sparse->windows, 0);
+    ck_assert_uint_gt(sparse->lcache.lookups, 0);
+    enrich_ctx_free(sparse);
     enrich_ctx_free(win);
     enrich_ctx_free(one);
     enrich_pipeline_free(pl);
