@@ -4,7 +4,8 @@
  * completes without reaching N; every run
  * must end with a named error (ENRICH_E_NOMEM) or a complete result, leak
  * nothing it allocated, produce no partial output, and leave the store as
- * it was. Covers a batch in each input shape plus encoding, a pipeline
+ * it was. Covers a batch in each input shape plus encoding (each also
+ * with the memo off, through the lookahead window), a pipeline
  * compile, a store open, and a load in each format; and the load's own
  * staging mapping, which no allocation call reaches. */
 #define _GNU_SOURCE /* RTLD_DEFAULT */
@@ -60,7 +61,7 @@ static const char events_firehose[] =
     "{\"records\":[{\"recordId\":\"r1\",\"approximateArrivalTimestamp\":1705314600000,"
     "\"data\":\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSJ9\"},"
     "{\"recordId\":\"r2\",\"data\":\"eyJwcm9kdWN0SWQiOiJQUk9ELTk5OSJ9\"},"
-    "{\"recordId\":\"r3\",\"data\":\"!!\"}]}";
+    "{\"recordId\":\"r3\",\"data\":\"!!\"},{\"recordId\":\"r4\",\"data\":\"@\\/@@\"}]}";
 static const char events_kinesis[] =
     "{\"Records\":[{\"kinesis\":{\"sequenceNumber\":\"1\",\"data\":"
     "\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSJ9\"}},{\"kinesis\":{\"sequenceNumber\":\"2\","
@@ -75,13 +76,18 @@ typedef struct shape_case {
     int shape;
     int enc;
     const char *src;
+    bool windowed; /* the lookup memo off: events go through the lookahead window */
 } shape_case;
 
 static const shape_case shapes[] = {
-    {ENRICH_INPUT_NDJSON, ENRICH_ENCODE_NDJSON, events_ndjson},
-    {ENRICH_AWS_FIREHOSE, ENRICH_AWS_RESPONSE_FIREHOSE, events_firehose},
-    {ENRICH_AWS_KINESIS, ENRICH_AWS_RESPONSE_KINESIS, events_kinesis},
-    {ENRICH_AWS_PIPES, ENRICH_AWS_RESPONSE_PIPES, events_pipes},
+    {ENRICH_INPUT_NDJSON, ENRICH_ENCODE_NDJSON, events_ndjson, false},
+    {ENRICH_AWS_FIREHOSE, ENRICH_AWS_RESPONSE_FIREHOSE, events_firehose, false},
+    {ENRICH_AWS_KINESIS, ENRICH_AWS_RESPONSE_KINESIS, events_kinesis, false},
+    {ENRICH_AWS_PIPES, ENRICH_AWS_RESPONSE_PIPES, events_pipes, false},
+    {ENRICH_INPUT_NDJSON, ENRICH_ENCODE_NDJSON, events_ndjson, true},
+    {ENRICH_AWS_FIREHOSE, ENRICH_AWS_RESPONSE_FIREHOSE, events_firehose, true},
+    {ENRICH_AWS_KINESIS, ENRICH_AWS_RESPONSE_KINESIS, events_kinesis, true},
+    {ENRICH_AWS_PIPES, ENRICH_AWS_RESPONSE_PIPES, events_pipes, true},
 };
 
 static bool is_aws(const shape_case *sc)
@@ -105,6 +111,8 @@ static enrich_status one_batch(enrich_pipeline *pl, const shape_case *sc, char *
         return st;
     }
     enrich_ctx_set_option(ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+    if (sc->windowed)
+        enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 0);
     st = tu_batch_run(ctx, sc->shape, sc->src, strlen(sc->src));
     if (st == ENRICH_OK) {
         /* A per-record ENRICH_E_NOMEM would be partial output. (No
@@ -183,9 +191,59 @@ START_TEST(alloc_batch_every_allocation_fails_once)
             if (!fired)
                 break; /* N beyond the run's allocations: every N was tried */
         }
-        printf("alloc_batch: shape %d: N = 1..%ld (%ld allocation calls per batch), "
+        printf("alloc_batch: shape %d%s: N = 1..%ld (%ld allocation calls per batch), "
                "%ld runs ended in ENRICH_E_NOMEM\n",
-               sc->shape, n, total, failed_runs);
+               sc->shape, sc->windowed ? " (window)" : "", n, total, failed_runs);
+        free(ref);
+    }
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* A context whose batch failed for memory runs its next batch in full:
+ * no buffer stays marked failed (an AWS record's decode buffers once did,
+ * and every later batch of the context failed). For each N a fresh ctx
+ * meets the N-th allocation failing in its first batch, then runs the
+ * same batch again with nothing failing. */
+START_TEST(alloc_ctx_recovers_after_a_failed_batch)
+{
+    bind_interposer();
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const shape_case *sc = &shapes[s];
+        char *ref;
+        size_t ref_len, cnt;
+        ck_assert_int_eq(one_batch(f.pl, sc, &ref, &ref_len, &cnt), ENRICH_OK);
+        for (long n = 1;; n += stride()) {
+            enrich_ctx *ctx = NULL;
+            ck_assert_int_eq(enrich_ctx_create(f.pl, &ctx), ENRICH_OK);
+            enrich_ctx_set_option(ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+            if (sc->windowed)
+                enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 0);
+            fa_start(n);
+            enrich_status st = tu_batch_run(ctx, sc->shape, sc->src, strlen(sc->src));
+            fa_stop();
+            long fired = fa_fired();
+            ck_assert(st == ENRICH_OK || st == ENRICH_E_NOMEM);
+            ck_assert_int_eq(tu_batch_run(ctx, sc->shape, sc->src, strlen(sc->src)), ENRICH_OK);
+            size_t cap = is_aws(sc) ? enrich_aws_encode_bound(ctx, (enrich_aws_response)sc->enc)
+                                    : enrich_encode_bound(ctx, (enrich_encoding)sc->enc);
+            char *out = malloc(cap ? cap : 1);
+            size_t out_len = 0;
+            ck_assert_int_eq(is_aws(sc) ? enrich_aws_encode(ctx, (enrich_aws_response)sc->enc, out,
+                                                            cap, &out_len)
+                                        : enrich_encode(ctx, (enrich_encoding)sc->enc, out, cap,
+                                                        &out_len),
+                             ENRICH_OK);
+            ck_assert_msg(out_len == ref_len && memcmp(out, ref, ref_len) == 0,
+                          "shape %d%s, N=%ld: the batch after a failed one differs", sc->shape,
+                          sc->windowed ? " (window)" : "", n);
+            free(out);
+            enrich_ctx_free(ctx);
+            if (!fired)
+                break;
+        }
         free(ref);
     }
     tu_fixture_close(&f);
@@ -436,6 +494,7 @@ static Suite *alloc_suite(void)
     TCase *tc = tcase_create("failures");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, alloc_batch_every_allocation_fails_once);
+    tcase_add_test(tc, alloc_ctx_recovers_after_a_failed_batch);
     tcase_add_test(tc, alloc_compile_every_allocation_fails_once);
     tcase_add_test(tc, alloc_load_every_allocation_fails_once);
     tcase_add_test(tc, alloc_load_stage_mapping_fails);

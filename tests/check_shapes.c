@@ -13,6 +13,7 @@
 
 #include "enrich/enrich.h"
 #include "common.h" /* base64_encode, to build inputs */
+#include "ctx.h"    /* white box: how many lookahead windows ran */
 #include "testutil.h"
 
 static const char *const seed_seq[3] = {
@@ -1222,6 +1223,253 @@ START_TEST(shapes_ctx_reuse_across_shapes)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* The lookahead window                                                */
+/* ------------------------------------------------------------------ */
+
+/* One AWS record of kind k (0..13) for a shape: payloads good, without a
+ * key, not an object, not JSON, too large; data not base64 (plain or
+ * escaped), escaped base64, absent, a number, with invalid UTF-8; a
+ * record that breaks the policy elsewhere (walked structurally); a Pipes
+ * element that is not an object, and Pipes data already JSON. Ids and
+ * arrival times of every kind, so that each record's are its own. */
+static void window_record(sb *b, enrich_aws_event in, unsigned k, unsigned r, size_t i)
+{
+    char payload[512];
+    unsigned sku = r % 340; /* some absent: the store has 300 */
+    const char *pdata = NULL; /* raw data member text, instead of base64 of payload */
+    switch (k) {
+    case 1: snprintf(payload, sizeof payload, "{\"x\":%zu}", i); break;
+    case 2: snprintf(payload, sizeof payload, "[1,2]"); break;
+    case 3: snprintf(payload, sizeof payload, "{\"productId\":"); break;
+    case 4:
+        snprintf(payload, sizeof payload, "{\"productId\":\"P%u\",\"pad\":\"%0300d\"}", sku, 0);
+        break;
+    case 5: pdata = "\"@@@@\""; break;
+    case 6: pdata = "\"@\\/@@\""; break;
+    case 7: pdata = "\"\\u0065yJwcm9kdWN0SWQiOiJQNyJ9\""; break; /* {"productId":"P7"} */
+    case 8: pdata = ""; break;
+    case 9: pdata = "12"; break;
+    case 11: pdata = "\"e30\xff\""; break;
+    case 12:
+        if (in == ENRICH_AWS_PIPES) {
+            sb_puts(b, r & 1 ? "\"not an object\"" : "[1]");
+            return;
+        }
+        /* fall through */
+    case 13:
+        if (in == ENRICH_AWS_PIPES) {
+            snprintf(payload, sizeof payload, "{\"productId\":\"P%u\",\"n\":%zu}", sku, i);
+            break;
+        }
+        /* fall through */
+    default: snprintf(payload, sizeof payload, "{\"productId\":\"P%u\",\"n\":%zu}", sku, i);
+    }
+    sb data = {0};
+    if (pdata) {
+        sb_puts(&data, pdata);
+    } else if (in == ENRICH_AWS_PIPES && k == 13) {
+        sb_puts(&data, payload);
+    } else {
+        sb_puts(&data, "\"");
+        sb_b64(&data, payload, strlen(payload));
+        sb_puts(&data, "\"");
+    }
+    const char *data_member = data.len ? "\"data\":" : "";
+    const char *sep = data.len ? "," : "";
+    const char *odd = k == 10 ? "\"partitionKey\":\"\xff\"," : "";
+    char arrival[64] = "";
+    if (r % 3 == 1)
+        snprintf(arrival, sizeof arrival, ",\"approximateArrivalTimestamp\":%s%zu",
+                 in == ENRICH_AWS_FIREHOSE ? "1705314600" : "17053146", i);
+    else if (r % 3 == 2)
+        snprintf(arrival, sizeof arrival,
+                 ",\"approximateArrivalTimestamp\":\"2024-01-15T10:30:%02zu.5Z\"", i % 60);
+    if (in == ENRICH_AWS_FIREHOSE) {
+        if (r & 4)
+            sb_printf(b, "{%s\"recordId\":%zu%s%s%s%s}", odd, 1000 + i, sep, data_member,
+                      data.p ? data.p : "", arrival);
+        else
+            sb_printf(b, "{%s\"recordId\":\"rec-%zu\"%s%s%s%s}", odd, i, sep, data_member,
+                      data.p ? data.p : "", arrival);
+    } else if (in == ENRICH_AWS_KINESIS) {
+        sb_printf(b, "{%s\"kinesis\":{\"sequenceNumber\":\"4959%zu\"%s%s%s%s},\"eventID\":\"x\"}",
+                  odd, i, sep, data_member, data.p ? data.p : "", arrival);
+    } else {
+        char id[64];
+        switch (r % 4) {
+        case 0: snprintf(id, sizeof id, ",\"eventID\":\"shard:%zu\"", i); break;
+        case 1: snprintf(id, sizeof id, ",\"eventID\":%zu", 7000 + i); break;
+        case 2: snprintf(id, sizeof id, ",\"eventID\":true"); break;
+        default: id[0] = '\0';
+        }
+        sb_printf(b, "{\"z\":0%s%s%s%s%s%s}", id,
+                  k == 10 ? ",\"partitionKey\":\"\xff\"" : "", sep, data_member,
+                  data.p ? data.p : "", arrival);
+    }
+    free(data.p);
+}
+
+static void window_batch(sb *b, enrich_aws_event in, size_t n, uint64_t *seed)
+{
+    sb_puts(b, in == ENRICH_AWS_PIPES ? "[" : in == ENRICH_AWS_FIREHOSE ? "{\"records\":[" :
+                                                                           "{\"Records\":[");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = tu_splitmix64(seed);
+        unsigned k = (unsigned)(x % 20); /* 14..19: good records */
+        if (i)
+            sb_puts(b, i % 5 ? "," : " ,\n");
+        window_record(b, in, k, (unsigned)(x >> 20), i);
+    }
+    sb_puts(b, in == ENRICH_AWS_PIPES ? "]" : "]}");
+}
+
+/* Every byte a batch gives, per record and the shape's response, the
+ * same from two contexts. */
+static void assert_same_batch(const enrich_ctx *a, const enrich_ctx *b, enrich_aws_event in,
+                              const char *what)
+{
+    ck_assert_uint_eq(enrich_batch_count(a), enrich_batch_count(b));
+    for (size_t i = 0; i < enrich_batch_count(a); i++) {
+        enrich_buf x = enrich_batch_record(a, i), y = enrich_batch_record(b, i);
+        ck_assert_msg(x.len == y.len && !memcmp(x.ptr, y.ptr, x.len), "%s record %zu:\n%.*s\n%.*s",
+                      what, i, (int)x.len, (const char *)x.ptr, (int)y.len, (const char *)y.ptr);
+        ck_assert_int_eq(enrich_batch_outcome(a, i), enrich_batch_outcome(b, i));
+        ck_assert_int_eq(enrich_batch_error(a, i), enrich_batch_error(b, i));
+        ck_assert_int_eq(enrich_aws_result(a, i), enrich_aws_result(b, i));
+        ck_assert_int_eq(enrich_aws_arrival_ms(a, i), enrich_aws_arrival_ms(b, i));
+        x = enrich_aws_record_id(a, i);
+        y = enrich_aws_record_id(b, i);
+        ck_assert_msg(x.len == y.len && (!x.len || !memcmp(x.ptr, y.ptr, x.len)),
+                      "%s id %zu: %.*s / %.*s", what, i, (int)x.len, (const char *)x.ptr,
+                      (int)y.len, (const char *)y.ptr);
+        x = enrich_aws_invalid_reason(a, i);
+        y = enrich_aws_invalid_reason(b, i);
+        ck_assert(x.len == y.len && (!x.len || !memcmp(x.ptr, y.ptr, x.len)));
+    }
+    for (int r = 0; r < 4; r++)
+        ck_assert_uint_eq(enrich_aws_count_result(a, (enrich_result)r),
+                          enrich_aws_count_result(b, (enrich_result)r));
+    enrich_aws_response resp = in == ENRICH_AWS_PIPES ? ENRICH_AWS_RESPONSE_PIPES :
+                               in == ENRICH_AWS_FIREHOSE ? ENRICH_AWS_RESPONSE_FIREHOSE :
+                                                           ENRICH_AWS_RESPONSE_KINESIS;
+    size_t la, lb;
+    char *ra = encode_aws(a, resp, ENRICH_OK, &la), *rb = encode_aws(b, resp, ENRICH_OK, &lb);
+    ck_assert_msg(la == lb && !memcmp(ra, rb, la), "%s response:\n%s\n%s", what, ra, rb);
+    free(ra);
+    free(rb);
+    char *na = encode(a, ENRICH_ENCODE_NDJSON, ENRICH_OK, &la);
+    char *nb = encode(b, ENRICH_ENCODE_NDJSON, ENRICH_OK, &lb);
+    ck_assert(la == lb && !memcmp(na, nb, la));
+    free(na);
+    free(nb);
+}
+
+/* The AWS shapes through the engine's lookahead window (memo off: the
+ * window is on) give every byte, id, arrival time and result of the same
+ * batch one record at a time (memo on over a small store: no window), for
+ * batches that end before, at and after a window's 16 records, and with
+ * every kind of record mixed in: a record mis-ordered, or given its
+ * neighbour's id, arrival, Pipes event id or payload, shows here. */
+START_TEST(shapes_window_matches_one_at_a_time)
+{
+    char *dir = tu_tmpdir();
+    char *path = tu_join(dir, "s.mdb");
+    enrich_store *s = NULL;
+    ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &s), ENRICH_OK);
+    sb items = {0}, cats = {0};
+    for (int i = 0; i < 300; i++)
+        sb_printf(&items, "{\"productId\":\"P%d\",\"stock\":%d,\"cat\":\"c%d\"}\n", i, i * 7,
+                  i % 9);
+    for (int i = 0; i < 9; i++)
+        sb_printf(&cats, "{\"cat\":\"c%d\",\"label\":\"category %d\"}\n", i, i);
+    ck_assert_int_eq(tu_load(s, "products", "productId", ENRICH_LOAD_NDJSON, NULL, 0, items.p,
+                             items.len, NULL),
+                     ENRICH_OK);
+    ck_assert_int_eq(tu_load(s, "cats", "cat", ENRICH_LOAD_NDJSON, NULL, 0, cats.p, cats.len,
+                             NULL),
+                     ENRICH_OK);
+    static const char rules[] =
+        "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"fields\":[\"stock\"]},"
+        "{\"key\":\"n\",\"table\":\"cats\"}],\"pipes\":{\"event_id_field\":\"eventID\"}}";
+    enrich_pipeline *pl = NULL;
+    ck_assert_int_eq(enrich_pipeline_compile(s, rules, strlen(rules), &pl, NULL, 0), ENRICH_OK);
+    /* A third: a memo of two slots, whose hits stay rare over 340 keys,
+     * so that it goes sparse on the way and the window turns on between
+     * batches, its first lookups partly answered by the memo. */
+    enrich_ctx *win = NULL, *one = NULL, *sparse = NULL;
+    ck_assert_int_eq(enrich_ctx_create(pl, &win), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_create(pl, &one), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_create(pl, &sparse), ENRICH_OK);
+    enrich_ctx *all[3] = {win, one, sparse};
+    for (int c = 0; c < 3; c++) {
+        enrich_ctx_set_option(all[c], ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+        enrich_ctx_set_option(all[c], ENRICH_OPT_MAX_RECORD_BYTES, 200);
+    }
+    ck_assert_int_eq(enrich_ctx_set_option(win, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_set_option(sparse, ENRICH_OPT_LOOKUP_CACHE, 2), ENRICH_OK);
+    static const enrich_aws_event shapes[] = {ENRICH_AWS_PIPES, ENRICH_AWS_FIREHOSE,
+                                              ENRICH_AWS_KINESIS};
+    static const size_t sizes[] = {1, 15, 16, 17, 33, 50};
+    uint64_t seed = 18;
+    for (size_t sh = 0; sh < 3; sh++) {
+        enrich_aws_event in = shapes[sh];
+        for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+            for (int round = 0; round < 4; round++) {
+                sb b = {0};
+                window_batch(&b, in, sizes[z], &seed);
+                size_t runs = win->windows;
+                run_ok(&(tu_fixture){.ctx = win}, in, b.p, b.len);
+                ck_assert_uint_gt(win->windows, runs); /* the window ran */
+                ck_assert_uint_eq(win->windows - runs,
+                                  (sizes[z] + ENGINE_WINDOW - 1) / ENGINE_WINDOW);
+                run_ok(&(tu_fixture){.ctx = one}, in, b.p, b.len);
+                ck_assert_uint_eq(enrich_batch_count(win), sizes[z]);
+                char what[64];
+                snprintf(what, sizeof what, "shape %d, %zu records, round %d", (int)in, sizes[z],
+                         round);
+                assert_same_batch(win, one, in, what);
+                run_ok(&(tu_fixture){.ctx = sparse}, in, b.p, b.len);
+                assert_same_batch(sparse, one, in, what);
+                free(b.p);
+            }
+        }
+        /* A batch that fails after records are queued leaves nothing
+         * behind: the next one starts with an empty window. */
+        sb bad = {0};
+        window_batch(&bad, in, 20, &seed);
+        bad.len--;
+        if (in != ENRICH_AWS_PIPES)
+            bad.len--;
+        sb_puts(&bad, ",{\"recordId\":}]}");
+        ck_assert_int_eq(enrich_aws_batch_run(win, in, bad.p, bad.len), ENRICH_E_JSON);
+        ck_assert_uint_eq(enrich_batch_count(win), 0);
+        sb b = {0};
+        window_batch(&b, in, 3, &seed);
+        run_ok(&(tu_fixture){.ctx = win}, in, b.p, b.len);
+        run_ok(&(tu_fixture){.ctx = one}, in, b.p, b.len);
+        assert_same_batch(win, one, in, "after a failed batch");
+        free(b.p);
+        free(bad.p);
+    }
+    /* The other context never windowed: the comparison was with one
+     * record at a time. */
+    ck_assert_uint_eq(one->windows, 0);
+    ck_assert_uint_gt(sparse->windows, 0);
+    ck_assert_uint_gt(sparse->lcache.lookups, 0);
+    enrich_ctx_free(sparse);
+    enrich_ctx_free(win);
+    enrich_ctx_free(one);
+    enrich_pipeline_free(pl);
+    enrich_store_close(s);
+    tu_rmtree(dir);
+    free(items.p);
+    free(cats.p);
+    free(path);
+    free(dir);
+}
+END_TEST
+
 static Suite *shapes_suite(void)
 {
     Suite *s = suite_create("shapes");
@@ -1254,6 +1502,7 @@ static Suite *shapes_suite(void)
     tcase_add_test(tc, shapes_arrival_timestamps);
     tcase_add_test(tc, shapes_rules_errors);
     tcase_add_test(tc, shapes_ctx_reuse_across_shapes);
+    tcase_add_test(tc, shapes_window_matches_one_at_a_time);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,11 +4,14 @@
  * once by the validating scanner, which also lists its members, so the
  * fields a shape needs are picked from that list; its `data` is
  * base64-decoded into a ctx buffer reused across batches and enriched by
- * the engine like one NDJSON line. Only a record that breaks the policy
- * (UTF-8, \u0000, depth) takes the slower structural walk, so that it can
- * fail alone. A record that cannot be decoded fails alone; only an envelope
- * that is not the expected shape fails the batch (and, the batch being all
- * or nothing, the records already enriched are dropped). */
+ * the engine like one NDJSON line, through its lookahead window when the
+ * store is big (engine_queue: up to 16 records' first lookups made
+ * together, their results in order as one at a time would give). Only a
+ * record that breaks the policy (UTF-8, \u0000, depth) takes the slower
+ * structural walk, so that it can fail alone. A record that cannot be
+ * decoded fails alone; only an envelope that is not the expected shape
+ * fails the batch (and, the batch being all or nothing, the records
+ * already enriched are dropped). */
 #include <string.h>
 
 #include "aws_internal.h"
@@ -235,8 +238,9 @@ static bool record_fields(enrich_ctx *ctx, enrich_aws_event input, const char *s
     return r == 0;
 }
 
-/* Base64-decode the data string at v into ctx->decoded. *raw, *raw_len get
- * the string's text (for rawData when it is not base64). */
+/* Base64-decode the data string at v, appended to ctx->decoded (which
+ * holds the payloads of the records queued before it, engine_queue). *raw,
+ * *raw_len get the string's text (for rawData when it is not base64). */
 static bool decode_data(enrich_ctx *ctx, const char *s, jspan v, const char **raw,
                         size_t *raw_len)
 {
@@ -252,14 +256,37 @@ static bool decode_data(enrich_ctx *ctx, const char *s, jspan v, const char **ra
     }
     *raw = p;
     *raw_len = n;
-    ctx->decoded.len = 0;
     if (!ebuf_reserve(&ctx->decoded, base64_decoded_max(n) + 1))
         return false;
     size_t len;
-    if (!base64_decode(p, n, (unsigned char *)ctx->decoded.p, &len))
+    if (!base64_decode(p, n, (unsigned char *)ctx->decoded.p + ctx->decoded.len, &len))
         return false;
-    ctx->decoded.len = len;
+    ctx->decoded.len += len;
     return true;
+}
+
+/* The record's base64 data string at v (grammar checked): its decoded
+ * payload to enrich, or the string's text as a failed record. */
+static void queue_data(enrich_ctx *ctx, const char *s, jspan v, const rec_tag *tag)
+{
+    const char *raw;
+    size_t raw_len;
+    size_t at = ctx->decoded.len;
+    if (decode_data(ctx, s, v, &raw, &raw_len)) {
+        engine_queue(ctx, ctx->decoded.p + at, ctx->decoded.len - at, true, ENRICH_OK, tag);
+    } else if (ctx->decoded.oom || ctx->tmp.oom) {
+        ctx->out.oom = true;
+    } else if (raw == ctx->tmp.p) {
+        /* Unescaped into tmp, which the next record reuses: the failed
+         * record's text waits in decoded like a payload. */
+        ebuf_put(&ctx->decoded, raw, raw_len);
+        if (ctx->decoded.oom)
+            ctx->out.oom = true;
+        else
+            engine_queue(ctx, ctx->decoded.p + at, raw_len, true, ENRICH_E_BASE64, tag);
+    } else {
+        engine_queue(ctx, raw, raw_len, false, ENRICH_E_BASE64, tag);
+    }
 }
 
 static const char *shape_noun(enrich_aws_event input)
@@ -304,7 +331,9 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
             return ENRICH_E_JSON;
         }
         if (input == ENRICH_AWS_PIPES) {
-            engine_event(ctx, s + el.off, el.len); /* fails it: not an object */
+            /* The engine fails it (not an object); it has no id. */
+            static const rec_tag none = {0, 0, -1, NULL, NULL, 0};
+            engine_queue(ctx, s + el.off, el.len, false, ENRICH_OK, &none);
             return ENRICH_OK;
         }
         errmsg_set(ctx->errmsg, "%s[%zu] is not an object", noun, k);
@@ -350,38 +379,25 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
         arrival_ms(ctx, s, f.arrival, input == ENRICH_AWS_FIREHOSE ? EPOCH_MS : EPOCH_SECONDS,
                    v == ENRICH_OK);
 
+    rec_tag tag = {id_off, id_len, arrival, NULL, NULL, 0};
     if (input == ENRICH_AWS_PIPES && ctx->p->pipes_event_id.dec_len) {
-        ctx->extra_name = &ctx->p->pipes_event_id;
-        ctx->extra_val = id_ok ? s + f.id.off : "null";
-        ctx->extra_len = id_ok ? f.id.len : 4;
+        tag.extra_name = &ctx->p->pipes_event_id;
+        tag.extra_val = id_ok ? s + f.id.off : "null";
+        tag.extra_len = id_ok ? f.id.len : 4;
     }
-    size_t before = ctx->nrecs;
-    const char *raw;
-    size_t raw_len;
     if (!f.data.len) {
-        engine_failed(ctx, s + el.off, el.len, ENRICH_E_BASE64);
+        engine_queue(ctx, s + el.off, el.len, false, ENRICH_E_BASE64, &tag);
     } else if (s[f.data.off] == '"') {
         enrich_status sv = v ? jscan_value(s + f.data.off, f.data.len, 1, NULL, NULL, NULL) : 0;
         if (sv)
-            engine_failed(ctx, s + f.data.off, f.data.len, sv);
-        else if (decode_data(ctx, s, f.data, &raw, &raw_len))
-            engine_event(ctx, ctx->decoded.p, ctx->decoded.len);
-        else if (ctx->decoded.oom || ctx->tmp.oom)
-            ctx->out.oom = true;
+            engine_queue(ctx, s + f.data.off, f.data.len, false, sv, &tag);
         else
-            engine_failed(ctx, raw, raw_len, ENRICH_E_BASE64);
+            queue_data(ctx, s, f.data, &tag);
     } else if (input == ENRICH_AWS_PIPES) {
         /* Already JSON: an enrichment InputTemplate parsed it. */
-        engine_event(ctx, s + f.data.off, f.data.len);
+        engine_queue(ctx, s + f.data.off, f.data.len, false, ENRICH_OK, &tag);
     } else {
-        engine_failed(ctx, s + f.data.off, f.data.len, ENRICH_E_BASE64);
-    }
-    ctx->extra_name = NULL;
-    if (ctx->nrecs == before + 1) {
-        rec *r = &ctx->recs[before];
-        r->id_off = id_off;
-        r->id_len = id_len;
-        r->arrival_ms = arrival;
+        engine_queue(ctx, s + f.data.off, f.data.len, false, ENRICH_E_BASE64, &tag);
     }
     return ENRICH_OK;
 }
@@ -414,6 +430,10 @@ static enrich_status run_records(enrich_ctx *ctx, enrich_aws_event input, const 
             continue;
         }
         if (i < n && s[i] == ']') {
+            /* The records still in the engine's window. */
+            engine_flush(ctx);
+            if (ctx->out.oom)
+                return ENRICH_E_NOMEM;
             *pos = i + 1;
             return ENRICH_OK;
         }

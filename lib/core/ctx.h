@@ -64,13 +64,32 @@ typedef struct pre_lookup {
     size_t val_len;
 } pre_lookup;
 
-/* One event of the window: an NDJSON line to scan (need_scan), or a JSON
- * array element scanned already (its members in members, offsets into
- * base) or cut out as an error (rc). raw is what an error record carries. */
+/* What a record of an AWS shape gets besides its enrichment (lib/aws
+ * hands it to engine_queue): its id (in ctx->ids) and arrival time, and
+ * the extra member its event carries (Pipes event id; extra_name NULL:
+ * none), each record its own, since a window holds several. */
+typedef struct rec_tag {
+    size_t id_off;
+    size_t id_len;
+    int64_t arrival_ms;   /* -1: none */
+    const rname *extra_name;
+    const char *extra_val; /* the JSON value, borrowed from the batch */
+    size_t extra_len;
+} rec_tag;
+
+/* One event of the window: an NDJSON line or an AWS record's payload to
+ * scan (need_scan), or a JSON array element scanned already (its members
+ * in members, offsets into base), or an error record to be (rc). raw is
+ * what an error record carries. */
 typedef struct win_event {
     const char *raw;
     size_t raw_len;
     bool need_scan;
+    /* AWS records (engine_queue): raw lies at raw_off in ctx->decoded,
+     * which may move until the window runs; resolved then. */
+    bool in_decoded;
+    size_t raw_off;
+    rec_tag tag;
     const char *base; /* what root and the members' offsets are relative to */
     jspan root;
     jtype type;
@@ -107,6 +126,12 @@ struct enrich_ctx {
     ebuf win_keys;
     store_req win_reqs[ENGINE_WINDOW];
     const pre_lookup *pre; /* the event being enriched has its first lookup decided */
+    /* The window of the AWS shapes (engine_queue), which fills across
+     * calls: whether it is on (window_pays, decided at the batch's begin
+     * and after every window) and its events queued so far. */
+    bool win_on;
+    size_t win_n;
+    size_t windows;       /* windows run in this ctx's life (tests read it) */
     int max_depth;
     size_t max_record;
     int64_t clock_ms;     /* -1: real clock */
@@ -127,7 +152,8 @@ struct enrich_ctx {
     int input;            /* enrich_input or enrich_aws_event of the last batch */
     size_t resp_limit;    /* ENRICH_OPT_RESPONSE_LIMIT */
     ebuf ids;             /* record ids, decoded */
-    ebuf decoded;         /* base64-decoded data of the current record */
+    ebuf decoded;         /* base64-decoded data of the records the engine has
+                           * not run yet (engine_queue empties it) */
     ebuf tmp;             /* JSON-decoded strings of the envelope */
     ebuf resp;            /* the Firehose / Kinesis response of the last batch */
     size_t resp_need;     /* its size, also when too large */
@@ -168,6 +194,45 @@ ENRICH_INTERNAL void engine_event_scanned(enrich_ctx *ctx, const char *base, jsp
                                           jtype type);
 ENRICH_INTERNAL void engine_failed(enrich_ctx *ctx, const char *ev, size_t len,
                                    enrich_status code);
+/* The window's side of engine_queue (engine.c). */
+ENRICH_INTERNAL void engine_window_add(enrich_ctx *ctx, const char *ev, size_t len,
+                                       bool in_decoded, enrich_status code, const rec_tag *tag);
+/* lib/aws: one record's event, enriched (code ENRICH_OK, as engine_event)
+ * or failed with code carrying ev as rawData (as engine_failed), its rec
+ * tagged with *tag. When the window is on (ctx->win_on) the event waits
+ * in it until it fills or engine_flush, so that its first lookup is made
+ * with those of its neighbours; else it runs at once. Either way the
+ * records come out in the order queued. ev must stay where it is until
+ * then, except bytes appended to ctx->decoded (in_decoded), which are
+ * named by offset and resolved when they run; ctx->decoded is emptied
+ * after every run. Out of memory sets out.oom. Inline, so that a record
+ * run at once (small stores) pays no more than the call it replaces. */
+static inline void engine_queue(enrich_ctx *ctx, const char *ev, size_t len, bool in_decoded,
+                                enrich_status code, const rec_tag *tag)
+{
+    if (ctx->win_on) {
+        engine_window_add(ctx, ev, len, in_decoded, code, tag);
+        return;
+    }
+    size_t before = ctx->nrecs;
+    ctx->extra_name = tag->extra_name;
+    ctx->extra_val = tag->extra_val;
+    ctx->extra_len = tag->extra_len;
+    if (code)
+        engine_failed(ctx, ev, len, code);
+    else
+        engine_event(ctx, ev, len);
+    ctx->extra_name = NULL;
+    if (ctx->nrecs == before + 1) {
+        rec *r = &ctx->recs[before];
+        r->id_off = tag->id_off;
+        r->id_len = tag->id_len;
+        r->arrival_ms = tag->arrival_ms;
+    }
+    ctx->decoded.len = 0;
+}
+/* Run the events still queued (the end of a batch's records). */
+ENRICH_INTERNAL void engine_flush(enrich_ctx *ctx);
 /* What every batch does around its events, whatever its shape: clear the
  * last results, read the clock once and begin the snapshot (begin); end
  * the snapshot and drop the results of a failed batch (end, which returns

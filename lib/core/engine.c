@@ -885,10 +885,22 @@ static bool window_prepare(enrich_ctx *ctx, size_t nw)
     return true;
 }
 
-/* Enrich the window's events in order, as engine_event (NDJSON) and
- * engine_event_scanned (array elements) would one by one. */
-static void window_run(enrich_ctx *ctx, size_t nw)
+/* Enrich the window's events in order, as engine_event (NDJSON, AWS
+ * payloads), engine_event_scanned (array elements) and engine_failed
+ * (AWS records that failed already) would one by one. tagged: AWS
+ * records (engine_queue), each with its rec_tag and maybe its bytes in
+ * ctx->decoded; NDJSON and arrays pay a branch an event for it, and only
+ * in a window. */
+static void window_run(enrich_ctx *ctx, size_t nw, bool tagged)
 {
+    ctx->windows++;
+    if (tagged) {
+        for (size_t w = 0; w < nw; w++) {
+            win_event *we = &ctx->win[w];
+            if (we->in_decoded)
+                we->raw = ctx->decoded.p + we->raw_off;
+        }
+    }
     bool prepared = window_prepare(ctx, nw);
     if (ctx->out.oom)
         return;
@@ -897,7 +909,15 @@ static void window_run(enrich_ctx *ctx, size_t nw)
         rec *r = rec_push(ctx);
         if (!r) {
             ctx->out.oom = true;
-            return;
+            break;
+        }
+        if (tagged) {
+            r->id_off = we->tag.id_off;
+            r->id_len = we->tag.id_len;
+            r->arrival_ms = we->tag.arrival_ms;
+            ctx->extra_name = we->tag.extra_name;
+            ctx->extra_val = we->tag.extra_val;
+            ctx->extra_len = we->tag.extra_len;
         }
         if (we->rc || we->type != J_OBJECT) {
             emit_raw_error(ctx, r, we->raw, we->raw_len, we->rc ? we->rc : ENRICH_E_NOT_OBJECT);
@@ -910,6 +930,8 @@ static void window_run(enrich_ctx *ctx, size_t nw)
             members_swap(&ctx->members, &we->members);
         }
     }
+    if (tagged)
+        ctx->extra_name = NULL;
 }
 
 /* Whether the next events go through the window: when the memo does not
@@ -922,6 +944,32 @@ static void window_run(enrich_ctx *ctx, size_t nw)
 static inline bool window_pays(const enrich_ctx *ctx)
 {
     return ctx->p->nlookups > 0 && (!ctx->lcache.usable || ctx->lcache.period > 1);
+}
+
+void engine_window_add(enrich_ctx *ctx, const char *ev, size_t len, bool in_decoded,
+                       enrich_status code, const rec_tag *tag)
+{
+    win_event *we = &ctx->win[ctx->win_n++];
+    we->raw = ev;
+    we->raw_len = len;
+    we->in_decoded = in_decoded;
+    we->raw_off = in_decoded ? (size_t)(ev - ctx->decoded.p) : 0;
+    /* A payload is scanned when the window runs (as engine_event); a
+     * failed record is an error record there (as engine_failed). */
+    we->need_scan = code == ENRICH_OK;
+    we->rc = code;
+    we->tag = *tag;
+    if (ctx->win_n == ENGINE_WINDOW)
+        engine_flush(ctx);
+}
+
+void engine_flush(enrich_ctx *ctx)
+{
+    if (ctx->win_n && !ctx->out.oom)
+        window_run(ctx, ctx->win_n, true);
+    ctx->win_n = 0;
+    ctx->decoded.len = 0;
+    ctx->win_on = window_pays(ctx);
 }
 
 static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
@@ -946,7 +994,7 @@ static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
                 we->raw_len = len;
                 we->need_scan = true;
                 if (++nw == ENGINE_WINDOW) {
-                    window_run(ctx, nw);
+                    window_run(ctx, nw, false);
                     nw = 0;
                     windowed = window_pays(ctx);
                 }
@@ -955,7 +1003,7 @@ static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
         pos = end + 1;
     }
     if (nw && !ctx->out.oom)
-        window_run(ctx, nw);
+        window_run(ctx, nw, false);
 }
 
 static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
@@ -1029,7 +1077,7 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
             return rc == ENRICH_E_NOMEM ? rc : ENRICH_E_JSON;
         }
         if (nw == ENGINE_WINDOW) {
-            window_run(ctx, nw);
+            window_run(ctx, nw, false);
             nw = 0;
             windowed = window_pays(ctx);
         }
@@ -1050,7 +1098,7 @@ static enrich_status run_array(enrich_ctx *ctx, const char *s, size_t n)
         return ENRICH_E_JSON;
     }
     if (nw) {
-        window_run(ctx, nw);
+        window_run(ctx, nw, false);
         if (ctx->out.oom)
             return ENRICH_E_NOMEM;
     }
@@ -1072,6 +1120,11 @@ enrich_status engine_batch_begin(enrich_ctx *ctx, int input, const void *src, si
     ctx->removed.oom = false;
     ctx->ids.oom = false;
     ctx->resp.oom = false;
+    ctx->decoded.oom = false;
+    ctx->tmp.oom = false;
+    ctx->win_keys.oom = false;
+    ctx->decoded.len = 0;
+    ctx->win_n = 0;
     ctx->extra_name = NULL;
     ctx->errmsg[0] = '\0';
     /* Left set only by a record whose batch then failed (out of memory). */
@@ -1096,6 +1149,7 @@ enrich_status engine_batch_begin(enrich_ctx *ctx, int input, const void *src, si
      * id and the map's generation (read under the map lock the batch now
      * holds). */
     lcache_begin(&ctx->lcache, store_snap_id(ctx->snap), store_snap_map_gen(ctx->p->store));
+    ctx->win_on = window_pays(ctx);
     return ENRICH_OK;
 }
 

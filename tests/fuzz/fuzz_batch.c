@@ -13,8 +13,13 @@
  * Rest:   the batch.
  * Checks: bounds hold (encode never writes more than enrich_encode_bound
  *         says, DST_SIZE reports the size needed), outputs are valid JSON
- *         for NDJSON records, per-record accessors stay in range, and a
- *         record with an event time is partitioned by that time's date. */
+ *         for NDJSON records, per-record accessors stay in range, a
+ *         record with an event time is partitioned by that time's date,
+ *         and a twin ctx with the lookup memo off, whose events go through
+ *         the engine's lookahead window, gives the same status and every
+ *         byte, id, arrival time and result of every record, and the same
+ *         encodings (the fuzz store is small: the first ctx's memo keeps
+ *         it one event at a time). */
 #include "fuzz_common.h"
 
 #include <stdio.h>
@@ -45,6 +50,7 @@ static const char *const rule_sets[4] = {
 
 static enrich_pipeline *pls[4];
 static enrich_ctx *ctxs[4];
+static enrich_ctx *twins[4]; /* memo off: the lookahead window */
 
 static void setup(void)
 {
@@ -55,6 +61,10 @@ static void setup(void)
         FUZZ_CHECK(enrich_ctx_create(pls[i], &ctxs[i]) == ENRICH_OK);
         FUZZ_CHECK(enrich_ctx_set_option(ctxs[i], ENRICH_OPT_CLOCK_MS, 1706745600000LL) ==
                    ENRICH_OK);
+        FUZZ_CHECK(enrich_ctx_create(pls[i], &twins[i]) == ENRICH_OK);
+        FUZZ_CHECK(enrich_ctx_set_option(twins[i], ENRICH_OPT_CLOCK_MS, 1706745600000LL) ==
+                   ENRICH_OK);
+        FUZZ_CHECK(enrich_ctx_set_option(twins[i], ENRICH_OPT_LOOKUP_CACHE, 0) == ENRICH_OK);
     }
 }
 
@@ -98,6 +108,41 @@ static void check_encoding(enrich_ctx *ctx, bool aws, int enc, char *buf, size_t
     }
 }
 
+static bool same_buf(enrich_buf a, enrich_buf b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/* The twin's batch is the ctx's, record by record and encoded. */
+static void check_twin(const enrich_ctx *ctx, const enrich_ctx *twin)
+{
+    size_t count = enrich_batch_count(ctx);
+    FUZZ_CHECK(enrich_batch_count(twin) == count);
+    for (size_t i = 0; i < count; i++) {
+        FUZZ_CHECK(same_buf(enrich_batch_record(ctx, i), enrich_batch_record(twin, i)));
+        FUZZ_CHECK(enrich_batch_outcome(ctx, i) == enrich_batch_outcome(twin, i));
+        FUZZ_CHECK(enrich_batch_error(ctx, i) == enrich_batch_error(twin, i));
+        FUZZ_CHECK(same_buf(enrich_aws_record_id(ctx, i), enrich_aws_record_id(twin, i)));
+        FUZZ_CHECK(enrich_aws_arrival_ms(ctx, i) == enrich_aws_arrival_ms(twin, i));
+        FUZZ_CHECK(enrich_aws_result(ctx, i) == enrich_aws_result(twin, i));
+    }
+    for (int aws = 0; aws < 2; aws++) {
+        int last = aws ? ENRICH_AWS_RESPONSE_KINESIS : ENRICH_ENCODE_JSON_ARRAY;
+        for (int e = 1; e <= last; e++) {
+            size_t cap = bound_of(ctx, aws, e);
+            FUZZ_CHECK(bound_of(twin, aws, e) == cap);
+            char *a = malloc(cap ? cap : 1), *b = malloc(cap ? cap : 1);
+            FUZZ_CHECK(a && b);
+            size_t na = 0, nb = 0;
+            enrich_status sa = encode_as(ctx, aws, e, a, cap, &na);
+            FUZZ_CHECK(encode_as(twin, aws, e, b, cap, &nb) == sa);
+            FUZZ_CHECK(na == nb && (sa != ENRICH_OK || na == 0 || memcmp(a, b, na) == 0));
+            free(a);
+            free(b);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!ctxs[0])
@@ -107,14 +152,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t sel = data[0];
     int shape = (sel & 7) % 5 + 1;
     int rs = (sel >> 5) & 3;
-    enrich_ctx *ctx = ctxs[rs];
-    ctx->force_rebuild = (sel >> 3) & 1;
-    FUZZ_CHECK(enrich_ctx_set_option(ctx, ENRICH_OPT_MAX_DEPTH, (sel & 0x10) ? 6 : 128) ==
-               ENRICH_OK);
-    FUZZ_CHECK(enrich_ctx_set_option(ctx, ENRICH_OPT_RESPONSE_LIMIT,
-                                     (sel & 0x80) ? 1024 : 6000000) == ENRICH_OK);
-    FUZZ_CHECK(enrich_ctx_set_option(ctx, ENRICH_OPT_MAX_RECORD_BYTES,
-                                     (sel & 0x80) ? 64 : (1 << 20) + 1024) == ENRICH_OK);
+    enrich_ctx *ctx = ctxs[rs], *twin = twins[rs];
+    enrich_ctx *both[2] = {ctx, twin};
+    for (int c = 0; c < 2; c++) {
+        both[c]->force_rebuild = (sel >> 3) & 1;
+        FUZZ_CHECK(enrich_ctx_set_option(both[c], ENRICH_OPT_MAX_DEPTH, (sel & 0x10) ? 6 : 128) ==
+                   ENRICH_OK);
+        FUZZ_CHECK(enrich_ctx_set_option(both[c], ENRICH_OPT_RESPONSE_LIMIT,
+                                         (sel & 0x80) ? 1024 : 6000000) == ENRICH_OK);
+        FUZZ_CHECK(enrich_ctx_set_option(both[c], ENRICH_OPT_MAX_RECORD_BYTES,
+                                         (sel & 0x80) ? 64 : (1 << 20) + 1024) == ENRICH_OK);
+    }
     /* A private copy: the input need not be NUL-terminated, and ASan then
      * catches a read one past its end. */
     size_t n = size - 1;
@@ -124,7 +172,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enrich_status st = shape <= ENRICH_INPUT_JSON_ARRAY
                            ? enrich_batch_run(ctx, (enrich_input)shape, src, n)
                            : enrich_aws_batch_run(ctx, (enrich_aws_event)shape, src, n);
+    enrich_status st_twin = shape <= ENRICH_INPUT_JSON_ARRAY
+                                ? enrich_batch_run(twin, (enrich_input)shape, src, n)
+                                : enrich_aws_batch_run(twin, (enrich_aws_event)shape, src, n);
     free(src);
+    FUZZ_CHECK(st_twin == st);
+    check_twin(ctx, twin);
     if (st != ENRICH_OK) {
         FUZZ_CHECK(st == ENRICH_E_JSON || st == ENRICH_E_DEPTH || st == ENRICH_E_UTF8 ||
                    st == ENRICH_E_NUL || st == ENRICH_E_TOO_LARGE);

@@ -72,6 +72,30 @@ put('batch', 3, json.dumps({'records': [{'recordId': f'r{i}', 'data': r,
 put('batch', 4, json.dumps({'Records': [{'kinesis': {'sequenceNumber': str(i), 'data': r,
                                                      'approximateArrivalTimestamp': 1.7e9}}
                                         for i, r in enumerate(recs)]}).encode(), 'kinesis-seed')
+# Batches longer than the engine's lookahead window (16 records), every kind
+# of record mixed in, so that the memo-off twin's windows are cut everywhere.
+def mixed(i):
+    ev = [b'{"productId":"PROD-001","n":%d}' % i, b'{"productId":"PROD-009"}', b'{"x":1}',
+          b'[1,2]', b'{"productId":', b'{"productId":"PROD-002","region":"eu","sku":"A1"}'][i % 6]
+    return [base64.b64encode(ev).decode(), '@@@@', 'e30\\/', None, 12][(i // 6) % 5] if i % 7 else ev
+
+for name, sel in (('pipes', 2), ('firehose', 3), ('kinesis', 4)):
+    items = []
+    for i in range(37):
+        d = mixed(i)
+        data = ('' if d is None else ',"data":' + (d.decode() if isinstance(d, bytes) else json.dumps(d)
+                                                   if not isinstance(d, str) else '"%s"' % d))
+        if sel == 2:
+            eid = ['"eventID":"e%d",' % i, '"eventID":%d,' % i, '', '"eventID":null,'][i % 4]
+            items.append('{%s"z":0%s}' % (eid, data) if i % 11 != 5 else '"not an object"')
+        elif sel == 3:
+            items.append('{"recordId":"r%d"%s,"approximateArrivalTimestamp":%d}' % (i, data, 1706745600000 + i))
+        else:
+            items.append('{"kinesis":{"sequenceNumber":"%d"%s,"approximateArrivalTimestamp":%d.5}}' % (i, data, 1706745600 + i))
+    body = '[' + ','.join(items) + ']'
+    src = body if sel == 2 else json.dumps({}) [:-1] + '"%s":%s}' % ('records' if sel == 3 else 'Records', body)
+    for rs in (0, 2):
+        put('batch', sel | (rs << 5), src.encode(), f'{name}-window-rs{rs}')
 
 # rules: the seed rules, the fuzz_batch rule sets, each with and without a run.
 rule_sets = [rd(os.path.join(ex, 'seed-rules.json'))]
