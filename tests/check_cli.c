@@ -1008,6 +1008,277 @@ START_TEST(cli_run_long_lines_stream)
 }
 END_TEST
 
+/* Events of many lengths (CRLF endings, blank lines, no final newline),
+ * over a MiB: more than one read and one chunk of the reader thread, with
+ * lines across every boundary. */
+static char *varied_events(size_t n, size_t *len_out, size_t *lines_out)
+{
+    size_t cap = n * 1200 + 64, len = 0, lines = 0;
+    char *ev = malloc(cap);
+    ck_assert_ptr_nonnull(ev);
+    for (size_t i = 0; i < n; i++) {
+        const char *pid = i % 7 == 3 ? "PROD-404" : "PROD-001";
+        len += (size_t)sprintf(ev + len, "{\"eventId\":\"e%zu\"", i);
+        if (i % 13 != 5)
+            len += (size_t)sprintf(ev + len, ",\"productId\":\"%s\"", pid);
+        size_t pad = (i * 7919) % 1000;
+        len += (size_t)sprintf(ev + len, ",\"pad\":\"");
+        memset(ev + len, 'a' + (int)(i % 26), pad);
+        len += pad;
+        len += (size_t)sprintf(ev + len, "\"}%s", i % 5 == 0 ? "\r\n" : "\n");
+        lines++;
+        if (i % 11 == 0) {
+            ev[len++] = '\n'; /* a blank line: a line, not a record */
+            lines++;
+        }
+    }
+    /* the last event without its newline */
+    len--;
+    if (ev[len - 1] == '\r')
+        len--;
+    *len_out = len;
+    *lines_out = lines;
+    return ev;
+}
+
+/* Start ENRICH_CLI with argv, stdin from in_fd, stdout to out_fd, stderr to
+ * err_fd. */
+static pid_t spawn_cli(char *const argv[], int in_fd, int out_fd, int err_fd)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(in_fd, 0);
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        for (int fd = 3; fd < 64; fd++)
+            close(fd);
+        execv(ENRICH_CLI, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* The reader thread cuts the same batches wherever the input's pieces end:
+ * a file (reads of a fixed size) and a pipe fed in pieces of odd sizes
+ * give the same output, every event once and in order, and --batch 7 cuts
+ * as many batches as the lines ask for. */
+START_TEST(cli_run_input_in_any_pieces)
+{
+    fixture f = seed_store();
+    size_t n = 3000, len = 0, lines = 0;
+    char *ev = varied_events(n, &len, &lines);
+    ck_assert_uint_gt(len, 3u << 19); /* a chunk and a half */
+    char *path = tu_join(f.dir, "varied.ndjson");
+    tu_write_file(path, ev, len);
+    const char *clock = "2024-02-01T00:00:00Z";
+    res r = CLI("run", "--store", f.store, "--clock", clock, "--batch", "7", "-v", path);
+    ck_assert_msg(r.rc == 0, "exit %d: %s", r.rc, r.err);
+    /* every event once, in order, with its pad and outcome */
+    const char *o = r.out;
+    for (size_t i = 0; i < n; i++) {
+        const char *nl = strchr(o, '\n');
+        ck_assert_ptr_nonnull(nl);
+        char *line = strndup(o, (size_t)(nl - o));
+        cJSON *obj = cJSON_Parse(line);
+        ck_assert_msg(obj != NULL, "line %zu: %.80s", i + 1, line);
+        char id[32];
+        snprintf(id, sizeof id, "e%zu", i);
+        assert_str(obj, "eventId", id);
+        assert_str(obj, "enrichmentStatus", i % 13 == 5  ? "no_product_id"
+                                            : i % 7 == 3 ? "product_not_found"
+                                                         : "success");
+        ck_assert_uint_eq(strlen(str_member(obj, "pad")), (i * 7919) % 1000);
+        cJSON_Delete(obj);
+        free(line);
+        o = nl + 1;
+    }
+    ck_assert_str_eq(o, "");
+    char want[128];
+    snprintf(want, sizeof want, "%zu records in %zu batches", n, (lines + 6) / 7);
+    ck_assert_msg(strstr(r.err, want) != NULL, "want \"%s\": %s", want, r.err);
+
+    /* the same bytes through a pipe, in pieces of odd sizes */
+    char *outp = tu_join(f.dir, "pipe-out.ndjson");
+    int in[2];
+    ck_assert_int_eq(pipe(in), 0);
+    int out = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(out, 0);
+    char *argv[] = {(char *)ENRICH_CLI, "run", "--store", f.store, "--clock", (char *)clock,
+                    "--batch", "7", NULL};
+    pid_t pid = spawn_cli(argv, in[0], out, 2);
+    close(in[0]);
+    close(out);
+    static const size_t pieces[] = {1, 2, 7, 4093, 65537, 13, 262147, 3, 1048577, 511};
+    for (size_t pos = 0, k = 0; pos < len; k++) {
+        size_t want_n = pieces[k % (sizeof pieces / sizeof *pieces)];
+        if (want_n > len - pos)
+            want_n = len - pos;
+        ssize_t w = write(in[1], ev + pos, want_n);
+        ck_assert_int_gt(w, 0);
+        pos += (size_t)w;
+    }
+    close(in[1]);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    size_t piped_len = 0;
+    char *piped = tu_read_file(outp, &piped_len);
+    ck_assert_uint_eq(piped_len, r.out_len);
+    ck_assert(memcmp(piped, r.out, r.out_len) == 0);
+    free(piped);
+
+    /* the default batch size: other batches, the same output */
+    res d = CLI("run", "--store", f.store, "--clock", clock, path);
+    ck_assert_msg(d.rc == 0, "exit %d: %s", d.rc, d.err);
+    ck_assert_uint_eq(d.out_len, r.out_len);
+    ck_assert(memcmp(d.out, r.out, r.out_len) == 0);
+    res_free(&d);
+    res_free(&r);
+    free(outp);
+    free(path);
+    free(ev);
+    fixture_free(&f);
+}
+END_TEST
+
+/* Input far ahead of the enrichment: the reader thread fills all its
+ * chunks and waits for the main thread to free one, again and again;
+ * every event comes out once and in order. (A chunk freed while the reader
+ * waited was once never reused, and the run hung when all were lost: that
+ * needs the main thread to drain the queue before the reader wakes, which
+ * a test cannot force; this one runs the path.) */
+START_TEST(cli_run_input_beyond_the_readers_chunks)
+{
+    fixture f = seed_store();
+    size_t n = 12000, cap = n * 1100, len = 0;
+    char *ev = malloc(cap);
+    ck_assert_ptr_nonnull(ev);
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)sprintf(ev + len, "{\"eventId\":\"e%zu\",\"productId\":\"PROD-001\",\"pad\":\"",
+                               i);
+        memset(ev + len, 'p', 1000);
+        len += 1000;
+        len += (size_t)sprintf(ev + len, "\"}\n");
+    }
+    char *path = tu_join(f.dir, "many.ndjson");
+    tu_write_file(path, ev, len);
+    res r = CLI("run", "--store", f.store, "-v", path);
+    ck_assert_msg(r.rc == 0, "exit %d: %s", r.rc, r.err);
+    char want[96];
+    snprintf(want, sizeof want, "%zu records in %zu batches: %zu success", n, (n + 499) / 500, n);
+    ck_assert_msg(strstr(r.err, want) != NULL, "want \"%s\": %s", want, r.err);
+    /* every event once, in order */
+    const char *o = r.out;
+    for (size_t i = 0; i < n; i++) {
+        char id[40];
+        snprintf(id, sizeof id, "{\"eventId\":\"e%zu\",", i);
+        ck_assert_msg(strncmp(o, id, strlen(id)) == 0, "line %zu: %.40s", i + 1, o);
+        o = strchr(o, '\n');
+        ck_assert_ptr_nonnull(o);
+        o++;
+    }
+    ck_assert_str_eq(o, "");
+    res_free(&r);
+    free(path);
+    free(ev);
+    fixture_free(&f);
+}
+END_TEST
+
+/* A source that cannot be read is named with the reason, after the records
+ * of the sources before it were written; exit 1. */
+START_TEST(cli_run_read_error_is_named)
+{
+    fixture f = seed_store();
+    char *a = write_tmp(&f, "a.ndjson", "{\"eventId\":\"1\",\"productId\":\"PROD-001\"}\n"
+                                        "{\"eventId\":\"2\",\"productId\":\"PROD-002\"}\n");
+    char *outp = tu_join(f.dir, "out.ndjson"), *errp = tu_join(f.dir, "err.txt");
+    int dir = open(f.dir, O_RDONLY); /* read(2) of it fails with EISDIR */
+    int out = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert(dir >= 0 && out >= 0 && err >= 0);
+    char *argv[] = {(char *)ENRICH_CLI, "run", "--store", f.store, a, "-", NULL};
+    pid_t pid = spawn_cli(argv, dir, out, err);
+    close(dir);
+    close(out);
+    close(err);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 1);
+    char *msg = tu_read_file(errp, NULL);
+    ck_assert_msg(strstr(msg, "ENRICH_E_IO") && strstr(msg, "stdin: Is a directory"),
+                  "stderr: %s", msg);
+    char *got = tu_read_file(outp, NULL);
+    cJSON *objs[4];
+    int n = parse_lines(got, objs, 4);
+    ck_assert_int_eq(n, 2);
+    assert_str(objs[0], "eventId", "1");
+    assert_str(objs[1], "eventId", "2");
+    free_objs(objs, n);
+    free(got);
+    free(msg);
+    free(errp);
+    free(outp);
+    free(a);
+    fixture_free(&f);
+}
+END_TEST
+
+/* A run that fails while its stdin stays open and silent (here: its
+ * output cannot be written) ends at once; the reader thread waiting for
+ * input does not hold it. */
+START_TEST(cli_run_failure_ends_while_stdin_stays_open)
+{
+    fixture f = seed_store();
+    int full = open("/dev/full", O_WRONLY);
+    if (full < 0) {
+        fixture_free(&f);
+        return; /* no /dev/full in this sandbox: nothing to test against */
+    }
+    int in[2], err[2];
+    ck_assert_int_eq(pipe(in), 0);
+    ck_assert_int_eq(pipe(err), 0);
+    char *argv[] = {(char *)ENRICH_CLI, "run", "--store", f.store, "--batch", "1", NULL};
+    pid_t pid = spawn_cli(argv, in[0], full, err[1]);
+    close(in[0]);
+    close(full);
+    close(err[1]);
+    /* One event at a time until enrich names its failed write (it sees it
+     * at a later hand-over to the writer thread); then no more input, and
+     * stdin stays open. Liveness bounds, not measurements. */
+    static const char event[] = "{\"eventId\":\"x\",\"productId\":\"PROD-001\"}\n";
+    char msg[4096];
+    size_t mlen = 0;
+    msg[0] = '\0';
+    for (int i = 0; i < 600 && !strstr(msg, "No space left on device"); i++) {
+        ck_assert_int_eq(write(in[1], event, sizeof event - 1), (ssize_t)(sizeof event - 1));
+        struct pollfd pfd = {.fd = err[0], .events = POLLIN};
+        if (poll(&pfd, 1, 200) == 1) {
+            ssize_t n = read(err[0], msg + mlen, sizeof msg - 1 - mlen);
+            ck_assert_int_gt(n, 0);
+            mlen += (size_t)n;
+            msg[mlen] = '\0';
+        }
+    }
+    ck_assert_msg(strstr(msg, "stdout: No space left on device"), "stderr: %s", msg);
+    int st = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 2400 && done == 0; i++) {
+        done = waitpid(pid, &st, WNOHANG);
+        if (done == 0)
+            poll(NULL, 0, 50);
+    }
+    ck_assert_msg(done == pid, "enrich run did not end while its stdin stayed open");
+    close(in[1]);
+    close(err[0]);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 1);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(cli_run_out_dir_partitions_and_errors)
 {
     fixture f = seed_store();
@@ -2066,6 +2337,10 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_run_long_lines_stream);
     tcase_add_test(tc, cli_run_output_reaches_a_pipe_before_input_ends);
     tcase_add_test(tc, cli_run_stdout_write_error_is_reported);
+    tcase_add_test(tc, cli_run_input_in_any_pieces);
+    tcase_add_test(tc, cli_run_input_beyond_the_readers_chunks);
+    tcase_add_test(tc, cli_run_read_error_is_named);
+    tcase_add_test(tc, cli_run_failure_ends_while_stdin_stays_open);
     tcase_add_test(tc, cli_stats_and_copy);
     tcase_add_test(tc, cli_load_composite_key_csv_and_replace);
     tcase_add_test(tc, cli_load_format_from_first_record);

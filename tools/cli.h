@@ -74,6 +74,39 @@ void cli_source_memory(cli_source *src, const char *name, const void *ptr, size_
 long cli_source_read(cli_source *src, void *dst, size_t cap);
 void cli_source_close(cli_source *src);
 
+/* ---- in_reader.c: enrich run's NDJSON input on a thread of its own --- */
+
+typedef enum cli_batch_kind {
+    CLI_BATCH_LINES, /* complete lines to enrich */
+    CLI_BATCH_END,   /* the source is read to its end */
+    CLI_BATCH_ERROR, /* reading failed (err: an errno value) */
+} cli_batch_kind;
+
+/* What the reader hands over, in input order. */
+typedef struct cli_batch {
+    cli_batch_kind kind;
+    const uint8_t *p; /* CLI_BATCH_LINES: the lines (the last line of a */
+    size_t len;       /* source may lack its '\n') */
+    size_t lines;     /* input lines in them */
+    uint64_t skipped; /* lines skipped for --resume before this item */
+    int err;
+    void *chunk; /* the reader's */
+} cli_batch;
+
+typedef struct cli_reader cli_reader;
+/* Start the thread reading src: batches of up to batch_lines lines (or
+ * ending at the first line that brings them to batch_bytes), a line longer
+ * than keep bytes cut to keep bytes, the first skip lines skipped. 0, or an
+ * errno value. */
+int cli_reader_start(cli_source *src, size_t batch_lines, size_t batch_bytes, size_t keep,
+                     uint64_t skip, cli_reader **r);
+/* The next item into *b (its bytes stay valid until the next call); false
+ * when none is ready yet and wait is false. */
+bool cli_reader_next(cli_reader *r, bool wait, cli_batch *b);
+/* End the thread (also while it waits for input on a pipe), free r (NULL:
+ * nothing). */
+void cli_reader_finish(cli_reader *r);
+
 /* ---- out_writer.c: enrich run's output on a thread of its own -------- */
 
 typedef struct cli_writer cli_writer;

@@ -12,8 +12,10 @@
 
 /* Bytes of complete lines after which a batch ends even before N lines. */
 #define RUN_BATCH_BYTES (8u << 20)
-/* Input read at a time (NDJSON). */
-#define RUN_READ_BYTES (1u << 20)
+/* Output handed to the writer thread at a time: small enough that the
+ * buffers it circulates stay in the caches, where the encoding of the next
+ * batches writes them again. */
+#define RUN_FLUSH_BYTES (512u << 10)
 /* The library's default ENRICH_OPT_MAX_RECORD_BYTES (enrich.h). */
 #define RUN_DEFAULT_MAX_RECORD (((size_t)1 << 20) + 1024)
 
@@ -28,8 +30,9 @@ typedef struct run_state {
     uint64_t skip;      /* units still to skip (--resume) */
     char **files;       /* published objects */
     size_t nfiles, files_cap;
-    /* reused buffers; enc gathers the NDJSON output of the batches of one
-     * input chunk, written at once (out_flush) */
+    /* reused buffers; enc gathers the NDJSON output of batches until
+     * RUN_FLUSH_BYTES or until the input runs dry, then goes to the writer
+     * thread at once (out_flush) */
     char *enc;
     size_t enc_cap, enc_len;
     cli_writer *writer; /* started with the first output */
@@ -56,10 +59,10 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     return cli_xrealloc(p, c * elem);
 }
 
-/* Write the gathered output. Called before each read of input (so a
- * consumer of a pipe sees every record of what was read before enrich
- * waits for more) and at the end: one write(2) per input chunk instead of
- * a few per batch. */
+/* Write the gathered output. Called every RUN_FLUSH_BYTES, before this
+ * thread waits for input (so a consumer of a pipe sees every record of
+ * what was read before enrich waits for more) and at the end: one write(2)
+ * per hand-over instead of a few per batch. */
 static int out_flush(run_state *rs)
 {
     if (rs->enc_len == 0)
@@ -217,106 +220,48 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
     return CLI_EXIT_OK;
 }
 
-/* NDJSON: batches of up to N lines (or RUN_BATCH_BYTES), streamed. A line
- * longer than max_record + 1 bytes keeps only that many bytes (the library
- * then reports ENRICH_E_TOO_LARGE for it); the rest is skipped unread into
- * memory, so memory stays bounded whatever the input. */
-static int run_ndjson(run_state *rs, cli_source *src, uint8_t **bufp, size_t *capp)
+/* NDJSON: batches of up to N lines (or RUN_BATCH_BYTES), streamed. The
+ * reader thread (in_reader.c) reads the source and cuts the batches; this
+ * thread enriches each where it lies. A line longer than max_record + 1
+ * bytes keeps only that many bytes (the library then reports
+ * ENRICH_E_TOO_LARGE for it); the rest is skipped unread into memory, so
+ * memory stays bounded whatever the input. */
+static int run_ndjson(run_state *rs, cli_source *src)
 {
     const size_t keep = (rs->o->max_record ? rs->o->max_record : RUN_DEFAULT_MAX_RECORD) + 1;
-    /* Large reads: a batch is run where it lies in buf, and the bytes after
-     * the last complete batch move to the front once per read, not once
-     * per batch (with 64 KiB reads that move copied the input a second
-     * time). */
-    const size_t chunk = RUN_READ_BYTES;
-    uint8_t *buf = *bufp;
-    size_t cap = *capp;
-    size_t start = 0;      /* start of the current batch */
-    size_t len = 0;        /* bytes in buf */
-    size_t line_start = 0; /* start of the current (incomplete) line */
-    size_t lines = 0;      /* complete lines in buf[start, line_start) */
-    bool skipping = false; /* dropping the tail of an over-long line */
+    cli_reader *reader = NULL;
+    int e = cli_reader_start(src, rs->o->batch, RUN_BATCH_BYTES, keep, rs->skip, &reader);
+    if (e)
+        return cli_fail(rs->cmd, ENRICH_E_IO, "%s: reader thread: %s",
+                        cli_display_name(src->name), strerror(e));
     int rc = CLI_EXIT_OK;
     for (;;) {
-        if (start > 0 && len + chunk > cap) {
-            memmove(buf, buf + start, len - start);
-            len -= start;
-            line_start -= start;
-            start = 0;
-        }
-        buf = grow(buf, &cap, len + chunk, 1);
-        if ((rc = out_flush(rs)) != CLI_EXIT_OK)
-            break;
-        long got = cli_source_read(src, buf + len, chunk);
-        if (got < 0) {
-            rc = cli_fail(rs->cmd, ENRICH_E_IO, "%s: %s", cli_display_name(src->name),
-                          strerror(errno));
-            break;
-        }
-        if (got == 0) {
-            /* A last line without '\n' is a line too. */
-            if (len > start && rs->skip > 0) {
-                rs->skip--;
-                rs->units++;
-            } else if (len > start) {
-                rc = run_batch(rs, src->name, buf + start, len - start,
-                               lines + (len > line_start));
-            }
-            break;
-        }
-        size_t p = len, end = len + (size_t)got;
-        while (p < end) {
-            uint8_t *nl = memchr(buf + p, '\n', end - p);
-            size_t stop = nl ? (size_t)(nl - buf) : end;
-            if (skipping) {
-                /* drop [p, stop) */
-                memmove(buf + p, buf + stop, end - stop);
-                end -= stop - p;
-                if (!nl)
-                    break;
-                skipping = false;
-                stop = p;
-            } else if (stop - line_start > keep) {
-                /* cut the line to `keep` bytes, drop the rest */
-                size_t cut = line_start + keep;
-                memmove(buf + cut, buf + stop, end - stop);
-                end -= stop - cut;
-                stop = cut;
-                if (!nl) {
-                    skipping = true;
-                    break;
-                }
-            }
-            if (stop >= end) {
-                p = end;
+        cli_batch b;
+        if (!cli_reader_next(reader, false, &b)) {
+            /* Nothing read yet: what was enriched is written before this
+             * thread waits for input, so a consumer of a pipe sees every
+             * record of what was read. */
+            if ((rc = out_flush(rs)) != CLI_EXIT_OK)
                 break;
-            }
-            /* buf[stop] is the '\n' ending a line */
-            if (rs->skip > 0) {
-                /* --resume: this line was delivered by an earlier run */
-                rs->skip--;
-                rs->units++;
-                memmove(buf + line_start, buf + stop + 1, end - stop - 1);
-                end -= stop + 1 - line_start;
-                p = line_start;
-                continue;
-            }
-            lines++;
-            line_start = p = stop + 1;
-            if (lines >= rs->o->batch || line_start - start >= RUN_BATCH_BYTES) {
-                rc = run_batch(rs, src->name, buf + start, line_start - start, lines);
-                if (rc != CLI_EXIT_OK)
-                    break;
-                start = line_start;
-                lines = 0;
-            }
+            cli_reader_next(reader, true, &b);
         }
+        /* --resume: lines delivered by an earlier run */
+        rs->skip -= b.skipped;
+        rs->units += b.skipped;
+        if (b.kind == CLI_BATCH_END)
+            break;
+        if (b.kind == CLI_BATCH_ERROR) {
+            rc = cli_fail(rs->cmd, ENRICH_E_IO, "%s: %s", cli_display_name(src->name),
+                          strerror(b.err));
+            break;
+        }
+        rc = run_batch(rs, src->name, b.p, b.len, b.lines);
+        if (rc == CLI_EXIT_OK && rs->enc_len >= RUN_FLUSH_BYTES)
+            rc = out_flush(rs);
         if (rc != CLI_EXIT_OK)
             break;
-        len = end;
     }
-    *bufp = buf;
-    *capp = cap;
+    cli_reader_finish(reader);
     return rc;
 }
 
@@ -499,7 +444,7 @@ int run_sources(const char *cmd, const run_opts *o, cli_source *sources, size_t 
         if (o->input == ENRICH_INPUT_JSON_ARRAY)
             rc = run_json_array(&rs, &sources[i], &buf, &cap);
         else
-            rc = run_ndjson(&rs, &sources[i], &buf, &cap);
+            rc = run_ndjson(&rs, &sources[i]);
     }
     free(buf);
     /* What was enriched is written even when a later batch failed, as

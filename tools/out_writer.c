@@ -1,16 +1,16 @@
 /* The writer thread of enrich run's output. Writing a file costs the
  * kernel about a nanosecond per byte (page cache, copy, the file system's
  * bookkeeping): for NDJSON out of enrich run that is about half the time of
- * the enrichment itself. The main thread hands over the output of one input
- * chunk and enriches the next while this thread writes it, so on two or
- * more cores the two overlap instead of adding up.
+ * the enrichment itself. The main thread hands over its output every
+ * 512 KiB or so (cmd_run.c) and enriches on while this thread writes it, so
+ * on two or more cores the two overlap instead of adding up.
  *
- * The two sides take about as long per chunk, so with one buffer in
+ * The two sides take about as long per hand-over, so with one buffer in
  * flight any delay of either (the writer thread not scheduled at once on a
  * busy machine, a slow write) stalls the other: the main thread would wait
- * in cli_writer_put. Up to WRITER_DEPTH chunks queue instead, and the
+ * in cli_writer_put. Up to WRITER_DEPTH hand-overs queue instead, and the
  * buffers circulate (a written buffer goes back to the main thread at its
- * next hand-over), so memory stays at a few chunks' output. The order of
+ * next hand-over), so memory stays at a few hand-overs' output. The order of
  * the output is the order of hand-over. */
 #include "cli.h"
 
@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define WRITER_DEPTH 4
 
@@ -27,7 +28,7 @@ typedef struct wbuf {
 } wbuf;
 
 struct cli_writer {
-    FILE *f;
+    int fd;
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -38,6 +39,23 @@ struct cli_writer {
     bool stop;
     int err; /* errno of the first failed write, 0 */
 };
+
+/* 0, or the errno of the failed write(2). */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return errno;
+        if (k == 0)
+            return EIO;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
 
 static void *writer_main(void *arg)
 {
@@ -51,12 +69,10 @@ static void *writer_main(void *arg)
         wbuf b = w->q[w->head];
         bool failed = w->err != 0; /* after a failure nothing more is written */
         pthread_mutex_unlock(&w->mu);
-        int e = 0;
-        errno = 0;
-        /* Flushed each time: a consumer of a pipe sees a chunk's records as
-         * soon as they are enriched. */
-        if (!failed && (fwrite(b.p, 1, b.len, w->f) != b.len || fflush(w->f) != 0))
-            e = errno ? errno : EIO;
+        /* Written at once, past stdio (whose buffer would split each
+         * hand-over into three writes): a consumer of a pipe sees a
+         * hand-over's records as soon as they are enriched. */
+        int e = failed ? 0 : write_all(w->fd, b.p, b.len);
         pthread_mutex_lock(&w->mu);
         if (e && !w->err)
             w->err = e;
@@ -79,7 +95,14 @@ int cli_writer_start(FILE *f, cli_writer **out)
     cli_writer *w = calloc(1, sizeof *w);
     if (!w)
         return ENOMEM;
-    w->f = f;
+    /* What stdio holds goes first; then this thread writes to the
+     * descriptor itself, and f is not written again until finish. */
+    if (fflush(f) != 0) {
+        int e = errno ? errno : EIO;
+        free(w);
+        return e;
+    }
+    w->fd = fileno(f);
     int e = pthread_mutex_init(&w->mu, NULL);
     if (e) {
         free(w);
