@@ -567,7 +567,10 @@ typedef struct worker {
 /* --gzip-threads: the enriching threads hand each encoded batch to
  * compressor threads through a few slots, as a delivery with compressor
  * threads does (lib/delivery/delivery_compress.c), and go on with the next
- * batch; a pass ends when every slot is compressed. */
+ * batch; an enriching thread that finds no free slot compresses the oldest
+ * batch not yet started itself, as the delivery's caller does, and waits
+ * only while every slot is being compressed; a pass ends when every slot
+ * is compressed. */
 typedef struct zslot {
     char *out, *gz;
     size_t out_cap, gz_cap, len;
@@ -614,6 +617,28 @@ static void grow(char **p, size_t *cap, size_t need)
     *cap = c;
 }
 
+/* Compress the oldest queued slot on this thread and free it: under mu,
+ * released while compressing. The queue must not be empty. */
+static void zslot_run_oldest(zpool *zp)
+{
+    zslot *s = zp->qhead;
+    zp->qhead = s->next;
+    if (!zp->qhead)
+        zp->qtail = NULL;
+    pthread_mutex_unlock(&zp->mu);
+    size_t gw = 0;
+    grow(&s->gz, &s->gz_cap, enrich_gzip_bound(s->len));
+    enrich_status rc = enrich_gzip(zp->level, s->gz, s->gz_cap, s->out, s->len, &gw);
+    pthread_mutex_lock(&zp->mu);
+    if (rc && !zp->err)
+        zp->err = rc;
+    zp->gz_bytes += gw;
+    s->next = zp->free_slots;
+    zp->free_slots = s;
+    zp->busy--;
+    pthread_cond_broadcast(&zp->cv);
+}
+
 static void *zpool_main(void *arg)
 {
     zpool *zp = arg;
@@ -621,24 +646,9 @@ static void *zpool_main(void *arg)
     for (;;) {
         while (!zp->qhead && !zp->stop)
             pthread_cond_wait(&zp->cv, &zp->mu);
-        zslot *s = zp->qhead;
-        if (!s)
-            break;
-        zp->qhead = s->next;
         if (!zp->qhead)
-            zp->qtail = NULL;
-        pthread_mutex_unlock(&zp->mu);
-        size_t gw = 0;
-        grow(&s->gz, &s->gz_cap, enrich_gzip_bound(s->len));
-        enrich_status rc = enrich_gzip(zp->level, s->gz, s->gz_cap, s->out, s->len, &gw);
-        pthread_mutex_lock(&zp->mu);
-        if (rc && !zp->err)
-            zp->err = rc;
-        zp->gz_bytes += gw;
-        s->next = zp->free_slots;
-        zp->free_slots = s;
-        zp->busy--;
-        pthread_cond_broadcast(&zp->cv);
+            break;
+        zslot_run_oldest(zp);
     }
     pthread_mutex_unlock(&zp->mu);
     return NULL;
@@ -718,11 +728,15 @@ static void *worker_main(void *arg)
         char **out = &w->out;
         size_t *out_cap = &w->out_cap;
         if (rs->zp) {
-            /* A free slot to encode into: waits while the compressor
-             * threads are behind. */
+            /* A free slot to encode into: while the compressor threads
+             * are behind, this thread compresses a queued batch itself. */
             pthread_mutex_lock(&rs->zp->mu);
-            while (!rs->zp->free_slots)
-                pthread_cond_wait(&rs->zp->cv, &rs->zp->mu);
+            while (!rs->zp->free_slots) {
+                if (rs->zp->qhead)
+                    zslot_run_oldest(rs->zp); /* help rather than wait */
+                else
+                    pthread_cond_wait(&rs->zp->cv, &rs->zp->mu);
+            }
             slot = rs->zp->free_slots;
             rs->zp->free_slots = slot->next;
             pthread_mutex_unlock(&rs->zp->mu);

@@ -11,8 +11,12 @@
  * pool. A job that fails (out of memory) makes the publish of its object
  * fail exactly as an inline compression would.
  *
- * At most 2 jobs per thread wait or run at once: a caller faster than
- * the pool blocks in submit instead of buffering without bound. */
+ * At most 2 jobs per thread wait or run at once. A caller faster than
+ * the pool does not sit idle waiting for it: in submit (the pool full)
+ * and in collect (its object's job not done) it takes the oldest job not
+ * yet started and compresses it on its own thread, so that every core
+ * compresses while the records wait; it waits only while every job is
+ * already running. No job is buffered without bound either way. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +64,26 @@ static void job_run(dz_job *j, bool fail)
     j->gz.len = j->rc == ENRICH_OK ? w : 0;
 }
 
+/* Take the oldest job not yet started off the queue and run it on this
+ * thread (a pool thread, or the caller helping): under mu, which is
+ * released while it compresses. The queue must not be empty. */
+static void run_oldest(dz_pool *p)
+{
+    dz_job *j = p->qhead;
+    p->qhead = j->next;
+    if (!p->qhead)
+        p->qtail = NULL;
+    bool fail = p->fail_next > 0;
+    if (fail)
+        p->fail_next--;
+    pthread_mutex_unlock(&p->mu);
+    job_run(j, fail);
+    pthread_mutex_lock(&p->mu);
+    j->done = true;
+    p->inflight--;
+    pthread_cond_broadcast(&p->done_cv);
+}
+
 static void *worker_main(void *arg)
 {
     dz_pool *p = arg;
@@ -67,21 +91,9 @@ static void *worker_main(void *arg)
     for (;;) {
         while (!p->qhead && !p->stop)
             pthread_cond_wait(&p->work_cv, &p->mu);
-        dz_job *j = p->qhead;
-        if (!j)
-            break; /* stop, and the queue is empty */
-        p->qhead = j->next;
         if (!p->qhead)
-            p->qtail = NULL;
-        bool fail = p->fail_next > 0;
-        if (fail)
-            p->fail_next--;
-        pthread_mutex_unlock(&p->mu);
-        job_run(j, fail);
-        pthread_mutex_lock(&p->mu);
-        j->done = true;
-        p->inflight--;
-        pthread_cond_broadcast(&p->done_cv);
+            break; /* stop, and the queue is empty */
+        run_oldest(p);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -180,8 +192,12 @@ bool delivery_chunk_submit(enrich_delivery *d, obj *o)
 {
     dz_pool *p = d->pool;
     pthread_mutex_lock(&p->mu);
-    while (p->inflight >= p->max_inflight)
-        pthread_cond_wait(&p->done_cv, &p->mu);
+    while (p->inflight >= p->max_inflight) {
+        if (p->qhead)
+            run_oldest(p); /* help rather than wait */
+        else
+            pthread_cond_wait(&p->done_cv, &p->mu);
+    }
     dz_job *j = p->free_jobs;
     if (j)
         p->free_jobs = j->next;
@@ -223,8 +239,12 @@ bool delivery_chunks_collect(enrich_delivery *d, obj *o)
     while (o->jobs_head) {
         dz_job *j = o->jobs_head;
         pthread_mutex_lock(&p->mu);
-        while (!j->done)
-            pthread_cond_wait(&p->done_cv, &p->mu);
+        while (!j->done) {
+            if (p->qhead)
+                run_oldest(p); /* help rather than wait: maybe j itself */
+            else
+                pthread_cond_wait(&p->done_cv, &p->mu);
+        }
         pthread_mutex_unlock(&p->mu);
         if (ok && j->rc == ENRICH_OK)
             ebuf_put(&o->gz, j->gz.p, j->gz.len);
