@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,35 @@ static inline void bench_die(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     exit(1);
+}
+
+/* The options the bench programs share. bench_common_opt takes argv[*i]
+ * (and its value, moving *i past it) when it is one of them: --store,
+ * --events, --table, --batch, --reps, --max-events. */
+typedef struct bench_opts {
+    const char *store, *events, *table;
+    size_t batch, reps, max_events;
+} bench_opts;
+
+static inline bool bench_common_opt(int argc, char **argv, int *i, bench_opts *o)
+{
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : "";
+    const char **str = !strcmp(a, "--store") ? &o->store
+                       : !strcmp(a, "--events") ? &o->events
+                       : !strcmp(a, "--table") ? &o->table
+                       : NULL;
+    size_t *num = !strcmp(a, "--batch") ? &o->batch
+                  : !strcmp(a, "--reps") ? &o->reps
+                  : !strcmp(a, "--max-events") ? &o->max_events
+                  : NULL;
+    if (str)
+        *str = v;
+    else if (num)
+        *num = strtoul(v, NULL, 10);
+    else
+        return false;
+    (*i)++;
+    return true;
 }
 
 static inline void *bench_xmalloc(size_t n)

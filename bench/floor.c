@@ -18,20 +18,19 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         bench_die("usage: bench-floor mdb-get|memcpy --events FILE ...");
-    const char *mode = argv[1], *store = NULL, *events = NULL, *table = "products";
-    size_t batch = 500, reps = 3, max_events = 0;
+    const char *mode = argv[1];
+    bench_opts o = {.table = "products", .batch = 500, .reps = 3};
     int plain = 0;
     for (int i = 2; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : "";
-        if (!strcmp(argv[i], "--store")) store = v, i++;
-        else if (!strcmp(argv[i], "--events")) events = v, i++;
-        else if (!strcmp(argv[i], "--table")) table = v, i++;
-        else if (!strcmp(argv[i], "--batch")) batch = strtoul(v, NULL, 10), i++;
-        else if (!strcmp(argv[i], "--reps")) reps = strtoul(v, NULL, 10), i++;
-        else if (!strcmp(argv[i], "--max-events")) max_events = strtoul(v, NULL, 10), i++;
-        else if (!strcmp(argv[i], "--plain")) plain = 1;
-        else bench_die("unknown option %s", argv[i]);
+        if (bench_common_opt(argc, argv, &i, &o))
+            continue;
+        if (!strcmp(argv[i], "--plain"))
+            plain = 1;
+        else
+            bench_die("unknown option %s", argv[i]);
     }
+    const char *store = o.store, *events = o.events, *table = o.table;
+    size_t batch = o.batch, reps = o.reps, max_events = o.max_events;
     if (!events || !batch || !reps)
         bench_die("--events FILE is required");
     bench_file ev = bench_map(events);

@@ -110,18 +110,13 @@ static double time_mdb_get(MDB_env *env, MDB_dbi dbi, const bench_batches *bb, c
 
 int main(int argc, char **argv)
 {
-    const char *store = NULL, *events = NULL, *table = "products";
-    size_t batch = 500, reps = 5, max_events = 0;
+    bench_opts o = {.table = "products", .batch = 500, .reps = 5};
     for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : "";
-        if (!strcmp(argv[i], "--store")) store = v, i++;
-        else if (!strcmp(argv[i], "--events")) events = v, i++;
-        else if (!strcmp(argv[i], "--table")) table = v, i++;
-        else if (!strcmp(argv[i], "--batch")) batch = strtoul(v, NULL, 10), i++;
-        else if (!strcmp(argv[i], "--reps")) reps = strtoul(v, NULL, 10), i++;
-        else if (!strcmp(argv[i], "--max-events")) max_events = strtoul(v, NULL, 10), i++;
-        else bench_die("unknown option %s", argv[i]);
+        if (!bench_common_opt(argc, argv, &i, &o))
+            bench_die("unknown option %s", argv[i]);
     }
+    const char *store = o.store, *events = o.events, *table = o.table;
+    size_t batch = o.batch, reps = o.reps, max_events = o.max_events;
     if (!store || !events || !batch || !reps)
         bench_die("usage: bench-lookups --store PATH --events FILE [--table T] [--batch N] "
                   "[--reps N] [--max-events N]");

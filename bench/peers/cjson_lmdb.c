@@ -236,19 +236,19 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         bench_die("usage: bench-cjson-lmdb load|run --db PATH ...");
-    const char *db = NULL, *items = NULL, *events = NULL, *mode = "full";
-    size_t batch = 500, reps = 3, max_events = 0;
+    const char *db = NULL, *items = NULL, *mode = "full";
+    bench_opts o = {.batch = 500, .reps = 3};
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(argv[i], "--db")) db = v, i++;
         else if (!strcmp(argv[i], "--items")) items = v, i++;
-        else if (!strcmp(argv[i], "--events")) events = v, i++;
         else if (!strcmp(argv[i], "--mode")) mode = v, i++;
-        else if (!strcmp(argv[i], "--batch")) batch = strtoul(v, NULL, 10), i++;
-        else if (!strcmp(argv[i], "--reps")) reps = strtoul(v, NULL, 10), i++;
-        else if (!strcmp(argv[i], "--max-events")) max_events = strtoul(v, NULL, 10), i++;
-        else bench_die("unknown option %s", argv[i]);
+        else if (!strcmp(argv[i], "--store") || !strcmp(argv[i], "--table") ||
+                 !bench_common_opt(argc, argv, &i, &o))
+            bench_die("unknown option %s", argv[i]); /* --db names its file */
     }
+    const char *events = o.events;
+    size_t batch = o.batch, reps = o.reps, max_events = o.max_events;
     if (!strcmp(argv[1], "load") && db && items)
         return cmd_load(db, items);
     if (!strcmp(argv[1], "run") && (db || strcmp(mode, "full")) && events && batch && reps)
