@@ -268,6 +268,19 @@ static inline void prefetch_page(const walk_map *m, uint64_t pgno)
     }
 }
 
+/* The engine reads a found item whole next (its checksum, its index, the
+ * members it attaches): every line of it, up to a few, is fetched while
+ * the other keys are still being walked. */
+static inline void prefetch_value(const void *val, size_t len)
+{
+    const char *v = val;
+    size_t n = len < 512 ? len : 512;
+    for (size_t at = 0; at < n; at += 64)
+        __builtin_prefetch(v + at);
+    if (n)
+        __builtin_prefetch(v + n - 1); /* the last line, when val is not aligned */
+}
+
 /* One key's binary search within its page of the current level. */
 typedef struct lane {
     const unsigned char *pg;
@@ -402,8 +415,8 @@ static void level_leaf(const walk_map *m, const uint64_t *cur, store_req *r, siz
         }
         r[i].st = leaf_value(m, L[i].pg, L[i].found, L[i].ks, WALK_ITEMS, &r[i].val,
                              &r[i].val_len, &r[i].why);
-        if (r[i].st == ENRICH_OK) /* the caller reads the item next */
-            __builtin_prefetch(r[i].val);
+        if (r[i].st == ENRICH_OK)
+            prefetch_value(r[i].val, r[i].val_len);
     }
 }
 
