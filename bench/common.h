@@ -369,4 +369,30 @@ static inline size_t bench_event_key(const char *s, size_t n, const char **key)
     return 0;
 }
 
+/* Every event's key, extracted before timing (the floor loops and
+ * bench-lookups look up the same keys): p[i], len[i] (0: the event has
+ * none); with_key counts the events that have one. */
+typedef struct bench_keys {
+    const char **p;
+    size_t *len;
+    size_t with_key;
+} bench_keys;
+
+static inline bench_keys bench_keys_of(const bench_file *ev, const bench_batches *bb)
+{
+    bench_keys k = {bench_xmalloc(bb->events * sizeof *k.p),
+                    bench_xmalloc(bb->events * sizeof *k.len), 0};
+    for (size_t i = 0; i < bb->events; i++) {
+        k.len[i] = bench_event_key(ev->p + bb->line[i], bench_line_len(bb, ev->p, i), &k.p[i]);
+        k.with_key += k.len[i] != 0;
+    }
+    return k;
+}
+
+static inline void bench_keys_free(bench_keys *k)
+{
+    free(k->p);
+    free(k->len);
+}
+
 #endif

@@ -10,9 +10,7 @@
  *
  * Prints one JSON object. Rates are per event (no-key events count too, as
  * they do for libenrich; they cost no mdb_get). */
-#include <lmdb.h>
-
-#include "common.h"
+#include "mdb.h"
 
 int main(int argc, char **argv)
 {
@@ -64,31 +62,16 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "mdb-get")) {
         if (!store)
             bench_die("--store PATH is required");
-        /* Keys first, untimed. */
-        const char **kp = bench_xmalloc(bb.events * sizeof *kp);
-        size_t *kl = bench_xmalloc(bb.events * sizeof *kl);
-        for (size_t i = 0; i < bb.events; i++)
-            kl[i] = bench_event_key(ev.p + bb.line[i], bench_line_len(&bb, ev.p, i), &kp[i]);
+        bench_keys keys = bench_keys_of(&ev, &bb); /* untimed */
+        const char **kp = keys.p;
+        const size_t *kl = keys.len;
         MDB_env *env;
         MDB_txn *txn;
         MDB_dbi dbi;
-        int rc = mdb_env_create(&env);
-        if (!rc)
-            rc = mdb_env_set_maxdbs(env, 64);
-        if (!rc)
-            rc = mdb_env_set_maxreaders(env, 126);
-        if (!rc)
-            rc = mdb_env_open(env, store, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOTLS | MDB_NORDAHEAD, 0644);
+        bench_mdb_open(store, plain ? NULL : table, &env, &dbi);
+        /* One read txn, reset/renewed per batch. */
+        int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
         if (rc)
-            bench_die("%s: %s", store, mdb_strerror(rc));
-        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-        if (!rc)
-            rc = mdb_dbi_open(txn, plain ? NULL : table, 0, &dbi);
-        if (rc)
-            bench_die("%s: table %s: %s", store, plain ? "(main)" : table, mdb_strerror(rc));
-        /* Commit publishes the handle to the environment (a reset would
-         * close it), then one read txn is reset/renewed per batch. */
-        if ((rc = mdb_txn_commit(txn)) || (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)))
             bench_die("%s: %s", store, mdb_strerror(rc));
         mdb_txn_reset(txn);
         for (size_t r = 0; r <= reps; r++) {
@@ -119,8 +102,7 @@ int main(int argc, char **argv)
         }
         mdb_txn_abort(txn);
         mdb_env_close(env);
-        free(kp);
-        free(kl);
+        bench_keys_free(&keys);
     } else {
         bench_die("unknown mode %s", mode);
     }

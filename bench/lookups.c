@@ -16,21 +16,14 @@
  * This program links the library's internals (lib/store), which the other
  * bench programs never do: it times a part of the hot path that the public
  * API does not expose alone. Prints one JSON object. */
-#include <lmdb.h>
-
-#include "common.h"
+#include "mdb.h"
 #include "store.h"
 
 /* As the engine's window (lib/core/ctx.h, ENGINE_WINDOW). */
 #define LOOKUPS_WINDOW 16
 
-typedef struct keys {
-    const char **p;
-    size_t *len;
-} keys;
-
 static double time_walk_one(enrich_store *st, store_table t, const bench_batches *bb,
-                            const keys *k, unsigned long long *check)
+                            const bench_keys *k, unsigned long long *check)
 {
     store_snap *snap = NULL;
     char err[512];
@@ -52,7 +45,7 @@ static double time_walk_one(enrich_store *st, store_table t, const bench_batches
 }
 
 static double time_walk_many(enrich_store *st, store_table t, const bench_batches *bb,
-                             const keys *k, unsigned long long *check)
+                             const bench_keys *k, unsigned long long *check)
 {
     store_snap *snap = NULL;
     char err[512];
@@ -84,7 +77,7 @@ static double time_walk_many(enrich_store *st, store_table t, const bench_batche
     return secs;
 }
 
-static double time_mdb_get(MDB_env *env, MDB_dbi dbi, const bench_batches *bb, const keys *k,
+static double time_mdb_get(MDB_env *env, MDB_dbi dbi, const bench_batches *bb, const bench_keys *k,
                            unsigned long long *check)
 {
     MDB_txn *txn;
@@ -122,12 +115,8 @@ int main(int argc, char **argv)
                   "[--reps N] [--max-events N]");
     bench_file ev = bench_map(events);
     bench_batches bb = bench_split(ev.p, ev.n, batch, max_events);
-    keys k = {bench_xmalloc(bb.events * sizeof *k.p), bench_xmalloc(bb.events * sizeof *k.len)};
-    size_t lookups = 0;
-    for (size_t i = 0; i < bb.events; i++) {
-        k.len[i] = bench_event_key(ev.p + bb.line[i], bench_line_len(&bb, ev.p, i), &k.p[i]);
-        lookups += k.len[i] != 0;
-    }
+    bench_keys k = bench_keys_of(&ev, &bb);
+    size_t lookups = k.with_key;
     if (!lookups)
         bench_die("%s: no event has a key", events);
 
@@ -142,21 +131,8 @@ int main(int argc, char **argv)
         bench_die("%s: %s", store, err);
 
     MDB_env *env;
-    MDB_txn *txn;
     MDB_dbi dbi;
-    int rc = mdb_env_create(&env);
-    if (!rc)
-        rc = mdb_env_set_maxdbs(env, 64);
-    if (!rc)
-        rc = mdb_env_open(env, store, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOTLS | MDB_NORDAHEAD, 0644);
-    if (!rc)
-        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-    if (!rc)
-        rc = mdb_dbi_open(txn, table, 0, &dbi);
-    if (!rc)
-        rc = mdb_txn_commit(txn); /* publishes the handle to the environment */
-    if (rc)
-        bench_die("%s: %s", store, mdb_strerror(rc));
+    bench_mdb_open(store, table, &env, &dbi);
 
     double *one = bench_xmalloc(reps * sizeof *one), *many = bench_xmalloc(reps * sizeof *many),
            *get = bench_xmalloc(reps * sizeof *get), *ratio = bench_xmalloc(reps * sizeof *ratio);
@@ -194,8 +170,7 @@ int main(int argc, char **argv)
     free(many);
     free(get);
     free(ratio);
-    free(k.p);
-    free(k.len);
+    bench_keys_free(&k);
     bench_free_batches(&bb);
     return 0;
 }
