@@ -299,8 +299,8 @@ END_TEST
  * composite keys through a nested object, a second lookup, keys of the
  * wrong type, no key, invalid JSON, non-objects, records too large, blank
  * lines, and windows cut at every length. A ctx whose memo is off takes
- * the window; a fresh one with the memo on takes one event at a time (its
- * memo answers most lookups). */
+ * the window; the other is held to one event at a time (white box: its
+ * memo alone would send it through the window while it hits rarely). */
 START_TEST(enrich_window_matches_one_at_a_time)
 {
     char *dir = tu_tmpdir();
@@ -354,6 +354,7 @@ START_TEST(enrich_window_matches_one_at_a_time)
             enrich_ctx_set_option(both[c], ENRICH_OPT_MAX_RECORD_BYTES, 200);
         }
         ck_assert_int_eq(enrich_ctx_set_option(win, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
+        one->win_never = true;
         /* Batches of cut lines and more: windows end everywhere. */
         size_t pos = 0;
         while (pos < ev.len) {
@@ -420,6 +421,8 @@ START_TEST(enrich_window_matches_one_at_a_time)
             ebuf_free(&arr);
         }
         enrich_ctx_free(win);
+        ck_assert_uint_gt(win->windows, 0);
+        ck_assert_uint_eq(one->windows, 0); /* so the comparison was one between the two paths */
         enrich_ctx_free(one);
     }
     ebuf_free(&ev);
@@ -1181,7 +1184,81 @@ START_TEST(enrich_lookup_cache_goes_sparse_and_comes_back)
     memo_drive(&c, "hot-%u", 1000, 10);
     ck_assert_uint_eq(c.hits - hits, 1000); /* every lookup probed, every one a hit */
     ck_assert_uint_gt(c.lookups, probes);
+    ck_assert(c.mostly_hits);
+    /* Half the lookups hit (a hot key between keys seen once): every
+     * lookup is probed, but the memo does not answer most of them. */
+    for (unsigned i = 0; i < 4 * LCACHE_WINDOW; i++) {
+        char key[32];
+        int len = snprintf(key, sizeof key, i % 2 ? "once-%u" : "hot", i);
+        uint32_t h = 0;
+        const void *val;
+        size_t vlen;
+        if (!lcache_get(&c, 1, key, (size_t)len, &h, &val, &vlen))
+            lcache_put(&c, 1, key, (size_t)len, h, "item", 5);
+    }
+    ck_assert_uint_eq(c.period, 1);
+    ck_assert(!c.mostly_hits);
     lcache_free(&c);
+}
+END_TEST
+
+/* Which path an event takes follows the memo (engine.c window_pays):
+ * keys that never repeat, or a memo answering half the lookups, send the
+ * events through the lookahead window, and a stream that turns to a few
+ * keys brings them back to one at a time once the memo's sampled probes
+ * hit again. With hot, every other event asks for PROD-001. */
+static void run_keys(enrich_ctx *ctx, const char *fmt, unsigned from, unsigned n, unsigned mod,
+                     bool hot)
+{
+    ebuf ev = {0};
+    for (unsigned i = from; i < from + n; i++) {
+        ebuf_printf(&ev, "{\"productId\":\"");
+        if (hot && i % 2)
+            ebuf_puts(&ev, "PROD-001");
+        else
+            ebuf_printf(&ev, fmt, mod ? i % mod : i);
+        ebuf_puts(&ev, "\"}\n");
+        if ((i - from) % 500 == 499 || i + 1 == from + n) {
+            ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev.p, ev.len), ENRICH_OK);
+            ev.len = 0;
+        }
+    }
+    ebuf_free(&ev);
+}
+
+START_TEST(enrich_window_follows_the_memo)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    enrich_ctx *ctx = f.ctx;
+    /* A few keys: the memo answers, no window. */
+    run_keys(ctx, "PROD-%03u", 0, 3 * LCACHE_WINDOW, 3, false);
+    ck_assert_uint_eq(ctx->windows, 0);
+    ck_assert(ctx->lcache.mostly_hits);
+    /* Keys never seen again (all absent): the window takes them. */
+    run_keys(ctx, "PROD-U%u", 0, 3 * LCACHE_WINDOW, 0, false);
+    ck_assert(!ctx->lcache.mostly_hits);
+    ck_assert_uint_eq(ctx->lcache.period, LCACHE_SPARSE_PERIOD);
+    ck_assert_uint_gt(ctx->windows, 0);
+    /* Back to a few keys: one judged window of sampled probes later, one
+     * event at a time again. */
+    run_keys(ctx, "PROD-%03u", 0, (LCACHE_WINDOW + 1) * LCACHE_SPARSE_PERIOD, 3, false);
+    ck_assert(ctx->lcache.mostly_hits);
+    ck_assert_uint_eq(ctx->lcache.period, 1);
+    size_t windows = ctx->windows;
+    run_keys(ctx, "PROD-%03u", 0, 2000, 3, false);
+    ck_assert_uint_eq(ctx->windows, windows);
+    /* Half the lookups answered by the memo: probed every time, and
+     * through the window (the memo pays, yet not enough to forgo it). */
+    run_keys(ctx, "PROD-H%u", 0, 3 * LCACHE_WINDOW, 0, true);
+    ck_assert_uint_eq(ctx->lcache.period, 1);
+    ck_assert(!ctx->lcache.mostly_hits);
+    windows = ctx->windows;
+    uint64_t hits = ctx->lcache.hits;
+    run_keys(ctx, "PROD-H%u", 3 * LCACHE_WINDOW, 2000, 0, true);
+    ck_assert_uint_gt(ctx->windows, windows);
+    ck_assert_uint_eq(ctx->lcache.hits - hits, 1000); /* the window asks the memo too */
+    tu_fixture_close(&f);
 }
 END_TEST
 
@@ -1287,6 +1364,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, enrich_store_handles_share_one_environment);
     tcase_add_test(tc, enrich_lookup_cache_follows_commits_and_map_moves);
     tcase_add_test(tc, enrich_lookup_cache_goes_sparse_and_comes_back);
+    tcase_add_test(tc, enrich_window_follows_the_memo);
     suite_add_tcase(s, tc);
     tc = tcase_create("differential");
     tcase_set_timeout(tc, 120);

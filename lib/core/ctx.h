@@ -136,6 +136,7 @@ struct enrich_ctx {
     size_t max_record;
     int64_t clock_ms;     /* -1: real clock */
     bool force_rebuild;
+    bool win_never;       /* tests: one event at a time, whatever the memo says */
     /* The lookup at fault in a failed record (a damaged store, or a hit
      * that lacked a listed field of a fields_required lookup: then
      * missing_field names it): set on those rare paths, read and cleared

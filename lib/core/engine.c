@@ -934,16 +934,20 @@ static void window_run(enrich_ctx *ctx, size_t nw, bool tagged)
         ctx->extra_name = NULL;
 }
 
-/* Whether the next events go through the window: when the memo does not
- * answer most lookups (off, or probing sparsely because its hits stay
- * rare: keys spread over a store far larger than it), the lookups go to
- * the store's pages, and those are the cache misses the window overlaps.
- * While the memo pays, each event asks it in turn, so that a key repeated
- * within a few events is its hit (a window would ask for both before
- * either answer is stored). Decided again at every window. */
+/* Whether the next events go through the window: unless the memo answers
+ * at least 3 lookups in 4 (lookup_cache.h), most go to the store's pages,
+ * and those are the cache misses the window overlaps (the window still
+ * asks the memo first). While the memo answers most, each event asks it in
+ * turn, so that a key repeated within a few events is its hit (a window
+ * would ask for both before either answer is stored) and the window's own
+ * work (~150 instructions an event) is not spent. Decided again at every
+ * window. Measured at 10 000 and 100 000 items (docs/performance.md): a
+ * memo answering 4 to 40 % of lookups one event at a time was 15-25 %
+ * slower than the same lookups through the window. */
 static inline bool window_pays(const enrich_ctx *ctx)
 {
-    return ctx->p->nlookups > 0 && (!ctx->lcache.usable || ctx->lcache.period > 1);
+    return ctx->p->nlookups > 0 && !ctx->win_never &&
+           (!ctx->lcache.usable || !ctx->lcache.mostly_hits);
 }
 
 void engine_window_add(enrich_ctx *ctx, const char *ev, size_t len, bool in_decoded,

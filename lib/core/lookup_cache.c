@@ -31,6 +31,7 @@ void lcache_configure(lookup_cache *c, size_t slots)
     c->epoch = 0;
     c->txnid = 0;
     c->period = 1;
+    c->mostly_hits = true;
     c->tick = 0;
     c->window_probes = 0;
     c->window_hits = 0;
@@ -126,7 +127,8 @@ int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, u
     if (++c->window_probes == LCACHE_WINDOW) {
         /* Judged on the window's probes: while sparse, those are a sample
          * of the lookups, so a stream that turns repetitive is seen. */
-        c->period = c->window_hits * 32 < LCACHE_WINDOW ? LCACHE_SPARSE_PERIOD : 1;
+        c->period = c->window_hits * LCACHE_SPARSE_BELOW < LCACHE_WINDOW ? LCACHE_SPARSE_PERIOD : 1;
+        c->mostly_hits = c->window_hits * LCACHE_MOSTLY_DEN >= LCACHE_WINDOW * LCACHE_MOSTLY_NUM;
         c->window_probes = 0;
         c->window_hits = 0;
     }

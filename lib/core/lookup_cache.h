@@ -38,6 +38,13 @@ typedef struct lcache_slot {
  * does not pay probes (see lcache_get). */
 #define LCACHE_WINDOW 1024
 #define LCACHE_SPARSE_PERIOD 16
+/* A window of probes whose hits are fewer than 1 in LCACHE_SPARSE_BELOW
+ * makes the memo sparse; one with at least LCACHE_MOSTLY_NUM in
+ * LCACHE_MOSTLY_DEN hits counts as "mostly hits" (the engine then asks it
+ * event by event instead of through its lookahead window, engine.c). */
+#define LCACHE_SPARSE_BELOW 8
+#define LCACHE_MOSTLY_NUM 3
+#define LCACHE_MOSTLY_DEN 4
 
 typedef struct lookup_cache {
     lcache_slot *slots; /* allocated at the first batch that uses it */
@@ -48,6 +55,7 @@ typedef struct lookup_cache {
     uint64_t txnid;     /* the snapshot the live slots belong to */
     uint64_t map_gen;
     uint32_t period;    /* probe one lookup in this many (1: all) */
+    bool mostly_hits;   /* the last judged window (true before the first) */
     uint32_t tick;      /* lookups since the last probe */
     uint32_t window_probes, window_hits;
     uint64_t hits;      /* counters since the context was created */
@@ -63,11 +71,13 @@ void lcache_configure(lookup_cache *c, size_t slots);
 void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen);
 /* 1: hit, *val / *len set (NULL, 0 when the key is known absent);
  * 0: not memoised, ask the store and lcache_put the answer. *hash is set for
- * lcache_put either way. A memo whose hits stay under 1 in 32 probes
- * (uniform keys over a store far larger than the memo) costs more than it
- * saves, and its slot writes push the store's branch pages out of the CPU
- * caches: it then probes only one lookup in LCACHE_SPARSE_PERIOD, and goes
- * back to every lookup as soon as a window of those probes hits again. */
+ * lcache_put either way. A memo whose hits stay under 1 in 8 probes
+ * (uniform keys over a store many times larger than the memo) costs more
+ * than it saves: its misses go to the store through the engine's lookahead
+ * window, where a probe and a slot write per lookup (and the slots pushing
+ * the store's branch pages out of the CPU caches) buy too few hits. It then
+ * probes only one lookup in LCACHE_SPARSE_PERIOD, and goes back to every
+ * lookup as soon as a window of those probes hits again. */
 int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t *hash,
                const void **val, size_t *len);
 void lcache_put(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t hash,
