@@ -31,11 +31,62 @@ ENRICH_INTERNAL void ebuf_free(ebuf *b);
 ENRICH_INTERNAL bool ebuf_reserve(ebuf *b, size_t extra); /* room for len+extra */
 ENRICH_INTERNAL void ebuf_put_slow(ebuf *b, const void *src, size_t n);
 
+/* memcpy of n <= 16 bytes as two (possibly overlapping) loads and stores,
+ * without a call (a libc call and its size dispatch cost ~30
+ * instructions, more than such a copy). */
+static inline void mem_copy_short(unsigned char *d, const unsigned char *s, size_t n)
+{
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    }
+}
+
+/* memcpy for the pieces of an output record (names, ids, status words,
+ * whole events of a few hundred bytes): up to 256 bytes in 16-byte steps
+ * and an overlapping last step, without a call. */
+static inline void mem_copy(void *dst, const void *src, size_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    if (n <= 16) {
+        mem_copy_short(d, s, n);
+    } else if (n <= 256) {
+        typedef struct {
+            unsigned char b[16];
+        } block16;
+        block16 last;
+        memcpy(&last, s + n - 16, 16);
+        for (size_t i = 0; i + 16 < n; i += 16) {
+            block16 t;
+            memcpy(&t, s + i, 16);
+            memcpy(d + i, &t, 16);
+        }
+        memcpy(d + n - 16, &last, 16);
+    } else {
+        memcpy(d, s, n);
+    }
+}
+
 /* Inline: the hot path appends many small pieces per event. */
 static inline void ebuf_put(ebuf *b, const void *src, size_t n)
 {
     if (n <= b->cap - b->len && !b->oom) {
-        if (n)
+        if (n <= 16)
+            mem_copy_short((unsigned char *)b->p + b->len, src, n); /* keys, names */
+        else
             memcpy(b->p + b->len, src, n);
         b->len += n;
         return;
@@ -97,33 +148,6 @@ static inline bool mem_equal(const void *a, const void *b, size_t n)
         return true;
     }
     return memcmp(x, y, n) == 0;
-}
-
-/* memcpy for the many short pieces of an output record (names, ids,
- * status words): up to 16 bytes move as two (possibly overlapping) loads
- * and stores, without a call. */
-static inline void mem_copy(void *dst, const void *src, size_t n)
-{
-    unsigned char *d = dst;
-    const unsigned char *s = src;
-    if (n >= 8 && n <= 16) {
-        uint64_t a, b;
-        memcpy(&a, s, 8);
-        memcpy(&b, s + n - 8, 8);
-        memcpy(d, &a, 8);
-        memcpy(d + n - 8, &b, 8);
-    } else if (n >= 4 && n < 8) {
-        uint32_t a, b;
-        memcpy(&a, s, 4);
-        memcpy(&b, s + n - 4, 4);
-        memcpy(d, &a, 4);
-        memcpy(d + n - 4, &b, 4);
-    } else if (n < 4) {
-        for (size_t i = 0; i < n; i++)
-            d[i] = s[i];
-    } else {
-        memcpy(d, s, n);
-    }
 }
 
 /* ---------------------------------------------------------------- */

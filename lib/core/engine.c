@@ -119,14 +119,13 @@ static enum lookup_result key_part(enrich_ctx *ctx, const char *base, const jmem
         *err = ENRICH_E_KEY_TYPE;
         return LK_ERROR;
     }
-    const char *s = base + m->value.off + 1;
     size_t n = m->value.len - 2;
     if (n == 0)
         return LK_NO_KEY; /* the seed treats "" like a missing id */
-    if (memchr(s, '\\', n))
+    if (m->value_escaped) /* the scanner saw a backslash */
         jstring_decode(base, m->value, &ctx->key);
     else
-        ebuf_put(&ctx->key, s, n);
+        ebuf_put(&ctx->key, base + m->value.off + 1, n);
     return LK_HIT;
 }
 

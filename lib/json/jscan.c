@@ -343,8 +343,9 @@ static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
         /* Strings, the most common member values, without the dispatch. */
         if (!inner && sc->i < sc->n && sc->s[sc->i] == '"') {
             m.type = J_STRING;
-            rc = scan_string(sc, NULL);
+            rc = scan_string(sc, &m.value_escaped);
         } else {
+            m.value_escaped = false;
             rc = scan_value(sc, depth, &m.type, inner);
         }
         if (rc)

@@ -25,7 +25,8 @@ typedef struct jmember {
     jspan name;
     jspan value;
     jtype type;
-    bool name_escaped; /* name contains a backslash: compare decoded */
+    bool name_escaped;  /* name contains a backslash: compare decoded */
+    bool value_escaped; /* a string value containing a backslash */
 } jmember;
 
 /* Validate the one JSON value in s[0..n) (surrounding whitespace allowed)
