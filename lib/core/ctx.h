@@ -6,6 +6,7 @@
 #ifndef ENRICH_CTX_H
 #define ENRICH_CTX_H
 
+#include "event_shape.h"
 #include "lookup_cache.h"
 #include "pipeline.h"
 
@@ -118,6 +119,10 @@ struct enrich_ctx {
     uint64_t att_lens;
     bool att_len_shared;
     size_t att_bytes;
+    bool att_foreign;     /* an attachment's name is item text (fields "all") */
+    event_shape shape;    /* the stream's recent layout (event_shape.h) */
+    bool shape_same;      /* the event being enriched has it (enrich_object) */
+    size_t shape_hits;    /* events that had it, in this ctx's life (tests read it) */
     ebuf removed;         /* one flag per event member (overwritten ones) */
     ebuf scratch;         /* nested objects, error messages */
     ebuf key;             /* the key bytes of the current lookup */
@@ -137,6 +142,7 @@ struct enrich_ctx {
     int64_t clock_ms;     /* -1: real clock */
     bool force_rebuild;
     bool win_never;       /* tests: one event at a time, whatever the memo says */
+    bool shape_off;       /* tests: no learned layout (every name looked up) */
     /* The lookup at fault in a failed record (a damaged store, or a hit
      * that lacked a listed field of a fields_required lookup: then
      * missing_field names it): set on those rare paths, read and cleared

@@ -56,6 +56,7 @@ static void att_clear(enrich_ctx *ctx)
     ctx->att_lens = 0;
     ctx->att_len_shared = false;
     ctx->att_bytes = 0;
+    ctx->att_foreign = false;
 }
 
 /* The array is reused across events: growing is the exception. */
@@ -166,7 +167,12 @@ lookup_key(enrich_ctx *ctx, const char *ev, const lookup *lk, enrich_status *err
     for (size_t k = 0; k < lk->nkeys; k++) {
         if (k > 0)
             ebuf_putc(&ctx->key, '\0');
-        enum lookup_result r = resolve_path(ctx, ev, &lk->keys[k], err);
+        enum lookup_result r;
+        int at = ctx->shape.key_at;
+        if (k == 0 && ctx->shape_same && at != SHAPE_UNKNOWN && lk == ctx->p->lookups)
+            r = at == SHAPE_ABSENT ? LK_NO_KEY : key_part(ctx, ev, &ctx->members.v[at], err);
+        else
+            r = resolve_path(ctx, ev, &lk->keys[k], err);
         if (r != LK_HIT)
             return r;
     }
@@ -293,6 +299,7 @@ static bool attach_all(enrich_ctx *ctx, const lookup *lk, const item_view *item,
         item_member_at(item, i, &im);
         const char *out_lit = im.name;
         size_t out_len = im.name_len;
+        ctx->att_foreign = true;
         for (size_t r = 0; r < lk->nfields; r++) {
             const rname *src = &lk->fields[r].src;
             if (src->lit_len == im.name_len && mem_equal(src->lit, im.name, im.name_len)) {
@@ -570,6 +577,36 @@ static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
     return rebuild;
 }
 
+/* Whether this event's attachments are the ones that, with the same
+ * event names (ctx->shape_same), met no conflict before: resolve_conflicts
+ * would find nothing again, since its answer depends on names alone. */
+static bool att_known_clean(const enrich_ctx *ctx)
+{
+    const event_shape *sh = &ctx->shape;
+    if (ctx->natt != sh->clean_n || ctx->att_foreign)
+        return false;
+    for (size_t a = 0; a < ctx->natt; a++)
+        if (ctx->att[a].lit != sh->clean_lit[a] || ctx->att[a].lit_len != sh->clean_len[a])
+            return false;
+    return true;
+}
+
+/* resolve_conflicts found nothing: remember these attachments' names. */
+static void att_note_clean(enrich_ctx *ctx)
+{
+    event_shape *sh = &ctx->shape;
+    sh->clean_n = 0;
+    if (ctx->natt > SHAPE_ATTS || ctx->att_foreign)
+        return;
+    for (size_t a = 0; a < ctx->natt; a++) {
+        if (ctx->att[a].dropped)
+            return;
+        sh->clean_lit[a] = ctx->att[a].lit;
+        sh->clean_len[a] = ctx->att[a].lit_len;
+    }
+    sh->clean_n = (uint32_t)ctx->natt;
+}
+
 static void add_status(enrich_ctx *ctx, enrich_outcome outcome, enrich_status code,
                        const rname *path)
 {
@@ -708,11 +745,20 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
 {
     const enrich_pipeline *p = ctx->p;
     ctx->scratch.len = 0;
+    /* The same names as the last events (or learned from this one): the
+     * key's and the timestamp's places are known. */
+    ctx->shape_same = !ctx->shape_off && shape_same(&ctx->shape, ev, &ctx->members);
+    if (ctx->shape_same)
+        ctx->shape_hits++;
+    else if (!ctx->shape_off)
+        ctx->shape_same = shape_learn(&ctx->shape, ev, &ctx->members, p);
     /* The timestamp is only located here; it is parsed when a partition is
      * asked for (rec_time_ms), which most callers never do. */
-    const jmember *tm = p->partition_field.dec_len
-                            ? find_member(ev, &ctx->members, &p->partition_field)
-                            : NULL;
+    const jmember *tm = NULL;
+    if (ctx->shape_same)
+        tm = ctx->shape.ts_at >= 0 ? &ctx->members.v[ctx->shape.ts_at] : NULL;
+    else if (p->partition_field.dec_len)
+        tm = find_member(ev, &ctx->members, &p->partition_field);
 
     att_clear(ctx);
     enrich_outcome outcome = ENRICH_OUTCOME_SUCCESS;
@@ -754,8 +800,12 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
     }
     add_status(ctx, outcome, err, err_path);
 
-    bool conflict;
-    bool rebuild = resolve_conflicts(ctx, ev, &conflict);
+    bool conflict = false, rebuild = false;
+    if (!ctx->shape_same || !att_known_clean(ctx)) {
+        rebuild = resolve_conflicts(ctx, ev, &conflict);
+        if (ctx->shape_same && !rebuild && !conflict)
+            att_note_clean(ctx);
+    }
     if (conflict) {
         /* Policy "fail": the record keeps its own members and only gets
          * the error status (which always overwrites). */
@@ -813,6 +863,10 @@ static bool window_prepare(enrich_ctx *ctx, size_t nw)
     const lookup *lk = &ctx->p->lookups[0];
     ctx->win_keys.len = 0;
     size_t nreq = 0;
+    /* Each event is checked against the learned layout when it is
+     * enriched (enrich_object), in order; the keys resolved ahead here
+     * take the general path. */
+    ctx->shape_same = false;
     for (size_t w = 0; w < nw; w++) {
         win_event *we = &ctx->win[w];
         pre_lookup *pre = &we->pre;
