@@ -33,6 +33,7 @@
 #include "common.h"
 #include "store.h"
 #include "store_verify.h"
+#include "ctx.h" /* white box: the memo's hits */
 
 static bool contains(const void *hay, size_t n, const char *needle)
 {
@@ -658,6 +659,61 @@ START_TEST(damage_item_bytes_fail_their_checksum)
 }
 END_TEST
 
+/* An item the lookup memo holds, whose index is overwritten in the file
+ * while its snapshot is still the store's (a writer outside LMDB): the
+ * memo's answer is not read out of bounds (ASan and valgrind run this
+ * too) and the record fails as damaged, as a fresh read fails it; the
+ * other items stay fine. The memo re-reads a held answer's header only,
+ * and each index entry as it is attached (item_member_get). */
+START_TEST(damage_memoised_item_changed_under_its_snapshot)
+{
+    char *dir = tu_tmpdir();
+    char *path = tu_join(dir, "s.mdb");
+    make_store(path, 500);
+    size_t len;
+    char *file = tu_read_file(path, &len);
+    size_t at = find_key(file, len, "p-000250");
+    ck_assert_uint_ne(at, SIZE_MAX);
+    enrich_store *store;
+    enrich_pipeline *pl;
+    enrich_status st;
+    enrich_ctx *ctx = open_ctx(path, &store, &pl, &st);
+    ck_assert_ptr_nonnull(ctx);
+    const char ev[] = "{\"productId\":\"p-000250\"}\n{\"productId\":\"p-000251\"}\n";
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev, sizeof ev - 1), ENRICH_OK);
+    ck_assert_int_eq(enrich_batch_outcome(ctx, 0), ENRICH_OUTCOME_SUCCESS);
+    uint64_t hits = ctx->lcache.hits;
+    /* The value follows its key: 'EIT2', count, nkey, text_len, crc, then
+     * 16-byte entries {name_off, name_len, value_off, value_len}. Entry 2's
+     * value offset goes far past the item. */
+    size_t entry2 = at + strlen("p-000250") + ITEM_HEADER + 2 * ITEM_ENTRY;
+    const unsigned char far[4] = {0x00, 0xff, 0xff, 0x7f};
+    int fd = open(path, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, far, sizeof far, (off_t)(entry2 + 8)), (ssize_t)sizeof far);
+    close(fd);
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev, sizeof ev - 1), ENRICH_OK);
+    ck_assert_uint_eq(ctx->lcache.hits, hits + 2); /* both answered by the memo */
+    ck_assert_int_eq(enrich_batch_outcome(ctx, 0), ENRICH_OUTCOME_ERROR);
+    ck_assert_int_eq(enrich_batch_error(ctx, 0), ENRICH_E_CORRUPT);
+    enrich_buf r = enrich_batch_record(ctx, 0);
+    ck_assert_msg(contains(r.ptr, r.len, "ENRICH_E_CORRUPT: the store is damaged (productId; "
+                           "table products, key \\\"p-000250\\\")"),
+                  "%.*s", (int)r.len, (const char *)r.ptr);
+    ck_assert_int_eq(enrich_batch_outcome(ctx, 1), ENRICH_OUTCOME_SUCCESS);
+    /* A context without the memo reads it afresh: damaged as well. */
+    ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev, sizeof ev - 1), ENRICH_OK);
+    ck_assert_int_eq(enrich_batch_error(ctx, 0), ENRICH_E_CORRUPT);
+    ck_assert_int_eq(enrich_batch_outcome(ctx, 1), ENRICH_OUTCOME_SUCCESS);
+    close_ctx(store, pl, ctx);
+    free(file);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* Rewrite every item of the table as EIT1 (no checksum), as a store
  * written before 0.2 holds them, straight through LMDB. */
 static void downgrade_items(const char *path)
@@ -937,6 +993,7 @@ static Suite *damage_suite(void)
     TCase *tc = tcase_create("cases");
     tcase_add_test(tc, damage_one_page_fails_its_keys_only);
     tcase_add_test(tc, damage_item_bytes_fail_their_checksum);
+    tcase_add_test(tc, damage_memoised_item_changed_under_its_snapshot);
     tcase_add_test(tc, damage_eit1_items_still_read_without_checksums);
     tcase_add_test(tc, damage_truncated_file_says_so_and_leaves_no_lock);
     tcase_add_test(tc, damage_verify_cli_exit_codes);

@@ -112,12 +112,8 @@ struct enrich_ctx {
     attach *att;
     size_t natt;
     size_t att_cap;
-    /* Kept as attachments are added (att_push), so that neither the
-     * conflict check nor emit walks the list once more: bit (len % 64) of
-     * every name literal's length, whether two share such a bit, and an
-     * upper bound of their output bytes. */
-    uint64_t att_lens;
-    bool att_len_shared;
+    /* Kept as attachments are added (att_push), so that emit need not walk
+     * the list once more: an upper bound of their output bytes. */
     size_t att_bytes;
     bool att_foreign;     /* an attachment's name is item text (fields "all") */
     event_shape shape;    /* the stream's recent layout (event_shape.h) */

@@ -53,8 +53,6 @@ static bool member_is(const char *ev, const jmember *m, const char *lit, size_t 
 static void att_clear(enrich_ctx *ctx)
 {
     ctx->natt = 0;
-    ctx->att_lens = 0;
-    ctx->att_len_shared = false;
     ctx->att_bytes = 0;
     ctx->att_foreign = false;
 }
@@ -72,9 +70,6 @@ static inline attach *att_push(enrich_ctx *ctx, const char *lit, size_t lit_len,
     a->val_len = val_len;
     a->dropped = false;
     a->policy = policy;
-    uint64_t bit = (uint64_t)1 << (lit_len & 63);
-    ctx->att_len_shared |= (ctx->att_lens & bit) != 0;
-    ctx->att_lens |= bit;
     ctx->att_bytes += lit_len + val_len + 2; /* ',' and ':' */
     return a;
 }
@@ -188,13 +183,16 @@ lookup_key(enrich_ctx *ctx, const char *ev, const lookup *lk, enrich_status *err
 }
 
 /* A memoised answer: its layout and checksum were checked when it was
- * read from this snapshot, and its bytes cannot change while it lasts. */
+ * read from this snapshot, and LMDB never changes its bytes while the
+ * snapshot lasts. Only its header is read again; each entry is checked as
+ * it is attached (item_member_get), which keeps bytes changed by a writer
+ * outside LMDB from being read out of bounds. */
 static enum lookup_result memo_answer(const void *val, size_t val_len, item_view *item,
                                       enrich_status *err)
 {
     if (!val)
         return LK_MISS;
-    if (!item_view_parse(val, val_len, item)) {
+    if (!item_view_open(val, val_len, item)) {
         *err = ENRICH_E_CORRUPT;
         return LK_ERROR;
     }
@@ -296,7 +294,10 @@ static bool attach_all(enrich_ctx *ctx, const lookup *lk, const item_view *item,
     bool first = true;
     for (uint32_t i = item->nkey; i < item->count; i++) {
         item_member im;
-        item_member_at(item, i, &im);
+        if (!item_member_get(item, i, &im)) {
+            ctx->fault_lookup = lk; /* damaged: the record fails (enrich_object) */
+            return true;
+        }
         const char *out_lit = im.name;
         size_t out_len = im.name_len;
         ctx->att_foreign = true;
@@ -328,7 +329,10 @@ static bool attach_listed(enrich_ctx *ctx, const lookup *lk, const item_view *it
         item_member im;
         uint32_t j = next, tried = 0;
         for (; tried < item->count; tried++, j = j + 1 < item->count ? j + 1 : 0) {
-            item_member_at(item, j, &im);
+            if (!item_member_get(item, j, &im)) {
+                ctx->fault_lookup = lk; /* damaged: the record fails (enrich_object) */
+                return true;
+            }
             if (im.name_len == f->src.lit_len && mem_equal(im.name, f->src.lit, im.name_len))
                 break;
         }
@@ -532,12 +536,19 @@ static bool resolve_conflicts(enrich_ctx *ctx, const char *ev, bool *conflict)
      * emit reads a flag only when rebuilding, and rebuilding means some
      * member was overwritten, so an untouched array is never read. */
     ctx->removed.len = 0;
-    /* A filter on name lengths (bit len % 64, kept by att_push): most event
-     * members match no attachment by length alone, which spares the
-     * pairwise compares. An escaped name's length says nothing, so it is
-     * always compared. */
-    uint64_t lens = ctx->att_lens;
-    bool dup_len = ctx->att_len_shared;
+    /* A filter on name lengths (bit len % 64 of every attachment's name,
+     * and whether two share one): most event members match no attachment
+     * by length alone, which spares the pairwise compares. An escaped
+     * name's length says nothing, so it is always compared. Made here, not
+     * as attachments are added: most events of a stream skip this check
+     * (att_known_clean). */
+    uint64_t lens = 0;
+    bool dup_len = false;
+    for (size_t a = 0; a < ctx->natt; a++) {
+        uint64_t bit = (uint64_t)1 << (ctx->att[a].lit_len & 63);
+        dup_len |= (lens & bit) != 0;
+        lens |= bit;
+    }
     for (size_t i = 0; i < ms->n; i++) {
         const jmember *m = &ms->v[i];
         if (!m->name_escaped && !((lens >> (m->name.len & 63)) & 1))
@@ -776,8 +787,10 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
         }
         if (res == LK_HIT) {
             ok = attach_hit(ctx, lk, &item);
-            if (__builtin_expect(ctx->missing_field != NULL, 0)) {
-                err = ENRICH_E_ITEM;
+            if (__builtin_expect(ctx->fault_lookup != NULL, 0)) {
+                /* A listed field the item lacks (missing_field), or an
+                 * entry found damaged as it was read. */
+                err = ctx->missing_field ? ENRICH_E_ITEM : ENRICH_E_CORRUPT;
                 err_path = lk->nkeys == 1 ? &lk->keys[0].display : NULL;
                 break;
             }

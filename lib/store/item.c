@@ -412,7 +412,7 @@ enrich_status item_builder_finish(item_builder *b, const table_key *key, size_t 
     return rc;
 }
 
-bool item_view_parse(const void *val, size_t len, item_view *out)
+bool item_view_open(const void *val, size_t len, item_view *out)
 {
     const unsigned char *p = val;
     if (!p || len < ITEM_HEADER_V1)
@@ -431,13 +431,6 @@ bool item_view_parse(const void *val, size_t len, item_view *out)
     if (nkey > count || need != (uint64_t)len)
         return false;
     const unsigned char *index = p + header;
-    for (uint32_t i = 0; i < count; i++) {
-        const unsigned char *e = index + (size_t)i * ITEM_ENTRY;
-        uint64_t no = get_u32(e), nl = get_u32(e + 4), vo = get_u32(e + 8), vl = get_u32(e + 12);
-        /* Names are literals with quotes, values never empty. */
-        if (nl < 2 || vl < 1 || no + nl > text_len || vo + vl > text_len)
-            return false;
-    }
     out->text = (const char *)(index + (size_t)count * ITEM_ENTRY);
     out->text_len = text_len;
     out->count = count;
@@ -445,6 +438,18 @@ bool item_view_parse(const void *val, size_t len, item_view *out)
     out->index = index;
     out->has_crc = header == ITEM_HEADER;
     out->crc = out->has_crc ? get_u32(p + ITEM_HEADER_V1) : 0;
+    return true;
+}
+
+bool item_view_parse(const void *val, size_t len, item_view *out)
+{
+    if (!item_view_open(val, len, out))
+        return false;
+    item_member m;
+    /* Names are literals with quotes, values never empty. */
+    for (uint32_t i = 0; i < out->count; i++)
+        if (!item_member_get(out, i, &m))
+            return false;
     return true;
 }
 

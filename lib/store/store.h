@@ -52,6 +52,12 @@ typedef struct item_member {
 /* The layout's structure (magic, sizes, every index entry inside text);
  * the checksum is not computed: item_checksum does that. */
 ENRICH_INTERNAL bool item_view_parse(const void *val, size_t len, item_view *out);
+/* The header only (magic, sizes: the index lies inside the value), for a
+ * value item_view_parse and item_checksum accepted before in the same
+ * snapshot (a memoised answer): its entries are checked one by one as
+ * they are read (item_member_get), so that bytes changed since, by a
+ * writer outside LMDB, are still never read out of bounds. */
+ENRICH_INTERNAL bool item_view_open(const void *val, size_t len, item_view *out);
 
 typedef enum item_sum { ITEM_SUM_OK, ITEM_SUM_NONE, ITEM_SUM_BAD } item_sum;
 /* Check the checksum of a value item_view_parse accepted as v: OK, NONE
@@ -59,6 +65,27 @@ typedef enum item_sum { ITEM_SUM_OK, ITEM_SUM_NONE, ITEM_SUM_BAD } item_sum;
  * written). */
 ENRICH_INTERNAL item_sum item_checksum(const void *val, size_t len, const item_view *v);
 ENRICH_INTERNAL void item_member_at(const item_view *v, uint32_t i, item_member *out);
+
+static inline uint32_t item_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Entry i (< v->count) of a view from item_view_open, checked as
+ * item_view_parse checks every entry: false when its name or value lies
+ * outside text. Inline: the engine reads a few entries of every hit. */
+static inline bool item_member_get(const item_view *v, uint32_t i, item_member *out)
+{
+    const unsigned char *e = v->index + (size_t)i * ITEM_ENTRY;
+    uint64_t no = item_u32(e), nl = item_u32(e + 4), vo = item_u32(e + 8), vl = item_u32(e + 12);
+    if (nl < 2 || vl < 1 || no + nl > v->text_len || vo + vl > v->text_len)
+        return false;
+    out->name = v->text + no;
+    out->name_len = (size_t)nl;
+    out->value = v->text + vo;
+    out->value_len = (size_t)vl;
+    return true;
+}
 
 /* ---------------------------------------------------------------- */
 /* Tables and read snapshots (store_snap.c)                          */
