@@ -330,6 +330,24 @@ static void shape_event(ebuf *ev, uint64_t *seed, int i)
     }
 }
 
+static void assert_same_records(enrich_ctx *x, enrich_ctx *y, size_t rs, const char *what)
+{
+    ck_assert_uint_eq(enrich_batch_count(x), enrich_batch_count(y));
+    for (size_t i = 0; i < enrich_batch_count(x); i++) {
+        enrich_buf a = enrich_batch_record(x, i), b = enrich_batch_record(y, i);
+        ck_assert_msg(a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0,
+                      "rules %zu, %s, record %zu: %.*s / %.*s", rs, what, i, (int)a.len,
+                      (const char *)a.ptr, (int)b.len, (const char *)b.ptr);
+        ck_assert_int_eq(enrich_batch_outcome(x, i), enrich_batch_outcome(y, i));
+        ck_assert_int_eq(enrich_batch_error(x, i), enrich_batch_error(y, i));
+        int64_t ta = -1, tb = -1;
+        enrich_status ra = enrich_batch_event_time(x, i, &ta);
+        enrich_status rb = enrich_batch_event_time(y, i, &tb);
+        ck_assert_int_eq(ra, rb);
+        ck_assert_int_eq(ta, tb);
+    }
+}
+
 START_TEST(enrich_shape_matches_no_shape)
 {
     static const char *const rule_sets[] = {
@@ -363,40 +381,53 @@ START_TEST(enrich_shape_matches_no_shape)
         ck_assert_msg(enrich_pipeline_compile(f.store, r, r ? strlen(r) : 0, &pl, err,
                                               sizeof err) == ENRICH_OK,
                       "rules %zu: %s", rs, err);
-        enrich_ctx *on = NULL, *off = NULL;
+        /* One event at a time with layouts, through the lookahead window
+         * (its scans run ahead of the learning) with layouts, and one at a
+         * time without. */
+        enrich_ctx *on = NULL, *win = NULL, *off = NULL;
         ck_assert_int_eq(enrich_ctx_create(pl, &on), ENRICH_OK);
+        ck_assert_int_eq(enrich_ctx_create(pl, &win), ENRICH_OK);
         ck_assert_int_eq(enrich_ctx_create(pl, &off), ENRICH_OK);
-        enrich_ctx_set_option(on, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
-        enrich_ctx_set_option(off, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+        enrich_ctx *all[3] = {on, win, off};
+        for (int c = 0; c < 3; c++)
+            enrich_ctx_set_option(all[c], ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK);
+        ck_assert_int_eq(enrich_ctx_set_option(win, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
+        on->win_never = true;
+        off->win_never = true;
         off->shape_off = true;
         for (int batch = 0; batch < 40; batch++) {
-            ebuf ev = {0};
+            ebuf ev = {0}, arr = {0};
             /* Runs of the common layout, with the odd ones mixed in. */
             for (int i = 0; i < 1 + batch * 3; i++)
                 shape_event(&ev, &seed, i);
-            ck_assert_int_eq(enrich_batch_run(on, ENRICH_INPUT_NDJSON, ev.p, ev.len), ENRICH_OK);
-            ck_assert_int_eq(enrich_batch_run(off, ENRICH_INPUT_NDJSON, ev.p, ev.len), ENRICH_OK);
-            ck_assert_uint_eq(enrich_batch_count(on), enrich_batch_count(off));
-            for (size_t i = 0; i < enrich_batch_count(on); i++) {
-                enrich_buf a = enrich_batch_record(on, i), b = enrich_batch_record(off, i);
-                ck_assert_msg(a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0,
-                              "rules %zu, record %zu: %.*s / %.*s", rs, i, (int)a.len,
-                              (const char *)a.ptr, (int)b.len, (const char *)b.ptr);
-                ck_assert_int_eq(enrich_batch_outcome(on, i), enrich_batch_outcome(off, i));
-                ck_assert_int_eq(enrich_batch_error(on, i), enrich_batch_error(off, i));
-                int64_t ta = -1, tb = -1;
-                enrich_status ra = enrich_batch_event_time(on, i, &ta);
-                enrich_status rb = enrich_batch_event_time(off, i, &tb);
-                ck_assert_int_eq(ra, rb);
-                ck_assert_int_eq(ta, tb);
-            }
+            for (int c = 0; c < 3; c++)
+                ck_assert_int_eq(enrich_batch_run(all[c], ENRICH_INPUT_NDJSON, ev.p, ev.len),
+                                 ENRICH_OK);
+            assert_same_records(on, off, rs, "NDJSON");
+            assert_same_records(win, off, rs, "NDJSON, window");
+            /* The same events as a JSON array (scanned before the engine
+             * sees them: their names are checked there). */
+            ebuf_putc(&arr, '[');
+            for (size_t i = 0; i < ev.len; i++)
+                ebuf_putc(&arr, ev.p[i] == '\n' ? (i + 1 < ev.len ? ',' : ']') : ev.p[i]);
+            for (int c = 0; c < 3; c++)
+                ck_assert_int_eq(enrich_batch_run(all[c], ENRICH_INPUT_JSON_ARRAY, arr.p,
+                                                  arr.len),
+                                 ENRICH_OK);
+            assert_same_records(on, off, rs, "array");
+            assert_same_records(win, off, rs, "array, window");
             ebuf_free(&ev);
+            ebuf_free(&arr);
         }
         /* Many events had the learned layout: the common one is 12 in 29,
-         * so about a sixth of the 2 380 events follow one of its kind. */
-        ck_assert_uint_gt(on->shape_hits, 300);
+         * so about a sixth of the 2 x 2 380 events follow one of its kind. */
+        ck_assert_uint_gt(on->shape_hits, 600);
+        ck_assert_uint_gt(win->shape_hits, 600);
+        ck_assert_uint_gt(win->windows, 0);
+        ck_assert_uint_eq(on->windows, 0);
         ck_assert_uint_eq(off->shape_hits, 0);
         enrich_ctx_free(on);
+        enrich_ctx_free(win);
         enrich_ctx_free(off);
         enrich_pipeline_free(pl);
     }

@@ -731,6 +731,86 @@ START_TEST(jscan_random_mutations_are_safe)
 }
 END_TEST
 
+/* jscan_value_named, told the names of an event, returns what
+ * jscan_value returns (status, type, root, every member) for that event's
+ * mutations, and says "same" exactly when the object it accepted has those
+ * names in that order (jnames_same on jscan_value's members): names it
+ * steps over without scanning are only ever the learned bytes. The
+ * mutations hit names most (a third of the edits land in the first name);
+ * a name split by the end of the input, and names differing only in
+ * their last bytes, are among them. */
+START_TEST(jscan_named_scan_matches_plain_scan)
+{
+    static const char event[] =
+        "{\"eventId\":\"e-42\",\"productId\":\"sku-1\",\"q\":3,\"a-much-longer-member-name\":"
+        "{\"eventId\":1},\"caf\xc3\xa9\":[1],\"ts\":\"2024-02-29T12:00:00Z\"}";
+    static const char interesting[] = "{}[]\":,\\u0123456789eE+-.tfn \t\n\x80\xc3\xed\xf0\xff";
+    size_t base = sizeof event - 1;
+    jmembers learned = {0};
+    ck_assert_int_eq(jscan_value(event, base, DEPTH, NULL, NULL, &learned), ENRICH_OK);
+    jnames names;
+    ck_assert(jnames_learn(&names, event, &learned));
+    ck_assert_uint_eq(names.n, 6);
+    rng_state = 0x51ED270B2701ULL;
+    size_t same = 0, differ = 0;
+    char *buf = malloc(base + 8);
+    ck_assert_ptr_nonnull(buf);
+    for (int iter = 0; iter < 20000; iter++) {
+        memcpy(buf, event, base);
+        size_t n = base;
+        int edits = iter % 7 == 0 ? 0 : 1 + (int)(rng() % 2);
+        for (int e = 0; e < edits; e++) {
+            uint32_t op = rng() % 4;
+            size_t at = rng() % 3 == 0 ? 1 + rng() % 10 : rng() % (n ? n : 1);
+            if (at >= n)
+                at = n ? n - 1 : 0;
+            char c = (rng() & 1) ? interesting[rng() % (sizeof interesting - 1)]
+                                 : (char)(rng() & 0xff);
+            if (op <= 1 && n) {
+                buf[at] = c;
+            } else if (op == 2 && n < base + 3) {
+                memmove(buf + at + 1, buf + at, n - at);
+                buf[at] = c;
+                n++;
+            } else if (n) {
+                n = op == 3 && rng() % 4 == 0 ? at : n - 1; /* cut, or drop a byte */
+                if (n >= at && n + 1 > at)
+                    memmove(buf + at, buf + at + 1, n - at);
+            }
+        }
+        char *doc = malloc(n ? n : 1);
+        ck_assert_ptr_nonnull(doc);
+        memcpy(doc, buf, n);
+        jmembers a = {0}, b = {0};
+        jtype ta = J_NONE, tb = J_NONE;
+        jspan ra = {0, 0}, rb = {0, 0};
+        bool s = true;
+        enrich_status rca = jscan_value(doc, n, DEPTH, &ta, &ra, &a);
+        enrich_status rcb = jscan_value_named(doc, n, DEPTH, &names, &s, &tb, &rb, &b);
+        ck_assert_int_eq(rca, rcb);
+        ck_assert_int_eq(ta, tb);
+        ck_assert_uint_eq(a.n, b.n);
+        if (rca == ENRICH_OK) {
+            ck_assert(ra.off == rb.off && ra.len == rb.len);
+            ck_assert_msg(memcmp(a.v, b.v, a.n * sizeof *a.v) == 0 || a.n == 0,
+                          "iteration %d: members differ: %.*s", iter, (int)n, doc);
+        }
+        bool want = rca == ENRICH_OK && ta == J_OBJECT && jnames_same(&names, doc, &a);
+        ck_assert_msg(s == want, "iteration %d: same %d, want %d: %.*s", iter, s, want, (int)n,
+                      doc);
+        same += s;
+        differ += rca == ENRICH_OK && !s;
+        jmembers_free(&a);
+        jmembers_free(&b);
+        free(doc);
+    }
+    free(buf);
+    jmembers_free(&learned);
+    ck_assert_uint_gt(same, 2000);
+    ck_assert_uint_gt(differ, 200);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* time.c                                                              */
 /* ------------------------------------------------------------------ */
@@ -1063,6 +1143,7 @@ static Suite *jscan_suite(void)
     tcase_add_test(tc, jscan_collects_top_level_members);
     tcase_add_test(tc, jscan_members_grow_past_initial_capacity);
     tcase_add_test(tc, jscan_next_walks_an_array);
+    tcase_add_test(tc, jscan_named_scan_matches_plain_scan);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("strings");

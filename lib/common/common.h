@@ -84,10 +84,10 @@ static inline void mem_copy(void *dst, const void *src, size_t n)
 static inline void ebuf_put(ebuf *b, const void *src, size_t n)
 {
     if (n <= b->cap - b->len && !b->oom) {
-        if (n <= 16)
-            mem_copy_short((unsigned char *)b->p + b->len, src, n); /* keys, names */
-        else
+        if (n > 16)
             memcpy(b->p + b->len, src, n);
+        else if (n) /* b->p may still be NULL */
+            mem_copy_short((unsigned char *)b->p + b->len, src, n); /* keys, names */
         b->len += n;
         return;
     }

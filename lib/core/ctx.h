@@ -96,6 +96,10 @@ typedef struct win_event {
     jtype type;
     enrich_status rc; /* ENRICH_OK, or the error the record gets */
     jmembers members; /* swapped with ctx->members while it is enriched */
+    /* Scanned against the learned names of generation names_gen (0: not
+     * scanned against any): whether it had exactly them. */
+    uint32_t names_gen;
+    bool names_same;
     pre_lookup pre;
 } win_event;
 

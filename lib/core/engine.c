@@ -706,7 +706,20 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
     o->len = (size_t)(w - o->p);
 }
 
-static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root);
+static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, uint32_t names_gen,
+                          bool names_same);
+
+/* Scan the event at ev as jscan_value does; *same: whether it has the
+ * learned names of the stream (never, with shape_off). */
+static inline enrich_status scan_event(enrich_ctx *ctx, const char *ev, size_t len, bool *same,
+                                       jtype *type, jspan *root, jmembers *members)
+{
+    *same = false;
+    if (ctx->shape_off)
+        return jscan_value(ev, len, ctx->max_depth, type, root, members);
+    return jscan_value_named(ev, len, ctx->max_depth, &ctx->shape.names, same, type, root,
+                             members);
+}
 
 void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
 {
@@ -722,7 +735,8 @@ void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
     ctx->members.n = 0;
     jtype type;
     jspan root;
-    enrich_status rc = jscan_value(ev, len, ctx->max_depth, &type, &root, &ctx->members);
+    bool same;
+    enrich_status rc = scan_event(ctx, ev, len, &same, &type, &root, &ctx->members);
     if (rc == ENRICH_E_NOMEM) {
         ctx->out.oom = true;
         return;
@@ -731,7 +745,7 @@ void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
         emit_raw_error(ctx, r, ev, len, rc ? rc : ENRICH_E_NOT_OBJECT);
         return;
     }
-    enrich_object(ctx, r, ev, root);
+    enrich_object(ctx, r, ev, root, ctx->shape.gen, same);
 }
 
 void engine_event_scanned(enrich_ctx *ctx, const char *base, jspan root, jtype type)
@@ -747,22 +761,33 @@ void engine_event_scanned(enrich_ctx *ctx, const char *base, jspan root, jtype t
     else if (type != J_OBJECT)
         emit_raw_error(ctx, r, ev, root.len, ENRICH_E_NOT_OBJECT);
     else
-        enrich_object(ctx, r, base, root);
+        enrich_object(ctx, r, base, root, 0, false);
 }
 
 /* The event is the object at ev[root]; ctx->members holds its members
  * (offsets into ev). */
-static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root)
+/* names_gen, names_same: the generation of learned names the event was
+ * scanned against, and whether it had them; 0 when it was not (JSON array
+ * elements). */
+static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, uint32_t names_gen,
+                          bool names_same)
 {
     const enrich_pipeline *p = ctx->p;
     ctx->scratch.len = 0;
     /* The same names as the last events (or learned from this one): the
      * key's and the timestamp's places are known. */
-    ctx->shape_same = !ctx->shape_off && shape_same(&ctx->shape, ev, &ctx->members);
-    if (ctx->shape_same)
-        ctx->shape_hits++;
-    else if (!ctx->shape_off)
-        ctx->shape_same = shape_learn(&ctx->shape, ev, &ctx->members, p);
+    event_shape *sh = &ctx->shape;
+    bool same = false;
+    if (!ctx->shape_off) {
+        /* Judged by the scanner against today's names, or against older
+         * ones (a window scans ahead), or not at all. */
+        same = names_gen == sh->gen ? names_same : jnames_same(&sh->names, ev, &ctx->members);
+        if (same)
+            ctx->shape_hits++;
+        else
+            same = shape_learn(sh, ev, &ctx->members, p);
+    }
+    ctx->shape_same = same;
     /* The timestamp is only located here; it is parsed when a partition is
      * asked for (rec_time_ms), which most callers never do. */
     const jmember *tm = NULL;
@@ -876,16 +901,14 @@ static bool window_prepare(enrich_ctx *ctx, size_t nw)
     const lookup *lk = &ctx->p->lookups[0];
     ctx->win_keys.len = 0;
     size_t nreq = 0;
-    /* Each event is checked against the learned layout when it is
-     * enriched (enrich_object), in order; the keys resolved ahead here
-     * take the general path. */
-    ctx->shape_same = false;
     for (size_t w = 0; w < nw; w++) {
         win_event *we = &ctx->win[w];
         pre_lookup *pre = &we->pre;
         pre->state = PRE_KEY;
         pre->key_len = 0;
         pre->key_off = 0;
+        we->names_gen = 0; /* JSON array elements: scanned already */
+        we->names_same = false;
         if (we->need_scan) {
             /* As engine_event: the size first, then the scan. */
             we->base = we->raw;
@@ -894,8 +917,9 @@ static bool window_prepare(enrich_ctx *ctx, size_t nw)
                 continue;
             }
             we->members.n = 0;
-            we->rc = jscan_value(we->raw, we->raw_len, ctx->max_depth, &we->type, &we->root,
-                                 &we->members);
+            we->names_gen = ctx->shape.gen;
+            we->rc = scan_event(ctx, we->raw, we->raw_len, &we->names_same, &we->type,
+                                &we->root, &we->members);
             if (we->rc == ENRICH_E_NOMEM) {
                 ctx->out.oom = true;
                 return false;
@@ -905,7 +929,11 @@ static bool window_prepare(enrich_ctx *ctx, size_t nw)
             continue;
         members_swap(&ctx->members, &we->members);
         enrich_status err = ENRICH_OK;
+        /* Nothing is learned until the window's events are enriched: the
+         * names it was scanned against are today's. */
+        ctx->shape_same = we->names_same;
         enum lookup_result r = lookup_key(ctx, we->base, lk, &err);
+        ctx->shape_same = false;
         members_swap(&ctx->members, &we->members);
         pre->key_off = ctx->win_keys.len;
         pre->key_len = ctx->key.len;
@@ -991,7 +1019,7 @@ static void window_run(enrich_ctx *ctx, size_t nw, bool tagged)
             members_swap(&ctx->members, &we->members);
             /* Unprepared (a renewal on the way): each event looks up alone. */
             ctx->pre = prepared ? &we->pre : NULL;
-            enrich_object(ctx, r, we->base, we->root);
+            enrich_object(ctx, r, we->base, we->root, we->names_gen, we->names_same);
             ctx->pre = NULL;
             members_swap(&ctx->members, &we->members);
         }

@@ -27,6 +27,10 @@ typedef struct scanner {
     jmembers *sub;
     size_t sub_off;
     bool sub_taken;
+    /* jscan_value_named: the names the top-level object is expected to
+     * have, and whether it has had them so far. */
+    const jnames *names;
+    bool names_same;
 } scanner;
 
 /* Bytes that end the fast path inside a string: quote, backslash, control
@@ -314,18 +318,34 @@ static inline bool at_token(scanner *sc, char t)
 static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
 {
     sc->i++; /* '{' */
+    /* The expected names apply to the top-level object only. */
+    const jnames *names = depth == 1 ? sc->names : NULL;
     if (at_token(sc, '}')) {
         sc->i++;
+        if (names)
+            sc->names_same = false; /* learned names are never none */
         return ENRICH_OK;
     }
-    for (;;) {
+    uint32_t k = 0; /* members so far */
+    for (;; k++) {
         if (!at_token(sc, '"'))
             return ENRICH_E_JSON;
         jmember m;
         m.name.off = sc->i;
-        enrich_status rc = scan_string(sc, &m.name_escaped);
-        if (rc)
-            return rc;
+        enrich_status rc;
+        if (names && k < names->n && names->len[k] <= sc->n - sc->i &&
+            jnames_at(names, k, sc->s + sc->i, names->len[k])) {
+            /* The bytes of a name validated before, closing quote
+             * included: the same name, with no need to scan it. */
+            sc->i += names->len[k];
+            m.name_escaped = false;
+        } else {
+            if (names)
+                sc->names_same = false;
+            rc = scan_string(sc, &m.name_escaped);
+            if (rc)
+                return rc;
+        }
         m.name.len = sc->i - m.name.off;
         if (!at_token(sc, ':'))
             return ENRICH_E_JSON;
@@ -359,6 +379,8 @@ static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
         }
         if (sc->i < sc->n && sc->s[sc->i] == '}') {
             sc->i++; /* at_token(',') skipped the whitespace before it */
+            if (names && k + 1 != names->n)
+                sc->names_same = false;
             return ENRICH_OK;
         }
         return ENRICH_E_JSON;
@@ -448,7 +470,7 @@ enrich_status jscan_next_sub(const char *s, size_t n, size_t *pos, int max_depth
                              jspan *span, jmembers *members, const char *sub_name,
                              jmembers *sub, size_t *sub_off)
 {
-    scanner sc = {s, n, *pos, max_depth, sub_name, strlen(sub_name), sub, 0, false};
+    scanner sc = {s, n, *pos, max_depth, sub_name, strlen(sub_name), sub, 0, false, NULL, false};
     enrich_status rc = scan_next(&sc, pos, type, span, members);
     *sub_off = sc.sub_taken ? sc.sub_off : SIZE_MAX;
     return rc;
@@ -457,33 +479,50 @@ enrich_status jscan_next_sub(const char *s, size_t n, size_t *pos, int max_depth
 enrich_status jscan_next(const char *s, size_t n, size_t *pos, int max_depth, jtype *type,
                          jspan *span, jmembers *members)
 {
-    scanner sc = {s, n, *pos, max_depth, NULL, 0, NULL, 0, false};
+    scanner sc = {s, n, *pos, max_depth, NULL, 0, NULL, 0, false, NULL, false};
     return scan_next(&sc, pos, type, span, members);
 }
 
-enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type, jspan *root,
-                          jmembers *members)
+static enrich_status scan_whole(scanner *sc, jtype *type, jspan *root, jmembers *members)
 {
-    scanner sc = {s, n, 0, max_depth, NULL, 0, NULL, 0, false};
-    skip_ws(&sc);
-    size_t start = sc.i;
+    skip_ws(sc);
+    size_t start = sc->i;
     jtype t = J_NONE;
-    enrich_status rc = scan_value(&sc, 0, &t, members);
+    enrich_status rc = scan_value(sc, 0, &t, members);
     if (type)
         *type = t;
     if (rc)
         return rc;
     if (root) {
         root->off = start;
-        root->len = sc.i - start;
+        root->len = sc->i - start;
     }
-    skip_ws(&sc);
-    return sc.i == n ? ENRICH_OK : ENRICH_E_JSON;
+    skip_ws(sc);
+    return sc->i == sc->n ? ENRICH_OK : ENRICH_E_JSON;
+}
+
+enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type, jspan *root,
+                          jmembers *members)
+{
+    scanner sc = {s, n, 0, max_depth, NULL, 0, NULL, 0, false, NULL, false};
+    return scan_whole(&sc, type, root, members);
+}
+
+enrich_status jscan_value_named(const char *s, size_t n, int max_depth, const jnames *names,
+                                bool *same, jtype *type, jspan *root, jmembers *members)
+{
+    scanner sc = {s, n, 0, max_depth, NULL, 0, NULL, 0, false, names, names->n > 0};
+    jtype t = J_NONE;
+    enrich_status rc = scan_whole(&sc, &t, root, members);
+    if (type)
+        *type = t;
+    *same = rc == ENRICH_OK && t == J_OBJECT && sc.names_same;
+    return rc;
 }
 
 size_t jscan_error_offset(const char *s, size_t n, size_t from, int max_depth, bool whole)
 {
-    scanner sc = {s, n, from, max_depth, NULL, 0, NULL, 0, false};
+    scanner sc = {s, n, from, max_depth, NULL, 0, NULL, 0, false, NULL, false};
     skip_ws(&sc);
     jtype t = J_NONE;
     if (scan_value(&sc, 0, &t, NULL) != ENRICH_OK)
@@ -662,7 +701,7 @@ void jminify(const char *s, jspan span, ebuf *out)
 
 bool jnumber_valid(const char *s, size_t n)
 {
-    scanner sc = {s, n, 0, 1, NULL, 0, NULL, 0, false};
+    scanner sc = {s, n, 0, 1, NULL, 0, NULL, 0, false, NULL, false};
     return n > 0 && scan_number(&sc) == ENRICH_OK && sc.i == n;
 }
 

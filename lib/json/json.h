@@ -43,6 +43,67 @@ typedef struct jmembers {
 
 ENRICH_INTERNAL enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type,
                                           jspan *root, jmembers *members);
+
+/* The member names of an object seen before, in order (jnames.c): a
+ * stream's events mostly repeat one layout. Given them, the scanner
+ * compares each top-level name's bytes with the expected one and, when
+ * they are the same, steps over the name without scanning it: a learned
+ * name was validated when it was learned, and equal bytes are equally
+ * valid. Names with escapes are never learned (nor, then, matched). */
+#define JNAMES_MAX 16    /* objects with more members are never learned */
+#define JNAMES_BYTES 256 /* nor objects whose names take more bytes */
+typedef struct jnames {
+    uint32_t n;                /* 0: nothing learned */
+    uint16_t off[JNAMES_MAX];  /* each name's literal (quotes included) in bytes */
+    uint16_t len[JNAMES_MAX];
+    /* A name's first and last 8 bytes (4 when it is shorter than 8), so
+     * that most names compare as two loads (jnames_at). */
+    uint64_t head[JNAMES_MAX];
+    uint64_t tail[JNAMES_MAX];
+    char bytes[JNAMES_BYTES];
+} jnames;
+
+/* Learn the names of the members ms (offsets into s), which the scanner
+ * accepted. false (and nothing learned) when there are more than
+ * JNAMES_MAX, their literals take more than JNAMES_BYTES, or one has
+ * escapes. */
+ENRICH_INTERNAL bool jnames_learn(jnames *t, const char *s, const jmembers *ms);
+/* Whether the members ms carry exactly the learned names, in order. */
+ENRICH_INTERNAL bool jnames_same(const jnames *t, const char *s, const jmembers *ms);
+
+static inline uint64_t jnames_load8(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+
+static inline uint64_t jnames_load4(const char *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    return x;
+}
+
+/* Whether the len bytes at p are learned name i (len is its length). */
+static inline bool jnames_at(const jnames *t, uint32_t i, const char *p, size_t len)
+{
+    if (len >= 8)
+        return jnames_load8(p) == t->head[i] && jnames_load8(p + len - 8) == t->tail[i] &&
+               (len <= 16 || mem_equal(p + 8, t->bytes + t->off[i] + 8, len - 16));
+    if (len >= 4)
+        return jnames_load4(p) == t->head[i] && jnames_load4(p + len - 4) == t->tail[i];
+    return mem_equal(p, t->bytes + t->off[i], len);
+}
+
+/* jscan_value, told the names the top-level object is expected to have:
+ * *same says whether it had exactly those (an object of exactly those
+ * members, in that order; false for anything else). Every value is
+ * scanned as jscan_value scans it: the results, the verdict included, are
+ * jscan_value's. */
+ENRICH_INTERNAL enrich_status jscan_value_named(const char *s, size_t n, int max_depth,
+                                                const jnames *names, bool *same, jtype *type,
+                                                jspan *root, jmembers *members);
 /* Scan one value starting at s[*pos] (after whitespace); on success *pos is
  * just past the value. Used to walk arrays element by element, in one pass
  * over each element. members as for jscan_value (offsets into s). */
