@@ -563,9 +563,9 @@ START_TEST(enrich_window_matches_one_at_a_time)
             }
             ebuf_free(&arr);
         }
-        enrich_ctx_free(win);
         ck_assert_uint_gt(win->windows, 0);
         ck_assert_uint_eq(one->windows, 0); /* so the comparison was one between the two paths */
+        enrich_ctx_free(win);
         enrich_ctx_free(one);
     }
     ebuf_free(&ev);

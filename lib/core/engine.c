@@ -237,7 +237,8 @@ static enum lookup_result pre_answer(enrich_ctx *ctx, const lookup *lk, const pr
                                      item_view *item, enrich_status *err)
 {
     ctx->key.len = 0;
-    ebuf_put(&ctx->key, ctx->win_keys.p + pre->key_off, pre->key_len);
+    if (pre->key_len) /* win_keys.p may be NULL when no key was made */
+        ebuf_put(&ctx->key, ctx->win_keys.p + pre->key_off, pre->key_len);
     switch (pre->state) {
     case PRE_KEY:
         *err = pre->err;
