@@ -135,14 +135,6 @@ static bool id_usable(const char *s, jspan v)
 /* Records                                                           */
 /* ---------------------------------------------------------------- */
 
-/* The members of one record a shape uses ({0,0} when absent; the first
- * of a repeated name wins). */
-typedef struct recf {
-    jspan id, data, arrival, result;
-    jtype id_type; /* J_NONE: not known yet (the structural walk) */
-    bool kinesis;  /* Kinesis: the "kinesis" object was there */
-} recf;
-
 /* The fields from the member lists of a record the scanner accepted whole
  * (offsets into s): no byte is read again. */
 static enrich_status fields_from_members(enrich_ctx *ctx, enrich_aws_event input, const char *s,
@@ -295,6 +287,9 @@ static const char *shape_noun(enrich_aws_event input)
            input == ENRICH_AWS_KINESIS ? "Records" : "element";
 }
 
+static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const char *s,
+                                  jspan el, enrich_status v, const recf *fp, size_t k);
+
 /* The record element at s[*pos]; *pos moves past it. */
 static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const char *s, size_t n,
                                   size_t *pos, size_t k)
@@ -302,6 +297,13 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
     const char *noun = shape_noun(input);
     size_t start = *pos, end = start;
     jspan el;
+    recf f = {0};
+    /* A record written like the batch's template record is read by it
+     * (aws_envelope.c); anything else by the scanner, below. */
+    if (aws_env_read(ctx, s, n, start, &f, &end)) {
+        *pos = end;
+        return record_queue(ctx, input, s, (jspan){start, end - start}, ENRICH_OK, &f, k);
+    }
     ctx->rec_members.n = 0;
     ctx->rec_sub.n = 0;
     ctx->rec_sub_off = SIZE_MAX;
@@ -343,7 +345,6 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
         errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
         return ENRICH_E_JSON;
     }
-    recf f = {0};
     enrich_status fr = v == ENRICH_OK ? fields_from_members(ctx, input, s, &f)
                        : record_fields(ctx, input, s, el, &f) ? ENRICH_OK
                                                               : ENRICH_E_JSON;
@@ -353,6 +354,18 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
         errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
         return ENRICH_E_JSON;
     }
+    if (v == ENRICH_OK)
+        aws_env_learn(ctx, s, el, &f);
+    return record_queue(ctx, input, s, el, v, &f, k);
+}
+
+/* The record el, read (v: the scanner's verdict on it) into *fp: checked
+ * for what its shape needs, and its data queued for the engine. */
+static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const char *s,
+                                  jspan el, enrich_status v, const recf *fp, size_t k)
+{
+    const char *noun = shape_noun(input);
+    recf f = *fp;
     if (input == ENRICH_AWS_FIREHOSE && f.result.len) {
         errmsg_set(ctx->errmsg,
                    "records[%zu] has \"result\": this is a Firehose response, not an event", k);
@@ -515,6 +528,7 @@ static enrich_status run_event(enrich_ctx *ctx, enrich_aws_event input, const ch
                        input == ENRICH_AWS_FIREHOSE ? "a JSON object (Firehose event)" :
                                                         "a JSON object (Lambda Kinesis event)";
     size_t i = 0;
+    aws_env_begin(ctx);
     skip_ws(s, n, &i);
     if (i >= n || s[i] != (pipes ? '[' : '{')) {
         errmsg_set(ctx->errmsg, "input is not %s", what);
