@@ -356,6 +356,7 @@ bool aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *
     got.kinesis = e->kinesis;
     if (read_runs(e, s, n, start, &got, end)) {
         e->misses = 0;
+        ctx->aws_env_reads++;
         *f = got;
         return true;
     }
@@ -364,6 +365,7 @@ bool aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *
     if (read_steps(e, s, n, start, &got, end)) {
         compile_runs(e);
         e->misses = 0;
+        ctx->aws_env_reads++;
         *f = got;
         return true;
     }
