@@ -1491,11 +1491,15 @@ static char *env_view(enrich_ctx *ctx, enrich_aws_event in, const char *src, siz
         sb_printf(&v, "%zu: outcome %d error %d result %d arrival %lld id ", i,
                   enrich_batch_outcome(ctx, i), enrich_batch_error(ctx, i),
                   enrich_aws_result(ctx, i), (long long)enrich_aws_arrival_ms(ctx, i));
-        sb_add(&v, (const char *)id.ptr, id.len);
+        /* An absent id or reason is {NULL, 0}: nothing to add. */
+        if (id.len)
+            sb_add(&v, (const char *)id.ptr, id.len);
         sb_puts(&v, " why ");
-        sb_add(&v, (const char *)why.ptr, why.len);
+        if (why.len)
+            sb_add(&v, (const char *)why.ptr, why.len);
         sb_puts(&v, " record ");
-        sb_add(&v, (const char *)r.ptr, r.len);
+        if (r.len)
+            sb_add(&v, (const char *)r.ptr, r.len);
         sb_puts(&v, "\n");
     }
     for (int r = 0; r < 4; r++)
