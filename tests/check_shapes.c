@@ -1796,6 +1796,13 @@ static const char env_rules[] =
  * ways above (or two), in each shape, spacing and depth limit: the
  * template reads most records, and what it reads is what the scanner
  * reads. */
+/* Rounds of the template's tests: fewer under valgrind, which runs them
+ * some 40 times slower. */
+static int env_rounds(int plain)
+{
+    return getenv("ENRICH_UNDER_VALGRIND") ? plain / 5 : plain;
+}
+
 START_TEST(shapes_envelope_template_matches_the_scanner)
 {
     for (int rules = 0; rules < 2; rules++) {
@@ -1806,7 +1813,7 @@ START_TEST(shapes_envelope_template_matches_the_scanner)
         uint64_t seed = 0xE17E10FEULL + (uint64_t)rules;
         static const int depths[] = {1, 2, 3, 4, 5, 128};
         size_t reads0 = p.on->aws_env_reads;
-        for (int round = 0; round < 1200; round++) {
+        for (int round = 0; round < env_rounds(1200); round++) {
             enrich_aws_event in = (enrich_aws_event)(ENRICH_AWS_PIPES + round % 3);
             sb b = {0};
             size_t nrec = 1 + tu_splitmix64(&seed) % 12;
@@ -1918,7 +1925,7 @@ START_TEST(shapes_envelope_template_on_the_fixtures)
             env_agree(&p, (enrich_aws_event)s, src, n, 128);
         char *buf = malloc(n + 8);
         ck_assert_ptr_nonnull(buf);
-        for (int iter = 0; iter < 300; iter++) {
+        for (int iter = 0; iter < env_rounds(300); iter++) {
             memcpy(buf, src, n);
             size_t m = n, at = tu_splitmix64(&seed) % n;
             uint64_t x = tu_splitmix64(&seed);
@@ -1975,7 +1982,7 @@ START_TEST(shapes_envelope_template_on_the_fuzz_corpus)
              * batch; here every AWS shape runs on it. */
             for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
                 env_agree(&p, (enrich_aws_event)s, src + 1, n - 1, (src[0] & 0x10) ? 6 : 128);
-            for (int iter = 0; iter < 20; iter++) {
+            for (int iter = 0; iter < env_rounds(20); iter++) {
                 size_t at = 1 + tu_splitmix64(&seed) % (n - 1);
                 char keep = src[at];
                 src[at] = (char)tu_splitmix64(&seed);
