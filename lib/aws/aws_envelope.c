@@ -120,14 +120,20 @@ static inline bool same_bytes(const char *a, const char *b, size_t n)
 #endif
 }
 
-/* A value at s[*i] validated by the scanner at `level`: strings, most of
- * the values that vary, without the dispatch. */
+/* A value at s[*i] validated by the scanner at `level`: strings and
+ * numbers, the values that vary, without the dispatch on the first byte
+ * (the scanner takes any other first byte as a number's, so '-' and the
+ * digits are all its numbers). */
 static inline enrich_status value_at(const struct aws_env *e, const char *s, size_t n, size_t *i,
                                      int level, jtype *t)
 {
     if (*i < n && s[*i] == '"') {
         *t = J_STRING;
         return jscan_string_at(s, n, i);
+    }
+    if (*i < n && ((s[*i] >= '0' && s[*i] <= '9') || s[*i] == '-')) {
+        *t = J_NUMBER;
+        return jscan_number_at(s, n, i);
     }
     return jscan_value_at(s, n, i, level, e->max_depth, t);
 }

@@ -815,3 +815,12 @@ enrich_status jscan_string_at(const char *s, size_t n, size_t *pos)
         *pos = sc.i;
     return rc;
 }
+
+enrich_status jscan_number_at(const char *s, size_t n, size_t *pos)
+{
+    scanner sc = {s, n, *pos, 1, NULL, 0, NULL, 0, false};
+    enrich_status rc = scan_number(&sc);
+    if (rc == ENRICH_OK)
+        *pos = sc.i;
+    return rc;
+}

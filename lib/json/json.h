@@ -67,6 +67,8 @@ ENRICH_INTERNAL enrich_status jscan_value_at(const char *s, size_t n, size_t *po
 /* jscan_value_at for a string: s[*pos] must be its opening quote. The
  * same scan, without the dispatch on the value's first byte. */
 ENRICH_INTERNAL enrich_status jscan_string_at(const char *s, size_t n, size_t *pos);
+/* The same for a number: s[*pos] is '-' or a digit. */
+ENRICH_INTERNAL enrich_status jscan_number_at(const char *s, size_t n, size_t *pos);
 /* Where the scan of the value at s[from] (after whitespace) fails: the
  * offset of the first byte the scanner refuses, n when the text ends
  * first; with whole, bytes after the value (other than whitespace) are
