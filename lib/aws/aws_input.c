@@ -1,17 +1,20 @@
 /* AWS record shapes (docs/aws.md): an EventBridge Pipes batch from a
  * Kinesis source, a Firehose data-transformation event, a Lambda Kinesis
- * event. The envelope is read in one pass: each record element is scanned
- * once by the validating scanner, which also lists its members, so the
- * fields a shape needs are picked from that list; its `data` is
- * base64-decoded into a ctx buffer reused across batches and enriched by
- * the engine like one NDJSON line, through its lookahead window when the
- * store is big (engine_queue: up to 16 records' first lookups made
- * together, their results in order as one at a time would give). Only a
- * record that breaks the policy (UTF-8, \u0000, depth) takes the slower
- * structural walk, so that it can fail alone. A record that cannot be
- * decoded fails alone; only an envelope that is not the expected shape
- * fails the batch (and, the batch being all or nothing, the records
- * already enriched are dropped). */
+ * event. The envelope is read in one pass: a record written like the
+ * batch's first (the same members, names, order and spacing, as AWS writes
+ * them) is read by that record's template (aws_envelope.c), which compares
+ * bytes and has the scanner check each value that differs; any other
+ * record is scanned once by the validating scanner, which also lists its
+ * members, so the fields a shape needs are picked from that list. Its
+ * `data` is base64-decoded into a ctx buffer reused across batches and
+ * enriched by the engine like one NDJSON line, through its lookahead
+ * window when the store is big (engine_queue: up to 16 records' first
+ * lookups made together, their results in order as one at a time would
+ * give). Only a record that breaks the policy (UTF-8, \u0000, depth)
+ * takes the slower structural walk, so that it can fail alone. A record
+ * that cannot be decoded fails alone; only an envelope that is not the
+ * expected shape fails the batch (and, the batch being all or nothing,
+ * the records already enriched are dropped). */
 #include <string.h>
 
 #include "aws_internal.h"
