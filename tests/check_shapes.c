@@ -1883,6 +1883,48 @@ START_TEST(shapes_envelope_template_reads_records_written_alike)
         ck_assert_uint_eq(p.on->aws_env_reads - before, 15);
         free(b.p);
     }
+    /* Records of more values than a template holds are all read by the
+     * scanner; an object nested deeper than the template opens stays one
+     * value, checked by the scanner at its depth, and the records are
+     * read by the template. */
+    for (int wide = 0; wide < 2; wide++) {
+        sb b = {0};
+        sb_puts(&b, "[");
+        for (size_t i = 0; i < 10; i++) {
+            env_rec r;
+            env_record(&r, ENRICH_AWS_PIPES, i, false);
+            sb_puts(&b, i ? "," : "");
+            sb s = {0};
+            env_list(&s, r.top, r.ntop, 0, NULL, -1, -1);
+            s.p[--s.len] = '\0'; /* reopen the object */
+            if (wide) {
+                for (int m = 0; m < 60; m++)
+                    sb_printf(&s, ",\"m%d\":%zu", m, i * m);
+            } else {
+                sb_puts(&s, ",\"deep\":");
+                for (int d = 0; d < 12; d++)
+                    sb_printf(&s, "{\"d%d\":", d);
+                sb_printf(&s, "%zu", i);
+                for (int d = 0; d < 12; d++)
+                    sb_puts(&s, "}");
+            }
+            sb_puts(&s, "}");
+            sb_add(&b, s.p, s.len);
+            free(s.p);
+        }
+        sb_puts(&b, "]");
+        size_t before = p.on->aws_env_reads;
+        for (int depth = 10; depth <= 16; depth += 2) {
+            env_agree(&p, ENRICH_AWS_PIPES, b.p, b.len, depth);
+            ck_assert_uint_eq(enrich_batch_count(p.on), 10);
+        }
+        if (wide)
+            ck_assert_uint_eq(p.on->aws_env_reads, before);
+        else /* 13 levels: past max depth 10 (+2 for the envelope), the
+              * scanner refuses every record and no template is learned */
+            ck_assert_uint_eq(p.on->aws_env_reads - before, 3 * 9);
+        free(b.p);
+    }
     env_pair_close(&p);
     tu_fixture_close(&f);
 }
