@@ -73,7 +73,9 @@ typedef struct env_step {
  * last run, the end of the record). */
 typedef struct env_run {
     size_t off, len;
-    int step; /* -1: the last run */
+    int step;  /* -1: the last run */
+    int level; /* the step's, copied here for the hot loop */
+    int role;
 } env_run;
 
 enum { ENV_LEARN = 0, ENV_READY, ENV_NONE };
@@ -233,10 +235,10 @@ static void compile_runs(struct aws_env *e)
         const env_step *st = &e->steps[k];
         if (!st->varies)
             continue;
-        e->runs[r++] = (env_run){off, st->val_off - off, (int)k};
+        e->runs[r++] = (env_run){off, st->val_off - off, (int)k, st->level, st->role};
         off = st->val_off + st->val_len;
     }
-    e->runs[r++] = (env_run){off, e->rec_off + e->rec_len - off, -1};
+    e->runs[r++] = (env_run){off, e->rec_off + e->rec_len - off, -1, 0, ROLE_NONE};
     e->nruns = r;
 }
 
@@ -302,11 +304,14 @@ static inline void set_role(recf *f, int role, size_t off, size_t len, jtype t)
     }
 }
 
-/* The common case: every run repeated, every varying value valid. */
+/* The common case: every run repeated, every varying value valid. *f
+ * (all but kinesis) is written only when the record is read. */
 static bool read_runs(const struct aws_env *e, const char *s, size_t n, size_t start, recf *f,
                       size_t *end)
 {
     size_t i = start;
+    jspan span[ROLE_RESULT + 1] = {{0, 0}}; /* by role; [ROLE_NONE]: thrown away */
+    jtype id_type = J_NONE;
     for (size_t r = 0; r < e->nruns; r++) {
         const env_run *run = &e->runs[r];
         if (n - i < run->len || !same_bytes(s + i, s + run->off, run->len))
@@ -314,13 +319,19 @@ static bool read_runs(const struct aws_env *e, const char *s, size_t n, size_t s
         i += run->len;
         if (run->step < 0)
             break;
-        const env_step *st = &e->steps[run->step];
         size_t v = i;
         jtype t;
-        if (value_at(e, s, n, &i, st->level, &t) != ENRICH_OK)
+        if (value_at(e, s, n, &i, run->level, &t) != ENRICH_OK)
             return false;
-        set_role(f, st->role, v, i - v, t);
+        span[run->role] = (jspan){v, i - v};
+        if (run->role == ROLE_ID)
+            id_type = t;
     }
+    f->id = span[ROLE_ID];
+    f->id_type = id_type;
+    f->data = span[ROLE_DATA];
+    f->arrival = span[ROLE_ARRIVAL];
+    f->result = span[ROLE_RESULT];
     *end = i;
     return true;
 }
@@ -358,15 +369,14 @@ bool aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *
     struct aws_env *e = ctx->aws_env;
     if (!e || e->state != ENV_READY || e->max_depth != ctx->max_depth + 2 || start > n)
         return false;
-    recf got = {0};
-    got.kinesis = e->kinesis;
-    if (read_runs(e, s, n, start, &got, end)) {
+    /* read_runs writes *f only when it reads the record. */
+    if (read_runs(e, s, n, start, f, end)) {
+        f->kinesis = e->kinesis;
         e->misses = 0;
         ctx->aws_env_reads++;
-        *f = got;
         return true;
     }
-    got = (recf){0};
+    recf got = {0};
     got.kinesis = e->kinesis;
     if (read_steps(e, s, n, start, &got, end)) {
         compile_runs(e);
