@@ -99,14 +99,14 @@ static inline bool same_bytes(const char *a, const char *b, size_t n)
     if (n <= 16)
         return mem_equal(a, b, n);
 #ifdef __SSE2__
+#define LOAD16(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
     __m128i diff = _mm_setzero_si128();
     size_t i = 0;
     for (; i + 16 < n; i += 16)
-        diff = _mm_or_si128(diff, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(a + i)),
-                                                _mm_loadu_si128((const __m128i *)(const void *)(b + i))));
+        diff = _mm_or_si128(diff, _mm_xor_si128(LOAD16(a + i), LOAD16(b + i)));
     /* The last 16 bytes, overlapping the blocks before. */
-    diff = _mm_or_si128(diff, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(a + n - 16)),
-                                            _mm_loadu_si128((const __m128i *)(const void *)(b + n - 16))));
+    diff = _mm_or_si128(diff, _mm_xor_si128(LOAD16(a + n - 16), LOAD16(b + n - 16)));
+#undef LOAD16
     return _mm_movemask_epi8(_mm_cmpeq_epi8(diff, _mm_setzero_si128())) == 0xffff;
 #else
     uint64_t diff = 0, x, y;
@@ -123,9 +123,9 @@ static inline bool same_bytes(const char *a, const char *b, size_t n)
 }
 
 /* A value at s[*i] validated by the scanner at `level`: strings and
- * numbers, the values that vary, without the dispatch on the first byte
- * (the scanner takes any other first byte as a number's, so '-' and the
- * digits are all its numbers). */
+ * numbers, the values that vary, straight to the scanner's string or
+ * number scan (what its dispatch on the first byte would pick for a quote,
+ * a digit or '-'); anything else through that dispatch. */
 static inline enrich_status value_at(const struct aws_env *e, const char *s, size_t n, size_t *i,
                                      int level, jtype *t)
 {
