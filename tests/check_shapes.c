@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cJSON.h>
+#include <dirent.h>
 
 #include "enrich/enrich.h"
 #include "common.h" /* base64_encode, to build inputs */
@@ -1471,6 +1472,581 @@ START_TEST(shapes_window_matches_one_at_a_time)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* The envelope template (lib/aws/aws_envelope.c) against the scanner  */
+/* ------------------------------------------------------------------ */
+
+/* Everything a caller can see of one batch, in one buffer: status and
+ * message, every record's bytes, outcome, error, result, arrival, id and
+ * invalid reason, the counts, and every response. */
+static char *env_view(enrich_ctx *ctx, enrich_aws_event in, const char *src, size_t n,
+                      size_t *len)
+{
+    sb v = {0};
+    enrich_status rc = enrich_aws_batch_run(ctx, in, src, n);
+    const char *msg = enrich_ctx_errmsg(ctx);
+    sb_printf(&v, "status %d msg %s\n", rc, msg ? msg : "");
+    for (size_t i = 0; i < enrich_batch_count(ctx); i++) {
+        enrich_buf r = enrich_batch_record(ctx, i), id = enrich_aws_record_id(ctx, i),
+                   why = enrich_aws_invalid_reason(ctx, i);
+        sb_printf(&v, "%zu: outcome %d error %d result %d arrival %lld id ", i,
+                  enrich_batch_outcome(ctx, i), enrich_batch_error(ctx, i),
+                  enrich_aws_result(ctx, i), (long long)enrich_aws_arrival_ms(ctx, i));
+        /* An absent id or reason is {NULL, 0}: nothing to add. */
+        if (id.len)
+            sb_add(&v, (const char *)id.ptr, id.len);
+        sb_puts(&v, " why ");
+        if (why.len)
+            sb_add(&v, (const char *)why.ptr, why.len);
+        sb_puts(&v, " record ");
+        if (r.len)
+            sb_add(&v, (const char *)r.ptr, r.len);
+        sb_puts(&v, "\n");
+    }
+    for (int r = 0; r < 4; r++)
+        sb_printf(&v, "count %d: %zu\n", r, enrich_aws_count_result(ctx, (enrich_result)r));
+    for (int resp = ENRICH_AWS_RESPONSE_FIREHOSE; resp <= ENRICH_AWS_RESPONSE_KINESIS; resp++) {
+        size_t cap = enrich_aws_encode_bound(ctx, (enrich_aws_response)resp), got = 0;
+        char *buf = malloc(cap + 1);
+        ck_assert_ptr_nonnull(buf);
+        enrich_status erc = enrich_aws_encode(ctx, (enrich_aws_response)resp, buf, cap, &got);
+        sb_printf(&v, "response %d: %d ", resp, erc);
+        if (erc == ENRICH_OK)
+            sb_add(&v, buf, got);
+        sb_puts(&v, "\n");
+        free(buf);
+    }
+    *len = v.len;
+    return v.p ? v.p : strdup("");
+}
+
+/* Two contexts of one pipeline: the template on, and off. */
+typedef struct env_pair {
+    enrich_ctx *on, *off;
+    size_t batches, records;
+} env_pair;
+
+static void env_pair_open(env_pair *p, const tu_fixture *f)
+{
+    memset(p, 0, sizeof *p);
+    p->on = f->ctx;
+    ck_assert_int_eq(enrich_ctx_create(f->pl, &p->off), ENRICH_OK);
+    enrich_ctx *both[2] = {p->on, p->off};
+    for (int c = 0; c < 2; c++)
+        ck_assert_int_eq(enrich_ctx_set_option(both[c], ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK),
+                         ENRICH_OK);
+    p->off->aws_env_off = true;
+}
+
+/* The batch read with the template and without: every view the same (the
+ * text copied to its exact size, so that ASan sees a read past it). */
+static void env_agree(env_pair *p, enrich_aws_event in, const char *src, size_t n, int max_depth)
+{
+    char *copy = malloc(n ? n : 1);
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, src, n);
+    ck_assert_int_eq(enrich_ctx_set_option(p->on, ENRICH_OPT_MAX_DEPTH, max_depth), ENRICH_OK);
+    ck_assert_int_eq(enrich_ctx_set_option(p->off, ENRICH_OPT_MAX_DEPTH, max_depth), ENRICH_OK);
+    size_t want_len, got_len;
+    char *want = env_view(p->off, in, copy, n, &want_len);
+    char *got = env_view(p->on, in, copy, n, &got_len);
+    if (got_len != want_len || memcmp(got, want, want_len) != 0) {
+        size_t at = 0; /* show where the views part, and the input's start */
+        while (at < got_len && at < want_len && got[at] == want[at])
+            at++;
+        size_t from = at > 200 ? at - 200 : 0;
+        ck_abort_msg("shape %d, max depth %d, views part at byte %zu: with the template:\n"
+                     "%.*s\nwithout:\n%.*s\ninput (%zu bytes): %.*s",
+                     (int)in, max_depth, at, (int)((got_len - from) < 600 ? got_len - from : 600),
+                     got + from, (int)((want_len - from) < 600 ? want_len - from : 600),
+                     want + from, n, (int)(n < 1500 ? n : 1500), src);
+    }
+    ck_assert_uint_eq(p->off->aws_env_reads, 0);
+    p->batches++;
+    p->records += enrich_batch_count(p->off);
+    free(got);
+    free(want);
+    free(copy);
+}
+
+static void env_pair_close(env_pair *p)
+{
+    enrich_ctx_free(p->off);
+}
+
+/* A record as lists of members, the way AWS writes them; one member of
+ * the top list may hold the sub list as an object ("kinesis", Firehose's
+ * "kinesisRecordMetadata"). */
+typedef struct env_mem {
+    char name[96];
+    char val[640];
+} env_mem;
+
+typedef struct env_rec {
+    env_mem top[24], sub[24];
+    size_t ntop, nsub;
+    int sub_at; /* the top member whose value is the sub list; -1: none */
+} env_rec;
+
+static void env_add(env_mem *list, size_t *n, const char *name, const char *val)
+{
+    ck_assert_uint_lt(*n, 24);
+    snprintf(list[*n].name, sizeof list[*n].name, "%s", name);
+    snprintf(list[*n].val, sizeof list[*n].val, "%s", val);
+    (*n)++;
+}
+
+/* Record i of a batch in shape in: the members AWS writes, in its order. */
+static void env_record(env_rec *r, enrich_aws_event in, size_t i, bool json_data)
+{
+    char b64[400], num[64], v[640];
+    const char *ev = tu_seed_event[i % 3];
+    size_t el = strlen(ev);
+    base64_encode(ev, el, b64 + 1);
+    b64[0] = '"';
+    b64[1 + base64_encoded_len(el)] = '"';
+    b64[2 + base64_encoded_len(el)] = '\0';
+    memset(r, 0, sizeof *r);
+    r->sub_at = -1;
+    env_mem *k = in == ENRICH_AWS_KINESIS ? r->sub : r->top;
+    size_t *kn = in == ENRICH_AWS_KINESIS ? &r->nsub : &r->ntop;
+    if (in == ENRICH_AWS_FIREHOSE) {
+        snprintf(v, sizeof v, "\"49546986683135544286507457936321625675700192471156785%03zu\"", i);
+        env_add(r->top, &r->ntop, "recordId", v);
+        snprintf(num, sizeof num, "%zu", (size_t)1664028820148 + i * 37);
+        env_add(r->top, &r->ntop, "approximateArrivalTimestamp", num);
+        env_add(r->top, &r->ntop, "data", b64);
+        r->sub_at = (int)r->ntop;
+        env_add(r->top, &r->ntop, "kinesisRecordMetadata", "");
+        snprintf(v, sizeof v, "\"shardId-%012zu\"", i % 3);
+        env_add(r->sub, &r->nsub, "shardId", v);
+        snprintf(v, sizeof v, "\"4d1ad2b9-24f8-4b9d-a088-76e9947c3%02zu\"", i % 7);
+        env_add(r->sub, &r->nsub, "partitionKey", v);
+        env_add(r->sub, &r->nsub, "approximateArrivalTimestamp", num);
+        env_add(r->sub, &r->nsub, "sequenceNumber",
+                "\"49546986683135544286507457936321625675700192471156785154\"");
+        env_add(r->sub, &r->nsub, "subsequenceNumber", "0");
+        return;
+    }
+    if (in == ENRICH_AWS_KINESIS) {
+        r->sub_at = 0;
+        env_add(r->top, &r->ntop, "kinesis", "");
+    }
+    env_add(k, kn, "kinesisSchemaVersion", "\"1.0\"");
+    snprintf(v, sizeof v, "\"pk-%zu\"", i % 4);
+    env_add(k, kn, "partitionKey", v);
+    snprintf(v, sizeof v, "\"4959033827149025660855969253836157%020zu\"", i);
+    env_add(k, kn, "sequenceNumber", v);
+    env_add(k, kn, "data", json_data ? ev : b64);
+    snprintf(num, sizeof num, "%zu.%03zu", (size_t)1545084650 + i, i * 7 % 1000);
+    env_add(k, kn, "approximateArrivalTimestamp", num);
+    env_add(r->top, &r->ntop, "eventSource", "\"aws:kinesis\"");
+    env_add(r->top, &r->ntop, "eventVersion", "\"1.0\"");
+    snprintf(v, sizeof v, "\"shardId-000000000006:4959033827149025660855969253836157%020zu\"", i);
+    env_add(r->top, &r->ntop, "eventID", v);
+    env_add(r->top, &r->ntop, "eventName", "\"aws:kinesis:record\"");
+    env_add(r->top, &r->ntop, "invokeIdentityArn", "\"arn:aws:iam::123456789012:role/lambda-role\"");
+    env_add(r->top, &r->ntop, "awsRegion", "\"us-east-2\"");
+    env_add(r->top, &r->ntop, "eventSourceARN",
+            "\"arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream\"");
+}
+
+/* How a batch is spaced: compact, AWS's sample style (indented, ": "), or
+ * tabs and CRLF. */
+static const char *const env_nl[3] = {"", "\n      ", "\r\n\t\t"};
+static const char *const env_colon[3] = {":", ": ", " :\t"};
+
+static void env_list(sb *b, const env_mem *list, size_t n, int style, const char *sub,
+                     int sub_at, int extra_ws)
+{
+    sb_puts(b, "{");
+    for (size_t m = 0; m < n; m++) {
+        if (m)
+            sb_puts(b, extra_ws == (int)m ? " ," : ",");
+        sb_puts(b, env_nl[style]);
+        sb_printf(b, "\"%s\"%s", list[m].name, env_colon[style]);
+        if (extra_ws == (int)m + 100)
+            sb_puts(b, " ");
+        sb_puts(b, (int)m == sub_at ? sub : list[m].val);
+    }
+    sb_puts(b, env_nl[style]);
+    sb_puts(b, "}");
+}
+
+static void env_serialize(sb *b, const env_rec *r, int style, int extra_ws)
+{
+    sb s = {0};
+    env_list(&s, r->sub, r->nsub, style, NULL, -1, extra_ws >= 1000 ? extra_ws - 1000 : -1);
+    env_list(b, r->top, r->ntop, style, s.p ? s.p : "{}", r->sub_at, extra_ws);
+    free(s.p);
+}
+
+/* What a value may be replaced with: other types, broken strings under
+ * each rule of the policy, broken numbers, depth. */
+static const char *const env_values[] = {
+    "12345", "-0", "1.5e3", "null", "true", "false", "{}", "[]", "{\"a\":1}", "[1,[2]]",
+    "\"\"", "\"\\u00e9t\\u00e9\"", "\"caf\xc3\xa9\"", "\"\\ud83d\\ude00\"", "\"\xf0\x9f\x98\x80\"",
+    "\"bad \xc3\x28\"", "\"surrogate \xed\xa0\x80\"", "\"big \xf4\x90\x80\x80\"", "\"\xff\"",
+    "\"overlong \xc0\xaf\"", "\"nul \\u0000\"", "\"lone \\ud800\"", "\"low \\udc00\"",
+    "\"ctl \x01\"", "\"esc \\x\"", "\"slash \\/ ok\"", "\"!!notbase64\"", "\"SGVsbG8=\"",
+    "01", "1.", "-", "+1", "1e", "tru", "nul", "\"unterminated", "[[[[[[1]]]]]]",
+    "{\"a\":{\"b\":{\"c\":[1]}}}", "\"2024-05-01T12:00:00.000Z\"", "1e999", "\"aws:kinesiz\"",
+    "\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSJ9\"", "\"eyJwcm9kdWN0SWQi\\/OiJQUk9ELTAwMSJ9\"",
+    "[[1]]", "[[[1]]]", "[[[[1]]]]", "{\"a\":[{\"b\":[]}]}", "[{}]", "{\"a\":{\"b\":{}}}",
+};
+
+/* One change to a record: the kinds the template must send to the scanner
+ * (or read exactly as the scanner would). Returns the extra whitespace
+ * position for env_serialize (-1: none). */
+static int env_mutate(env_rec *r, uint64_t *seed)
+{
+    uint64_t x = tu_splitmix64(seed);
+    bool in_sub = r->nsub && (x & 1);
+    env_mem *list = in_sub ? r->sub : r->top;
+    size_t *n = in_sub ? &r->nsub : &r->ntop;
+    size_t a = (size_t)((x >> 8) % *n), c = (size_t)((x >> 24) % *n);
+    if (!in_sub && r->sub_at >= 0 && (a == (size_t)r->sub_at || c == (size_t)r->sub_at) &&
+        (x >> 40) % 4 != 0)
+        return -1; /* keep the sub object where it is, mostly */
+    switch ((x >> 4) % 12) {
+    case 0: { /* two members swapped */
+        env_mem t = list[a];
+        list[a] = list[c];
+        list[c] = t;
+        if (!in_sub && r->sub_at >= 0)
+            r->sub_at = r->sub_at == (int)a ? (int)c : r->sub_at == (int)c ? (int)a : r->sub_at;
+        return -1;
+    }
+    case 1: /* a member twice, the copy with another value */
+        if (*n < 24) {
+            memmove(&list[c + 1], &list[c], (*n - c) * sizeof *list);
+            (*n)++;
+            list[c] = list[a >= c ? a + 1 : a];
+            if ((x >> 48) & 1)
+                snprintf(list[c].val, sizeof list[c].val, "%s",
+                         env_values[(x >> 50) % (sizeof env_values / sizeof *env_values)]);
+            if (!in_sub && r->sub_at >= (int)c)
+                r->sub_at++;
+            if (!in_sub && list[c].val[0] == '\0')
+                snprintf(list[c].val, sizeof list[c].val, "{}");
+        }
+        return -1;
+    case 2: /* a member dropped */
+        if (!in_sub && (int)a == r->sub_at)
+            r->sub_at = -1;
+        else if (!in_sub && r->sub_at > (int)a)
+            r->sub_at--;
+        memmove(&list[a], &list[a + 1], (*n - a - 1) * sizeof *list);
+        (*n)--;
+        return -1;
+    case 3: { /* a name spelled with an escape */
+        char nm[96];
+        unsigned char ch = (unsigned char)list[a].name[0];
+        snprintf(nm, sizeof nm, "\\u%04x%s", ch, list[a].name + 1);
+        snprintf(list[a].name, sizeof list[a].name, "%s", nm);
+        return -1;
+    }
+    case 4: /* whitespace where the template has none */
+        return in_sub ? 1000 + (int)a : (int)(((x >> 40) & 1) ? a : a + 100);
+    case 5: /* a name one letter longer */
+        if (strlen(list[a].name) < 90)
+            strcat(list[a].name, (x >> 40) & 1 ? "x" : "\xc3\xa9");
+        return -1;
+    case 6: /* the sub object as another type */
+        if (r->sub_at >= 0) {
+            snprintf(r->top[r->sub_at].val, sizeof r->top[r->sub_at].val, "%s",
+                     env_values[(x >> 40) % 10]);
+            r->sub_at = -1;
+        }
+        return -1;
+    default: /* a value replaced */
+        if (in_sub || (int)a != r->sub_at)
+            snprintf(list[a].val, sizeof list[a].val, "%s",
+                     env_values[(x >> 40) % (sizeof env_values / sizeof *env_values)]);
+        return -1;
+    }
+}
+
+static void env_batch(sb *b, enrich_aws_event in, size_t nrec, int style, bool json_data,
+                      unsigned mutate_pct, uint64_t *seed)
+{
+    sb_puts(b, in == ENRICH_AWS_PIPES ? "[" : in == ENRICH_AWS_FIREHOSE
+                                                  ? "{\"invocationId\":\"inv\",\"records\":["
+                                                  : "{\"Records\":[");
+    for (size_t i = 0; i < nrec; i++) {
+        env_rec r;
+        env_record(&r, in, i, json_data);
+        int ws = -1;
+        if (tu_splitmix64(seed) % 100 < mutate_pct) {
+            ws = env_mutate(&r, seed);
+            if (tu_splitmix64(seed) % 4 == 0) /* sometimes two changes */
+                (void)env_mutate(&r, seed);
+        }
+        if (i)
+            sb_puts(b, style ? ",\n    " : ",");
+        env_serialize(b, &r, style, ws);
+    }
+    sb_puts(b, in == ENRICH_AWS_PIPES ? "]" : "]}");
+}
+
+static const char env_rules[] =
+    "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+    "\"pipes\":{\"event_id_field\":\"eid\"},\"firehose\":{\"partition_keys\":[\"category\"]}}";
+
+/* Batches as AWS writes them, one record in four changed in one of the
+ * ways above (or two), in each shape, spacing and depth limit: the
+ * template reads most records, and what it reads is what the scanner
+ * reads. */
+/* Rounds of the template's tests: fewer under valgrind, which runs them
+ * some 40 times slower. */
+static int env_rounds(int plain)
+{
+    return getenv("ENRICH_UNDER_VALGRIND") ? plain / 5 : plain;
+}
+
+START_TEST(shapes_envelope_template_matches_the_scanner)
+{
+    for (int rules = 0; rules < 2; rules++) {
+        tu_fixture f;
+        tu_fixture_open(&f, rules ? env_rules : NULL);
+        env_pair p;
+        env_pair_open(&p, &f);
+        uint64_t seed = 0xE17E10FEULL + (uint64_t)rules;
+        static const int depths[] = {1, 2, 3, 4, 5, 128};
+        size_t reads0 = p.on->aws_env_reads;
+        for (int round = 0; round < env_rounds(1200); round++) {
+            enrich_aws_event in = (enrich_aws_event)(ENRICH_AWS_PIPES + round % 3);
+            sb b = {0};
+            size_t nrec = 1 + tu_splitmix64(&seed) % 12;
+            int style = (int)(tu_splitmix64(&seed) % 3);
+            bool json_data = in == ENRICH_AWS_PIPES && tu_splitmix64(&seed) % 4 == 0;
+            unsigned pct = round % 5 == 0 ? 0 : 25;
+            env_batch(&b, in, nrec, style, json_data, pct, &seed);
+            int depth = depths[tu_splitmix64(&seed) % 6];
+            env_agree(&p, in, b.p, b.len, depth);
+            /* And the same batch cut short, and with one byte changed. */
+            env_agree(&p, in, b.p, tu_splitmix64(&seed) % b.len, depth);
+            size_t at = tu_splitmix64(&seed) % b.len;
+            char keep = b.p[at];
+            b.p[at] = (char)tu_splitmix64(&seed);
+            env_agree(&p, in, b.p, b.len, depth);
+            b.p[at] = keep;
+            free(b.p);
+        }
+        /* The template read many of the records. */
+        ck_assert_uint_gt(p.on->aws_env_reads - reads0, p.records / 3);
+        env_pair_close(&p);
+        tu_fixture_close(&f);
+    }
+}
+END_TEST
+
+/* Every record of a batch read by the template but the first, when all
+ * are written alike; and a batch whose first record is the odd one learns
+ * its template again from a later record. */
+START_TEST(shapes_envelope_template_reads_records_written_alike)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    env_pair p;
+    env_pair_open(&p, &f);
+    uint64_t seed = 7;
+    for (int in = ENRICH_AWS_PIPES; in <= ENRICH_AWS_KINESIS; in++) {
+        for (int style = 0; style < 3; style++) {
+            sb b = {0};
+            env_batch(&b, (enrich_aws_event)in, 20, style, false, 0, &seed);
+            size_t before = p.on->aws_env_reads;
+            env_agree(&p, (enrich_aws_event)in, b.p, b.len, 128);
+            ck_assert_uint_eq(enrich_batch_count(p.on), 20);
+            ck_assert_uint_eq(p.on->aws_env_reads - before, 19);
+            free(b.p);
+        }
+        /* The first record has a member more: missed, missed, ... then a
+         * later record becomes the template. */
+        sb b = {0};
+        env_rec r;
+        env_record(&r, (enrich_aws_event)in, 0, false);
+        env_add(r.top, &r.ntop, "extra", "\"x\"");
+        sb_puts(&b, in == ENRICH_AWS_PIPES ? "[" : in == ENRICH_AWS_FIREHOSE ? "{\"records\":[" :
+                                                                                "{\"Records\":[");
+        env_serialize(&b, &r, 0, -1);
+        for (size_t i = 1; i < 20; i++) {
+            env_record(&r, (enrich_aws_event)in, i, false);
+            sb_puts(&b, ",");
+            env_serialize(&b, &r, 0, -1);
+        }
+        sb_puts(&b, in == ENRICH_AWS_PIPES ? "]" : "]}");
+        size_t before = p.on->aws_env_reads;
+        env_agree(&p, (enrich_aws_event)in, b.p, b.len, 128);
+        ck_assert_uint_eq(enrich_batch_count(p.on), 20);
+        /* Records 1-4 missed (the scanner read them), the 4th became the
+         * template, 5-19 were read by it. */
+        ck_assert_uint_eq(p.on->aws_env_reads - before, 15);
+        free(b.p);
+    }
+    /* Records of more values than a template holds are all read by the
+     * scanner; an object nested deeper than the template opens stays one
+     * value, checked by the scanner at its depth, and the records are
+     * read by the template. */
+    for (int wide = 0; wide < 2; wide++) {
+        sb b = {0};
+        sb_puts(&b, "[");
+        for (size_t i = 0; i < 10; i++) {
+            env_rec r;
+            env_record(&r, ENRICH_AWS_PIPES, i, false);
+            sb_puts(&b, i ? "," : "");
+            sb s = {0};
+            env_list(&s, r.top, r.ntop, 0, NULL, -1, -1);
+            s.p[--s.len] = '\0'; /* reopen the object */
+            if (wide) {
+                for (int m = 0; m < 60; m++)
+                    sb_printf(&s, ",\"m%d\":%zu", m, i * m);
+            } else {
+                sb_puts(&s, ",\"deep\":");
+                for (int d = 0; d < 12; d++)
+                    sb_printf(&s, "{\"d%d\":", d);
+                sb_printf(&s, "%zu", i);
+                for (int d = 0; d < 12; d++)
+                    sb_puts(&s, "}");
+            }
+            sb_puts(&s, "}");
+            sb_add(&b, s.p, s.len);
+            free(s.p);
+        }
+        sb_puts(&b, "]");
+        size_t before = p.on->aws_env_reads;
+        for (int depth = 10; depth <= 16; depth += 2) {
+            env_agree(&p, ENRICH_AWS_PIPES, b.p, b.len, depth);
+            ck_assert_uint_eq(enrich_batch_count(p.on), 10);
+        }
+        if (wide)
+            ck_assert_uint_eq(p.on->aws_env_reads, before);
+        else /* 13 levels: past max depth 10 (+2 for the envelope), the
+              * scanner refuses every record and no template is learned */
+            ck_assert_uint_eq(p.on->aws_env_reads - before, 3 * 9);
+        free(b.p);
+    }
+    env_pair_close(&p);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+static int env_shape_of_fixture(const char *name)
+{
+    if (strncmp(name, "pipes-", 6) == 0)
+        return ENRICH_AWS_PIPES;
+    if (strncmp(name, "firehose-", 9) == 0)
+        return ENRICH_AWS_FIREHOSE;
+    if (strncmp(name, "lambda-kinesis-", 15) == 0)
+        return ENRICH_AWS_KINESIS;
+    return 0;
+}
+
+/* Every AWS fixture in every shape, and byte mutations of each, with
+ * the template and without. */
+START_TEST(shapes_envelope_template_on_the_fixtures)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    env_pair p;
+    env_pair_open(&p, &f);
+    DIR *d = opendir(FIXTURES_AWS);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    size_t files = 0;
+    uint64_t seed = 0xF1C5;
+    static const char interesting[] = "{}[]\":,\\/u09+=e. \n\t\x80\xc3\xed";
+    while ((e = readdir(d)) != NULL) {
+        int shape = env_shape_of_fixture(e->d_name);
+        if (!shape)
+            continue;
+        char *path = tu_join(FIXTURES_AWS, e->d_name);
+        size_t n;
+        char *src = tu_read_file(path, &n);
+        files++;
+        for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
+            env_agree(&p, (enrich_aws_event)s, src, n, 128);
+        char *buf = malloc(n + 8);
+        ck_assert_ptr_nonnull(buf);
+        for (int iter = 0; iter < env_rounds(300); iter++) {
+            memcpy(buf, src, n);
+            size_t m = n, at = tu_splitmix64(&seed) % n;
+            uint64_t x = tu_splitmix64(&seed);
+            char c = (x & 8) ? (char)(x >> 8)
+                             : interesting[(x >> 8) % (sizeof interesting - 1)];
+            switch (x % 3) {
+            case 0:
+                buf[at] = c;
+                break;
+            case 1:
+                memmove(buf + at + 1, buf + at, m - at);
+                buf[at] = c;
+                m++;
+                break;
+            default:
+                memmove(buf + at, buf + at + 1, m - at - 1);
+                m--;
+            }
+            env_agree(&p, (enrich_aws_event)shape, buf, m, (x >> 16) % 2 ? 128 : 2);
+        }
+        free(buf);
+        free(src);
+        free(path);
+    }
+    closedir(d);
+    ck_assert_uint_ge(files, 5);
+    ck_assert_uint_gt(p.on->aws_env_reads, 0);
+    env_pair_close(&p);
+    tu_fixture_close(&f);
+}
+END_TEST
+
+/* The batch fuzz corpus in every AWS shape, and byte mutations of it. */
+START_TEST(shapes_envelope_template_on_the_fuzz_corpus)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    env_pair p;
+    env_pair_open(&p, &f);
+    char *dir = tu_join(SRCDIR, "tests/fuzz/corpus/batch");
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    size_t inputs = 0;
+    uint64_t seed = 0xC0FFEE;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = tu_join(dir, e->d_name);
+        size_t n;
+        char *src = tu_read_file(path, &n);
+        if (n > 1) {
+            /* As the fuzz target reads them: byte 0 selects, the rest is the
+             * batch; here every AWS shape runs on it. */
+            for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
+                env_agree(&p, (enrich_aws_event)s, src + 1, n - 1, (src[0] & 0x10) ? 6 : 128);
+            for (int iter = 0; iter < env_rounds(20); iter++) {
+                size_t at = 1 + tu_splitmix64(&seed) % (n - 1);
+                char keep = src[at];
+                src[at] = (char)tu_splitmix64(&seed);
+                env_agree(&p, (enrich_aws_event)(ENRICH_AWS_PIPES + iter % 3), src + 1, n - 1,
+                          128);
+                src[at] = keep;
+            }
+            inputs++;
+        }
+        free(src);
+        free(path);
+    }
+    closedir(d);
+    free(dir);
+    ck_assert_uint_gt(inputs, 10);
+    ck_assert_uint_gt(p.on->aws_env_reads, 0);
+    env_pair_close(&p);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 static Suite *shapes_suite(void)
 {
     Suite *s = suite_create("shapes");
@@ -1504,6 +2080,13 @@ static Suite *shapes_suite(void)
     tcase_add_test(tc, shapes_rules_errors);
     tcase_add_test(tc, shapes_ctx_reuse_across_shapes);
     tcase_add_test(tc, shapes_window_matches_one_at_a_time);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("template");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, shapes_envelope_template_matches_the_scanner);
+    tcase_add_test(tc, shapes_envelope_template_reads_records_written_alike);
+    tcase_add_test(tc, shapes_envelope_template_on_the_fixtures);
+    tcase_add_test(tc, shapes_envelope_template_on_the_fuzz_corpus);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,17 +1,20 @@
 /* AWS record shapes (docs/aws.md): an EventBridge Pipes batch from a
  * Kinesis source, a Firehose data-transformation event, a Lambda Kinesis
- * event. The envelope is read in one pass: each record element is scanned
- * once by the validating scanner, which also lists its members, so the
- * fields a shape needs are picked from that list; its `data` is
- * base64-decoded into a ctx buffer reused across batches and enriched by
- * the engine like one NDJSON line, through its lookahead window when the
- * store is big (engine_queue: up to 16 records' first lookups made
- * together, their results in order as one at a time would give). Only a
- * record that breaks the policy (UTF-8, \u0000, depth) takes the slower
- * structural walk, so that it can fail alone. A record that cannot be
- * decoded fails alone; only an envelope that is not the expected shape
- * fails the batch (and, the batch being all or nothing, the records
- * already enriched are dropped). */
+ * event. The envelope is read in one pass: a record written like the
+ * batch's first (the same members, names, order and spacing, as AWS writes
+ * them) is read by that record's template (aws_envelope.c), which compares
+ * bytes and has the scanner check each value that differs; any other
+ * record is scanned once by the validating scanner, which also lists its
+ * members, so the fields a shape needs are picked from that list. Its
+ * `data` is base64-decoded into a ctx buffer reused across batches and
+ * enriched by the engine like one NDJSON line, through its lookahead
+ * window when the store is big (engine_queue: up to 16 records' first
+ * lookups made together, their results in order as one at a time would
+ * give). Only a record that breaks the policy (UTF-8, \u0000, depth)
+ * takes the slower structural walk, so that it can fail alone. A record
+ * that cannot be decoded fails alone; only an envelope that is not the
+ * expected shape fails the batch (and, the batch being all or nothing,
+ * the records already enriched are dropped). */
 #include <string.h>
 
 #include "aws_internal.h"
@@ -134,14 +137,6 @@ static bool id_usable(const char *s, jspan v)
 /* ---------------------------------------------------------------- */
 /* Records                                                           */
 /* ---------------------------------------------------------------- */
-
-/* The members of one record a shape uses ({0,0} when absent; the first
- * of a repeated name wins). */
-typedef struct recf {
-    jspan id, data, arrival, result;
-    jtype id_type; /* J_NONE: not known yet (the structural walk) */
-    bool kinesis;  /* Kinesis: the "kinesis" object was there */
-} recf;
 
 /* The fields from the member lists of a record the scanner accepted whole
  * (offsets into s): no byte is read again. */
@@ -295,6 +290,9 @@ static const char *shape_noun(enrich_aws_event input)
            input == ENRICH_AWS_KINESIS ? "Records" : "element";
 }
 
+static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const char *s,
+                                  jspan el, enrich_status v, const recf *fp, size_t k);
+
 /* The record element at s[*pos]; *pos moves past it. */
 static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const char *s, size_t n,
                                   size_t *pos, size_t k)
@@ -302,6 +300,13 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
     const char *noun = shape_noun(input);
     size_t start = *pos, end = start;
     jspan el;
+    recf f = {0};
+    /* A record written like the batch's template record is read by it
+     * (aws_envelope.c); anything else by the scanner, below. */
+    if (aws_env_read(ctx, s, n, start, &f, &end)) {
+        *pos = end;
+        return record_queue(ctx, input, s, (jspan){start, end - start}, ENRICH_OK, &f, k);
+    }
     ctx->rec_members.n = 0;
     ctx->rec_sub.n = 0;
     ctx->rec_sub_off = SIZE_MAX;
@@ -343,7 +348,6 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
         errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
         return ENRICH_E_JSON;
     }
-    recf f = {0};
     enrich_status fr = v == ENRICH_OK ? fields_from_members(ctx, input, s, &f)
                        : record_fields(ctx, input, s, el, &f) ? ENRICH_OK
                                                               : ENRICH_E_JSON;
@@ -353,6 +357,18 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
         errmsg_set(ctx->errmsg, "%s[%zu] is not valid JSON", noun, k);
         return ENRICH_E_JSON;
     }
+    if (v == ENRICH_OK)
+        aws_env_learn(ctx, s, el, &f);
+    return record_queue(ctx, input, s, el, v, &f, k);
+}
+
+/* The record el, read (v: the scanner's verdict on it) into *fp: checked
+ * for what its shape needs, and its data queued for the engine. */
+static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const char *s,
+                                  jspan el, enrich_status v, const recf *fp, size_t k)
+{
+    const char *noun = shape_noun(input);
+    recf f = *fp;
     if (input == ENRICH_AWS_FIREHOSE && f.result.len) {
         errmsg_set(ctx->errmsg,
                    "records[%zu] has \"result\": this is a Firehose response, not an event", k);
@@ -515,6 +531,7 @@ static enrich_status run_event(enrich_ctx *ctx, enrich_aws_event input, const ch
                        input == ENRICH_AWS_FIREHOSE ? "a JSON object (Firehose event)" :
                                                         "a JSON object (Lambda Kinesis event)";
     size_t i = 0;
+    aws_env_begin(ctx);
     skip_ws(s, n, &i);
     if (i >= n || s[i] != (pipes ? '[' : '{')) {
         errmsg_set(ctx->errmsg, "input is not %s", what);

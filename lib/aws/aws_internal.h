@@ -8,6 +8,31 @@
 
 #include "ctx.h"
 
+/* The members of one record a shape uses ({0,0} when absent; the first
+ * of a repeated name wins), found by aws_input.c's readers and by the
+ * template of aws_envelope.c alike. */
+typedef struct recf {
+    jspan id, data, arrival, result;
+    jtype id_type; /* J_NONE: not known yet (the structural walk) */
+    bool kinesis;  /* Kinesis: the "kinesis" object was there */
+} recf;
+
+/* aws_envelope.c: the envelope template of a batch. aws_env_begin at the
+ * start of every batch forgets the last batch's. aws_env_learn takes the
+ * record el (an object the scanner accepted whole, whose fields f were
+ * found from its members) as the template, when there is none yet or the
+ * one there stopped matching; nothing happens when ctx->aws_env_off is
+ * set or the record is not one a template can hold (too many values).
+ * aws_env_read reads the record that starts at s[start] by the template:
+ * true when it is the template's shape and valid under the scanner's
+ * policy, with *f as fields_from_members would find them and *end just
+ * past the record; false (f untouched) for anything else, and the caller
+ * reads it with the scanner. */
+ENRICH_INTERNAL void aws_env_begin(enrich_ctx *ctx);
+ENRICH_INTERNAL void aws_env_learn(enrich_ctx *ctx, const char *s, jspan el, const recf *f);
+ENRICH_INTERNAL bool aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *f,
+                                  size_t *end);
+
 /* aws_validate.c: after the records of an event are enriched (results
  * set from the outcomes), check them when the rule set's section of this
  * shape has "invalid" (Pipes "remove" makes them DROPPED). false: out of

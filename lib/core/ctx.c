@@ -57,6 +57,7 @@ void enrich_ctx_free(enrich_ctx *ctx)
     ebuf_free(&ctx->resp);
     jmembers_free(&ctx->rec_members);
     jmembers_free(&ctx->rec_sub);
+    free(ctx->aws_env);
     jmembers_free(&ctx->pk_members);
     jmembers_free(&ctx->pk_sub);
     free(ctx);

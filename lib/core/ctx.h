@@ -169,6 +169,13 @@ struct enrich_ctx {
     jmembers rec_members; /* top-level members of the current AWS record */
     jmembers rec_sub;     /* members of its "kinesis" object (Lambda Kinesis) */
     size_t rec_sub_off;   /* where that object is; SIZE_MAX: not listed */
+    /* The envelope template of the current AWS batch (lib/aws/aws_envelope.c:
+     * one allocation, its layout private to lib/aws); for tests, a switch
+     * that reads every record with the scanner instead, and how many
+     * records the template read. */
+    struct aws_env *aws_env;
+    bool aws_env_off;
+    size_t aws_env_reads;
     jmembers pk_members;  /* partition keys: members of the enriched record */
     jmembers pk_sub;
     /* An extra member engine_event attaches last (Pipes event id): the

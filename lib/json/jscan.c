@@ -834,3 +834,33 @@ bool json_utf8_valid(const void *text, size_t len)
     }
     return true;
 }
+
+enrich_status jscan_value_at(const char *s, size_t n, size_t *pos, int depth, int max_depth,
+                             jtype *type)
+{
+    scanner sc = {s, n, *pos, max_depth, NULL, 0, NULL, 0, false, NULL, false};
+    jtype t = J_NONE;
+    enrich_status rc = scan_value(&sc, depth, &t, NULL);
+    *type = t;
+    if (rc == ENRICH_OK)
+        *pos = sc.i;
+    return rc;
+}
+
+enrich_status jscan_string_at(const char *s, size_t n, size_t *pos)
+{
+    scanner sc = {s, n, *pos, 1, NULL, 0, NULL, 0, false, NULL, false};
+    enrich_status rc = scan_string(&sc, NULL);
+    if (rc == ENRICH_OK)
+        *pos = sc.i;
+    return rc;
+}
+
+enrich_status jscan_number_at(const char *s, size_t n, size_t *pos)
+{
+    scanner sc = {s, n, *pos, 1, NULL, 0, NULL, 0, false, NULL, false};
+    enrich_status rc = scan_number(&sc);
+    if (rc == ENRICH_OK)
+        *pos = sc.i;
+    return rc;
+}

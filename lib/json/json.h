@@ -118,6 +118,19 @@ ENRICH_INTERNAL enrich_status jscan_next_sub(const char *s, size_t n, size_t *po
                                              const char *sub_name, jmembers *sub,
                                              size_t *sub_off);
 ENRICH_INTERNAL void jmembers_free(jmembers *m);
+/* Validate the one value that starts exactly at s[*pos] (no whitespace
+ * before it) under the same policy as jscan_value, as if `depth`
+ * containers were already open around it (so a container in it may nest
+ * max_depth - depth deep); on success *pos is just past it. *type is its
+ * type. For readers that know where a value starts and only need it
+ * checked (the AWS envelope template, lib/aws/aws_envelope.c). */
+ENRICH_INTERNAL enrich_status jscan_value_at(const char *s, size_t n, size_t *pos, int depth,
+                                             int max_depth, jtype *type);
+/* jscan_value_at for a string: s[*pos] must be its opening quote. The
+ * same scan, without the dispatch on the value's first byte. */
+ENRICH_INTERNAL enrich_status jscan_string_at(const char *s, size_t n, size_t *pos);
+/* The same for a number: s[*pos] is '-' or a digit. */
+ENRICH_INTERNAL enrich_status jscan_number_at(const char *s, size_t n, size_t *pos);
 /* Where the scan of the value at s[from] (after whitespace) fails: the
  * offset of the first byte the scanner refuses, n when the text ends
  * first; with whole, bytes after the value (other than whitespace) are

@@ -20,7 +20,11 @@
  *         (every name looked up), gives the same status and every byte,
  *         id, arrival time and result of every record, and the same
  *         encodings (white box: the first ctx is held to one event at a
- *         time, and learns layouts). */
+ *         time, and learns layouts); and for the AWS shapes a third ctx
+ *         that reads every record with the scanner (aws_env_off, white
+ *         box), against the first, which reads records written like the
+ *         batch's first by its template (lib/aws/aws_envelope.c): the same
+ *         again. */
 #include "fuzz_common.h"
 
 #include <stdio.h>
@@ -32,7 +36,7 @@
 #include "enrich/aws.h"
 
 #include "common.h" /* epoch_day, civil_from_days */
-#include "ctx.h"    /* force_rebuild, win_never, shape_off */
+#include "ctx.h"    /* force_rebuild, win_never, shape_off, aws_env_off */
 
 static const char *const rule_sets[4] = {
     NULL,
@@ -52,6 +56,7 @@ static const char *const rule_sets[4] = {
 static enrich_pipeline *pls[4];
 static enrich_ctx *ctxs[4];
 static enrich_ctx *twins[4]; /* memo off: the lookahead window; no layouts */
+static enrich_ctx *scanned[4]; /* no envelope template: the scanner alone */
 
 static void setup(void)
 {
@@ -68,6 +73,10 @@ static void setup(void)
         FUZZ_CHECK(enrich_ctx_set_option(twins[i], ENRICH_OPT_LOOKUP_CACHE, 0) == ENRICH_OK);
         ctxs[i]->win_never = true;
         twins[i]->shape_off = true;
+        FUZZ_CHECK(enrich_ctx_create(pls[i], &scanned[i]) == ENRICH_OK);
+        FUZZ_CHECK(enrich_ctx_set_option(scanned[i], ENRICH_OPT_CLOCK_MS, 1706745600000LL) ==
+                   ENRICH_OK);
+        scanned[i]->aws_env_off = true;
     }
 }
 
@@ -156,8 +165,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int shape = (sel & 7) % 5 + 1;
     int rs = (sel >> 5) & 3;
     enrich_ctx *ctx = ctxs[rs], *twin = twins[rs];
-    enrich_ctx *both[2] = {ctx, twin};
-    for (int c = 0; c < 2; c++) {
+    enrich_ctx *both[3] = {ctx, twin, scanned[rs]};
+    for (int c = 0; c < 3; c++) {
         both[c]->force_rebuild = (sel >> 3) & 1;
         FUZZ_CHECK(enrich_ctx_set_option(both[c], ENRICH_OPT_MAX_DEPTH, (sel & 0x10) ? 6 : 128) ==
                    ENRICH_OK);
@@ -178,6 +187,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enrich_status st_twin = shape <= ENRICH_INPUT_JSON_ARRAY
                                 ? enrich_batch_run(twin, (enrich_input)shape, src, n)
                                 : enrich_aws_batch_run(twin, (enrich_aws_event)shape, src, n);
+    if (shape > ENRICH_INPUT_JSON_ARRAY) {
+        FUZZ_CHECK(enrich_aws_batch_run(scanned[rs], (enrich_aws_event)shape, src, n) == st);
+        const char *ma = enrich_ctx_errmsg(ctx), *mb = enrich_ctx_errmsg(scanned[rs]);
+        FUZZ_CHECK(strcmp(ma ? ma : "", mb ? mb : "") == 0);
+        check_twin(ctx, scanned[rs]);
+    }
     free(src);
     FUZZ_CHECK(st_twin == st);
     check_twin(ctx, twin);

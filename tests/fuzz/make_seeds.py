@@ -97,6 +97,59 @@ for name, sel in (('pipes', 2), ('firehose', 3), ('kinesis', 4)):
     for rs in (0, 2):
         put('batch', sel | (rs << 5), src.encode(), f'{name}-window-rs{rs}')
 
+# Batches whose records are written alike, as AWS writes them, one record
+# changed: what the envelope template (lib/aws/aws_envelope.c) reads, and
+# each way it must hand a record back to the scanner.
+def aws_like(sel, i, change):
+    d = base64.b64encode(events.splitlines()[i % 3]).decode()
+    if sel == 3:
+        top = [('recordId', '"r%d"' % i), ('approximateArrivalTimestamp', str(1706745600000 + i)),
+               ('data', '"%s"' % d), ('kinesisRecordMetadata', None)]
+        sub = [('shardId', '"shardId-000000000000"'), ('partitionKey', '"pk"'),
+               ('sequenceNumber', '"4954698668313554428650745793632162567570019247115678515%d"' % (i % 10)),
+               ('subsequenceNumber', '0')]
+    else:
+        sub = [('kinesisSchemaVersion', '"1.0"'), ('partitionKey', '"pk-%d"' % (i % 2)),
+               ('sequenceNumber', '"49590338271490256608559692538361571095921575989136588%03d"' % i),
+               ('data', '"%s"' % d), ('approximateArrivalTimestamp', '%d.%03d' % (1706745600 + i, i))]
+        top = [('eventSource', '"aws:kinesis"'), ('eventID', '"shardId-000000000006:%d"' % i),
+               ('awsRegion', '"us-east-2"')]
+        if sel == 4:
+            top = [('kinesis', None)] + top
+        else:
+            top, sub = sub + top, []
+    if change:
+        lst, k, how, v = change
+        lst = top if lst == 'top' or not sub else sub
+        k %= len(lst) - (how == 'swap')
+        name, val = lst[k]
+        if how == 'value':
+            lst[k] = (name, v)
+        elif how == 'name':
+            lst[k] = (v, val)
+        elif how == 'dup':
+            lst.insert(k, (name, v))
+        elif how == 'drop':
+            del lst[k]
+        elif how == 'swap':
+            lst[k], lst[k + 1] = lst[k + 1], lst[k]
+    obj = lambda ms, inner: '{' + ','.join('"%s":%s' % (n, inner if v is None else v) for n, v in ms) + '}'
+    return obj(top, obj(sub, ''))
+
+changes = [('top', 1, 'value', 'tru'), ('top', 1, 'value', '"\udcff"'), ('top', 2, 'value', '"a\\u0000"'),
+           ('sub', 2, 'value', '{"id":1}'), ('sub', 2, 'value', '12345'), ('sub', 4, 'value', '"2024-05-01T00:00:00Z"'),
+           ('top', 1, 'value', '[[[[[[[1]]]]]]]'), ('sub', 3, 'value', '"@@@@"'), ('top', 0, 'name', 'd\\u0061ta'),
+           ('sub', 1, 'dup', '"other"'), ('sub', 1, 'drop', None), ('sub', 0, 'swap', None),
+           ('top', 1, 'value', '"arn:aws:kinesis:us-east-2:1:stream/\u00e9"'), ('top', 1, 'value', '01')]
+for name, sel in (('pipes', 2), ('firehose', 3), ('kinesis', 4)):
+    for c, change in enumerate(changes):
+        recs2 = [aws_like(sel, i, change if i == 3 else None) for i in range(6)]
+        body = '[' + ','.join(recs2) + ']'
+        src = body if sel == 2 else '{"%s":%s}' % ('records' if sel == 3 else 'Records', body)
+        put('batch', sel | (0x10 if c % 4 == 3 else 0) | ((c % 4) << 5),
+            src.encode('utf-8', 'surrogateescape'),  # '\udcff': the byte 0xff
+            f'{name}-template-{c}')
+
 # rules: the seed rules, the fuzz_batch rule sets, each with and without a run.
 rule_sets = [rd(os.path.join(ex, 'seed-rules.json'))]
 src = open(os.path.join(here, 'fuzz_batch.c')).read()

@@ -1,0 +1,390 @@
+/* The AWS envelopes read by a template (docs/performance.md, "The AWS
+ * envelopes read by a template").
+ *
+ * AWS writes every record of a batch the same way: the same members in the
+ * same order, spelled and spaced the same; mostly only the values differ,
+ * and many of those (event source, region, ARNs, versions) not even them.
+ * The scanner pays for that sameness on every member: the name scanned,
+ * the member listed, the list searched afterwards for the few names a
+ * shape reads. Here the first record of a batch that the scanner accepted
+ * whole becomes the template: the bytes between its values (braces,
+ * commas, names, colons, whitespace: the glue), where its values are, and
+ * which of them are the fields the shape reads (the roles: id, data,
+ * arrival time, Firehose's result). Objects inside a record are opened
+ * into their members (the Lambda Kinesis "kinesis" object, Firehose's
+ * kinesisRecordMetadata); a role's value, an array, or an object nested
+ * deeper than ENV_LEVEL_MAX stays one value.
+ *
+ * A later record is read by comparing its bytes with the template's and
+ * validating each value that differs with the scanner's own
+ * jscan_value_at, at the depth the value has in the record. Values that
+ * were the template's in every record so far are compared with the glue
+ * around them as one run of bytes (the runs); the first record in which
+ * such a value differs is read value by value (read_steps), which marks
+ * it as varying, and the runs are cut anew. A record that differs in
+ * anything else (a byte of glue, a member more or less, a value the
+ * scanner refuses, the text ending early) is read by the scanner from its
+ * start, as without the template, so every error code and message stays
+ * the scanner's; after ENV_RELEARN such records in a row, the next one the
+ * scanner accepts becomes the template.
+ *
+ * Why a record read here is read as the scanner reads it: the glue fixes
+ * the record's structure (which members, in which order, named how,
+ * nested how deep), and the scanner accepts a record of that structure if
+ * and only if it accepts each value at its depth, which jscan_value_at
+ * decides with the scanner's own code (a value equal byte for byte to
+ * the template's, followed by the same glue, is that same value, already
+ * accepted at that depth). Which members are the roles depends on their
+ * names alone (the first of a name wins, aws_input.c's
+ * fields_from_members), and, for Lambda Kinesis, on the "kinesis" member
+ * being an object, which the glue fixes too. */
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef __SSE2__
+#include <emmintrin.h> /* baseline on x86-64: no runtime dispatch needed */
+#endif
+
+#include "aws_internal.h"
+
+/* Values a template holds at most: a Lambda Kinesis or Pipes record has
+ * 13, a Firehose record from a Kinesis source 8; a record with more is
+ * read by the scanner. */
+#define ENV_STEPS_MAX 64
+/* Objects nested deeper than this stay one value. */
+#define ENV_LEVEL_MAX 8
+/* Records in a row the template missed before the next record the scanner
+ * accepts replaces it. */
+#define ENV_RELEARN 4
+
+enum { ROLE_NONE, ROLE_ID, ROLE_DATA, ROLE_ARRIVAL, ROLE_RESULT };
+
+/* One value of the template and the glue before it (offsets into the
+ * batch, which holds the template record). */
+typedef struct env_step {
+    size_t glue_off, glue_len;
+    size_t val_off, val_len;
+    int level;   /* containers open around the value */
+    int role;
+    bool varies; /* a record had another value here (a role always does) */
+} env_step;
+
+/* Template bytes a record must repeat, then one varying value (or, for the
+ * last run, the end of the record). */
+typedef struct env_run {
+    size_t off, len;
+    int step;  /* -1: the last run */
+    int level; /* the step's, copied here for the hot loop */
+    int role;
+} env_run;
+
+enum { ENV_LEARN = 0, ENV_READY, ENV_NONE };
+
+struct aws_env {
+    int state;       /* ENV_LEARN: no template yet; ENV_NONE: none this batch */
+    unsigned misses; /* records in a row the template missed */
+    bool kinesis;    /* the template's recf.kinesis */
+    int max_depth;   /* the scanner's limit the template was accepted under */
+    size_t rec_off, rec_len;
+    size_t nsteps, nruns;
+    env_step steps[ENV_STEPS_MAX];
+    env_run runs[ENV_STEPS_MAX + 1];
+};
+
+/* Byte equality for the runs of an envelope (names, glue, constant
+ * values: 8 to 200 bytes), inline: 16 bytes a step (SSE2, the baseline of
+ * x86-64), else 8. */
+static inline bool same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n <= 16)
+        return mem_equal(a, b, n);
+#ifdef __SSE2__
+#define LOAD16(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+    __m128i diff = _mm_setzero_si128();
+    size_t i = 0;
+    for (; i + 16 < n; i += 16)
+        diff = _mm_or_si128(diff, _mm_xor_si128(LOAD16(a + i), LOAD16(b + i)));
+    /* The last 16 bytes, overlapping the blocks before. */
+    diff = _mm_or_si128(diff, _mm_xor_si128(LOAD16(a + n - 16), LOAD16(b + n - 16)));
+#undef LOAD16
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(diff, _mm_setzero_si128())) == 0xffff;
+#else
+    uint64_t diff = 0, x, y;
+    size_t i = 0;
+    for (; i + 8 < n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        diff |= x ^ y;
+    }
+    memcpy(&x, a + n - 8, 8); /* the last 8 bytes, overlapping the words before */
+    memcpy(&y, b + n - 8, 8);
+    return (diff | (x ^ y)) == 0;
+#endif
+}
+
+/* A value at s[*i] validated by the scanner at `level`: strings and
+ * numbers, the values that vary, straight to the scanner's string or
+ * number scan (what its dispatch on the first byte would pick for a quote,
+ * a digit or '-'); anything else through that dispatch. */
+static inline enrich_status value_at(const struct aws_env *e, const char *s, size_t n, size_t *i,
+                                     int level, jtype *t)
+{
+    if (*i < n && s[*i] == '"') {
+        *t = J_STRING;
+        return jscan_string_at(s, n, i);
+    }
+    if (*i < n && ((s[*i] >= '0' && s[*i] <= '9') || s[*i] == '-')) {
+        *t = J_NUMBER;
+        return jscan_number_at(s, n, i);
+    }
+    return jscan_value_at(s, n, i, level, e->max_depth, t);
+}
+
+void aws_env_begin(enrich_ctx *ctx)
+{
+    struct aws_env *e = ctx->aws_env;
+    if (e) {
+        e->state = ENV_LEARN;
+        e->misses = 0;
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* Learning: the template from a record the scanner accepted whole   */
+/* ---------------------------------------------------------------- */
+
+typedef struct learner {
+    struct aws_env *e;
+    const char *s;
+    size_t end;       /* the record's end */
+    const recf *f;
+    size_t glue_from; /* where the glue before the next value starts */
+} learner;
+
+static void skip_ws(const char *s, size_t end, size_t *i)
+{
+    while (*i < end && (s[*i] == ' ' || s[*i] == '\n' || s[*i] == '\r' || s[*i] == '\t'))
+        (*i)++;
+}
+
+static int role_at(const recf *f, size_t off)
+{
+    if (f->id.len && f->id.off == off)
+        return ROLE_ID;
+    if (f->data.len && f->data.off == off)
+        return ROLE_DATA;
+    if (f->arrival.len && f->arrival.off == off)
+        return ROLE_ARRIVAL;
+    if (f->result.len && f->result.off == off)
+        return ROLE_RESULT;
+    return ROLE_NONE;
+}
+
+/* The object at s[*i] ('{') whose members' values have `level` containers
+ * open around them; *i moves past it. The record is valid JSON (the
+ * scanner accepted it), so its structure alone is followed here. */
+static bool learn_object(learner *L, size_t *i, int level)
+{
+    const char *s = L->s;
+    size_t p = *i + 1, end = L->end;
+    skip_ws(s, end, &p);
+    if (p < end && s[p] == '}') {
+        *i = p + 1;
+        return true;
+    }
+    for (;;) {
+        skip_ws(s, end, &p);
+        if (p >= end || s[p] != '"' || !jskip_string(s, end, &p))
+            return false;
+        skip_ws(s, end, &p);
+        if (p >= end || s[p] != ':')
+            return false;
+        p++;
+        skip_ws(s, end, &p);
+        size_t v = p;
+        int role = role_at(L->f, v);
+        if (v < end && s[v] == '{' && role == ROLE_NONE && level < ENV_LEVEL_MAX) {
+            if (!learn_object(L, &p, level + 1))
+                return false;
+        } else {
+            if (L->e->nsteps == ENV_STEPS_MAX || !jskip_value(s, end, &p))
+                return false;
+            env_step *st = &L->e->steps[L->e->nsteps++];
+            *st = (env_step){L->glue_from, v - L->glue_from, v, p - v, level, role,
+                             role != ROLE_NONE};
+            L->glue_from = p;
+        }
+        skip_ws(s, end, &p);
+        if (p < end && s[p] == ',') {
+            p++;
+            continue;
+        }
+        if (p < end && s[p] == '}') {
+            *i = p + 1;
+            return true;
+        }
+        return false;
+    }
+}
+
+/* Cut the template into runs: each varying value ends one. */
+static void compile_runs(struct aws_env *e)
+{
+    size_t off = e->rec_off, r = 0;
+    for (size_t k = 0; k < e->nsteps; k++) {
+        const env_step *st = &e->steps[k];
+        if (!st->varies)
+            continue;
+        e->runs[r++] = (env_run){off, st->val_off - off, (int)k, st->level, st->role};
+        off = st->val_off + st->val_len;
+    }
+    e->runs[r++] = (env_run){off, e->rec_off + e->rec_len - off, -1, 0, ROLE_NONE};
+    e->nruns = r;
+}
+
+void aws_env_learn(enrich_ctx *ctx, const char *s, jspan el, const recf *f)
+{
+    if (ctx->aws_env_off)
+        return;
+    struct aws_env *e = ctx->aws_env;
+    if (!e) {
+        /* Once per ctx; without it every record is read by the scanner. */
+        e = calloc(1, sizeof *e);
+        if (!e)
+            return;
+        ctx->aws_env = e;
+    }
+    if (e->state == ENV_NONE || (e->state == ENV_READY && e->misses < ENV_RELEARN))
+        return;
+    e->state = ENV_NONE;
+    e->nsteps = 0;
+    e->kinesis = f->kinesis;
+    e->max_depth = ctx->max_depth + 2;
+    e->rec_off = el.off;
+    e->rec_len = el.len;
+    learner L = {e, s, el.off + el.len, f, el.off};
+    size_t i = el.off;
+    if (!learn_object(&L, &i, 1) || i != el.off + el.len)
+        return;
+    /* Every field the scanner's reading found is one of the values. */
+    size_t roles = 0, want = (f->id.len != 0) + (f->data.len != 0) + (f->arrival.len != 0) +
+                             (f->result.len != 0);
+    for (size_t k = 0; k < e->nsteps; k++)
+        roles += e->steps[k].role != ROLE_NONE;
+    if (roles != want)
+        return;
+    compile_runs(e);
+    e->state = ENV_READY;
+    e->misses = 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* Reading a record by the template                                  */
+/* ---------------------------------------------------------------- */
+
+static inline void set_role(recf *f, int role, size_t off, size_t len, jtype t)
+{
+    jspan v = {off, len};
+    switch (role) {
+    case ROLE_ID:
+        f->id = v;
+        f->id_type = t;
+        break;
+    case ROLE_DATA:
+        f->data = v;
+        break;
+    case ROLE_ARRIVAL:
+        f->arrival = v;
+        break;
+    case ROLE_RESULT:
+        f->result = v;
+        break;
+    default:
+        break;
+    }
+}
+
+/* The common case: every run repeated, every varying value valid. *f
+ * (all but kinesis) is written only when the record is read. */
+static bool read_runs(const struct aws_env *e, const char *s, size_t n, size_t start, recf *f,
+                      size_t *end)
+{
+    size_t i = start;
+    jspan span[ROLE_RESULT + 1] = {{0, 0}}; /* by role; [ROLE_NONE]: thrown away */
+    jtype id_type = J_NONE;
+    for (size_t r = 0; r < e->nruns; r++) {
+        const env_run *run = &e->runs[r];
+        if (n - i < run->len || !same_bytes(s + i, s + run->off, run->len))
+            return false;
+        i += run->len;
+        if (run->step < 0)
+            break;
+        size_t v = i;
+        jtype t;
+        if (value_at(e, s, n, &i, run->level, &t) != ENRICH_OK)
+            return false;
+        span[run->role] = (jspan){v, i - v};
+        if (run->role == ROLE_ID)
+            id_type = t;
+    }
+    f->id = span[ROLE_ID];
+    f->id_type = id_type;
+    f->data = span[ROLE_DATA];
+    f->arrival = span[ROLE_ARRIVAL];
+    f->result = span[ROLE_RESULT];
+    *end = i;
+    return true;
+}
+
+/* Value by value: the glue repeated, every value valid; a value that is
+ * not the template's is marked as varying. */
+static bool read_steps(struct aws_env *e, const char *s, size_t n, size_t start, recf *f,
+                       size_t *end)
+{
+    size_t i = start;
+    for (size_t k = 0; k < e->nsteps; k++) {
+        env_step *st = &e->steps[k];
+        if (n - i < st->glue_len || !same_bytes(s + i, s + st->glue_off, st->glue_len))
+            return false;
+        i += st->glue_len;
+        size_t v = i;
+        jtype t;
+        if (value_at(e, s, n, &i, st->level, &t) != ENRICH_OK)
+            return false;
+        if (!st->varies && (i - v != st->val_len || !same_bytes(s + v, s + st->val_off, i - v)))
+            st->varies = true;
+        set_role(f, st->role, v, i - v, t);
+    }
+    size_t tail_off = e->nsteps ? e->steps[e->nsteps - 1].val_off + e->steps[e->nsteps - 1].val_len
+                                : e->rec_off;
+    size_t tail_len = e->rec_off + e->rec_len - tail_off;
+    if (n - i < tail_len || !same_bytes(s + i, s + tail_off, tail_len))
+        return false;
+    *end = i + tail_len;
+    return true;
+}
+
+bool aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *f, size_t *end)
+{
+    struct aws_env *e = ctx->aws_env;
+    if (!e || e->state != ENV_READY || e->max_depth != ctx->max_depth + 2 || start > n)
+        return false;
+    /* read_runs writes *f only when it reads the record. */
+    if (read_runs(e, s, n, start, f, end)) {
+        f->kinesis = e->kinesis;
+        e->misses = 0;
+        ctx->aws_env_reads++;
+        return true;
+    }
+    recf got = {0};
+    got.kinesis = e->kinesis;
+    if (read_steps(e, s, n, start, &got, end)) {
+        compile_runs(e);
+        e->misses = 0;
+        ctx->aws_env_reads++;
+        *f = got;
+        return true;
+    }
+    e->misses++;
+    return false;
+}
