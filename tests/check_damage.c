@@ -558,15 +558,42 @@ static size_t find_key(const char *file, size_t len, const char *key)
     return SIZE_MAX;
 }
 
+/* A store of n items at s.mdb in a fresh directory, its file read whole,
+ * and (key not NULL) where key's node sits in it: the opening of most
+ * cases below. damaged_close frees it all and removes the directory. */
+typedef struct damaged {
+    char *dir;
+    char *path;
+    char *file;
+    size_t len;
+    size_t at;
+} damaged;
+
+static void damaged_open(damaged *d, size_t n, const char *key)
+{
+    d->dir = tu_tmpdir();
+    d->path = tu_join(d->dir, "s.mdb");
+    make_store(d->path, n);
+    d->file = tu_read_file(d->path, &d->len);
+    d->at = key ? find_key(d->file, d->len, key) : SIZE_MAX;
+    if (key)
+        ck_assert_uint_ne(d->at, SIZE_MAX);
+}
+
+static void damaged_close(damaged *d)
+{
+    free(d->file);
+    free(d->path);
+    tu_rmtree(d->dir);
+    free(d->dir);
+}
+
 START_TEST(damage_one_page_fails_its_keys_only)
 {
-    char *dir = tu_tmpdir();
-    char *path = tu_join(dir, "s.mdb");
-    make_store(path, 3000);
-    size_t len;
-    char *file = tu_read_file(path, &len);
-    size_t at = find_key(file, len, "p-001500");
-    ck_assert_uint_ne(at, SIZE_MAX);
+    damaged d;
+    damaged_open(&d, 3000, "p-001500");
+    char *path = d.path, *file = d.file;
+    size_t len = d.len, at = d.at;
     size_t page = at / 4096 * 4096;
     file[page + 10] = (char)0x04; /* a leaf page claiming to be an overflow page */
     tu_write_file(path, file, len);
@@ -606,22 +633,16 @@ START_TEST(damage_one_page_fails_its_keys_only)
     ck_assert_msg(contains(rep, w, want) && contains(rep, w, "\"products\""),
                   "%.*s", (int)w, rep);
     close_ctx(store, pl, ctx);
-    free(file);
-    free(path);
-    tu_rmtree(dir);
-    free(dir);
+    damaged_close(&d);
 }
 END_TEST
 
 START_TEST(damage_item_bytes_fail_their_checksum)
 {
-    char *dir = tu_tmpdir();
-    char *path = tu_join(dir, "s.mdb");
-    make_store(path, 500);
-    size_t len;
-    char *file = tu_read_file(path, &len);
-    size_t at = find_key(file, len, "p-000250");
-    ck_assert_uint_ne(at, SIZE_MAX);
+    damaged d;
+    damaged_open(&d, 500, "p-000250");
+    char *path = d.path, *file = d.file;
+    size_t len = d.len, at = d.at;
     /* "product 250" -> "product 251" in the item's text: still valid JSON,
      * still a valid layout; only the checksum tells. */
     char *name = memmem(file + at, 200, "product 250", 11);
@@ -652,10 +673,7 @@ START_TEST(damage_item_bytes_fail_their_checksum)
     ck_assert_int_eq(enrich_store_verify(store, ENRICH_VERIFY_QUICK, rep, sizeof rep, &w),
                      ENRICH_OK);
     close_ctx(store, pl, ctx);
-    free(file);
-    free(path);
-    tu_rmtree(dir);
-    free(dir);
+    damaged_close(&d);
 }
 END_TEST
 
@@ -667,13 +685,10 @@ END_TEST
  * and each index entry as it is attached (item_member_get). */
 START_TEST(damage_memoised_item_changed_under_its_snapshot)
 {
-    char *dir = tu_tmpdir();
-    char *path = tu_join(dir, "s.mdb");
-    make_store(path, 500);
-    size_t len;
-    char *file = tu_read_file(path, &len);
-    size_t at = find_key(file, len, "p-000250");
-    ck_assert_uint_ne(at, SIZE_MAX);
+    damaged d;
+    damaged_open(&d, 500, "p-000250");
+    const char *path = d.path;
+    size_t at = d.at;
     enrich_store *store;
     enrich_pipeline *pl;
     enrich_status st;
@@ -707,10 +722,7 @@ START_TEST(damage_memoised_item_changed_under_its_snapshot)
     ck_assert_int_eq(enrich_batch_error(ctx, 0), ENRICH_E_CORRUPT);
     ck_assert_int_eq(enrich_batch_outcome(ctx, 1), ENRICH_OUTCOME_SUCCESS);
     close_ctx(store, pl, ctx);
-    free(file);
-    free(path);
-    tu_rmtree(dir);
-    free(dir);
+    damaged_close(&d);
 }
 END_TEST
 
@@ -800,11 +812,10 @@ END_TEST
 
 START_TEST(damage_truncated_file_says_so_and_leaves_no_lock)
 {
-    char *dir = tu_tmpdir();
-    char *path = tu_join(dir, "s.mdb");
-    make_store(path, 2000);
-    size_t len;
-    char *file = tu_read_file(path, &len);
+    damaged d;
+    damaged_open(&d, 2000, NULL);
+    char *dir = d.dir, *file = d.file;
+    size_t len = d.len;
     char *cut = tu_join(dir, "cut.mdb");
     char *cut_lock = tu_join(dir, "cut.mdb-lock");
     tu_write_file(cut, file, len / 2 / 4096 * 4096);
@@ -829,12 +840,9 @@ START_TEST(damage_truncated_file_says_so_and_leaves_no_lock)
     ck_assert_int_eq(enrich_store_open_ex(cut, ENRICH_STORE_RDONLY, &s, why, sizeof why),
                      ENRICH_E_NOT_STORE);
     ck_assert_int_eq(access(cut_lock, F_OK), 0);
-    free(file);
     free(cut);
     free(cut_lock);
-    free(path);
-    tu_rmtree(dir);
-    free(dir);
+    damaged_close(&d);
 }
 END_TEST
 

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include <cJSON.h>
-#include <dirent.h>
 
 #include "enrich/enrich.h"
 #include "common.h" /* base64_encode, to build inputs */
@@ -1931,116 +1930,78 @@ START_TEST(shapes_envelope_template_reads_records_written_alike)
 }
 END_TEST
 
-static int env_shape_of_fixture(const char *name)
+/* One AWS fixture in every shape, and byte mutations of it, with the
+ * template and without. */
+static void env_agree_on_fixture(void *arg, int shape, const char *src, size_t n)
 {
-    if (strncmp(name, "pipes-", 6) == 0)
-        return ENRICH_AWS_PIPES;
-    if (strncmp(name, "firehose-", 9) == 0)
-        return ENRICH_AWS_FIREHOSE;
-    if (strncmp(name, "lambda-kinesis-", 15) == 0)
-        return ENRICH_AWS_KINESIS;
-    return 0;
+    env_pair *p = arg;
+    static uint64_t seed = 0xF1C5;
+    static const char interesting[] = "{}[]\":,\\/u09+=e. \n\t\x80\xc3\xed";
+    for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
+        env_agree(p, (enrich_aws_event)s, src, n, 128);
+    char *buf = malloc(n + 8);
+    ck_assert_ptr_nonnull(buf);
+    for (int iter = 0; iter < env_rounds(300); iter++) {
+        memcpy(buf, src, n);
+        size_t m = n, at = tu_splitmix64(&seed) % n;
+        uint64_t x = tu_splitmix64(&seed);
+        char c = (x & 8) ? (char)(x >> 8)
+                         : interesting[(x >> 8) % (sizeof interesting - 1)];
+        switch (x % 3) {
+        case 0:
+            buf[at] = c;
+            break;
+        case 1:
+            memmove(buf + at + 1, buf + at, m - at);
+            buf[at] = c;
+            m++;
+            break;
+        default:
+            memmove(buf + at, buf + at + 1, m - at - 1);
+            m--;
+        }
+        env_agree(p, (enrich_aws_event)shape, buf, m, (x >> 16) % 2 ? 128 : 2);
+    }
+    free(buf);
 }
 
-/* Every AWS fixture in every shape, and byte mutations of each, with
- * the template and without. */
 START_TEST(shapes_envelope_template_on_the_fixtures)
 {
     tu_fixture f;
     tu_fixture_open(&f, NULL);
     env_pair p;
     env_pair_open(&p, &f);
-    DIR *d = opendir(FIXTURES_AWS);
-    ck_assert_ptr_nonnull(d);
-    struct dirent *e;
-    size_t files = 0;
-    uint64_t seed = 0xF1C5;
-    static const char interesting[] = "{}[]\":,\\/u09+=e. \n\t\x80\xc3\xed";
-    while ((e = readdir(d)) != NULL) {
-        int shape = env_shape_of_fixture(e->d_name);
-        if (!shape)
-            continue;
-        char *path = tu_join(FIXTURES_AWS, e->d_name);
-        size_t n;
-        char *src = tu_read_file(path, &n);
-        files++;
-        for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
-            env_agree(&p, (enrich_aws_event)s, src, n, 128);
-        char *buf = malloc(n + 8);
-        ck_assert_ptr_nonnull(buf);
-        for (int iter = 0; iter < env_rounds(300); iter++) {
-            memcpy(buf, src, n);
-            size_t m = n, at = tu_splitmix64(&seed) % n;
-            uint64_t x = tu_splitmix64(&seed);
-            char c = (x & 8) ? (char)(x >> 8)
-                             : interesting[(x >> 8) % (sizeof interesting - 1)];
-            switch (x % 3) {
-            case 0:
-                buf[at] = c;
-                break;
-            case 1:
-                memmove(buf + at + 1, buf + at, m - at);
-                buf[at] = c;
-                m++;
-                break;
-            default:
-                memmove(buf + at, buf + at + 1, m - at - 1);
-                m--;
-            }
-            env_agree(&p, (enrich_aws_event)shape, buf, m, (x >> 16) % 2 ? 128 : 2);
-        }
-        free(buf);
-        free(src);
-        free(path);
-    }
-    closedir(d);
-    ck_assert_uint_ge(files, 5);
+    ck_assert_uint_ge(tu_each_aws_fixture(env_agree_on_fixture, &p), 5);
     ck_assert_uint_gt(p.on->aws_env_reads, 0);
     env_pair_close(&p);
     tu_fixture_close(&f);
 }
 END_TEST
 
-/* The batch fuzz corpus in every AWS shape, and byte mutations of it. */
+/* One input of the batch fuzz corpus in every AWS shape (byte 0 is the
+ * fuzz target's selector, the rest the batch), and byte mutations of it. */
+static void env_agree_on_seed(void *arg, char *src, size_t n)
+{
+    env_pair *p = arg;
+    static uint64_t seed = 0xC0FFEE;
+    for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
+        env_agree(p, (enrich_aws_event)s, src + 1, n - 1, (src[0] & 0x10) ? 6 : 128);
+    for (int iter = 0; iter < env_rounds(20); iter++) {
+        size_t at = 1 + tu_splitmix64(&seed) % (n - 1);
+        char keep = src[at];
+        src[at] = (char)tu_splitmix64(&seed);
+        env_agree(p, (enrich_aws_event)(ENRICH_AWS_PIPES + iter % 3), src + 1, n - 1, 128);
+        src[at] = keep;
+    }
+}
+
 START_TEST(shapes_envelope_template_on_the_fuzz_corpus)
 {
     tu_fixture f;
     tu_fixture_open(&f, NULL);
     env_pair p;
     env_pair_open(&p, &f);
-    char *dir = tu_join(SRCDIR, "tests/fuzz/corpus/batch");
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    struct dirent *e;
-    size_t inputs = 0;
-    uint64_t seed = 0xC0FFEE;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *path = tu_join(dir, e->d_name);
-        size_t n;
-        char *src = tu_read_file(path, &n);
-        if (n > 1) {
-            /* As the fuzz target reads them: byte 0 selects, the rest is the
-             * batch; here every AWS shape runs on it. */
-            for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
-                env_agree(&p, (enrich_aws_event)s, src + 1, n - 1, (src[0] & 0x10) ? 6 : 128);
-            for (int iter = 0; iter < env_rounds(20); iter++) {
-                size_t at = 1 + tu_splitmix64(&seed) % (n - 1);
-                char keep = src[at];
-                src[at] = (char)tu_splitmix64(&seed);
-                env_agree(&p, (enrich_aws_event)(ENRICH_AWS_PIPES + iter % 3), src + 1, n - 1,
-                          128);
-                src[at] = keep;
-            }
-            inputs++;
-        }
-        free(src);
-        free(path);
-    }
-    closedir(d);
-    free(dir);
-    ck_assert_uint_gt(inputs, 10);
+    ck_assert_uint_gt(tu_each_batch_seed(env_agree_on_seed, &p), 10);
     ck_assert_uint_gt(p.on->aws_env_reads, 0);
     env_pair_close(&p);
     tu_fixture_close(&f);

@@ -4,7 +4,6 @@
  * the same status, message, records, ids, times and responses as at the
  * scalar level. Inputs: the AWS fixtures, the batch fuzz corpus, and
  * seeded random mutations of both. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,15 +173,35 @@ static size_t batch_paths_agree(enrich_ctx *ctx, int shape, const char *src, siz
     return records;
 }
 
-static int shape_of_fixture(const char *name)
+typedef struct fixture_run {
+    enrich_ctx *ctx;
+    size_t records;
+} fixture_run;
+
+/* One AWS fixture in every shape, and 150 mutations of it in its own. */
+static void paths_agree_on_fixture(void *arg, int shape, const char *src, size_t n)
 {
-    if (strncmp(name, "pipes-", 6) == 0)
-        return ENRICH_AWS_PIPES;
-    if (strncmp(name, "firehose-", 9) == 0)
-        return ENRICH_AWS_FIREHOSE;
-    if (strncmp(name, "lambda-kinesis-", 15) == 0)
-        return ENRICH_AWS_KINESIS;
-    return 0;
+    fixture_run *a = arg;
+    static const char interesting[] = "{}[]\":,\\/u09+= \n\x80\xc3";
+    for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
+        a->records += batch_paths_agree(a->ctx, s, src, n);
+    char *buf = malloc(n + 4);
+    ck_assert_ptr_nonnull(buf);
+    for (int iter = 0; iter < 150; iter++) {
+        memcpy(buf, src, n);
+        size_t m = n;
+        size_t at = rng() % n;
+        char c = interesting[rng() % (sizeof interesting - 1)];
+        if (rng() & 1)
+            buf[at] = c;
+        else {
+            memmove(buf + at + 1, buf + at, m - at);
+            buf[at] = c;
+            m++;
+        }
+        batch_paths_agree(a->ctx, shape, buf, m);
+    }
+    free(buf);
 }
 
 START_TEST(batches_agree_on_the_fixtures_and_their_mutations)
@@ -191,77 +210,27 @@ START_TEST(batches_agree_on_the_fixtures_and_their_mutations)
     tu_fixture_open(&f, NULL);
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK),
                      ENRICH_OK);
-    DIR *d = opendir(FIXTURES_AWS);
-    ck_assert_ptr_nonnull(d);
-    struct dirent *e;
-    size_t files = 0, records = 0;
     rng_state = 0x5DEECE66DULL;
-    static const char interesting[] = "{}[]\":,\\/u09+= \n\x80\xc3";
-    while ((e = readdir(d)) != NULL) {
-        int shape = shape_of_fixture(e->d_name);
-        if (!shape)
-            continue;
-        char *path = tu_join(FIXTURES_AWS, e->d_name);
-        size_t n;
-        char *src = tu_read_file(path, &n);
-        files++;
-        for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
-            records += batch_paths_agree(f.ctx, s, src, n);
-        char *buf = malloc(n + 4);
-        ck_assert_ptr_nonnull(buf);
-        for (int iter = 0; iter < 150; iter++) {
-            memcpy(buf, src, n);
-            size_t m = n;
-            size_t at = rng() % n;
-            char c = interesting[rng() % (sizeof interesting - 1)];
-            if (rng() & 1)
-                buf[at] = c;
-            else {
-                memmove(buf + at + 1, buf + at, m - at);
-                buf[at] = c;
-                m++;
-            }
-            batch_paths_agree(f.ctx, shape, buf, m);
-        }
-        free(buf);
-        free(src);
-        free(path);
-    }
-    closedir(d);
-    ck_assert_uint_ge(files, 5);
-    ck_assert_uint_gt(records, 0);
+    fixture_run a = {f.ctx, 0};
+    ck_assert_uint_ge(tu_each_aws_fixture(paths_agree_on_fixture, &a), 5);
+    ck_assert_uint_gt(a.records, 0);
     tu_fixture_close(&f);
 }
 END_TEST
+
+/* One input of the batch fuzz corpus (byte 0 is the fuzz target's
+ * selector, the rest the batch) in every AWS shape. */
+static void paths_agree_on_seed(void *arg, char *src, size_t n)
+{
+    for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
+        batch_paths_agree(arg, s, src + 1, n - 1);
+}
 
 START_TEST(batches_agree_on_the_fuzz_corpus)
 {
     tu_fixture f;
     tu_fixture_open(&f, NULL);
-    char *dir = tu_join(SRCDIR, "tests/fuzz/corpus/batch");
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    struct dirent *e;
-    size_t inputs = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *path = tu_join(dir, e->d_name);
-        size_t n;
-        char *src = tu_read_file(path, &n);
-        if (n > 1) {
-            /* As the fuzz target reads them: byte 0 selects, the rest is the
-             * batch; here every AWS shape runs on it. */
-            for (int s = ENRICH_AWS_PIPES; s <= ENRICH_AWS_KINESIS; s++)
-                batch_paths_agree(f.ctx, s, src + 1, n - 1);
-            inputs++;
-        }
-        free(src);
-        free(path);
-    }
-    closedir(d);
-    free(dir);
-    ck_assert_uint_gt(inputs, 10);
+    ck_assert_uint_gt(tu_each_batch_seed(paths_agree_on_seed, f.ctx), 10);
     tu_fixture_close(&f);
 }
 END_TEST

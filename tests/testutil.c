@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -195,6 +196,65 @@ const char *const tu_seed_result[3] = {
     ("{\"eventId\":\"evt-003\",\"productId\":\"PROD-999\",\"quantity\":1,\"timestamp\":\"2024-01-15T10:32:00Z\","
      "\"enrichmentStatus\":\"product_not_found\"}"),
 };
+
+size_t tu_each_batch_seed(void (*fn)(void *arg, char *src, size_t n), void *arg)
+{
+    char *dir = tu_join(SRCDIR, "tests/fuzz/corpus/batch");
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    size_t inputs = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = tu_join(dir, e->d_name);
+        size_t n;
+        char *src = tu_read_file(path, &n);
+        if (n > 1) {
+            fn(arg, src, n);
+            inputs++;
+        }
+        free(src);
+        free(path);
+    }
+    closedir(d);
+    free(dir);
+    return inputs;
+}
+
+static int aws_shape_of_fixture(const char *name)
+{
+    if (strncmp(name, "pipes-", 6) == 0)
+        return ENRICH_AWS_PIPES;
+    if (strncmp(name, "firehose-", 9) == 0)
+        return ENRICH_AWS_FIREHOSE;
+    if (strncmp(name, "lambda-kinesis-", 15) == 0)
+        return ENRICH_AWS_KINESIS;
+    return 0;
+}
+
+size_t tu_each_aws_fixture(void (*fn)(void *arg, int shape, const char *src, size_t n),
+                           void *arg)
+{
+    DIR *d = opendir(FIXTURES_AWS);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    size_t files = 0;
+    while ((e = readdir(d)) != NULL) {
+        int shape = aws_shape_of_fixture(e->d_name);
+        if (!shape)
+            continue;
+        char *path = tu_join(FIXTURES_AWS, e->d_name);
+        size_t n;
+        char *src = tu_read_file(path, &n);
+        fn(arg, shape, src, n);
+        files++;
+        free(src);
+        free(path);
+    }
+    closedir(d);
+    return files;
+}
 
 const char tu_seed_items[] =
     "{\"productId\":{\"S\":\"PROD-001\"},\"productName\":{\"S\":\"Smart Sensor\"},"

@@ -39,6 +39,19 @@ extern const char tu_seed_items[];
 extern const char *const tu_seed_event[3];
 extern const char *const tu_seed_result[3];
 
+/* Call fn(arg, src, n) with every input of the batch fuzz corpus
+ * (tests/fuzz/corpus/batch) longer than one byte, in a private copy fn may
+ * change; returns how many. The fuzz target reads byte 0 as its selector
+ * and the rest as the batch. */
+size_t tu_each_batch_seed(void (*fn)(void *arg, char *src, size_t n), void *arg);
+
+/* Call fn(arg, shape, src, n) with every AWS sample event in
+ * FIXTURES_AWS whose shape its name says (pipes-*, firehose-*,
+ * lambda-kinesis-*: ENRICH_AWS_PIPES, _FIREHOSE, _KINESIS); returns how
+ * many. */
+size_t tu_each_aws_fixture(void (*fn)(void *arg, int shape, const char *src, size_t n),
+                           void *arg);
+
 /* 2024-02-01T00:00:00.000Z: the fixed clock of the suites. */
 #define TU_FIXED_CLOCK 1706745600000LL
 
