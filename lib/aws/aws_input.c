@@ -337,7 +337,7 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
         }
         if (input == ENRICH_AWS_PIPES) {
             /* The engine fails it (not an object); it has no id. */
-            static const rec_tag none = {0, 0, -1, NULL, NULL, 0};
+            static const rec_tag none = {0, 0, false, -1, NULL, NULL, 0};
             engine_queue(ctx, s + el.off, el.len, false, ENRICH_OK, &none);
             return ENRICH_OK;
         }
@@ -391,11 +391,18 @@ static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const
     else if (id_ok)
         ebuf_put(&ctx->ids, s + f.id.off, f.id.len);
     size_t id_len = ctx->ids.len - id_off;
+    /* Plain when the literal held no escape: every escape decodes to
+     * fewer bytes than it takes, so exactly those ids keep their length.
+     * Unescaped, a JSON string holds no quote, backslash or control
+     * character: nothing ebuf_json_string would escape. A number's text
+     * is plain too. Out of memory: not plain. */
+    bool id_plain = id_ok && !ctx->ids.oom &&
+                    (s[f.id.off] != '"' || id_len == f.id.len - 2);
     int64_t arrival =
         arrival_ms(ctx, s, f.arrival, input == ENRICH_AWS_FIREHOSE ? EPOCH_MS : EPOCH_SECONDS,
                    v == ENRICH_OK);
 
-    rec_tag tag = {id_off, id_len, arrival, NULL, NULL, 0};
+    rec_tag tag = {id_off, id_len, id_plain, arrival, NULL, NULL, 0};
     if (input == ENRICH_AWS_PIPES && ctx->p->pipes_event_id.dec_len) {
         tag.extra_name = &ctx->p->pipes_event_id;
         tag.extra_val = id_ok ? s + f.id.off : "null";

@@ -34,6 +34,25 @@ static const char *rec_id(const enrich_ctx *ctx, const rec *r)
     return r->id_len ? ctx->ids.p + r->id_off : "";
 }
 
+/* The record's id as a JSON string: its length, and the string appended. */
+static size_t id_json_len(const enrich_ctx *ctx, const rec *r)
+{
+    return r->id_plain ? r->id_len + 2 : json_string_len(rec_id(ctx, r), r->id_len);
+}
+
+static void put_id(ebuf *o, const enrich_ctx *ctx, const rec *r)
+{
+    if (!r->id_plain) {
+        ebuf_json_string(o, rec_id(ctx, r), r->id_len);
+    } else if (ebuf_reserve(o, r->id_len + 2)) {
+        char *w = o->p + o->len;
+        *w = '"';
+        memcpy(w + 1, rec_id(ctx, r), r->id_len);
+        w[r->id_len + 1] = '"';
+        o->len += r->id_len + 2;
+    }
+}
+
 /* Append `,"name":"value"` for each configured partition key the enriched
  * record holds as a string, number or boolean (others are left out). */
 static void partition_keys(enrich_ctx *ctx, const rec *r, ebuf *o)
@@ -88,7 +107,7 @@ void aws_build_firehose(enrich_ctx *ctx)
                                                            ENRICH_RESULT_FAILED;
         else
             r->result = ENRICH_RESULT_OK;
-        floor_len += sizeof fh_pre - 1 + json_string_len(rec_id(ctx, r), r->id_len) +
+        floor_len += sizeof fh_pre - 1 + id_json_len(ctx, r) +
                      (r->result == ENRICH_RESULT_DROPPED ? sizeof fh_dropped : sizeof fh_failed) - 1;
     }
     if (floor_len > ctx->resp_limit) {
@@ -113,7 +132,7 @@ void aws_build_firehose(enrich_ctx *ctx)
         if (i)
             ebuf_putc(o, ',');
         LIT(o, fh_pre);
-        ebuf_json_string(o, rec_id(ctx, r), r->id_len);
+        put_id(o, ctx, r);
         if (r->result == ENRICH_RESULT_DROPPED) {
             LIT(o, fh_dropped);
             continue;
@@ -180,7 +199,7 @@ void aws_build_kinesis(enrich_ctx *ctx)
         if (!first)
             ebuf_putc(o, ',');
         LIT(o, "{\"itemIdentifier\":");
-        ebuf_json_string(o, rec_id(ctx, r), r->id_len);
+        put_id(o, ctx, r);
         ebuf_putc(o, '}');
         first = false;
     }

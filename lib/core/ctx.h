@@ -24,6 +24,9 @@ typedef struct rec {
     int16_t error;    /* enrich_status */
     uint8_t outcome;  /* enrich_outcome */
     uint8_t result;   /* enrich_result (enrich/aws.h), set by lib/aws */
+    /* The id's bytes need no JSON escape (it was written without any):
+     * responses copy it as is. In padding, as inv_len below. */
+    uint8_t id_plain;
     /* lib/aws, AWS inputs only (the engine leaves it alone): bytes of the
      * validation reason, which ctx->ids holds right after a copy of the
      * record id (at id_off + id_len); 0: valid or not checked. Fits the
@@ -72,6 +75,7 @@ typedef struct pre_lookup {
 typedef struct rec_tag {
     size_t id_off;
     size_t id_len;
+    bool id_plain;        /* rec.id_plain */
     int64_t arrival_ms;   /* -1: none */
     const rname *extra_name;
     const char *extra_val; /* the JSON value, borrowed from the batch */
@@ -241,6 +245,7 @@ static inline void engine_queue(enrich_ctx *ctx, const char *ev, size_t len, boo
         rec *r = &ctx->recs[before];
         r->id_off = tag->id_off;
         r->id_len = tag->id_len;
+        r->id_plain = tag->id_plain;
         r->arrival_ms = tag->arrival_ms;
     }
     ctx->decoded.len = 0;

@@ -414,6 +414,7 @@ static rec *rec_push(enrich_ctx *ctx)
     r->result = 0; /* the AWS layer sets it (enrich_result) */
     r->id_off = 0;
     r->id_len = 0;
+    r->id_plain = 0;
     r->arrival_ms = -1;
     return r;
 }
@@ -1009,6 +1010,7 @@ static void window_run(enrich_ctx *ctx, size_t nw, bool tagged)
         if (tagged) {
             r->id_off = we->tag.id_off;
             r->id_len = we->tag.id_len;
+            r->id_plain = we->tag.id_plain;
             r->arrival_ms = we->tag.arrival_ms;
             ctx->extra_name = we->tag.extra_name;
             ctx->extra_val = we->tag.extra_val;
