@@ -435,6 +435,35 @@ START_TEST(enrich_shape_matches_no_shape)
 }
 END_TEST
 
+/* A layout is learned after SHAPE_RELEARN_AFTER events in a row without
+ * the learned one: a stream alternating two layouts learns one of them
+ * once (its second event's) and keeps it, so half its events have it and
+ * none pays for learning again; one that settles on a new layout has it
+ * from its second event on. */
+START_TEST(enrich_layout_learned_after_misses_in_a_row)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    enrich_ctx *ctx = f.ctx;
+    ebuf ev = {0};
+    for (int i = 0; i < 1000; i++)
+        ebuf_printf(&ev, i % 2 ? "{\"productId\":\"PROD-001\",\"n\":%d}\n"
+                               : "{\"n\":%d,\"productId\":\"PROD-001\"}\n", i);
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev.p, ev.len), ENRICH_OK);
+    ck_assert_uint_eq(enrich_batch_count_outcome(ctx, ENRICH_OUTCOME_SUCCESS), 1000);
+    ck_assert_uint_eq(ctx->shape.gen, 1); /* learned at the second event, never again */
+    ck_assert_uint_eq(ctx->shape_hits, 499); /* the 4th, 6th, ... */
+    ev.len = 0;
+    for (int i = 0; i < 1000; i++)
+        ebuf_printf(&ev, "{\"productId\":\"PROD-002\",\"n\":%d}\n", i);
+    ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev.p, ev.len), ENRICH_OK);
+    ck_assert_uint_le(ctx->shape.gen, 2);
+    ck_assert_uint_ge(ctx->shape_hits, 997);
+    ebuf_free(&ev);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 /* The lookahead window (engine.c: events scanned ahead, their first
  * lookup's keys looked up together) gives the bytes, outcomes and errors
  * of the one-event-at-a-time path, NDJSON and JSON arrays, whatever the
@@ -1509,6 +1538,7 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, enrich_lookup_cache_goes_sparse_and_comes_back);
     tcase_add_test(tc, enrich_window_follows_the_memo);
     tcase_add_test(tc, enrich_shape_matches_no_shape);
+    tcase_add_test(tc, enrich_layout_learned_after_misses_in_a_row);
     suite_add_tcase(s, tc);
     tc = tcase_create("differential");
     tcase_set_timeout(tc, 120);

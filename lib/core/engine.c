@@ -784,10 +784,13 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
         /* Judged by the scanner against today's names, or against older
          * ones (a window scans ahead), or not at all. */
         same = names_gen == sh->gen ? names_same : jnames_same(&sh->names, ev, &ctx->members);
-        if (same)
+        if (same) {
             ctx->shape_hits++;
-        else
+            sh->misses = 0;
+        } else if (++sh->misses >= SHAPE_RELEARN_AFTER) {
+            sh->misses = 0;
             same = shape_learn(sh, ev, &ctx->members, p);
+        }
     }
     ctx->shape_same = same;
     /* The timestamp is only located here; it is parsed when a partition is
@@ -841,6 +844,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
     add_status(ctx, outcome, err, err_path);
 
     bool conflict = false, rebuild = false;
+    ctx->removed.len = 0; /* no member flagged: what resolve_conflicts starts from */
     if (!ctx->shape_same || !att_known_clean(ctx)) {
         rebuild = resolve_conflicts(ctx, ev, &conflict);
         if (ctx->shape_same && !rebuild && !conflict)

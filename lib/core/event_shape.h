@@ -14,6 +14,11 @@
 #include "pipeline.h"
 
 #define SHAPE_ATTS 8 /* attachments of a remembered clean verdict */
+/* Events in a row without the learned names before their layout is
+ * learned: a stream that alternates two layouts, or has none, would
+ * otherwise pay the learning (~370 instructions) at every event; two
+ * in a row are the smallest sign that a new layout has taken over. */
+#define SHAPE_RELEARN_AFTER 2
 
 /* Where a member is: its index, or one of these. */
 enum { SHAPE_ABSENT = -1, SHAPE_UNKNOWN = -2 };
@@ -24,6 +29,7 @@ typedef struct event_shape {
      * names of one generation is judged by that generation only (the
      * lookahead window scans events before earlier ones are enriched). */
     uint32_t gen;
+    uint32_t misses; /* events in a row without the names (< SHAPE_RELEARN_AFTER) */
     /* The first lookup's first key, when it is a top-level member (a
      * one-segment path), and the partition timestamp: the first member of
      * that name, SHAPE_ABSENT, or SHAPE_UNKNOWN (not a top-level name). */
