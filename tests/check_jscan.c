@@ -8,6 +8,7 @@
 
 #include <cJSON.h>
 
+#include "common.h" /* epoch_decimal_ms */
 #include "json.h"
 #include "testutil.h"
 
@@ -827,6 +828,51 @@ static int64_t civil_ms(int y, unsigned mo, unsigned d, unsigned h, unsigned mi,
     return (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) * 1000 + ms;
 }
 
+/* epoch_decimal_ms (the plain forms first, then every form) gives what
+ * the every-form parser gives, verdict and value, on numbers of every
+ * form near the plain ones: up to 20 integer digits, fractions of 0 to 6
+ * digits, signs, exponents, values around the bounds; seconds and ms. */
+START_TEST(jscan_epoch_plain_forms_match_the_general_parser)
+{
+    static const char *const fixed[] = {
+        "1545084650.987", "1545084650987", "0", "0.5", "1.000", "1.0001", "253402300799",
+        "253402300799.999", "253402300800", "253402300799999", "253402300800000",
+        "999999999999999", "9999999999999999", "1.4285376E9", "-1.5", "12.", "000001.1",
+        "123456789012345.123", "1234567890123456"};
+    rng_state = 0xE90C4ULL;
+    char num[64];
+    for (int iter = 0; iter < 200000 + (int)(sizeof fixed / sizeof *fixed); iter++) {
+        const char *s = num;
+        if (iter < (int)(sizeof fixed / sizeof *fixed)) {
+            s = fixed[iter];
+        } else {
+            int w = 0;
+            if (rng() % 16 == 0)
+                num[w++] = '-';
+            int digits = 1 + (int)(rng() % 20);
+            for (int d = 0; d < digits; d++)
+                num[w++] = (char)('0' + rng() % 10);
+            if (rng() % 2) {
+                num[w++] = '.';
+                int frac = (int)(rng() % 7);
+                for (int d = 0; d < frac; d++)
+                    num[w++] = (char)('0' + rng() % 10);
+            }
+            if (rng() % 8 == 0)
+                w += snprintf(num + w, sizeof num - (size_t)w, "e%d", (int)(rng() % 7) - 3);
+            num[w] = '\0';
+        }
+        for (int unit = 0; unit <= 3; unit += 3) {
+            int64_t a = -7, b = -7;
+            bool ra = epoch_decimal_ms(s, strlen(s), unit, &a);
+            bool rb = epoch_decimal_any(s, strlen(s), unit, &b);
+            ck_assert_msg(ra == rb && (!ra || a == b), "%s (unit %d): %d %lld / %d %lld", s,
+                          unit, ra, (long long)a, rb, (long long)b);
+        }
+    }
+}
+END_TEST
+
 START_TEST(jscan_iso8601_parse_valid)
 {
     static const struct {
@@ -1166,6 +1212,7 @@ static Suite *jscan_suite(void)
 
     tc = tcase_create("time");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, jscan_epoch_plain_forms_match_the_general_parser);
     tcase_add_test(tc, jscan_iso8601_parse_valid);
     tcase_add_test(tc, jscan_iso8601_parse_invalid);
     tcase_add_test(tc, jscan_iso8601_offset_colon_needs_minutes);
