@@ -41,10 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef __SSE2__
-#include <emmintrin.h> /* baseline on x86-64: no runtime dispatch needed */
-#endif
-
 #include "aws_internal.h"
 
 /* Values a template holds at most: a Lambda Kinesis or Pipes record has
@@ -91,37 +87,6 @@ struct aws_env {
     env_run runs[ENV_STEPS_MAX + 1];
 };
 
-/* Byte equality for the runs of an envelope (names, glue, constant
- * values: 8 to 200 bytes), inline: 16 bytes a step (SSE2, the baseline of
- * x86-64), else 8. */
-static inline bool same_bytes(const char *a, const char *b, size_t n)
-{
-    if (n <= 16)
-        return mem_equal(a, b, n);
-#ifdef __SSE2__
-#define LOAD16(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
-    __m128i diff = _mm_setzero_si128();
-    size_t i = 0;
-    for (; i + 16 < n; i += 16)
-        diff = _mm_or_si128(diff, _mm_xor_si128(LOAD16(a + i), LOAD16(b + i)));
-    /* The last 16 bytes, overlapping the blocks before. */
-    diff = _mm_or_si128(diff, _mm_xor_si128(LOAD16(a + n - 16), LOAD16(b + n - 16)));
-#undef LOAD16
-    return _mm_movemask_epi8(_mm_cmpeq_epi8(diff, _mm_setzero_si128())) == 0xffff;
-#else
-    uint64_t diff = 0, x, y;
-    size_t i = 0;
-    for (; i + 8 < n; i += 8) {
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        diff |= x ^ y;
-    }
-    memcpy(&x, a + n - 8, 8); /* the last 8 bytes, overlapping the words before */
-    memcpy(&y, b + n - 8, 8);
-    return (diff | (x ^ y)) == 0;
-#endif
-}
-
 /* A value at s[*i] validated by the scanner at `level`: strings and
  * numbers, the values that vary, straight to the scanner's string or
  * number scan (what its dispatch on the first byte would pick for a quote,
@@ -161,12 +126,6 @@ typedef struct learner {
     size_t glue_from; /* where the glue before the next value starts */
 } learner;
 
-static void skip_ws(const char *s, size_t end, size_t *i)
-{
-    while (*i < end && (s[*i] == ' ' || s[*i] == '\n' || s[*i] == '\r' || s[*i] == '\t'))
-        (*i)++;
-}
-
 static int role_at(const recf *f, size_t off)
 {
     if (f->id.len && f->id.off == off)
@@ -187,20 +146,20 @@ static bool learn_object(learner *L, size_t *i, int level)
 {
     const char *s = L->s;
     size_t p = *i + 1, end = L->end;
-    skip_ws(s, end, &p);
+    aws_skip_ws(s, end, &p);
     if (p < end && s[p] == '}') {
         *i = p + 1;
         return true;
     }
     for (;;) {
-        skip_ws(s, end, &p);
+        aws_skip_ws(s, end, &p);
         if (p >= end || s[p] != '"' || !jskip_string(s, end, &p))
             return false;
-        skip_ws(s, end, &p);
+        aws_skip_ws(s, end, &p);
         if (p >= end || s[p] != ':')
             return false;
         p++;
-        skip_ws(s, end, &p);
+        aws_skip_ws(s, end, &p);
         size_t v = p;
         int role = role_at(L->f, v);
         if (v < end && s[v] == '{' && role == ROLE_NONE && level < ENV_LEVEL_MAX) {
@@ -214,7 +173,7 @@ static bool learn_object(learner *L, size_t *i, int level)
                              role != ROLE_NONE};
             L->glue_from = p;
         }
-        skip_ws(s, end, &p);
+        aws_skip_ws(s, end, &p);
         if (p < end && s[p] == ',') {
             p++;
             continue;
@@ -314,7 +273,7 @@ static bool read_runs(const struct aws_env *e, const char *s, size_t n, size_t s
     jtype id_type = J_NONE;
     for (size_t r = 0; r < e->nruns; r++) {
         const env_run *run = &e->runs[r];
-        if (n - i < run->len || !same_bytes(s + i, s + run->off, run->len))
+        if (n - i < run->len || !mem_equal(s + i, s + run->off, run->len))
             return false;
         i += run->len;
         if (run->step < 0)
@@ -344,21 +303,21 @@ static bool read_steps(struct aws_env *e, const char *s, size_t n, size_t start,
     size_t i = start;
     for (size_t k = 0; k < e->nsteps; k++) {
         env_step *st = &e->steps[k];
-        if (n - i < st->glue_len || !same_bytes(s + i, s + st->glue_off, st->glue_len))
+        if (n - i < st->glue_len || !mem_equal(s + i, s + st->glue_off, st->glue_len))
             return false;
         i += st->glue_len;
         size_t v = i;
         jtype t;
         if (value_at(e, s, n, &i, st->level, &t) != ENRICH_OK)
             return false;
-        if (!st->varies && (i - v != st->val_len || !same_bytes(s + v, s + st->val_off, i - v)))
+        if (!st->varies && (i - v != st->val_len || !mem_equal(s + v, s + st->val_off, i - v)))
             st->varies = true;
         set_role(f, st->role, v, i - v, t);
     }
     size_t tail_off = e->nsteps ? e->steps[e->nsteps - 1].val_off + e->steps[e->nsteps - 1].val_len
                                 : e->rec_off;
     size_t tail_len = e->rec_off + e->rec_len - tail_off;
-    if (n - i < tail_len || !same_bytes(s + i, s + tail_off, tail_len))
+    if (n - i < tail_len || !mem_equal(s + i, s + tail_off, tail_len))
         return false;
     *end = i + tail_len;
     return true;

@@ -19,17 +19,9 @@
 
 #include "aws_internal.h"
 
-#define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
-
 /* ---------------------------------------------------------------- */
 /* Structural walking, for records the scanner refused on policy     */
 /* ---------------------------------------------------------------- */
-
-static void skip_ws(const char *s, size_t n, size_t *i)
-{
-    while (*i < n && IS_WS(s[*i]))
-        (*i)++;
-}
 
 /* Members of an object, or elements of an array, whose span (brackets
  * included) jskip_value found. */
@@ -52,14 +44,14 @@ static void walk_init(walk *w, const char *s, jspan span)
 static int walk_next(walk *w, bool object, jspan *name, jspan *val)
 {
     const char *s = w->s;
-    skip_ws(s, w->end, &w->i);
+    aws_skip_ws(s, w->end, &w->i);
     if (w->more) {
         if (w->i >= w->end)
             return 0;
         if (s[w->i] != ',')
             return -1;
         w->i++;
-        skip_ws(s, w->end, &w->i);
+        aws_skip_ws(s, w->end, &w->i);
     } else if (w->i >= w->end) {
         return 0;
     }
@@ -69,11 +61,11 @@ static int walk_next(walk *w, bool object, jspan *name, jspan *val)
         if (s[w->i] != '"' || !jskip_string(s, w->end, &w->i))
             return -1;
         *name = (jspan){start, w->i - start};
-        skip_ws(s, w->end, &w->i);
+        aws_skip_ws(s, w->end, &w->i);
         if (w->i >= w->end || s[w->i] != ':')
             return -1;
         w->i++;
-        skip_ws(s, w->end, &w->i);
+        aws_skip_ws(s, w->end, &w->i);
     }
     size_t start = w->i;
     if (!jskip_value(s, w->end, &w->i))
@@ -435,7 +427,7 @@ static enrich_status run_records(enrich_ctx *ctx, enrich_aws_event input, const 
                                  size_t *pos)
 {
     size_t i = *pos + 1, k = 0;
-    skip_ws(s, n, &i);
+    aws_skip_ws(s, n, &i);
     if (i < n && s[i] == ']') {
         *pos = i + 1;
         return ENRICH_OK;
@@ -446,10 +438,10 @@ static enrich_status run_records(enrich_ctx *ctx, enrich_aws_event input, const 
             return rc;
         if (ctx->out.oom || ctx->ids.oom)
             return ENRICH_E_NOMEM;
-        skip_ws(s, n, &i);
+        aws_skip_ws(s, n, &i);
         if (i < n && s[i] == ',') {
             i++;
-            skip_ws(s, n, &i);
+            aws_skip_ws(s, n, &i);
             continue;
         }
         if (i < n && s[i] == ']') {
@@ -476,7 +468,7 @@ static enrich_status run_root_object(enrich_ctx *ctx, enrich_aws_event input, co
     const char *member = input == ENRICH_AWS_FIREHOSE ? "records" : "Records";
     bool found = false;
     size_t i = *pos + 1;
-    skip_ws(s, n, &i);
+    aws_skip_ws(s, n, &i);
     if (i < n && s[i] == '}')
         i++;
     else {
@@ -489,13 +481,13 @@ static enrich_status run_root_object(enrich_ctx *ctx, enrich_aws_event input, co
                 errmsg_set(ctx->errmsg, "member at byte %zu is not valid JSON", name_at);
                 return ENRICH_E_JSON;
             }
-            skip_ws(s, n, &i);
+            aws_skip_ws(s, n, &i);
             if (i >= n || s[i] != ':') {
                 errmsg_set(ctx->errmsg, "input is not %s", what);
                 return ENRICH_E_JSON;
             }
             i++;
-            skip_ws(s, n, &i);
+            aws_skip_ws(s, n, &i);
             if (!found && name_is(ctx, s, name, member)) {
                 if (i >= n || s[i] != '[') {
                     errmsg_set(ctx->errmsg, "\"%s\" is not an array", member);
@@ -509,10 +501,10 @@ static enrich_status run_root_object(enrich_ctx *ctx, enrich_aws_event input, co
                 errmsg_set(ctx->errmsg, "member at byte %zu is not valid JSON", name_at);
                 return ENRICH_E_JSON;
             }
-            skip_ws(s, n, &i);
+            aws_skip_ws(s, n, &i);
             if (i < n && s[i] == ',') {
                 i++;
-                skip_ws(s, n, &i);
+                aws_skip_ws(s, n, &i);
                 continue;
             }
             if (i < n && s[i] == '}') {
@@ -539,7 +531,7 @@ static enrich_status run_event(enrich_ctx *ctx, enrich_aws_event input, const ch
                                                         "a JSON object (Lambda Kinesis event)";
     size_t i = 0;
     aws_env_begin(ctx);
-    skip_ws(s, n, &i);
+    aws_skip_ws(s, n, &i);
     if (i >= n || s[i] != (pipes ? '[' : '{')) {
         errmsg_set(ctx->errmsg, "input is not %s", what);
         return ENRICH_E_JSON;
@@ -548,7 +540,7 @@ static enrich_status run_event(enrich_ctx *ctx, enrich_aws_event input, const ch
                              : run_root_object(ctx, input, s, n, &i, what);
     if (rc)
         return rc;
-    skip_ws(s, n, &i);
+    aws_skip_ws(s, n, &i);
     if (i != n) {
         errmsg_set(ctx->errmsg, "bytes after the %s at byte %zu", pipes ? "array" : "object", i);
         return ENRICH_E_JSON;

@@ -8,6 +8,14 @@
 
 #include "ctx.h"
 
+/* Move *i past JSON whitespace in s[..n): the structural readers of
+ * aws_input.c and the template of aws_envelope.c. */
+static inline void aws_skip_ws(const char *s, size_t n, size_t *i)
+{
+    while (*i < n && (s[*i] == ' ' || s[*i] == '\n' || s[*i] == '\r' || s[*i] == '\t'))
+        (*i)++;
+}
+
 /* The members of one record a shape uses ({0,0} when absent; the first
  * of a repeated name wins), found by aws_input.c's readers and by the
  * template of aws_envelope.c alike. */

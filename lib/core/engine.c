@@ -293,6 +293,8 @@ static inline bool attach_member(enrich_ctx *ctx, const lookup *lk, bool nest, b
 static bool attach_all(enrich_ctx *ctx, const lookup *lk, const item_view *item, bool nest)
 {
     bool first = true;
+    if (item->nkey < item->count)
+        ctx->att_foreign = true; /* names from the item (unless renamed) */
     for (uint32_t i = item->nkey; i < item->count; i++) {
         item_member im;
         if (!item_member_get(item, i, &im)) {
@@ -301,7 +303,6 @@ static bool attach_all(enrich_ctx *ctx, const lookup *lk, const item_view *item,
         }
         const char *out_lit = im.name;
         size_t out_len = im.name_len;
-        ctx->att_foreign = true;
         for (size_t r = 0; r < lk->nfields; r++) {
             const rname *src = &lk->fields[r].src;
             if (src->lit_len == im.name_len && mem_equal(src->lit, im.name, im.name_len)) {

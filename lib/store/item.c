@@ -56,11 +56,6 @@ static void put_u32(char *p, uint32_t v)
     p[3] = (char)(v >> 24 & 0xff);
 }
 
-static uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* The checksum of an EIT2 value: every byte but the crc field's. */
 static uint32_t item_crc(const void *val, size_t len)
 {
@@ -417,7 +412,7 @@ bool item_view_open(const void *val, size_t len, item_view *out)
     const unsigned char *p = val;
     if (!p || len < ITEM_HEADER_V1)
         return false;
-    uint32_t magic = get_u32(p);
+    uint32_t magic = item_u32(p);
     size_t header;
     if (magic == ITEM_MAGIC && len >= ITEM_HEADER)
         header = ITEM_HEADER;
@@ -425,7 +420,7 @@ bool item_view_open(const void *val, size_t len, item_view *out)
         header = ITEM_HEADER_V1;
     else
         return false;
-    uint32_t count = get_u32(p + 4), nkey = get_u32(p + 8), text_len = get_u32(p + 12);
+    uint32_t count = item_u32(p + 4), nkey = item_u32(p + 8), text_len = item_u32(p + 12);
     /* 64-bit sums: a corrupt header must not wrap around. */
     uint64_t need = (uint64_t)header + (uint64_t)count * ITEM_ENTRY + text_len;
     if (nkey > count || need != (uint64_t)len)
@@ -437,7 +432,7 @@ bool item_view_open(const void *val, size_t len, item_view *out)
     out->nkey = nkey;
     out->index = index;
     out->has_crc = header == ITEM_HEADER;
-    out->crc = out->has_crc ? get_u32(p + ITEM_HEADER_V1) : 0;
+    out->crc = out->has_crc ? item_u32(p + ITEM_HEADER_V1) : 0;
     return true;
 }
 
@@ -462,13 +457,7 @@ item_sum item_checksum(const void *val, size_t len, const item_view *v)
 
 void item_member_at(const item_view *v, uint32_t i, item_member *out)
 {
-    if (i >= v->count) {
+    /* A view from item_view_parse has every entry checked already. */
+    if (i >= v->count || !item_member_get(v, i, out))
         memset(out, 0, sizeof *out);
-        return;
-    }
-    const unsigned char *e = v->index + (size_t)i * ITEM_ENTRY;
-    out->name = v->text + get_u32(e);
-    out->name_len = get_u32(e + 4);
-    out->value = v->text + get_u32(e + 8);
-    out->value_len = get_u32(e + 12);
 }
