@@ -732,14 +732,18 @@ START_TEST(jscan_random_mutations_are_safe)
 }
 END_TEST
 
-/* jscan_value_named, told the names of an event, returns what
+/* jscan_value_named, told the names (and glue) of an event, returns what
  * jscan_value returns (status, type, root, every member) for that event's
  * mutations, and says "same" exactly when the object it accepted has those
  * names in that order (jnames_same on jscan_value's members): names it
- * steps over without scanning are only ever the learned bytes. The
- * mutations hit names most (a third of the edits land in the first name);
- * a name split by the end of the input, and names differing only in
- * their last bytes, are among them. */
+ * steps over without scanning are only ever the learned bytes, and an
+ * object read by the glue is read as the scanner reads it. The mutations
+ * hit names most (a third of the edits land in the first name); a name
+ * split by the end of the input, and names differing only in their last
+ * bytes, are among them. Half the documents are followed by bytes the
+ * scanner may read but must not take into account (quotes, backslashes,
+ * control bytes), and the depth limit rotates through 1 (the object's
+ * own level: its object and array values are too deep), 2 and 128. */
 START_TEST(jscan_named_scan_matches_plain_scan)
 {
     static const char event[] =
@@ -748,12 +752,15 @@ START_TEST(jscan_named_scan_matches_plain_scan)
     static const char interesting[] = "{}[]\":,\\u0123456789eE+-.tfn \t\n\x80\xc3\xed\xf0\xff";
     size_t base = sizeof event - 1;
     jmembers learned = {0};
-    ck_assert_int_eq(jscan_value(event, base, DEPTH, NULL, NULL, &learned), ENRICH_OK);
+    jspan learned_root;
+    ck_assert_int_eq(jscan_value(event, base, DEPTH, NULL, &learned_root, &learned), ENRICH_OK);
     jnames names;
-    ck_assert(jnames_learn(&names, event, &learned));
+    ck_assert(jnames_learn(&names, event, learned_root, &learned));
     ck_assert_uint_eq(names.n, 6);
+    ck_assert_uint_eq(names.glue_n, 7);
+    static const int depths[] = {DEPTH, 1, 2};
     rng_state = 0x51ED270B2701ULL;
-    size_t same = 0, differ = 0;
+    size_t same = 0, differ = 0, by_glue = 0, past_end = 0, too_deep = 0;
     char *buf = malloc(base + 8);
     ck_assert_ptr_nonnull(buf);
     for (int iter = 0; iter < 20000; iter++) {
@@ -779,15 +786,23 @@ START_TEST(jscan_named_scan_matches_plain_scan)
                     memmove(buf + at, buf + at + 1, n - at);
             }
         }
-        char *doc = malloc(n ? n : 1);
+        /* Bytes after the document that may be read: stops of every kind. */
+        size_t extra = iter % 2 ? 16 + rng() % 8 : 0;
+        char *doc = malloc(n + extra + 1);
         ck_assert_ptr_nonnull(doc);
         memcpy(doc, buf, n);
+        for (size_t k = 0; k < extra; k++)
+            doc[n + k] = "\"\\\x01a}"[rng() % 5];
+        past_end += extra > 0;
+        int depth = depths[iter % 3];
         jmembers a = {0}, b = {0};
         jtype ta = J_NONE, tb = J_NONE;
         jspan ra = {0, 0}, rb = {0, 0};
-        bool s = true;
-        enrich_status rca = jscan_value(doc, n, DEPTH, &ta, &ra, &a);
-        enrich_status rcb = jscan_value_named(doc, n, DEPTH, &names, &s, &tb, &rb, &b);
+        bool s = true, glued = true;
+        enrich_status rca = jscan_value(doc, n, depth, &ta, &ra, &a);
+        enrich_status rcb =
+            jscan_value_named(doc, n, n + extra, depth, &names, &s, &glued, &tb, &rb, &b);
+        too_deep += rca == ENRICH_E_DEPTH;
         ck_assert_int_eq(rca, rcb);
         ck_assert_int_eq(ta, tb);
         ck_assert_uint_eq(a.n, b.n);
@@ -805,7 +820,9 @@ START_TEST(jscan_named_scan_matches_plain_scan)
         bool want = rca == ENRICH_OK && ta == J_OBJECT && jnames_same(&names, doc, &a);
         ck_assert_msg(s == want, "iteration %d: same %d, want %d: %.*s", iter, s, want, (int)n,
                       doc);
+        ck_assert(!glued || s);
         same += s;
+        by_glue += glued;
         differ += rca == ENRICH_OK && !s;
         jmembers_free(&a);
         jmembers_free(&b);
@@ -814,7 +831,10 @@ START_TEST(jscan_named_scan_matches_plain_scan)
     free(buf);
     jmembers_free(&learned);
     ck_assert_uint_gt(same, 2000);
+    ck_assert_uint_gt(by_glue, 1500);
     ck_assert_uint_gt(differ, 200);
+    ck_assert_uint_gt(too_deep, 1000);
+    ck_assert_uint_gt(past_end, 5000);
 }
 END_TEST
 

@@ -713,18 +713,22 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
                           bool names_same);
 
 /* Scan the event at ev as jscan_value does; *same: whether it has the
- * learned names of the stream (never, with shape_off). */
-static inline enrich_status scan_event(enrich_ctx *ctx, const char *ev, size_t len, bool *same,
-                                       jtype *type, jspan *root, jmembers *members)
+ * learned names of the stream (never, with shape_off). readable: bytes
+ * from ev that may be read (>= len), see jscan_value_named. */
+static inline enrich_status scan_event(enrich_ctx *ctx, const char *ev, size_t len,
+                                       size_t readable, bool *same, jtype *type, jspan *root,
+                                       jmembers *members)
 {
     *same = false;
     if (ctx->shape_off)
         return jscan_value(ev, len, ctx->max_depth, type, root, members);
-    return jscan_value_named(ev, len, ctx->max_depth, &ctx->shape.names, same, type, root,
-                             members);
+    return jscan_value_named(ev, len, readable, ctx->max_depth, &ctx->shape.names, same, NULL,
+                             type, root, members);
 }
 
-void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
+/* engine_event for an event followed by more of the caller's bytes:
+ * readable bytes from ev may be read (the rest of an NDJSON batch). */
+static void event_in(enrich_ctx *ctx, const char *ev, size_t len, size_t readable)
 {
     rec *r = rec_push(ctx);
     if (!r) {
@@ -739,7 +743,7 @@ void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
     jtype type;
     jspan root;
     bool same;
-    enrich_status rc = scan_event(ctx, ev, len, &same, &type, &root, &ctx->members);
+    enrich_status rc = scan_event(ctx, ev, len, readable, &same, &type, &root, &ctx->members);
     if (rc == ENRICH_E_NOMEM) {
         ctx->out.oom = true;
         return;
@@ -749,6 +753,11 @@ void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
         return;
     }
     enrich_object(ctx, r, ev, root, ctx->shape.gen, same);
+}
+
+void engine_event(enrich_ctx *ctx, const char *ev, size_t len)
+{
+    event_in(ctx, ev, len, len);
 }
 
 void engine_event_scanned(enrich_ctx *ctx, const char *base, jspan root, jtype type)
@@ -790,7 +799,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
             sh->misses = 0;
         } else if (++sh->misses >= SHAPE_RELEARN_AFTER) {
             sh->misses = 0;
-            same = shape_learn(sh, ev, &ctx->members, p);
+            same = shape_learn(sh, ev, root, &ctx->members, p);
         }
     }
     ctx->shape_same = same;
@@ -925,8 +934,8 @@ static bool window_prepare(enrich_ctx *ctx, size_t nw)
             }
             we->members.n = 0;
             we->names_gen = ctx->shape.gen;
-            we->rc = scan_event(ctx, we->raw, we->raw_len, &we->names_same, &we->type,
-                                &we->root, &we->members);
+            we->rc = scan_event(ctx, we->raw, we->raw_len, we->raw_len, &we->names_same,
+                                &we->type, &we->root, &we->members);
             if (we->rc == ENRICH_E_NOMEM) {
                 ctx->out.oom = true;
                 return false;
@@ -1093,7 +1102,7 @@ static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
             k++;
         if (k < len) {
             if (!windowed) {
-                engine_event(ctx, s + pos, len);
+                event_in(ctx, s + pos, len, n - pos);
             } else {
                 win_event *we = &ctx->win[nw];
                 we->raw = s + pos;

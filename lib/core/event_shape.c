@@ -8,12 +8,13 @@ static int16_t first_named(const char *ev, const jmembers *ms, const char *name,
     return m ? (int16_t)(m - ms->v) : SHAPE_ABSENT;
 }
 
-bool shape_learn(event_shape *sh, const char *ev, const jmembers *ms, const enrich_pipeline *p)
+bool shape_learn(event_shape *sh, const char *ev, jspan root, const jmembers *ms,
+                 const enrich_pipeline *p)
 {
     sh->clean_n = 0;
     if (++sh->gen == 0)
         sh->gen = 1;
-    if (!jnames_learn(&sh->names, ev, ms))
+    if (!jnames_learn(&sh->names, ev, root, ms))
         return false;
     sh->key_at = SHAPE_UNKNOWN;
     if (p->nlookups > 0 && p->lookups[0].nkeys > 0 && p->lookups[0].keys[0].path.n == 1) {

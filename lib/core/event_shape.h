@@ -43,9 +43,10 @@ typedef struct event_shape {
     size_t clean_len[SHAPE_ATTS];
 } event_shape;
 
-/* Learn the layout of ev (its members ms) for pipeline p. false when it
- * cannot be learned (jnames_learn): nothing is then learned, and no event
- * has it. */
-bool shape_learn(event_shape *sh, const char *ev, const jmembers *ms, const enrich_pipeline *p);
+/* Learn the layout of the event at ev[root] (its members ms) for
+ * pipeline p. false when it cannot be learned (jnames_learn): nothing is
+ * then learned, and no event has it. */
+bool shape_learn(event_shape *sh, const char *ev, jspan root, const jmembers *ms,
+                 const enrich_pipeline *p);
 
 #endif

@@ -1,9 +1,37 @@
 /* The learned member names of a stream's objects (see json.h). */
 #include "json.h"
 
-bool jnames_learn(jnames *t, const char *s, const jmembers *ms)
+/* The glue of the object at s[root] around its members' values: learned
+ * only when every name lies inside the run before its value (the
+ * scanner's members always do) and the runs fit. */
+static void glue_learn(jnames *t, const char *s, jspan root, const jmembers *ms)
+{
+    t->glue_n = 0;
+    size_t from = root.off, used = 0;
+    for (size_t k = 0; k <= ms->n; k++) {
+        size_t to = k < ms->n ? ms->v[k].value.off : root.off + root.len;
+        if (to < from || to - from > JNAMES_GLUE_BYTES - used)
+            return;
+        if (k < ms->n) {
+            const jmember *m = &ms->v[k];
+            if (m->name.off < from || m->name.off + m->name.len > to)
+                return;
+            t->name_in_glue[k] = (uint16_t)(m->name.off - from);
+        }
+        mem_copy(t->glue + used, s + from, to - from);
+        t->glue_off[k] = (uint16_t)used;
+        t->glue_len[k] = (uint16_t)(to - from);
+        used += to - from;
+        if (k < ms->n)
+            from = ms->v[k].value.off + ms->v[k].value.len;
+    }
+    t->glue_n = (uint32_t)ms->n + 1;
+}
+
+bool jnames_learn(jnames *t, const char *s, jspan root, const jmembers *ms)
 {
     t->n = 0;
+    t->glue_n = 0;
     if (ms->n == 0 || ms->n > JNAMES_MAX)
         return false;
     size_t used = 0;
@@ -23,6 +51,7 @@ bool jnames_learn(jnames *t, const char *s, const jmembers *ms)
         used += len;
     }
     t->n = (uint32_t)ms->n;
+    glue_learn(t, s, root, ms);
     return true;
 }
 

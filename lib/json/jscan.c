@@ -31,6 +31,11 @@ typedef struct scanner {
      * have, and whether it has had them so far. */
     const jnames *names;
     bool names_same;
+    /* Bytes from s that may be read, >= n (beyond n: the rest of the
+     * caller's buffer). A string's 16-byte steps may load up to there and
+     * ignore what lies past n, so that the last string of an event needs
+     * no byte loop. */
+    size_t readable;
 } scanner;
 
 /* Bytes that end the fast path inside a string: quote, backslash, control
@@ -128,6 +133,20 @@ static size_t utf8_seq(const unsigned char *p, size_t avail)
     return 0;
 }
 
+#ifdef __SSE2__
+/* The bytes of the 16 at p that can stop a string (string_stop), as bits. */
+static inline unsigned stop16(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* Signed compare: bytes 0x80-0xff are negative, so "< 0x20" flags
+     * control characters and non-ASCII at once. */
+    __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    return (unsigned)_mm_movemask_epi8(hit);
+}
+#endif
+
 /* A string (or number, or literal) refused at s[at]: the scanner stops
  * there, so that jscan_error_offset can tell where. Error paths only: an
  * accepted value costs nothing for it. */
@@ -147,6 +166,9 @@ static inline enrich_status scan_string(scanner *sc, bool *escaped)
 {
     const unsigned char *s = (const unsigned char *)sc->s;
     size_t i = sc->i + 1, n = sc->n;
+#ifdef __SSE2__
+    const size_t readable = sc->readable;
+#endif
     bool esc = false;
     for (;;) {
         /* Sixteen bytes at a time (SSE2), then eight (SWAR), up to the
@@ -155,22 +177,21 @@ static inline enrich_status scan_string(scanner *sc, bool *escaped)
          * input. Most strings are names and ids of 4 to 60 bytes, so the
          * first block usually finds the closing quote. */
 #ifdef __SSE2__
-        const __m128i quote16 = _mm_set1_epi8('"');
-        const __m128i slash16 = _mm_set1_epi8('\\');
-        const __m128i space16 = _mm_set1_epi8(0x20);
         while (i + 16 <= n) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-            /* Signed compare: bytes 0x80-0xff are negative, so "< 0x20"
-             * flags control characters and non-ASCII at once. */
-            __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote16),
-                                                    _mm_cmpeq_epi8(v, slash16)),
-                                       _mm_cmplt_epi8(v, space16));
-            unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+            unsigned mask = stop16(s + i);
             if (mask) {
                 i += (size_t)__builtin_ctz(mask);
                 goto stop_byte;
             }
             i += 16;
+        }
+        if (i + 16 <= readable) {
+            /* The last step, loaded from the caller's further bytes: a
+             * stop found at or past n, or none, is the text ending first
+             * (below), whatever those bytes are. */
+            unsigned mask = stop16(s + i);
+            i += mask ? (size_t)__builtin_ctz(mask) : 16;
+            goto stop_byte;
         }
 #endif
         for (;;) {
@@ -470,7 +491,7 @@ enrich_status jscan_next_sub(const char *s, size_t n, size_t *pos, int max_depth
                              jspan *span, jmembers *members, const char *sub_name,
                              jmembers *sub, size_t *sub_off)
 {
-    scanner sc = {s, n, *pos, max_depth, sub_name, strlen(sub_name), sub, 0, false, NULL, false};
+    scanner sc = {s, n, *pos, max_depth, sub_name, strlen(sub_name), sub, 0, false, NULL, false, n};
     enrich_status rc = scan_next(&sc, pos, type, span, members);
     *sub_off = sc.sub_taken ? sc.sub_off : SIZE_MAX;
     return rc;
@@ -479,7 +500,7 @@ enrich_status jscan_next_sub(const char *s, size_t n, size_t *pos, int max_depth
 enrich_status jscan_next(const char *s, size_t n, size_t *pos, int max_depth, jtype *type,
                          jspan *span, jmembers *members)
 {
-    scanner sc = {s, n, *pos, max_depth, NULL, 0, NULL, 0, false, NULL, false};
+    scanner sc = {s, n, *pos, max_depth, NULL, 0, NULL, 0, false, NULL, false, n};
     return scan_next(&sc, pos, type, span, members);
 }
 
@@ -504,14 +525,100 @@ static enrich_status scan_whole(scanner *sc, jtype *type, jspan *root, jmembers 
 enrich_status jscan_value(const char *s, size_t n, int max_depth, jtype *type, jspan *root,
                           jmembers *members)
 {
-    scanner sc = {s, n, 0, max_depth, NULL, 0, NULL, 0, false, NULL, false};
+    scanner sc = {s, n, 0, max_depth, NULL, 0, NULL, 0, false, NULL, false, n};
     return scan_whole(&sc, type, root, members);
 }
 
-enrich_status jscan_value_named(const char *s, size_t n, int max_depth, const jnames *names,
-                                bool *same, jtype *type, jspan *root, jmembers *members)
+/* The object at sc->i (after whitespace) read by the learned glue t: each
+ * run of glue compared byte for byte, each value between two runs scanned
+ * by the scanner's own code at depth 1 (inside the top-level object), the
+ * members listed as scan_object lists them. Why that is scan_whole's
+ * reading: the learned object was accepted by the scanner with exactly
+ * these bytes between its values, which fix its structure (one object of
+ * these members, named, ordered and spaced so), and scan_object accepts
+ * an object of that structure exactly when each value is accepted where
+ * it stands; a value ends where the scanner ends it, and the glue after it
+ * (whitespace, a comma or the closing brace) cannot continue a value.
+ * false: the object is not written with this glue, or a value is refused;
+ * the caller then scans it from its start, so every error code and offset
+ * stays the scanner's. NOMEM is passed on. */
+static enrich_status scan_by_layout(scanner *sc, const jnames *t, jspan *root, jmembers *members,
+                                    bool *read)
 {
-    scanner sc = {s, n, 0, max_depth, NULL, 0, NULL, 0, false, names, names->n > 0};
+    *read = false;
+    skip_ws(sc);
+    size_t start = sc->i, listed = members ? members->n : 0;
+    const size_t n = sc->n;
+    const uint32_t last = t->glue_n - 1;
+    /* The members are written in place, the list grown once. */
+    if (members && members->cap - listed < last &&
+        !array_reserve(&members->v, &members->cap, listed + last, sizeof *members->v, 16))
+        return ENRICH_E_NOMEM;
+    jmember unlisted;
+    for (uint32_t k = 0;; k++) {
+        size_t glue_len = t->glue_len[k];
+        size_t at = sc->i;
+        if (n - at < glue_len || !mem_equal(sc->s + at, t->glue + t->glue_off[k], glue_len))
+            break;
+        sc->i = at + glue_len;
+        if (k == last) {
+            root->off = start;
+            root->len = sc->i - start;
+            skip_ws(sc);
+            if (sc->i != n)
+                break;
+            if (members)
+                members->n = listed + last;
+            *read = true;
+            return ENRICH_OK;
+        }
+        jmember *m = members ? &members->v[listed + k] : &unlisted;
+        m->name.off = at + t->name_in_glue[k];
+        m->name.len = t->len[k];
+        m->name_escaped = false;
+        m->value.off = sc->i;
+        enrich_status rc;
+        if (sc->i < n && sc->s[sc->i] == '"') {
+            m->type = J_STRING;
+            rc = scan_string(sc, &m->value_escaped);
+        } else {
+            m->value_escaped = false;
+            rc = scan_value(sc, 1, &m->type, NULL);
+        }
+        if (rc)
+            break;
+        m->value.len = sc->i - m->value.off;
+    }
+    sc->i = start;
+    return ENRICH_OK;
+}
+
+enrich_status jscan_value_named(const char *s, size_t n, size_t readable, int max_depth,
+                                const jnames *names, bool *same, bool *by_layout, jtype *type,
+                                jspan *root, jmembers *members)
+{
+    scanner sc = {s, n, 0, max_depth, NULL, 0, NULL, 0, false, names, names->n > 0,
+                  readable > n ? readable : n};
+    if (by_layout)
+        *by_layout = false;
+    /* The layout needs the top-level object itself allowed (depth 1). */
+    if (names->glue_n && max_depth >= 1) {
+        bool read;
+        jspan r;
+        enrich_status rc = scan_by_layout(&sc, names, &r, members, &read);
+        if (rc)
+            return rc;
+        if (read) {
+            if (type)
+                *type = J_OBJECT;
+            if (root)
+                *root = r;
+            if (by_layout)
+                *by_layout = true;
+            *same = true;
+            return ENRICH_OK;
+        }
+    }
     jtype t = J_NONE;
     enrich_status rc = scan_whole(&sc, &t, root, members);
     if (type)
@@ -522,7 +629,7 @@ enrich_status jscan_value_named(const char *s, size_t n, int max_depth, const jn
 
 size_t jscan_error_offset(const char *s, size_t n, size_t from, int max_depth, bool whole)
 {
-    scanner sc = {s, n, from, max_depth, NULL, 0, NULL, 0, false, NULL, false};
+    scanner sc = {s, n, from, max_depth, NULL, 0, NULL, 0, false, NULL, false, n};
     skip_ws(&sc);
     jtype t = J_NONE;
     if (scan_value(&sc, 0, &t, NULL) != ENRICH_OK)
@@ -701,7 +808,7 @@ void jminify(const char *s, jspan span, ebuf *out)
 
 bool jnumber_valid(const char *s, size_t n)
 {
-    scanner sc = {s, n, 0, 1, NULL, 0, NULL, 0, false, NULL, false};
+    scanner sc = {s, n, 0, 1, NULL, 0, NULL, 0, false, NULL, false, n};
     return n > 0 && scan_number(&sc) == ENRICH_OK && sc.i == n;
 }
 
@@ -838,7 +945,7 @@ bool json_utf8_valid(const void *text, size_t len)
 enrich_status jscan_value_at(const char *s, size_t n, size_t *pos, int depth, int max_depth,
                              jtype *type)
 {
-    scanner sc = {s, n, *pos, max_depth, NULL, 0, NULL, 0, false, NULL, false};
+    scanner sc = {s, n, *pos, max_depth, NULL, 0, NULL, 0, false, NULL, false, n};
     jtype t = J_NONE;
     enrich_status rc = scan_value(&sc, depth, &t, NULL);
     *type = t;
@@ -849,7 +956,7 @@ enrich_status jscan_value_at(const char *s, size_t n, size_t *pos, int depth, in
 
 enrich_status jscan_string_at(const char *s, size_t n, size_t *pos)
 {
-    scanner sc = {s, n, *pos, 1, NULL, 0, NULL, 0, false, NULL, false};
+    scanner sc = {s, n, *pos, 1, NULL, 0, NULL, 0, false, NULL, false, n};
     enrich_status rc = scan_string(&sc, NULL);
     if (rc == ENRICH_OK)
         *pos = sc.i;
@@ -858,7 +965,7 @@ enrich_status jscan_string_at(const char *s, size_t n, size_t *pos)
 
 enrich_status jscan_number_at(const char *s, size_t n, size_t *pos)
 {
-    scanner sc = {s, n, *pos, 1, NULL, 0, NULL, 0, false, NULL, false};
+    scanner sc = {s, n, *pos, 1, NULL, 0, NULL, 0, false, NULL, false, n};
     enrich_status rc = scan_number(&sc);
     if (rc == ENRICH_OK)
         *pos = sc.i;

@@ -52,6 +52,7 @@ ENRICH_INTERNAL enrich_status jscan_value(const char *s, size_t n, int max_depth
  * valid. Names with escapes are never learned (nor, then, matched). */
 #define JNAMES_MAX 16    /* objects with more members are never learned */
 #define JNAMES_BYTES 256 /* nor objects whose names take more bytes */
+#define JNAMES_GLUE_BYTES 512
 typedef struct jnames {
     uint32_t n;                /* 0: nothing learned */
     uint16_t off[JNAMES_MAX];  /* each name's literal (quotes included) in bytes */
@@ -61,13 +62,25 @@ typedef struct jnames {
     uint64_t head[JNAMES_MAX];
     uint64_t tail[JNAMES_MAX];
     char bytes[JNAMES_BYTES];
+    /* The whole layout of the object the names were learned from: the
+     * bytes around its values (braces, names, colons, commas, whitespace:
+     * the glue), n + 1 runs of them, run k before value k and the last
+     * one after the last value. An object whose glue is these bytes has
+     * this structure, so only its values need scanning (jscan.c,
+     * scan_by_layout). glue_n 0: the names are learned, the glue is not
+     * (it takes more than JNAMES_GLUE_BYTES). */
+    uint32_t glue_n;
+    uint16_t glue_off[JNAMES_MAX + 1];
+    uint16_t glue_len[JNAMES_MAX + 1];
+    uint16_t name_in_glue[JNAMES_MAX]; /* where name k starts in run k */
+    char glue[JNAMES_GLUE_BYTES];
 } jnames;
 
-/* Learn the names of the members ms (offsets into s), which the scanner
- * accepted. false (and nothing learned) when there are more than
- * JNAMES_MAX, their literals take more than JNAMES_BYTES, or one has
- * escapes. */
-ENRICH_INTERNAL bool jnames_learn(jnames *t, const char *s, const jmembers *ms);
+/* Learn the names of the members ms of the object at s[root] (offsets
+ * into s; ms as the scanner listed them for it), and its glue. false
+ * (and nothing learned) when there are more than JNAMES_MAX members,
+ * their literals take more than JNAMES_BYTES, or one has escapes. */
+ENRICH_INTERNAL bool jnames_learn(jnames *t, const char *s, jspan root, const jmembers *ms);
 /* Whether the members ms carry exactly the learned names, in order. */
 ENRICH_INTERNAL bool jnames_same(const jnames *t, const char *s, const jmembers *ms);
 
@@ -96,14 +109,20 @@ static inline bool jnames_at(const jnames *t, uint32_t i, const char *p, size_t 
     return mem_equal(p, t->bytes + t->off[i], len);
 }
 
-/* jscan_value, told the names the top-level object is expected to have:
+/* jscan_value, told the names the top-level object is expected to have
+ * and how many bytes from s may be read (readable >= n: the rest of the
+ * caller's buffer; bytes past n are loaded by 16-byte steps, never
+ * taken into account):
  * *same says whether it had exactly those (an object of exactly those
- * members, in that order; false for anything else). Every value is
- * scanned as jscan_value scans it: the results, the verdict included, are
- * jscan_value's. */
-ENRICH_INTERNAL enrich_status jscan_value_named(const char *s, size_t n, int max_depth,
-                                                const jnames *names, bool *same, jtype *type,
-                                                jspan *root, jmembers *members);
+ * members, in that order; false for anything else). An object written
+ * with the learned glue byte for byte is read by it: only its values are
+ * scanned, each by the scanner's own code at its depth (*by_layout, when
+ * not NULL, says whether it was). Every value is scanned as jscan_value
+ * scans it: the results, the verdict included, are jscan_value's. */
+ENRICH_INTERNAL enrich_status jscan_value_named(const char *s, size_t n, size_t readable,
+                                                int max_depth, const jnames *names, bool *same,
+                                                bool *by_layout, jtype *type, jspan *root,
+                                                jmembers *members);
 /* Scan one value starting at s[*pos] (after whitespace); on success *pos is
  * just past the value. Used to walk arrays element by element, in one pass
  * over each element. members as for jscan_value (offsets into s). */
