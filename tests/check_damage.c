@@ -682,7 +682,10 @@ END_TEST
  * memo's answer is not read out of bounds (ASan and valgrind run this
  * too) and the record fails as damaged, as a fresh read fails it; the
  * other items stay fine. The memo re-reads a held answer's header only,
- * and each index entry as it is attached (item_member_get). */
+ * and each index entry as it is attached (item_member_get). A context
+ * that already keeps the item's attachments as output bytes (attach_memo:
+ * copied when the entries were checked) reads nothing of the item again:
+ * its records go on with those bytes. */
 START_TEST(damage_memoised_item_changed_under_its_snapshot)
 {
     damaged d;
@@ -698,6 +701,19 @@ START_TEST(damage_memoised_item_changed_under_its_snapshot)
     ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev, sizeof ev - 1), ENRICH_OK);
     ck_assert_int_eq(enrich_batch_outcome(ctx, 0), ENRICH_OUTCOME_SUCCESS);
     uint64_t hits = ctx->lcache.hits;
+    /* A second context on the same pipeline runs the batch twice: the
+     * second time, both items' runs are kept (the layout is learned at
+     * the first batch's second event). */
+    enrich_ctx *kept = NULL;
+    ck_assert_int_eq(enrich_ctx_create(pl, &kept), ENRICH_OK);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(enrich_batch_run(kept, ENRICH_INPUT_NDJSON, ev, sizeof ev - 1),
+                         ENRICH_OK);
+    enrich_buf before = enrich_batch_record(kept, 0);
+    char *want = malloc(before.len);
+    ck_assert_ptr_nonnull(want);
+    memcpy(want, before.ptr, before.len);
+    size_t want_len = before.len;
     /* The value follows its key: 'EIT2', count, nkey, text_len, crc, then
      * 16-byte entries {name_off, name_len, value_off, value_len}. Entry 2's
      * value offset goes far past the item. */
@@ -716,6 +732,15 @@ START_TEST(damage_memoised_item_changed_under_its_snapshot)
                            "table products, key \\\"p-000250\\\")"),
                   "%.*s", (int)r.len, (const char *)r.ptr);
     ck_assert_int_eq(enrich_batch_outcome(ctx, 1), ENRICH_OUTCOME_SUCCESS);
+    /* The context that kept the runs: the same record as before. */
+    size_t runs = kept->amemo_hits;
+    ck_assert_int_eq(enrich_batch_run(kept, ENRICH_INPUT_NDJSON, ev, sizeof ev - 1), ENRICH_OK);
+    ck_assert_uint_eq(kept->amemo_hits, runs + 2);
+    ck_assert_int_eq(enrich_batch_outcome(kept, 0), ENRICH_OUTCOME_SUCCESS);
+    enrich_buf after = enrich_batch_record(kept, 0);
+    ck_assert(after.len == want_len && memcmp(after.ptr, want, want_len) == 0);
+    free(want);
+    enrich_ctx_free(kept);
     /* A context without the memo reads it afresh: damaged as well. */
     ck_assert_int_eq(enrich_ctx_set_option(ctx, ENRICH_OPT_LOOKUP_CACHE, 0), ENRICH_OK);
     ck_assert_int_eq(enrich_batch_run(ctx, ENRICH_INPUT_NDJSON, ev, sizeof ev - 1), ENRICH_OK);

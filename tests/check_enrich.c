@@ -419,6 +419,13 @@ START_TEST(enrich_shape_matches_no_shape)
             ebuf_free(&ev);
             ebuf_free(&arr);
         }
+        /* One lookup: hits of the common layout take the run kept for
+         * their item (attach_memo.h); two lookups never do. */
+        if (rs == 4)
+            ck_assert_uint_eq(on->amemo_hits, 0);
+        else
+            ck_assert_uint_gt(on->amemo_hits, 300);
+        ck_assert_uint_eq(off->amemo_hits, 0);
         /* Many events had the learned layout: the common one is 12 in 29,
          * so about a sixth of the 2 x 2 380 events follow one of its kind. */
         ck_assert_uint_gt(on->shape_hits, 600);
@@ -432,6 +439,132 @@ START_TEST(enrich_shape_matches_no_shape)
         enrich_pipeline_free(pl);
     }
     tu_fixture_close(&f);
+}
+END_TEST
+
+/* attach_memo (white box): a hit's run of attachments is kept only from
+ * a record whose attachments all went out as the item gives them (not
+ * one the event keeps, none the event makes the record rebuild for or
+ * fail on); it serves only events of the layout its verdict was found
+ * under and with the same extra member (a Pipes event id that the event
+ * itself carries), and is forgotten with the snapshot (the store changed
+ * between batches): byte for byte what a context without runs writes,
+ * under each conflict policy. Runs are taken on the way. */
+START_TEST(enrich_attach_memo_runs_follow_layout_extra_and_store)
+{
+    static const char *const policies[] = {"keep", "overwrite", "fail"};
+    static const char *const layouts[] = {
+        "{\"productId\":\"PROD-00%d\",\"eid\":\"e%d\",\"q\":1}",
+        "{\"productId\":\"PROD-00%d\",\"eid\":\"e%d\",\"productName\":\"mine\"}",
+    };
+    for (size_t pi = 0; pi < 3; pi++) {
+        char rules[512];
+        snprintf(rules, sizeof rules,
+                 "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\",\"fields\":"
+                 "[\"productName\",\"price\"],\"on_conflict\":\"%s\"}],"
+                 "\"pipes\":{\"event_id_field\":\"eid\"}}",
+                 policies[pi]);
+        /* One handle reads and, between two batches, writes the store. */
+        char *dir = tu_tmpdir();
+        char *path = tu_join(dir, "store.mdb");
+        enrich_store *store = NULL;
+        ck_assert_int_eq(enrich_store_open(path, ENRICH_STORE_CREATE, &store), ENRICH_OK);
+        ck_assert_int_eq(tu_load(store, "products", "productId", ENRICH_LOAD_DYNAMODB, NULL, 0,
+                                 tu_seed_items, strlen(tu_seed_items), NULL),
+                         ENRICH_OK);
+        tu_fixture f = {dir, path, store, NULL, NULL};
+        ck_assert_int_eq(enrich_pipeline_compile(store, rules, strlen(rules), &f.pl, NULL, 0),
+                         ENRICH_OK);
+        ck_assert_int_eq(enrich_ctx_create(f.pl, &f.ctx), ENRICH_OK);
+        ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK),
+                         ENRICH_OK);
+        enrich_ctx *ref = NULL;
+        ck_assert_int_eq(enrich_ctx_create(f.pl, &ref), ENRICH_OK);
+        ck_assert_int_eq(enrich_ctx_set_option(ref, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK),
+                         ENRICH_OK);
+        ref->amemo_off = true;
+        ref->win_never = true;
+        f.ctx->win_never = true;
+        /* NDJSON of the common layout, of one that carries an attached
+         * name, of the common one again, then Pipes records of it (their
+         * event id member "eid" is the event's own "eid"), then the
+         * common layout after the store changed. */
+        static const int phase_layout[] = {0, 1, 0, 0, 0};
+        for (int phase = 0; phase < 5; phase++) {
+            if (phase == 4) {
+                const char item[] = "{\"productId\":\"PROD-001\",\"productName\":\"Renamed\","
+                                    "\"price\":1}\n";
+                ck_assert_int_eq(tu_load(store, "products", "productId", ENRICH_LOAD_NDJSON, NULL,
+                                         0, item, strlen(item), NULL),
+                                 ENRICH_OK);
+            }
+            ebuf ev = {0};
+            if (phase == 3)
+                ebuf_putc(&ev, '[');
+            for (int i = 0; i < 8; i++) {
+                if (phase == 3)
+                    ebuf_printf(&ev, "%s{\"data\":", i ? "," : "");
+                ebuf_printf(&ev, layouts[phase_layout[phase]], 1 + i % 2, i);
+                ebuf_puts(&ev, phase == 3 ? "}" : "\n");
+            }
+            if (phase == 3)
+                ebuf_putc(&ev, ']');
+            int shape = phase == 3 ? ENRICH_AWS_PIPES : ENRICH_INPUT_NDJSON;
+            ck_assert_int_eq(tu_batch_run(f.ctx, shape, ev.p, ev.len), ENRICH_OK);
+            ck_assert_int_eq(tu_batch_run(ref, shape, ev.p, ev.len), ENRICH_OK);
+            char what[32];
+            snprintf(what, sizeof what, "phase %d", phase);
+            assert_same_records(f.ctx, ref, pi, what);
+            ebuf_free(&ev);
+        }
+        enrich_buf r0 = enrich_batch_record(f.ctx, 0);
+        ck_assert_msg(memmem(r0.ptr, r0.len, "\"Renamed\"", 9), "%.*s", (int)r0.len,
+                      (const char *)r0.ptr);
+        ck_assert_uint_gt(f.ctx->amemo_hits, 10);
+        ck_assert_uint_eq(ref->amemo_hits, 0);
+        enrich_ctx_free(ref);
+        tu_fixture_close(&f);
+    }
+}
+END_TEST
+
+/* attach_memo itself: an entry is found only under the lookup memo's
+ * epoch it was kept in (an address may hold another item in a later
+ * snapshot), the second way keeps the older of two items of one set, a
+ * run longer than AMEMO_RUN_MAX is not kept, and filling the bytes
+ * forgets everything rather than growing past AMEMO_BYTES_MAX. */
+START_TEST(enrich_attach_memo_epochs_ways_and_limits)
+{
+    attach_memo m = {0};
+    static char items[8 * 65536]; /* stand-ins for item addresses */
+    char run[AMEMO_RUN_MAX + 1];
+    memset(run, 'x', sizeof run);
+    ck_assert_ptr_null(amemo_find(&m, 1, items));
+    amemo_put(&m, 1, items, ",\"a\":1", 6, 7, NULL);
+    const amemo_entry *e = amemo_find(&m, 1, items);
+    ck_assert_ptr_nonnull(e);
+    ck_assert(e->len == 6 && e->gen == 7 && memcmp(m.bytes.p + e->off, ",\"a\":1", 6) == 0);
+    ck_assert_ptr_null(amemo_find(&m, 2, items));
+    amemo_put(&m, 2, items + 8, ",\"b\":2", 6, 7, NULL);
+    ck_assert_ptr_null(amemo_find(&m, 2, items)); /* forgotten with epoch 1 */
+    ck_assert_ptr_nonnull(amemo_find(&m, 2, items + 8));
+    /* Two items of one set: both found. */
+    const char *other = NULL;
+    for (size_t k = 1; k < sizeof items / 8 && !other; k++)
+        if (amemo_set(items + 8 * k) == amemo_set(items + 8) && items + 8 * k != items + 8)
+            other = items + 8 * k;
+    ck_assert_ptr_nonnull(other);
+    amemo_put(&m, 2, other, ",\"c\":3", 6, 7, NULL);
+    ck_assert_ptr_nonnull(amemo_find(&m, 2, items + 8));
+    ck_assert_ptr_nonnull(amemo_find(&m, 2, other));
+    amemo_put(&m, 2, items + 16, run, AMEMO_RUN_MAX + 1, 7, NULL);
+    ck_assert_ptr_null(amemo_find(&m, 2, items + 16));
+    for (size_t k = 0; k * AMEMO_RUN_MAX <= AMEMO_BYTES_MAX; k++)
+        amemo_put(&m, 2, items + 24, run, AMEMO_RUN_MAX, 7, NULL);
+    ck_assert_uint_le(m.bytes.len, AMEMO_BYTES_MAX);
+    ck_assert_ptr_null(amemo_find(&m, 2, other)); /* forgotten when the bytes filled */
+    ck_assert_ptr_nonnull(amemo_find(&m, 2, items + 24));
+    amemo_free(&m);
 }
 END_TEST
 
@@ -1538,6 +1671,8 @@ static Suite *enrich_suite(void)
     tcase_add_test(tc, enrich_lookup_cache_goes_sparse_and_comes_back);
     tcase_add_test(tc, enrich_window_follows_the_memo);
     tcase_add_test(tc, enrich_shape_matches_no_shape);
+    tcase_add_test(tc, enrich_attach_memo_runs_follow_layout_extra_and_store);
+    tcase_add_test(tc, enrich_attach_memo_epochs_ways_and_limits);
     tcase_add_test(tc, enrich_layout_learned_after_misses_in_a_row);
     suite_add_tcase(s, tc);
     tc = tcase_create("differential");

@@ -50,6 +50,7 @@ void enrich_ctx_free(enrich_ctx *ctx)
     for (size_t i = 0; i < ENGINE_WINDOW; i++)
         jmembers_free(&ctx->win[i].members);
     lcache_free(&ctx->lcache);
+    amemo_free(&ctx->amemo);
     /* The AWS layer's buffers (it fills them; they live with the ctx). */
     ebuf_free(&ctx->ids);
     ebuf_free(&ctx->decoded);

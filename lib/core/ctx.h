@@ -6,6 +6,7 @@
 #ifndef ENRICH_CTX_H
 #define ENRICH_CTX_H
 
+#include "attach_memo.h"
 #include "event_shape.h"
 #include "lookup_cache.h"
 #include "pipeline.h"
@@ -131,6 +132,8 @@ struct enrich_ctx {
     ebuf scratch;         /* nested objects, error messages */
     ebuf key;             /* the key bytes of the current lookup */
     lookup_cache lcache;  /* recent lookups of this snapshot */
+    attach_memo amemo;    /* what memoised items attach, as output bytes */
+    size_t amemo_hits;    /* records that took their run, in this ctx's life (tests) */
     win_event win[ENGINE_WINDOW];
     ebuf win_keys;
     store_req win_reqs[ENGINE_WINDOW];
@@ -147,6 +150,7 @@ struct enrich_ctx {
     bool force_rebuild;
     bool win_never;       /* tests: one event at a time, whatever the memo says */
     bool shape_off;       /* tests: no learned layout (every name looked up) */
+    bool amemo_off;       /* tests: every hit attached member by member */
     /* The lookup at fault in a failed record (a damaged store, or a hit
      * that lacked a listed field of a fields_required lookup: then
      * missing_field names it): set on those rare paths, read and cleared

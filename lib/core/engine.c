@@ -253,9 +253,14 @@ static enum lookup_result pre_answer(enrich_ctx *ctx, const lookup *lk, const pr
     }
 }
 
+/* *at: the hit's value in the map (NULL otherwise). *run: with run_ok, a
+ * memo hit whose item's attachments attach_memo holds with a verdict for
+ * this event's layout; item is then not opened (the run replaces it). */
 static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const lookup *lk,
-                                     item_view *item, enrich_status *err)
+                                     item_view *item, enrich_status *err, bool run_ok,
+                                     const void **at, const amemo_entry **run)
 {
+    *at = NULL;
     if (ctx->pre && lk == ctx->p->lookups)
         return pre_answer(ctx, lk, ctx->pre, item, err);
     enum lookup_result r = lookup_key(ctx, ev, lk, err);
@@ -265,10 +270,21 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
     const void *val;
     size_t val_len;
     if (lcache_get(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, &hash, &val,
-                   &val_len))
+                   &val_len)) {
+        *at = val;
+        if (run_ok && val) {
+            const amemo_entry *e = amemo_find(&ctx->amemo, ctx->lcache.epoch, val);
+            if (e && e->gen == ctx->shape.gen && e->extra == (const void *)ctx->extra_name) {
+                *run = e;
+                ctx->amemo_hits++;
+                return LK_HIT;
+            }
+        }
         return memo_answer(val, val_len, item, err);
+    }
     enrich_status rc = store_snap_get(ctx->snap, lk->table_handle, ctx->key.p, ctx->key.len,
                                       &val, &val_len);
+    *at = rc == ENRICH_OK ? val : NULL;
     return store_answer(ctx, lk, hash, rc, val, val_len, item, err);
 }
 
@@ -651,16 +667,18 @@ static inline char *put_raw(char *o, const void *src, size_t n)
 }
 
 /* tm: the event's timestamp member (or NULL); its place in the output is
- * noted in r, so a partition can be computed later. */
+ * noted in r, so a partition can be computed later. run: the first
+ * lookup's attachments as output bytes (attach_memo), spliced before the
+ * other attachments (never with rebuild, and only after a member). */
 static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec *r,
-                 const jmember *tm)
+                 const jmember *tm, const amemo_entry *run)
 {
     ebuf *o = &ctx->out;
     const jmembers *ms = &ctx->members;
     /* An upper bound of the record: the event (a rebuild only drops
      * members) plus ',"name":value' per attachment, and the '\n' that
      * rec_close adds. */
-    size_t need = root.len + 2 + ctx->att_bytes;
+    size_t need = root.len + 2 + ctx->att_bytes + (run ? run->len : 0);
     if (!ebuf_reserve(o, need))
         return; /* o->oom is set: the batch fails with ENRICH_E_NOMEM */
     char *w = o->p + o->len;
@@ -674,6 +692,10 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
         }
         w = put_raw(w, ev + root.off, root.len - 1);
         first = ms->n == 0;
+        if (run) {
+            w = put_raw(w, ctx->amemo.bytes.p + run->off, run->len);
+            first = false;
+        }
     } else {
         *w++ = '{';
         first = true;
@@ -707,6 +729,27 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
     }
     *w++ = '}';
     o->len = (size_t)(w - o->p);
+}
+
+/* The record r just emitted, spliced (no rebuild), a success without a
+ * conflict: keep the first hit_atts attachments' bytes for the item at
+ * hit_at, with this layout's verdict. Not when one was dropped (a name
+ * two attachments share, or one the event keeps): the run would then
+ * not be what the item attaches. */
+static void keep_run(enrich_ctx *ctx, const rec *r, jspan root, const void *hit_at,
+                     size_t hit_atts)
+{
+    size_t len = 0;
+    for (size_t a = 0; a < ctx->natt; a++) {
+        if (ctx->att[a].dropped)
+            return;
+        if (a < hit_atts)
+            len += 1 + ctx->att[a].lit_len + 1 + ctx->att[a].val_len; /* ,"name":value */
+    }
+    if (ctx->members.n == 0)
+        return; /* the first attachment has no comma: never a layout's */
+    amemo_put(&ctx->amemo, ctx->lcache.epoch, hit_at, ctx->out.p + r->off + root.len - 1, len,
+              ctx->shape.gen, ctx->extra_name);
 }
 
 static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, uint32_t names_gen,
@@ -816,15 +859,22 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
     enrich_status err = ENRICH_OK;
     const rname *err_path = NULL;
     bool ok = true;
+    /* One lookup, an event of the learned layout (which has members): its
+     * hit's attachments may come from attach_memo, or be kept there. */
+    bool run_ok = same && p->nlookups == 1 && !ctx->amemo_off && !ctx->force_rebuild;
+    const amemo_entry *run = NULL;
+    const void *hit_at = NULL;
     for (size_t l = 0; l < p->nlookups && ok; l++) {
         const lookup *lk = &p->lookups[l];
         item_view item;
-        enum lookup_result res = lookup_one(ctx, ev, lk, &item, &err);
+        enum lookup_result res = lookup_one(ctx, ev, lk, &item, &err, run_ok, &hit_at, &run);
         if (res == LK_ERROR) {
             err_path = lk->nkeys == 1 ? &lk->keys[0].display : NULL;
             ctx->fault_lookup = lk; /* rare: read by the error message */
             break;
         }
+        if (run)
+            break; /* the only lookup: its attachments are the run */
         if (res == LK_HIT) {
             ok = attach_hit(ctx, lk, &item);
             if (__builtin_expect(ctx->fault_lookup != NULL, 0)) {
@@ -851,11 +901,13 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
         outcome = ENRICH_OUTCOME_ERROR;
         att_clear(ctx); /* a failed record carries no reference data */
     }
+    size_t hit_atts = ctx->natt; /* the lookup's, before the status members */
     add_status(ctx, outcome, err, err_path);
 
     bool conflict = false, rebuild = false;
     ctx->removed.len = 0; /* no member flagged: what resolve_conflicts starts from */
-    if (!ctx->shape_same || !att_known_clean(ctx)) {
+    /* A run comes with its verdict for this layout: no conflict. */
+    if (!run && (!ctx->shape_same || !att_known_clean(ctx))) {
         rebuild = resolve_conflicts(ctx, ev, &conflict);
         if (ctx->shape_same && !rebuild && !conflict)
             att_note_clean(ctx);
@@ -878,7 +930,10 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
     r->error = (int16_t)err;
     if (tm && tm->value.len > UINT32_MAX)
         tm = NULL; /* no timestamp is 4 GiB long: processing time */
-    emit(ctx, ev, root, rebuild || ctx->force_rebuild, r, tm);
+    emit(ctx, ev, root, rebuild || ctx->force_rebuild, r, tm, run);
+    if (run_ok && !run && hit_at && outcome == ENRICH_OUTCOME_SUCCESS && !rebuild && !conflict &&
+        !ctx->out.oom)
+        keep_run(ctx, r, root, hit_at, hit_atts);
     rec_close(ctx, r);
 }
 
