@@ -51,6 +51,7 @@ void enrich_ctx_free(enrich_ctx *ctx)
         jmembers_free(&ctx->win[i].members);
     lcache_free(&ctx->lcache);
     amemo_free(&ctx->amemo);
+    ebuf_free(&ctx->success_tail);
     /* The AWS layer's buffers (it fills them; they live with the ctx). */
     ebuf_free(&ctx->ids);
     ebuf_free(&ctx->decoded);

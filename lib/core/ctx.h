@@ -134,6 +134,10 @@ struct enrich_ctx {
     lookup_cache lcache;  /* recent lookups of this snapshot */
     attach_memo amemo;    /* what memoised items attach, as output bytes */
     size_t amemo_hits;    /* records that took their run, in this ctx's life (tests) */
+    /* A success's status members as output bytes, then the closing brace
+     * (made at the batch's first run: the timestamp is the batch's). */
+    ebuf success_tail;
+    bool success_tail_made;
     win_event win[ENGINE_WINDOW];
     ebuf win_keys;
     store_req win_reqs[ENGINE_WINDOW];

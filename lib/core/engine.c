@@ -669,16 +669,18 @@ static inline char *put_raw(char *o, const void *src, size_t n)
 /* tm: the event's timestamp member (or NULL); its place in the output is
  * noted in r, so a partition can be computed later. run: the first
  * lookup's attachments as output bytes (attach_memo), spliced before the
- * other attachments (never with rebuild, and only after a member). */
+ * other attachments (never with rebuild, and only after a member). tail:
+ * the rest of the record as bytes (success_tail), instead of the
+ * attachments and the closing brace. */
 static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec *r,
-                 const jmember *tm, const amemo_entry *run)
+                 const jmember *tm, const amemo_entry *run, const ebuf *tail)
 {
     ebuf *o = &ctx->out;
     const jmembers *ms = &ctx->members;
     /* An upper bound of the record: the event (a rebuild only drops
      * members) plus ',"name":value' per attachment, and the '\n' that
      * rec_close adds. */
-    size_t need = root.len + 2 + ctx->att_bytes + (run ? run->len : 0);
+    size_t need = root.len + 2 + ctx->att_bytes + (run ? run->len : 0) + (tail ? tail->len : 0);
     if (!ebuf_reserve(o, need))
         return; /* o->oom is set: the batch fails with ENRICH_E_NOMEM */
     char *w = o->p + o->len;
@@ -695,6 +697,11 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
         if (run) {
             w = put_raw(w, ctx->amemo.bytes.p + run->off, run->len);
             first = false;
+        }
+        if (tail) {
+            w = put_raw(w, tail->p, tail->len);
+            o->len = (size_t)(w - o->p);
+            return;
         }
     } else {
         *w++ = '{';
@@ -729,6 +736,34 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
     }
     *w++ = '}';
     o->len = (size_t)(w - o->p);
+}
+
+/* The bytes add_status's members give a success, as emit writes them
+ * after at least one member, and the closing brace: ctx->success_tail,
+ * made once per batch (the timestamp is the batch's). false: out of
+ * memory (the record then goes the common way). */
+static bool success_tail(enrich_ctx *ctx)
+{
+    if (ctx->success_tail_made)
+        return true;
+    const enrich_pipeline *p = ctx->p;
+    ebuf *t = &ctx->success_tail;
+    t->len = 0;
+    t->oom = false;
+    const rname *w = &p->word[ENRICH_OUTCOME_SUCCESS];
+    ebuf_putc(t, ',');
+    ebuf_put(t, p->status_field.lit, p->status_field.lit_len);
+    ebuf_putc(t, ':');
+    ebuf_put(t, w->lit, w->lit_len);
+    if (p->ts_when == TS_ALWAYS || p->ts_when == TS_SUCCESS) {
+        ebuf_putc(t, ',');
+        ebuf_put(t, p->ts_field.lit, p->ts_field.lit_len);
+        ebuf_putc(t, ':');
+        ebuf_put(t, ctx->ts_lit, sizeof ctx->ts_lit);
+    }
+    ebuf_putc(t, '}');
+    ctx->success_tail_made = !t->oom;
+    return ctx->success_tail_made;
 }
 
 /* The record r just emitted, spliced (no rebuild), a success without a
@@ -897,6 +932,18 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
         ctx->out.oom = true;
         return;
     }
+    if (run && !ctx->extra_name && success_tail(ctx)) {
+        /* The run's verdict covers the status members too (no conflict,
+         * no extra member): the rest of the record is the batch's bytes
+         * for a success. */
+        r->outcome = ENRICH_OUTCOME_SUCCESS;
+        r->error = ENRICH_OK;
+        if (tm && tm->value.len > UINT32_MAX)
+            tm = NULL;
+        emit(ctx, ev, root, false, r, tm, run, &ctx->success_tail);
+        rec_close(ctx, r);
+        return;
+    }
     if (err) {
         outcome = ENRICH_OUTCOME_ERROR;
         att_clear(ctx); /* a failed record carries no reference data */
@@ -930,7 +977,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
     r->error = (int16_t)err;
     if (tm && tm->value.len > UINT32_MAX)
         tm = NULL; /* no timestamp is 4 GiB long: processing time */
-    emit(ctx, ev, root, rebuild || ctx->force_rebuild, r, tm, run);
+    emit(ctx, ev, root, rebuild || ctx->force_rebuild, r, tm, run, NULL);
     if (run_ok && !run && hit_at && outcome == ENRICH_OUTCOME_SUCCESS && !rebuild && !conflict &&
         !ctx->out.oom)
         keep_run(ctx, r, root, hit_at, hit_atts);
@@ -1296,6 +1343,7 @@ enrich_status engine_batch_begin(enrich_ctx *ctx, int input, const void *src, si
     ctx->decoded.len = 0;
     ctx->win_n = 0;
     ctx->extra_name = NULL;
+    ctx->success_tail_made = false; /* it holds the last batch's time */
     ctx->errmsg[0] = '\0';
     /* Left set only by a record whose batch then failed (out of memory). */
     ctx->fault_lookup = NULL;
