@@ -530,40 +530,47 @@ END_TEST
 
 /* attach_memo itself: an entry is found only under the lookup memo's
  * epoch it was kept in (an address may hold another item in a later
- * snapshot), the second way keeps the older of two items of one set, a
- * run longer than AMEMO_RUN_MAX is not kept, and filling the bytes
- * forgets everything rather than growing past AMEMO_BYTES_MAX. */
+ * snapshot), in the memo set it was kept for, by its item's address; the
+ * second way keeps the older of two items of one set and a third pushes
+ * the oldest out, as in the memo; a run longer than AMEMO_RUN_MAX is not
+ * kept; filling the bytes forgets everything rather than growing past
+ * AMEMO_BYTES_MAX; a memo of another size starts afresh. */
 START_TEST(enrich_attach_memo_epochs_ways_and_limits)
 {
     attach_memo m = {0};
-    static char items[8 * 65536]; /* stand-ins for item addresses */
-    char run[AMEMO_RUN_MAX + 1];
+    static const char items[8]; /* stand-ins for item addresses */
+    const char *a = items, *b = items + 1, *c = items + 2;
+    static char run[AMEMO_RUN_MAX + 1];
     memset(run, 'x', sizeof run);
-    ck_assert_ptr_null(amemo_find(&m, 1, items));
-    amemo_put(&m, 1, items, ",\"a\":1", 6, 7, NULL);
-    const amemo_entry *e = amemo_find(&m, 1, items);
+    ck_assert_ptr_null(amemo_find(&m, 1, 0, a));
+    amemo_put(&m, 8, 1, 2, a, ",\"a\":1", 6, 7, NULL);
+    const amemo_entry *e = amemo_find(&m, 1, 2, a);
     ck_assert_ptr_nonnull(e);
     ck_assert(e->len == 6 && e->gen == 7 && memcmp(m.bytes.p + e->off, ",\"a\":1", 6) == 0);
-    ck_assert_ptr_null(amemo_find(&m, 2, items));
-    amemo_put(&m, 2, items + 8, ",\"b\":2", 6, 7, NULL);
-    ck_assert_ptr_null(amemo_find(&m, 2, items)); /* forgotten with epoch 1 */
-    ck_assert_ptr_nonnull(amemo_find(&m, 2, items + 8));
-    /* Two items of one set: both found. */
-    const char *other = NULL;
-    for (size_t k = 1; k < sizeof items / 8 && !other; k++)
-        if (amemo_set(items + 8 * k) == amemo_set(items + 8) && items + 8 * k != items + 8)
-            other = items + 8 * k;
-    ck_assert_ptr_nonnull(other);
-    amemo_put(&m, 2, other, ",\"c\":3", 6, 7, NULL);
-    ck_assert_ptr_nonnull(amemo_find(&m, 2, items + 8));
-    ck_assert_ptr_nonnull(amemo_find(&m, 2, other));
-    amemo_put(&m, 2, items + 16, run, AMEMO_RUN_MAX + 1, 7, NULL);
-    ck_assert_ptr_null(amemo_find(&m, 2, items + 16));
+    ck_assert_ptr_null(amemo_find(&m, 2, 2, a)); /* another epoch */
+    ck_assert_ptr_null(amemo_find(&m, 1, 4, a)); /* another set */
+    ck_assert_ptr_null(amemo_find(&m, 1, 2, b)); /* another item */
+    ck_assert_ptr_null(amemo_find(&m, 1, 8, a)); /* past the memo */
+    amemo_put(&m, 8, 1, 2, b, ",\"b\":2", 6, 7, NULL);
+    ck_assert_ptr_nonnull(amemo_find(&m, 1, 2, a));
+    ck_assert_ptr_nonnull(amemo_find(&m, 1, 2, b));
+    amemo_put(&m, 8, 1, 2, c, ",\"c\":3", 6, 7, NULL);
+    ck_assert_ptr_null(amemo_find(&m, 1, 2, a)); /* the oldest of three */
+    ck_assert_ptr_nonnull(amemo_find(&m, 1, 2, b));
+    ck_assert_ptr_nonnull(amemo_find(&m, 1, 2, c));
+    amemo_put(&m, 8, 2, 4, a, ",\"a\":1", 6, 7, NULL);
+    ck_assert_ptr_null(amemo_find(&m, 2, 2, c)); /* forgotten with epoch 1 */
+    ck_assert_ptr_nonnull(amemo_find(&m, 2, 4, a));
+    amemo_put(&m, 8, 2, 6, b, run, AMEMO_RUN_MAX + 1, 7, NULL);
+    ck_assert_ptr_null(amemo_find(&m, 2, 6, b));
     for (size_t k = 0; k * AMEMO_RUN_MAX <= AMEMO_BYTES_MAX; k++)
-        amemo_put(&m, 2, items + 24, run, AMEMO_RUN_MAX, 7, NULL);
+        amemo_put(&m, 8, 2, 6, b, run, AMEMO_RUN_MAX, 7, NULL);
     ck_assert_uint_le(m.bytes.len, AMEMO_BYTES_MAX);
-    ck_assert_ptr_null(amemo_find(&m, 2, other)); /* forgotten when the bytes filled */
-    ck_assert_ptr_nonnull(amemo_find(&m, 2, items + 24));
+    ck_assert_ptr_null(amemo_find(&m, 2, 4, a)); /* forgotten when the bytes filled */
+    ck_assert_ptr_nonnull(amemo_find(&m, 2, 6, b));
+    amemo_put(&m, 16, 2, 10, c, ",\"c\":3", 6, 7, NULL);
+    ck_assert_ptr_null(amemo_find(&m, 2, 6, b)); /* the memo's size changed */
+    ck_assert_ptr_nonnull(amemo_find(&m, 2, 10, c));
     amemo_free(&m);
 }
 END_TEST

@@ -13,17 +13,20 @@ static void forget_all(attach_memo *m, uint32_t memo_epoch)
     m->bytes.oom = false;
 }
 
-void amemo_put(attach_memo *m, uint32_t memo_epoch, const void *item, const char *run, size_t len,
-               uint32_t gen, const void *extra)
+void amemo_put(attach_memo *m, size_t nslots, uint32_t memo_epoch, size_t set, const void *item,
+               const char *run, size_t len, uint32_t gen, const void *extra)
 {
-    if (len > AMEMO_RUN_MAX)
+    if (len > AMEMO_RUN_MAX || set + 1 >= nslots)
         return;
-    if (!m->slots) {
-        m->slots = aligned_alloc(64, AMEMO_SETS * 2 * sizeof *m->slots);
-        if (m->slots)
-            memset(m->slots, 0, AMEMO_SETS * 2 * sizeof *m->slots);
+    if (m->nslots != nslots) {
+        /* First use, or the memo was resized: entries follow its sets. */
+        free(m->slots);
+        m->nslots = 0;
+        m->slots = aligned_alloc(64, nslots * sizeof *m->slots);
         if (!m->slots)
             return;
+        memset(m->slots, 0, nslots * sizeof *m->slots);
+        m->nslots = nslots;
         forget_all(m, memo_epoch);
     }
     if (m->memo_epoch != memo_epoch || m->bytes.len + len > AMEMO_BYTES_MAX)
@@ -34,9 +37,9 @@ void amemo_put(attach_memo *m, uint32_t memo_epoch, const void *item, const char
         forget_all(m, memo_epoch);
         return;
     }
-    amemo_entry *e = &m->slots[amemo_set(item)];
+    amemo_entry *e = &m->slots[set];
     if (e->epoch == m->epoch && e->item != item)
-        e[1] = e[0]; /* the older run moves to the second way */
+        e[1] = e[0]; /* the older run moves to the second way, as in the memo */
     *e = (amemo_entry){item, m->epoch, gen, extra, (uint32_t)off, (uint32_t)len};
 }
 
@@ -44,5 +47,6 @@ void amemo_free(attach_memo *m)
 {
     free(m->slots);
     m->slots = NULL;
+    m->nslots = 0;
     ebuf_free(&m->bytes);
 }

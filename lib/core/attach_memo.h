@@ -6,7 +6,12 @@
  * output bytes at every event that hits it. The engine keeps that run the
  * first time it emits it, keyed by the item's address in the map, and a
  * later event answered by the lookup memo copies it instead of reading the
- * item's index again and attaching member by member.
+ * item's index again and attaching member by member. Its entries mirror
+ * the memo's slots: two ways per set of the memo, found by the set the
+ * memo probed for the key and told apart by the item's address, so that
+ * every item the memo holds can have its run (a table of its own,
+ * hashed by address, lost a sixth of the hits of a 1 000-item stream
+ * to items sharing a set).
  *
  * With the run goes a verdict: the event layout generation under which
  * the record (this run, then the success status members and the shape's
@@ -28,9 +33,6 @@
 
 #include "common.h"
 
-/* Two ways a set, by item address: 4 096 items before most collide (a
- * direct-mapped table of 1 024 missed a third of a 1 000-item stream). */
-#define AMEMO_SETS 2048
 #define AMEMO_RUN_MAX 1024          /* longer runs are not kept */
 #define AMEMO_BYTES_MAX (256 * 1024) /* the runs of one epoch; full: all forgotten */
 
@@ -45,38 +47,34 @@ typedef struct amemo_entry {
 _Static_assert(sizeof(amemo_entry) == 32, "a set's two entries fill one 64-byte line");
 
 typedef struct attach_memo {
-    amemo_entry *slots; /* allocated at the first put */
+    amemo_entry *slots; /* nslots of them, allocated at the first put */
+    size_t nslots;      /* the lookup memo's (a power of two) */
     ebuf bytes;
     uint32_t epoch;      /* bumped to forget every entry */
     uint32_t memo_epoch; /* the lookup memo's epoch the entries belong to */
 } attach_memo;
 
-/* An item's set (its two entries, one 64-byte line): the top bits of
- * its address times a 64-bit odd constant (the low bits of a product
- * only mix the address's low bits). */
-static inline size_t amemo_set(const void *item)
-{
-    return (size_t)(((uint64_t)(uintptr_t)item * 0x9E3779B97F4A7C15ULL) >> 53) % AMEMO_SETS * 2;
-}
-
-/* The entry for item under the lookup memo's epoch memo_epoch, or NULL. */
-static inline const amemo_entry *amemo_find(const attach_memo *m, uint32_t memo_epoch,
+/* The entry for item, in the memo set at slot index set (the lookup
+ * memo's set_of for the key's hash: an even index), under the memo's
+ * epoch memo_epoch; or NULL. */
+static inline const amemo_entry *amemo_find(const attach_memo *m, uint32_t memo_epoch, size_t set,
                                             const void *item)
 {
-    if (!m->slots || m->memo_epoch != memo_epoch)
+    if (m->memo_epoch != memo_epoch || set >= m->nslots)
         return NULL;
-    const amemo_entry *e = &m->slots[amemo_set(item)];
+    const amemo_entry *e = &m->slots[set];
     if (e->item == item && e->epoch == m->epoch)
         return e;
     e++;
     return e->item == item && e->epoch == m->epoch ? e : NULL;
 }
 
-/* Keep run[0..len) for item, with its verdict (layout generation gen,
- * extra member name extra). Without memory, or for a run too long,
- * nothing is kept: the engine attaches member by member as before. */
-void amemo_put(attach_memo *m, uint32_t memo_epoch, const void *item, const char *run, size_t len,
-               uint32_t gen, const void *extra);
+/* Keep run[0..len) for item in the memo set at slot index set of a memo
+ * of nslots slots, with its verdict (layout generation gen, extra member
+ * name extra). Without memory, or for a run too long, nothing is kept:
+ * the engine attaches member by member as before. */
+void amemo_put(attach_memo *m, size_t nslots, uint32_t memo_epoch, size_t set, const void *item,
+               const char *run, size_t len, uint32_t gen, const void *extra);
 void amemo_free(attach_memo *m);
 
 #endif

@@ -253,12 +253,13 @@ static enum lookup_result pre_answer(enrich_ctx *ctx, const lookup *lk, const pr
     }
 }
 
-/* *at: the hit's value in the map (NULL otherwise). *run: with run_ok, a
+/* *at: the hit's value in the map, when the memo probed its key (NULL
+ * otherwise), and *at_set the memo set it probed. *run: with run_ok, a
  * memo hit whose item's attachments attach_memo holds with a verdict for
  * this event's layout; item is then not opened (the run replaces it). */
 static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const lookup *lk,
                                      item_view *item, enrich_status *err, bool run_ok,
-                                     const void **at, const amemo_entry **run)
+                                     const void **at, size_t *at_set, const amemo_entry **run)
 {
     *at = NULL;
     if (ctx->pre && lk == ctx->p->lookups)
@@ -272,8 +273,9 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
     if (lcache_get(&ctx->lcache, lk->table_handle, ctx->key.p, ctx->key.len, &hash, &val,
                    &val_len)) {
         *at = val;
+        *at_set = lcache_set(&ctx->lcache, hash);
         if (run_ok && val) {
-            const amemo_entry *e = amemo_find(&ctx->amemo, ctx->lcache.epoch, val);
+            const amemo_entry *e = amemo_find(&ctx->amemo, ctx->lcache.epoch, *at_set, val);
             if (e && e->gen == ctx->shape.gen && e->extra == (const void *)ctx->extra_name) {
                 *run = e;
                 ctx->amemo_hits++;
@@ -284,7 +286,10 @@ static enum lookup_result lookup_one(enrich_ctx *ctx, const char *ev, const look
     }
     enrich_status rc = store_snap_get(ctx->snap, lk->table_handle, ctx->key.p, ctx->key.len,
                                       &val, &val_len);
-    *at = rc == ENRICH_OK ? val : NULL;
+    if (rc == ENRICH_OK && ctx->lcache.probed) {
+        *at = val;
+        *at_set = lcache_set(&ctx->lcache, hash);
+    }
     return store_answer(ctx, lk, hash, rc, val, val_len, item, err);
 }
 
@@ -772,7 +777,7 @@ static bool success_tail(enrich_ctx *ctx)
  * two attachments share, or one the event keeps): the run would then
  * not be what the item attaches. */
 static void keep_run(enrich_ctx *ctx, const rec *r, jspan root, const void *hit_at,
-                     size_t hit_atts)
+                     size_t hit_set, size_t hit_atts)
 {
     size_t len = 0;
     for (size_t a = 0; a < ctx->natt; a++) {
@@ -783,8 +788,8 @@ static void keep_run(enrich_ctx *ctx, const rec *r, jspan root, const void *hit_
     }
     if (ctx->members.n == 0)
         return; /* the first attachment has no comma: never a layout's */
-    amemo_put(&ctx->amemo, ctx->lcache.epoch, hit_at, ctx->out.p + r->off + root.len - 1, len,
-              ctx->shape.gen, ctx->extra_name);
+    amemo_put(&ctx->amemo, ctx->lcache.nslots, ctx->lcache.epoch, hit_set, hit_at,
+              ctx->out.p + r->off + root.len - 1, len, ctx->shape.gen, ctx->extra_name);
 }
 
 static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, uint32_t names_gen,
@@ -899,10 +904,11 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
     bool run_ok = same && p->nlookups == 1 && !ctx->amemo_off && !ctx->force_rebuild;
     const amemo_entry *run = NULL;
     const void *hit_at = NULL;
+    size_t hit_set = 0;
     for (size_t l = 0; l < p->nlookups && ok; l++) {
         const lookup *lk = &p->lookups[l];
         item_view item;
-        enum lookup_result res = lookup_one(ctx, ev, lk, &item, &err, run_ok, &hit_at, &run);
+        enum lookup_result res = lookup_one(ctx, ev, lk, &item, &err, run_ok, &hit_at, &hit_set, &run);
         if (res == LK_ERROR) {
             err_path = lk->nkeys == 1 ? &lk->keys[0].display : NULL;
             ctx->fault_lookup = lk; /* rare: read by the error message */
@@ -980,7 +986,7 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
     emit(ctx, ev, root, rebuild || ctx->force_rebuild, r, tm, run, NULL);
     if (run_ok && !run && hit_at && outcome == ENRICH_OUTCOME_SUCCESS && !rebuild && !conflict &&
         !ctx->out.oom)
-        keep_run(ctx, r, root, hit_at, hit_atts);
+        keep_run(ctx, r, root, hit_at, hit_set, hit_atts);
     rec_close(ctx, r);
 }
 

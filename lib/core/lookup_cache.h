@@ -69,6 +69,13 @@ void lcache_configure(lookup_cache *c, size_t slots);
  * begin_snapshot). Forgets everything when the snapshot or the mapping
  * changed; never fails (without memory the batch runs uncached). */
 void lcache_begin(lookup_cache *c, uint64_t txnid, uint64_t map_gen);
+/* The slot index of the set a key of this hash lives in (an even index;
+ * its two ways are it and the next): what lcache_get probed. */
+static inline size_t lcache_set(const lookup_cache *c, uint32_t hash)
+{
+    return hash & (c->nslots - 2);
+}
+
 /* 1: hit, *val / *len set (NULL, 0 when the key is known absent);
  * 0: not memoised, ask the store and lcache_put the answer. *hash is set for
  * lcache_put either way. A memo whose hits stay under 1 in 8 probes
