@@ -686,7 +686,8 @@ static void emit(enrich_ctx *ctx, const char *ev, jspan root, bool rebuild, rec 
      * members) plus ',"name":value' per attachment, and the '\n' that
      * rec_close adds. */
     size_t need = root.len + 2 + ctx->att_bytes + (run ? run->len : 0) + (tail ? tail->len : 0);
-    if (!ebuf_reserve(o, need))
+    /* The room is usually there: the call only to grow. */
+    if (o->oom || (need > o->cap - o->len && !ebuf_reserve(o, need)))
         return; /* o->oom is set: the batch fails with ENRICH_E_NOMEM */
     char *w = o->p + o->len;
     bool first;
