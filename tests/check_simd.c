@@ -106,6 +106,86 @@ START_TEST(base64_random_round_trips)
 }
 END_TEST
 
+/* base64_decode_to_quote (the AWS envelope template's data reader) on
+ * s[0..n), at every level and with room for cap bytes (exactly: ASan sees
+ * a write past it), against base64_decode of the text before the first
+ * quote at the scalar level: it accepts exactly the texts that decode and
+ * have a quote after them (always, given room for the bytes and one
+ * more), with the same bytes, the quote's offset as the text's length.
+ * Returns whether it accepted at the scalar level. */
+static bool to_quote_agrees(const char *s, size_t n, size_t cap)
+{
+    const char *quote = memchr(s, '"', n);
+    size_t q = quote ? (size_t)(quote - s) : n;
+    size_t max = base64_decoded_max(q) + 1;
+    unsigned char *want = malloc(max), *got = malloc(cap ? cap : 1);
+    ck_assert(want && got);
+    simd_set_level(SIMD_SCALAR);
+    size_t want_len = 0;
+    bool want_ok = quote && base64_decode(s, q, want, &want_len);
+    bool scalar_ok = false;
+    for (int lv = SIMD_SCALAR; lv <= (int)simd_cpu_level(); lv++) {
+        ck_assert_int_eq(simd_set_level((simd_level)lv), lv);
+        size_t text = SIZE_MAX, len = SIZE_MAX;
+        bool ok = base64_decode_to_quote(s, n, got, cap, &text, &len);
+        if (lv == SIMD_SCALAR)
+            scalar_ok = ok;
+        if (want_ok && cap >= max)
+            ck_assert_msg(ok, "level %d: refused %zu decodable characters, room %zu", lv, q, cap);
+        if (ok) {
+            ck_assert_msg(want_ok, "level %d: accepted %.*s", lv, (int)q, s);
+            ck_assert_uint_eq(text, q);
+            ck_assert_uint_eq(len, want_len);
+            ck_assert_uint_le(len, cap);
+            ck_assert_mem_eq(got, want, want_len);
+        }
+    }
+    restore_levels();
+    free(want);
+    free(got);
+    return scalar_ok;
+}
+
+START_TEST(base64_to_quote_agrees_with_decode)
+{
+    rng_state = 0xDA7A0F1E1DULL;
+    static const char odd[] = "=\"\\/+-_ \t\x01\x7f\x80\xc3\xff" "Az09";
+    unsigned char bytes[200];
+    size_t accepted = 0, total = 0;
+    for (int iter = 0; iter < 6000; iter++) {
+        size_t nb = rng() % sizeof bytes;
+        for (size_t i = 0; i < nb; i++)
+            bytes[i] = (unsigned char)rng();
+        size_t el = base64_encoded_len(nb), tail = rng() % 6;
+        size_t n = el + 1 + tail;
+        char *s = malloc(n); /* exactly: ASan sees a read past it */
+        ck_assert_ptr_nonnull(s);
+        base64_encode(bytes, nb, s);
+        s[el] = '"';
+        for (size_t i = el + 1; i < n; i++)
+            s[i] = "\",}] x"[rng() % 6];
+        /* Changes: a byte of another kind, the quote moved in or out,
+         * padding made or broken, the text cut. */
+        int changes = (int)(rng() % 3);
+        for (int c = 0; c < changes; c++) {
+            size_t at = rng() % n;
+            s[at] = (rng() % 4) ? odd[rng() % (sizeof odd - 1)] : (char)rng();
+        }
+        size_t cut = rng() % 8 == 0 ? rng() % n : n;
+        size_t need = base64_decoded_max(el) + 1;
+        size_t caps[3] = {need, need + 40, rng() % (need + 1)};
+        for (int c = 0; c < 3; c++) {
+            accepted += to_quote_agrees(s, cut, caps[c]);
+            total++;
+        }
+        free(s);
+    }
+    /* Most texts decode; the changes make many not. */
+    ck_assert_uint_gt(accepted, total / 5);
+    ck_assert_uint_lt(accepted, total * 9 / 10);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Whole AWS batches                                                   */
 /* ------------------------------------------------------------------ */
@@ -241,6 +321,7 @@ static Suite *simd_suite(void)
     TCase *tc = tcase_create("base64");
     tcase_add_test(tc, base64_every_byte_in_every_lane);
     tcase_add_test(tc, base64_random_round_trips);
+    tcase_add_test(tc, base64_to_quote_agrees_with_decode);
     suite_add_tcase(s, tc);
     tc = tcase_create("batches");
     tcase_set_timeout(tc, 600);
