@@ -52,7 +52,55 @@ static unsigned days_in_month(unsigned y, unsigned m)
     return m == 2 && leap ? 29 : dim[m - 1];
 }
 
+/* Two digits at p as their value, or 100 (out of every range) when
+ * either is not a digit. */
+static inline unsigned two_digits(const char *p)
+{
+    unsigned a = (unsigned char)(p[0] - '0'), b = (unsigned char)(p[1] - '0');
+    return a <= 9 && b <= 9 ? a * 10 + b : 100;
+}
+
+/* The forms nearly every timestamp is written in (JavaScript's
+ * toISOString, most loggers and AWS): "YYYY-MM-DDThh:mm:ssZ" and
+ * "YYYY-MM-DDThh:mm:ss.sssZ", every field at its fixed place. For those,
+ * the same checks and the same instant as the general reader below, at a
+ * third of its instructions (Firehose reads every record's); false for
+ * anything else, which then goes there. */
+static inline bool iso8601_fixed_ms(const char *s, size_t n, int64_t *ms)
+{
+    if ((n != 20 && n != 24) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':' || s[n - 1] != 'Z' || (n == 24 && s[19] != '.'))
+        return false;
+    unsigned c = two_digits(s), yy = two_digits(s + 2), mo = two_digits(s + 5),
+             d = two_digits(s + 8), hh = two_digits(s + 11), mi = two_digits(s + 14),
+             ss = two_digits(s + 17), frac = 0;
+    if (n == 24) {
+        unsigned f1 = two_digits(s + 20), f3 = (unsigned char)(s[22] - '0');
+        if (f1 > 99 || f3 > 9)
+            return false;
+        frac = f1 * 10 + f3;
+    }
+    if (c > 99 || yy > 99)
+        return false;
+    unsigned y = c * 100 + yy;
+    /* 100 (not digits) fails each of these too. */
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || hh > 23 || mi > 59 ||
+        ss > 60)
+        return false;
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss;
+    int64_t v = secs * 1000 + frac;
+    if (v > EPOCH_MS_MAX) /* 9999-12-31T23:59:60Z */
+        return false;
+    *ms = v;
+    return true;
+}
+
 bool iso8601_parse_ms(const char *s, size_t n, int64_t *ms)
+{
+    return iso8601_fixed_ms(s, n, ms) || iso8601_parse_ms_general(s, n, ms);
+}
+
+bool iso8601_parse_ms_general(const char *s, size_t n, int64_t *ms)
 {
     unsigned y, mo, d, hh = 0, mi = 0, ss = 0, frac = 0;
     if (!digits(s, n, 0, 4, &y) || n < 10 || s[4] != '-' || !digits(s, n, 5, 2, &mo) ||
