@@ -8,6 +8,10 @@
 
 #include "common.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
@@ -68,22 +72,42 @@ static inline unsigned two_digits(const char *p)
  * anything else, which then goes there. */
 static inline bool iso8601_fixed_ms(const char *s, size_t n, int64_t *ms)
 {
-    if ((n != 20 && n != 24) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-        s[16] != ':' || s[n - 1] != 'Z' || (n == 24 && s[19] != '.'))
+    if ((n != 20 && n != 24) || s[16] != ':' || s[n - 1] != 'Z' || (n == 24 && s[19] != '.'))
         return false;
-    unsigned c = two_digits(s), yy = two_digits(s + 2), mo = two_digits(s + 5),
-             d = two_digits(s + 8), hh = two_digits(s + 11), mi = two_digits(s + 14),
-             ss = two_digits(s + 17), frac = 0;
+    unsigned f[8]; /* the digits of s[0..16), two by two */
+#ifdef __SSE2__
+    /* "YYYY-MM-DDThh:mm" in one compare: every digit place a digit,
+     * every other byte its separator. */
+    __m128i text = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i dv = _mm_sub_epi8(text, _mm_set1_epi8('0'));
+    __m128i nine = _mm_set1_epi8(9);
+    unsigned digit = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(dv, nine), nine));
+    unsigned sep = (unsigned)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(text, _mm_setr_epi8(0, 0, 0, 0, '-', 0, 0, '-', 0, 0, 'T', 0, 0, ':', 0, 0)));
+    if ((digit & 0xdb6f) != 0xdb6f || (sep & 0x2490) != 0x2490)
+        return false;
+    unsigned char b[16];
+    _mm_storeu_si128((__m128i *)(void *)b, dv);
+    static const unsigned char at[8] = {0, 2, 5, 8, 11, 14};
+    for (int k = 0; k < 6; k++)
+        f[k] = b[at[k]] * 10u + b[at[k] + 1];
+#else
+    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':')
+        return false;
+    static const unsigned char at[8] = {0, 2, 5, 8, 11, 14};
+    for (int k = 0; k < 6; k++)
+        if ((f[k] = two_digits(s + at[k])) > 99)
+            return false;
+#endif
+    unsigned ss = two_digits(s + 17), frac = 0;
     if (n == 24) {
         unsigned f1 = two_digits(s + 20), f3 = (unsigned char)(s[22] - '0');
         if (f1 > 99 || f3 > 9)
             return false;
         frac = f1 * 10 + f3;
     }
-    if (c > 99 || yy > 99)
-        return false;
-    unsigned y = c * 100 + yy;
-    /* 100 (not digits) fails each of these too. */
+    unsigned y = f[0] * 100 + f[1], mo = f[2], d = f[3], hh = f[4], mi = f[5];
+    /* ss 100 (not digits) fails too. */
     if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || hh > 23 || mi > 59 ||
         ss > 60)
         return false;

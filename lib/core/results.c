@@ -74,7 +74,8 @@ static bool rec_time_ms(const enrich_ctx *ctx, const rec *r, int64_t *ms)
     jmember m = {.value = {r->ts_off, r->ts_len}, .type = (jtype)r->ts_type};
     ebuf tmp = {0};
     bool ok = event_time_ms(ctx->out.p, &m, &tmp, ms);
-    ebuf_free(&tmp);
+    if (tmp.p) /* only a string with an escape was decoded into it */
+        ebuf_free(&tmp);
     return ok;
 }
 
