@@ -227,7 +227,7 @@ static inline bool data_decoded(enrich_ctx *ctx, struct aws_env *e, const char *
                                 size_t *i, size_t *len)
 {
     ebuf *d = &ctx->decoded;
-    if (s[*i] != '"')
+    if (*i >= n || s[*i] != '"')
         return false;
     /* One byte more than the bytes, as the reader reserves. */
     if (d->cap - d->len <= e->data_room) {
