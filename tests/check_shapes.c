@@ -504,6 +504,67 @@ START_TEST(shapes_firehose_drop_and_partition_keys)
 }
 END_TEST
 
+/* The date in each Ok record's partition keys (the response keeps the
+ * last few days' dates) is the one enrich_batch_partition gives it, for
+ * records on many days in one batch: days 4 apart (one slot), before
+ * 1970, a leap second, ISO strings and epoch numbers, none (the clock). */
+START_TEST(shapes_firehose_partition_dates_match_enrich_batch_partition)
+{
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK),
+                     ENRICH_OK);
+    static const char *const times[] = {
+        "\"2024-05-01T00:00:00Z\"", "\"2024-05-05T23:59:59.999Z\"", "1714521600",
+        "\"2024-05-09T12:00:00Z\"", "\"2024-05-01T10:00:00Z\"", "\"1969-12-31T23:59:59Z\"",
+        "-86401", "\"2016-12-31T23:59:60Z\"", "\"2024-05-02T01:00:00+02:00\"", NULL,
+        "1714867200000", "\"2024-05-13T00:00:00Z\"", "\"2024-05-05T00:00:00Z\"",
+    };
+    size_t nt = sizeof times / sizeof *times;
+    sb in = {0};
+    sb_puts(&in, "{\"records\":[");
+    for (size_t i = 0; i < 3 * nt; i++) {
+        char ev[160];
+        const char *t = times[(i * 5) % nt];
+        if (t)
+            snprintf(ev, sizeof ev, "{\"productId\":\"PROD-001\",\"timestamp\":%s}", t);
+        else
+            snprintf(ev, sizeof ev, "{\"productId\":\"PROD-001\"}");
+        sb_printf(&in, "%s{\"recordId\":\"id%zu\",\"approximateArrivalTimestamp\":1,\"data\":\"",
+                  i ? "," : "", i);
+        sb_b64(&in, ev, strlen(ev));
+        sb_puts(&in, "\"}");
+    }
+    sb_puts(&in, "]}");
+    run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
+    char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, ENRICH_OK, NULL);
+    cJSON *j = cJSON_Parse(got);
+    ck_assert_ptr_nonnull(j);
+    cJSON *recs = cJSON_GetObjectItemCaseSensitive(j, "records");
+    ck_assert_int_eq(cJSON_GetArraySize(recs), (int)(3 * nt));
+    for (size_t i = 0; i < 3 * nt; i++) {
+        cJSON *keys = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(recs, (int)i), "metadata"),
+            "partitionKeys");
+        ck_assert_ptr_nonnull(keys);
+        char fromresp[64], want[64];
+        snprintf(fromresp, sizeof fromresp, "year=%s/month=%s/day=%s",
+                 cJSON_GetObjectItemCaseSensitive(keys, "year")->valuestring,
+                 cJSON_GetObjectItemCaseSensitive(keys, "month")->valuestring,
+                 cJSON_GetObjectItemCaseSensitive(keys, "day")->valuestring);
+        size_t wn = 0;
+        ck_assert_int_eq(enrich_batch_partition(f.ctx, i, want, sizeof want - 1, &wn), ENRICH_OK);
+        want[wn] = '\0';
+        ck_assert_msg(!strcmp(fromresp, want), "record %zu (%s): %s, want %s", i,
+                      times[(i * 5) % nt] ? times[(i * 5) % nt] : "none", fromresp, want);
+    }
+    cJSON_Delete(j);
+    free(got);
+    free(in.p);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(shapes_firehose_base64_error_fails_one_record)
 {
     tu_fixture f = {0};
@@ -2094,6 +2155,7 @@ static Suite *shapes_suite(void)
     tc = tcase_create("firehose");
     tcase_add_test(tc, shapes_firehose_seed_exact);
     tcase_add_test(tc, shapes_firehose_drop_and_partition_keys);
+    tcase_add_test(tc, shapes_firehose_partition_dates_match_enrich_batch_partition);
     tcase_add_test(tc, shapes_firehose_base64_error_fails_one_record);
     tcase_add_test(tc, shapes_firehose_fixtures);
     tcase_add_test(tc, shapes_firehose_response_fixture_is_refused);

@@ -136,6 +136,13 @@ void aws_build_firehose(enrich_ctx *ctx)
      * delivered is always a prefix of the batch. */
     size_t budget = ctx->resp_limit - floor_len;
     bool full = false;
+    /* The dates of the last days seen (a batch's records mostly fall on
+     * one day or a few): civil_from_days is ~80 instructions a record. */
+    struct {
+        int64_t day, y;
+        unsigned m, d;
+    } dates[4] = {{INT64_MIN, 0, 0, 0}, {INT64_MIN, 0, 0, 0}, {INT64_MIN, 0, 0, 0},
+                  {INT64_MIN, 0, 0, 0}};
     LIT(o, fh_head);
     for (size_t i = 0; i < ctx->nrecs; i++) {
         rec *r = &ctx->recs[i];
@@ -162,7 +169,15 @@ void aws_build_firehose(enrich_ctx *ctx)
             int64_t t;
             if (enrich_batch_event_time(ctx, (size_t)(r - ctx->recs), &t) != ENRICH_OK)
                 t = ctx->now_ms;
-            civil_from_days(epoch_day(t), &y, &mo, &d);
+            int64_t day = epoch_day(t);
+            unsigned slot = (unsigned)day & 3;
+            if (dates[slot].day != day) {
+                dates[slot].day = day;
+                civil_from_days(day, &dates[slot].y, &dates[slot].m, &dates[slot].d);
+            }
+            y = dates[slot].y;
+            mo = dates[slot].m;
+            d = dates[slot].d;
             /* Years 1..9999 only (the day comes from a parsed date or
              * the batch clock, both bounded): four digits, no printf. */
             char date[sizeof fh_date];
