@@ -256,6 +256,9 @@ static const struct {
     {"1700006399.999", 1700006399999LL, "year=2023/month=11/day=14"},
     {"1.7000064e9", 1700006400000LL, "year=2023/month=11/day=15"},
     {"\"2023-11-15T01:00:00+02:00\"", 1700002800000LL, "year=2023/month=11/day=14"},
+    /* Read as written first, decoded when it has an escape. */
+    {"\"2023-11-14T22:13:20\\u005a\"", 1700000000000LL, "year=2023/month=11/day=14"},
+    {"\"2023\\u002d11-14T22:13:20.5Z\"", 1700000000500LL, "year=2023/month=11/day=14"},
     /* Before 1970: an instant like any other, -1 ms included. */
     {"-86400", -86400000LL, "year=1969/month=12/day=31"},
     {"-0.001", -1LL, "year=1969/month=12/day=31"},
@@ -263,6 +266,7 @@ static const struct {
     /* No usable time: the processing time (the fixed clock, 2024-02-01). */
     {"1e300", INT64_MIN, "year=2024/month=02/day=01"},
     {"\"yesterday\"", INT64_MIN, "year=2024/month=02/day=01"},
+    {"\"2023-11-14T22:13:20\\\\Z\"", INT64_MIN, "year=2024/month=02/day=01"},
     {"null", INT64_MIN, "year=2024/month=02/day=01"},
     {NULL, INT64_MIN, "year=2024/month=02/day=01"}, /* no timestamp member */
 };

@@ -1011,6 +1011,64 @@ START_TEST(jscan_iso8601_offset_colon_needs_minutes)
 }
 END_TEST
 
+/* iso8601_parse_ms reads "YYYY-MM-DDThh:mm:ss[.sss]Z" by a shortcut:
+ * on those forms with every field in and out of its range (leap years,
+ * month ends, hour 24, second 60, the year 0 and 9999 bounds) and on
+ * near-misses (a byte replaced, inserted or dropped, lower-case t/z, an
+ * offset, a comma), the same verdict and instant as the general reader.
+ * Each string is copied to its exact size (ASan sees a read past it). */
+START_TEST(jscan_iso8601_fixed_forms_agree)
+{
+    rng_state = 0x150860100ULL;
+    static const unsigned years[] = {0, 1, 4, 100, 400, 1900, 1969, 1970, 2000, 2023, 2024, 2100, 9999};
+    static const char odd[] = "0123456789-:T.tZz ,+/\\\x80";
+    size_t parsed = 0, total = 0;
+    for (int iter = 0; iter < 200000; iter++) {
+        char s[40];
+        unsigned y = rng() % 3 ? years[rng() % (sizeof years / sizeof *years)] : rng() % 10000;
+        int n = snprintf(s, sizeof s, "%04u-%02u-%02uT%02u:%02u:%02u", y, rng() % 14,
+                         rng() % 33, rng() % 3 ? rng() % 24 : rng() % 30,
+                         rng() % 3 ? rng() % 60 : rng() % 70, rng() % 3 ? rng() % 60 : rng() % 70);
+        if (rng() % 2)
+            n += snprintf(s + n, sizeof s - (size_t)n, ".%03u", rng() % 1000);
+        s[n++] = 'Z';
+        switch (rng() % 4) {
+        case 0: /* one byte replaced */
+            s[rng() % (unsigned)n] = odd[rng() % (sizeof odd - 1)];
+            break;
+        case 1: /* one byte inserted or dropped */
+            if (rng() % 2) {
+                unsigned at = rng() % (unsigned)(n + 1);
+                memmove(s + at + 1, s + at, (size_t)n - at);
+                s[at] = odd[rng() % (sizeof odd - 1)];
+                n++;
+            } else {
+                unsigned at = rng() % (unsigned)n;
+                memmove(s + at, s + at + 1, (size_t)n - at - 1);
+                n--;
+            }
+            break;
+        default: /* as written */
+            break;
+        }
+        char *copy = malloc((size_t)n);
+        ck_assert_ptr_nonnull(copy);
+        memcpy(copy, s, (size_t)n);
+        int64_t a = 7, b = 7;
+        bool ra = iso8601_parse_ms(copy, (size_t)n, &a);
+        bool rb = iso8601_parse_ms_general(copy, (size_t)n, &b);
+        free(copy);
+        ck_assert_msg(ra == rb && a == b, "<%.*s>: %d %lld, general reader %d %lld", n, s, ra,
+                      (long long)a, rb, (long long)b);
+        parsed += ra;
+        total++;
+    }
+    /* Both kinds, plenty of each. */
+    ck_assert_uint_gt(parsed, total / 5);
+    ck_assert_uint_lt(parsed, total * 4 / 5);
+}
+END_TEST
+
 START_TEST(jscan_iso8601_format_round_trip)
 {
     static const int64_t samples[] = {0,
@@ -1237,6 +1295,7 @@ static Suite *jscan_suite(void)
     tcase_add_test(tc, jscan_iso8601_parse_invalid);
     tcase_add_test(tc, jscan_iso8601_offset_colon_needs_minutes);
     tcase_add_test(tc, jscan_iso8601_format_round_trip);
+    tcase_add_test(tc, jscan_iso8601_fixed_forms_agree);
     tcase_add_test(tc, jscan_civil_days_round_trip_years_1_to_9999);
     suite_add_tcase(s, tc);
     return s;

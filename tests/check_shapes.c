@@ -504,6 +504,67 @@ START_TEST(shapes_firehose_drop_and_partition_keys)
 }
 END_TEST
 
+/* The date in each Ok record's partition keys (the response keeps the
+ * last few days' dates) is the one enrich_batch_partition gives it, for
+ * records on many days in one batch: days 4 apart (one slot), before
+ * 1970, a leap second, ISO strings and epoch numbers, none (the clock). */
+START_TEST(shapes_firehose_partition_dates_match_enrich_batch_partition)
+{
+    tu_fixture f = {0};
+    tu_fixture_open(&f, NULL);
+    ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK),
+                     ENRICH_OK);
+    static const char *const times[] = {
+        "\"2024-05-01T00:00:00Z\"", "\"2024-05-05T23:59:59.999Z\"", "1714521600",
+        "\"2024-05-09T12:00:00Z\"", "\"2024-05-01T10:00:00Z\"", "\"1969-12-31T23:59:59Z\"",
+        "-86401", "\"2016-12-31T23:59:60Z\"", "\"2024-05-02T01:00:00+02:00\"", NULL,
+        "1714867200000", "\"2024-05-13T00:00:00Z\"", "\"2024-05-05T00:00:00Z\"",
+    };
+    size_t nt = sizeof times / sizeof *times;
+    sb in = {0};
+    sb_puts(&in, "{\"records\":[");
+    for (size_t i = 0; i < 3 * nt; i++) {
+        char ev[160];
+        const char *t = times[(i * 5) % nt];
+        if (t)
+            snprintf(ev, sizeof ev, "{\"productId\":\"PROD-001\",\"timestamp\":%s}", t);
+        else
+            snprintf(ev, sizeof ev, "{\"productId\":\"PROD-001\"}");
+        sb_printf(&in, "%s{\"recordId\":\"id%zu\",\"approximateArrivalTimestamp\":1,\"data\":\"",
+                  i ? "," : "", i);
+        sb_b64(&in, ev, strlen(ev));
+        sb_puts(&in, "\"}");
+    }
+    sb_puts(&in, "]}");
+    run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
+    char *got = encode_aws(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, ENRICH_OK, NULL);
+    cJSON *j = cJSON_Parse(got);
+    ck_assert_ptr_nonnull(j);
+    cJSON *recs = cJSON_GetObjectItemCaseSensitive(j, "records");
+    ck_assert_int_eq(cJSON_GetArraySize(recs), (int)(3 * nt));
+    for (size_t i = 0; i < 3 * nt; i++) {
+        cJSON *keys = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(recs, (int)i), "metadata"),
+            "partitionKeys");
+        ck_assert_ptr_nonnull(keys);
+        char fromresp[64], want[64];
+        snprintf(fromresp, sizeof fromresp, "year=%s/month=%s/day=%s",
+                 cJSON_GetObjectItemCaseSensitive(keys, "year")->valuestring,
+                 cJSON_GetObjectItemCaseSensitive(keys, "month")->valuestring,
+                 cJSON_GetObjectItemCaseSensitive(keys, "day")->valuestring);
+        size_t wn = 0;
+        ck_assert_int_eq(enrich_batch_partition(f.ctx, i, want, sizeof want - 1, &wn), ENRICH_OK);
+        want[wn] = '\0';
+        ck_assert_msg(!strcmp(fromresp, want), "record %zu (%s): %s, want %s", i,
+                      times[(i * 5) % nt] ? times[(i * 5) % nt] : "none", fromresp, want);
+    }
+    cJSON_Delete(j);
+    free(got);
+    free(in.p);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(shapes_firehose_base64_error_fails_one_record)
 {
     tu_fixture f = {0};
@@ -1692,6 +1753,27 @@ static const char *const env_values[] = {
     "{\"a\":{\"b\":{\"c\":[1]}}}", "\"2024-05-01T12:00:00.000Z\"", "1e999", "\"aws:kinesiz\"",
     "\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSJ9\"", "\"eyJwcm9kdWN0SWQi\\/OiJQUk9ELTAwMSJ9\"",
     "[[1]]", "[[[1]]]", "[[[[1]]]]", "{\"a\":[{\"b\":[]}]}", "[{}]", "{\"a\":{\"b\":{}}}",
+    /* Data as the template decodes it, or must leave to the scanner: padding
+     * right and wrong, a length not a multiple of 4, more bytes than the
+     * room it keeps. */
+    "\"QQ==\"", "\"QUI=\"", "\"QQ=A\"", "\"Q===\"", "\"=QUI\"", "\"QUJDRA\"", "\"QUJD=\"",
+    "\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSJ9eyJw\"", "\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSJ9\\u0041AAA\"",
+    "\"eyJwcm9kdWN0SWQiOiJQUk9ELTAwMSIsIm5vdGUiOiJsb25nIGRhdGEgcGFzdCB0aGUgcm9v"
+    "bSB0aGUgdGVtcGxhdGUga2VlcHMgZm9yIGl0cyBieXRlczsgbG9uZyBkYXRhIHBhc3QgdGhl"
+    "IHJvb20gdGhlIHRlbXBsYXRlIGtlZXBzIGZvciBpdHMgYnl0ZXM7IGxvbmcgZGF0YSBwYXN0"
+    "IHRoZSByb29tIHRoZSB0ZW1wbGF0ZSBrZWVwcyBmb3IgaXRzIGJ5dGVzOyBsb25nIGRhdGEg"
+    "cGFzdCB0aGUgcm9vbSB0aGUgdGVtcGxhdGUga2VlcHMgZm9yIGl0cyBieXRlczsgbG9uZyBk"
+    "YXRhIHBhc3QgdGhlIHJvb20gdGhlIHRlbXBsYXRlIGtlZXBzIGZvciBpdHMgYnl0ZXM7IGxv"
+    "bmcgZGF0YSBwYXN0IHRoZSByb29tIHRoZSB0ZW1wbGF0ZSBrZWVwcyBmb3IgaXRzIGJ5dGVz"
+    "OyAifQ==\"",
+    /* Arrival times in and out of the form the template reads. */
+    "1545084650", "1545084650.9", "1545084650.98765", "123456789012345", "1234567890123456",
+    "0.5", "1545084650.", "1545084650e3", "1545084650.5E1", "253402300799.999", "253402300800",
+    "999999999999999", "999999999999999.999", "-1545084650.5", "1545084650.1234567890123",
+    /* Strings past the first sixteen bytes, plain or not. */
+    "\"4959033827149025660855969253836157\\u0030\"", "\"shardId-000000000006:49590338\xc3\xa9\"",
+    "\"0123456789abcde\"", "\"0123456789abcdef\"", "\"0123456789abcdefg\"",
+    "\"0123456789abcdef\x01\"", "\"0123456789abcdef\\\"q\"",
 };
 
 /* One change to a record: the kinds the template must send to the scanner
@@ -1930,6 +2012,58 @@ START_TEST(shapes_envelope_template_reads_records_written_alike)
 }
 END_TEST
 
+/* Data of every length, growing past the room the template keeps for a
+ * record's bytes and shrinking again, each length padded three ways: every
+ * record but the first read by the template, as the scanner reads it. */
+START_TEST(shapes_envelope_template_decodes_data_of_any_length)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    env_pair p;
+    env_pair_open(&p, &f);
+    for (int in = ENRICH_AWS_PIPES; in <= ENRICH_AWS_KINESIS; in++) {
+        sb b = {0};
+        sb_puts(&b, in == ENRICH_AWS_PIPES ? "[" : in == ENRICH_AWS_FIREHOSE ? "{\"records\":[" :
+                                                                                "{\"Records\":[");
+        for (size_t i = 0; i < 40; i++) {
+            env_rec r;
+            env_record(&r, (enrich_aws_event)in, i, false);
+            char ev[480], b64[660];
+            size_t pad = (i < 20 ? i * 17 : (40 - i) * 11) + i % 3;
+            int el = snprintf(ev, sizeof ev, "{\"productId\":\"PROD-001\",\"pad\":\"%.*s\"}",
+                              (int)pad, "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijkl"
+                                        "mnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz012345"
+                                        "6789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop"
+                                        "qrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789"
+                                        "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrst");
+            ck_assert_int_lt(el, (int)sizeof ev);
+            b64[0] = '"';
+            base64_encode(ev, (size_t)el, b64 + 1);
+            size_t bl = base64_encoded_len((size_t)el);
+            b64[1 + bl] = '"';
+            b64[2 + bl] = '\0';
+            env_mem *list = in == ENRICH_AWS_KINESIS ? r.sub : r.top;
+            size_t nl = in == ENRICH_AWS_KINESIS ? r.nsub : r.ntop;
+            for (size_t m = 0; m < nl; m++)
+                if (!strcmp(list[m].name, "data"))
+                    snprintf(list[m].val, sizeof list[m].val, "%s", b64);
+            sb_puts(&b, i ? "," : "");
+            env_serialize(&b, &r, 0, -1);
+        }
+        sb_puts(&b, in == ENRICH_AWS_PIPES ? "]" : "]}");
+        size_t before = p.on->aws_env_reads;
+        env_agree(&p, (enrich_aws_event)in, b.p, b.len, 128);
+        ck_assert_uint_eq(enrich_batch_count(p.on), 40);
+        ck_assert_uint_eq(p.on->aws_env_reads - before, 39);
+        for (size_t i = 0; i < 40; i++)
+            ck_assert_int_ne(enrich_batch_outcome(p.on, i), ENRICH_OUTCOME_ERROR);
+        free(b.p);
+    }
+    env_pair_close(&p);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 /* One AWS fixture in every shape, and byte mutations of it, with the
  * template and without. */
 static void env_agree_on_fixture(void *arg, int shape, const char *src, size_t n)
@@ -2021,6 +2155,7 @@ static Suite *shapes_suite(void)
     tc = tcase_create("firehose");
     tcase_add_test(tc, shapes_firehose_seed_exact);
     tcase_add_test(tc, shapes_firehose_drop_and_partition_keys);
+    tcase_add_test(tc, shapes_firehose_partition_dates_match_enrich_batch_partition);
     tcase_add_test(tc, shapes_firehose_base64_error_fails_one_record);
     tcase_add_test(tc, shapes_firehose_fixtures);
     tcase_add_test(tc, shapes_firehose_response_fixture_is_refused);
@@ -2046,6 +2181,7 @@ static Suite *shapes_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, shapes_envelope_template_matches_the_scanner);
     tcase_add_test(tc, shapes_envelope_template_reads_records_written_alike);
+    tcase_add_test(tc, shapes_envelope_template_decodes_data_of_any_length);
     tcase_add_test(tc, shapes_envelope_template_on_the_fixtures);
     tcase_add_test(tc, shapes_envelope_template_on_the_fuzz_corpus);
     suite_add_tcase(s, tc);

@@ -42,6 +42,11 @@
 #include <string.h>
 
 #include "aws_internal.h"
+#include "simd.h"
+
+#ifdef ENRICH_X86_SIMD
+#include <immintrin.h>
+#endif
 
 /* Values a template holds at most: a Lambda Kinesis or Pipes record has
  * 13, a Firehose record from a Kinesis source 8; a record with more is
@@ -83,6 +88,8 @@ struct aws_env {
     int max_depth;   /* the scanner's limit the template was accepted under */
     size_t rec_off, rec_len;
     size_t nsteps, nruns;
+    size_t data_room; /* bytes of ctx->decoded a record's data is decoded into */
+    bool wide;        /* read_runs by 32 bytes (AVX2) */
     env_step steps[ENV_STEPS_MAX];
     env_run runs[ENV_STEPS_MAX + 1];
 };
@@ -103,6 +110,190 @@ static inline enrich_status value_at(const struct aws_env *e, const char *s, siz
         return jscan_number_at(s, n, i);
     }
     return jscan_value_at(s, n, i, level, e->max_depth, t);
+}
+
+/* The varying values of the common case, each checked in the pass that
+ * also does what the record's reader would do with it next. Each accepts
+ * only values the scanner accepts, ending where it says, and says no to
+ * anything else, which value_at then decides: so a record reads the same
+ * either way. */
+
+/* A string with no byte before its closing quote that the scanner has to
+ * look at (quote, backslash, control, non-ASCII): the scanner accepts it,
+ * and it has no escape. *i (at its opening quote) moves past it. The
+ * sixteen-byte step of the scanner's own string scan, inline: the varying
+ * strings of a record (ids, sequence numbers, keys) are 4 to 80 bytes,
+ * where a call and the scanner's setup cost as much as the bytes. */
+static inline bool plain_string(const char *s, size_t n, size_t *i)
+{
+#ifdef __SSE2__
+    size_t j = *i + 1;
+    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (j + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + j));
+        /* Signed: bytes 0x80-0xff are below 0x20 too. */
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                                   _mm_cmplt_epi8(v, space));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask) {
+            j += (size_t)__builtin_ctz(mask);
+            if (s[j] != '"')
+                return false;
+            *i = j + 1;
+            return true;
+        }
+        j += 16;
+    }
+#else
+    (void)s, (void)n, (void)i;
+#endif
+    return false; /* the batch's last bytes: the scanner's byte loop */
+}
+
+/* The value of the m digits (1 to 8) at p, of which 8 bytes are
+ * readable. SWAR: the digits right-aligned in one word behind '0's, then
+ * adjacent values joined, tens into pairs, pairs into fours, fours into
+ * eight, each step one multiply, shift and mask; the scalar loop on
+ * big-endian machines. */
+static inline uint64_t lead_digits(const char *p, unsigned m)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t w;
+    memcpy(&w, p, 8); /* the first digit in the low byte */
+    if (m < 8)
+        w = w << (8 * (8 - m)) | 0x3030303030303030ULL >> (8 * m);
+    w -= 0x3030303030303030ULL;
+    w = (w * 10 + (w >> 8)) & 0x00ff00ff00ff00ffULL;
+    w = (w * 100 + (w >> 16)) & 0x0000ffff0000ffffULL;
+    return (w * 10000 + (w >> 32)) & 0xffffffffULL;
+#else
+    uint64_t x = 0;
+    for (unsigned j = 0; j < m; j++)
+        x = x * 10 + (uint64_t)(p[j] - '0');
+    return x;
+#endif
+}
+
+#ifdef ENRICH_X86_SIMD
+/* plain_string and the runs' compare 32 bytes a step, for read_runs_wide:
+ * a record's glue and strings are some 600 bytes, and half the steps are
+ * a tenth of what the template costs a record. */
+__attribute__((target("avx2"))) static bool plain_string_wide(const char *s, size_t n,
+                                                              size_t *i)
+{
+    size_t j = *i + 1;
+    const __m256i quote = _mm256_set1_epi8('"'), slash = _mm256_set1_epi8('\\'),
+                  space = _mm256_set1_epi8(0x20);
+    while (j + 32 <= n) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + j));
+        __m256i hit = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, slash)),
+            _mm256_cmpgt_epi8(space, v));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(hit);
+        if (mask) {
+            j += (size_t)__builtin_ctz(mask);
+            if (s[j] != '"')
+                return false;
+            *i = j + 1;
+            return true;
+        }
+        j += 32;
+    }
+    return plain_string(s, n, i); /* the batch's last bytes */
+}
+
+/* mem_equal(a, b, n), 32 bytes a step, the last step overlapping. */
+__attribute__((target("avx2"))) static bool same_wide(const char *a, const char *b, size_t n)
+{
+    if (n < 32)
+        return mem_equal(a, b, n);
+    __m256i diff = _mm256_setzero_si256();
+    for (size_t i = 0; i + 32 < n; i += 32)
+        diff = _mm256_or_si256(diff, _mm256_xor_si256(
+                                         _mm256_loadu_si256((const __m256i *)(const void *)(a + i)),
+                                         _mm256_loadu_si256((const __m256i *)(const void *)(b + i))));
+    diff = _mm256_or_si256(
+        diff, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(a + n - 32)),
+                               _mm256_loadu_si256((const __m256i *)(const void *)(b + n - 32))));
+    return _mm256_testz_si256(diff, diff);
+}
+#endif
+
+/* A number of the form AWS writes arrival times in (1545084650.987 s,
+ * 1545084650987 ms): a digit 1-9, at most 15 digits, then at most '.'
+ * and 1 to 3 digits, followed by a byte that cannot continue a number
+ * (not a digit, '.', 'e' or 'E'): exactly the bytes the scanner takes as
+ * that number. *v gets its digits as one integer, *frac how many follow
+ * the point (epoch_decimal_plain's reading of the same text). Which bytes
+ * are digits is found for sixteen at once, so that the digits are then
+ * summed without a test each; a number whose next byte is not among those
+ * sixteen goes to the scanner. */
+static inline bool plain_number(const char *s, size_t n, size_t *i, uint64_t *v, int *frac)
+{
+#ifdef __SSE2__
+    size_t k = *i;
+    if (n - k < 16 || (unsigned char)(s[k] - '1') > 8)
+        return false;
+    const __m128i nine = _mm_set1_epi8(9);
+    __m128i d = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)(s + k)),
+                             _mm_set1_epi8('0'));
+    /* Bit j clear: s[k + j] is not a digit (bits 16 and up: past them). */
+    unsigned not_digit = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(d, nine), nine));
+    unsigned whole = (unsigned)__builtin_ctz(not_digit), nf = 0, end = whole;
+    if (whole > 15)
+        return false;
+    if (s[k + whole] == '.') {
+        nf = (unsigned)__builtin_ctz(not_digit >> (whole + 1));
+        end = whole + 1 + nf;
+        if (nf == 0 || nf > 3 || end > 15)
+            return false;
+    }
+    char c = s[k + end];
+    if (c == '.' || c == 'e' || c == 'E')
+        return false;
+    /* Reads stay in the sixteen bytes: the fraction's few by the loop. */
+    uint64_t x = whole > 8 ? lead_digits(s + k, whole - 8) * 100000000 +
+                                 lead_digits(s + k + whole - 8, 8)
+                           : lead_digits(s + k, whole);
+    for (unsigned j = whole + 1; j < end; j++)
+        x = x * 10 + (uint64_t)(s[k + j] - '0');
+    *i = k + end;
+    *v = x;
+    *frac = (int)nf;
+    return true;
+#else
+    (void)s, (void)n, (void)i, (void)v, (void)frac;
+    return false;
+#endif
+}
+
+/* The data string at s[*i], base64-decoded in the pass that finds its
+ * end (base64_decode_to_quote): into ctx->decoded past its length, which
+ * the record's reader then extends over *len bytes. A string that is not
+ * plain base64 (an escape, any other byte, bad padding), or whose bytes
+ * need more room than e->data_room, is left to the scanner, and the
+ * record's reader decodes it as before. */
+static inline bool data_decoded(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n,
+                                size_t *i, size_t *len)
+{
+    ebuf *d = &ctx->decoded;
+    if (*i >= n || s[*i] != '"')
+        return false;
+    /* One byte more than the bytes, as the reader reserves. */
+    if (d->cap - d->len <= e->data_room) {
+        bool oom = d->oom;
+        if (!ebuf_reserve(d, e->data_room + 1)) {
+            d->oom = oom; /* the reader reserves what it needs itself */
+            return false;
+        }
+    }
+    size_t text;
+    if (!base64_decode_to_quote(s + *i + 1, n - *i - 1, (unsigned char *)d->p + d->len,
+                                d->cap - d->len - 1, &text, len))
+        return false;
+    *i += text + 2;
+    return true;
 }
 
 void aws_env_begin(enrich_ctx *ctx)
@@ -233,6 +424,19 @@ void aws_env_learn(enrich_ctx *ctx, const char *s, jspan el, const recf *f)
     if (roles != want)
         return;
     compile_runs(e);
+    e->data_room = 64;
+    for (size_t k = 0; k < e->nsteps; k++)
+        if (e->steps[k].role == ROLE_DATA)
+            e->data_room += e->steps[k].val_len / 4 * 3;
+#ifdef ENRICH_X86_SIMD
+    /* 32 bytes a step pays where there are many to compare (Lambda
+     * Kinesis, Pipes: ~350 bytes of runs, 3 510 -> 3 401 instructions a
+     * record), not for the ~50 of a Firehose direct put's (+26). */
+    size_t glue = 0;
+    for (size_t r = 0; r < e->nruns; r++)
+        glue += e->runs[r].len;
+    e->wide = glue >= 128 && simd_active() >= SIMD_AVX2;
+#endif
     e->state = ENV_READY;
     e->misses = 0;
 }
@@ -263,25 +467,55 @@ static inline void set_role(recf *f, int role, size_t off, size_t len, jtype t)
     }
 }
 
+#ifdef ENRICH_X86_SIMD
+#define SAME_WIDE same_wide
+#define PLAIN_STRING_WIDE plain_string_wide
+#else
+#define SAME_WIDE mem_equal
+#define PLAIN_STRING_WIDE plain_string
+#endif
+
 /* The common case: every run repeated, every varying value valid. *f
  * (all but kinesis) is written only when the record is read. */
-static bool read_runs(const struct aws_env *e, const char *s, size_t n, size_t start, recf *f,
-                      size_t *end)
+static inline __attribute__((always_inline)) bool
+read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size_t start, recf *f,
+               size_t *end, bool wide)
 {
     size_t i = start;
     jspan span[ROLE_RESULT + 1] = {{0, 0}}; /* by role; [ROLE_NONE]: thrown away */
     jtype id_type = J_NONE;
+    bool id_plain = false, decoded = false, arrival_plain = false;
+    size_t data_len = 0;
+    uint64_t arrival_v = 0;
+    int arrival_frac = 0;
     for (size_t r = 0; r < e->nruns; r++) {
         const env_run *run = &e->runs[r];
-        if (n - i < run->len || !mem_equal(s + i, s + run->off, run->len))
+        if (n - i < run->len || !(wide ? SAME_WIDE(s + i, s + run->off, run->len)
+                                       : mem_equal(s + i, s + run->off, run->len)))
             return false;
         i += run->len;
         if (run->step < 0)
             break;
         size_t v = i;
-        jtype t;
-        if (value_at(e, s, n, &i, run->level, &t) != ENRICH_OK)
+        jtype t = J_STRING;
+        if (run->role == ROLE_DATA) {
+            decoded = data_decoded(ctx, e, s, n, &i, &data_len);
+            if (!decoded) {
+                if (value_at(e, s, n, &i, run->level, &t) != ENRICH_OK)
+                    return false;
+                /* Longer than the room: more room for the next. */
+                if (t == J_STRING && (i - v) / 4 * 3 + 64 > e->data_room)
+                    e->data_room = (i - v) / 4 * 3 + 64;
+            }
+        } else if (run->role == ROLE_ARRIVAL && plain_number(s, n, &i, &arrival_v, &arrival_frac)) {
+            t = J_NUMBER;
+            arrival_plain = true;
+        } else if (i < n && s[i] == '"' &&
+                   (wide ? PLAIN_STRING_WIDE(s, n, &i) : plain_string(s, n, &i))) {
+            id_plain |= run->role == ROLE_ID;
+        } else if (value_at(e, s, n, &i, run->level, &t) != ENRICH_OK) {
             return false;
+        }
         span[run->role] = (jspan){v, i - v};
         if (run->role == ROLE_ID)
             id_type = t;
@@ -291,9 +525,30 @@ static bool read_runs(const struct aws_env *e, const char *s, size_t n, size_t s
     f->data = span[ROLE_DATA];
     f->arrival = span[ROLE_ARRIVAL];
     f->result = span[ROLE_RESULT];
+    f->id_plain = id_plain;
+    f->data_decoded = decoded;
+    f->data_len = data_len;
+    f->arrival_plain = arrival_plain;
+    f->arrival_v = arrival_v;
+    f->arrival_frac = arrival_frac;
     *end = i;
     return true;
 }
+
+static bool read_runs(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size_t start,
+                      recf *f, size_t *end)
+{
+    return read_runs_body(ctx, e, s, n, start, f, end, false);
+}
+
+#ifdef ENRICH_X86_SIMD
+__attribute__((target("avx2"))) static bool read_runs_wide(enrich_ctx *ctx, struct aws_env *e,
+                                                           const char *s, size_t n, size_t start,
+                                                           recf *f, size_t *end)
+{
+    return read_runs_body(ctx, e, s, n, start, f, end, true);
+}
+#endif
 
 /* Value by value: the glue repeated, every value valid; a value that is
  * not the template's is marked as varying. */
@@ -329,7 +584,13 @@ bool aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *
     if (!e || e->state != ENV_READY || e->max_depth != ctx->max_depth + 2 || start > n)
         return false;
     /* read_runs writes *f only when it reads the record. */
-    if (read_runs(e, s, n, start, f, end)) {
+#ifdef ENRICH_X86_SIMD
+    bool read = e->wide ? read_runs_wide(ctx, e, s, n, start, f, end)
+                        : read_runs(ctx, e, s, n, start, f, end);
+#else
+    bool read = read_runs(ctx, e, s, n, start, f, end);
+#endif
+    if (read) {
         f->kinesis = e->kinesis;
         e->misses = 0;
         ctx->aws_env_reads++;

@@ -292,13 +292,14 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
     const char *noun = shape_noun(input);
     size_t start = *pos, end = start;
     jspan el;
-    recf f = {0};
+    recf f; /* every member written by aws_env_read when it reads the record */
     /* A record written like the batch's template record is read by it
      * (aws_envelope.c); anything else by the scanner, below. */
     if (aws_env_read(ctx, s, n, start, &f, &end)) {
         *pos = end;
         return record_queue(ctx, input, s, (jspan){start, end - start}, ENRICH_OK, &f, k);
     }
+    f = (recf){0};
     ctx->rec_members.n = 0;
     ctx->rec_sub.n = 0;
     ctx->rec_sub_off = SIZE_MAX;
@@ -357,31 +358,32 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
 /* The record el, read (v: the scanner's verdict on it) into *fp: checked
  * for what its shape needs, and its data queued for the engine. */
 static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const char *s,
-                                  jspan el, enrich_status v, const recf *fp, size_t k)
+                                  jspan el, enrich_status v, const recf *f, size_t k)
 {
     const char *noun = shape_noun(input);
-    recf f = *fp;
-    if (input == ENRICH_AWS_FIREHOSE && f.result.len) {
+    if (input == ENRICH_AWS_FIREHOSE && f->result.len) {
         errmsg_set(ctx->errmsg,
                    "records[%zu] has \"result\": this is a Firehose response, not an event", k);
         return ENRICH_E_JSON;
     }
-    if (input == ENRICH_AWS_KINESIS && !f.kinesis) {
+    if (input == ENRICH_AWS_KINESIS && !f->kinesis) {
         errmsg_set(ctx->errmsg, "Records[%zu] has no \"kinesis\" object", k);
         return ENRICH_E_JSON;
     }
-    bool id_ok = f.id_type != J_NONE ? f.id_type == J_STRING || f.id_type == J_NUMBER
-                                     : id_usable(s, f.id);
+    bool id_ok = f->id_type != J_NONE ? f->id_type == J_STRING || f->id_type == J_NUMBER
+                                     : id_usable(s, f->id);
     if (!id_ok && input != ENRICH_AWS_PIPES) {
         errmsg_set(ctx->errmsg, "%s[%zu] has no %s string", noun, k,
                    input == ENRICH_AWS_FIREHOSE ? "recordId" : "kinesis.sequenceNumber");
         return ENRICH_E_JSON;
     }
     size_t id_off = ctx->ids.len;
-    if (id_ok && s[f.id.off] == '"')
-        jstring_decode(s, f.id, &ctx->ids);
+    if (id_ok && f->id_plain) /* a string without escapes: its text */
+        ebuf_put(&ctx->ids, s + f->id.off + 1, f->id.len - 2);
+    else if (id_ok && s[f->id.off] == '"')
+        jstring_decode(s, f->id, &ctx->ids);
     else if (id_ok)
-        ebuf_put(&ctx->ids, s + f.id.off, f.id.len);
+        ebuf_put(&ctx->ids, s + f->id.off, f->id.len);
     size_t id_len = ctx->ids.len - id_off;
     /* Plain when the literal held no escape: every escape decodes to
      * fewer bytes than it takes, so exactly those ids keep their length.
@@ -389,30 +391,38 @@ static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const
      * character: nothing ebuf_json_string would escape. A number's text
      * is plain too. Out of memory: not plain. */
     bool id_plain = id_ok && !ctx->ids.oom &&
-                    (s[f.id.off] != '"' || id_len == f.id.len - 2);
-    int64_t arrival =
-        arrival_ms(ctx, s, f.arrival, input == ENRICH_AWS_FIREHOSE ? EPOCH_MS : EPOCH_SECONDS,
-                   v == ENRICH_OK);
+                    (s[f->id.off] != '"' || id_len == f->id.len - 2);
+    epoch_unit unit = input == ENRICH_AWS_FIREHOSE ? EPOCH_MS : EPOCH_SECONDS;
+    int64_t arrival;
+    /* Its digits read by the template: epoch_number_ms's reading of
+     * that form, finished (past the bound, the whole reading again). */
+    if (!f->arrival_plain || !epoch_plain_scaled(f->arrival_v, (int)unit - f->arrival_frac, &arrival))
+        arrival = arrival_ms(ctx, s, f->arrival, unit, v == ENRICH_OK);
 
     rec_tag tag = {id_off, id_len, id_plain, arrival, NULL, NULL, 0};
     if (input == ENRICH_AWS_PIPES && ctx->p->pipes_event_id.dec_len) {
         tag.extra_name = &ctx->p->pipes_event_id;
-        tag.extra_val = id_ok ? s + f.id.off : "null";
-        tag.extra_len = id_ok ? f.id.len : 4;
+        tag.extra_val = id_ok ? s + f->id.off : "null";
+        tag.extra_len = id_ok ? f->id.len : 4;
     }
-    if (!f.data.len) {
+    if (!f->data.len) {
         engine_queue(ctx, s + el.off, el.len, false, ENRICH_E_BASE64, &tag);
-    } else if (s[f.data.off] == '"') {
-        enrich_status sv = v ? jscan_value(s + f.data.off, f.data.len, 1, NULL, NULL, NULL) : 0;
+    } else if (f->data_decoded) {
+        /* Decoded by the template, just past decoded's length. */
+        size_t at = ctx->decoded.len;
+        ctx->decoded.len += f->data_len;
+        engine_queue(ctx, ctx->decoded.p + at, f->data_len, true, ENRICH_OK, &tag);
+    } else if (s[f->data.off] == '"') {
+        enrich_status sv = v ? jscan_value(s + f->data.off, f->data.len, 1, NULL, NULL, NULL) : 0;
         if (sv)
-            engine_queue(ctx, s + f.data.off, f.data.len, false, sv, &tag);
+            engine_queue(ctx, s + f->data.off, f->data.len, false, sv, &tag);
         else
-            queue_data(ctx, s, f.data, &tag);
+            queue_data(ctx, s, f->data, &tag);
     } else if (input == ENRICH_AWS_PIPES) {
         /* Already JSON: an enrichment InputTemplate parsed it. */
-        engine_queue(ctx, s + f.data.off, f.data.len, false, ENRICH_OK, &tag);
+        engine_queue(ctx, s + f->data.off, f->data.len, false, ENRICH_OK, &tag);
     } else {
-        engine_queue(ctx, s + f.data.off, f.data.len, false, ENRICH_E_BASE64, &tag);
+        engine_queue(ctx, s + f->data.off, f->data.len, false, ENRICH_E_BASE64, &tag);
     }
     return ENRICH_OK;
 }

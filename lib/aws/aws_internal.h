@@ -23,6 +23,15 @@ typedef struct recf {
     jspan id, data, arrival, result;
     jtype id_type; /* J_NONE: not known yet (the structural walk) */
     bool kinesis;  /* Kinesis: the "kinesis" object was there */
+    /* What the template's reading (aws_envelope.c, read_runs) found out
+     * on the way, so that record_queue does not do it again; all false
+     * from any other reading. */
+    bool id_plain;      /* id is a string without escapes */
+    bool data_decoded;  /* data's bytes wait just past ctx->decoded.len */
+    size_t data_len;    /* how many */
+    bool arrival_plain; /* arrival is a number of the form AWS writes: */
+    int arrival_frac;   /* digits after its point (0-3), */
+    uint64_t arrival_v; /* all its digits read as one integer */
 } recf;
 
 /* aws_envelope.c: the envelope template of a batch. aws_env_begin at the
@@ -35,7 +44,9 @@ typedef struct recf {
  * true when it is the template's shape and valid under the scanner's
  * policy, with *f as fields_from_members would find them and *end just
  * past the record; false (f untouched) for anything else, and the caller
- * reads it with the scanner. */
+ * reads it with the scanner. A record read by the template may have its
+ * data decoded already (f->data_decoded): into ctx->decoded, past its
+ * length, for the caller to take before anything else writes there. */
 ENRICH_INTERNAL void aws_env_begin(enrich_ctx *ctx);
 ENRICH_INTERNAL void aws_env_learn(enrich_ctx *ctx, const char *s, jspan el, const recf *f);
 ENRICH_INTERNAL bool aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *f,

@@ -44,7 +44,7 @@ static void put_id(ebuf *o, const enrich_ctx *ctx, const rec *r)
 {
     if (!r->id_plain) {
         ebuf_json_string(o, rec_id(ctx, r), r->id_len);
-    } else if (ebuf_reserve(o, r->id_len + 2)) {
+    } else if (o->cap - o->len >= r->id_len + 2 || ebuf_reserve(o, r->id_len + 2)) {
         char *w = o->p + o->len;
         *w = '"';
         memcpy(w + 1, rec_id(ctx, r), r->id_len);
@@ -87,6 +87,16 @@ static const char fh_tail[] = "]}";
 static const char fh_pre[] = "{\"recordId\":";
 static const char fh_failed[] = ",\"result\":\"ProcessingFailed\"}";
 static const char fh_dropped[] = ",\"result\":\"Dropped\"}";
+/* The partition keys of an Ok record, its digits written in. */
+static const char fh_date[] = "\",\"metadata\":{\"partitionKeys\":{\"year\":\"0000\","
+                              "\"month\":\"00\",\"day\":\"00\"";
+/* "00" to "99". */
+static const char two_digits[100][2] = {
+#define TENS(t) {t, '0'}, {t, '1'}, {t, '2'}, {t, '3'}, {t, '4'}, {t, '5'}, {t, '6'}, {t, '7'}, {t, '8'}, {t, '9'}
+    TENS('0'), TENS('1'), TENS('2'), TENS('3'), TENS('4'),
+    TENS('5'), TENS('6'), TENS('7'), TENS('8'), TENS('9'),
+#undef TENS
+};
 
 void aws_build_firehose(enrich_ctx *ctx)
 {
@@ -126,6 +136,13 @@ void aws_build_firehose(enrich_ctx *ctx)
      * delivered is always a prefix of the batch. */
     size_t budget = ctx->resp_limit - floor_len;
     bool full = false;
+    /* The dates of the last days seen (a batch's records mostly fall on
+     * one day or a few): civil_from_days is ~80 instructions a record. */
+    struct {
+        int64_t day, y;
+        unsigned m, d;
+    } dates[4] = {{INT64_MIN, 0, 0, 0}, {INT64_MIN, 0, 0, 0}, {INT64_MIN, 0, 0, 0},
+                  {INT64_MIN, 0, 0, 0}};
     LIT(o, fh_head);
     for (size_t i = 0; i < ctx->nrecs; i++) {
         rec *r = &ctx->recs[i];
@@ -140,9 +157,10 @@ void aws_build_firehose(enrich_ctx *ctx)
         if (r->result == ENRICH_RESULT_OK && !full) {
             size_t mark = o->len;
             LIT(o, ",\"result\":\"Ok\",\"data\":\"");
-            /* The record and its newline, as ctx->out holds them. */
-            size_t b64 = base64_encoded_len(r->len + 1);
-            if (ebuf_reserve(o, b64)) {
+            /* The record and its newline, as ctx->out holds them; room
+             * for the date after it too. */
+            size_t b64 = base64_encoded_len(r->len + 1), room = b64 + sizeof fh_date + 3;
+            if (o->cap - o->len >= room || ebuf_reserve(o, room)) {
                 base64_encode(ctx->out.p + r->off, r->len + 1, o->p + o->len);
                 o->len += b64;
             }
@@ -151,21 +169,27 @@ void aws_build_firehose(enrich_ctx *ctx)
             int64_t t;
             if (enrich_batch_event_time(ctx, (size_t)(r - ctx->recs), &t) != ENRICH_OK)
                 t = ctx->now_ms;
-            civil_from_days(epoch_day(t), &y, &mo, &d);
+            int64_t day = epoch_day(t);
+            unsigned slot = (unsigned)day & 3;
+            if (dates[slot].day != day) {
+                dates[slot].day = day;
+                civil_from_days(day, &dates[slot].y, &dates[slot].m, &dates[slot].d);
+            }
+            y = dates[slot].y;
+            mo = dates[slot].m;
+            d = dates[slot].d;
             /* Years 1..9999 only (the day comes from a parsed date or
              * the batch clock, both bounded): four digits, no printf. */
-            char date[] = "\",\"metadata\":{\"partitionKeys\":{\"year\":\"0000\","
-                          "\"month\":\"00\",\"day\":\"00\"";
+            char date[sizeof fh_date];
+            memcpy(date, fh_date, sizeof date);
             char *yp = date + sizeof "\",\"metadata\":{\"partitionKeys\":{\"year\":\"" - 1;
             unsigned yy = (unsigned)y;
-            for (int k = 3; k >= 0; k--, yy /= 10)
-                yp[k] = (char)('0' + yy % 10);
+            memcpy(yp, two_digits[yy / 100], 2);
+            memcpy(yp + 2, two_digits[yy % 100], 2);
             char *mp = yp + sizeof "0000\",\"month\":\"" - 1;
-            mp[0] = (char)('0' + mo / 10);
-            mp[1] = (char)('0' + mo % 10);
+            memcpy(mp, two_digits[mo], 2);
             char *dp = mp + sizeof "00\",\"day\":\"" - 1;
-            dp[0] = (char)('0' + d / 10);
-            dp[1] = (char)('0' + d % 10);
+            memcpy(dp, two_digits[d], 2);
             ebuf_put(o, date, sizeof date - 1);
             if (p->fh_npk)
                 partition_keys(ctx, r, o);

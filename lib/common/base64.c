@@ -179,13 +179,14 @@ static void dec_shift_fill(void)
 #ifdef ENRICH_X86_SIMD
 /* Full quanta of s[0..n), 32 characters per step: returns how many
  * characters were translated and found in the alphabet (a multiple of
- * 32), or SIZE_MAX when a step met a character outside it. A byte is
+ * 32); *bad is set when it stopped at a step that met a character outside
+ * it (nothing of that step written). A byte is
  * outside exactly when the lookups by its low and its high nibble share a
  * bit; the lookup by the high nibble (and '/' apart) gives the offset
  * from character to 6-bit value. Two multiply-adds pack each lane's four
  * values into 24 bits, and 24 bytes go out per step (none beyond). */
 __attribute__((target("avx2"))) static size_t decode_avx2(const unsigned char *s, size_t n,
-                                                            unsigned char *dst)
+                                                            unsigned char *dst, bool *bad_step)
 {
     const __m256i lut_lo = _mm256_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
                                             0x11, 0x11, 0x13, 0x1a, 0x1b, 0x1b, 0x1b, 0x1a,
@@ -208,8 +209,10 @@ __attribute__((target("avx2"))) static size_t decode_avx2(const unsigned char *s
         __m256i lo_n = _mm256_and_si256(in, nib);
         __m256i bad = _mm256_and_si256(_mm256_shuffle_epi8(lut_lo, lo_n),
                                        _mm256_shuffle_epi8(lut_hi, hi_n));
-        if (!_mm256_testz_si256(bad, bad))
-            return SIZE_MAX;
+        if (!_mm256_testz_si256(bad, bad)) {
+            *bad_step = true;
+            return i;
+        }
         if (!dst)
             continue;
         __m256i slash = _mm256_cmpeq_epi8(in, _mm256_set1_epi8('/'));
@@ -225,6 +228,42 @@ __attribute__((target("avx2"))) static size_t decode_avx2(const unsigned char *s
     return i;
 }
 #endif
+
+/* The last quantum q[0..4), which may end in padding: its 1 to 3 bytes
+ * into dst (when not NULL), their count in *tail; false when it is not a
+ * valid last quantum. */
+static inline bool decode_last(const unsigned char *q, unsigned char *dst, size_t *tail)
+{
+    unsigned a = dec_table[q[0]], b = dec_table[q[1]];
+    if ((a | b) & 0x80)
+        return false;
+    unsigned c = 0, d = 0;
+    if (q[2] == '=') {
+        if (q[3] != '=')
+            return false; /* "xx=y" */
+        *tail = 1;
+    } else if (q[3] == '=') {
+        c = dec_table[q[2]];
+        if (c & 0x80)
+            return false;
+        *tail = 2;
+    } else {
+        c = dec_table[q[2]];
+        d = dec_table[q[3]];
+        if ((c | d) & 0x80)
+            return false;
+        *tail = 3;
+    }
+    if (dst) {
+        unsigned v = a << 18 | b << 12 | c << 6 | d;
+        dst[0] = (unsigned char)(v >> 16);
+        if (*tail > 1)
+            dst[1] = (unsigned char)(v >> 8);
+        if (*tail > 2)
+            dst[2] = (unsigned char)v;
+    }
+    return true;
+}
 
 /* Shared by base64_valid and base64_decode so the two can never disagree:
  * dst == NULL only validates. Rules: length a multiple of 4 (empty is
@@ -249,8 +288,9 @@ static bool decode(const char *s, size_t n, unsigned char *dst, size_t *dst_len)
     size_t full = n - 4, o = 0, i = 0;
 #ifdef ENRICH_X86_SIMD
     if (full >= 32 && simd_active() >= SIMD_AVX2) {
-        i = decode_avx2(p, full, dst);
-        if (i == SIZE_MAX)
+        bool bad = false;
+        i = decode_avx2(p, full, dst, &bad);
+        if (bad)
             return false;
         o = i / 4 * 3;
     }
@@ -272,36 +312,9 @@ static bool decode(const char *s, size_t n, unsigned char *dst, size_t *dst_len)
         }
         o += 3;
     }
-    const unsigned char *q = p + full;
-    unsigned a = dec_table[q[0]], b = dec_table[q[1]];
-    if ((a | b) & 0x80)
-        return false;
     size_t tail;
-    unsigned c = 0, d = 0;
-    if (q[2] == '=') {
-        if (q[3] != '=')
-            return false; /* "xx=y" */
-        tail = 1;
-    } else if (q[3] == '=') {
-        c = dec_table[q[2]];
-        if (c & 0x80)
-            return false;
-        tail = 2;
-    } else {
-        c = dec_table[q[2]];
-        d = dec_table[q[3]];
-        if ((c | d) & 0x80)
-            return false;
-        tail = 3;
-    }
-    if (dst) {
-        unsigned v = a << 18 | b << 12 | c << 6 | d;
-        dst[o] = (unsigned char)(v >> 16);
-        if (tail > 1)
-            dst[o + 1] = (unsigned char)(v >> 8);
-        if (tail > 2)
-            dst[o + 2] = (unsigned char)v;
-    }
+    if (!decode_last(p + full, dst ? dst + o : NULL, &tail))
+        return false;
     if (dst_len)
         *dst_len = o + tail;
     return true;
@@ -315,4 +328,54 @@ bool base64_valid(const char *s, size_t n)
 bool base64_decode(const char *s, size_t n, unsigned char *dst, size_t *dst_len)
 {
     return decode(s, n, dst, dst_len);
+}
+
+/* The quanta before the closing quote of a JSON string, decoded in the
+ * pass that finds that quote (lib/aws reads every record's data so). The
+ * full quanta go by the steps of decode() (AVX2, then by fours) for as
+ * long as they are all alphabet and dst has room; the quantum where that
+ * stops must be the last, padding and all, checked as decode() checks it,
+ * with the quote right after it (or the quote comes first: the text was
+ * full quanta only). Anything else is refused, so that what is accepted
+ * is exactly a text base64_decode accepts, giving the same bytes. */
+bool base64_decode_to_quote(const char *s, size_t n, unsigned char *dst, size_t cap,
+                            size_t *text_len, size_t *dst_len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+#ifdef ENRICH_X86_SIMD
+    /* 32 characters give 24 bytes: as many steps as dst holds. */
+    size_t steps = cap / 24 * 32;
+    if (n >= 32 && steps >= 32 && simd_active() >= SIMD_AVX2) {
+        bool bad = false;
+        i = decode_avx2(p, n < steps ? n : steps, dst, &bad);
+        o = i / 4 * 3;
+    }
+#endif
+    pthread_once(&dec_shift_once, dec_shift_fill);
+    /* Each quantum stores 4 bytes (one spare, as in decode()). */
+    for (; i + 4 <= n && o + 4 <= cap; i += 4) {
+        uint32_t v = dec_shift[0][p[i]] | dec_shift[1][p[i + 1]] | dec_shift[2][p[i + 2]] |
+                     dec_shift[3][p[i + 3]];
+        if (v & DEC_BAD)
+            break;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        uint32_t be = __builtin_bswap32(v << 8);
+#else
+        uint32_t be = v << 8;
+#endif
+        memcpy(dst + o, &be, 4);
+        o += 3;
+    }
+    size_t last = 0;
+    if (i < n && p[i] == '"') {
+        /* The text ends with a full quantum (or is empty). */
+    } else if (i + 4 < n && p[i + 4] == '"' && o + 3 <= cap && decode_last(p + i, dst + o, &last)) {
+        i += 4;
+    } else {
+        return false;
+    }
+    *text_len = i;
+    *dst_len = o + last;
+    return true;
 }

@@ -16,15 +16,16 @@ static bool event_time_ms(const char *ev, const jmember *m, ebuf *tmp, int64_t *
     if (m->type == J_STRING) {
         const char *s = ev + m->value.off + 1;
         size_t n = m->value.len - 2;
-        if (memchr(s, '\\', n)) {
-            tmp->len = 0;
-            jstring_decode(ev, m->value, tmp);
-            if (tmp->oom)
-                return false;
-            s = tmp->p;
-            n = tmp->len;
-        }
-        return iso8601_parse_ms(s, n, ms);
+        /* Read as it stands first: no form of a time has a backslash, so
+         * a string with an escape fails here and is read decoded, and one
+         * without is its own decoding. */
+        if (iso8601_parse_ms(s, n, ms))
+            return true;
+        if (!memchr(s, '\\', n))
+            return false;
+        tmp->len = 0;
+        jstring_decode(ev, m->value, tmp);
+        return !tmp->oom && iso8601_parse_ms(tmp->p, tmp->len, ms);
     }
     return m->type == J_NUMBER && epoch_number_ms(ev + m->value.off, m->value.len, EPOCH_GUESS, ms);
 }
@@ -73,7 +74,8 @@ static bool rec_time_ms(const enrich_ctx *ctx, const rec *r, int64_t *ms)
     jmember m = {.value = {r->ts_off, r->ts_len}, .type = (jtype)r->ts_type};
     ebuf tmp = {0};
     bool ok = event_time_ms(ctx->out.p, &m, &tmp, ms);
-    ebuf_free(&tmp);
+    if (tmp.p) /* only a string with an escape was decoded into it */
+        ebuf_free(&tmp);
     return ok;
 }
 
