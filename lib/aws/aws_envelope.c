@@ -121,21 +121,16 @@ static inline enrich_status value_at(const struct aws_env *e, const char *s, siz
 /* A string with no byte before its closing quote that the scanner has to
  * look at (quote, backslash, control, non-ASCII): the scanner accepts it,
  * and it has no escape. *i (at its opening quote) moves past it. The
- * sixteen-byte step of the scanner's own string scan, inline: the varying
- * strings of a record (ids, sequence numbers, keys) are 4 to 80 bytes,
- * where a call and the scanner's setup cost as much as the bytes. */
+ * sixteen-byte step of the scanner's own string scan (jstring_stops16),
+ * inline: the varying strings of a record (ids, sequence numbers, keys)
+ * are 4 to 80 bytes, where a call and the scanner's setup cost as much as
+ * the bytes. */
 static inline bool plain_string(const char *s, size_t n, size_t *i)
 {
 #ifdef __SSE2__
     size_t j = *i + 1;
-    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'),
-                  space = _mm_set1_epi8(0x20);
     while (j + 16 <= n) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + j));
-        /* Signed: bytes 0x80-0xff are below 0x20 too. */
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
-                                   _mm_cmplt_epi8(v, space));
-        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        unsigned mask = jstring_stops16((const unsigned char *)s + j);
         if (mask) {
             j += (size_t)__builtin_ctz(mask);
             if (s[j] != '"')

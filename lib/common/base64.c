@@ -265,6 +265,18 @@ static inline bool decode_last(const unsigned char *q, unsigned char *dst, size_
     return true;
 }
 
+/* A quantum's 24 bits (v, from dec_shift) as its 3 bytes in memory order,
+ * then one spare byte (the caller has room for 4): big-endian. */
+static inline void put_quantum(unsigned char *dst, uint32_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t be = __builtin_bswap32(v << 8);
+#else
+    uint32_t be = v << 8;
+#endif
+    memcpy(dst, &be, 4);
+}
+
 /* Shared by base64_valid and base64_decode so the two can never disagree:
  * dst == NULL only validates. Rules: length a multiple of 4 (empty is
  * fine), only the standard alphabet, '=' only as the last one or two
@@ -301,15 +313,8 @@ static bool decode(const char *s, size_t n, unsigned char *dst, size_t *dst_len)
                      dec_shift[3][p[i + 3]];
         if (v & DEC_BAD)
             return false;
-        if (dst) {
-            /* The 3 bytes in memory order (then one spare): big-endian. */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            uint32_t be = __builtin_bswap32(v << 8);
-#else
-            uint32_t be = v << 8;
-#endif
-            memcpy(dst + o, &be, 4);
-        }
+        if (dst)
+            put_quantum(dst + o, v);
         o += 3;
     }
     size_t tail;
@@ -359,12 +364,7 @@ bool base64_decode_to_quote(const char *s, size_t n, unsigned char *dst, size_t 
                      dec_shift[3][p[i + 3]];
         if (v & DEC_BAD)
             break;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        uint32_t be = __builtin_bswap32(v << 8);
-#else
-        uint32_t be = v << 8;
-#endif
-        memcpy(dst + o, &be, 4);
+        put_quantum(dst + o, v);
         o += 3;
     }
     size_t last = 0;

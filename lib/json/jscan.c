@@ -133,20 +133,6 @@ static size_t utf8_seq(const unsigned char *p, size_t avail)
     return 0;
 }
 
-#ifdef __SSE2__
-/* The bytes of the 16 at p that can stop a string (string_stop), as bits. */
-static inline unsigned stop16(const unsigned char *p)
-{
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    /* Signed compare: bytes 0x80-0xff are negative, so "< 0x20" flags
-     * control characters and non-ASCII at once. */
-    __m128i hit = _mm_or_si128(
-        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-    return (unsigned)_mm_movemask_epi8(hit);
-}
-#endif
-
 /* A string (or number, or literal) refused at s[at]: the scanner stops
  * there, so that jscan_error_offset can tell where. Error paths only: an
  * accepted value costs nothing for it. */
@@ -178,7 +164,7 @@ static inline enrich_status scan_string(scanner *sc, bool *escaped)
          * first block usually finds the closing quote. */
 #ifdef __SSE2__
         while (i + 16 <= n) {
-            unsigned mask = stop16(s + i);
+            unsigned mask = jstring_stops16(s + i);
             if (mask) {
                 i += (size_t)__builtin_ctz(mask);
                 goto stop_byte;
@@ -189,7 +175,7 @@ static inline enrich_status scan_string(scanner *sc, bool *escaped)
             /* The last step, loaded from the caller's further bytes: a
              * stop found at or past n, or none, is the text ending first
              * (below), whatever those bytes are. */
-            unsigned mask = stop16(s + i);
+            unsigned mask = jstring_stops16(s + i);
             i += mask ? (size_t)__builtin_ctz(mask) : 16;
             goto stop_byte;
         }

@@ -6,6 +6,23 @@
 
 #include "common.h"
 
+#ifdef __SSE2__
+/* The bytes of the 16 at p that end the fast path inside a JSON string
+ * (quote, backslash, control characters, every non-ASCII byte), as bits:
+ * the scanner's 16-byte step, shared with readers that check strings in
+ * place (the AWS envelope template). */
+static inline unsigned jstring_stops16(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* Signed compare: bytes 0x80-0xff are negative, so "< 0x20" flags
+     * control characters and non-ASCII at once. */
+    __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    return (unsigned)_mm_movemask_epi8(hit);
+}
+#endif
+
 /* Append a JSON string literal (quotes included) for UTF-8 bytes s[0..n). */
 ENRICH_INTERNAL void ebuf_json_string(ebuf *b, const char *s, size_t n);
 /* How many leading bytes of s[0..n) a JSON string holds as they are (no
