@@ -909,7 +909,8 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
     for (size_t l = 0; l < p->nlookups && ok; l++) {
         const lookup *lk = &p->lookups[l];
         item_view item;
-        enum lookup_result res = lookup_one(ctx, ev, lk, &item, &err, run_ok, &hit_at, &hit_set, &run);
+        enum lookup_result res =
+            lookup_one(ctx, ev, lk, &item, &err, run_ok, &hit_at, &hit_set, &run);
         if (res == LK_ERROR) {
             err_path = lk->nkeys == 1 ? &lk->keys[0].display : NULL;
             ctx->fault_lookup = lk; /* rare: read by the error message */

@@ -16,9 +16,9 @@ static inline unsigned jstring_stops16(const unsigned char *p)
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
     /* Signed compare: bytes 0x80-0xff are negative, so "< 0x20" flags
      * control characters and non-ASCII at once. */
-    __m128i hit = _mm_or_si128(
-        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+    __m128i slash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    __m128i hit = _mm_or_si128(_mm_or_si128(quote, slash), _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
     return (unsigned)_mm_movemask_epi8(hit);
 }
 #endif
