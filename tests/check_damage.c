@@ -706,6 +706,8 @@ START_TEST(damage_memoised_item_changed_under_its_snapshot)
      * the first batch's second event). */
     enrich_ctx *kept = NULL;
     ck_assert_int_eq(enrich_ctx_create(pl, &kept), ENRICH_OK);
+    /* One clock for every batch: the records carry the batch's time. */
+    ck_assert_int_eq(enrich_ctx_set_option(kept, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK), ENRICH_OK);
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(enrich_batch_run(kept, ENRICH_INPUT_NDJSON, ev, sizeof ev - 1),
                          ENRICH_OK);
