@@ -74,7 +74,9 @@ static inline bool iso8601_fixed_ms(const char *s, size_t n, int64_t *ms)
 {
     if ((n != 20 && n != 24) || s[16] != ':' || s[n - 1] != 'Z' || (n == 24 && s[19] != '.'))
         return false;
-    unsigned f[8]; /* the digits of s[0..16), two by two */
+    /* The digits of s[0..16), two by two: where each pair starts. */
+    static const unsigned char at[6] = {0, 2, 5, 8, 11, 14};
+    unsigned f[6];
 #ifdef __SSE2__
     /* "YYYY-MM-DDThh:mm" in one compare: every digit place a digit,
      * every other byte its separator. */
@@ -88,13 +90,11 @@ static inline bool iso8601_fixed_ms(const char *s, size_t n, int64_t *ms)
         return false;
     unsigned char b[16];
     _mm_storeu_si128((__m128i *)(void *)b, dv);
-    static const unsigned char at[8] = {0, 2, 5, 8, 11, 14};
     for (int k = 0; k < 6; k++)
         f[k] = b[at[k]] * 10u + b[at[k] + 1];
 #else
     if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':')
         return false;
-    static const unsigned char at[8] = {0, 2, 5, 8, 11, 14};
     for (int k = 0; k < 6; k++)
         if ((f[k] = two_digits(s + at[k])) > 99)
             return false;

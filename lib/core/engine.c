@@ -894,6 +894,8 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
         tm = ctx->shape.ts_at >= 0 ? &ctx->members.v[ctx->shape.ts_at] : NULL;
     else if (p->partition_field.dec_len)
         tm = find_member(ev, &ctx->members, &p->partition_field);
+    if (tm && tm->value.len > UINT32_MAX)
+        tm = NULL; /* no timestamp is 4 GiB long: processing time */
 
     att_clear(ctx);
     enrich_outcome outcome = ENRICH_OUTCOME_SUCCESS;
@@ -946,8 +948,6 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
          * for a success. */
         r->outcome = ENRICH_OUTCOME_SUCCESS;
         r->error = ENRICH_OK;
-        if (tm && tm->value.len > UINT32_MAX)
-            tm = NULL;
         emit(ctx, ev, root, false, r, tm, run, &ctx->success_tail);
         rec_close(ctx, r);
         return;
@@ -983,8 +983,6 @@ static void enrich_object(enrich_ctx *ctx, rec *r, const char *ev, jspan root, u
     }
     r->outcome = (uint8_t)outcome;
     r->error = (int16_t)err;
-    if (tm && tm->value.len > UINT32_MAX)
-        tm = NULL; /* no timestamp is 4 GiB long: processing time */
     emit(ctx, ev, root, rebuild || ctx->force_rebuild, r, tm, run, NULL);
     if (run_ok && !run && hit_at && outcome == ENRICH_OUTCOME_SUCCESS && !rebuild && !conflict &&
         !ctx->out.oom)

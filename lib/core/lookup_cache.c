@@ -110,7 +110,7 @@ static inline bool slot_holds(const lookup_cache *c, const lcache_slot *s, uint3
  * see lcache_configure). */
 static inline lcache_slot *set_of(const lookup_cache *c, uint32_t h)
 {
-    return &c->slots[h & (c->nslots - 2)];
+    return &c->slots[lcache_set(c, h)];
 }
 
 int lcache_get(lookup_cache *c, unsigned dbi, const char *key, size_t key_len, uint32_t *hash,

@@ -322,6 +322,20 @@ static inline bool at_token(scanner *sc, char t)
     return sc->i < sc->n && sc->s[sc->i] == t;
 }
 
+/* The value of member m at sc->i (depth: the object's), its type and
+ * escape flag into m; inner as for scan_value. Strings, the most common
+ * member values, without the dispatch. */
+static inline enrich_status scan_member_value(scanner *sc, int depth, jmember *m,
+                                              jmembers *inner)
+{
+    if (!inner && sc->i < sc->n && sc->s[sc->i] == '"') {
+        m->type = J_STRING;
+        return scan_string(sc, &m->value_escaped);
+    }
+    m->value_escaped = false;
+    return scan_value(sc, depth, &m->type, inner);
+}
+
 static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
 {
     sc->i++; /* '{' */
@@ -367,14 +381,7 @@ static enrich_status scan_object(scanner *sc, int depth, jmembers *members)
             sc->sub_taken = true;
             sc->sub_off = sc->i;
         }
-        /* Strings, the most common member values, without the dispatch. */
-        if (!inner && sc->i < sc->n && sc->s[sc->i] == '"') {
-            m.type = J_STRING;
-            rc = scan_string(sc, &m.value_escaped);
-        } else {
-            m.value_escaped = false;
-            rc = scan_value(sc, depth, &m.type, inner);
-        }
+        rc = scan_member_value(sc, depth, &m, inner);
         if (rc)
             return rc;
         m.value.len = sc->i - m.value.off;
@@ -563,15 +570,7 @@ static enrich_status scan_by_layout(scanner *sc, const jnames *t, jspan *root, j
         m->name.len = t->len[k];
         m->name_escaped = false;
         m->value.off = sc->i;
-        enrich_status rc;
-        if (sc->i < n && sc->s[sc->i] == '"') {
-            m->type = J_STRING;
-            rc = scan_string(sc, &m->value_escaped);
-        } else {
-            m->value_escaped = false;
-            rc = scan_value(sc, 1, &m->type, NULL);
-        }
-        if (rc)
+        if (scan_member_value(sc, 1, m, NULL))
             break;
         m->value.len = sc->i - m->value.off;
     }
