@@ -9,6 +9,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1186,6 +1187,257 @@ START_TEST(cli_run_input_beyond_the_readers_chunks)
 }
 END_TEST
 
+/* Events for the mapped-file tests: lines of many lengths up to ~1 550
+ * bytes, CRLF endings, blank lines, lines around --max-record 2000 (2 000,
+ * 2 001 and 2 002 bytes before their '\n': kept, kept, cut to 2 001 by
+ * the reader) and
+ * over-long lines of ~2 650 bytes every 2 500 events; no final newline.
+ * The same bytes through a file (mapped, read in place) and a pipe
+ * (read(2) into the reader's chunks) must give the same records, the same
+ * stderr and the same batches. */
+static char *mapped_events(size_t n, size_t *len_out)
+{
+    size_t cap = n * 2800 + 64, len = 0;
+    char *ev = malloc(cap);
+    ck_assert_ptr_nonnull(ev);
+    for (size_t i = 0; i < n; i++) {
+        size_t start = len;
+        len += (size_t)sprintf(ev + len, "{\"eventId\":\"e%zu\",\"productId\":\"%s\",\"pad\":\"",
+                               i, i % 7 == 3 ? "PROD-404" : "PROD-001");
+        size_t pad = i % 2500 == 1234 ? 2600 : (i * 7919) % 1500;
+        if (i >= 500 && i <= 502) /* 2 000, 2 001, 2 002 bytes before the '\n' */
+            pad = 2000 + (i - 500) - (len - start) - 2 - (i % 5 == 0);
+        memset(ev + len, 'a' + (int)(i % 26), pad);
+        len += pad;
+        len += (size_t)sprintf(ev + len, "\"}%s", i % 5 == 0 ? "\r\n" : "\n");
+        if (i >= 500 && i <= 502)
+            ck_assert_uint_eq(len - start - 1, 2000 + (i - 500));
+        if (i % 11 == 0)
+            ev[len++] = '\n';
+    }
+    len--; /* no final newline */
+    if (ev[len - 1] == '\r')
+        len--;
+    *len_out = len;
+    return ev;
+}
+
+/* `enrich run ARGS... -` with the bytes fed through a pipe: its stdout and
+ * stderr, its exit status. */
+static res run_piped(char *const argv[], const char *in, size_t len, const char *dir)
+{
+    char *outp = tu_join(dir, "piped.out"), *errp = tu_join(dir, "piped.err");
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    int out = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert(out >= 0 && err >= 0);
+    pid_t pid = spawn_cli(argv, p[0], out, err);
+    close(p[0]);
+    close(out);
+    close(err);
+    for (size_t pos = 0; pos < len;) {
+        ssize_t w = write(p[1], in + pos, len - pos);
+        ck_assert_int_gt(w, 0);
+        pos += (size_t)w;
+    }
+    close(p[1]);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    res r = {0};
+    r.rc = WEXITSTATUS(st);
+    r.out = tu_read_file(outp, &r.out_len);
+    r.err = tu_read_file(errp, NULL);
+    free(outp);
+    free(errp);
+    return r;
+}
+
+/* A file is read in place (mapped) and a pipe through the reader's
+ * chunks: batches of 7 lines, and batches cut by bytes (8 MiB) under
+ * --batch 1000000, come out the same both ways, byte for byte on stdout
+ * and on stderr (the failed records named with their lines, the -v
+ * summary with its batches). */
+START_TEST(cli_run_mapped_file_reads_as_a_pipe)
+{
+    fixture f = seed_store();
+    size_t n = 14000, len = 0;
+    char *ev = mapped_events(n, &len);
+    ck_assert_uint_gt(len, 9u << 20); /* more than one batch of 8 MiB */
+    char *path = tu_join(f.dir, "mapped.ndjson");
+    tu_write_file(path, ev, len);
+    const char *batches[] = {"7", "1000000"};
+    for (int k = 0; k < 2; k++) {
+        res r = CLI("run", "--store", f.store, "--clock", "2024-02-01T00:00:00Z",
+                    "--max-record", "2000", "--batch", batches[k], "-v", path);
+        ck_assert_msg(r.rc == 3, "exit %d: %s", r.rc, r.err);
+        char *argv[] = {(char *)ENRICH_CLI, "run", "--store", f.store,
+                        "--clock", "2024-02-01T00:00:00Z", "--max-record", "2000",
+                        "--batch", (char *)batches[k], "-v", "-", NULL};
+        res p = run_piped(argv, ev, len, f.dir);
+        ck_assert_int_eq(p.rc, r.rc);
+        ck_assert_uint_eq(p.out_len, r.out_len);
+        ck_assert(memcmp(p.out, r.out, r.out_len) == 0);
+        /* the same stderr, but for the source's name */
+        char *name = strstr(r.err, path);
+        ck_assert_ptr_nonnull(name);
+        size_t i = 0, j = 0;
+        while (r.err[i]) {
+            if (strncmp(r.err + i, path, strlen(path)) == 0) {
+                ck_assert_msg(strncmp(p.err + j, "stdin", 5) == 0, "stderr: %s", p.err);
+                i += strlen(path);
+                j += 5;
+                continue;
+            }
+            ck_assert_msg(r.err[i] == p.err[j], "stderr differs at %zu:\n%s\n---\n%s", i, r.err,
+                          p.err);
+            i++;
+            j++;
+        }
+        ck_assert_int_eq(p.err[j], 0);
+        /* what was asked of it: over-long lines failed, every record once */
+        char want[64];
+        snprintf(want, sizeof want, "%zu records in", n);
+        ck_assert_msg(strstr(r.err, want) != NULL, "want \"%s\": %s", want, r.err);
+        ck_assert_ptr_nonnull(strstr(r.out, "ENRICH_E_TOO_LARGE"));
+        if (k == 1)
+            ck_assert_ptr_nonnull(strstr(r.err, "records in 2 batches"));
+        res_free(&p);
+        res_free(&r);
+    }
+    free(path);
+    free(ev);
+    fixture_free(&f);
+}
+END_TEST
+
+/* A mapped input's pages are let go behind the main thread: reading a
+ * 160 MiB file in place, the process stays far below the file's size in
+ * resident memory (it would hold every page it touched otherwise). Under
+ * valgrind, whose own memory is the child's, the path runs over 48 MiB
+ * (past one release) without the bound. */
+START_TEST(cli_run_mapped_file_resident_size_stays_bounded)
+{
+    fixture f = seed_store();
+    bool valgrind = getenv("ENRICH_UNDER_VALGRIND") != NULL;
+    size_t len = (valgrind ? 48u : 160u) << 20, line = 256, n = len / line;
+    char *ev = malloc(len);
+    ck_assert_ptr_nonnull(ev);
+    for (size_t i = 0; i < n; i++) {
+        char *l = ev + i * line;
+        int k = sprintf(l, "{\"eventId\":\"e%zu\",\"productId\":\"PROD-001\",\"pad\":\"", i);
+        memset(l + k, 'p', line - (size_t)k - 3);
+        memcpy(l + line - 3, "\"}\n", 3);
+    }
+    char *path = tu_join(f.dir, "big.ndjson");
+    tu_write_file(path, ev, len);
+    free(ev);
+    int in = open("/dev/null", O_RDONLY), out = open("/dev/null", O_WRONLY);
+    ck_assert(in >= 0 && out >= 0);
+    char *argv[] = {(char *)ENRICH_CLI, "run", "--store", f.store, path, NULL};
+    pid_t pid = spawn_cli(argv, in, out, 2);
+    close(in);
+    close(out);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    struct rusage ru;
+    ck_assert_int_eq(getrusage(RUSAGE_CHILDREN, &ru), 0);
+    /* ru_maxrss is in KiB: under 80 MiB for a 160 MiB input */
+    if (!valgrind)
+        ck_assert_msg(ru.ru_maxrss < 80 * 1024, "max resident %ld KiB", ru.ru_maxrss);
+    free(path);
+    fixture_free(&f);
+}
+END_TEST
+
+/* A mapped input truncated by another process while enrich run reads it:
+ * the pages it lost read as zeros instead of killing the process with
+ * SIGBUS, and the run ends with a named error; every record written
+ * before is whole and from the file, in order. (With read(2) the run
+ * would simply have seen the file end early; this is the mapped path.) */
+START_TEST(cli_run_mapped_file_truncated_while_read)
+{
+    fixture f = seed_store();
+    size_t n = 200000, cap = n * 200, len = 0;
+    char *ev = malloc(cap);
+    ck_assert_ptr_nonnull(ev);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(ev + len,
+                               "{\"eventId\":\"e%zu\",\"productId\":\"PROD-001\","
+                               "\"pad\":\"%0120zu\"}\n", i, i);
+    char *path = tu_join(f.dir, "shrinks.ndjson");
+    char *errp = tu_join(f.dir, "shrinks.err");
+    tu_write_file(path, ev, len);
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    int in = open("/dev/null", O_RDONLY);
+    int err = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert(in >= 0 && err >= 0);
+    char *argv[] = {(char *)ENRICH_CLI, "run", "--store", f.store, path, NULL};
+    pid_t pid = spawn_cli(argv, in, out[1], err);
+    close(in);
+    close(err);
+    close(out[1]);
+    /* Its first records: the file is mapped and being read. The output
+     * (~60 MB) is not drained, so it waits with most of the file unread. */
+    size_t got = 0, gcap = 1 << 20;
+    char *o = malloc(gcap);
+    ck_assert_ptr_nonnull(o);
+    while (got < 4096) {
+        ssize_t k = read(out[0], o + got, gcap - got);
+        ck_assert_int_gt(k, 0);
+        got += (size_t)k;
+    }
+    ck_assert_int_eq(truncate(path, 0), 0);
+    for (;;) {
+        if (got == gcap) {
+            gcap *= 2;
+            o = realloc(o, gcap);
+            ck_assert_ptr_nonnull(o);
+        }
+        ssize_t k = read(out[0], o + got, gcap - got);
+        ck_assert_int_ge(k, 0);
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    close(out[0]);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st), "ended by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    char *msg = tu_read_file(errp, NULL);
+    ck_assert_msg(WEXITSTATUS(st) == 1, "exit %d: %s", WEXITSTATUS(st), msg);
+    ck_assert_msg(strstr(msg, "ENRICH_E_IO") && strstr(msg, "shrank while it was read"),
+                  "stderr: %s", msg);
+    /* whole records of the first events, in order, and not all of them */
+    size_t i = 0;
+    for (const char *p = o; p < o + got; i++) {
+        const char *nl = memchr(p, '\n', (size_t)(o + got - p));
+        ck_assert_msg(nl != NULL, "record %zu has no end", i);
+        char *line = strndup(p, (size_t)(nl - p));
+        cJSON *obj = cJSON_Parse(line);
+        ck_assert_msg(obj != NULL, "record %zu: %.80s", i, line);
+        char id[32];
+        snprintf(id, sizeof id, "e%zu", i);
+        assert_str(obj, "eventId", id);
+        assert_str(obj, "enrichmentStatus", "success");
+        cJSON_Delete(obj);
+        free(line);
+        p = nl + 1;
+    }
+    ck_assert_uint_gt(i, 0);
+    ck_assert_uint_lt(i, n);
+    free(msg);
+    free(o);
+    free(errp);
+    free(path);
+    free(ev);
+    fixture_free(&f);
+}
+END_TEST
+
 /* A source that cannot be read is named with the reason, after the records
  * of the sources before it were written; exit 1. */
 START_TEST(cli_run_read_error_is_named)
@@ -2339,6 +2591,9 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_run_stdout_write_error_is_reported);
     tcase_add_test(tc, cli_run_input_in_any_pieces);
     tcase_add_test(tc, cli_run_input_beyond_the_readers_chunks);
+    tcase_add_test(tc, cli_run_mapped_file_reads_as_a_pipe);
+    tcase_add_test(tc, cli_run_mapped_file_truncated_while_read);
+    tcase_add_test(tc, cli_run_mapped_file_resident_size_stays_bounded);
     tcase_add_test(tc, cli_run_read_error_is_named);
     tcase_add_test(tc, cli_run_failure_ends_while_stdin_stays_open);
     tcase_add_test(tc, cli_stats_and_copy);

@@ -59,20 +59,43 @@ int cli_input_read(const char *cmd, const char *path, cli_input *in);
 void cli_input_borrow(cli_input *in, const char *name, const void *ptr, size_t len);
 void cli_input_free(cli_input *in);
 
-/* A byte stream read in pieces: a file descriptor or borrowed memory. */
+/* A byte stream read in pieces: a file descriptor or borrowed memory. A
+ * regular file may also be mapped (cli_source_map), for readers that take
+ * its bytes in place. */
 typedef struct cli_source {
     const char *name;
     int fd;                /* -1 for memory */
     bool close_fd;
     const uint8_t *mem;
     size_t mem_len, mem_pos;
+    const uint8_t *map;    /* the file's first map_len bytes, or NULL */
+    size_t map_len;
 } cli_source;
 
 int cli_source_open(const char *cmd, const char *path, cli_source *src);
 void cli_source_memory(cli_source *src, const char *name, const void *ptr, size_t len);
+/* Map a regular file's current bytes into src->map (through in_map.c's
+ * guard). false: not mapped (not a regular file, empty, no room), and
+ * reads go on as before. */
+bool cli_source_map(cli_source *src);
 /* Like read(2): bytes read, 0 at end, -1 with errno on failure. */
 long cli_source_read(cli_source *src, void *dst, size_t cap);
+/* Go on reading at byte off of the source (a file or memory). 0, or -1
+ * with errno. */
+int cli_source_seek(cli_source *src, uint64_t off);
 void cli_source_close(cli_source *src);
+
+/* ---- in_map.c: mapped input files, guarded ---------------------------- */
+
+/* Map len bytes of fd (PROT_READ), registered with the SIGBUS guard: a page
+ * lost to another process truncating the file reads as zeros and sets the
+ * flag below instead of killing the process. NULL: not mapped (len 0, the
+ * guard could not be installed, MAP_SLOTS mappings open, mmap failed). */
+const uint8_t *cli_map_file(int fd, size_t len);
+void cli_unmap_file(const uint8_t *p, size_t len);
+/* Whether a guarded mapping lost a page since the process started: what
+ * was read from any of them since may be zeros, not the file. */
+bool cli_map_shrank(void);
 
 /* ---- in_reader.c: enrich run's NDJSON input on a thread of its own --- */
 
@@ -96,8 +119,10 @@ typedef struct cli_batch {
 typedef struct cli_reader cli_reader;
 /* Start the thread reading src: batches of up to batch_lines lines (or
  * ending at the first line that brings them to batch_bytes), a line longer
- * than keep bytes cut to keep bytes, the first skip lines skipped. 0, or an
- * errno value. */
+ * than keep bytes cut to keep bytes, the first skip lines skipped. A mapped
+ * source (src->map) is handed over in place where it can be (whole
+ * batches of lines no longer than keep); the same batches come either
+ * way. 0, or an errno value. */
 int cli_reader_start(cli_source *src, size_t batch_lines, size_t batch_bytes, size_t keep,
                      uint64_t skip, cli_reader **r);
 /* The next item into *b (its bytes stay valid until the next call); false

@@ -226,9 +226,26 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
  * bytes keeps only that many bytes (the library then reports
  * ENRICH_E_TOO_LARGE for it); the rest is skipped unread into memory, so
  * memory stays bounded whatever the input. */
+/* A mapped input lost pages to another process truncating it (in_map.c):
+ * what the batch read may be zeros. Its output is dropped and the run
+ * ends here; what was written before came from the file. */
+static int input_shrank(run_state *rs, const cli_source *src, size_t enc_len)
+{
+    rs->enc_len = enc_len;
+    return cli_fail(rs->cmd, ENRICH_E_IO,
+                    "%s: the file shrank while it was read (truncated by another process?); "
+                    "records from line %llu on are not written",
+                    cli_display_name(src->name),
+                    (unsigned long long)(rs->units - rs->source_units + 1));
+}
+
 static int run_ndjson(run_state *rs, cli_source *src)
 {
     const size_t keep = (rs->o->max_record ? rs->o->max_record : RUN_DEFAULT_MAX_RECORD) + 1;
+    /* Read in place (in_reader.c) when the output is stdout; the
+     * delivery, whose objects are acknowledged as they are published,
+     * keeps reading copies. */
+    bool mapped = !rs->dlv && cli_source_map(src);
     cli_reader *reader = NULL;
     int e = cli_reader_start(src, rs->o->batch, RUN_BATCH_BYTES, keep, rs->skip, &reader);
     if (e)
@@ -248,6 +265,10 @@ static int run_ndjson(run_state *rs, cli_source *src)
         /* --resume: lines delivered by an earlier run */
         rs->skip -= b.skipped;
         rs->units += b.skipped;
+        if (mapped && cli_map_shrank()) {
+            rc = input_shrank(rs, src, rs->enc_len);
+            break;
+        }
         if (b.kind == CLI_BATCH_END)
             break;
         if (b.kind == CLI_BATCH_ERROR) {
@@ -255,13 +276,25 @@ static int run_ndjson(run_state *rs, cli_source *src)
                           strerror(b.err));
             break;
         }
+        size_t enc_len = rs->enc_len;
+        uint64_t units = rs->units;
         rc = run_batch(rs, src->name, b.p, b.len, b.lines);
+        if (mapped && cli_map_shrank()) {
+            rs->units = units;
+            rc = input_shrank(rs, src, enc_len);
+            break;
+        }
         if (rc == CLI_EXIT_OK && rs->enc_len >= RUN_FLUSH_BYTES)
             rc = out_flush(rs);
         if (rc != CLI_EXIT_OK)
             break;
     }
     cli_reader_finish(reader);
+    if (mapped) {
+        cli_unmap_file(src->map, src->map_len);
+        src->map = NULL;
+        src->map_len = 0;
+    }
     return rc;
 }
 

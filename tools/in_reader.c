@@ -10,7 +10,17 @@
  *
  * The batches are the ones the main thread cut before (the same split,
  * line counts and --resume skipping, over-long lines cut the same way),
- * so a run's output, its batches and its error reports do not change. */
+ * so a run's output, its batches and its error reports do not change.
+ *
+ * A mapped file (cli_source_map) is not copied at all: its batches are
+ * handed over where they lie in the mapping, and this thread only finds
+ * their line ends (its loads also take the page faults, ahead of the main
+ * thread). What the mapping cannot give in place, a line longer than keep
+ * (cut in a copy) and the file's last batch (it may end without '\n', or
+ * the file may have grown since it was mapped), is read as above from the
+ * start of its batch on, so the batches are the same either way. Per
+ * 4 000 000 events of the bench (~420 MB) the kernel's copy into the
+ * chunks was ~0.15-0.2 s of CPU on the core the writer thread needs. */
 #include "cli.h"
 
 #include <errno.h>
@@ -20,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +45,11 @@
 #define READER_CHUNKS 4
 /* Batches handed over and not yet taken. */
 #define READER_QUEUE 64
+/* A mapped file's pages the main thread is done with are let go (their
+ * page table entries; the page cache keeps the bytes) every this many
+ * bytes, so that the process's resident size stays at a few of these
+ * whatever the file's size. */
+#define READER_MAP_RELEASE_BYTES (32u << 20)
 
 typedef struct rchunk {
     uint8_t *p;
@@ -61,6 +77,10 @@ struct cli_reader {
     rchunk *held; /* chunk of the batch the main thread holds, NULL */
     int wake[2];  /* a pipe that ends a poll for input at finish, or -1 */
     atomic_bool stop;
+    /* Mapped source: the end of the batch the main thread holds, and the
+     * offset up to which it is done with the mapping (released). */
+    size_t held_map_end;
+    atomic_size_t map_done;
 };
 
 /* A batch back from the main thread: its chunk may be free again. Under mu. */
@@ -160,10 +180,54 @@ static long reader_read(cli_reader *r, void *dst, size_t cap)
     return cli_source_read(r->src, dst, cap);
 }
 
+/* A mapped source's batches, handed over in place, as reader_main below
+ * would cut them. Stops at the first line longer than keep and at the
+ * last line of the mapping (and at once when lines are to be skipped for
+ * --resume, which only a delivery asks for, and a delivery reads copies):
+ * *from is then the start of the batch not handed over, where reading
+ * goes on. false: stopped. */
+static bool hand_over_mapped(cli_reader *r, uint64_t *from)
+{
+    const uint8_t *m = r->src->map;
+    const size_t n = r->src->map_len, page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t start = 0, p = 0, lines = 0, released = 0;
+    while (r->skip == 0) {
+        const uint8_t *nl = memchr(m + p, '\n', n - p);
+        if (!nl || (size_t)(nl - m) - p > r->keep)
+            break;
+        lines++;
+        p = (size_t)(nl - m) + 1;
+        if (lines < r->batch_lines && p - start < r->batch_bytes)
+            continue;
+        cli_batch b = {.kind = CLI_BATCH_LINES, .p = m + start, .len = p - start,
+                       .lines = lines};
+        if (!publish(r, b))
+            return false;
+        start = p;
+        lines = 0;
+        size_t done = atomic_load(&r->map_done) / page * page;
+        if (done - released >= READER_MAP_RELEASE_BYTES) {
+            madvise((void *)(m + released), done - released, MADV_DONTNEED);
+            released = done;
+        }
+    }
+    *from = start;
+    return true;
+}
+
 static void *reader_main(void *arg)
 {
     cli_reader *r = arg;
     const size_t chunk = READER_READ_BYTES, keep = r->keep;
+    if (r->src->map) {
+        uint64_t from;
+        if (!hand_over_mapped(r, &from))
+            return NULL;
+        if (cli_source_seek(r->src, from) != 0) {
+            publish_end(r, CLI_BATCH_ERROR, errno, 0);
+            return NULL;
+        }
+    }
     pthread_mutex_lock(&r->mu);
     rchunk *cur = take_chunk(r, READER_CHUNK_BYTES);
     pthread_mutex_unlock(&r->mu);
@@ -311,6 +375,7 @@ int cli_reader_start(cli_source *src, size_t batch_lines, size_t batch_bytes, si
     r->skip = skip;
     r->wake[0] = r->wake[1] = -1;
     atomic_init(&r->stop, false);
+    atomic_init(&r->map_done, 0);
     /* A regular file (or memory) always answers a read; a pipe or a
      * terminal may wait forever, so its reads wait in poll beside a pipe
      * that finish writes to. */
@@ -354,6 +419,9 @@ bool cli_reader_next(cli_reader *r, bool wait, cli_batch *b)
     pthread_mutex_lock(&r->mu);
     release(r, r->held);
     r->held = NULL;
+    if (r->held_map_end)
+        atomic_store(&r->map_done, r->held_map_end);
+    r->held_map_end = 0;
     if (wait && r->count == 0) {
         r->main_waits = true;
         while (r->count == 0)
@@ -366,6 +434,8 @@ bool cli_reader_next(cli_reader *r, bool wait, cli_batch *b)
         r->head = (r->head + 1) % READER_QUEUE;
         r->count--;
         r->held = b->chunk;
+        if (!b->chunk && b->kind == CLI_BATCH_LINES && r->src->map)
+            r->held_map_end = (size_t)(b->p + b->len - r->src->map);
         if (r->reader_waits && r->count <= READER_QUEUE / 2)
             pthread_cond_signal(&r->reader_cv);
     }

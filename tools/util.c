@@ -368,8 +368,39 @@ long cli_source_read(cli_source *src, void *dst, size_t cap)
     }
 }
 
+bool cli_source_map(cli_source *src)
+{
+    struct stat st;
+    if (src->fd < 0 || src->map || fstat(src->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size <= 0 || (uint64_t)st.st_size > SIZE_MAX)
+        return false;
+    src->map = cli_map_file(src->fd, (size_t)st.st_size);
+    src->map_len = src->map ? (size_t)st.st_size : 0;
+    return src->map != NULL;
+}
+
+int cli_source_seek(cli_source *src, uint64_t off)
+{
+    if (src->fd < 0) {
+        if (off > src->mem_len) {
+            errno = EINVAL;
+            return -1;
+        }
+        src->mem_pos = (size_t)off;
+        return 0;
+    }
+    if (off > (uint64_t)INT64_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    return lseek(src->fd, (off_t)off, SEEK_SET) < 0 ? -1 : 0;
+}
+
 void cli_source_close(cli_source *src)
 {
+    cli_unmap_file(src->map, src->map_len);
+    src->map = NULL;
+    src->map_len = 0;
     if (src->close_fd && src->fd >= 0)
         close(src->fd);
     src->fd = -1;
