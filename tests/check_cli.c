@@ -2,6 +2,7 @@
  * LMDB files, its gzip output read back with zlib and its JSON with cJSON. */
 #define _XOPEN_SOURCE 700
 #include <dirent.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1363,6 +1364,80 @@ START_TEST(cli_run_mapped_file_resident_size_stays_bounded)
 }
 END_TEST
 
+/* Stdin from a regular file that another program read part of: enrich
+ * run goes on where it stopped (as read(2) would), not from the file's
+ * start. */
+START_TEST(cli_run_stdin_file_read_from_where_it_stands)
+{
+    fixture f = seed_store();
+    char *path = write_tmp(&f, "part.ndjson",
+                           "{\"eventId\":\"1\",\"productId\":\"PROD-001\"}\n"
+                           "{\"eventId\":\"2\",\"productId\":\"PROD-002\"}\n"
+                           "{\"eventId\":\"3\",\"productId\":\"PROD-001\"}\n");
+    char *outp = tu_join(f.dir, "part.out");
+    int in = open(path, O_RDONLY), out = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert(in >= 0 && out >= 0);
+    /* the first line, as the shell's `read` would take it */
+    size_t first = strlen("{\"eventId\":\"1\",\"productId\":\"PROD-001\"}\n");
+    char buf[64];
+    ck_assert_int_eq(read(in, buf, first), (ssize_t)first);
+    ck_assert_int_eq(buf[first - 1], '\n');
+    char *argv[] = {(char *)ENRICH_CLI, "run", "--store", f.store, "-", NULL};
+    pid_t pid = spawn_cli(argv, in, out, 2);
+    close(in);
+    close(out);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char *got = tu_read_file(outp, NULL);
+    cJSON *objs[4];
+    int n = parse_lines(got, objs, 4);
+    ck_assert_int_eq(n, 2);
+    assert_str(objs[0], "eventId", "2");
+    assert_str(objs[1], "eventId", "3");
+    free_objs(objs, n);
+    free(got);
+    free(outp);
+    free(path);
+    fixture_free(&f);
+}
+END_TEST
+
+/* The guard of mapped inputs answers only faults on their pages: a SIGBUS
+ * sent by another process still ends enrich run, by that signal. */
+START_TEST(cli_run_sigbus_sent_by_a_process_still_ends_it)
+{
+    fixture f = seed_store();
+    size_t n = 100000, len = 0;
+    char *ev = malloc(n * 80);
+    ck_assert_ptr_nonnull(ev);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(ev + len, "{\"eventId\":\"e%zu\",\"productId\":\"PROD-001\"}\n", i);
+    char *path = tu_join(f.dir, "many.ndjson");
+    tu_write_file(path, ev, len);
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    int in = open("/dev/null", O_RDONLY);
+    ck_assert_int_ge(in, 0);
+    char *argv[] = {(char *)ENRICH_CLI, "run", "--store", f.store, path, NULL};
+    pid_t pid = spawn_cli(argv, in, out[1], 2);
+    close(in);
+    close(out[1]);
+    char buf[4096];
+    ck_assert_int_gt(read(out[0], buf, sizeof buf), 0); /* mapped, and waiting on stdout */
+    ck_assert_int_eq(kill(pid, SIGBUS), 0);
+    while (read(out[0], buf, sizeof buf) > 0)
+        ; /* to its end: a process that ignored the signal finishes */
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "status %#x", st);
+    close(out[0]);
+    free(path);
+    free(ev);
+    fixture_free(&f);
+}
+END_TEST
+
 /* A mapped input truncated by another process while enrich run reads it:
  * the pages it lost read as zeros instead of killing the process with
  * SIGBUS, and the run ends with a named error; every record written
@@ -2605,6 +2680,8 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, cli_run_mapped_file_reads_as_a_pipe);
     tcase_add_test(tc, cli_run_mapped_file_truncated_while_read);
     tcase_add_test(tc, cli_run_mapped_file_resident_size_stays_bounded);
+    tcase_add_test(tc, cli_run_stdin_file_read_from_where_it_stands);
+    tcase_add_test(tc, cli_run_sigbus_sent_by_a_process_still_ends_it);
     tcase_add_test(tc, cli_run_read_error_is_named);
     tcase_add_test(tc, cli_run_failure_ends_while_stdin_stays_open);
     tcase_add_test(tc, cli_stats_and_copy);

@@ -61,7 +61,12 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
         }
         break;
     }
+    /* Not ours. A fault happens again on return, now under the previous
+     * disposition; a SIGBUS sent by a process (si_code <= 0) is raised
+     * again, delivered under it once this handler returns. */
     sigaction(SIGBUS, &previous, NULL);
+    if (si->si_code <= 0)
+        raise(SIGBUS);
 }
 
 static void install(void)

@@ -374,6 +374,10 @@ bool cli_source_map(cli_source *src)
     if (src->fd < 0 || src->map || fstat(src->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
         st.st_size <= 0 || (uint64_t)st.st_size > SIZE_MAX)
         return false;
+    /* Stdin may be a file another program read part of: reading goes on
+     * where it stopped, so only a file read from its start is mapped. */
+    if (lseek(src->fd, 0, SEEK_CUR) != 0)
+        return false;
     src->map = cli_map_file(src->fd, (size_t)st.st_size);
     src->map_len = src->map ? (size_t)st.st_size : 0;
     return src->map != NULL;
