@@ -1430,7 +1430,13 @@ START_TEST(cli_run_sigbus_sent_by_a_process_still_ends_it)
         ; /* to its end: a process that ignored the signal finishes */
     int st = 0;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* the sanitizer's SIGBUS handler was the disposition before: it
+     * reports and exits (ASan 1, TSan 66) */
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0, "status %#x", st);
+#else
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "status %#x", st);
+#endif
     close(out[0]);
     free(path);
     free(ev);
