@@ -215,6 +215,35 @@ __attribute__((target("avx2"))) static bool same_wide(const char *a, const char 
 }
 #endif
 
+#ifdef ENRICH_X86_SIMD
+/* plain_number's integer for read_runs_wide: the number's digits, d (its
+ * sixteen bytes less '0'), with the point, if any, at `whole` and the
+ * digits ending at `end`, all summed at once: a shuffle drops the point
+ * and right-aligns the digits behind zeros, then multiply-adds join
+ * neighbours, digits into pairs, pairs into fours, fours into eights (the
+ * scalar reading, two SWAR sums and a loop over the fraction, was ~70
+ * instructions a Kinesis record, this ~16). */
+__attribute__((target("avx2"))) static inline uint64_t digits_wide(__m128i d, unsigned whole,
+                                                                   unsigned end)
+{
+    unsigned nd = end > whole ? end - 1 : whole; /* digits: at most 15 */
+    const __m128i lane = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    /* Lane j holds digit t = j - (16 - nd); t < 0: a leading zero. */
+    __m128i t = _mm_sub_epi8(lane, _mm_set1_epi8((char)(16 - nd)));
+    __m128i past_point = _mm_cmpgt_epi8(t, _mm_set1_epi8((char)(whole - 1)));
+    __m128i from = _mm_or_si128(_mm_sub_epi8(t, past_point),
+                                _mm_cmpgt_epi8(_mm_setzero_si128(), t));
+    __m128i digits = _mm_shuffle_epi8(d, from); /* a byte with bit 7 set in from: 0 */
+    __m128i pairs = _mm_maddubs_epi16(digits, _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1,
+                                                            10, 1, 10, 1, 10, 1));
+    __m128i fours = _mm_madd_epi16(pairs, _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1));
+    fours = _mm_packus_epi32(fours, fours);
+    __m128i eights = _mm_madd_epi16(fours, _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1));
+    return (uint64_t)(uint32_t)_mm_cvtsi128_si32(eights) * 100000000 +
+           (uint32_t)_mm_extract_epi32(eights, 1);
+}
+#endif
+
 /* A number of the form AWS writes arrival times in (1545084650.987 s,
  * 1545084650987 ms): a digit 1-9, at most 15 digits, then at most '.'
  * and 1 to 3 digits, followed by a byte that cannot continue a number
@@ -224,7 +253,8 @@ __attribute__((target("avx2"))) static bool same_wide(const char *a, const char 
  * are digits is found for sixteen at once, so that the digits are then
  * summed without a test each; a number whose next byte is not among those
  * sixteen goes to the scanner. */
-static inline bool plain_number(const char *s, size_t n, size_t *i, uint64_t *v, int *frac)
+static inline __attribute__((always_inline)) bool
+plain_number(const char *s, size_t n, size_t *i, uint64_t *v, int *frac, bool wide)
 {
 #ifdef __SSE2__
     size_t k = *i;
@@ -247,18 +277,26 @@ static inline bool plain_number(const char *s, size_t n, size_t *i, uint64_t *v,
     char c = s[k + end];
     if (c == '.' || c == 'e' || c == 'E')
         return false;
-    /* Reads stay in the sixteen bytes: the fraction's few by the loop. */
-    uint64_t x = whole > 8 ? lead_digits(s + k, whole - 8) * 100000000 +
-                                 lead_digits(s + k + whole - 8, 8)
-                           : lead_digits(s + k, whole);
-    for (unsigned j = whole + 1; j < end; j++)
-        x = x * 10 + (uint64_t)(s[k + j] - '0');
+    uint64_t x;
+#ifdef ENRICH_X86_SIMD
+    if (wide) {
+        x = digits_wide(d, whole, end);
+    } else
+#endif
+    {
+        /* Reads stay in the sixteen bytes: the fraction's few by the loop. */
+        x = whole > 8 ? lead_digits(s + k, whole - 8) * 100000000 +
+                            lead_digits(s + k + whole - 8, 8)
+                      : lead_digits(s + k, whole);
+        for (unsigned j = whole + 1; j < end; j++)
+            x = x * 10 + (uint64_t)(s[k + j] - '0');
+    }
     *i = k + end;
     *v = x;
     *frac = (int)nf;
     return true;
 #else
-    (void)s, (void)n, (void)i, (void)v, (void)frac;
+    (void)s, (void)n, (void)i, (void)v, (void)frac, (void)wide;
     return false;
 #endif
 }
@@ -502,7 +540,8 @@ read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size
                 if (t == J_STRING && (i - v) / 4 * 3 + 64 > e->data_room)
                     e->data_room = (i - v) / 4 * 3 + 64;
             }
-        } else if (run->role == ROLE_ARRIVAL && plain_number(s, n, &i, &arrival_v, &arrival_frac)) {
+        } else if (run->role == ROLE_ARRIVAL &&
+                   plain_number(s, n, &i, &arrival_v, &arrival_frac, wide)) {
             t = J_NUMBER;
             arrival_plain = true;
         } else if (i < n && s[i] == '"' &&
