@@ -289,7 +289,6 @@ static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const
 static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const char *s, size_t n,
                                   size_t *pos, size_t k)
 {
-    const char *noun = shape_noun(input);
     size_t start = *pos, end = start;
     jspan el;
     recf f; /* every member written by aws_env_read when it reads the record */
@@ -299,6 +298,7 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
         *pos = end;
         return record_queue(ctx, input, s, (jspan){start, end - start}, ENRICH_OK, &f, k);
     }
+    const char *noun = shape_noun(input);
     f = (recf){0};
     ctx->rec_members.n = 0;
     ctx->rec_sub.n = 0;
@@ -360,7 +360,6 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
 static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const char *s,
                                   jspan el, enrich_status v, const recf *f, size_t k)
 {
-    const char *noun = shape_noun(input);
     if (input == ENRICH_AWS_FIREHOSE && f->result.len) {
         errmsg_set(ctx->errmsg,
                    "records[%zu] has \"result\": this is a Firehose response, not an event", k);
@@ -373,7 +372,7 @@ static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const
     bool id_ok = f->id_type != J_NONE ? f->id_type == J_STRING || f->id_type == J_NUMBER
                                      : id_usable(s, f->id);
     if (!id_ok && input != ENRICH_AWS_PIPES) {
-        errmsg_set(ctx->errmsg, "%s[%zu] has no %s string", noun, k,
+        errmsg_set(ctx->errmsg, "%s[%zu] has no %s string", shape_noun(input), k,
                    input == ENRICH_AWS_FIREHOSE ? "recordId" : "kinesis.sequenceNumber");
         return ENRICH_E_JSON;
     }
