@@ -519,8 +519,9 @@ static inline void set_role(recf *f, int role, size_t off, size_t len, jtype t)
 #endif
 
 /* The common case: every run repeated, every varying value valid. *f
- * (all but kinesis) is written only when the record is read. */
-static inline __attribute__((always_inline)) bool
+ * (all but kinesis) is written only when the record is read and not
+ * queued here (AWS_ENV_QUEUED, aws_queue_plain). */
+static inline __attribute__((always_inline)) int
 read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size_t start, recf *f,
                size_t *end, bool wide)
 {
@@ -535,7 +536,7 @@ read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size
         const env_run *run = &e->runs[r];
         if (n - i < run->len || !(wide ? SAME_WIDE(s + i, s + run->off, run->len, n - i)
                                        : mem_equal(s + i, s + run->off, run->len)))
-            return false;
+            return AWS_ENV_MISS;
         i += run->len;
         if (run->step < 0)
             break;
@@ -545,7 +546,7 @@ read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size
             decoded = data_decoded(ctx, e, s, n, &i, &data_len);
             if (!decoded) {
                 if (value_at(e, s, n, &i, run->level, &t) != ENRICH_OK)
-                    return false;
+                    return AWS_ENV_MISS;
                 /* Longer than the room: more room for the next. */
                 if (t == J_STRING && (i - v) / 4 * 3 + 64 > e->data_room)
                     e->data_room = (i - v) / 4 * 3 + 64;
@@ -558,11 +559,17 @@ read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size
                    (wide ? PLAIN_STRING_WIDE(s, n, &i) : plain_string(s, n, &i))) {
             id_plain |= run->role == ROLE_ID;
         } else if (value_at(e, s, n, &i, run->level, &t) != ENRICH_OK) {
-            return false;
+            return AWS_ENV_MISS;
         }
         span[run->role] = (jspan){v, i - v};
         if (run->role == ROLE_ID)
             id_type = t;
+    }
+    if (decoded && id_plain && id_type == J_STRING && arrival_plain && !span[ROLE_RESULT].len &&
+        (ctx->input != ENRICH_AWS_KINESIS || e->kinesis) &&
+        aws_queue_plain(ctx, s, span[ROLE_ID], data_len, arrival_v, arrival_frac)) {
+        *end = i;
+        return AWS_ENV_QUEUED;
     }
     f->id = span[ROLE_ID];
     f->id_type = id_type;
@@ -576,17 +583,17 @@ read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size
     f->arrival_v = arrival_v;
     f->arrival_frac = arrival_frac;
     *end = i;
-    return true;
+    return AWS_ENV_READ;
 }
 
-static bool read_runs(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size_t start,
-                      recf *f, size_t *end)
+static int read_runs(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size_t start,
+                     recf *f, size_t *end)
 {
     return read_runs_body(ctx, e, s, n, start, f, end, false);
 }
 
 #ifdef ENRICH_X86_SIMD
-__attribute__((target("avx2"))) static bool read_runs_wide(enrich_ctx *ctx, struct aws_env *e,
+__attribute__((target("avx2"))) static int read_runs_wide(enrich_ctx *ctx, struct aws_env *e,
                                                            const char *s, size_t n, size_t start,
                                                            recf *f, size_t *end)
 {
@@ -622,23 +629,25 @@ static bool read_steps(struct aws_env *e, const char *s, size_t n, size_t start,
     return true;
 }
 
-bool aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *f, size_t *end)
+int aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *f, size_t *end)
 {
     struct aws_env *e = ctx->aws_env;
     if (!e || e->state != ENV_READY || e->max_depth != ctx->max_depth + 2 || start > n)
-        return false;
-    /* read_runs writes *f only when it reads the record. */
+        return AWS_ENV_MISS;
+    /* read_runs writes *f only when it reads the record and leaves it to
+     * the caller to queue. */
 #ifdef ENRICH_X86_SIMD
-    bool read = e->wide ? read_runs_wide(ctx, e, s, n, start, f, end)
-                        : read_runs(ctx, e, s, n, start, f, end);
+    int read = e->wide ? read_runs_wide(ctx, e, s, n, start, f, end)
+                       : read_runs(ctx, e, s, n, start, f, end);
 #else
-    bool read = read_runs(ctx, e, s, n, start, f, end);
+    int read = read_runs(ctx, e, s, n, start, f, end);
 #endif
-    if (read) {
-        f->kinesis = e->kinesis;
+    if (read != AWS_ENV_MISS) {
+        if (read == AWS_ENV_READ)
+            f->kinesis = e->kinesis;
         e->misses = 0;
         ctx->aws_env_reads++;
-        return true;
+        return read;
     }
     recf got = {0};
     got.kinesis = e->kinesis;
@@ -647,8 +656,8 @@ bool aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *
         e->misses = 0;
         ctx->aws_env_reads++;
         *f = got;
-        return true;
+        return AWS_ENV_READ;
     }
     e->misses++;
-    return false;
+    return AWS_ENV_MISS;
 }

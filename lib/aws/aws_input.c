@@ -294,7 +294,12 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
     recf f; /* every member written by aws_env_read when it reads the record */
     /* A record written like the batch's template record is read by it
      * (aws_envelope.c); anything else by the scanner, below. */
-    if (aws_env_read(ctx, s, n, start, &f, &end)) {
+    int read = aws_env_read(ctx, s, n, start, &f, &end);
+    if (read == AWS_ENV_QUEUED) {
+        *pos = end;
+        return ENRICH_OK;
+    }
+    if (read == AWS_ENV_READ) {
         *pos = end;
         return record_queue(ctx, input, s, (jspan){start, end - start}, ENRICH_OK, &f, k);
     }
