@@ -522,7 +522,7 @@ static inline void set_role(recf *f, int role, size_t off, size_t len, jtype t)
  * (all but kinesis) is written only when the record is read and not
  * queued here (AWS_ENV_QUEUED, aws_queue_plain). */
 static inline __attribute__((always_inline)) int
-read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size_t start, recf *f,
+read_one(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size_t start, recf *f,
                size_t *end, bool wide)
 {
     size_t i = start;
@@ -586,18 +586,57 @@ read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size
     return AWS_ENV_READ;
 }
 
-static int read_runs(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size_t start,
-                     recf *f, size_t *end)
+/* Records read by read_one from *start on, one after another while each
+ * is queued and a ',' follows it, as aws_input.c's run_records would
+ * step from one to the next (a call per record through it and
+ * aws_env_read was ~70 instructions of each). *queued counts them, *end is
+ * past the last. It stops before a record that is not queued: one read
+ * (AWS_ENV_READ: *start moved to it, *end past it, *f its fields), or one
+ * the template misses, which run_records then hands to aws_env_read again
+ * (AWS_ENV_QUEUED when records were queued before it, else AWS_ENV_MISS):
+ * so the misses are counted, and read_steps learns from them, as before. */
+static inline __attribute__((always_inline)) int
+read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size_t *start,
+               recf *f, size_t *end, size_t *queued, bool wide)
 {
-    return read_runs_body(ctx, e, s, n, start, f, end, false);
+    size_t at = *start;
+    for (;;) {
+        size_t rec_end;
+        int read = read_one(ctx, e, s, n, at, f, &rec_end, wide);
+        if (read == AWS_ENV_READ) {
+            *start = at;
+            *end = rec_end;
+            return read;
+        }
+        if (read == AWS_ENV_MISS)
+            return *queued ? AWS_ENV_QUEUED : AWS_ENV_MISS;
+        ++*queued;
+        *end = rec_end;
+        if (ctx->out.oom || ctx->ids.oom)
+            return AWS_ENV_QUEUED;
+        size_t j = rec_end;
+        aws_skip_ws(s, n, &j);
+        if (j >= n || s[j] != ',')
+            return AWS_ENV_QUEUED;
+        j++;
+        aws_skip_ws(s, n, &j);
+        at = j;
+    }
+}
+
+static int read_runs(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size_t *start,
+                     recf *f, size_t *end, size_t *queued)
+{
+    return read_runs_body(ctx, e, s, n, start, f, end, queued, false);
 }
 
 #ifdef ENRICH_X86_SIMD
 __attribute__((target("avx2"))) static int read_runs_wide(enrich_ctx *ctx, struct aws_env *e,
-                                                           const char *s, size_t n, size_t start,
-                                                           recf *f, size_t *end)
+                                                           const char *s, size_t n,
+                                                           size_t *start, recf *f, size_t *end,
+                                                           size_t *queued)
 {
-    return read_runs_body(ctx, e, s, n, start, f, end, true);
+    return read_runs_body(ctx, e, s, n, start, f, end, queued, true);
 }
 #endif
 
@@ -629,29 +668,31 @@ static bool read_steps(struct aws_env *e, const char *s, size_t n, size_t start,
     return true;
 }
 
-int aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *f, size_t *end)
+int aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t *start, recf *f, size_t *end,
+                 size_t *queued)
 {
     struct aws_env *e = ctx->aws_env;
-    if (!e || e->state != ENV_READY || e->max_depth != ctx->max_depth + 2 || start > n)
+    *queued = 0;
+    if (!e || e->state != ENV_READY || e->max_depth != ctx->max_depth + 2 || *start > n)
         return AWS_ENV_MISS;
-    /* read_runs writes *f only when it reads the record and leaves it to
-     * the caller to queue. */
+    /* read_runs writes *f only when it reads a record and leaves it to the
+     * caller to queue. */
 #ifdef ENRICH_X86_SIMD
-    int read = e->wide ? read_runs_wide(ctx, e, s, n, start, f, end)
-                       : read_runs(ctx, e, s, n, start, f, end);
+    int read = e->wide ? read_runs_wide(ctx, e, s, n, start, f, end, queued)
+                       : read_runs(ctx, e, s, n, start, f, end, queued);
 #else
-    int read = read_runs(ctx, e, s, n, start, f, end);
+    int read = read_runs(ctx, e, s, n, start, f, end, queued);
 #endif
     if (read != AWS_ENV_MISS) {
         if (read == AWS_ENV_READ)
             f->kinesis = e->kinesis;
         e->misses = 0;
-        ctx->aws_env_reads++;
+        ctx->aws_env_reads += *queued + (read == AWS_ENV_READ);
         return read;
     }
     recf got = {0};
     got.kinesis = e->kinesis;
-    if (read_steps(e, s, n, start, &got, end)) {
+    if (read_steps(e, s, n, *start, &got, end)) {
         compile_runs(e);
         e->misses = 0;
         ctx->aws_env_reads++;

@@ -49,11 +49,16 @@ typedef struct recf {
  * length, for the caller to take before anything else writes there. */
 ENRICH_INTERNAL void aws_env_begin(enrich_ctx *ctx);
 ENRICH_INTERNAL void aws_env_learn(enrich_ctx *ctx, const char *s, jspan el, const recf *f);
-/* aws_env_read's answers. QUEUED: read, and in the common form that
- * aws_queue_plain queues there and then (*f untouched). */
+/* aws_env_read reads from s[*start] on, and queues there and then each
+ * record in the common form (aws_queue_plain), going on to the next one
+ * while a ',' follows; *queued counts those. Its answers: QUEUED (*end
+ * past the last of them; the next, if any, is for the caller), READ (the
+ * record at the moved *start, after *queued others, read up to *end into
+ * *f for record_queue), MISS (nothing read or queued: the record at
+ * *start is the scanner's). */
 enum { AWS_ENV_MISS = 0, AWS_ENV_READ, AWS_ENV_QUEUED };
-ENRICH_INTERNAL int aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *f,
-                                 size_t *end);
+ENRICH_INTERNAL int aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t *start,
+                                 recf *f, size_t *end, size_t *queued);
 
 /* What aws_input.c's record_queue does with a record read by the template
  * in the form AWS writes: its data decoded, its id a string without
