@@ -75,8 +75,15 @@ static inline bool aws_queue_plain(enrich_ctx *ctx, const char *s, jspan id, siz
     int64_t arrival;
     if (!epoch_plain_scaled(arrival_v, (int)unit - arrival_frac, &arrival))
         return false;
-    size_t id_off = ctx->ids.len;
-    ebuf_put(&ctx->ids, s + id.off + 1, id.len - 2);
+    size_t id_off = ctx->ids.len, text = id.len - 2;
+    if (text && text <= ctx->ids.cap - ctx->ids.len && !ctx->ids.oom) {
+        /* ebuf_put, with ids of 17 to 256 bytes (sequence numbers: 56)
+         * copied inline rather than by a libc call. */
+        mem_copy(ctx->ids.p + ctx->ids.len, s + id.off + 1, text);
+        ctx->ids.len += text;
+    } else {
+        ebuf_put(&ctx->ids, s + id.off + 1, text);
+    }
     size_t id_len = ctx->ids.len - id_off;
     /* record_queue's id_plain for a string read without escapes. */
     bool id_plain = !ctx->ids.oom && id_len == id.len - 2;
