@@ -1922,6 +1922,58 @@ START_TEST(shapes_envelope_template_matches_the_scanner)
 }
 END_TEST
 
+/* The template reads records one after another while a ',' follows each
+ * (aws_env_read queues a run of them at once): whatever stands between
+ * two records (spacing, a missing or doubled comma, another byte, the end
+ * of the array or of the text) is what the scanner's reading of the
+ * array makes of it. */
+START_TEST(shapes_envelope_template_steps_between_records_as_the_scanner)
+{
+    static const char *const seps[] = {",", ", ", " ,", ",\n    ", "\t,\r\n", ";", ",,", "",
+                                       " ", "]", "],", ",]", "}", ",{", ",\"x\"", "\\,"};
+    tu_fixture f;
+    tu_fixture_open(&f, env_rules);
+    env_pair p;
+    env_pair_open(&p, &f);
+    uint64_t seed = 0x5E9A4A7EULL;
+    size_t reads0 = p.on->aws_env_reads;
+    for (int in = ENRICH_AWS_PIPES; in <= ENRICH_AWS_KINESIS; in++) {
+        for (size_t k = 0; k < sizeof seps / sizeof *seps; k++) {
+            for (size_t at = 1; at < 8; at += 3) {
+                sb b = {0};
+                sb_puts(&b, in == ENRICH_AWS_PIPES ? "[" : in == ENRICH_AWS_FIREHOSE
+                                                              ? "{\"records\":["
+                                                              : "{\"Records\":[");
+                int style = (int)(tu_splitmix64(&seed) % 3);
+                size_t sep_at = 0;
+                for (size_t i = 0; i < 8; i++) {
+                    env_rec r;
+                    env_record(&r, (enrich_aws_event)in, i, false);
+                    if (i == at)
+                        sep_at = b.len;
+                    if (i)
+                        sb_puts(&b, i == at ? seps[k] : style ? ",\n    " : ",");
+                    env_serialize(&b, &r, style, -1);
+                }
+                sb_puts(&b, in == ENRICH_AWS_PIPES ? "]" : "]}");
+                env_agree(&p, (enrich_aws_event)in, b.p, b.len, 128);
+                /* And cut short before the separator, after its first
+                 * byte, and after it. */
+                size_t sep_len = strlen(seps[k]);
+                env_agree(&p, (enrich_aws_event)in, b.p, sep_at, 128);
+                env_agree(&p, (enrich_aws_event)in, b.p, sep_at + (sep_len > 0), 128);
+                env_agree(&p, (enrich_aws_event)in, b.p, sep_at + sep_len, 128);
+                free(b.p);
+            }
+        }
+    }
+    /* The template read records in runs. */
+    ck_assert_uint_gt(p.on->aws_env_reads - reads0, 500);
+    env_pair_close(&p);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 /* Every record of a batch read by the template but the first, when all
  * are written alike; and a batch whose first record is the odd one learns
  * its template again from a later record. */
@@ -2181,6 +2233,7 @@ static Suite *shapes_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, shapes_envelope_template_matches_the_scanner);
     tcase_add_test(tc, shapes_envelope_template_reads_records_written_alike);
+    tcase_add_test(tc, shapes_envelope_template_steps_between_records_as_the_scanner);
     tcase_add_test(tc, shapes_envelope_template_decodes_data_of_any_length);
     tcase_add_test(tc, shapes_envelope_template_on_the_fixtures);
     tcase_add_test(tc, shapes_envelope_template_on_the_fuzz_corpus);

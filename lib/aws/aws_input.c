@@ -285,20 +285,30 @@ static const char *shape_noun(enrich_aws_event input)
 static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const char *s,
                                   jspan el, enrich_status v, const recf *fp, size_t k);
 
-/* The record element at s[*pos]; *pos moves past it. */
+/* The record element k at s[*pos], or a run of records from it that the
+ * template reads (aws_env_read): *pos moves past the last, *taken counts
+ * them (at least 1, unless an error is returned). */
 static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const char *s, size_t n,
-                                  size_t *pos, size_t k)
+                                  size_t *pos, size_t k, size_t *taken)
 {
-    const char *noun = shape_noun(input);
-    size_t start = *pos, end = start;
+    size_t start = *pos, end = start, queued;
     jspan el;
     recf f; /* every member written by aws_env_read when it reads the record */
-    /* A record written like the batch's template record is read by it
+    /* Records written like the batch's template record are read by it
      * (aws_envelope.c); anything else by the scanner, below. */
-    if (aws_env_read(ctx, s, n, start, &f, &end)) {
+    int read = aws_env_read(ctx, s, n, &start, &f, &end, &queued);
+    *taken = queued + 1;
+    if (read == AWS_ENV_QUEUED) {
+        *taken = queued;
         *pos = end;
-        return record_queue(ctx, input, s, (jspan){start, end - start}, ENRICH_OK, &f, k);
+        return ENRICH_OK;
     }
+    if (read == AWS_ENV_READ) {
+        *pos = end;
+        return record_queue(ctx, input, s, (jspan){start, end - start}, ENRICH_OK, &f,
+                            k + queued);
+    }
+    const char *noun = shape_noun(input);
     f = (recf){0};
     ctx->rec_members.n = 0;
     ctx->rec_sub.n = 0;
@@ -360,7 +370,6 @@ static enrich_status shape_record(enrich_ctx *ctx, enrich_aws_event input, const
 static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const char *s,
                                   jspan el, enrich_status v, const recf *f, size_t k)
 {
-    const char *noun = shape_noun(input);
     if (input == ENRICH_AWS_FIREHOSE && f->result.len) {
         errmsg_set(ctx->errmsg,
                    "records[%zu] has \"result\": this is a Firehose response, not an event", k);
@@ -373,7 +382,7 @@ static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const
     bool id_ok = f->id_type != J_NONE ? f->id_type == J_STRING || f->id_type == J_NUMBER
                                      : id_usable(s, f->id);
     if (!id_ok && input != ENRICH_AWS_PIPES) {
-        errmsg_set(ctx->errmsg, "%s[%zu] has no %s string", noun, k,
+        errmsg_set(ctx->errmsg, "%s[%zu] has no %s string", shape_noun(input), k,
                    input == ENRICH_AWS_FIREHOSE ? "recordId" : "kinesis.sequenceNumber");
         return ENRICH_E_JSON;
     }
@@ -443,9 +452,11 @@ static enrich_status run_records(enrich_ctx *ctx, enrich_aws_event input, const 
         return ENRICH_OK;
     }
     for (;;) {
-        enrich_status rc = shape_record(ctx, input, s, n, &i, k++);
+        size_t taken;
+        enrich_status rc = shape_record(ctx, input, s, n, &i, k, &taken);
         if (rc)
             return rc;
+        k += taken;
         if (ctx->out.oom || ctx->ids.oom)
             return ENRICH_E_NOMEM;
         aws_skip_ws(s, n, &i);

@@ -49,8 +49,55 @@ typedef struct recf {
  * length, for the caller to take before anything else writes there. */
 ENRICH_INTERNAL void aws_env_begin(enrich_ctx *ctx);
 ENRICH_INTERNAL void aws_env_learn(enrich_ctx *ctx, const char *s, jspan el, const recf *f);
-ENRICH_INTERNAL bool aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t start, recf *f,
-                                  size_t *end);
+/* aws_env_read reads from s[*start] on, and queues there and then each
+ * record in the common form (aws_queue_plain), going on to the next one
+ * while a ',' follows; *queued counts those. Its answers: QUEUED (*end
+ * past the last of them; the next, if any, is for the caller), READ (the
+ * record at the moved *start, after *queued others, read up to *end into
+ * *f for record_queue), MISS (nothing read or queued: the record at
+ * *start is the scanner's). */
+enum { AWS_ENV_MISS = 0, AWS_ENV_READ, AWS_ENV_QUEUED };
+ENRICH_INTERNAL int aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t *start,
+                                 recf *f, size_t *end, size_t *queued);
+
+/* What aws_input.c's record_queue does with a record read by the template
+ * in the form AWS writes: its data decoded, its id a string without
+ * escapes, its arrival time the plain number (digits arrival_v, arrival_frac
+ * of them after the point), no Firehose "result", and for Lambda Kinesis
+ * its "kinesis" object there. Done where the template reads the record
+ * (the record's fields stay in registers: ~70 instructions of each one
+ * that went to and from a recf). false, with nothing done, when the time
+ * is past epoch_plain_scaled's bound: record_queue then reads it whole. */
+static inline bool aws_queue_plain(enrich_ctx *ctx, const char *s, jspan id, size_t data_len,
+                                   uint64_t arrival_v, int arrival_frac)
+{
+    epoch_unit unit = ctx->input == ENRICH_AWS_FIREHOSE ? EPOCH_MS : EPOCH_SECONDS;
+    int64_t arrival;
+    if (!epoch_plain_scaled(arrival_v, (int)unit - arrival_frac, &arrival))
+        return false;
+    size_t id_off = ctx->ids.len, text = id.len - 2;
+    if (text && text <= ctx->ids.cap - ctx->ids.len && !ctx->ids.oom) {
+        /* ebuf_put, with ids of 17 to 256 bytes (sequence numbers: 56)
+         * copied inline rather than by a libc call. */
+        mem_copy(ctx->ids.p + ctx->ids.len, s + id.off + 1, text);
+        ctx->ids.len += text;
+    } else {
+        ebuf_put(&ctx->ids, s + id.off + 1, text);
+    }
+    size_t id_len = ctx->ids.len - id_off;
+    /* record_queue's id_plain for a string read without escapes. */
+    bool id_plain = !ctx->ids.oom && id_len == id.len - 2;
+    rec_tag tag = {id_off, id_len, id_plain, arrival, NULL, NULL, 0};
+    if (ctx->input == ENRICH_AWS_PIPES && ctx->p->pipes_event_id.dec_len) {
+        tag.extra_name = &ctx->p->pipes_event_id;
+        tag.extra_val = s + id.off;
+        tag.extra_len = id.len;
+    }
+    size_t at = ctx->decoded.len;
+    ctx->decoded.len += data_len;
+    engine_queue(ctx, ctx->decoded.p + at, data_len, true, ENRICH_OK, &tag);
+    return true;
+}
 
 /* aws_validate.c: after the records of an event are enriched (results
  * set from the outcomes), check them when the rule set's section of this

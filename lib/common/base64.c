@@ -9,6 +9,7 @@
  * validate at once; the scalar code then does the rest, so the padding and
  * every error are decided by the same lines on every path. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "common.h"
@@ -61,6 +62,8 @@ size_t base64_decoded_max(size_t n)
  * record). Filled once, on first use. */
 static char enc_pairs[4096][2];
 static pthread_once_t enc_pairs_once = PTHREAD_ONCE_INIT;
+/* Set (release) once filled: tested before pthread_once, as dec_shift's. */
+static _Atomic bool enc_pairs_ready;
 
 static void enc_pairs_fill(void)
 {
@@ -68,6 +71,7 @@ static void enc_pairs_fill(void)
         enc_pairs[v][0] = enc_table[v >> 6];
         enc_pairs[v][1] = enc_table[v & 63];
     }
+    atomic_store_explicit(&enc_pairs_ready, true, memory_order_release);
 }
 
 #ifdef ENRICH_X86_SIMD
@@ -117,7 +121,8 @@ void base64_encode(const void *src, size_t n, char *dst)
         dst += i / 3 * 4;
     }
 #endif
-    pthread_once(&enc_pairs_once, enc_pairs_fill);
+    if (!atomic_load_explicit(&enc_pairs_ready, memory_order_acquire))
+        pthread_once(&enc_pairs_once, enc_pairs_fill);
     /* Six bytes (four 12-bit pairs, eight characters) per step from one
      * 8-byte load, while 8 bytes remain readable; then by threes. */
     for (; i + 8 <= n; i += 6) {
@@ -166,6 +171,9 @@ void base64_encode(const void *src, size_t n, char *dst)
 #define DEC_BAD 0x01000000u
 static uint32_t dec_shift[4][256];
 static pthread_once_t dec_shift_once = PTHREAD_ONCE_INIT;
+/* Set (release) once the table is filled: a decode then tests this flag
+ * instead of calling pthread_once (a call per Kinesis or Firehose record). */
+static _Atomic bool dec_shift_ready;
 
 static void dec_shift_fill(void)
 {
@@ -174,6 +182,13 @@ static void dec_shift_fill(void)
         for (unsigned k = 0; k < 4; k++)
             dec_shift[k][c] = (v & 0x80) ? DEC_BAD : v << (6 * (3 - k));
     }
+    atomic_store_explicit(&dec_shift_ready, true, memory_order_release);
+}
+
+static inline void dec_shift_init(void)
+{
+    if (!atomic_load_explicit(&dec_shift_ready, memory_order_acquire))
+        pthread_once(&dec_shift_once, dec_shift_fill);
 }
 
 #ifdef ENRICH_X86_SIMD
@@ -307,7 +322,7 @@ static bool decode(const char *s, size_t n, unsigned char *dst, size_t *dst_len)
         o = i / 4 * 3;
     }
 #endif
-    pthread_once(&dec_shift_once, dec_shift_fill);
+    dec_shift_init();
     for (; i < full; i += 4) {
         uint32_t v = dec_shift[0][p[i]] | dec_shift[1][p[i + 1]] | dec_shift[2][p[i + 2]] |
                      dec_shift[3][p[i + 3]];
@@ -357,7 +372,7 @@ bool base64_decode_to_quote(const char *s, size_t n, unsigned char *dst, size_t 
         o = i / 4 * 3;
     }
 #endif
-    pthread_once(&dec_shift_once, dec_shift_fill);
+    dec_shift_init();
     /* Each quantum stores 4 bytes (one spare, as in decode()). */
     for (; i + 4 <= n && o + 4 <= cap; i += 4) {
         uint32_t v = dec_shift[0][p[i]] | dec_shift[1][p[i + 1]] | dec_shift[2][p[i + 2]] |

@@ -1,5 +1,5 @@
 /* The vector level of the kernels (simd.h): asked of the CPU once, then
- * one relaxed atomic load per use. */
+ * one relaxed atomic load per use (simd_active, inline in simd.h). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 
 static pthread_once_t level_once = PTHREAD_ONCE_INIT;
 static simd_level cpu_level;
-static _Atomic int active_level;
+_Atomic int simd_active_level = -1;
 
 static void level_init(void)
 {
@@ -28,7 +28,7 @@ static void level_init(void)
         want = SIMD_SSE2;
     if (want > cpu_level)
         want = cpu_level;
-    atomic_store_explicit(&active_level, (int)want, memory_order_relaxed);
+    atomic_store_explicit(&simd_active_level, (int)want, memory_order_relaxed);
 }
 
 simd_level simd_cpu_level(void)
@@ -37,10 +37,10 @@ simd_level simd_cpu_level(void)
     return cpu_level;
 }
 
-simd_level simd_active(void)
+simd_level simd_active_first(void)
 {
     pthread_once(&level_once, level_init);
-    return (simd_level)atomic_load_explicit(&active_level, memory_order_relaxed);
+    return (simd_level)atomic_load_explicit(&simd_active_level, memory_order_relaxed);
 }
 
 simd_level simd_set_level(simd_level want)
@@ -48,6 +48,6 @@ simd_level simd_set_level(simd_level want)
     pthread_once(&level_once, level_init);
     if (want > cpu_level)
         want = cpu_level;
-    atomic_store_explicit(&active_level, (int)want, memory_order_relaxed);
+    atomic_store_explicit(&simd_active_level, (int)want, memory_order_relaxed);
     return want;
 }

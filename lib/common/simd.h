@@ -8,6 +8,8 @@
 #ifndef ENRICH_SIMD_H
 #define ENRICH_SIMD_H
 
+#include <stdatomic.h>
+
 #include "common.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -23,7 +25,16 @@ typedef enum simd_level {
 /* The level the kernels use: the best the CPU has, lowered by the
  * environment variable ENRICH_SIMD=scalar|sse2|avx2 (read once; for tests
  * and measurements, docs/performance.md) or by simd_set_level. */
-ENRICH_INTERNAL simd_level simd_active(void);
+ENRICH_INTERNAL simd_level simd_active_first(void);
+/* The level in force, -1 until first asked (simd.c). */
+ENRICH_INTERNAL extern _Atomic int simd_active_level;
+/* Inline: base64 asks it for every Kinesis and Firehose record (a call and
+ * a pthread_once were ~18 instructions of each). */
+static inline simd_level simd_active(void)
+{
+    int level = atomic_load_explicit(&simd_active_level, memory_order_relaxed);
+    return level >= 0 ? (simd_level)level : simd_active_first();
+}
 /* Tests: run the kernels at this level (capped at what the CPU has) until
  * the next call; returns the level now in force. Not for concurrent use
  * with batches in flight. */

@@ -1169,23 +1169,6 @@ static inline bool window_pays(const enrich_ctx *ctx)
            (!ctx->lcache.usable || !ctx->lcache.mostly_hits);
 }
 
-void engine_window_add(enrich_ctx *ctx, const char *ev, size_t len, bool in_decoded,
-                       enrich_status code, const rec_tag *tag)
-{
-    win_event *we = &ctx->win[ctx->win_n++];
-    we->raw = ev;
-    we->raw_len = len;
-    we->in_decoded = in_decoded;
-    we->raw_off = in_decoded ? (size_t)(ev - ctx->decoded.p) : 0;
-    /* A payload is scanned when the window runs (as engine_event); a
-     * failed record is an error record there (as engine_failed). */
-    we->need_scan = code == ENRICH_OK;
-    we->rc = code;
-    we->tag = *tag;
-    if (ctx->win_n == ENGINE_WINDOW)
-        engine_flush(ctx);
-}
-
 void engine_flush(enrich_ctx *ctx)
 {
     if (ctx->win_n && !ctx->out.oom)
