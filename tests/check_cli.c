@@ -1403,30 +1403,52 @@ START_TEST(cli_run_stdin_file_read_from_where_it_stands)
 }
 END_TEST
 
+/* A file of n events {"eventId":"e<i>","productId":"PROD-001","pad":...}
+ * (~170 bytes a line) in the fixture's folder; its path. */
+static char *numbered_events_file(const fixture *f, const char *name, size_t n)
+{
+    size_t len = 0;
+    char *ev = malloc(n * 200);
+    ck_assert_ptr_nonnull(ev);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(ev + len,
+                               "{\"eventId\":\"e%zu\",\"productId\":\"PROD-001\","
+                               "\"pad\":\"%0120zu\"}\n", i, i);
+    char *path = tu_join(f->dir, name);
+    tu_write_file(path, ev, len);
+    free(ev);
+    return path;
+}
+
+/* Start `enrich run --store STORE PATH`, stdin /dev/null, stderr to
+ * err_fd, stdout into a pipe whose read end goes to *out (undrained, the
+ * run soon waits on it). */
+static pid_t spawn_run_into_pipe(const char *store, const char *path, int err_fd, int *out)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    int in = open("/dev/null", O_RDONLY);
+    ck_assert_int_ge(in, 0);
+    char *argv[] = {(char *)ENRICH_CLI, "run", "--store", (char *)store, (char *)path, NULL};
+    pid_t pid = spawn_cli(argv, in, p[1], err_fd);
+    close(in);
+    close(p[1]);
+    *out = p[0];
+    return pid;
+}
+
 /* The guard of mapped inputs answers only faults on their pages: a SIGBUS
  * sent by another process still ends enrich run, by that signal. */
 START_TEST(cli_run_sigbus_sent_by_a_process_still_ends_it)
 {
     fixture f = seed_store();
-    size_t n = 100000, len = 0;
-    char *ev = malloc(n * 80);
-    ck_assert_ptr_nonnull(ev);
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)sprintf(ev + len, "{\"eventId\":\"e%zu\",\"productId\":\"PROD-001\"}\n", i);
-    char *path = tu_join(f.dir, "many.ndjson");
-    tu_write_file(path, ev, len);
-    int out[2];
-    ck_assert_int_eq(pipe(out), 0);
-    int in = open("/dev/null", O_RDONLY);
-    ck_assert_int_ge(in, 0);
-    char *argv[] = {(char *)ENRICH_CLI, "run", "--store", f.store, path, NULL};
-    pid_t pid = spawn_cli(argv, in, out[1], 2);
-    close(in);
-    close(out[1]);
+    char *path = numbered_events_file(&f, "many.ndjson", 100000);
+    int out;
+    pid_t pid = spawn_run_into_pipe(f.store, path, 2, &out);
     char buf[4096];
-    ck_assert_int_gt(read(out[0], buf, sizeof buf), 0); /* mapped, and waiting on stdout */
+    ck_assert_int_gt(read(out, buf, sizeof buf), 0); /* mapped, and waiting on stdout */
     ck_assert_int_eq(kill(pid, SIGBUS), 0);
-    while (read(out[0], buf, sizeof buf) > 0)
+    while (read(out, buf, sizeof buf) > 0)
         ; /* to its end: a process that ignored the signal finishes */
     int st = 0;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
@@ -1437,9 +1459,8 @@ START_TEST(cli_run_sigbus_sent_by_a_process_still_ends_it)
 #else
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "status %#x", st);
 #endif
-    close(out[0]);
+    close(out);
     free(path);
-    free(ev);
     fixture_free(&f);
 }
 END_TEST
@@ -1452,33 +1473,21 @@ END_TEST
 START_TEST(cli_run_mapped_file_truncated_while_read)
 {
     fixture f = seed_store();
-    size_t n = 200000, cap = n * 200, len = 0;
-    char *ev = malloc(cap);
-    ck_assert_ptr_nonnull(ev);
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)sprintf(ev + len,
-                               "{\"eventId\":\"e%zu\",\"productId\":\"PROD-001\","
-                               "\"pad\":\"%0120zu\"}\n", i, i);
-    char *path = tu_join(f.dir, "shrinks.ndjson");
+    size_t n = 200000;
+    char *path = numbered_events_file(&f, "shrinks.ndjson", n);
     char *errp = tu_join(f.dir, "shrinks.err");
-    tu_write_file(path, ev, len);
-    int out[2];
-    ck_assert_int_eq(pipe(out), 0);
-    int in = open("/dev/null", O_RDONLY);
     int err = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert(in >= 0 && err >= 0);
-    char *argv[] = {(char *)ENRICH_CLI, "run", "--store", f.store, path, NULL};
-    pid_t pid = spawn_cli(argv, in, out[1], err);
-    close(in);
+    ck_assert_int_ge(err, 0);
+    int out;
+    pid_t pid = spawn_run_into_pipe(f.store, path, err, &out);
     close(err);
-    close(out[1]);
     /* Its first records: the file is mapped and being read. The output
      * (~60 MB) is not drained, so it waits with most of the file unread. */
     size_t got = 0, gcap = 1 << 20;
     char *o = malloc(gcap);
     ck_assert_ptr_nonnull(o);
     while (got < 4096) {
-        ssize_t k = read(out[0], o + got, gcap - got);
+        ssize_t k = read(out, o + got, gcap - got);
         ck_assert_int_gt(k, 0);
         got += (size_t)k;
     }
@@ -1489,13 +1498,13 @@ START_TEST(cli_run_mapped_file_truncated_while_read)
             o = realloc(o, gcap);
             ck_assert_ptr_nonnull(o);
         }
-        ssize_t k = read(out[0], o + got, gcap - got);
+        ssize_t k = read(out, o + got, gcap - got);
         ck_assert_int_ge(k, 0);
         if (k == 0)
             break;
         got += (size_t)k;
     }
-    close(out[0]);
+    close(out);
     int st = 0;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
     ck_assert_msg(WIFEXITED(st), "ended by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
@@ -1525,7 +1534,6 @@ START_TEST(cli_run_mapped_file_truncated_while_read)
     free(o);
     free(errp);
     free(path);
-    free(ev);
     fixture_free(&f);
 }
 END_TEST
