@@ -324,20 +324,52 @@ START_TEST(batches_agree_on_the_fuzz_corpus)
 }
 END_TEST
 
+/* Seed event i % 3 in base64, NUL-ended, into b64[400]. */
+static void seed_event_b64(size_t i, char *b64)
+{
+    const char *ev = tu_seed_event[i % 3];
+    size_t el = strlen(ev);
+    base64_encode(ev, el, b64);
+    b64[base64_encoded_len(el)] = '\0';
+}
+
+/* A Lambda Kinesis (or, without the "kinesis" wrapper, Pipes) record of
+ * event i % 3 after sep, its arrival time written as given. */
+static void kinesis_record(ebuf *b, int shape, size_t i, const char *sep, const char *arrival)
+{
+    char b64[400], rec[1400];
+    seed_event_b64(i, b64);
+    int n = snprintf(rec, sizeof rec,
+                     "%s%s{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"pk-%zu\","
+                     "\"sequenceNumber\":\"4959033827149025660855969253836157%020zu\","
+                     "\"data\":\"%s\",\"approximateArrivalTimestamp\":%s%s,"
+                     "\"eventSource\":\"aws:kinesis\",\"eventID\":\"shardId-000000000006:"
+                     "4959033827149025660855969253836157%020zu\","
+                     "\"eventName\":\"aws:kinesis:record\","
+                     "\"invokeIdentityArn\":\"arn:aws:iam::123456789012:role/lambda-role\","
+                     "\"awsRegion\":\"us-east-2\","
+                     "\"eventSourceARN\":\"arn:aws:kinesis:us-east-2:123456789012:stream/s\"}",
+                     sep, shape == ENRICH_AWS_KINESIS ? "{\"kinesis\":" : "", i % 5, i,
+                     b64, arrival, shape == ENRICH_AWS_KINESIS ? "}" : "", i);
+    ck_assert_int_lt(n, (int)sizeof rec);
+    ebuf_put(b, rec, (size_t)n);
+}
+
 /* Batches whose records are written alike, as AWS writes them (so the
  * envelope template reads them, by 32 bytes at the AVX2 level and by 16
  * below), with a few bytes changed anywhere (so that some records or
  * values go to the scanner): at every level the same views. */
 static void alike_record(ebuf *b, int shape, size_t i)
 {
-    const char *ev = tu_seed_event[i % 3];
-    size_t el = strlen(ev);
+    if (shape != ENRICH_AWS_FIREHOSE) {
+        char arrival[40];
+        snprintf(arrival, sizeof arrival, "%zu.%03zu", (size_t)1545084650 + i, i * 7 % 1000);
+        kinesis_record(b, shape, i, "", arrival);
+        return;
+    }
     char b64[400], rec[1400];
-    base64_encode(ev, el, b64);
-    b64[base64_encoded_len(el)] = '\0';
-    int n;
-    if (shape == ENRICH_AWS_FIREHOSE)
-        n = snprintf(rec, sizeof rec,
+    seed_event_b64(i, b64);
+    int n = snprintf(rec, sizeof rec,
                      "{\"recordId\":\"49546986683135544286507457936321625675700192471156785%03zu\","
                      "\"approximateArrivalTimestamp\":%zu,\"data\":\"%s\","
                      "\"kinesisRecordMetadata\":{\"shardId\":\"shardId-000000000003\","
@@ -345,18 +377,6 @@ static void alike_record(ebuf *b, int shape, size_t i)
                      "\"sequenceNumber\":\"49546986683135544286507457936321625675700192471156785154\","
                      "\"subsequenceNumber\":0}}",
                      i, (size_t)1664028820148 + i * 37, b64);
-    else
-        n = snprintf(rec, sizeof rec,
-                     "%s{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"pk-%zu\","
-                     "\"sequenceNumber\":\"4959033827149025660855969253836157%020zu\",\"data\":\"%s\","
-                     "\"approximateArrivalTimestamp\":%zu.%03zu%s,\"eventSource\":\"aws:kinesis\","
-                     "\"eventID\":\"shardId-000000000006:4959033827149025660855969253836157%020zu\","
-                     "\"eventName\":\"aws:kinesis:record\","
-                     "\"invokeIdentityArn\":\"arn:aws:iam::123456789012:role/lambda-role\","
-                     "\"awsRegion\":\"us-east-2\","
-                     "\"eventSourceARN\":\"arn:aws:kinesis:us-east-2:123456789012:stream/s\"}",
-                     shape == ENRICH_AWS_KINESIS ? "{\"kinesis\":" : "", i % 5, i, b64,
-                     (size_t)1545084650 + i, i * 7 % 1000, shape == ENRICH_AWS_KINESIS ? "}" : "", i);
     ck_assert_int_lt(n, (int)sizeof rec);
     ebuf_put(b, rec, (size_t)n);
 }
@@ -401,28 +421,6 @@ END_TEST
  * and 0 to 5 more, an exponent, a sign or a leading zero): the AVX2 level
  * sums the digits in one vector step, the levels below by SWAR and a loop,
  * and any other form goes to the scanner; every level the same views. */
-static void arrival_record(ebuf *b, int shape, size_t i, const char *arrival)
-{
-    const char *ev = tu_seed_event[i % 3];
-    size_t el = strlen(ev);
-    char b64[400], rec[1400];
-    base64_encode(ev, el, b64);
-    b64[base64_encoded_len(el)] = '\0';
-    int n = snprintf(rec, sizeof rec,
-                     "%s%s{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"pk-%zu\","
-                     "\"sequenceNumber\":\"4959033827149025660855969253836157%020zu\","
-                     "\"data\":\"%s\",\"approximateArrivalTimestamp\":%s%s,"
-                     "\"eventSource\":\"aws:kinesis\",\"eventID\":\"shardId-000000000006:"
-                     "4959033827149025660855969253836157%020zu\","
-                     "\"eventName\":\"aws:kinesis:record\","
-                     "\"invokeIdentityArn\":\"arn:aws:iam::123456789012:role/lambda-role\","
-                     "\"awsRegion\":\"us-east-2\","
-                     "\"eventSourceARN\":\"arn:aws:kinesis:us-east-2:123456789012:stream/s\"}",
-                     i ? "," : "", shape == ENRICH_AWS_KINESIS ? "{\"kinesis\":" : "", i % 5, i,
-                     b64, arrival, shape == ENRICH_AWS_KINESIS ? "}" : "", i);
-    ck_assert_int_lt(n, (int)sizeof rec);
-    ebuf_put(b, rec, (size_t)n);
-}
 
 START_TEST(arrival_numbers_of_every_form_agree)
 {
@@ -437,7 +435,7 @@ START_TEST(arrival_numbers_of_every_form_agree)
         ebuf b = {0};
         ebuf_puts(&b, shape == ENRICH_AWS_PIPES ? "[" : "{\"Records\":[");
         /* The first record makes the template, with the common form. */
-        arrival_record(&b, shape, 0, "1545084650.987");
+        kinesis_record(&b, shape, 0, "", "1545084650.987");
         for (size_t i = 1; i <= 16; i++) {
             char num[48];
             size_t k = 0;
@@ -461,7 +459,7 @@ START_TEST(arrival_numbers_of_every_form_agree)
                 num[k++] = (char)('0' + rng() % 10);
             }
             num[k] = '\0';
-            arrival_record(&b, shape, i, num);
+            kinesis_record(&b, shape, i, i ? "," : "", num);
         }
         ebuf_puts(&b, shape == ENRICH_AWS_PIPES ? "]" : "]}");
         ck_assert(!b.oom);
