@@ -220,12 +220,6 @@ static int run_batch(run_state *rs, const char *name, const void *src, size_t le
     return CLI_EXIT_OK;
 }
 
-/* NDJSON: batches of up to N lines (or RUN_BATCH_BYTES), streamed. The
- * reader thread (in_reader.c) reads the source and cuts the batches; this
- * thread enriches each where it lies. A line longer than max_record + 1
- * bytes keeps only that many bytes (the library then reports
- * ENRICH_E_TOO_LARGE for it); the rest is skipped unread into memory, so
- * memory stays bounded whatever the input. */
 /* A mapped input lost pages to another process truncating it (in_map.c):
  * what the batch read may be zeros. Its output is dropped and the run
  * ends here; what was written before came from the file. */
@@ -239,6 +233,12 @@ static int input_shrank(run_state *rs, const cli_source *src, size_t enc_len)
                     (unsigned long long)(rs->units - rs->source_units + 1));
 }
 
+/* NDJSON: batches of up to N lines (or RUN_BATCH_BYTES), streamed. The
+ * reader thread (in_reader.c) reads the source and cuts the batches; this
+ * thread enriches each where it lies. A line longer than max_record + 1
+ * bytes keeps only that many bytes (the library then reports
+ * ENRICH_E_TOO_LARGE for it); the rest is skipped unread into memory, so
+ * memory stays bounded whatever the input. */
 static int run_ndjson(run_state *rs, cli_source *src)
 {
     const size_t keep = (rs->o->max_record ? rs->o->max_record : RUN_DEFAULT_MAX_RECORD) + 1;
