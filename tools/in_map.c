@@ -23,8 +23,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Mappings open at once: each input of a run is mapped in turn, and the
- * loader maps its few files; past this many a file is read instead. */
+/* Mappings open at once: enrich run maps its inputs one at a time; past
+ * this many a file is read instead. */
 #define MAP_SLOTS 16
 
 static struct {
@@ -49,16 +49,16 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
         if (s == 0 || a < s || a - s >= n)
             continue;
         /* A page of the mapped file is gone: zeros in its place, and
-         * the faulting load runs again over them. */
+         * the faulting load runs again over them. The loss is noted
+         * first, so that no thread reads those zeros before it shows. */
+        atomic_store(&shrank, true);
         void *pg = (void *)(a & ~(uintptr_t)(page_size - 1));
         int saved = errno;
         void *z = mmap(pg, (size_t)page_size, PROT_READ,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
         errno = saved;
-        if (z != MAP_FAILED) {
-            atomic_store(&shrank, true);
+        if (z != MAP_FAILED)
             return;
-        }
         break;
     }
     /* Not ours. A fault happens again on return, now under the previous
