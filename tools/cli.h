@@ -78,6 +78,8 @@ void cli_source_memory(cli_source *src, const char *name, const void *ptr, size_
  * guard). false: not mapped (not a regular file, empty, no room), and
  * reads go on as before. */
 bool cli_source_map(cli_source *src);
+/* Drop the mapping, if any (reads of the descriptor go on). */
+void cli_source_unmap(cli_source *src);
 /* Like read(2): bytes read, 0 at end, -1 with errno on failure. */
 long cli_source_read(cli_source *src, void *dst, size_t cap);
 /* Go on reading at byte off of the source (a file or memory). 0, or -1

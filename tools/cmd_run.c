@@ -290,11 +290,7 @@ static int run_ndjson(run_state *rs, cli_source *src)
             break;
     }
     cli_reader_finish(reader);
-    if (mapped) {
-        cli_unmap_file(src->map, src->map_len);
-        src->map = NULL;
-        src->map_len = 0;
-    }
+    cli_source_unmap(src); /* one file mapped at a time */
     return rc;
 }
 

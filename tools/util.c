@@ -400,11 +400,16 @@ int cli_source_seek(cli_source *src, uint64_t off)
     return lseek(src->fd, (off_t)off, SEEK_SET) < 0 ? -1 : 0;
 }
 
-void cli_source_close(cli_source *src)
+void cli_source_unmap(cli_source *src)
 {
     cli_unmap_file(src->map, src->map_len);
     src->map = NULL;
     src->map_len = 0;
+}
+
+void cli_source_close(cli_source *src)
+{
+    cli_source_unmap(src);
     if (src->close_fd && src->fd >= 0)
         close(src->fd);
     src->fd = -1;

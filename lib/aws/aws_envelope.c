@@ -614,13 +614,9 @@ read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size
         *end = rec_end;
         if (ctx->out.oom || ctx->ids.oom)
             return AWS_ENV_QUEUED;
-        size_t j = rec_end;
-        aws_skip_ws(s, n, &j);
-        if (j >= n || s[j] != ',')
+        at = rec_end;
+        if (!aws_step_comma(s, n, &at))
             return AWS_ENV_QUEUED;
-        j++;
-        aws_skip_ws(s, n, &j);
-        at = j;
     }
 }
 

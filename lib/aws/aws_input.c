@@ -409,18 +409,11 @@ static enrich_status record_queue(enrich_ctx *ctx, enrich_aws_event input, const
         arrival = arrival_ms(ctx, s, f->arrival, unit, v == ENRICH_OK);
 
     rec_tag tag = {id_off, id_len, id_plain, arrival, NULL, NULL, 0};
-    if (input == ENRICH_AWS_PIPES && ctx->p->pipes_event_id.dec_len) {
-        tag.extra_name = &ctx->p->pipes_event_id;
-        tag.extra_val = id_ok ? s + f->id.off : "null";
-        tag.extra_len = id_ok ? f->id.len : 4;
-    }
+    aws_tag_pipes_event_id(ctx, &tag, id_ok ? s + f->id.off : "null", id_ok ? f->id.len : 4);
     if (!f->data.len) {
         engine_queue(ctx, s + el.off, el.len, false, ENRICH_E_BASE64, &tag);
     } else if (f->data_decoded) {
-        /* Decoded by the template, just past decoded's length. */
-        size_t at = ctx->decoded.len;
-        ctx->decoded.len += f->data_len;
-        engine_queue(ctx, ctx->decoded.p + at, f->data_len, true, ENRICH_OK, &tag);
+        aws_queue_decoded(ctx, f->data_len, &tag);
     } else if (s[f->data.off] == '"') {
         enrich_status sv = v ? jscan_value(s + f->data.off, f->data.len, 1, NULL, NULL, NULL) : 0;
         if (sv)
@@ -459,12 +452,8 @@ static enrich_status run_records(enrich_ctx *ctx, enrich_aws_event input, const 
         k += taken;
         if (ctx->out.oom || ctx->ids.oom)
             return ENRICH_E_NOMEM;
-        aws_skip_ws(s, n, &i);
-        if (i < n && s[i] == ',') {
-            i++;
-            aws_skip_ws(s, n, &i);
+        if (aws_step_comma(s, n, &i))
             continue;
-        }
         if (i < n && s[i] == ']') {
             /* The records still in the engine's window. */
             engine_flush(ctx);

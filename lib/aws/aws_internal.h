@@ -16,6 +16,19 @@ static inline void aws_skip_ws(const char *s, size_t n, size_t *i)
         (*i)++;
 }
 
+/* Between two elements of an array: past the blanks at s[*i], a ',' and
+ * the blanks after it. true: *i at the next element; false: *i at what
+ * follows the blanks (the closing ']', or anything else). */
+static inline bool aws_step_comma(const char *s, size_t n, size_t *i)
+{
+    aws_skip_ws(s, n, i);
+    if (*i >= n || s[*i] != ',')
+        return false;
+    ++*i;
+    aws_skip_ws(s, n, i);
+    return true;
+}
+
 /* The members of one record a shape uses ({0,0} when absent; the first
  * of a repeated name wins), found by aws_input.c's readers and by the
  * template of aws_envelope.c alike. */
@@ -60,6 +73,27 @@ enum { AWS_ENV_MISS = 0, AWS_ENV_READ, AWS_ENV_QUEUED };
 ENRICH_INTERNAL int aws_env_read(enrich_ctx *ctx, const char *s, size_t n, size_t *start,
                                  recf *f, size_t *end, size_t *queued);
 
+/* A Pipes record's tag carries its event id (the literal val, len bytes)
+ * as the extra member, when the rule set names one. */
+static inline void aws_tag_pipes_event_id(const enrich_ctx *ctx, rec_tag *tag, const char *val,
+                                          size_t len)
+{
+    if (ctx->input == ENRICH_AWS_PIPES && ctx->p->pipes_event_id.dec_len) {
+        tag->extra_name = &ctx->p->pipes_event_id;
+        tag->extra_val = val;
+        tag->extra_len = len;
+    }
+}
+
+/* Queue a record's data decoded just past ctx->decoded's length (by the
+ * template), data_len bytes. */
+static inline void aws_queue_decoded(enrich_ctx *ctx, size_t data_len, const rec_tag *tag)
+{
+    size_t at = ctx->decoded.len;
+    ctx->decoded.len += data_len;
+    engine_queue(ctx, ctx->decoded.p + at, data_len, true, ENRICH_OK, tag);
+}
+
 /* What aws_input.c's record_queue does with a record read by the template
  * in the form AWS writes: its data decoded, its id a string without
  * escapes, its arrival time the plain number (digits arrival_v, arrival_frac
@@ -88,14 +122,8 @@ static inline bool aws_queue_plain(enrich_ctx *ctx, const char *s, jspan id, siz
     /* record_queue's id_plain for a string read without escapes. */
     bool id_plain = !ctx->ids.oom && id_len == id.len - 2;
     rec_tag tag = {id_off, id_len, id_plain, arrival, NULL, NULL, 0};
-    if (ctx->input == ENRICH_AWS_PIPES && ctx->p->pipes_event_id.dec_len) {
-        tag.extra_name = &ctx->p->pipes_event_id;
-        tag.extra_val = s + id.off;
-        tag.extra_len = id.len;
-    }
-    size_t at = ctx->decoded.len;
-    ctx->decoded.len += data_len;
-    engine_queue(ctx, ctx->decoded.p + at, data_len, true, ENRICH_OK, &tag);
+    aws_tag_pipes_event_id(ctx, &tag, s + id.off, id.len);
+    aws_queue_decoded(ctx, data_len, &tag);
     return true;
 }
 
