@@ -4,6 +4,7 @@
  *   enrich-bench gen   --out DIR --items N --events M [options]
  *   enrich-bench load  --store PATH --items FILE [--format F]
  *   enrich-bench run   --store PATH --events FILE [--input SHAPE] [options]
+ *   enrich-bench alternate --store PATH --events FILE [--shapes ndjson,pipes,...]
  *   enrich-bench smoke --dir DIR        (tiny gen + load + run, one JSON)
  *
  * Every command prints one JSON object on stdout. See bench/README.md. */
@@ -15,7 +16,9 @@
 #include <enrich/aws.h>
 #include <enrich/enrich.h>
 
+#include "alternate.h"
 #include "common.h"
+#include "shapes.h"
 
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
@@ -23,8 +26,8 @@
 
 typedef struct opts {
     const char *out, *store, *items, *events, *format, *input, *rules, *dist, *formats,
-        *table, *key, *output;
-    size_t nitems, nevents, event_bytes, batch, threads, reps, max_events;
+        *table, *key, *output, *shapes;
+    size_t nitems, nevents, event_bytes, batch, threads, reps, max_events, blocks;
     double hit, nokey, zipf_s;
     uint64_t seed;
     int gzip; /* -2 off, else level */
@@ -47,6 +50,9 @@ static void usage(void)
         "                          [--gzip-threads N (compress on N threads of their own)]\n"
         "                          [--output native|ndjson] [--rules FILE] [--max-events N]\n"
         "                          [--lookup-cache SLOTS (0 = off)]\n"
+        "       enrich-bench alternate --store PATH --events FILE\n"
+        "                          [--shapes ndjson,pipes,firehose,kinesis (first: the reference)]\n"
+        "                          [--blocks 9] [--batch 500] [--max-events N]\n"
         "       enrich-bench smoke --dir DIR\n",
         stderr);
     exit(2);
@@ -84,6 +90,8 @@ static void parse_opts(int argc, char **argv, opts *o)
     o->reps = 3;
     o->gzip = -2;
     o->lookup_cache = -1;
+    o->shapes = "ndjson,pipes,firehose,kinesis";
+    o->blocks = 9;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -104,6 +112,8 @@ static void parse_opts(int argc, char **argv, opts *o)
         else if (OPT("--key")) o->key = v;
         else if (OPT("--input")) o->input = v;
         else if (OPT("--output")) o->output = v;
+        else if (OPT("--shapes")) o->shapes = v;
+        else if (OPT("--blocks")) o->blocks = to_size(v);
         else if (OPT("--rules")) o->rules = v;
         else if (OPT("--batch")) o->batch = to_size(v);
         else if (OPT("--threads")) o->threads = to_size(v);
@@ -120,7 +130,7 @@ static void parse_opts(int argc, char **argv, opts *o)
         }
 #undef OPT
     }
-    if (o->batch == 0 || o->threads == 0 || o->threads > 64 || o->gzip_threads > 64 ||
+    if (o->batch == 0 || o->blocks == 0 || o->threads == 0 || o->threads > 64 || o->gzip_threads > 64 ||
         (o->gzip_threads && o->gzip < -1))
         usage();
 }
@@ -398,160 +408,6 @@ static void cmd_load(const opts *o, bench_json *j, const char *jkey)
 }
 
 /* ------------------------------------------------------------------ */
-/* Input shapes                                                        */
-/* ------------------------------------------------------------------ */
-
-static const char b64tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-static void sb_reserve(sbuf *b, size_t more)
-{
-    if (b->len + more <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 1 << 16;
-    while (cap < b->len + more)
-        cap *= 2;
-    b->p = bench_xrealloc(b->p, cap);
-    b->cap = cap;
-}
-
-static void sb_put(sbuf *b, const void *s, size_t n)
-{
-    sb_reserve(b, n);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void sb_puts(sbuf *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    sb_reserve(b, 256);
-    va_start(ap, fmt);
-    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n >= b->cap - b->len) {
-        sb_reserve(b, (size_t)n + 1);
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-    }
-    b->len += (size_t)n;
-}
-
-static void sb_base64(sbuf *b, const char *s, size_t n)
-{
-    sb_reserve(b, (n + 2) / 3 * 4);
-    char *o = b->p + b->len;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        unsigned v = (unsigned char)s[i] << 16 | (unsigned char)s[i + 1] << 8 | (unsigned char)s[i + 2];
-        *o++ = b64tab[v >> 18];
-        *o++ = b64tab[v >> 12 & 63];
-        *o++ = b64tab[v >> 6 & 63];
-        *o++ = b64tab[v & 63];
-    }
-    if (i < n) {
-        unsigned v = (unsigned char)s[i] << 16 | (i + 1 < n ? (unsigned char)s[i + 1] << 8 : 0);
-        *o++ = b64tab[v >> 18];
-        *o++ = b64tab[v >> 12 & 63];
-        *o++ = i + 1 < n ? b64tab[v >> 6 & 63] : '=';
-        *o++ = '=';
-    }
-    b->len = (size_t)(o - b->p);
-}
-
-/* An enrich_input, or an enrich_aws_event (whose values continue them). */
-static int input_shape(const char *s)
-{
-    if (!strcmp(s, "ndjson")) return ENRICH_INPUT_NDJSON;
-    if (!strcmp(s, "array")) return ENRICH_INPUT_JSON_ARRAY;
-    if (!strcmp(s, "pipes")) return ENRICH_AWS_PIPES;
-    if (!strcmp(s, "firehose")) return ENRICH_AWS_FIREHOSE;
-    if (!strcmp(s, "kinesis")) return ENRICH_AWS_KINESIS;
-    usage();
-    return 0;
-}
-
-#define ARN_STREAM "arn:aws:kinesis:us-east-1:123456789012:stream/bench"
-
-/* Build batch b in the chosen shape (NDJSON batches are slices of the file
- * and need no copy). */
-static void shape_batch(sbuf *o, int in, const char *s, const bench_batches *bb,
-                        size_t b)
-{
-    size_t first = bb->first[b], last = bb->first[b + 1];
-    const double t_s = 1714560000.0;
-    switch (in) {
-    case ENRICH_INPUT_JSON_ARRAY:
-        sb_put(o, "[", 1);
-        for (size_t i = first; i < last; i++) {
-            if (i > first)
-                sb_put(o, ",\n", 2);
-            sb_put(o, s + bb->line[i], bench_line_len(bb, s, i));
-        }
-        sb_put(o, "]", 1);
-        break;
-    case ENRICH_AWS_PIPES:
-        sb_put(o, "[", 1);
-        for (size_t i = first; i < last; i++) {
-            sb_printf(o, "%s{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"pk-%zu\","
-                         "\"sequenceNumber\":\"4959033827149025660855969253836157%020zu\",\"data\":\"",
-                      i > first ? "," : "", i % 16, i);
-            sb_base64(o, s + bb->line[i], bench_line_len(bb, s, i));
-            sb_printf(o, "\",\"approximateArrivalTimestamp\":%.3f,\"eventSource\":\"aws:kinesis\","
-                         "\"eventVersion\":\"1.0\",\"eventID\":\"shardId-000000000000:"
-                         "4959033827149025660855969253836157%020zu\",\"eventName\":\"aws:kinesis:record\","
-                         "\"invokeIdentityArn\":\"arn:aws:iam::123456789012:role/bench\","
-                         "\"awsRegion\":\"us-east-1\",\"eventSourceARN\":\"" ARN_STREAM "\"}",
-                      t_s + (double)(i % 1000) / 1000.0, i);
-        }
-        sb_put(o, "]", 1);
-        break;
-    case ENRICH_AWS_FIREHOSE:
-        sb_printf(o, "{\"invocationId\":\"bench-%zu\",\"deliveryStreamArn\":"
-                     "\"arn:aws:firehose:us-east-1:123456789012:deliverystream/bench\","
-                     "\"region\":\"us-east-1\",\"records\":[", b);
-        for (size_t i = first; i < last; i++) {
-            sb_printf(o, "%s{\"recordId\":\"4959033827149025660855969253836157%020zu0000\",\"approximateArrivalTimestamp\":%zu,\"data\":\"",
-                      i > first ? "," : "", i, (size_t)1714560000000 + i % 1000);
-            sb_base64(o, s + bb->line[i], bench_line_len(bb, s, i));
-            sb_puts(o, "\"}");
-        }
-        sb_puts(o, "]}");
-        break;
-    case ENRICH_AWS_KINESIS:
-        sb_puts(o, "{\"Records\":[");
-        for (size_t i = first; i < last; i++) {
-            sb_printf(o, "%s{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"pk-%zu\","
-                         "\"sequenceNumber\":\"4959033827149025660855969253836157%020zu\",\"data\":\"",
-                      i > first ? "," : "", i % 16, i);
-            sb_base64(o, s + bb->line[i], bench_line_len(bb, s, i));
-            sb_printf(o, "\",\"approximateArrivalTimestamp\":%.3f},\"eventSource\":\"aws:kinesis\","
-                         "\"eventVersion\":\"1.0\",\"eventID\":\"shardId-000000000000:"
-                         "4959033827149025660855969253836157%020zu\",\"eventName\":\"aws:kinesis:record\","
-                         "\"invokeIdentityArn\":\"arn:aws:iam::123456789012:role/bench\","
-                         "\"awsRegion\":\"us-east-1\",\"eventSourceARN\":\"" ARN_STREAM "\"}",
-                      t_s + (double)(i % 1000) / 1000.0, i);
-        }
-        sb_puts(o, "]}");
-        break;
-    default: /* NDJSON is never shaped */
-        break;
-    }
-}
-
-/* ------------------------------------------------------------------ */
 /* Run                                                                 */
 /* ------------------------------------------------------------------ */
 
@@ -590,10 +446,7 @@ typedef struct zpool {
 } zpool;
 
 typedef struct run_state {
-    int in;                   /* an enrich_input or an enrich_aws_event */
-    enrich_encoding enc;      /* the data's encoding, unless resp is set */
-    enrich_aws_response resp; /* 0, or the AWS response that is the data (Pipes, Firehose) */
-    enrich_aws_response resp2; /* 0, or a response after the data (Kinesis partial batch) */
+    bench_shape shape;
     int gzip;
     size_t nb;
     const char *const *bptr;
@@ -712,17 +565,13 @@ static void *worker_main(void *arg)
         if (b >= rs->nb)
             break;
         double t0 = bench_now();
-        enrich_status rc =
-            rs->in <= ENRICH_INPUT_JSON_ARRAY
-                ? enrich_batch_run(w->ctx, (enrich_input)rs->in, rs->bptr[b], rs->blen[b])
-                : enrich_aws_batch_run(w->ctx, (enrich_aws_event)rs->in, rs->bptr[b], rs->blen[b]);
+        enrich_status rc = bench_shape_run(w->ctx, &rs->shape, rs->bptr[b], rs->blen[b]);
         if (rc) {
             w->err = rc;
             snprintf(w->errmsg, sizeof w->errmsg, "%s", enrich_ctx_errmsg(w->ctx));
             break;
         }
-        size_t need = rs->resp ? enrich_aws_encode_bound(w->ctx, rs->resp)
-                               : enrich_encode_bound(w->ctx, rs->enc);
+        size_t need = bench_shape_bound(w->ctx, &rs->shape);
         size_t written = 0;
         zslot *slot = NULL;
         char **out = &w->out;
@@ -744,8 +593,7 @@ static void *worker_main(void *arg)
             out_cap = &slot->out_cap;
         }
         grow(out, out_cap, need);
-        rc = rs->resp ? enrich_aws_encode(w->ctx, rs->resp, *out, *out_cap, &written)
-                      : enrich_encode(w->ctx, rs->enc, *out, *out_cap, &written);
+        rc = bench_shape_encode(w->ctx, &rs->shape, *out, *out_cap, &written);
         if (slot) {
             slot->len = written;
             slot->next = NULL;
@@ -775,15 +623,10 @@ static void *worker_main(void *arg)
             }
             w->gz_bytes += gw;
         }
-        if (rs->resp2) {
-            /* The Kinesis partial-batch response, after the data itself. */
-            char resp[1 << 16];
-            size_t rw;
-            rc = enrich_aws_encode(w->ctx, rs->resp2, resp, sizeof resp, &rw);
-            if (rc && rc != ENRICH_E_DST_SIZE) {
-                w->err = rc;
-                break;
-            }
+        if ((rc = bench_shape_encode_after(w->ctx, &rs->shape))) {
+            w->err = rc;
+            snprintf(w->errmsg, sizeof w->errmsg, "response: %s", enrich_strerror(rc));
+            break;
         }
         rs->lat[b] = bench_now() - t0;
         w->out_bytes += written;
@@ -881,51 +724,17 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
 {
     if (!o->store || !o->events)
         usage();
-    int in = input_shape(o->input);
+    bench_shape shape;
+    if (!bench_shape_named(o->input, strcmp(o->output, "native") == 0, &shape))
+        usage();
     bench_file ev = bench_map(o->events);
     bench_batches bb = bench_split(ev.p, ev.n, o->batch, o->max_events);
     if (bb.events == 0)
         bench_die("%s: no events", o->events);
 
     /* Shaped batches are built once, before anything is timed. */
-    const char **bptr = bench_xmalloc(bb.n * sizeof *bptr);
-    size_t *blen = bench_xmalloc(bb.n * sizeof *blen);
-    sbuf arena = {0};
-    size_t *aoff = NULL;
-    if (in == ENRICH_INPUT_NDJSON) {
-        for (size_t b = 0; b < bb.n; b++) {
-            bptr[b] = ev.p + bb.off[b];
-            blen[b] = bb.off[b + 1] - bb.off[b];
-        }
-    } else {
-        aoff = bench_xmalloc((bb.n + 1) * sizeof *aoff);
-        for (size_t b = 0; b < bb.n; b++) {
-            aoff[b] = arena.len;
-            shape_batch(&arena, in, ev.p, &bb, b);
-        }
-        aoff[bb.n] = arena.len;
-        for (size_t b = 0; b < bb.n; b++) {
-            bptr[b] = arena.p + aoff[b];
-            blen[b] = aoff[b + 1] - aoff[b];
-        }
-    }
-    size_t in_bytes = 0, event_bytes = bb.off[bb.n] - bb.off[0];
-    for (size_t b = 0; b < bb.n; b++)
-        in_bytes += blen[b];
-
-    enrich_encoding enc = ENRICH_ENCODE_NDJSON;
-    enrich_aws_response resp = 0, resp2 = 0;
-    bool native = strcmp(o->output, "native") == 0;
-    if (native) {
-        if (in == ENRICH_INPUT_JSON_ARRAY)
-            enc = ENRICH_ENCODE_JSON_ARRAY;
-        else if (in == ENRICH_AWS_PIPES)
-            resp = ENRICH_AWS_RESPONSE_PIPES;
-        else if (in == ENRICH_AWS_FIREHOSE)
-            resp = ENRICH_AWS_RESPONSE_FIREHOSE;
-        else if (in == ENRICH_AWS_KINESIS)
-            resp2 = ENRICH_AWS_RESPONSE_KINESIS;
-    }
+    bench_shaped shaped = bench_shape_batches(&shape, ev.p, &bb);
+    size_t in_bytes = shaped.bytes, event_bytes = bb.off[bb.n] - bb.off[0];
     char *rules = NULL;
     size_t rules_len = 0;
     if (o->rules)
@@ -933,16 +742,13 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
 
     run_state rs;
     memset(&rs, 0, sizeof rs);
-    rs.in = in;
-    rs.enc = enc;
-    rs.resp = resp;
-    rs.resp2 = resp2;
+    rs.shape = shape;
     rs.gzip = o->gzip;
     if (o->gzip_threads)
         rs.zp = zpool_start(o->gzip_threads, o->threads, o->gzip);
     rs.nb = bb.n;
-    rs.bptr = bptr;
-    rs.blen = blen;
+    rs.bptr = shaped.ptr;
+    rs.blen = shaped.len;
     rs.lat = bench_xmalloc(bb.n * sizeof *rs.lat);
     memset(rs.lat, 0, bb.n * sizeof *rs.lat);
     size_t reps = o->reps ? o->reps : 1;
@@ -1013,7 +819,7 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
     bj_str(j, "cmd", "run");
     bj_str(j, "version", enrich_version_string());
     bj_str(j, "input", o->input);
-    bj_str(j, "output", enc == ENRICH_ENCODE_NDJSON ? "ndjson" : enc == ENRICH_ENCODE_JSON_ARRAY ? "json_array" : "firehose");
+    bj_str(j, "output", bench_shape_output(&shape));
     bj_num(j, "gzip", o->gzip >= -1 ? o->gzip : -2);
     bj_num(j, "threads", (double)o->threads);
     bj_num(j, "gzip_threads", (double)o->gzip_threads);
@@ -1087,15 +893,21 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
     free(eps);
     free(eps_sorted);
     free(cpu_eps);
-    free(arena.p);
-    free(aoff);
-    free(bptr);
-    free(blen);
+    bench_shaped_free(&shaped);
     free(rules);
     bench_free_batches(&bb);
     munmap((void *)ev.p, ev.n);
     if (failed)
         exit(1);
+}
+
+static void cmd_alternate(const opts *o, bench_json *j, const char *jkey)
+{
+    if (!o->store || !o->events)
+        usage();
+    bench_alternate_args a = {o->store, o->events, o->shapes, o->batch, o->blocks,
+                              o->max_events};
+    bench_alternate(&a, j, jkey);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1144,6 +956,8 @@ static void cmd_smoke(const opts *base, bench_json *j)
         cmd_run(&o, j, NULL);
     }
     bj_close(j, ']');
+    o.blocks = 3;
+    cmd_alternate(&o, j, "alternate");
     bj_close(j, '}');
 }
 
@@ -1163,6 +977,8 @@ int main(int argc, char **argv)
         cmd_load(&o, &j, NULL);
     else if (!strcmp(cmd, "run"))
         cmd_run(&o, &j, NULL);
+    else if (!strcmp(cmd, "alternate"))
+        cmd_alternate(&o, &j, NULL);
     else if (!strcmp(cmd, "smoke"))
         cmd_smoke(&o, &j);
     else

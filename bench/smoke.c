@@ -99,6 +99,29 @@ int main(int argc, char **argv)
                   "percentiles ordered");
             CHECK(num(r, "memory_kb.vmhwm") > 0, "memory figures");
         }
+        const cJSON *fh = cJSON_GetArrayItem(runs, 3);
+        CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(fh, "output")) &&
+                  !strcmp(cJSON_GetObjectItemCaseSensitive(fh, "output")->valuestring,
+                          "firehose_response"),
+              "the Firehose run names its response as its output");
+        /* The shapes alternated in one process: every ratio against the
+         * first shape (NDJSON, exactly 1), one per block. */
+        const cJSON *alt = cJSON_GetObjectItemCaseSensitive(s, "alternate");
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(alt, "ok")), "alternate ok");
+        CHECK(num(alt, "events") == 2000 && num(alt, "blocks") == 3, "alternate events, blocks");
+        const cJSON *ash = cJSON_GetObjectItemCaseSensitive(alt, "shapes");
+        CHECK(cJSON_GetArraySize(ash) == 4, "alternate: 4 shapes");
+        CHECK(num(ash, "ndjson.ratio") == 1, "the reference's ratio is 1");
+        const cJSON *a;
+        cJSON_ArrayForEach(a, ash) {
+            CHECK(num(a, "ratio") > 0 && num(a, "events_per_cpu_s") > 0, "alternate rates");
+            /* Every shape writes the same enriched events, in NDJSON, an
+             * array or base64: never fewer bytes than NDJSON. */
+            CHECK(num(a, "output_bytes") >= num(ash, "ndjson.output_bytes") &&
+                      num(ash, "ndjson.output_bytes") > 0, "alternate output");
+            CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(a, "ratio_runs")) == 3,
+                  "a ratio per block");
+        }
         CHECK(num(cJSON_GetArrayItem(runs, 0), "cold.events_per_s") > 0, "cold pass");
         CHECK(num(cJSON_GetArrayItem(runs, 0), "gzip_bytes") > 0, "gzip output");
         cJSON_Delete(s);
