@@ -130,7 +130,8 @@ static void parse_opts(int argc, char **argv, opts *o)
         }
 #undef OPT
     }
-    if (o->batch == 0 || o->blocks == 0 || o->threads == 0 || o->threads > 64 || o->gzip_threads > 64 ||
+    if (o->batch == 0 || o->blocks == 0 || o->threads == 0 || o->threads > 64 ||
+        o->gzip_threads > 64 ||
         (o->gzip_threads && o->gzip < -1))
         usage();
 }
