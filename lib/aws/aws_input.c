@@ -8,7 +8,7 @@
  * members, so the fields a shape needs are picked from that list. Its
  * `data` is base64-decoded into a ctx buffer reused across batches and
  * enriched by the engine like one NDJSON line, through its lookahead
- * window when the store is big (engine_queue: up to 16 records' first
+ * window when the store is big (engine_queue: up to 32 records' first
  * lookups made together, their results in order as one at a time would
  * give). Only a record that breaks the policy (UTF-8, \u0000, depth)
  * takes the slower structural walk, so that it can fail alone. A record

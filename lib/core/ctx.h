@@ -49,11 +49,18 @@ typedef struct attach {
     uint8_t policy; /* conflict_policy; status members always overwrite */
 } attach;
 
-/* The lookahead window of NDJSON and JSON-array batches (engine.c): a few
- * events are scanned and their first lookup's keys resolved before any of
- * them is enriched, so that the keys the memo does not answer are looked
- * up together (store_snap_get_many: their cache misses overlap). */
-#define ENGINE_WINDOW 16
+/* The lookahead window of NDJSON and JSON-array batches and of AWS
+ * records (engine.c): a few events are scanned and their first lookup's
+ * keys resolved before any of them is enriched, so that the keys the memo
+ * does not answer are looked up together (store_snap_get_many: their
+ * cache misses overlap). 32, not 16: both libraries in one process, passes
+ * alternated (enrich-bench alternate), 32 ran NDJSON 1.04x and Kinesis and
+ * Pipes 1.06x at 1 000 000 items, NDJSON 1.06x and the AWS shapes 1.08x
+ * at 10 000 000 and ~1.07x / 1.12x at 100 000, with 18 fewer instructions
+ * an event at 1 000 000 (the window's own work, spread over more events);
+ * 64 ran NDJSON 0.93x at 1 000 000. Where the memo answers (1 000 items)
+ * no window runs and nothing changes. docs/performance.md. */
+#define ENGINE_WINDOW 32
 
 /* The first lookup of one windowed event, decided ahead. */
 typedef struct pre_lookup {
