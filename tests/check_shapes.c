@@ -505,9 +505,10 @@ START_TEST(shapes_firehose_drop_and_partition_keys)
 END_TEST
 
 /* The date in each Ok record's partition keys (the response keeps the
- * last few days' dates) is the one enrich_batch_partition gives it, for
- * records on many days in one batch: days 4 apart (one slot), before
- * 1970, a leap second, ISO strings and epoch numbers, none (the clock). */
+ * last few days' dates and timestamps' minutes) is the one
+ * enrich_batch_partition gives it, for records on many days in one batch:
+ * days 4 apart (one slot), before 1970, a leap second (its minute read
+ * before it too), ISO strings and epoch numbers, none (the clock). */
 START_TEST(shapes_firehose_partition_dates_match_enrich_batch_partition)
 {
     tu_fixture f = {0};
@@ -515,10 +516,12 @@ START_TEST(shapes_firehose_partition_dates_match_enrich_batch_partition)
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK),
                      ENRICH_OK);
     static const char *const times[] = {
-        "\"2024-05-01T00:00:00Z\"", "\"2024-05-05T23:59:59.999Z\"", "1714521600",
+        "\"2024-05-01T00:00:00Z\"", "\"2024-05-05T23:59:59.999Z\"",
+        "\"2016-12-31T23:59:59Z\"", /* the leap second's minute: read just before it */
         "\"2024-05-09T12:00:00Z\"", "\"2024-05-01T10:00:00Z\"", "\"1969-12-31T23:59:59Z\"",
         "-86401", "\"2016-12-31T23:59:60Z\"", "\"2024-05-02T01:00:00+02:00\"", NULL,
         "1714867200000", "\"2024-05-13T00:00:00Z\"", "\"2024-05-05T00:00:00Z\"",
+        "1714521600",
     };
     size_t nt = sizeof times / sizeof *times;
     sb in = {0};

@@ -10,8 +10,10 @@
 #include "ctx.h"
 
 /* The time an event's partition field gives (epoch_value_ms: an ISO-8601
- * string, or epoch seconds or milliseconds as a number), if it gives one. */
-static bool event_time_ms(const char *ev, const jmember *m, ebuf *tmp, int64_t *ms)
+ * string, or epoch seconds or milliseconds as a number), if it gives one.
+ * memo: NULL, or the caller's memo of minutes (iso8601_parse_ms_memo). */
+static bool event_time_ms(const char *ev, const jmember *m, ebuf *tmp, iso8601_memo *memo,
+                          int64_t *ms)
 {
     if (m->type == J_STRING) {
         const char *s = ev + m->value.off + 1;
@@ -19,7 +21,7 @@ static bool event_time_ms(const char *ev, const jmember *m, ebuf *tmp, int64_t *
         /* Read as it stands first: no form of a time has a backslash, so
          * a string with an escape fails here and is read decoded, and one
          * without is its own decoding. */
-        if (iso8601_parse_ms(s, n, ms))
+        if (memo ? iso8601_parse_ms_memo(s, n, memo, ms) : iso8601_parse_ms(s, n, ms))
             return true;
         if (!memchr(s, '\\', n))
             return false;
@@ -66,14 +68,13 @@ enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i)
     return b;
 }
 
-/* A record's event time: its partition field's value, if it gives one. */
-static bool rec_time_ms(const enrich_ctx *ctx, const rec *r, int64_t *ms)
+bool rec_time_ms(const enrich_ctx *ctx, const rec *r, iso8601_memo *memo, int64_t *ms)
 {
     if (!r->ts_len)
         return false;
     jmember m = {.value = {r->ts_off, r->ts_len}, .type = (jtype)r->ts_type};
     ebuf tmp = {0};
-    bool ok = event_time_ms(ctx->out.p, &m, &tmp, ms);
+    bool ok = event_time_ms(ctx->out.p, &m, &tmp, memo, ms);
     if (tmp.p) /* only a string with an escape was decoded into it */
         ebuf_free(&tmp);
     return ok;
@@ -88,7 +89,7 @@ enrich_status enrich_batch_event_time(const enrich_ctx *ctx, size_t i, int64_t *
 {
     if (!ctx || !ms || i >= ctx->nrecs)
         return ENRICH_E_INVALID;
-    return rec_time_ms(ctx, &ctx->recs[i], ms) ? ENRICH_OK : ENRICH_E_NOTFOUND;
+    return rec_time_ms(ctx, &ctx->recs[i], NULL, ms) ? ENRICH_OK : ENRICH_E_NOTFOUND;
 }
 
 
@@ -100,7 +101,7 @@ enrich_status enrich_batch_partition(const enrich_ctx *ctx, size_t i, char *dst,
     int64_t y;
     unsigned m, d;
     int64_t ms;
-    int64_t day = rec_time_ms(ctx, &ctx->recs[i], &ms) ? epoch_day(ms) : ctx->now_day;
+    int64_t day = rec_time_ms(ctx, &ctx->recs[i], NULL, &ms) ? epoch_day(ms) : ctx->now_day;
     civil_from_days(day, &y, &m, &d);
     /* Only digits of a validated date reach the path (year 1..9999). */
     char tmp[32];
