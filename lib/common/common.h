@@ -355,7 +355,10 @@ static inline bool epoch_number_ms(const char *s, size_t n, epoch_unit unit, int
 
 
 /* Days since 1970-01-01 of an instant (floor). */
-ENRICH_INTERNAL int64_t epoch_day(int64_t ms);
+static inline int64_t epoch_day(int64_t ms) /* inline: per Firehose record */
+{
+    return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+}
 /* Civil date from days since 1970-01-01 and back. */
 ENRICH_INTERNAL int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
 ENRICH_INTERNAL void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);

@@ -256,11 +256,6 @@ bool iso8601_parse_ms_general(const char *s, size_t n, int64_t *ms)
     return true;
 }
 
-int64_t epoch_day(int64_t ms)
-{
-    return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
-}
-
 void iso8601_format_ms(int64_t ms, char out[24])
 {
     int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;

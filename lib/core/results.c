@@ -9,27 +9,16 @@
 
 #include "ctx.h"
 
-/* The time an event's partition field gives (epoch_value_ms: an ISO-8601
- * string, or epoch seconds or milliseconds as a number), if it gives one.
- * memo: NULL, or the caller's memo of minutes (iso8601_parse_ms_memo). */
-static bool event_time_ms(const char *ev, const jmember *m, ebuf *tmp, iso8601_memo *memo,
-                          int64_t *ms)
+/* The time a string with an escape gives, read decoded. Out of line:
+ * the strings read as they stand pay for none of its registers. */
+static __attribute__((noinline)) bool escaped_time_ms(const char *ev, jspan v, int64_t *ms)
 {
-    if (m->type == J_STRING) {
-        const char *s = ev + m->value.off + 1;
-        size_t n = m->value.len - 2;
-        /* Read as it stands first: no form of a time has a backslash, so
-         * a string with an escape fails here and is read decoded, and one
-         * without is its own decoding. */
-        if (memo ? iso8601_parse_ms_memo(s, n, memo, ms) : iso8601_parse_ms(s, n, ms))
-            return true;
-        if (!memchr(s, '\\', n))
-            return false;
-        tmp->len = 0;
-        jstring_decode(ev, m->value, tmp);
-        return !tmp->oom && iso8601_parse_ms(tmp->p, tmp->len, ms);
-    }
-    return m->type == J_NUMBER && epoch_number_ms(ev + m->value.off, m->value.len, EPOCH_GUESS, ms);
+    ebuf tmp = {0};
+    jstring_decode(ev, v, &tmp);
+    bool ok = !tmp.oom && iso8601_parse_ms(tmp.p, tmp.len, ms);
+    if (tmp.p)
+        ebuf_free(&tmp);
+    return ok;
 }
 
 size_t enrich_batch_count(const enrich_ctx *ctx)
@@ -68,16 +57,24 @@ enrich_buf enrich_batch_record(const enrich_ctx *ctx, size_t i)
     return b;
 }
 
+/* The time r's partition field gives (epoch_value_ms: an ISO-8601
+ * string, or epoch seconds or milliseconds as a number), if it gives one. */
 bool rec_time_ms(const enrich_ctx *ctx, const rec *r, iso8601_memo *memo, int64_t *ms)
 {
     if (!r->ts_len)
         return false;
-    jmember m = {.value = {r->ts_off, r->ts_len}, .type = (jtype)r->ts_type};
-    ebuf tmp = {0};
-    bool ok = event_time_ms(ctx->out.p, &m, &tmp, memo, ms);
-    if (tmp.p) /* only a string with an escape was decoded into it */
-        ebuf_free(&tmp);
-    return ok;
+    const char *ev = ctx->out.p;
+    if (r->ts_type == J_STRING) {
+        const char *s = ev + r->ts_off + 1;
+        size_t n = r->ts_len - 2;
+        /* Read as it stands first: no form of a time has a backslash, so
+         * a string with an escape fails here and is read decoded, and one
+         * without is its own decoding. */
+        if (memo ? iso8601_parse_ms_memo(s, n, memo, ms) : iso8601_parse_ms(s, n, ms))
+            return true;
+        return memchr(s, '\\', n) && escaped_time_ms(ev, (jspan){r->ts_off, r->ts_len}, ms);
+    }
+    return r->ts_type == J_NUMBER && epoch_number_ms(ev + r->ts_off, r->ts_len, EPOCH_GUESS, ms);
 }
 
 int64_t enrich_batch_time_ms(const enrich_ctx *ctx)
