@@ -174,7 +174,8 @@ struct enrich_ctx {
     ebuf decoded;         /* base64-decoded data of the records the engine has
                            * not run yet (engine_queue empties it) */
     ebuf tmp;             /* JSON-decoded strings of the envelope */
-    ebuf resp;            /* the Firehose / Kinesis response of the last batch */
+    ebuf resp;            /* the Kinesis / Pipes response of the last batch; the
+                           * Firehose one's partition keys and escaped ids */
     size_t resp_need;     /* its size, also when too large */
     bool resp_too_large;
     size_t rcounts[4];    /* per enrich_result, AWS inputs */
