@@ -121,8 +121,8 @@ static void date_text(int64_t day, char text[sizeof fh_date])
 
 /* ctx->resp holds, for the Firehose response, the parts of it that cost
  * a scan or an escape to make, in the order they are written: each a
- * 4-byte length and its bytes (side_put). Everything else is written from
- * the records by firehose_write. */
+ * 4-byte length and its bytes (side_open, side_close). Everything else is
+ * written from the records by firehose_write. */
 static const char fh_ok[] = ",\"result\":\"Ok\",\"data\":\"";
 static const char fh_ok_end[] = "}}}";
 
