@@ -1069,6 +1069,68 @@ START_TEST(jscan_iso8601_fixed_forms_agree)
 }
 END_TEST
 
+/* iso8601_parse_ms_memo, one memo kept over all the strings: the same
+ * verdict and instant as the general reader, for strings drawn from a few
+ * minutes (so most are found in the memo) with their seconds, fraction
+ * and 'Z' in and out of range. Among the minutes: ones that are not valid
+ * (never kept), ones that share a slot and all but their last byte
+ * ("10:00", "10:04"), the last minute of 9999 (its second 60 is past the
+ * bounds) and of a leap-second day, and sixteen NUL bytes (an empty
+ * slot's key must not match them). Each string is copied to its exact
+ * size (ASan sees a read past it). */
+START_TEST(jscan_iso8601_memo_agrees)
+{
+    rng_state = 0x3E3011ULL;
+    static const char *const minutes[] = {
+        "2024-05-01T10:00", "2024-05-01T10:04", "2024-05-02T10:00", "2024-05-05T10:00",
+        "2016-12-31T23:59", "9999-12-31T23:59", "0001-01-01T00:00", "2023-02-29T10:00",
+        "2024-02-29T24:00", "2024-13-01T00:00", "2024-05-01 10:00", "2024-05-01T10:60",
+    };
+    static const char tails[][10] = {":00Z", ":59Z", ":60Z", ":61Z", ":00.000Z", ":59.999Z",
+                                     ":60.500Z", ":5aZ", ":00.0a0Z", ":00z", ":00+00:00", ":00.5Z",
+                                     ":00.000", ":00.0000Z"};
+    iso8601_memo memo;
+    memset(&memo, 0, sizeof memo); /* keys of NULs: only the init marks them empty */
+    iso8601_memo_init(&memo);
+    /* A fresh memo: its empty slot 0 is where this string would be. */
+    char nul_minute[20] = {0};
+    memcpy(nul_minute + 16, ":00Z", 4);
+    int64_t ms = 7;
+    ck_assert(!iso8601_parse_ms_memo(nul_minute, sizeof nul_minute, &memo, &ms));
+    ck_assert_int_eq(ms, 7);
+    size_t parsed = 0, total = 0;
+    for (int iter = 0; iter < 100000; iter++) {
+        char s[40];
+        size_t n;
+        if (rng() % 50 == 0) {
+            memset(s, 0, 16); /* as an empty slot's key */
+            n = 16;
+        } else {
+            memcpy(s, minutes[rng() % (sizeof minutes / sizeof *minutes)], 16);
+            n = 16;
+        }
+        const char *t = tails[rng() % (sizeof tails / sizeof *tails)];
+        memcpy(s + n, t, strlen(t));
+        n += strlen(t);
+        if (rng() % 8 == 0) /* one byte of the tail replaced */
+            s[16 + rng() % (unsigned)(n - 16)] = "0123456789:.Z"[rng() % 13];
+        char *copy = malloc(n);
+        ck_assert_ptr_nonnull(copy);
+        memcpy(copy, s, n);
+        int64_t a = 7, b = 7;
+        bool ra = iso8601_parse_ms_memo(copy, n, &memo, &a);
+        bool rb = iso8601_parse_ms_general(copy, n, &b);
+        free(copy);
+        ck_assert_msg(ra == rb && a == b, "<%.*s>: %d %lld, general reader %d %lld", (int)n, s,
+                      ra, (long long)a, rb, (long long)b);
+        parsed += ra;
+        total++;
+    }
+    ck_assert_uint_gt(parsed, total / 5);
+    ck_assert_uint_lt(parsed, total * 4 / 5);
+}
+END_TEST
+
 START_TEST(jscan_iso8601_format_round_trip)
 {
     static const int64_t samples[] = {0,
@@ -1296,6 +1358,7 @@ static Suite *jscan_suite(void)
     tcase_add_test(tc, jscan_iso8601_offset_colon_needs_minutes);
     tcase_add_test(tc, jscan_iso8601_format_round_trip);
     tcase_add_test(tc, jscan_iso8601_fixed_forms_agree);
+    tcase_add_test(tc, jscan_iso8601_memo_agrees);
     tcase_add_test(tc, jscan_civil_days_round_trip_years_1_to_9999);
     suite_add_tcase(s, tc);
     return s;

@@ -505,9 +505,10 @@ START_TEST(shapes_firehose_drop_and_partition_keys)
 END_TEST
 
 /* The date in each Ok record's partition keys (the response keeps the
- * last few days' dates) is the one enrich_batch_partition gives it, for
- * records on many days in one batch: days 4 apart (one slot), before
- * 1970, a leap second, ISO strings and epoch numbers, none (the clock). */
+ * last few days' dates and timestamps' minutes) is the one
+ * enrich_batch_partition gives it, for records on many days in one batch:
+ * days 4 apart (one slot), before 1970, a leap second (its minute read
+ * before it too), ISO strings and epoch numbers, none (the clock). */
 START_TEST(shapes_firehose_partition_dates_match_enrich_batch_partition)
 {
     tu_fixture f = {0};
@@ -515,10 +516,12 @@ START_TEST(shapes_firehose_partition_dates_match_enrich_batch_partition)
     ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_CLOCK_MS, TU_FIXED_CLOCK),
                      ENRICH_OK);
     static const char *const times[] = {
-        "\"2024-05-01T00:00:00Z\"", "\"2024-05-05T23:59:59.999Z\"", "1714521600",
+        "\"2024-05-01T00:00:00Z\"", "\"2024-05-05T23:59:59.999Z\"",
+        "\"2016-12-31T23:59:59Z\"", /* the leap second's minute: read just before it */
         "\"2024-05-09T12:00:00Z\"", "\"2024-05-01T10:00:00Z\"", "\"1969-12-31T23:59:59Z\"",
         "-86401", "\"2016-12-31T23:59:60Z\"", "\"2024-05-02T01:00:00+02:00\"", NULL,
         "1714867200000", "\"2024-05-13T00:00:00Z\"", "\"2024-05-05T00:00:00Z\"",
+        "1714521600",
     };
     size_t nt = sizeof times / sizeof *times;
     sb in = {0};
@@ -745,6 +748,77 @@ static void firehose_many(sb *in, int n)
     }
     sb_puts(in, "]}");
 }
+
+/* The Firehose response is written by enrich_aws_encode straight into the
+ * caller's buffer, from the sizes and parts the batch kept: into exactly
+ * its bound (ASan sees a write past it; a guard after it must stay), every
+ * byte written (two buffers filled differently before get the same
+ * bytes), valid JSON with every record, for a batch of plain, escaped,
+ * empty and number ids, partition keys, and Ok, Dropped and failed
+ * records, under limits that leave later Ok records out. */
+START_TEST(shapes_firehose_response_written_to_its_bound)
+{
+    tu_fixture f = {0};
+    tu_fixture_open(&f, "{\"lookups\":[{\"key\":\"productId\",\"table\":\"products\"}],"
+                "\"firehose\":{\"drop\":[\"not_found\"],\"partition_keys\":[\"category\","
+                "{\"name\":\"qty\",\"path\":\"quantity\"},\"missing\"]}}");
+    static const char *const ids[] = {"\"plain-0\"", "\"q\\\"\\u00e9\"", "\"\"",
+                                      "12345678901234567890123", "\"tab\\there\""};
+    static const char *const evs[] = {
+        "{\"productId\":\"PROD-001\",\"quantity\":5,\"timestamp\":\"2024-05-01T10:00:00Z\"}",
+        "{\"productId\":\"PROD-999\"}", /* not found: dropped */
+        "{\"productId\":\"PROD-002\",\"quantity\":2}",
+        "[1]", /* not an object: failed */
+        "{\"productId\":\"PROD-003\",\"timestamp\":1718000000}",
+    };
+    sb in = {0};
+    sb_puts(&in, "{\"records\":[");
+    for (int i = 0; i < 40; i++) {
+        sb_printf(&in, "%s{\"recordId\":%s,\"data\":\"", i ? "," : "", ids[i % 5]);
+        const char *ev = evs[(i / 5 + i) % 5];
+        sb_b64(&in, ev, strlen(ev));
+        sb_puts(&in, "\"}");
+    }
+    sb_puts(&in, "]}");
+    size_t full = 0;
+    for (int64_t limit = 0; limit <= 6144; limit += limit ? 512 : 2048) {
+        if (limit)
+            ck_assert_int_eq(enrich_ctx_set_option(f.ctx, ENRICH_OPT_RESPONSE_LIMIT, limit),
+                             ENRICH_OK);
+        run_ok(&f, ENRICH_AWS_FIREHOSE, in.p, in.len);
+        size_t bound = enrich_aws_encode_bound(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE);
+        if (!limit)
+            full = bound;
+        unsigned char *a = malloc(bound + 16), *b = malloc(bound);
+        ck_assert(a && b);
+        memset(a, 0xAA, bound + 16);
+        memset(b, 0x55, bound);
+        size_t wa = 0, wb = 0;
+        ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, a, bound, &wa),
+                         ENRICH_OK);
+        ck_assert_int_eq(enrich_aws_encode(f.ctx, ENRICH_AWS_RESPONSE_FIREHOSE, b, bound, &wb),
+                         ENRICH_OK);
+        ck_assert_uint_eq(wa, bound);
+        ck_assert_uint_eq(wb, bound);
+        for (size_t k = 0; k < 16; k++)
+            ck_assert_msg(a[bound + k] == 0xAA, "limit %lld: byte %zu past the bound written",
+                          (long long)limit, k);
+        ck_assert_msg(memcmp(a, b, bound) == 0, "limit %lld: bytes left unwritten",
+                      (long long)limit);
+        cJSON *j = cJSON_ParseWithLength((const char *)a, bound);
+        ck_assert_msg(j != NULL, "limit %lld: %.*s", (long long)limit, (int)bound, (char *)a);
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "records")), 40);
+        if (limit && limit < (int64_t)full)
+            ck_assert_uint_gt(enrich_aws_count_result(f.ctx, ENRICH_RESULT_OVER_LIMIT), 0);
+        cJSON_Delete(j);
+        free(a);
+        free(b);
+    }
+    ck_assert_uint_gt(full, 6144);
+    free(in.p);
+    tu_fixture_close(&f);
+}
+END_TEST
 
 START_TEST(shapes_firehose_response_limit)
 {
@@ -2213,6 +2287,7 @@ static Suite *shapes_suite(void)
     tcase_add_test(tc, shapes_firehose_response_fixture_is_refused);
     tcase_add_test(tc, shapes_firehose_long_record_id_and_odd_ids);
     tcase_add_test(tc, shapes_firehose_response_limit);
+    tcase_add_test(tc, shapes_firehose_response_written_to_its_bound);
     suite_add_tcase(s, tc);
     tc = tcase_create("kinesis");
     tcase_add_test(tc, shapes_kinesis_seed_exact);

@@ -133,8 +133,10 @@ static inline bool aws_queue_plain(enrich_ctx *ctx, const char *s, jspan id, siz
  * memory. */
 ENRICH_INTERNAL bool aws_validate(enrich_ctx *ctx);
 
-/* aws_response.c: build ctx->resp after a Firehose / Kinesis event, and
- * after a Pipes event whose rule set validates (pipes.invalid). */
+/* aws_response.c: build ctx->resp after a Kinesis event and after a Pipes
+ * event whose rule set validates (pipes.invalid); after a Firehose event,
+ * decide and measure the response (enrich_aws_encode writes it), keeping
+ * in ctx->resp only its partition keys and escaped ids. */
 ENRICH_INTERNAL void aws_build_firehose(enrich_ctx *ctx);
 ENRICH_INTERNAL void aws_build_kinesis(enrich_ctx *ctx);
 ENRICH_INTERNAL void aws_build_pipes(enrich_ctx *ctx);

@@ -1,9 +1,11 @@
 /* AWS responses (docs/aws.md): the Firehose transformation response and
- * the Lambda Kinesis partial-batch response, built into ctx->resp at the
- * end of the batch under the response limit, so that
- * enrich_aws_encode_bound() is exact and enrich_aws_encode() is one copy;
- * and the Pipes response, the core's JSON array under the same limit (or,
- * when the rule set validates Pipes records, built here too). */
+ * the Lambda Kinesis partial-batch response, decided at the end of the
+ * batch under the response limit, so that enrich_aws_encode_bound() is
+ * exact (the Kinesis one built into ctx->resp there, enrich_aws_encode()
+ * one copy; the Firehose one measured there and written by
+ * enrich_aws_encode() straight into the caller's buffer); and the Pipes
+ * response, the core's JSON array under the same limit (or, when the rule
+ * set validates Pipes records, built here too). */
 #include <stdio.h>
 #include <string.h>
 
@@ -47,7 +49,7 @@ static void put_id(ebuf *o, const enrich_ctx *ctx, const rec *r)
     } else if (o->cap - o->len >= r->id_len + 2 || ebuf_reserve(o, r->id_len + 2)) {
         char *w = o->p + o->len;
         *w = '"';
-        memcpy(w + 1, rec_id(ctx, r), r->id_len);
+        mem_copy(w + 1, rec_id(ctx, r), r->id_len); /* ids: 17 to 256 bytes, inline */
         w[r->id_len + 1] = '"';
         o->len += r->id_len + 2;
     }
@@ -98,6 +100,60 @@ static const char two_digits[100][2] = {
 #undef TENS
 };
 
+/* fh_date with the digits of the day `day` written in. */
+static void date_text(int64_t day, char text[sizeof fh_date])
+{
+    int64_t y;
+    unsigned mo, d;
+    civil_from_days(day, &y, &mo, &d);
+    /* Years 1..9999 only (the day comes from a parsed date or the batch
+     * clock, both bounded): four digits, no printf. */
+    memcpy(text, fh_date, sizeof fh_date);
+    char *yp = text + sizeof "\",\"metadata\":{\"partitionKeys\":{\"year\":\"" - 1;
+    unsigned yy = (unsigned)y;
+    memcpy(yp, two_digits[yy / 100], 2);
+    memcpy(yp + 2, two_digits[yy % 100], 2);
+    char *mp = yp + sizeof "0000\",\"month\":\"" - 1;
+    memcpy(mp, two_digits[mo], 2);
+    char *dp = mp + sizeof "00\",\"day\":\"" - 1;
+    memcpy(dp, two_digits[d], 2);
+}
+
+/* ctx->resp holds, for the Firehose response, the parts of it that cost
+ * a scan or an escape to make, in the order they are written: each a
+ * 4-byte length and its bytes (side_open, side_close). Everything else is
+ * written from the records by firehose_write. */
+static const char fh_ok[] = ",\"result\":\"Ok\",\"data\":\"";
+static const char fh_ok_end[] = "}}}";
+
+/* Open a part: room for its length; side_close writes it. */
+static size_t side_open(ebuf *o)
+{
+    size_t at = o->len;
+    uint32_t zero = 0;
+    ebuf_put(o, &zero, sizeof zero);
+    return at;
+}
+
+static size_t side_close(ebuf *o, size_t at)
+{
+    if (o->oom)
+        return 0;
+    uint32_t len = (uint32_t)(o->len - at - sizeof len);
+    memcpy(o->p + at, &len, sizeof len);
+    return len;
+}
+
+/* Copy the next part to w; returns the end of what was written. */
+static char *side_take(const char **side, char *w)
+{
+    uint32_t len;
+    memcpy(&len, *side, sizeof len);
+    memcpy(w, *side + sizeof len, len);
+    *side += sizeof len + len;
+    return w + len;
+}
+
 void aws_build_firehose(enrich_ctx *ctx)
 {
     const enrich_pipeline *p = ctx->p;
@@ -133,81 +189,108 @@ void aws_build_firehose(enrich_ctx *ctx)
     /* Records in order; each Ok record costs its element minus the
      * ProcessingFailed element the floor already counts. From the first
      * one that does not fit, the rest are ProcessingFailed too, so what is
-     * delivered is always a prefix of the batch. */
-    size_t budget = ctx->resp_limit - floor_len;
+     * delivered is always a prefix of the batch. An Ok element's size is
+     * known without writing it: its data's base64, the date's fixed text
+     * and its partition keys (made here, kept in ctx->resp). */
+    size_t budget = ctx->resp_limit - floor_len, need = floor_len;
     bool full = false;
-    /* The dates of the last days seen (a batch's records mostly fall on
-     * one day or a few): civil_from_days is ~80 instructions a record. */
-    struct {
-        int64_t day, y;
-        unsigned m, d;
-    } dates[4] = {{INT64_MIN, 0, 0, 0}, {INT64_MIN, 0, 0, 0}, {INT64_MIN, 0, 0, 0},
-                  {INT64_MIN, 0, 0, 0}};
-    LIT(o, fh_head);
     for (size_t i = 0; i < ctx->nrecs; i++) {
         rec *r = &ctx->recs[i];
-        if (i)
-            ebuf_putc(o, ',');
-        LIT(o, fh_pre);
-        put_id(o, ctx, r);
-        if (r->result == ENRICH_RESULT_DROPPED) {
-            LIT(o, fh_dropped);
+        if (!r->id_plain) {
+            size_t at = side_open(o);
+            ebuf_json_string(o, rec_id(ctx, r), r->id_len);
+            side_close(o, at);
+        }
+        if (r->result != ENRICH_RESULT_OK)
+            continue;
+        if (full) {
+            r->result = ENRICH_RESULT_OVER_LIMIT;
             continue;
         }
-        if (r->result == ENRICH_RESULT_OK && !full) {
-            size_t mark = o->len;
-            LIT(o, ",\"result\":\"Ok\",\"data\":\"");
-            /* The record and its newline, as ctx->out holds them; room
-             * for the date after it too. */
-            size_t b64 = base64_encoded_len(r->len + 1), room = b64 + sizeof fh_date + 3;
-            if (o->cap - o->len >= room || ebuf_reserve(o, room)) {
-                base64_encode(ctx->out.p + r->off, r->len + 1, o->p + o->len);
-                o->len += b64;
-            }
-            int64_t y;
-            unsigned mo, d;
-            int64_t t;
-            if (enrich_batch_event_time(ctx, (size_t)(r - ctx->recs), &t) != ENRICH_OK)
-                t = ctx->now_ms;
-            int64_t day = epoch_day(t);
-            unsigned slot = (unsigned)day & 3;
-            if (dates[slot].day != day) {
-                dates[slot].day = day;
-                civil_from_days(day, &dates[slot].y, &dates[slot].m, &dates[slot].d);
-            }
-            y = dates[slot].y;
-            mo = dates[slot].m;
-            d = dates[slot].d;
-            /* Years 1..9999 only (the day comes from a parsed date or
-             * the batch clock, both bounded): four digits, no printf. */
-            char date[sizeof fh_date];
-            memcpy(date, fh_date, sizeof date);
-            char *yp = date + sizeof "\",\"metadata\":{\"partitionKeys\":{\"year\":\"" - 1;
-            unsigned yy = (unsigned)y;
-            memcpy(yp, two_digits[yy / 100], 2);
-            memcpy(yp + 2, two_digits[yy % 100], 2);
-            char *mp = yp + sizeof "0000\",\"month\":\"" - 1;
-            memcpy(mp, two_digits[mo], 2);
-            char *dp = mp + sizeof "00\",\"day\":\"" - 1;
-            memcpy(dp, two_digits[d], 2);
-            ebuf_put(o, date, sizeof date - 1);
-            if (p->fh_npk)
-                partition_keys(ctx, r, o);
-            LIT(o, "}}}");
-            size_t extra = o->len - mark - (sizeof fh_failed - 1);
-            if (o->len - mark >= sizeof fh_failed - 1 && extra <= budget) {
-                budget -= extra;
-                continue;
-            }
-            o->len = mark;
-            full = true;
+        size_t mark = o->len, keys = 0;
+        if (p->fh_npk) {
+            size_t at = side_open(o);
+            partition_keys(ctx, r, o);
+            keys = side_close(o, at);
         }
-        if (r->result == ENRICH_RESULT_OK)
-            r->result = ENRICH_RESULT_OVER_LIMIT;
-        LIT(o, fh_failed);
+        size_t extra = sizeof fh_ok - 1 + base64_encoded_len(r->len + 1) + sizeof fh_date - 1 +
+                       keys + sizeof fh_ok_end - 1 - (sizeof fh_failed - 1);
+        if (extra <= budget) {
+            budget -= extra;
+            need += extra;
+            continue;
+        }
+        o->len = mark;
+        full = true;
+        r->result = ENRICH_RESULT_OVER_LIMIT;
     }
-    LIT(o, fh_tail);
-    ctx->resp_need = o->len;
+    ctx->resp_need = need;
+}
+
+/* The Firehose response aws_build_firehose measured, into w (room for
+ * ctx->resp_need bytes); returns the end of what was written. */
+static char *firehose_write(const enrich_ctx *ctx, char *w)
+{
+    const enrich_pipeline *p = ctx->p;
+    const char *side = ctx->resp.p;
+    /* The dates of the last days seen (a batch's records mostly fall on
+     * one day or a few), as their partition keys' text: civil_from_days
+     * is ~80 instructions a record, writing the digits ~30. */
+    struct {
+        int64_t day;
+        char text[sizeof fh_date];
+    } dates[4];
+    for (size_t k = 0; k < 4; k++)
+        dates[k].day = INT64_MIN;
+    /* The minutes of the last timestamps read: a batch's are mostly a
+     * few (~100 instructions a record less than parsing each whole). */
+    iso8601_memo minutes;
+    iso8601_memo_init(&minutes);
+#define PUT_LIT(s) (memcpy(w, (s), sizeof(s) - 1), w += sizeof(s) - 1)
+    PUT_LIT(fh_head);
+    for (size_t i = 0; i < ctx->nrecs; i++) {
+        const rec *r = &ctx->recs[i];
+        if (i)
+            *w++ = ',';
+        PUT_LIT(fh_pre);
+        if (r->id_plain) {
+            *w++ = '"';
+            mem_copy(w, rec_id(ctx, r), r->id_len); /* ids: 17 to 256 bytes, inline */
+            w += r->id_len;
+            *w++ = '"';
+        } else {
+            w = side_take(&side, w);
+        }
+        if (r->result == ENRICH_RESULT_DROPPED) {
+            PUT_LIT(fh_dropped);
+            continue;
+        }
+        if (r->result != ENRICH_RESULT_OK) {
+            PUT_LIT(fh_failed);
+            continue;
+        }
+        PUT_LIT(fh_ok);
+        /* The record and its newline, as ctx->out holds them. */
+        base64_encode(ctx->out.p + r->off, r->len + 1, w);
+        w += base64_encoded_len(r->len + 1);
+        int64_t t;
+        if (!rec_time_ms(ctx, r, &minutes, &t))
+            t = ctx->now_ms;
+        int64_t day = epoch_day(t);
+        unsigned slot = (unsigned)day & 3;
+        if (dates[slot].day != day) {
+            dates[slot].day = day;
+            date_text(day, dates[slot].text);
+        }
+        memcpy(w, dates[slot].text, sizeof fh_date - 1);
+        w += sizeof fh_date - 1;
+        if (p->fh_npk)
+            w = side_take(&side, w);
+        PUT_LIT(fh_ok_end);
+    }
+    PUT_LIT(fh_tail);
+#undef PUT_LIT
+    return w;
 }
 
 void aws_build_kinesis(enrich_ctx *ctx)
@@ -322,6 +405,9 @@ enrich_status enrich_aws_encode(const enrich_ctx *ctx, enrich_aws_response respo
         return ENRICH_E_TOO_LARGE;
     if (ctx->resp_need > dst_cap)
         return ENRICH_E_DST_SIZE;
-    memcpy(dst, ctx->resp.p, ctx->resp_need);
+    if (response == ENRICH_AWS_RESPONSE_FIREHOSE)
+        firehose_write(ctx, dst);
+    else
+        memcpy(dst, ctx->resp.p, ctx->resp_need);
     return ENRICH_OK;
 }

@@ -355,13 +355,29 @@ static inline bool epoch_number_ms(const char *s, size_t n, epoch_unit unit, int
 
 
 /* Days since 1970-01-01 of an instant (floor). */
-ENRICH_INTERNAL int64_t epoch_day(int64_t ms);
+static inline int64_t epoch_day(int64_t ms) /* inline: per Firehose record */
+{
+    return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+}
 /* Civil date from days since 1970-01-01 and back. */
 ENRICH_INTERNAL int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
 ENRICH_INTERNAL void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 /* Parse ISO-8601 "YYYY-MM-DD[Thh:mm[:ss[.fff]]][Z|±hh:mm]" to epoch ms
  * (false outside the bounds, after the offset). */
 ENRICH_INTERNAL bool iso8601_parse_ms(const char *s, size_t n, int64_t *ms);
+/* The minutes ("YYYY-MM-DDThh:mm") of the fixed forms lately read by
+ * iso8601_parse_ms_memo, each with the instant it starts: a batch's
+ * timestamps mostly share a few (Firehose's partition keys read every
+ * record's). One per caller and thread; iso8601_memo_init before use. */
+#define ISO8601_MEMO_SLOTS 4
+typedef struct iso8601_memo {
+    char key[ISO8601_MEMO_SLOTS][16];
+    int64_t minute_ms[ISO8601_MEMO_SLOTS]; /* INT64_MIN: empty */
+} iso8601_memo;
+ENRICH_INTERNAL void iso8601_memo_init(iso8601_memo *m);
+/* iso8601_parse_ms: the same verdict and instant, a minute in the memo
+ * read from there (only a minute that parsed is kept). */
+ENRICH_INTERNAL bool iso8601_parse_ms_memo(const char *s, size_t n, iso8601_memo *m, int64_t *ms);
 /* The same reader without its shortcut for the fixed forms
  * ("YYYY-MM-DDThh:mm:ss[.sss]Z"): what the tests hold that shortcut to. */
 ENRICH_INTERNAL bool iso8601_parse_ms_general(const char *s, size_t n, int64_t *ms);

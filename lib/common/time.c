@@ -69,11 +69,33 @@ static inline unsigned two_digits(const char *p)
  * "YYYY-MM-DDThh:mm:ss.sssZ", every field at its fixed place. For those,
  * the same checks and the same instant as the general reader below, at a
  * third of its instructions (Firehose reads every record's); false for
- * anything else, which then goes there. */
-static inline bool iso8601_fixed_ms(const char *s, size_t n, int64_t *ms)
+ * anything else, which then goes there. In two halves, so that
+ * iso8601_parse_ms_memo can take the first from its memo: the minute
+ * (s[0..16), "YYYY-MM-DDThh:mm") and what follows it. */
+
+/* ":ss" or ":ss.sss", then 'Z', after the minute: *tail_ms its
+ * milliseconds (up to 60 999: a leap second). */
+static inline bool fixed_tail(const char *s, size_t n, unsigned *tail_ms)
 {
     if ((n != 20 && n != 24) || s[16] != ':' || s[n - 1] != 'Z' || (n == 24 && s[19] != '.'))
         return false;
+    unsigned ss = two_digits(s + 17), frac = 0;
+    if (n == 24) {
+        unsigned f1 = two_digits(s + 20), f3 = (unsigned char)(s[22] - '0');
+        if (f1 > 99 || f3 > 9)
+            return false;
+        frac = f1 * 10 + f3;
+    }
+    if (ss > 60) /* 100: not digits */
+        return false;
+    *tail_ms = ss * 1000 + frac;
+    return true;
+}
+
+/* "YYYY-MM-DDThh:mm" at s (16 bytes readable), a valid date and time of
+ * day: *ms the instant its minute starts. */
+static inline bool fixed_minute(const char *s, int64_t *ms)
+{
     /* The digits of s[0..16), two by two: where each pair starts. */
     static const unsigned char at[6] = {0, 2, 5, 8, 11, 14};
     unsigned f[6];
@@ -99,20 +121,20 @@ static inline bool iso8601_fixed_ms(const char *s, size_t n, int64_t *ms)
         if ((f[k] = two_digits(s + at[k])) > 99)
             return false;
 #endif
-    unsigned ss = two_digits(s + 17), frac = 0;
-    if (n == 24) {
-        unsigned f1 = two_digits(s + 20), f3 = (unsigned char)(s[22] - '0');
-        if (f1 > 99 || f3 > 9)
-            return false;
-        frac = f1 * 10 + f3;
-    }
     unsigned y = f[0] * 100 + f[1], mo = f[2], d = f[3], hh = f[4], mi = f[5];
-    /* ss 100 (not digits) fails too. */
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || hh > 23 || mi > 59 ||
-        ss > 60)
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || hh > 23 || mi > 59)
         return false;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss;
-    int64_t v = secs * 1000 + frac;
+    *ms = (days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60) * 1000;
+    return true;
+}
+
+static inline bool iso8601_fixed_ms(const char *s, size_t n, int64_t *ms)
+{
+    unsigned tail;
+    int64_t minute;
+    if (!fixed_tail(s, n, &tail) || !fixed_minute(s, &minute))
+        return false;
+    int64_t v = minute + tail;
     if (v > EPOCH_MS_MAX) /* 9999-12-31T23:59:60Z */
         return false;
     *ms = v;
@@ -122,6 +144,47 @@ static inline bool iso8601_fixed_ms(const char *s, size_t n, int64_t *ms)
 bool iso8601_parse_ms(const char *s, size_t n, int64_t *ms)
 {
     return iso8601_fixed_ms(s, n, ms) || iso8601_parse_ms_general(s, n, ms);
+}
+
+void iso8601_memo_init(iso8601_memo *m)
+{
+    for (size_t k = 0; k < ISO8601_MEMO_SLOTS; k++)
+        m->minute_ms[k] = INT64_MIN;
+}
+
+/* iso8601_parse_ms_memo for a string of the fixed forms whose minute is
+ * not in slot k (tail_ms: fixed_tail's): out of line, so that a minute
+ * found there pays for no registers of it (~20 instructions). */
+static __attribute__((noinline)) bool memo_miss(const char *s, size_t n, iso8601_memo *m,
+                                                unsigned k, unsigned tail_ms, int64_t *ms)
+{
+    int64_t minute;
+    if (!fixed_minute(s, &minute))
+        return iso8601_parse_ms_general(s, n, ms);
+    memcpy(m->key[k], s, 16);
+    m->minute_ms[k] = minute;
+    int64_t v = minute + tail_ms;
+    if (v > EPOCH_MS_MAX)
+        return iso8601_parse_ms_general(s, n, ms);
+    *ms = v;
+    return true;
+}
+
+bool iso8601_parse_ms_memo(const char *s, size_t n, iso8601_memo *m, int64_t *ms)
+{
+    unsigned tail;
+    if (!fixed_tail(s, n, &tail))
+        return iso8601_parse_ms_general(s, n, ms);
+    /* The day's and the minute's last digits: a batch's few days or
+     * minutes mostly fall in different slots. */
+    unsigned k = ((unsigned char)s[9] ^ (unsigned char)s[15]) % ISO8601_MEMO_SLOTS;
+    if (m->minute_ms[k] == INT64_MIN || memcmp(m->key[k], s, 16) != 0)
+        return memo_miss(s, n, m, k, tail, ms);
+    int64_t v = m->minute_ms[k] + tail;
+    if (v > EPOCH_MS_MAX)
+        return iso8601_parse_ms_general(s, n, ms);
+    *ms = v;
+    return true;
 }
 
 bool iso8601_parse_ms_general(const char *s, size_t n, int64_t *ms)
@@ -191,11 +254,6 @@ bool iso8601_parse_ms_general(const char *s, size_t n, int64_t *ms)
         return false;
     *ms = v;
     return true;
-}
-
-int64_t epoch_day(int64_t ms)
-{
-    return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
 }
 
 void iso8601_format_ms(int64_t ms, char out[24])

@@ -181,7 +181,8 @@ struct enrich_ctx {
     ebuf decoded;         /* base64-decoded data of the records the engine has
                            * not run yet (engine_queue empties it) */
     ebuf tmp;             /* JSON-decoded strings of the envelope */
-    ebuf resp;            /* the Firehose / Kinesis response of the last batch */
+    ebuf resp;            /* the Kinesis / Pipes response of the last batch; the
+                           * Firehose one's partition keys and escaped ids */
     size_t resp_need;     /* its size, also when too large */
     bool resp_too_large;
     size_t rcounts[4];    /* per enrich_result, AWS inputs */
@@ -229,6 +230,12 @@ ENRICH_INTERNAL void engine_failed(enrich_ctx *ctx, const char *ev, size_t len,
                                    enrich_status code);
 /* Run the events still queued (the end of a batch's records). */
 ENRICH_INTERNAL void engine_flush(enrich_ctx *ctx);
+/* results.c: record r's event time, its partition field's value, if that
+ * gives one (enrich_batch_event_time); memo: NULL, or the caller's memo
+ * of minutes (iso8601_parse_ms_memo), for a caller reading every
+ * record's. */
+ENRICH_INTERNAL bool rec_time_ms(const enrich_ctx *ctx, const rec *r, iso8601_memo *memo,
+                                 int64_t *ms);
 /* The window's side of engine_queue: the event waits in the window, which
  * runs when full. Inline with engine_queue: a call and a copy of the tag
  * were ~40 instructions of each AWS record in a big store. */
