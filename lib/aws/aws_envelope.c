@@ -52,17 +52,6 @@
  * 13, a Firehose record from a Kinesis source 8; a record with more is
  * read by the scanner. */
 #define ENV_STEPS_MAX 64
-/* How far ahead of the record being read the batch's bytes are
- * prefetched (read_runs_body): ~9 Firehose records of ~230 bytes. The
- * batch is read once, front to back, mostly from memory the caller has
- * just filled or mapped (the bench: a fresh batch each time, far beyond
- * the caches), and the template's reads of a record's first lines and
- * the data's decode waited on them. Measured in one process alternating
- * NDJSON and Firehose blocks at 1 000 000 items (thread CPU time):
- * Firehose / NDJSON 0.85 without, 0.87 at 1 024 bytes, 0.88 at 2 048,
- * 0.87-0.88 at 4 096. */
-#define ENV_PREFETCH_AHEAD 2048
-
 /* Objects nested deeper than this stay one value. */
 #define ENV_LEVEL_MAX 8
 /* Records in a row the template missed before the next record the scanner
@@ -613,9 +602,7 @@ read_runs_body(enrich_ctx *ctx, struct aws_env *e, const char *s, size_t n, size
     size_t at = *start, fetched = at; /* bytes before `fetched`: prefetched */
     for (;;) {
         size_t rec_end;
-        size_t ahead = n - at > ENV_PREFETCH_AHEAD ? at + ENV_PREFETCH_AHEAD : n;
-        for (; fetched < ahead; fetched += 64)
-            __builtin_prefetch(s + fetched);
+        mem_prefetch_ahead(s, n, at, &fetched); /* common.h: the records' first reads */
         int read = read_one(ctx, e, s, n, at, f, &rec_end, wide);
         if (read == AWS_ENV_READ) {
             *start = at;

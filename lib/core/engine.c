@@ -1181,8 +1181,14 @@ void engine_flush(enrich_ctx *ctx)
 static void run_ndjson(enrich_ctx *ctx, const char *s, size_t n)
 {
     bool windowed = window_pays(ctx);
-    size_t pos = 0, nw = 0;
+    size_t pos = 0, nw = 0, fetched = 0;
     while (pos < n && !ctx->out.oom) {
+        /* Only while the window runs: then the lookups' misses keep the
+         * hardware from streaming the lines in (1 000 000 items: 1.04x).
+         * Where the memo answers, it streams them alone, and the
+         * prefetches' instructions cost (1 000 items: 0.96x). */
+        if (windowed)
+            mem_prefetch_ahead(s, n, pos, &fetched); /* common.h */
         const char *nl = memchr(s + pos, '\n', n - pos);
         size_t end = nl ? (size_t)(nl - s) : n;
         size_t len = end - pos;
