@@ -177,6 +177,11 @@ ENRICH_API size_t enrich_aws_encode_bound(const enrich_ctx *ctx, enrich_aws_resp
  *    enrichment: the handler must fail the invocation, and Pipes retries
  *    or bisects the batch).
  *
+ * The FIREHOSE response is written by this call, straight into @p dst
+ * (each record's data base64-encoded there): the batch run decided which
+ * records fit and how many bytes each takes, so a second call for the same
+ * batch costs about as much as the first. Encode it once.
+ *
  * @param[in]  response an #enrich_aws_response.
  * @param[out] dst      caller memory of @p dst_cap bytes (NULL if 0).
  * @param[out] written  bytes written; on ENRICH_E_DST_SIZE or
