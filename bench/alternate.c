@@ -93,13 +93,8 @@ void bench_alternate(const bench_alternate_args *a, bench_json *j, const char *j
         bench_die("%s: no events", a->events);
 
     enrich_store *st;
-    enrich_status rc = enrich_store_open(a->store, ENRICH_STORE_RDONLY, &st);
-    if (rc)
-        bench_die("open %s: %s", a->store, enrich_strerror(rc));
-    enrich_pipeline *pl;
-    char rules_err[512] = "";
-    if ((rc = enrich_pipeline_compile(st, NULL, 0, &pl, rules_err, sizeof rules_err)))
-        bench_die("rules: %s: %s", enrich_strerror(rc), rules_err);
+    enrich_pipeline *pl = bench_open_pipeline(a->store, NULL, 0, &st);
+    enrich_status rc;
     for (size_t i = 0; i < ns; i++) {
         sh[i].batches = bench_shape_batches(&sh[i].shape, ev.p, &bb);
         if ((rc = enrich_ctx_create(pl, &sh[i].ctx)))

@@ -769,14 +769,8 @@ static void cmd_run(const opts *o, bench_json *j, const char *jkey)
 
     double t_open = bench_now();
     enrich_store *st;
-    enrich_status rc = enrich_store_open(o->store, ENRICH_STORE_RDONLY, &st);
-    if (rc)
-        bench_die("open %s: %s", o->store, enrich_strerror(rc));
-    enrich_pipeline *pl;
-    char rules_err[512] = "";
-    rc = enrich_pipeline_compile(st, rules, rules_len, &pl, rules_err, sizeof rules_err);
-    if (rc)
-        bench_die("rules: %s: %s", enrich_strerror(rc), rules_err);
+    enrich_pipeline *pl = bench_open_pipeline(o->store, rules, rules_len, &st);
+    enrich_status rc;
     for (size_t t = 0; t < o->threads; t++) {
         rc = enrich_ctx_create(pl, &rs.w[t].ctx);
         if (rc)

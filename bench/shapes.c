@@ -219,6 +219,20 @@ void bench_shaped_free(bench_shaped *s)
     memset(s, 0, sizeof *s);
 }
 
+enrich_pipeline *bench_open_pipeline(const char *path, const char *rules, size_t rules_len,
+                                     enrich_store **st)
+{
+    enrich_status rc = enrich_store_open(path, ENRICH_STORE_RDONLY, st);
+    if (rc)
+        bench_die("open %s: %s", path, enrich_strerror(rc));
+    enrich_pipeline *pl;
+    char rules_err[512] = "";
+    rc = enrich_pipeline_compile(*st, rules, rules_len, &pl, rules_err, sizeof rules_err);
+    if (rc)
+        bench_die("rules: %s: %s", enrich_strerror(rc), rules_err);
+    return pl;
+}
+
 enrich_status bench_shape_run(enrich_ctx *ctx, const bench_shape *sh, const char *p, size_t n)
 {
     return sh->in <= ENRICH_INPUT_JSON_ARRAY

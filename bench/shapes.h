@@ -43,6 +43,11 @@ bench_shaped bench_shape_batches(const bench_shape *sh, const char *events,
                                  const bench_batches *bb);
 void bench_shaped_free(bench_shaped *s);
 
+/* The store at path opened read-only and the rules (NULL: the seed's)
+ * compiled against it, or the bench dies saying why. */
+enrich_pipeline *bench_open_pipeline(const char *path, const char *rules, size_t rules_len,
+                                     enrich_store **st);
+
 /* One batch through the library as a user of this shape runs it. */
 enrich_status bench_shape_run(enrich_ctx *ctx, const bench_shape *sh, const char *p, size_t n);
 /* The bytes bench_shape_encode needs at most for the batch just run. */
