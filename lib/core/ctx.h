@@ -53,13 +53,13 @@ typedef struct attach {
  * records (engine.c): a few events are scanned and their first lookup's
  * keys resolved before any of them is enriched, so that the keys the memo
  * does not answer are looked up together (store_snap_get_many: their
- * cache misses overlap). 32, not 16: both libraries in one process, passes
- * alternated (enrich-bench alternate), 32 ran NDJSON 1.04x and Kinesis and
- * Pipes 1.06x at 1 000 000 items, NDJSON 1.06x and the AWS shapes 1.08x
- * at 10 000 000 and ~1.07x / 1.12x at 100 000, with 18 fewer instructions
- * an event at 1 000 000 (the window's own work, spread over more events);
- * 64 ran NDJSON 0.93x at 1 000 000. Where the memo answers (1 000 items)
- * no window runs and nothing changes. docs/performance.md. */
+ * cache misses overlap). 32, not 16: the two builds alternated by process,
+ * each timing the shapes in one (enrich-bench alternate), 32 ran NDJSON
+ * 1.08x, 1.04x and 1.06x at 100 000, 1 000 000 and 10 000 000 items,
+ * Kinesis and Pipes 1.13-1.15x, 1.06-1.07x and 1.09-1.10x, with 18 fewer
+ * instructions an event at 1 000 000 (the window's own work, spread over
+ * more events); 64 ran NDJSON 0.93x at 1 000 000. Where the memo answers
+ * (1 000 items) no window runs and nothing changes. docs/performance.md. */
 #define ENGINE_WINDOW 32
 
 /* The first lookup of one windowed event, decided ahead. */
