@@ -27,13 +27,6 @@ typedef struct alt_shape {
     double *cpu_eps, *wall_eps, *ratio; /* per block */
 } alt_shape;
 
-static double thread_cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* One pass of a shape over every batch: run, encode, the response after. */
 static void alt_pass(alt_shape *s)
 {
@@ -44,14 +37,9 @@ static void alt_pass(alt_shape *s)
         if (rc)
             bench_die("alternate: %s: batch %zu: %s: %s", s->shape.name, b, enrich_strerror(rc),
                       enrich_ctx_errmsg(s->ctx));
-        size_t need = bench_shape_bound(s->ctx, &s->shape), written = 0;
-        if (need > s->out_cap) {
-            /* Grown in the untimed first pass, never while timed. */
-            free(s->out);
-            s->out_cap = need * 2;
-            s->out = bench_xmalloc(s->out_cap);
-            memset(s->out, 0, s->out_cap);
-        }
+        size_t written = 0;
+        /* Grown in the untimed first pass, never while timed. */
+        bench_grow(&s->out, &s->out_cap, bench_shape_bound(s->ctx, &s->shape));
         if ((rc = bench_shape_encode(s->ctx, &s->shape, s->out, s->out_cap, &written)) ||
             (rc = bench_shape_encode_after(s->ctx, &s->shape)))
             bench_die("alternate: %s: encode: %s", s->shape.name, enrich_strerror(rc));
@@ -107,9 +95,9 @@ void bench_alternate(const bench_alternate_args *a, bench_json *j, const char *j
     for (size_t k = 0; k < blocks; k++) {
         for (size_t r = 0; r < ns; r++) {
             alt_shape *s = &sh[(k + r) % ns];
-            double t0 = bench_now(), c0 = thread_cpu_now();
+            double t0 = bench_now(), c0 = bench_seconds(CLOCK_THREAD_CPUTIME_ID);
             alt_pass(s);
-            double cpu = thread_cpu_now() - c0, wall = bench_now() - t0;
+            double cpu = bench_seconds(CLOCK_THREAD_CPUTIME_ID) - c0, wall = bench_now() - t0;
             s->cpu_eps[k] = (double)bb.events / cpu;
             s->wall_eps[k] = (double)bb.events / wall;
         }

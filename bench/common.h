@@ -17,11 +17,18 @@
 #include <time.h>
 #include <unistd.h>
 
-static inline double bench_now(void)
+/* Seconds on clock c: CLOCK_MONOTONIC for wall time, the CPU-time
+ * clocks of the process or the thread for CPU time. */
+static inline double bench_seconds(clockid_t c)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(c, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline double bench_now(void)
+{
+    return bench_seconds(CLOCK_MONOTONIC);
 }
 
 static inline void bench_die(const char *fmt, ...)
@@ -78,6 +85,22 @@ static inline void *bench_xrealloc(void *p, size_t n)
     if (!p)
         bench_die("out of memory (%zu bytes)", n);
     return p;
+}
+
+/* *p holds at least need bytes: when it holds fewer, a new buffer of the
+ * next power of two (64 KiB at least), touched, so that page faults stay
+ * out of the timed loops; what *p held is not kept. */
+static inline void bench_grow(char **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return;
+    size_t c = *cap ? *cap : 1 << 16;
+    while (c < need)
+        c *= 2;
+    free(*p);
+    *p = bench_xmalloc(c);
+    memset(*p, 0, c);
+    *cap = c;
 }
 
 /* A read-only mapping of a whole file, pages touched so that the timed part

@@ -51,7 +51,8 @@ static void usage(void)
         "                          [--output native|ndjson] [--rules FILE] [--max-events N]\n"
         "                          [--lookup-cache SLOTS (0 = off)]\n"
         "       enrich-bench alternate --store PATH --events FILE\n"
-        "                          [--shapes ndjson,pipes,firehose,kinesis (first: the reference)]\n"
+        "                          [--shapes ndjson,pipes,firehose,kinesis]\n"
+        "                          (the first shape: every ratio's reference)\n"
         "                          [--blocks 9] [--batch 500] [--max-events N]\n"
         "       enrich-bench smoke --dir DIR\n",
         stderr);
@@ -458,19 +459,6 @@ typedef struct run_state {
     zpool *zp; /* NULL: compress inline */
 } run_state;
 
-static void grow(char **p, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return;
-    size_t c = *cap ? *cap : 1 << 16;
-    while (c < need)
-        c *= 2;
-    free(*p);
-    *p = bench_xmalloc(c);
-    memset(*p, 0, c); /* touch: keep page faults out of the timed loop */
-    *cap = c;
-}
-
 /* Compress the oldest queued slot on this thread and free it: under mu,
  * released while compressing. The queue must not be empty. */
 static void zslot_run_oldest(zpool *zp)
@@ -481,7 +469,7 @@ static void zslot_run_oldest(zpool *zp)
         zp->qtail = NULL;
     pthread_mutex_unlock(&zp->mu);
     size_t gw = 0;
-    grow(&s->gz, &s->gz_cap, enrich_gzip_bound(s->len));
+    bench_grow(&s->gz, &s->gz_cap, enrich_gzip_bound(s->len));
     enrich_status rc = enrich_gzip(zp->level, s->gz, s->gz_cap, s->out, s->len, &gw);
     pthread_mutex_lock(&zp->mu);
     if (rc && !zp->err)
@@ -593,7 +581,7 @@ static void *worker_main(void *arg)
             out = &slot->out;
             out_cap = &slot->out_cap;
         }
-        grow(out, out_cap, need);
+        bench_grow(out, out_cap, need);
         rc = bench_shape_encode(w->ctx, &rs->shape, *out, *out_cap, &written);
         if (slot) {
             slot->len = written;
@@ -615,7 +603,7 @@ static void *worker_main(void *arg)
         }
         if (rs->gzip >= -1 && !rs->zp) {
             size_t gneed = enrich_gzip_bound(written), gw = 0;
-            grow(&w->gz, &w->gz_cap, gneed);
+            bench_grow(&w->gz, &w->gz_cap, gneed);
             rc = enrich_gzip(rs->gzip, w->gz, w->gz_cap, w->out, written, &gw);
             if (rc) {
                 w->err = rc;
@@ -635,15 +623,6 @@ static void *worker_main(void *arg)
             w->counts[k] += enrich_batch_count_outcome(w->ctx, (enrich_outcome)k);
     }
     return NULL;
-}
-
-/* CPU time of the whole process (every thread): with compressor threads a
- * pass's wall time hides how much CPU it took. */
-static double process_cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 typedef struct pass_result {
@@ -669,7 +648,7 @@ static pass_result run_pass(run_state *rs, size_t threads)
         rs->zp->gz_bytes = 0;
         rs->zp->err = 0;
     }
-    double t0 = bench_now(), c0 = process_cpu_now();
+    double t0 = bench_now(), c0 = bench_seconds(CLOCK_PROCESS_CPUTIME_ID);
     if (threads == 1) {
         args[0][0] = rs;
         args[0][1] = &rs->w[0];
@@ -687,7 +666,7 @@ static pass_result run_pass(run_state *rs, size_t threads)
     if (rs->zp)
         zpool_drain(rs->zp);
     pr.secs = bench_now() - t0;
-    pr.cpu_secs = process_cpu_now() - c0;
+    pr.cpu_secs = bench_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
     if (rs->zp) {
         pr.gz_bytes = rs->zp->gz_bytes;
         if (rs->zp->err) {

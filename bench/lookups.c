@@ -16,11 +16,11 @@
  * This program links the library's internals (lib/store), which the other
  * bench programs never do: it times a part of the hot path that the public
  * API does not expose alone. Prints one JSON object. */
+#include "ctx.h" /* ENGINE_WINDOW: the keys the engine looks up at a time */
 #include "mdb.h"
 #include "store.h"
 
-/* As the engine's window (lib/core/ctx.h, ENGINE_WINDOW). */
-#define LOOKUPS_WINDOW 32
+#define LOOKUPS_WINDOW ENGINE_WINDOW
 
 static double time_walk_one(enrich_store *st, store_table t, const bench_batches *bb,
                             const bench_keys *k, unsigned long long *check)

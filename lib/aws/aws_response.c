@@ -192,7 +192,7 @@ void aws_build_firehose(enrich_ctx *ctx)
      * delivered is always a prefix of the batch. An Ok element's size is
      * known without writing it: its data's base64, the date's fixed text
      * and its partition keys (made here, kept in ctx->resp). */
-    size_t budget = ctx->resp_limit - floor_len, need = floor_len;
+    size_t budget = ctx->resp_limit - floor_len;
     bool full = false;
     for (size_t i = 0; i < ctx->nrecs; i++) {
         rec *r = &ctx->recs[i];
@@ -217,14 +217,13 @@ void aws_build_firehose(enrich_ctx *ctx)
                        keys + sizeof fh_ok_end - 1 - (sizeof fh_failed - 1);
         if (extra <= budget) {
             budget -= extra;
-            need += extra;
             continue;
         }
         o->len = mark;
         full = true;
         r->result = ENRICH_RESULT_OVER_LIMIT;
     }
-    ctx->resp_need = need;
+    ctx->resp_need = ctx->resp_limit - budget; /* the floor and every Ok element */
 }
 
 /* The Firehose response aws_build_firehose measured, into w (room for
