@@ -881,9 +881,32 @@ static pid_t spawn_run(const char *store, int in_fd, int out_fd, int err_fd)
     return pid;
 }
 
-/* enrich run gathers its output and writes it on a thread of its own; a
- * consumer of a pipe must still get each record before enrich waits for
- * more input (here: before stdin is closed). */
+/* Read from fd until `lines` more lines arrived (appended to buf[*len..]),
+ * failing if the output stops first. */
+static void await_lines(int fd, char *buf, size_t cap, size_t *len, size_t lines, const char *what)
+{
+    size_t seen = 0;
+    while (seen < lines) {
+        /* A liveness bound, not a measurement: generous for valgrind. */
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, 120000);
+        ck_assert_msg(pr == 1, "%s: no output while stdin stays open (%zu lines)", what, seen);
+        ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+        ck_assert_int_gt(n, 0);
+        for (ssize_t i = 0; i < n; i++)
+            seen += buf[*len + (size_t)i] == '\n';
+        *len += (size_t)n;
+    }
+    buf[*len] = '\0';
+}
+
+/* enrich run gathers its output and writes it on a thread of its own,
+ * woken only when output has queued up; a consumer of a pipe must still
+ * get each record before enrich waits for more input (here: before stdin
+ * is closed): also once the writer thread has gone to sleep (the second
+ * pair of lines), and when the record just read fills a whole hand-over
+ * by itself (the third: its hand-over is queued, and nothing is left to
+ * hand over when enrich waits). */
 START_TEST(cli_run_output_reaches_a_pipe_before_input_ends)
 {
     fixture f = seed_store();
@@ -895,30 +918,50 @@ START_TEST(cli_run_output_reaches_a_pipe_before_input_ends)
     close(out[1]);
     static const char events[] = "{\"eventId\":\"a\",\"productId\":\"PROD-001\"}\n"
                                  "{\"eventId\":\"b\",\"productId\":\"PROD-002\"}\n";
+    static const char more[] = "{\"eventId\":\"c\",\"productId\":\"PROD-003\"}\n"
+                               "{\"eventId\":\"d\",\"productId\":\"PROD-001\"}\n";
+    /* Larger than enrich run's hand-over (512 KiB), under its largest
+     * record (1 MiB). */
+    const size_t pad = 600 * 1024;
+    const char head[] = "{\"eventId\":\"e\",\"productId\":\"PROD-002\",\"pad\":\"";
+    size_t big_len = sizeof head - 1 + pad + 3;
+    char *big = malloc(big_len);
+    ck_assert_ptr_nonnull(big);
+    memcpy(big, head, sizeof head - 1);
+    memset(big + sizeof head - 1, 'x', pad);
+    memcpy(big + sizeof head - 1 + pad, "\"}\n", 3);
+    const size_t cap = 2u << 20;
+    char *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    size_t len = 0;
+
     ck_assert_int_eq(write(in[1], events, sizeof events - 1), (ssize_t)(sizeof events - 1));
-    char buf[4096];
-    size_t len = 0, lines = 0;
-    while (lines < 2) {
-        /* A liveness bound, not a measurement: generous for valgrind. */
-        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
-        int pr = poll(&pfd, 1, 120000);
-        ck_assert_msg(pr == 1, "no output while stdin stays open (%zu lines)", lines);
-        ssize_t n = read(out[0], buf + len, sizeof buf - 1 - len);
-        ck_assert_int_gt(n, 0);
-        for (ssize_t i = 0; i < n; i++)
-            lines += buf[len + (size_t)i] == '\n';
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
+    await_lines(out[0], buf, cap, &len, 2, "first pair");
     ck_assert_ptr_nonnull(strstr(buf, "\"eventId\":\"a\""));
     ck_assert_ptr_nonnull(strstr(buf, "\"eventId\":\"b\""));
+    /* Time for the writer thread to find its queue empty and sleep. */
+    usleep(100000);
+    ck_assert_int_eq(write(in[1], more, sizeof more - 1), (ssize_t)(sizeof more - 1));
+    await_lines(out[0], buf, cap, &len, 2, "second pair");
+    ck_assert_ptr_nonnull(strstr(buf, "\"eventId\":\"c\""));
+    ck_assert_ptr_nonnull(strstr(buf, "\"eventId\":\"d\""));
+    usleep(100000);
+    /* The pipe takes what enrich's reader thread takes: all of it. */
+    ck_assert_int_eq(write(in[1], big, big_len), (ssize_t)big_len);
+    size_t before = len;
+    await_lines(out[0], buf, cap, &len, 1, "a hand-over's worth");
+    ck_assert_ptr_nonnull(strstr(buf + before, "\"eventId\":\"e\""));
+    ck_assert_uint_gt(len - before, pad);
+
     close(in[1]);
-    while (read(out[0], buf, sizeof buf) > 0)
+    while (read(out[0], buf, cap) > 0)
         ;
     close(out[0]);
     int st = 0;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    free(big);
+    free(buf);
     fixture_free(&f);
 }
 END_TEST

@@ -59,20 +59,22 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     return cli_xrealloc(p, c * elem);
 }
 
-/* Write the gathered output. Called every RUN_FLUSH_BYTES, before this
- * thread waits for input (so a consumer of a pipe sees every record of
- * what was read before enrich waits for more) and at the end: one write(2)
- * per hand-over instead of a few per batch. */
-static int out_flush(run_state *rs)
+/* Write the gathered output. Called every RUN_FLUSH_BYTES, and with `now`
+ * before this thread waits for input (so a consumer of a pipe sees every
+ * record of what was read before enrich waits for more) and at the end:
+ * one write(2) per hand-over instead of a few per batch. */
+static int out_flush(run_state *rs, bool now)
 {
-    if (rs->enc_len == 0)
+    /* Nothing new, but with `now` what is queued must still go out: the
+     * last hand-over may have left the writer asleep beside it. */
+    if (rs->enc_len == 0 && !(now && rs->writer))
         return CLI_EXIT_OK;
     size_t n = rs->enc_len;
     rs->enc_len = 0;
     int e = 0;
     if (!rs->writer && (e = cli_writer_start(stdout, &rs->writer)) != 0)
         return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: writer thread: %s", strerror(e));
-    if ((e = cli_writer_put(rs->writer, &rs->enc, &rs->enc_cap, n)) != 0)
+    if ((e = cli_writer_put(rs->writer, &rs->enc, &rs->enc_cap, n, now)) != 0)
         return cli_fail(rs->cmd, ENRICH_E_IO, "stdout: %s", strerror(e));
     return CLI_EXIT_OK;
 }
@@ -81,7 +83,7 @@ static int out_flush(run_state *rs)
  * far; a write error already reported there is not reported again. */
 static int out_finish(run_state *rs, int rc)
 {
-    int frc = out_flush(rs);
+    int frc = out_flush(rs, false); /* finishing wakes the writer anyway */
     int e = cli_writer_finish(rs->writer);
     rs->writer = NULL;
     if (rc != CLI_EXIT_OK)
@@ -258,7 +260,7 @@ static int run_ndjson(run_state *rs, cli_source *src)
             /* Nothing read yet: what was enriched is written before this
              * thread waits for input, so a consumer of a pipe sees every
              * record of what was read. */
-            if ((rc = out_flush(rs)) != CLI_EXIT_OK)
+            if ((rc = out_flush(rs, true)) != CLI_EXIT_OK)
                 break;
             cli_reader_next(reader, true, &b);
         }
@@ -285,7 +287,7 @@ static int run_ndjson(run_state *rs, cli_source *src)
             break;
         }
         if (rc == CLI_EXIT_OK && rs->enc_len >= RUN_FLUSH_BYTES)
-            rc = out_flush(rs);
+            rc = out_flush(rs, false);
         if (rc != CLI_EXIT_OK)
             break;
     }
@@ -318,7 +320,7 @@ static int run_json_array(run_state *rs, cli_source *src, uint8_t **bufp, size_t
     } else if (rc == CLI_EXIT_OK) {
         rc = run_batch(rs, src->name, buf, len, 1);
         if (rc == CLI_EXIT_OK)
-            rc = out_flush(rs); /* one file's output at a time */
+            rc = out_flush(rs, true); /* one file's output at a time */
     }
     *bufp = buf;
     *capp = cap;

@@ -429,7 +429,7 @@ bool cli_reader_next(cli_reader *r, bool wait, cli_batch *b)
             pthread_cond_wait(&r->main_cv, &r->mu);
         r->main_waits = false;
     }
-    bool got = r->count > 0;
+    bool got = r->count > 0, wake = false;
     if (got) {
         *b = r->q[r->head];
         r->head = (r->head + 1) % READER_QUEUE;
@@ -437,10 +437,13 @@ bool cli_reader_next(cli_reader *r, bool wait, cli_batch *b)
         r->held = b->chunk;
         if (!b->chunk && b->kind == CLI_BATCH_LINES && r->src->map)
             r->held_map_end = (size_t)(b->p + b->len - r->src->map);
-        if (r->reader_waits && r->count <= READER_QUEUE / 2)
-            pthread_cond_signal(&r->reader_cv);
+        wake = r->reader_waits && r->count <= READER_QUEUE / 2;
     }
     pthread_mutex_unlock(&r->mu);
+    /* After the unlock, so that the reader does not wake into a held lock
+     * (and sleep again on it at once). */
+    if (wake)
+        pthread_cond_signal(&r->reader_cv);
     return got;
 }
 

@@ -11,7 +11,15 @@
  * in cli_writer_put. Up to WRITER_DEPTH hand-overs queue instead, and the
  * buffers circulate (a written buffer goes back to the main thread at its
  * next hand-over), so memory stays at a few hand-overs' output. The order of
- * the output is the order of hand-over. */
+ * the output is the order of hand-over.
+ *
+ * Waking a sleeping thread is not free: on the 2-core KVM guest of the
+ * bench, a futex wake of the other, idle core cost the main thread ~9 us,
+ * 1 600 wakes and ~15 ms (4 %) of a 4 000 000-event run to /dev/null. The
+ * writer, which is faster than the main thread and so sleeps after every
+ * hand-over, is therefore woken only when WRITER_WAKE hand-overs wait (it
+ * then writes them all, and whatever arrives meanwhile), or when the main
+ * thread is about to wait itself (`now`) and the output must go out. */
 #include "cli.h"
 
 #include <errno.h>
@@ -21,6 +29,8 @@
 #include <unistd.h>
 
 #define WRITER_DEPTH 4
+/* Hand-overs queued before an idle writer is woken. */
+#define WRITER_WAKE (WRITER_DEPTH / 2)
 
 typedef struct wbuf {
     char *p;
@@ -37,6 +47,7 @@ struct cli_writer {
     wbuf spare[WRITER_DEPTH + 1]; /* written, for the main thread to reuse */
     size_t nspare;
     bool stop;
+    bool writer_waits, main_waits; /* in pthread_cond_wait: to be woken */
     int err; /* errno of the first failed write, 0 */
 };
 
@@ -62,8 +73,11 @@ static void *writer_main(void *arg)
     cli_writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (w->count == 0 && !w->stop)
+        while (w->count == 0 && !w->stop) {
+            w->writer_waits = true;
             pthread_cond_wait(&w->cv, &w->mu);
+            w->writer_waits = false;
+        }
         if (w->count == 0)
             break; /* stop, nothing left */
         wbuf b = w->q[w->head];
@@ -83,7 +97,8 @@ static void *writer_main(void *arg)
             w->spare[w->nspare++] = b;
         else
             free(b.p);
-        pthread_cond_broadcast(&w->cv);
+        if (w->main_waits)
+            pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -123,11 +138,15 @@ int cli_writer_start(FILE *f, cli_writer **out)
     return 0;
 }
 
-int cli_writer_put(cli_writer *w, char **buf, size_t *cap, size_t len)
+int cli_writer_put(cli_writer *w, char **buf, size_t *cap, size_t len, bool now)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->count == WRITER_DEPTH && !w->err)
+    while (w->count == WRITER_DEPTH && !w->err) {
+        /* A full queue is at least WRITER_WAKE: the writer was woken. */
+        w->main_waits = true;
         pthread_cond_wait(&w->cv, &w->mu);
+        w->main_waits = false;
+    }
     int err = w->err;
     if (!err && len > 0) {
         w->q[(w->head + w->count) % WRITER_DEPTH] = (wbuf){*buf, *cap, len};
@@ -137,9 +156,12 @@ int cli_writer_put(cli_writer *w, char **buf, size_t *cap, size_t len)
             s = w->spare[--w->nspare];
         *buf = s.p;
         *cap = s.cap;
-        pthread_cond_broadcast(&w->cv);
     }
+    /* Woken after the unlock, so that it does not wake into a held lock. */
+    bool wake = w->writer_waits && w->count > 0 && (now || w->count >= WRITER_WAKE);
     pthread_mutex_unlock(&w->mu);
+    if (wake)
+        pthread_cond_signal(&w->cv);
     return err;
 }
 
