@@ -901,7 +901,8 @@ static void await_lines(int fd, char *buf, size_t cap, size_t *len, size_t lines
 }
 
 /* enrich run gathers its output and writes it on a thread of its own,
- * woken only when output has queued up; a consumer of a pipe must still
+ * which sleeps after ~2 ms without work and is woken only when output has
+ * queued up (out_writer.c); a consumer of a pipe must still
  * get each record before enrich waits for more input (here: before stdin
  * is closed): also once the writer thread has gone to sleep (the second
  * pair of lines), and when the record just read fills a whole hand-over
@@ -920,7 +921,7 @@ START_TEST(cli_run_output_reaches_a_pipe_before_input_ends)
                                  "{\"eventId\":\"b\",\"productId\":\"PROD-002\"}\n";
     static const char more[] = "{\"eventId\":\"c\",\"productId\":\"PROD-003\"}\n"
                                "{\"eventId\":\"d\",\"productId\":\"PROD-001\"}\n";
-    /* Larger than enrich run's hand-over (512 KiB), under its largest
+    /* Larger than enrich run's hand-over (256 KiB), under its largest
      * record (1 MiB). */
     const size_t pad = 600 * 1024;
     const char head[] = "{\"eventId\":\"e\",\"productId\":\"PROD-002\",\"pad\":\"";
@@ -939,7 +940,8 @@ START_TEST(cli_run_output_reaches_a_pipe_before_input_ends)
     await_lines(out[0], buf, cap, &len, 2, "first pair");
     ck_assert_ptr_nonnull(strstr(buf, "\"eventId\":\"a\""));
     ck_assert_ptr_nonnull(strstr(buf, "\"eventId\":\"b\""));
-    /* Time for the writer thread to find its queue empty and sleep. */
+    /* Time for the writer thread to find its queue empty and sleep (100
+     * times its polling). */
     usleep(100000);
     ck_assert_int_eq(write(in[1], more, sizeof more - 1), (ssize_t)(sizeof more - 1));
     await_lines(out[0], buf, cap, &len, 2, "second pair");

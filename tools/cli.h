@@ -141,11 +141,12 @@ typedef struct cli_writer cli_writer;
 int cli_writer_start(FILE *f, cli_writer **w);
 /* Hand (*buf)[0, len) over to be written after what was handed before;
  * *buf and *cap then hold a free buffer (one already written, or NULL/0).
- * An idle writer thread starts on the queue once 2 hand-overs wait, or at
- * once when `now` is true (the caller is about to wait, and a reader of
- * the output must see everything handed over so far; len 0 hands nothing
- * over and only does that). Waits while 4 hand-overs are queued. 0, or the
- * errno of an earlier write that failed (then nothing is handed over). */
+ * A writer thread asleep (after ~2 ms without work) is woken once 4
+ * hand-overs wait, or at once when `now` is true (the caller is about to
+ * wait, and a reader of the output must see everything handed over so far;
+ * len 0 hands nothing over and only does that). Waits while 8 hand-overs
+ * are queued. 0, or the errno of an earlier write that failed (then
+ * nothing is handed over). */
 int cli_writer_put(cli_writer *w, char **buf, size_t *cap, size_t len, bool now);
 /* Write what is left, end the thread, free w (NULL: nothing). 0, or the
  * errno of the first write that failed. */

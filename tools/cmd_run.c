@@ -12,10 +12,11 @@
 
 /* Bytes of complete lines after which a batch ends even before N lines. */
 #define RUN_BATCH_BYTES (8u << 20)
-/* Output handed to the writer thread at a time: small enough that the
- * buffers it circulates stay in the caches, where the encoding of the next
- * batches writes them again. */
-#define RUN_FLUSH_BYTES (512u << 10)
+/* Output handed to the writer thread at a time: one write(2) per this
+ * many bytes instead of a few per batch, and small enough that the buffers
+ * it circulates (out_writer.c) stay within the L3 cache, where the encoding
+ * of the next batches writes them again. */
+#define RUN_FLUSH_BYTES (256u << 10)
 /* The library's default ENRICH_OPT_MAX_RECORD_BYTES (enrich.h). */
 #define RUN_DEFAULT_MAX_RECORD (((size_t)1 << 20) + 1024)
 
