@@ -1502,6 +1502,56 @@ START_TEST(delivery_compressor_thread_failure_is_reported)
 }
 END_TEST
 
+/* The jobs of the compressor threads are reused within an object: an
+ * object of many chunks does not hold a job (its records and its member)
+ * per chunk until it is published, so the delivery's memory is a few
+ * chunks per thread whatever buffer_mb is. A chunk that failed and was
+ * joined to its object before the publish still fails that publish. */
+START_TEST(delivery_compressor_jobs_are_reused_within_an_object)
+{
+    tu_fixture f;
+    tu_fixture_open(&f, NULL);
+    /* ~200 bytes a record: two objects (two days) of ~23 chunks each. */
+    const size_t n_events = 60000;
+    char *ev = two_day_events(n_events);
+    for (int failing = 0; failing <= 1; failing++) {
+        char *root = tu_join(f.dir, failing ? "failing" : "whole");
+        enrich_delivery *d =
+            open_dlv(&f, root, "{\"buffer_mb\":64,\"compress_threads\":1,\"gzip_level\":1}");
+        fake fk = {.now = 1706745600000LL};
+        delivery_test_hooks(d, fake_clock, fake_sleep, &fk);
+        if (failing)
+            delivery_test_compress_fault(d, 1);
+        run(&f, d, ev, n_events);
+        size_t depth = 0, jobs = delivery_test_pool_jobs(d, &depth);
+        ck_assert_uint_gt(depth, 0);
+        ck_assert_msg(jobs <= 2 * depth, "%zu jobs for a pool of depth %zu", jobs, depth);
+        enrich_status rc = enrich_delivery_flush(d, INT64_MAX);
+        files fl = list(root);
+        size_t records = 0, objects = count_under(&fl, "enriched-data/");
+        for (size_t i = 0; i < fl.n; i++) {
+            char *t = read_object(root, fl.v[i]);
+            ck_assert_uint_eq(count_lines(t), n_events / 2);
+            records += count_lines(t);
+            free(t);
+        }
+        files_free(&fl);
+        if (failing) {
+            ck_assert_int_eq(rc, ENRICH_E_ZLIB);
+            ck_assert_uint_le(objects, 1);
+        } else {
+            ck_assert_int_eq(rc, ENRICH_OK);
+            ck_assert_uint_eq(objects, 2);
+            ck_assert_uint_eq(records, n_events);
+        }
+        ck_assert_int_eq(enrich_delivery_close(d, 0), ENRICH_OK);
+        free(root);
+    }
+    free(ev);
+    tu_fixture_close(&f);
+}
+END_TEST
+
 START_TEST(delivery_compress_threads_config)
 {
     tu_fixture f;
@@ -1562,6 +1612,7 @@ static Suite *delivery_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, delivery_compressor_threads_write_the_same_bytes);
     tcase_add_test(tc, delivery_compressor_thread_failure_is_reported);
+    tcase_add_test(tc, delivery_compressor_jobs_are_reused_within_an_object);
     tcase_add_test(tc, delivery_compress_threads_config);
     suite_add_tcase(s, tc);
     tc = tcase_create("durability");

@@ -5,24 +5,36 @@
  * per DELIVERY_CHUNK of records, so its chunks can be compressed anywhere
  * and in any order as long as the members are joined in record order:
  * a chunk becomes a job, handed to a small pool of threads while the caller
- * goes on enriching and routing, and publishing an object waits for its
- * own jobs and appends their members in order. enrich_gzip is
+ * goes on enriching and routing. The object's jobs that are done join it
+ * (their members appended in record order) at its next chunk, and the
+ * rest when it is published, which waits for them. enrich_gzip is
  * deterministic, so an object's bytes are the same with or without the
  * pool. A job that fails (out of memory) makes the publish of its object
  * fail exactly as an inline compression would.
  *
- * At most 2 jobs per thread wait or run at once. A caller faster than
- * the pool does not sit idle waiting for it: in submit (the pool full)
- * and in collect (its object's job not done) it takes the oldest job not
- * yet started and compresses it on its own thread, so that every core
- * compresses while the records wait; it waits only while every job is
- * already running. No job is buffered without bound either way. */
+ * At most POOL_DEPTH jobs wait or run at once, and a job's buffers are
+ * reused as soon as its member has joined its object: the delivery's
+ * memory is a few chunks per thread, not its objects' records. A caller
+ * faster than the pool does not sit idle waiting for it: in submit (the
+ * pool full) and in collect (its object's job not done) it takes the
+ * oldest job not yet started and compresses it on its own thread, so that
+ * every core compresses while the records wait; it waits only while every
+ * job is already running. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "delivery_internal.h"
+
+/* Jobs queued or running at once for t threads: one running on each, one
+ * waiting for each, and two more. While the caller compresses a job itself
+ * (the pool full), every thread still finds the next one waiting; with two
+ * a thread (the caller taking the only one waiting) the thread went idle
+ * for as long as the caller compressed, and a delivery with one
+ * compressor thread ran at 0.50 of `enrich run` into a file instead of
+ * 0.64 (docs/performance.md, "Eighth session"). */
+#define POOL_DEPTH(t) (2 * (size_t)(t) + 2)
 
 struct dz_job {
     dz_job *next_in_obj; /* the object's jobs, in record order */
@@ -42,6 +54,7 @@ struct dz_pool {
     dz_job *free_jobs;      /* done and collected: buffers kept for reuse */
     size_t inflight;        /* queued or running */
     size_t max_inflight;
+    size_t njobs;           /* allocated (free, queued, running or held by objects) */
     unsigned fail_next;     /* test hook: jobs that fail on purpose */
     bool stop;
     unsigned nthreads;
@@ -118,7 +131,7 @@ enrich_status delivery_pool_start(unsigned threads, dz_pool **out)
     dz_pool *p = calloc(1, sizeof *p + threads * sizeof p->th[0]);
     if (!p)
         return ENRICH_E_NOMEM;
-    p->max_inflight = 2 * (size_t)threads;
+    p->max_inflight = POOL_DEPTH(threads);
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
         free(p);
         return ENRICH_E_NOMEM;
@@ -144,7 +157,7 @@ enrich_status delivery_pool_start(unsigned threads, dz_pool **out)
         return ENRICH_OK;
     }
     /* Fewer threads than asked (a process limit): the pool still works. */
-    p->max_inflight = 2 * (size_t)p->nthreads;
+    p->max_inflight = POOL_DEPTH(p->nthreads);
     *out = p;
     return ENRICH_OK;
 }
@@ -179,6 +192,17 @@ void delivery_pool_stop(dz_pool *p)
     free(p);
 }
 
+size_t delivery_pool_jobs(dz_pool *p, size_t *depth)
+{
+    *depth = p ? p->max_inflight : 0;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->njobs;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 void delivery_pool_fail_next(dz_pool *p, unsigned count)
 {
     if (!p)
@@ -188,9 +212,56 @@ void delivery_pool_fail_next(dz_pool *p, unsigned count)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Move the members of o's jobs that are done, from its first job on, to
+ * the end of o->gz (record order), and put those jobs back on the free
+ * list with their buffers, for the next chunks of any object. Without
+ * wait it stops at the first job not done; with wait it waits for every
+ * job of o, running queued ones meanwhile. A job that failed marks o
+ * (chunk_failed): its publish fails. */
+static void reap(dz_pool *p, obj *o, bool wait)
+{
+    while (o->jobs_head) {
+        dz_job *j = o->jobs_head;
+        pthread_mutex_lock(&p->mu);
+        while (wait && !j->done) {
+            if (p->qhead)
+                run_oldest(p); /* help rather than wait: maybe j itself */
+            else
+                pthread_cond_wait(&p->done_cv, &p->mu);
+        }
+        bool done = j->done;
+        pthread_mutex_unlock(&p->mu);
+        if (!done)
+            break;
+        if (j->rc == ENRICH_OK && !o->chunk_failed)
+            ebuf_put(&o->gz, j->gz.p, j->gz.len);
+        else
+            o->chunk_failed = true;
+        o->jobs_head = j->next_in_obj;
+        j->raw.len = 0;
+        pthread_mutex_lock(&p->mu);
+        j->next = p->free_jobs;
+        p->free_jobs = j;
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (!o->jobs_head)
+        o->jobs_tail = NULL;
+}
+
+bool delivery_chunks_collect(enrich_delivery *d, obj *o)
+{
+    reap(d->pool, o, true);
+    return !o->chunk_failed && !o->gz.oom;
+}
+
 bool delivery_chunk_submit(enrich_delivery *d, obj *o)
 {
     dz_pool *p = d->pool;
+    /* The chunks already compressed join the object now rather than at
+     * its publish: their jobs, and the buffers in them, serve the next
+     * chunks instead of new ones being allocated (and their pages first
+     * touched) for every chunk of an object until it is published. */
+    reap(p, o, false);
     pthread_mutex_lock(&p->mu);
     while (p->inflight >= p->max_inflight) {
         if (p->qhead)
@@ -201,8 +272,10 @@ bool delivery_chunk_submit(enrich_delivery *d, obj *o)
     dz_job *j = p->free_jobs;
     if (j)
         p->free_jobs = j->next;
+    else if ((j = calloc(1, sizeof *j)) != NULL)
+        p->njobs++;
     pthread_mutex_unlock(&p->mu);
-    if (!j && !(j = calloc(1, sizeof *j)))
+    if (!j)
         return false;
     /* The chunk's records move into the job; the object keeps the job's
      * old buffer (already grown to a chunk) for the next records. */
@@ -230,35 +303,6 @@ bool delivery_chunk_submit(enrich_delivery *d, obj *o)
     pthread_cond_signal(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     return true;
-}
-
-bool delivery_chunks_collect(enrich_delivery *d, obj *o)
-{
-    dz_pool *p = d->pool;
-    bool ok = true;
-    while (o->jobs_head) {
-        dz_job *j = o->jobs_head;
-        pthread_mutex_lock(&p->mu);
-        while (!j->done) {
-            if (p->qhead)
-                run_oldest(p); /* help rather than wait: maybe j itself */
-            else
-                pthread_cond_wait(&p->done_cv, &p->mu);
-        }
-        pthread_mutex_unlock(&p->mu);
-        if (ok && j->rc == ENRICH_OK)
-            ebuf_put(&o->gz, j->gz.p, j->gz.len);
-        else
-            ok = false;
-        o->jobs_head = j->next_in_obj;
-        j->raw.len = 0;
-        pthread_mutex_lock(&p->mu);
-        j->next = p->free_jobs;
-        p->free_jobs = j;
-        pthread_mutex_unlock(&p->mu);
-    }
-    o->jobs_tail = NULL;
-    return ok && !o->gz.oom;
 }
 
 void delivery_chunks_free(obj *o)

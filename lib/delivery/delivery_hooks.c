@@ -1,7 +1,8 @@
 /* The delivery's test hooks (declared in delivery_internal.h, never
  * exported): a clock and a sleep to replace the real ones, write faults
  * (read by dwrite, delivery_files.c), batch-run faults (read by
- * enrich_delivery_run) and compression faults (delivery_compress.c). Kept
+ * enrich_delivery_run), compression faults and the pool's job count
+ * (delivery_compress.c). Kept
  * out of the files that use them so that what the tests can reach is
  * listed in one place. */
 #include "delivery_internal.h"
@@ -31,4 +32,9 @@ void delivery_test_run_fault(enrich_delivery *d, unsigned count, enrich_status c
 void delivery_test_compress_fault(enrich_delivery *d, unsigned count)
 {
     delivery_pool_fail_next(d->pool, count);
+}
+
+size_t delivery_test_pool_jobs(enrich_delivery *d, size_t *depth)
+{
+    return delivery_pool_jobs(d->pool, depth);
 }

@@ -140,6 +140,9 @@ ENRICH_INTERNAL void delivery_test_run_fault(enrich_delivery *d, unsigned count,
 /* Make the next count chunk compressions on the compressor threads fail
  * (as out of memory); no-op without compressor threads. */
 ENRICH_INTERNAL void delivery_test_compress_fault(enrich_delivery *d, unsigned count);
+/* The compressor pool's jobs allocated so far, and its depth
+ * (delivery_pool_jobs). */
+ENRICH_INTERNAL size_t delivery_test_pool_jobs(enrich_delivery *d, size_t *depth);
 /* The backoff before retry `attempt` (0-based), drawn from the seeded
  * PRNG: uniform in [0, min(max_ms, base_ms << attempt)]. */
 ENRICH_INTERNAL int64_t delivery_backoff_ms(enrich_delivery *d, unsigned attempt);
@@ -166,6 +169,7 @@ typedef struct obj {
     ebuf pending;       /* records not compressed yet (< DELIVERY_CHUNK) */
     ebuf gz;            /* compressed members so far */
     dz_job *jobs_head, *jobs_tail; /* chunks with the compressor threads, in order */
+    bool chunk_failed;  /* a chunk's compression failed: the publish fails */
     size_t raw;         /* uncompressed bytes in */
     size_t records;
     size_t counts[K_NKINDS];
@@ -299,8 +303,12 @@ ENRICH_INTERNAL enrich_status delivery_pool_start(unsigned threads, dz_pool **ou
 ENRICH_INTERNAL void delivery_pool_stop(dz_pool *p);
 /* Test hook: the next count jobs fail as if out of memory. */
 ENRICH_INTERNAL void delivery_pool_fail_next(dz_pool *p, unsigned count);
+/* Jobs the pool has allocated so far, and (*depth) how many may be queued
+ * or running at once; 0 and 0 without a pool. */
+ENRICH_INTERNAL size_t delivery_pool_jobs(dz_pool *p, size_t *depth);
 /* Hand o's pending records to d->pool as one job (o->pending is empty
- * after); waits while the pool is full. false when out of memory. */
+ * after), the members of o's jobs already done appended to o->gz first;
+ * waits while the pool is full. false when out of memory. */
 ENRICH_INTERNAL bool delivery_chunk_submit(enrich_delivery *d, obj *o);
 /* Wait for o's jobs and append their members to o->gz in order. false
  * when a job failed or out of memory (the jobs are released either way). */
