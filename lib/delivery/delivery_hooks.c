@@ -2,9 +2,8 @@
  * exported): a clock and a sleep to replace the real ones, write faults
  * (read by dwrite, delivery_files.c), batch-run faults (read by
  * enrich_delivery_run), compression faults and the pool's job count
- * (delivery_compress.c). Kept
- * out of the files that use them so that what the tests can reach is
- * listed in one place. */
+ * (delivery_compress.c). Kept out of the files that use them so that what
+ * the tests can reach is listed in one place. */
 #include "delivery_internal.h"
 
 void delivery_test_hooks(enrich_delivery *d, delivery_clock_fn clock, delivery_sleep_fn sleep_fn,
