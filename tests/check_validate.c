@@ -16,15 +16,35 @@ static const char rules[] =
     "\"patterns\":{\"eventId\":\"^evt-[0-9]+$\"},"
     "\"timestamp\":{\"field\":\"timestamp\",\"format\":\"iso8601\"}}}";
 
-/* NULL when valid, else the reason (static buffer). */
+/* The layout the checks below share, as a delivery's records do: learned
+ * from the records before, and scanned through when the glue is the same. */
+static validator_layout shared_layout;
+
+/* NULL when valid, else the reason (static buffer). The record is checked
+ * without a learned layout, then four times with the shared one (which
+ * learns its layout on the second, and reads it by that layout on the
+ * third and fourth): the verdict and the reason must not differ. */
 static const char *check(const enrich_pipeline *p, const char *rec)
 {
     static char out[512];
+    char first[512];
     jmembers ms = {0}, sub = {0};
     ebuf reason = {0}, tmp = {0};
-    bool ok = validator_check(p->validate, rec, strlen(rec), &ms, &sub, &reason, &tmp);
+    bool ok = validator_check(p->validate, NULL, rec, strlen(rec), strlen(rec), &ms, &sub,
+                              &reason, &tmp);
+    snprintf(first, sizeof first, "%.*s", ok ? 0 : (int)reason.len, reason.p);
+    for (int k = 0; k < 4; k++) {
+        bool again = validator_check(p->validate, &shared_layout, rec, strlen(rec), strlen(rec),
+                                     &ms, &sub, &reason, &tmp);
+        ck_assert_msg(again == ok, "%s: verdict %d through the layout, %d without", rec, again,
+                      ok);
+        if (!ok)
+            ck_assert_msg(reason.len == strlen(first) && !memcmp(reason.p, first, reason.len),
+                          "%s: reason '%.*s' through the layout, '%s' without", rec,
+                          (int)reason.len, reason.p, first);
+    }
     if (!ok)
-        snprintf(out, sizeof out, "%.*s", (int)reason.len, reason.p);
+        snprintf(out, sizeof out, "%s", first);
     jmembers_free(&ms);
     jmembers_free(&sub);
     ebuf_free(&reason);
@@ -62,6 +82,16 @@ START_TEST(validate_accepts_and_names_each_failure)
     /* Escaped strings are decoded before matching. */
     ck_assert_ptr_null(check(p, "{\"eventId\":\"evt-\\u0031\",\"productId\":\"P\","
                                 "\"timestamp\":\"2024-01-15T10:00:00Z\"}"));
+    /* Records with the learned glue whose values are not JSON, or not
+     * text: read by the layout, judged as the scanner judges them. */
+    ck_assert_ptr_null(check(p, "{" GOOD ",\"quantity\":7}"));
+    ck_assert_str_eq(check(p, "{" GOOD ",\"quantity\":07}"), "record is not a JSON object");
+    ck_assert_str_eq(check(p, "{" GOOD ",\"quantity\":tru}"), "record is not a JSON object");
+    ck_assert_str_eq(check(p, "{\"eventId\":\"evt-\xff\",\"productId\":\"P\","
+                              "\"timestamp\":\"2024-01-15T10:00:00Z\",\"quantity\":7}"),
+                     "record is not a JSON object");
+    ck_assert_str_eq(check(p, "{" GOOD ",\"quantity\":7"), "record is not a JSON object");
+    ck_assert_str_eq(check(p, "[" GOOD "]"), "record is not a JSON object");
     tu_fixture_close(&f);
 }
 END_TEST

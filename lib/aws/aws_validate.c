@@ -40,8 +40,9 @@ bool aws_validate(enrich_ctx *ctx)
     for (size_t i = 0; i < ctx->nrecs; i++) {
         rec *r = &ctx->recs[i];
         if (r->outcome == ENRICH_OUTCOME_ERROR ||
-            validator_check(v, ctx->out.p + r->off, r->len, &ctx->pk_members, &ctx->pk_sub,
-                            reason, &ctx->tmp))
+            validator_check(v, &ctx->out_layout, ctx->out.p + r->off, r->len,
+                            ctx->out.len - r->off, &ctx->pk_members, &ctx->pk_sub, reason,
+                            &ctx->tmp))
             continue;
         size_t rlen = reason->len > UINT32_MAX ? UINT32_MAX : reason->len;
         if (reason->oom || ctx->tmp.oom || !ebuf_reserve(&ctx->ids, r->id_len + rlen))

@@ -10,6 +10,7 @@
 #include "event_shape.h"
 #include "lookup_cache.h"
 #include "pipeline.h"
+#include "validate.h"
 
 /* One result. Offsets point into ctx->out, where every record is followed
  * by '\n' so the NDJSON encoding is the buffer itself. */
@@ -198,6 +199,7 @@ struct enrich_ctx {
     size_t aws_env_reads;
     jmembers pk_members;  /* partition keys: members of the enriched record */
     jmembers pk_sub;
+    validator_layout out_layout; /* of the enriched records, for their validation */
     /* An extra member engine_event attaches last (Pipes event id): the
      * name literal and its JSON value (borrowed from the batch). */
     const rname *extra_name;

@@ -309,14 +309,40 @@ static bool reason(ebuf *r, const vfield *f, const char *what, const char *arg)
     return false;
 }
 
-bool validator_check(const validator *v, const char *rec, size_t len, jmembers *ms,
-                     jmembers *sub, ebuf *rsn, ebuf *tmp)
+/* Records in a row without the learned names before the layout is
+ * learned again: a miss among hits (a record not found has fewer
+ * members) keeps the hits' layout; two in a row are a new layout. */
+#define LAYOUT_RELEARN_AFTER 2
+
+/* jscan_value over rec, through the caller's learned layout when it has
+ * one: the same verdict and members either way. */
+static enrich_status scan_record(validator_layout *layout, const char *rec, size_t len,
+                                 size_t readable, jtype *type, jmembers *ms)
+{
+    if (!layout)
+        return jscan_value(rec, len, 1000, type, NULL, ms);
+    bool same = false;
+    jspan root;
+    enrich_status rc = jscan_value_named(rec, len, readable, 1000, &layout->names, &same, NULL,
+                                         type, &root, ms);
+    if (same) {
+        layout->misses = 0;
+    } else if (rc == ENRICH_OK && *type == J_OBJECT &&
+               ++layout->misses >= LAYOUT_RELEARN_AFTER) {
+        layout->misses = 0;
+        jnames_learn(&layout->names, rec, root, ms); /* nothing learned: full scans */
+    }
+    return rc;
+}
+
+bool validator_check(const validator *v, validator_layout *layout, const char *rec, size_t len,
+                     size_t readable, jmembers *ms, jmembers *sub, ebuf *rsn, ebuf *tmp)
 {
     if (!v || v->n == 0)
         return true;
     ms->n = 0;
     jtype root;
-    if (jscan_value(rec, len, 1000, &root, NULL, ms) != ENRICH_OK || root != J_OBJECT) {
+    if (scan_record(layout, rec, len, readable, &root, ms) != ENRICH_OK || root != J_OBJECT) {
         rsn->len = 0;
         ebuf_puts(rsn, "record is not a JSON object");
         return false;

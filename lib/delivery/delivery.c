@@ -228,7 +228,8 @@ static enrich_status route(enrich_delivery *d, const enrich_ctx *ctx, size_t i, 
     size_t line_len = len;
     const char *why = NULL;
     const validator *v = pipeline_validator(d->p);
-    if (k == K_DATA && v && !validator_check(v, rec, len, &d->ms, &d->sub, &d->reason, &d->tmp)) {
+    if (k == K_DATA && v &&
+        !validator_check(v, &d->layout, rec, len, len, &d->ms, &d->sub, &d->reason, &d->tmp)) {
         k = K_INVALID;
         with_member(&d->line, rec, len, "validationError", d->reason.p, d->reason.len);
         line = d->line.p;

@@ -12,9 +12,11 @@
  * pool. A job that fails (out of memory) makes the publish of its object
  * fail exactly as an inline compression would.
  *
- * At most POOL_DEPTH jobs wait or run at once, and a job's buffers are
- * reused as soon as its member has joined its object: the delivery's
- * memory is a few chunks per thread, not its objects' records. A caller
+ * At most POOL_DEPTH jobs wait or run at once, at most twice that many
+ * are in use (done ones included, until they join their object), and a
+ * job's buffers are reused as soon as its member has joined its object:
+ * the delivery's memory is a few chunks per thread, not its objects'
+ * records. A caller
  * faster than the pool does not sit idle waiting for it: in submit (the
  * pool full) and in collect (its object's job not done) it takes the
  * oldest job not yet started and compresses it on its own thread, so that
@@ -54,7 +56,8 @@ struct dz_pool {
     dz_job *free_jobs;      /* done and collected: buffers kept for reuse */
     size_t inflight;        /* queued or running */
     size_t max_inflight;
-    size_t njobs;           /* allocated (free, queued, running or held by objects) */
+    size_t njobs;           /* allocated */
+    size_t in_use;          /* queued, running, or done and not yet joined to their object */
     unsigned fail_next;     /* test hook: jobs that fail on purpose */
     bool stop;
     unsigned nthreads;
@@ -242,10 +245,20 @@ static void reap(dz_pool *p, obj *o, bool wait)
         pthread_mutex_lock(&p->mu);
         j->next = p->free_jobs;
         p->free_jobs = j;
+        p->in_use--;
         pthread_mutex_unlock(&p->mu);
     }
     if (!o->jobs_head)
         o->jobs_tail = NULL;
+}
+
+/* reap, without waiting, for o and for every open object of d: the jobs
+ * any of them can give back. */
+static void reap_all(enrich_delivery *d, obj *o)
+{
+    reap(d->pool, o, false);
+    for (size_t i = 0; i < d->nopen; i++)
+        reap(d->pool, &d->open[i], false);
 }
 
 bool delivery_chunks_collect(enrich_delivery *d, obj *o)
@@ -261,19 +274,32 @@ bool delivery_chunk_submit(enrich_delivery *d, obj *o)
      * its publish: their jobs, and the buffers in them, serve the next
      * chunks instead of new ones being allocated (and their pages first
      * touched) for every chunk of an object until it is published. */
-    reap(p, o, false);
-    pthread_mutex_lock(&p->mu);
-    while (p->inflight >= p->max_inflight) {
+    for (;;) {
+        reap_all(d, o);
+        pthread_mutex_lock(&p->mu);
+        /* Room for one more job queued, and for one more job in use:
+         * done jobs wait in their object behind its first one not done,
+         * so while a thread is slow on one job (descheduled, say) the
+         * jobs the caller compressed meanwhile would otherwise pile up.
+         * Every job in use done and none given back cannot happen (each
+         * object's first job would be done, and given back above); were
+         * it to, a job more is better than waiting for nothing. */
+        if ((p->inflight < p->max_inflight && p->in_use < 2 * p->max_inflight) ||
+            (!p->qhead && p->inflight == 0))
+            break;
         if (p->qhead)
             run_oldest(p); /* help rather than wait */
         else
             pthread_cond_wait(&p->done_cv, &p->mu);
+        pthread_mutex_unlock(&p->mu);
     }
     dz_job *j = p->free_jobs;
     if (j)
         p->free_jobs = j->next;
     else if ((j = calloc(1, sizeof *j)) != NULL)
         p->njobs++;
+    if (j)
+        p->in_use++;
     pthread_mutex_unlock(&p->mu);
     if (!j)
         return false;

@@ -16,6 +16,7 @@
 #include "enrich/delivery.h"
 
 #include "json.h"
+#include "validate.h"
 
 /* ---------------------------------------------------------------- */
 /* Prefixes (prefix.c)                                               */
@@ -248,6 +249,7 @@ struct enrich_delivery {
     ebuf *vals_buf;
     prefix_value *vals;
     jmembers ms, sub;
+    validator_layout layout; /* of the records validated */
     char errmsg[ENRICH_ERRMSG_CAP];
 };
 
