@@ -16,12 +16,11 @@
  * are in use (done ones included, until they join their object), and a
  * job's buffers are reused as soon as its member has joined its object:
  * the delivery's memory is a few chunks per thread, not its objects'
- * records. A caller
- * faster than the pool does not sit idle waiting for it: in submit (the
- * pool full) and in collect (its object's job not done) it takes the
- * oldest job not yet started and compresses it on its own thread, so that
- * every core compresses while the records wait; it waits only while every
- * job is already running. */
+ * records. A caller faster than the pool does not sit idle waiting for
+ * it: in submit (the pool full) and in collect (its object's job not done)
+ * it takes the oldest job not yet started and compresses it on its own
+ * thread, so that every core compresses while the records wait; it waits
+ * only while every job is already running. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +34,7 @@
  * a thread (the caller taking the only one waiting) the thread went idle
  * for as long as the caller compressed, and a delivery with one
  * compressor thread ran at 0.50 of `enrich run` into a file instead of
- * 0.64 (docs/performance.md, "Eighth session"). */
+ * 0.62 (docs/performance.md, "Eighth session"). */
 #define POOL_DEPTH(t) (2 * (size_t)(t) + 2)
 
 struct dz_job {
